@@ -1,0 +1,171 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
+import { Sha256Meter, toReadable } from './hashing';
+import { guessMediaType, validateKey } from './keys';
+import type { ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
+
+interface Sidecar {
+  sha256: string;
+  sizeBytes: number;
+  mediaType: string;
+}
+
+/**
+ * The embedded default: objects are files under root. A put streams into `.tmp/`, is fsynced,
+ * then renamed into place, so readers never see a partial file. sha256 and media type live in a
+ * sidecar under `.meta/`, published before the object itself.
+ */
+export class FileArtifactStore implements ArtifactStore {
+  readonly rootUri: string;
+
+  constructor(readonly root: string) {
+    this.root = path.resolve(root);
+    this.rootUri = pathToFileURL(this.root).href;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await fsp.mkdir(path.join(this.root, '.tmp'), { recursive: true });
+      const probe = path.join(this.root, '.tmp', `probe-${randomUUID()}`);
+      await fsp.writeFile(probe, '');
+      await fsp.rm(probe);
+    } catch (error) {
+      throw new StoreUnavailableError(`local store ${this.root} is not writable: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async put(key: string, body: ObjectBody, options: PutOptions = {}): Promise<ArtifactRef> {
+    const target = this.pathOf(key);
+    const tmpDir = path.join(this.root, '.tmp');
+    await fsp.mkdir(tmpDir, { recursive: true });
+    const tmp = path.join(tmpDir, randomUUID());
+    const meter = new Sha256Meter();
+    try {
+      // flush: fsync before close, so a crash after the rename cannot leave a truncated object.
+      await pipeline(toReadable(body), meter, createWriteStream(tmp, { flags: 'wx', flush: true }));
+    } catch (error) {
+      await fsp.rm(tmp, { force: true });
+      throw error;
+    }
+    const ref: ArtifactRef = {
+      uri: this.uriOf(key),
+      sha256: meter.digest(),
+      sizeBytes: meter.sizeBytes,
+      mediaType: options.mediaType ?? guessMediaType(key),
+    };
+    try {
+      await this.writeSidecar(key, ref);
+      await fsp.mkdir(path.dirname(target), { recursive: true });
+      await fsp.rename(tmp, target);
+    } catch (error) {
+      await fsp.rm(tmp, { force: true });
+      throw error;
+    }
+    return ref;
+  }
+
+  async get(key: string): Promise<Readable> {
+    const file = this.pathOf(key);
+    // Open first so a missing object fails here, not later inside the consumer's pipeline.
+    const handle = await fsp.open(file, 'r').catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' || error.code === 'EISDIR' ? new ArtifactNotFoundError(key) : error;
+    });
+    return createReadStream('', { fd: handle });
+  }
+
+  async stat(key: string): Promise<ArtifactRef | undefined> {
+    const file = this.pathOf(key);
+    const stats = await fsp.stat(file).catch(() => undefined);
+    if (!stats?.isFile()) return undefined;
+    const sidecar = await this.readSidecar(key);
+    if (sidecar && sidecar.sizeBytes === stats.size) return { uri: this.uriOf(key), ...sidecar };
+    // Written by another tool (or a stale sidecar): hash it now and remember.
+    const hash = createHash('sha256');
+    let sizeBytes = 0;
+    for await (const chunk of createReadStream(file)) {
+      hash.update(chunk as Buffer);
+      sizeBytes += (chunk as Buffer).length;
+    }
+    const ref = { uri: this.uriOf(key), sha256: hash.digest('hex'), sizeBytes, mediaType: sidecar?.mediaType ?? guessMediaType(key) };
+    await this.writeSidecar(key, ref);
+    return ref;
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const slash = prefix.lastIndexOf('/');
+    const startDir = slash < 0 ? '' : prefix.slice(0, slash);
+    for await (const key of this.walk(startDir)) {
+      if (!key.startsWith(prefix)) continue;
+      const stats = await fsp.stat(path.join(this.root, key)).catch(() => undefined);
+      if (stats) yield { key, uri: this.uriOf(key), sizeBytes: stats.size, lastModified: stats.mtime };
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await fsp.rm(this.pathOf(key), { force: true });
+    await fsp.rm(this.sidecarPath(key), { force: true });
+  }
+
+  uriOf(key: string): string {
+    return `${this.rootUri}/${validateKey(key).split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  keyOf(uri: string): string {
+    if (!uri.startsWith(`${this.rootUri}/`)) throw new InvalidKeyError(uri, `not inside this store (${this.rootUri})`);
+    return validateKey(path.relative(this.root, fileURLToPath(uri)).split(path.sep).join('/'));
+  }
+
+  async close(): Promise<void> {}
+
+  private pathOf(key: string): string {
+    return path.join(this.root, ...validateKey(key).split('/'));
+  }
+
+  private sidecarPath(key: string): string {
+    return path.join(this.root, '.meta', ...validateKey(key).split('/')) + '.json';
+  }
+
+  private async readSidecar(key: string): Promise<Sidecar | undefined> {
+    const text = await fsp.readFile(this.sidecarPath(key), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as Sidecar;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async writeSidecar(key: string, ref: ArtifactRef): Promise<void> {
+    const sidecar: Sidecar = { sha256: ref.sha256, sizeBytes: ref.sizeBytes, mediaType: ref.mediaType };
+    const target = this.sidecarPath(key);
+    const tmp = path.join(this.root, '.tmp', `${randomUUID()}.json`);
+    await fsp.writeFile(tmp, JSON.stringify(sidecar));
+    await fsp.mkdir(path.dirname(target), { recursive: true });
+    await fsp.rename(tmp, target);
+  }
+
+  /** Keys of every file under dir (relative to root) in key order, skipping the store's bookkeeping. */
+  private async *walk(dir: string): AsyncIterable<string> {
+    let entries: Dirent[];
+    try {
+      entries = await fsp.readdir(path.join(this.root, dir), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    // Sort folders as "name/" so the walk yields keys in plain byte order, as S3 lists them.
+    const sortName = (e: Dirent) => (e.isDirectory() ? `${e.name}/` : e.name);
+    entries.sort((a, b) => (sortName(a) < sortName(b) ? -1 : sortName(a) > sortName(b) ? 1 : 0));
+    for (const entry of entries) {
+      const key = dir ? `${dir}/${entry.name}` : entry.name;
+      if (!dir && (entry.name === '.tmp' || entry.name === '.meta')) continue;
+      if (entry.isDirectory()) yield* this.walk(key);
+      else if (entry.isFile()) yield key;
+    }
+  }
+}

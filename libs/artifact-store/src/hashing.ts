@@ -1,0 +1,33 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { ObjectBody } from './types';
+
+/** Passes bytes through unchanged while counting them and hashing them with sha256. */
+export class Sha256Meter extends Transform {
+  private readonly hash = createHash('sha256');
+  sizeBytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.sizeBytes += chunk.length;
+    callback(null, chunk);
+  }
+
+  /** Hex digest; call once the stream has ended. */
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** Any accepted body as a byte stream (strings as UTF-8). */
+export function toReadable(body: ObjectBody): Readable {
+  if (typeof body === 'string') return Readable.from([Buffer.from(body, 'utf8')]);
+  if (body instanceof Uint8Array) return Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]);
+  if (body instanceof Readable) return body;
+  return Readable.from(body);
+}
+
+/** True when the body can be read again (so a failed upload may be retried). */
+export function isReplayable(body: ObjectBody): boolean {
+  return typeof body === 'string' || body instanceof Uint8Array;
+}

@@ -1,0 +1,52 @@
+import type { Readable } from 'node:stream';
+
+/** A content-addressed object: where it is, what it is, and its sha256. Mirrors common.v1.ArtifactRef. */
+export interface ArtifactRef {
+  uri: string;
+  sha256: string;
+  sizeBytes: number;
+  mediaType: string;
+}
+
+/** An object as a listing sees it; sha256 is known only where the backend keeps it per object. */
+export interface ObjectInfo {
+  key: string;
+  uri: string;
+  sizeBytes: number;
+  lastModified: Date;
+}
+
+/** What put() accepts: a stream is consumed once and never held in memory whole. */
+export type ObjectBody = Readable | AsyncIterable<Uint8Array> | Uint8Array | string;
+
+export interface PutOptions {
+  /** IANA media type; default guessed from the key's extension. */
+  mediaType?: string;
+}
+
+/**
+ * One interface, two backends (local filesystem, S3/MinIO). Keys are relative POSIX paths.
+ * Writes are atomic: a reader sees either the whole new object or nothing.
+ */
+export interface ArtifactStore {
+  /** The store's root, e.g. `file:///data/.medsyn` or `s3://bucket/prefix`. */
+  readonly rootUri: string;
+  /** Fails with StoreUnavailableError when the backend cannot be reached or used. */
+  check(): Promise<void>;
+  /** Streams body into the store under key; sha256 and size are computed while streaming. */
+  put(key: string, body: ObjectBody, options?: PutOptions): Promise<ArtifactRef>;
+  /** A stream of the object's bytes; ArtifactNotFoundError when absent. */
+  get(key: string): Promise<Readable>;
+  /** The object's reference, or undefined when absent. */
+  stat(key: string): Promise<ArtifactRef | undefined>;
+  /** Every object whose key starts with prefix (S3 and the filesystem store list in key byte order). */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removes the object; absent objects are not an error. */
+  delete(key: string): Promise<void>;
+  /** The URI an ArtifactRef carries for key. */
+  uriOf(key: string): string;
+  /** The key of a URI inside this store; InvalidKeyError for a URI elsewhere. */
+  keyOf(uri: string): string;
+  /** Releases connections and timers. */
+  close(): Promise<void>;
+}

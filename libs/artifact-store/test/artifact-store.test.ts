@@ -1,0 +1,226 @@
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { makeTempDir, startS3Server, tsxLoaderArgs, type S3Server } from '@medsyn/testing';
+import {
+  ArtifactNotFoundError,
+  InvalidKeyError,
+  StoreConfigError,
+  StoreUnavailableError,
+  getBuffer,
+  openStore,
+  putJsonl,
+  readJsonl,
+  type ArtifactStore,
+} from '../src';
+
+const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+const MiB = 1024 * 1024;
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+/** A stream that yields `bytes` bytes and then fails, like a client that dies mid-upload. */
+function failingStream(bytes: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= bytes) {
+        this.destroy(new Error('client went away'));
+        return;
+      }
+      sent += MiB;
+      this.push(Buffer.alloc(MiB, 7));
+    },
+  });
+}
+
+let s3: S3Server;
+const tmp = makeTempDir('store-test');
+
+beforeAll(async () => {
+  s3 = await startS3Server(['medsyn']);
+});
+
+afterAll(async () => {
+  await s3?.stop();
+  tmp.remove();
+});
+
+interface Backend {
+  storeUri(): string;
+  storeEnv(): NodeJS.ProcessEnv;
+  /**
+   * Whether racing writers and readers of one key are guaranteed whole versions. The filesystem
+   * store guarantees it itself (rename); on S3 the server does: S3 and MinIO do, but s3rver, the
+   * test server, writes objects in place, so that test is not run against it.
+   */
+  atomicOverwrite: boolean;
+}
+
+const backends: Array<[string, Backend]> = [
+  ['filesystem', { storeUri: () => `file://${path.join(tmp.dir, 'fs-store')}`, storeEnv: () => ({}), atomicOverwrite: true }],
+  [
+    's3 (s3rver on loopback)',
+    { storeUri: () => `s3://medsyn/runs?endpoint=${encodeURIComponent(s3.endpoint)}`, storeEnv: () => s3.env, atomicOverwrite: false },
+  ],
+];
+
+describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, atomicOverwrite }) => {
+  let store: ArtifactStore;
+
+  beforeAll(async () => {
+    store = openStore(storeUri(), storeEnv());
+    await store.check();
+  });
+
+  afterAll(async () => store?.close());
+
+  it('returns a reference with the sha256 and size computed while streaming', async () => {
+    const body = 'FINDINGS: no acute cardiopulmonary process.\n';
+    const ref = await store.put('reports/a.txt', body);
+    expect(ref).toEqual({ uri: store.uriOf('reports/a.txt'), sha256: sha256(body), sizeBytes: Buffer.byteLength(body), mediaType: 'text/plain' });
+    expect(await store.stat('reports/a.txt')).toEqual(ref);
+    expect((await getBuffer(store, 'reports/a.txt')).toString()).toBe(body);
+    expect(store.keyOf(ref.uri)).toBe('reports/a.txt');
+  });
+
+  it('reports a missing object clearly', async () => {
+    await expect(store.get('missing/object.bin')).rejects.toThrow(ArtifactNotFoundError);
+    expect(await store.stat('missing/object.bin')).toBeUndefined();
+  });
+
+  it('rejects keys that could escape the store or clash with its bookkeeping', async () => {
+    for (const key of ['', '/abs', '../up', 'a//b', 'a/./b', 'dir/', '.tmp/x', 'a\\b']) {
+      await expect(store.put(key, 'x')).rejects.toThrow(InvalidKeyError);
+    }
+  });
+
+  it('lists by prefix', async () => {
+    for (const key of ['list/b/2.png', 'list/a-1.png', 'list/a/1.png', 'list/c.png', 'other/x.png']) await store.put(key, key);
+    const listed = (await collect(store.list('list/'))).sort((a, b) => (a.key < b.key ? -1 : 1));
+    expect(listed.map((o) => o.key)).toEqual(['list/a-1.png', 'list/a/1.png', 'list/b/2.png', 'list/c.png']);
+    expect(listed[0]).toMatchObject({ sizeBytes: 'list/a-1.png'.length, uri: store.uriOf('list/a-1.png') });
+    expect((await collect(store.list('list/a'))).map((o) => o.key).sort()).toEqual(['list/a-1.png', 'list/a/1.png']);
+  });
+
+  it('streams a 100 MB object in and out without buffering it', async () => {
+    const script = path.join(__dirname, 'fixtures', 'stream-large-object.ts');
+    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', ...tsxLoaderArgs(), script, storeUri(), '100'], {
+      env: { ...process.env, ...storeEnv() },
+      maxBuffer: MiB,
+    });
+    const result = JSON.parse(stdout.trim().split('\n').pop()!);
+    expect(result.sizeBytes).toBe(100 * MiB);
+    expect(result.sha256).toBe(result.expectedSha256);
+    expect(result.readSha256).toBe(result.expectedSha256);
+    // Live buffers stay within a few multipart parts (16 MiB each), far below the object's size.
+    expect(result.putPeak).toBeLessThan(40 * MiB);
+    expect(result.getPeak).toBeLessThan(16 * MiB);
+  }, 180000);
+
+  it('keeps every object whole under concurrent writers', async () => {
+    const bodies = Array.from({ length: 16 }, (_, i) => Buffer.alloc(MiB + i, 97 + i));
+    const refs = await Promise.all(bodies.map((b, i) => store.put(`race/many/${String(i).padStart(2, '0')}.bin`, Readable.from([b]))));
+    for (const [i, body] of bodies.entries()) {
+      expect(refs[i]!.sha256).toBe(sha256(body));
+      expect(sha256(await getBuffer(store, `race/many/${String(i).padStart(2, '0')}.bin`))).toBe(sha256(body));
+    }
+  });
+
+  (atomicOverwrite ? it : it.skip)('publishes one whole version when writers and readers race on one key', async () => {
+    const versions = Array.from({ length: 6 }, (_, i) => Buffer.alloc(2 * MiB + i, 65 + i));
+    const digests = versions.map((v) => sha256(v));
+    await store.put('race/object.bin', versions[0]!);
+    let reading = true;
+    const seen: string[] = [];
+    const reader = (async () => {
+      while (reading) seen.push(sha256(await getBuffer(store, 'race/object.bin')));
+    })();
+    await Promise.all(versions.map((v) => store.put('race/object.bin', Readable.from([v]))));
+    reading = false;
+    await reader;
+    expect(seen.length).toBeGreaterThan(0);
+    for (const digest of seen) expect(digests).toContain(digest);
+    const final = sha256(await getBuffer(store, 'race/object.bin'));
+    expect(digests).toContain(final);
+    expect((await store.stat('race/object.bin'))!.sha256).toBe(final);
+  });
+
+  it('leaves nothing visible when an upload is interrupted', async () => {
+    await expect(store.put('broken/upload.bin', failingStream(20 * MiB))).rejects.toThrow('client went away');
+    expect(await store.stat('broken/upload.bin')).toBeUndefined();
+    expect(await collect(store.list('broken/'))).toEqual([]);
+    expect((await collect(store.list(''))).some((o) => o.key.includes('.tmp'))).toBe(false);
+  });
+
+  it('keeps the previous version when an overwrite is interrupted', async () => {
+    await store.put('broken/kept.txt', 'version 1');
+    await expect(store.put('broken/kept.txt', failingStream(3 * MiB))).rejects.toThrow('client went away');
+    expect((await getBuffer(store, 'broken/kept.txt')).toString()).toBe('version 1');
+  });
+
+  it('writes JSON-lines manifests and reads them back, reporting malformed lines by number', async () => {
+    const records = Array.from({ length: 1000 }, (_, i) => ({ id: `r${i}`, prompt: `prompt ${i}` }));
+    const ref = await putJsonl(store, 'manifests/prompts.jsonl', records);
+    expect(ref.mediaType).toBe('application/x-ndjson');
+    const lines = await collect(readJsonl<{ id: string }>(store, 'manifests/prompts.jsonl'));
+    expect(lines.filter((l) => l.ok).map((l) => (l.ok ? l.value.id : ''))).toEqual(records.map((r) => r.id));
+
+    await store.put('manifests/bad.jsonl', '{"id":"a"}\n{"id": PATIENT SMITH\n\n[1,2]\n{"id":"b"}\n');
+    const mixed = await collect(readJsonl(store, 'manifests/bad.jsonl'));
+    expect(mixed).toEqual([
+      { lineNumber: 1, ok: true, value: { id: 'a' } },
+      { lineNumber: 2, ok: false, error: 'invalid JSON' },
+      { lineNumber: 4, ok: false, error: 'not a JSON object' },
+      { lineNumber: 5, ok: true, value: { id: 'b' } },
+    ]);
+  });
+
+  it('deletes objects, and deleting a missing one is not an error', async () => {
+    await store.put('gone/x.txt', 'x');
+    await store.delete('gone/x.txt');
+    await store.delete('gone/x.txt');
+    expect(await store.stat('gone/x.txt')).toBeUndefined();
+  });
+});
+
+describe('opening a store', () => {
+  it('resolves file:// URIs relative to the working directory', () => {
+    expect(openStore('file://./.medsyn').rootUri).toBe(`file://${path.resolve('.medsyn')}`);
+    expect(openStore('file:///var/tmp/x').rootUri).toBe('file:///var/tmp/x');
+  });
+
+  it('rejects bad URIs and missing credentials with messages that name the problem', () => {
+    expect(() => openStore('ftp://x')).toThrow(/unsupported store URI scheme/);
+    expect(() => openStore('s3://Bad_Bucket', { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' })).toThrow(/invalid s3 bucket name/);
+    expect(() => openStore('s3://bucket?endpoint=http://h:9000', {})).toThrow(/MEDSYN_S3_ACCESS_KEY/);
+    expect(() => openStore('s3://key:secret@bucket', {})).toThrow(StoreConfigError);
+    expect(() => openStore('s3://bucket?endpoint=ftp://h', { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' })).toThrow(/http:\/\/ or https:\/\//);
+  });
+
+  it('fails fast and clearly when the S3 endpoint is unreachable', async () => {
+    const store = openStore('s3://medsyn?endpoint=http://127.0.0.1:9', s3.env);
+    const started = Date.now();
+    await expect(store.check()).rejects.toThrow(StoreUnavailableError);
+    await expect(store.check()).rejects.toThrow(/127\.0\.0\.1:9.*ECONNREFUSED|ECONNREFUSED.*127\.0\.0\.1:9/s);
+    expect(Date.now() - started).toBeLessThan(10000);
+  });
+
+  it('says which bucket is missing', async () => {
+    const store = openStore(`s3://no-such-bucket?endpoint=${s3.endpoint}`, s3.env);
+    await expect(store.check()).rejects.toThrow(/bucket no-such-bucket does not exist/);
+  });
+
+  it('fails clearly when a local store cannot be written', async () => {
+    const file = path.join(tmp.dir, 'not-a-dir');
+    fs.writeFileSync(file, '');
+    await expect(openStore(`file://${file}/store`).check()).rejects.toThrow(/local store .* is not writable/);
+  });
+});

@@ -1,0 +1,2 @@
+'use strict';
+module.exports = { ...require('../../jest.preset.js'), displayName: 'telemetry', testTimeout: 120000 };

@@ -1,0 +1,21 @@
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+/** A service's own prom-client registry; its metric names start with metricPrefix(service). */
+export interface MetricsRegistry {
+  readonly service: string;
+  readonly prefix: string;
+  readonly registry: Registry;
+}
+
+/** `medsyn_<service>_`, the prefix of every metric a service defines (Prometheus conventions). */
+export function metricPrefix(service: string): string {
+  if (!/^[a-z][a-z0-9_]*$/.test(service)) throw new Error(`service name ${JSON.stringify(service)} must be lower snake case`);
+  return `medsyn_${service}_`;
+}
+
+/** A fresh registry per service with Node's default process metrics (CPU, memory, event loop, GC). */
+export function createMetricsRegistry(service: string): MetricsRegistry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return { service, prefix: metricPrefix(service), registry };
+}

@@ -1,0 +1,6 @@
+export { startS3Server, type S3Server } from './s3-server';
+export { startProcess, type ManagedProcess, type StartProcessOptions } from './process';
+export { makeTempDir } from './temp';
+export { repoRoot, tsxLoaderArgs } from './paths';
+export { healthCheck, reflectionListServices, reflectionFileContainingSymbol } from './grpc-clients';
+export { promtoolCheckMetrics } from './promtool';

@@ -1,0 +1,28 @@
+import { pretrainer } from '@medsyn/proto';
+import { jobRpcs, notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+
+/** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
+export const PRETRAINER_DEFAULTS = { grpcPort: 50053, metricsPort: 9463 };
+
+const SERVICE = 'medsyn.pretrainer.v1.PretrainerService';
+
+/** The pretrainer: ConVIRT, GLoRIA and MGCA on image-report pairs, as resumable jobs. */
+export function pretrainerService(env: NodeJS.ProcessEnv = process.env): ServiceSpec {
+  return {
+    name: 'pretrainer',
+    defaults: PRETRAINER_DEFAULTS,
+    env,
+    register({ addService, jobs }) {
+      const implementation: pretrainer.PretrainerServiceServer = {
+        startPretraining: () => {
+          throw notImplementedYet(`${SERVICE}/StartPretraining`, 6);
+        },
+        getPretrainingResult: () => {
+          throw notImplementedYet(`${SERVICE}/GetPretrainingResult`, 6);
+        },
+        ...jobRpcs(jobs),
+      };
+      addService(pretrainer.PretrainerServiceService, implementation);
+    },
+  };
+}
