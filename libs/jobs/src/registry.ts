@@ -112,13 +112,14 @@ export class JobRegistry {
   /** Jobs newest first, a page at a time; the token is an opaque offset. */
   list(pageSize = 50, pageToken = ''): { jobs: JobRecord[]; nextPageToken: string } {
     const size = Math.min(Math.max(pageSize || 50, 1), 1000);
-    const offset = pageToken ? Number(Buffer.from(pageToken, 'base64url').toString()) : 0;
-    if (!Number.isInteger(offset) || offset < 0) throw new JobError('page_token is not one this service issued', 'INVALID_ARGUMENT', 'page_token');
+    const decoded = /^offset:(\d+)$/.exec(Buffer.from(pageToken, 'base64url').toString());
+    if (pageToken && !decoded) throw new JobError('page_token is not one this service issued', 'INVALID_ARGUMENT', 'page_token');
+    const offset = decoded ? Number(decoded[1]) : 0;
     const all = [...this.jobs.values()]
       .map((j) => j.record)
       .sort((a, b) => (a.createTime < b.createTime ? 1 : a.createTime > b.createTime ? -1 : a.jobId.localeCompare(b.jobId)));
     const page = all.slice(offset, offset + size).map((r) => this.snapshot(r));
-    const next = offset + size < all.length ? Buffer.from(String(offset + size)).toString('base64url') : '';
+    const next = offset + size < all.length ? Buffer.from(`offset:${offset + size}`).toString('base64url') : '';
     return { jobs: page, nextPageToken: next };
   }
 

@@ -5,6 +5,8 @@ import type { Logger, RpcMetrics } from '@medsyn/telemetry';
 /** Services every caller may reach without a token: Kubernetes probes and tooling. */
 const OPEN_SERVICES = ['/grpc.health.v1.Health/', '/grpc.reflection.'];
 
+const DEADLINE_SLACK_MS = 250;
+
 const statusName = (code: grpc.status) => grpc.status[code] ?? String(code);
 
 /**
@@ -16,13 +18,32 @@ export function telemetryInterceptor(metrics: RpcMetrics, logger: Logger): grpc.
     const method = descriptor.path;
     const started = process.hrtime.bigint();
     const done = metrics.start(method);
+    let finished = false;
+    const finish = (code: grpc.status) => {
+      if (finished) return;
+      finished = true;
+      done(statusName(code));
+      const durationMs = Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3;
+      const level = code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN ? 'warn' : 'debug';
+      logger[level]({ method, code: statusName(code), durationMs }, 'rpc');
+    };
     return new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        // A call that the client cancels, or whose deadline passes, never sends a status
+        // through the interceptors: count it here. The client gives up at its deadline, a
+        // network latency before ours, so a cancel that close to the deadline is the deadline.
+        next(
+          new grpc.ServerListenerBuilder()
+            .withOnCancel(() => {
+              const deadline = call.getDeadline();
+              const at = deadline instanceof Date ? deadline.getTime() : deadline;
+              finish(at - Date.now() <= DEADLINE_SLACK_MS ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED);
+            })
+            .build(),
+        );
+      },
       sendStatus(status, next) {
-        const code = statusName(status.code);
-        done(code);
-        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-        const level = status.code === grpc.status.INTERNAL || status.code === grpc.status.UNKNOWN ? 'warn' : 'debug';
-        logger[level]({ method, code, durationMs: Math.round(durationMs * 1000) / 1000 }, 'rpc');
+        finish(status.code);
         next(status);
       },
     });

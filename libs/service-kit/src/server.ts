@@ -87,7 +87,6 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
   });
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
-  addReflection(server);
 
   const serviceNames: string[] = [];
   const context: ServiceContext<z.infer<z.ZodObject<E>>> = {
@@ -103,6 +102,7 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
     },
   };
   await spec.register(context);
+  addReflection(server, serviceNames);
 
   const credentials = config.tls
     ? grpc.ServerCredentials.createSsl(config.tls.clientCa ?? null, [{ cert_chain: config.tls.cert, private_key: config.tls.key }], Boolean(config.tls.clientCa))

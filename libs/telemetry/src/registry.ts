@@ -17,5 +17,10 @@ export function metricPrefix(service: string): string {
 export function createMetricsRegistry(service: string): MetricsRegistry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // prom-client exports these gauges with a `_total` suffix, which Prometheus reserves for
+  // counters (promtool rejects them); the per-type `nodejs_active_*` gauges carry the same data.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
   return { service, prefix: metricPrefix(service), registry };
 }

@@ -4,3 +4,4 @@ export { makeTempDir } from './temp';
 export { repoRoot, tsxLoaderArgs } from './paths';
 export { healthCheck, reflectionListServices, reflectionFileContainingSymbol } from './grpc-clients';
 export { promtoolCheckMetrics } from './promtool';
+export { makeTlsFixture, type TlsFixture } from './tls';

@@ -1,0 +1,253 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import {
+  healthCheck,
+  makeTempDir,
+  makeTlsFixture,
+  promtoolCheckMetrics,
+  reflectionListServices,
+  startProcess,
+  tsxLoaderArgs,
+  type TlsFixture,
+} from '@medsyn/testing';
+import { ConfigError, startService, type RunningService } from '../src';
+import { TestServiceClient, serverSide, testService } from './fixtures/test-service';
+
+type Client = grpc.Client & Record<string, CallableFunction>;
+
+const tmp = makeTempDir('kit');
+let tls: TlsFixture;
+beforeAll(() => {
+  tls = makeTlsFixture(tmp.dir);
+});
+afterAll(() => tmp.remove());
+
+const baseEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  GRPC_HOST: '127.0.0.1',
+  GRPC_PORT: '0',
+  METRICS_HOST: '127.0.0.1',
+  METRICS_PORT: '0',
+  MEDSYN_STORE: `file://${path.join(tmp.dir, 'store')}`,
+  LOG_LEVEL: 'debug',
+  ...extra,
+});
+
+/** Collects a service's log lines. */
+function logSink() {
+  const lines: string[] = [];
+  const destination = new Writable({ write: (chunk, _e, done) => (lines.push(String(chunk)), done()) });
+  return { lines, destination };
+}
+
+function unary<T>(client: Client, method: string, request: unknown, options: { deadlineMs?: number; metadata?: grpc.Metadata; onCall?: (call: grpc.ClientUnaryCall) => void } = {}): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const call = client[method](
+      request,
+      options.metadata ?? new grpc.Metadata(),
+      options.deadlineMs ? { deadline: Date.now() + options.deadlineMs } : {},
+      (error: grpc.ServiceError | null, response: T) => (error ? reject(error) : resolve(response)),
+    ) as grpc.ClientUnaryCall;
+    options.onCall?.(call);
+  });
+}
+
+describe('a service started with the kit', () => {
+  let service: RunningService;
+  let client: Client;
+  const logs = logSink();
+
+  beforeAll(async () => {
+    service = await startService(testService(baseEnv({ GRPC_MAX_MESSAGE_BYTES: '4096' }), { logDestination: logs.destination }));
+    client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
+  });
+  afterAll(async () => {
+    client?.close();
+    await service?.shutdown();
+  });
+
+  it('answers the standard health check for the server and for each service', async () => {
+    expect(await healthCheck(service.target)).toBe('SERVING');
+    expect(await healthCheck(service.target, 'medsyn.test.v1.TestService')).toBe('SERVING');
+    await expect(healthCheck(service.target, 'no.such.Service')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
+  it('serves reflection', async () => {
+    expect(await reflectionListServices(service.target)).toContain('grpc.health.v1.Health');
+  });
+
+  it('stops server-side work when the deadline passes', async () => {
+    serverSide.sleepEndings.length = 0;
+    await expect(unary(client, 'sleep', { ms: 5000 }, { deadlineMs: 200 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // grpc-js cancels the call when its deadline passes; either way the work stops.
+    expect(serverSide.sleepEndings).toEqual([expect.stringMatching(/^aborted: (deadline exceeded|cancelled)$/)]);
+  });
+
+  it('stops server-side work when the client cancels', async () => {
+    serverSide.sleepEndings.length = 0;
+    const pending = unary(client, 'sleep', { ms: 5000 }, { onCall: (call) => setTimeout(() => call.cancel(), 100) });
+    await expect(pending).rejects.toMatchObject({ code: grpc.status.CANCELLED });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(serverSide.sleepEndings).toEqual(['aborted: cancelled']);
+  });
+
+  it('refuses messages above the configured size', async () => {
+    await expect(unary(client, 'echo', { text: 'x'.repeat(8000) })).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+    expect(await unary(client, 'echo', { text: 'fits' })).toEqual({ text: 'fits' });
+  });
+
+  it('turns a handler crash into INTERNAL without echoing the payload anywhere', async () => {
+    const phi = 'crash: John Smith MRN 1234567';
+    const error = await unary(client, 'echo', { text: phi }).catch((e: grpc.ServiceError) => e);
+    expect(error).toMatchObject({ code: grpc.status.INTERNAL, details: 'internal error' });
+    expect(await healthCheck(service.target)).toBe('SERVING');
+    const logged = logs.lines.join('');
+    expect(logged).toContain('"method":"/medsyn.test.v1.TestService/Echo","code":"INTERNAL"');
+    expect(logged).not.toMatch(/Smith|1234567/);
+    const metrics = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+    expect(metrics).not.toMatch(/Smith|1234567/);
+  });
+
+  it('exports request metrics that promtool accepts', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Echo",code="OK"\} [1-9]/);
+    expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="DEADLINE_EXCEEDED"\} 1/);
+    expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="CANCELLED"\} 1/);
+    expect(text).toMatch(/medsyn_kit_test_grpc_requests_in_flight\{method="\/medsyn.test.v1.TestService\/Sleep"\} 0/);
+    expect(text).toMatch(/medsyn_kit_test_grpc_request_duration_seconds_count\{method="\/grpc.health.v1.Health\/Check"\} [1-9]/);
+    expect(promtoolCheckMetrics(text)).toBe('');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('lets in-flight calls finish, refuses new ones, then stops', async () => {
+    const service = await startService(testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '10' }), { logDestination: logSink().destination }));
+    const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
+    serverSide.sleepEndings.length = 0;
+    const inFlight = unary(client, 'sleep', { ms: 600, ignoreAbort: true });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const stopped = service.shutdown();
+    await expect(unary(client, 'echo', { text: 'late' }, { deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    expect(await inFlight).toEqual({ ending: 'completed' });
+    await stopped;
+    client.close();
+  });
+
+  it('cuts calls still running at the grace deadline', async () => {
+    const service = await startService(testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '0.3' }), { logDestination: logSink().destination }));
+    const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
+    const inFlight = unary(client, 'sleep', { ms: 10000, ignoreAbort: true }).catch((error: grpc.ServiceError) => error);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    await service.shutdown();
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await inFlight).toMatchObject({ code: grpc.status.CANCELLED });
+    client.close();
+  });
+
+  it('drains and exits 0 on SIGTERM as a real process', async () => {
+    const script = path.join(__dirname, 'fixtures', 'serve-test-service.ts');
+    const proc = await startProcess(process.execPath, {
+      args: [...tsxLoaderArgs(), script],
+      env: baseEnv({ LOG_LEVEL: 'info', SHUTDOWN_GRACE_SECONDS: '10' }),
+      readyWhen: /"grpcPort":(\d+)/,
+    });
+    const client = new TestServiceClient(`127.0.0.1:${proc.readyMatch![1]}`, grpc.credentials.createInsecure()) as Client;
+    const inFlight = unary(client, 'sleep', { ms: 800, ignoreAbort: true });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    proc.child.kill('SIGTERM');
+    expect(await inFlight).toEqual({ ending: 'completed' });
+    expect(await proc.exited).toBe(0);
+    expect(proc.output()).toMatch(/"graceful":true.*"msg":"stopped"/);
+    client.close();
+  });
+});
+
+describe('bad configuration fails fast with a clear message', () => {
+  const script = path.join(__dirname, 'fixtures', 'serve-test-service.ts');
+  async function exitOf(env: NodeJS.ProcessEnv) {
+    const proc = await startProcess(process.execPath, { args: [...tsxLoaderArgs(), script], env: baseEnv(env) });
+    return { code: await proc.exited, output: proc.output() };
+  }
+
+  it('a bad port', async () => {
+    const { code, output } = await exitOf({ GRPC_PORT: 'fifty' });
+    expect(code).toBe(1);
+    expect(output).toMatch(/GRPC_PORT: must be a port number \(got \\"fifty\\"\)/);
+  });
+
+  it('a port already in use', async () => {
+    const holder = await startService(testService(baseEnv(), { logDestination: logSink().destination }));
+    const { code, output } = await exitOf({ GRPC_PORT: String(holder.grpcPort) });
+    await holder.shutdown();
+    expect(code).toBe(1);
+    expect(output).toMatch(/GRPC_PORT: cannot listen on 127\.0\.0\.1:\d+/);
+  });
+
+  it('an unreachable store', async () => {
+    const started = Date.now();
+    const { code, output } = await exitOf({ MEDSYN_STORE: 's3://medsyn?endpoint=http://127.0.0.1:9', MEDSYN_S3_ACCESS_KEY: 'k', MEDSYN_S3_SECRET_KEY: 's' });
+    expect(code).toBe(1);
+    expect(output).toMatch(/MEDSYN_STORE: reach s3:\/\/medsyn at http:\/\/127\.0\.0\.1:9 failed .*ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(15000);
+  });
+
+  it('an unreadable TLS file', async () => {
+    const { code, output } = await exitOf({ GRPC_TLS_CERT: path.join(tmp.dir, 'missing.crt'), GRPC_TLS_KEY: tls.serverKey });
+    expect(code).toBe(1);
+    expect(output).toMatch(/GRPC_TLS_CERT: cannot read .*missing\.crt \(ENOENT\)/);
+  });
+
+  it('in-process too, as a ConfigError', async () => {
+    await expect(startService(testService(baseEnv({ METRICS_PORT: '-3' })))).rejects.toThrow(ConfigError);
+  });
+});
+
+describe('transport security and authentication', () => {
+  const read = (file: string) => fs.readFileSync(file);
+
+  it('serves TLS to clients that trust its CA, and refuses plaintext', async () => {
+    const service = await startService(testService(baseEnv({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey }), { logDestination: logSink().destination }));
+    const secure = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createSsl(read(tls.caCert))) as Client;
+    const plain = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createInsecure()) as Client;
+    expect(await unary(secure, 'echo', { text: 'over tls' })).toEqual({ text: 'over tls' });
+    await expect(unary(plain, 'echo', { text: 'plain' }, { deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    secure.close();
+    plain.close();
+    await service.shutdown();
+  });
+
+  it('requires a client certificate signed by the client CA with mutual TLS', async () => {
+    const service = await startService(
+      testService(baseEnv({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert }), { logDestination: logSink().destination }),
+    );
+    const withCert = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createSsl(read(tls.caCert), read(tls.clientKey), read(tls.clientCert))) as Client;
+    const withoutCert = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createSsl(read(tls.caCert))) as Client;
+    expect(await unary(withCert, 'echo', { text: 'mutual' })).toEqual({ text: 'mutual' });
+    await expect(unary(withoutCert, 'echo', { text: 'anonymous' }, { deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    withCert.close();
+    withoutCert.close();
+    await service.shutdown();
+  });
+
+  it('requires the bearer token on service RPCs but not on health checks', async () => {
+    const token = 'a-long-enough-test-token';
+    const service = await startService(testService(baseEnv({ GRPC_AUTH_TOKEN: token }), { logDestination: logSink().destination }));
+    const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
+    const bearer = (value: string) => {
+      const metadata = new grpc.Metadata();
+      metadata.set('authorization', value);
+      return metadata;
+    };
+    await expect(unary(client, 'echo', { text: 'x' })).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    await expect(unary(client, 'echo', { text: 'x' }, { metadata: bearer('Bearer wrong-token-wrong-token') })).rejects.toMatchObject({
+      code: grpc.status.UNAUTHENTICATED,
+    });
+    expect(await unary(client, 'echo', { text: 'x' }, { metadata: bearer(`Bearer ${token}`) })).toEqual({ text: 'x' });
+    expect(await healthCheck(service.target)).toBe('SERVING');
+    client.close();
+    await service.shutdown();
+  });
+});
