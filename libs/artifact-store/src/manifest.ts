@@ -37,7 +37,7 @@ export async function* readJsonl<T = unknown>(store: ArtifactStore, key: string)
       } else {
         yield { lineNumber, ok: true, value: value as T };
       }
-    } catch (error) {
+    } catch {
       yield { lineNumber, ok: false, error: 'invalid JSON' };
     }
   }

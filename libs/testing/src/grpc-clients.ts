@@ -14,7 +14,7 @@ function loadService(file: string, name: string, includeDirs: string[] = []): Ct
 /** Calls the standard grpc.health.v1.Health/Check; resolves with the status name. */
 export function healthCheck(target: string, service = '', credentials = grpc.credentials.createInsecure(), metadata = new grpc.Metadata()): Promise<string> {
   const Health = loadService(healthProtoPath, 'grpc.health.v1.Health');
-  const client = new Health(target, credentials) as grpc.Client & { check: grpc.requestCallback<unknown> } & Record<string, CallableFunction>;
+  const client = new Health(target, credentials) as grpc.Client & Record<string, CallableFunction>;
   return new Promise((resolve, reject) => {
     client.check({ service }, metadata, { deadline: Date.now() + 5000 }, (error: grpc.ServiceError | null, response: { status: string }) => {
       client.close();
@@ -35,7 +35,7 @@ export function reflectionListServices(target: string): Promise<string[]> {
       call.end();
       client.close();
       if (response.error_response) reject(new Error(response.error_response.error_message));
-      else resolve((response.list_services_response?.service ?? []).map((s) => s.name).sort());
+      else resolve((response.list_services_response?.service ?? []).map((s: { name: string }) => s.name).sort());
     });
     call.on('error', reject);
     call.write({ list_services: '' });

@@ -5,3 +5,4 @@ export { repoRoot, tsxLoaderArgs } from './paths';
 export { healthCheck, reflectionListServices, reflectionFileContainingSymbol } from './grpc-clients';
 export { promtoolCheckMetrics } from './promtool';
 export { makeTlsFixture, type TlsFixture } from './tls';
+export { describeServiceBasics, testServiceEnv, callUnary, type ServiceBasics } from './service-basics';
