@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 
 export * as common from './common';
+export * as jobs from './gen/medsyn/jobs/v1/jobs';
 export * as anonymizer from './gen/medsyn/anonymizer/v1/anonymizer';
 export * as synthesizer from './gen/medsyn/synthesizer/v1/synthesizer';
 export * as pretrainer from './gen/medsyn/pretrainer/v1/pretrainer';

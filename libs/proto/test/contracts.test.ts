@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as protoLoader from '@grpc/proto-loader';
-import { anonymizer, common, descriptorSetPath, evaluator, pretrainer, protoRoot, synthesizer } from '../src';
+import { anonymizer, common, descriptorSetPath, evaluator, jobs, pretrainer, protoRoot, synthesizer } from '../src';
 
 describe('generated contracts', () => {
   it('round-trip a message through its wire encoding', () => {
@@ -31,7 +31,9 @@ describe('generated contracts', () => {
     ]) {
       expect(definition[name]).toBeDefined();
     }
-    expect(Object.keys(pretrainer.PretrainerServiceService)).toEqual(expect.arrayContaining(['startPretraining', 'watchJob', 'cancelJob']));
+    expect(definition['medsyn.jobs.v1.JobService']).toBeDefined();
+    expect(Object.keys(jobs.JobServiceService)).toEqual(['getJob', 'listJobs', 'watchJob', 'cancelJob']);
+    expect(Object.keys(pretrainer.PretrainerServiceService)).toEqual(['startPretraining', 'getPretrainingResult']);
     expect(Object.keys(evaluator.EvaluatorServiceService)).toEqual(expect.arrayContaining(['startEvaluation', 'getEvaluationResult']));
     expect(common.JobState.JOB_STATE_SUCCEEDED).toBe(3);
     expect(fs.existsSync(`${protoRoot}/medsyn/common/v1/job.proto`)).toBe(true);

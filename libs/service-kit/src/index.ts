@@ -1,5 +1,5 @@
 export { startService, runServiceMain, type ServiceSpec, type ServiceContext, type RunningService } from './server';
 export { loadConfig, ConfigError, type KitConfig, type ServiceDefaults, type TlsFiles } from './config';
 export { callSignal, invalidArgument, notImplementedYet, RpcError, toServiceError, guardImplementation } from './calls';
-export { jobRpcs, toProtoJob } from './job-rpcs';
+export { jobService, toProtoJob } from './job-rpcs';
 export { telemetryInterceptor, bearerAuthInterceptor } from './interceptors';

@@ -1,6 +1,5 @@
-import type * as grpc from '@grpc/grpc-js';
 import type { JobRecord, JobRegistry, JobState } from '@medsyn/jobs';
-import { common } from '@medsyn/proto';
+import { common, jobs as jobsProto } from '@medsyn/proto';
 import { callSignal } from './calls';
 
 const STATES: Record<JobState, common.JobState> = {
@@ -27,26 +26,21 @@ export function toProtoJob(record: JobRecord): common.Job {
   };
 }
 
-type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => Promise<void>;
-
 /**
- * GetJob, ListJobs, WatchJob and CancelJob for any service: every contract declares them with
- * the same shapes (a job id in, a common.v1.Job out), backed by the service's JobRegistry.
+ * medsyn.jobs.v1.JobService over a service's JobRegistry; the kit serves it in every service.
+ * Errors (unknown job id, bad page token) are mapped to statuses by the kit's guard.
  */
-export function jobRpcs(jobs: JobRegistry) {
-  const getJob: Unary<{ jobId: string }, { job: common.Job }> = async (call, callback) => {
-    callback(null, { job: toProtoJob(jobs.get(call.request.jobId)) });
+export function jobService(registry: JobRegistry): jobsProto.JobServiceServer {
+  return {
+    getJob: (call, callback) => callback(null, { job: toProtoJob(registry.get(call.request.jobId)) }),
+    listJobs: (call, callback) => {
+      const page = registry.list(call.request.pageSize, call.request.pageToken);
+      callback(null, { jobs: page.jobs.map(toProtoJob), nextPageToken: page.nextPageToken });
+    },
+    watchJob: async (call) => {
+      for await (const record of registry.watch(call.request.jobId, callSignal(call))) call.write({ job: toProtoJob(record) });
+      call.end();
+    },
+    cancelJob: async (call, callback) => callback(null, { job: toProtoJob(await registry.cancel(call.request.jobId)) }),
   };
-  const listJobs: Unary<{ pageSize: number; pageToken: string }, { jobs: common.Job[]; nextPageToken: string }> = async (call, callback) => {
-    const page = jobs.list(call.request.pageSize, call.request.pageToken);
-    callback(null, { jobs: page.jobs.map(toProtoJob), nextPageToken: page.nextPageToken });
-  };
-  const watchJob = async (call: grpc.ServerWritableStream<{ jobId: string }, { job: common.Job }>) => {
-    for await (const record of jobs.watch(call.request.jobId, callSignal(call))) call.write({ job: toProtoJob(record) });
-    call.end();
-  };
-  const cancelJob: Unary<{ jobId: string }, { job: common.Job }> = async (call, callback) => {
-    callback(null, { job: toProtoJob(await jobs.cancel(call.request.jobId)) });
-  };
-  return { getJob, listJobs, watchJob, cancelJob };
 }

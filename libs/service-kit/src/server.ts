@@ -13,7 +13,9 @@ import {
   type MetricsServer,
 } from '@medsyn/telemetry';
 import type { z } from 'zod';
+import { jobs as jobsProto } from '@medsyn/proto';
 import { guardImplementation } from './calls';
+import { jobService } from './job-rpcs';
 import { ConfigError, loadConfig, type KitConfig, type ServiceDefaults } from './config';
 import { bearerAuthInterceptor, telemetryInterceptor } from './interceptors';
 import { addReflection } from './reflection';
@@ -101,6 +103,7 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
       serviceNames.push(firstPath.slice(1, firstPath.lastIndexOf('/')));
     },
   };
+  context.addService(jobsProto.JobServiceService, jobService(jobs));
   await spec.register(context);
   addReflection(server, serviceNames);
 

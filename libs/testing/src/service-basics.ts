@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { jobs } from '@medsyn/proto';
 import { healthCheck, reflectionListServices } from './grpc-clients';
 import { makeTempDir } from './temp';
 
@@ -35,20 +36,23 @@ export interface ServiceBasics {
 
 /**
  * The behaviour every medsyn service shares, as jest tests: it boots with the kit, answers the
- * standard health check and reflection, and serves the job RPCs of its contract.
+ * standard health check and reflection, and serves medsyn.jobs.v1.JobService.
  */
 export function describeServiceBasics(basics: ServiceBasics): void {
   describe(`${basics.serviceName} basics`, () => {
     const tmp = makeTempDir('service');
     let service: StartedService;
     let client: grpc.Client;
+    let jobsClient: grpc.Client;
 
     beforeAll(async () => {
       service = await basics.start(testServiceEnv(tmp.dir));
       client = new basics.Client(service.target, grpc.credentials.createInsecure());
+      jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure());
     });
     afterAll(async () => {
       client?.close();
+      jobsClient?.close();
       await service?.shutdown();
       tmp.remove();
     });
@@ -59,13 +63,17 @@ export function describeServiceBasics(basics: ServiceBasics): void {
     });
 
     it('describes its contract through reflection', async () => {
-      expect(await reflectionListServices(service.target)).toEqual(['grpc.health.v1.Health', basics.serviceName]);
+      expect(await reflectionListServices(service.target)).toEqual(['grpc.health.v1.Health', basics.serviceName, 'medsyn.jobs.v1.JobService'].sort());
     });
 
-    it('lists jobs and names the job id it cannot find', async () => {
-      expect(await callUnary(client, 'listJobs', { pageSize: 10, pageToken: '' })).toEqual({ jobs: [], nextPageToken: '' });
-      await expect(callUnary(client, 'getJob', { jobId: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: 'job "nope" not found' });
-      await expect(callUnary(client, 'listJobs', { pageSize: 10, pageToken: 'garbage' })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('page_token') });
+    it('serves its jobs through JobService, naming the job id it cannot find', async () => {
+      expect(await healthCheck(service.target, 'medsyn.jobs.v1.JobService')).toBe('SERVING');
+      expect(await callUnary(jobsClient, 'listJobs', { pageSize: 10, pageToken: '' })).toEqual({ jobs: [], nextPageToken: '' });
+      await expect(callUnary(jobsClient, 'getJob', { jobId: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: 'job "nope" not found' });
+      await expect(callUnary(jobsClient, 'listJobs', { pageSize: 10, pageToken: 'garbage' })).rejects.toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: expect.stringContaining('page_token'),
+      });
     });
 
     it.each(basics.unimplemented)('answers %s with UNIMPLEMENTED until its issue lands', async (method, request, issue) => {

@@ -1,5 +1,5 @@
 import { anonymizer } from '@medsyn/proto';
-import { jobRpcs, notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+import { notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const ANONYMIZER_DEFAULTS = { grpcPort: 50051, metricsPort: 9461 };
@@ -12,7 +12,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
     name: 'anonymizer',
     defaults: ANONYMIZER_DEFAULTS,
     env,
-    register({ addService, jobs }) {
+    register({ addService }) {
       const implementation: anonymizer.AnonymizerServiceServer = {
         anonymize: () => {
           throw notImplementedYet(`${SERVICE}/Anonymize`, 4);
@@ -23,7 +23,6 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
         startAnonymizeDataset: () => {
           throw notImplementedYet(`${SERVICE}/StartAnonymizeDataset`, 4);
         },
-        ...jobRpcs(jobs),
       };
       addService(anonymizer.AnonymizerServiceService, implementation);
     },

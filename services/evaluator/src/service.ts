@@ -1,5 +1,5 @@
 import { evaluator } from '@medsyn/proto';
-import { jobRpcs, notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+import { notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const EVALUATOR_DEFAULTS = { grpcPort: 50054, metricsPort: 9464 };
@@ -12,7 +12,7 @@ export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceS
     name: 'evaluator',
     defaults: EVALUATOR_DEFAULTS,
     env,
-    register({ addService, jobs }) {
+    register({ addService }) {
       const implementation: evaluator.EvaluatorServiceServer = {
         startEvaluation: () => {
           throw notImplementedYet(`${SERVICE}/StartEvaluation`, 7);
@@ -20,7 +20,6 @@ export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceS
         getEvaluationResult: () => {
           throw notImplementedYet(`${SERVICE}/GetEvaluationResult`, 7);
         },
-        ...jobRpcs(jobs),
       };
       addService(evaluator.EvaluatorServiceService, implementation);
     },

@@ -1,5 +1,5 @@
 import { pretrainer } from '@medsyn/proto';
-import { jobRpcs, notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+import { notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const PRETRAINER_DEFAULTS = { grpcPort: 50053, metricsPort: 9463 };
@@ -12,7 +12,7 @@ export function pretrainerService(env: NodeJS.ProcessEnv = process.env): Service
     name: 'pretrainer',
     defaults: PRETRAINER_DEFAULTS,
     env,
-    register({ addService, jobs }) {
+    register({ addService }) {
       const implementation: pretrainer.PretrainerServiceServer = {
         startPretraining: () => {
           throw notImplementedYet(`${SERVICE}/StartPretraining`, 6);
@@ -20,7 +20,6 @@ export function pretrainerService(env: NodeJS.ProcessEnv = process.env): Service
         getPretrainingResult: () => {
           throw notImplementedYet(`${SERVICE}/GetPretrainingResult`, 6);
         },
-        ...jobRpcs(jobs),
       };
       addService(pretrainer.PretrainerServiceService, implementation);
     },

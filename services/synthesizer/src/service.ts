@@ -1,5 +1,5 @@
 import { synthesizer } from '@medsyn/proto';
-import { jobRpcs, notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+import { notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const SYNTHESIZER_DEFAULTS = { grpcPort: 50052, metricsPort: 9462 };
@@ -12,7 +12,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     name: 'synthesizer',
     defaults: SYNTHESIZER_DEFAULTS,
     env,
-    register({ addService, jobs }) {
+    register({ addService }) {
       const implementation: synthesizer.SynthesizerServiceServer = {
         getModelInfo: () => {
           throw notImplementedYet(`${SERVICE}/GetModelInfo`, 5);
@@ -23,7 +23,6 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         startSynthesizeDataset: () => {
           throw notImplementedYet(`${SERVICE}/StartSynthesizeDataset`, 5);
         },
-        ...jobRpcs(jobs),
       };
       addService(synthesizer.SynthesizerServiceService, implementation);
     },

@@ -3,10 +3,17 @@ import * as path from 'node:path';
 import { repoRoot } from '@medsyn/testing';
 import { parseAllDocuments } from 'yaml';
 
+interface Container {
+  env: Array<{ name: string; value: string }>;
+  ports: Array<{ name: string; containerPort: number }>;
+  readinessProbe: { grpc: { port: number } };
+  livenessProbe: { grpc: { port: number } };
+}
+
 interface K8sObject {
   kind: string;
   metadata: { name: string; namespace?: string };
-  spec?: Record<string, unknown>;
+  spec?: { template?: { spec: { containers: Container[] } } };
 }
 
 describe('Kubernetes base manifests', () => {
@@ -15,12 +22,7 @@ describe('Kubernetes base manifests', () => {
 
   it.each(['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'])('probe %s over gRPC on the port it listens on', (name) => {
     const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === name)!;
-    const container = (deployment.spec as { template: { spec: { containers: Array<Record<string, never>> } } }).template.spec.containers[0] as {
-      env: Array<{ name: string; value: string }>;
-      ports: Array<{ name: string; containerPort: number }>;
-      readinessProbe: { grpc: { port: number } };
-      livenessProbe: { grpc: { port: number } };
-    };
+    const container = deployment.spec!.template!.spec.containers[0]!;
     const grpcPort = Number(container.env.find((e) => e.name === 'GRPC_PORT')!.value);
     expect(container.ports.find((p) => p.name === 'grpc')!.containerPort).toBe(grpcPort);
     expect(container.readinessProbe.grpc.port).toBe(grpcPort);

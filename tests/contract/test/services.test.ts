@@ -47,7 +47,7 @@ describe('the four services as processes', () => {
     const { stdout } = await promisify(execFile)('/usr/bin/python3', args, { timeout: 60000 });
     const results = stdout.trim().split('\n').map((line) => JSON.parse(line));
     expect(results).toEqual(
-      SERVICES.map((service) => ({ service, health: 'SERVING', jobs: 0, get_missing_job: 'NOT_FOUND: job "no-such-job" not found' })),
+      SERVICES.map((name) => ({ service: `medsyn.${name}.v1.${name[0]!.toUpperCase()}${name.slice(1)}Service`, health: 'SERVING', jobs: 0, get_missing_job: 'NOT_FOUND: job "no-such-job" not found' })),
     );
   });
 
