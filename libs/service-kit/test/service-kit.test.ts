@@ -12,6 +12,7 @@ import {
   tsxLoaderArgs,
   type TlsFixture,
 } from '@medsyn/testing';
+import { common, jobs } from '@medsyn/proto';
 import { ConfigError, startService, type RunningService } from '../src';
 import { TestServiceClient, serverSide, testService } from './fixtures/test-service';
 
@@ -118,6 +119,57 @@ describe('a service started with the kit', () => {
     expect(text).toMatch(/medsyn_kit_test_grpc_requests_in_flight\{method="\/medsyn.test.v1.TestService\/Sleep"\} 0/);
     expect(text).toMatch(/medsyn_kit_test_grpc_request_duration_seconds_count\{method="\/grpc.health.v1.Health\/Check"\} [1-9]/);
     expect(promtoolCheckMetrics(text)).toBe('');
+  });
+});
+
+describe('jobs over gRPC', () => {
+  let service: RunningService;
+  let client: Client;
+  let jobsClient: Client;
+
+  beforeAll(async () => {
+    service = await startService(testService(baseEnv({ MEDSYN_STORE: `file://${path.join(tmp.dir, 'jobs-store')}` }), { logDestination: logSink().destination }));
+    client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
+    jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure()) as unknown as Client;
+  });
+  afterAll(async () => {
+    client?.close();
+    jobsClient?.close();
+    await service?.shutdown();
+  });
+
+  function watch(jobId: string): Promise<common.Job[]> {
+    return new Promise((resolve, reject) => {
+      const seen: common.Job[] = [];
+      const call = jobsClient.watchJob({ jobId }) as grpc.ClientReadableStream<{ job: common.Job }>;
+      call.on('data', (response) => seen.push(response.job));
+      call.on('end', () => resolve(seen));
+      call.on('error', reject);
+    });
+  }
+
+  it('streams a job from start to success, and finds it again by request id', async () => {
+    const started = await unary<{ jobId: string }>(client, 'startCount', { requestId: 'count-1', steps: 4, stepMs: 20 });
+    const states = await watch(started.jobId);
+    expect(states[0]!.jobId).toBe(started.jobId);
+    expect(states.at(-1)).toMatchObject({ state: common.JobState.JOB_STATE_SUCCEEDED, progress: { completed: 4, total: 4, unit: 'steps' }, requestId: 'count-1' });
+    expect((await unary<{ jobId: string }>(client, 'startCount', { requestId: 'count-1', steps: 4, stepMs: 20 })).jobId).toBe(started.jobId);
+    const listed = await unary<{ jobs: common.Job[] }>(jobsClient, 'listJobs', jobs.ListJobsRequest.fromPartial({}));
+    expect(listed.jobs.map((j) => j.jobId)).toContain(started.jobId);
+  });
+
+  it('cancels a running job', async () => {
+    const started = await unary<{ jobId: string }>(client, 'startCount', { requestId: 'count-2', steps: 1000, stepMs: 20 });
+    const watching = watch(started.jobId);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const cancelled = await unary<{ job: common.Job }>(jobsClient, 'cancelJob', { jobId: started.jobId });
+    expect(cancelled.job.state).toBe(common.JobState.JOB_STATE_CANCELLED);
+    expect((await watching).at(-1)!.state).toBe(common.JobState.JOB_STATE_CANCELLED);
+  });
+
+  it('answers a reused request id with other parameters with ALREADY_EXISTS', async () => {
+    await unary(client, 'startCount', { requestId: 'count-3', steps: 1, stepMs: 1 });
+    await expect(unary(client, 'startCount', { requestId: 'count-3', steps: 2, stepMs: 1 })).rejects.toMatchObject({ code: grpc.status.ALREADY_EXISTS });
   });
 });
 
