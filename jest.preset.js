@@ -2,7 +2,7 @@
 // and workspace packages resolved to their sources through the "medsyn-source" export condition.
 'use strict';
 module.exports = {
-  testEnvironment: 'node',
+  testEnvironment: require.resolve('./jest.environment.js'),
   testEnvironmentOptions: { customExportConditions: ['medsyn-source', 'node', 'require', 'default'] },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   transform: {

@@ -1,0 +1,2 @@
+'use strict';
+module.exports = { ...require('../../jest.preset.js'), displayName: 'onnx-graph', testTimeout: 120000 };

@@ -1,0 +1,8 @@
+export * from './dtype';
+export * from './tensor';
+export * from './value';
+export { GraphBuilder, OPSET, IR_VERSION, type NodeOptions, type Parameter } from './graph';
+export { inferShapes, broadcastShapes, supportedOps, ShapeError, type ShapeContext, type TypeAndShape } from './shapes';
+export { Ops, ops, type ConvOptions, type PoolOptions } from './ops';
+export { encodeModel, decodeModel } from './serialize';
+export * as onnx from './gen/onnx/onnx';
