@@ -1,0 +1,3 @@
+export { gradients, UnsupportedGradientError } from './autodiff';
+export { GRADIENTS, type GradientRule } from './gradients';
+export { GradContext } from './grad-context';
