@@ -159,9 +159,14 @@ export class Ops {
   globalAveragePool = (x: Value) => this.g.op('GlobalAveragePool', [x]);
   softmax = (x: Value, axis = -1) => this.g.op('Softmax', [x], { axis: attr.int(axis) });
   logSoftmax = (x: Value, axis = -1) => this.g.op('LogSoftmax', [x], { axis: attr.int(axis) });
-  /** LayerNormalization (opset 17) with its saved Mean and InvStdDev outputs. */
-  layerNormalization = (x: Value, scale: Value, bias: Value | undefined, axis = -1, epsilon = 1e-5) =>
-    this.g.node('LayerNormalization', [x, scale, bias], { axis: attr.int(axis), epsilon: attr.float(epsilon) }, { outputs: 3 }) as [Value, Value, Value];
+  /**
+   * LayerNormalization (opset 17) with its saved Mean and InvStdDev outputs. A missing bias is
+   * given as zeros: onnxruntime 1.30's CPU kernel crashes (segfault) without one.
+   */
+  layerNormalization(x: Value, scale: Value, bias: Value | undefined, axis = -1, epsilon = 1e-5): [Value, Value, Value] {
+    const b = bias ?? this.g.constant(tensor(scale.dtype, scale.shape as number[]), 'ln_zero_bias');
+    return this.g.node('LayerNormalization', [x, scale, b], { axis: attr.int(axis), epsilon: attr.float(epsilon) }, { outputs: 3 }) as [Value, Value, Value];
+  }
   batchNormalization = (x: Value, scale: Value, bias: Value, mean: Value, variance: Value, epsilon = 1e-5, momentum = 0.9) =>
     this.g.op('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: attr.float(epsilon), momentum: attr.float(momentum) });
   resize = (x: Value, scales: number[], mode: 'nearest' | 'linear') =>

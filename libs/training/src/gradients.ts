@@ -1,5 +1,6 @@
 import { isStaticShape, type Value } from '@medsyn/onnx-graph';
 import type { GradContext } from './grad-context';
+import { averagePoolGradient, batchNormGradient, convGradient, convTransposeGradient, dropoutGradient, layerNormGradient, maxPoolGradient, resizeGradient } from './nn-gradients';
 
 /** A gradient rule: from the gradients of a node's outputs to those of its inputs (undefined: none). */
 export type GradientRule = (c: GradContext) => (Value | undefined)[];
@@ -161,6 +162,14 @@ export const GRADIENTS: Record<string, GradientRule> = {
     }
     return [c.o.scatterND(c.o.zerosLike(data), c.o.unsqueeze(c.o.cast(indices, 'int64'), [-1]), dy, 'add'), undefined];
   },
+  Conv: convGradient,
+  ConvTranspose: convTransposeGradient,
+  MaxPool: maxPoolGradient,
+  AveragePool: averagePoolGradient,
+  LayerNormalization: layerNormGradient,
+  BatchNormalization: batchNormGradient,
+  Dropout: dropoutGradient,
+  Resize: resizeGradient,
   GlobalAveragePool: (c) => {
     const x = c.x(0);
     const spatial = x.shape.slice(2);
