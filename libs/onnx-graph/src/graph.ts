@@ -23,6 +23,16 @@ export interface Parameter {
   readonly value: Value;
   /** Whether training updates it (frozen parameters and buffers keep their value). */
   readonly trainable: boolean;
+  /** The value it starts with. */
+  readonly initial: Tensor;
+}
+
+export interface GraphOptions {
+  /**
+   * Parameters become graph inputs instead of initialisers: the form of a training-step graph,
+   * whose caller feeds the current parameters and receives the updated ones.
+   */
+  parametersAsInputs?: boolean;
 }
 
 /**
@@ -36,12 +46,17 @@ export class GraphBuilder {
   readonly outputs: Value[] = [];
   readonly initializers = new Map<string, Tensor>();
   readonly parameters = new Map<string, Parameter>();
+  /** New values of non-trainable state computed by the graph (e.g. BatchNorm running statistics), by parameter name. */
+  readonly stateUpdates = new Map<string, Value>();
   private readonly values = new Map<string, Value>();
   private readonly producers = new Map<string, GraphNode>();
   private readonly scopes: string[] = [];
   private counter = 0;
 
-  constructor(readonly name = 'medsyn') {}
+  constructor(
+    readonly name = 'medsyn',
+    readonly options: GraphOptions = {},
+  ) {}
 
   /** A graph input (a batch tensor). */
   input(name: string, dtype: DType, shape: Shape): Value {
@@ -53,9 +68,17 @@ export class GraphBuilder {
   /** A named parameter with its initial value; trainable unless told otherwise (e.g. running statistics). */
   parameter(name: string, initial: Tensor, options: { trainable?: boolean } = {}): Value {
     const value = this.define(this.scoped(name), initial.dtype, initial.dims);
-    this.initializers.set(value.name, initial);
-    this.parameters.set(value.name, { value, trainable: options.trainable ?? true });
+    if (this.options.parametersAsInputs) this.inputs.push(value);
+    else this.initializers.set(value.name, initial);
+    this.parameters.set(value.name, { value, trainable: options.trainable ?? true, initial });
     return value;
+  }
+
+  /** Records that running the graph computes a new value for the non-trainable parameter `parameter` (a buffer). */
+  updateState(parameter: Value, next: Value): void {
+    const p = this.parameters.get(parameter.name);
+    if (!p || p.trainable) throw new Error(`${parameter.name} is not a non-trainable parameter (buffer)`);
+    this.stateUpdates.set(parameter.name, next);
   }
 
   /** A constant tensor (an initialiser that is not a parameter). */
@@ -67,8 +90,7 @@ export class GraphBuilder {
 
   /** The value of v when it is a constant known now (an initialiser that is not a trainable parameter). */
   constantValue(v: Value): Tensor | undefined {
-    const parameter = this.parameters.get(v.name);
-    if (parameter?.trainable) return undefined;
+    if (this.parameters.has(v.name)) return undefined;
     return this.initializers.get(v.name);
   }
 
@@ -110,10 +132,16 @@ export class GraphBuilder {
 
   /** Marks v as a graph output, under name when given. */
   output(v: Value, name?: string): Value {
-    const out = name && name !== v.name ? this.op('Identity', [v], {}, { name }) : v;
-    if (name && out.name !== name) throw new Error(`output name ${name} is already used in this graph`);
-    this.outputs.push(out);
-    return out;
+    if (name && name !== v.name && this.values.has(name)) throw new Error(`output name ${name} is already used in graph ${this.name}`);
+    // Output names are global: build the renaming Identity outside any scope.
+    const scopes = this.scopes.splice(0);
+    try {
+      const out = name && name !== v.name ? this.op('Identity', [v], {}, { name }) : v;
+      this.outputs.push(out);
+      return out;
+    } finally {
+      this.scopes.push(...scopes);
+    }
   }
 
   /** Runs build with names prefixed by `prefix.` (PyTorch-style parameter names: `layer1.0.conv1.weight`). */

@@ -1,7 +1,7 @@
 export * from './dtype';
 export * from './tensor';
 export * from './value';
-export { GraphBuilder, OPSET, IR_VERSION, type NodeOptions, type Parameter } from './graph';
+export { GraphBuilder, OPSET, IR_VERSION, type NodeOptions, type Parameter, type GraphOptions } from './graph';
 export { inferShapes, broadcastShapes, supportedOps, ShapeError, type ShapeContext, type TypeAndShape } from './shapes';
 export { Ops, ops, type ConvOptions, type PoolOptions } from './ops';
 export { encodeModel, decodeModel } from './serialize';

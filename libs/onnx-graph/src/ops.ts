@@ -109,11 +109,14 @@ export class Ops {
     return this.g.op('Gemm', [a, b, c], attrs);
   };
 
-  // Reductions (opset 17: ReduceSum takes axes as an input, the others as an attribute).
-  reduceSum = (x: Value, axes: number[], keepdims = true) => this.g.op('ReduceSum', [x, this.ints(axes)], { keepdims: attr.int(keepdims ? 1 : 0) });
-  reduceMean = (x: Value, axes: number[], keepdims = true) => this.g.op('ReduceMean', [x], { axes: attr.ints(axes), keepdims: attr.int(keepdims ? 1 : 0) });
-  reduceMax = (x: Value, axes: number[], keepdims = true) => this.g.op('ReduceMax', [x], { axes: attr.ints(axes), keepdims: attr.int(keepdims ? 1 : 0) });
-  reduceSumSquare = (x: Value, axes: number[], keepdims = true) => this.g.op('ReduceSumSquare', [x], { axes: attr.ints(axes), keepdims: attr.int(keepdims ? 1 : 0) });
+  // Reductions over axes; [] means all axes. Opset 17: ReduceSum takes axes as an input, the
+  // others as an attribute (omitted, not empty, for all axes: the checker rejects empty ints).
+  reduceSum = (x: Value, axes: number[], keepdims = true) => this.g.op('ReduceSum', [x, axes.length ? this.ints(axes) : undefined], { keepdims: attr.int(keepdims ? 1 : 0) });
+  private reduceWithAxesAttribute = (op: string, x: Value, axes: number[], keepdims: boolean) =>
+    this.g.op(op, [x], { ...(axes.length ? { axes: attr.ints(axes) } : {}), keepdims: attr.int(keepdims ? 1 : 0) });
+  reduceMean = (x: Value, axes: number[], keepdims = true) => this.reduceWithAxesAttribute('ReduceMean', x, axes, keepdims);
+  reduceMax = (x: Value, axes: number[], keepdims = true) => this.reduceWithAxesAttribute('ReduceMax', x, axes, keepdims);
+  reduceSumSquare = (x: Value, axes: number[], keepdims = true) => this.reduceWithAxesAttribute('ReduceSumSquare', x, axes, keepdims);
   argMax = (x: Value, axis: number, keepdims = false) => this.g.op('ArgMax', [x], { axis: attr.int(axis), keepdims: attr.int(keepdims ? 1 : 0) });
 
   // Shape manipulation.

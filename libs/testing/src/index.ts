@@ -6,3 +6,4 @@ export { healthCheck, reflectionListServices, reflectionFileContainingSymbol } f
 export { promtoolCheckMetrics } from './promtool';
 export { makeTlsFixture, type TlsFixture } from './tls';
 export { describeServiceBasics, testServiceEnv, callUnary, type ServiceBasics } from './service-basics';
+export { checkOnnxModel } from './onnx-checker';

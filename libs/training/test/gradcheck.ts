@@ -56,11 +56,11 @@ export async function gradCheck(spec: GradCase): Promise<GradCheckResult> {
   for (const [name, grad] of grads) g.output(grad, `d_${name}`);
 
   const session = await ort.InferenceSession.create(encodeModel(g.toModelProto()));
-  const Array_ = dtype === 'float64' ? Float64Array : Float32Array;
   const values: Record<string, Float64Array | Float32Array> = {};
   for (const [name, shape] of Object.entries(spec.inputs)) {
     const n = shape.reduce((a, b) => a * b, 1);
-    values[name] = Array_.from({ length: n }, () => (spec.sample ? spec.sample(name, rand) : rand() * 2 - 1));
+    const draws = Array.from({ length: n }, () => (spec.sample ? spec.sample(name, rand) : rand() * 2 - 1));
+    values[name] = dtype === 'float64' ? Float64Array.from(draws) : Float32Array.from(draws);
   }
   const feeds = () => Object.fromEntries(Object.entries(spec.inputs).map(([name, shape]) => [name, new ort.Tensor(dtype as 'float32', values[name]!, shape)]));
   const out = await session.run(feeds());
