@@ -172,6 +172,32 @@ export class Ops {
   }
   batchNormalization = (x: Value, scale: Value, bias: Value, mean: Value, variance: Value, epsilon = 1e-5, momentum = 0.9) =>
     this.g.op('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: attr.float(epsilon), momentum: attr.float(momentum) });
+
+  /**
+   * BatchNormalization in training mode with PyTorch's semantics: normalises with the batch's
+   * mean and biased variance and returns the new running mean and variance,
+   * running = m * old + (1 - m) * batch, with the unbiased batch variance as PyTorch blends it.
+   * `momentum` is ONNX's: the weight of the old running value (PyTorch's 0.1 is 0.9 here).
+   *
+   * The batch statistics are computed here and fed to an inference-mode BatchNormalization
+   * (autodiff differentiates through them), rather than using training_mode = 1: onnxruntime
+   * 1.30's training-mode kernel blends the biased variance, and with an in-place consumer of its
+   * output (a Relu) its input was measured corrupted for other readers.
+   */
+  batchNormalizationTraining(x: Value, scale: Value, bias: Value, mean: Value, variance: Value, epsilon = 1e-5, momentum = 0.9): [Value, Value, Value] {
+    const axes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
+    const batchMean = this.reduceMean(x, axes, false);
+    const centered = this.sub(x, this.reshape(batchMean, [1, -1, ...axes.slice(1).map(() => 1)]));
+    const batchVariance = this.reduceMean(this.mul(centered, centered), axes, false);
+    const y = this.batchNormalization(x, scale, bias, batchMean, batchVariance, epsilon, momentum);
+    const perChannel = x.shape.every((d) => typeof d === 'number')
+      ? this.scalar(x.dtype, (x.shape as number[]).reduce((a, b) => a * b, 1) / (x.shape[1] as number))
+      : this.div(this.cast(this.g.op('Size', [x]), x.dtype), this.cast(this.slice(this.shape(x), [1], [2]), x.dtype));
+    const unbiased = this.mul(batchVariance, this.div(perChannel, this.sub(perChannel, this.scalar(x.dtype, 1))));
+    const blend = (old: Value, batch: Value) => this.add(this.mul(old, this.scalar(x.dtype, momentum)), this.mul(batch, this.scalar(x.dtype, 1 - momentum)));
+    return [y, blend(mean, batchMean), blend(variance, unbiased)];
+  }
+
   resize = (x: Value, scales: number[], mode: 'nearest' | 'linear') =>
     this.g.op('Resize', [x, undefined, this.g.constant(tensor('float32', [scales.length], scales), 'scales')], {
       mode: attr.string(mode),

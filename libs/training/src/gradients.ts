@@ -1,4 +1,4 @@
-import { isStaticShape, type Value } from '@medsyn/onnx-graph';
+import type { Value } from '@medsyn/onnx-graph';
 import type { GradContext } from './grad-context';
 import { averagePoolGradient, batchNormGradient, convGradient, convTransposeGradient, dropoutGradient, layerNormGradient, maxPoolGradient, resizeGradient } from './nn-gradients';
 
@@ -120,7 +120,6 @@ export const GRADIENTS: Record<string, GradientRule> = {
   // Slice with unit steps: the gradient is the output gradient padded back to the input's size.
   Slice: (c) => {
     const x = c.x(0);
-    if (!isStaticShape(x.shape)) c.fail('the sliced input needs a static shape');
     const rank = x.shape.length;
     const starts = c.constantInts(1)!;
     const axes = (c.inputs[3] ? c.constantInts(3)! : starts.map((_, i) => i)).map((a) => (a + rank) % rank);
@@ -129,9 +128,11 @@ export const GRADIENTS: Record<string, GradientRule> = {
     const begin = new Array(rank).fill(0);
     const end = new Array(rank).fill(0);
     axes.forEach((axis, j) => {
-      const size = x.shape[axis] as number;
-      begin[axis] = Math.min(Math.max(starts[j]! < 0 ? starts[j]! + size : starts[j]!, 0), size);
-      end[axis] = size - begin[axis] - (c.y().shape[axis] as number);
+      const size = x.shape[axis]!;
+      const out = c.y().shape[axis]!;
+      if (typeof size !== 'number' || typeof out !== 'number') c.fail(`sliced axis ${axis} needs a static size`);
+      begin[axis] = Math.min(Math.max(starts[j]! < 0 ? starts[j]! + (size as number) : starts[j]!, 0), size as number);
+      end[axis] = (size as number) - begin[axis] - (out as number);
     });
     return [c.o.pad(c.dyOrZeros(), [...begin, ...end])];
   },

@@ -181,12 +181,20 @@ export function batchNormGradient(c: GradContext): (Value | undefined)[] {
   const dx = training
     ? c.o.mul(gain, c.o.sub(c.o.sub(dy, c.o.reduceMean(dy, axes, true)), c.o.mul(xhat, c.o.reduceMean(c.o.mul(dy, xhat), axes, true))))
     : c.o.mul(dy, gain);
+  // In inference mode the mean and variance are inputs; when they are computed from the batch
+  // (ops.batchNormalizationTraining), their gradients carry the batch-statistics terms onwards:
+  // d mean = -sum(dy * gain), d var = -1/2 sum(dy * scale * (x - mean)) * invStd^3.
+  const dMean = !training && c.needs(3) ? c.o.neg(c.o.reduceSum(c.o.mul(dy, gain), axes, false)) : undefined;
+  const dVariance =
+    !training && c.needs(4)
+      ? c.o.mul(c.o.reduceSum(c.o.mul(c.o.mul(dy, perChannel(scale)), centered), axes, false), c.o.mul(c.scalar(-0.5, x), c.o.reshape(c.o.mul(invStd, c.o.mul(invStd, invStd)), [-1])))
+      : undefined;
   return [
     c.needs(0) ? dx : undefined,
     c.needs(1) ? c.o.reduceSum(c.o.mul(dy, xhat), axes, false) : undefined,
     c.needs(2) ? c.o.reduceSum(dy, axes, false) : undefined,
-    undefined,
-    undefined,
+    dMean,
+    dVariance,
   ];
 }
 

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { attr, ops, tensor, type GraphBuilder, type Value } from '@medsyn/onnx-graph';
+import { ops, tensor, type GraphBuilder, type Value } from '@medsyn/onnx-graph';
 import { random } from './gradcheck';
 
 /** He-style uniform initialisation from a seeded generator. */
@@ -33,12 +33,11 @@ export function smallCnn(g: GraphBuilder, x: Value, classes: number, training: b
     const mean = g.parameter('running_mean', tensor('float32', [8]), { trainable: false });
     const variance = g.parameter('running_var', tensor('float32', [8], new Array(8).fill(1)), { trainable: false });
     // ONNX momentum weighs the old statistic: torch's momentum 0.1 is ONNX's 0.9.
-    const attrs = { epsilon: attr.float(1e-5), momentum: attr.float(0.9), training_mode: attr.int(training ? 1 : 0) };
-    if (!training) return g.op('BatchNormalization', [h, weight, bias, mean, variance], attrs);
-    const [y, newMean, newVar] = g.node('BatchNormalization', [h, weight, bias, mean, variance], attrs, { outputs: 3 });
-    g.updateState(mean, newMean!);
-    g.updateState(variance, newVar!);
-    return y!;
+    if (!training) return o.batchNormalization(h, weight, bias, mean, variance, 1e-5, 0.9);
+    const [y, newMean, newVar] = o.batchNormalizationTraining(h, weight, bias, mean, variance, 1e-5, 0.9);
+    g.updateState(mean, newMean);
+    g.updateState(variance, newVar);
+    return y;
   });
   h = o.maxPool(o.relu(h), { kernel: [2, 2], strides: [2, 2] });
   h = o.relu(o.conv(h, g.parameter('conv2.weight', init(rand, [16, 8, 3, 3], 72)), g.parameter('conv2.bias', tensor('float32', [16])), { pads: [1, 1, 1, 1] }));

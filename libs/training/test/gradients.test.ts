@@ -101,6 +101,8 @@ const CASES: Record<string, GradCase[]> = {
   BatchNormalization: [
     { inputs: { x: [4, 3, 2, 2], s: [3], b: [3] }, build: (g, { x, s, b }) => batchNorm(g, x!, s!, b!, true), dtype: 'float32' },
     { inputs: { x: [2, 3, 2, 2], s: [3], b: [3] }, build: (g, { x, s, b }) => batchNorm(g, x!, s!, b!, false), dtype: 'float32' },
+    // Training through batch statistics fed to an inference-mode node (ops.batchNormalizationTraining).
+    { inputs: { x: [4, 3, 2, 3], s: [3], b: [3] }, build: (g, { x, s, b }) => ops(g).batchNormalizationTraining(x!, s!, b!, ops(g).const('float32', [3], [0, 0, 0]), ops(g).const('float32', [3], [1, 1, 1]))[0], dtype: 'float32' },
   ],
   Resize: [
     { inputs: { x: [1, 2, 3, 2] }, build: (g, { x }) => ops(g).resize(x!, [1, 1, 2, 3], 'nearest'), dtype: 'float32' },

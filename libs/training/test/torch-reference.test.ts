@@ -82,7 +82,7 @@ describe.each(CASES)('$model with $optimizer.kind against PyTorch 1.13', (c) => 
     const caseFile = path.join(tmp.dir, `${c.model}-${c.optimizer.kind}.safetensors`);
     const outFile = `${caseFile}.out`;
     fs.writeFileSync(caseFile, encodeSafetensors(caseTensors, { model: c.model, ...c.meta, steps: String(STEPS), lr: String(c.lr), optimizer: JSON.stringify(c.optimizer) }));
-    execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'torch_reference.py'), caseFile, outFile], { cwd: path.join(__dirname, 'python'), stdio: 'pipe' });
+    execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'torch_reference.py'), caseFile, outFile], { stdio: 'pipe' });
     reference = decodeSafetensors(fs.readFileSync(outFile));
   }, 120000);
 
