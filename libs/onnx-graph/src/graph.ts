@@ -16,6 +16,8 @@ export interface NodeOptions {
   name?: string;
   /** Output types and shapes, for nodes whose shapes depend on run-time values (e.g. a Reshape to Shape(x)). */
   outputTypes?: TypeAndShape[];
+  /** Exact output names (as in an imported model); default derived from the node name. */
+  outputNames?: string[];
   domain?: string;
 }
 
@@ -118,7 +120,9 @@ export class GraphBuilder {
       throw error;
     }
     if (types.length < outputCount) throw new ShapeError(`node ${name}: ${op} has at most ${types.length} outputs`);
-    const outputs = types.slice(0, outputCount).map((t, i) => this.define(outputCount === 1 ? name : `${name}_${i}`, t.dtype, t.shape));
+    const outputs = types
+      .slice(0, outputCount)
+      .map((t, i) => this.define(options.outputNames?.[i] ?? (outputCount === 1 ? name : `${name}_${i}`), t.dtype, t.shape));
     const node: GraphNode = { op, name, inputs: inputs.map((v) => v?.name ?? ''), outputs: outputs.map((v) => v.name), attrs, domain: options.domain ?? '' };
     this.nodes.push(node);
     for (const o of node.outputs) this.producers.set(o, node);

@@ -6,3 +6,4 @@ export { inferShapes, broadcastShapes, supportedOps, ShapeError, type ShapeConte
 export { Ops, ops, type ConvOptions, type PoolOptions } from './ops';
 export { encodeModel, decodeModel } from './serialize';
 export * as onnx from './gen/onnx/onnx';
+export { importOnnx, type ImportOptions } from './import';

@@ -150,8 +150,36 @@ def cross_entropy(model, batch):
     return -(F.log_softmax(logits, dim=-1) * batch["y"]).sum(dim=1).mean()
 
 
+def export_resnet(out_dir):
+    """torchvision's ResNet-18 (3 classes, BatchNorm affine parameters randomised so that no two
+    tensors are equal and deduplicated by the exporter), exported with torch.onnx.export; plus one
+    batch and the eval-mode gradients of the cross-entropy, as the reference for importing."""
+    from safetensors_io import save
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=3)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.2, 0.2)
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    y = F.one_hot(torch.tensor([0, 2]), 3).float()
+    torch.onnx.export(model, x, os.path.join(out_dir, "resnet18.onnx"), opset_version=17, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, do_constant_folding=False, training=torch.onnx.TrainingMode.PRESERVE)
+    loss = -(F.log_softmax(model(x), dim=-1) * y).sum(dim=1).mean()
+    loss.backward()
+    tensors = {"x": x.numpy(), "y": y.numpy()}
+    tensors.update({f"grad.{name}": p.grad.numpy() for name, p in model.named_parameters()})
+    save(os.path.join(out_dir, "reference.safetensors"), tensors, {"loss": str(loss.item())})
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "names":
+    if sys.argv[1] == "export-resnet":
+        export_resnet(sys.argv[2])
+    elif sys.argv[1] == "names":
         model = {"resnet18": torchvision.models.resnet18, "resnet50": torchvision.models.resnet50, "vit_b_16": torchvision.models.vit_b_16}[sys.argv[2]]()
         print(json.dumps({k: list(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}))
     else:
