@@ -55,14 +55,17 @@ export async function createSession(model: Uint8Array, options: TrainerOptions =
   }
 }
 
+type Batch = Record<string, ort.Tensor>;
+
 /**
- * Runs a training-step graph on onnxruntime, keeping parameters, buffers and optimizer state as
- * onnxruntime tensors between steps: each step feeds them with the batch and takes back their
- * updated values.
+ * Runs a training-step graph on onnxruntime, keeping parameters, buffers, optimizer state (and
+ * gradient accumulators) as onnxruntime tensors between steps: each run feeds them with the
+ * batch and takes back their updated values.
  */
 export class Trainer {
   private constructor(
     private readonly session: ort.InferenceSession,
+    private readonly applySession: ort.InferenceSession | undefined,
     readonly graph: TrainingStepGraph,
     private values: Map<string, ort.Tensor>,
     private steps: number,
@@ -70,31 +73,47 @@ export class Trainer {
 
   static async create(graph: TrainingStepGraph, options: TrainerOptions = {}): Promise<Trainer> {
     const session = await createSession(graph.model, options);
+    const applySession = graph.accumulation ? await createSession(graph.accumulation.apply, options) : undefined;
     const values = new Map<string, ort.Tensor>();
     for (const [name, p] of graph.parameters) values.set(name, toOrt(p.initial));
     for (const [name, t] of graph.optimizerState) values.set(name, toOrt(t));
-    return new Trainer(session, graph, values, 0);
+    for (const [name, t] of graph.accumulation?.accumulators ?? []) values.set(name, toOrt(t));
+    return new Trainer(session, applySession, graph, values, 0);
   }
 
-  /** Steps done so far. */
+  /** Optimizer steps done so far. */
   get step(): number {
     return this.steps;
   }
 
-  async trainStep(batch: Record<string, ort.Tensor>, learningRate: number): Promise<StepResult> {
-    for (const input of this.graph.batchInputs) if (!batch[input.name]) throw new Error(`batch lacks input "${input.name}"`);
-    const dtype = this.graph.parameters.values().next().value!.initial.dtype as 'float32';
-    const feeds: Record<string, ort.Tensor> = {
-      ...batch,
-      ...Object.fromEntries(this.values),
-      [LEARNING_RATE_INPUT]: new ort.Tensor(dtype, dtype === 'float32' ? Float32Array.of(learningRate) : Float64Array.of(learningRate), []),
-      [STEP_INPUT]: new ort.Tensor(dtype, dtype === 'float32' ? Float32Array.of(this.steps + 1) : Float64Array.of(this.steps + 1), []),
-    };
-    const out = await this.session.run(feeds);
-    for (const name of this.graph.updated) this.values.set(name, out[updatedName(name)]!);
+  /**
+   * One optimizer step: on one batch, or with gradient accumulation on exactly as many
+   * micro-batches as the graph was built for (their mean loss and metrics are returned).
+   */
+  async trainStep(batches: Batch | Batch[], learningRate: number): Promise<StepResult> {
+    const micro = Array.isArray(batches) ? batches : [batches];
+    const expected = this.graph.accumulation?.microBatches ?? 1;
+    if (micro.length !== expected) throw new Error(`this step takes ${expected} micro-batch(es), got ${micro.length}`);
+    const scalars = (out: ort.InferenceSession.OnnxValueMapType, name: string) => Number(out[name]!.data[0]);
+    let loss = 0;
+    const metrics: Record<string, number> = Object.fromEntries(this.graph.metrics.map((m) => [m, 0]));
+    let gradNorm = NaN;
+    for (const batch of micro) {
+      for (const input of this.graph.batchInputs) if (!batch[input.name]) throw new Error(`batch lacks input "${input.name}"`);
+      const out = await this.session.run(this.feeds(this.session, batch, learningRate));
+      for (const name of this.graph.updated) this.values.set(name, out[updatedName(name)]!);
+      loss += scalars(out, LOSS_OUTPUT) / micro.length;
+      for (const m of this.graph.metrics) metrics[m]! += scalars(out, m) / micro.length;
+      if (!this.applySession) gradNorm = scalars(out, GRAD_NORM_OUTPUT);
+    }
+    if (this.applySession && this.graph.accumulation) {
+      const out = await this.applySession.run(this.feeds(this.applySession, {}, learningRate));
+      for (const name of this.graph.accumulation.updated) this.values.set(name, out[updatedName(name)]!);
+      for (const [name, zeros] of this.graph.accumulation.accumulators) this.values.set(name, toOrt(zeros));
+      gradNorm = scalars(out, GRAD_NORM_OUTPUT);
+    }
     this.steps++;
-    const scalar = (name: string) => Number(out[name]!.data[0]);
-    return { loss: scalar(LOSS_OUTPUT), gradNorm: scalar(GRAD_NORM_OUTPUT), metrics: Object.fromEntries(this.graph.metrics.map((m) => [m, scalar(m)])) };
+    return { loss, gradNorm, metrics };
   }
 
   /** Current parameters and buffers (copies). */
@@ -122,7 +141,25 @@ export class Trainer {
 
   async release(): Promise<void> {
     await this.session.release();
+    await this.applySession?.release();
   }
+
+  /** Feeds for exactly the session's inputs: batch, held tensors, learning rate and step. */
+  private feeds(session: ort.InferenceSession, batch: Batch, learningRate: number): Batch {
+    const dtype = this.graph.parameters.values().next().value!.initial.dtype;
+    const scalar = (v: number) => new ort.Tensor(dtype as 'float32', dtype === 'float64' ? Float64Array.of(v) : Float32Array.of(v), []);
+    const feeds: Batch = {};
+    for (const name of session.inputNames) {
+      if (name === LEARNING_RATE_INPUT) feeds[name] = scalar(learningRate);
+      else if (name === STEP_INPUT) feeds[name] = scalar(this.steps + 1);
+      else feeds[name] = batch[name] ?? this.values.get(name) ?? fail(`no value for graph input ${name}`);
+    }
+    return feeds;
+  }
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }
 
 function copy(t: Tensor): Tensor {

@@ -1,4 +1,4 @@
-import { GraphBuilder, encodeModel, ops, type DType, type Tensor, type Value } from '@medsyn/onnx-graph';
+import { GraphBuilder, encodeModel, ops, tensor, type DType, type Tensor, type Value } from '@medsyn/onnx-graph';
 import { gradients } from './autodiff';
 import { createOptimizer, type OptimizerConfig } from './optimizers';
 
@@ -18,6 +18,8 @@ export interface TrainingStepSpec {
   freeze?: (parameterName: string) => boolean;
   /** Clip the global L2 norm of all gradients to this value (0 or absent: no clipping). */
   maxGradNorm?: number;
+  /** Micro-batches whose mean gradient makes one optimizer step (default 1). */
+  gradientAccumulation?: number;
 }
 
 /** Names of the scalar inputs every training step takes. */
@@ -40,6 +42,16 @@ export interface TrainingStepGraph {
   /** Names of the values the step returns updated (graph output `updated.<name>`). */
   updated: string[];
   metrics: string[];
+  /** Present with gradientAccumulation > 1: the optimizer graph and its bookkeeping. */
+  accumulation?: {
+    microBatches: number;
+    /** Gradient accumulators (zeros), inputs of `model`. */
+    accumulators: Map<string, Tensor>;
+    /** The optimizer step on the accumulated gradients. */
+    apply: Uint8Array;
+    /** What `apply` returns updated. */
+    updated: string[];
+  };
 }
 
 /**
@@ -47,24 +59,72 @@ export interface TrainingStepGraph {
  * parameter and buffer, the optimizer state, the learning rate and the 1-based step number.
  * Outputs: the loss, the metrics, the global gradient norm (before clipping), and updated
  * trainable parameters, buffers (e.g. BatchNorm running statistics) and optimizer state.
+ *
+ * With gradientAccumulation k > 1 the step is two graphs: `model` (forward + backward) adds each
+ * micro-batch's gradients into accumulators (graph inputs `grad_acc.<name>`), and
+ * `accumulation.apply` divides them by k and runs the optimizer, so k micro-batches make one
+ * optimizer step on their mean gradient with the memory of one micro-batch.
  */
 export function buildTrainingStep(spec: TrainingStepSpec): TrainingStepGraph {
-  const g = new GraphBuilder('training_step', { parametersAsInputs: true });
+  const micro = spec.gradientAccumulation ?? 1;
+  if (!Number.isInteger(micro) || micro < 1) throw new Error(`gradientAccumulation must be a positive integer, got ${micro}`);
+  const g = new GraphBuilder(micro > 1 ? 'accumulate_step' : 'training_step', { parametersAsInputs: true });
   const o = ops(g);
   const objective = spec.build(g);
   const batchInputs = g.inputs.filter((v) => !g.parameters.has(v.name)).map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape }));
   const trainable = [...g.parameters.values()].filter((p) => p.trainable && !spec.freeze?.(p.value.name)).map((p) => p.value);
   if (trainable.length === 0) throw new Error('nothing to train: every parameter is frozen');
-  const dtype = trainable[0]!.dtype;
-  const lr = g.input(LEARNING_RATE_INPUT, dtype, []);
-  const step = g.input(STEP_INPUT, dtype, []);
 
   g.output(objective.loss, LOSS_OUTPUT);
   for (const [name, value] of Object.entries(objective.metrics ?? {})) g.output(value, name);
-
   const grads = gradients(g, objective.loss, trainable);
   const updated: string[] = [];
-  const optimizerState = new Map<string, Tensor>();
+  for (const [name, next] of g.stateUpdates) {
+    g.output(next, updatedName(name));
+    updated.push(name);
+  }
+  const parameters = new Map([...g.parameters].map(([name, p]) => [name, { initial: p.initial, trainable: trainable.includes(p.value) }]));
+  const result = { batchInputs, parameters, metrics: Object.keys(objective.metrics ?? {}) };
+
+  if (micro === 1) {
+    const optimizer = addOptimizer(g, trainable, grads, spec);
+    return { ...result, model: encodeModel(g.toModelProto()), optimizerState: optimizer.state, updated: [...updated, ...optimizer.updated] };
+  }
+
+  const accumulators = new Map<string, Tensor>();
+  for (const p of trainable) {
+    const name = accumulatorName(p.name);
+    accumulators.set(name, tensor(p.dtype, p.shape as number[]));
+    g.output(o.add(g.input(name, p.dtype, p.shape), grads.get(p.name)!), updatedName(name));
+    updated.push(name);
+  }
+  const apply = new GraphBuilder('apply_step');
+  const applyOps = ops(apply);
+  const applyParams = trainable.map((p) => apply.input(p.name, p.dtype, p.shape));
+  const meanGrads = new Map(trainable.map((p) => [p.name, applyOps.div(apply.input(accumulatorName(p.name), p.dtype, p.shape), applyOps.scalar(p.dtype, micro))]));
+  const optimizer = addOptimizer(apply, applyParams, meanGrads, spec);
+  return {
+    ...result,
+    model: encodeModel(g.toModelProto()),
+    optimizerState: optimizer.state,
+    updated,
+    accumulation: { microBatches: micro, accumulators, apply: encodeModel(apply.toModelProto()), updated: optimizer.updated },
+  };
+}
+
+const accumulatorName = (parameter: string) => `grad_acc.${parameter}`;
+
+/**
+ * Appends global-norm clipping and the optimizer update to g, reading the learning rate and step
+ * as graph inputs; outputs the gradient norm and the updated parameters and optimizer state.
+ */
+function addOptimizer(g: GraphBuilder, trainable: Value[], grads: Map<string, Value>, spec: TrainingStepSpec) {
+  const o = ops(g);
+  const dtype = trainable[0]!.dtype;
+  const lr = g.input(LEARNING_RATE_INPUT, dtype, []);
+  const step = g.input(STEP_INPUT, dtype, []);
+  const updated: string[] = [];
+  const state = new Map<string, Tensor>();
   g.scope('optimizer', () => {
     // Global L2 norm over all gradients (torch.nn.utils.clip_grad_norm_): scale by min(1, max / (norm + 1e-6)).
     const norm = o.sqrt(o.sum(...trainable.map((p) => o.reduceSumSquare(grads.get(p.name)!, [], false))));
@@ -74,11 +134,11 @@ export function buildTrainingStep(spec: TrainingStepSpec): TrainingStepGraph {
     for (const p of trainable) {
       const gradient = scale ? o.mul(grads.get(p.name)!, scale) : grads.get(p.name)!;
       const slots = optimizer.stateSlots(p.name, p.shape as number[], p.dtype);
-      const state = slots.map((slot) => {
-        optimizerState.set(slot.name, slot.initial);
+      const current = slots.map((slot) => {
+        state.set(slot.name, slot.initial);
         return g.input(slot.name, slot.initial.dtype, slot.initial.dims);
       });
-      const next = optimizer.update({ o, g, parameter: p, gradient, state, lr, step });
+      const next = optimizer.update({ o, g, parameter: p, gradient, state: current, lr, step });
       g.output(next.parameter, updatedName(p.name));
       updated.push(p.name);
       slots.forEach((slot, i) => {
@@ -87,10 +147,5 @@ export function buildTrainingStep(spec: TrainingStepSpec): TrainingStepGraph {
       });
     }
   });
-  for (const [name, next] of g.stateUpdates) {
-    g.output(next, updatedName(name));
-    updated.push(name);
-  }
-  const parameters = new Map([...g.parameters].map(([name, p]) => [name, { initial: p.initial, trainable: trainable.includes(p.value) }]));
-  return { model: encodeModel(g.toModelProto()), batchInputs, parameters, optimizerState, updated, metrics: Object.keys(objective.metrics ?? {}) };
+  return { updated, state };
 }

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { checkOnnxModel } from '@medsyn/testing';
 import { ExecutionProviderError, Trainer, exportInferenceModel, buildTrainingStep, decodeSafetensors, encodeSafetensors, type TrainingStepSpec } from '../src';
+import { ops, tensor } from '@medsyn/onnx-graph';
 import { batchOf, crossEntropy, smallCnn, squaresDataset } from './fixtures';
 
 const BATCH = 32;
@@ -80,5 +81,47 @@ describe('training on onnxruntime', () => {
 
   it.each(['cuda', 'webgpu'] as const)('says clearly when the %s provider is unavailable', async (provider) => {
     await expect(Trainer.create(buildTrainingStep(cnnStep({ kind: 'adamw' })), { executionProvider: provider })).rejects.toThrow(ExecutionProviderError);
+  });
+});
+
+describe('gradient accumulation', () => {
+  function mlpStep(gradientAccumulation: number) {
+    return buildTrainingStep({
+      optimizer: { kind: 'adamw', weightDecay: 0.01 },
+      maxGradNorm: 0.5,
+      gradientAccumulation,
+      build: (g) => {
+        const o = ops(g);
+        const x = g.input('x', 'float32', ['batch', 6]);
+        const w = g.parameter('fc.weight', tensor('float32', [2, 6], Array.from({ length: 12 }, (_, i) => Math.sin(i))));
+        const b = g.parameter('fc.bias', tensor('float32', [2], [0.1, -0.1]));
+        return crossEntropy(g, o.gemm(o.tanh(x), w, b, { transB: true }), g.input('y', 'float32', ['batch', 2]));
+      },
+    });
+  }
+  const slice = (t: ort.Tensor, from: number, to: number) => {
+    const width = t.dims[1]!;
+    return new ort.Tensor('float32', (t.data as Float32Array).slice(from * width, to * width), [to - from, width]);
+  };
+
+  it('makes two micro-batches of 8 one optimizer step equal to a batch of 16', async () => {
+    const data = squaresDataset(16, 3);
+    const x = new ort.Tensor('float32', Float32Array.from({ length: 96 }, (_, i) => Math.cos(i * 0.37)), [16, 6]);
+    const y = new ort.Tensor('float32', data.oneHot, [16, 2]);
+    const whole = await Trainer.create(mlpStep(1));
+    const accumulated = await Trainer.create(mlpStep(2));
+    for (let step = 0; step < 3; step++) {
+      const a = await whole.trainStep({ x, y }, 0.05);
+      const b = await accumulated.trainStep([{ x: slice(x, 0, 8), y: slice(y, 0, 8) }, { x: slice(x, 8, 16), y: slice(y, 8, 16) }], 0.05);
+      expect(b.loss).toBeCloseTo(a.loss, 5);
+      expect(b.gradNorm).toBeCloseTo(a.gradNorm, 5);
+    }
+    expect(accumulated.step).toBe(3);
+    for (const [name, t] of whole.parameters()) {
+      const other = accumulated.parameters().get(name)!.data as Float32Array;
+      (t.data as Float32Array).forEach((v, i) => expect(other[i]).toBeCloseTo(v, 5));
+    }
+    await expect(accumulated.trainStep({ x, y }, 0.05)).rejects.toThrow(/takes 2 micro-batch/);
+    await Promise.all([whole.release(), accumulated.release()]);
   });
 });
