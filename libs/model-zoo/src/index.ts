@@ -2,3 +2,4 @@ export { modelBuilder, linear, conv2d, batchNorm2d, layerNorm, embedding, attent
 export { resnet, resnetChannels, type ResNetConfig, type ResNetOutputs } from './resnet';
 export { vit, VIT_PRESETS, type VitConfig, type VitOutputs } from './vit';
 export { bert, BERT_PRESETS, type BertConfig, type BertOutputs } from './bert';
+export { unet, silu, groupNorm, UNET_PRESETS, type UNetConfig } from './unet';

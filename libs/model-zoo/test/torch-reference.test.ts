@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel, ops, tensor, type Tensor, type Value } from '@medsyn/onnx-graph';
 import { makeTempDir } from '@medsyn/testing';
 import { Trainer, buildTrainingStep, decodeSafetensors, encodeSafetensors, gradients } from '@medsyn/training';
-import { bert, modelBuilder, resnet, vit, VIT_PRESETS } from '../src';
+import { bert, modelBuilder, resnet, unet, UNET_PRESETS, vit, VIT_PRESETS } from '../src';
 
 const tmp = makeTempDir('zoo-torch');
 afterAll(() => tmp.remove());
@@ -21,12 +21,27 @@ interface ZooCase {
   inputs: Record<string, { dtype: 'float32' | 'int64'; shape: number[]; sample: (rand: () => number, i: number) => number }>;
   logits: (g: GraphBuilder, inputs: Record<string, Value>, training: boolean) => Value;
   lr: number;
+  /** Regression target shape: the loss is then the mean squared error (diffusion), not cross-entropy. */
+  target?: number[];
 }
 
 let seed = 5;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
 
 const CASES: ZooCase[] = [
+  {
+    name: 'diffusion U-Net (tiny: 2 levels, cross-attention, 8x8 latents)',
+    meta: { model: 'unet', in_channels: '4', out_channels: '4', block_channels: '32,64', cross_attention: '1,0', heads: '2,2', layers_per_block: '1', norm_groups: '8', cross_attention_dim: '32' },
+    inputs: {
+      sample: { dtype: 'float32', shape: [4, 8, 8], sample: (r) => r() * 2 - 1 },
+      timestep: { dtype: 'float32', shape: [], sample: (r) => Math.floor(r() * 1000) },
+      encoder_hidden_states: { dtype: 'float32', shape: [5, 32], sample: (r) => r() * 2 - 1 },
+      target: { dtype: 'float32', shape: [4, 8, 8], sample: (r) => r() * 2 - 1 },
+    },
+    logits: (g, { sample, timestep, encoder_hidden_states }, training) => unet(modelBuilder(g, { seed: 4, training }), sample!, timestep!, encoder_hidden_states!, UNET_PRESETS.tiny),
+    lr: 1e-4,
+    target: [4, 8, 8],
+  },
   {
     name: 'ResNet-18 (width 16, 64 px)',
     meta: { model: 'resnet', depth: '18', width: '16', in_channels: '3', classes: String(CLASSES) },
@@ -60,6 +75,16 @@ const CASES: ZooCase[] = [
 function crossEntropy(g: GraphBuilder, logits: Value, oneHot: Value): Value {
   const o = ops(g);
   return o.neg(o.reduceMean(o.reduceSum(o.mul(o.logSoftmax(logits, -1), oneHot), [1], false), [0], false));
+}
+
+/** The case's loss: mean squared error against `target` for diffusion, cross-entropy against `y` otherwise. */
+function lossOf(g: GraphBuilder, c: ZooCase, training: boolean): Value {
+  const inputs = declareInputs(g, c);
+  const prediction = c.logits(g, inputs, training);
+  if (!c.target) return crossEntropy(g, prediction, g.input('y', 'float32', ['batch', CLASSES]));
+  const o = ops(g);
+  const error = o.sub(prediction, inputs.target!);
+  return o.reduceMean(o.mul(error, error), [], false);
 }
 
 function declareInputs(g: GraphBuilder, c: ZooCase): Record<string, Value> {
@@ -98,15 +123,17 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
         const n = BATCH * spec.shape.reduce((a, b) => a * b, 1);
         batch[name] = tensor(spec.dtype, [BATCH, ...spec.shape], Array.from({ length: n }, (_, i) => spec.sample(rand, i)));
       }
-      const labels = Array.from({ length: BATCH }, () => Math.floor(rand() * CLASSES));
-      batch.y = tensor('float32', [BATCH, CLASSES], labels.flatMap((l) => Array.from({ length: CLASSES }, (_, k) => (k === l ? 1 : 0))));
+      if (!c.target) {
+        const labels = Array.from({ length: BATCH }, () => Math.floor(rand() * CLASSES));
+        batch.y = tensor('float32', [BATCH, CLASSES], labels.flatMap((l) => Array.from({ length: CLASSES }, (_, k) => (k === l ? 1 : 0))));
+      }
       batches.push(batch);
     }
     const optimizer = { kind: 'adamw' as const, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.05 };
     trainer = await Trainer.create(
       buildTrainingStep({
         optimizer,
-        build: (g) => ({ loss: crossEntropy(g, c.logits(g, declareInputs(g, c), true), g.input('y', 'float32', ['batch', CLASSES])) }),
+        build: (g) => ({ loss: lossOf(g, c, true) }),
       }),
     );
     const caseTensors = new Map<string, Tensor>(trainer.parameters());
@@ -121,7 +148,7 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
 
   it('gives the same loss and parameter gradients (relative error <= 1e-4)', async () => {
     const g = new GraphBuilder('gradients', { parametersAsInputs: true });
-    const loss = crossEntropy(g, c.logits(g, declareInputs(g, c), true), g.input('y', 'float32', ['batch', CLASSES]));
+    const loss = lossOf(g, c, true);
     g.output(loss, 'loss');
     const trainable = [...g.parameters.values()].filter((p) => p.trainable).map((p) => p.value);
     for (const [name, grad] of gradients(g, loss, trainable)) g.output(grad, `grad.${name}`);

@@ -53,6 +53,7 @@ export class GraphBuilder {
   private readonly values = new Map<string, Value>();
   private readonly producers = new Map<string, GraphNode>();
   private readonly scopes: string[] = [];
+  private readonly nodeNames = new Set<string>();
   private counter = 0;
 
   constructor(
@@ -122,8 +123,9 @@ export class GraphBuilder {
     if (types.length < outputCount) throw new ShapeError(`node ${name}: ${op} has at most ${types.length} outputs`);
     const outputs = types
       .slice(0, outputCount)
-      .map((t, i) => this.define(options.outputNames?.[i] ?? (outputCount === 1 ? name : `${name}_${i}`), t.dtype, t.shape));
+      .map((t, i) => this.define(options.outputNames?.[i] ?? (outputCount === 1 ? name : `${name}:${i}`), t.dtype, t.shape));
     const node: GraphNode = { op, name, inputs: inputs.map((v) => v?.name ?? ''), outputs: outputs.map((v) => v.name), attrs, domain: options.domain ?? '' };
+    this.nodeNames.add(name);
     this.nodes.push(node);
     for (const o of node.outputs) this.producers.set(o, node);
     return outputs;
@@ -176,7 +178,7 @@ export class GraphBuilder {
   /** A name not used yet in this graph, in the current scope. */
   uniqueName(base: string): string {
     let name = this.scoped(base);
-    while (this.values.has(name)) name = this.scoped(`${base}_${++this.counter}`);
+    while (this.values.has(name) || this.nodeNames.has(name)) name = this.scoped(`${base}_${++this.counter}`);
     return name;
   }
 

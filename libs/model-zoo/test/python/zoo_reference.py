@@ -136,16 +136,208 @@ class Bert(nn.Module):
         return self.classifier(torch.tanh(self.pooler.dense(h[:, 0])))
 
 
+# --- A conditional U-Net written with diffusers' UNet2DConditionModel module names. ---
+
+
+class TimestepEmbedding(nn.Module):
+    def __init__(self, channels, dim):
+        super().__init__()
+        self.linear_1 = nn.Linear(channels, dim)
+        self.linear_2 = nn.Linear(dim, dim)
+
+    def forward(self, t):
+        return self.linear_2(F.silu(self.linear_1(t)))
+
+
+def timestep_embedding(t, dim):
+    half = dim // 2
+    exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32) / half
+    angles = t.float()[:, None] * torch.exp(exponent)[None, :]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+class ResnetBlock2D(nn.Module):
+    def __init__(self, cin, cout, temb, groups):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin, eps=1e-5)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.time_emb_proj = nn.Linear(temb, cout)
+        self.norm2 = nn.GroupNorm(groups, cout, eps=1e-5)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, temb):
+        h = self.conv1(F.silu(self.norm1(x))) + self.time_emb_proj(F.silu(temb))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (self.conv_shortcut(x) if self.conv_shortcut is not None else x) + h
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, context_dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(context_dim, dim, bias=False)
+        self.to_v = nn.Linear(context_dim, dim, bias=False)
+        self.to_out = nn.ModuleList([nn.Linear(dim, dim), nn.Dropout(0.0)])
+
+    def forward(self, x, context):
+        b, t, d = x.shape
+        split = lambda v: v.view(b, v.shape[1], self.heads, d // self.heads).transpose(1, 2)
+        q, k, v = split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context))
+        out = (q @ k.transpose(-1, -2) / math.sqrt(d // self.heads)).softmax(-1) @ v
+        return self.to_out[0](out.transpose(1, 2).reshape(b, t, d))
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim, inner):
+        super().__init__()
+        self.proj = nn.Linear(dim, inner * 2)
+
+    def forward(self, x):
+        hidden, gate = self.proj(x).chunk(2, dim=-1)
+        return hidden * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.net = nn.ModuleList([GEGLU(dim, 4 * dim), nn.Dropout(0.0), nn.Linear(4 * dim, dim)])
+
+    def forward(self, x):
+        return self.net[2](self.net[0](x))
+
+
+class BasicTransformerBlock(nn.Module):
+    def __init__(self, dim, context_dim, heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn1 = Attention(dim, dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.attn2 = Attention(dim, context_dim, heads)
+        self.norm3 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim)
+
+    def forward(self, x, context):
+        n = self.norm1(x)
+        x = self.attn1(n, n) + x
+        x = self.attn2(self.norm2(x), context) + x
+        return self.ff(self.norm3(x)) + x
+
+
+class Transformer2DModel(nn.Module):
+    def __init__(self, channels, context_dim, heads, groups):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, channels)
+        self.transformer_blocks = nn.ModuleList([BasicTransformerBlock(channels, context_dim, heads)])
+        self.proj_out = nn.Linear(channels, channels)
+
+    def forward(self, x, context):
+        b, c, h, w = x.shape
+        t = self.proj_in(self.norm(x).reshape(b, c, h * w).transpose(1, 2))
+        t = self.proj_out(self.transformer_blocks[0](t, context))
+        return t.transpose(1, 2).reshape(b, c, h, w) + x
+
+
+class Sampler(nn.Module):
+    def __init__(self, channels, stride):
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv2d(channels, channels, 3, stride=stride, padding=1)
+
+    def forward(self, x):
+        return self.conv(x if self.stride == 2 else F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet(nn.Module):
+    def __init__(self, meta):
+        super().__init__()
+        channels = [int(c) for c in meta["block_channels"].split(",")]
+        cross = [c == "1" for c in meta["cross_attention"].split(",")]
+        heads = [int(h) for h in meta["heads"].split(",")]
+        layers, groups, context = int(meta["layers_per_block"]), int(meta["norm_groups"]), int(meta["cross_attention_dim"])
+        c0, temb = channels[0], 4 * channels[0]
+        self.c0, self.layers, self.cross = c0, layers, cross
+        self.conv_in = nn.Conv2d(int(meta["in_channels"]), c0, 3, padding=1)
+        self.time_embedding = TimestepEmbedding(c0, temb)
+        self.down_blocks = nn.ModuleList()
+        cin = c0
+        for i, cout in enumerate(channels):
+            block = nn.Module()
+            block.resnets = nn.ModuleList([ResnetBlock2D(cin if j == 0 else cout, cout, temb, groups) for j in range(layers)])
+            if cross[i]:
+                block.attentions = nn.ModuleList([Transformer2DModel(cout, context, heads[i], groups) for _ in range(layers)])
+            if i < len(channels) - 1:
+                block.downsamplers = nn.ModuleList([Sampler(cout, 2)])
+            self.down_blocks.append(block)
+            cin = cout
+        self.mid_block = nn.Module()
+        self.mid_block.resnets = nn.ModuleList([ResnetBlock2D(cin, cin, temb, groups), ResnetBlock2D(cin, cin, temb, groups)])
+        self.mid_block.attentions = nn.ModuleList([Transformer2DModel(cin, context, heads[-1], groups)])
+        self.up_blocks = nn.ModuleList()
+        rev = list(reversed(channels))
+        prev = rev[0]
+        for i, cout in enumerate(rev):
+            level = len(channels) - 1 - i
+            skip_in = rev[min(i + 1, len(channels) - 1)]
+            block = nn.Module()
+            resnets = []
+            for j in range(layers + 1):
+                skip = skip_in if j == layers else cout
+                resnets.append(ResnetBlock2D((prev if j == 0 else cout) + skip, cout, temb, groups))
+            block.resnets = nn.ModuleList(resnets)
+            if cross[level]:
+                block.attentions = nn.ModuleList([Transformer2DModel(cout, context, heads[level], groups) for _ in range(layers + 1)])
+            if i < len(channels) - 1:
+                block.upsamplers = nn.ModuleList([Sampler(cout, 1)])
+            self.up_blocks.append(block)
+            prev = cout
+        self.conv_norm_out = nn.GroupNorm(groups, c0, eps=1e-5)
+        self.conv_out = nn.Conv2d(c0, int(meta["out_channels"]), 3, padding=1)
+
+    def forward(self, sample, timestep, encoder_hidden_states):
+        temb = self.time_embedding(timestep_embedding(timestep, self.c0))
+        h = self.conv_in(sample)
+        skips = [h]
+        for i, block in enumerate(self.down_blocks):
+            for j in range(self.layers):
+                h = block.resnets[j](h, temb)
+                if self.cross[i]:
+                    h = block.attentions[j](h, encoder_hidden_states)
+                skips.append(h)
+            if hasattr(block, "downsamplers"):
+                h = block.downsamplers[0](h)
+                skips.append(h)
+        h = self.mid_block.resnets[0](h, temb)
+        h = self.mid_block.attentions[0](h, encoder_hidden_states)
+        h = self.mid_block.resnets[1](h, temb)
+        for i, block in enumerate(self.up_blocks):
+            level = len(self.down_blocks) - 1 - i
+            for j in range(self.layers + 1):
+                h = block.resnets[j](torch.cat([h, skips.pop()], dim=1), temb)
+                if self.cross[level]:
+                    h = block.attentions[j](h, encoder_hidden_states)
+            if hasattr(block, "upsamplers"):
+                h = block.upsamplers[0](h)
+        return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+
 def make_model(meta):
     if meta["model"] == "resnet":
         block, layers = {"18": (BasicBlock, [2, 2, 2, 2]), "50": (Bottleneck, [3, 4, 6, 3])}[meta["depth"]]
         return ResNet(block, layers, int(meta["width"]), int(meta["in_channels"]), int(meta["classes"]))
+    if meta["model"] == "unet":
+        return UNet(meta)
     if meta["model"] == "vit":
         return torchvision.models.VisionTransformer(int(meta["image_size"]), int(meta["patch_size"]), int(meta["layers"]), int(meta["heads"]), int(meta["hidden"]), int(meta["mlp_dim"]), num_classes=int(meta["classes"]))
     return Bert(meta)
 
 
 def cross_entropy(model, batch):
+    if "sample" in batch:
+        # Diffusion: mean squared error between the predicted and the true noise.
+        return ((model(batch["sample"], batch["timestep"], batch["encoder_hidden_states"]) - batch["target"]) ** 2).mean()
     logits = model(batch["input_ids"], batch["attention_mask"]) if "input_ids" in batch else model(batch["x"])
     return -(F.log_softmax(logits, dim=-1) * batch["y"]).sum(dim=1).mean()
 
