@@ -17,6 +17,8 @@ export interface ResNetOutputs {
   features: Value;
   /** Outputs of layer1..layer4 (strides 4, 8, 16, 32): for local alignment, segmentation, detection. */
   stages: Value[];
+  /** The stem after conv1-bn1-relu (stride 2), the decoder's finest skip connection. */
+  stem: Value;
   logits?: Value;
 }
 
@@ -42,8 +44,8 @@ export function resnet(b: ModelBuilder, x: Value, config: ResNetConfig): ResNetO
   const { blocks, bottleneck } = LAYOUT[config.depth];
   const expansion = bottleneck ? 4 : 1;
   let h = conv2d(b, 'conv1', x, config.inChannels ?? 3, width, 7, { stride: 2, padding: 3, bias: false });
-  h = o.relu(batchNorm2d(b, 'bn1', h, width));
-  h = o.maxPool(h, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+  const stem = o.relu(batchNorm2d(b, 'bn1', h, width));
+  h = o.maxPool(stem, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
   let inplanes = width;
   const stages: Value[] = [];
   blocks.forEach((count, stage) => {
@@ -61,7 +63,7 @@ export function resnet(b: ModelBuilder, x: Value, config: ResNetConfig): ResNetO
   });
   const features = o.flatten(o.globalAveragePool(h), 1);
   const logits = config.classes ? linear(b, 'fc', features, inplanes, config.classes) : undefined;
-  return { features, stages, logits };
+  return { features, stages, stem, logits };
 }
 
 function shortcut(b: ModelBuilder, x: Value, inplanes: number, outplanes: number, stride: number): Value {
