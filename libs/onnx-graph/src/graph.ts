@@ -50,6 +50,11 @@ export class GraphBuilder {
   readonly parameters = new Map<string, Parameter>();
   /** New values of non-trainable state computed by the graph (e.g. BatchNorm running statistics), by parameter name. */
   readonly stateUpdates = new Map<string, Value>();
+  /**
+   * Facts about nodes that their ONNX form does not carry, by node name, for passes such as
+   * autodiff (e.g. that a BatchNormalization's mean and variance inputs are its batch's statistics).
+   */
+  readonly annotations = new Map<string, Record<string, unknown>>();
   private readonly values = new Map<string, Value>();
   private readonly producers = new Map<string, GraphNode>();
   private readonly scopes: string[] = [];
@@ -160,6 +165,11 @@ export class GraphBuilder {
     }
   }
 
+  /** The node that produced v's value (for annotating it), which must exist. */
+  producerOf(v: Value): GraphNode {
+    return this.producers.get(v.name) ?? fail(`${v.name} is not computed by a node`);
+  }
+
   value(name: string): Value {
     const v = this.values.get(name);
     if (!v) throw new Error(`no value named ${name} in graph ${this.name}`);
@@ -183,6 +193,7 @@ export class GraphBuilder {
   }
 
   toModelProto(options: { producer?: string; docString?: string } = {}): ModelProto {
+    const nodes = this.withoutRenamingIdentities();
     return {
       irVersion: IR_VERSION,
       opsetImport: [{ domain: '', version: OPSET }],
@@ -194,7 +205,7 @@ export class GraphBuilder {
       functions: [],
       graph: {
         name: this.name,
-        node: this.nodes.map(nodeProto),
+        node: nodes.map(nodeProto),
         initializer: [...this.initializers].map(([name, t]) => toTensorProto(name, t)),
         sparseInitializer: [],
         input: this.inputs.map(valueInfo),
@@ -203,6 +214,27 @@ export class GraphBuilder {
         quantizationAnnotation: [],
       },
     };
+  }
+
+  /**
+   * The nodes with the Identity nodes that only rename a value into a graph output folded into
+   * the value's producer (onnxruntime copies through such an Identity on every run).
+   */
+  private withoutRenamingIdentities(): GraphNode[] {
+    const uses = new Map<string, number>();
+    for (const node of this.nodes) for (const input of node.inputs) if (input) uses.set(input, (uses.get(input) ?? 0) + 1);
+    const outputs = new Set(this.outputs.map((v) => v.name));
+    const renames = new Map<string, string>();
+    for (const node of this.nodes) {
+      const source = node.inputs[0];
+      if (node.op !== 'Identity' || !source || !outputs.has(node.outputs[0]!) || outputs.has(source) || uses.get(source) !== 1) continue;
+      if (!this.producers.has(source)) continue;
+      renames.set(source, node.outputs[0]!);
+    }
+    if (renames.size === 0) return this.nodes;
+    return this.nodes
+      .filter((node) => !(node.op === 'Identity' && renames.has(node.inputs[0]!) && renames.get(node.inputs[0]!) === node.outputs[0]))
+      .map((node) => (node.outputs.some((o) => renames.has(o)) ? { ...node, outputs: node.outputs.map((o) => renames.get(o) ?? o) } : node));
   }
 
   private define(name: string, dtype: DType, shape: Shape): Value {
@@ -258,4 +290,8 @@ function nodeProto(n: GraphNode): NodeProto {
     output: [...n.outputs],
     attribute: Object.entries(n.attrs).map(([k, a]) => attributeProto(k, a)),
   };
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }

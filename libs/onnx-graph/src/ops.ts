@@ -190,6 +190,9 @@ export class Ops {
     const centered = this.sub(x, this.reshape(batchMean, [1, -1, ...axes.slice(1).map(() => 1)]));
     const batchVariance = this.reduceMean(this.mul(centered, centered), axes, false);
     const y = this.batchNormalization(x, scale, bias, batchMean, batchVariance, epsilon, momentum);
+    // Lets autodiff use the fused batch-statistics gradient instead of differentiating the
+    // statistics' nodes one by one (fewer passes over the activations).
+    this.g.annotations.set(this.g.producerOf(y).name, { batchStatistics: true });
     const perChannel = x.shape.every((d) => typeof d === 'number')
       ? this.scalar(x.dtype, (x.shape as number[]).reduce((a, b) => a * b, 1) / (x.shape[1] as number))
       : this.div(this.cast(this.g.op('Size', [x]), x.dtype), this.cast(this.slice(this.shape(x), [1], [2]), x.dtype));

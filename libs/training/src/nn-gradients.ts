@@ -179,10 +179,14 @@ export function batchNormGradient(c: GradContext): (Value | undefined)[] {
   const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
   const perChannel = (v: Value) => c.o.reshape(v, [-1, ...new Array(rank - 2).fill(1)]);
   const dy = c.dyOrZeros();
-  const training = c.int('training_mode', 0) === 1;
-  const mean = training ? c.o.reduceMean(x, axes, true) : perChannel(runningMean);
+  // Batch statistics either computed by the node (training_mode) or fed to it by
+  // ops.batchNormalizationTraining (annotated): both take the fused training formula, and in the
+  // second case no gradient needs to flow into the statistics' own nodes.
+  const batchInputs = c.g.annotations.get(c.node.name)?.batchStatistics === true;
+  const training = c.int('training_mode', 0) === 1 || batchInputs;
+  const mean = c.int('training_mode', 0) === 1 ? c.o.reduceMean(x, axes, true) : perChannel(runningMean);
   const centered = c.o.sub(x, mean);
-  const variance = training ? c.o.reduceMean(c.o.mul(centered, centered), axes, true) : perChannel(runningVar);
+  const variance = c.int('training_mode', 0) === 1 ? c.o.reduceMean(c.o.mul(centered, centered), axes, true) : perChannel(runningVar);
   const invStd = c.o.reciprocal(c.o.sqrt(c.o.add(variance, c.scalar(eps, x))));
   const xhat = c.o.mul(centered, invStd);
   const gain = c.o.mul(perChannel(scale), invStd);
