@@ -80,6 +80,9 @@ const CASES: Record<string, GradCase[]> = {
     conv({ x: [2, 4, 5, 5], w: [6, 2, 3, 3] }, { group: 2, pads: [1, 1, 1, 1] }),
     conv({ x: [1, 3, 6, 6], w: [3, 1, 3, 3] }, { group: 3, strides: [2, 2] }),
     conv({ x: [2, 3, 4, 4], w: [5, 3, 1, 1], b: [5] }, {}),
+    // Weights larger than the activations: the stride-1 input gradient flips dy instead.
+    conv({ x: [1, 4, 5, 4], w: [6, 4, 3, 3] }, { pads: [2, 0, 1, 1], dilations: [1, 2] }),
+    conv({ x: [1, 8, 3, 3], w: [8, 2, 3, 3] }, { pads: [1, 1, 1, 1], group: 4 }),
   ],
   ConvTranspose: [
     { inputs: { x: [2, 3, 3, 4], w: [3, 2, 3, 3], b: [2] }, build: (g, { x, w, b }) => ops(g).convTranspose(x!, w!, b!, { strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 0] }), dtype: 'float32' },
