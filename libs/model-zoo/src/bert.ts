@@ -1,5 +1,5 @@
 import type { Value } from '@medsyn/onnx-graph';
-import { attention, embedding, layerNorm, linear, type ModelBuilder } from './builder';
+import { attention, dropout, embedding, layerNorm, linear, type ModelBuilder } from './builder';
 
 export interface BertConfig {
   vocabSize: number;
@@ -13,6 +13,8 @@ export interface BertConfig {
   maxPositions?: number;
   /** A classification head `classifier` on the pooled output (omit for an encoder). */
   classes?: number;
+  /** hidden_dropout_prob and attention_probs_dropout_prob (BERT: 0.1; default 0). */
+  dropout?: number;
 }
 
 /** ClinicalBERT / BERT-base sizes, and a tiny one for CPU tests. */
@@ -44,7 +46,7 @@ export function bert(b: ModelBuilder, inputIds: Value, attentionMask: Value, con
     const words = embedding(b, 'word_embeddings', inputIds, config.vocabSize, d, 0.02);
     const position = embedding(b, 'position_embeddings', positions, config.maxPositions ?? 512, d, 0.02);
     const segment = embedding(b, 'token_type_embeddings', segments, 2, d, 0.02);
-    return layerNorm(b, 'LayerNorm', o.add(o.add(words, position), segment), d, 1e-12);
+    return dropout(b, layerNorm(b, 'LayerNorm', o.add(o.add(words, position), segment), d, 1e-12), config.dropout ?? 0);
   });
   // Padding gets -10000 before the softmax (the original BERT's additive mask), as [batch, 1, 1, tokens].
   const mask = o.unsqueeze(o.mul(o.sub(o.scalar('float32', 1), o.cast(attentionMask, 'float32')), o.scalar('float32', -10000)), [1, 2]);
@@ -62,11 +64,12 @@ function bertLayer(b: ModelBuilder, x: Value, mask: Value, config: BertConfig): 
   const { g, o } = b;
   const d = config.hidden;
   const attended = g.scope('attention', () => {
-    const context = g.scope('self', () => attention(b, linear(b, 'query', x, d, d), linear(b, 'key', x, d, d), linear(b, 'value', x, d, d), config.heads, mask));
-    return g.scope('output', () => layerNorm(b, 'LayerNorm', o.add(linear(b, 'dense', context, d, d), x), d, 1e-12));
+    const rate = config.dropout ?? 0;
+    const context = g.scope('self', () => attention(b, linear(b, 'query', x, d, d), linear(b, 'key', x, d, d), linear(b, 'value', x, d, d), config.heads, mask, rate));
+    return g.scope('output', () => layerNorm(b, 'LayerNorm', o.add(dropout(b, linear(b, 'dense', context, d, d), rate), x), d, 1e-12));
   });
   const intermediate = g.scope('intermediate', () => o.gelu(linear(b, 'dense', attended, d, config.intermediate)));
-  return g.scope('output', () => layerNorm(b, 'LayerNorm', o.add(linear(b, 'dense', intermediate, config.intermediate, d), attended), d, 1e-12));
+  return g.scope('output', () => layerNorm(b, 'LayerNorm', o.add(dropout(b, linear(b, 'dense', intermediate, config.intermediate, d), config.dropout ?? 0), attended), d, 1e-12));
 }
 
 

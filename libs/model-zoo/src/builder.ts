@@ -1,4 +1,4 @@
-import { ops, tensor, type GraphBuilder, type Ops, type Tensor, type Value } from '@medsyn/onnx-graph';
+import { RNG_SEED_INPUT, ops, tensor, type GraphBuilder, type Ops, type Tensor, type Value } from '@medsyn/onnx-graph';
 
 /** What every model builder works with: the graph, its op helpers, seeded initialisation and the mode. */
 export interface ModelBuilder {
@@ -6,8 +6,10 @@ export interface ModelBuilder {
   o: Ops;
   /** Uniform [0, 1) numbers from a seeded generator, for reproducible initial weights. */
   rand: () => number;
-  /** Training mode: BatchNorm uses batch statistics and updates its running statistics. */
+  /** Training mode: BatchNorm uses batch statistics and updates its running statistics; dropout is active. */
   training: boolean;
+  /** Dropout layers built so far (each draws its own random stream). */
+  dropoutSites: number;
 }
 
 export function modelBuilder(g: GraphBuilder, options: { seed?: number; training?: boolean } = {}): ModelBuilder {
@@ -20,7 +22,7 @@ export function modelBuilder(g: GraphBuilder, options: { seed?: number; training
     state ^= state << 5;
     return (state >>> 0) / 4294967296;
   };
-  return { g, o: ops(g), rand, training: options.training ?? false };
+  return { g, o: ops(g), rand, training: options.training ?? false, dropoutSites: 0 };
 }
 
 /** U(-bound, bound) of the given shape. */
@@ -98,6 +100,16 @@ export function batchNorm2d(b: ModelBuilder, name: string, x: Value, channels: n
   });
 }
 
+/**
+ * torch.nn.Dropout: in training mode a seeded, resumable mask (ops.dropout) drawn from the graph's
+ * `rng_seed` input; identity in inference mode or at rate 0.
+ */
+export function dropout(b: ModelBuilder, x: Value, rate: number): Value {
+  if (!b.training || rate <= 0) return x;
+  const seed = b.g.hasValue(RNG_SEED_INPUT) ? b.g.value(RNG_SEED_INPUT) : b.g.input(RNG_SEED_INPUT, 'int64', []);
+  return b.o.dropout(x, rate, seed, b.dropoutSites++);
+}
+
 /** torch.nn.LayerNorm over the last dimension. */
 export function layerNorm(b: ModelBuilder, name: string, x: Value, dim: number, eps = 1e-5): Value {
   return b.g.scope(name, () => b.o.layerNormalization(x, b.g.parameter('weight', filled([dim], 1)), b.g.parameter('bias', filled([dim], 0)), -1, eps)[0]);
@@ -113,7 +125,7 @@ export function embedding(b: ModelBuilder, name: string, ids: Value, count: numb
  * (Vaswani et al. 2017): softmax(q k^T / sqrt(headDim) + bias) v, heads merged back.
  * `bias` (broadcastable to [batch, heads, tokens, tokens]) carries padding masks.
  */
-export function attention(b: ModelBuilder, q: Value, k: Value, v: Value, heads: number, bias?: Value): Value {
+export function attention(b: ModelBuilder, q: Value, k: Value, v: Value, heads: number, bias?: Value, dropoutRate = 0): Value {
   const { o } = b;
   const [, tokens, width] = q.shape;
   if (typeof width !== 'number' || width % heads !== 0) throw new Error(`attention width ${width} is not divisible by ${heads} heads`);
@@ -123,6 +135,6 @@ export function attention(b: ModelBuilder, q: Value, k: Value, v: Value, heads: 
   // Keys go straight to [batch, heads, headDim, tokens].
   let scores = o.mul(o.matmul(split(q), o.transpose(heads4d(k), [0, 2, 3, 1])), o.scalar('float32', 1 / Math.sqrt(headDim)));
   if (bias) scores = o.add(scores, bias);
-  const mixed = o.matmul(o.softmax(scores, -1), split(v));
+  const mixed = o.matmul(dropout(b, o.softmax(scores, -1), dropoutRate), split(v));
   return o.reshape(o.transpose(mixed, [0, 2, 1, 3]), [0, typeof tokens === 'number' ? tokens : 0, width]);
 }

@@ -1,5 +1,5 @@
 import { tensor, type Value } from '@medsyn/onnx-graph';
-import { attention, conv2d, layerNorm, linear, normal, uniform, type ModelBuilder } from './builder';
+import { attention, conv2d, dropout, layerNorm, linear, normal, uniform, type ModelBuilder } from './builder';
 
 export interface VitConfig {
   imageSize: number;
@@ -10,6 +10,8 @@ export interface VitConfig {
   mlpDim: number;
   inChannels?: number;
   classes?: number;
+  /** Dropout after the position embedding, in attention and in the MLP (torchvision: 0). */
+  dropout?: number;
 }
 
 /** Common sizes (Dosovitskiy et al. 2021 and DeiT's tiny / small), at 224 px with 16 px patches. */
@@ -42,7 +44,7 @@ export function vit(b: ModelBuilder, x: Value, config: VitConfig): VitOutputs {
   const tokenShape = o.concat([batchSize, o.ints([1, d])], 0);
   h = o.concat([o.expand(classToken, tokenShape, [x.shape[0]!, 1, d]), h], 1);
   h = g.scope('encoder', () => {
-    let y = o.add(h, g.parameter('pos_embedding', normal(b, [1, tokens, d], 0.02)));
+    let y = dropout(b, o.add(h, g.parameter('pos_embedding', normal(b, [1, tokens, d], 0.02))), config.dropout ?? 0);
     g.scope('layers', () => {
       for (let i = 0; i < config.layers; i++) y = g.scope(`encoder_layer_${i}`, () => encoderBlock(b, y, config));
     });
@@ -64,10 +66,11 @@ function encoderBlock(b: ModelBuilder, x: Value, config: VitConfig): Value {
     const weight = g.parameter('in_proj_weight', uniform(b, [3 * d, d], Math.sqrt(6 / (d + 3 * d))));
     const inProj = o.add(o.matmul(normed, o.transpose(weight, [1, 0])), g.parameter('in_proj_bias', tensor('float32', [3 * d])));
     const [q, k, v] = o.split(inProj, [d, d, d], 2) as [Value, Value, Value];
-    return linear(b, 'out_proj', attention(b, q, k, v, config.heads), d, d);
+    return linear(b, 'out_proj', attention(b, q, k, v, config.heads, undefined, config.dropout ?? 0), d, d);
   });
-  const y = o.add(x, attended);
+  const y = o.add(x, dropout(b, attended, config.dropout ?? 0));
   const normed2 = layerNorm(b, 'ln_2', y, d, 1e-6);
-  const mlp = g.scope('mlp', () => linear(b, '3', o.gelu(linear(b, '0', normed2, d, config.mlpDim)), config.mlpDim, d));
+  const rate = config.dropout ?? 0;
+  const mlp = g.scope('mlp', () => dropout(b, linear(b, '3', dropout(b, o.gelu(linear(b, '0', normed2, d, config.mlpDim)), rate), config.mlpDim, d), rate));
   return o.add(y, mlp);
 }

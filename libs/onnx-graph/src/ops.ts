@@ -20,6 +20,9 @@ export interface PoolOptions {
   countIncludePad?: boolean;
 }
 
+/** The int64 scalar graph input that seeds dropout; a Trainer feeds a fresh value every step. */
+export const RNG_SEED_INPUT = 'rng_seed';
+
 const windowAttrs = (o: ConvOptions & { kernel?: number[]; ceilMode?: boolean }): Attrs => {
   const a: Attrs = {};
   if (o.kernel) a.kernel_shape = attr.ints(o.kernel);
@@ -199,6 +202,34 @@ export class Ops {
     const unbiased = this.mul(batchVariance, this.div(perChannel, this.sub(perChannel, this.scalar(x.dtype, 1))));
     const blend = (old: Value, batch: Value) => this.add(this.mul(old, this.scalar(x.dtype, momentum)), this.mul(batch, this.scalar(x.dtype, 1 - momentum)));
     return [y, blend(mean, batchMean), blend(variance, unbiased)];
+  }
+
+  /**
+   * Inverted dropout with a counter-based random stream, so that the masks depend only on
+   * (seed, site, element index): a resumed run draws the same masks as an uninterrupted one, on
+   * any execution provider. Standard ops only (opset 17 has no bitwise ops), in int64: each
+   * element's counter goes through two non-linear rounds x <- x^2 + c mod (2^31 - 1), which break
+   * the lattice structure consecutive counters would keep, then a Park-Miller step (48271 x).
+   * `seed` is an int64 scalar (the Trainer feeds one per step); `site` tells dropout layers apart.
+   */
+  dropout(x: Value, rate: number, seed: Value, site: number): Value {
+    if (rate <= 0) return x;
+    if (rate >= 1) throw new Error(`dropout rate must be below 1, got ${rate}`);
+    const modulus = this.g.constant(tensor('int64', [], [2147483647]), 'minstd_modulus');
+    const multiplier = this.g.constant(tensor('int64', [], [48271]), 'minstd_multiplier');
+    const count = x.shape.every((d) => typeof d === 'number') ? (x.shape as number[]).reduce((a, b) => a * b, 1) : undefined;
+    const size = count !== undefined ? this.g.constant(tensor('int64', [], [count]), 'dropout_count') : this.g.op('Size', [x]);
+    const index = this.g.op('Range', [this.g.constant(tensor('int64', [], [0]), 'zero_i64'), size, this.g.constant(tensor('int64', [], [1]), 'one_i64')], {}, { outputTypes: [{ dtype: 'int64', shape: [count ?? this.g.uniqueName('dropout_elements')] }] });
+    // Non-zero starting states per element; the seed and the site enter every non-linear round,
+    // so each (seed, site) is a different function of the counter, not a shifted copy of one stream.
+    let state = this.add(this.g.op('Mod', [index, this.g.constant(tensor('int64', [], [2147483646]), 'minstd_range')]), this.g.constant(tensor('int64', [], [1]), 'one_i64'));
+    const increment = this.add(this.g.op('Mod', [seed, modulus]), this.g.constant(tensor('int64', [], [40503 + site * 7919]), 'mix_increment'));
+    for (let i = 0; i < 2; i++) state = this.g.op('Mod', [this.add(this.mul(state, state), increment), modulus]);
+    state = this.g.op('Mod', [this.mul(state, multiplier), modulus]);
+    const uniform = this.div(this.cast(state, x.dtype), this.scalar(x.dtype, 2147483647));
+    const keep = this.cast(this.greater(uniform, this.scalar(x.dtype, rate)), x.dtype);
+    const mask = x.shape.every((d) => typeof d === 'number') ? this.reshape(keep, x.shape as number[]) : this.reshape(keep, this.shape(x), x.shape);
+    return this.mul(x, this.mul(mask, this.scalar(x.dtype, 1 / (1 - rate))));
   }
 
   resize = (x: Value, scales: number[], mode: 'nearest' | 'linear') =>

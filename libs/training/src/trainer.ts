@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { tensor as makeTensor, type DType, type Tensor, type TypedArray } from '@medsyn/onnx-graph';
+import { RNG_SEED_INPUT, tensor as makeTensor, type DType, type Tensor, type TypedArray } from '@medsyn/onnx-graph';
 import { GRAD_NORM_OUTPUT, LEARNING_RATE_INPUT, LOSS_OUTPUT, STEP_INPUT, updatedName, type TrainingStepGraph } from './training-step';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
@@ -17,6 +17,8 @@ export interface TrainerOptions {
    * and steps slow by 10-20 % (measured with npm run bench:train).
    */
   memoryArena?: boolean;
+  /** Seed of dropout's random streams: step s of a run draws from hash(seed, s), so a resumed run draws what an uninterrupted one would. */
+  seed?: number;
 }
 
 export interface StepResult {
@@ -69,7 +71,11 @@ export class Trainer {
     readonly graph: TrainingStepGraph,
     private values: Map<string, ort.Tensor>,
     private steps: number,
+    private readonly seed: number,
   ) {}
+
+  /** Which micro-batch of the current step runs (for dropout seeds). */
+  private microBatch = 0;
 
   static async create(graph: TrainingStepGraph, options: TrainerOptions = {}): Promise<Trainer> {
     const session = await createSession(graph.model, options);
@@ -78,7 +84,7 @@ export class Trainer {
     for (const [name, p] of graph.parameters) values.set(name, toOrt(p.initial));
     for (const [name, t] of graph.optimizerState) values.set(name, toOrt(t));
     for (const [name, t] of graph.accumulation?.accumulators ?? []) values.set(name, toOrt(t));
-    return new Trainer(session, applySession, graph, values, 0);
+    return new Trainer(session, applySession, graph, values, 0, options.seed ?? 0);
   }
 
   /** Optimizer steps done so far. */
@@ -98,7 +104,8 @@ export class Trainer {
     let loss = 0;
     const metrics: Record<string, number> = Object.fromEntries(this.graph.metrics.map((m) => [m, 0]));
     let gradNorm = NaN;
-    for (const batch of micro) {
+    for (const [index, batch] of micro.entries()) {
+      this.microBatch = index;
       for (const input of this.graph.batchInputs) if (!batch[input.name]) throw new Error(`batch lacks input "${input.name}"`);
       const out = await this.session.run(this.feeds(this.session, batch, learningRate));
       for (const name of this.graph.updated) this.values.set(name, out[updatedName(name)]!);
@@ -152,6 +159,7 @@ export class Trainer {
     for (const name of session.inputNames) {
       if (name === LEARNING_RATE_INPUT) feeds[name] = scalar(learningRate);
       else if (name === STEP_INPUT) feeds[name] = scalar(this.steps + 1);
+      else if (name === RNG_SEED_INPUT) feeds[name] = new ort.Tensor('int64', BigInt64Array.of(BigInt(stepSeed(this.seed, this.steps, this.microBatch))), []);
       else feeds[name] = batch[name] ?? this.values.get(name) ?? fail(`no value for graph input ${name}`);
     }
     return feeds;
@@ -160,6 +168,14 @@ export class Trainer {
 
 function fail(message: string): never {
   throw new Error(message);
+}
+
+/** A well-mixed 31-bit seed for (run seed, step, micro-batch), from murmur3's 32-bit finaliser. */
+function stepSeed(seed: number, step: number, microBatch: number): number {
+  let h = (seed ^ Math.imul(step + 1, 0x9e3779b1) ^ Math.imul(microBatch + 1, 0x85ebca77)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 1;
 }
 
 function copy(t: Tensor): Tensor {

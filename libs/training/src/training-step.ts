@@ -1,4 +1,4 @@
-import { GraphBuilder, encodeModel, ops, tensor, type DType, type Tensor, type Value } from '@medsyn/onnx-graph';
+import { GraphBuilder, RNG_SEED_INPUT, encodeModel, ops, tensor, type DType, type Tensor, type Value } from '@medsyn/onnx-graph';
 import { gradients } from './autodiff';
 import { createOptimizer, type OptimizerConfig } from './optimizers';
 
@@ -71,7 +71,8 @@ export function buildTrainingStep(spec: TrainingStepSpec): TrainingStepGraph {
   const g = new GraphBuilder(micro > 1 ? 'accumulate_step' : 'training_step', { parametersAsInputs: true });
   const o = ops(g);
   const objective = spec.build(g);
-  const batchInputs = g.inputs.filter((v) => !g.parameters.has(v.name)).map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape }));
+  // The dropout seed is fed by the Trainer, not by the caller's batch.
+  const batchInputs = g.inputs.filter((v) => !g.parameters.has(v.name) && v.name !== RNG_SEED_INPUT).map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape }));
   const trainable = [...g.parameters.values()].filter((p) => p.trainable && !spec.freeze?.(p.value.name)).map((p) => p.value);
   if (trainable.length === 0) throw new Error('nothing to train: every parameter is frozen');
 
