@@ -1,5 +1,5 @@
 // Lint for every project. @nx/enforce-module-boundaries keeps dependencies pointing one way:
-// services use libs, libs never use services, services never use each other.
+// services and the CLI (type:app) use libs, libs never use services, services never use each other.
 'use strict';
 const nx = require('@nx/eslint-plugin');
 const tseslint = require('typescript-eslint');
@@ -19,6 +19,7 @@ module.exports = [
             { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
             { sourceTag: 'type:service', onlyDependOnLibsWithTags: ['type:lib'] },
             { sourceTag: 'type:e2e', onlyDependOnLibsWithTags: ['type:lib'] },
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
           ],
         },
       ],

@@ -1,0 +1,7 @@
+import type { Command } from 'commander';
+
+/** Adds one subcommand to the program. */
+export type RegisterCommand = (program: Command) => void;
+
+/** Every subcommand, one file each (add yours here). */
+export const commands: RegisterCommand[] = [];

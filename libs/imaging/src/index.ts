@@ -1,0 +1,6 @@
+export * from './image';
+export * from './png';
+export * from './jpeg';
+export * from './dicom';
+export * from './decode';
+export * from './resize';
