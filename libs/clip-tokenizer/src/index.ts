@@ -1,0 +1,2 @@
+export * from './clip-vocabulary';
+export * from './clip-tokenizer';
