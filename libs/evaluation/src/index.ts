@@ -1,1 +1,5 @@
 export * from './metrics';
+export * from './datasets';
+export * from './splits';
+export * from './encoder';
+export * from './linear-probe';
