@@ -3,3 +3,4 @@ export * from './datasets';
 export * from './splits';
 export * from './encoder';
 export * from './linear-probe';
+export * from './dense-tasks';
