@@ -119,7 +119,7 @@ export async function trainSegmentation(
   if (chain.length < 2) throw new RangeError('segmentation needs at least two feature maps with doubling strides in encoder.json');
   const encoderChannels = chain.map((m) => m.spec.channels);
   const decoderChannels = encoderChannels.slice(0, -1).reverse().map((c) => Math.max(8, Math.min(64, c)));
-  const build = (g: GraphBuilder, training: boolean) => {
+  const build = (g: GraphBuilder, training: boolean): { loss?: Value; outputs: Record<string, Value> } => {
     const b = modelBuilder(g, { seed: options.seed, training });
     const logits = unetDecoder(b, chain.map((m) => mapInput(g, m)), { encoderChannels, decoderChannels, classes: 1, finalUpsample: chain[0]!.spec.stride });
     if (!training) return { outputs: { logits } };
@@ -262,7 +262,7 @@ export async function trainDetection(
   const stride = map.spec.stride;
   const channels = Math.max(16, Math.min(64, map.spec.channels));
   const targets = boxes.map((b) => fcosTargets(b, grid, stride, classes));
-  const build = (g: GraphBuilder, training: boolean) => {
+  const build = (g: GraphBuilder, training: boolean): { loss?: Value; outputs: Record<string, Value> } => {
     const b = modelBuilder(g, { seed: options.seed, training });
     const o = b.o;
     const head = detectionHead(b, mapInput(g, map), { inChannels: map.spec.channels, channels, classes });

@@ -2,47 +2,17 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { FileArtifactStore, getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
+import { BUNDLE_FILES, EncoderBundleError, readEncoderBundle, type EncoderManifest, type FeatureMapInfo } from '@medsyn/encoder-bundle';
 import { resize, normalizeInto, type GrayImage } from '@medsyn/imaging';
 
-/** An encoder bundle that does not follow docs/encoder-bundle.md, or whose ONNX disagrees with encoder.json. */
-export class EncoderBundleError extends Error {
-  override name = 'EncoderBundleError';
-}
-
-export interface FeatureMapSpec {
-  name: string;
-  stride: number;
-  channels: number;
-}
-
-/** encoder.json, the part the evaluator reads (docs/encoder-bundle.md). */
-export interface EncoderManifest {
-  format: string;
-  method?: string;
-  embedding_dim?: number;
-  image: {
-    architecture: string;
-    input: { name: string; channels: number; size: number; mean: number; std: number };
-    features: { name: string; dim: number };
-    embedding?: { name: string; dim: number };
-    feature_maps: FeatureMapSpec[];
-  };
-  text?: {
-    architecture: string;
-    max_length: number;
-    lowercase: boolean;
-    vocab: string;
-    embedding: { name: string; dim: number };
-    token_features?: { name: string; dim: number };
-  };
-  lineage?: unknown;
-}
-
-export const BUNDLE_FORMAT = 'medsyn.encoder-bundle/v1';
+export { EncoderBundleError, type EncoderManifest } from '@medsyn/encoder-bundle';
+export type FeatureMapSpec = FeatureMapInfo;
 
 /** A bundle opened for inference: its manifest, sessions and the digests results.json records. */
 export interface FrozenEncoder {
-  dir: string;
+  /** Where it was read from (a folder or store prefix). */
+  location: string;
   manifest: EncoderManifest;
   image: ort.InferenceSession;
   text?: ort.InferenceSession;
@@ -52,69 +22,36 @@ export interface FrozenEncoder {
   release(): Promise<void>;
 }
 
-function sha256(bytes: Uint8Array): string {
+function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-function checkManifest(m: EncoderManifest, file: string): void {
-  const need = (cond: unknown, field: string) => {
-    if (!cond) throw new EncoderBundleError(`${file}: missing or invalid field "${field}"`);
-  };
-  need(m.format === BUNDLE_FORMAT, `format (expected "${BUNDLE_FORMAT}")`);
-  need(m.image, 'image');
-  need(m.image.input?.name, 'image.input.name');
-  need(Number.isInteger(m.image.input?.channels) && m.image.input.channels > 0, 'image.input.channels');
-  need(Number.isInteger(m.image.input?.size) && m.image.input.size > 0, 'image.input.size');
-  need(Number.isFinite(m.image.input?.mean) && m.image.input.std > 0, 'image.input.mean/std');
-  need(m.image.features?.name && m.image.features.dim > 0, 'image.features');
-  need(Array.isArray(m.image.feature_maps), 'image.feature_maps');
-  for (const [i, fm] of m.image.feature_maps.entries()) need(fm.name && fm.stride > 0 && fm.channels > 0, `image.feature_maps[${i}]`);
-}
-
-/** Opens a bundle folder: parses encoder.json and checks the ONNX inputs and outputs against it. */
-export async function openEncoderBundle(dir: string, options: { executionProvider?: 'cpu' | 'cuda' | 'webgpu' } = {}): Promise<FrozenEncoder> {
-  const manifestFile = path.join(dir, 'encoder.json');
-  if (!fs.existsSync(manifestFile)) throw new EncoderBundleError(`not an encoder bundle: ${manifestFile} not found`);
-  const manifestBytes = fs.readFileSync(manifestFile);
-  let manifest: EncoderManifest;
-  try {
-    manifest = JSON.parse(manifestBytes.toString('utf8')) as EncoderManifest;
-  } catch {
-    throw new EncoderBundleError(`${manifestFile} is not valid JSON`);
-  }
-  checkManifest(manifest, manifestFile);
-  const digests: Record<string, string> = { 'encoder.json': sha256(manifestBytes) };
-  const load = async (name: string) => {
-    const file = path.join(dir, name);
-    if (!fs.existsSync(file)) throw new EncoderBundleError(`bundle ${dir} lacks ${name}`);
-    const bytes = fs.readFileSync(file);
-    digests[name] = sha256(bytes);
-    return ort.InferenceSession.create(bytes, { executionProviders: [options.executionProvider ?? 'cpu'], graphOptimizationLevel: 'all' });
-  };
-  const image = await load('image_encoder.onnx');
-  const expectOutputs = (session: ort.InferenceSession, names: string[], which: string) => {
-    for (const name of names) if (!session.outputNames.includes(name)) throw new EncoderBundleError(`${which} has no output "${name}" named in encoder.json (outputs: ${session.outputNames.join(', ')})`);
-  };
-  if (!image.inputNames.includes(manifest.image.input.name)) throw new EncoderBundleError(`image_encoder.onnx has no input "${manifest.image.input.name}" named in encoder.json (inputs: ${image.inputNames.join(', ')})`);
-  expectOutputs(image, [manifest.image.features.name, ...(manifest.image.embedding ? [manifest.image.embedding.name] : []), ...manifest.image.feature_maps.map((f) => f.name)], 'image_encoder.onnx');
-  let text: ort.InferenceSession | undefined;
-  let vocab: string | undefined;
-  if (manifest.text) {
-    text = await load('text_encoder.onnx');
-    for (const input of ['input_ids', 'attention_mask']) if (!text.inputNames.includes(input)) throw new EncoderBundleError(`text_encoder.onnx has no input "${input}"`);
-    expectOutputs(text, [manifest.text.embedding.name], 'text_encoder.onnx');
-    const vocabFile = path.join(dir, manifest.text.vocab);
-    if (!fs.existsSync(vocabFile)) throw new EncoderBundleError(`bundle ${dir} lacks ${manifest.text.vocab}`);
-    const vocabBytes = fs.readFileSync(vocabFile);
-    digests[manifest.text.vocab] = sha256(vocabBytes);
-    vocab = vocabBytes.toString('utf8');
-  }
+/**
+ * Opens a bundle (docs/encoder-bundle.md) through @medsyn/encoder-bundle, which checks the ONNX
+ * inputs and outputs against encoder.json: a local folder, or a prefix in an artifact store.
+ */
+export async function openEncoderBundle(location: string | { store: ArtifactStore; prefix: string }, options: { executionProvider?: 'cpu' | 'cuda' | 'webgpu' } = {}): Promise<FrozenEncoder> {
+  let store: ArtifactStore;
+  let prefix: string;
+  if (typeof location === 'string') {
+    const dir = path.resolve(location);
+    if (!fs.existsSync(path.join(dir, BUNDLE_FILES.manifest))) throw new EncoderBundleError(`not an encoder bundle: ${path.join(dir, BUNDLE_FILES.manifest)} not found`);
+    store = new FileArtifactStore(path.dirname(dir));
+    prefix = path.basename(dir);
+  } else ({ store, prefix } = location);
+  const bundle = await readEncoderBundle(store, prefix);
+  const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, { executionProviders: [options.executionProvider ?? 'cpu'], graphOptimizationLevel: 'all' });
+  const digests: Record<string, string> = { [BUNDLE_FILES.manifest]: sha256(await getBuffer(store, `${prefix.replace(/\/+$/, '')}/${BUNDLE_FILES.manifest}`)), [BUNDLE_FILES.imageEncoder]: sha256(bundle.imageEncoder) };
+  if (bundle.textEncoder) digests[BUNDLE_FILES.textEncoder] = sha256(bundle.textEncoder);
+  if (bundle.vocabTxt !== undefined) digests[bundle.manifest.text?.vocab ?? BUNDLE_FILES.vocab] = sha256(bundle.vocabTxt);
+  const image = await session(bundle.imageEncoder);
+  const text = bundle.textEncoder ? await session(bundle.textEncoder) : undefined;
   return {
-    dir,
-    manifest,
+    location: typeof location === 'string' ? location : `${prefix}`,
+    manifest: bundle.manifest,
     image,
     text,
-    vocab,
+    vocab: bundle.vocabTxt,
     digests,
     release: async () => {
       await image.release();

@@ -31,7 +31,7 @@ describe('dense tasks on a frozen encoder', () => {
   const data = squares(48, 11);
   const rows = { train: Array.from({ length: 32 }, (_, i) => i), validation: [32, 33, 34, 35, 36, 37, 38, 39], test: [40, 41, 42, 43, 44, 45, 46, 47] };
   const encoded = (async () => {
-    const encoder = await openEncoderBundle(writeBundle(path.join(tmp.dir, 'random'), undefined, 0));
+    const encoder = await openEncoderBundle(await writeBundle(path.join(tmp.dir, 'random')));
     const out = await encodeImages(encoder, data.map((d, i) => ({ id: String(i), load: () => resize(d.image, SIZE, SIZE) })), { withMaps: true });
     await encoder.release();
     return out;

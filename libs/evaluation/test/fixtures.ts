@@ -1,57 +1,30 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { FileArtifactStore } from '@medsyn/artifact-store';
+import { SCOPES, exportEncoderBundle, imageEncoder, imageInput, writeEncoderBundle, type EncoderSpec } from '@medsyn/encoder-bundle';
 import { encodeGrayPng, grayImage, normalizeInto, resize, type GrayImage } from '@medsyn/imaging';
-import { linear, modelBuilder, resnet } from '@medsyn/model-zoo';
-import { GraphBuilder, type Tensor } from '@medsyn/onnx-graph';
-import { Trainer, buildTrainingStep, exportInferenceModel } from '@medsyn/training';
+import { linear, modelBuilder } from '@medsyn/model-zoo';
+import type { Tensor } from '@medsyn/onnx-graph';
+import { Trainer, buildTrainingStep } from '@medsyn/training';
 import { softmaxCrossEntropy } from '../src/linear-probe';
 import { seededRandom } from '../src/splits';
 
 export const SIZE = 32;
-const WIDTH = 4;
-const STAGES = ['layer1', 'layer2', 'layer3', 'layer4'];
+/** A tiny ResNet-18 (width 4) at 32 px: encodes a few dozen images in well under a second. */
+export const TINY: EncoderSpec = { image: { architecture: 'resnet18', size: SIZE, width: 4 } };
 
-function encoderGraph(g: GraphBuilder, seed: number, training: boolean) {
-  const b = modelBuilder(g, { seed, training });
-  const out = resnet(b, g.input('pixel_values', 'float32', ['batch', 1, SIZE, SIZE]), { depth: 18, width: WIDTH, inChannels: 1 });
-  return { b, out };
-}
-
-/** Writes a docs/encoder-bundle.md bundle of a tiny ResNet-18 (width 4, 32 px) with the given parameters. */
-export function writeBundle(dir: string, parameters?: Map<string, Tensor>, seed = 0, options: { featureDim?: number } = {}): string {
-  fs.mkdirSync(dir, { recursive: true });
-  let params = parameters;
-  if (!params) {
-    const g = new GraphBuilder('init');
-    encoderGraph(g, seed, false);
-    params = new Map([...g.parameters].map(([name, p]) => [name, p.initial]));
-  }
-  const model = exportInferenceModel((g) => {
-    const { out } = encoderGraph(g, seed, false);
-    return { image_features: out.features, stem: out.stem, ...Object.fromEntries(out.stages.map((s, i) => [STAGES[i]!, s])) };
-  }, params!);
-  fs.writeFileSync(path.join(dir, 'image_encoder.onnx'), model);
-  const manifest = {
-    format: 'medsyn.encoder-bundle/v1',
-    method: 'fixture',
-    image: {
-      architecture: 'resnet18',
-      input: { name: 'pixel_values', channels: 1, size: SIZE, mean: 0.5, std: 0.5 },
-      features: { name: 'image_features', dim: options.featureDim ?? WIDTH * 8 },
-      feature_maps: [
-        { name: 'stem', stride: 2, channels: WIDTH },
-        ...STAGES.map((name, i) => ({ name, stride: 4 * 2 ** i, channels: WIDTH * 2 ** i })),
-      ],
-    },
-  };
-  fs.writeFileSync(path.join(dir, 'encoder.json'), JSON.stringify(manifest, null, 2));
+/** Writes a bundle with the given weights (or a seeded random init) to `dir` through @medsyn/encoder-bundle. */
+export async function writeBundle(dir: string, options: { parameters?: Map<string, Tensor>; seed?: number; method?: string; spec?: EncoderSpec; vocabTxt?: string } = {}): Promise<string> {
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const bundle = exportEncoderBundle(options.spec ?? TINY, { method: options.method ?? 'random', parameters: options.parameters, seed: options.seed ?? 0, vocabTxt: options.vocabTxt });
+  await writeEncoderBundle(new FileArtifactStore(path.dirname(dir)), path.basename(dir), bundle);
   return dir;
 }
 
 /**
  * Separable fixture: noise plus a bright blob; class 1 has a dark horizontal bar through the
- * blob, class 0 does not. Returns images and labels, deterministic per seed.
+ * blob, class 0 does not. Deterministic per seed.
  */
 export function separableImages(count: number, seed: number): { images: GrayImage[]; labels: number[] } {
   const rand = seededRandom(seed);
@@ -70,7 +43,7 @@ export function separableImages(count: number, seed: number): { images: GrayImag
   return { images, labels };
 }
 
-/** Writes fixture images as PNGs and a generic label CSV (image,positive). */
+/** Writes fixture images as PNGs with a generic label CSV (image, positive, patient). */
 export function writeCsvDataset(dir: string, count: number, seed: number): string {
   fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
   const { images, labels } = separableImages(count, seed);
@@ -83,13 +56,14 @@ export function writeCsvDataset(dir: string, count: number, seed: number): strin
   return dir;
 }
 
-/** A tiny ResNet trained as a classifier on the separable fixture, exported as an encoder bundle. */
+/** The tiny encoder trained as a classifier on the separable fixture, written as a bundle. */
 export async function writeTrainedBundle(dir: string, seed = 0, steps = 40): Promise<string> {
   const step = buildTrainingStep({
     optimizer: { kind: 'adamw', weightDecay: 1e-4 },
     build: (g) => {
-      const { b, out } = encoderGraph(g, seed, true);
-      const logits = linear(b, 'fc', out.features, WIDTH * 8, 2);
+      const b = modelBuilder(g, { seed, training: true });
+      const out = imageEncoder(b, imageInput(g, TINY.image), TINY.image);
+      const logits = linear(b, 'fc', out.features, out.featureDim, 2);
       return { loss: softmaxCrossEntropy(b.o, logits, g.input('y', 'float32', ['batch', 2])) };
     },
   });
@@ -104,7 +78,7 @@ export async function writeTrainedBundle(dir: string, seed = 0, steps = 40): Pro
     });
     await trainer.trainStep({ pixel_values: new ort.Tensor('float32', x, [32, 1, SIZE, SIZE]), y: new ort.Tensor('float32', y, [32, 2]) }, 3e-3);
   }
-  const params = trainer.parameters();
+  const parameters = new Map([...trainer.parameters()].filter(([name]) => name.startsWith(`${SCOPES.image}.`)));
   await trainer.release();
-  return writeBundle(dir, params, seed);
+  return writeBundle(dir, { parameters, method: 'fixture' });
 }

@@ -25,7 +25,7 @@ describe('linear probe on a frozen encoder', () => {
   it('an encoder trained on a separable fixture beats a random one; same seed, same number', async () => {
     const dir = makeTempDir('probe');
     const trained = await writeTrainedBundle(path.join(dir.dir, 'trained'));
-    const random = writeBundle(path.join(dir.dir, 'random'), undefined, 0);
+    const random = await writeBundle(path.join(dir.dir, 'random'));
     const a = await probeAuroc(trained, 1);
     const b = await probeAuroc(random, 1);
     console.log(`probe AUROC trained ${a.toFixed(3)} random ${b.toFixed(3)}`);
