@@ -1,0 +1,255 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { repoRoot } from '@medsyn/testing';
+import { parse } from 'yaml';
+import { SERVICES, containers, find, k8sDir, render, workloads, type K8sObject } from './manifests';
+
+type Model = new (data: unknown) => { validate(): void };
+
+/**
+ * The kubernetes-models class for an apiVersion/kind: the Kubernetes OpenAPI schema for built-in
+ * kinds, the Prometheus operator's CRD schema for monitoring.coreos.com.
+ */
+function modelFor(apiVersion: string, kind: string): Model | undefined {
+  const module = apiVersion.startsWith('monitoring.coreos.com/')
+    ? `@kubernetes-models/prometheus-operator/${apiVersion}`
+    : `kubernetes-models/${apiVersion}`;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require(module) as Record<string, Model>)[kind];
+  } catch {
+    return undefined;
+  }
+}
+
+const overlays = { local: render(path.join(k8sDir, 'overlays', 'local')), gpu: render(path.join(k8sDir, 'overlays', 'gpu')) };
+
+describe.each(Object.entries(overlays))('overlay %s', (_name, objects) => {
+  it('validates every rendered object against the Kubernetes OpenAPI schema', () => {
+    expect(objects.length).toBeGreaterThan(20);
+    const problems: string[] = [];
+    for (const object of objects) {
+      const Model = modelFor(object.apiVersion, object.kind);
+      if (!Model) {
+        problems.push(`${object.apiVersion} ${object.kind} ${object.metadata.name}: no schema`);
+        continue;
+      }
+      try {
+        new Model(object).validate();
+      } catch (error) {
+        problems.push(`${object.kind} ${object.metadata.name}: ${(error as Error).message}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('puts everything in the medsyn namespace and labels it part of medsyn', () => {
+    for (const object of objects) {
+      if (object.kind === 'Namespace') continue;
+      expect([object.kind, object.metadata.name, object.metadata.namespace]).toEqual([object.kind, object.metadata.name, 'medsyn']);
+      expect([object.kind, object.metadata.name, object.metadata.labels?.['app.kubernetes.io/part-of']]).toEqual([object.kind, object.metadata.name, 'medsyn']);
+    }
+  });
+
+  it.each(SERVICES)('runs %s with gRPC probes, its metrics port advertised, its own account, a disruption budget and resources', (name) => {
+    const deployment = find(objects, 'Deployment', name);
+    const pod = deployment.spec.template;
+    const container = pod.spec.containers[0];
+    const env = Object.fromEntries(container.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    const port = (portName: string) => container.ports.find((p: { name: string }) => p.name === portName).containerPort;
+    expect(port('grpc')).toBe(Number(env.GRPC_PORT));
+    for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) expect(container[probe].grpc.port).toBe(Number(env.GRPC_PORT));
+    // What Prometheus reads (pod annotations) is where the service serves metrics.
+    expect(pod.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': env.METRICS_PORT, 'prometheus.io/path': '/metrics' });
+    expect(port('metrics')).toBe(Number(env.METRICS_PORT));
+    expect(pod.spec.serviceAccountName).toBe(name);
+    find(objects, 'ServiceAccount', name);
+    expect(find(objects, 'PodDisruptionBudget', name).spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+    expect(find(objects, 'Service', name).spec.selector).toEqual(deployment.spec.selector.matchLabels);
+    expect(container.resources.requests).toEqual({ cpu: expect.anything(), memory: expect.anything() });
+    expect(container.resources.limits).toMatchObject({ cpu: expect.anything(), memory: expect.anything() });
+    expect(container.envFrom.map((e: { configMapRef?: { name: string }; secretRef?: { name: string } }) => e.configMapRef?.name ?? e.secretRef?.name)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^medsyn-config/), expect.stringMatching(/^medsyn-store/)]),
+    );
+  });
+
+  it('runs every container but the DCGM exporter as non-root on a read-only root filesystem', () => {
+    for (const { object, pod } of workloads(objects)) {
+      if (object.metadata.name === 'dcgm-exporter') continue;
+      expect([object.metadata.name, pod.spec.securityContext.runAsNonRoot]).toEqual([object.metadata.name, true]);
+      expect(pod.spec.securityContext.runAsUser).toBeGreaterThan(0);
+      for (const container of containers(pod.spec)) {
+        expect([container.name, container.securityContext]).toEqual([
+          container.name,
+          { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+        ]);
+      }
+    }
+  });
+
+  it('mounts and reads only ConfigMaps that it renders', () => {
+    const configMaps = new Set(objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name));
+    for (const { pod } of workloads(objects)) {
+      const used = [
+        ...(pod.spec.volumes ?? []).filter((v: { configMap?: unknown }) => v.configMap).map((v: { configMap: { name: string } }) => v.configMap.name),
+        ...containers(pod.spec).flatMap((c) => (c.envFrom ?? []).filter((e: { configMapRef?: unknown }) => e.configMapRef).map((e: { configMapRef: { name: string } }) => e.configMapRef.name)),
+      ];
+      for (const name of used) expect(configMaps).toContain(name);
+    }
+  });
+
+  it('lets each NetworkPolicy port match a named port of a pod it selects', () => {
+    const pods = workloads(objects).map(({ pod }) => pod);
+    const selects = (selector: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values: string[] }> }, labels: Record<string, string> = {}) =>
+      Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
+      (selector.matchExpressions ?? []).every((e) => e.operator === 'In' && e.values.includes(labels[e.key]!));
+    for (const policy of objects.filter((o) => o.kind === 'NetworkPolicy')) {
+      const selected = pods.filter((pod) => selects(policy.spec.podSelector, pod.metadata.labels));
+      expect([policy.metadata.name, selected.length > 0]).toEqual([policy.metadata.name, true]);
+      const portNames = new Set(selected.flatMap((pod) => containers(pod.spec).flatMap((c) => (c.ports ?? []).map((p: { name: string }) => p.name))));
+      for (const rule of policy.spec.ingress ?? []) for (const { port } of rule.ports) expect([policy.metadata.name, portNames.has(port)]).toEqual([policy.metadata.name, true]);
+    }
+  });
+
+  it('keeps MinIO to the services and the bucket Job, and the services to the pipeline clients', () => {
+    const minio = find(objects, 'NetworkPolicy', 'minio-from-services');
+    expect(minio.spec.ingress).toEqual([
+      { from: [{ podSelector: { matchExpressions: [{ key: 'app.kubernetes.io/component', operator: 'In', values: ['service', 'store-setup'] }] } }], ports: [{ port: 's3' }] },
+    ]);
+    const serviceLabels = SERVICES.map((name) => find(objects, 'Deployment', name).spec.template.metadata.labels['app.kubernetes.io/component']);
+    expect(serviceLabels).toEqual(SERVICES.map(() => 'service'));
+    expect(find(objects, 'Job', 'minio-buckets').spec.template.metadata.labels['app.kubernetes.io/component']).toBe('store-setup');
+    expect(find(objects, 'NetworkPolicy', 'default-deny-ingress').spec).toEqual({ podSelector: {}, policyTypes: ['Ingress'] });
+  });
+
+  it('stores artifacts in MinIO on a PersistentVolumeClaim, with a Job creating the bucket MEDSYN_STORE names', () => {
+    const minio = find(objects, 'StatefulSet', 'minio');
+    expect(minio.spec.volumeClaimTemplates[0].metadata.name).toBe('data');
+    expect(minio.spec.template.spec.containers[0].volumeMounts).toContainEqual({ name: 'data', mountPath: '/data' });
+    const store = new URL(find(objects, 'ConfigMap', 'medsyn-config').data!.MEDSYN_STORE!);
+    expect(store.hostname).toBe('medsyn');
+    const job = find(objects, 'Job', 'minio-buckets').spec.template.spec.containers[0];
+    expect(job.env).toContainEqual({ name: 'BUCKETS', value: store.hostname });
+    expect(new URL(store.searchParams.get('endpoint')!).host).toBe(`${find(objects, 'Service', 'minio').metadata.name}:9000`);
+  });
+});
+
+/** GPU placement of each workload: node affinity, toleration, GPU limit. */
+function gpuPlacement(objects: K8sObject[]): Record<string, { affinity: boolean; toleration: boolean; gpuLimit: boolean; cudaProvider: boolean }> {
+  return Object.fromEntries(
+    workloads(objects).map(({ object, pod }) => {
+      const terms = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+      const all = containers(pod.spec);
+      return [
+        object.metadata.name,
+        {
+          affinity: terms.some((t: { matchExpressions: Array<{ key: string; operator: string; values: string[] }> }) =>
+            t.matchExpressions.some((e) => e.key === 'nvidia.com/gpu.present' && e.operator === 'In' && e.values.includes('true')),
+          ),
+          toleration: (pod.spec.tolerations ?? []).some((t: { key: string; operator: string; effect: string }) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists' && t.effect === 'NoSchedule'),
+          gpuLimit: all.some((c) => c.resources?.limits?.['nvidia.com/gpu'] === '1'),
+          cudaProvider: all.some((c) => (c.env ?? []).some((e: { name: string; value: string }) => e.name === 'EXECUTION_PROVIDER' && e.value === 'cuda')),
+        },
+      ];
+    }),
+  );
+}
+
+describe('gpu overlay', () => {
+  const objects = overlays.gpu;
+
+  it('pins exactly the synthesizer and the pretrainer (and the synthesizer in the dataset Job) to GPU nodes, one GPU each, on the CUDA provider', () => {
+    const gpu = { affinity: true, toleration: true, gpuLimit: true, cudaProvider: true };
+    const cpu = { affinity: false, toleration: false, gpuLimit: false, cudaProvider: false };
+    expect(gpuPlacement(objects)).toEqual({
+      anonymizer: cpu,
+      synthesizer: gpu,
+      pretrainer: gpu,
+      evaluator: cpu,
+      minio: cpu,
+      'minio-buckets': cpu,
+      'synthesize-dataset': gpu,
+      // Runs on every GPU node and watches all its GPUs without claiming one.
+      'dcgm-exporter': { affinity: true, toleration: true, gpuLimit: false, cudaProvider: false },
+    });
+    // Only the synthesizer container of the Job holds the GPU, not its client.
+    const job = find(objects, 'Job', 'synthesize-dataset').spec.template.spec;
+    expect(containers(job).filter((c) => c.resources.limits['nvidia.com/gpu']).map((c) => c.name)).toEqual(['synthesizer']);
+  });
+
+  it('runs the synthetic dataset as an Indexed Job whose completion index and count become the shard', () => {
+    const job = find(objects, 'Job', 'synthesize-dataset');
+    expect(job.spec.completionMode).toBe('Indexed');
+    const client = job.spec.template.spec.containers.find((c: { name: string }) => c.name === 'shard');
+    const env = Object.fromEntries(client.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    expect(Number(env.SHARD_COUNT)).toBe(job.spec.completions);
+    expect(job.spec.parallelism).toBe(job.spec.completions);
+    // The synthesizer is a native sidecar: it stops when the shard's client exits.
+    expect(job.spec.template.spec.initContainers[0]).toMatchObject({ name: 'synthesizer', restartPolicy: 'Always' });
+    expect(env.SYNTHESIZER_TARGET).toBe(`127.0.0.1:${job.spec.template.spec.initContainers[0].ports[0].containerPort}`);
+    const script = find(objects, 'ConfigMap', client.volumeMounts[0].name === 'synthesize-shard' ? job.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'synthesize-shard').configMap.name : '');
+    expect(script.data!['synthesize-shard.js']).toBe(fs.readFileSync(path.join(k8sDir, 'overlays', 'gpu', 'synthesize-shard.js'), 'utf8'));
+    expect(client.command).toEqual(['node', `${client.volumeMounts[0].mountPath}/synthesize-shard.js`]);
+  });
+
+  it('autoscales the anonymizer and the synthesizer, which leave their replica count to the autoscaler', () => {
+    const hpas = objects.filter((o) => o.kind === 'HorizontalPodAutoscaler');
+    expect(hpas.map((h) => h.spec.scaleTargetRef).sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'anonymizer' },
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'synthesizer' },
+    ]);
+    for (const hpa of hpas) {
+      expect(find(objects, 'Deployment', hpa.spec.scaleTargetRef.name).spec.replicas).toBeUndefined();
+      expect(hpa.spec.minReplicas).toBeLessThanOrEqual(hpa.spec.maxReplicas);
+    }
+    expect(find(objects, 'Deployment', 'pretrainer').spec.replicas).toBe(1);
+  });
+
+  it('scrapes the services, MinIO and the DCGM exporter through ServiceMonitors on ports their Services name', () => {
+    const monitors = objects.filter((o) => o.kind === 'ServiceMonitor');
+    expect(monitors.map((m) => m.metadata.name).sort()).toEqual(['dcgm-exporter', 'medsyn-services', 'minio']);
+    for (const monitor of monitors) {
+      const services = objects.filter(
+        (o) => o.kind === 'Service' && Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v),
+      );
+      expect([monitor.metadata.name, services.length]).toEqual([monitor.metadata.name, monitor.metadata.name === 'medsyn-services' ? 4 : 1]);
+      for (const service of services) expect(service.spec.ports.map((p: { name: string }) => p.name)).toContain(monitor.spec.endpoints[0].port);
+    }
+  });
+
+  it('ships the alert rules of deploy/observability/alerts.yaml unchanged as a PrometheusRule', () => {
+    const rules = parse(fs.readFileSync(path.join(repoRoot, 'deploy', 'observability', 'alerts.yaml'), 'utf8'));
+    expect(find(objects, 'PrometheusRule', 'medsyn-alerts').spec).toEqual(rules);
+  });
+
+  it('ships the Grafana dashboard for the dashboard sidecar', () => {
+    const dashboards = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('medsyn-grafana-dashboards'))!;
+    expect(dashboards.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+    expect(JSON.parse(dashboards.data!['medsyn.json']!).uid).toBe('medsyn-overview');
+  });
+});
+
+describe('local overlay', () => {
+  const objects = overlays.local;
+
+  it('runs on CPU nodes only, one replica of each service', () => {
+    for (const placement of Object.values(gpuPlacement(objects))) expect(placement).toEqual({ affinity: false, toleration: false, gpuLimit: false, cudaProvider: false });
+    for (const name of SERVICES) expect(find(objects, 'Deployment', name).spec.replicas).toBe(1);
+    expect(objects.filter((o) => o.kind === 'HorizontalPodAutoscaler' || o.kind === 'ServiceMonitor')).toEqual([]);
+  });
+
+  it('generates the development Secrets the base refers to, and a small MinIO', () => {
+    const secrets = objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name.replace(/-[a-z0-9]{10}$/, ''));
+    expect(secrets.sort()).toEqual(['medsyn-minio', 'medsyn-store']);
+    expect(find(objects, 'StatefulSet', 'minio').spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('2Gi');
+  });
+
+  it('runs a Prometheus with the scrape config and alert rules of the repository', () => {
+    const config = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('medsyn-prometheus'))!;
+    expect(config.data!['prometheus.yml']).toBe(fs.readFileSync(path.join(k8sDir, 'overlays', 'local', 'prometheus.yml'), 'utf8'));
+    const rules = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('medsyn-alert-rules'))!;
+    expect(rules.data!['alerts.yaml']).toBe(fs.readFileSync(path.join(repoRoot, 'deploy', 'observability', 'alerts.yaml'), 'utf8'));
+    const volumes = find(objects, 'Deployment', 'prometheus').spec.template.spec.volumes.map((v: { configMap?: { name: string } }) => v.configMap?.name);
+    expect(volumes).toEqual(expect.arrayContaining([config.metadata.name, rules.metadata.name]));
+  });
+});

@@ -1,0 +1,42 @@
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { repoRoot } from '@medsyn/testing';
+import { parseAllDocuments } from 'yaml';
+
+/** A rendered Kubernetes object, loosely typed: the tests read what they assert. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string> };
+
+export const SERVICES = ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'] as const;
+export const k8sDir = path.join(repoRoot, 'deploy', 'k8s');
+
+/** `kubectl kustomize <dir>` (kubectl's built-in kustomize), parsed. */
+export function render(dir: string): K8sObject[] {
+  const text = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
+  return parseAllDocuments(text).map((doc) => doc.toJS() as K8sObject);
+}
+
+const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Job']);
+
+/** The pod template of a workload (Deployment, StatefulSet, DaemonSet, Job). */
+export interface Workload {
+  object: K8sObject;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  pod: { metadata: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: any };
+}
+
+export function workloads(objects: K8sObject[]): Workload[] {
+  return objects.filter((o) => WORKLOADS.has(o.kind)).map((object) => ({ object, pod: object.spec.template }));
+}
+
+/** All containers of a pod spec, init (and native sidecar) containers included. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function containers(podSpec: any): any[] {
+  return [...(podSpec.initContainers ?? []), ...podSpec.containers];
+}
+
+export function find(objects: K8sObject[], kind: string, name: string): K8sObject {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!found) throw new Error(`no ${kind} ${name} in the rendered manifests`);
+  return found;
+}
