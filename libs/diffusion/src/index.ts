@@ -1,0 +1,5 @@
+export * from './schedulers';
+export * from './noise';
+export * from './float16';
+export * from './pipeline';
+export * from './tiny-pipeline';

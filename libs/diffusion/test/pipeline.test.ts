@@ -1,0 +1,132 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeTempDir } from '@medsyn/testing';
+import { buildTinyPipeline, DiffusionPipeline, ExecutionProviderError, GenerationInputError, ModelLoadError, fromFloat16Bits, toFloat16Bits } from '../src';
+
+const PROMPT = 'Small left pleural effusion. No pneumothorax.';
+const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
+  const tmp = makeTempDir('diffusion');
+  let fp32: DiffusionPipeline;
+  let fp16: DiffusionPipeline;
+
+  beforeAll(async () => {
+    fp32 = await DiffusionPipeline.load(buildTinyPipeline(path.join(tmp.dir, 'fp32')));
+    // fp16 I/O, int64 token ids and an int64 [1] timestep, as optimum exports them.
+    fp16 = await DiffusionPipeline.load(buildTinyPipeline(path.join(tmp.dir, 'fp16'), { dtype: 'float16', idsDtype: 'int64', timestep: 'int64-one' }));
+  });
+  afterAll(async () => {
+    await Promise.all([fp32?.close(), fp16?.close()]);
+    tmp.remove();
+  });
+
+  it('reads the signature from the models: dtypes, sizes, scheduler and defaults', () => {
+    expect(fp32.info).toMatchObject({ unetDtype: 'float32', latentChannels: 4, vaeScaleFactor: 8, scalingFactor: 0.18215, maxPromptTokens: 77 });
+    expect(fp32.info.defaults).toEqual({ guidanceScale: 3, numInferenceSteps: 75, height: 64, width: 64, scheduler: 'pndm' });
+    expect(fp16.info.unetDtype).toBe('float16');
+    expect(fp32.info.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('generates the same image for the same seed and another for another seed', async () => {
+    const request = { prompt: PROMPT, seed: 42n, numInferenceSteps: 6 };
+    const [a] = await fp32.generate([request]);
+    const [b] = await fp32.generate([request]);
+    const [c] = await fp32.generate([{ ...request, seed: 43n }]);
+    expect(a!.image.width).toBe(64);
+    expect(Array.from(a!.image.data)).toEqual(Array.from(b!.image.data));
+    expect(maxAbsDiff(a!.image.data, c!.image.data)).toBeGreaterThan(1e-3);
+  });
+
+  it('changes the image with the guidance scale and the negative prompt', async () => {
+    const base = { prompt: PROMPT, seed: 5n, numInferenceSteps: 6 };
+    const [g1, g3, g3neg] = await fp32.generate([
+      { ...base, guidanceScale: 1 },
+      { ...base, guidanceScale: 3 },
+      { ...base, guidanceScale: 3, negativePrompt: 'lateral view' },
+    ]);
+    expect(maxAbsDiff(g1!.image.data, g3!.image.data)).toBeGreaterThan(1e-4);
+    expect(maxAbsDiff(g3!.image.data, g3neg!.image.data)).toBeGreaterThan(1e-4);
+  });
+
+  it('gives a request the same image alone as in a batch', async () => {
+    const request = { prompt: PROMPT, seed: 9n, numInferenceSteps: 4, guidanceScale: 2 };
+    const [alone] = await fp32.generate([request]);
+    const [, inBatch] = await fp32.generate([{ prompt: 'cardiomegaly', seed: 1n, numInferenceSteps: 4 }, request]);
+    expect(maxAbsDiff(alone!.image.data, inBatch!.image.data)).toBeLessThan(1e-4);
+  });
+
+  it('runs every scheduler and an fp16 export close to its fp32 twin', async () => {
+    for (const scheduler of ['pndm', 'ddim', 'euler_ancestral', 'dpm_solver_pp_2m'] as const) {
+      const [out] = await fp32.generate([{ prompt: PROMPT, seed: 3n, numInferenceSteps: 5, scheduler }]);
+      expect(out!.image.data.every((v) => Number.isFinite(v))).toBe(true);
+    }
+    // Same weights (same builder seed), half-precision I/O: differences are fp16 rounding.
+    const [a] = await fp32.generate([{ prompt: PROMPT, seed: 3n, numInferenceSteps: 5 }]);
+    const [b] = await fp16.generate([{ prompt: PROMPT, seed: 3n, numInferenceSteps: 5 }]);
+    expect(maxAbsDiff(a!.image.data, b!.image.data)).toBeLessThan(0.02);
+  });
+
+  it('reports prompt truncation past 77 tokens', async () => {
+    const prompt = Array.from({ length: 90 }, () => 'opacity').join(' ');
+    const [out] = await fp32.generate([{ prompt, seed: 1n, numInferenceSteps: 1 }]);
+    expect(out!.promptTruncated).toBe(true);
+    expect(out!.promptTokens).toBe(fp32.tokenizer.countTokens(prompt));
+    expect(out!.promptTokens).toBeGreaterThan(92);
+    const [short] = await fp32.generate([{ prompt: 'opacity', seed: 1n, numInferenceSteps: 1 }]);
+    expect(short!.promptTruncated).toBe(false);
+  });
+
+  it('rejects bad parameters naming the field, without quoting the prompt', async () => {
+    const bad = async (request: object, field: string) => {
+      const error = await fp32.generate([{ prompt: PROMPT, seed: 1n, numInferenceSteps: 2, ...request }]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(GenerationInputError);
+      expect((error as GenerationInputError).field).toBe(field);
+      expect((error as Error).message).not.toContain('effusion');
+    };
+    await bad({ prompt: '' }, 'prompt');
+    await bad({ prompt: '   ' }, 'prompt');
+    await bad({ prompt: 'effusion '.repeat(1200) }, 'prompt');
+    await bad({ guidanceScale: -1 }, 'guidance_scale');
+    await bad({ numInferenceSteps: 0 }, 'num_inference_steps');
+    await bad({ height: 60 }, 'height');
+    await bad({ width: 128 }, 'width'); // this export's UNet has a fixed 8x8 latent
+  });
+
+  it('fails to load with a message naming the missing or corrupt file', async () => {
+    const copy = (name: string) => {
+      const dir = path.join(tmp.dir, name);
+      fs.cpSync(path.join(tmp.dir, 'fp32'), dir, { recursive: true });
+      return dir;
+    };
+    const noUnet = copy('no-unet');
+    fs.rmSync(path.join(noUnet, 'unet', 'model.onnx'));
+    await expect(DiffusionPipeline.load(noUnet)).rejects.toThrow(/unet\/model.onnx not found/);
+
+    const corrupt = copy('corrupt');
+    fs.writeFileSync(path.join(corrupt, 'vae_decoder', 'model.onnx'), Buffer.from('this is not protobuf'));
+    await expect(DiffusionPipeline.load(corrupt)).rejects.toThrow(/vae_decoder\/model.onnx could not be loaded/);
+
+    const noIndex = copy('no-index');
+    fs.rmSync(path.join(noIndex, 'model_index.json'));
+    await expect(DiffusionPipeline.load(noIndex)).rejects.toThrow(ModelLoadError);
+
+    const noTokenizer = copy('no-tokenizer');
+    fs.rmSync(path.join(noTokenizer, 'tokenizer', 'merges.txt'));
+    await expect(DiffusionPipeline.load(noTokenizer)).rejects.toThrow(/tokenizer/);
+
+    await expect(DiffusionPipeline.load(path.join(tmp.dir, 'nowhere'))).rejects.toThrow(/does not exist/);
+  });
+
+  it('refuses an execution provider this onnxruntime build lacks', async () => {
+    await expect(DiffusionPipeline.load(path.join(tmp.dir, 'fp32'), { executionProvider: 'cuda' })).rejects.toThrow(ExecutionProviderError);
+  });
+
+  it('converts float16 exactly for representable values and rounds to nearest', () => {
+    const values = Float32Array.from([0, -0, 1, -2.5, 65504, 6.103515625e-5, 5.960464477539063e-8, 0.1]);
+    const back = fromFloat16Bits(toFloat16Bits(values));
+    expect(Array.from(back.slice(0, 7))).toEqual(Array.from(values.slice(0, 7)));
+    expect(back[7]).toBeCloseTo(0.0999755859375, 10); // nearest half to 0.1
+    expect(Array.from(toFloat16Bits(Float32Array.from([1e6, NaN])))).toEqual([0x7c00, 0x7e00]);
+  });
+});
