@@ -5,6 +5,16 @@ import { GRADIENTS } from './gradients';
 /** Thrown at graph-build time when the loss depends on an operator without a gradient rule. */
 export class UnsupportedGradientError extends Error {}
 
+/** Annotation that makes a node's outputs constants to autodiff (PyTorch's `detach()`, `torch.no_grad()`). */
+export const STOP_GRADIENT = 'stopGradient';
+
+/** x as a value gradients do not flow through (an Identity node annotated STOP_GRADIENT). */
+export function stopGradient(g: GraphBuilder, x: Value): Value {
+  const y = g.op('Identity', [x]);
+  g.annotations.set(g.producerOf(y).name, { [STOP_GRADIENT]: true });
+  return y;
+}
+
 /**
  * Reverse-mode autodiff over a graph being built: appends to g the nodes that compute
  * d(loss)/d(each of wrt), and returns those gradient values by parameter name.
@@ -24,6 +34,7 @@ export function gradients(g: GraphBuilder, loss: Value, wrt: readonly Value[]): 
   // Values that depend on a parameter through float math.
   const dependsOnWrt = new Set(wrt.map((v) => v.name));
   for (const node of g.nodes) {
+    if (g.annotations.get(node.name)?.[STOP_GRADIENT]) continue;
     if (node.inputs.some((i) => dependsOnWrt.has(i))) for (const out of node.outputs) if (isFloat(g.value(out).dtype)) dependsOnWrt.add(out);
   }
   // Values the loss depends on.

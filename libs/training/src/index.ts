@@ -1,4 +1,4 @@
-export { gradients, UnsupportedGradientError } from './autodiff';
+export { gradients, stopGradient, STOP_GRADIENT, UnsupportedGradientError } from './autodiff';
 export { GRADIENTS, type GradientRule } from './gradients';
 export { GradContext } from './grad-context';
 export { createOptimizer, type OptimizerConfig, type AdamWConfig, type SgdConfig, type Optimizer } from './optimizers';
