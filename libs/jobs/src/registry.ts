@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
 import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
 import { JobConflictError, JobError, JobFailure, JobNotFoundError } from './errors';
-import { TERMINAL_STATES, type JobContext, type JobProgress, type JobRecord, type JobRunner } from './types';
+import { TERMINAL_STATES, type JobContext, type JobProgress, type JobRecord, type JobRunner, type JobState } from './types';
+
+const JOB_STATES: JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
 export interface JobRegistryOptions {
   store: ArtifactStore;
@@ -121,6 +123,15 @@ export class JobRegistry {
     const page = all.slice(offset, offset + size).map((r) => this.snapshot(r));
     const next = offset + size < all.length ? Buffer.from(`offset:${offset + size}`).toString('base64url') : '';
     return { jobs: page, nextPageToken: next };
+  }
+
+  /** How many jobs are in each state, per kind; every registered kind and state appears (0 included). */
+  counts(): Array<{ kind: string; state: JobState; count: number }> {
+    const key = (kind: string, state: JobState) => `${kind}\u0000${state}`;
+    const counts = new Map<string, number>();
+    for (const { record } of this.jobs.values()) counts.set(key(record.kind, record.state), (counts.get(key(record.kind, record.state)) ?? 0) + 1);
+    const kinds = new Set([...Object.keys(this.options.runners), ...[...this.jobs.values()].map((j) => j.record.kind)]);
+    return [...kinds].flatMap((kind) => JOB_STATES.map((state) => ({ kind, state, count: counts.get(key(kind, state)) ?? 0 })));
   }
 
   /** The job now, then after every change, ending after its terminal state (or when signal aborts). */

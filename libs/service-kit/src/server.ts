@@ -7,6 +7,7 @@ import {
   RpcMetrics,
   createLogger,
   createMetricsRegistry,
+  registerJobGauge,
   startMetricsServer,
   type Logger,
   type MetricsRegistry,
@@ -79,6 +80,7 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
     runners: spec.jobRunners ?? {},
     onEvent: (event) => logger.info(event, 'job'),
   });
+  registerJobGauge(metrics, () => jobs.counts());
 
   const interceptors = [telemetryInterceptor(rpcMetrics, logger)];
   if (config.authToken) interceptors.push(bearerAuthInterceptor(config.authToken));
