@@ -1,1 +1,3 @@
-export {};
+export * from './types';
+export { RuleDetector, combineDetectors, mergeSpans } from './detector';
+export { RULES, type Rule } from './rules';

