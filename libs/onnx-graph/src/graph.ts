@@ -221,20 +221,24 @@ export class GraphBuilder {
    * the value's producer (onnxruntime copies through such an Identity on every run).
    */
   private withoutRenamingIdentities(): GraphNode[] {
-    const uses = new Map<string, number>();
-    for (const node of this.nodes) for (const input of node.inputs) if (input) uses.set(input, (uses.get(input) ?? 0) + 1);
     const outputs = new Set(this.outputs.map((v) => v.name));
     const renames = new Map<string, string>();
     for (const node of this.nodes) {
       const source = node.inputs[0];
-      if (node.op !== 'Identity' || !source || !outputs.has(node.outputs[0]!) || outputs.has(source) || uses.get(source) !== 1) continue;
+      if (node.op !== 'Identity' || !source || !outputs.has(node.outputs[0]!) || outputs.has(source) || renames.has(source)) continue;
       if (!this.producers.has(source)) continue;
       renames.set(source, node.outputs[0]!);
     }
     if (renames.size === 0) return this.nodes;
+    // The producer writes the output name directly; every other consumer reads it under that name.
+    const rename = (name: string) => (name ? (renames.get(name) ?? name) : name);
     return this.nodes
-      .filter((node) => !(node.op === 'Identity' && renames.has(node.inputs[0]!) && renames.get(node.inputs[0]!) === node.outputs[0]))
-      .map((node) => (node.outputs.some((o) => renames.has(o)) ? { ...node, outputs: node.outputs.map((o) => renames.get(o) ?? o) } : node));
+      .filter((node) => !(node.op === 'Identity' && renames.get(node.inputs[0]!) === node.outputs[0]))
+      .map((node) =>
+        node.outputs.some((o) => renames.has(o)) || node.inputs.some((i) => i && renames.has(i))
+          ? { ...node, inputs: node.inputs.map(rename), outputs: node.outputs.map(rename) }
+          : node,
+      );
   }
 
   private define(name: string, dtype: DType, shape: Shape): Value {

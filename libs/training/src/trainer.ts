@@ -12,10 +12,7 @@ export interface TrainerOptions {
   executionProvider?: ExecutionProvider;
   /** Threads for one operator (default: onnxruntime's choice, all cores). */
   intraOpThreads?: number;
-  /**
-   * onnxruntime's CPU memory arena (default on). Off, peak memory falls by a quarter to a third
-   * and steps slow by 10-20 % (measured with npm run bench:train).
-   */
+  /** onnxruntime's CPU memory arena (default on: off, steps are slower and peak memory is no lower). */
   memoryArena?: boolean;
   /** Seed of dropout's random streams: step s of a run draws from hash(seed, s), so a resumed run draws what an uninterrupted one would. */
   seed?: number;
