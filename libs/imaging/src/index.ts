@@ -4,3 +4,4 @@ export * from './jpeg';
 export * from './dicom';
 export * from './decode';
 export * from './resize';
+export * from './augment';
