@@ -1,0 +1,105 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artifact-store';
+import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
+import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
+import { makeTempDir } from '@medsyn/testing';
+import { buildTinyPipeline, classifierCheck, DiffusionPipeline, imageStatisticsCheck, QualityGate, runDatasetShard, sha256Hex, synthesize, type PairRecord, type QualityCheck } from '../src';
+
+const smooth = (size: number) => grayImage(size, size, Float32Array.from({ length: size * size }, (_, i) => 0.2 + 0.6 * ((i % size) / size)));
+
+describe('quality gate', () => {
+  const tmp = makeTempDir('quality');
+  afterAll(() => tmp.remove());
+
+  it('rejects blank, saturated and noise-like images and passes a smooth one', async () => {
+    const check = imageStatisticsCheck();
+    let state = 12345;
+    const noise = grayImage(64, 64, Float32Array.from({ length: 64 * 64 }, () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) * 0.6 + 0.2));
+    expect(await check.check(smooth(64), {})).toEqual([]);
+    expect(await check.check(grayImage(64, 64, new Float32Array(64 * 64).fill(0.5)), {})).toEqual(['blank']);
+    expect(await check.check(grayImage(64, 64, Float32Array.from({ length: 64 * 64 }, (_, i) => ((i >> 6) < 40 ? 1 : 0))), {})).toEqual(['saturated']);
+    expect(await check.check(noise, {})).toEqual(['noise']);
+  });
+
+  it('rejects an image whose classifier prediction disagrees with the report label', async () => {
+    // A one-label "classifier": logit = 20 (mean intensity - 0.5), i.e. "bright" when mean > 0.5.
+    const g = new GraphBuilder('bright');
+    const o = ops(g);
+    const x = g.input('image', 'float32', ['batch', 1, 16, 16]);
+    g.output(o.mul(o.flatten(o.globalAveragePool(x), 1), o.scalar('float32', 10)), 'logits');
+    const file = path.join(tmp.dir, 'bright.onnx');
+    fs.writeFileSync(file, encodeModel(g.toModelProto()));
+    // mean 0.5 / std 0.5 normalisation maps intensity m to 2m - 1: logit = 10 (2m - 1).
+    const check = await classifierCheck({ modelPath: file, labels: ['Bright'] });
+    const bright = grayImage(32, 32, new Float32Array(32 * 32).fill(0.9));
+    expect(await check.check(bright, { labels: { Bright: '1' } })).toEqual([]);
+    expect(await check.check(bright, { labels: { Bright: '0' } })).toEqual(['bright_mismatch']);
+    expect(await check.check(bright, { labels: { Bright: '-1' } })).toEqual([]); // uncertain: not judged
+    expect(await check.check(bright, {})).toEqual([]);
+    await check.close?.();
+  });
+});
+
+describe('synthesis with the gate and dataset shards', () => {
+  const tmp = makeTempDir('synthesis');
+  let pipeline: DiffusionPipeline;
+  beforeAll(async () => {
+    pipeline = await DiffusionPipeline.load(buildTinyPipeline(path.join(tmp.dir, 'model')));
+  });
+  afterAll(async () => {
+    await pipeline?.close();
+    tmp.remove();
+  });
+
+  it('regenerates a rejected image with the next seed and counts the reasons', async () => {
+    // Rejects the first image it sees, then accepts: the gate's retry path, deterministically.
+    let seen = 0;
+    const once: QualityCheck = { name: 'once', check: async () => (seen++ === 0 ? ['first_try'] : []) };
+    const [result] = await synthesize(pipeline, [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 2, maxAttempts: 3 }], { gate: new QualityGate([once]), bitDepth: 16 });
+    expect(result).toMatchObject({ accepted: true, attempts: 2, seed: 11n, rejections: { first_try: 1 } });
+    const text = readPngText(result!.png);
+    expect(text).toMatchObject({ 'medsyn:seed': '11', 'medsyn:prompt_sha256': sha256Hex('cardiomegaly'), 'medsyn:model_sha256': pipeline.info.digest, 'medsyn:steps': '2', 'medsyn:scheduler': 'pndm' });
+    expect(JSON.stringify(text)).not.toContain('cardiomegaly');
+    expect(decodePng(result!.png).width).toBe(64);
+
+    const never: QualityCheck = { name: 'never', check: async () => ['always_bad'] };
+    const [rejected] = await synthesize(pipeline, [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 1, maxAttempts: 2 }], { gate: new QualityGate([never]) });
+    expect(rejected).toMatchObject({ accepted: false, attempts: 2, rejections: { always_bad: 2 } });
+  });
+
+  it('splits a manifest into shards and resumes an interrupted shard without losing or repeating images', async () => {
+    const store = new FileArtifactStore(path.join(tmp.dir, 'store'));
+    const prompts = Array.from({ length: 7 }, (_, i) => ({ id: `r${i}`, prompt: `finding number ${i}` }));
+    await putJsonl(store, 'prompts.jsonl', [...prompts, { id: 'bad id!', prompt: 'x' }, { id: 'r1', prompt: 'duplicate' }]);
+    const spec = (index: number) => ({ promptsKey: 'prompts.jsonl', outputPrefix: 'out/', shard: { index, count: 2 }, imagesPerPrompt: 1, params: { numInferenceSteps: 2 } });
+
+    // Shard 0 (r0, r2, r4, r6), interrupted after two images.
+    const controller = new AbortController();
+    let images = 0;
+    await expect(
+      runDatasetShard(store, pipeline, spec(0), { maxBatch: 1, signal: controller.signal, onImage: () => ++images === 2 && controller.abort(new Error('killed')) }),
+    ).rejects.toThrow('killed');
+    images = 0;
+    const resumed = await runDatasetShard(store, pipeline, spec(0), { maxBatch: 1, onImage: () => images++ });
+    expect(images).toBe(2); // only the two missing ones
+    expect(resumed).toMatchObject({ total: 4, completed: 4, accepted: 4, invalid: 2 });
+    const other = await runDatasetShard(store, pipeline, spec(1), {});
+    expect(other).toMatchObject({ total: 3, completed: 3 });
+
+    const lines: PairRecord[] = [];
+    for (const key of ['out/pairs-shard-00000-of-00002.jsonl', 'out/pairs-shard-00001-of-00002.jsonl']) {
+      for await (const line of readJsonl<PairRecord>(store, key)) if (line.ok) lines.push(line.value);
+    }
+    expect(lines.map((l) => l.report_id).sort()).toEqual(prompts.map((p) => p.id));
+    // Resumed images are the images an uninterrupted run makes: seeds derive from the report id.
+    const store2 = new FileArtifactStore(path.join(tmp.dir, 'store2'));
+    await putJsonl(store2, 'prompts.jsonl', prompts);
+    const fresh = await runDatasetShard(store2, pipeline, spec(0), {});
+    const again: PairRecord[] = [];
+    for await (const line of readJsonl<PairRecord>(store2, store2.keyOf(fresh.pairs.uri))) if (line.ok) again.push(line.value);
+    const first = lines.filter((l) => ['r0', 'r2', 'r4', 'r6'].includes(l.report_id));
+    expect(again.map((l) => l.image_sha256)).toEqual(first.map((l) => l.image_sha256));
+    expect((await getBuffer(store, 'out/images/r3.png')).length).toBeGreaterThan(100);
+  });
+});
