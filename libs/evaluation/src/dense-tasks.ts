@@ -59,13 +59,13 @@ async function trainWithEarlyStopping(
     for (let epoch = 1; epoch <= (options.epochs ?? 20); epoch++) {
       const order = shuffled(trainRows, rand);
       for (let start = 0; start + batchSize <= order.length || start === 0; start += batchSize) {
-        await trainer.trainStep(feedsOf(order.slice(start, start + batchSize)), options.learningRate ?? 1e-3);
+        await trainer.trainStep(feedsOf(order.slice(start, start + batchSize)), options.learningRate ?? 3e-3);
       }
       const parameters = trainer.parameters();
       const score = await validate(parameters);
       options.onEpoch?.(epoch, score);
       if (score > best.score) best = { score, epoch, parameters };
-      else if (epoch - best.epoch >= (options.patience ?? 5)) break;
+      else if (epoch - best.epoch >= (options.patience ?? 10)) break;
     }
     return { parameters: best.parameters, bestEpoch: best.epoch, steps: trainer.step };
   } finally {
@@ -250,7 +250,6 @@ export interface DetectionResult {
 export async function trainDetection(
   maps: FeatureMaps,
   boxes: Box[][],
-  size: number,
   classes: number,
   rows: { train: number[]; validation: number[]; test: number[] },
   options: DenseTrainOptions,

@@ -4,3 +4,6 @@ export * from './splits';
 export * from './encoder';
 export * from './linear-probe';
 export * from './dense-tasks';
+export * from './zero-shot';
+export * from './comparison';
+export * from './report';

@@ -48,7 +48,7 @@ describe('dense tasks on a frozen encoder', () => {
 
   it('the FCOS head finds squares (mAP@0.5 > 0.3)', async () => {
     const { maps } = await encoded;
-    const result = await trainDetection(maps!, data.map((d) => d.boxes), SIZE, 1, rows, { seed: 1, epochs: 15, learningRate: 3e-3 });
+    const result = await trainDetection(maps!, data.map((d) => d.boxes), 1, rows, { seed: 1, epochs: 15, learningRate: 3e-3 });
     console.log(`detection mAP@[.40:.75] ${result.map_40_75.toFixed(3)} mAP@0.5 ${result.map_50.toFixed(3)} (best epoch ${result.bestEpoch})`);
     expect(result.map_50).toBeGreaterThan(0.3);
   });

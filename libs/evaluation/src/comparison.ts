@@ -1,0 +1,427 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { resize, type GrayImage } from '@medsyn/imaging';
+import type { ExecutionProvider } from '@medsyn/training';
+import { importDataset, loadImage, loadMask, type Dataset, type LabelledImage } from './datasets';
+import { trainDetection, trainSegmentation } from './dense-tasks';
+import { encodeImages, openEncoderBundle, type EncodedImages, type FrozenEncoder } from './encoder';
+import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
+import { accuracy, aurocPerClass, binaryAccuracy, meanStd, rocCurve, type Box, type ScoredBox } from './metrics';
+import { labelFraction, splitByPatient, splitIds, type Split } from './splits';
+import { defaultPrompts, zeroShotScores, type PromptPair } from './zero-shot';
+
+export type TaskName = 'classification' | 'segmentation' | 'detection' | 'zero_shot';
+export const TASKS: readonly TaskName[] = ['classification', 'segmentation', 'detection', 'zero_shot'];
+
+/** An evaluation, as YAML/JSON configs, the CLI and the gRPC request spell it (snake_case keys). */
+export interface EvaluationConfig {
+  encoders: { name: string; bundle: string; pretraining_data?: string }[];
+  dataset: { format: string; root: string; options?: Record<string, string> };
+  tasks: TaskName[];
+  label_fractions?: number[];
+  seeds?: number[];
+  /** Seed of the patient-grouped train/validation/test split, shared by all encoders and runs. */
+  split_seed?: number;
+  /** Use at most this many images per task (a seeded subset; CPU-sized runs). */
+  max_images?: number;
+  epochs?: Partial<Record<'classification' | 'segmentation' | 'detection', number>>;
+  execution_provider?: ExecutionProvider;
+  prompts?: Record<string, PromptPair>;
+  /** Test images drawn in the report with their masks and boxes (default 4). */
+  report_samples?: number;
+}
+
+export class EvaluationConfigError extends Error {
+  override name = 'EvaluationConfigError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+/** Checks a parsed config (YAML, JSON or a request) and fills defaults; errors name the field. */
+export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images'>> & Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images'> {
+  const c = (value ?? {}) as Partial<EvaluationConfig>;
+  if (!Array.isArray(c.encoders) || c.encoders.length === 0) throw new EvaluationConfigError('encoders', 'at least one encoder is required');
+  const names = new Set<string>();
+  c.encoders.forEach((e, i) => {
+    if (!e || typeof e.name !== 'string' || !e.name) throw new EvaluationConfigError(`encoders[${i}].name`, 'is required');
+    if (typeof e.bundle !== 'string' || !e.bundle) throw new EvaluationConfigError(`encoders[${i}].bundle`, 'is required (a bundle folder)');
+    if (names.has(e.name)) throw new EvaluationConfigError(`encoders[${i}].name`, `"${e.name}" is used twice`);
+    names.add(e.name);
+  });
+  if (!c.dataset || typeof c.dataset.format !== 'string' || !c.dataset.format) throw new EvaluationConfigError('dataset.format', 'is required');
+  if (typeof c.dataset.root !== 'string' || !c.dataset.root) throw new EvaluationConfigError('dataset.root', 'is required');
+  if (!Array.isArray(c.tasks) || c.tasks.length === 0) throw new EvaluationConfigError('tasks', 'at least one task is required');
+  c.tasks.forEach((t, i) => {
+    if (!TASKS.includes(t)) throw new EvaluationConfigError(`tasks[${i}]`, `unknown task "${t}" (known: ${TASKS.join(', ')})`);
+  });
+  const fractions = c.label_fractions ?? [0.01, 0.1, 1];
+  fractions.forEach((f, i) => {
+    if (!(typeof f === 'number' && f > 0 && f <= 1)) throw new EvaluationConfigError(`label_fractions[${i}]`, 'must be in (0, 1]');
+  });
+  const seeds = c.seeds ?? [0, 1, 2];
+  seeds.forEach((s, i) => {
+    if (!Number.isInteger(s) || s < 0) throw new EvaluationConfigError(`seeds[${i}]`, 'must be a non-negative integer');
+  });
+  if (seeds.length === 0) throw new EvaluationConfigError('seeds', 'at least one seed is required');
+  if (c.max_images !== undefined && !(Number.isInteger(c.max_images) && c.max_images >= 8)) throw new EvaluationConfigError('max_images', 'must be an integer >= 8');
+  const provider = c.execution_provider ?? 'cpu';
+  if (!['cpu', 'cuda', 'webgpu'].includes(provider)) throw new EvaluationConfigError('execution_provider', `must be cpu, cuda or webgpu, got "${provider}"`);
+  return {
+    encoders: c.encoders,
+    dataset: { format: c.dataset.format, root: c.dataset.root, options: c.dataset.options ?? {} },
+    tasks: c.tasks,
+    label_fractions: fractions,
+    seeds,
+    split_seed: c.split_seed ?? 0,
+    max_images: c.max_images,
+    epochs: c.epochs,
+    execution_provider: provider,
+    prompts: c.prompts,
+    report_samples: c.report_samples ?? 4,
+  };
+}
+
+/** One metric of one encoder on one task at one label fraction, over seeds. */
+export interface MetricSummary {
+  encoder: string;
+  task: TaskName;
+  label_fraction: number;
+  metric: string;
+  mean: number;
+  std: number;
+  per_seed: number[];
+}
+
+/** Synthetic-pretrained over real-pretrained, per task, fraction and metric (the paper's comparison). */
+export interface RatioSummary {
+  task: TaskName;
+  label_fraction: number;
+  metric: string;
+  synthetic: string;
+  real: string;
+  ratio: number;
+}
+
+export interface ReportSample {
+  id: string;
+  /** The image at the encoder's input size, [0, 1]. */
+  image: { width: number; height: number; data: number[] };
+  truthMask?: number[];
+  predictedMask?: number[];
+  truthBoxes?: Box[];
+  predictedBoxes?: ScoredBox[];
+}
+
+export interface EvaluationResults {
+  format: 'medsyn.evaluation-results/v1';
+  created: string;
+  config: ReturnType<typeof parseEvaluationConfig>;
+  dataset: { name: string; format: string; kind: string; classes: string[]; box_classes?: string[]; images: number; sha256: string };
+  encoders: { name: string; pretraining_data: string; method: string; architecture: string; input_size: number; digests: Record<string, string>; encode_seconds: number }[];
+  metrics: MetricSummary[];
+  ratios: RatioSummary[];
+  runs: { encoder: string; task: TaskName; label_fraction: number; seed: number; train_images: number; best_epoch?: number; steps?: number; seconds: number; metrics: Record<string, number> }[];
+  /** Per task: sizes of the shared split; the ids are in splits.json next to this file. */
+  splits: Record<string, { train: number; validation: number; test: number }>;
+  /** ROC curves of the largest fraction, first seed: per encoder, per class. */
+  roc: Record<string, { className: string; fpr: number[]; tpr: number[]; auroc: number }[]>;
+  /** Segmentation and detection outputs on a few test images (largest fraction, first seed). */
+  samples: Record<string, { segmentation?: ReportSample[]; detection?: ReportSample[] }>;
+  seconds: number;
+}
+
+export interface EvaluationProgress {
+  phase: string;
+  completed: number;
+  total: number;
+}
+
+export interface EvaluationOutput {
+  results: EvaluationResults;
+  /** Split ids per task, and training ids per (task, fraction, seed). */
+  splits: unknown;
+}
+
+const hex = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+function subsample(images: LabelledImage[], max: number | undefined, seed: number): LabelledImage[] {
+  if (!max || images.length <= max) return images;
+  // Deterministic by id hash, independent of order: the same ids for the same seed.
+  return [...images].sort((a, b) => hex(`${seed}:${a.id}`).localeCompare(hex(`${seed}:${b.id}`))).slice(0, max).sort((a, b) => images.indexOf(a) - images.indexOf(b));
+}
+
+/** Images each task can use: labels for classification and zero-shot, masks, boxes. */
+function eligible(dataset: Dataset, task: TaskName): LabelledImage[] {
+  switch (task) {
+    case 'classification':
+    case 'zero_shot':
+      return dataset.images.filter((i) => i.labels !== undefined || (i.classIndex !== undefined && i.classIndex >= 0));
+    case 'segmentation':
+      return dataset.images.filter((i) => i.mask);
+    case 'detection':
+      return dataset.images.filter((i) => i.boxes && i.boxes.length > 0);
+  }
+}
+
+/** Digest of the dataset as evaluated: each image's id, file sha256 and annotations. */
+function datasetDigest(images: LabelledImage[]): string {
+  const h = createHash('sha256');
+  for (const image of [...images].sort((a, b) => a.id.localeCompare(b.id))) {
+    h.update(JSON.stringify([image.id, hex(fs.readFileSync(image.path)), image.labels ?? image.classIndex ?? null, image.boxes ?? null, image.mask?.kind === 'png' ? hex(fs.readFileSync(image.mask.path)) : (image.mask?.runs ?? null)]));
+  }
+  return h.digest('hex');
+}
+
+function targetsOf(dataset: Dataset, images: LabelledImage[]): Float32Array {
+  const C = dataset.classNames.length;
+  const out = new Float32Array(images.length * C);
+  images.forEach((image, i) => {
+    if (dataset.kind === 'multi-class') out[i * C + image.classIndex!] = 1;
+    else out.set(image.labels!, i * C);
+  });
+  return out;
+}
+
+function classificationMetrics(dataset: Dataset, targets: Float32Array, scores: Float32Array, n: number): Record<string, number> {
+  const C = dataset.classNames.length;
+  const auc = aurocPerClass(targets, scores, C);
+  const metrics: Record<string, number> = { auroc_macro: auc.macro };
+  dataset.classNames.forEach((name, c) => (metrics[`auroc/${name}`] = auc.perClass[c]!));
+  if (dataset.kind === 'multi-class') {
+    const truth = Array.from({ length: n }, (_, i) => targets.subarray(i * C, (i + 1) * C).indexOf(1));
+    metrics.accuracy = accuracy(truth, scores, C);
+  } else metrics.accuracy = binaryAccuracy(targets, scores);
+  return metrics;
+}
+
+/**
+ * The comparison: every encoder x task x label fraction x seed on one dataset, with the encoder
+ * run once per image and its outputs cached. The split (by patient) is shared by every run;
+ * label fractions and head initialisation follow the run's seed. Returns results.json's content
+ * and the split ids (splits.json).
+ */
+export async function runEvaluation(rawConfig: unknown, options: { onProgress?: (p: EvaluationProgress) => void; signal?: AbortSignal; log?: (line: string) => void } = {}): Promise<EvaluationOutput> {
+  const config = parseEvaluationConfig(rawConfig);
+  const started = Date.now();
+  const log = options.log ?? (() => {});
+  const dataset = importDataset(config.dataset.format, config.dataset.root, config.dataset.options);
+  const perTask = new Map<TaskName, { images: LabelledImage[]; split: Split }>();
+  for (const task of config.tasks) {
+    const images = subsample(eligible(dataset, task), config.max_images, config.split_seed);
+    if (images.length === 0) throw new EvaluationConfigError('tasks', `the ${dataset.name} dataset has no images for ${task} (no ${task === 'segmentation' ? 'masks' : task === 'detection' ? 'boxes' : 'labels'})`);
+    const split = splitByPatient(dataset, images, { seed: config.split_seed });
+    if (split.test.length === 0 || split.train.length === 0) throw new EvaluationConfigError('dataset', `too few images for a ${task} split (${images.length})`);
+    perTask.set(task, { images, split });
+  }
+  const used = [...new Map([...perTask.values()].flatMap((t) => t.images.map((i) => [i.id, i] as const))).values()];
+  const results: EvaluationResults = {
+    format: 'medsyn.evaluation-results/v1',
+    created: new Date().toISOString(),
+    config,
+    dataset: { name: dataset.name, format: config.dataset.format, kind: dataset.kind, classes: dataset.classNames, box_classes: dataset.boxClassNames, images: used.length, sha256: datasetDigest(used) },
+    encoders: [],
+    metrics: [],
+    ratios: [],
+    runs: [],
+    splits: Object.fromEntries([...perTask].map(([task, t]) => [task, { train: t.split.train.length, validation: t.split.validation.length, test: t.split.test.length }])),
+    roc: {},
+    samples: {},
+    seconds: 0,
+  };
+  const splits: Record<string, unknown> = { split_seed: config.split_seed };
+  for (const [task, t] of perTask) {
+    const fractions: Record<string, Record<string, string[]>> = {};
+    for (const f of config.label_fractions) fractions[String(f)] = Object.fromEntries(config.seeds.map((s) => [String(s), labelFraction(t.split.train, f, s).map((i) => i.id)]));
+    splits[task] = { ...splitIds(t.split), label_fractions: fractions };
+  }
+
+  const trainingTasks = config.tasks.filter((t) => t !== 'zero_shot');
+  const totalRuns = config.encoders.length * (trainingTasks.length * config.label_fractions.length * config.seeds.length + (config.tasks.includes('zero_shot') ? 1 : 0));
+  let doneRuns = 0;
+  const progress = (phase: string) => options.onProgress?.({ phase, completed: doneRuns, total: totalRuns });
+  const values = new Map<string, number[]>();
+  const record = (encoder: string, task: TaskName, fraction: number, metrics: Record<string, number>) => {
+    for (const [metric, v] of Object.entries(metrics)) {
+      const key = JSON.stringify([encoder, task, fraction, metric]);
+      values.set(key, [...(values.get(key) ?? []), v]);
+    }
+  };
+  const largest = Math.max(...config.label_fractions);
+
+  for (const spec of config.encoders) {
+    options.signal?.throwIfAborted();
+    const encoder = await openEncoderBundle(spec.bundle, { executionProvider: config.execution_provider });
+    try {
+      const size = encoder.manifest.image.input.size;
+      const needMaps = config.tasks.includes('segmentation') || config.tasks.includes('detection');
+      progress(`${spec.name}: encoding ${used.length} images`);
+      const t0 = Date.now();
+      // Decoded, resized images are cached for the report and masks; the encoder runs once per image.
+      const resized = new Map<string, GrayImage>();
+      const original = new Map<string, { width: number; height: number }>();
+      const encoded: EncodedImages = await encodeImages(
+        encoder,
+        used.map((image) => ({
+          id: image.id,
+          load: () => {
+            const full = loadImage(image);
+            original.set(image.id, { width: full.width, height: full.height });
+            const small = resize(full, size, size);
+            resized.set(image.id, small);
+            return small;
+          },
+        })),
+        { withMaps: needMaps, batchSize: 16 },
+      );
+      const encodeSeconds = (Date.now() - t0) / 1000;
+      results.encoders.push({ name: spec.name, pretraining_data: spec.pretraining_data ?? 'unknown', method: encoder.manifest.method, architecture: encoder.manifest.image.architecture, input_size: size, digests: encoder.digests, encode_seconds: encodeSeconds });
+      log(`${spec.name}: encoded ${used.length} images in ${encodeSeconds.toFixed(1)} s`);
+      const rowsOf = (list: LabelledImage[]) => list.map((i) => encoded.index.get(i.id)!);
+      const featuresOf = (list: LabelledImage[]) => {
+        const F = encoded.featureDim;
+        const out = new Float32Array(list.length * F);
+        list.forEach((image, k) => {
+          const r = encoded.index.get(image.id)!;
+          out.set(encoded.features.subarray(r * F, (r + 1) * F), k * F);
+        });
+        return out;
+      };
+      results.samples[spec.name] = {};
+
+      for (const task of config.tasks) {
+        const { split } = perTask.get(task)!;
+        if (task === 'zero_shot') {
+          progress(`${spec.name}: zero-shot`);
+          const t1 = Date.now();
+          if (!encoded.embeddings) throw new EvaluationConfigError('tasks', `zero_shot needs an image embedding, and encoder "${spec.name}" has none`);
+          const D = encoded.embeddingDim!;
+          const emb = new Float32Array(split.test.length * D);
+          split.test.forEach((image, k) => {
+            const r = encoded.index.get(image.id)!;
+            emb.set(encoded.embeddings!.subarray(r * D, (r + 1) * D), k * D);
+          });
+          const scores = await zeroShotScores(encoder, emb, split.test.length, dataset.classNames, { ...defaultPrompts(dataset.classNames), ...config.prompts });
+          const metrics = classificationMetrics(dataset, targetsOf(dataset, split.test), scores, split.test.length);
+          for (const seed of config.seeds) {
+            results.runs.push({ encoder: spec.name, task, label_fraction: 0, seed, train_images: 0, seconds: (Date.now() - t1) / 1000, metrics });
+            record(spec.name, task, 0, metrics);
+          }
+          doneRuns++;
+          progress(`${spec.name}: zero-shot done`);
+          continue;
+        }
+        // Dense targets at the encoder's input size, computed once per encoder.
+        const masks = task === 'segmentation' ? new Map(perTask.get(task)!.images.map((image) => {
+          const { width, height } = original.get(image.id)!;
+          const small = resize(loadMask(image, width, height), size, size);
+          return [encoded.index.get(image.id)!, Uint8Array.from(small.data, (v) => (v >= 0.5 ? 1 : 0))] as const;
+        })) : undefined;
+        const boxes = task === 'detection' ? new Map(perTask.get(task)!.images.map((image) => {
+          const { width, height } = original.get(image.id)!;
+          return [encoded.index.get(image.id)!, image.boxes!.map((b) => ({ x: (b.x * size) / width, y: (b.y * size) / height, width: (b.width * size) / width, height: (b.height * size) / height, label: b.label }))] as const;
+        })) : undefined;
+        for (const fraction of config.label_fractions) {
+          for (const [seedIndex, seed] of config.seeds.entries()) {
+            options.signal?.throwIfAborted();
+            progress(`${spec.name}: ${task} ${fraction * 100}% seed ${seed}`);
+            const t1 = Date.now();
+            const train = labelFraction(split.train, fraction, seed);
+            let metrics: Record<string, number>;
+            let bestEpoch: number | undefined;
+            let steps: number | undefined;
+            const sample = fraction === largest && seedIndex === 0;
+            if (task === 'classification') {
+              const set = (list: LabelledImage[]): ProbeSet => ({ features: featuresOf(list), targets: targetsOf(dataset, list), n: list.length });
+              const test = set(split.test);
+              const probe = await trainLinearProbe(set(train), set(split.validation), encoded.featureDim, { kind: dataset.kind, classes: dataset.classNames.length, seed, epochs: config.epochs?.classification, executionProvider: config.execution_provider });
+              const scores = probeScores(probe, test.features, test.n);
+              metrics = classificationMetrics(dataset, test.targets, scores, test.n);
+              bestEpoch = probe.bestEpoch;
+              steps = probe.steps;
+              if (sample) {
+                results.roc[spec.name] = dataset.classNames.map((className, c) => {
+                  const C = dataset.classNames.length;
+                  const y = Array.from({ length: test.n }, (_, i) => test.targets[i * C + c]!);
+                  const s = Array.from({ length: test.n }, (_, i) => scores[i * C + c]!);
+                  return { className, ...rocCurve(y, s), auroc: metrics[`auroc/${className}`]! };
+                });
+              }
+            } else {
+              const rows = { train: rowsOf(train), validation: rowsOf(split.validation), test: rowsOf(split.test) };
+              const common = { seed, executionProvider: config.execution_provider, epochs: config.epochs?.[task] };
+              if (task === 'segmentation') {
+                const dense = Array<Uint8Array>(used.length);
+                for (const [r, m] of masks!) dense[r] = m;
+                const result = await trainSegmentation(encoded.maps!, dense, size, rows, common);
+                metrics = { dice: result.dice };
+                ({ bestEpoch, steps } = result);
+                if (sample) {
+                  results.samples[spec.name]!.segmentation = split.test.slice(0, config.report_samples).map((image, k) => ({
+                    id: image.id,
+                    image: { width: size, height: size, data: Array.from(resized.get(image.id)!.data, (v) => Math.round(v * 255) / 255) },
+                    truthMask: Array.from(masks!.get(rows.test[k]!)!),
+                    predictedMask: Array.from(result.predictions[k]!),
+                  }));
+                }
+              } else {
+                const dense = Array<Box[]>(used.length);
+                for (const [r, b] of boxes!) dense[r] = b;
+                const result = await trainDetection(encoded.maps!, dense, dataset.boxClassNames?.length ?? 1, rows, common);
+                metrics = { map_40_75: result.map_40_75, map_50: result.map_50 };
+                ({ bestEpoch, steps } = result);
+                if (sample) {
+                  results.samples[spec.name]!.detection = split.test.slice(0, config.report_samples).map((image, k) => ({
+                    id: image.id,
+                    image: { width: size, height: size, data: Array.from(resized.get(image.id)!.data, (v) => Math.round(v * 255) / 255) },
+                    truthBoxes: dense[rows.test[k]!],
+                    predictedBoxes: result.detections[k]!.slice(0, 10),
+                  }));
+                }
+              }
+            }
+            const seconds = (Date.now() - t1) / 1000;
+            results.runs.push({ encoder: spec.name, task, label_fraction: fraction, seed, train_images: train.length, best_epoch: bestEpoch, steps, seconds, metrics });
+            record(spec.name, task, fraction, metrics);
+            log(`${spec.name} ${task} ${fraction * 100}% seed ${seed}: ${Object.entries(metrics).filter(([k]) => !k.includes('/')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')} (${seconds.toFixed(1)} s)`);
+            doneRuns++;
+          }
+        }
+      }
+    } finally {
+      await encoder.release();
+    }
+  }
+
+  for (const [key, perSeed] of values) {
+    const [encoder, task, fraction, metric] = JSON.parse(key) as [string, TaskName, number, string];
+    results.metrics.push({ encoder, task, label_fraction: fraction, metric, ...meanStd(perSeed), per_seed: perSeed });
+  }
+  const real = config.encoders.find((e) => e.pretraining_data === 'real');
+  const synthetic = config.encoders.find((e) => e.pretraining_data === 'synthetic');
+  if (real && synthetic) {
+    for (const m of results.metrics.filter((x) => x.encoder === synthetic.name)) {
+      const r = results.metrics.find((x) => x.encoder === real.name && x.task === m.task && x.label_fraction === m.label_fraction && x.metric === m.metric);
+      if (r) results.ratios.push({ task: m.task, label_fraction: m.label_fraction, metric: m.metric, synthetic: synthetic.name, real: real.name, ratio: m.mean / r.mean });
+    }
+  }
+  results.seconds = (Date.now() - started) / 1000;
+  progress('done');
+  return { results, splits };
+}
+
+/** Writes results.json and splits.json (and the report, when given) into a folder. */
+export function writeEvaluationOutput(dir: string, output: EvaluationOutput, reportHtml?: string): Record<string, string> {
+  fs.mkdirSync(dir, { recursive: true });
+  const files: Record<string, string> = {
+    'results.json': JSON.stringify(output.results, null, 1),
+    'splits.json': JSON.stringify(output.splits),
+  };
+  if (reportHtml !== undefined) files['report.html'] = reportHtml;
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+  return Object.fromEntries(Object.keys(files).map((name) => [name, path.join(dir, name)]));
+}
