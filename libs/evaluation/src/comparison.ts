@@ -5,7 +5,7 @@ import { resize, type GrayImage } from '@medsyn/imaging';
 import type { ExecutionProvider } from '@medsyn/training';
 import { importDataset, loadImage, loadMask, type Dataset, type LabelledImage } from './datasets';
 import { trainDetection, trainSegmentation } from './dense-tasks';
-import { encodeImages, openEncoderBundle, type EncodedImages, type FrozenEncoder } from './encoder';
+import { encodeImages, openEncoderBundle, type EncodedImages } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
 import { accuracy, aurocPerClass, binaryAccuracy, meanStd, rocCurve, type Box, type ScoredBox } from './metrics';
 import { labelFraction, splitByPatient, splitIds, type Split } from './splits';

@@ -7,7 +7,7 @@ import { encodeImages, openEncoderBundle } from '../src/encoder';
 import { rocAuc } from '../src/metrics';
 import { renderReport } from '../src/report';
 import { zeroShotScores } from '../src/zero-shot';
-import { SIZE, TINY, writeBundle, writeCsvDataset, writeTrainedBundle } from './fixtures';
+import { SIZE, TINY, separableImages, writeBundle, writeCsvDataset, writeTrainedBundle } from './fixtures';
 
 const COVID_CXR = path.join(repoRoot, '../shared/data/covid-cxr');
 
@@ -100,7 +100,6 @@ describe('zero-shot', () => {
     const vocabTxt = tokenizer.vocabTxt();
     const spec = { ...TINY, embeddingDim: 16, text: { architecture: 'bert' as const, bert: { vocabSize: vocabTxt.trim().split('\n').length, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLength: 12 } } };
     const encoder = await openEncoderBundle(await writeBundle(path.join(tmp.dir, 'clip'), { spec, vocabTxt, seed: 2 }));
-    const { separableImages } = await import('./fixtures');
     const data = separableImages(20, 4);
     const encoded = await encodeImages(encoder, data.images.map((im, i) => ({ id: String(i), load: () => im })));
     const classes = ['Pneumonia'];
