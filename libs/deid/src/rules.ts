@@ -13,6 +13,8 @@ export interface Rule {
   pattern: RegExp;
   /** Capture group (number or name) that is the identifier; the whole match when absent. */
   group?: number | string;
+  /** A string every match contains: the rule is skipped, cheaply, for texts without it. */
+  requires?: string;
   /** Keeps the candidate when true; gets the identifier text and the whole match. */
   accept?: (value: string, match: RegExpExecArray, text: string) => boolean;
 }
@@ -24,7 +26,10 @@ const ORDINAL = '(?:st|nd|rd|th)';
 /** Words after an ordinal that make it anatomy or a count, not a day: "7th rib", "5th decade". */
 const NOT_A_DAY =
   '(?:\\s*(?:and|or|-|to|through)\\s*\\d{1,2}(?:st|nd|rd|th)?)?\\s*(?:ribs?|posterior|anterior|lateral|intercostal|interspaces?|space|costal|costochondral|thoracic|cervical|lumbar|sacral|vertebra[el]?|vertebral|metacarpal|metatarsal|digit|finger|toe|ventricle|percentile|decade|generation|grade|degree|time|day|week|month|year|hour|dose|cycle|fraction|line|order|division|branch|segment|level)';
-const NAME_TOKEN = "[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z]";
+/** Latin letters with accents ("Müller", "Šárka"): names are not only ASCII. */
+const UPPER = 'A-ZÀ-ÖØ-ÞĀ-Ž';
+const LETTER = 'a-zA-ZÀ-ÖØ-öø-ÿĀ-ž';
+const NAME_TOKEN = `[${UPPER}][${LETTER}'’]*(?:-[${UPPER}][${LETTER}'’]*)?[${LETTER}]`;
 const INITIALS = '[A-Z]\\. ?(?:[A-Z]\\. ?){0,2}';
 /** A name after a context: "Smith", "John Smith", "J. Smith", "John A. Smith", "Smith, John", "J.D.", "JD". */
 const NAME_SEQUENCE = `(?:${NAME_TOKEN}, ?${NAME_TOKEN}(?: [A-Z]\\.?(?![a-z]))?|(?:${INITIALS})?${NAME_TOKEN}(?: (?:[A-Z]\\. ?)?${NAME_TOKEN}){0,2}|${INITIALS})`;
@@ -46,7 +51,7 @@ const INSTITUTION_TYPE =
 const GENERIC_PLACE = lower(
   'the a an outside our this that local community general regional county state city university medical health care emergency children childrens women womens veterans va new old main north south east west central hospital clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation cancer heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior previous patient his her their st saint mount mt',
 );
-const MEASUREMENT_UNIT = /^\s*(?:mm|cm|m|km|ml|mL|cc|l|g|mg|mcg|kg|%|x|by|in|inch|inches|ft|degrees?|mmHg|hu|HU)\b/;
+const MEASUREMENT_UNIT = /^\s*(?:mm|cm|m|km|ml|mL|cc|l|g|mg|mcg|kg|%|x|inch|inches|ft|degrees?|mmHg|hu|HU)\b/;
 
 /** A regex source that matches its letters in either case, for context words next to case-sensitive names. */
 function anyCase(source: string): string {
@@ -108,18 +113,18 @@ export const RULES: readonly Rule[] = [
   // ---------------------------------------------------------------- ID
   { name: 'ssn', label: 'ID', pattern: /\b\d{3}([- ])\d{2}\1\d{4}\b/g },
   { name: 'id_context', label: 'ID', pattern: /\b(?:MRN|MR#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|unit\s+(?:number|no\.?)|accession(?:\s+(?:number|no\.?|#))?|acc(?:\.|#|t\.?)?|account(?:\s+(?:number|no\.?|#))?|health\s+plan(?:\s+(?:id|number|no\.?|beneficiary\s+number))?|beneficiary(?:\s+(?:id|number|no\.?))?|member(?:\s+(?:id|number|no\.?))?|policy(?:\s+(?:number|no\.?|#))?|insurance(?:\s+(?:id|number|no\.?))?|subscriber(?:\s+(?:id|number|no\.?))?|licen[cs]e(?:\s+(?:plate|number|no\.?|#))?|driver'?s?\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|DL|serial(?:\s+(?:number|no\.?|#))?|S\/N|SN|device(?:\s+(?:id|serial|number|no\.?))|lot(?:\s+(?:number|no\.?|#))?|plate(?:\s+(?:number|no\.?|#))?|registration(?:\s+(?:number|no\.?|#))?|VIN|patient\s+(?:id|number|no\.?|#)|pt\s+(?:id|#|no\.?)|ID|identifier|case(?:\s+(?:number|no\.?|#))|study\s+(?:id|number|no\.?|#)|exam(?:ination)?\s+(?:id|number|no\.?|#)|order(?:\s+(?:number|no\.?|#))|requisition(?:\s+(?:number|no\.?|#))?|NPI|DEA|certificate(?:\s+(?:number|no\.?|#))?|card(?:\s+(?:number|no\.?|#))?|IBAN|badge(?:\s+(?:number|no\.?|#))?|employee\s+(?:id|number|no\.?)|passport(?:\s+(?:number|no\.?|#))?|tag(?:\s+(?:number|no\.?|#))|specimen(?:\s+(?:id|number|no\.?|#))?)(?![a-z])[\s:#.=-]*(?:is\s+|of\s+|was\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\b/gid, group: 'phi', accept: (v) => digitCount(v) >= 3 && v.length >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) },
-  { name: 'id_number_sign', label: 'ID', pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/gd, group: 'phi' },
+  { name: 'id_number_sign', label: 'ID', requires: '#', pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/gd, group: 'phi' },
   { name: 'card_grouped', label: 'ID', pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g },
   { name: 'iban', label: 'ID', pattern: /\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?\b/g },
   { name: 'long_number', label: 'ID', pattern: /(?<![\d.,])\d{6,}(?![\d]|[.,]\d)/g },
-  { name: 'alphanumeric_code', label: 'ID', pattern: /\b(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b/g, accept: (v) => digitCount(v) >= 4 && v.length >= 6 && !/^\d+(?:\.\d+)?(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|msv|mgy|kvp?|mas|hz|ms|s|h|hrs?|mins?)$/i.test(v) && !/^(?:19|20)\d{2}s?$/.test(v) },
+  { name: 'alphanumeric_code', label: 'ID', pattern: /\b[A-Za-z0-9]*\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b/g, accept: (v) => /[A-Za-z]/.test(v) && digitCount(v) >= 4 && v.length >= 6 && !/^\d+(?:\.\d+)?(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|msv|mgy|kvp?|mas|hz|ms|s|h|hrs?|mins?)$/i.test(v) && !/^(?:19|20)\d{2}s?$/.test(v) },
   // ---------------------------------------------------------------- CONTACT
-  { name: 'email', label: 'CONTACT', pattern: /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g },
+  { name: 'email', label: 'CONTACT', requires: '@', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g },
   { name: 'url', label: 'CONTACT', pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi },
   // Top-level domains that are also words ("ago.no", "XXXX.In") are left to the email and URL rules.
-  { name: 'domain_name', label: 'CONTACT', pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
-  { name: 'ipv4', label: 'CONTACT', pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
-  { name: 'ipv6', label: 'CONTACT', pattern: /\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?<![\w:])(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![\w:])/gi, accept: (v) => /[a-f]/i.test(v) || v.includes('::') },
+  { name: 'domain_name', label: 'CONTACT', requires: '.', pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
+  { name: 'ipv4', label: 'CONTACT', requires: '.', pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
+  { name: 'ipv6', label: 'CONTACT', requires: ':', pattern: /(?<![\w:])(?=[0-9a-f]{1,4}::?[0-9a-f]{0,4}:)(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![\w:]))/gi, accept: (v) => /[a-f]/i.test(v) || v.includes('::') },
   { name: 'phone_us', label: 'CONTACT', pattern: /(?<![\w.+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?/gi },
   { name: 'phone_international', label: 'CONTACT', pattern: /(?<![\w.])(?:\+|00)\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 7 },
   { name: 'phone_context', label: 'CONTACT', pattern: /\b(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|beeper|bleep|cell|mobile|cellphone|call(?:ed)?(?:\s+(?:me|him|her|them|us))?(?:\s+(?:at|on))?|contact(?:ed)?\s+(?:at|on)|reach(?:ed)?\s+(?:me\s+)?(?:at|on)|answering\s+at|dial|number(?:\s+is)?)\b[.:#\s]*(?:no\.?|number|#)?[.:\s]*(?<phi>\+?\(?\d[\d\s().-]{2,18}\d)(?![\d.]*\d)/gid, group: 'phi', accept: (v, mt, text) => digitCount(v) >= 4 && !/\d\.\d/.test(v) && !followedBy(mt, text, MEASUREMENT_UNIT) },

@@ -1,0 +1,70 @@
+import { RuleDetector, type PhiLabel } from '../src';
+
+const detector = new RuleDetector();
+const found = (text: string) => detector.detect(text).map((s) => [s.label, text.slice(s.start, s.end)] as [PhiLabel, string]);
+
+describe('RuleDetector', () => {
+  it.each<[string, PhiLabel, string]>([
+    ['Discussed with Dr. Smith by phone.', 'NAME', 'Smith'],
+    ['Findings discussed with J. Doe, RN.', 'NAME', 'J. Doe'],
+    ['Patient: SMITH, JOHN', 'NAME', 'SMITH, JOHN'],
+    ['Smith, John was seen today.', 'NAME', 'Smith, John'],
+    ['Dictated by: Maria Lopez, MD', 'NAME', 'Maria Lopez'],
+    ['Dr. Brown agrees.', 'NAME', 'Brown'],
+    ['Results called to JD at 10:30.', 'NAME', 'JD'],
+    ['Compared with 03/04/2021.', 'DATE', '03/04/2021'],
+    ['Prior from 2021-03-04 shows.', 'DATE', '2021-03-04'],
+    ['Seen on 3/4 in clinic.', 'DATE', '3/4'],
+    ['Fell on March 4th while walking.', 'DATE', 'March 4th'],
+    ['Study of 4 Mar 2020 for comparison.', 'DATE', '4 Mar 2020'],
+    ['Fever since the 4th, now cough.', 'DATE', '4th'],
+    ['A 92-year-old woman with cough.', 'AGE', '92'],
+    ['Aged 101, dyspnea.', 'AGE', '101'],
+    ['Call (617) 555-1234 for questions.', 'CONTACT', '(617) 555-1234'],
+    ['Reached at pager 45678.', 'CONTACT', '45678'],
+    ['Email jane.doe@example.org today.', 'CONTACT', 'jane.doe@example.org'],
+    ['See https://pacs.example.org/study/1 now.', 'CONTACT', 'https://pacs.example.org/study/1'],
+    ['Sent from 10.1.2.3 workstation.', 'CONTACT', '10.1.2.3'],
+    ['MRN: 12345678.', 'ID', '12345678'],
+    ['Accession A1234567 is new.', 'ID', 'A1234567'],
+    ['SSN 123-45-6789 on file.', 'ID', '123-45-6789'],
+    ['Device serial number PJN123456 noted.', 'ID', 'PJN123456'],
+    ['Transferred from St. Mary\'s Hospital today.', 'LOCATION', "St. Mary's Hospital"],
+    ['Lives at 123 Main Street with family.', 'LOCATION', '123 Main Street'],
+    ['Outside films from Boston, MA 02114 reviewed.', 'LOCATION', 'Boston'],
+    ['Outside films from Boston, MA 02114 reviewed.', 'LOCATION', '02114'],
+    ['Performed on Ward 7B.', 'LOCATION', 'Ward 7B'],
+  ])('finds %j as %s', (text, label, value) => {
+    expect(found(text)).toContainEqual([label, value]);
+  });
+
+  it.each([
+    'Swan-Ganz catheter tip in the right pulmonary artery.',
+    'Kerley B lines and a Dobbhoff tube; Morgagni hernia; Chiari I malformation; Hodgkin lymphoma.',
+    'Compression deformity of T12. Degenerative change at C5-6 and L1.',
+    'Healing fracture of the left 7th rib; old 4th and 5th rib fractures.',
+    'A 3.2 cm mass and a 10 mm nodule; opacity 2.5 x 1.8 cm.',
+    'Endotracheal tube 4 cm above the carina; right IJ line; PICC; amiodarone and heparin.',
+    'Study performed at 14:35. Compared to the prior study, no change. Stable since 2019.',
+    'A 65-year-old man with cough. Grade 2 spondylolisthesis of L5 on S1.',
+    'Heart size is normal. May represent atelectasis. Clear lungs.',
+    'Jackson-Pratt drain and Sengstaken-Blakemore tube in place.',
+  ])('leaves clinical text alone: %s', (text) => {
+    expect(found(text)).toEqual([]);
+  });
+
+  it('does not take years alone or ages under 90', () => {
+    expect(found('History of lung cancer diagnosed in 2019 in an 89-year-old.')).toEqual([]);
+  });
+
+  it('finds a name again wherever it recurs in the report', () => {
+    expect(found('Discussed with Dr. Okonkwo. Okonkwo agreed.').filter(([l]) => l === 'NAME')).toEqual([
+      ['NAME', 'Okonkwo'],
+      ['NAME', 'Okonkwo'],
+    ]);
+  });
+
+  it('keeps an identifier next to a measurement apart from the measurement', () => {
+    expect(found('A 3.2 cm nodule (MRN 1234567).')).toEqual([['ID', '1234567']]);
+  });
+});
