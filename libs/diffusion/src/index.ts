@@ -6,3 +6,4 @@ export * from './tiny-pipeline';
 export * from './quality';
 export * from './synthesize';
 export * from './dataset';
+export * from './model-store';

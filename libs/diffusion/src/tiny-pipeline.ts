@@ -67,7 +67,7 @@ function floatOutput(b: ModelBuilder, v: Value, dtype: DType, name: string): voi
 }
 
 /** transformers' CLIPTextModel (pre-LayerNorm, causal self-attention, GELU MLP) -> last_hidden_state. */
-function clipTextEncoder(b: ModelBuilder, ids: Value, vocabSize: number, hidden: number, layers: number, heads: number): Value {
+export function clipTextEncoder(b: ModelBuilder, ids: Value, vocabSize: number, hidden: number, layers: number, heads: number): Value {
   const { g, o } = b;
   return g.scope('text_model', () => {
     let h = g.scope('embeddings', () => {

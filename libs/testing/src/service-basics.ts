@@ -76,8 +76,11 @@ export function describeServiceBasics(basics: ServiceBasics): void {
       });
     });
 
-    it.each(basics.unimplemented)('answers %s with UNIMPLEMENTED until its issue lands', async (method, request, issue) => {
-      await expect(callUnary(client, method, request)).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED, details: expect.stringContaining(`issue #${issue}`) });
-    });
+    // jest refuses it.each over an empty table: a fully implemented service has nothing to list.
+    if (basics.unimplemented.length > 0) {
+      it.each(basics.unimplemented)('answers %s with UNIMPLEMENTED until its issue lands', async (method, request, issue) => {
+        await expect(callUnary(client, method, request)).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED, details: expect.stringContaining(`issue #${issue}`) });
+      });
+    }
   });
 }

@@ -1,30 +1,333 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { Counter, Gauge } from 'prom-client';
+import { z } from 'zod';
+import {
+  classifierCheck,
+  DatasetInputError,
+  DiffusionPipeline,
+  ExecutionProviderError,
+  fetchModelDirectory,
+  GenerationInputError,
+  imageStatisticsCheck,
+  ModelLoadError,
+  QualityGate,
+  randomSeed,
+  runDatasetShard,
+  synthesize,
+  type DatasetSpec,
+  type QualityCheck,
+  type SchedulerKind,
+  type SynthesisItem,
+} from '@medsyn/diffusion';
+import type { JobContext } from '@medsyn/jobs';
 import { synthesizer } from '@medsyn/proto';
-import { notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+import { invalidArgument, RpcError, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const SYNTHESIZER_DEFAULTS = { grpcPort: 50052, metricsPort: 9462 };
 
-const SERVICE = 'medsyn.synthesizer.v1.SynthesizerService';
+const DATASET_JOB = 'synthesize_dataset';
 
-/** The synthesizer: chest X-rays from prompts with a Stable-Diffusion-style ONNX export. */
-export function synthesizerService(env: NodeJS.ProcessEnv = process.env): ServiceSpec {
+const optionalNumber = z.coerce.number().optional();
+/** The synthesizer's own environment (docs/synthesizer.md). */
+export const SYNTHESIZER_CONFIG = {
+  /** The model in the ONNX export layout: a local directory... */
+  MODEL_DIR: z.string().min(1).optional(),
+  /** ...or a prefix in the artifact store (URI), fetched into MODEL_CACHE_DIR at start. */
+  MODEL_URI: z.string().min(1).optional(),
+  MODEL_CACHE_DIR: z.string().min(1).default(path.join(os.tmpdir(), 'medsyn-models')),
+  EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
+  INTRA_OP_THREADS: z.coerce.number().int().min(0).default(0),
+  GUIDANCE_SCALE: optionalNumber,
+  NUM_INFERENCE_STEPS: z.coerce.number().int().min(1).optional(),
+  /** Images denoised together (requests with equal steps, size and scheduler). */
+  MAX_BATCH: z.coerce.number().int().min(1).max(64).default(4),
+  /** The image-statistics check (blank, saturated, noise-like): on unless "false". */
+  QUALITY_IMAGE_STATISTICS: z.enum(['true', 'false']).default('true'),
+  /** An ONNX classifier for the gate, and the names of its output columns (comma-separated). */
+  QUALITY_CLASSIFIER: z.string().min(1).optional(),
+  QUALITY_CLASSIFIER_LABELS: z.string().optional(),
+};
+
+type Config = z.infer<z.ZodObject<typeof SYNTHESIZER_CONFIG>>;
+
+const SCHEDULERS: Record<number, SchedulerKind | undefined> = {
+  [synthesizer.Scheduler.SCHEDULER_PNDM]: 'pndm',
+  [synthesizer.Scheduler.SCHEDULER_DDIM]: 'ddim',
+  [synthesizer.Scheduler.SCHEDULER_EULER_ANCESTRAL]: 'euler_ancestral',
+  [synthesizer.Scheduler.SCHEDULER_DPM_SOLVER_PP_2M]: 'dpm_solver_pp_2m',
+};
+const SCHEDULER_ENUM = Object.fromEntries(Object.entries(SCHEDULERS).map(([k, v]) => [v, Number(k)])) as Record<SchedulerKind, synthesizer.Scheduler>;
+
+/** Proto params -> domain request fields; `field` prefixes error field names. */
+function toParams(params: synthesizer.GenerationParams | undefined, field: string): Omit<SynthesisItem, 'prompt' | 'seed'> & { seed?: number } {
+  const p = params ?? synthesizer.GenerationParams.fromPartial({});
+  const scheduler = p.scheduler === synthesizer.Scheduler.SCHEDULER_UNSPECIFIED ? undefined : SCHEDULERS[p.scheduler];
+  if (p.scheduler !== synthesizer.Scheduler.SCHEDULER_UNSPECIFIED && !scheduler) throw invalidArgument(`${field}.scheduler`, `unknown scheduler ${p.scheduler}`);
+  if (p.imageFormat !== 0 && p.imageFormat !== synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY8 && p.imageFormat !== synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY16) {
+    throw invalidArgument(`${field}.image_format`, `unknown image format ${p.imageFormat}`);
+  }
+  if (p.maxAttempts !== undefined && (p.maxAttempts < 1 || p.maxAttempts > 20)) throw invalidArgument(`${field}.max_attempts`, `must be 1 to 20, got ${p.maxAttempts}`);
+  if (p.seed !== undefined && (!Number.isSafeInteger(p.seed) || p.seed < 0)) throw invalidArgument(`${field}.seed`, 'must be an integer from 0 to 2^53 - 1');
+  return {
+    negativePrompt: p.negativePrompt,
+    guidanceScale: p.guidanceScale,
+    numInferenceSteps: p.numInferenceSteps,
+    height: p.height,
+    width: p.width,
+    scheduler,
+    bitDepth: p.imageFormat === synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY16 ? 16 : 8,
+    maxAttempts: p.maxAttempts,
+    seed: p.seed,
+  };
+}
+
+/** Domain errors -> gRPC errors naming the proto field. */
+function toRpcError(error: unknown, fieldPrefix: string): unknown {
+  if (error instanceof GenerationInputError) return invalidArgument(error.field === 'prompt' ? 'prompt' : `${fieldPrefix}.${error.field}`, error.message.slice(error.field.length + 2));
+  if (error instanceof DatasetInputError) return invalidArgument(error.field, error.message.slice(error.field.length + 2));
+  if (error instanceof ModelLoadError) return new RpcError(grpc.status.FAILED_PRECONDITION, `model: ${error.message}`, 'model');
+  if (error instanceof ExecutionProviderError) return new RpcError(grpc.status.FAILED_PRECONDITION, error.message);
+  return error;
+}
+
+interface Pending {
+  item: SynthesisItem;
+  done: (result: Awaited<ReturnType<typeof synthesize>>[number] | Error) => void;
+}
+
+/**
+ * The synthesizer: chest X-rays from prompts with a Stable-Diffusion-style ONNX export.
+ * One model per process; Synthesize streams from every client share one batch queue.
+ */
+export function synthesizerService(env: NodeJS.ProcessEnv = process.env): ServiceSpec<typeof SYNTHESIZER_CONFIG> {
+  let pipeline: DiffusionPipeline | undefined;
+  let gate: QualityGate | undefined;
+  let ctxRef: ServiceContext<Config> | undefined;
+  let modelRef: synthesizer.GetModelInfoResponse['model'];
+  const models = new Map<string, Promise<DiffusionPipeline>>();
+  const queue: Pending[] = [];
+  let draining = false;
+  let metrics: { images: Counter<'outcome'>; rejections: Counter<'reason'>; steps: Counter; queueDepth: Gauge } | undefined;
+
+  const pipelineFor = async (ref: { uri: string } | undefined, field: string): Promise<DiffusionPipeline> => {
+    if (!ref || !ref.uri || ref.uri === modelRef?.uri) return pipeline!;
+    const ctx = ctxRef!;
+    let loading = models.get(ref.uri);
+    if (!loading) {
+      let prefix: string;
+      try {
+        prefix = ctx.store.keyOf(ref.uri);
+      } catch {
+        throw invalidArgument(`${field}.uri`, 'is not in this service\'s artifact store');
+      }
+      loading = fetchModelDirectory(ctx.store, prefix, ctx.config.service.MODEL_CACHE_DIR).then((dir) => loadPipeline(dir, ctx.config.service));
+      models.set(ref.uri, loading);
+      loading.catch(() => models.delete(ref.uri));
+    }
+    return loading;
+  };
+
+  // One batch at a time from the shared queue: batching across streams, no CPU oversubscription.
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
+    try {
+      while (queue.length > 0) {
+        const batch = queue.splice(0, ctxRef!.config.service.MAX_BATCH);
+        metrics?.queueDepth.set(queue.length);
+        const results = await synthesize(pipeline!, batch.map((p) => p.item), {
+          gate,
+          maxBatch: batch.length,
+          onStep: (images) => metrics?.steps.inc(images),
+        }).catch((error: Error) => error);
+        batch.forEach((p, i) => p.done(results instanceof Error ? results : results[i]!));
+      }
+    } finally {
+      draining = false;
+    }
+  };
+
+  const countImage = (accepted: boolean, rejections: Record<string, number>) => {
+    metrics?.images.inc({ outcome: accepted ? 'accepted' : 'rejected' });
+    for (const [reason, n] of Object.entries(rejections)) metrics?.rejections.inc({ reason }, n);
+  };
+
+  const runDataset = async (job: JobContext) => {
+    const ctx = ctxRef!;
+    const spec = job.spec as DatasetSpec & { model?: { uri: string } };
+    const model = await pipelineFor(spec.model, 'model');
+    const result = await runDatasetShard(ctx.store, model, spec, {
+      gate,
+      maxBatch: ctx.config.service.MAX_BATCH,
+      signal: job.signal,
+      onImage: countImage,
+      onProgress: (p) =>
+        job.report({
+          completed: p.completed,
+          total: p.total,
+          unit: 'images',
+          phase: 'generating',
+          failed: p.rejected,
+          metrics: { accepted: p.accepted, rejected: p.rejected, invalid_prompts: p.invalid, ...Object.fromEntries(Object.entries(p.rejections).map(([k, v]) => [`rejections_${k}`, v])) },
+        }),
+    });
+    job.addOutput(result.pairs);
+    job.report({ phase: 'done' });
+  };
+
   return {
     name: 'synthesizer',
     defaults: SYNTHESIZER_DEFAULTS,
     env,
-    register({ addService }) {
+    extraConfig: SYNTHESIZER_CONFIG,
+    jobRunners: { [DATASET_JOB]: runDataset },
+    async register(ctx) {
+      ctxRef = ctx;
+      const config = ctx.config.service;
+      const { prefix, registry } = ctx.metrics;
+      metrics = {
+        images: new Counter({ name: `${prefix}images_total`, help: 'Images finished, by quality-gate outcome.', labelNames: ['outcome'], registers: [registry] }),
+        rejections: new Counter({ name: `${prefix}quality_rejections_total`, help: 'Quality-gate rejections, by reason.', labelNames: ['reason'], registers: [registry] }),
+        steps: new Counter({ name: `${prefix}denoising_steps_total`, help: 'UNet evaluations times images in the batch.', registers: [registry] }),
+        queueDepth: new Gauge({ name: `${prefix}queue_depth`, help: 'Synthesize requests waiting for a batch.', registers: [registry] }),
+      };
+      if (!config.MODEL_DIR && !config.MODEL_URI) throw new ModelLoadError('set MODEL_DIR (a local export directory) or MODEL_URI (a prefix in the artifact store)');
+      const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, ctx.store.keyOf(config.MODEL_URI!), config.MODEL_CACHE_DIR));
+      pipeline = await loadPipeline(dir, config);
+      modelRef = { uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`, sha256: pipeline.info.digest, sizeBytes: 0, mediaType: 'application/vnd.medsyn.diffusion-pipeline' };
+      const checks: QualityCheck[] = [];
+      if (config.QUALITY_IMAGE_STATISTICS === 'true') checks.push(imageStatisticsCheck());
+      if (config.QUALITY_CLASSIFIER) {
+        if (!fs.existsSync(config.QUALITY_CLASSIFIER)) throw new ModelLoadError(`QUALITY_CLASSIFIER: ${config.QUALITY_CLASSIFIER} not found`);
+        checks.push(await classifierCheck({ modelPath: config.QUALITY_CLASSIFIER, labels: (config.QUALITY_CLASSIFIER_LABELS ?? '').split(',').map((l) => l.trim()).filter(Boolean), executionProvider: config.EXECUTION_PROVIDER }));
+      }
+      gate = new QualityGate(checks);
+      ctx.logger.info({ model: pipeline.info.digest, architecture: pipeline.info.architecture, unetDtype: pipeline.info.unetDtype, provider: pipeline.info.executionProvider, checks: checks.map((c) => c.name) }, 'model loaded');
+
       const implementation: synthesizer.SynthesizerServiceServer = {
-        getModelInfo: () => {
-          throw notImplementedYet(`${SERVICE}/GetModelInfo`, 5);
+        getModelInfo: (_call, callback) => {
+          const info = pipeline!.info;
+          callback(null, {
+            model: modelRef,
+            architecture: info.architecture,
+            unetDtype: info.unetDtype,
+            defaults: synthesizer.GenerationParams.fromPartial({
+              guidanceScale: info.defaults.guidanceScale,
+              numInferenceSteps: info.defaults.numInferenceSteps,
+              height: info.defaults.height,
+              width: info.defaults.width,
+              scheduler: SCHEDULER_ENUM[info.defaults.scheduler],
+              maxAttempts: 3,
+            }),
+            maxPromptTokens: info.maxPromptTokens,
+            executionProvider: info.executionProvider,
+          });
         },
-        synthesize: () => {
-          throw notImplementedYet(`${SERVICE}/Synthesize`, 5);
+
+        synthesize: (call) => {
+          let open = 0;
+          let ended = false;
+          const finish = () => ended && open === 0 && call.end();
+          const respond = (response: Partial<synthesizer.SynthesizeResponse>) => {
+            if (!call.cancelled) call.write(synthesizer.SynthesizeResponse.fromPartial(response));
+          };
+          call.on('data', (request: synthesizer.SynthesizeRequest) => {
+            const id = request.id;
+            let item: SynthesisItem;
+            try {
+              const { seed, ...params } = toParams(request.params, 'params');
+              item = { ...params, prompt: request.prompt, labels: request.labels, seed: seed !== undefined ? BigInt(seed) : randomSeed() };
+              pipeline!.resolve(item);
+            } catch (error) {
+              const e = toRpcError(error, 'params');
+              const field = e instanceof RpcError ? (e.field ?? '') : '';
+              respond({ id, error: { code: 'INVALID_ARGUMENT', message: e instanceof RpcError ? e.message : 'invalid request', field, recordId: id } });
+              return;
+            }
+            open++;
+            queue.push({
+              item,
+              done: (result) => {
+                open--;
+                if (result instanceof Error) {
+                  const e = toRpcError(result, 'params');
+                  respond({ id, error: { code: e instanceof RpcError ? grpc.status[e.code] : 'INTERNAL', message: e instanceof RpcError ? e.message : 'generation failed', field: e instanceof RpcError ? (e.field ?? '') : '', recordId: id } });
+                  if (!(e instanceof RpcError)) ctx.logger.error({ recordId: id, err: { name: result.name } }, 'generation failed');
+                } else {
+                  countImage(result.accepted, result.rejections);
+                  respond({
+                    id,
+                    image: Buffer.from(result.png.buffer, result.png.byteOffset, result.png.byteLength),
+                    seed: Number(result.seed),
+                    quality: { accepted: result.accepted, attempts: result.attempts, rejections: result.rejections },
+                    promptTruncated: result.generated.promptTruncated,
+                  });
+                }
+                finish();
+              },
+            });
+            metrics?.queueDepth.set(queue.length);
+            void drain();
+          });
+          call.on('end', () => {
+            ended = true;
+            finish();
+          });
+          call.on('error', () => undefined);
         },
-        startSynthesizeDataset: () => {
-          throw notImplementedYet(`${SERVICE}/StartSynthesizeDataset`, 5);
+
+        startSynthesizeDataset: async (call, callback) => {
+          const request = call.request;
+          if (!request.prompts?.uri) throw invalidArgument('prompts.uri', 'is required (the anonymizer\'s prompt manifest)');
+          let promptsKey: string;
+          try {
+            promptsKey = ctx.store.keyOf(request.prompts.uri);
+          } catch {
+            throw invalidArgument('prompts.uri', 'is not in this service\'s artifact store');
+          }
+          if (!(await ctx.store.stat(promptsKey))) throw new RpcError(grpc.status.NOT_FOUND, 'prompts.uri: no such object in the artifact store', 'prompts.uri');
+          const { seed, ...params } = toParams(request.params, 'params');
+          const count = Math.max(1, request.shard?.count ?? 1);
+          const index = request.shard?.index ?? 0;
+          if (index >= count) throw invalidArgument('shard.index', `must be below shard.count (${count}), got ${index}`);
+          const imagesPerPrompt = request.imagesPerPrompt || 1;
+          if (imagesPerPrompt > 100) throw invalidArgument('images_per_prompt', `must be at most 100, got ${imagesPerPrompt}`);
+          if (request.outputPrefix && !/^[A-Za-z0-9._\-/]+\/$/.test(request.outputPrefix)) throw invalidArgument('output_prefix', 'must be a store key prefix ending in "/"');
+          if (!request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
+          try {
+            pipeline!.resolve({ ...params, prompt: 'validation', seed: 0n });
+          } catch (error) {
+            throw toRpcError(error, 'params');
+          }
+          const spec: DatasetSpec & { model?: { uri: string } } = {
+            promptsKey,
+            outputPrefix: request.outputPrefix || `synthesizer/${request.requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`,
+            shard: { index, count },
+            imagesPerPrompt,
+            params: { ...params, ...(seed !== undefined ? { seed: String(seed) } : {}) },
+            ...(request.model?.uri ? { model: { uri: request.model.uri } } : {}),
+          };
+          // JSON round trip: the spec is persisted and compared as plain JSON.
+          const job = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec: JSON.parse(JSON.stringify(spec)) });
+          callback(null, { job: toProtoJob(job) });
         },
       };
-      addService(synthesizer.SynthesizerServiceService, implementation);
+      ctx.addService(synthesizer.SynthesizerServiceService, implementation);
     },
   };
+}
+
+async function loadPipeline(dir: string, config: Config): Promise<DiffusionPipeline> {
+  return DiffusionPipeline.load(dir, {
+    executionProvider: config.EXECUTION_PROVIDER,
+    intraOpThreads: config.INTRA_OP_THREADS || undefined,
+    defaults: {
+      ...(config.GUIDANCE_SCALE !== undefined ? { guidanceScale: config.GUIDANCE_SCALE } : {}),
+      ...(config.NUM_INFERENCE_STEPS !== undefined ? { numInferenceSteps: config.NUM_INFERENCE_STEPS } : {}),
+    },
+  });
 }

@@ -1,14 +1,192 @@
-import { synthesizer } from '@medsyn/proto';
-import { startService } from '@medsyn/service-kit';
-import { describeServiceBasics } from '@medsyn/testing';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { FileArtifactStore, putJsonl, readJsonl } from '@medsyn/artifact-store';
+import { buildTinyPipeline, type PairRecord } from '@medsyn/diffusion';
+import { decodePng, readPngText } from '@medsyn/imaging';
+import { common, jobs, synthesizer } from '@medsyn/proto';
+import { startService, type RunningService } from '@medsyn/service-kit';
+import { callUnary, describeServiceBasics, makeTempDir, startProcess, testServiceEnv, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
 import { synthesizerService } from '../src/service';
 
+// The tiny pipeline in the exact export layout (random weights, real CLIP vocabulary subset).
+const fixture = makeTempDir('synthesizer-model');
+const MODEL_DIR = buildTinyPipeline(path.join(fixture.dir, 'tiny'));
+afterAll(() => fixture.remove());
+
 describeServiceBasics({
-  start: (env) => startService(synthesizerService(env)),
+  start: (env) => startService(synthesizerService({ ...env, MODEL_DIR })),
   serviceName: 'medsyn.synthesizer.v1.SynthesizerService',
   Client: synthesizer.SynthesizerServiceClient,
-  unimplemented: [
-    ['getModelInfo', synthesizer.GetModelInfoRequest.fromPartial({}), 5],
-    ['startSynthesizeDataset', synthesizer.StartSynthesizeDatasetRequest.fromPartial({ requestId: 'req-1' }), 5],
-  ],
+  unimplemented: [],
+});
+
+type Responses = synthesizer.SynthesizeResponse[];
+const dataset = (r: Partial<synthesizer.StartSynthesizeDatasetRequest>) => synthesizer.StartSynthesizeDatasetRequest.fromPartial(r);
+
+function stream(client: synthesizer.SynthesizerServiceClient, requests: Partial<synthesizer.SynthesizeRequest>[]): Promise<Responses> {
+  return new Promise((resolve, reject) => {
+    const call = client.synthesize();
+    const out: Responses = [];
+    call.on('data', (r: synthesizer.SynthesizeResponse) => out.push(r));
+    call.on('end', () => resolve(out));
+    call.on('error', reject);
+    for (const r of requests) call.write(synthesizer.SynthesizeRequest.fromPartial(r));
+    call.end();
+  });
+}
+
+describe('synthesizer over gRPC', () => {
+  const tmp = makeTempDir('synthesizer');
+  let service: RunningService;
+  let client: synthesizer.SynthesizerServiceClient;
+  const params = (p: Partial<synthesizer.GenerationParams> = {}) => synthesizer.GenerationParams.fromPartial({ numInferenceSteps: 4, seed: 7, ...p });
+
+  beforeAll(async () => {
+    service = await startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, MAX_BATCH: '4' })));
+    client = new synthesizer.SynthesizerServiceClient(service.target, grpc.credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client?.close();
+    await service?.shutdown();
+    tmp.remove();
+  });
+
+  it('describes the loaded model', async () => {
+    const info = await callUnary<synthesizer.GetModelInfoResponse>(client, 'getModelInfo', {});
+    expect(info).toMatchObject({ unetDtype: 'float32', maxPromptTokens: 77, executionProvider: 'cpu', defaults: { guidanceScale: 3, numInferenceSteps: 75, height: 64, width: 64, scheduler: synthesizer.Scheduler.SCHEDULER_PNDM } });
+    expect(info.model?.sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('streams images for prompts, errors for bad requests, and keeps going', async () => {
+    const responses = await stream(client, [
+      { id: 'a', prompt: 'Small left pleural effusion.', params: params() },
+      { id: 'bad-guidance', prompt: 'Cardiomegaly.', params: params({ guidanceScale: -1 }) },
+      { id: 'empty', prompt: '', params: params() },
+      { id: 'long', prompt: 'x'.repeat(10_000), params: params() },
+      { id: 'zero-steps', prompt: 'Cardiomegaly.', params: params({ numInferenceSteps: 0 }) },
+      { id: 'b', prompt: 'No acute cardiopulmonary process.', params: params({ imageFormat: synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY16 }) },
+    ]);
+    const byId = Object.fromEntries(responses.map((r) => [r.id, r]));
+    expect(responses).toHaveLength(6);
+    expect(byId['bad-guidance']!.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'params.guidance_scale', recordId: 'bad-guidance' });
+    expect(byId['empty']!.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'prompt' });
+    expect(byId['long']!.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'prompt', message: expect.stringContaining('10000 characters') });
+    expect(byId['zero-steps']!.error).toMatchObject({ field: 'params.num_inference_steps' });
+    for (const id of ['a', 'b']) {
+      const r = byId[id]!;
+      expect(r.error).toBeUndefined();
+      expect(r.quality).toMatchObject({ accepted: true, attempts: 1 });
+      expect(r.seed).toBe(7);
+      expect(decodePng(r.image)).toMatchObject({ width: 64, height: 64 });
+      expect(readPngText(r.image)).toMatchObject({ 'medsyn:seed': '7', 'medsyn:steps': '4', 'medsyn:guidance_scale': '3' });
+    }
+    expect(byId['b']!.image[24]).toBe(16); // IHDR bit depth
+  });
+
+  it('gives identical images for the same seed, other images for other guidance', async () => {
+    const request = { id: 'x', prompt: 'Right upper lobe consolidation.', params: params() };
+    const [first] = await stream(client, [request]);
+    const [second] = await stream(client, [request]);
+    const [guided] = await stream(client, [{ ...request, params: params({ guidanceScale: 6 }) }]);
+    expect(Buffer.compare(first!.image, second!.image)).toBe(0);
+    expect(Buffer.compare(first!.image, guided!.image)).not.toBe(0);
+  });
+
+  it('validates dataset requests naming the field', async () => {
+    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r1' }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('prompts.uri') });
+    const store = new FileArtifactStore(tmp.dir);
+    const prompts = await putJsonl(store, 'prompts/p.jsonl', [{ id: 'a', prompt: 'effusion' }]);
+    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r2', prompts, params: params({ numInferenceSteps: 0 }) }))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('params.num_inference_steps'),
+    });
+    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r3', prompts, shard: { index: 2, count: 2 } }))).rejects.toMatchObject({ details: expect.stringContaining('shard.index') });
+    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r4', prompts: { ...prompts, uri: `${prompts.uri}.missing` } }))).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
+  it('refuses to start without a usable model, naming the file', async () => {
+    const broken = path.join(tmp.dir, 'broken-model');
+    fs.cpSync(MODEL_DIR, broken, { recursive: true });
+    fs.writeFileSync(path.join(broken, 'unet', 'model.onnx'), 'garbage');
+    await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR: broken })))).rejects.toThrow(/unet\/model.onnx could not be loaded/);
+    await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, EXECUTION_PROVIDER: 'cuda' })))).rejects.toThrow(/execution provider "cuda"/);
+  });
+});
+
+describe('dataset job: shard, kill, resume', () => {
+  const tmp = makeTempDir('synthesizer-job');
+  const store = new FileArtifactStore(tmp.dir);
+  const processes: ManagedProcess[] = [];
+  afterAll(async () => {
+    for (const p of processes) p.child.kill('SIGKILL');
+    tmp.remove();
+  });
+
+  const start = async () => {
+    const p = await startProcess(process.execPath, {
+      args: [...tsxLoaderArgs(), path.join(__dirname, '..', 'src', 'main.ts')],
+      env: { ...process.env, ...testServiceEnv(tmp.dir, { MODEL_DIR, MAX_BATCH: '1', LOG_LEVEL: 'info', INTRA_OP_THREADS: '1' }) },
+      readyWhen: /"grpcPort":(\d+)/,
+      readyTimeoutMs: 60_000,
+    });
+    processes.push(p);
+    const port = /"grpcPort":(\d+)/.exec(p.output())![1];
+    return { p, target: `127.0.0.1:${port}` };
+  };
+
+  it('produces every image of the shard exactly once after a kill and a restart', async () => {
+    const ids = Array.from({ length: 10 }, (_, i) => `report-${i}`);
+    const prompts = await putJsonl(store, 'anonymizer/prompts.jsonl', ids.map((id, i) => ({ id, prompt: `Finding ${i}: small pleural effusion.` })));
+    const request = dataset({ requestId: 'dataset-1', prompts, params: synthesizer.GenerationParams.fromPartial({ numInferenceSteps: 8, seed: 3 }), shard: { index: 1, count: 2 }, outputPrefix: 'synthetic/run1/' });
+
+    const first = await start();
+    let client = new synthesizer.SynthesizerServiceClient(first.target, grpc.credentials.createInsecure());
+    const started = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', request);
+    const jobId = started.job!.jobId;
+    // Kill it (SIGKILL: no shutdown hook) once two of the five images are done.
+    let jobsClient = new jobs.JobServiceClient(first.target, grpc.credentials.createInsecure());
+    await new Promise<void>((resolve, reject) => {
+      const watch = jobsClient.watchJob(jobs.WatchJobRequest.fromPartial({ jobId }));
+      watch.on('data', (r: jobs.WatchJobResponse) => {
+        if ((r.job?.progress?.completed ?? 0) >= 2) {
+          first.p.child.kill('SIGKILL');
+          resolve();
+        }
+      });
+      watch.on('error', () => undefined);
+      watch.on('end', () => reject(new Error('job ended before it could be killed')));
+    });
+    client.close();
+    jobsClient.close();
+    await new Promise((r) => first.p.child.once('exit', r));
+
+    const second = await start();
+    client = new synthesizer.SynthesizerServiceClient(second.target, grpc.credentials.createInsecure());
+    jobsClient = new jobs.JobServiceClient(second.target, grpc.credentials.createInsecure());
+    // Starting again with the same request id finds the same (resumed) job.
+    const again = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', request);
+    expect(again.job!.jobId).toBe(jobId);
+    let job: common.Job | undefined;
+    for (let i = 0; i < 600; i++) {
+      job = (await callUnary<jobs.GetJobResponse>(jobsClient, 'getJob', { jobId })).job;
+      if (job!.state !== common.JobState.JOB_STATE_RUNNING && job!.state !== common.JobState.JOB_STATE_QUEUED) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    client.close();
+    jobsClient.close();
+    expect(job!.state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
+    expect(job!.progress).toMatchObject({ completed: 5, total: 5, unit: 'images' });
+
+    const pairs: PairRecord[] = [];
+    for await (const line of readJsonl<PairRecord>(store, store.keyOf(job!.outputs[0]!.uri))) if (line.ok) pairs.push(line.value);
+    // Shard 1 of 2 holds the odd records, each once, in manifest order.
+    expect(pairs.map((p) => p.report_id)).toEqual(['report-1', 'report-3', 'report-5', 'report-7', 'report-9']);
+    const images: string[] = [];
+    for await (const o of store.list('synthetic/run1/images/')) images.push(o.key);
+    expect(images.sort()).toEqual(pairs.map((p) => `synthetic/run1/images/${p.report_id}.png`));
+    expect(new Set(pairs.map((p) => p.seed)).size).toBe(5);
+    // Logs never carry prompts.
+    for (const p of processes) expect(p.output()).not.toContain('pleural effusion');
+  });
 });
