@@ -1,0 +1,150 @@
+import * as assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { anonymizer, evaluator, jobs, pretrainer, synthesizer } from '@medsyn/proto';
+import { healthCheck, reflectionFileContainingSymbol, reflectionListServices } from '@medsyn/testing';
+
+/** The four medsyn service contracts, by the name the CLI takes. */
+export const CONTRACTS = {
+  anonymizer: { service: 'medsyn.anonymizer.v1.AnonymizerService', Client: anonymizer.AnonymizerServiceClient },
+  synthesizer: { service: 'medsyn.synthesizer.v1.SynthesizerService', Client: synthesizer.SynthesizerServiceClient },
+  pretrainer: { service: 'medsyn.pretrainer.v1.PretrainerService', Client: pretrainer.PretrainerServiceClient },
+  evaluator: { service: 'medsyn.evaluator.v1.EvaluatorService', Client: evaluator.EvaluatorServiceClient },
+} as const;
+
+export type ContractName = keyof typeof CONTRACTS;
+
+/** What a check gets: where the implementation listens and how to reach it. */
+export interface Target {
+  address: string;
+  credentials: grpc.ChannelCredentials;
+}
+
+/** One behaviour the contract requires; run() throws (an AssertionError or a gRPC error) when it is not met. */
+export interface ConformanceCheck {
+  name: string;
+  run(target: Target): Promise<void>;
+}
+
+const DEADLINE_MS = 10000;
+
+type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
+
+/** A unary call through a generated client, with a deadline. */
+export function unary<T>(client: grpc.Client, method: string, request: unknown): Promise<T> {
+  const call = (client as unknown as Record<string, (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: Callback) => void>)[method]!;
+  return new Promise((resolve, reject) =>
+    call.call(client, request, new grpc.Metadata(), { deadline: Date.now() + DEADLINE_MS }, (error, response) => (error ? reject(error) : resolve(response as T))),
+  );
+}
+
+/** The status a call must end with: its code, and text its message must contain. */
+export async function rejectsWith(call: Promise<unknown>, code: grpc.status, detailsContain: string[] = []): Promise<grpc.ServiceError> {
+  let error: grpc.ServiceError | undefined;
+  try {
+    await call;
+  } catch (e) {
+    error = e as grpc.ServiceError;
+  }
+  assert.ok(error, `expected ${grpc.status[code]}, the call succeeded`);
+  assert.equal(grpc.status[error.code], grpc.status[code], `expected ${grpc.status[code]}, got ${grpc.status[error.code]}: ${error.details}`);
+  for (const text of detailsContain) assert.ok(error.details.includes(text), `${grpc.status[code]} message ${JSON.stringify(error.details)} does not name ${JSON.stringify(text)}`);
+  return error;
+}
+
+/** Reads a server stream to its end. */
+export function readStream<T>(stream: grpc.ClientReadableStream<T>): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const items: T[] = [];
+    stream.on('data', (item: T) => items.push(item));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(items));
+  });
+}
+
+/** With a client of the given constructor for the duration of fn. */
+export async function withClient<C extends grpc.Client, T>(Client: new (address: string, credentials: grpc.ChannelCredentials) => C, target: Target, fn: (client: C) => Promise<T>): Promise<T> {
+  const client = new Client(target.address, target.credentials);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+const MISSING_JOB = 'conformance-no-such-job';
+
+/** The behaviour every medsyn service shares: health, reflection, JobService. */
+function sharedChecks(contract: ContractName): ConformanceCheck[] {
+  const { service } = CONTRACTS[contract];
+  return [
+    {
+      name: 'answers the standard health check, for the server, its contract and JobService',
+      async run(target) {
+        for (const name of ['', service, 'medsyn.jobs.v1.JobService']) assert.equal(await healthCheck(target.address, name, target.credentials), 'SERVING', `health of ${JSON.stringify(name)}`);
+      },
+    },
+    {
+      name: 'lists its contract, JobService and Health through server reflection, and describes them',
+      async run(target) {
+        const listed = await reflectionListServices(target.address);
+        for (const name of ['grpc.health.v1.Health', service, 'medsyn.jobs.v1.JobService']) assert.ok(listed.includes(name), `reflection lists ${listed.join(', ')}, not ${name}`);
+        assert.ok((await reflectionFileContainingSymbol(target.address, service)) > 0, `no file descriptor for ${service}`);
+      },
+    },
+    {
+      name: 'JobService: GetJob, WatchJob and CancelJob answer NOT_FOUND naming an unknown job id',
+      async run(target) {
+        await withClient(jobs.JobServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'getJob', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
+          await rejectsWith(unary(client, 'cancelJob', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
+          await rejectsWith(readStream(client.watchJob({ jobId: MISSING_JOB }, { deadline: Date.now() + DEADLINE_MS })), grpc.status.NOT_FOUND, [MISSING_JOB]);
+        });
+      },
+    },
+    {
+      name: 'JobService: ListJobs pages through jobs newest first, every job readable with GetJob',
+      async run(target) {
+        await withClient(jobs.JobServiceClient, target, async (client) => {
+          const all: jobs.ListJobsResponse['jobs'] = [];
+          let pageToken = '';
+          for (let page = 0; page < 100; page++) {
+            const response = await unary<jobs.ListJobsResponse>(client, 'listJobs', { pageSize: 2, pageToken });
+            assert.ok(response.jobs.length <= 2, `page_size 2 returned ${response.jobs.length} jobs`);
+            all.push(...response.jobs);
+            pageToken = response.nextPageToken;
+            if (!pageToken) break;
+            assert.equal(response.jobs.length, 2, 'a page before the last one is full');
+          }
+          assert.equal(pageToken, '', 'ListJobs kept returning pages');
+          assert.equal(new Set(all.map((j) => j.jobId)).size, all.length, 'a job appears on two pages');
+          for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.createTime! >= all[i]!.createTime!, 'jobs are not newest first');
+          for (const job of all.slice(0, 5)) assert.equal((await unary<jobs.GetJobResponse>(client, 'getJob', { jobId: job.jobId })).job!.jobId, job.jobId);
+        });
+      },
+    },
+    {
+      name: 'JobService: ListJobs answers INVALID_ARGUMENT naming page_token for a token it did not issue',
+      async run(target) {
+        await withClient(jobs.JobServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'listJobs', { pageSize: 10, pageToken: 'not-a-token-of-yours' }), grpc.status.INVALID_ARGUMENT, ['page_token']);
+        });
+      },
+    },
+  ];
+}
+
+/**
+ * Behaviour of each contract's own RPCs, added as each service's implementation lands (the
+ * shared checks hold for every implementation already).
+ */
+const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
+  anonymizer: [],
+  synthesizer: [],
+  pretrainer: [],
+  evaluator: [],
+};
+
+/** Every check an implementation of the contract must pass. */
+export function conformanceChecks(contract: ContractName): ConformanceCheck[] {
+  return [...sharedChecks(contract), ...CONTRACT_CHECKS[contract]];
+}
