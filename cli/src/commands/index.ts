@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import { registerSynthesize } from './synthesize';
 
 /** Adds one subcommand to the program. */
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, one file each (add yours here). */
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [registerSynthesize];
