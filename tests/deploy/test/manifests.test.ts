@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot } from '@medsyn/testing';
+import { makeTempDir, repoRoot } from '@medsyn/testing';
 import { parse } from 'yaml';
 import { SERVICES, containers, find, k8sDir, render, workloads, type K8sObject } from './manifests';
 
@@ -251,5 +251,28 @@ describe('local overlay', () => {
     expect(rules.data!['alerts.yaml']).toBe(fs.readFileSync(path.join(repoRoot, 'deploy', 'observability', 'alerts.yaml'), 'utf8'));
     const volumes = find(objects, 'Deployment', 'prometheus').spec.template.spec.volumes.map((v: { configMap?: { name: string } }) => v.configMap?.name);
     expect(volumes).toEqual(expect.arrayContaining([config.metadata.name, rules.metadata.name]));
+  });
+});
+
+describe('swapping an implementation', () => {
+  it('points the synthesizer servers at another image through an overlay, and nothing else', () => {
+    const tmp = makeTempDir('swap-overlay');
+    try {
+      const kustomization = {
+        resources: [path.relative(tmp.dir, path.join(k8sDir, 'overlays', 'gpu'))],
+        images: [{ name: 'medsyn/synthesizer', newName: 'registry.example.org/acme/fast-synthesizer', newTag: '2.3.1' }],
+      };
+      fs.writeFileSync(path.join(tmp.dir, 'kustomization.yaml'), JSON.stringify(kustomization));
+      const images = (objects: K8sObject[]) => workloads(objects).flatMap(({ object, pod }) => containers(pod.spec).map((c) => `${object.metadata.name}/${c.name} ${c.image}`));
+      const swapped = images(render(tmp.dir));
+      const expected = images(overlays.gpu).map((line) => line.replace(/ medsyn\/synthesizer:latest$/, ' registry.example.org/acme/fast-synthesizer:2.3.1'));
+      expect(swapped).toEqual(expected);
+      expect(swapped.filter((line) => line.includes('fast-synthesizer'))).toEqual([
+        'synthesizer/synthesizer registry.example.org/acme/fast-synthesizer:2.3.1',
+        'synthesize-dataset/synthesizer registry.example.org/acme/fast-synthesizer:2.3.1',
+      ]);
+    } finally {
+      tmp.remove();
+    }
   });
 });
