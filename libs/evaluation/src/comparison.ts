@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { resize, type GrayImage } from '@medsyn/imaging';
+import { fileURLToPath } from 'node:url';
+import { FileArtifactStore, type ArtifactStore } from '@medsyn/artifact-store';
+import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec, type ImageArchitecture } from '@medsyn/encoder-bundle';
+import { encodeGrayPng, grayImage, resize, type GrayImage } from '@medsyn/imaging';
 import type { ExecutionProvider } from '@medsyn/training';
 import { importDataset, loadImage, loadMask, type Dataset, type LabelledImage } from './datasets';
 import { trainDetection, trainSegmentation } from './dense-tasks';
@@ -16,7 +20,11 @@ export const TASKS: readonly TaskName[] = ['classification', 'segmentation', 'de
 
 /** An evaluation, as YAML/JSON configs, the CLI and the gRPC request spell it (snake_case keys). */
 export interface EvaluationConfig {
-  encoders: { name: string; bundle: string; pretraining_data?: string }[];
+  /**
+   * A bundle folder, or `baseline`: a seeded random-init model-zoo encoder built on the fly
+   * (the comparison's random-init row).
+   */
+  encoders: { name: string; bundle?: string; baseline?: BaselineEncoder; pretraining_data?: string }[];
   dataset: { format: string; root: string; options?: Record<string, string> };
   tasks: TaskName[];
   label_fractions?: number[];
@@ -30,6 +38,14 @@ export interface EvaluationConfig {
   prompts?: Record<string, PromptPair>;
   /** Test images drawn in the report with their masks and boxes (default 4). */
   report_samples?: number;
+}
+
+/** A random-init encoder from the zoo through @medsyn/encoder-bundle's exporter. */
+export interface BaselineEncoder {
+  architecture: ImageArchitecture;
+  size: number;
+  width?: number;
+  seed?: number;
 }
 
 export class EvaluationConfigError extends Error {
@@ -49,7 +65,9 @@ export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationC
   const names = new Set<string>();
   c.encoders.forEach((e, i) => {
     if (!e || typeof e.name !== 'string' || !e.name) throw new EvaluationConfigError(`encoders[${i}].name`, 'is required');
-    if (typeof e.bundle !== 'string' || !e.bundle) throw new EvaluationConfigError(`encoders[${i}].bundle`, 'is required (a bundle folder)');
+    if (!e.baseline === !e.bundle) throw new EvaluationConfigError(`encoders[${i}].bundle`, 'give exactly one of bundle (a bundle folder) and baseline (a random-init encoder)');
+    if (e.bundle !== undefined && typeof e.bundle !== 'string') throw new EvaluationConfigError(`encoders[${i}].bundle`, 'must be a folder path');
+    if (e.baseline && !(Number.isInteger(e.baseline.size) && e.baseline.size >= 16)) throw new EvaluationConfigError(`encoders[${i}].baseline.size`, 'must be an integer >= 16');
     if (names.has(e.name)) throw new EvaluationConfigError(`encoders[${i}].name`, `"${e.name}" is used twice`);
     names.add(e.name);
   });
@@ -109,10 +127,12 @@ export interface RatioSummary {
 
 export interface ReportSample {
   id: string;
-  /** The image at the encoder's input size, [0, 1]. */
-  image: { width: number; height: number; data: number[] };
-  truthMask?: number[];
-  predictedMask?: number[];
+  /** Side of the square image, masks and box coordinates (the encoder's input size). */
+  size: number;
+  /** The image, and the masks (white = inside), as PNG data URIs. */
+  image: string;
+  truthMask?: string;
+  predictedMask?: string;
   truthBoxes?: Box[];
   predictedBoxes?: ScoredBox[];
 }
@@ -145,6 +165,12 @@ export interface EvaluationOutput {
   results: EvaluationResults;
   /** Split ids per task, and training ids per (task, fraction, seed). */
   splits: unknown;
+}
+
+/** A square gray image (values in [0, 1]) as an 8-bit PNG data URI, for self-contained reports. */
+export function pngDataUri(size: number, values: ArrayLike<number>): string {
+  const png = encodeGrayPng(grayImage(size, size, Float32Array.from(values)));
+  return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
 }
 
 const hex = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -205,7 +231,10 @@ function classificationMetrics(dataset: Dataset, targets: Float32Array, scores: 
  * label fractions and head initialisation follow the run's seed. Returns results.json's content
  * and the split ids (splits.json).
  */
-export async function runEvaluation(rawConfig: unknown, options: { onProgress?: (p: EvaluationProgress) => void; signal?: AbortSignal; log?: (line: string) => void } = {}): Promise<EvaluationOutput> {
+export async function runEvaluation(
+  rawConfig: unknown,
+  options: { onProgress?: (p: EvaluationProgress) => void; signal?: AbortSignal; log?: (line: string) => void; /** Where bundle prefixes that are not local folders are read from. */ store?: ArtifactStore } = {},
+): Promise<EvaluationOutput> {
   const config = parseEvaluationConfig(rawConfig);
   const started = Date.now();
   const log = options.log ?? (() => {});
@@ -255,7 +284,7 @@ export async function runEvaluation(rawConfig: unknown, options: { onProgress?: 
 
   for (const spec of config.encoders) {
     options.signal?.throwIfAborted();
-    const encoder = await openEncoderBundle(spec.bundle, { executionProvider: config.execution_provider });
+    const encoder = await openEncoderBundle(spec.bundle ? bundleLocation(spec.bundle, options.store) : await baselineBundle(spec.baseline!), { executionProvider: config.execution_provider });
     try {
       const size = encoder.manifest.image.input.size;
       const needMaps = config.tasks.includes('segmentation') || config.tasks.includes('detection');
@@ -363,9 +392,10 @@ export async function runEvaluation(rawConfig: unknown, options: { onProgress?: 
                 if (sample) {
                   results.samples[spec.name]!.segmentation = split.test.slice(0, config.report_samples).map((image, k) => ({
                     id: image.id,
-                    image: { width: size, height: size, data: Array.from(resized.get(image.id)!.data, (v) => Math.round(v * 255) / 255) },
-                    truthMask: Array.from(masks!.get(rows.test[k]!)!),
-                    predictedMask: Array.from(result.predictions[k]!),
+                    size,
+                    image: pngDataUri(size, resized.get(image.id)!.data),
+                    truthMask: pngDataUri(size, masks!.get(rows.test[k]!)!),
+                    predictedMask: pngDataUri(size, result.predictions[k]!),
                   }));
                 }
               } else {
@@ -377,7 +407,8 @@ export async function runEvaluation(rawConfig: unknown, options: { onProgress?: 
                 if (sample) {
                   results.samples[spec.name]!.detection = split.test.slice(0, config.report_samples).map((image, k) => ({
                     id: image.id,
-                    image: { width: size, height: size, data: Array.from(resized.get(image.id)!.data, (v) => Math.round(v * 255) / 255) },
+                    size,
+                    image: pngDataUri(size, resized.get(image.id)!.data),
                     truthBoxes: dense[rows.test[k]!],
                     predictedBoxes: result.detections[k]!.slice(0, 10),
                   }));
@@ -412,6 +443,26 @@ export async function runEvaluation(rawConfig: unknown, options: { onProgress?: 
   results.seconds = (Date.now() - started) / 1000;
   progress('done');
   return { results, splits };
+}
+
+/** A bundle given as a local folder (or file:// URI), else a prefix in the store. */
+function bundleLocation(bundle: string, store?: ArtifactStore): string | { store: ArtifactStore; prefix: string } {
+  if (bundle.startsWith('file://')) return fileURLToPath(bundle);
+  if (!store || fs.existsSync(bundle)) return bundle;
+  return { store, prefix: bundle };
+}
+
+/** Writes a seeded random-init bundle to a temporary folder (removed at exit) and returns its path. */
+async function baselineBundle(baseline: BaselineEncoder): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medsyn-baseline-'));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const spec: EncoderSpec = { image: { architecture: baseline.architecture, size: baseline.size, width: baseline.width } };
+  try {
+    await writeEncoderBundle(new FileArtifactStore(dir), 'bundle', exportEncoderBundle(spec, { method: 'random', seed: baseline.seed ?? 0 }));
+  } catch (error) {
+    throw new EvaluationConfigError('encoders.baseline', (error as Error).message);
+  }
+  return path.join(dir, 'bundle');
 }
 
 /** Writes results.json and splits.json (and the report, when given) into a folder. */

@@ -1,14 +1,9 @@
-import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import type { EvaluationResults, MetricSummary, ReportSample } from './comparison';
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];
 const TASK_TITLES: Record<string, string> = { classification: 'Linear-probe classification', segmentation: 'Segmentation (U-Net decoder)', detection: 'Detection (FCOS head)', zero_shot: 'Zero-shot classification' };
 
-function pngDataUri(width: number, height: number, values: ArrayLike<number>): string {
-  const png = encodeGrayPng(grayImage(width, height, Float32Array.from(values)));
-  return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
-}
 
 const pct = (f: number) => (f === 0 ? 'zero-shot' : `${+(f * 100).toFixed(2)}%`);
 const fmt = (m: MetricSummary | undefined) => (m && Number.isFinite(m.mean) ? `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}` : '—');
@@ -73,10 +68,11 @@ ${lines.join('\n')}${legend.join('')}
 const TINT = (id: string, r: number, g: number, b: number) => `<filter id="${id}"><feColorMatrix type="matrix" values="0 0 0 0 ${r} 0 0 0 0 ${g} 0 0 0 0 ${b} 0.45 0 0 0 0"/></filter>`;
 
 function sampleFigure(sample: ReportSample, uid: string): string {
-  const { width, height } = sample.image;
-  const layers = [`<image href="${pngDataUri(width, height, sample.image.data)}" width="${width}" height="${height}"/>`];
-  if (sample.truthMask) layers.push(`<image href="${pngDataUri(width, height, sample.truthMask)}" width="${width}" height="${height}" filter="url(#truth)"/>`);
-  if (sample.predictedMask) layers.push(`<image href="${pngDataUri(width, height, sample.predictedMask)}" width="${width}" height="${height}" filter="url(#pred)"/>`);
+  const width = sample.size;
+  const height = sample.size;
+  const layers = [`<image href="${sample.image}" width="${width}" height="${height}"/>`];
+  if (sample.truthMask) layers.push(`<image href="${sample.truthMask}" width="${width}" height="${height}" filter="url(#truth)"/>`);
+  if (sample.predictedMask) layers.push(`<image href="${sample.predictedMask}" width="${width}" height="${height}" filter="url(#pred)"/>`);
   for (const b of sample.truthBoxes ?? []) layers.push(`<rect x="${b.x}" y="${b.y}" width="${b.width}" height="${b.height}" fill="none" stroke="#2ca02c" stroke-width="1"/>`);
   for (const b of sample.predictedBoxes ?? []) layers.push(`<rect x="${b.x}" y="${b.y}" width="${b.width}" height="${b.height}" fill="none" stroke="#d62728" stroke-width="${0.5 + b.score}" stroke-dasharray="2"><title>score ${b.score.toFixed(2)}</title></rect>`);
   return `<figure><svg viewBox="0 0 ${width} ${height}" width="160" height="160" id="${uid}">${layers.join('')}</svg><figcaption>${escape(sample.id.length > 28 ? `${sample.id.slice(0, 25)}…` : sample.id)}</figcaption></figure>`;

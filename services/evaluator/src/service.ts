@@ -1,24 +1,134 @@
+import * as grpc from '@grpc/grpc-js';
+import { fileURLToPath } from 'node:url';
+import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
+import { DatasetError, EncoderBundleError, EvaluationConfigError, parseEvaluationConfig, renderReport, runEvaluation, type EvaluationConfig, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
+import { JobFailure, canonicalDigest, type JobContext } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
-import { notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const EVALUATOR_DEFAULTS = { grpcPort: 50054, metricsPort: 9464 };
 
-const SERVICE = 'medsyn.evaluator.v1.EvaluatorService';
+const JOB_KIND = 'evaluation';
+const CODE_VERSION = `@medsyn/evaluator ${require('../package.json').version as string}`;
+
+const TASK_NAMES: Partial<Record<evaluator.Task, TaskName>> = {
+  [evaluator.Task.TASK_CLASSIFICATION]: 'classification',
+  [evaluator.Task.TASK_SEGMENTATION]: 'segmentation',
+  [evaluator.Task.TASK_DETECTION]: 'detection',
+  [evaluator.Task.TASK_ZERO_SHOT]: 'zero_shot',
+};
+const TASK_ENUMS = Object.fromEntries(Object.entries(TASK_NAMES).map(([k, v]) => [v, Number(k) as evaluator.Task])) as Record<TaskName, evaluator.Task>;
+
+/** What a job persists: the domain config and where its outputs go. */
+interface EvaluationJobSpec {
+  config: EvaluationConfig;
+  outputPrefix: string;
+}
+
+/** Protobuf request -> the evaluation lib's config; errors name the request field. */
+export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): EvaluationConfig {
+  const c = request.config;
+  if (!c) throw invalidArgument('config', 'is required');
+  if (!c.dataset) throw invalidArgument('config.dataset', 'is required');
+  if (!c.dataset.uri.startsWith('file://')) throw invalidArgument('config.dataset.uri', 'must be a file:// folder (datasets are read from local files)');
+  const tasks = c.tasks.map((t, i) => {
+    const name = TASK_NAMES[t];
+    if (!name) throw invalidArgument(`config.tasks[${i}]`, 'must be a known task (not TASK_UNSPECIFIED)');
+    return name;
+  });
+  const config: EvaluationConfig = {
+    encoders: c.encoders.map((e, i) => {
+      const bundle = e.bundle || (e.imageEncoder?.uri ? e.imageEncoder.uri.replace(/\/[^/]*$/, '') : '');
+      if (!bundle && !e.baseline) throw invalidArgument(`config.encoders[${i}].bundle`, 'is required (or image_encoder inside a bundle, or baseline)');
+      return {
+        name: e.name,
+        pretraining_data: e.pretrainingData || undefined,
+        ...(e.baseline && !bundle
+          ? { baseline: { architecture: e.baseline.architecture as 'resnet18', size: e.baseline.size, width: e.baseline.width || undefined, seed: Number(e.baseline.seed) } }
+          : { bundle }),
+      };
+    }),
+    dataset: { format: c.dataset.format, root: fileURLToPath(c.dataset.uri), options: c.dataset.options },
+    tasks,
+    label_fractions: c.labelFractions.length ? c.labelFractions : undefined,
+    seeds: c.seeds.length ? c.seeds.map(Number) : undefined,
+    split_seed: Number(c.splitSeed),
+    max_images: c.maxImages || undefined,
+    report_samples: c.reportSamples || undefined,
+    execution_provider: (c.executionProvider || 'cpu') as EvaluationConfig['execution_provider'],
+    epochs: c.epochs ? { classification: c.epochs, segmentation: c.epochs, detection: c.epochs } : undefined,
+  };
+  if (config.encoders.some((e) => e.baseline) && c.imageSize) throw invalidArgument('config.image_size', 'is set by each encoder bundle (baseline.size for baselines); leave it 0');
+  try {
+    parseEvaluationConfig(JSON.parse(JSON.stringify(config)));
+  } catch (error) {
+    if (error instanceof EvaluationConfigError) throw invalidArgument(`config.${error.field}`, error.message.slice(error.field.length + 2));
+    throw error;
+  }
+  return JSON.parse(JSON.stringify(config)) as EvaluationConfig;
+}
+
+/** Runs one evaluation job: the comparison, then results.json, splits.json and report.html into the store. */
+async function runEvaluationJob(ctx: JobContext, store: ArtifactStore): Promise<void> {
+  const { config, outputPrefix } = ctx.spec as EvaluationJobSpec;
+  try {
+    const output = await runEvaluation(config, {
+      store,
+      signal: ctx.signal,
+      onProgress: (p) => ctx.report({ completed: p.completed, total: p.total, unit: 'runs', phase: p.phase }),
+    });
+    ctx.addOutput(await store.put(`${outputPrefix}results.json`, JSON.stringify(output.results, null, 1), { mediaType: 'application/json' }));
+    ctx.addOutput(await store.put(`${outputPrefix}splits.json`, JSON.stringify(output.splits), { mediaType: 'application/json' }));
+    ctx.addOutput(await store.put(`${outputPrefix}report.html`, renderReport(output.results), { mediaType: 'text/html' }));
+  } catch (error) {
+    if (error instanceof EvaluationConfigError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', `config.${error.field}`);
+    if (error instanceof DatasetError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', 'config.dataset');
+    if (error instanceof EncoderBundleError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', 'config.encoders');
+    throw error;
+  }
+}
+
+function toProtoResult(results: EvaluationResults, outputs: { uri: string; sha256: string; sizeBytes: number; mediaType: string }[], spec: EvaluationJobSpec): evaluator.GetEvaluationResultResponse {
+  const byName = (name: string) => outputs.find((o) => o.uri.endsWith(`/${name}`));
+  return {
+    metrics: results.metrics.map((m) => ({ encoder: m.encoder, task: TASK_ENUMS[m.task], labelFraction: m.label_fraction, metric: m.metric, mean: m.mean, std: m.std, perSeed: m.per_seed })),
+    results: byName('results.json'),
+    report: byName('report.html'),
+    lineage: {
+      inputs: results.encoders.flatMap((e) => Object.entries(e.digests).map(([file, sha256]) => ({ uri: `${e.name}/${file}`, sha256, sizeBytes: 0, mediaType: '' }))),
+      configSha256: canonicalDigest(spec.config),
+      codeVersion: CODE_VERSION,
+    },
+  };
+}
 
 /** The evaluator: frozen-encoder classification, segmentation, detection and zero-shot. */
 export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceSpec {
+  // The runner needs the store, which the kit opens before register() and before resuming jobs.
+  let store: ArtifactStore | undefined;
   return {
     name: 'evaluator',
     defaults: EVALUATOR_DEFAULTS,
     env,
-    register({ addService }) {
+    jobRunners: { [JOB_KIND]: (ctx) => runEvaluationJob(ctx, store!) },
+    register({ addService, jobs, store: kitStore }) {
+      store = kitStore;
       const implementation: evaluator.EvaluatorServiceServer = {
-        startEvaluation: () => {
-          throw notImplementedYet(`${SERVICE}/StartEvaluation`, 7);
+        startEvaluation: async (call, callback) => {
+          const config = toEvaluationConfig(call.request);
+          const requestId = call.request.requestId;
+          const outputPrefix = (call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`).replace(/\/?$/, '/');
+          const spec: EvaluationJobSpec = { config, outputPrefix };
+          callback(null, { job: toProtoJob(await jobs.start({ requestId, kind: JOB_KIND, spec })) });
         },
-        getEvaluationResult: () => {
-          throw notImplementedYet(`${SERVICE}/GetEvaluationResult`, 7);
+        getEvaluationResult: async (call, callback) => {
+          if (!call.request.jobId) throw invalidArgument('job_id', 'is required');
+          const record = jobs.get(call.request.jobId);
+          if (record.state !== 'succeeded') throw new RpcError(grpc.status.FAILED_PRECONDITION, `job ${record.jobId} is ${record.state}; results exist once it has succeeded`, 'job_id');
+          const spec = record.spec as EvaluationJobSpec;
+          const results = JSON.parse((await getBuffer(kitStore, `${spec.outputPrefix}results.json`)).toString('utf8')) as EvaluationResults;
+          callback(null, toProtoResult(results, record.outputs, spec));
         },
       };
       addService(evaluator.EvaluatorServiceService, implementation);
