@@ -94,6 +94,8 @@ function toRpcError(error: unknown, fieldPrefix: string): unknown {
   return error;
 }
 
+const NO_MODEL = () => new RpcError(grpc.status.FAILED_PRECONDITION, 'no model configured: set MODEL_DIR (an export directory) or MODEL_URI (a store prefix) and restart');
+
 interface Pending {
   item: SynthesisItem;
   done: (result: Awaited<ReturnType<typeof synthesize>>[number] | Error) => void;
@@ -114,7 +116,10 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   let metrics: { images: Counter<'outcome'>; rejections: Counter<'reason'>; steps: Counter; queueDepth: Gauge } | undefined;
 
   const pipelineFor = async (ref: { uri: string } | undefined, field: string): Promise<DiffusionPipeline> => {
-    if (!ref || !ref.uri || ref.uri === modelRef?.uri) return pipeline!;
+    if (!ref || !ref.uri || ref.uri === modelRef?.uri) {
+      if (!pipeline) throw NO_MODEL();
+      return pipeline;
+    }
     const ctx = ctxRef!;
     let loading = models.get(ref.uri);
     if (!loading) {
@@ -195,10 +200,14 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         steps: new Counter({ name: `${prefix}denoising_steps_total`, help: 'UNet evaluations times images in the batch.', registers: [registry] }),
         queueDepth: new Gauge({ name: `${prefix}queue_depth`, help: 'Synthesize requests waiting for a batch.', registers: [registry] }),
       };
-      if (!config.MODEL_DIR && !config.MODEL_URI) throw new ModelLoadError('set MODEL_DIR (a local export directory) or MODEL_URI (a prefix in the artifact store)');
-      const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, ctx.store.keyOf(config.MODEL_URI!), config.MODEL_CACHE_DIR));
-      pipeline = await loadPipeline(dir, config);
-      modelRef = { uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`, sha256: pipeline.info.digest, sizeBytes: 0, mediaType: 'application/vnd.medsyn.diffusion-pipeline' };
+      if (config.MODEL_DIR || config.MODEL_URI) {
+        const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, ctx.store.keyOf(config.MODEL_URI!), config.MODEL_CACHE_DIR));
+        pipeline = await loadPipeline(dir, config);
+        modelRef = { uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`, sha256: pipeline.info.digest, sizeBytes: 0, mediaType: 'application/vnd.medsyn.diffusion-pipeline' };
+      } else {
+        // Starts (health, jobs) so a local `npm run up` works; generation RPCs say what is missing.
+        ctx.logger.warn('no model configured: set MODEL_DIR or MODEL_URI; generation RPCs answer FAILED_PRECONDITION');
+      }
       const checks: QualityCheck[] = [];
       if (config.QUALITY_IMAGE_STATISTICS === 'true') checks.push(imageStatisticsCheck());
       if (config.QUALITY_CLASSIFIER) {
@@ -206,11 +215,12 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         checks.push(await classifierCheck({ modelPath: config.QUALITY_CLASSIFIER, labels: (config.QUALITY_CLASSIFIER_LABELS ?? '').split(',').map((l) => l.trim()).filter(Boolean), executionProvider: config.EXECUTION_PROVIDER }));
       }
       gate = new QualityGate(checks);
-      ctx.logger.info({ model: pipeline.info.digest, architecture: pipeline.info.architecture, unetDtype: pipeline.info.unetDtype, provider: pipeline.info.executionProvider, checks: checks.map((c) => c.name) }, 'model loaded');
+      if (pipeline) ctx.logger.info({ model: pipeline.info.digest, architecture: pipeline.info.architecture, unetDtype: pipeline.info.unetDtype, provider: pipeline.info.executionProvider, checks: checks.map((c) => c.name) }, 'model loaded');
 
       const implementation: synthesizer.SynthesizerServiceServer = {
         getModelInfo: (_call, callback) => {
-          const info = pipeline!.info;
+          if (!pipeline) throw NO_MODEL();
+          const info = pipeline.info;
           callback(null, {
             model: modelRef,
             architecture: info.architecture,
@@ -229,6 +239,10 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         },
 
         synthesize: (call) => {
+          if (!pipeline) {
+            call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: NO_MODEL().message });
+            return;
+          }
           let open = 0;
           let ended = false;
           const finish = () => ended && open === 0 && call.end();
@@ -298,8 +312,9 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           if (imagesPerPrompt > 100) throw invalidArgument('images_per_prompt', `must be at most 100, got ${imagesPerPrompt}`);
           if (request.outputPrefix && !/^[A-Za-z0-9._\-/]+\/$/.test(request.outputPrefix)) throw invalidArgument('output_prefix', 'must be a store key prefix ending in "/"');
           if (!request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
+          const model = await pipelineFor(request.model, 'model');
           try {
-            pipeline!.resolve({ ...params, prompt: 'validation', seed: 0n });
+            model.resolve({ ...params, prompt: 'validation', seed: 0n });
           } catch (error) {
             throw toRpcError(error, 'params');
           }

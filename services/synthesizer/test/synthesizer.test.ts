@@ -112,6 +112,18 @@ describe('synthesizer over gRPC', () => {
     await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR: broken })))).rejects.toThrow(/unet\/model.onnx could not be loaded/);
     await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, EXECUTION_PROVIDER: 'cuda' })))).rejects.toThrow(/execution provider "cuda"/);
   });
+
+  it('starts without a model and says what is missing', async () => {
+    const bare = await startService(synthesizerService(testServiceEnv(tmp.dir)));
+    const bareClient = new synthesizer.SynthesizerServiceClient(bare.target, grpc.credentials.createInsecure());
+    try {
+      await expect(callUnary(bareClient, 'getModelInfo', {})).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining('MODEL_DIR') });
+      await expect(stream(bareClient, [{ id: 'a', prompt: 'effusion' }])).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
+    } finally {
+      bareClient.close();
+      await bare.shutdown();
+    }
+  });
 });
 
 describe('dataset job: shard, kill, resume', () => {
