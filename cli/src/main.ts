@@ -1,12 +1,19 @@
 import { Command, CommanderError } from 'commander';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { commands } from './commands';
+
+/** The CLI's version, from its package.json (one level above both src/ and dist/). */
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 /** Builds the `medsyn` program; each subcommand lives in its own file under ./commands. */
 export function buildProgram(): Command {
   const program = new Command('medsyn')
     .description('Vision-language pre-training on synthetic chest X-rays from anonymized reports.')
     .showHelpAfterError()
-    .version(require('../package.json').version as string)
+    .version(packageVersion())
     .exitOverride();
   for (const register of commands) register(program);
   return program;

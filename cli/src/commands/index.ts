@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { registerEvaluate } from './evaluate';
 import { registerSynthesize } from './synthesize';
+import { registerTrainGenerator } from './train-generator';
 
 /** Adds one subcommand to the program. */
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, one file each (add yours here). */
-export const commands: RegisterCommand[] = [registerEvaluate, registerSynthesize];
+export const commands: RegisterCommand[] = [registerEvaluate, registerSynthesize, registerTrainGenerator];
