@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTempDir } from '@medsyn/testing';
+import { checkOnnxModel, makeTempDir } from '@medsyn/testing';
 import { buildTinyPipeline, DiffusionPipeline, ExecutionProviderError, GenerationInputError, ModelLoadError, fromFloat16Bits, toFloat16Bits } from '../src';
 
 const PROMPT = 'Small left pleural effusion. No pneumothorax.';
@@ -26,6 +26,12 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
     expect(fp32.info.defaults).toEqual({ guidanceScale: 3, numInferenceSteps: 75, height: 64, width: 64, scheduler: 'pndm' });
     expect(fp16.info.unetDtype).toBe('float16');
     expect(fp32.info.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('writes the export layout with models that pass onnx.checker (opset 17, input and output names of a real export)', async () => {
+    for (const component of ['text_encoder', 'unet', 'vae_decoder']) checkOnnxModel(fs.readFileSync(path.join(tmp.dir, 'fp32', component, 'model.onnx')), component);
+    checkOnnxModel(fs.readFileSync(path.join(tmp.dir, 'fp16', 'unet', 'model.onnx')), 'fp16-unet');
+    for (const file of ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'vae_decoder/config.json', 'unet/config.json']) expect(fs.existsSync(path.join(tmp.dir, 'fp32', file))).toBe(true);
   });
 
   it('generates the same image for the same seed and another for another seed', async () => {
