@@ -139,9 +139,79 @@ function sharedChecks(contract: ContractName): ConformanceCheck[] {
  */
 const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
   anonymizer: [],
-  synthesizer: [],
+  synthesizer: [
+    {
+      name: 'GetModelInfo describes the loaded model: architecture, UNet dtype, prompt token limit, execution provider, defaults',
+      async run(target) {
+        await withClient(synthesizer.SynthesizerServiceClient, target, async (client) => {
+          const info = await unary<synthesizer.GetModelInfoResponse>(client, 'getModelInfo', {});
+          assert.ok(info.architecture, 'architecture is empty');
+          assert.ok(['float32', 'float16'].includes(info.unetDtype), `unet_dtype ${JSON.stringify(info.unetDtype)}`);
+          assert.ok(info.maxPromptTokens > 0, 'max_prompt_tokens is 0');
+          assert.ok(['cpu', 'cuda', 'webgpu'].includes(info.executionProvider), `execution_provider ${JSON.stringify(info.executionProvider)}`);
+          const { numInferenceSteps = 0, height = 0, width = 0 } = info.defaults ?? {};
+          assert.ok(numInferenceSteps >= 1 && height > 0 && height % 8 === 0 && width > 0 && width % 8 === 0, `defaults ${JSON.stringify(info.defaults)}`);
+        });
+      },
+    },
+    {
+      name: 'Synthesize answers every request by its id on one stream: a PNG for a good prompt, an error naming the field for a bad one',
+      async run(target) {
+        await withClient(synthesizer.SynthesizerServiceClient, target, async (client) => {
+          const call = client.synthesize({ deadline: Date.now() + 120000 });
+          const responses = readStream(call as unknown as grpc.ClientReadableStream<synthesizer.SynthesizeResponse>);
+          // Small and few steps: cheap on any model; the gate may still reject such an image.
+          const good = { numInferenceSteps: 2, height: 64, width: 64, seed: 7, maxAttempts: 1 };
+          call.write(synthesizer.SynthesizeRequest.fromPartial({ id: 'conformance-bad', prompt: 'Frontal chest radiograph.', params: { ...good, maxAttempts: 0 } }));
+          call.write(synthesizer.SynthesizeRequest.fromPartial({ id: 'conformance-good', prompt: 'Frontal chest radiograph, no acute findings.', params: good }));
+          call.end();
+          const byId = new Map((await responses).map((r) => [r.id, r]));
+          assert.deepEqual([...byId.keys()].sort(), ['conformance-bad', 'conformance-good']);
+          const bad = byId.get('conformance-bad')!;
+          assert.equal(bad.error?.code, 'INVALID_ARGUMENT', `bad request answered ${JSON.stringify(bad.error)}`);
+          assert.equal(bad.error?.field, 'params.max_attempts');
+          const ok = byId.get('conformance-good')!;
+          if (ok.error) {
+            assert.equal(ok.quality?.accepted, false, `good request failed: ${JSON.stringify(ok.error)}`);
+          } else {
+            assert.deepEqual([...ok.image.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'image is not a PNG');
+            assert.equal(ok.quality?.accepted, true);
+            assert.equal(ok.seed, 7, 'the seed asked for is not the seed returned');
+          }
+        });
+      },
+    },
+    {
+      name: 'StartSynthesizeDataset answers INVALID_ARGUMENT naming prompts.uri without a prompt manifest',
+      async run(target) {
+        await withClient(synthesizer.SynthesizerServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'startSynthesizeDataset', synthesizer.StartSynthesizeDatasetRequest.fromPartial({ requestId: 'conformance-no-prompts' })), grpc.status.INVALID_ARGUMENT, ['prompts.uri']);
+        });
+      },
+    },
+  ],
   pretrainer: [],
-  evaluator: [],
+  evaluator: [
+    {
+      name: 'StartEvaluation answers INVALID_ARGUMENT naming the config field at fault',
+      async run(target) {
+        await withClient(evaluator.EvaluatorServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'startEvaluation', evaluator.StartEvaluationRequest.fromPartial({ requestId: 'conformance-no-config' })), grpc.status.INVALID_ARGUMENT, ['config']);
+          const noDataset = evaluator.StartEvaluationRequest.fromPartial({ requestId: 'conformance-no-dataset', config: { tasks: [evaluator.Task.TASK_CLASSIFICATION] } });
+          await rejectsWith(unary(client, 'startEvaluation', noDataset), grpc.status.INVALID_ARGUMENT, ['config.']);
+        });
+      },
+    },
+    {
+      name: 'GetEvaluationResult answers NOT_FOUND naming an unknown job id, INVALID_ARGUMENT naming job_id when it is empty',
+      async run(target) {
+        await withClient(evaluator.EvaluatorServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'getEvaluationResult', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
+          await rejectsWith(unary(client, 'getEvaluationResult', { jobId: '' }), grpc.status.INVALID_ARGUMENT, ['job_id']);
+        });
+      },
+    },
+  ],
 };
 
 /** Every check an implementation of the contract must pass. */
