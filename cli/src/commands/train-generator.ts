@@ -81,6 +81,7 @@ export const registerTrainGenerator: RegisterCommand = (program: Command) => {
         onStep: ({ step, loss, learningRate: lr, trainer }) => {
           bar?.update(step, { loss: loss.toFixed(4), lr: lr.toExponential(2) });
           if (step % checkpointEvery === 0 || step === steps) {
+            if (!bar) process.stderr.write(`step ${step}/${steps} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} (${Math.round((Date.now() - started) / 1000)} s)\n`);
             const state = trainer.state();
             const tmp = `${checkpointFile}.tmp`;
             fs.writeFileSync(tmp, encodeSafetensors(state.tensors, { step: String(state.step), preset: options.preset, seed: String(seed) }));
