@@ -12,7 +12,7 @@ import { ModelLoadError } from './pipeline';
  */
 export async function fetchModelDirectory(store: ArtifactStore, prefix: string, cacheDir: string): Promise<string> {
   const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
-  const target = path.join(cacheDir, createHash('sha256').update(store.uriOf(base)).digest('hex').slice(0, 16));
+  const target = path.join(cacheDir, createHash('sha256').update(`${store.rootUri}\n${base}`).digest('hex').slice(0, 16));
   let files = 0;
   for await (const object of store.list(base)) {
     const relative = object.key.slice(base.length);
@@ -25,6 +25,11 @@ export async function fetchModelDirectory(store: ArtifactStore, prefix: string, 
     await streamPipeline(await store.get(object.key), fs.createWriteStream(partial));
     fs.renameSync(partial, file);
   }
-  if (files === 0) throw new ModelLoadError(`no model files under ${store.uriOf(base)}`);
+  if (files === 0) throw new ModelLoadError(`no model files under ${base} in the artifact store`);
   return target;
+}
+
+/** The store prefix (ending in "/") of a folder URI such as `s3://medsyn/models/synthesizer/`. */
+export function storePrefixOf(store: ArtifactStore, uri: string): string {
+  return `${store.keyOf(uri.replace(/\/+$/, ''))}/`;
 }

@@ -156,7 +156,14 @@ async function createSession(file: string, component: string, options: PipelineO
     });
   } catch (error) {
     const message = (error as Error).message;
-    if (provider !== 'cpu' && /provider|cuda|webgpu|dawn/i.test(message)) throw new ExecutionProviderError(`execution provider "${provider}" could not start: ${message}`);
+    if (provider !== 'cpu') {
+      // Tell a provider failure from a bad file: the CPU provider always exists.
+      const onCpu = await ort.InferenceSession.create(file, { executionProviders: ['cpu'] }).catch(() => undefined);
+      if (onCpu) {
+        await onCpu.release();
+        throw new ExecutionProviderError(`execution provider "${provider}" could not run ${component}/model.onnx: ${message}`);
+      }
+    }
     throw new ModelLoadError(`${component}/model.onnx could not be loaded (corrupt or not an ONNX model?): ${message}`);
   }
 }

@@ -4,7 +4,7 @@ import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artif
 import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
 import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
 import { makeTempDir } from '@medsyn/testing';
-import { buildTinyPipeline, classifierCheck, DiffusionPipeline, imageStatisticsCheck, QualityGate, runDatasetShard, sha256Hex, synthesize, type PairRecord, type QualityCheck } from '../src';
+import { buildTinyPipeline, classifierCheck, DiffusionPipeline, fetchModelDirectory, storePrefixOf, imageStatisticsCheck, QualityGate, runDatasetShard, sha256Hex, synthesize, type PairRecord, type QualityCheck } from '../src';
 
 const smooth = (size: number) => grayImage(size, size, Float32Array.from({ length: size * size }, (_, i) => 0.2 + 0.6 * ((i % size) / size)));
 
@@ -50,6 +50,21 @@ describe('synthesis with the gate and dataset shards', () => {
   afterAll(async () => {
     await pipeline?.close();
     tmp.remove();
+  });
+
+  it('serves a model stored in the artifact store, fetched once into a cache', async () => {
+    const store = new FileArtifactStore(path.join(tmp.dir, 'model-store'));
+    const source = path.join(tmp.dir, 'model');
+    const files = (fs.readdirSync(source, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(source, f)).isFile());
+    for (const f of files) await store.put(`models/tiny/${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(source, f)));
+    const dir = await fetchModelDirectory(store, 'models/tiny', path.join(tmp.dir, 'cache'));
+    const fetched = await DiffusionPipeline.load(dir);
+    expect(fetched.info.digest).toBe(pipeline.info.digest);
+    await fetched.close();
+    const before = fs.statSync(path.join(dir, 'unet', 'model.onnx')).mtimeMs;
+    expect(await fetchModelDirectory(store, storePrefixOf(store, `${store.rootUri}/models/tiny/`), path.join(tmp.dir, 'cache'))).toBe(dir);
+    expect(fs.statSync(path.join(dir, 'unet', 'model.onnx')).mtimeMs).toBe(before);
+    await expect(fetchModelDirectory(store, 'models/none', path.join(tmp.dir, 'cache'))).rejects.toThrow(/no model files/);
   });
 
   it('regenerates a rejected image with the next seed and counts the reasons', async () => {

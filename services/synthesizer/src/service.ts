@@ -16,6 +16,7 @@ import {
   QualityGate,
   randomSeed,
   runDatasetShard,
+  storePrefixOf,
   synthesize,
   type DatasetSpec,
   type QualityCheck,
@@ -125,7 +126,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     if (!loading) {
       let prefix: string;
       try {
-        prefix = ctx.store.keyOf(ref.uri);
+        prefix = storePrefixOf(ctx.store, ref.uri);
       } catch {
         throw invalidArgument(`${field}.uri`, 'is not in this service\'s artifact store');
       }
@@ -201,7 +202,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         queueDepth: new Gauge({ name: `${prefix}queue_depth`, help: 'Synthesize requests waiting for a batch.', registers: [registry] }),
       };
       if (config.MODEL_DIR || config.MODEL_URI) {
-        const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, ctx.store.keyOf(config.MODEL_URI!), config.MODEL_CACHE_DIR));
+        const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, storePrefixOf(ctx.store, config.MODEL_URI!), config.MODEL_CACHE_DIR));
         pipeline = await loadPipeline(dir, config);
         modelRef = { uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`, sha256: pipeline.info.digest, sizeBytes: 0, mediaType: 'application/vnd.medsyn.diffusion-pipeline' };
       } else {

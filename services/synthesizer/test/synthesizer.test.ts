@@ -6,7 +6,7 @@ import { buildTinyPipeline, type PairRecord } from '@medsyn/diffusion';
 import { decodePng, readPngText } from '@medsyn/imaging';
 import { common, jobs, synthesizer } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
-import { callUnary, describeServiceBasics, makeTempDir, startProcess, testServiceEnv, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
+import { callUnary, describeServiceBasics, makeTempDir, promtoolCheckMetrics, startProcess, testServiceEnv, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
 import { synthesizerService } from '../src/service';
 
 // The tiny pipeline in the exact export layout (random weights, real CLIP vocabulary subset).
@@ -93,6 +93,15 @@ describe('synthesizer over gRPC', () => {
     expect(Buffer.compare(first!.image, guided!.image)).not.toBe(0);
   });
 
+  it('exports images, denoising steps, queue depth and rejections as Prometheus metrics', async () => {
+    const exposition = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+    expect(exposition).toMatch(/^medsyn_synthesizer_images_total\{outcome="accepted"\} [1-9]/m);
+    expect(exposition).toMatch(/^medsyn_synthesizer_denoising_steps_total [1-9]/m);
+    expect(exposition).toMatch(/^medsyn_synthesizer_queue_depth 0/m);
+    expect(exposition).toContain('# TYPE medsyn_synthesizer_quality_rejections_total counter');
+    expect(promtoolCheckMetrics(exposition)).toBe('');
+  });
+
   it('validates dataset requests naming the field', async () => {
     await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r1' }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('prompts.uri') });
     const store = new FileArtifactStore(tmp.dir);
@@ -111,6 +120,23 @@ describe('synthesizer over gRPC', () => {
     fs.writeFileSync(path.join(broken, 'unet', 'model.onnx'), 'garbage');
     await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR: broken })))).rejects.toThrow(/unet\/model.onnx could not be loaded/);
     await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, EXECUTION_PROVIDER: 'cuda' })))).rejects.toThrow(/execution provider "cuda"/);
+  });
+
+  it('loads the model from the artifact store with MODEL_URI (as deploy/k8s configures it)', async () => {
+    const store = new FileArtifactStore(tmp.dir);
+    for (const f of fs.readdirSync(MODEL_DIR, { recursive: true }) as string[]) {
+      if (fs.statSync(path.join(MODEL_DIR, f)).isFile()) await store.put(`models/synthesizer/${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(MODEL_DIR, f)));
+    }
+    const fromStore = await startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_URI: `${store.rootUri}/models/synthesizer/`, MODEL_CACHE_DIR: path.join(tmp.dir, 'cache') })));
+    const storeClient = new synthesizer.SynthesizerServiceClient(fromStore.target, grpc.credentials.createInsecure());
+    try {
+      const local = await callUnary<synthesizer.GetModelInfoResponse>(client, 'getModelInfo', {});
+      const remote = await callUnary<synthesizer.GetModelInfoResponse>(storeClient, 'getModelInfo', {});
+      expect(remote.model).toMatchObject({ uri: `${store.rootUri}/models/synthesizer/`, sha256: local.model!.sha256 });
+    } finally {
+      storeClient.close();
+      await fromStore.shutdown();
+    }
   });
 
   it('starts without a model and says what is missing', async () => {
