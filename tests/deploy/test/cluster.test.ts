@@ -4,7 +4,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { jobs } from '@medsyn/proto';
+import { jobs, synthesizer } from '@medsyn/proto';
+import { openStore, putJsonl } from '@medsyn/artifact-store';
 import { startLocalServices, type LocalServices } from '@medsyn/conformance';
 import { callUnary, healthCheck, makeTempDir, repoRoot, startProcess, startS3Server, tsxLoaderArgs, type ManagedProcess, type S3Server } from '@medsyn/testing';
 import { parse, stringify } from 'yaml';
@@ -23,6 +24,7 @@ const local = render(path.join(k8sDir, 'overlays', 'local'));
 let ours: LocalServices;
 let running: LocalServices['services'];
 let s3: S3Server;
+let storeUri: string;
 let prometheus: ManagedProcess;
 let prometheusUrl: string;
 
@@ -89,6 +91,7 @@ beforeAll(async () => {
   // The store of the manifests' ConfigMap, its endpoint swapped for the local S3 server.
   const store = new URL(find(local, 'ConfigMap', local.find((o) => o.metadata.name.startsWith('medsyn-config'))!.metadata.name).data!.MEDSYN_STORE!);
   store.searchParams.set('endpoint', s3.endpoint);
+  storeUri = store.toString();
   ours = await startLocalServices(SERVICES, { MEDSYN_STORE: store.toString(), ...s3.env });
   running = ours.services;
   const configFile = path.join(tmp.dir, 'prometheus.yml');
@@ -141,6 +144,16 @@ describe('local cluster scraped by Prometheus with the manifests\' scrape settin
       await expect(callUnary(client, 'getJob', { jobId: 'no-such-job' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
       client.close();
     }
+    // One image through the synthesizer (its tiny model, a fraction of a second).
+    const synth = new synthesizer.SynthesizerServiceClient(running.get('synthesizer')!.target, grpc.credentials.createInsecure());
+    const stream = synth.synthesize();
+    const images = new Promise<synthesizer.SynthesizeResponse[]>((resolve, reject) => {
+      const all: synthesizer.SynthesizeResponse[] = [];
+      stream.on('data', (r: synthesizer.SynthesizeResponse) => all.push(r)).on('end', () => resolve(all)).on('error', reject);
+    });
+    stream.end(synthesizer.SynthesizeRequest.fromPartial({ id: 'p1', prompt: 'Frontal chest radiograph, no acute findings.', params: { numInferenceSteps: 2, seed: 1, maxAttempts: 1 } }));
+    expect((await images).map((r) => r.id)).toEqual(['p1']);
+    synth.close();
     for (const name of SERVICES) {
       const series = (method: string, code: string) => `medsyn_${name}_grpc_requests_total{service="${name}", namespace="medsyn", method="${method}", code="${code}"}`;
       await eventually(async () => {
@@ -152,6 +165,12 @@ describe('local cluster scraped by Prometheus with the manifests\' scrape settin
         expect(Number(latency?.value[1])).toBe(1);
       });
     }
+    await eventually(async () => {
+      const [synthesize] = await query('medsyn_synthesizer_grpc_requests_total{method="/medsyn.synthesizer.v1.SynthesizerService/Synthesize", code="OK"}');
+      const [images] = await query('sum(medsyn_synthesizer_images_total{service="synthesizer"})');
+      const [steps] = await query('medsyn_synthesizer_denoising_steps_total{service="synthesizer"}');
+      expect([synthesize?.value[1], images?.value[1], Number(steps?.value[1]) > 0]).toEqual(['1', '1', true]);
+    });
   });
 
   it('answers the dashboard\'s throughput query with a non-zero rate for every service, and every dashboard query', async () => {
@@ -164,6 +183,10 @@ describe('local cluster scraped by Prometheus with the manifests\' scrape settin
       return result;
     });
     expect(rates.map((r) => r.metric.service).sort()).toEqual([...SERVICES].sort());
+    // Denoising steps: a counter exported from start, so its first increase is a rate.
+    const work = dashboard.panels.find((p: { title: string }) => p.title === 'Work throughput').targets[1].expr;
+    const [steps] = await query(withVariables(work));
+    expect([steps?.metric.service, Number(steps?.value[1]) > 0]).toEqual(['synthesizer', true]);
     for (const panel of dashboard.panels) for (const target of panel.targets) await query(withVariables(target.expr));
     const latency = await query(withVariables(dashboard.panels.find((p: { title: string }) => p.title === 'Latency p50 / p95 / p99').targets[1].expr));
     expect(latency.map((r) => r.metric.service).sort()).toEqual([...SERVICES].sort());
@@ -188,17 +211,17 @@ describe('local cluster scraped by Prometheus with the manifests\' scrape settin
 describe('the dataset shard client of the gpu overlay (synthesize-shard.js)', () => {
   const script = path.join(k8sDir, 'overlays', 'gpu', 'synthesize-shard.js');
   const run = (env: Record<string, string>) =>
-    promisify(execFile)(process.execPath, [...tsxLoaderArgs(), script], { env: { PATH: process.env.PATH, ...env }, timeout: 30000 }).then(
-      () => ({ code: 0, stderr: '' }),
-      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    promisify(execFile)(process.execPath, [...tsxLoaderArgs(), script], { env: { PATH: process.env.PATH, ...env }, timeout: 60000 }).then(
+      ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
     );
 
   it('refuses a completion index outside the shard count, naming both', async () => {
-    expect(await run({ JOB_COMPLETION_INDEX: '4', SHARD_COUNT: '4', DATASET_REQUEST_ID: 'd', PROMPTS_URI: 's3://medsyn/p.jsonl' })).toEqual({
+    expect(await run({ JOB_COMPLETION_INDEX: '4', SHARD_COUNT: '4', DATASET_REQUEST_ID: 'd', PROMPTS_URI: 's3://medsyn/p.jsonl' })).toMatchObject({
       code: 2,
       stderr: 'synthesize-shard: JOB_COMPLETION_INDEX 4 must be below SHARD_COUNT 4\n',
     });
-    expect(await run({ JOB_COMPLETION_INDEX: '0', DATASET_REQUEST_ID: 'd', PROMPTS_URI: 's3://medsyn/p.jsonl' })).toEqual({ code: 2, stderr: 'synthesize-shard: SHARD_COUNT must be set\n' });
+    expect(await run({ JOB_COMPLETION_INDEX: '0', DATASET_REQUEST_ID: 'd', PROMPTS_URI: 's3://medsyn/p.jsonl' })).toMatchObject({ code: 2, stderr: 'synthesize-shard: SHARD_COUNT must be set\n' });
   });
 
   it('exits 1 with the synthesizer\'s answer when its shard cannot be generated', async () => {
@@ -210,7 +233,35 @@ describe('the dataset shard client of the gpu overlay (synthesize-shard.js)', ()
       PROMPTS_URI: 's3://medsyn/no-such-prompts.jsonl',
     });
     expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
     // Refused at start (UNIMPLEMENTED before issue #5, a missing manifest after) or failed as a job.
     expect(result.stderr).toMatch(/^synthesize-shard: (StartSynthesizeDataset: [A-Z_]+: .+|job \S+ ended JOB_STATE_(FAILED|CANCELLED).*)\n$/);
+  });
+
+  it('generates its shard of a prompt manifest as a job and exits 0; a retried pod finds the same job', async () => {
+    const store = openStore(storeUri, s3.env);
+    const prompts = await putJsonl(store, 'anonymizer/conformance/prompts.jsonl', [
+      { id: 'r1', prompt: 'Frontal chest radiograph, no acute findings.' },
+      { id: 'r2', prompt: 'Small left pleural effusion.' },
+      { id: 'r3', prompt: 'Cardiomegaly without edema.' },
+    ]);
+    const env = {
+      SYNTHESIZER_TARGET: running.get('synthesizer')!.target,
+      JOB_COMPLETION_INDEX: '1',
+      SHARD_COUNT: '2',
+      DATASET_REQUEST_ID: 'cluster-dataset',
+      PROMPTS_URI: prompts.uri,
+      NUM_INFERENCE_STEPS: '2',
+    };
+    const first = await run(env);
+    expect(first).toMatchObject({ code: 0, stderr: '' });
+    const lines = first.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    expect(lines).toEqual([
+      { msg: 'started', jobId: expect.any(String), shardIndex: 1, shardCount: 2 },
+      { msg: 'ended', jobId: lines[0].jobId, state: 'JOB_STATE_SUCCEEDED' },
+    ]);
+    const again = await run(env);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout.split('\n')[0]!).jobId).toBe(lines[0].jobId);
   });
 });

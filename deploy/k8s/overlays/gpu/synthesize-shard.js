@@ -35,6 +35,8 @@ const request = synthesizer.StartSynthesizeDatasetRequest.fromPartial({
   shard: { index: shardIndex, count: shardCount },
   imagesPerPrompt: count('IMAGES_PER_PROMPT', process.env.IMAGES_PER_PROMPT ?? '1', 1),
   outputPrefix: process.env.OUTPUT_PREFIX ?? '',
+  // Unset: the synthesizer's own default (its NUM_INFERENCE_STEPS, else the model's).
+  params: process.env.NUM_INFERENCE_STEPS ? { numInferenceSteps: count('NUM_INFERENCE_STEPS', process.env.NUM_INFERENCE_STEPS, 1) } : undefined,
 });
 
 const credentials = grpc.credentials.createInsecure();
