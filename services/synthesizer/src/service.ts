@@ -313,7 +313,9 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           if (imagesPerPrompt > 100) throw invalidArgument('images_per_prompt', `must be at most 100, got ${imagesPerPrompt}`);
           if (request.outputPrefix && !/^[A-Za-z0-9._\-/]+\/$/.test(request.outputPrefix)) throw invalidArgument('output_prefix', 'must be a store key prefix ending in "/"');
           if (!request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
-          const model = await pipelineFor(request.model, 'model');
+          const model = await pipelineFor(request.model, 'model').catch((error: unknown) => {
+            throw toRpcError(error, 'params');
+          });
           try {
             model.resolve({ ...params, prompt: 'validation', seed: 0n });
           } catch (error) {

@@ -112,6 +112,10 @@ describe('synthesizer over gRPC', () => {
     });
     await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r3', prompts, shard: { index: 2, count: 2 } }))).rejects.toMatchObject({ details: expect.stringContaining('shard.index') });
     await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r4', prompts: { ...prompts, uri: `${prompts.uri}.missing` } }))).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r5', prompts, model: { uri: `${store.rootUri}/models/none/`, sha256: '', sizeBytes: 0, mediaType: '' } }))).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringContaining('no model files'),
+    });
   });
 
   it('refuses to start without a usable model, naming the file', async () => {
