@@ -1,4 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
 import { DatasetError, EncoderBundleError, EvaluationConfigError, parseEvaluationConfig, renderReport, runEvaluation, type EvaluationConfig, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
@@ -10,7 +12,8 @@ import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn
 export const EVALUATOR_DEFAULTS = { grpcPort: 50054, metricsPort: 9464 };
 
 const JOB_KIND = 'evaluation';
-const CODE_VERSION = `@medsyn/evaluator ${require('../package.json').version as string}`;
+// Read at start; the file sits one level above both src/ and dist/.
+const CODE_VERSION = `@medsyn/evaluator ${(JSON.parse(fs.readFileSync(path.join(__dirname, '../package.json'), 'utf8')) as { version: string }).version}`;
 
 const TASK_NAMES: Partial<Record<evaluator.Task, TaskName>> = {
   [evaluator.Task.TASK_CLASSIFICATION]: 'classification',
