@@ -30,6 +30,21 @@ export interface TinyPipelineOptions {
   predictionType?: 'epsilon' | 'v_prediction';
 }
 
+/** model_index.json of diffusers' OnnxStableDiffusionPipeline (text-to-image only: no VAE encoder, no safety checker). */
+export const ONNX_PIPELINE_MODEL_INDEX = {
+  _class_name: 'OnnxStableDiffusionPipeline',
+  _diffusers_version: '0.27.0',
+  feature_extractor: [null, null],
+  requires_safety_checker: false,
+  safety_checker: [null, null],
+  scheduler: ['diffusers', 'PNDMScheduler'],
+  text_encoder: ['diffusers', 'OnnxRuntimeModel'],
+  tokenizer: ['transformers', 'CLIPTokenizer'],
+  unet: ['diffusers', 'OnnxRuntimeModel'],
+  vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
+  vae_encoder: [null, null],
+};
+
 /** Stable Diffusion 2.1-base's scheduler_config.json (RoentGen-v2 keeps it). */
 export const SD21_SCHEDULER_CONFIG = {
   _class_name: 'PNDMScheduler',
@@ -176,18 +191,6 @@ export function buildTinyPipeline(dir: string, options: TinyPipelineOptions = {}
   writeJson(path.join(dir, 'vae_decoder', 'config.json'), { _class_name: 'AutoencoderKL', block_out_channels: vaeChannels, latent_channels: unetConfig.outChannels, scaling_factor: 0.18215 });
 
   writeJson(path.join(dir, 'scheduler', 'scheduler_config.json'), { ...SD21_SCHEDULER_CONFIG, prediction_type: options.predictionType ?? 'epsilon' });
-  writeJson(path.join(dir, 'model_index.json'), {
-    _class_name: 'OnnxStableDiffusionPipeline',
-    _diffusers_version: '0.27.0',
-    feature_extractor: [null, null],
-    requires_safety_checker: false,
-    safety_checker: [null, null],
-    scheduler: ['diffusers', 'PNDMScheduler'],
-    text_encoder: ['diffusers', 'OnnxRuntimeModel'],
-    tokenizer: ['transformers', 'CLIPTokenizer'],
-    unet: ['diffusers', 'OnnxRuntimeModel'],
-    vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
-    vae_encoder: [null, null],
-  });
+  writeJson(path.join(dir, 'model_index.json'), ONNX_PIPELINE_MODEL_INDEX);
   return dir;
 }
