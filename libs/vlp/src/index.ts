@@ -1,1 +1,6 @@
 export * from './losses';
+export * from './config';
+export * from './schedule';
+export { vlpObjective, WORD_MASK_INPUT, type VlpModelOptions } from './model';
+export * from './data';
+export * from './run';

@@ -79,8 +79,8 @@ export class WordPieceTokenizer {
   /**
    * Learns a WordPiece vocabulary from report texts with the `tokenizers` WordPiece trainer (BPE
    * merges under the same normalisation and pre-tokenisation), capped at `vocabSize`: the trainer
-   * numbers single characters first and merges in the order it learnt them, so the first ids are
-   * the vocabulary a smaller target would have produced.
+   * numbers single characters first and merges in the order it learnt them, so its first ids are
+   * the vocabulary a smaller target would have produced. The kept tokens are then sorted.
    */
   static train(texts: Iterable<string>, options: TrainVocabularyOptions & WordPieceOptions): WordPieceTokenizer {
     const lowercase = options.lowercase ?? true;
@@ -105,7 +105,13 @@ export class WordPieceTokenizer {
     if (room < alphabet) {
       throw new WordPieceError(`vocab_size ${options.vocabSize} is too small: the corpus has ${alphabet} single-character tokens plus ${SPECIAL_TOKENS.length} special tokens`);
     }
-    const vocab = [...SPECIAL_TOKENS, ...learnt.filter((t) => !(SPECIAL_TOKENS as readonly string[]).includes(t)).slice(0, room)];
+    // The trainer numbers tokens of equal standing in hash-map order, which changes from run to
+    // run: sort what is kept (characters, continuation characters, then longer pieces) so the
+    // same corpus always gives the same vocab.txt.
+    const kept = learnt.filter((t) => !(SPECIAL_TOKENS as readonly string[]).includes(t)).slice(0, room);
+    const rank = (t: string) => ([...t.replace(/^##/, '')].length === 1 ? (t.startsWith('##') ? 1 : 0) : 2);
+    kept.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+    const vocab = [...SPECIAL_TOKENS, ...kept];
     return new WordPieceTokenizer(vocab, { maxLength: options.maxLength, lowercase });
   }
 

@@ -1,0 +1,246 @@
+import { createHash } from 'node:crypto';
+import { VIT_PRESETS } from '@medsyn/model-zoo';
+import type { EncoderSpec, ImageEncoderSpec } from '@medsyn/encoder-bundle';
+
+/**
+ * A pre-training job's configuration. Field names are the camelCase of
+ * proto/medsyn/pretrainer/v1 PretrainingConfig (ts-proto's names); YAML configs use the proto's
+ * snake_case names (parsePretrainingConfig converts).
+ */
+export interface PretrainingConfig {
+  method: Method;
+  imageEncoder: {
+    /** resnet18 / resnet34 / resnet50 / resnet101 / vit_tiny / vit_small / vit_base_16. */
+    architecture: string;
+    imageSize: number;
+    /** ResNet stem width (torchvision 64) or ViT hidden width; 0 for the architecture's own. */
+    width: number;
+    /** Initial weights (ONNX or safetensors) by parameter name: a store URI or key. */
+    init?: string;
+  };
+  textEncoder: {
+    layers: number;
+    hiddenSize: number;
+    heads: number;
+    maxLength: number;
+    /** A BERT vocab.txt (store URI or key); absent: train a WordPiece vocabulary on the training reports. */
+    vocab?: string;
+    vocabSize: number;
+    init?: string;
+  };
+  data: {
+    realPairs: string[];
+    syntheticPairs: string[];
+    /** Share of synthetic pairs per epoch when both kinds are given. */
+    syntheticRatio: number;
+    /** Share of pairs held out for retrieval validation. */
+    validationFraction: number;
+    /** Random resized crop, small affine and brightness/contrast jitter on training images (config: disable_augmentation turns them off). */
+    augment: boolean;
+  };
+  batchSize: number;
+  epochs: number;
+  optimizer: { name: 'adamw' | 'sgd'; learningRate: number; weightDecay: number; beta1: number; beta2: number; momentum: number; maxGradNorm: number };
+  schedule: { warmupSteps: number; decay: 'cosine' | 'constant'; minLrRatio: number };
+  seed: number;
+  /** 0: once per epoch. */
+  checkpointEverySteps: number;
+  embeddingSize: number;
+  /** The method's main temperature; 0 for the paper's. */
+  temperature: number;
+  methodOptions: Record<string, number>;
+  gradientAccumulation: number;
+  executionProvider: 'cpu' | 'cuda' | 'webgpu';
+}
+
+export const METHODS = ['convirt', 'gloria', 'mgca'] as const;
+export type Method = (typeof METHODS)[number];
+
+/** A configuration that cannot run; `field` is its snake_case path (`data.real_pairs[0]`, `batch_size`). */
+export class PretrainingConfigError extends Error {
+  override readonly name = 'PretrainingConfigError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/** Known keys per section (camelCase), to refuse typos instead of silently ignoring them. */
+const SECTIONS: Record<string, string[]> = {
+  '': ['method', 'imageEncoder', 'textEncoder', 'data', 'batchSize', 'epochs', 'optimizer', 'schedule', 'seed', 'checkpointEverySteps', 'embeddingSize', 'temperature', 'methodOptions', 'gradientAccumulation', 'executionProvider'],
+  imageEncoder: ['architecture', 'imageSize', 'width', 'init'],
+  textEncoder: ['layers', 'hiddenSize', 'heads', 'maxLength', 'vocab', 'vocabSize', 'init'],
+  data: ['realPairs', 'syntheticPairs', 'syntheticRatio', 'validationFraction', 'disableAugmentation'],
+  optimizer: ['name', 'learningRate', 'weightDecay', 'beta1', 'beta2', 'momentum', 'maxGradNorm'],
+  schedule: ['warmupSteps', 'decay', 'minLrRatio'],
+};
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function section(value: unknown, path: string): Json {
+  if (value === undefined || value === null) return {};
+  if (!isObject(value)) throw new PretrainingConfigError(path || 'config', 'must be a mapping');
+  const known = SECTIONS[camel(path)] ?? [];
+  const out: Json = {};
+  for (const [key, v] of Object.entries(value)) {
+    const name = camel(key);
+    if (!known.includes(name)) throw new PretrainingConfigError(path ? `${path}.${snake(key)}` : snake(key), 'unknown setting');
+    out[name] = v;
+  }
+  return out;
+}
+
+function number(v: unknown, field: string, fallback: number, check: { integer?: boolean; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean } = {}): number {
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new PretrainingConfigError(field, `must be a number, got ${JSON.stringify(v)}`);
+  if (check.integer && !Number.isInteger(v)) throw new PretrainingConfigError(field, `must be an integer, got ${v}`);
+  if (check.min !== undefined && (check.minExclusive ? v <= check.min : v < check.min)) throw new PretrainingConfigError(field, `must be ${check.minExclusive ? '>' : '>='} ${check.min}, got ${v}`);
+  if (check.max !== undefined && (check.maxExclusive ? v >= check.max : v > check.max)) throw new PretrainingConfigError(field, `must be ${check.maxExclusive ? '<' : '<='} ${check.max}, got ${v}`);
+  return v;
+}
+
+function text(v: unknown, field: string): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw new PretrainingConfigError(field, `must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function oneOf<T extends string>(v: unknown, field: string, allowed: readonly T[], fallback: T): T {
+  if (v === undefined || v === null || v === '') return fallback;
+  const s = String(v).toLowerCase().replace(/^method_/, '');
+  if (!(allowed as readonly string[]).includes(s)) throw new PretrainingConfigError(field, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  return s as T;
+}
+
+function uris(v: unknown, field: string): string[] {
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((item, i) => {
+    // An ArtifactRef ({ uri, sha256, ... }) or a plain URI / key.
+    const uri = isObject(item) ? item.uri : item;
+    if (typeof uri !== 'string' || uri === '') throw new PretrainingConfigError(`${field}[${i}]`, 'must be a store URI or key');
+    return uri;
+  });
+}
+
+const ref = (v: unknown, field: string) => (isObject(v) ? text(v.uri, `${field}.uri`) : text(v, field));
+
+/**
+ * Reads a configuration (parsed YAML or JSON in the proto's snake_case, or ts-proto's camelCase
+ * objects), fills defaults and checks every field; throws PretrainingConfigError naming the field.
+ */
+export function parsePretrainingConfig(value: unknown): PretrainingConfig {
+  const top = section(value, '');
+  const image = section(top.imageEncoder, 'image_encoder');
+  const textEnc = section(top.textEncoder, 'text_encoder');
+  const data = section(top.data, 'data');
+  const optimizer = section(top.optimizer, 'optimizer');
+  const schedule = section(top.schedule, 'schedule');
+  if (top.method === undefined || top.method === 'METHOD_UNSPECIFIED' || top.method === 0) throw new PretrainingConfigError('method', `is required (${METHODS.join(', ')})`);
+  const method = typeof top.method === 'number' ? (METHODS[top.method - 1] ?? oneOf(top.method, 'method', METHODS, 'convirt')) : oneOf(top.method, 'method', METHODS, 'convirt');
+
+  const methodOptions: Record<string, number> = {};
+  if (top.methodOptions !== undefined) {
+    if (!isObject(top.methodOptions)) throw new PretrainingConfigError('method_options', 'must be a mapping of names to numbers');
+    for (const [k, v] of Object.entries(top.methodOptions)) methodOptions[k] = number(v, `method_options.${k}`, 0);
+  }
+  const config: PretrainingConfig = {
+    method,
+    imageEncoder: {
+      architecture: oneOf(image.architecture, 'image_encoder.architecture', ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'vit_tiny', 'vit_small', 'vit_base_16'], 'resnet50'),
+      imageSize: number(image.imageSize, 'image_encoder.image_size', 224, { integer: true, min: 16 }) || 224,
+      width: number(image.width, 'image_encoder.width', 0, { integer: true, min: 0 }),
+      init: ref(image.init, 'image_encoder.init'),
+    },
+    textEncoder: {
+      layers: number(textEnc.layers, 'text_encoder.layers', 4, { integer: true, min: 1 }),
+      hiddenSize: number(textEnc.hiddenSize, 'text_encoder.hidden_size', 256, { integer: true, min: 1 }),
+      heads: number(textEnc.heads, 'text_encoder.heads', 4, { integer: true, min: 1 }),
+      maxLength: number(textEnc.maxLength, 'text_encoder.max_length', 128, { integer: true, min: 4, max: 512 }) || 128,
+      vocab: ref(textEnc.vocab, 'text_encoder.vocab'),
+      vocabSize: number(textEnc.vocabSize, 'text_encoder.vocab_size', 8000, { integer: true, min: 16 }) || 8000,
+      init: ref(textEnc.init, 'text_encoder.init'),
+    },
+    data: {
+      realPairs: uris(data.realPairs, 'data.real_pairs'),
+      syntheticPairs: uris(data.syntheticPairs, 'data.synthetic_pairs'),
+      syntheticRatio: number(data.syntheticRatio, 'data.synthetic_ratio', 0.5, { min: 0, max: 1 }),
+      validationFraction: number(data.validationFraction, 'data.validation_fraction', 0.1, { min: 0, max: 0.5, maxExclusive: true }),
+      augment: !data.disableAugmentation,
+    },
+    // At least 2: contrastive losses need in-batch negatives.
+    batchSize: number(top.batchSize, 'batch_size', 32, { integer: true, min: 2 }),
+    epochs: number(top.epochs, 'epochs', 1, { integer: true, min: 1 }),
+    optimizer: {
+      name: oneOf(optimizer.name, 'optimizer.name', ['adamw', 'sgd'], 'adamw'),
+      learningRate: number(optimizer.learningRate, 'optimizer.learning_rate', 2e-4, { min: 0, minExclusive: true }),
+      weightDecay: number(optimizer.weightDecay, 'optimizer.weight_decay', 0.05, { min: 0 }),
+      beta1: number(optimizer.beta1, 'optimizer.beta1', 0.9, { min: 0, max: 1, maxExclusive: true }) || 0.9,
+      beta2: number(optimizer.beta2, 'optimizer.beta2', 0.999, { min: 0, max: 1, maxExclusive: true }) || 0.999,
+      momentum: number(optimizer.momentum, 'optimizer.momentum', 0.9, { min: 0, max: 1, maxExclusive: true }),
+      maxGradNorm: number(optimizer.maxGradNorm, 'optimizer.max_grad_norm', 0, { min: 0 }),
+    },
+    schedule: {
+      warmupSteps: number(schedule.warmupSteps, 'schedule.warmup_steps', 0, { integer: true, min: 0 }),
+      decay: oneOf(schedule.decay, 'schedule.decay', ['cosine', 'constant'], 'cosine'),
+      minLrRatio: number(schedule.minLrRatio, 'schedule.min_lr_ratio', 0, { min: 0, max: 1 }),
+    },
+    seed: number(top.seed, 'seed', 0, { integer: true, min: 0 }),
+    checkpointEverySteps: number(top.checkpointEverySteps, 'checkpoint_every_steps', 0, { integer: true, min: 0 }),
+    embeddingSize: number(top.embeddingSize, 'embedding_size', 128, { integer: true, min: 1 }) || 128,
+    temperature: number(top.temperature, 'temperature', 0, { min: 0 }),
+    methodOptions,
+    gradientAccumulation: number(top.gradientAccumulation, 'gradient_accumulation', 1, { integer: true, min: 0 }) || 1,
+    executionProvider: oneOf(top.executionProvider, 'execution_provider', ['cpu', 'cuda', 'webgpu'], 'cpu'),
+  };
+  if (config.data.realPairs.length + config.data.syntheticPairs.length === 0) throw new PretrainingConfigError('data.real_pairs', 'no pair manifest given (data.real_pairs or data.synthetic_pairs)');
+  if (config.textEncoder.hiddenSize % config.textEncoder.heads !== 0) throw new PretrainingConfigError('text_encoder.hidden_size', `must be divisible by text_encoder.heads (${config.textEncoder.heads})`);
+  if (config.batchSize % config.gradientAccumulation !== 0) throw new PretrainingConfigError('gradient_accumulation', `must divide batch_size (${config.batchSize})`);
+  if (config.gradientAccumulation > 1) throw new PretrainingConfigError('gradient_accumulation', 'contrastive losses need the whole batch in one graph (in-batch negatives); only 1 is supported');
+  return config;
+}
+
+/** The image and text encoders a configuration describes (as @medsyn/encoder-bundle builds them). */
+export function encoderSpecOf(config: PretrainingConfig): EncoderSpec {
+  const { imageEncoder: img, textEncoder: txt } = config;
+  let image: ImageEncoderSpec;
+  if (img.architecture.startsWith('vit_')) {
+    const preset = { vit_tiny: VIT_PRESETS.tiny, vit_small: VIT_PRESETS.small, vit_base_16: VIT_PRESETS.base16 }[img.architecture as 'vit_tiny']!;
+    const hidden = img.width || preset.hidden;
+    if (img.imageSize % preset.patchSize !== 0) throw new PretrainingConfigError('image_encoder.image_size', `must be a multiple of the ViT patch size ${preset.patchSize}`);
+    if (hidden % preset.heads !== 0) throw new PretrainingConfigError('image_encoder.width', `must be divisible by the ViT's ${preset.heads} heads`);
+    image = { architecture: 'vit', size: img.imageSize, vit: { patchSize: preset.patchSize, layers: preset.layers, heads: preset.heads, hidden, mlpDim: hidden * 4 } };
+  } else {
+    image = { architecture: img.architecture as ImageEncoderSpec['architecture'], size: img.imageSize, ...(img.width ? { width: img.width } : {}) };
+  }
+  return {
+    image,
+    text: {
+      architecture: 'bert',
+      bert: {
+        vocabSize: 0, // set from the tokenizer's vocabulary when the job starts
+        hidden: txt.hiddenSize,
+        layers: txt.layers,
+        heads: txt.heads,
+        intermediate: txt.hiddenSize * 4,
+        maxLength: txt.maxLength,
+        maxPositions: Math.max(512, txt.maxLength),
+      },
+    },
+    embeddingDim: config.embeddingSize,
+    // ConVIRT projects through a one-hidden-layer MLP (Zhang et al. 2020, sec. 2.2); GLoRIA and MGCA linearly.
+    projection: config.method === 'convirt' ? 'mlp' : 'linear',
+  };
+}
+
+/** The canonical JSON of a configuration and its sha256 (the lineage's config digest). */
+export function configDigest(config: PretrainingConfig): { json: string; sha256: string } {
+  const json = JSON.stringify(config, null, 2);
+  return { json, sha256: createHash('sha256').update(json).digest('hex') };
+}
