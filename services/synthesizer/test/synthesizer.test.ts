@@ -188,11 +188,13 @@ describe('dataset job: shard, kill, resume', () => {
     const jobId = started.job!.jobId;
     // Kill it (SIGKILL: no shutdown hook) once two of the five images are done.
     let jobsClient = new jobs.JobServiceClient(first.target, grpc.credentials.createInsecure());
+    let killedAt = 0;
     await new Promise<void>((resolve, reject) => {
       const watch = jobsClient.watchJob(jobs.WatchJobRequest.fromPartial({ jobId }));
       watch.on('data', (r: jobs.WatchJobResponse) => {
         if ((r.job?.progress?.completed ?? 0) >= 2) {
           first.p.child.kill('SIGKILL');
+          killedAt = Date.now();
           resolve();
         }
       });
@@ -228,6 +230,9 @@ describe('dataset job: shard, kill, resume', () => {
     for await (const o of store.list('synthetic/run1/images/')) images.push(o.key);
     expect(images.sort()).toEqual(pairs.map((p) => `synthetic/run1/images/${p.report_id}.png`));
     expect(new Set(pairs.map((p) => p.seed)).size).toBe(5);
+    // Images finished before the kill were kept, not generated again.
+    const recordTimes = pairs.map((p) => fs.statSync(path.join(tmp.dir, 'synthetic/run1/records', `${p.report_id}.json`)).mtimeMs);
+    expect(recordTimes.filter((t) => t < killedAt).length).toBeGreaterThanOrEqual(2);
     // Logs never carry prompts.
     for (const p of processes) expect(p.output()).not.toContain('pleural effusion');
   });
