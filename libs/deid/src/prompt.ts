@@ -27,7 +27,9 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
     sections.find((s) => s.name === 'OTHER' && s.text.trim());
   if (!source) return { text: '', sourceSection: '', tokenCount: counter.countTokens(''), truncated: false };
   const text = source.text.replace(/\s+/g, ' ').trim();
-  const whole = counter.countTokens(text);
+  // Every word is at least one token: a long section is not counted whole (CLIP's BPE is slow on kilobytes).
+  const words = (t: string) => t.split(' ').length;
+  const whole = words(text) + 2 <= maxTokens ? counter.countTokens(text) : Infinity;
   if (whole <= maxTokens) return { text, sourceSection: source.name, tokenCount: whole, truncated: false };
 
   const sentences = text.split(/(?<=[.!?;])\s+/);
@@ -35,6 +37,7 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
   let keptCount = 0;
   for (const sentence of sentences) {
     const candidate = kept ? `${kept} ${sentence}` : sentence;
+    if (words(candidate) + 2 > maxTokens) break;
     const count = counter.countTokens(candidate);
     if (count > maxTokens) break;
     [kept, keptCount] = [candidate, count];
@@ -42,13 +45,13 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
   if (kept) return { text: kept, sourceSection: source.name, tokenCount: keptCount, truncated: true };
 
   // The first sentence alone is too long: the longest run of whole words that fits.
-  const words = sentences[0]!.split(' ');
-  let [low, high] = [0, words.length];
+  const first = sentences[0]!.split(' ');
+  let [low, high] = [0, Math.min(first.length, maxTokens)];
   while (low < high) {
     const mid = Math.ceil((low + high) / 2);
-    if (counter.countTokens(words.slice(0, mid).join(' ')) <= maxTokens) low = mid;
+    if (counter.countTokens(first.slice(0, mid).join(' ')) <= maxTokens) low = mid;
     else high = mid - 1;
   }
-  const cut = words.slice(0, low).join(' ');
+  const cut = first.slice(0, low).join(' ');
   return { text: cut, sourceSection: source.name, tokenCount: counter.countTokens(cut), truncated: true };
 }
