@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkOnnxModel, makeTempDir } from '@medsyn/testing';
@@ -97,6 +98,22 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
     await bad({ numInferenceSteps: 0 }, 'num_inference_steps');
     await bad({ height: 60 }, 'height');
     await bad({ width: 128 }, 'width'); // this export's UNet has a fixed 8x8 latent
+  });
+
+  // Weights over 1 KiB go to model.onnx_data, as torch.onnx / optimum write them.
+  it('loads a UNet whose weights are in an external data file (how exports over 2 GB are stored)', async () => {
+    const dir = path.join(tmp.dir, 'external');
+    fs.cpSync(path.join(tmp.dir, 'fp32'), dir, { recursive: true });
+    const unet = path.join(dir, 'unet', 'model.onnx');
+    const script = 'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.save_model(m, sys.argv[1], save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)';
+    execFileSync('/usr/bin/python3', ['-c', script, unet]);
+    expect(fs.statSync(path.join(dir, 'unet', 'model.onnx_data')).size).toBeGreaterThan(fs.statSync(unet).size);
+    const external = await DiffusionPipeline.load(dir);
+    const request = { prompt: PROMPT, seed: 8n, numInferenceSteps: 3 };
+    const [a] = await external.generate([request]);
+    const [b] = await fp32.generate([request]);
+    await external.close();
+    expect(Array.from(a!.image.data)).toEqual(Array.from(b!.image.data));
   });
 
   it('fails to load with a message naming the missing or corrupt file', async () => {
