@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTempDir, repoRoot } from '@medsyn/testing';
+import { repoRoot } from '@medsyn/testing';
 import { parse } from 'yaml';
-import { SERVICES, containers, find, k8sDir, render, workloads, type K8sObject } from './manifests';
+import { SERVICES, containers, find, k8sDir, render, renderOverlay, workloads, type K8sObject } from './manifests';
 
 type Model = new (data: unknown) => { validate(): void };
 
@@ -256,23 +256,37 @@ describe('local overlay', () => {
 
 describe('swapping an implementation', () => {
   it('points the synthesizer servers at another image through an overlay, and nothing else', () => {
-    const tmp = makeTempDir('swap-overlay');
-    try {
-      const kustomization = {
-        resources: [path.relative(tmp.dir, path.join(k8sDir, 'overlays', 'gpu'))],
-        images: [{ name: 'medsyn/synthesizer', newName: 'registry.example.org/acme/fast-synthesizer', newTag: '2.3.1' }],
-      };
-      fs.writeFileSync(path.join(tmp.dir, 'kustomization.yaml'), JSON.stringify(kustomization));
-      const images = (objects: K8sObject[]) => workloads(objects).flatMap(({ object, pod }) => containers(pod.spec).map((c) => `${object.metadata.name}/${c.name} ${c.image}`));
-      const swapped = images(render(tmp.dir));
-      const expected = images(overlays.gpu).map((line) => line.replace(/ medsyn\/synthesizer:latest$/, ' registry.example.org/acme/fast-synthesizer:2.3.1'));
-      expect(swapped).toEqual(expected);
-      expect(swapped.filter((line) => line.includes('fast-synthesizer'))).toEqual([
-        'synthesizer/synthesizer registry.example.org/acme/fast-synthesizer:2.3.1',
-        'synthesize-dataset/synthesizer registry.example.org/acme/fast-synthesizer:2.3.1',
-      ]);
-    } finally {
-      tmp.remove();
+    const images = (objects: K8sObject[]) => workloads(objects).flatMap(({ object, pod }) => containers(pod.spec).map((c) => `${object.metadata.name}/${c.name} ${c.image}`));
+    const swapped = images(renderOverlay({ resources: ['overlays/gpu'], images: [{ name: 'medsyn/synthesizer', newName: 'registry.example.org/acme/fast-synthesizer', newTag: '2.3.1' }] }));
+    const expected = images(overlays.gpu).map((line) => line.replace(/ medsyn\/synthesizer:latest$/, ' registry.example.org/acme/fast-synthesizer:2.3.1'));
+    expect(swapped).toEqual(expected);
+    expect(swapped.filter((line) => line.includes('fast-synthesizer'))).toEqual([
+      'synthesizer/synthesizer registry.example.org/acme/fast-synthesizer:2.3.1',
+      'synthesize-dataset/synthesizer registry.example.org/acme/fast-synthesizer:2.3.1',
+    ]);
+  });
+});
+
+describe('the tls component', () => {
+  const objects = renderOverlay({ resources: ['overlays/gpu'], components: ['components/tls'] });
+
+  it('serves each service over TLS from the medsyn-tls Secret, probing the port (gRPC probes are plaintext)', () => {
+    for (const name of SERVICES) {
+      const pod = find(objects, 'Deployment', name).spec.template.spec;
+      const container = pod.containers[0];
+      expect(pod.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'medsyn-tls' } });
+      const mount = container.volumeMounts.find((m: { name: string }) => m.name === 'tls');
+      expect(container.env).toEqual(expect.arrayContaining([
+        { name: 'GRPC_TLS_CERT', value: `${mount.mountPath}/tls.crt` },
+        { name: 'GRPC_TLS_KEY', value: `${mount.mountPath}/tls.key` },
+      ]));
+      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) expect(container[probe].tcpSocket).toEqual({ port: 'grpc' });
     }
+    // The shard Job's client talks to its own sidecar over loopback, in plaintext.
+    expect(JSON.stringify(find(objects, 'Job', 'synthesize-dataset'))).not.toContain('GRPC_TLS');
+  });
+
+  it('still validates against the Kubernetes OpenAPI schema', () => {
+    for (const object of objects.filter((o) => o.kind === 'Deployment')) new (modelFor(object.apiVersion, object.kind)!)(object).validate();
   });
 });

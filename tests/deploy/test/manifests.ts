@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { repoRoot } from '@medsyn/testing';
+import { makeTempDir, repoRoot } from '@medsyn/testing';
 import { parseAllDocuments } from 'yaml';
 
 /** A rendered Kubernetes object, loosely typed: the tests read what they assert. */
@@ -14,6 +15,21 @@ export const k8sDir = path.join(repoRoot, 'deploy', 'k8s');
 export function render(dir: string): K8sObject[] {
   const text = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
   return parseAllDocuments(text).map((doc) => doc.toJS() as K8sObject);
+}
+
+/**
+ * Renders a throw-away overlay, as a user would write one: `resources` and `components` are paths
+ * under deploy/k8s (made relative, as kustomize requires), the rest is copied as it is.
+ */
+export function renderOverlay({ resources = [], components = [], ...rest }: { resources?: string[]; components?: string[]; [key: string]: unknown }): K8sObject[] {
+  const tmp = makeTempDir('overlay');
+  try {
+    const relative = (dirs: string[]) => dirs.map((dir) => path.relative(tmp.dir, path.join(k8sDir, dir)));
+    fs.writeFileSync(path.join(tmp.dir, 'kustomization.yaml'), JSON.stringify({ resources: relative(resources), components: relative(components), ...rest }));
+    return render(tmp.dir);
+  } finally {
+    tmp.remove();
+  }
 }
 
 const WORKLOADS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Job']);
