@@ -5,7 +5,7 @@ import { BUNDLE_FILES, SCOPES, exportEncoderBundle, writeEncoderBundle, type Enc
 import { centerCropSquare, decodeImage, normalizeInto } from '@medsyn/imaging';
 import { decodeModel, fromTensorProto, type Tensor } from '@medsyn/onnx-graph';
 import { Trainer, buildTrainingStep, decodeSafetensors, encodeSafetensors, type OptimizerConfig } from '@medsyn/training';
-import { WordPieceTokenizer } from '@medsyn/wordpiece';
+import { WordPieceError, WordPieceTokenizer } from '@medsyn/wordpiece';
 import { PretrainingConfigError, configDigest, encoderSpecOf, type PretrainingConfig } from './config';
 import { PairBatchLoader, Prefetcher, keyOf, loadPairManifests, splitPairs, tokenizeRecords, type DataPosition, type PairRecord, type SkippedRecord, type TokenizedReports } from './data';
 import { vlpObjective } from './model';
@@ -291,10 +291,16 @@ async function tokenizerFor(store: ArtifactStore, config: PretrainingConfig, pre
   }
   const saved = join(prefix, RUN_FILES.vocab);
   if (await store.stat(saved)) return WordPieceTokenizer.fromVocab((await getBuffer(store, saved)).toString('utf8'), options);
-  const tokenizer = WordPieceTokenizer.train(
-    train.map((r) => r.report),
-    { vocabSize: config.textEncoder.vocabSize, maxLength: config.textEncoder.maxLength },
-  );
+  let tokenizer: WordPieceTokenizer;
+  try {
+    tokenizer = WordPieceTokenizer.train(
+      train.map((r) => r.report),
+      { vocabSize: config.textEncoder.vocabSize, maxLength: config.textEncoder.maxLength },
+    );
+  } catch (error) {
+    if (error instanceof WordPieceError) throw new PretrainingConfigError('text_encoder.vocab_size', error.message);
+    throw error;
+  }
   await store.put(saved, tokenizer.vocabTxt(), { mediaType: 'text/plain' });
   return tokenizer;
 }

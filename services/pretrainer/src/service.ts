@@ -1,27 +1,175 @@
-import { pretrainer } from '@medsyn/proto';
-import { notImplementedYet, type ServiceSpec } from '@medsyn/service-kit';
+import { common, pretrainer } from '@medsyn/proto';
+import { RpcError, invalidArgument, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
+import { JobFailure, type JobContext } from '@medsyn/jobs';
+import { getBuffer, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
+import {
+  PretrainingCancelledError,
+  PretrainingConfigError,
+  RUN_FILES,
+  keyOf,
+  parsePretrainingConfig,
+  runPretraining,
+  type PretrainingConfig,
+  type PretrainingResult,
+} from '@medsyn/vlp';
+import * as grpc from '@grpc/grpc-js';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const PRETRAINER_DEFAULTS = { grpcPort: 50053, metricsPort: 9463 };
 
-const SERVICE = 'medsyn.pretrainer.v1.PretrainerService';
+/** The job kind of a pre-training run. */
+export const PRETRAIN_JOB = 'pretrain';
+
+/** What a pretrain job persists to resume after a restart. */
+interface PretrainSpec {
+  config: PretrainingConfig;
+  prefix: string;
+}
+
+/**
+ * A ts-proto message as the plain object parsePretrainingConfig reads: proto3 leaves unset
+ * scalars at 0 / "" / false, which here mean "the default", so they are dropped, except
+ * batch_size (0 is an error, not a default).
+ */
+function plain(value: unknown, key = ''): unknown {
+  if (Array.isArray(value)) return value.map((v) => plain(v));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const p = plain(v, k);
+      if (p !== undefined) out[k] = p;
+    }
+    return out;
+  }
+  if (key !== 'batchSize' && (value === 0 || value === '' || value === false)) return undefined;
+  return value;
+}
+
+/** Validates a StartPretraining request into the job's spec; INVALID_ARGUMENT naming the field otherwise. */
+async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrainingRequest): Promise<PretrainSpec> {
+  if (!request.config) throw invalidArgument('config', 'is required');
+  let config: PretrainingConfig;
+  try {
+    config = parsePretrainingConfig(plain(request.config));
+  } catch (error) {
+    if (error instanceof PretrainingConfigError) throw invalidArgument(`config.${error.field}`, error.message.slice(error.field.length + 2));
+    throw error;
+  }
+  // Missing manifests fail the call, not a job minutes later.
+  for (const [field, list] of [
+    ['config.data.real_pairs', config.data.realPairs],
+    ['config.data.synthetic_pairs', config.data.syntheticPairs],
+  ] as const) {
+    for (const [i, uri] of list.entries()) {
+      let found = false;
+      try {
+        found = Boolean(await store.stat(keyOf(store, uri)));
+      } catch {
+        throw invalidArgument(`${field}[${i}]`, `${uri} is not in the artifact store (${store.rootUri})`);
+      }
+      if (!found) throw invalidArgument(`${field}[${i}]`, `manifest ${uri} not found`);
+    }
+  }
+  const prefix = (request.outputPrefix || `pretrainer/${request.requestId}`).replace(/\/+$/, '');
+  if (prefix.split('/').some((part) => part === '..' || part === '')) throw invalidArgument('output_prefix', 'must be a relative store prefix without ".." or empty segments');
+  return { config, prefix };
+}
+
+/** The job: runs (or resumes) the pre-training run and records its artifacts. */
+function pretrainRunner(store: ArtifactStore) {
+  return async (ctx: JobContext): Promise<void> => {
+    const { config, prefix } = ctx.spec as PretrainSpec;
+    ctx.report({ phase: 'preparing data', unit: 'steps' });
+    let result: PretrainingResult;
+    try {
+      result = await runPretraining({
+        store,
+        config,
+        prefix,
+        signal: ctx.signal,
+        onProgress: (p) =>
+          ctx.report({
+            completed: p.step,
+            total: p.totalSteps,
+            unit: 'steps',
+            ratePerSecond: p.samplesPerSecond / config.batchSize,
+            etaSeconds: p.etaSeconds,
+            phase: `epoch ${p.epoch}/${p.epochs}`,
+            failed: p.skippedRecords,
+            metrics: {
+              loss: p.loss,
+              ...Object.fromEntries(Object.entries(p.parts).map(([k, v]) => [`loss_${k}`, v])),
+              learning_rate: p.learningRate,
+              samples_per_second: p.samplesPerSecond,
+              step_seconds: p.stepSeconds,
+              data_wait_fraction: p.dataWaitFraction,
+              epoch: p.epoch,
+            },
+          }),
+      });
+    } catch (error) {
+      if (error instanceof PretrainingCancelledError) return; // the registry records cancelled / shutdown
+      if (error instanceof PretrainingConfigError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', `config.${error.field}`);
+      throw error;
+    }
+    for (const ref of Object.values(result.refs)) ctx.addOutput(ref);
+    ctx.report({ phase: 'done', metrics: { final_loss: result.finalLoss, ...(result.retrieval ? { retrieval_top1: result.retrieval.top1 } : {}) } });
+  };
+}
+
+const toRef = (ref: ArtifactRef): common.ArtifactRef => ({ uri: ref.uri, sha256: ref.sha256, sizeBytes: ref.sizeBytes, mediaType: ref.mediaType });
+
+async function result(store: ArtifactStore, ctx: ServiceContext, jobId: string): Promise<pretrainer.GetPretrainingResultResponse> {
+  if (!jobId) throw invalidArgument('job_id', 'is required');
+  const job = ctx.jobs.get(jobId);
+  if (job.kind !== PRETRAIN_JOB) throw invalidArgument('job_id', `${jobId} is not a pre-training job`);
+  if (job.state !== 'succeeded') throw new RpcError(grpc.status.FAILED_PRECONDITION, `job ${jobId} is ${job.state}; results exist once it succeeded`, 'job_id');
+  const { prefix } = job.spec as PretrainSpec;
+  const run = JSON.parse((await getBuffer(store, `${prefix}/${RUN_FILES.result}`)).toString('utf8')) as PretrainingResult;
+  return {
+    imageEncoder: toRef(run.refs.imageEncoder),
+    textEncoder: toRef(run.refs.textEncoder),
+    tokenizer: toRef(run.refs.tokenizer),
+    config: toRef(run.refs.config),
+    trainingLog: toRef(run.refs.trainingLog),
+    checkpoint: toRef(run.refs.checkpoint),
+    lineage: { inputs: run.lineage.inputs.map((i) => ({ uri: i.uri, sha256: i.sha256, sizeBytes: 0, mediaType: 'application/x-ndjson' })), configSha256: run.lineage.configSha256, codeVersion: run.lineage.codeVersion },
+    encoderManifest: toRef(run.refs.encoderManifest),
+    bundlePrefix: run.bundlePrefix,
+    summary: {
+      steps: run.steps,
+      finalLoss: run.finalLoss,
+      retrievalTop1: run.retrieval?.top1 ?? 0,
+      retrievalChance: run.retrieval?.chance ?? 0,
+      validationPairs: run.retrieval?.pairs ?? 0,
+      skippedRecords: run.skippedRecords,
+      samplesPerSecond: run.samplesPerSecond,
+      dataWaitFraction: run.dataWaitFraction,
+    },
+  };
+}
 
 /** The pretrainer: ConVIRT, GLoRIA and MGCA on image-report pairs, as resumable jobs. */
 export function pretrainerService(env: NodeJS.ProcessEnv = process.env): ServiceSpec {
+  let store: ArtifactStore | undefined;
   return {
     name: 'pretrainer',
     defaults: PRETRAINER_DEFAULTS,
     env,
-    register({ addService }) {
+    // register() runs before the registry resumes unfinished jobs, so the store is set by then.
+    jobRunners: { [PRETRAIN_JOB]: (ctx) => pretrainRunner(store!)(ctx) },
+    register(ctx) {
+      store = ctx.store;
       const implementation: pretrainer.PretrainerServiceServer = {
-        startPretraining: () => {
-          throw notImplementedYet(`${SERVICE}/StartPretraining`, 6);
+        startPretraining: async (call, callback) => {
+          if (!call.request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
+          const spec = await startSpec(ctx.store, call.request);
+          const job = await ctx.jobs.start({ requestId: call.request.requestId, kind: PRETRAIN_JOB, spec });
+          callback(null, { job: toProtoJob(job) });
         },
-        getPretrainingResult: () => {
-          throw notImplementedYet(`${SERVICE}/GetPretrainingResult`, 6);
-        },
+        getPretrainingResult: async (call, callback) => callback(null, await result(ctx.store, ctx, call.request.jobId)),
       };
-      addService(pretrainer.PretrainerServiceService, implementation);
+      ctx.addService(pretrainer.PretrainerServiceService, implementation);
     },
   };
 }

@@ -1,14 +1,110 @@
-import { pretrainer } from '@medsyn/proto';
-import { startService } from '@medsyn/service-kit';
-import { describeServiceBasics } from '@medsyn/testing';
+import * as grpc from '@grpc/grpc-js';
+import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
+import { encodeGrayPng, grayImage } from '@medsyn/imaging';
+import { common, jobs, pretrainer } from '@medsyn/proto';
+import { startService, type RunningService } from '@medsyn/service-kit';
+import { callUnary, describeServiceBasics, makeTempDir, testServiceEnv } from '@medsyn/testing';
+import { readEncoderBundle } from '@medsyn/encoder-bundle';
 import { pretrainerService } from '../src/service';
 
 describeServiceBasics({
   start: (env) => startService(pretrainerService(env)),
   serviceName: 'medsyn.pretrainer.v1.PretrainerService',
   Client: pretrainer.PretrainerServiceClient,
-  unimplemented: [
-    ['startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId: 'req-1' }), 6],
-    ['getPretrainingResult', pretrainer.GetPretrainingResultRequest.fromPartial({ jobId: 'j' }), 6],
-  ],
+  unimplemented: [],
+});
+
+/** Pairs whose reports name the brightness of a 32 px image: enough for a few real steps. */
+async function writePairs(store: FileArtifactStore, count: number): Promise<string> {
+  const lines = [];
+  for (let i = 0; i < count; i++) {
+    const level = (i % 4) / 4;
+    const image = grayImage(32, 32, new Float32Array(32 * 32).fill(0.2 + 0.6 * level));
+    await store.put(`pairs/images/${i}.png`, encodeGrayPng(image));
+    lines.push({ image: `images/${i}.png`, report: ['Clear lungs.', 'Mild haze.', 'Dense opacity.', 'White out.'][i % 4] });
+  }
+  await putJsonl(store, 'pairs/pairs.jsonl', lines);
+  return 'pairs/pairs.jsonl';
+}
+
+const tinyConfig = (manifest: string, overrides: Partial<pretrainer.PretrainingConfig> = {}) =>
+  pretrainer.PretrainingConfig.fromPartial({
+    method: pretrainer.Method.METHOD_CONVIRT,
+    imageEncoder: { architecture: 'resnet18', imageSize: 32, width: 8 },
+    textEncoder: { layers: 1, hiddenSize: 16, heads: 2, maxLength: 8, vocabSize: 80 },
+    data: { realPairs: [{ uri: manifest }], validationFraction: 0.25 },
+    batchSize: 4,
+    epochs: 1,
+    embeddingSize: 8,
+    checkpointEverySteps: 2,
+    optimizer: { learningRate: 1e-3 },
+    ...overrides,
+  });
+
+describe('PretrainerService jobs', () => {
+  const tmp = makeTempDir('pretrainer');
+  const store = new FileArtifactStore(tmp.dir);
+  let service: RunningService;
+  let client: pretrainer.PretrainerServiceClient;
+  let jobsClient: jobs.JobServiceClient;
+  let manifest: string;
+
+  beforeAll(async () => {
+    await store.check();
+    manifest = await writePairs(store, 16);
+    service = await startService(pretrainerService(testServiceEnv(tmp.dir)));
+    client = new pretrainer.PretrainerServiceClient(service.target, grpc.credentials.createInsecure());
+    jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client?.close();
+    jobsClient?.close();
+    await service?.shutdown();
+    tmp.remove();
+  });
+  // fromPartial: a partial plain object would serialise its missing strings as "undefined".
+  const start = (requestId: string, config: pretrainer.PretrainingConfig) =>
+    callUnary<pretrainer.StartPretrainingResponse>(client, 'startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId, config }));
+
+  it('runs a pre-training job: progress with loss parts while watching, then the encoder bundle as its result', async () => {
+    const started = await start('run-1', tinyConfig(manifest));
+    const jobId = started.job!.jobId;
+    const again = await start('run-1', tinyConfig(manifest));
+    expect(again.job!.jobId).toBe(jobId);
+    await expect(start('run-1', tinyConfig(manifest, { epochs: 2 }))).rejects.toMatchObject({ code: grpc.status.ALREADY_EXISTS });
+
+    const seen: common.Job[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const stream = jobsClient.watchJob({ jobId });
+      stream.on('data', (r: jobs.WatchJobResponse) => seen.push(r.job!));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    const last = seen[seen.length - 1];
+    expect(last.error?.message ?? '').toBe('');
+    expect(last.state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
+    const training = seen.filter((j) => j.progress?.unit === 'steps' && j.progress.completed > 0);
+    expect(training.length).toBeGreaterThan(0);
+    expect(training[0].progress!.total).toBe(3);
+    expect(Object.keys(training[0].progress!.metrics)).toEqual(expect.arrayContaining(['loss', 'loss_image_to_text', 'loss_text_to_image', 'learning_rate', 'samples_per_second']));
+
+    const result = await callUnary<pretrainer.GetPretrainingResultResponse>(client, 'getPretrainingResult', pretrainer.GetPretrainingResultRequest.fromPartial({ jobId }));
+    expect(result.bundlePrefix).toBe('pretrainer/run-1/encoder');
+    expect(result.summary!.steps).toBe(3);
+    expect(result.lineage!.inputs[0].sha256).toBe((await store.stat(manifest))!.sha256);
+    expect(result.imageEncoder!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    const bundle = await readEncoderBundle(store, result.bundlePrefix);
+    expect(bundle.manifest.method).toBe('convirt');
+    expect(last.outputs.map((o) => o.uri)).toContain(result.encoderManifest!.uri);
+  });
+
+  it('refuses bad requests with INVALID_ARGUMENT naming the field', async () => {
+    const bad = start;
+    await expect(bad('b1', tinyConfig(manifest, { method: pretrainer.Method.METHOD_UNSPECIFIED }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config.method: is required/) });
+    await expect(bad('b2', tinyConfig(manifest, { batchSize: 0 }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'config.batch_size: must be >= 2, got 0' });
+    await expect(bad('b3', tinyConfig('nowhere/pairs.jsonl'))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'config.data.real_pairs[0]: manifest nowhere/pairs.jsonl not found' });
+    await expect(bad('b4', tinyConfig(manifest, { imageEncoder: { architecture: 'alexnet', imageSize: 32, width: 8, init: undefined } }))).rejects.toMatchObject({ details: expect.stringMatching(/^config.image_encoder.architecture: must be one of/) });
+    await expect(bad('', tinyConfig(manifest))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^request_id/) });
+    await expect(callUnary(client, 'getPretrainingResult', pretrainer.GetPretrainingResultRequest.fromPartial({ jobId: 'pretrain-nope' }))).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
 });
