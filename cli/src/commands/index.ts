@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAnonymize } from './anonymize';
 import { registerEvaluate } from './evaluate';
 import { registerSynthesize } from './synthesize';
 import { registerTrainGenerator } from './train-generator';
@@ -7,4 +8,4 @@ import { registerTrainGenerator } from './train-generator';
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, one file each (add yours here). */
-export const commands: RegisterCommand[] = [registerEvaluate, registerSynthesize, registerTrainGenerator];
+export const commands: RegisterCommand[] = [registerAnonymize, registerEvaluate, registerSynthesize, registerTrainGenerator];

@@ -6,5 +6,5 @@ export { SurrogateGenerator, shiftDate, parseDate } from './surrogates';
 export { parseSections, type ReportSection, type SectionName } from './sections';
 export { buildPrompt, MAX_PROMPT_TOKENS, type ClipTokenCounter, type GeneratorPrompt } from './prompt';
 export { utf16ToCodePoint, codePointToUtf16 } from './offsets';
-export { readRecords, guessRecordFormat, type RecordFormat, type RecordLine } from './records';
+export { readRecords, guessRecordFormat, csvRow, type RecordFormat, type RecordLine } from './records';
 export { anonymizeDataset, manifestLine, type DatasetSpec, type DatasetProgress, type DatasetResult, type RecordError } from './dataset';

@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
+import { stringify } from 'csv-stringify/sync';
 
 export type RecordFormat = 'jsonl' | 'csv';
 
@@ -50,4 +51,9 @@ export async function* readRecords(input: Readable, format: RecordFormat): Async
     yield { lineNumber: row.info.lines, ok: true, record: row.record };
   }
   while (skipped.length) yield skipped.shift()!;
+}
+
+/** One RFC 4180 CSV row (quoted where needed), ending in a line break. */
+export function csvRow(values: readonly unknown[]): string {
+  return stringify([values.map((v) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v)))]);
 }
