@@ -106,7 +106,9 @@ describe('zero-shot', () => {
     const scores = await zeroShotScores(encoder, encoded.embeddings!, 20, classes);
     const swapped = await zeroShotScores(encoder, encoded.embeddings!, 20, classes, { Pneumonia: { positive: 'no pneumonia', negative: 'pneumonia' } });
     scores.forEach((s, i) => expect(s + swapped[i]!).toBeCloseTo(1, 6));
-    expect(rocAuc(data.labels, scores) + rocAuc(data.labels, swapped)).toBeCloseTo(1, 9);
+    // A random encoder's scores are close together, so float32 rounding can tie a pair on one
+    // side and not on the other: the mirrored AUROCs agree to a tie's weight, not exactly.
+    expect(Math.abs(rocAuc(data.labels, scores) + rocAuc(data.labels, swapped) - 1)).toBeLessThan(0.02);
     await encoder.release();
     const imageOnly = await openEncoderBundle(await writeBundle(path.join(tmp.dir, 'image-only')));
     await expect(zeroShotScores(imageOnly, new Float32Array(32), 1, classes)).rejects.toThrow(/needs an image embedding/);
