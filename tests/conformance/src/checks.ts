@@ -133,12 +133,87 @@ function sharedChecks(contract: ContractName): ConformanceCheck[] {
   ];
 }
 
+/** A made-up report (no real person): identifiers of four kinds around clinical text. */
+const SYNTHETIC_REPORT = [
+  'EXAMINATION: Chest PA and lateral, 03/14/2021.',
+  'INDICATION: Cough. Patient John Smith, MRN 12345678, phone 555-867-5309.',
+  'FINDINGS: No focal consolidation, pleural effusion or pneumothorax.',
+  'IMPRESSION: No acute cardiopulmonary process.',
+].join('\n');
+const SYNTHETIC_IDENTIFIERS: Array<[string, anonymizer.PhiLabel]> = [
+  ['03/14/2021', anonymizer.PhiLabel.PHI_LABEL_DATE],
+  ['John Smith', anonymizer.PhiLabel.PHI_LABEL_NAME],
+  ['12345678', anonymizer.PhiLabel.PHI_LABEL_ID],
+  ['555-867-5309', anonymizer.PhiLabel.PHI_LABEL_CONTACT],
+];
+
 /**
  * Behaviour of each contract's own RPCs, added as each service's implementation lands (the
  * shared checks hold for every implementation already).
  */
 const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
-  anonymizer: [],
+  anonymizer: [
+    {
+      name: 'Anonymize masks the identifiers of a (synthetic) report, keeps its clinical text, marks the spans and builds the prompt from IMPRESSION',
+      async run(target) {
+        await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
+          const { result } = await unary<anonymizer.AnonymizeResponse>(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'conformance-1', text: SYNTHETIC_REPORT }, options: { mode: anonymizer.OutputMode.OUTPUT_MODE_MASK } }));
+          assert.equal(result?.id, 'conformance-1');
+          for (const [identifier, label] of SYNTHETIC_IDENTIFIERS) {
+            assert.ok(!result!.text.includes(identifier), `${anonymizer.PhiLabel[label]} left in the text`);
+            // Spans count Unicode code points.
+            const at = [...SYNTHETIC_REPORT.slice(0, SYNTHETIC_REPORT.indexOf(identifier))].length;
+            assert.ok(result!.spans.some((s) => s.label === label && s.start <= at && s.end >= at + identifier.length), `no ${anonymizer.PhiLabel[label]} span covers it`);
+          }
+          assert.ok(result!.text.includes('___'), 'MASK mode writes identifiers as ___');
+          for (const clinical of ['No focal consolidation, pleural effusion or pneumothorax.', 'No acute cardiopulmonary process.']) assert.ok(result!.text.includes(clinical), `clinical text lost: ${clinical}`);
+          const sections = result!.sections.map((section) => section.name);
+          assert.ok(sections.includes('FINDINGS') && sections.includes('IMPRESSION'), `sections ${sections.join(', ')}`);
+          assert.equal(result!.prompt?.sourceSection, 'IMPRESSION');
+          assert.ok(result!.prompt!.text.includes('No acute cardiopulmonary process'), 'the prompt is not the impression');
+          assert.ok(result!.prompt!.tokenCount > 0 && result!.prompt!.tokenCount <= 77, `token_count ${result!.prompt!.tokenCount}`);
+        });
+      },
+    },
+    {
+      name: 'Anonymize answers INVALID_ARGUMENT naming report when it is missing, and options.mode for an unknown mode',
+      async run(target) {
+        await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({})), grpc.status.INVALID_ARGUMENT, ['report']);
+          const badMode = anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'conformance-2', text: 'FINDINGS: Normal.' }, options: { mode: 99 as anonymizer.OutputMode } });
+          await rejectsWith(unary(client, 'anonymize', badMode), grpc.status.INVALID_ARGUMENT, ['options.mode']);
+        });
+      },
+    },
+    {
+      name: 'AnonymizeStream answers in request order, one response per report, a failed report naming its field without ending the stream',
+      async run(target) {
+        await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
+          const call = client.anonymizeStream({ deadline: Date.now() + DEADLINE_MS });
+          const responses = readStream(call as unknown as grpc.ClientReadableStream<anonymizer.AnonymizeStreamResponse>);
+          const mask = { mode: anonymizer.OutputMode.OUTPUT_MODE_MASK };
+          call.write(anonymizer.AnonymizeStreamRequest.fromPartial({ report: { id: 's1', text: SYNTHETIC_REPORT }, options: mask }));
+          call.write(anonymizer.AnonymizeStreamRequest.fromPartial({ report: { id: 's2', text: 'FINDINGS: Normal.' }, options: { mode: 99 as anonymizer.OutputMode } }));
+          call.write(anonymizer.AnonymizeStreamRequest.fromPartial({ report: { id: 's3', text: 'IMPRESSION: Normal chest.' }, options: mask }));
+          call.end();
+          const all = await responses;
+          assert.deepEqual(all.map((r) => r.id), ['s1', 's2', 's3']);
+          assert.ok(all[0]!.result && !all[0]!.error && all[2]!.result && !all[2]!.error, 'good reports were not anonymized');
+          assert.equal(all[1]!.result, undefined);
+          assert.equal(all[1]!.error?.code, 'INVALID_ARGUMENT');
+          assert.equal(all[1]!.error?.field, 'options.mode');
+        });
+      },
+    },
+    {
+      name: 'StartAnonymizeDataset answers INVALID_ARGUMENT naming input.uri without a manifest',
+      async run(target) {
+        await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'conformance-no-input' })), grpc.status.INVALID_ARGUMENT, ['input.uri']);
+        });
+      },
+    },
+  ],
   synthesizer: [
     {
       name: 'GetModelInfo describes the loaded model: architecture, UNet dtype, prompt token limit, execution provider, defaults',
