@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerAnonymize } from './anonymize';
 import { registerEvaluate } from './evaluate';
+import { registerPretrain } from './pretrain';
 import { registerSynthesize } from './synthesize';
 import { registerTrainGenerator } from './train-generator';
 
@@ -8,4 +9,4 @@ import { registerTrainGenerator } from './train-generator';
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, one file each (add yours here). */
-export const commands: RegisterCommand[] = [registerAnonymize, registerEvaluate, registerSynthesize, registerTrainGenerator];
+export const commands: RegisterCommand[] = [registerAnonymize, registerEvaluate, registerPretrain, registerSynthesize, registerTrainGenerator];

@@ -111,7 +111,7 @@ describe('pre-training runs', () => {
 
   it('trains GLoRIA and MGCA on covid-cxr X-rays with their clinical notes; bad records are skipped and counted', async () => {
     const data = join(temp.dir, 'covid');
-    execFileSync('/usr/bin/python3', [join(__dirname, 'python', 'covid_pairs.py'), join(repoRoot, '..', 'shared', 'data', 'covid-cxr'), data, '20']);
+    execFileSync('/usr/bin/python3', [join(__dirname, '..', 'scripts', 'covid_pairs.py'), join(repoRoot, '..', 'shared', 'data', 'covid-cxr'), data, '20']);
     const lines: unknown[] = [];
     for await (const line of readJsonl(store, 'covid/pairs.jsonl')) if (line.ok) lines.push(line.value);
     await store.put('covid/images/broken.png', Buffer.from('not a png at all'));
