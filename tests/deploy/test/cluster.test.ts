@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { jobs, synthesizer } from '@medsyn/proto';
+import { anonymizer, jobs, synthesizer } from '@medsyn/proto';
 import { openStore, putJsonl } from '@medsyn/artifact-store';
 import { startLocalServices, type LocalServices } from '@medsyn/conformance';
 import { callUnary, healthCheck, makeTempDir, repoRoot, startProcess, startS3Server, tsxLoaderArgs, type ManagedProcess, type S3Server } from '@medsyn/testing';
@@ -144,14 +144,20 @@ describe('local cluster scraped by Prometheus with the manifests\' scrape settin
       await expect(callUnary(client, 'getJob', { jobId: 'no-such-job' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
       client.close();
     }
-    // One image through the synthesizer (its tiny model, a fraction of a second).
+    // A small pipeline: a made-up report through the anonymizer, its prompt through the
+    // synthesizer (its tiny model, a fraction of a second).
+    const anon = new anonymizer.AnonymizerServiceClient(running.get('anonymizer')!.target, grpc.credentials.createInsecure());
+    const report = 'INDICATION: Cough. Patient John Smith, MRN 12345678.\nIMPRESSION: No acute cardiopulmonary process.';
+    const { result } = await callUnary<anonymizer.AnonymizeResponse>(anon, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'r1', text: report } }));
+    expect(result!.prompt!.text).toBe('No acute cardiopulmonary process.');
+    anon.close();
     const synth = new synthesizer.SynthesizerServiceClient(running.get('synthesizer')!.target, grpc.credentials.createInsecure());
     const stream = synth.synthesize();
     const images = new Promise<synthesizer.SynthesizeResponse[]>((resolve, reject) => {
       const all: synthesizer.SynthesizeResponse[] = [];
       stream.on('data', (r: synthesizer.SynthesizeResponse) => all.push(r)).on('end', () => resolve(all)).on('error', reject);
     });
-    stream.end(synthesizer.SynthesizeRequest.fromPartial({ id: 'p1', prompt: 'Frontal chest radiograph, no acute findings.', params: { numInferenceSteps: 2, seed: 1, maxAttempts: 1 } }));
+    stream.end(synthesizer.SynthesizeRequest.fromPartial({ id: 'p1', prompt: result!.prompt!.text, params: { numInferenceSteps: 2, seed: 1, maxAttempts: 1 } }));
     expect((await images).map((r) => r.id)).toEqual(['p1']);
     synth.close();
     for (const name of SERVICES) {
@@ -169,7 +175,8 @@ describe('local cluster scraped by Prometheus with the manifests\' scrape settin
       const [synthesize] = await query('medsyn_synthesizer_grpc_requests_total{method="/medsyn.synthesizer.v1.SynthesizerService/Synthesize", code="OK"}');
       const [images] = await query('sum(medsyn_synthesizer_images_total{service="synthesizer"})');
       const [steps] = await query('medsyn_synthesizer_denoising_steps_total{service="synthesizer"}');
-      expect([synthesize?.value[1], images?.value[1], Number(steps?.value[1]) > 0]).toEqual(['1', '1', true]);
+      const [reports] = await query('medsyn_anonymizer_reports_total{service="anonymizer", outcome="ok"}');
+      expect([synthesize?.value[1], images?.value[1], Number(steps?.value[1]) > 0, reports?.value[1]]).toEqual(['1', '1', true, '1']);
     });
   });
 
