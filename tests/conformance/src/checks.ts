@@ -265,7 +265,25 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       },
     },
   ],
-  pretrainer: [],
+  pretrainer: [
+    {
+      name: 'StartPretraining answers INVALID_ARGUMENT naming config when it is missing',
+      async run(target) {
+        await withClient(pretrainer.PretrainerServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId: 'conformance-no-config' })), grpc.status.INVALID_ARGUMENT, ['config']);
+        });
+      },
+    },
+    {
+      name: 'GetPretrainingResult answers NOT_FOUND naming an unknown job id, INVALID_ARGUMENT naming job_id when it is empty',
+      async run(target) {
+        await withClient(pretrainer.PretrainerServiceClient, target, async (client) => {
+          await rejectsWith(unary(client, 'getPretrainingResult', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
+          await rejectsWith(unary(client, 'getPretrainingResult', { jobId: '' }), grpc.status.INVALID_ARGUMENT, ['job_id']);
+        });
+      },
+    },
+  ],
   evaluator: [
     {
       name: 'StartEvaluation answers INVALID_ARGUMENT naming the config field at fault',
