@@ -87,14 +87,20 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objects) => {
     }
   });
 
-  it('mounts and reads only ConfigMaps that it renders', () => {
-    const configMaps = new Set(objects.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name));
-    for (const { pod } of workloads(objects)) {
+  it('mounts and reads only ConfigMaps and claims that it renders, each volume mounted where declared', () => {
+    const named = (kind: string) => new Set(objects.filter((o) => o.kind === kind).map((o) => o.metadata.name));
+    const configMaps = named('ConfigMap');
+    const claims = named('PersistentVolumeClaim');
+    for (const { object, pod } of workloads(objects)) {
+      const volumes = pod.spec.volumes ?? [];
       const used = [
-        ...(pod.spec.volumes ?? []).filter((v: { configMap?: unknown }) => v.configMap).map((v: { configMap: { name: string } }) => v.configMap.name),
+        ...volumes.filter((v: { configMap?: unknown }) => v.configMap).map((v: { configMap: { name: string } }) => v.configMap.name),
         ...containers(pod.spec).flatMap((c) => (c.envFrom ?? []).filter((e: { configMapRef?: unknown }) => e.configMapRef).map((e: { configMapRef: { name: string } }) => e.configMapRef.name)),
       ];
       for (const name of used) expect(configMaps).toContain(name);
+      for (const v of volumes.filter((v: { persistentVolumeClaim?: unknown }) => v.persistentVolumeClaim)) expect(claims).toContain(v.persistentVolumeClaim.claimName);
+      const declared = new Set([...volumes.map((v: { name: string }) => v.name), ...(object.spec.volumeClaimTemplates ?? []).map((t: { metadata: { name: string } }) => t.metadata.name)]);
+      for (const c of containers(pod.spec)) for (const m of c.volumeMounts ?? []) expect([c.name, m.name, declared.has(m.name)]).toEqual([c.name, m.name, true]);
     }
   });
 
