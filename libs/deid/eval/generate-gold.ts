@@ -159,11 +159,16 @@ function report(id: string): GoldRecord {
   return { id, text: parts.join(''), spans };
 }
 
+/** `count` gold reports from `seed`: the same seed always gives the same reports. */
+export function generateGold(seed: number, count: number): GoldRecord[] {
+  faker.seed(seed);
+  return Array.from({ length: count }, (_, i) => report(`synth-${seed}-${i}`));
+}
+
 if (require.main === module) {
   const { values } = parseArgs({ options: { seed: { type: 'string', default: '1' }, count: { type: 'string', default: '1000' }, out: { type: 'string' } } });
   if (!values.out) throw new Error('--out FILE is required');
-  faker.seed(Number(values.seed));
-  const lines = Array.from({ length: Number(values.count) }, (_, i) => JSON.stringify(report(`synth-${values.seed}-${i}`)));
+  const lines = generateGold(Number(values.seed), Number(values.count)).map((r) => JSON.stringify(r));
   writeFileSync(values.out, `${lines.join('\n')}\n`);
   console.log(`wrote ${lines.length} reports to ${values.out}`);
 }

@@ -27,21 +27,19 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
     sections.find((s) => s.name === 'OTHER' && s.text.trim());
   if (!source) return { text: '', sourceSection: '', tokenCount: counter.countTokens(''), truncated: false };
   const text = source.text.replace(/\s+/g, ' ').trim();
-  // Every word is at least one token: a long section is not counted whole (CLIP's BPE is slow on kilobytes).
-  const words = (t: string) => t.split(' ').length;
-  const whole = words(text) + 2 <= maxTokens ? counter.countTokens(text) : Infinity;
-  if (whole <= maxTokens) return { text, sourceSection: source.name, tokenCount: whole, truncated: false };
-
+  // CLIP's BPE never joins across whitespace, so a text's tokens are the sum of its words'
+  // (counted once each and cached, and only until the limit is passed: the BPE is slow).
   const sentences = text.split(/(?<=[.!?;])\s+/);
   let kept = '';
-  let keptCount = 0;
+  let keptCount = 2;
   for (const sentence of sentences) {
-    const candidate = kept ? `${kept} ${sentence}` : sentence;
-    if (words(candidate) + 2 > maxTokens) break;
-    const count = counter.countTokens(candidate);
+    // Every word is at least one token: a sentence with too many words is not counted at all.
+    if (keptCount + sentence.split(' ').length > maxTokens) break;
+    const count = keptCount + sentenceTokens(counter, sentence);
     if (count > maxTokens) break;
-    [kept, keptCount] = [candidate, count];
+    [kept, keptCount] = [kept ? `${kept} ${sentence}` : sentence, count];
   }
+  if (kept.length === text.length) return { text, sourceSection: source.name, tokenCount: keptCount, truncated: false };
   if (kept) return { text: kept, sourceSection: source.name, tokenCount: keptCount, truncated: true };
 
   // The first sentence alone is too long: the longest run of whole words that fits.
@@ -54,4 +52,25 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
   }
   const cut = first.slice(0, low).join(' ');
   return { text: cut, sourceSection: source.name, tokenCount: counter.countTokens(cut), truncated: true };
+}
+
+/** Counts of recent words per counter: report vocabulary is small ("pneumothorax", "effusion"). */
+const wordCache = new WeakMap<ClipTokenCounter, Map<string, number>>();
+const WORD_CACHE_SIZE = 100_000;
+
+/** Tokens of one sentence without the start and end tokens: the sum over its words. */
+function sentenceTokens(counter: ClipTokenCounter, sentence: string): number {
+  let cache = wordCache.get(counter);
+  if (!cache) wordCache.set(counter, (cache = new Map()));
+  let total = 0;
+  for (const word of sentence.split(' ')) {
+    let count = cache.get(word);
+    if (count === undefined) {
+      count = counter.countTokens(word) - 2;
+      if (cache.size >= WORD_CACHE_SIZE) cache.clear();
+      cache.set(word, count);
+    }
+    total += count;
+  }
+  return total;
 }
