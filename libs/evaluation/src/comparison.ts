@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileArtifactStore, type ArtifactStore } from '@medsyn/artifact-store';
 import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec, type ImageArchitecture } from '@medsyn/encoder-bundle';
-import { encodeGrayPng, grayImage, resize, type GrayImage } from '@medsyn/imaging';
+import { centerCropSquare, encodeGrayPng, grayImage, resize, type GrayImage } from '@medsyn/imaging';
 import type { ExecutionProvider } from '@medsyn/training';
 import { importDataset, loadImage, loadMask, type Dataset, type LabelledImage } from './datasets';
 import { trainDetection, trainSegmentation } from './dense-tasks';
@@ -38,6 +38,8 @@ export interface EvaluationConfig {
   prompts?: Record<string, PromptPair>;
   /** Test images drawn in the report with their masks and boxes (default 4). */
   report_samples?: number;
+  /** Folders of example images shown side by side in the report (e.g. real vs synthetic). */
+  sample_grids?: Record<string, string>;
 }
 
 /** A random-init encoder from the zoo through @medsyn/encoder-bundle's exporter. */
@@ -59,7 +61,7 @@ export class EvaluationConfigError extends Error {
 }
 
 /** Checks a parsed config (YAML, JSON or a request) and fills defaults; errors name the field. */
-export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images'>> & Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images'> {
+export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'>> & Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'> {
   const c = (value ?? {}) as Partial<EvaluationConfig>;
   if (!Array.isArray(c.encoders) || c.encoders.length === 0) throw new EvaluationConfigError('encoders', 'at least one encoder is required');
   const names = new Set<string>();
@@ -101,6 +103,7 @@ export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationC
     execution_provider: provider,
     prompts: c.prompts,
     report_samples: c.report_samples ?? 4,
+    sample_grids: c.sample_grids,
   };
 }
 
@@ -150,6 +153,8 @@ export interface EvaluationResults {
   splits: Record<string, { train: number; validation: number; test: number }>;
   /** ROC curves of the largest fraction, first seed: per encoder, per class. */
   roc: Record<string, { className: string; fpr: number[]; tpr: number[]; auroc: number }[]>;
+  /** Example images per named folder (config.sample_grids), as 96 px PNG data URIs. */
+  grids: Record<string, { file: string; png: string }[]>;
   /** Segmentation and detection outputs on a few test images (largest fraction, first seed). */
   samples: Record<string, { segmentation?: ReportSample[]; detection?: ReportSample[] }>;
   seconds: number;
@@ -259,6 +264,7 @@ export async function runEvaluation(
     runs: [],
     splits: Object.fromEntries([...perTask].map(([task, t]) => [task, { train: t.split.train.length, validation: t.split.validation.length, test: t.split.test.length }])),
     roc: {},
+    grids: sampleGrids(config.sample_grids ?? {}),
     samples: {},
     seconds: 0,
   };
@@ -443,6 +449,17 @@ export async function runEvaluation(
   results.seconds = (Date.now() - started) / 1000;
   progress('done');
   return { results, splits };
+}
+
+/** The first images (by name) of each sample-grid folder, centre-cropped to 96 px. */
+function sampleGrids(folders: Record<string, string>, count = 8): EvaluationResults['grids'] {
+  const grids: EvaluationResults['grids'] = {};
+  for (const [name, folder] of Object.entries(folders)) {
+    if (!fs.existsSync(folder)) throw new EvaluationConfigError(`sample_grids.${name}`, `folder not found: ${folder}`);
+    const files = fs.readdirSync(folder).filter((f) => /\.(png|jpe?g|dcm)$/i.test(f)).sort().slice(0, count);
+    grids[name] = files.map((file) => ({ file, png: pngDataUri(96, centerCropSquare(loadImage({ id: file, path: path.join(folder, file) }), 96).data) }));
+  }
+  return grids;
 }
 
 /** A bundle given as a local folder (or file:// URI), else a prefix in the store. */

@@ -88,6 +88,13 @@ function samples(results: EvaluationResults): string {
   return out.length ? `<h3>Sample test images (largest fraction, first seed)</h3>${out.join('\n')}` : '';
 }
 
+function grids(results: EvaluationResults): string {
+  const entries = Object.entries(results.grids ?? {});
+  if (!entries.length) return '';
+  const rows = entries.map(([name, images]) => `<h4>${escape(name)}</h4><div class="grid">${images.map((im) => `<figure><img src="${im.png}" width="96" height="96" alt="${escape(im.file)}"><figcaption>${escape(im.file.length > 18 ? `${im.file.slice(0, 15)}…` : im.file)}</figcaption></figure>`).join('')}</div>`);
+  return `<h2>Sample images</h2>${rows.join('\n')}`;
+}
+
 /** A self-contained HTML report: no external files, images inline as PNG data URIs, charts as SVG. */
 export function renderReport(results: EvaluationResults): string {
   const digests = results.encoders.map((e) => `<tr><td>${escape(e.name)}</td><td>${escape(e.method)} / ${escape(e.architecture)} @ ${e.input_size}px</td><td><code>${Object.entries(e.digests).map(([f, d]) => `${escape(f)} ${d}`).join('<br>')}</code></td><td>${e.encode_seconds.toFixed(1)} s</td></tr>`);
@@ -108,6 +115,7 @@ Label fractions ${results.config.label_fractions.map(pct).join(', ')}; seeds ${r
 ${metricTables(results)}
 ${rocSvg(results)}
 ${samples(results)}
+${grids(results)}
 <h2>Encoders and digests</h2>
 <table><tr><th>encoder</th><th>method / architecture</th><th>files (sha256)</th><th>encoding</th></tr>${digests.join('')}</table>
 <h2>Configuration</h2>

@@ -32,6 +32,7 @@ describe('comparison runner', () => {
       label_fractions: [0.5, 1],
       seeds: [0, 1],
       epochs: { classification: 40 },
+      sample_grids: { 'fixture images': path.join(data, 'images') },
     };
     const progress: string[] = [];
     const output = await runEvaluation(config, { onProgress: (p) => progress.push(`${p.completed}/${p.total}`) });
@@ -48,6 +49,8 @@ describe('comparison runner', () => {
     const files = writeEvaluationOutput(path.join(tmp.dir, 'out'), output, renderReport(results));
     const html = fs.readFileSync(files['report.html']!, 'utf8');
     expect(html).toContain('<polyline');
+    expect(results.grids['fixture images']).toHaveLength(8);
+    expect(html).toContain('<h4>fixture images</h4>');
     expect(html).not.toMatch(/(src|href)="(?!data:|#)/);
     const splits = JSON.parse(fs.readFileSync(files['splits.json']!, 'utf8'));
     expect(splits.classification.label_fractions['0.5']['1'].length).toBeLessThan(splits.classification.train.length);
