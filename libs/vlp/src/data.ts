@@ -41,10 +41,12 @@ const IMAGE_FIELDS = ['image', 'image_uri', 'image_key', 'path'];
 const TEXT_FIELDS = ['report', 'text', 'prompt'];
 
 /**
- * Reads the pair manifests (JSONL). Image references are store URIs, or keys relative to the
- * manifest's folder; the text is `report` (or `text`, `prompt`). Malformed lines and lines
- * without an image or a report are skipped and counted; a manifest that is missing or outside
- * the store is a configuration error naming its field.
+ * Reads the pair manifests (JSONL). Image references (`image`, `image_uri`) are store URIs, or
+ * keys relative to the manifest's folder; the text is `report` (or `text`, `prompt`: the
+ * synthesizer's manifests carry the prompt). Malformed lines, lines without an image or a
+ * report, and images the synthesizer's quality gate rejected (`accepted: false`) are skipped and
+ * counted; a manifest that is missing or outside the store is a configuration error naming its
+ * field.
  */
 export async function loadPairManifests(store: ArtifactStore, manifests: { real: string[]; synthetic: string[] }): Promise<LoadedPairs> {
   const records: PairRecord[] = [];
@@ -76,6 +78,7 @@ export async function loadPairManifests(store: ArtifactStore, manifests: { real:
         const report = TEXT_FIELDS.map((f) => line.value[f]).find((v) => typeof v === 'string' && v.trim() !== '') as string | undefined;
         if (!image) skip('no image reference');
         else if (!report) skip('no report text');
+        else if (line.value.accepted === false) skip('image rejected by the quality gate');
         else {
           let imageKey: string;
           try {
@@ -259,6 +262,8 @@ export class PairBatchLoader {
       }
       const record = order[cursor];
       const at = cursor++;
+      // Counted once, when it first failed.
+      if (this.bad.has(record.imageKey)) continue;
       let picture: GrayImage;
       try {
         picture = await this.decode(record.imageKey);
@@ -296,7 +301,6 @@ export class PairBatchLoader {
   private async decode(key: string): Promise<GrayImage> {
     const cached = this.cache.get(key);
     if (cached) return cached;
-    if (this.bad.has(key)) throw new Error('image failed to decode earlier');
     let image: GrayImage;
     try {
       image = decodeImage(await getBuffer(this.options.store, key));

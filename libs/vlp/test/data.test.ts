@@ -1,0 +1,95 @@
+import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
+import { encodeGrayPng, grayImage } from '@medsyn/imaging';
+import { makeTempDir } from '@medsyn/testing';
+import { WordPieceTokenizer } from '@medsyn/wordpiece';
+import { PairBatchLoader, Prefetcher, epochOrder, learningRateAt, loadPairManifests, splitPairs, tokenizeRecords, type PairRecord } from '../src';
+
+const temp = makeTempDir('vlp-data');
+afterAll(() => temp.remove());
+const store = new FileArtifactStore(temp.dir);
+
+const record = (index: number, source: 'real' | 'synthetic'): PairRecord => ({ index, source, imageKey: `${index}.png`, report: 'r', manifest: 'm', lineNumber: index + 1 });
+
+describe('paired data', () => {
+  beforeAll(() => store.check());
+
+  it('reads real and synthesizer manifests; malformed, incomplete and rejected lines are skipped and counted', async () => {
+    await store.put('real/a.png', encodeGrayPng(grayImage(4, 4)));
+    await store.put('real/pairs.jsonl', '{"image": "a.png", "report": "Clear."}\nnot json\n{"image": "a.png"}\n{"report": "No image."}\n');
+    await putJsonl(store, 'synth/pairs.jsonl', [
+      { image_uri: store.uriOf('synth/images/1.png'), prompt: 'Small effusion.', accepted: true },
+      { image_uri: store.uriOf('synth/images/2.png'), prompt: 'Edema.', accepted: false },
+      { image_uri: 'file:///elsewhere/3.png', prompt: 'Edema.' },
+    ]);
+    const loaded = await loadPairManifests(store, { real: ['real/pairs.jsonl'], synthetic: [store.uriOf('synth/pairs.jsonl')] });
+    expect(loaded.records.map((r) => [r.source, r.imageKey, r.report])).toEqual([
+      ['real', 'real/a.png', 'Clear.'],
+      ['synthetic', 'synth/images/1.png', 'Small effusion.'],
+    ]);
+    expect(loaded.skipped.map((s) => [s.lineNumber, s.reason])).toEqual([
+      [2, 'invalid JSON'],
+      [3, 'no report text'],
+      [4, 'no image reference'],
+      [2, 'image rejected by the quality gate'],
+      [3, 'image outside the artifact store'],
+    ]);
+    expect(loaded.inputs.map((i) => i.sha256)).toEqual([(await store.stat('real/pairs.jsonl'))!.sha256, (await store.stat('synth/pairs.jsonl'))!.sha256]);
+  });
+
+  it('orders each epoch by seed: every pair once, another order each epoch, and the real/synthetic ratio', () => {
+    const pairs = Array.from({ length: 30 }, (_, i) => record(i, i < 10 ? 'real' : 'synthetic'));
+    const only = Array.from({ length: 30 }, (_, i) => record(i, 'real'));
+    const e0 = epochOrder(only, 0.5, 7, 0).map((r) => r.index);
+    expect([...e0].sort((a, b) => a - b)).toEqual(only.map((r) => r.index));
+    expect(epochOrder(only, 0.5, 7, 0).map((r) => r.index)).toEqual(e0);
+    expect(epochOrder(only, 0.5, 7, 1).map((r) => r.index)).not.toEqual(e0);
+    expect(epochOrder(only, 0.5, 8, 0).map((r) => r.index)).not.toEqual(e0);
+    // 10 real and 20 synthetic at ratio 0.5: 10 of each, none twice.
+    const mixed = epochOrder(pairs, 0.5, 7, 0);
+    expect(mixed.filter((r) => r.source === 'real')).toHaveLength(10);
+    expect(mixed.filter((r) => r.source === 'synthetic')).toHaveLength(10);
+    expect(new Set(mixed.map((r) => r.index)).size).toBe(20);
+    expect(epochOrder(pairs, 1, 7, 0).every((r) => r.source === 'synthetic')).toBe(true);
+    const { train, validation } = splitPairs(only, 0.2, 3);
+    expect(validation).toHaveLength(6);
+    expect(new Set([...train, ...validation].map((r) => r.index)).size).toBe(30);
+  });
+
+  it('loads batches that replay exactly from a saved position, skipping images that fail to decode', async () => {
+    const lines = [];
+    for (let i = 0; i < 10; i++) {
+      await store.put(`b/${i}.png`, i === 3 ? Buffer.from('broken') : encodeGrayPng(grayImage(8, 8, new Float32Array(64).fill(i / 10))));
+      lines.push({ image: `${i}.png`, report: `finding ${i}` });
+    }
+    await putJsonl(store, 'b/pairs.jsonl', lines);
+    const { records } = await loadPairManifests(store, { real: ['b/pairs.jsonl'], synthetic: [] });
+    const tokenizer = WordPieceTokenizer.train(records.map((r) => r.report), { vocabSize: 40, maxLength: 6 });
+    const { kept, tokens } = await tokenizeRecords(tokenizer, records, []);
+    const loader = () =>
+      new PairBatchLoader({ store, train: kept, tokens, image: { size: 8, channels: 1, mean: 0.5, std: 0.5 }, batchSize: 3, syntheticRatio: 0.5, seed: 1, augment: true, specialIds: [2, 3] });
+    const first = new Prefetcher(loader(), { epoch: 0, cursor: 0 });
+    const batches = [];
+    for (let i = 0; i < 5; i++) batches.push(await first.next());
+    // 9 good images of 10: three batches per epoch, then the next epoch.
+    expect(batches.map((b) => b.next.epoch)).toEqual([0, 0, 0, 1, 1]);
+    expect(batches.slice(0, 3).flatMap((b) => b.records).sort((a, b) => a - b)).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    expect(batches.flatMap((b) => b.skipped).map((s) => s.lineNumber)).toEqual([4]);
+    expect(Array.from(batches[0].feeds.word_mask.data as Float32Array).slice(0, 6)).toEqual([0, 1, 1, 0, 0, 0]);
+    // A fresh loader from batch 2's position gives batches 3 and 4, pixels included.
+    const resumed = new Prefetcher(loader(), batches[1].next);
+    for (const expected of batches.slice(2)) {
+      const got = await resumed.next();
+      expect(got.records).toEqual(expected.records);
+      expect(Array.from(got.feeds.pixel_values.data as Float32Array)).toEqual(Array.from(expected.feeds.pixel_values.data as Float32Array));
+    }
+  });
+
+  it('warms up linearly, then decays along a cosine to the floor', () => {
+    const schedule = { warmupSteps: 4, decay: 'cosine' as const, minLrRatio: 0.1 };
+    expect([1, 2, 4].map((s) => learningRateAt(s, 14, 1, schedule))).toEqual([0.25, 0.5, 1]);
+    expect(learningRateAt(5, 14, 1, schedule)).toBeCloseTo(1, 12);
+    expect(learningRateAt(14, 14, 1, schedule)).toBeCloseTo(0.1, 12);
+    expect(learningRateAt(9.5, 14, 1, schedule)).toBeCloseTo(0.55, 12);
+    expect(learningRateAt(9, 14, 1, { ...schedule, decay: 'constant' })).toBe(1);
+  });
+});
