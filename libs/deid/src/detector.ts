@@ -9,7 +9,7 @@ export class RuleDetector implements PhiDetector {
   detect(text: string): PhiSpan[] {
     const found: PhiSpan[] = [];
     for (const rule of this.rules) {
-      if (rule.requires && !text.includes(rule.requires)) continue;
+      if (rule.requires && !(typeof rule.requires === 'string' ? text.includes(rule.requires) : rule.requires.test(text))) continue;
       rule.pattern.lastIndex = 0;
       for (let match = rule.pattern.exec(text); match; match = rule.pattern.exec(text)) {
         if (match[0].length === 0) {

@@ -13,8 +13,8 @@ export interface Rule {
   pattern: RegExp;
   /** Capture group (number or name) that is the identifier; the whole match when absent. */
   group?: number | string;
-  /** A string every match contains: the rule is skipped, cheaply, for texts without it. */
-  requires?: string;
+  /** What every match contains (a string, or a cheap pattern): the rule is skipped for texts without it. */
+  requires?: string | RegExp;
   /** Keeps the candidate when true; gets the identifier text and the whole match. */
   accept?: (value: string, match: RegExpExecArray, text: string) => boolean;
 }
@@ -120,10 +120,10 @@ export const RULES: readonly Rule[] = [
   { name: 'alphanumeric_code', label: 'ID', pattern: /\b[A-Za-z0-9]*\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b/g, accept: (v) => /[A-Za-z]/.test(v) && digitCount(v) >= 4 && v.length >= 6 && !/^\d+(?:\.\d+)?(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|msv|mgy|kvp?|mas|hz|ms|s|h|hrs?|mins?)$/i.test(v) && !/^(?:19|20)\d{2}s?$/.test(v) },
   // ---------------------------------------------------------------- CONTACT
   { name: 'email', label: 'CONTACT', requires: '@', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g },
-  { name: 'url', label: 'CONTACT', pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi },
+  { name: 'url', label: 'CONTACT', requires: /:\/\/|www\./i, pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi },
   // Top-level domains that are also words ("ago.no", "XXXX.In") are left to the email and URL rules.
-  { name: 'domain_name', label: 'CONTACT', requires: '.', pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
-  { name: 'ipv4', label: 'CONTACT', requires: '.', pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
+  { name: 'domain_name', label: 'CONTACT', requires: /\.(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b/, pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
+  { name: 'ipv4', label: 'CONTACT', requires: /\d\.\d{1,3}\.\d/, pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
   { name: 'ipv6', label: 'CONTACT', requires: ':', pattern: /(?<![\w:])(?=[0-9a-f]{1,4}::?[0-9a-f]{0,4}:)(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![\w:]))/gi, accept: (v) => /[a-f]/i.test(v) || v.includes('::') },
   { name: 'phone_us', label: 'CONTACT', pattern: /(?<![\w.+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?/gi },
   { name: 'phone_international', label: 'CONTACT', pattern: /(?<![\w.])(?:\+|00)\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 7 },
