@@ -238,6 +238,12 @@ describe('gpu overlay', () => {
 describe('local overlay', () => {
   const objects = overlays.local;
 
+  it('runs the images npx nx docker-build tags (dev), which the kubelet does not pull again', () => {
+    for (const name of SERVICES) expect(find(objects, 'Deployment', name).spec.template.spec.containers[0].image).toBe(`medsyn/${name}:dev`);
+    const script = JSON.parse(fs.readFileSync(path.join(repoRoot, 'services', 'anonymizer', 'package.json'), 'utf8')).scripts['docker-build'];
+    expect(script).toContain('medsyn/anonymizer:${IMAGE_TAG:-dev}');
+  });
+
   it('runs on CPU nodes only, one replica of each service', () => {
     for (const placement of Object.values(gpuPlacement(objects))) expect(placement).toEqual({ affinity: false, toleration: false, gpuLimit: false, cudaProvider: false });
     for (const name of SERVICES) expect(find(objects, 'Deployment', name).spec.replicas).toBe(1);
