@@ -261,8 +261,13 @@ describe('local overlay', () => {
     expect(config.data!['prometheus.yml']).toBe(fs.readFileSync(path.join(k8sDir, 'overlays', 'local', 'prometheus.yml'), 'utf8'));
     const rules = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('medsyn-alert-rules'))!;
     expect(rules.data!['alerts.yaml']).toBe(fs.readFileSync(path.join(repoRoot, 'deploy', 'observability', 'alerts.yaml'), 'utf8'));
-    const volumes = find(objects, 'Deployment', 'prometheus').spec.template.spec.volumes.map((v: { configMap?: { name: string } }) => v.configMap?.name);
-    expect(volumes).toEqual(expect.arrayContaining([config.metadata.name, rules.metadata.name]));
+    const pod = find(objects, 'Deployment', 'prometheus').spec.template.spec;
+    const mountOf = (configMap: string) => {
+      const volume = pod.volumes.find((v: { configMap?: { name: string } }) => v.configMap?.name === configMap);
+      return pod.containers[0].volumeMounts.find((m: { name: string }) => m.name === volume.name).mountPath;
+    };
+    expect(pod.containers[0].args).toContain(`--config.file=${mountOf(config.metadata.name)}/prometheus.yml`);
+    expect(parse(config.data!['prometheus.yml']!).rule_files).toEqual([`${mountOf(rules.metadata.name)}/*.yaml`]);
   });
 });
 
