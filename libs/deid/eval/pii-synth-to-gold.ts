@@ -1,7 +1,7 @@
 /**
  * Converts Presidio's synthetic PII sentences (pii-synth, MIT) to the gold format, keeping only
  * what HIPAA Safe Harbor asks to remove:
- *   PERSON -> NAME; DATE_TIME -> DATE; AGE -> AGE when over 89 (younger ages are not PHI);
+ *   PERSON -> NAME; DATE_TIME -> DATE, except a year or a weekday alone; AGE -> AGE when over 89 (younger ages are not PHI);
  *   PHONE_NUMBER, EMAIL_ADDRESS, DOMAIN_NAME, IP_ADDRESS -> CONTACT;
  *   US_SSN, CREDIT_CARD, IBAN_CODE, US_DRIVER_LICENSE -> ID;
  *   STREET_ADDRESS, ZIP_CODE, ORGANIZATION, GPE -> LOCATION, except countries and US states;
@@ -34,6 +34,8 @@ const records: GoldRecord[] = samples.map((sample, i) => ({
     const label = LABELS[s.entity_type];
     if (!label) return [];
     if (label === 'AGE' && !(Number.parseInt(s.entity_value, 10) > 89)) return [];
+    // Safe Harbor keeps a year alone, and a weekday is no date element.
+    if (label === 'DATE' && /^(?:\d{4}|(?:mon|tues|wednes|thurs|fri|satur|sun)day)$/i.test(s.entity_value.trim())) return [];
     if (s.entity_type === 'GPE' && NOT_LOCATIONS.has(s.entity_value.toLowerCase())) return [];
     return [{ start: s.start_position, end: s.end_position, label }];
   }),

@@ -91,6 +91,14 @@ function dictionaryName(first: string, last: string, match: RegExpExecArray, tex
 
 const m = (source: string, flags = 'g') => new RegExp(source, flags);
 
+/** A census given name alone ("said Gladys to Logan") when it is no English word, eponym or heading. */
+function givenNameAlone(value: string, match: RegExpExecArray, text: string): boolean {
+  const key = value.toLowerCase();
+  // "North Dakota", "South Carolina", "West Virginia": part of a state's name.
+  if (/(?:North|South|West|New)\s$/.test(text.slice(Math.max(0, match.index - 6), match.index))) return false;
+  return FIRST_NAMES.has(key) && !ENGLISH_WORDS.has(key) && !isNotName(value) && !EPONYMS.has(key) && !NOT_LOCATIONS.has(key) && !US_STATES[value] && !followedBy(match, text, EPONYM_NOUN);
+}
+
 /** Every rule, in the order ties are broken (earlier wins when two rules find the same span). */
 export const RULES: readonly Rule[] = [
   // ---------------------------------------------------------------- DATE
@@ -137,8 +145,11 @@ export const RULES: readonly Rule[] = [
   { name: 'name_initial_surname', label: 'NAME', pattern: /(?<![\w.])(?:[A-Z]\.\s?){1,2}(?<last>[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?)\b/g, accept: (_v, mt, text) => !isNotName(mt.groups!.last!) && !EPONYMS.has(mt.groups!.last!.toLowerCase()) && (LAST_NAMES.has(mt.groups!.last!.toLowerCase()) || !ENGLISH_WORDS.has(mt.groups!.last!.toLowerCase())) && !followedBy(mt, text, EPONYM_NOUN) },
   { name: 'name_last_comma_first', label: 'NAME', pattern: /\b(?<last>[A-Z][a-zA-Z'’-]+), ?(?<first>[A-Z][a-zA-Z'’-]+)(?: [A-Z]\.?(?![a-z]))?/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
   { name: 'name_first_last', label: 'NAME', pattern: /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
+  { name: 'name_given_alone', label: 'NAME', pattern: m(`(?<![${LETTER}'’-])[${UPPER}][a-zà-öø-ÿā-ž]{2,}(?![${LETTER}'’-])`, 'g'), accept: (v, mt, text) => givenNameAlone(v, mt, text) },
   // ---------------------------------------------------------------- LOCATION
   { name: 'street_address', label: 'LOCATION', pattern: m(`(?:\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][A-Za-z'’.-]*|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?|\\b\\d{1,6} (?:[NSEW]\\.? )?Broadway\\b)(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Fl|Floor|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g') },
+  { name: 'street_international', label: 'LOCATION', pattern: m(`\\b(?:ul\\.\\s+|rue\\s+|via\\s+|calle\\s+|avenida\\s+|rua\\s+)?[${UPPER}][${LETTER}]+(?:katu|tie|vägen|gatan|gata|gade|vej|veien|vegen|stien|stræde|straße|strasse|straat|weg|laan|gasse|platz|utca|tänav|iela|gatvė)\\s+\\d+[A-Za-z]?\\b(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit)\\.?\\s*\\d+)?`, 'g') },
+  { name: 'address_unit', label: 'LOCATION', pattern: /\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d+[A-Z]?\b/g },
   { name: 'po_box', label: 'LOCATION', pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi },
   { name: 'city_before_state', label: 'LOCATION', pattern: m(`\\b(?<phi>[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:[ -][A-Z][a-z]+(?:[A-Z][a-z]+)?){0,2}),\\s+(?:${STATE_ABBR}|${STATE_NAME})\\b`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !isNotName(v) },
   { name: 'zip_after_state', label: 'LOCATION', pattern: m(`\\b(?:${STATE_ABBR}|${STATE_NAME}),?\\s+(?<phi>\\d{5}(?:-\\d{4})?)\\b`, 'gd'), group: 'phi' },
