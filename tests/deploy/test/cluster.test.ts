@@ -194,6 +194,9 @@ describe('local cluster scraped by Prometheus with the manifests\' scrape settin
     const work = dashboard.panels.find((p: { title: string }) => p.title === 'Work throughput').targets[1].expr;
     const [steps] = await query(withVariables(work));
     expect([steps?.metric.service, Number(steps?.value[1]) > 0]).toEqual(['synthesizer', true]);
+    // Queue depth: every service has job kinds, each exported with its count (0 here).
+    const queue = await query(withVariables(dashboard.panels.find((p: { title: string }) => p.title === 'Queue depth').targets[0].expr));
+    expect([...new Set(queue.map((r) => r.metric.service))].sort()).toEqual([...SERVICES].sort());
     for (const panel of dashboard.panels) for (const target of panel.targets) await query(withVariables(target.expr));
     const latency = await query(withVariables(dashboard.panels.find((p: { title: string }) => p.title === 'Latency p50 / p95 / p99').targets[1].expr));
     expect(latency.map((r) => r.metric.service).sort()).toEqual([...SERVICES].sort());
