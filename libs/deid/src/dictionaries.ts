@@ -39,7 +39,7 @@ export const NOT_NAMES = lower([
 export const ACRONYMS: ReadonlySet<string> = new Set([
   'CT', 'MR', 'MRI', 'PA', 'AP', 'ICU', 'MICU', 'SICU', 'CCU', 'NICU', 'ED', 'ER', 'OR', 'PACU', 'CXR', 'KUB', 'US', 'IV',
   'PICC', 'NG', 'OG', 'ET', 'ETT', 'PET', 'EKG', 'ECG', 'TB', 'HIV', 'COPD', 'CHF', 'CAD', 'RN', 'MD', 'DO', 'NP', 'PCP', 'OSH',
-  'XXXX', 'POD', 'HPI', 'ROS', 'SOB', 'CP', 'HX', 'PMH', 'AM', 'PM', 'N/A', 'NA',
+  'XXXX', 'ID', 'MRN', 'SSN', 'DOB', 'ACC', 'POD', 'HPI', 'ROS', 'SOB', 'CP', 'HX', 'PMH', 'AM', 'PM', 'N/A', 'NA',
 ]);
 
 /**

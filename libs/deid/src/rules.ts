@@ -46,7 +46,7 @@ const STREET_SUFFIX = `(?:${'Alley Aly Annex Anx Arcade Arc Avenue Ave Av Bayou 
 const STATE_ABBR = Object.keys(US_STATES).join('|');
 const STATE_NAME = Object.values(US_STATES).join('|');
 const INSTITUTION_TYPE =
-  "(?:Hospital|Medical\\s+Cent(?:er|re)|Medical\\s+Group|Health\\s+(?:System|Center|Centre|Care|Network|Sciences?)|Healthcare|Health|Clinic|Infirmary|Institute|University|College|Imaging(?:\\s+Cent(?:er|re))?|Radiology(?:\\s+(?:Associates|Group|Cent(?:er|re)))?|Associates|Nursing\\s+(?:Home|Facility)|Rehabilitation\\s+(?:Cent(?:er|re)|Hospital)|Hospice|Pharmacy|Laborator(?:y|ies)|Corporation|Corp\\.?|Inc\\.?|LLC|Ltd\\.?|PLC|Company|Group|Foundation|Partners|Cent(?:er|re)|Memorial|Sanatorium|School|Bank|Agency|Ministry|Department\\s+of\\s+[A-Z][a-z]+)";
+  "(?:Hospital|Medical\\s+Cent(?:er|re)|Medical\\s+Group|Health\\s+(?:System|Center|Centre|Care|Network|Sciences?)|Healthcare|Health|Clinic|Infirmary|Institute|University|College|Imaging(?:\\s+Cent(?:er|re))?|Radiology(?:\\s+(?:Associates|Group|Cent(?:er|re)))?|Associates|Nursing\\s+(?:Home|Facility)|Rehabilitation\\s+(?:Cent(?:er|re)|Hospital)|Hospice|Pharmacy|Laborator(?:y|ies)|Corporation|Corp\\.?|Inc\\.?|LLC|Ltd\\.?|PLC|Company|Group|Foundation|Partners|Cent(?:er|re)|Memorial|Sanatorium|School|Bank|Agency|Ministry|Practice|Co\\.?|Manor|Residence|Department\\s+of\\s+[A-Z][a-z]+)";
 /** Leading words that alone do not name an institution ("Outside Hospital", "Community Hospital"). */
 const GENERIC_PLACE = lower(
   'the a an outside our this that local community general regional county state city university medical health care emergency children childrens women womens veterans va new old main north south east west central hospital clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation cancer heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior previous patient his her their st saint mount mt',
@@ -90,6 +90,18 @@ function dictionaryName(first: string, last: string, match: RegExpExecArray, tex
 }
 
 const m = (source: string, flags = 'g') => new RegExp(source, flags);
+
+/**
+ * A capitalised word after "from", "in", "at" that is no English word, name, eponym or heading
+ * ("a schoolteacher from Worcester"): a place the dictionaries do not know.
+ */
+function unknownPlace(value: string, match: RegExpExecArray, text: string): boolean {
+  if (NOT_LOCATIONS.has(value.toLowerCase()) || followedBy(match, text, EPONYM_NOUN)) return false;
+  return words(value).every((w) => {
+    const key = w.toLowerCase();
+    return !ENGLISH_WORDS.has(key) && !isNotName(w) && !EPONYMS.has(key) && !FIRST_NAMES.has(key) && !NOT_LOCATIONS.has(key) && !/^(?:Dr|Mr|Mrs|Ms)$/.test(w);
+  });
+}
 
 /** A census given name alone ("said Gladys to Logan") when it is no English word, eponym or heading. */
 function givenNameAlone(value: string, match: RegExpExecArray, text: string): boolean {
@@ -156,6 +168,7 @@ export const RULES: readonly Rule[] = [
   { name: 'zip_context', label: 'LOCATION', pattern: /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/gid, group: 'phi' },
   { name: 'institution', label: 'LOCATION', pattern: m(`(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?)\\s+)?(?:\\b[A-Z][A-Za-z'’.&-]*\\s+(?:(?:of|and|&|the|for)\\s+)?){1,5}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)\\b`, 'gd'), group: 'phi', accept: (v) => words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:Hospital|Medical|Center|Centre|Clinic|Health|Healthcare|Institute|University|College|Imaging|Radiology|Associates|Group|Foundation|Partners|Inc|LLC|Ltd|Corp|Company|Memorial|School|Bank|Agency|Corporation|PLC|Ministry|Laboratory|Laboratories|Pharmacy|Hospice|Infirmary|Sanatorium|Nursing|Home|Facility|Rehabilitation|System|Network|Care|Sciences?|Department)$/i.test(w)) },
   { name: 'institution_of', label: 'LOCATION', pattern: /\b(?:University|Hospital|College|Institute|Clinic|Medical\s+Center|Bank|Ministry|Department)\s+of\s+(?:the\s+)?(?:[A-Z][A-Za-z'’-]+\s?){1,4}/g },
+  { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|at|near)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },
   { name: 'ward', label: 'LOCATION', pattern: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g, accept: (v) => /\d/.test(v) || words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(w)) },
   { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(String.raw`(?:transferred\s+(?:here\s+)?(?:from|to)|transfer\s+from|lives\s+in|living\s+in|resides\s+in|resident\s+of|born\s+in|visiting\s+from|moved\s+(?:here\s+)?(?:from|to)|travell?(?:ed|ing)?\s+(?:to|from)|returned\s+from|flew\s+(?:in\s+)?from|home\s+in|from\s+the\s+town\s+of|city\s+of|town\s+of|village\s+of|county\s+of|located\s+in|arrived\s+(?:at|in)|address(?:\s+is)?:?|hometown\s+(?:of|is))\s+`)}(?<phi>(?:St\\.\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,3})`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !words(v).every(isNotName) },
 ];

@@ -35,6 +35,8 @@ describe('RuleDetector', () => {
     ['Outside films from Boston, MA 02114 reviewed.', 'LOCATION', '02114'],
     ['Performed on Ward 7B.', 'LOCATION', 'Ward 7B'],
     ['Lives at Hammarvägen 15 with her son.', 'LOCATION', 'Hammarvägen 15'],
+    ['A retired teacher from Framingham with cough.', 'LOCATION', 'Framingham'],
+    ['Faxed to Brookside Family Practice today.', 'LOCATION', 'Brookside Family Practice'],
     ['Mail goes to Suite 210 now.', 'LOCATION', 'Suite 210'],
     ['Results given to Gladys at the desk.', 'NAME', 'Gladys'],
     ['Besprochen mit Dr. Müller.', 'NAME', 'Müller'],
