@@ -13,6 +13,7 @@ import {
   type PretrainingResult,
 } from '@medsyn/vlp';
 import * as grpc from '@grpc/grpc-js';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const PRETRAINER_DEFAULTS = { grpcPort: 50053, metricsPort: 9463 };
@@ -75,8 +76,21 @@ async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrain
   return { config, prefix };
 }
 
+/** Training metrics (Prometheus conventions; the kit's GPU sampler adds utilisation on GPU nodes). */
+function trainingMetrics(registry: Registry, prefix: string) {
+  const labelNames = ['method'];
+  return {
+    steps: new Counter({ name: `${prefix}training_steps_total`, help: 'Optimizer steps done.', labelNames, registers: [registry] }),
+    stepSeconds: new Histogram({ name: `${prefix}training_step_seconds`, help: 'Compute time of one training step.', labelNames, buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
+    samplesPerSecond: new Gauge({ name: `${prefix}training_samples_per_second`, help: 'Training throughput of the running job.', labelNames, registers: [registry] }),
+    loss: new Gauge({ name: `${prefix}training_loss`, help: 'Loss of the last step.', labelNames, registers: [registry] }),
+    dataWait: new Gauge({ name: `${prefix}training_data_wait_ratio`, help: 'Share of wall time the trainer waited for data.', labelNames, registers: [registry] }),
+  };
+}
+type TrainingMetrics = ReturnType<typeof trainingMetrics>;
+
 /** The job: runs (or resumes) the pre-training run and records its artifacts. */
-function pretrainRunner(store: ArtifactStore) {
+function pretrainRunner(store: ArtifactStore, metrics?: TrainingMetrics) {
   return async (ctx: JobContext): Promise<void> => {
     const { config, prefix } = ctx.spec as PretrainSpec;
     ctx.report({ phase: 'preparing data', unit: 'steps' });
@@ -87,7 +101,13 @@ function pretrainRunner(store: ArtifactStore) {
         config,
         prefix,
         signal: ctx.signal,
-        onProgress: (p) =>
+        onProgress: (p) => {
+          const labels = { method: config.method };
+          metrics?.steps.inc(labels);
+          metrics?.stepSeconds.observe(labels, p.stepSeconds);
+          metrics?.samplesPerSecond.set(labels, p.samplesPerSecond);
+          metrics?.loss.set(labels, p.loss);
+          metrics?.dataWait.set(labels, p.dataWaitFraction);
           ctx.report({
             completed: p.step,
             total: p.totalSteps,
@@ -105,7 +125,8 @@ function pretrainRunner(store: ArtifactStore) {
               data_wait_fraction: p.dataWaitFraction,
               epoch: p.epoch,
             },
-          }),
+          });
+        },
       });
     } catch (error) {
       if (error instanceof PretrainingCancelledError) return; // the registry records cancelled / shutdown
@@ -152,14 +173,16 @@ async function result(store: ArtifactStore, ctx: ServiceContext, jobId: string):
 /** The pretrainer: ConVIRT, GLoRIA and MGCA on image-report pairs, as resumable jobs. */
 export function pretrainerService(env: NodeJS.ProcessEnv = process.env): ServiceSpec {
   let store: ArtifactStore | undefined;
+  let metrics: TrainingMetrics | undefined;
   return {
     name: 'pretrainer',
     defaults: PRETRAINER_DEFAULTS,
     env,
     // register() runs before the registry resumes unfinished jobs, so the store is set by then.
-    jobRunners: { [PRETRAIN_JOB]: (ctx) => pretrainRunner(store!)(ctx) },
+    jobRunners: { [PRETRAIN_JOB]: (ctx) => pretrainRunner(store!, metrics)(ctx) },
     register(ctx) {
       store = ctx.store;
+      metrics = trainingMetrics(ctx.metrics.registry, ctx.metrics.prefix);
       const implementation: pretrainer.PretrainerServiceServer = {
         startPretraining: async (call, callback) => {
           if (!call.request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');

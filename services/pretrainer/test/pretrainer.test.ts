@@ -1,9 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
-import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
+import { FileArtifactStore, getBuffer, putJsonl } from '@medsyn/artifact-store';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { common, jobs, pretrainer } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
-import { callUnary, describeServiceBasics, makeTempDir, testServiceEnv } from '@medsyn/testing';
+import { callUnary, describeServiceBasics, makeTempDir, promtoolCheckMetrics, testServiceEnv } from '@medsyn/testing';
 import { readEncoderBundle } from '@medsyn/encoder-bundle';
 import { pretrainerService } from '../src/service';
 
@@ -96,6 +96,25 @@ describe('PretrainerService jobs', () => {
     const bundle = await readEncoderBundle(store, result.bundlePrefix);
     expect(bundle.manifest.method).toBe('convirt');
     expect(last.outputs.map((o) => o.uri)).toContain(result.encoderManifest!.uri);
+    const metrics = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+    expect(metrics).toContain('medsyn_pretrainer_training_steps_total{method="convirt"} 3');
+    expect(metrics).toMatch(/medsyn_pretrainer_training_samples_per_second\{method="convirt"\} [\d.]+/);
+    await promtoolCheckMetrics(metrics);
+  });
+
+  it('cancels a running job after writing a checkpoint', async () => {
+    const started = await start('long', tinyConfig(manifest, { epochs: 50, checkpointEverySteps: 1000 }));
+    const jobId = started.job!.jobId;
+    for (let i = 0; i < 600; i++) {
+      const { job } = await callUnary<jobs.GetJobResponse>(jobsClient, 'getJob', jobs.GetJobRequest.fromPartial({ jobId }));
+      if ((job!.progress?.completed ?? 0) >= 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const { job } = await callUnary<jobs.CancelJobResponse>(jobsClient, 'cancelJob', jobs.CancelJobRequest.fromPartial({ jobId }));
+    expect(job!.state).toBe(common.JobState.JOB_STATE_CANCELLED);
+    const latest = JSON.parse((await getBuffer(store, 'pretrainer/long/checkpoints/latest.json')).toString('utf8')) as { step: number };
+    expect(latest.step).toBeGreaterThanOrEqual(1);
+    expect(latest.step).toBeLessThan(150);
   });
 
   it('refuses bad requests with INVALID_ARGUMENT naming the field', async () => {
