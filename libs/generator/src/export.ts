@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CLIP_MAX_LENGTH, writeClipTokenizerFiles } from '@medsyn/clip-tokenizer';
-import { SD21_SCHEDULER_CONFIG } from '@medsyn/diffusion';
+import { ONNX_PIPELINE_MODEL_INDEX, SD21_SCHEDULER_CONFIG } from '@medsyn/diffusion';
 import { GraphBuilder, encodeModel, ops, type Tensor } from '@medsyn/onnx-graph';
 import { exportInferenceModel } from '@medsyn/training';
 import type { GeneratorConfig } from './config';
@@ -78,19 +78,7 @@ export function exportGenerator(dir: string, config: GeneratorConfig, parameters
 
   writeGeneratorTokenizer(path.join(dir, 'tokenizer'), config);
   writeJson(path.join(dir, 'scheduler', 'scheduler_config.json'), SD21_SCHEDULER_CONFIG);
-  writeJson(path.join(dir, 'model_index.json'), {
-    _class_name: 'OnnxStableDiffusionPipeline',
-    _diffusers_version: '0.27.0',
-    feature_extractor: [null, null],
-    requires_safety_checker: false,
-    safety_checker: [null, null],
-    scheduler: ['diffusers', 'PNDMScheduler'],
-    text_encoder: ['diffusers', 'OnnxRuntimeModel'],
-    tokenizer: ['transformers', 'CLIPTokenizer'],
-    unet: ['diffusers', 'OnnxRuntimeModel'],
-    vae_decoder: ['diffusers', 'OnnxRuntimeModel'],
-    vae_encoder: [null, null],
-  });
+  writeJson(path.join(dir, 'model_index.json'), ONNX_PIPELINE_MODEL_INDEX);
   fs.writeFileSync(path.join(dir, 'README.md'), card);
 }
 
