@@ -13,7 +13,8 @@ describe('medsyn evaluate', () => {
     const config = readEvaluationConfig(path.join(repoRoot, 'examples', 'evaluate', 'covid-cxr.yaml'));
     expect(config.dataset.root).toBe(path.resolve(repoRoot, '../shared/data/covid-cxr'));
     expect(config.output).toBe(path.join(repoRoot, '.medsyn', 'examples', 'evaluate'));
-    expect(config.encoders.map((e) => e.baseline?.architecture)).toEqual(['resnet18', 'resnet18']);
+    expect(config.encoders[0]!.bundle).toBe(path.join(repoRoot, '.medsyn', 'runs', 'convirt-covid', 'encoder'));
+    expect(config.encoders[1]!.baseline).toEqual({ architecture: 'resnet18', size: 64, width: 16, seed: 1 });
   });
 
   it('evaluates from a YAML config, prints the summaries and writes results, splits and report; a bad config fails naming the field', async () => {

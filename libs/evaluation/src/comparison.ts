@@ -149,6 +149,8 @@ export interface EvaluationResults {
   metrics: MetricSummary[];
   ratios: RatioSummary[];
   runs: { encoder: string; task: TaskName; label_fraction: number; seed: number; train_images: number; best_epoch?: number; steps?: number; seconds: number; metrics: Record<string, number> }[];
+  /** Tasks an encoder cannot do (zero-shot without a text encoder), with the reason. */
+  skipped: { encoder: string; task: TaskName; reason: string }[];
   /** Per task: sizes of the shared split; the ids are in splits.json next to this file. */
   splits: Record<string, { train: number; validation: number; test: number }>;
   /** ROC curves of the largest fraction, first seed: per encoder, per class. */
@@ -262,6 +264,7 @@ export async function runEvaluation(
     metrics: [],
     ratios: [],
     runs: [],
+    skipped: [],
     splits: Object.fromEntries([...perTask].map(([task, t]) => [task, { train: t.split.train.length, validation: t.split.validation.length, test: t.split.test.length }])),
     roc: {},
     grids: sampleGrids(config.sample_grids ?? {}),
@@ -333,7 +336,14 @@ export async function runEvaluation(
         if (task === 'zero_shot') {
           progress(`${spec.name}: zero-shot`);
           const t1 = Date.now();
-          if (!encoded.embeddings) throw new EvaluationConfigError('tasks', `zero_shot needs an image embedding, and encoder "${spec.name}" has none`);
+          if (!encoded.embeddings || !encoder.text) {
+            // An image-only encoder (a baseline, an ImageNet export) has no zero-shot row; the others still do.
+            const reason = `encoder "${spec.name}" has no ${encoder.text ? 'image embedding' : 'text encoder'}`;
+            results.skipped.push({ encoder: spec.name, task, reason });
+            log(`${spec.name}: zero-shot skipped (${reason})`);
+            doneRuns++;
+            continue;
+          }
           const D = encoded.embeddingDim!;
           const emb = new Float32Array(split.test.length * D);
           split.test.forEach((image, k) => {

@@ -113,6 +113,18 @@ describe('zero-shot', () => {
     // side and not on the other: the mirrored AUROCs agree to a tie's weight, not exactly.
     expect(Math.abs(rocAuc(data.labels, scores) + rocAuc(data.labels, swapped) - 1)).toBeLessThan(0.02);
     await encoder.release();
+    // Through the runner: the text bundle gets a zero-shot row, an image-only baseline is skipped.
+    const { results } = await runEvaluation({
+      encoders: [
+        { name: 'clip', bundle: path.join(tmp.dir, 'clip') },
+        { name: 'baseline', baseline: { architecture: 'resnet18', size: 32, width: 4 } },
+      ],
+      dataset: { format: 'csv', root: writeCsvDataset(path.join(tmp.dir, 'csv'), 24, 2), options: { label_columns: 'positive', images: 'images' } },
+      tasks: ['zero_shot'],
+      seeds: [0, 1],
+    });
+    expect(results.metrics.find((m) => m.encoder === 'clip' && m.metric === 'auroc_macro')!.per_seed).toHaveLength(2);
+    expect(results.skipped).toEqual([{ encoder: 'baseline', task: 'zero_shot', reason: 'encoder "baseline" has no text encoder' }]);
     const imageOnly = await openEncoderBundle(await writeBundle(path.join(tmp.dir, 'image-only')));
     await expect(zeroShotScores(imageOnly, new Float32Array(32), 1, classes)).rejects.toThrow(/needs an image embedding/);
     await imageOnly.release();
