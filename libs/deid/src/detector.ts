@@ -8,8 +8,14 @@ export class RuleDetector implements PhiDetector {
 
   detect(text: string): PhiSpan[] {
     const found: PhiSpan[] = [];
+    const present = new Map<string | RegExp, boolean>();
+    const has = (required: string | RegExp) => {
+      let yes = present.get(required);
+      if (yes === undefined) present.set(required, (yes = typeof required === 'string' ? text.includes(required) : required.test(text)));
+      return yes;
+    };
     for (const rule of this.rules) {
-      if (rule.requires && !(typeof rule.requires === 'string' ? text.includes(rule.requires) : rule.requires.test(text))) continue;
+      if (rule.requires && !has(rule.requires)) continue;
       rule.pattern.lastIndex = 0;
       for (let match = rule.pattern.exec(text); match; match = rule.pattern.exec(text)) {
         if (match[0].length === 0) {

@@ -80,6 +80,7 @@ function plausibleName(value: string): boolean {
 function dictionaryName(first: string, last: string, match: RegExpExecArray, text: string): boolean {
   const f = first.toLowerCase();
   const l = last.toLowerCase();
+  if (!FIRST_NAMES.has(f)) return false;
   if (isNotName(first) || isNotName(last) || EPONYMS.has(f) || EPONYMS.has(l)) return false;
   // "Richmond, Virginia", "Elsinore, MI": a state is not a given name.
   if (NOT_LOCATIONS.has(f) || NOT_LOCATIONS.has(l) || US_STATES[first] || US_STATES[last]) return false;
@@ -90,6 +91,8 @@ function dictionaryName(first: string, last: string, match: RegExpExecArray, tex
 }
 
 const m = (source: string, flags = 'g') => new RegExp(source, flags);
+/** Rules whose every match holds a digit share this requirement (tested once per text). */
+const DIGIT = /\d/;
 
 /**
  * A capitalised word after "from", "in", "at" that is no English word, name, eponym or heading
@@ -106,38 +109,39 @@ function unknownPlace(value: string, match: RegExpExecArray, text: string): bool
 /** A census given name alone ("said Gladys to Logan") when it is no English word, eponym or heading. */
 function givenNameAlone(value: string, match: RegExpExecArray, text: string): boolean {
   const key = value.toLowerCase();
+  if (!FIRST_NAMES.has(key)) return false;
   // "North Dakota", "South Carolina", "West Virginia": part of a state's name.
   if (/(?:North|South|West|New)\s$/.test(text.slice(Math.max(0, match.index - 6), match.index))) return false;
-  return FIRST_NAMES.has(key) && !ENGLISH_WORDS.has(key) && !isNotName(value) && !EPONYMS.has(key) && !NOT_LOCATIONS.has(key) && !US_STATES[value] && !followedBy(match, text, EPONYM_NOUN);
+  return !ENGLISH_WORDS.has(key) && !isNotName(value) && !EPONYMS.has(key) && !NOT_LOCATIONS.has(key) && !US_STATES[value] && !followedBy(match, text, EPONYM_NOUN);
 }
 
 /** Every rule, in the order ties are broken (earlier wins when two rules find the same span). */
 export const RULES: readonly Rule[] = [
   // ---------------------------------------------------------------- DATE
-  { name: 'date_month_name_day', label: 'DATE', pattern: m(`\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
-  { name: 'date_day_month_name', label: 'DATE', pattern: m(`\\b${WEEKDAY}?\\d{1,2}${ORDINAL}?\\s+(?:of\\s+)?${MONTH}\\.?(?:,?\\s+\\d{4})?\\b`, 'gi'), accept: (v) => !/\s(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
-  { name: 'date_month_name_year', label: 'DATE', pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?\\d{4}\\b`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
+  { name: 'date_month_name_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
+  { name: 'date_day_month_name', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?\\d{1,2}${ORDINAL}?\\s+(?:of\\s+)?${MONTH}\\.?(?:,?\\s+\\d{4})?\\b`, 'gi'), accept: (v) => !/\s(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
+  { name: 'date_month_name_year', label: 'DATE', requires: DIGIT, pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?\\d{4}\\b`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
   { name: 'date_month_name_alone', label: 'DATE', pattern: /\b(?:January|February|March|April|June|July|August|September|October|November|December)\b/g },
-  { name: 'date_numeric_mdy', label: 'DATE', pattern: /\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b(?![.-]\d)/g, accept: (_v, mt) => validMonthDay(+mt[1]!, +mt[3]!) || validMonthDay(+mt[3]!, +mt[1]!) },
-  { name: 'date_numeric_ymd', label: 'DATE', pattern: /\b((?:19|20)\d{2})([/.-])(\d{1,2})\2(\d{1,2})\b/g, accept: (_v, mt) => validMonthDay(+mt[3]!, +mt[4]!) },
-  { name: 'date_compact_ymd', label: 'DATE', pattern: /\b(?:19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/g },
-  { name: 'date_compact_dmy', label: 'DATE', pattern: m(`\\b\\d{1,2}-?${MONTH}-?(?:\\d{4}|\\d{2})\\b`, 'gi'), accept: (v) => /[a-z]/i.test(v) && /^\d/.test(v) },
-  { name: 'date_month_day', label: 'DATE', pattern: /(?<![\d/.,-])(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => validMonthDay(+mt[1]!, +mt[2]!) && !followedBy(mt, text, MEASUREMENT_UNIT) },
-  { name: 'date_month_year', label: 'DATE', pattern: /(?<![\d/.-])(\d{1,2})[/-]((?:19|20)\d{2})\b(?![/-]\d)/g, accept: (_v, mt) => +mt[1]! >= 1 && +mt[1]! <= 12 },
-  { name: 'date_ordinal_day', label: 'DATE', pattern: m(`\\b(?:on|since|from|until|till|by|before|after|of|since)\\s+the\\s+(?<phi>\\d{1,2}${ORDINAL})\\b(?!${NOT_A_DAY})`, 'gid'), group: 'phi' },
+  { name: 'date_numeric_mdy', label: 'DATE', requires: DIGIT, pattern: /\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b(?![.-]\d)/g, accept: (_v, mt) => validMonthDay(+mt[1]!, +mt[3]!) || validMonthDay(+mt[3]!, +mt[1]!) },
+  { name: 'date_numeric_ymd', label: 'DATE', requires: DIGIT, pattern: /\b((?:19|20)\d{2})([/.-])(\d{1,2})\2(\d{1,2})\b/g, accept: (_v, mt) => validMonthDay(+mt[3]!, +mt[4]!) },
+  { name: 'date_compact_ymd', label: 'DATE', requires: DIGIT, pattern: /\b(?:19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/g },
+  { name: 'date_compact_dmy', label: 'DATE', requires: DIGIT, pattern: m(`\\b\\d{1,2}-?${MONTH}-?(?:\\d{4}|\\d{2})\\b`, 'gi'), accept: (v) => /[a-z]/i.test(v) && /^\d/.test(v) },
+  { name: 'date_month_day', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/.,-])(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => validMonthDay(+mt[1]!, +mt[2]!) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  { name: 'date_month_year', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/.-])(\d{1,2})[/-]((?:19|20)\d{2})\b(?![/-]\d)/g, accept: (_v, mt) => +mt[1]! >= 1 && +mt[1]! <= 12 },
+  { name: 'date_ordinal_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b(?:on|since|from|until|till|by|before|after|of|since)\\s+the\\s+(?<phi>\\d{1,2}${ORDINAL})\\b(?!${NOT_A_DAY})`, 'gid'), group: 'phi' },
   // ---------------------------------------------------------------- AGE (over 89 only)
-  { name: 'age_years_old', label: 'AGE', pattern: /\b(?<phi>9\d|1[0-4]\d)(?=[\s-]*(?:years?\b|yrs?\b|yo\b|y\/o|y\.o\.?|year-old|yr-old))/gd, group: 'phi' },
-  { name: 'age_context', label: 'AGE', pattern: /\b(?:aged?|age:|at\s+age|turn(?:s|ed)?|turning)\s*(?<phi>9\d|1[0-4]\d)\b/gid, group: 'phi' },
-  { name: 'age_decade', label: 'AGE', pattern: /\b(?:in\s+(?:his|her|their)\s+(?:early\s+|mid\s+|late\s+)?)(?<phi>9\d|1[0-4]\d)s\b/gid, group: 'phi' },
-  { name: 'age_sex', label: 'AGE', pattern: /\b(?<phi>9\d|1[0-4]\d)\s?(?:M|F|yo?[MF])\b/gd, group: 'phi' },
+  { name: 'age_years_old', label: 'AGE', requires: DIGIT, pattern: /\b(?<phi>9\d|1[0-4]\d)(?=[\s-]*(?:years?\b|yrs?\b|yo\b|y\/o|y\.o\.?|year-old|yr-old))/gd, group: 'phi' },
+  { name: 'age_context', label: 'AGE', requires: DIGIT, pattern: /\b(?:aged?|age:|at\s+age|turn(?:s|ed)?|turning)\s*(?<phi>9\d|1[0-4]\d)\b/gid, group: 'phi' },
+  { name: 'age_decade', label: 'AGE', requires: DIGIT, pattern: /\b(?:in\s+(?:his|her|their)\s+(?:early\s+|mid\s+|late\s+)?)(?<phi>9\d|1[0-4]\d)s\b/gid, group: 'phi' },
+  { name: 'age_sex', label: 'AGE', requires: DIGIT, pattern: /\b(?<phi>9\d|1[0-4]\d)\s?(?:M|F|yo?[MF])\b/gd, group: 'phi' },
   // ---------------------------------------------------------------- ID
-  { name: 'ssn', label: 'ID', pattern: /\b\d{3}([- ])\d{2}\1\d{4}\b/g },
-  { name: 'id_context', label: 'ID', pattern: /\b(?:MRN|MR#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|unit\s+(?:number|no\.?)|accession(?:\s+(?:number|no\.?|#))?|acc(?:\.|#|t\.?)?|account(?:\s+(?:number|no\.?|#))?|health\s+plan(?:\s+(?:id|number|no\.?|beneficiary\s+number))?|beneficiary(?:\s+(?:id|number|no\.?))?|member(?:\s+(?:id|number|no\.?))?|policy(?:\s+(?:number|no\.?|#))?|insurance(?:\s+(?:id|number|no\.?))?|subscriber(?:\s+(?:id|number|no\.?))?|licen[cs]e(?:\s+(?:plate|number|no\.?|#))?|driver'?s?\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|DL|serial(?:\s+(?:number|no\.?|#))?|S\/N|SN|device(?:\s+(?:id|serial|number|no\.?))|lot(?:\s+(?:number|no\.?|#))?|plate(?:\s+(?:number|no\.?|#))?|registration(?:\s+(?:number|no\.?|#))?|VIN|patient\s+(?:id|number|no\.?|#)|pt\s+(?:id|#|no\.?)|ID|identifier|case(?:\s+(?:number|no\.?|#))|study\s+(?:id|number|no\.?|#)|exam(?:ination)?\s+(?:id|number|no\.?|#)|order(?:\s+(?:number|no\.?|#))|requisition(?:\s+(?:number|no\.?|#))?|NPI|DEA|certificate(?:\s+(?:number|no\.?|#))?|card(?:\s+(?:number|no\.?|#))?|IBAN|badge(?:\s+(?:number|no\.?|#))?|employee\s+(?:id|number|no\.?)|passport(?:\s+(?:number|no\.?|#))?|tag(?:\s+(?:number|no\.?|#))|specimen(?:\s+(?:id|number|no\.?|#))?)(?![a-z])[\s:#.=-]*(?:is\s+|of\s+|was\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\b/gid, group: 'phi', accept: (v) => digitCount(v) >= 3 && v.length >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) },
+  { name: 'ssn', label: 'ID', requires: DIGIT, pattern: /\b\d{3}([- ])\d{2}\1\d{4}\b/g },
+  { name: 'id_context', label: 'ID', requires: DIGIT, pattern: /\b(?:MRN|MR#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|unit\s+(?:number|no\.?)|accession(?:\s+(?:number|no\.?|#))?|acc(?:\.|#|t\.?)?|account(?:\s+(?:number|no\.?|#))?|health\s+plan(?:\s+(?:id|number|no\.?|beneficiary\s+number))?|beneficiary(?:\s+(?:id|number|no\.?))?|member(?:\s+(?:id|number|no\.?))?|policy(?:\s+(?:number|no\.?|#))?|insurance(?:\s+(?:id|number|no\.?))?|subscriber(?:\s+(?:id|number|no\.?))?|licen[cs]e(?:\s+(?:plate|number|no\.?|#))?|driver'?s?\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|DL|serial(?:\s+(?:number|no\.?|#))?|S\/N|SN|device(?:\s+(?:id|serial|number|no\.?))|lot(?:\s+(?:number|no\.?|#))?|plate(?:\s+(?:number|no\.?|#))?|registration(?:\s+(?:number|no\.?|#))?|VIN|patient\s+(?:id|number|no\.?|#)|pt\s+(?:id|#|no\.?)|ID|identifier|case(?:\s+(?:number|no\.?|#))|study\s+(?:id|number|no\.?|#)|exam(?:ination)?\s+(?:id|number|no\.?|#)|order(?:\s+(?:number|no\.?|#))|requisition(?:\s+(?:number|no\.?|#))?|NPI|DEA|certificate(?:\s+(?:number|no\.?|#))?|card(?:\s+(?:number|no\.?|#))?|IBAN|badge(?:\s+(?:number|no\.?|#))?|employee\s+(?:id|number|no\.?)|passport(?:\s+(?:number|no\.?|#))?|tag(?:\s+(?:number|no\.?|#))|specimen(?:\s+(?:id|number|no\.?|#))?)(?![a-z])[\s:#.=-]*(?:is\s+|of\s+|was\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\b/gid, group: 'phi', accept: (v) => digitCount(v) >= 3 && v.length >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) },
   { name: 'id_number_sign', label: 'ID', requires: '#', pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/gd, group: 'phi' },
-  { name: 'card_grouped', label: 'ID', pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g },
-  { name: 'iban', label: 'ID', pattern: /\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?\b/g },
-  { name: 'long_number', label: 'ID', pattern: /(?<![\d.,])\d{6,}(?![\d]|[.,]\d)/g },
-  { name: 'alphanumeric_code', label: 'ID', pattern: /\b[A-Za-z0-9]*\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b/g, accept: (v) => /[A-Za-z]/.test(v) && digitCount(v) >= 4 && v.length >= 6 && !/^\d+(?:\.\d+)?(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|msv|mgy|kvp?|mas|hz|ms|s|h|hrs?|mins?)$/i.test(v) && !/^(?:19|20)\d{2}s?$/.test(v) },
+  { name: 'card_grouped', label: 'ID', requires: DIGIT, pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g },
+  { name: 'iban', label: 'ID', requires: DIGIT, pattern: /\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?\b/g },
+  { name: 'long_number', label: 'ID', requires: DIGIT, pattern: /(?<![\d.,])\d{6,}(?![\d]|[.,]\d)/g },
+  { name: 'alphanumeric_code', label: 'ID', requires: DIGIT, pattern: /\b(?=[A-Za-z0-9-]{6})[A-Za-z0-9]*\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b/g, accept: (v) => /[A-Za-z]/.test(v) && digitCount(v) >= 4 && v.length >= 6 && !/^\d+(?:\.\d+)?(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|msv|mgy|kvp?|mas|hz|ms|s|h|hrs?|mins?)$/i.test(v) && !/^(?:19|20)\d{2}s?$/.test(v) },
   // ---------------------------------------------------------------- CONTACT
   { name: 'email', label: 'CONTACT', requires: '@', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g },
   { name: 'url', label: 'CONTACT', requires: /:\/\/|www\./i, pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi },
@@ -145,11 +149,11 @@ export const RULES: readonly Rule[] = [
   { name: 'domain_name', label: 'CONTACT', requires: /\.(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b/, pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
   { name: 'ipv4', label: 'CONTACT', requires: /\d\.\d{1,3}\.\d/, pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
   { name: 'ipv6', label: 'CONTACT', requires: ':', pattern: /(?<![\w:])(?=[0-9a-f]{1,4}::?[0-9a-f]{0,4}:)(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![\w:]))/gi, accept: (v) => /[a-f]/i.test(v) || v.includes('::') },
-  { name: 'phone_us', label: 'CONTACT', pattern: /(?<![\w.+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?/gi },
-  { name: 'phone_international', label: 'CONTACT', pattern: /(?<![\w.])(?:\+|00)\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 7 },
-  { name: 'phone_context', label: 'CONTACT', pattern: /\b(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|beeper|bleep|cell|mobile|cellphone|call(?:ed)?(?:\s+(?:me|him|her|them|us))?(?:\s+(?:at|on))?|contact(?:ed)?\s+(?:at|on)|reach(?:ed)?\s+(?:me\s+)?(?:at|on)|answering\s+at|dial|number(?:\s+is)?)\b[.:#\s]*(?:no\.?|number|#)?[.:\s]*(?<phi>\+?\(?\d[\d\s().-]{2,18}\d)(?![\d.]*\d)/gid, group: 'phi', accept: (v, mt, text) => digitCount(v) >= 4 && !/\d\.\d/.test(v) && !followedBy(mt, text, MEASUREMENT_UNIT) },
-  { name: 'phone_extension', label: 'CONTACT', pattern: /\b(?:ext|extension|x)\.?\s?(?<phi>\d{3,6})\b/gid, group: 'phi', accept: (_v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && !/\d\s*$/.test(text.slice(Math.max(0, mt.index - 4), mt.index)) },
-  { name: 'phone_grouped_digits', label: 'CONTACT', pattern: /(?<![\w.,/-])\(?\d{2,4}\)?(?:[ .-]\d{2,4}){2,4}(?![\w.,/-]*\d)/g, accept: (v, mt, text) => digitCount(v) >= 7 && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  { name: 'phone_us', label: 'CONTACT', requires: DIGIT, pattern: /(?<![\w.+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?/gi },
+  { name: 'phone_international', label: 'CONTACT', requires: DIGIT, pattern: /(?<![\w.])(?:\+|00)\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 7 },
+  { name: 'phone_context', label: 'CONTACT', requires: DIGIT, pattern: /\b(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|beeper|bleep|cell|mobile|cellphone|call(?:ed)?(?:\s+(?:me|him|her|them|us))?(?:\s+(?:at|on))?|contact(?:ed)?\s+(?:at|on)|reach(?:ed)?\s+(?:me\s+)?(?:at|on)|answering\s+at|dial|number(?:\s+is)?)\b[.:#\s]*(?:no\.?|number|#)?[.:\s]*(?<phi>\+?\(?\d[\d\s().-]{2,18}\d)(?![\d.]*\d)/gid, group: 'phi', accept: (v, mt, text) => digitCount(v) >= 4 && !/\d\.\d/.test(v) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  { name: 'phone_extension', label: 'CONTACT', requires: DIGIT, pattern: /\b(?:ext|extension|x)\.?\s?(?<phi>\d{3,6})\b/gid, group: 'phi', accept: (_v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && !/\d\s*$/.test(text.slice(Math.max(0, mt.index - 4), mt.index)) },
+  { name: 'phone_grouped_digits', label: 'CONTACT', requires: DIGIT, pattern: /(?<![\w.,/-])\(?\d{2,4}\)?(?:[ .-]\d{2,4}){2,4}(?![\w.,/-]*\d)/g, accept: (v, mt, text) => digitCount(v) >= 7 && !followedBy(mt, text, MEASUREMENT_UNIT) },
   // ---------------------------------------------------------------- NAME
   { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE}[ \\t]+(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => !notAfterTitle(words(v)[0]!) },
   { name: 'name_with_credentials', label: 'NAME', pattern: m(`\\b(?<phi>(?:${INITIALS})?${NAME_TOKEN}(?: (?:[A-Z]\\. ?)?${NAME_TOKEN}){0,2}),? ${CREDENTIALS}(?![\\w])`, 'gd'), group: 'phi', accept: plausibleName },
@@ -159,13 +163,13 @@ export const RULES: readonly Rule[] = [
   { name: 'name_first_last', label: 'NAME', pattern: /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
   { name: 'name_given_alone', label: 'NAME', pattern: m(`(?<![${LETTER}'’-])[${UPPER}][a-zà-öø-ÿā-ž]{2,}(?![${LETTER}'’-])`, 'g'), accept: (v, mt, text) => givenNameAlone(v, mt, text) },
   // ---------------------------------------------------------------- LOCATION
-  { name: 'street_address', label: 'LOCATION', pattern: m(`(?:\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][A-Za-z'’.-]*|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?|\\b\\d{1,6} (?:[NSEW]\\.? )?Broadway\\b)(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Fl|Floor|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g') },
-  { name: 'street_international', label: 'LOCATION', pattern: m(`\\b(?:ul\\.\\s+|rue\\s+|via\\s+|calle\\s+|avenida\\s+|rua\\s+)?[${UPPER}][${LETTER}]+(?:katu|tie|vägen|gatan|gata|gade|vej|veien|vegen|stien|stræde|straße|strasse|straat|weg|laan|gasse|platz|utca|tänav|iela|gatvė)\\s+\\d+[A-Za-z]?\\b(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit)\\.?\\s*\\d+)?`, 'g') },
-  { name: 'address_unit', label: 'LOCATION', pattern: /\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d+[A-Z]?\b/g },
-  { name: 'po_box', label: 'LOCATION', pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi },
+  { name: 'street_address', label: 'LOCATION', requires: DIGIT, pattern: m(`(?:\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][A-Za-z'’.-]*|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?|\\b\\d{1,6} (?:[NSEW]\\.? )?Broadway\\b)(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Fl|Floor|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g') },
+  { name: 'street_international', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b(?:ul\\.\\s+|rue\\s+|via\\s+|calle\\s+|avenida\\s+|rua\\s+)?[${UPPER}][${LETTER}]+(?:katu|tie|vägen|gatan|gata|gade|vej|veien|vegen|stien|stræde|straße|strasse|straat|weg|laan|gasse|platz|utca|tänav|iela|gatvė)\\s+\\d+[A-Za-z]?\\b(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit)\\.?\\s*\\d+)?`, 'g') },
+  { name: 'address_unit', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d+[A-Z]?\b/g },
+  { name: 'po_box', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi },
   { name: 'city_before_state', label: 'LOCATION', pattern: m(`\\b(?<phi>[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:[ -][A-Z][a-z]+(?:[A-Z][a-z]+)?){0,2}),\\s+(?:${STATE_ABBR}|${STATE_NAME})\\b`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !isNotName(v) },
-  { name: 'zip_after_state', label: 'LOCATION', pattern: m(`\\b(?:${STATE_ABBR}|${STATE_NAME}),?\\s+(?<phi>\\d{5}(?:-\\d{4})?)\\b`, 'gd'), group: 'phi' },
-  { name: 'zip_context', label: 'LOCATION', pattern: /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/gid, group: 'phi' },
+  { name: 'zip_after_state', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b(?:${STATE_ABBR}|${STATE_NAME}),?\\s+(?<phi>\\d{5}(?:-\\d{4})?)\\b`, 'gd'), group: 'phi' },
+  { name: 'zip_context', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/gid, group: 'phi' },
   { name: 'institution', label: 'LOCATION', pattern: m(`(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?)\\s+)?(?:\\b[A-Z][A-Za-z'’.&-]*\\s+(?:(?:of|and|&|the|for)\\s+)?){1,5}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)\\b`, 'gd'), group: 'phi', accept: (v) => words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:Hospital|Medical|Center|Centre|Clinic|Health|Healthcare|Institute|University|College|Imaging|Radiology|Associates|Group|Foundation|Partners|Inc|LLC|Ltd|Corp|Company|Memorial|School|Bank|Agency|Corporation|PLC|Ministry|Laboratory|Laboratories|Pharmacy|Hospice|Infirmary|Sanatorium|Nursing|Home|Facility|Rehabilitation|System|Network|Care|Sciences?|Department)$/i.test(w)) },
   { name: 'institution_of', label: 'LOCATION', pattern: /\b(?:University|Hospital|College|Institute|Clinic|Medical\s+Center|Bank|Ministry|Department)\s+of\s+(?:the\s+)?(?:[A-Z][A-Za-z'’-]+\s?){1,4}/g },
   { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|at|near)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },
