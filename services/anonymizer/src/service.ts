@@ -101,7 +101,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
   };
 
   /** One report: the result, or an RpcError naming the field (never quoting the text). */
-  const process = (report: proto.Report | undefined, options: proto.AnonymizeOptions | undefined): proto.AnonymizedReport => {
+  const anonymizeOne = (report: proto.Report | undefined, options: proto.AnonymizeOptions | undefined): proto.AnonymizedReport => {
     if (!report) throw invalidArgument('report', 'is required');
     const mode = modeOf(options, 'options', anonymizer!);
     try {
@@ -152,7 +152,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
 
       const implementation: proto.AnonymizerServiceServer = {
         anonymize: (call, callback) => {
-          callback(null, { result: process(call.request.report, call.request.options) });
+          callback(null, { result: anonymizeOne(call.request.report, call.request.options) });
         },
 
         anonymizeStream: (call) => {
@@ -162,7 +162,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
             const id = request.report?.id ?? '';
             let response: proto.AnonymizeStreamResponse;
             try {
-              response = { id, result: process(request.report, request.options ?? defaults), error: undefined };
+              response = { id, result: anonymizeOne(request.report, request.options ?? defaults), error: undefined };
             } catch (error) {
               const known = error instanceof RpcError;
               if (!known) ctx.logger.error({ recordId: id, err: { name: (error as Error)?.name } }, 'report failed');
