@@ -135,21 +135,29 @@ export async function trainLinearProbe(train: ProbeSet, validation: ProbeSet, di
     return { weight: (p.get('fc.weight')!.data as Float32Array).slice(), bias: (p.get('fc.bias')!.data as Float32Array).slice() };
   };
   const probeOf = (w: Pick<LinearProbe, 'weight' | 'bias'>, bestEpoch: number, epochsRun: number): LinearProbe => ({ ...w, mean, std, kind, classes, dim, bestEpoch, epochsRun, steps: trainer.step });
+  // Full-batch training sees the same tensors every epoch: build them once.
+  const fullBatch = batchSize >= train.n ? [{ features: new ort.Tensor('float32', x, [train.n, dim]), target: new ort.Tensor('float32', train.targets, [train.n, classes]) }] : undefined;
+  const batchesOf = () => {
+    if (fullBatch) return fullBatch;
+    const order = shuffled(Array.from({ length: train.n }, (_, i) => i), rand);
+    const batches: Record<string, ort.Tensor>[] = [];
+    for (let start = 0; start < train.n; start += batchSize) {
+      const rows = order.slice(start, start + batchSize);
+      const bx = new Float32Array(rows.length * dim);
+      const by = new Float32Array(rows.length * classes);
+      rows.forEach((r, k) => {
+        bx.set(x.subarray(r * dim, (r + 1) * dim), k * dim);
+        by.set(train.targets.subarray(r * classes, (r + 1) * classes), k * classes);
+      });
+      batches.push({ features: new ort.Tensor('float32', bx, [rows.length, dim]), target: new ort.Tensor('float32', by, [rows.length, classes]) });
+    }
+    return batches;
+  };
   let best = { loss: Infinity, epoch: 0, weights: snapshot() };
   let epoch = 0;
   try {
     for (epoch = 1; epoch <= epochs; epoch++) {
-      const order = shuffled(Array.from({ length: train.n }, (_, i) => i), rand);
-      for (let start = 0; start < train.n; start += batchSize) {
-        const rows = order.slice(start, start + batchSize);
-        const bx = new Float32Array(rows.length * dim);
-        const by = new Float32Array(rows.length * classes);
-        rows.forEach((r, k) => {
-          bx.set(x.subarray(r * dim, (r + 1) * dim), k * dim);
-          by.set(train.targets.subarray(r * classes, (r + 1) * classes), k * classes);
-        });
-        await trainer.trainStep({ features: new ort.Tensor('float32', bx, [rows.length, dim]), target: new ort.Tensor('float32', by, [rows.length, classes]) }, lr);
-      }
+      for (const batch of batchesOf()) await trainer.trainStep(batch, lr);
       const weights = snapshot();
       const evalSet = validation.n > 0 ? validation : train;
       const loss = probeLoss(probeScores(probeOf(weights, 0, 0), evalSet.features, evalSet.n), evalSet.targets, evalSet.n, classes, kind);
