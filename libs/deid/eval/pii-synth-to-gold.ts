@@ -1,17 +1,26 @@
 /**
  * Converts Presidio's synthetic PII sentences (pii-synth, MIT) to the gold format, keeping only
  * what HIPAA Safe Harbor asks to remove:
- *   PERSON -> NAME; DATE_TIME -> DATE, except a year or a weekday alone; AGE -> AGE when over 89 (younger ages are not PHI);
+ *   PERSON -> NAME; DATE_TIME -> DATE without its time of day, except a year or a weekday alone;
+ *   AGE -> AGE when over 89 (younger ages are not PHI);
  *   PHONE_NUMBER, EMAIL_ADDRESS, DOMAIN_NAME, IP_ADDRESS -> CONTACT;
  *   US_SSN, CREDIT_CARD, IBAN_CODE, US_DRIVER_LICENSE -> ID;
- *   STREET_ADDRESS, ZIP_CODE, ORGANIZATION, GPE -> LOCATION, except countries and US states;
+ *   STREET_ADDRESS, ZIP_CODE, ORGANIZATION, GPE -> LOCATION, less the countries and states in them
+ *   (Safe Harbor removes only geographic units smaller than a state);
  *   TITLE and NRP (nationality, religion, politics) are not identifiers and are dropped.
  *
- *   node --conditions=medsyn-source --import tsx libs/deid/eval/pii-synth-to-gold.ts ../shared/data/pii-synth/synth_dataset_v2.json tmp/gold-pii-synth.jsonl
+ * With --split-seed N it also writes OUT.tune.jsonl and OUT.held-out.jsonl: each sentence goes to
+ * one half by a hash of (seed, id), so the halves are fixed for a seed. Tune rules on the first
+ * half only and report the second.
+ *
+ *   node --conditions=medsyn-source --import tsx libs/deid/eval/pii-synth-to-gold.ts \
+ *     ../shared/data/pii-synth/synth_dataset_v2.json tmp/gold-pii-synth.jsonl --split-seed 1
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import type { PhiLabel } from '../src';
-import { NOT_LOCATIONS } from '../src/dictionaries';
+import { COUNTRY_NAMES, US_STATES } from '../src/dictionaries';
 import type { GoldRecord } from './gold-format';
 
 const LABELS: Record<string, PhiLabel | undefined> = {
@@ -23,22 +32,78 @@ interface PresidioSample {
   full_text: string;
   spans: { entity_type: string; entity_value: string; start_position: number; end_position: number }[];
 }
+type Span = GoldRecord['spans'][number];
 
-const [input, output] = process.argv.slice(2);
-if (!input || !output) throw new Error('usage: pii-synth-to-gold.ts synth_dataset_v2.json OUT.jsonl');
-const samples = JSON.parse(readFileSync(input, 'utf8')) as PresidioSample[];
-const records: GoldRecord[] = samples.map((sample, i) => ({
-  id: `pii-synth-${i}`,
-  text: sample.full_text,
-  spans: sample.spans.flatMap((s) => {
-    const label = LABELS[s.entity_type];
-    if (!label) return [];
-    if (label === 'AGE' && !(Number.parseInt(s.entity_value, 10) > 89)) return [];
-    // Safe Harbor keeps a year alone, and a weekday is no date element.
-    if (label === 'DATE' && /^(?:\d{4}|(?:mon|tues|wednes|thurs|fri|satur|sun)day)$/i.test(s.entity_value.trim())) return [];
-    if (s.entity_type === 'GPE' && NOT_LOCATIONS.has(s.entity_value.toLowerCase())) return [];
-    return [{ start: s.start_position, end: s.end_position, label }];
-  }),
-}));
-writeFileSync(output, `${records.map((r) => JSON.stringify(r)).join('\n')}\n`);
-console.log(`wrote ${records.length} records to ${output}`);
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/**
+ * Countries, US states by name, and a two-letter region code standing alone after a comma or on
+ * its own line ("Hellendoorn, OV 21072"): state-level or larger, so not PHI inside an address.
+ */
+const STATE_OR_LARGER = new RegExp(
+  `(?<![\\p{L}\\p{N}])(?:${[...COUNTRY_NAMES, ...Object.values(US_STATES)].sort((a, b) => b.length - a.length).map(escape).join('|')})(?![\\p{L}\\p{N}])|(?<=(?:^|,|\\n)\\s*)[A-Z]{2}(?=\\s*(?:$|\\n|\\d))`,
+  'gu',
+);
+/** A time of day after a date ("2020-06-20 14:11:22"): kept, as in reports. */
+const TIME_OF_DAY = /\s+(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?\s*$/i;
+
+/** Code-point offsets of a string's UTF-16 index, for spans cut inside a value. */
+const codePoints = (s: string) => [...s].length;
+
+/** The span less the countries and states inside it, as one or more spans. */
+function withoutStatesAndCountries(span: Span, value: string): Span[] {
+  const out: Span[] = [];
+  let from = 0;
+  for (const m of value.matchAll(STATE_OR_LARGER)) {
+    if (/[\p{L}\p{N}]/u.test(value.slice(from, m.index))) out.push({ ...span, start: span.start + codePoints(value.slice(0, from)), end: span.start + codePoints(value.slice(0, m.index)) });
+    from = m.index + m[0].length;
+  }
+  if (/[\p{L}\p{N}]/u.test(value.slice(from))) out.push({ ...span, start: span.start + codePoints(value.slice(0, from)), end: span.end });
+  return out;
+}
+
+function convert(sample: PresidioSample, id: string): GoldRecord {
+  const chars = [...sample.full_text];
+  return {
+    id,
+    text: sample.full_text,
+    spans: sample.spans.flatMap((s): Span[] => {
+      const label = LABELS[s.entity_type];
+      if (!label) return [];
+      const value = chars.slice(s.start_position, s.end_position).join('');
+      const span: Span = { start: s.start_position, end: s.end_position, label };
+      if (label === 'AGE') return Number.parseInt(value, 10) > 89 ? [span] : [];
+      if (label === 'DATE') {
+        // Safe Harbor keeps a year alone, and a weekday is no date element.
+        if (/^(?:\d{4}|(?:mon|tues|wednes|thurs|fri|satur|sun)day)$/i.test(value.trim())) return [];
+        const time = TIME_OF_DAY.exec(value);
+        return [time ? { ...span, end: span.start + codePoints(value.slice(0, time.index)) } : span];
+      }
+      if (s.entity_type === 'GPE' || s.entity_type === 'STREET_ADDRESS' || s.entity_type === 'ZIP_CODE') return withoutStatesAndCountries(span, value);
+      return [span];
+    }),
+  };
+}
+
+/** Which half a sentence is in: fixed by (seed, id). */
+export const inTuningHalf = (seed: number, id: string) => createHash('sha256').update(`${seed}:${id}`).digest()[0]! < 128;
+
+function main(): void {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'split-seed': { type: 'string' } } });
+  const [input, output] = positionals;
+  if (!input || !output) throw new Error('usage: pii-synth-to-gold.ts synth_dataset_v2.json OUT.jsonl [--split-seed N]');
+  const samples = JSON.parse(readFileSync(input, 'utf8')) as PresidioSample[];
+  const records = samples.map((sample, i) => convert(sample, `pii-synth-${i}`));
+  const write = (path: string, rs: GoldRecord[]) => {
+    writeFileSync(path, `${rs.map((r) => JSON.stringify(r)).join('\n')}\n`);
+    console.log(`wrote ${rs.length} records to ${path}`);
+  };
+  write(output, records);
+  if (values['split-seed'] !== undefined) {
+    const seed = Number(values['split-seed']);
+    const base = output.replace(/\.jsonl$/, '');
+    write(`${base}.tune.jsonl`, records.filter((r) => inTuningHalf(seed, r.id)));
+    write(`${base}.held-out.jsonl`, records.filter((r) => !inTuningHalf(seed, r.id)));
+  }
+}
+
+if (require.main === module) main();

