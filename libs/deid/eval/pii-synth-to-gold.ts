@@ -36,13 +36,16 @@ type Span = GoldRecord['spans'][number];
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /**
- * Countries, US states by name, and a two-letter region code standing alone after a comma or on
- * its own line ("Hellendoorn, OV 21072"): state-level or larger, so not PHI inside an address.
+ * Countries, US states by name (in any case), a two-letter region code standing alone after a
+ * comma or on its own line ("Hellendoorn, OV 21072"): state-level or larger, so not PHI inside an
+ * address; and "nan", the generator's empty region (Python's NaN), which is no place at all.
  */
 const STATE_OR_LARGER = new RegExp(
-  `(?<![\\p{L}\\p{N}])(?:${[...COUNTRY_NAMES, ...Object.values(US_STATES)].sort((a, b) => b.length - a.length).map(escape).join('|')})(?![\\p{L}\\p{N}])|(?<=(?:^|,|\\n)\\s*)[A-Z]{2}(?=\\s*(?:$|\\n|\\d))`,
-  'gu',
+  `(?<![\\p{L}\\p{N}])(?:${[...COUNTRY_NAMES, ...Object.values(US_STATES), 'nan'].sort((a, b) => b.length - a.length).map(escape).join('|')})(?![\\p{L}\\p{N}])`,
+  'giu',
 );
+const REGION_CODE = /(?<=(?:^|,|\n)\s*)[A-Z]{2}(?=\s*(?:$|\n|\d))/g;
+
 /** A time of day after a date ("2020-06-20 14:11:22"): kept, as in reports. */
 const TIME_OF_DAY = /\s+(?:at\s+)?\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?\s*$/i;
 
@@ -53,7 +56,9 @@ const codePoints = (s: string) => [...s].length;
 function withoutStatesAndCountries(span: Span, value: string): Span[] {
   const out: Span[] = [];
   let from = 0;
-  for (const m of value.matchAll(STATE_OR_LARGER)) {
+  const cuts = [...value.matchAll(STATE_OR_LARGER), ...value.matchAll(REGION_CODE)].sort((a, b) => a.index - b.index);
+  for (const m of cuts) {
+    if (m.index < from) continue;
     if (/[\p{L}\p{N}]/u.test(value.slice(from, m.index))) out.push({ ...span, start: span.start + codePoints(value.slice(0, from)), end: span.start + codePoints(value.slice(0, m.index)) });
     from = m.index + m[0].length;
   }

@@ -71,7 +71,7 @@ export const EPONYMS = lower([
   'Eisenmenger', 'Scimitar', 'Kommerell', 'Valsalva', 'Trendelenburg', 'Bezold',
   'Jackson-Pratt', 'Tenckhoff', 'Medtronic',
   // Grading and classification eponyms that come with a number ("Bosniak 2F", "Gleason 7"): not street addresses.
-  'Hampton', 'Bosniak', 'Gleason', 'Mallampati', 'Fazekas', 'Pfirrmann', 'Modic', 'Meyerding', 'Kellgren', 'Schatzker', 'Gartland', 'Neer',
+  'Hampton', 'Fallot', 'Bosniak', 'Gleason', 'Mallampati', 'Fazekas', 'Pfirrmann', 'Modic', 'Meyerding', 'Kellgren', 'Schatzker', 'Gartland', 'Neer',
   'Hinchey', 'Clavien', 'Dindo', 'Tönnis', 'Tonnis', 'Outerbridge', 'Paprosky', 'Ficat', 'Berndt', 'Spetzler', 'Fisher', 'Hunt', 'Hess',
   'Breslow', 'Clark', 'Ann', 'Arbor', 'Lugano', 'Tanner', 'Weber', 'Lauge-Hansen', 'Denis', 'Frankel', 'Glasgow', 'Child-Pugh', 'Pugh',
   'Kellgren-Lawrence', 'Crowe', 'Vancouver', 'Masaoka', 'Bethesda', 'Balthazar', 'Couinaud', 'Sinding', 'Larsen', 'Kaplan', 'Meier',

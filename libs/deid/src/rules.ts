@@ -46,7 +46,7 @@ const STREET_SUFFIX = `(?:${'Alley Aly Annex Anx Arcade Arc Avenue Ave Av Bayou 
 const STATE_ABBR = Object.keys(US_STATES).join('|');
 const STATE_NAME = Object.values(US_STATES).join('|');
 const INSTITUTION_TYPE =
-  "(?:Hospital|Medical\\s+Cent(?:er|re)|Medical\\s+Group|Health\\s+(?:System|Center|Centre|Care|Network|Sciences?)|Healthcare|Health|Clinic|Infirmary|Institute|University|College|Imaging(?:\\s+Cent(?:er|re))?|Radiology(?:\\s+(?:Associates|Group|Cent(?:er|re)))?|Associates|Nursing\\s+(?:Home|Facility)|Rehabilitation\\s+(?:Cent(?:er|re)|Hospital)|Hospice|Pharmacy|Laborator(?:y|ies)|Corporation|Corp\\.?|Inc\\.?|LLC|Ltd\\.?|PLC|Company|Group|Foundation|Partners|Cent(?:er|re)|Memorial|Sanatorium|School|Bank|Agency|Ministry|Practice|Co\\.?|Manor|Residence|Department\\s+of\\s+[A-Z][a-z]+)";
+  "(?:Hospital|Medical\\s+Cent(?:er|re)|Medical\\s+Group|Health\\s+(?:System|Center|Centre|Care|Network|Sciences?)|Healthcare|Health|Clinic|Infirmary|Institute|University|College|Imaging(?:\\s+Cent(?:er|re))?|Radiology(?:\\s+(?:Associates|Group|Cent(?:er|re)))?|Associates|Nursing\\s+(?:Home|Facility)|Rehabilitation\\s+(?:Cent(?:er|re)|Hospital)|Hospice|Pharmacy|Laborator(?:y|ies)|Corporation|Corp\\.?|Inc\\.?|LLC|Ltd\\.?|PLC|Company|Group|Foundation|Partners|Cent(?:er|re)|Memorial|Sanatorium|School|Bank|Agency|Ministry|Practice|Co\\.?|Manor|Residence|Department\\s+of\\s+[A-Z][a-z]+|Technolog(?:y|ies)|Software|Capital|Finance|Financial|Consulting|Solutions|Systems|Analytics|Global|Holdings|Industries|Enterprises|Ventures|Insurance|Club)";
 /** Leading words that alone do not name an institution ("Outside Hospital", "Community Hospital"). */
 const GENERIC_PLACE = lower(
   'the a an outside our this that local community general regional county state city university medical health care emergency children childrens women womens veterans va new old main north south east west central hospital clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation cancer heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior previous patient his her their st saint mount mt',
@@ -99,7 +99,7 @@ const CAP_WORD = "\\p{Lu}[\\p{L}\\p{M}'’-]*";
  * Each part must end a line, a comma part or the sentence, so a heading after it is not taken.
  */
 const ADDRESS_PART = `(?:(?:Apt|Apartment|Suite|Ste|Unit|Box|Flat)\\.?\\s*#?\\s*\\d+[A-Za-z]?|\\d{3,6}(?:[ -]\\d{2,4})?|${CAP_WORD}(?:[ -]${CAP_WORD}){0,3}(?:[ \\t]+\\d{3,6}(?:[ -]\\d{2,4})?)?)(?=[ \\t]*(?:[,\\n]|\\.?$|\\.\\s|\\d))`;
-const ADDRESS_TAIL = `(?:(?:[ \\t]*,[ \\t]*|[ \\t]*\\n[ \\t]*|[ \\t]+(?=\\p{Lu}{2}|\\d))${ADDRESS_PART}){0,5}`;
+const ADDRESS_TAIL = `(?:(?:[ \\t]*,[ \\t]*|[ \\t]*\\n(?:[ \\t]*\\n)?[ \\t>]*|[ \\t]+(?=\\p{Lu}{2}|\\d))${ADDRESS_PART}){0,5}`;
 /** Street words of other countries, before the street's name ("rue de la Paix", "ul. Długa", "Piazza Navona"). */
 const STREET_WORD_BEFORE =
   '(?:rue|avenue|av\\.|boulevard|bd\\.?|chemin|allée|impasse|place|quai|route|via|viale|piazza|corso|largo|calle|avenida|carrera|paseo|camino|rua|travessa|praça|estrada|ul\\.|ulica|aleja|al\\.|náměstí|nám\\.|třída|utca|út|tér|strada|bulevardul|calea|odos|leoforos)';
@@ -110,9 +110,21 @@ const key = (w: string) => w.toLowerCase().replace(/[.]+$/, '');
 /** A capitalised word that is no English word, heading, acronym, month or eponym: it may be a name or a place. */
 function unknownWord(w: string): boolean {
   const k = key(w);
-  return k.length >= 2 && !ENGLISH_WORDS.has(k) && !NATIONALITIES.has(k) && !isNotName(w) && !EPONYMS.has(k) && !NOT_LOCATIONS.has(k) && !MONTH_WORDS.has(k);
+  return k.length >= 2 && !TITLES.test(w) && !ENGLISH_WORDS.has(k) && !NATIONALITIES.has(k) && !isNotName(w) && !EPONYMS.has(k) && !NOT_LOCATIONS.has(k) && !MONTH_WORDS.has(k);
 }
-const MONTH_WORDS = lower('jan feb mar apr jun jul aug sep sept oct nov dec');
+const MONTH_WORDS = lower(
+  'jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday',
+);
+const TITLES = /^(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Mx|Miss|Prof|Professor|Sr|Rev|Fr)\.?$/i;
+/** "North Dakota", "Rhode Island": words of a state's name, which Safe Harbor keeps. */
+const STATE_NAME_AROUND = new RegExp(`\\b(?:${Object.values(US_STATES).filter((n) => n.includes(' ')).join('|')})\\b`, 'g');
+function partOfStateName(match: RegExpExecArray, text: string): boolean {
+  const from = Math.max(0, match.index - 20);
+  for (const state of text.slice(from, match.index + match[0].length + 20).matchAll(STATE_NAME_AROUND)) {
+    if (from + state.index < match.index + match[0].length && from + state.index + state[0].length > match.index) return true;
+  }
+  return false;
+}
 const NON_ASCII = /[^\x00-\x7f]/;
 /** A given name or surname of the world lists (or the census), or a capitalised word in letters outside ASCII. */
 const worldName = (w: string) => WORLD_NAMES.has(key(w)) || FIRST_NAMES.has(key(w)) || LAST_NAMES.has(key(w)) || NON_ASCII.test(w);
@@ -190,7 +202,7 @@ export const RULES: readonly Rule[] = [
   { name: 'name_first_last', label: 'NAME', pattern: /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
   { name: 'name_given_alone', label: 'NAME', pattern: m(`(?<![${LETTER}'’-])[${UPPER}][a-zà-öø-ÿā-ž]{2,}(?![${LETTER}'’-])`, 'g'), accept: (v, mt, text) => givenNameAlone(v, mt, text) },
   // ---------------------------------------------------------------- LOCATION
-  { name: 'street_address', label: 'LOCATION', requires: DIGIT, pattern: m(`(?:\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][A-Za-z'’.-]*|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?|\\b\\d{1,6} (?:[NSEW]\\.? )?Broadway\\b)(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Fl|Floor|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g') },
+  { name: 'street_address', label: 'LOCATION', requires: DIGIT, pattern: m(`(?:\\b(?:\\d{1,6}[ \\t])?\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][A-Za-z'’.-]*|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?|\\b\\d{1,6} (?:[NSEW]\\.? )?Broadway\\b)(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Fl|Floor|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g') },
   { name: 'street_international', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b(?:ul\\.\\s+|rue\\s+|via\\s+|calle\\s+|avenida\\s+|rua\\s+)?[${UPPER}][${LETTER}]+(?:katu|tie|vägen|gatan|gata|gade|vej|veien|vegen|stien|stræde|straße|strasse|straat|weg|laan|gasse|platz|utca|tänav|iela|gatvė)\\s+\\d+[A-Za-z]?\\b(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit)\\.?\\s*\\d+)?`, 'g') },
   { name: 'address_unit', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d+[A-Z]?\b/g },
   { name: 'po_box', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi },
@@ -204,9 +216,9 @@ export const RULES: readonly Rule[] = [
   { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(String.raw`(?:transferred\s+(?:here\s+)?(?:from|to)|transfer\s+from|lives\s+in|living\s+in|resides\s+in|resident\s+of|born\s+in|visiting\s+from|moved\s+(?:here\s+)?(?:from|to)|travell?(?:ed|ing)?\s+(?:to|from)|returned\s+from|flew\s+(?:in\s+)?from|home\s+in|from\s+the\s+town\s+of|city\s+of|town\s+of|village\s+of|county\s+of|located\s+in|arrived\s+(?:at|in)|address(?:\s+is)?:?|hometown\s+(?:of|is))\s+`)}(?<phi>(?:St\\.\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,3})`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !words(v).every(isNotName) },
   // ---------------------------------------------------------------- outside the US and outside reports (pii-synth)
   // "6750 Koskikatu 25", "376 Rákóczi út 13", "06111 Μεγάλη Άμμος 198": house number, street, number.
-  { name: 'street_number_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}.,/:-])\\d{1,6}(?:[ \\t]\\d{1,5})?[ \\t]+${CAP_WORD}(?:[ \\t]+${WORD}){0,4}?[ \\t]+\\d{1,5}[A-Za-z]?(?![\\p{L}\\p{N}]|[.,/]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some(unknownWord) },
+  { name: 'street_number_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}.,/:-])\\d{1,6}(?:[ \\t]\\d{1,5})?[ \\t]+${CAP_WORD}(?:[ \\t]+${WORD}){0,4}?[ \\t]+\\d{1,5}[A-Za-z]?(?![\\p{L}\\p{N}]|[.,/:]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some(unknownWord) },
   // "Arenales 9462", "Præstevænget 15", "Piazza Rezzonico 35": a street that is no English word, then its number.
-  { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}[\\p{Ll}\\p{M}'’-]{2,})[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}\\p{Ll}[\\p{Ll}\\p{M}'’-]+)[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   // "33 avenue de Provence", "Rua Cyro Schmutzer Franco 1213", "ul. Długa 5".
   { name: 'street_word_before', label: 'LOCATION', pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${anyCase(STREET_WORD_BEFORE)}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
   // US military addresses: "PSC 0729, Box 5797 APO AP 96854", "USNS Bergman FPO AP 93757".
@@ -218,18 +230,20 @@ export const RULES: readonly Rule[] = [
   // Names of any country: two capitalised words, neither an English word, one a known name or in letters outside ASCII.
   { name: 'name_world_pair', label: 'NAME', pattern: m(`(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
   // A name of the world lists alone ("Tomomi is from ...", "Tómas had given"): no English word, eponym or heading.
-  { name: 'name_world_alone', label: 'NAME', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{Ll}\\p{M}'’]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => unknownWord(v) && (WORLD_NAMES.has(key(v)) || NON_ASCII.test(v)) && !WORLD_CITIES.has(key(v)) && !followedBy(mt, text, EPONYM_NOUN) },
+  { name: 'name_world_alone', label: 'NAME', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{Ll}\\p{M}'’]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => unknownWord(v) && (WORLD_NAMES.has(key(v)) || NON_ASCII.test(v)) && !WORLD_CITIES.has(key(v)) && !partOfStateName(mt, text) && !followedBy(mt, text, EPONYM_NOUN) },
   // A lower-case name after a lower-case title: "mr. elliott", "dr. seiler".
   { name: 'name_after_lowercase_title', label: 'NAME', pattern: /\b(?:mr|mrs|ms|dr|miss)\.?[ \t]+(?<phi>\p{Ll}[\p{Ll}\p{M}'’-]+)/gdu, group: 'phi', accept: (v) => !ENGLISH_WORDS.has(v) || FIRST_NAMES.has(v) || LAST_NAMES.has(v) },
   // Cities and towns of the world (GeoNames, 1,000 people or more) that are no English word: "Zoetermeer", "Los Angeles", "HARSTAD".
   { name: 'city_world', label: 'LOCATION', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
   { name: 'city_world_words', label: 'LOCATION', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?:[ \\t]+(?:${PARTICLE}[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’-]+){1,2}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
+  // A word in capitals outside ASCII ("ΛΕΥΚΩΣΙΑ", "ÖVERTURINGEN"): a place or a name, never clinical English.
+  { name: 'capitals_non_ascii', label: 'LOCATION', requires: /[^\x00-\x7f]/, pattern: /(?<![\p{L}\p{M}])(?=\p{Lu}*[^\x00-\x7f])\p{Lu}[\p{Lu}\p{M}'’-]{2,}(?:[ \t]+\p{Lu}[\p{Lu}\p{M}'’-]{1,}){0,2}(?![\p{L}\p{M}])/gu },
   // Companies: "Weeks-Rivas", "Barnett, Melton and Garcia", "Thomas and Sons".
   { name: 'company_surnames', label: 'LOCATION', pattern: /\b(?:[A-Z][a-z]+-[A-Z][a-z]+|[A-Z][a-z]+, [A-Z][a-z]+,? and [A-Z][a-z]+|[A-Z][a-z]+ (?:and|&) Sons)\b/g, accept: (v, mt, text) => /Sons$/.test(v) || (v.split(/, | and |-/).every((w) => LAST_NAMES.has(w.toLowerCase()) && !EPONYMS.has(w.toLowerCase())) && !EPONYMS.has(v.toLowerCase()) && !followedBy(mt, text, EPONYM_NOUN)) },
   // An employer after a context: "I work for Thinknum", "employed by Deloitte".
   { name: 'employer_context', label: 'LOCATION', pattern: m(`\\b${anyCase('(?:work(?:s|ed|ing)?\\s+(?:for|at)|employed\\s+(?:by|at)|employer(?:\\s+is)?:?|job\\s+at|hired\\s+by|joined)')}[ \\t]+(?:the[ \\t]+)?(?<phi>\\p{Lu}[\\p{L}\\p{M}'’&.-]*(?:[ \\t]+(?:of[ \\t]+|and[ \\t]+|&[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’&.-]*){0,4})`, 'gdu'), group: 'phi', accept: (v) => plausibleName(v) && !NOT_LOCATIONS.has(v.toLowerCase()) },
   // "the corner of 76 Boulevard de Normandie and Eriksson Bridge": both streets.
-  { name: 'street_corner', label: 'LOCATION', requires: 'corner of', pattern: m(`\\b(?:the\\s+)?corner\\s+of\\s+(?:\\d{1,6}\\s+)?${CAP_WORD}(?:\\s+(?:${PARTICLE}\\s+)?${CAP_WORD}){0,4}\\s+(?:and|&)\\s+(?:\\d{1,6}\\s+)?${CAP_WORD}(?:\\s+${CAP_WORD}){0,3}`, 'gu') },
+  { name: 'street_corner', label: 'LOCATION', requires: /corner of/i, pattern: m(`\\b(?:the\\s+)?${anyCase('corner')}\\s+of\\s+(?:[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}'’.-]*\\s+){1,6}?(?:and|&)\\s+(?:${CAP_WORD}|\\d+)(?:[ \\t]+(?:${CAP_WORD}|\\d+)\\.?){0,3}`, 'gu') },
   // A speaker in a dialogue or a chat: "Ubul: What a wife.", "Halldór: Remember me?".
   { name: 'name_speaker', label: 'NAME', requires: ':', pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || (unknownWord(v) && worldName(v))) && !isNotName(v) && !EPONYMS.has(key(v)) },
   // A census given name that is also a word, capitalised in the middle of a sentence: "named him Frank", "leave me Brad".
@@ -243,14 +257,14 @@ function worldCity(value: string, match: RegExpExecArray, text: string): boolean
   const k = value.toLowerCase();
   if (/(?:North|South|West|New|Rhode)\s$/.test(text.slice(Math.max(0, match.index - 6), match.index))) return false;
   if (!WORLD_CITIES.has(k)) return false;
-  if (ENGLISH_WORDS.has(k) || NOT_LOCATIONS.has(k) || EPONYMS.has(k) || isNotName(value) || ACRONYMS.has(value)) return false;
+  if (value.length < 3 || US_STATES[value] || ENGLISH_WORDS.has(k) || NOT_LOCATIONS.has(k) || EPONYMS.has(k) || isNotName(value) || ACRONYMS.has(value) || partOfStateName(match, text)) return false;
   return value.split(/\s+/).some((w) => unknownWord(w));
 }
 
 /** Mid-sentence census given names that are words too (surnames that are words are too many: White, Day, Love); never clinical words, eponyms or places. */
 function midSentenceName(value: string, match: RegExpExecArray, text: string): boolean {
   const k = key(value);
-  if (!FIRST_NAMES.has(k) || TITLE_WORDS.has(k) || isNotName(value) || EPONYMS.has(k) || NOT_LOCATIONS.has(k) || MONTH_WORDS.has(k) || US_STATES[value]) return false;
+  if (!FIRST_NAMES.has(k) || TITLE_WORDS.has(k) || partOfStateName(match, text) || isNotName(value) || EPONYMS.has(k) || NOT_LOCATIONS.has(k) || MONTH_WORDS.has(k) || US_STATES[value]) return false;
   // "the Royal Navy", "Princess Diana": a title or a name's first word, not a name alone.
   if (/\b(?:the|a|an|of)\s+$/i.test(text.slice(Math.max(0, match.index - 5), match.index)) || followedBy(match, text, /^\s+\p{Lu}/u)) return false;
   return !NATIONALITIES.has(k) && !followedBy(match, text, EPONYM_NOUN);
