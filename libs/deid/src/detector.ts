@@ -15,7 +15,7 @@ export class RuleDetector implements PhiDetector {
       return yes;
     };
     for (const rule of this.rules) {
-      if (rule.requires && !has(rule.requires)) continue;
+      if ((rule.requires && !has(rule.requires)) || (rule.unless && has(rule.unless))) continue;
       rule.pattern.lastIndex = 0;
       for (let match = rule.pattern.exec(text); match; match = rule.pattern.exec(text)) {
         if (match[0].length === 0) {
@@ -25,8 +25,9 @@ export class RuleDetector implements PhiDetector {
         const [start, end] = rule.group !== undefined ? (groupIndices(match, rule.group) ?? [-1, -1]) : [match.index, match.index + match[0].length];
         if (start < 0) continue;
         const value = text.slice(start, end);
-        if (rule.accept && !rule.accept(value, match, text)) continue;
-        found.push(trim({ start, end, label: rule.label, rule: rule.name }, text));
+        const verdict = rule.accept ? rule.accept(value, match, text) : true;
+        if (!verdict) continue;
+        found.push(trim({ start, end, label: verdict === true ? rule.label : verdict, rule: rule.name }, text));
       }
     }
     const merged = mergeSpans(found);

@@ -15,8 +15,10 @@ export interface Rule {
   group?: number | string;
   /** What every match contains (a string, or a cheap pattern): the rule is skipped for texts without it. */
   requires?: string | RegExp;
-  /** Keeps the candidate when true; gets the identifier text and the whole match. */
-  accept?: (value: string, match: RegExpExecArray, text: string) => boolean;
+  /** What no match's text contains: the rule is skipped for texts with it ("no capital letter anywhere"). */
+  unless?: string | RegExp;
+  /** Keeps the candidate when true, or with another label when it returns one; gets the identifier text and the whole match. */
+  accept?: (value: string, match: RegExpExecArray, text: string) => boolean | PhiLabel;
 }
 
 const MONTH =
@@ -216,40 +218,40 @@ export const RULES: readonly Rule[] = [
   { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(String.raw`(?:transferred\s+(?:here\s+)?(?:from|to)|transfer\s+from|lives\s+in|living\s+in|resides\s+in|resident\s+of|born\s+in|visiting\s+from|moved\s+(?:here\s+)?(?:from|to)|travell?(?:ed|ing)?\s+(?:to|from)|returned\s+from|flew\s+(?:in\s+)?from|home\s+in|from\s+the\s+town\s+of|city\s+of|town\s+of|village\s+of|county\s+of|located\s+in|arrived\s+(?:at|in)|address(?:\s+is)?:?|hometown\s+(?:of|is))\s+`)}(?<phi>(?:St\\.\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,3})`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !words(v).every(isNotName) },
   // ---------------------------------------------------------------- outside the US and outside reports (pii-synth)
   // "6750 Koskikatu 25", "376 Rákóczi út 13", "06111 Μεγάλη Άμμος 198": house number, street, number.
-  { name: 'street_number_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}.,/:-])\\d{1,6}(?:[ \\t]\\d{1,5})?[ \\t]+${CAP_WORD}(?:[ \\t]+${WORD}){0,4}?[ \\t]+\\d{1,5}[A-Za-z]?(?![\\p{L}\\p{N}]|[.,/:]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some(unknownWord) },
+  { name: 'street_number_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?=\\d)(?<![\\p{L}\\p{N}.,/:-])\\d{1,6}(?:[ \\t]\\d{1,5})?[ \\t]+${CAP_WORD}(?:[ \\t]+${WORD}){0,4}?[ \\t]+\\d{1,5}[A-Za-z]?(?![\\p{L}\\p{N}]|[.,/:]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some(unknownWord) },
   // "Arenales 9462", "Præstevænget 15", "Piazza Rezzonico 35": a street that is no English word, then its number.
-  { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}\\p{Ll}[\\p{Ll}\\p{M}'’-]+)[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}\\p{Ll}[\\p{Ll}\\p{M}'’-]+)[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   // "33 avenue de Provence", "Rua Cyro Schmutzer Franco 1213", "ul. Długa 5".
-  { name: 'street_word_before', label: 'LOCATION', pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${anyCase(STREET_WORD_BEFORE)}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
+  { name: 'street_word_before', label: 'LOCATION', requires: m(`(?<![\\p{L}])${anyCase(STREET_WORD_BEFORE)}\\s`, 'u'), pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${anyCase(STREET_WORD_BEFORE)}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
   // US military addresses: "PSC 0729, Box 5797 APO AP 96854", "USNS Bergman FPO AP 93757".
   { name: 'military_address', label: 'LOCATION', requires: /\b[ADF]PO\b/, pattern: /\b(?:(?:PSC|Unit|CMR|USNS|USNV|USS|USCGC)\s+[\p{L}\d]+(?:,?\s+Box\s+\d+)?\s*)?(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b/gu },
   // Apartment or suite and what follows: "Apt. 087 SAINT-PRIEST", "Suite 979, Brú".
   { name: 'address_unit_tail', label: 'LOCATION', requires: /\b(?:Apt|Apartment|Suite|Ste|Box)\b/, pattern: m(`\\b(?:Apt|Apartment|Suite|Ste|Box)\\.?\\s*#?\\s*\\d+[A-Za-z]?${ADDRESS_TAIL}`, 'gu') },
   // Postcodes of other countries after a context: "ZIP: 8592", "postal code 53-320", "zip code is 90010-170".
-  { name: 'postcode_context', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:zip(?:\s*code)?|postal\s*code|postcode|post\s+code|PLZ|CEP)[\s:#]*(?:is\s+)?(?<phi>\d{3,5}(?:[ -]\d{2,4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b/gidu, group: 'phi' },
+  { name: 'postcode_context', label: 'LOCATION', requires: /zip|postal|post\s*code|PLZ|CEP/i, pattern: /\b(?:zip(?:\s*code)?|postal\s*code|postcode|post\s+code|PLZ|CEP)[\s:#]*(?:is\s+)?(?<phi>\d{3,5}(?:[ -]\d{2,4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b/gidu, group: 'phi' },
   // Names of any country: two capitalised words, neither an English word, one a known name or in letters outside ASCII.
-  { name: 'name_world_pair', label: 'NAME', pattern: m(`(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
-  // A name of the world lists alone ("Tomomi is from ...", "Tómas had given"): no English word, eponym or heading.
-  { name: 'name_world_alone', label: 'NAME', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{Ll}\\p{M}'’]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => unknownWord(v) && (WORLD_NAMES.has(key(v)) || NON_ASCII.test(v)) && !WORLD_CITIES.has(key(v)) && !partOfStateName(mt, text) && !followedBy(mt, text, EPONYM_NOUN) },
+  { name: 'name_world_pair', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
+  // One capitalised word: a city of the world lists ("Zoetermeer") or a given name or surname of them ("Tomomi", "Tómas"),
+  // when no English word, eponym or heading. One rule for both, as they read the same words.
+  { name: 'world_name_or_city', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => (worldCity(v, mt, text) ? 'LOCATION' : worldNameAlone(v, mt, text)) },
   // A lower-case name after a lower-case title: "mr. elliott", "dr. seiler".
-  { name: 'name_after_lowercase_title', label: 'NAME', pattern: /\b(?:mr|mrs|ms|dr|miss)\.?[ \t]+(?<phi>\p{Ll}[\p{Ll}\p{M}'’-]+)/gdu, group: 'phi', accept: (v) => !ENGLISH_WORDS.has(v) || FIRST_NAMES.has(v) || LAST_NAMES.has(v) },
-  // Cities and towns of the world (GeoNames, 1,000 people or more) that are no English word: "Zoetermeer", "Los Angeles", "HARSTAD".
-  { name: 'city_world', label: 'LOCATION', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
-  { name: 'city_world_words', label: 'LOCATION', pattern: m(`(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?:[ \\t]+(?:${PARTICLE}[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’-]+){1,2}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
+  { name: 'name_after_lowercase_title', label: 'NAME', requires: /\b(?:mr|mrs|ms|dr|miss)\b/, pattern: /\b(?:mr|mrs|ms|dr|miss)\.?[ \t]+(?<phi>\p{Ll}[\p{Ll}\p{M}'’-]+)/gdu, group: 'phi', accept: (v) => !ENGLISH_WORDS.has(v) || FIRST_NAMES.has(v) || LAST_NAMES.has(v) },
+  // Cities and towns of the world of several words (GeoNames, 1,000 people or more): "Los Angeles", "Porto Alegre".
+  { name: 'city_world_words', label: 'LOCATION', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?:[ \\t]+(?:${PARTICLE}[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’-]+){1,2}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
   // A word in capitals outside ASCII ("ΛΕΥΚΩΣΙΑ", "ÖVERTURINGEN"): a place or a name, never clinical English.
   { name: 'capitals_non_ascii', label: 'LOCATION', requires: /[^\x00-\x7f]/, pattern: /(?<![\p{L}\p{M}])(?=\p{Lu}*[^\x00-\x7f])\p{Lu}[\p{Lu}\p{M}'’-]{2,}(?:[ \t]+\p{Lu}[\p{Lu}\p{M}'’-]{1,}){0,2}(?![\p{L}\p{M}])/gu },
   // Companies: "Weeks-Rivas", "Barnett, Melton and Garcia", "Thomas and Sons".
-  { name: 'company_surnames', label: 'LOCATION', pattern: /\b(?:[A-Z][a-z]+-[A-Z][a-z]+|[A-Z][a-z]+, [A-Z][a-z]+,? and [A-Z][a-z]+|[A-Z][a-z]+ (?:and|&) Sons)\b/g, accept: (v, mt, text) => /Sons$/.test(v) || (v.split(/, | and |-/).every((w) => LAST_NAMES.has(w.toLowerCase()) && !EPONYMS.has(w.toLowerCase())) && !EPONYMS.has(v.toLowerCase()) && !followedBy(mt, text, EPONYM_NOUN)) },
+  { name: 'company_surnames', label: 'LOCATION', requires: /[a-z]-[A-Z]|[a-z],? and [A-Z]|[a-z] (?:and|&) Sons/, pattern: /\b(?:[A-Z][a-z]+-[A-Z][a-z]+|[A-Z][a-z]+, [A-Z][a-z]+,? and [A-Z][a-z]+|[A-Z][a-z]+ (?:and|&) Sons)\b/g, accept: (v, mt, text) => /Sons$/.test(v) || (v.split(/, | and |-/).every((w) => LAST_NAMES.has(w.toLowerCase()) && !EPONYMS.has(w.toLowerCase())) && !EPONYMS.has(v.toLowerCase()) && !followedBy(mt, text, EPONYM_NOUN)) },
   // An employer after a context: "I work for Thinknum", "employed by Deloitte".
-  { name: 'employer_context', label: 'LOCATION', pattern: m(`\\b${anyCase('(?:work(?:s|ed|ing)?\\s+(?:for|at)|employed\\s+(?:by|at)|employer(?:\\s+is)?:?|job\\s+at|hired\\s+by|joined)')}[ \\t]+(?:the[ \\t]+)?(?<phi>\\p{Lu}[\\p{L}\\p{M}'’&.-]*(?:[ \\t]+(?:of[ \\t]+|and[ \\t]+|&[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’&.-]*){0,4})`, 'gdu'), group: 'phi', accept: (v) => plausibleName(v) && !NOT_LOCATIONS.has(v.toLowerCase()) },
+  { name: 'employer_context', label: 'LOCATION', requires: /work|employ|job at|hired|joined/i, pattern: m(`\\b${anyCase('(?:work(?:s|ed|ing)?\\s+(?:for|at)|employed\\s+(?:by|at)|employer(?:\\s+is)?:?|job\\s+at|hired\\s+by|joined)')}[ \\t]+(?:the[ \\t]+)?(?<phi>\\p{Lu}[\\p{L}\\p{M}'’&.-]*(?:[ \\t]+(?:of[ \\t]+|and[ \\t]+|&[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’&.-]*){0,4})`, 'gdu'), group: 'phi', accept: (v) => plausibleName(v) && !NOT_LOCATIONS.has(v.toLowerCase()) },
   // "the corner of 76 Boulevard de Normandie and Eriksson Bridge": both streets.
   { name: 'street_corner', label: 'LOCATION', requires: /corner of/i, pattern: m(`\\b(?:the\\s+)?${anyCase('corner')}\\s+of\\s+(?:[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}'’.-]*\\s+){1,6}?(?:and|&)\\s+(?:${CAP_WORD}|\\d+)(?:[ \\t]+(?:${CAP_WORD}|\\d+)\\.?){0,3}`, 'gu') },
   // A speaker in a dialogue or a chat: "Ubul: What a wife.", "Halldór: Remember me?".
-  { name: 'name_speaker', label: 'NAME', requires: ':', pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || (unknownWord(v) && worldName(v))) && !isNotName(v) && !EPONYMS.has(key(v)) },
+  { name: 'name_speaker', label: 'NAME', requires: /\p{Ll}:[ \t]/u, pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || (unknownWord(v) && worldName(v))) && !isNotName(v) && !EPONYMS.has(key(v)) },
   // A census given name that is also a word, capitalised in the middle of a sentence: "named him Frank", "leave me Brad".
-  { name: 'name_mid_sentence', label: 'NAME', pattern: m(`(?<=\\p{Ll}[,;]?[ \\t]+(?:and[ \\t]+|&[ \\t]+)?)\\p{Lu}\\p{Ll}{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => midSentenceName(v, mt, text) },
+  { name: 'name_mid_sentence', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<=\\p{Ll}[,;]?[ \\t]+(?:and[ \\t]+|&[ \\t]+)?)\\p{Lu}\\p{Ll}{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => midSentenceName(v, mt, text) },
   // Texts written without capitals lose the case cue: there, census given names that are no English word ("my name is lena andersson").
-  { name: 'name_lower_case_text', label: 'NAME', pattern: /(?<![\p{L}\p{M}'’-])(?<first>\p{Ll}{3,})(?:[ \t]+(?:\p{Ll}[ \t]+)?(?<last>\p{Ll}[\p{Ll}\p{M}'’-]+))?(?![\p{L}\p{M}'’-])/gu, accept: (_v, mt, text) => lowerCaseName(mt.groups!.first!, mt.groups!.last, text) },
+  { name: 'name_lower_case_text', label: 'NAME', unless: /\p{Lu}/u, pattern: /(?<![\p{L}\p{M}'’-])(?<first>\p{Ll}{3,})(?:[ \t]+(?:\p{Ll}[ \t]+)?(?<last>\p{Ll}[\p{Ll}\p{M}'’-]+))?(?![\p{L}\p{M}'’-])/gu, accept: (_v, mt) => lowerCaseName(mt.groups!.first!, mt.groups!.last) },
 ];
 
 /** A city of the world lists ("Zoetermeer", "Los Angeles") when no English word, nor part of a state's name ("South Carolina"). */
@@ -273,10 +275,13 @@ function midSentenceName(value: string, match: RegExpExecArray, text: string): b
 /** Census given names that are mostly titles or words when capitalised mid-sentence. */
 const TITLE_WORDS = lower('royal prince princess king queen lord lady duke earl baron love joy faith hope grace');
 
-let lowerCaseText: { text: string; yes: boolean } | undefined;
-/** In a text without any capital letter, a census given name that is no English word, with the next word when a surname. */
-function lowerCaseName(first: string, last: string | undefined, text: string): boolean {
-  if (lowerCaseText?.text !== text) lowerCaseText = { text, yes: !/\p{Lu}/u.test(text) };
-  if (!lowerCaseText.yes) return false;
+/** In a text without any capital letter (the rule's `unless`), a census given name that is no English word, with the next word when a surname. */
+function lowerCaseName(first: string, last: string | undefined): boolean {
   return FIRST_NAMES.has(first) && !ENGLISH_WORDS.has(first) && !EPONYMS.has(first) && !NOT_NAMES.has(first) && (last === undefined || !ENGLISH_WORDS.has(last) || LAST_NAMES.has(last));
+}
+
+/** A given name or surname of the world lists, or a word in letters outside ASCII, alone: "Tomomi is from ...". */
+function worldNameAlone(value: string, match: RegExpExecArray, text: string): boolean {
+  if (!/^\p{Lu}[\p{Ll}\p{M}'’]+$/u.test(value) || !unknownWord(value) || !(WORLD_NAMES.has(key(value)) || NON_ASCII.test(value))) return false;
+  return !WORLD_CITIES.has(key(value)) && !partOfStateName(match, text) && !followedBy(match, text, EPONYM_NOUN);
 }
