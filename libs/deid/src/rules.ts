@@ -100,7 +100,8 @@ const CAP_WORD = "\\p{Lu}[\\p{L}\\p{M}'’-]*";
  * after commas: units, box numbers, a city (any case) and a postcode, a region code.
  * Each part must end a line, a comma part or the sentence, so a heading after it is not taken.
  */
-const ADDRESS_PART = `(?:(?:Apt|Apartment|Suite|Ste|Unit|Box|Flat)\\.?\\s*#?\\s*\\d+[A-Za-z]?|\\d{3,6}(?:[ -]\\d{2,4})?|${CAP_WORD}(?:[ -]${CAP_WORD}){0,3}(?:[ \\t]+\\d{3,6}(?:[ -]\\d{2,4})?)?)(?=[ \\t]*(?:[,\\n]|\\.?$|\\.\\s|\\d))`;
+const POSTCODE = '\\d{3,6}(?:[ -]\\d{2,4})?(?!\\d)';
+const ADDRESS_PART = `(?:(?:Apt|Apartment|Suite|Ste|Unit|Box|Flat)\\.?\\s*#?\\s*\\d+[A-Za-z]?|${POSTCODE}|${CAP_WORD}(?:[ -]${CAP_WORD}){0,3}(?:[ \\t]+${POSTCODE})?(?=[ \\t]*(?:[,\\n]|\\.?$|\\.\\s)|[ \\t]+\\d))`;
 const ADDRESS_TAIL = `(?:(?:[ \\t]*,[ \\t]*|[ \\t]*\\n(?:[ \\t]*\\n)?[ \\t>]*|[ \\t]+(?=\\p{Lu}{2}|\\d))${ADDRESS_PART}){0,5}`;
 /** Street words of other countries, before the street's name ("rue de la Paix", "ul. Długa", "Piazza Navona"). */
 const STREET_WORD_BEFORE =
@@ -228,7 +229,7 @@ export const RULES: readonly Rule[] = [
   // Apartment or suite and what follows: "Apt. 087 SAINT-PRIEST", "Suite 979, Brú".
   { name: 'address_unit_tail', label: 'LOCATION', requires: /\b(?:Apt|Apartment|Suite|Ste|Box)\b/, pattern: m(`\\b(?:Apt|Apartment|Suite|Ste|Box)\\.?\\s*#?\\s*\\d+[A-Za-z]?${ADDRESS_TAIL}`, 'gu') },
   // Postcodes of other countries after a context: "ZIP: 8592", "postal code 53-320", "zip code is 90010-170".
-  { name: 'postcode_context', label: 'LOCATION', requires: /zip|postal|post\s*code|PLZ|CEP/i, pattern: /\b(?:zip(?:\s*code)?|postal\s*code|postcode|post\s+code|PLZ|CEP)[\s:#]*(?:is\s+)?(?<phi>\d{3,5}(?:[ -]\d{2,4})?|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b/gidu, group: 'phi' },
+  { name: 'postcode_context', label: 'LOCATION', requires: /zip|postal|post\s*code|PLZ|CEP/i, pattern: /\b(?:zip(?:\s*code)?|postal\s*code|postcode|post\s+code|PLZ|CEP)[\s:#]*(?:is\s+)?(?<phi>\d{3,5}(?:[ -]\d{2,4})?|\d{2}-\d{3}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b/gidu, group: 'phi' },
   // Names of any country: two capitalised words, neither an English word, one a known name or in letters outside ASCII.
   { name: 'name_world_pair', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
   // One capitalised word: a city of the world lists ("Zoetermeer") or a given name or surname of them ("Tomomi", "Tómas"),
@@ -247,7 +248,7 @@ export const RULES: readonly Rule[] = [
   // "the corner of 76 Boulevard de Normandie and Eriksson Bridge": both streets.
   { name: 'street_corner', label: 'LOCATION', requires: /corner of/i, pattern: m(`\\b(?:the\\s+)?${anyCase('corner')}\\s+of\\s+(?:[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}'’.-]*\\s+){1,6}?(?:and|&)\\s+(?:${CAP_WORD}|\\d+)(?:[ \\t]+(?:${CAP_WORD}|\\d+)\\.?){0,3}`, 'gu') },
   // A speaker in a dialogue or a chat: "Ubul: What a wife.", "Halldór: Remember me?".
-  { name: 'name_speaker', label: 'NAME', requires: /\p{Ll}:[ \t]/u, pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || (unknownWord(v) && worldName(v))) && !isNotName(v) && !EPONYMS.has(key(v)) },
+  { name: 'name_speaker', label: 'NAME', requires: /\p{Ll}:[ \t]/u, pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || unknownWord(v)) && !isNotName(v) && !EPONYMS.has(key(v)) },
   // A census given name that is also a word, capitalised in the middle of a sentence: "named him Frank", "leave me Brad".
   { name: 'name_mid_sentence', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<=\\p{Ll}[,;]?[ \\t]+(?:and[ \\t]+|&[ \\t]+)?)\\p{Lu}\\p{Ll}{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => midSentenceName(v, mt, text) },
   // Texts written without capitals lose the case cue: there, census given names that are no English word ("my name is lena andersson").

@@ -73,4 +73,42 @@ describe('RuleDetector', () => {
   it('keeps an identifier next to a measurement apart from the measurement', () => {
     expect(found('A 3.2 cm nodule (MRN 1234567).')).toEqual([['ID', '1234567']]);
   });
+
+  // Names and places from outside the US and outside reports (the pii-synth misses): one sentence per rule.
+  it.each<[string, PhiLabel, string]>([
+    ['Our office moved to 4120 Koskikatu 18 last spring.', 'LOCATION', '4120 Koskikatu 18'],
+    ['Parcels go to 27 Sørhauggata 9\nBergen\n5003 by Friday.', 'LOCATION', '27 Sørhauggata 9\nBergen\n5003'],
+    ['She lives at Vesterbrogade 112, near the station.', 'LOCATION', 'Vesterbrogade 112'],
+    ['The shop is at 14 rue de la Roquette in Paris.', 'LOCATION', '14 rue de la Roquette'],
+    ['Send it to PSC 1234, Box 5678\nAPO AE 09012 please.', 'LOCATION', 'PSC 1234, Box 5678\nAPO AE 09012'],
+    ['Deliver to Apt. 12\nSANTIAGO DE COMPOSTELA\n15705 tomorrow.', 'LOCATION', 'Apt. 12\nSANTIAGO DE COMPOSTELA\n15705'],
+    ['The postal code is 53-320 for that street.', 'LOCATION', '53-320'],
+    ['We met at the corner of Karl Johans Gate and Akersgata yesterday.', 'LOCATION', 'the corner of Karl Johans Gate and Akersgata'],
+    ['Ingibjörg Sigurðardóttir will chair the meeting.', 'NAME', 'Ingibjörg Sigurðardóttir'],
+    ['Yesterday Oksana called twice.', 'NAME', 'Oksana'],
+    ['please ask mr. halvorsen to sign.', 'NAME', 'halvorsen'],
+    ['They moved to Eindhoven last year.', 'LOCATION', 'Eindhoven'],
+    ['They moved to Porto Alegre last year.', 'LOCATION', 'Porto Alegre'],
+    ['Mailed from ΘΕΣΣΑΛΟΝΙΚΗ on Monday.', 'LOCATION', 'ΘΕΣΣΑΛΟΝΙΚΗ'],
+    ['Fischer-Ortega sponsored the study.', 'LOCATION', 'Fischer-Ortega'],
+    ['Parker, Lewis and Ramirez filed the claim.', 'LOCATION', 'Parker, Lewis and Ramirez'],
+    ['She has worked for Quantexa since May.', 'LOCATION', 'Quantexa'],
+    ['The report came from Northwind Technologies today.', 'LOCATION', 'Northwind Technologies'],
+    ['Ayumi: Are you coming tonight?', 'NAME', 'Ayumi'],
+    ['I thanked her and named him Frank after all.', 'NAME', 'Frank'],
+    ['hi, my name is ingrid lindqvist and i lost my card', 'NAME', 'ingrid lindqvist'],
+  ])('finds %j as %s', (text, label, value) => {
+    expect(found(text)).toContainEqual([label, value]);
+  });
+
+  it.each([
+    'Bosniak 2F cyst of the left kidney. Gleason 7 adenocarcinoma. Risser 4. Fazekas 2 white matter change.',
+    'Hampton hump and Westermark sign; tetralogy of Fallot. Schatzker 2 tibial plateau fracture. Mallampati 3.',
+    'Series 3 Image 45: nodule. Chest 2 views at 14:35. Since 2019 the effusion has decreased.',
+    'Family from North Dakota and South Carolina; travel to Rhode Island.',
+    'Chest 2 views. Lung-RADS 4A nodule; BI-RADS 3. Impella 5.5 device. Watchman 27 mm.',
+    'Referred by a Russian clinic; Czech and Swedish speaking.',
+  ])('leaves clinical text and state-level places alone: %s', (text) => {
+    expect(found(text)).toEqual([]);
+  });
 });
