@@ -117,3 +117,16 @@ export const NATIONALITIES = lower(
   Catholic Protestant Hindu Buddhist Sikh Mandarin Cantonese Hindi Urdu Farsi Persian Swahili Hebrew Yiddish Tagalog Creole Flemish Catalan Basque
   Galician Frisian Sami Kurdish Armenian Georgian Azerbaijani Kazakh Uzbek Mongolian Tibetan`.split(/\s+/),
 );
+
+/**
+ * Function words and common report words of other European languages ("Kein Pneumothorax", "Sans
+ * épanchement"): some are also names in the world lists, so they stay out of the name and city rules.
+ */
+export const FOREIGN_WORDS = lower(
+  `kein keine keiner keinen nicht und oder der die das den dem des mit ohne bei nach vor seit links rechts beidseits befund beurteilung
+  sans avec pas une des les pour dans sur aucun aucune droite gauche conclusion résultat
+  sin con sobre una los las del para por derecho derecha izquierdo izquierda hallazgos
+  senza della delle degli nella sulla destro destra sinistro sinistra
+  geen zonder met een het van voor links rechts
+  sem com uma dos das para pelo pela direito direita esquerdo esquerda achados`.split(/\s+/),
+);

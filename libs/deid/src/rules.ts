@@ -1,4 +1,4 @@
-import { ACRONYMS, ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES, NATIONALITIES } from './dictionaries';
+import { ACRONYMS, ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES, NATIONALITIES, FOREIGN_WORDS } from './dictionaries';
 import type { PhiLabel } from './types';
 
 /**
@@ -113,7 +113,7 @@ const key = (w: string) => w.toLowerCase().replace(/[.]+$/, '');
 /** A capitalised word that is no English word, heading, acronym, month or eponym: it may be a name or a place. */
 function unknownWord(w: string): boolean {
   const k = key(w);
-  return k.length >= 2 && !TITLES.test(w) && !ENGLISH_WORDS.has(k) && !NATIONALITIES.has(k) && !isNotName(w) && !EPONYMS.has(k) && !NOT_LOCATIONS.has(k) && !MONTH_WORDS.has(k);
+  return k.length >= 2 && !TITLES.test(w) && !ENGLISH_WORDS.has(k) && !NATIONALITIES.has(k) && !FOREIGN_WORDS.has(k) && !isNotName(w) && !EPONYMS.has(k) && !NOT_LOCATIONS.has(k) && !MONTH_WORDS.has(k);
 }
 const MONTH_WORDS = lower(
   'jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday',
@@ -223,7 +223,7 @@ export const RULES: readonly Rule[] = [
   // "Arenales 9462", "Præstevænget 15", "Piazza Rezzonico 35": a street that is no English word, then its number.
   { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}\\p{Ll}[\\p{Ll}\\p{M}'’-]+)[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   // "33 avenue de Provence", "Rua Cyro Schmutzer Franco 1213", "ul. Długa 5".
-  { name: 'street_word_before', label: 'LOCATION', requires: m(`(?<![\\p{L}])${anyCase(STREET_WORD_BEFORE)}\\s`, 'u'), pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${anyCase(STREET_WORD_BEFORE)}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
+  { name: 'street_word_before', label: 'LOCATION', requires: m(`${STREET_WORD_BEFORE}\\s`, 'i'), pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${anyCase(STREET_WORD_BEFORE)}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
   // US military addresses: "PSC 0729, Box 5797 APO AP 96854", "USNS Bergman FPO AP 93757".
   { name: 'military_address', label: 'LOCATION', requires: /\b[ADF]PO\b/, pattern: /\b(?:(?:PSC|Unit|CMR|USNS|USNV|USS|USCGC)\s+[\p{L}\d]+(?:,?\s+Box\s+\d+)?\s*)?(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b/gu },
   // Apartment or suite and what follows: "Apt. 087 SAINT-PRIEST", "Suite 979, Brú".
@@ -234,7 +234,7 @@ export const RULES: readonly Rule[] = [
   { name: 'name_world_pair', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
   // One capitalised word: a city of the world lists ("Zoetermeer") or a given name or surname of them ("Tomomi", "Tómas"),
   // when no English word, eponym or heading. One rule for both, as they read the same words.
-  { name: 'world_name_or_city', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => (worldCity(v, mt, text) ? 'LOCATION' : worldNameAlone(v, mt, text)) },
+  { name: 'world_name_or_city', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => !ENGLISH_WORDS.has(v.toLowerCase()) && (worldCity(v, mt, text) ? 'LOCATION' : worldNameAlone(v, mt, text)) },
   // A lower-case name after a lower-case title: "mr. elliott", "dr. seiler".
   { name: 'name_after_lowercase_title', label: 'NAME', requires: /\b(?:mr|mrs|ms|dr|miss)\b/, pattern: /\b(?:mr|mrs|ms|dr|miss)\.?[ \t]+(?<phi>\p{Ll}[\p{Ll}\p{M}'’-]+)/gdu, group: 'phi', accept: (v) => !ENGLISH_WORDS.has(v) || FIRST_NAMES.has(v) || LAST_NAMES.has(v) },
   // Cities and towns of the world of several words (GeoNames, 1,000 people or more): "Los Angeles", "Porto Alegre".

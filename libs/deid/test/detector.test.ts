@@ -108,6 +108,7 @@ describe('RuleDetector', () => {
     'Family from North Dakota and South Carolina; travel to Rhode Island.',
     'Chest 2 views. Lung-RADS 4A nodule; BI-RADS 3. Impella 5.5 device. Watchman 27 mm.',
     'Referred by a Russian clinic; Czech and Swedish speaking.',
+    'BEFUND: Kein Pneumothorax. CONCLUSION: Pas d\'épanchement. Sans anomalie. Hallazgos: Sin neumotórax.',
   ])('leaves clinical text and state-level places alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });
