@@ -103,9 +103,16 @@ const CAP_WORD = "\\p{Lu}[\\p{L}\\p{M}'’-]*";
 const POSTCODE = '\\d{3,6}(?:[ -]\\d{2,4})?(?!\\d)';
 const ADDRESS_PART = `(?:(?:Apt|Apartment|Suite|Ste|Unit|Box|Flat)\\.?\\s*#?\\s*\\d+[A-Za-z]?|${POSTCODE}|${CAP_WORD}(?:[ -]${CAP_WORD}){0,3}(?:[ \\t]+${POSTCODE})?(?=[ \\t]*(?:[,\\n]|\\.?$|\\.\\s)|[ \\t]+\\d))`;
 const ADDRESS_TAIL = `(?:(?:[ \\t]*,[ \\t]*|[ \\t]*\\n(?:[ \\t]*\\n)?[ \\t>]*|[ \\t]+(?=\\p{Lu}{2}|\\d))${ADDRESS_PART}){0,5}`;
-/** Street words of other countries, before the street's name ("rue de la Paix", "ul. Długa", "Piazza Navona"). */
-const STREET_WORD_BEFORE =
-  '(?:rue|avenue|av\\.|boulevard|bd\\.?|chemin|allée|impasse|place|quai|route|via|viale|piazza|corso|largo|calle|avenida|carrera|paseo|camino|rua|travessa|praça|estrada|ul\\.|ulica|aleja|al\\.|náměstí|nám\\.|třída|utca|út|tér|strada|bulevardul|calea|odos|leoforos)';
+/**
+ * Street words of other countries, before the street's name ("rue de la Paix", "ul. Długa", "Piazza Navona"), in lower case
+ * or capitalised; those that are English words too (place, route, via) only capitalised.
+ */
+const STREET_WORD_BEFORE = `(?:${[
+  ...'rue avenue av. boulevard bd. bd chemin allée impasse quai viale piazza corso largo calle avenida carrera paseo camino rua travessa praça estrada ul. ulica aleja al. náměstí nám. třída strada bulevardul calea odos leoforos'
+    .split(' ')
+    .map((w) => `[${w[0]}${w[0]!.toUpperCase()}]${w.slice(1).replace('.', '\\.')}`),
+  'Place', 'Route', 'Via',
+].join('|')})`;
 const PARTICLE = '(?:de|du|des|la|le|les|del|della|delle|dei|di|da|do|dos|das|van|von|der|den|het|el|los|las|y|e)';
 
 /** Keys in lower case, apostrophes and dots off: "O'Neill" -> "o'neill". */
@@ -223,7 +230,7 @@ export const RULES: readonly Rule[] = [
   // "Arenales 9462", "Præstevænget 15", "Piazza Rezzonico 35": a street that is no English word, then its number.
   { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}\\p{Ll}[\\p{Ll}\\p{M}'’-]+)[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   // "33 avenue de Provence", "Rua Cyro Schmutzer Franco 1213", "ul. Długa 5".
-  { name: 'street_word_before', label: 'LOCATION', requires: m(`${STREET_WORD_BEFORE}\\s`, 'i'), pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${anyCase(STREET_WORD_BEFORE)}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
+  { name: 'street_word_before', label: 'LOCATION', requires: m(`\\b${STREET_WORD_BEFORE}\\s`, ''), pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${STREET_WORD_BEFORE}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
   // US military addresses: "PSC 0729, Box 5797 APO AP 96854", "USNS Bergman FPO AP 93757".
   { name: 'military_address', label: 'LOCATION', requires: /\b[ADF]PO\b/, pattern: /\b(?:(?:PSC|Unit|CMR|USNS|USNV|USS|USCGC)\s+[\p{L}\d]+(?:,?\s+Box\s+\d+)?\s*)?(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b/gu },
   // Apartment or suite and what follows: "Apt. 087 SAINT-PRIEST", "Suite 979, Brú".
@@ -233,8 +240,9 @@ export const RULES: readonly Rule[] = [
   // Names of any country: two capitalised words, neither an English word, one a known name or in letters outside ASCII.
   { name: 'name_world_pair', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
   // One capitalised word: a city of the world lists ("Zoetermeer") or a given name or surname of them ("Tomomi", "Tómas"),
-  // when no English word, eponym or heading. One rule for both, as they read the same words.
-  { name: 'world_name_or_city', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => !ENGLISH_WORDS.has(v.toLowerCase()) && (worldCity(v, mt, text) ? 'LOCATION' : worldNameAlone(v, mt, text)) },
+  // when no English word, eponym or heading; or a census given name that is also a word, in the middle of a sentence
+  // ("named him Frank", "leave me Brad"). One rule for all three, as they read the same words.
+  { name: 'world_name_or_city', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => midSentenceName(v, mt, text) || (!ENGLISH_WORDS.has(v.toLowerCase()) && (worldCity(v, mt, text) ? 'LOCATION' : worldNameAlone(v, mt, text))) },
   // A lower-case name after a lower-case title: "mr. elliott", "dr. seiler".
   { name: 'name_after_lowercase_title', label: 'NAME', requires: /\b(?:mr|mrs|ms|dr|miss)\b/, pattern: /\b(?:mr|mrs|ms|dr|miss)\.?[ \t]+(?<phi>\p{Ll}[\p{Ll}\p{M}'’-]+)/gdu, group: 'phi', accept: (v) => !ENGLISH_WORDS.has(v) || FIRST_NAMES.has(v) || LAST_NAMES.has(v) },
   // Cities and towns of the world of several words (GeoNames, 1,000 people or more): "Los Angeles", "Porto Alegre".
@@ -249,8 +257,6 @@ export const RULES: readonly Rule[] = [
   { name: 'street_corner', label: 'LOCATION', requires: /corner of/i, pattern: m(`\\b(?:the\\s+)?${anyCase('corner')}\\s+of\\s+(?:[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}'’.-]*\\s+){1,6}?(?:and|&)\\s+(?:${CAP_WORD}|\\d+)(?:[ \\t]+(?:${CAP_WORD}|\\d+)\\.?){0,3}`, 'gu') },
   // A speaker in a dialogue or a chat: "Ubul: What a wife.", "Halldór: Remember me?".
   { name: 'name_speaker', label: 'NAME', requires: /\p{Ll}:[ \t]/u, pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || unknownWord(v)) && !isNotName(v) && !EPONYMS.has(key(v)) },
-  // A census given name that is also a word, capitalised in the middle of a sentence: "named him Frank", "leave me Brad".
-  { name: 'name_mid_sentence', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<=\\p{Ll}[,;]?[ \\t]+(?:and[ \\t]+|&[ \\t]+)?)\\p{Lu}\\p{Ll}{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => midSentenceName(v, mt, text) },
   // Texts written without capitals lose the case cue: there, census given names that are no English word ("my name is lena andersson").
   { name: 'name_lower_case_text', label: 'NAME', unless: /\p{Lu}/u, pattern: /(?<![\p{L}\p{M}'’-])(?<first>\p{Ll}{3,})(?:[ \t]+(?:\p{Ll}[ \t]+)?(?<last>\p{Ll}[\p{Ll}\p{M}'’-]+))?(?![\p{L}\p{M}'’-])/gu, accept: (_v, mt) => lowerCaseName(mt.groups!.first!, mt.groups!.last) },
 ];
@@ -267,7 +273,8 @@ function worldCity(value: string, match: RegExpExecArray, text: string): boolean
 /** Mid-sentence census given names that are words too (surnames that are words are too many: White, Day, Love); never clinical words, eponyms or places. */
 function midSentenceName(value: string, match: RegExpExecArray, text: string): boolean {
   const k = key(value);
-  if (!FIRST_NAMES.has(k) || TITLE_WORDS.has(k) || partOfStateName(match, text) || isNotName(value) || EPONYMS.has(k) || NOT_LOCATIONS.has(k) || MONTH_WORDS.has(k) || US_STATES[value]) return false;
+  if (!FIRST_NAMES.has(k) || !/^\p{Lu}\p{Ll}+$/u.test(value) || !/\p{Ll}[,;]?[ \t]+(?:and[ \t]+|&[ \t]+)?$/u.test(text.slice(Math.max(0, match.index - 8), match.index))) return false;
+  if (TITLE_WORDS.has(k) || partOfStateName(match, text) || isNotName(value) || EPONYMS.has(k) || NOT_LOCATIONS.has(k) || MONTH_WORDS.has(k) || US_STATES[value]) return false;
   // "the Royal Navy", "Princess Diana": a title or a name's first word, not a name alone.
   if (/\b(?:the|a|an|of)\s+$/i.test(text.slice(Math.max(0, match.index - 5), match.index)) || followedBy(match, text, /^\s+\p{Lu}/u)) return false;
   return !NATIONALITIES.has(k) && !followedBy(match, text, EPONYM_NOUN);
