@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { makeTempDir, repoRoot } from '@medsyn/testing';
+import { itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { EvaluationConfigError, parseEvaluationConfig, runEvaluation, writeEvaluationOutput } from '../src/comparison';
 import { encodeImages, openEncoderBundle } from '../src/encoder';
@@ -9,7 +9,7 @@ import { renderReport } from '../src/report';
 import { zeroShotScores } from '../src/zero-shot';
 import { SIZE, TINY, separableImages, writeBundle, writeCsvDataset, writeTrainedBundle } from './fixtures';
 
-const COVID_CXR = path.join(repoRoot, '../shared/data/covid-cxr');
+const COVID_CXR = path.join(sharedDataDir, 'covid-cxr');
 
 describe('comparison runner', () => {
   const tmp = makeTempDir('comparison');
@@ -56,7 +56,7 @@ describe('comparison runner', () => {
     expect(splits.classification.label_fractions['0.5']['1'].length).toBeLessThan(splits.classification.train.length);
   });
 
-  it('segmentation and detection on covid-cxr lung masks and boxes, with samples in the report', async () => {
+  itWithSharedData('segmentation and detection on covid-cxr lung masks and boxes, with samples in the report', async () => {
     const { random } = await bundles;
     const { results } = await runEvaluation({
       encoders: [{ name: 'random', bundle: random, pretraining_data: 'random' }],

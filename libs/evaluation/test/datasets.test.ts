@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
-import { makeTempDir, repoRoot } from '@medsyn/testing';
+import { describeWithSharedData, itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { DatasetError, decodeSiimRle, importChexpert, importCovidCxr, importCovidx, importCsv, importDataset, importRsna, importSiim, loadImage, loadMask } from '../src/datasets';
 import { labelFraction, splitByPatient, stratum } from '../src/splits';
 
-const COVID_CXR = path.join(repoRoot, '../shared/data/covid-cxr');
+const COVID_CXR = path.join(sharedDataDir, 'covid-cxr');
 
 function write(dir: string, name: string, text: string): void {
   fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
@@ -88,7 +88,7 @@ describe('dataset importers', () => {
     expect(() => loadMask({ id: 'img-7', path: '', mask: { kind: 'png', path: path.join(root, 'm.png') } }, 16, 16)).toThrow(new DatasetError('mask of img-7 is 8x8, its image is 16x16'));
   });
 
-  it('covid-cxr: finding labels, lung masks and lung boxes from ../shared/data', () => {
+  itWithSharedData('covid-cxr: finding labels, lung masks and lung boxes from ../shared/data', () => {
     const ds = importCovidCxr(COVID_CXR);
     const labelled = ds.images.filter((i) => i.labels);
     const masks = ds.images.filter((i) => i.mask);
@@ -108,7 +108,7 @@ describe('dataset importers', () => {
   });
 });
 
-describe('splits and label fractions', () => {
+describeWithSharedData('splits and label fractions', () => {
   const ds = importCovidCxr(COVID_CXR);
   const labelled = ds.images.filter((i) => i.labels);
 

@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, repoRoot } from '@medsyn/testing';
+import { describeWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { SPECIAL_TOKENS, WordPieceError, WordPieceTokenizer } from '../src';
 
 const temp = makeTempDir('wordpiece');
 afterAll(() => temp.remove());
 
 const REFERENCE = join(__dirname, 'python', 'bert_wordpiece.py');
-const METADATA = join(repoRoot, '..', 'shared', 'data', 'covid-cxr', 'metadata.csv');
+const METADATA = join(sharedDataDir, 'covid-cxr', 'metadata.csv');
 
 /** Texts that exercise BERT's basic tokeniser: accents, punctuation, CJK, controls, odd spaces, long words. */
 const EDGE_CASES = [
@@ -28,7 +28,7 @@ function reference(vocabPath: string, texts: string[], maxLength: number, lowerc
   return JSON.parse(execFileSync('/usr/bin/python3', [REFERENCE, 'encode', request], { encoding: 'utf8', maxBuffer: 64 << 20 }));
 }
 
-describe('WordPieceTokenizer', () => {
+describeWithSharedData('WordPieceTokenizer', () => {
   let notes: string[];
   let trained: WordPieceTokenizer;
   let vocabPath: string;
