@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artifact-store';
 import { readEncoderBundle } from '@medsyn/encoder-bundle';
-import { makeTempDir, repoRoot } from '@medsyn/testing';
+import { itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import {
   PretrainingAbandonedError,
@@ -109,9 +109,9 @@ describe('pre-training runs', () => {
     expect(checkpoints).toEqual(['runs/killed/checkpoints/latest.json', 'runs/killed/checkpoints/step-00000004.safetensors']);
   });
 
-  it('trains GLoRIA and MGCA on covid-cxr X-rays with their clinical notes; bad records are skipped and counted', async () => {
+  itWithSharedData('trains GLoRIA and MGCA on covid-cxr X-rays with their clinical notes; bad records are skipped and counted', async () => {
     const data = join(temp.dir, 'covid');
-    execFileSync('/usr/bin/python3', [join(__dirname, '..', 'scripts', 'covid_pairs.py'), join(repoRoot, '..', 'shared', 'data', 'covid-cxr'), data, '20']);
+    execFileSync('/usr/bin/python3', [join(__dirname, '..', 'scripts', 'covid_pairs.py'), join(sharedDataDir, 'covid-cxr'), data, '20']);
     const lines: unknown[] = [];
     for await (const line of readJsonl(store, 'covid/pairs.jsonl')) if (line.ok) lines.push(line.value);
     await store.put('covid/images/broken.png', Buffer.from('not a png at all'));
