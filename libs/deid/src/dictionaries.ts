@@ -71,6 +71,9 @@ export const EPONYMS = lower([
   'Eisenmenger', 'Scimitar', 'Kommerell', 'Valsalva', 'Trendelenburg', 'Bezold',
   'Jackson-Pratt', 'Tenckhoff', 'Medtronic',
   // Grading and classification eponyms that come with a number ("Bosniak 2F", "Gleason 7"): not street addresses.
+  // Operations named after surgeons ("s/p Whipple", "Fontan circulation").
+  'Whipple', 'Nissen', 'Roux', 'Billroth', 'Hartmann', 'Bentall', 'Fontan', 'Glenn', 'Norwood', 'Blalock', 'Taussig', 'Rastelli',
+  'Jatene', 'Senning', 'Kasai', 'Ladd', 'Ravitch', 'Nuss', 'Clagett', 'Eloesser', 'Chamberlain', 'Mumford', 'Latarjet', 'Bankart',
   'Hampton', 'Fallot', 'Bosniak', 'Gleason', 'Mallampati', 'Fazekas', 'Pfirrmann', 'Modic', 'Meyerding', 'Kellgren', 'Schatzker', 'Gartland', 'Neer',
   'Hinchey', 'Clavien', 'Dindo', 'Tönnis', 'Tonnis', 'Outerbridge', 'Paprosky', 'Ficat', 'Berndt', 'Spetzler', 'Fisher', 'Hunt', 'Hess',
   'Breslow', 'Clark', 'Ann', 'Arbor', 'Lugano', 'Tanner', 'Weber', 'Lauge-Hansen', 'Denis', 'Frankel', 'Glasgow', 'Child-Pugh', 'Pugh',

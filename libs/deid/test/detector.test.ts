@@ -104,6 +104,7 @@ describe('RuleDetector', () => {
   it.each([
     'Bosniak 2F cyst of the left kidney. Gleason 7 adenocarcinoma. Risser 4. Fazekas 2 white matter change.',
     'Hampton hump and Westermark sign; tetralogy of Fallot. Schatzker 2 tibial plateau fracture. Mallampati 3.',
+    'Status post Whipple. Fontan circulation; prior Nissen and Roux-en-Y.',
     'Series 3 Image 45: nodule. Chest 2 views at 14:35. Since 2019 the effusion has decreased.',
     'Family from North Dakota and South Carolina; travel to Rhode Island.',
     'Chest 2 views. Lung-RADS 4A nodule; BI-RADS 3. Impella 5.5 device. Watchman 27 mm.',
