@@ -257,8 +257,11 @@ export const RULES: readonly Rule[] = [
   { name: 'street_corner', label: 'LOCATION', requires: /corner of/i, pattern: m(`\\b(?:the\\s+)?${anyCase('corner')}\\s+of\\s+(?:[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}'’.-]*\\s+){1,6}?(?:and|&)\\s+(?:${CAP_WORD}|\\d+)(?:[ \\t]+(?:${CAP_WORD}|\\d+)\\.?){0,3}`, 'gu') },
   // A speaker in a dialogue or a chat: "Ubul: What a wife.", "Halldór: Remember me?".
   { name: 'name_speaker', label: 'NAME', requires: /\p{Ll}:[ \t]/u, pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || unknownWord(v)) && !isNotName(v) && !EPONYMS.has(key(v)) },
-  // Texts written without capitals lose the case cue: there, census given names that are no English word ("my name is lena andersson").
+  // Texts written without capitals lose the case cue: there, census given names that are no English word ("my name is lena andersson"),
+  // cities of the world lists that are no English word ("we returned to kiel"), and house number, street, number ("255 hersnapvej 18").
   { name: 'name_lower_case_text', label: 'NAME', unless: /\p{Lu}/u, pattern: /(?<![\p{L}\p{M}'’-])(?<first>\p{Ll}{3,})(?:[ \t]+(?:\p{Ll}[ \t]+)?(?<last>\p{Ll}[\p{Ll}\p{M}'’-]+))?(?![\p{L}\p{M}'’-])/gu, accept: (_v, mt) => lowerCaseName(mt.groups!.first!, mt.groups!.last) },
+  { name: 'city_lower_case_text', label: 'LOCATION', unless: /\p{Lu}/u, pattern: /(?<![\p{L}\p{M}'’-])\p{Ll}{3,}(?![\p{L}\p{M}'’-])/gu, accept: lowerCaseCity },
+  { name: 'street_lower_case_text', label: 'LOCATION', unless: /\p{Lu}/u, requires: DIGIT, pattern: /(?=\d)(?<![\p{L}\p{N}.,\/:-])\d{1,6}(?:[ \t]\d{1,5})?[ \t]+\p{Ll}[\p{Ll}\p{M}'’.-]*(?:[ \t]+\p{Ll}[\p{Ll}\p{M}'’.-]*){0,3}?[ \t]+\d{1,5}(?![\p{L}\p{N}]|[.,\/:]\d)/gu, accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some((w) => !ENGLISH_WORDS.has(w) && !FOREIGN_WORDS.has(w)) },
 ];
 
 /** A city of the world lists ("Zoetermeer", "Los Angeles") when no English word, nor part of a state's name ("South Carolina"). */
@@ -282,6 +285,11 @@ function midSentenceName(value: string, match: RegExpExecArray, text: string): b
 
 /** Census given names that are mostly titles or words when capitalised mid-sentence. */
 const TITLE_WORDS = lower('royal prince princess king queen lord lady duke earl baron love joy faith hope grace');
+
+/** In a text without any capital letter, a city of the world lists that is no English word, name or function word. */
+function lowerCaseCity(word: string): boolean {
+  return WORLD_CITIES.has(word) && !ENGLISH_WORDS.has(word) && !FOREIGN_WORDS.has(word) && !FIRST_NAMES.has(word) && !NOT_LOCATIONS.has(word) && !NOT_NAMES.has(word);
+}
 
 /** In a text without any capital letter (the rule's `unless`), a census given name that is no English word, with the next word when a surname. */
 function lowerCaseName(first: string, last: string | undefined): boolean {

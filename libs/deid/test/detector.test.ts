@@ -97,6 +97,8 @@ describe('RuleDetector', () => {
     ['Ayumi: Are you coming tonight?', 'NAME', 'Ayumi'],
     ['I thanked her and named him Frank after all.', 'NAME', 'Frank'],
     ['hi, my name is ingrid lindqvist and i lost my card', 'NAME', 'ingrid lindqvist'],
+    ['we returned to eindhoven by train.', 'LOCATION', 'eindhoven'],
+    ['send it to 48 kongensgade 12 please', 'LOCATION', '48 kongensgade 12'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
