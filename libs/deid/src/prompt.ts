@@ -28,49 +28,63 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
   if (!source) return { text: '', sourceSection: '', tokenCount: counter.countTokens(''), truncated: false };
   const text = source.text.replace(/\s+/g, ' ').trim();
   // CLIP's BPE never joins across whitespace, so a text's tokens are the sum of its words'
-  // (counted once each and cached, and only until the limit is passed: the BPE is slow).
-  const sentences = text.split(/(?<=[.!?;])\s+/);
-  let kept = '';
-  let keptCount = 2;
-  for (const sentence of sentences) {
-    // Every word is at least one token: a sentence with too many words is not counted at all.
-    if (keptCount + sentence.split(' ').length > maxTokens) break;
-    const count = keptCount + sentenceTokens(counter, sentence);
-    if (count > maxTokens) break;
-    [kept, keptCount] = [kept ? `${kept} ${sentence}` : sentence, count];
+  // (counted once each and cached: the BPE is slow). One pass over the words: a sentence ends at
+  // a word ending in . ! ? or ;, and the pass stops as soon as the current sentence cannot fit,
+  // either by its tokens or by its words (every word is at least one token).
+  const counts = wordCounts(counter);
+  let keptEnd = 0; // end of the last whole sentence that fits
+  let keptCount = 2; // its tokens, start and end tokens included
+  let sentenceTokens = 0;
+  let sentenceWords = 0;
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf(' ', start);
+    if (end < 0) end = text.length;
+    sentenceTokens += wordTokens(counter, counts, text.slice(start, end));
+    sentenceWords++;
+    if (keptCount + sentenceWords > maxTokens || keptCount + sentenceTokens > maxTokens) break;
+    if (end === text.length || SENTENCE_END.has(text.charCodeAt(end - 1))) {
+      [keptEnd, keptCount] = [end, keptCount + sentenceTokens];
+      [sentenceTokens, sentenceWords] = [0, 0];
+    }
+    start = end + 1;
   }
-  if (kept.length === text.length) return { text, sourceSection: source.name, tokenCount: keptCount, truncated: false };
-  if (kept) return { text: kept, sourceSection: source.name, tokenCount: keptCount, truncated: true };
+  if (keptEnd === text.length) return { text, sourceSection: source.name, tokenCount: keptCount, truncated: false };
+  if (keptEnd > 0) return { text: text.slice(0, keptEnd), sourceSection: source.name, tokenCount: keptCount, truncated: true };
 
   // The first sentence alone is too long: the longest run of whole words that fits.
-  const first = sentences[0]!.split(' ');
-  let [low, high] = [0, Math.min(first.length, maxTokens)];
-  while (low < high) {
-    const mid = Math.ceil((low + high) / 2);
-    if (counter.countTokens(first.slice(0, mid).join(' ')) <= maxTokens) low = mid;
-    else high = mid - 1;
+  let [cutEnd, cutCount] = [0, 2];
+  for (let start = 0; start < text.length; ) {
+    let end = text.indexOf(' ', start);
+    if (end < 0) end = text.length;
+    const count = cutCount + wordTokens(counter, counts, text.slice(start, end));
+    if (count > maxTokens) break;
+    [cutEnd, cutCount] = [end, count];
+    if (SENTENCE_END.has(text.charCodeAt(end - 1))) break; // within the first sentence only
+    start = end + 1;
   }
-  const cut = first.slice(0, low).join(' ');
-  return { text: cut, sourceSection: source.name, tokenCount: counter.countTokens(cut), truncated: true };
+  return { text: text.slice(0, cutEnd), sourceSection: source.name, tokenCount: cutCount, truncated: true };
 }
+
+/** Characters that end a sentence (char codes of . ! ? ;). */
+const SENTENCE_END = new Set(['.', '!', '?', ';'].map((c) => c.charCodeAt(0)));
 
 /** Counts of recent words per counter: report vocabulary is small ("pneumothorax", "effusion"). */
 const wordCache = new WeakMap<ClipTokenCounter, Map<string, number>>();
 const WORD_CACHE_SIZE = 100_000;
 
-/** Tokens of one sentence without the start and end tokens: the sum over its words. */
-function sentenceTokens(counter: ClipTokenCounter, sentence: string): number {
+function wordCounts(counter: ClipTokenCounter): Map<string, number> {
   let cache = wordCache.get(counter);
   if (!cache) wordCache.set(counter, (cache = new Map()));
-  let total = 0;
-  for (const word of sentence.split(' ')) {
-    let count = cache.get(word);
-    if (count === undefined) {
-      count = counter.countTokens(word) - 2;
-      if (cache.size >= WORD_CACHE_SIZE) cache.clear();
-      cache.set(word, count);
-    }
-    total += count;
+  return cache;
+}
+
+/** Tokens of one word without the start and end tokens. */
+function wordTokens(counter: ClipTokenCounter, cache: Map<string, number>, word: string): number {
+  let count = cache.get(word);
+  if (count === undefined) {
+    count = counter.countTokens(word) - 2;
+    if (cache.size >= WORD_CACHE_SIZE) cache.clear();
+    cache.set(word, count);
   }
-  return total;
+  return count;
 }
