@@ -78,13 +78,35 @@ function wordCounts(counter: ClipTokenCounter): Map<string, number> {
   return cache;
 }
 
+/**
+ * An ASCII word with ASCII punctuation around it ("Effusion.", "(left)"). CLIP lower-cases and
+ * splits it into letter and punctuation runs, so its tokens are the sum of theirs, and
+ * "effusion", "Effusion," and "effusion." share one count. Apostrophes (contractions), digits,
+ * "|" (special tokens) and non-ASCII text take the general path.
+ */
+const PLAIN_WORD = /^([!-&(-\/:-@\[-`{}~]*)([A-Za-z]+)([!-&(-\/:-@\[-`{}~]*)$/;
+
 /** Tokens of one word without the start and end tokens. */
 function wordTokens(counter: ClipTokenCounter, cache: Map<string, number>, word: string): number {
   let count = cache.get(word);
+  if (count !== undefined) return count;
+  const plain = PLAIN_WORD.exec(word);
+  if (plain) {
+    const [, before, letters, after] = plain;
+    count = runTokens(counter, cache, letters!.toLowerCase()) + (before ? runTokens(counter, cache, before) : 0) + (after ? runTokens(counter, cache, after) : 0);
+  } else count = counter.countTokens(word) - 2;
+  if (cache.size >= WORD_CACHE_SIZE) cache.clear();
+  cache.set(word, count);
+  return count;
+}
+
+/** Tokens of one letter or punctuation run, counted by the BPE once. */
+function runTokens(counter: ClipTokenCounter, cache: Map<string, number>, run: string): number {
+  let count = cache.get(run);
   if (count === undefined) {
-    count = counter.countTokens(word) - 2;
+    count = counter.countTokens(run) - 2;
     if (cache.size >= WORD_CACHE_SIZE) cache.clear();
-    cache.set(word, count);
+    cache.set(run, count);
   }
   return count;
 }

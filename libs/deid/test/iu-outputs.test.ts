@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { countTokens } from '@medsyn/clip-tokenizer';
-import { Anonymizer, type AnonymizedReport } from '../src';
+import { Anonymizer, buildPrompt, type AnonymizedReport } from '../src';
 
 // Outputs of the anonymizer (mask mode) on a sample of IU X-ray reports, recorded before the
 // prompt builder was made faster: every speed-up must leave texts, spans, sections and prompts
@@ -30,5 +30,17 @@ describe('anonymizer outputs on the IU X-ray sample', () => {
 
   it('counts prompt tokens as the CLIP tokenizer counts the whole prompt', () => {
     for (const { expected } of lines) expect(expected.prompt.tokenCount).toBe(countTokens(expected.prompt.text));
+  });
+
+  it('counts every word as the CLIP tokenizer does, whatever its case, punctuation or script', () => {
+    const words = new Set(lines.flatMap((l) => l.text.split(/\s+/)).filter(Boolean));
+    for (const word of ["patient's", "O'Brien.", '<|endoftext|>', '(<|startoftext|>)', 'C5-6,', 'x-XXXX.', 'Café.', 'naïve', '3.2cm', 'Swan-Ganz', '(left).', '...', 'e.g.', '"quoted"', '___', '\uFFFD', 'ＡＢＣ']) words.add(word);
+    const counter = { countTokens };
+    for (const word of words) {
+      const expected = countTokens(word);
+      if (expected > 77) continue;
+      const prompt = buildPrompt([{ name: 'OTHER', heading: '', text: word, start: 0, end: word.length }], counter);
+      expect([word, prompt.tokenCount]).toEqual([word, expected]);
+    }
   });
 });
