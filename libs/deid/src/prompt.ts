@@ -79,21 +79,21 @@ function wordCounts(counter: ClipTokenCounter): Map<string, number> {
 }
 
 /**
- * An ASCII word with ASCII punctuation around it ("Effusion.", "(left)"). CLIP lower-cases and
- * splits it into letter and punctuation runs, so its tokens are the sum of theirs, and
- * "effusion", "Effusion," and "effusion." share one count. Apostrophes (contractions), digits,
- * "|" (special tokens) and non-ASCII text take the general path.
+ * An ASCII word ("Effusion.", "(left)", "x-XXXX.", "C5-6,"). CLIP lower-cases it and splits it into
+ * letter runs, single digits and punctuation runs, so its tokens are the sum of theirs, and
+ * "effusion", "Effusion," and "effusion." share one count. Apostrophes (contractions), "|"
+ * (special tokens) and non-ASCII text take the general path.
  */
-const PLAIN_WORD = /^([!-&(-\/:-@\[-`{}~]*)([A-Za-z]+)([!-&(-\/:-@\[-`{}~]*)$/;
+const PLAIN_WORD = /^[A-Za-z0-9!-&(-\/:-@\[-`{}~]+$/;
+const PLAIN_RUN = /[A-Za-z]+|[0-9]|[!-&(-\/:-@\[-`{}~]+/g;
 
 /** Tokens of one word without the start and end tokens. */
 function wordTokens(counter: ClipTokenCounter, cache: Map<string, number>, word: string): number {
   let count = cache.get(word);
   if (count !== undefined) return count;
-  const plain = PLAIN_WORD.exec(word);
-  if (plain) {
-    const [, before, letters, after] = plain;
-    count = runTokens(counter, cache, letters!.toLowerCase()) + (before ? runTokens(counter, cache, before) : 0) + (after ? runTokens(counter, cache, after) : 0);
+  if (PLAIN_WORD.test(word)) {
+    count = 0;
+    for (const [run] of word.toLowerCase().matchAll(PLAIN_RUN)) count += runTokens(counter, cache, run);
   } else count = counter.countTokens(word) - 2;
   if (cache.size >= WORD_CACHE_SIZE) cache.clear();
   cache.set(word, count);
