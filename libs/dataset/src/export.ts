@@ -1,0 +1,264 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import * as tar from 'tar-stream';
+import { ArtifactNotFoundError, InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { keyOf, loadPairManifests, type PairRecord } from '@medsyn/vlp';
+import { DATASET_FORMAT, checkCardFacts, renderReadme, type CardFacts, type DatasetCard, type ShardEntry } from './card';
+import { DatasetExportError } from './errors';
+
+export interface ExportDatasetOptions {
+  /** Where the pair manifests, their images and the reports are. */
+  store: ArtifactStore;
+  /** Pair manifests (keys or store URIs): the synthesizer's `pairs-shard-*.jsonl` or `{"image", "report"}` lines. */
+  pairs: string[];
+  /** The anonymizer's `anonymized.jsonl` (key or URI): joined by `report_id` so each `.txt` is the full anonymized report. */
+  reports?: string;
+  /** Where the bundle goes (a local folder is a FileArtifactStore). */
+  out: ArtifactStore;
+  /** Folder inside `out` ("" or ending in "/"). */
+  outPrefix?: string;
+  /** Samples per tar shard (default 1000). */
+  shardSize?: number;
+  card: CardFacts;
+  onProgress?: (progress: { samples: number; total: number }) => void;
+}
+
+export interface ExportDatasetResult {
+  samples: number;
+  /** Keys in `out` (with the prefix). */
+  shards: { key: string; sha256: string; samples: number }[];
+  cardKey: string;
+  readmeKey: string;
+  card: DatasetCard;
+}
+
+/** What `<key>.json` holds: the sample's provenance, no store paths. */
+export interface SampleMetadata {
+  key: string;
+  /** The report id (the sample key when the manifest has none). */
+  id: string;
+  image: string;
+  image_sha256: string;
+  text_source: 'anonymized_report' | 'prompt';
+  prompt?: string;
+  seed?: string;
+  generator: { name: string; sha256?: string };
+  labels?: Record<string, unknown>;
+  prompt_truncated?: boolean;
+}
+
+/** A sample as it goes into a shard. */
+interface Sample {
+  key: string;
+  record: PairRecord;
+  line: Record<string, unknown>;
+}
+
+export const DEFAULT_SHARD_SIZE = 1000;
+/** Entries carry a fixed time, so the same inputs give byte-identical shards (and digests). */
+const ENTRY_MTIME = new Date(0);
+
+/** A WebDataset key: WebDataset splits a member's name at its first dot, so keys have none. */
+export function sampleKey(imageKey: string, used: Set<string>): string {
+  const base = posix.basename(imageKey).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_-]/g, '_') || 'sample';
+  let key = base;
+  for (let n = 2; used.has(key); n++) key = `${base}_${n}`;
+  used.add(key);
+  return key;
+}
+
+/** The image's extension from its bytes; only the formats the generators write travel in a bundle. */
+export function imageExtension(bytes: Uint8Array): 'png' | 'jpg' | undefined {
+  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpg';
+  return undefined;
+}
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+function normalizePrefix(prefix: string | undefined, field: string): string {
+  const p = (prefix ?? '').replace(/^\/+/, '');
+  if (p !== '' && !p.endsWith('/')) throw new DatasetExportError(field, 'must be empty or end in "/"');
+  return p;
+}
+
+/** The store key of a manifest option, or an error naming the option. */
+async function manifestKey(store: ArtifactStore, uri: string, field: string): Promise<{ key: string; sha256: string }> {
+  let key: string;
+  try {
+    key = keyOf(store, uri);
+  } catch (error) {
+    if (error instanceof InvalidKeyError) throw new DatasetExportError(field, `${uri} is not in the artifact store (${store.rootUri})`);
+    throw error;
+  }
+  const ref = await store.stat(key);
+  if (!ref) throw new DatasetExportError(field, `${uri} not found in ${store.rootUri}`);
+  return { key, sha256: ref.sha256 };
+}
+
+/** The anonymized reports the samples need, by id; other lines are not kept in memory. */
+async function loadReports(store: ArtifactStore, key: string, ids: Set<string>): Promise<Map<string, { text: string; labels?: Record<string, unknown> }>> {
+  const reports = new Map<string, { text: string; labels?: Record<string, unknown> }>();
+  for await (const line of readJsonl<Record<string, unknown>>(store, key)) {
+    if (!line.ok) continue;
+    const { id, text, labels } = line.value;
+    if (typeof id !== 'string' || !ids.has(id) || typeof text !== 'string' || text.trim() === '') continue;
+    reports.set(id, { text, labels: labels && typeof labels === 'object' ? (labels as Record<string, unknown>) : undefined });
+  }
+  return reports;
+}
+
+/** Writes one tar shard through the store while its entries are added: at most one sample is in memory. */
+async function writeShard(out: ArtifactStore, key: string, fill: (add: (name: string, body: Buffer) => Promise<void>) => Promise<void>): Promise<{ sha256: string; sizeBytes: number }> {
+  const pack = tar.pack();
+  const written = out.put(key, pack as unknown as AsyncIterable<Uint8Array>, { mediaType: 'application/x-tar' });
+  // A failed upload stops the producer: destroying the pack fails its pending entry.
+  written.catch((error: unknown) => pack.destroy(error as Error));
+  const add = (name: string, body: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      pack.entry({ name, size: body.byteLength, mtime: ENTRY_MTIME, mode: 0o644, uname: '', gname: '' }, body, (error) => (error ? reject(error) : resolve()));
+    });
+  try {
+    await fill(add);
+    pack.finalize();
+  } catch (error) {
+    pack.destroy(error as Error);
+    await written.catch(() => undefined);
+    throw error;
+  }
+  const ref = await written;
+  return { sha256: ref.sha256, sizeBytes: ref.sizeBytes };
+}
+
+/**
+ * Exports synthetic image-report pairs as a shareable bundle: WebDataset tar shards
+ * (`shard-000000.tar`, ...; each sample `<key>.png`, `<key>.txt`, `<key>.json`) with a dataset
+ * card, `dataset.json` and `README.md`. The pairs are read by the pretrainer's own manifest reader
+ * (`loadPairManifests`), so the same lines are kept and skipped; an image whose bytes do not
+ * match the manifest's `image_sha256` fails the export. Re-exporting the same inputs gives
+ * byte-identical shards; shards of an earlier, larger export under the prefix are removed.
+ */
+export async function exportDataset(options: ExportDatasetOptions): Promise<ExportDatasetResult> {
+  const { store, out } = options;
+  const facts = checkCardFacts(options.card);
+  const outPrefix = normalizePrefix(options.outPrefix, 'outPrefix');
+  const shardSize = options.shardSize ?? DEFAULT_SHARD_SIZE;
+  if (!Number.isInteger(shardSize) || shardSize < 1) throw new DatasetExportError('shardSize', `must be an integer >= 1, got ${shardSize}`);
+  if (!Array.isArray(options.pairs) || options.pairs.length === 0) throw new DatasetExportError('pairs', 'at least one pair manifest is required');
+
+  const sources: DatasetCard['sources'] = [];
+  const manifestKeys: string[] = [];
+  for (const [i, uri] of options.pairs.entries()) {
+    const manifest = await manifestKey(store, uri, `pairs[${i}]`);
+    manifestKeys.push(manifest.key);
+    sources.push({ kind: 'pairs', sha256: manifest.sha256 });
+  }
+  const reportsKey = options.reports ? await manifestKey(store, options.reports, 'reports') : undefined;
+  if (reportsKey) sources.push({ kind: 'reports', sha256: reportsKey.sha256 });
+  const cardKey = `${outPrefix}dataset.json`;
+  const readmeKey = `${outPrefix}README.md`;
+  // An earlier card goes first: a bundle without a card is unfinished, never a stale card over new shards.
+  await out.delete(cardKey);
+
+  const loaded = await loadPairManifests(store, { real: [], synthetic: manifestKeys });
+  const skipped: Record<string, number> = {};
+  for (const s of loaded.skipped) skipped[s.reason] = (skipped[s.reason] ?? 0) + 1;
+
+  // The manifests' own lines, for the fields the pretrainer does not read (report_id, seed, ...).
+  const lines = new Map<string, Record<string, unknown>>();
+  for (const key of manifestKeys) {
+    for await (const line of readJsonl<Record<string, unknown>>(store, key)) if (line.ok) lines.set(`${key}\n${line.lineNumber}`, line.value);
+  }
+  const used = new Set<string>();
+  const samples: Sample[] = loaded.records.map((record) => ({ key: sampleKey(record.imageKey, used), record, line: lines.get(`${record.manifest}\n${record.lineNumber}`) ?? {} }));
+  lines.clear();
+  const reportId = (s: Sample) => (typeof s.line.report_id === 'string' && s.line.report_id ? s.line.report_id : undefined);
+  const reports = reportsKey ? await loadReports(store, reportsKey.key, new Set(samples.map(reportId).filter((id): id is string => !!id))) : new Map();
+
+  const generator = { name: facts.generator.name, ...(facts.generator.sha256 ? { sha256: facts.generator.sha256 } : {}) };
+  const text = { anonymized_report: 0, prompt: 0 };
+  const shards: ShardEntry[] = [];
+  let exported = 0;
+  let batch: Sample[] = [];
+  const flush = async () => {
+    const key = `shard-${String(shards.length).padStart(6, '0')}.tar`;
+    let count = 0;
+    const ref = await writeShard(out, `${outPrefix}${key}`, async (add) => {
+      for (const sample of batch) {
+        let image: Buffer;
+        try {
+          image = await getBuffer(store, sample.record.imageKey);
+        } catch (error) {
+          if (!(error instanceof ArtifactNotFoundError)) throw error;
+          skipped['image not found'] = (skipped['image not found'] ?? 0) + 1;
+          continue;
+        }
+        const digest = sha256(image);
+        const where = `${sample.record.manifest} line ${sample.record.lineNumber}`;
+        if (typeof sample.line.image_sha256 === 'string' && sample.line.image_sha256 !== digest) {
+          throw new DatasetExportError('pairs', `${where}: image ${sample.record.imageKey} does not match its image_sha256`);
+        }
+        const ext = imageExtension(image);
+        if (!ext) throw new DatasetExportError('pairs', `${where}: image ${sample.record.imageKey} is neither PNG nor JPEG`);
+        const id = reportId(sample);
+        const report = id ? reports.get(id) : undefined;
+        text[report ? 'anonymized_report' : 'prompt']++;
+        const labels = (sample.line.labels && typeof sample.line.labels === 'object' ? sample.line.labels : report?.labels) as Record<string, unknown> | undefined;
+        const metadata: SampleMetadata = {
+          key: sample.key,
+          id: id ?? sample.key,
+          image: `${sample.key}.${ext}`,
+          image_sha256: digest,
+          text_source: report ? 'anonymized_report' : 'prompt',
+          ...(typeof sample.line.prompt === 'string' ? { prompt: sample.line.prompt } : {}),
+          ...(typeof sample.line.seed === 'string' || typeof sample.line.seed === 'number' ? { seed: String(sample.line.seed) } : {}),
+          generator,
+          ...(labels ? { labels } : {}),
+          ...(typeof sample.line.prompt_truncated === 'boolean' ? { prompt_truncated: sample.line.prompt_truncated } : {}),
+        };
+        await add(`${sample.key}.${ext}`, image);
+        await add(`${sample.key}.txt`, Buffer.from(report?.text ?? sample.record.report, 'utf8'));
+        await add(`${sample.key}.json`, Buffer.from(JSON.stringify(metadata), 'utf8'));
+        count++;
+        exported++;
+        options.onProgress?.({ samples: exported, total: samples.length });
+      }
+    });
+    shards.push({ key, sha256: ref.sha256, samples: count, size_bytes: ref.sizeBytes });
+    batch = [];
+  };
+  for (const sample of samples) {
+    batch.push(sample);
+    if (batch.length === shardSize) await flush();
+  }
+  if (batch.length || shards.length === 0) await flush();
+
+  // An earlier export with more shards must not leave stale ones behind the new card.
+  const current = new Set(shards.map((s) => `${outPrefix}${s.key}`));
+  for await (const object of out.list(`${outPrefix}shard-`)) {
+    if (/^shard-\d+\.tar$/.test(object.key.slice(outPrefix.length)) && !current.has(object.key)) await out.delete(object.key);
+  }
+
+  const card: DatasetCard = {
+    format: DATASET_FORMAT,
+    name: facts.name,
+    ...(facts.description ? { description: facts.description } : {}),
+    samples: exported,
+    members: { image: ['png', 'jpg'], text: 'txt', metadata: 'json' },
+    shards,
+    generator: { name: facts.generator.name, ...(facts.generator.uri ? { uri: facts.generator.uri } : {}), ...(facts.generator.sha256 ? { sha256: facts.generator.sha256 } : {}) },
+    prompts: { source: facts.promptsSource },
+    text,
+    deidentification: {
+      mode: facts.deid?.mode?.trim() || 'unspecified',
+      ...(facts.deid?.recall !== undefined ? { recall: facts.deid.recall, recall_source: facts.deid.recallSource!.trim() } : {}),
+    },
+    licence: facts.licence,
+    skipped,
+    sources,
+  };
+  await out.put(readmeKey, renderReadme(card), { mediaType: 'text/markdown' });
+  // The card last: its presence means the bundle is complete.
+  await out.put(cardKey, `${JSON.stringify(card, null, 2)}\n`, { mediaType: 'application/json' });
+  return { samples: exported, shards: shards.map((s) => ({ key: `${outPrefix}${s.key}`, sha256: s.sha256, samples: s.samples })), cardKey, readmeKey, card };
+}

@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import { TextDecoder } from 'node:util';
+import * as tar from 'tar-stream';
+import { ArtifactNotFoundError, ArtifactStoreError, InvalidKeyError, getBuffer, putJsonl, validateKey, type ArtifactStore } from '@medsyn/artifact-store';
+import { DATASET_FORMAT, type DatasetCard, type ShardEntry } from './card';
+import { DatasetBundleError } from './errors';
+import { imageExtension } from './export';
+
+export interface ImportDatasetOptions {
+  /** Where the bundle is (a local folder is a FileArtifactStore). */
+  bundle: ArtifactStore;
+  /** The bundle's folder inside `bundle` ("" or ending in "/"). */
+  bundlePrefix?: string;
+  /** Where the images and the pair manifest go. */
+  store: ArtifactStore;
+  /** Folder inside `store` (default `datasets/<name>-<digest>/`, the digest of the shards' digests). */
+  prefix?: string;
+  onProgress?: (progress: { samples: number; total: number }) => void;
+}
+
+export interface ImportDatasetResult {
+  /** The pair manifest's key: put it (or its URI) in the pre-training config's `data.synthetic_pairs`. */
+  manifestKey: string;
+  manifestUri: string;
+  prefix: string;
+  samples: number;
+  card: DatasetCard;
+}
+
+const SAMPLE_KEY = /^[A-Za-z0-9_-]{1,200}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+function normalizePrefix(prefix: string | undefined, field: string): string {
+  const p = (prefix ?? '').replace(/^\/+/, '');
+  if (p !== '' && !p.endsWith('/')) throw new DatasetBundleError(field, 'must be empty or end in "/"');
+  return p;
+}
+
+/** Reads and checks `dataset.json`: its format tag and a shard list that stays inside the bundle. */
+export async function readDatasetCard(bundle: ArtifactStore, bundlePrefix = ''): Promise<DatasetCard> {
+  const key = `${normalizePrefix(bundlePrefix, 'bundlePrefix')}dataset.json`;
+  let card: DatasetCard;
+  try {
+    card = JSON.parse((await getBuffer(bundle, key)).toString('utf8')) as DatasetCard;
+  } catch (error) {
+    if (error instanceof ArtifactNotFoundError) throw new DatasetBundleError('dataset.json', `not found in ${bundle.uriOf(key)}: not a dataset bundle, or an unfinished export`);
+    if (error instanceof SyntaxError) throw new DatasetBundleError('dataset.json', 'is not valid JSON');
+    throw error;
+  }
+  if (!card || typeof card !== 'object') throw new DatasetBundleError('dataset.json', 'is not a JSON object');
+  if (card.format !== DATASET_FORMAT) throw new DatasetBundleError('dataset.json', `format ${JSON.stringify(card.format)} is not ${DATASET_FORMAT}`);
+  if (!Array.isArray(card.shards)) throw new DatasetBundleError('dataset.json', 'shards must be a list');
+  for (const [i, shard] of card.shards.entries()) {
+    const field = `dataset.json shards[${i}]`;
+    try {
+      if (typeof shard?.key !== 'string') throw new Error('no key');
+      validateKey(shard.key);
+    } catch {
+      throw new DatasetBundleError(field, 'key must be a relative path inside the bundle');
+    }
+    if (typeof shard.sha256 !== 'string' || !SHA256.test(shard.sha256)) throw new DatasetBundleError(field, 'sha256 must be 64 lower-case hex digits');
+    if (!Number.isInteger(shard.samples) || shard.samples < 0) throw new DatasetBundleError(field, 'samples must be an integer >= 0');
+  }
+  return card;
+}
+
+/** Streams a shard once to hash it: nothing is written unless every shard is the one the card lists. */
+async function checkShardDigest(bundle: ArtifactStore, key: string, shard: ShardEntry): Promise<void> {
+  const hash = createHash('sha256');
+  try {
+    for await (const chunk of await bundle.get(key)) hash.update(chunk as Buffer);
+  } catch (error) {
+    if (error instanceof ArtifactNotFoundError) throw new DatasetBundleError(shard.key, 'missing from the bundle');
+    throw error;
+  }
+  const digest = hash.digest('hex');
+  if (digest !== shard.sha256) throw new DatasetBundleError(shard.key, `sha256 ${digest} does not match dataset.json (${shard.sha256}): the shard was changed or damaged`);
+}
+
+interface Members {
+  key: string;
+  files: Map<string, Buffer>;
+}
+
+/** The samples of a tar shard, one at a time, grouped as WebDataset does: by the name before its first dot. */
+async function* readSamples(bundle: ArtifactStore, key: string, shardKey: string): AsyncIterable<Members> {
+  const extract = tar.extract();
+  const source = await bundle.get(key);
+  source.on('error', (error) => extract.destroy(error));
+  source.pipe(extract as unknown as NodeJS.WritableStream);
+  let current: Members | undefined;
+  try {
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      if (entry.header.type !== 'file') continue;
+      const name = entry.header.name;
+      const dot = name.indexOf('.');
+      const sampleKey = dot < 0 ? name : name.slice(0, dot);
+      // The key names an object in the target store: only the characters an export writes.
+      if (!SAMPLE_KEY.test(sampleKey)) throw new DatasetBundleError(shardKey, `member ${JSON.stringify(name.slice(0, 120))} has no valid sample key (letters, digits, "_", "-")`);
+      if (current && current.key !== sampleKey) {
+        yield current;
+        current = undefined;
+      }
+      current ??= { key: sampleKey, files: new Map() };
+      current.files.set(dot < 0 ? '' : name.slice(dot + 1), Buffer.concat(chunks));
+    }
+    if (current) yield current;
+  } catch (error) {
+    if (error instanceof DatasetBundleError || error instanceof ArtifactStoreError) throw error;
+    // tar-stream's own errors say what is wrong with the archive's structure, never its content.
+    throw new DatasetBundleError(shardKey, `is not a readable tar archive (${(error as Error).message})`);
+  } finally {
+    source.destroy();
+    extract.destroy();
+  }
+}
+
+/** One sample's members checked: an image whose sha256 is the one its `.json` states, a UTF-8 report. */
+function checkSample(shardKey: string, sample: Members, seen: Set<string>, utf8: TextDecoder): { key: string; ext: string; image: Buffer; report: string; id: string } {
+  const where = `${shardKey} sample ${sample.key}`;
+  if (seen.has(sample.key)) throw new DatasetBundleError(where, 'appears twice in the bundle');
+  seen.add(sample.key);
+  const ext = ['png', 'jpg'].find((e) => sample.files.has(e));
+  const image = ext ? sample.files.get(ext) : undefined;
+  const text = sample.files.get('txt');
+  const metadataBytes = sample.files.get('json');
+  if (!image || !ext) throw new DatasetBundleError(where, 'has no .png or .jpg image');
+  if (!text) throw new DatasetBundleError(where, 'has no .txt report');
+  if (!metadataBytes) throw new DatasetBundleError(where, 'has no .json metadata');
+  let metadata: { image_sha256?: unknown; id?: unknown } | null;
+  try {
+    metadata = JSON.parse(metadataBytes.toString('utf8')) as typeof metadata;
+  } catch {
+    throw new DatasetBundleError(where, '.json is not valid JSON');
+  }
+  if (sha256(image) !== metadata?.image_sha256) throw new DatasetBundleError(where, 'image sha256 does not match its .json: the image was changed or damaged');
+  if (imageExtension(image) !== ext) throw new DatasetBundleError(where, `.${ext} member is not a ${ext.toUpperCase()} image`);
+  let report: string;
+  try {
+    report = utf8.decode(text);
+  } catch {
+    throw new DatasetBundleError(where, '.txt is not UTF-8');
+  }
+  if (report.trim() === '') throw new DatasetBundleError(where, '.txt is empty');
+  return { key: sample.key, ext, image, report, id: typeof metadata.id === 'string' ? metadata.id : sample.key };
+}
+
+/**
+ * Imports a dataset bundle into the store: checks `dataset.json`'s format, every shard's sha256
+ * (before anything is written) and every image's sha256 against its `<key>.json`, then writes
+ * `images/<key>.<ext>`, a copy of the card and the pretrainer's pair manifest `pairs.jsonl`
+ * (`{"image", "report", "id"}`, images relative to it), last. Errors name the shard and sample,
+ * never a report's text. Importing the same bundle again rewrites the same objects.
+ */
+export async function importDataset(options: ImportDatasetOptions): Promise<ImportDatasetResult> {
+  const { bundle, store } = options;
+  const bundlePrefix = normalizePrefix(options.bundlePrefix, 'bundlePrefix');
+  const card = await readDatasetCard(bundle, bundlePrefix);
+  const digest = sha256(Buffer.from(card.shards.map((s) => s.sha256).join('\n'))).slice(0, 12);
+  const name = typeof card.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(card.name) ? card.name : 'dataset';
+  const prefix = normalizePrefix(options.prefix ?? `datasets/${name}-${digest}/`, 'prefix');
+  try {
+    if (prefix) validateKey(`${prefix}pairs.jsonl`);
+  } catch (error) {
+    if (error instanceof InvalidKeyError) throw new DatasetBundleError('prefix', error.message);
+    throw error;
+  }
+
+  for (const shard of card.shards) await checkShardDigest(bundle, `${bundlePrefix}${shard.key}`, shard);
+
+  const total = card.shards.reduce((n, s) => n + s.samples, 0);
+  let imported = 0;
+  const seen = new Set<string>();
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  async function* pairs(): AsyncIterable<{ image: string; report: string; id: string }> {
+    for (const shard of card.shards) {
+      let count = 0;
+      for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key)) {
+        const sample = checkSample(shard.key, members, seen, utf8);
+        const imageKey = `images/${sample.key}.${sample.ext}`;
+        await store.put(`${prefix}${imageKey}`, sample.image, { mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg' });
+        yield { image: imageKey, report: sample.report, id: sample.id };
+        count++;
+        imported++;
+        options.onProgress?.({ samples: imported, total });
+      }
+      if (count !== shard.samples) throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
+    }
+  }
+
+  await store.put(`${prefix}dataset.json`, `${JSON.stringify(card, null, 2)}\n`, { mediaType: 'application/json' });
+  // The manifest is written as the samples are checked, and published only when all are: the
+  // store's writes are atomic, so a failed import leaves no new manifest to train on.
+  const manifest = await putJsonl(store, `${prefix}pairs.jsonl`, pairs());
+  return { manifestKey: `${prefix}pairs.jsonl`, manifestUri: manifest.uri, prefix, samples: imported, card };
+}

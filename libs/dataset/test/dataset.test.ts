@@ -1,0 +1,210 @@
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tar from 'tar-stream';
+import { FileArtifactStore, getBuffer, openStore, type ArtifactStore } from '@medsyn/artifact-store';
+import { makeTempDir, startS3Server, type S3Server } from '@medsyn/testing';
+import { loadPairManifests } from '@medsyn/vlp';
+import { DATASET_FORMAT, exportDataset, importDataset, type DatasetCard } from '../src';
+import { CARD, FULL_REPORT, PROMPT, writeSynthesizerOutput } from './fixtures';
+
+// Report ids with dots: WebDataset would split such a key, so the export must not keep them.
+const IDS = ['r.001', 'r.002', 'r.003', 'r.004'];
+
+describe('dataset export and import', () => {
+  const tmp = makeTempDir('dataset');
+  afterAll(() => tmp.remove());
+  let source: FileArtifactStore;
+  let fixture: Awaited<ReturnType<typeof writeSynthesizerOutput>>;
+  const bundleDir = path.join(tmp.dir, 'bundle');
+
+  beforeAll(async () => {
+    source = new FileArtifactStore(path.join(tmp.dir, 'source'));
+    fixture = await writeSynthesizerOutput(source, IDS);
+  });
+
+  it('exports WebDataset shards with a card, and imports them as pairs the pretrainer reads with the same bytes and texts', async () => {
+    const result = await exportDataset({ store: source, pairs: [fixture.pairs, fixture.generic], reports: fixture.reports, out: new FileArtifactStore(bundleDir), shardSize: 2, card: CARD });
+    expect(result.samples).toBe(5);
+    expect(result.shards.map((s) => [s.key, s.samples])).toEqual([
+      ['shard-000000.tar', 2],
+      ['shard-000001.tar', 2],
+      ['shard-000002.tar', 1],
+    ]);
+    const card = JSON.parse(fs.readFileSync(path.join(bundleDir, 'dataset.json'), 'utf8')) as DatasetCard;
+    expect(card).toMatchObject({ format: DATASET_FORMAT, samples: 5, licence: 'CC0-1.0', text: { anonymized_report: 3, prompt: 2 }, skipped: { 'no report text': 1 } });
+    expect(card.deidentification).toEqual({ mode: 'mask', recall: 0.9871, recall_source: CARD.deid.recallSource });
+    for (const shard of card.shards) expect(shard.sha256).toBe(result.shards.find((s) => s.key === shard.key)!.sha256);
+    const readme = fs.readFileSync(path.join(bundleDir, 'README.md'), 'utf8');
+    expect(readme).toContain('a'.repeat(64));
+    expect(readme).toContain('98.71 % of PHI spans, measured on the i2b2 2014 test set');
+    expect(readme).toContain('wds.WebDataset("shard-{000000..000002}.tar"');
+    expect(readme).toContain(`| \`shard-000001.tar\` | 2 |`);
+
+    const target = new FileArtifactStore(path.join(tmp.dir, 'target'));
+    const imported = await importDataset({ bundle: new FileArtifactStore(bundleDir), store: target });
+    expect(imported.samples).toBe(5);
+    expect(imported.manifestKey).toMatch(/^datasets\/tiny-cxr-[0-9a-f]{12}\/pairs\.jsonl$/);
+    const loaded = await loadPairManifests(target, { real: [], synthetic: [imported.manifestKey] });
+    expect(loaded.skipped).toEqual([]);
+    const byKey = new Map(loaded.records.map((r) => [path.posix.basename(r.imageKey, '.png'), r]));
+    expect([...byKey.keys()]).toEqual(['r_001', 'r_002', 'r_003', 'r_004', 'extra']);
+    for (const [i, id] of IDS.entries()) {
+      const record = byKey.get(id.replace('.', '_'))!;
+      expect(await getBuffer(target, record.imageKey)).toEqual(fixture.images.get(id));
+      // The last report is missing from anonymized.jsonl: its text is the prompt.
+      expect(record.report).toBe(i < IDS.length - 1 ? FULL_REPORT(id) : PROMPT(id));
+    }
+    expect(await getBuffer(target, byKey.get('extra')!.imageKey)).toEqual(fixture.images.get('extra'));
+    expect(byKey.get('extra')!.report).toBe('Generic pair report.');
+
+    // Importing again gives the same manifest, byte for byte, at the same key.
+    const before = await getBuffer(target, imported.manifestKey);
+    const again = await importDataset({ bundle: new FileArtifactStore(bundleDir), store: target });
+    expect(again.manifestKey).toBe(imported.manifestKey);
+    expect(await getBuffer(target, again.manifestKey)).toEqual(before);
+    // And exporting again gives byte-identical shards.
+    const reexport = await exportDataset({ store: source, pairs: [fixture.pairs, fixture.generic], reports: fixture.reports, out: new FileArtifactStore(path.join(tmp.dir, 'bundle2')), shardSize: 2, card: CARD });
+    expect(reexport.shards.map((s) => s.sha256)).toEqual(result.shards.map((s) => s.sha256));
+  });
+
+  it('writes shards that Python tarfile groups into <key>.png/.txt/.json samples, as WebDataset does', () => {
+    const shards = ['shard-000000.tar', 'shard-000001.tar', 'shard-000002.tar'].map((s) => path.join(bundleDir, s));
+    const samples = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'read_webdataset.py'), ...shards], { encoding: 'utf8' })) as {
+      shard: string;
+      key: string;
+      exts: string[];
+      image_size: number[];
+      image_sha256: string;
+      text: string;
+      json: Record<string, unknown>;
+    }[];
+    expect(samples.map((s) => [s.shard, s.key])).toEqual([
+      ['shard-000000.tar', 'r_001'],
+      ['shard-000000.tar', 'r_002'],
+      ['shard-000001.tar', 'r_003'],
+      ['shard-000001.tar', 'r_004'],
+      ['shard-000002.tar', 'extra'],
+    ]);
+    for (const sample of samples) {
+      expect(sample.exts).toEqual(['json', 'png', 'txt']);
+      expect(sample.image_size).toEqual([8, 8]);
+      expect(sample.json.image_sha256).toBe(sample.image_sha256);
+    }
+    expect(samples[0]!.text).toBe(FULL_REPORT('r.001'));
+    expect(samples[0]!.json).toMatchObject({ key: 'r_001', id: 'r.001', prompt: PROMPT('r.001'), seed: '1000', text_source: 'anonymized_report', generator: { name: 'tiny-unet', sha256: 'a'.repeat(64) } });
+    expect(samples[3]!.json).toMatchObject({ id: 'r.004', text_source: 'prompt' });
+  });
+
+  /** A copy of the bundle to damage. */
+  function copyBundle(name: string): string {
+    const dir = path.join(tmp.dir, name);
+    fs.cpSync(bundleDir, dir, { recursive: true });
+    return dir;
+  }
+
+  async function expectImportFails(dir: string, pattern: RegExp): Promise<Error> {
+    const target = new FileArtifactStore(path.join(tmp.dir, `${path.basename(dir)}-target`));
+    const error = await importDataset({ bundle: new FileArtifactStore(dir), store: target }).then(() => undefined, (e: Error) => e);
+    expect(error?.message).toMatch(pattern);
+    for (const id of IDS) expect(error!.message).not.toContain(FULL_REPORT(id).slice(0, 20));
+    const manifests: string[] = [];
+    for await (const object of target.list('')) if (object.key.endsWith('pairs.jsonl')) manifests.push(object.key);
+    expect(manifests).toEqual([]);
+    return error!;
+  }
+
+  it('refuses a shard whose bytes changed, naming the shard, and writes nothing', async () => {
+    const dir = copyBundle('tampered-shard');
+    const file = path.join(dir, 'shard-000001.tar');
+    const bytes = fs.readFileSync(file);
+    bytes[600] ^= 0xff; // past the first header, same size: only the digest notices
+    fs.writeFileSync(file, bytes);
+    await expectImportFails(dir, /^shard-000001\.tar: sha256 [0-9a-f]{64} does not match dataset\.json/);
+    const images = fs.existsSync(path.join(tmp.dir, 'tampered-shard-target')) ? fs.readdirSync(path.join(tmp.dir, 'tampered-shard-target')) : [];
+    expect(images).toEqual([]);
+  });
+
+  it('refuses an image that does not match its sha256, naming the shard and the sample', async () => {
+    const dir = copyBundle('tampered-image');
+    // Repack shard 0 with one image changed, and give the card the new shard digest: only the per-image check can tell.
+    const file = path.join(dir, 'shard-000000.tar');
+    const members: { name: string; body: Buffer }[] = [];
+    const extract = tar.extract();
+    fs.createReadStream(file).pipe(extract as unknown as NodeJS.WritableStream);
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      members.push({ name: entry.header.name, body: Buffer.concat(chunks) });
+    }
+    const image = members.find((m) => m.name === 'r_002.png')!;
+    image.body[image.body.length - 1] ^= 0xff;
+    const pack = tar.pack();
+    for (const m of members) pack.entry({ name: m.name }, m.body);
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const chunk of pack) chunks.push(chunk as Buffer);
+    const repacked = Buffer.concat(chunks);
+    fs.writeFileSync(file, repacked);
+    const card = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as DatasetCard;
+    card.shards[0]!.sha256 = createHash('sha256').update(repacked).digest('hex');
+    card.shards[0]!.size_bytes = repacked.length;
+    fs.writeFileSync(path.join(dir, 'dataset.json'), JSON.stringify(card));
+    await expectImportFails(dir, /^shard-000000\.tar sample r_002: image sha256 does not match its \.json/);
+  });
+
+  it('refuses a bundle of another format, or with a missing shard', async () => {
+    const other = copyBundle('other-format');
+    const card = JSON.parse(fs.readFileSync(path.join(other, 'dataset.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(other, 'dataset.json'), JSON.stringify({ ...card, format: 'something/v9' }));
+    await expectImportFails(other, /^dataset\.json: format "something\/v9" is not medsyn\.synthetic-dataset\/v1/);
+    const missing = copyBundle('missing-shard');
+    fs.rmSync(path.join(missing, 'shard-000002.tar'));
+    await expectImportFails(missing, /^shard-000002\.tar: missing from the bundle/);
+  });
+
+  it('states an unspecified licence plainly, and refuses a recall without where it was measured', async () => {
+    const out = new FileArtifactStore(path.join(tmp.dir, 'no-licence'));
+    const result = await exportDataset({ store: source, pairs: [fixture.generic], out, card: { generator: { name: 'tiny-unet' } } });
+    expect(result.card).toMatchObject({ licence: 'unspecified', prompts: { source: 'unspecified' }, deidentification: { mode: 'unspecified' } });
+    expect((await getBuffer(out, 'README.md')).toString()).toContain('unspecified: the publisher stated no licence');
+    await expect(exportDataset({ store: source, pairs: [fixture.generic], out, card: { generator: { name: 'g' }, deid: { mode: 'mask', recall: 0.98 } } })).rejects.toThrow(/^card\.deid\.recallSource: is required/);
+    await expect(exportDataset({ store: source, pairs: [fixture.generic, 'nope.jsonl'], out, card: CARD })).rejects.toThrow(/^pairs\[1\]: nope\.jsonl not found/);
+  });
+
+  it('fails an export whose image does not match the manifest sha256, naming the manifest line', async () => {
+    const store = new FileArtifactStore(path.join(tmp.dir, 'bad-source'));
+    const { pairs } = await writeSynthesizerOutput(store, ['a', 'b']);
+    await store.put('synth/images/b.png', Buffer.from(fixture.images.get('r.001')!));
+    await expect(exportDataset({ store, pairs: [pairs], out: new FileArtifactStore(path.join(tmp.dir, 'bad-out')), card: CARD })).rejects.toThrow(
+      /^pairs: synth\/pairs-shard-00000-of-00001\.jsonl line 2: image synth\/images\/b\.png does not match its image_sha256/,
+    );
+  });
+
+  describe('through S3', () => {
+    let s3: S3Server;
+    let store: ArtifactStore;
+    beforeAll(async () => {
+      s3 = await startS3Server(['medsyn']);
+      store = openStore(`s3://medsyn/work?endpoint=${s3.endpoint}`, s3.env);
+    });
+    afterAll(async () => {
+      await store?.close();
+      await s3?.stop();
+    });
+
+    it('exports from an S3 store to an S3 prefix and imports from there', async () => {
+      const fixtureS3 = await writeSynthesizerOutput(store, ['s1', 's2', 's3']);
+      const result = await exportDataset({ store, pairs: [fixtureS3.pairs], reports: fixtureS3.reports, out: store, outPrefix: 'bundles/tiny/', shardSize: 2, card: CARD });
+      expect(result.shards.map((s) => s.key)).toEqual(['bundles/tiny/shard-000000.tar', 'bundles/tiny/shard-000001.tar']);
+      expect(result.cardKey).toBe('bundles/tiny/dataset.json');
+      const target = new FileArtifactStore(path.join(tmp.dir, 's3-target'));
+      const imported = await importDataset({ bundle: store, bundlePrefix: 'bundles/tiny/', store: target, prefix: 'synthetic/' });
+      expect(imported.manifestKey).toBe('synthetic/pairs.jsonl');
+      const loaded = await loadPairManifests(target, { real: [], synthetic: [imported.manifestKey] });
+      expect(loaded.records.map((r) => r.report)).toEqual([FULL_REPORT('s1'), FULL_REPORT('s2'), PROMPT('s3')]);
+      for (const [i, id] of ['s1', 's2', 's3'].entries()) expect(await getBuffer(target, loaded.records[i]!.imageKey)).toEqual(fixtureS3.images.get(id));
+    });
+  });
+});
