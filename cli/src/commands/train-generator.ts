@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { ClipTokenizer } from '@medsyn/clip-tokenizer';
+import { heldOutImageIds, importDataset } from '@medsyn/evaluation';
 import { GENERATOR_PRESETS, exportGenerator, loadCovidCxrExamples, modelCard, trainGenerator, writeGeneratorTokenizer, type GeneratorConfig } from '@medsyn/generator';
 import { decodeSafetensors, encodeSafetensors } from '@medsyn/training';
 import type { RegisterCommand } from './index';
@@ -17,6 +18,7 @@ interface TrainGeneratorOptions {
   seed: string;
   checkpointEvery: string;
   allLicences: boolean;
+  holdOutSplitSeed?: string;
   progress: boolean;
 }
 
@@ -39,6 +41,7 @@ export const registerTrainGenerator: RegisterCommand = (program: Command) => {
     .option('--seed <n>', 'seed of initialisation and of every random draw', '0')
     .option('--checkpoint-every <n>', 'steps between checkpoints', '100')
     .option('--all-licences', 'train on every frontal image, not only permissively licensed ones (such a model must not be redistributed)')
+    .option('--hold-out-split-seed <n>', "leave out every patient the evaluator tests on (any task) with this split_seed, so evaluations with it never test on a training image")
     .option('--no-progress', 'no progress bar')
     .action(async (options: TrainGeneratorOptions) => {
       const config: GeneratorConfig | undefined = (GENERATOR_PRESETS as Record<string, GeneratorConfig>)[options.preset];
@@ -52,7 +55,15 @@ export const registerTrainGenerator: RegisterCommand = (program: Command) => {
 
       const out = path.resolve(options.out);
       fs.mkdirSync(out, { recursive: true });
-      const examples = loadCovidCxrExamples(path.resolve(options.data), { size: config.imageSize, ...(options.allLicences ? { licence: () => true } : {}) });
+      const data = path.resolve(options.data);
+      let include: ((filename: string) => boolean) | undefined;
+      if (options.holdOutSplitSeed !== undefined) {
+        const splitSeed = Number(options.holdOutSplitSeed);
+        if (!Number.isInteger(splitSeed) || splitSeed < 0) throw new Error(`--hold-out-split-seed must be an integer >= 0, got ${JSON.stringify(options.holdOutSplitSeed)}`);
+        const heldOut = heldOutImageIds(importDataset('covid_cxr', data), { tasks: ['classification', 'segmentation', 'detection'], split_seed: splitSeed });
+        include = (filename) => !heldOut.has(filename);
+      }
+      const examples = loadCovidCxrExamples(data, { size: config.imageSize, include, ...(options.allLicences ? { licence: () => true } : {}) });
       if (examples.length === 0) throw new Error(`--data: no frontal image with a usable licence in ${options.data}`);
       writeGeneratorTokenizer(path.join(out, 'tokenizer'), config);
       const tokenizer = ClipTokenizer.fromDirectory(path.join(out, 'tokenizer'));
@@ -91,7 +102,7 @@ export const registerTrainGenerator: RegisterCommand = (program: Command) => {
       });
       bar?.stop();
       const parameterCount = [...parameters.values()].reduce((n, t) => n + t.data.length, 0);
-      const command = `npx medsyn train-generator --data ${options.data} --out ${options.out} --preset ${options.preset} --steps ${steps} --batch ${batchSize} --learning-rate ${learningRate} --seed ${seed}${options.allLicences ? ' --all-licences' : ''}`;
+      const command = `npx medsyn train-generator --data ${options.data} --out ${options.out} --preset ${options.preset} --steps ${steps} --batch ${batchSize} --learning-rate ${learningRate} --seed ${seed}${options.allLicences ? ' --all-licences' : ''}${options.holdOutSplitSeed !== undefined ? ` --hold-out-split-seed ${options.holdOutSplitSeed}` : ''}`;
       const card = modelCard({ config, examples, steps, batchSize, learningRate, seed, unconditionalRate: 0.1, finalLoss: losses.at(-1) ?? NaN, parameterCount, trainingSeconds: (Date.now() - started) / 1000, command });
       exportGenerator(out, config, parameters, card);
       fs.rmSync(checkpointFile, { force: true });

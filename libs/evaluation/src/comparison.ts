@@ -188,6 +188,26 @@ function subsample(images: LabelledImage[], max: number | undefined, seed: numbe
   return [...images].sort((a, b) => hex(`${seed}:${a.id}`).localeCompare(hex(`${seed}:${b.id}`))).slice(0, max).sort((a, b) => images.indexOf(a) - images.indexOf(b));
 }
 
+/** The images a task uses and their patient-grouped split: one place, so held-out sets agree. */
+function taskSplit(dataset: Dataset, task: TaskName, config: { max_images?: number; split_seed: number }): { images: LabelledImage[]; split: Split } {
+  const images = subsample(eligible(dataset, task), config.max_images, config.split_seed);
+  if (images.length === 0) throw new EvaluationConfigError('tasks', `the ${dataset.name} dataset has no images for ${task} (no ${task === 'segmentation' ? 'masks' : task === 'detection' ? 'boxes' : 'labels'})`);
+  const split = splitByPatient(dataset, images, { seed: config.split_seed });
+  if (split.test.length === 0 || split.train.length === 0) throw new EvaluationConfigError('dataset', `too few images for a ${task} split (${images.length})`);
+  return { images, split };
+}
+
+/**
+ * Ids of every image of a patient that some task tests on (for this split seed and image cap):
+ * what a generator or a pre-training run must leave out so that the evaluation never tests on
+ * an image, or a patient, it was trained on.
+ */
+export function heldOutImageIds(dataset: Dataset, options: { tasks: TaskName[]; split_seed: number; max_images?: number }): Set<string> {
+  const patients = new Set<string>();
+  for (const task of options.tasks) for (const image of taskSplit(dataset, task, options).split.test) patients.add(image.patient ?? image.id);
+  return new Set(dataset.images.filter((i) => patients.has(i.patient ?? i.id)).map((i) => i.id));
+}
+
 /** Images each task can use: labels for classification and zero-shot, masks, boxes. */
 function eligible(dataset: Dataset, task: TaskName): LabelledImage[] {
   switch (task) {
@@ -247,13 +267,7 @@ export async function runEvaluation(
   const log = options.log ?? (() => {});
   const dataset = importDataset(config.dataset.format, config.dataset.root, config.dataset.options);
   const perTask = new Map<TaskName, { images: LabelledImage[]; split: Split }>();
-  for (const task of config.tasks) {
-    const images = subsample(eligible(dataset, task), config.max_images, config.split_seed);
-    if (images.length === 0) throw new EvaluationConfigError('tasks', `the ${dataset.name} dataset has no images for ${task} (no ${task === 'segmentation' ? 'masks' : task === 'detection' ? 'boxes' : 'labels'})`);
-    const split = splitByPatient(dataset, images, { seed: config.split_seed });
-    if (split.test.length === 0 || split.train.length === 0) throw new EvaluationConfigError('dataset', `too few images for a ${task} split (${images.length})`);
-    perTask.set(task, { images, split });
-  }
+  for (const task of config.tasks) perTask.set(task, taskSplit(dataset, task, config));
   const used = [...new Map([...perTask.values()].flatMap((t) => t.images.map((i) => [i.id, i] as const))).values()];
   const results: EvaluationResults = {
     format: 'medsyn.evaluation-results/v1',

@@ -96,11 +96,17 @@ function grids(results: EvaluationResults): string {
   return `<h2>Sample images</h2>${rows.join('\n')}`;
 }
 
-/** A self-contained HTML report: no external files, images inline as PNG data URIs, charts as SVG. */
-export function renderReport(results: EvaluationResults): string {
+/** Escapes text for HTML (for callers that wrap the report with their own sections). */
+export const escapeHtml = escape;
+
+/**
+ * A self-contained HTML report: no external files, images inline as PNG data URIs, charts as SVG.
+ * `before` is HTML placed ahead of the evaluation (e.g. the pipeline's summary), `title` the page title.
+ */
+export function renderReport(results: EvaluationResults, wrap: { title?: string; before?: string } = {}): string {
   const digests = results.encoders.map((e) => `<tr><td>${escape(e.name)}</td><td>${escape(e.method)} / ${escape(e.architecture)} @ ${e.input_size}px</td><td><code>${Object.entries(e.digests).map(([f, d]) => `${escape(f)} ${d}`).join('<br>')}</code></td><td>${e.encode_seconds.toFixed(1)} s</td></tr>`);
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>medsyn evaluation: ${escape(results.dataset.name)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>${escape(wrap.title ?? `medsyn evaluation: ${results.dataset.name}`)}</title>
 <style>
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.6em 0 1.2em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th:first-child,td:first-child,td:nth-child(2){text-align:left}
@@ -108,6 +114,7 @@ caption{text-align:left;font-weight:600;padding:.2em 0}.grid{display:flex;flex-w
 pre{background:#f6f6f6;padding:.8em;overflow:auto;font-size:12px}code{font-size:11px;word-break:break-all}
 </style></head><body>
 <svg width="0" height="0" style="position:absolute">${TINT('truth', 0.17, 0.63, 0.17)}${TINT('pred', 0.84, 0.15, 0.16)}</svg>
+${wrap.before ?? ''}
 <h1>Frozen-encoder evaluation</h1>
 <p>Dataset <b>${escape(results.dataset.name)}</b> (${escape(results.dataset.kind)}, classes: ${results.dataset.classes.map(escape).join(', ')}; ${results.dataset.images} images; sha256 <code>${results.dataset.sha256}</code>).
 Split by patient with seed ${results.config.split_seed}: ${Object.entries(results.splits).map(([t, s]) => `${t} ${s.train}/${s.validation}/${s.test}`).join(', ')} (train/validation/test; ids in splits.json).

@@ -44,8 +44,9 @@ cannot be fetched. It is a demonstration model, not a clinical one.
   classifier-free guidance works.
 - **Training data:** ${facts.examples.length} frontal chest radiographs of the COVID-19 image data collection
   (Cohen et al., arXiv:2003.11597), only images whose licence allows redistribution of derived
-  work with attribution (${[...licences].map(([l, n]) => `${l}: ${n}`).join(', ')}), with prompts built from their clinical
-  notes by medsyn's anonymizer (de-identified, cut to 77 CLIP tokens).
+  work with attribution (${[...licences].map(([l, n]) => `${l}: ${n}`).join(', ')}), with prompts built from their view,
+  finding label and clinical notes (\`covidCxrReportText\`) by medsyn's anonymizer (de-identified,
+  cut to 77 CLIP tokens).
 - **Training:** ${facts.steps} AdamW steps, batch ${facts.batchSize}, learning rate ${facts.learningRate} (warm-up, cosine),
   seed ${facts.seed}; final loss ${facts.finalLoss.toFixed(4)}; ${Math.round(facts.trainingSeconds)} s on the machine that trained it.
 - **Retrain:** \`${facts.command}\`

@@ -33,8 +33,21 @@ export interface CovidCxrOptions {
 }
 
 /**
+ * The report text of a covid-cxr row: view and finding first (so they survive the 77-token
+ * prompt cut), then the clinical notes. The dataset has no radiology reports, and only a few
+ * permissively licensed images have notes, so the metadata is what tells images apart.
+ */
+export function covidCxrReportText(row: Record<string, string>): string {
+  const raw = (row.finding ?? '').trim();
+  // No "Finding:" label: the anonymizer would read it as a FINDINGS heading and drop the view.
+  const finding = raw === 'No Finding' ? 'no acute cardiopulmonary finding' : raw && raw !== 'todo' ? raw : '';
+  const first = `${(row.view ?? '').trim() || 'Frontal'} chest radiograph${finding ? `, ${finding}` : ''}.`;
+  return [first, (row.clinical_notes ?? '').trim()].filter(Boolean).join(' ');
+}
+
+/**
  * Training pairs from the covid-cxr layout (`metadata.csv` + `images/`, see shared/data/README.md):
- * frontal radiographs with their clinical notes, de-identified and made into prompts by the same
+ * frontal radiographs with their report text (covidCxrReportText), de-identified and made into prompts by the same
  * anonymizer the pipeline uses, so the generator learns the prompts it will be given.
  */
 export function loadCovidCxrExamples(root: string, options: CovidCxrOptions): GeneratorExample[] {
@@ -51,8 +64,7 @@ export function loadCovidCxrExamples(root: string, options: CovidCxrOptions): Ge
     const image = centerCropSquare(decodeImage(fs.readFileSync(path.join(root, row.folder || 'images', filename))), options.size);
     const pixels = new Float32Array(image.data.length);
     for (let i = 0; i < pixels.length; i++) pixels[i] = image.data[i]! * 2 - 1;
-    const notes = (row.clinical_notes ?? '').trim();
-    const prompt = notes ? anonymizer.anonymize({ id: filename, text: notes }).prompt.text : '';
+    const prompt = anonymizer.anonymize({ id: filename, text: covidCxrReportText(row) }).prompt.text;
     examples.push({ id: filename, pixels, prompt, source: { filename, licence: (row.license ?? '').trim(), url: row.url ?? '', doi: row.doi ?? '' } });
   }
   return examples;

@@ -158,6 +158,9 @@ export function runServiceMain<E extends z.ZodRawShape>(spec: ServiceSpec<E>): v
       const stop = () => running.shutdown().then(() => process.exit(0));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      // A parent that launched us as a local service (medsyn pipeline) holds our stdin open;
+      // when it dies, even by SIGKILL, stdin ends and we shut down gracefully instead of lingering.
+      if (process.env.MEDSYN_EXIT_WITH_PARENT === '1') process.stdin.on('end', stop).on('error', stop).resume();
     },
     (error: Error) => {
       const logger = createLogger(spec.name, 'info', spec.logDestination);

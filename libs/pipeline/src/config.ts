@@ -1,0 +1,166 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { EvaluationConfigError, parseEvaluationConfig } from '@medsyn/evaluation';
+import { PretrainingConfigError, parsePretrainingConfig } from '@medsyn/vlp';
+
+export const SERVICE_NAMES = ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'] as const;
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+export const METHODS = ['convirt', 'gloria', 'mgca'] as const;
+export type Method = (typeof METHODS)[number];
+export type PairSource = 'real' | 'synthetic';
+
+/** A config mistake, named by its key path (`pretrain.methods[1]`), before anything starts. */
+export class PipelineConfigError extends Error {
+  override name = 'PipelineConfigError';
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`${key || 'config'}: ${message}`);
+  }
+}
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-"');
+const address = z.string().regex(/^[^\s/]+:\d+$/, 'must be host:port');
+const fraction = z.number().gt(0).lte(1);
+
+const schema = z
+  .object({
+    run: name,
+    store: z.string().min(1).optional(),
+    report: z.string().min(1).optional(),
+    services: z.object({ anonymizer: address, synthesizer: address, pretrainer: address, evaluator: address }).partial().strict().default({}),
+    input: z
+      .object({
+        reports: z.string().min(1),
+        id_field: z.string().min(1).default('id'),
+        text_field: z.string().min(1).default('text'),
+        patient_field: z.string().min(1).optional(),
+        image_field: z.string().min(1).optional(),
+      })
+      .strict(),
+    anonymize: z
+      .object({ mode: z.enum(['mask', 'tag', 'surrogate']).default('mask') })
+      .strict()
+      .default({ mode: 'mask' }),
+    synthesize: z
+      .object({
+        model: z.string().min(1),
+        num_inference_steps: z.number().int().min(1).max(1000).optional(),
+        guidance_scale: z.number().min(0).optional(),
+        scheduler: z.enum(['pndm', 'ddim', 'euler_ancestral', 'dpm_solver_pp_2m']).optional(),
+        seed: z.number().int().min(0).default(0),
+        images_per_prompt: z.number().int().min(1).max(100).default(1),
+        max_attempts: z.number().int().min(1).max(10).optional(),
+      })
+      .strict(),
+    pretrain: z
+      .object({
+        methods: z.array(z.enum(METHODS)).min(1),
+        data: z.array(z.enum(['real', 'synthetic'])).min(1).default(['real', 'synthetic']),
+        /** The pretrainer's PretrainingConfig (snake_case), less method and data. */
+        config: z.record(z.string(), z.unknown()).default({}),
+        validation_fraction: fraction.optional(),
+      })
+      .strict(),
+    evaluate: z
+      .object({
+        dataset: z.object({ format: z.string().min(1), root: z.string().min(1), options: z.record(z.string(), z.string()).optional() }).strict(),
+        tasks: z.array(z.enum(['classification', 'segmentation', 'detection', 'zero_shot'])).min(1),
+        label_fractions: z.array(fraction).min(1).optional(),
+        seeds: z.array(z.number().int().min(0)).min(1).optional(),
+        split_seed: z.number().int().min(0).default(0),
+        max_images: z.number().int().min(8).optional(),
+        epochs: z.number().int().min(1).optional(),
+        report_samples: z.number().int().min(0).optional(),
+        /** Add a random-init encoder of the same architecture (the comparison's floor). */
+        baseline: z.boolean().default(true),
+      })
+      .strict(),
+    export: z
+      .object({ licence: z.string().min(1), shard_size: z.number().int().min(1).default(1000) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type PipelineConfig = z.infer<typeof schema>;
+
+/** A config with its paths resolved: local files absolute, the store a URI. */
+export interface ResolvedPipelineConfig extends PipelineConfig {
+  store: string;
+  report: string;
+  /** Folder of the config file (relative paths were resolved against it). */
+  base: string;
+}
+
+const keyPath = (parts: readonly PropertyKey[]) => parts.reduce<string>((out, p) => (typeof p === 'number' ? `${out}[${p}]` : out ? `${out}.${String(p)}` : String(p)), '');
+
+/**
+ * Checks a pipeline config and fills defaults. Every mistake names its key; the pretraining and
+ * evaluation blocks are checked by the very parsers the services use, so a bad value fails here,
+ * before any stage runs, not an hour later in the pretrainer.
+ */
+export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.ProcessEnv = process.env): ResolvedPipelineConfig {
+  const parsed = schema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      const key = keyPath([...issue.path, issue.keys[0]!]);
+      throw new PipelineConfigError(key, 'unknown key (see docs/pipeline.md for the keys of each section)');
+    }
+    throw new PipelineConfigError(keyPath(issue.path), issue.message);
+  }
+  const config = parsed.data;
+  const local = (p: string) => path.resolve(base, p);
+  const resolveUri = (p: string) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(p) ? (p.startsWith('file://') && !p.startsWith('file:///') ? pathToFileURL(local(p.slice('file://'.length))).href : p) : local(p));
+  const store = config.store ? resolveUri(config.store) : (env.MEDSYN_STORE ?? pathToFileURL(path.resolve('.medsyn')).href);
+  const checkPretrain = (method: Method) => {
+    try {
+      parsePretrainingConfig({ ...config.pretrain.config, method, data: { real_pairs: ['check'] } });
+    } catch (error) {
+      if (error instanceof PretrainingConfigError) throw new PipelineConfigError(`pretrain.config.${error.field}`, error.message.replace(/^[^:]*: /, ''));
+      throw error;
+    }
+  };
+  for (const key of ['method', 'data']) if (key in config.pretrain.config) throw new PipelineConfigError(`pretrain.config.${key}`, `is set by the pipeline (use pretrain.${key === 'method' ? 'methods' : 'data'})`);
+  config.pretrain.methods.forEach(checkPretrain);
+  try {
+    parseEvaluationConfig({ ...config.evaluate, encoders: [{ name: 'check', bundle: 'check' }], epochs: undefined });
+  } catch (error) {
+    if (error instanceof EvaluationConfigError) throw new PipelineConfigError(`evaluate.${error.field}`, error.message.replace(/^[^:]*: /, ''));
+    throw error;
+  }
+  if (config.pretrain.data.includes('real') && !config.input.image_field) throw new PipelineConfigError('input.image_field', 'is required to pre-train on real pairs (pretrain.data has "real")');
+  const reports = resolveUri(config.input.reports);
+  if (!reports.includes('://') && !fs.existsSync(reports)) throw new PipelineConfigError('input.reports', `file not found: ${reports}`);
+  const model = resolveUri(config.synthesize.model);
+  if (!model.includes('://') && !fs.existsSync(path.join(model, 'model_index.json'))) throw new PipelineConfigError('synthesize.model', `no model_index.json in ${model} (a diffusion model in the ONNX export layout)`);
+  const datasetRoot = local(config.evaluate.dataset.root);
+  if (!fs.existsSync(datasetRoot)) throw new PipelineConfigError('evaluate.dataset.root', `folder not found: ${datasetRoot}`);
+  return {
+    ...config,
+    store,
+    base,
+    report: config.report ? local(config.report) : path.resolve(`medsyn-report-${config.run}.html`),
+    input: { ...config.input, reports },
+    synthesize: { ...config.synthesize, model },
+    evaluate: { ...config.evaluate, dataset: { ...config.evaluate.dataset, root: datasetRoot } },
+  };
+}
+
+/** Reads a YAML or JSON pipeline config; relative paths in it are relative to the file. */
+export function readPipelineConfig(file: string, env: NodeJS.ProcessEnv = process.env): ResolvedPipelineConfig {
+  if (!fs.existsSync(file)) throw new PipelineConfigError('', `config file not found: ${file}`);
+  let raw: unknown;
+  try {
+    raw = parseYaml(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new PipelineConfigError('', `${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new PipelineConfigError('', `${file} must be a mapping`);
+  return parsePipelineConfig(raw, path.dirname(path.resolve(file)), env);
+}

@@ -1,0 +1,146 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import * as grpc from '@grpc/grpc-js';
+import { common, jobs } from '@medsyn/proto';
+import type { ServiceName } from './config';
+
+/** The gRPC address (host:port) of each service the pipeline calls. */
+export type Endpoints = Record<ServiceName, string>;
+
+export interface LocalServices {
+  endpoints: Partial<Endpoints>;
+  /** Stops them gracefully (SIGTERM: running jobs persist and resume at the next start). */
+  stop(): Promise<void>;
+}
+
+const REPO_ROOT = path.resolve(__dirname, '../../..');
+
+/** How to start a service: from TypeScript sources in a checkout run through tsx, else its build. */
+function serviceArgs(name: ServiceName): string[] {
+  const source = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
+  const built = path.join(REPO_ROOT, 'services', name, 'dist', 'main.js');
+  if (__filename.endsWith('.ts') && fs.existsSync(source)) return ['--conditions=medsyn-source', '--import', 'tsx', source];
+  if (fs.existsSync(built)) return [built];
+  throw new Error(`cannot start the ${name} locally: no ${built} (run \`npx nx build ${name}\`) and no sources; or give services.${name}: host:port in the config`);
+}
+
+/**
+ * Starts the named services as child processes on free loopback ports, all on one artifact store.
+ * They live as long as this process: they hold our stdout pipe as stdin and shut down when it
+ * ends (MEDSYN_EXIT_WITH_PARENT), even if we are killed. Their logs (ids and counts, never report
+ * text) go to `<logDir>/<service>.log`.
+ */
+export async function startLocalServices(names: readonly ServiceName[], options: { store: string; logDir: string; env?: NodeJS.ProcessEnv }): Promise<LocalServices> {
+  fs.mkdirSync(options.logDir, { recursive: true });
+  const children: ChildProcess[] = [];
+  const endpoints: Partial<Endpoints> = {};
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  try {
+    await Promise.all(
+      names.map(async (name) => {
+        const logFile = path.join(options.logDir, `${name}.log`);
+        const log = fs.createWriteStream(logFile, { flags: 'a' });
+        const child = spawn(process.execPath, serviceArgs(name), {
+          env: {
+            ...process.env,
+            ...options.env,
+            MEDSYN_STORE: options.store,
+            GRPC_HOST: '127.0.0.1',
+            GRPC_PORT: '0',
+            METRICS_HOST: '127.0.0.1',
+            METRICS_PORT: '0',
+            MEDSYN_EXIT_WITH_PARENT: '1',
+            MODEL_CACHE_DIR: options.env?.MODEL_CACHE_DIR ?? path.join(os.tmpdir(), 'medsyn-model-cache'),
+          },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        child.stderr!.pipe(log);
+        await new Promise<void>((resolve, reject) => {
+          const lines = readline.createInterface({ input: child.stdout! });
+          lines.on('line', (line) => {
+            log.write(`${line}\n`);
+            const ready = /"msg":"ready"/.test(line) && /"grpcPort":(\d+)/.exec(line);
+            if (ready) {
+              endpoints[name] = `127.0.0.1:${ready[1]}`;
+              resolve();
+            }
+          });
+          child.once('exit', (code, signal) => reject(new Error(`the local ${name} exited (${signal ?? `code ${code}`}) before it was ready; see ${logFile}`)));
+        });
+      }),
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { endpoints, stop };
+}
+
+/** Promise form of a unary call. */
+export function unary<Req, Res>(client: grpc.Client, method: string, request: Req): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    (client as unknown as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, res: Res) => void) => void>)[method]!.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+/** A job ended in FAILED or CANCELLED: its error detail, as the service reported it (no report text). */
+export class JobFailedError extends Error {
+  override name = 'JobFailedError';
+  constructor(
+    readonly job: common.Job,
+  ) {
+    const e = job.error;
+    super(`job ${job.jobId} ${job.state === common.JobState.JOB_STATE_CANCELLED ? 'was cancelled' : 'failed'}${e ? `: ${[e.code, e.field && `field ${e.field}`, e.recordId && `record ${e.recordId}`].filter(Boolean).join(', ')}: ${e.message}` : ''}`);
+  }
+}
+
+const TERMINAL = new Set([common.JobState.JOB_STATE_SUCCEEDED, common.JobState.JOB_STATE_FAILED, common.JobState.JOB_STATE_CANCELLED]);
+
+/**
+ * Follows a job through JobService.WatchJob until it ends, reporting progress. A dropped stream
+ * (a service restarting) is re-watched for up to `retryMs`; the job itself lives in the store.
+ */
+export async function waitForJob(address: string, jobId: string, onProgress: (job: common.Job) => void, options: { retryMs?: number } = {}): Promise<common.Job> {
+  const client = new jobs.JobServiceClient(address, grpc.credentials.createInsecure());
+  const retryMs = options.retryMs ?? 120_000;
+  let lastContact = Date.now();
+  try {
+    for (;;) {
+      const ended = await new Promise<common.Job | undefined>((resolve, reject) => {
+        let latest: common.Job | undefined;
+        const stream = client.watchJob({ jobId });
+        stream.on('data', (response: jobs.WatchJobResponse) => {
+          lastContact = Date.now();
+          latest = response.job;
+          if (latest) onProgress(latest);
+        });
+        stream.on('error', (error: grpc.ServiceError) => (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED ? resolve(undefined) : reject(error)));
+        stream.on('end', () => resolve(latest && TERMINAL.has(latest.state) ? latest : undefined));
+      });
+      if (ended) {
+        if (ended.state !== common.JobState.JOB_STATE_SUCCEEDED) throw new JobFailedError(ended);
+        return ended;
+      }
+      if (Date.now() - lastContact > retryMs) throw new Error(`lost contact with the service at ${address} while following job ${jobId}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } finally {
+    client.close();
+  }
+}
+
