@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerAnonymize } from './anonymize';
+import { registerDataset } from './dataset';
 import { registerEvaluate } from './evaluate';
 import { registerPretrain } from './pretrain';
 import { registerSynthesize } from './synthesize';
@@ -9,4 +10,4 @@ import { registerTrainGenerator } from './train-generator';
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, one file each (add yours here). */
-export const commands: RegisterCommand[] = [registerAnonymize, registerEvaluate, registerPretrain, registerSynthesize, registerTrainGenerator];
+export const commands: RegisterCommand[] = [registerAnonymize, registerDataset, registerEvaluate, registerPretrain, registerSynthesize, registerTrainGenerator];
