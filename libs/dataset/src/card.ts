@@ -70,6 +70,13 @@ export function checkCardFacts(facts: CardFacts): Required<Pick<CardFacts, 'name
   return { ...facts, name, licence, promptsSource: facts.promptsSource?.trim() || UNSPECIFIED };
 }
 
+/** What a reader should assume about the texts, from the de-identification mode stated. */
+function textsCaveat(mode: string): string {
+  if (mode === UNSPECIFIED) return 'The exporter did not say how the texts were de-identified: treat them as sensitive until you know.';
+  if (mode === 'none') return 'The texts were not de-identified by medsyn: treat them as sensitive.';
+  return 'Automatic de-identification misses some PHI (see its recall above): treat the texts as de-identified, not as public.';
+}
+
 const percent = (x: number) => `${(x * 100).toFixed(2)} %`;
 
 /** The WebDataset URL pattern of the shards, brace-expanded as webdataset expects. */
@@ -98,15 +105,15 @@ export function renderReadme(card: DatasetCard): string {
     '|---|---|',
     `| samples | ${card.samples} in ${card.shards.length} shard${card.shards.length === 1 ? '' : 's'} |`,
     `| generator | ${g.name}${g.uri ? ` (\`${g.uri}\`)` : ''} |`,
-    `| generator weights sha256 | ${g.sha256 ? `\`${g.sha256}\`` : UNSPECIFIED} |`,
+    `| generator model sha256 | ${g.sha256 ? `\`${g.sha256}\`` : UNSPECIFIED} |`,
     `| prompts from | ${card.prompts.source} |`,
     `| texts | ${card.text.anonymized_report} full anonymized reports, ${card.text.prompt} generation prompts only |`,
     `| de-identification | mode ${d.mode} |`,
-    `| de-identification recall | ${d.recall !== undefined ? `${percent(d.recall)} of PHI spans, measured on ${d.recall_source}` : 'not measured for this dataset'} |`,
+    `| de-identification recall | ${d.recall !== undefined ? `${percent(d.recall)}, measured on ${d.recall_source}` : 'not stated'} |`,
     `| licence | ${card.licence === UNSPECIFIED ? 'unspecified: the publisher stated no licence; ask before reuse' : card.licence} |`,
     `| left out | ${skipped.length ? skipped.map(([reason, n]) => `${n} (${reason})`).join(', ') : 'none'} |`,
     '',
-    'The images are synthetic: no pixel comes from a patient. The texts went through automatic de-identification, whose recall is below 100 %: treat them as de-identified, not as public.',
+    `The images are synthetic: no pixel comes from a patient. ${textsCaveat(d.mode)}`,
     '',
     '## Shards',
     '',

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import * as tar from 'tar-stream';
 import { ArtifactNotFoundError, InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { readPngText } from '@medsyn/imaging';
 import { keyOf, loadPairManifests, type PairRecord } from '@medsyn/vlp';
-import { DATASET_FORMAT, checkCardFacts, renderReadme, type CardFacts, type DatasetCard, type ShardEntry } from './card';
+import { DATASET_FORMAT, UNSPECIFIED, checkCardFacts, renderReadme, type CardFacts, type DatasetCard, type ShardEntry } from './card';
 import { DatasetExportError } from './errors';
 
 export interface ExportDatasetOptions {
@@ -72,6 +73,18 @@ export function imageExtension(bytes: Uint8Array): 'png' | 'jpg' | undefined {
   if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpg';
   return undefined;
+}
+
+/** The `medsyn:model_sha256` the synthesizer writes into each PNG's tEXt, if any. */
+function pngModelDigest(png: Buffer, what: string): string | undefined {
+  let text: Record<string, string>;
+  try {
+    text = readPngText(png);
+  } catch {
+    throw new DatasetExportError('pairs', `${what} is not a readable PNG`);
+  }
+  const digest = text['medsyn:model_sha256'];
+  return digest && /^[0-9a-f]{64}$/.test(digest) ? digest : undefined;
 }
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -175,7 +188,9 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   const reportId = (s: Sample) => (typeof s.line.report_id === 'string' && s.line.report_id ? s.line.report_id : undefined);
   const reports = reportsKey ? await loadReports(store, reportsKey.key, new Set(samples.map(reportId).filter((id): id is string => !!id))) : new Map();
 
-  const generator = { name: facts.generator.name, ...(facts.generator.sha256 ? { sha256: facts.generator.sha256 } : {}) };
+  // The synthesizer stamps each PNG with its model's digest: it names the generator when the caller does not.
+  const modelDigests = new Set<string>();
+  let imagesWithoutDigest = 0;
   const text = { anonymized_report: 0, prompt: 0 };
   const shards: ShardEntry[] = [];
   let exported = 0;
@@ -200,6 +215,13 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
         }
         const ext = imageExtension(image);
         if (!ext) throw new DatasetExportError('pairs', `${where}: image ${sample.record.imageKey} is neither PNG nor JPEG`);
+        const modelDigest = ext === 'png' ? pngModelDigest(image, `${where}: image ${sample.record.imageKey}`) : undefined;
+        if (modelDigest) {
+          if (facts.generator.sha256 && modelDigest !== facts.generator.sha256) {
+            throw new DatasetExportError('card.generator.sha256', `${where}: image ${sample.record.imageKey} was made by model ${modelDigest}, not ${facts.generator.sha256}`);
+          }
+          modelDigests.add(modelDigest);
+        } else imagesWithoutDigest++;
         const id = reportId(sample);
         const report = id ? reports.get(id) : undefined;
         text[report ? 'anonymized_report' : 'prompt']++;
@@ -212,7 +234,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
           text_source: report ? 'anonymized_report' : 'prompt',
           ...(typeof sample.line.prompt === 'string' ? { prompt: sample.line.prompt } : {}),
           ...(typeof sample.line.seed === 'string' || typeof sample.line.seed === 'number' ? { seed: String(sample.line.seed) } : {}),
-          generator,
+          generator: { name: facts.generator.name, ...((modelDigest ?? facts.generator.sha256) ? { sha256: modelDigest ?? facts.generator.sha256 } : {}) },
           ...(labels ? { labels } : {}),
           ...(typeof sample.line.prompt_truncated === 'boolean' ? { prompt_truncated: sample.line.prompt_truncated } : {}),
         };
@@ -233,6 +255,11 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   }
   if (batch.length || shards.length === 0) await flush();
 
+  if (!facts.generator.sha256 && modelDigests.size > 1) {
+    throw new DatasetExportError('pairs', `the images come from ${modelDigests.size} models (medsyn:model_sha256 ${[...modelDigests].map((d) => d.slice(0, 12)).join(', ')}): export each model's images as its own dataset`);
+  }
+  const generatorSha256 = facts.generator.sha256 ?? (modelDigests.size === 1 && imagesWithoutDigest === 0 ? [...modelDigests][0] : undefined);
+
   // An earlier export with more shards must not leave stale ones behind the new card.
   const current = new Set(shards.map((s) => `${outPrefix}${s.key}`));
   for await (const object of out.list(`${outPrefix}shard-`)) {
@@ -246,11 +273,11 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
     samples: exported,
     members: { image: ['png', 'jpg'], text: 'txt', metadata: 'json' },
     shards,
-    generator: { name: facts.generator.name, ...(facts.generator.uri ? { uri: facts.generator.uri } : {}), ...(facts.generator.sha256 ? { sha256: facts.generator.sha256 } : {}) },
+    generator: { name: facts.generator.name, ...(facts.generator.uri ? { uri: facts.generator.uri } : {}), ...(generatorSha256 ? { sha256: generatorSha256 } : {}) },
     prompts: { source: facts.promptsSource },
     text,
     deidentification: {
-      mode: facts.deid?.mode?.trim() || 'unspecified',
+      mode: facts.deid?.mode?.trim() || UNSPECIFIED,
       ...(facts.deid?.recall !== undefined ? { recall: facts.deid.recall, recall_source: facts.deid.recallSource!.trim() } : {}),
     },
     licence: facts.licence,
