@@ -176,6 +176,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   const loaded = await loadPairManifests(store, { real: [], synthetic: manifestKeys });
   const skipped: Record<string, number> = {};
   for (const s of loaded.skipped) skipped[s.reason] = (skipped[s.reason] ?? 0) + 1;
+  if (loaded.records.length === 0) throw new DatasetExportError('pairs', `no pair to export (${loaded.skipped.length} lines left out: ${Object.entries(skipped).map(([r, n]) => `${n} ${r}`).join(', ') || 'the manifests are empty'})`);
 
   // The manifests' own lines, for the fields the pretrainer does not read (report_id, seed, ...).
   const lines = new Map<string, Record<string, unknown>>();
@@ -253,7 +254,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
     batch.push(sample);
     if (batch.length === shardSize) await flush();
   }
-  if (batch.length || shards.length === 0) await flush();
+  if (batch.length) await flush();
 
   if (!facts.generator.sha256 && modelDigests.size > 1) {
     throw new DatasetExportError('pairs', `the images come from ${modelDigests.size} models (medsyn:model_sha256 ${[...modelDigests].map((d) => d.slice(0, 12)).join(', ')}): export each model's images as its own dataset`);

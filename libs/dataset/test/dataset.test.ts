@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
-import { FileArtifactStore, getBuffer, openStore, type ArtifactStore } from '@medsyn/artifact-store';
+import { FileArtifactStore, getBuffer, openStore, putJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import { makeTempDir, startS3Server, type S3Server } from '@medsyn/testing';
 import { loadPairManifests } from '@medsyn/vlp';
 import { DATASET_FORMAT, exportDataset, importDataset, type DatasetCard } from '../src';
@@ -165,7 +165,7 @@ describe('dataset export and import', () => {
     await expectImportFails(missing, /^shard-000002\.tar: missing from the bundle/);
   });
 
-  it('states an unspecified licence plainly, and refuses a recall without where it was measured', async () => {
+  it('states an unspecified licence plainly, and refuses a recall without where it was measured, a missing manifest or nothing to export', async () => {
     const out = new FileArtifactStore(path.join(tmp.dir, 'no-licence'));
     const result = await exportDataset({ store: source, pairs: [fixture.generic], out, card: { generator: { name: 'tiny-unet' } } });
     expect(result.card).toMatchObject({ licence: 'unspecified', prompts: { source: 'unspecified' }, deidentification: { mode: 'unspecified' } });
@@ -174,6 +174,8 @@ describe('dataset export and import', () => {
     expect(readme).toContain('did not say how the texts were de-identified');
     await expect(exportDataset({ store: source, pairs: [fixture.generic], out, card: { generator: { name: 'g' }, deid: { mode: 'mask', recall: 0.98 } } })).rejects.toThrow(/^card\.deid\.recallSource: is required/);
     await expect(exportDataset({ store: source, pairs: [fixture.generic, 'nope.jsonl'], out, card: CARD })).rejects.toThrow(/^pairs\[1\]: nope\.jsonl not found/);
+    await putJsonl(source, 'empty/pairs.jsonl', [{ image: 'x.png' }, { report: 'no image' }]);
+    await expect(exportDataset({ store: source, pairs: ['empty/pairs.jsonl'], out, card: CARD })).rejects.toThrow('pairs: no pair to export (2 lines left out: 1 no report text, 1 no image reference)');
   });
 
   it('fails an export whose image does not match the manifest sha256, naming the manifest line', async () => {
