@@ -110,8 +110,8 @@ async function manifestKey(store: ArtifactStore, uri: string, field: string): Pr
 }
 
 /** The anonymized reports the samples need, by id; other lines are not kept in memory. */
-async function loadReports(store: ArtifactStore, key: string, ids: Set<string>): Promise<Map<string, { text: string; labels?: Record<string, unknown> }>> {
-  const reports = new Map<string, { text: string; labels?: Record<string, unknown> }>();
+async function loadReports(store: ArtifactStore, key: string, ids: Set<string>): Promise<Map<string, Report>> {
+  const reports = new Map<string, Report>();
   for await (const line of readJsonl<Record<string, unknown>>(store, key)) {
     if (!line.ok) continue;
     const { id, text, labels } = line.value;
@@ -119,6 +119,64 @@ async function loadReports(store: ArtifactStore, key: string, ids: Set<string>):
     reports.set(id, { text, labels: labels && typeof labels === 'object' ? (labels as Record<string, unknown>) : undefined });
   }
   return reports;
+}
+
+/** An anonymized report of `anonymized.jsonl`. */
+interface Report {
+  text: string;
+  labels?: Record<string, unknown>;
+}
+
+const reportIdOf = (sample: Sample) => (typeof sample.line.report_id === 'string' && sample.line.report_id ? sample.line.report_id : undefined);
+
+/**
+ * One sample's tar members (`<key>.png|jpg`, `.txt`, `.json`), its image checked against the
+ * manifest's `image_sha256` and the generator digest; undefined when the image is not in the store.
+ */
+async function prepareSample(
+  store: ArtifactStore,
+  sample: Sample,
+  context: { generator: CardFacts['generator']; report?: Report },
+): Promise<{ members: [string, Buffer][]; modelDigest?: string; textSource: SampleMetadata['text_source'] } | undefined> {
+  const { record, line, key } = sample;
+  let image: Buffer;
+  try {
+    image = await getBuffer(store, record.imageKey);
+  } catch (error) {
+    if (error instanceof ArtifactNotFoundError) return undefined;
+    throw error;
+  }
+  const what = `${record.manifest} line ${record.lineNumber}: image ${record.imageKey}`;
+  const digest = sha256(image);
+  if (typeof line.image_sha256 === 'string' && line.image_sha256 !== digest) throw new DatasetExportError('pairs', `${what} does not match its image_sha256`);
+  const ext = imageExtension(image);
+  if (!ext) throw new DatasetExportError('pairs', `${what} is neither PNG nor JPEG`);
+  const modelDigest = ext === 'png' ? pngModelDigest(image, what) : undefined;
+  const { generator, report } = context;
+  if (modelDigest && generator.sha256 && modelDigest !== generator.sha256) throw new DatasetExportError('card.generator.sha256', `${what} was made by model ${modelDigest}, not ${generator.sha256}`);
+  const generatorSha256 = modelDigest ?? generator.sha256;
+  const labels = (line.labels && typeof line.labels === 'object' ? line.labels : report?.labels) as Record<string, unknown> | undefined;
+  const metadata: SampleMetadata = {
+    key,
+    id: reportIdOf(sample) ?? key,
+    image: `${key}.${ext}`,
+    image_sha256: digest,
+    text_source: report ? 'anonymized_report' : 'prompt',
+    ...(typeof line.prompt === 'string' ? { prompt: line.prompt } : {}),
+    ...(typeof line.seed === 'string' || typeof line.seed === 'number' ? { seed: String(line.seed) } : {}),
+    generator: { name: generator.name, ...(generatorSha256 ? { sha256: generatorSha256 } : {}) },
+    ...(labels ? { labels } : {}),
+    ...(typeof line.prompt_truncated === 'boolean' ? { prompt_truncated: line.prompt_truncated } : {}),
+  };
+  return {
+    members: [
+      [`${key}.${ext}`, image],
+      [`${key}.txt`, Buffer.from(report?.text ?? record.report, 'utf8')],
+      [`${key}.json`, Buffer.from(JSON.stringify(metadata), 'utf8')],
+    ],
+    modelDigest,
+    textSource: metadata.text_source,
+  };
 }
 
 /** Writes one tar shard through the store while its entries are added: at most one sample is in memory. */
@@ -186,8 +244,8 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   const used = new Set<string>();
   const samples: Sample[] = loaded.records.map((record) => ({ key: sampleKey(record.imageKey, used), record, line: lines.get(`${record.manifest}\n${record.lineNumber}`) ?? {} }));
   lines.clear();
-  const reportId = (s: Sample) => (typeof s.line.report_id === 'string' && s.line.report_id ? s.line.report_id : undefined);
-  const reports = reportsKey ? await loadReports(store, reportsKey.key, new Set(samples.map(reportId).filter((id): id is string => !!id))) : new Map();
+  const reports = reportsKey ? await loadReports(store, reportsKey.key, new Set(samples.map(reportIdOf).filter((id): id is string => !!id))) : new Map<string, Report>();
+  const reportOf = (sample: Sample) => reports.get(reportIdOf(sample) ?? '');
 
   // The synthesizer stamps each PNG with its model's digest: it names the generator when the caller does not.
   const modelDigests = new Set<string>();
@@ -195,66 +253,27 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   const text = { anonymized_report: 0, prompt: 0 };
   const shards: ShardEntry[] = [];
   let exported = 0;
-  let batch: Sample[] = [];
-  const flush = async () => {
+  for (let start = 0; start < samples.length; start += shardSize) {
     const key = `shard-${String(shards.length).padStart(6, '0')}.tar`;
     let count = 0;
     const ref = await writeShard(out, `${outPrefix}${key}`, async (add) => {
-      for (const sample of batch) {
-        let image: Buffer;
-        try {
-          image = await getBuffer(store, sample.record.imageKey);
-        } catch (error) {
-          if (!(error instanceof ArtifactNotFoundError)) throw error;
+      for (const sample of samples.slice(start, start + shardSize)) {
+        const prepared = await prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
+        if (!prepared) {
           skipped['image not found'] = (skipped['image not found'] ?? 0) + 1;
           continue;
         }
-        const digest = sha256(image);
-        const where = `${sample.record.manifest} line ${sample.record.lineNumber}`;
-        if (typeof sample.line.image_sha256 === 'string' && sample.line.image_sha256 !== digest) {
-          throw new DatasetExportError('pairs', `${where}: image ${sample.record.imageKey} does not match its image_sha256`);
-        }
-        const ext = imageExtension(image);
-        if (!ext) throw new DatasetExportError('pairs', `${where}: image ${sample.record.imageKey} is neither PNG nor JPEG`);
-        const modelDigest = ext === 'png' ? pngModelDigest(image, `${where}: image ${sample.record.imageKey}`) : undefined;
-        if (modelDigest) {
-          if (facts.generator.sha256 && modelDigest !== facts.generator.sha256) {
-            throw new DatasetExportError('card.generator.sha256', `${where}: image ${sample.record.imageKey} was made by model ${modelDigest}, not ${facts.generator.sha256}`);
-          }
-          modelDigests.add(modelDigest);
-        } else imagesWithoutDigest++;
-        const id = reportId(sample);
-        const report = id ? reports.get(id) : undefined;
-        text[report ? 'anonymized_report' : 'prompt']++;
-        const labels = (sample.line.labels && typeof sample.line.labels === 'object' ? sample.line.labels : report?.labels) as Record<string, unknown> | undefined;
-        const metadata: SampleMetadata = {
-          key: sample.key,
-          id: id ?? sample.key,
-          image: `${sample.key}.${ext}`,
-          image_sha256: digest,
-          text_source: report ? 'anonymized_report' : 'prompt',
-          ...(typeof sample.line.prompt === 'string' ? { prompt: sample.line.prompt } : {}),
-          ...(typeof sample.line.seed === 'string' || typeof sample.line.seed === 'number' ? { seed: String(sample.line.seed) } : {}),
-          generator: { name: facts.generator.name, ...((modelDigest ?? facts.generator.sha256) ? { sha256: modelDigest ?? facts.generator.sha256 } : {}) },
-          ...(labels ? { labels } : {}),
-          ...(typeof sample.line.prompt_truncated === 'boolean' ? { prompt_truncated: sample.line.prompt_truncated } : {}),
-        };
-        await add(`${sample.key}.${ext}`, image);
-        await add(`${sample.key}.txt`, Buffer.from(report?.text ?? sample.record.report, 'utf8'));
-        await add(`${sample.key}.json`, Buffer.from(JSON.stringify(metadata), 'utf8'));
+        if (prepared.modelDigest) modelDigests.add(prepared.modelDigest);
+        else imagesWithoutDigest++;
+        text[prepared.textSource]++;
+        for (const [name, body] of prepared.members) await add(name, body);
         count++;
         exported++;
         options.onProgress?.({ samples: exported, total: samples.length });
       }
     });
     shards.push({ key, sha256: ref.sha256, samples: count, size_bytes: ref.sizeBytes });
-    batch = [];
-  };
-  for (const sample of samples) {
-    batch.push(sample);
-    if (batch.length === shardSize) await flush();
   }
-  if (batch.length) await flush();
 
   if (!facts.generator.sha256 && modelDigests.size > 1) {
     throw new DatasetExportError('pairs', `the images come from ${modelDigests.size} models (medsyn:model_sha256 ${[...modelDigests].map((d) => d.slice(0, 12)).join(', ')}): export each model's images as its own dataset`);

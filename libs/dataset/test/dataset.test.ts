@@ -33,7 +33,7 @@ describe('dataset export and import', () => {
       ['shard-000002.tar', 1],
     ]);
     const card = JSON.parse(fs.readFileSync(path.join(bundleDir, 'dataset.json'), 'utf8')) as DatasetCard;
-    expect(card).toMatchObject({ format: DATASET_FORMAT, samples: 5, licence: 'CC0-1.0', text: { anonymized_report: 3, prompt: 2 }, skipped: { 'no report text': 1 } });
+    expect(card).toMatchObject({ format: DATASET_FORMAT, samples: 5, licence: 'CC0-1.0', text: { anonymized_report: 3, prompt: 2 }, skipped: { 'no report text': 1, 'image not found': 1 } });
     expect(card.deidentification).toEqual({ mode: 'mask', recall: 0.9984, recall_source: CARD.deid.recallSource });
     for (const shard of card.shards) expect(shard.sha256).toBe(result.shards.find((s) => s.key === shard.key)!.sha256);
     const readme = fs.readFileSync(path.join(bundleDir, 'README.md'), 'utf8');

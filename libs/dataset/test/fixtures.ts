@@ -35,7 +35,7 @@ export async function writeSynthesizerOutput(store: ArtifactStore, ids: string[]
   const extra = tinyPng(99);
   await store.put('other/imgs/extra.png', extra);
   images.set('extra', extra);
-  await putJsonl(store, 'other/pairs.jsonl', [{ image: 'imgs/extra.png', report: 'Generic pair report.' }, { image: 'imgs/none.png' }]);
+  await putJsonl(store, 'other/pairs.jsonl', [{ image: 'imgs/extra.png', report: 'Generic pair report.' }, { image: 'imgs/none.png' }, { image: 'imgs/gone.png', report: 'Its image was deleted.' }]);
   return { pairs: 'synth/pairs-shard-00000-of-00001.jsonl', generic: 'other/pairs.jsonl', reports: 'anon/anonymized.jsonl', images };
 }
 
