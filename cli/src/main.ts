@@ -33,6 +33,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
 
 if (require.main === module) {
   main().then((code) => {
-    process.exitCode = code;
+    // A command may have set its own exit code (e.g. 2 for an invalid config) and returned normally.
+    if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
   });
 }

@@ -2,7 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { common, jobs } from '@medsyn/proto';
 import type { ServiceName } from './config';
@@ -29,7 +28,7 @@ function serviceArgs(name: ServiceName): string[] {
 
 /**
  * Starts the named services as child processes on free loopback ports, all on one artifact store.
- * They live as long as this process: they hold our stdout pipe as stdin and shut down when it
+ * They live as long as this process: their stdin is a pipe from us, and they shut down when it
  * ends (MEDSYN_EXIT_WITH_PARENT), even if we are killed. Their logs (ids and counts, never report
  * text) go to `<logDir>/<service>.log`.
  */
@@ -53,7 +52,10 @@ export async function startLocalServices(names: readonly ServiceName[], options:
     await Promise.all(
       names.map(async (name) => {
         const logFile = path.join(options.logDir, `${name}.log`);
-        const log = fs.createWriteStream(logFile, { flags: 'a' });
+        // The service writes its log straight to the file (not through us), so it keeps logging,
+        // and stops cleanly, after we are gone; we read its `ready` line from there.
+        const from = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
+        const log = fs.openSync(logFile, 'a');
         const child = spawn(process.execPath, serviceArgs(name), {
           env: {
             ...process.env,
@@ -66,22 +68,22 @@ export async function startLocalServices(names: readonly ServiceName[], options:
             MEDSYN_EXIT_WITH_PARENT: '1',
             MODEL_CACHE_DIR: options.env?.MODEL_CACHE_DIR ?? path.join(os.tmpdir(), 'medsyn-model-cache'),
           },
-          stdio: ['pipe', 'pipe', 'pipe'],
+          stdio: ['pipe', log, log],
         });
+        fs.closeSync(log);
         children.push(child);
-        child.stderr!.pipe(log);
-        await new Promise<void>((resolve, reject) => {
-          const lines = readline.createInterface({ input: child.stdout! });
-          lines.on('line', (line) => {
-            log.write(`${line}\n`);
-            const ready = /"msg":"ready"/.test(line) && /"grpcPort":(\d+)/.exec(line);
-            if (ready) {
-              endpoints[name] = `127.0.0.1:${ready[1]}`;
-              resolve();
-            }
-          });
-          child.once('exit', (code, signal) => reject(new Error(`the local ${name} exited (${signal ?? `code ${code}`}) before it was ready; see ${logFile}`)));
-        });
+        const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`the local ${name} exited (${signal ?? `code ${code}`}) before it was ready; see ${logFile}`))));
+        exited.catch(() => {});
+        const deadline = Date.now() + 120_000;
+        for (;;) {
+          const ready = /"grpcPort":(\d+)[^\n]*"msg":"ready"/.exec(readFrom(logFile, from));
+          if (ready) {
+            endpoints[name] = `127.0.0.1:${ready[1]}`;
+            break;
+          }
+          if (Date.now() > deadline) throw new Error(`the local ${name} was not ready within 120 s; see ${logFile}`);
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
+        }
       }),
     );
   } catch (error) {
@@ -89,6 +91,10 @@ export async function startLocalServices(names: readonly ServiceName[], options:
     throw error;
   }
   return { endpoints, stop };
+}
+
+function readFrom(file: string, offset: number): string {
+  return fs.readFileSync(file).subarray(offset).toString('utf8');
 }
 
 /** Promise form of a unary call. */

@@ -1,0 +1,171 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { stringify } from 'yaml';
+import { buildTinyPipeline } from '@medsyn/diffusion';
+import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
+import { PipelineConfigError, parsePipelineConfig } from '../src';
+
+// A dozen records of the bundled demo sample (CC BY images, in the repository), tiny models.
+const SAMPLE = path.join(repoRoot, 'examples', 'demo', 'sample');
+const tmp = makeTempDir('pipeline');
+afterAll(() => tmp.remove());
+
+function writeInputs(dir: string, records: number, mutate?: (record: Record<string, string>, i: number) => void): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const lines = fs
+    .readFileSync(path.join(SAMPLE, 'reports.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(0, records)
+    .map((line, i) => {
+      const record = JSON.parse(line) as Record<string, string>;
+      record.image = path.join(SAMPLE, record.image!);
+      mutate?.(record, i);
+      return JSON.stringify(record);
+    });
+  fs.writeFileSync(path.join(dir, 'reports.jsonl'), `${lines.join('\n')}\n`);
+}
+
+function baseConfig(): Record<string, unknown> {
+  return {
+    run: 'ci',
+    store: 'file://store',
+    report: 'out/report.html',
+    input: { reports: 'reports.jsonl', patient_field: 'patient', image_field: 'image' },
+    synthesize: { model: path.join(tmp.dir, 'tiny-model'), num_inference_steps: 3, scheduler: 'ddim' },
+    pretrain: {
+      methods: ['convirt'],
+      config: {
+        image_encoder: { architecture: 'resnet18', image_size: 32, width: 8 },
+        text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 32, vocab_size: 200 },
+        batch_size: 4,
+        epochs: 2,
+        embedding_size: 16,
+        checkpoint_every_steps: 1,
+      },
+    },
+    evaluate: { dataset: { format: 'covid_cxr', root: SAMPLE }, tasks: ['classification', 'segmentation'], label_fractions: [1], seeds: [0], max_images: 24, epochs: 2, report_samples: 1 },
+  };
+}
+
+function writeConfig(dir: string, config: Record<string, unknown>): string {
+  const file = path.join(dir, 'pipeline.yaml');
+  fs.writeFileSync(file, stringify(config));
+  return file;
+}
+
+/** `medsyn pipeline run`, the CLI process itself (from its sources), so that a kill reaches it. */
+function startCli(config: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [...tsxLoaderArgs(), path.join(repoRoot, 'cli', 'src', 'main.ts'), 'pipeline', 'run', config, '--no-progress'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  return { child, output: () => output, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 240_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+beforeAll(() => {
+  buildTinyPipeline(path.join(tmp.dir, 'tiny-model'));
+});
+
+describe('pipeline config', () => {
+  const dir = path.join(tmp.dir, 'config');
+  beforeAll(() => writeInputs(dir, 12));
+  const parse = (mutate: (c: Record<string, any>) => void) => {
+    const config = JSON.parse(JSON.stringify(baseConfig())) as Record<string, any>;
+    mutate(config);
+    return () => parsePipelineConfig(config, dir, {});
+  };
+
+  it('accepts the CI config and resolves its paths against the config folder', () => {
+    const config = parse(() => {})();
+    expect(config.input.reports).toBe(path.join(dir, 'reports.jsonl'));
+    expect(config.store).toBe(`file://${path.join(dir, 'store')}`);
+    expect(config.pretrain.data).toEqual(['real', 'synthetic']);
+  });
+
+  it.each([
+    ['an unknown key', (c: Record<string, any>) => (c.synthesize.stepz = 3), 'synthesize.stepz: unknown key'],
+    ['an unknown method', (c: Record<string, any>) => (c.pretrain.methods = ['convirt', 'clip']), 'pretrain.methods[1]'],
+    ['a bad pretraining value', (c: Record<string, any>) => (c.pretrain.config.batch_size = -2), 'pretrain.config.batch_size'],
+    ['a bad evaluation value', (c: Record<string, any>) => (c.evaluate.label_fractions = [0]), 'evaluate.label_fractions[0]'],
+    ['a missing reports file', (c: Record<string, any>) => (c.input.reports = 'nope.jsonl'), 'input.reports: file not found'],
+    ['a model folder without model_index.json', (c: Record<string, any>) => (c.synthesize.model = dir), 'synthesize.model: no model_index.json'],
+    ['real pairs without an image field', (c: Record<string, any>) => delete c.input.image_field, 'input.image_field'],
+    ['the method set inside pretrain.config', (c: Record<string, any>) => (c.pretrain.config.method = 'gloria'), 'pretrain.config.method'],
+  ])('rejects %s, naming the key', (_, mutate, message) => {
+    expect(parse(mutate)).toThrow(PipelineConfigError);
+    expect(parse(mutate)).toThrow(message);
+  });
+
+  it('reports a bad config from the CLI with exit code 2 and the key, before starting anything', async () => {
+    const file = writeConfig(dir, { ...baseConfig(), anonymize: { mode: 'redact' } });
+    const cli = startCli(file);
+    expect(await cli.exited).toBe(2);
+    expect(cli.output()).toContain('anonymize.mode');
+    expect(cli.output()).not.toContain('services:');
+  });
+});
+
+describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)', () => {
+  const dir = path.join(tmp.dir, 'run');
+  beforeAll(() => writeInputs(dir, 12));
+
+  it('runs every stage, resumes after a kill without redoing finished stages, and writes the report', async () => {
+    const config = writeConfig(dir, baseConfig());
+    const first = startCli(config);
+    // Kill it (SIGKILL: no cleanup of its own) once pre-training has started.
+    await waitFor(() => /pretrain convirt-real \.\.\./.test(first.output()) || first.child.exitCode !== null, 'pre-training to start');
+    expect(first.output()).toMatch(/synthesize: done in/);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    // Its local services notice that their parent is gone and stop gracefully.
+    const logs = path.join(dir, 'out', 'medsyn-logs-ci');
+    await waitFor(() => ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'].every((s) => /"msg":"stopped"/.test(fs.readFileSync(path.join(logs, `${s}.log`), 'utf8'))), 'the orphaned services to stop', 60_000);
+
+    const images = path.join(dir, 'store', 'pipeline', 'ci', 'synthesize', 'images');
+    const before = new Map(fs.readdirSync(images).map((f) => [f, fs.statSync(path.join(images, f)).mtimeMs]));
+    expect(before.size).toBe(12);
+
+    const second = startCli(config);
+    expect(await second.exited).toBe(0);
+    const output = second.output();
+    for (const stage of ['anonymize', 'real-pairs', 'synthesize']) expect(output).toContain(`${stage}: done in an earlier run`);
+    expect(output).toMatch(/pretrain convirt-synthetic: done in \d/);
+    expect(output).toMatch(/evaluate: done in \d/);
+    // Not one synthetic image was made again.
+    for (const [file, mtime] of before) expect(fs.statSync(path.join(images, file)).mtimeMs).toBe(mtime);
+
+    const html = fs.readFileSync(path.join(dir, 'out', 'report.html'), 'utf8');
+    expect(html).toContain('medsyn pipeline: ci');
+    expect(html).toContain('Real and synthetic images of the same reports');
+    expect((html.match(/alt="synthetic"/g) ?? []).length).toBe(8);
+    const results = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'evaluate', 'results.json'), 'utf8')) as { encoders: { name: string }[]; ratios: unknown[] };
+    expect(results.encoders.map((e) => e.name).sort()).toEqual(['convirt-real', 'convirt-synthetic', 'random-init']);
+    expect(results.ratios.length).toBeGreaterThan(0);
+
+    // A third run has nothing left to do.
+    const third = startCli(config);
+    expect(await third.exited).toBe(0);
+    expect(third.output()).toContain('evaluate: done in an earlier run');
+  });
+
+  it('fails with a message naming the stage and the record when an input image is missing', async () => {
+    const bad = path.join(tmp.dir, 'bad');
+    writeInputs(bad, 12, (record, i) => {
+      if (i === 5) record.image = path.join(bad, 'missing.png');
+    });
+    const cli = startCli(writeConfig(bad, baseConfig()));
+    expect(await cli.exited).toBe(1);
+    expect(cli.output()).toMatch(/stage real-pairs failed: record \S+: image names a missing file/);
+    expect(cli.output()).toContain('anonymize: done in');
+  });
+});
