@@ -89,7 +89,7 @@ export const registerPipeline: RegisterCommand = (program: Command) => {
         const started = Date.now();
         const result = await runPipeline(config, { onEvent: display.onEvent });
         display.stop();
-        for (const r of result.results.ratios.filter((x) => !x.metric.includes('/'))) process.stdout.write(`synthetic/real\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`);
+        for (const r of result.results.ratios.filter((x) => !x.metric.includes('/'))) process.stdout.write(`${r.synthetic} / ${r.real}\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`);
         process.stdout.write(`report: ${result.report} (pipeline ${duration((Date.now() - started) / 1000)}; artifacts under ${config.store.replace(/\/$/, '')}/${result.prefix})\n`);
       } catch (error) {
         display.stop();

@@ -462,9 +462,12 @@ export async function runEvaluation(
     const [encoder, task, fraction, metric] = JSON.parse(key) as [string, TaskName, number, string];
     results.metrics.push({ encoder, task, label_fraction: fraction, metric, ...meanStd(perSeed), per_seed: perSeed });
   }
-  const real = config.encoders.find((e) => e.pretraining_data === 'real');
-  const synthetic = config.encoders.find((e) => e.pretraining_data === 'synthetic');
-  if (real && synthetic) {
+  // synthetic/real per method: each synthetic encoder against the real one pre-trained the same way.
+  const methodOf = (name: string) => results.encoders.find((e) => e.name === name)?.method;
+  const reals = config.encoders.filter((e) => e.pretraining_data === 'real');
+  for (const synthetic of config.encoders.filter((e) => e.pretraining_data === 'synthetic')) {
+    const real = reals.find((e) => methodOf(e.name) === methodOf(synthetic.name)) ?? reals[0];
+    if (!real) continue;
     for (const m of results.metrics.filter((x) => x.encoder === synthetic.name)) {
       const r = results.metrics.find((x) => x.encoder === real.name && x.task === m.task && x.label_fraction === m.label_fraction && x.metric === m.metric);
       if (r) results.ratios.push({ task: m.task, label_fraction: m.label_fraction, metric: m.metric, synthetic: synthetic.name, real: real.name, ratio: m.mean / r.mean });

@@ -35,8 +35,8 @@ function metricTables(results: EvaluationResults): string {
   }
   for (const skip of results.skipped ?? []) out.push(`<p>${escape(TASK_TITLES[skip.task] ?? skip.task)}: no row for ${escape(skip.encoder)} (${escape(skip.reason)}).</p>`);
   if (results.ratios.length) {
-    out.push('<h3>Synthetic / real</h3><table><tr><th>task</th><th>fraction</th><th>metric</th><th>ratio</th></tr>');
-    for (const r of results.ratios.filter((x) => !x.metric.includes('/'))) out.push(`<tr><td>${r.task}</td><td>${pct(r.label_fraction)}</td><td>${escape(r.metric)}</td><td>${r.ratio.toFixed(3)}</td></tr>`);
+    out.push('<h3>Synthetic / real</h3><table><tr><th>task</th><th>fraction</th><th>metric</th><th>synthetic / real</th><th>ratio</th></tr>');
+    for (const r of results.ratios.filter((x) => !x.metric.includes('/'))) out.push(`<tr><td>${r.task}</td><td>${pct(r.label_fraction)}</td><td>${escape(r.metric)}</td><td>${escape(r.synthetic)} / ${escape(r.real)}</td><td>${r.ratio.toFixed(3)}</td></tr>`);
     out.push('</table>');
   }
   return out.join('\n');

@@ -81,7 +81,16 @@ const schema = z
       })
       .strict(),
     export: z
-      .object({ licence: z.string().min(1), shard_size: z.number().int().min(1).default(1000) })
+      .object({
+        licence: z.string().min(1),
+        shard_size: z.number().int().min(1).default(1000),
+        name: z.string().min(1).optional(),
+        /** Where the prompts come from, for the dataset card. */
+        prompts_source: z.string().min(1).optional(),
+        /** The PHI recall measured for the anonymizer's mode (0..1), and where it was measured. */
+        deid_recall: z.number().min(0).max(1).optional(),
+        deid_recall_source: z.string().min(1).optional(),
+      })
       .strict()
       .optional(),
   })

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { getBuffer, openStore, putJsonl, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { exportDataset } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation';
 import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
 import { parsePretrainingConfig } from '@medsyn/vlp';
@@ -301,7 +302,30 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
       return { outputs: { results: store.keyOf(result.results!.uri), report: store.keyOf(result.report!.uri) }, summary: { metrics: result.metrics.length } };
     });
 
-    // 6. Report: the evaluator's results with the run's summary and real vs synthetic images side by side.
+    // 6. Export (optional): the synthetic pairs as a shareable WebDataset bundle with its card.
+    const x = config.export;
+    if (x) {
+      await stage('export', { synthesized: synthesized.key, export: x }, async () => {
+        const result = await exportDataset({
+          store,
+          pairs: [synthesized.outputs.synthesizer_pairs!],
+          reports: anonymized.outputs.anonymized,
+          out: store,
+          outPrefix: `${prefix}dataset/`,
+          shardSize: x.shard_size,
+          card: {
+            name: x.name ?? `medsyn-${config.run}`,
+            generator: { name: path.basename(config.synthesize.model.replace(/\/+$/, '')), uri: synthesized.outputs.model },
+            promptsSource: x.prompts_source ?? `${path.basename(config.input.reports)}, de-identified by the medsyn anonymizer`,
+            deid: { mode: config.anonymize.mode, recall: x.deid_recall, recallSource: x.deid_recall_source },
+            licence: x.licence,
+          },
+        });
+        return { outputs: { bundle: `${prefix}dataset/`, card: result.cardKey }, summary: { samples: result.samples, shards: result.shards.length } };
+      });
+    }
+
+    // 7. Report: the evaluator's results with the run's summary and real vs synthetic images side by side.
     const results = JSON.parse((await getBuffer(store, evaluated.outputs.results!)).toString('utf8')) as EvaluationResults;
     emit({ type: 'stage', stage: 'report', index: stageIndex++, total: stageNames.length, resumed: false });
     const started = Date.now();

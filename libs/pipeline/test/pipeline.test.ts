@@ -46,6 +46,7 @@ function baseConfig(): Record<string, unknown> {
       },
     },
     evaluate: { dataset: { format: 'covid_cxr', root: SAMPLE }, tasks: ['classification', 'segmentation'], label_fractions: [1], seeds: [0], max_images: 24, epochs: 2, report_samples: 1 },
+    export: { licence: 'CC BY 4.0', shard_size: 5, deid_recall: 0.9984, deid_recall_source: 'npm run eval:anonymizer' },
   };
 }
 
@@ -109,7 +110,7 @@ describe('pipeline config', () => {
   it('reports a bad config from the CLI with exit code 2 and the key, before starting anything', async () => {
     const file = writeConfig(dir, { ...baseConfig(), anonymize: { mode: 'redact' } });
     const cli = startCli(file);
-    expect(await cli.exited).toBe(2);
+    expect(`exit ${await cli.exited}\n${cli.output()}`).toMatch(/^exit 2\n/);
     expect(cli.output()).toContain('anonymize.mode');
     expect(cli.output()).not.toContain('services:');
   });
@@ -136,7 +137,7 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     expect(before.size).toBe(12);
 
     const second = startCli(config);
-    expect(await second.exited).toBe(0);
+    expect(`exit ${await second.exited}\n${second.output()}`).toMatch(/^exit 0\n/);
     const output = second.output();
     for (const stage of ['anonymize', 'real-pairs', 'synthesize']) expect(output).toContain(`${stage}: done in an earlier run`);
     expect(output).toMatch(/pretrain convirt-synthetic: done in \d/);
@@ -152,10 +153,16 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     expect(results.encoders.map((e) => e.name).sort()).toEqual(['convirt-real', 'convirt-synthetic', 'random-init']);
     expect(results.ratios.length).toBeGreaterThan(0);
 
+    // The shareable bundle: 12 synthetic pairs in shards of 5, with the card.
+    const card = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'dataset', 'dataset.json'), 'utf8')) as { samples: number; shards: unknown[]; licence: string; deidentification: { mode: string; recall: number } };
+    expect([card.samples, card.shards.length, card.licence]).toEqual([12, 3, 'CC BY 4.0']);
+    expect(card.deidentification).toMatchObject({ mode: 'mask', recall: 0.9984 });
+
     // A third run has nothing left to do.
     const third = startCli(config);
-    expect(await third.exited).toBe(0);
+    expect(`exit ${await third.exited}\n${third.output()}`).toMatch(/^exit 0\n/);
     expect(third.output()).toContain('evaluate: done in an earlier run');
+    expect(third.output()).toContain('export: done in an earlier run');
   });
 
   it('fails with a message naming the stage and the record when an input image is missing', async () => {
@@ -164,7 +171,7 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
       if (i === 5) record.image = path.join(bad, 'missing.png');
     });
     const cli = startCli(writeConfig(bad, baseConfig()));
-    expect(await cli.exited).toBe(1);
+    expect(`exit ${await cli.exited}\n${cli.output()}`).toMatch(/^exit 1\n/);
     expect(cli.output()).toMatch(/stage real-pairs failed: record \S+: image names a missing file/);
     expect(cli.output()).toContain('anonymize: done in');
   });
