@@ -27,7 +27,10 @@ function writeInputs(dir: string, records: number, mutate?: (record: Record<stri
   fs.writeFileSync(path.join(dir, 'reports.jsonl'), `${lines.join('\n')}\n`);
 }
 
-function baseConfig(): Record<string, unknown> {
+type Section = Record<string, unknown>;
+type TestConfig = Section & { input: Section; synthesize: Section; pretrain: Section & { config: Section }; evaluate: Section };
+
+function baseConfig(): TestConfig {
   return {
     run: 'ci',
     store: 'file://store',
@@ -80,8 +83,8 @@ beforeAll(() => {
 describe('pipeline config', () => {
   const dir = path.join(tmp.dir, 'config');
   beforeAll(() => writeInputs(dir, 12));
-  const parse = (mutate: (c: Record<string, any>) => void) => {
-    const config = JSON.parse(JSON.stringify(baseConfig())) as Record<string, any>;
+  const parse = (mutate: (c: TestConfig) => void) => {
+    const config = JSON.parse(JSON.stringify(baseConfig())) as TestConfig;
     mutate(config);
     return () => parsePipelineConfig(config, dir, {});
   };
@@ -94,14 +97,14 @@ describe('pipeline config', () => {
   });
 
   it.each([
-    ['an unknown key', (c: Record<string, any>) => (c.synthesize.stepz = 3), 'synthesize.stepz: unknown key'],
-    ['an unknown method', (c: Record<string, any>) => (c.pretrain.methods = ['convirt', 'clip']), 'pretrain.methods[1]'],
-    ['a bad pretraining value', (c: Record<string, any>) => (c.pretrain.config.batch_size = -2), 'pretrain.config.batch_size'],
-    ['a bad evaluation value', (c: Record<string, any>) => (c.evaluate.label_fractions = [0]), 'evaluate.label_fractions[0]'],
-    ['a missing reports file', (c: Record<string, any>) => (c.input.reports = 'nope.jsonl'), 'input.reports: file not found'],
-    ['a model folder without model_index.json', (c: Record<string, any>) => (c.synthesize.model = dir), 'synthesize.model: no model_index.json'],
-    ['real pairs without an image field', (c: Record<string, any>) => delete c.input.image_field, 'input.image_field'],
-    ['the method set inside pretrain.config', (c: Record<string, any>) => (c.pretrain.config.method = 'gloria'), 'pretrain.config.method'],
+    ['an unknown key', (c: TestConfig) => (c.synthesize.stepz = 3), 'synthesize.stepz: unknown key'],
+    ['an unknown method', (c: TestConfig) => (c.pretrain.methods = ['convirt', 'clip']), 'pretrain.methods[1]'],
+    ['a bad pretraining value', (c: TestConfig) => (c.pretrain.config.batch_size = -2), 'pretrain.config.batch_size'],
+    ['a bad evaluation value', (c: TestConfig) => (c.evaluate.label_fractions = [0]), 'evaluate.label_fractions[0]'],
+    ['a missing reports file', (c: TestConfig) => (c.input.reports = 'nope.jsonl'), 'input.reports: file not found'],
+    ['a model folder without model_index.json', (c: TestConfig) => (c.synthesize.model = dir), 'synthesize.model: no model_index.json'],
+    ['real pairs without an image field', (c: TestConfig) => delete c.input.image_field, 'input.image_field'],
+    ['the method set inside pretrain.config', (c: TestConfig) => (c.pretrain.config.method = 'gloria'), 'pretrain.config.method'],
   ])('rejects %s, naming the key', (_, mutate, message) => {
     expect(parse(mutate)).toThrow(PipelineConfigError);
     expect(parse(mutate)).toThrow(message);
