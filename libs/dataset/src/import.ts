@@ -28,6 +28,14 @@ export interface ImportDatasetResult {
 }
 
 const SAMPLE_KEY = /^[A-Za-z0-9_-]{1,200}$/;
+const CONCURRENT_WRITES = 8;
+
+/** A line of the imported pair manifest. */
+interface Pair {
+  image: string;
+  report: string;
+  id: string;
+}
 const SHA256 = /^[0-9a-f]{64}$/;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -175,19 +183,32 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
   let imported = 0;
   const seen = new Set<string>();
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  async function* pairs(): AsyncIterable<{ image: string; report: string; id: string }> {
-    for (const shard of card.shards) {
-      let count = 0;
-      for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key)) {
-        const sample = checkSample(shard.key, members, seen, utf8);
-        const imageKey = `images/${sample.key}.${sample.ext}`;
-        await store.put(`${prefix}${imageKey}`, sample.image, { mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg' });
-        yield { image: imageKey, report: sample.report, id: sample.id };
-        count++;
-        imported++;
-        options.onProgress?.({ samples: imported, total });
+  const written = async ({ put, pair }: { put: Promise<unknown>; pair: Pair }) => {
+    await put;
+    imported++;
+    options.onProgress?.({ samples: imported, total });
+    return pair;
+  };
+  async function* pairs(): AsyncIterable<Pair> {
+    // Images are written a few at a time: each write waits on a disk flush or a network round trip.
+    const writing: { put: Promise<unknown>; pair: Pair }[] = [];
+    try {
+      for (const shard of card.shards) {
+        let count = 0;
+        for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key)) {
+          const sample = checkSample(shard.key, members, seen, utf8);
+          const imageKey = `images/${sample.key}.${sample.ext}`;
+          const put = store.put(`${prefix}${imageKey}`, sample.image, { mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg' });
+          put.catch(() => undefined); // awaited below, in order; this keeps a failure from going unhandled meanwhile
+          writing.push({ put, pair: { image: imageKey, report: sample.report, id: sample.id } });
+          if (writing.length >= CONCURRENT_WRITES) yield await written(writing.shift()!);
+          count++;
+        }
+        if (count !== shard.samples) throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
       }
-      if (count !== shard.samples) throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
+      while (writing.length) yield await written(writing.shift()!);
+    } finally {
+      await Promise.allSettled(writing.map((w) => w.put));
     }
   }
 

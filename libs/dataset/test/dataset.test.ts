@@ -6,7 +6,8 @@ import * as tar from 'tar-stream';
 import { FileArtifactStore, getBuffer, openStore, putJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import { makeTempDir, startS3Server, type S3Server } from '@medsyn/testing';
 import { loadPairManifests } from '@medsyn/vlp';
-import { DATASET_FORMAT, exportDataset, importDataset, type DatasetCard } from '../src';
+import { encodeGrayPng, readPngText } from '@medsyn/imaging';
+import { DATASET_FORMAT, exportDataset, importDataset, pngText, type DatasetCard } from '../src';
 import { CARD, FULL_REPORT, PROMPT, writeSynthesizerOutput } from './fixtures';
 
 // Report ids with dots: WebDataset would split such a key, so the export must not keep them.
@@ -200,6 +201,28 @@ describe('dataset export and import', () => {
     const mixed = new FileArtifactStore(path.join(tmp.dir, 'mixed'));
     const two = await writeSynthesizerOutput(mixed, ['m1', 'm2'], (i) => (i === 0 ? model : 'c'.repeat(64)));
     await expect(exportDataset({ store: mixed, pairs: [two.pairs], out, card: { generator: { name: 'tiny-unet' } } })).rejects.toThrow(/^pairs: the images come from 2 models/);
+  });
+
+  it('reads the PNG text stamp without decoding, as the PNG decoder reads it', () => {
+    const png = encodeGrayPng({ width: 4, height: 4, data: new Float32Array(16) }, { text: { Software: 'medsyn', 'medsyn:model_sha256': 'd'.repeat(64), 'medsyn:seed': '42' } });
+    for (const [keyword, value] of Object.entries(readPngText(png))) expect(pngText(png, keyword)).toBe(value);
+    expect(pngText(png, 'medsyn:model_sha256')).toBe('d'.repeat(64));
+    expect(pngText(png, 'medsyn:prompt')).toBeUndefined();
+    expect(pngText(png.subarray(0, 40), 'medsyn:seed')).toBeUndefined(); // truncated: no read past the end
+  });
+
+  it('leaves no manifest when writing an image fails, and reports the store error', async () => {
+    const target = new FileArtifactStore(path.join(tmp.dir, 'failing-target'));
+    let puts = 0;
+    const failing: ArtifactStore = Object.assign(Object.create(target) as ArtifactStore, {
+      put: (key: string, body: Parameters<ArtifactStore['put']>[1], options?: Parameters<ArtifactStore['put']>[2]) =>
+        key.includes('/images/') && ++puts === 3 ? Promise.reject(new Error('disk full')) : target.put(key, body, options),
+    });
+    await expect(importDataset({ bundle: new FileArtifactStore(bundleDir), store: failing })).rejects.toThrow('disk full');
+    const keys: string[] = [];
+    for await (const object of target.list('')) keys.push(object.key);
+    expect(keys.filter((k) => k.endsWith('pairs.jsonl'))).toEqual([]);
+    expect(keys.filter((k) => k.includes('/images/')).length).toBeGreaterThan(0);
   });
 
   describe('through S3', () => {
