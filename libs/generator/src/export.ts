@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CLIP_MAX_LENGTH, writeClipTokenizerFiles } from '@medsyn/clip-tokenizer';
-import { ONNX_PIPELINE_MODEL_INDEX, SD21_SCHEDULER_CONFIG } from '@medsyn/diffusion';
-import { GraphBuilder, encodeModel, ops, type Tensor } from '@medsyn/onnx-graph';
+import { ONNX_PIPELINE_MODEL_INDEX, SD21_SCHEDULER_CONFIG, toFloat16Bits } from '@medsyn/diffusion';
+import { GraphBuilder, decodeModel, encodeModel, fromTensorProto, numel, onnx, ops, toTensorProto, type Tensor } from '@medsyn/onnx-graph';
 import { exportInferenceModel } from '@medsyn/training';
 import type { GeneratorConfig } from './config';
 import { denoiser, textEncoder, vocabularySize } from './model';
@@ -26,6 +26,27 @@ const writeBytes = (file: string, bytes: Uint8Array) => {
 };
 
 /**
+ * Stores the float32 weights of at least `minElements` values as float16 initializers, each cast
+ * back to float32 by a Cast node in front of the graph: half the file, float32 compute (onnxruntime
+ * folds the Casts into constants when it loads the model). Rounding a weight to float16 changes it
+ * by at most 2^-11 of its value.
+ */
+export function storeWeightsAsFloat16(model: Uint8Array, minElements = 1024): Uint8Array {
+  const proto = decodeModel(model);
+  const graph = proto.graph!;
+  const casts: onnx.NodeProto[] = [];
+  graph.initializer = graph.initializer.map((initializer) => {
+    const tensor = fromTensorProto(initializer);
+    if (tensor.dtype !== 'float32' || numel(tensor.dims) < minElements) return initializer;
+    const stored = `${initializer.name}.float16`;
+    casts.push({ name: `${initializer.name}.cast`, opType: 'Cast', domain: '', input: [stored], output: [initializer.name!], attribute: [{ name: 'to', type: onnx.AttributeProto_AttributeType.INT, i: onnx.TensorProto_DataType.FLOAT, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] }] });
+    return toTensorProto(stored, { dtype: 'float16', dims: tensor.dims, data: toFloat16Bits(tensor.data as Float32Array) });
+  });
+  graph.node = [...casts, ...graph.node];
+  return encodeModel(proto);
+}
+
+/**
  * Writes a trained generator in the Stable Diffusion ONNX export layout (the one
  * @medsyn/diffusion loads and diffusers' OnnxStableDiffusionPipeline reads): text_encoder,
  * unet, a parameter-free vae_decoder (bilinear upsampling, gray to RGB), tokenizer, PNDM
@@ -36,7 +57,7 @@ export function exportGenerator(dir: string, config: GeneratorConfig, parameters
   const hidden = config.text.hidden;
   writeBytes(
     path.join(dir, 'text_encoder', 'model.onnx'),
-    exportInferenceModel((g) => ({ last_hidden_state: textEncoder(g, g.input('input_ids', 'int32', ['batch', CLIP_MAX_LENGTH]), config, false) }), parameters, { name: 'text_encoder' }),
+    storeWeightsAsFloat16(exportInferenceModel((g) => ({ last_hidden_state: textEncoder(g, g.input('input_ids', 'int32', ['batch', CLIP_MAX_LENGTH]), config, false) }), parameters, { name: 'text_encoder' })),
   );
   writeJson(path.join(dir, 'text_encoder', 'config.json'), {
     architectures: ['CLIPTextModel'],
@@ -49,12 +70,14 @@ export function exportGenerator(dir: string, config: GeneratorConfig, parameters
 
   writeBytes(
     path.join(dir, 'unet', 'model.onnx'),
-    exportInferenceModel(
-      (g) => ({
-        out_sample: denoiser(g, g.input('sample', 'float32', ['batch', 1, s, s]), g.input('timestep', 'float32', ['batch']), g.input('encoder_hidden_states', 'float32', ['batch', 'sequence', hidden]), config, false),
-      }),
-      parameters,
-      { name: 'unet' },
+    storeWeightsAsFloat16(
+      exportInferenceModel(
+        (g) => ({
+          out_sample: denoiser(g, g.input('sample', 'float32', ['batch', 1, s, s]), g.input('timestep', 'float32', ['batch']), g.input('encoder_hidden_states', 'float32', ['batch', 'sequence', hidden]), config, false),
+        }),
+        parameters,
+        { name: 'unet' },
+      ),
     ),
   );
   writeJson(path.join(dir, 'unet', 'config.json'), {
