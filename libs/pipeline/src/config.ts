@@ -145,6 +145,7 @@ export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.Proc
   }
   if (config.pretrain.data.includes('real') && !config.input.image_field) throw new PipelineConfigError('input.image_field', 'is required to pre-train on real pairs (pretrain.data has "real")');
   const reports = resolveUri(config.input.reports);
+  if (/\.csv$/i.test(reports) && config.pretrain.data.includes('real')) throw new PipelineConfigError('input.reports', 'real pairs need a JSONL reports file (a CSV serves synthetic-only runs: pretrain.data [synthetic])');
   if (!reports.includes('://') && !fs.existsSync(reports)) throw new PipelineConfigError('input.reports', `file not found: ${reports}`);
   const model = resolveUri(config.synthesize.model);
   if (!model.includes('://') && !fs.existsSync(path.join(model, 'model_index.json'))) throw new PipelineConfigError('synthesize.model', `no model_index.json in ${model} (a diffusion model in the ONNX export layout)`);

@@ -177,8 +177,17 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
         const imageField = config.input.image_field!;
         const lines: unknown[] = [];
         const reportsDir = config.input.reports.includes('://') ? undefined : path.dirname(config.input.reports);
-        const records = csv ? [] : reportsBytes.toString('utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
-        if (csv) throw new PipelineStageError('real-pairs', 'real pairs need a JSONL reports file (input.reports) with input.image_field');
+        // The anonymizer has read every line (a bad one is in its errors.jsonl); such lines are skipped here.
+        const records = reportsBytes
+          .toString('utf8')
+          .split('\n')
+          .flatMap((line) => {
+            try {
+              return line.trim() ? [JSON.parse(line) as Record<string, unknown>] : [];
+            } catch {
+              return [];
+            }
+          });
         for (const record of records) {
           const id = String(record[config.input.id_field] ?? '');
           const image = record[imageField];

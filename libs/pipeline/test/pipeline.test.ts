@@ -103,6 +103,7 @@ describe('pipeline config', () => {
     ['a bad evaluation value', (c: TestConfig) => (c.evaluate.label_fractions = [0]), 'evaluate.label_fractions[0]'],
     ['a missing reports file', (c: TestConfig) => (c.input.reports = 'nope.jsonl'), 'input.reports: file not found'],
     ['a model folder without model_index.json', (c: TestConfig) => (c.synthesize.model = dir), 'synthesize.model: no model_index.json'],
+    ['a CSV reports file for real pairs', (c: TestConfig) => (c.input.reports = 'reports.csv'), 'input.reports: real pairs need a JSONL reports file'],
     ['real pairs without an image field', (c: TestConfig) => delete c.input.image_field, 'input.image_field'],
     ['the method set inside pretrain.config', (c: TestConfig) => (c.pretrain.config.method = 'gloria'), 'pretrain.config.method'],
   ])('rejects %s, naming the key', (_, mutate, message) => {
