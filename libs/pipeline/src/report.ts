@@ -40,7 +40,8 @@ export function renderPipelineReport(input: { config: ResolvedPipelineConfig; re
 <p>Reports were de-identified by the anonymizer (${escapeHtml(config.anonymize.mode)} mode); the synthesizer generated one image per anonymized prompt
 with the model <code>${escapeHtml(config.synthesize.model)}</code>; the pretrainer trained ${config.pretrain.methods.map(escapeHtml).join(', ')} on
 ${config.pretrain.data.map((d) => (d === 'real' ? 'real images' : 'synthetic images')).join(' and on ')} paired with the same anonymized texts; the evaluator
-compares the frozen encoders${config.evaluate.baseline ? ' and a random-init encoder of the same architecture' : ''} below.</p>
+compares the frozen encoders${config.evaluate.baseline ? ' and a random-init encoder of the same architecture' : ''} below.
+With test sets of a few dozen images (as in the demo) the numbers are noisy: read them with their spread over seeds and the split sizes.</p>
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>time</th><th>summary</th></tr>${stageRows.join('')}</table>
 <h2>Real and synthetic images of the same reports</h2>
