@@ -39,6 +39,7 @@ cannot be fetched. It is a demonstration model, not a clinical one.
   images come out at ${out}x${out}. ${facts.parameterCount.toLocaleString('en-US')} parameters.
 - **Layout:** the Stable Diffusion ONNX export layout (model_index.json, text_encoder, unet,
   vae_decoder, tokenizer, scheduler): the synthesizer serves it exactly like an exported RoentGen.
+  Weights of 1,024 values or more are stored as float16 and cast to float32 when loaded.
 - **Noise schedule and sampler:** Stable Diffusion 2.1's scaled-linear betas (1000 steps),
   epsilon prediction, PNDM by default; ${Math.round(100 * facts.unconditionalRate)} % of prompts dropped in training so that
   classifier-free guidance works.
@@ -53,7 +54,7 @@ cannot be fetched. It is a demonstration model, not a clinical one.
 
 ## Known limits
 
-- Trained on about a hundred images: it reproduces the look of a chest radiograph (lungs,
+- Trained on ${facts.examples.length} images: it reproduces the look of a chest radiograph (lungs,
   mediastinum, ribs, devices at times), not findings a prompt asks for; text control is weak.
 - ${out} px: too coarse for fine findings; downstream CPU experiments use 64-128 px anyway.
 - Small data means memorisation: samples can resemble training images (all public and
