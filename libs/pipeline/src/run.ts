@@ -102,11 +102,11 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
   emit({ type: 'services', local: localNames, remote });
   const local = localNames.length ? await startLocalServices(localNames, { store: config.store, logDir: options.logDir ?? path.join(path.dirname(config.report), `medsyn-logs-${config.run}`), env: options.env }) : undefined;
   const endpoints = { ...local?.endpoints, ...config.services } as Endpoints;
-  const clients: grpc.Client[] = [];
+  // One channel per service for the whole run.
+  const clients = new Map<ServiceName, grpc.Client>();
   const client = <C extends grpc.Client>(Client: new (address: string, credentials: grpc.ChannelCredentials) => C, service: ServiceName): C => {
-    const c = new Client(endpoints[service], grpc.credentials.createInsecure());
-    clients.push(c);
-    return c;
+    if (!clients.has(service)) clients.set(service, new Client(endpoints[service], grpc.credentials.createInsecure()));
+    return clients.get(service) as C;
   };
 
   const methods = config.pretrain.methods;
@@ -198,7 +198,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
             const file = path.resolve(reportsDir, image);
             if (!fs.existsSync(file)) throw new PipelineStageError('real-pairs', `record ${id}: ${imageField} names a missing file ${file}`);
             const key = `${prefix}real/images/${safeKey(id)}${path.extname(file)}`;
-            if (!(await store.stat(key))) await store.put(key, fs.readFileSync(file));
+            await store.put(key, fs.readFileSync(file));
             uri = store.uriOf(key);
           } else uri = new URL(image, config.input.reports).href;
           lines.push({ id, image: uri, report: text });
@@ -212,7 +212,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     // 3. Synthesize: one image per anonymized prompt (or more), through the synthesizer's dataset job.
     const modelIsLocal = !config.synthesize.model.includes('://');
     const model = modelIsLocal ? modelFiles(config.synthesize.model) : undefined;
-    const synthesized = await stage('synthesize', { prompts: anonymized.key, model: model?.digest ?? config.synthesize.model, params: config.synthesize, texts: anonymized.key }, async (requestId) => {
+    const synthesized = await stage('synthesize', { prompts: anonymized.key, model: model?.digest ?? config.synthesize.model, params: config.synthesize }, async (requestId) => {
       let modelUri = config.synthesize.model;
       if (model) {
         const modelPrefix = `models/${safeKey(path.basename(config.synthesize.model))}-${model.digest.slice(0, 12)}/`;
@@ -345,7 +345,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     emit({ type: 'stage-done', stage: 'report', seconds: (Date.now() - started) / 1000, skipped: false, summary: { file: config.report } });
     return { report: config.report, prefix, stages: state.stages, results };
   } finally {
-    for (const c of clients) c.close();
+    for (const c of clients.values()) c.close();
     await local?.stop();
     await store.close();
   }
