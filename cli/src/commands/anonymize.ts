@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { once } from 'node:events';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { Anonymizer, csvRow, guessRecordFormat, InvalidReportError, manifestLine, OUTPUT_MODES, readRecords, type OutputMode, type RecordFormat } from '@medsyn/deid';
+import { Anonymizer, csvRow, guessRecordFormat, InvalidReportError, manifestLine, OUTPUT_MODES, readRecords, type OutputMode, type RecordFormat, type RecordLine } from '@medsyn/deid';
 import type { RegisterCommand } from './index';
 
 interface AnonymizeOptions {
@@ -43,6 +43,8 @@ async function write(stream: fs.WriteStream | undefined, text: string): Promise<
   if (stream && !stream.write(text)) await once(stream, 'drain');
 }
 
+/** Records anonymized together: the tagger batches them into one model run. */
+const CLI_BATCH = 64;
 const close = (stream: fs.WriteStream | undefined) => (stream ? new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))) : Promise.resolve());
 
 export const registerAnonymize: RegisterCommand = (program: Command) => {
@@ -84,29 +86,51 @@ export const registerAnonymize: RegisterCommand = (program: Command) => {
       const startedAt = Date.now();
       let [done, failed] = [0, 0];
       if (csvOut) await write(out, csvRow(['id', 'text', 'prompt', 'prompt_section', 'prompt_tokens', 'prompt_truncated', ...(options.spans ? ['spans'] : [])]));
-      try {
-        for await (const line of readRecords(input, format)) {
-          const id = line.ok ? String(line.record[options.idField] ?? '') : '';
-          try {
-            if (!line.ok) throw new InvalidReportError('line', line.error);
-            if (!id) throw new InvalidReportError(options.idField, 'missing');
-            const text = reportText(line.record, textFields);
-            if (text === undefined) throw new InvalidReportError(options.textField, 'missing');
-            const patientKey = options.patientKeyField ? String(line.record[options.patientKeyField] ?? '') : '';
-            const result = anonymizer.anonymize({ id, text, patientKey }, mode);
-            const record = manifestLine(result, text, !options.spans);
-            const prompt = record.prompt as { text: string; source_section: string; token_count: number; truncated: boolean };
-            await write(out, csvOut ? csvRow([id, result.text, prompt.text, prompt.source_section, prompt.token_count, prompt.truncated, ...(options.spans ? [record.spans] : [])]) : `${JSON.stringify(record)}\n`);
-            await write(prompts, `${JSON.stringify({ id, prompt: prompt.text, source_section: prompt.source_section, token_count: prompt.token_count, truncated: prompt.truncated })}\n`);
-            done++;
-          } catch (error) {
-            // Our errors name the field; any other may quote the record, so only its type is kept.
-            failed++;
-            const message = error instanceof InvalidReportError ? error.message : `could not be anonymized (${(error as Error)?.name ?? 'error'})`;
-            await write(errors, `${JSON.stringify({ line: line.lineNumber, id, message })}\n`);
-          }
-          bar?.update(input.bytesRead, { done, failed, rate: Math.round(done / Math.max(1e-3, (Date.now() - startedAt) / 1000)) });
+      /** One record: the lines to write, or the error to list (never its text). */
+      const anonymizeLine = async (line: RecordLine) => {
+        const id = line.ok ? String(line.record[options.idField] ?? '') : '';
+        try {
+          if (!line.ok) throw new InvalidReportError('line', line.error);
+          if (!id) throw new InvalidReportError(options.idField, 'missing');
+          const text = reportText(line.record, textFields);
+          if (text === undefined) throw new InvalidReportError(options.textField, 'missing');
+          const patientKey = options.patientKeyField ? String(line.record[options.patientKeyField] ?? '') : '';
+          const result = await anonymizer.anonymize({ id, text, patientKey }, mode);
+          const record = manifestLine(result, text, !options.spans);
+          const prompt = record.prompt as { text: string; source_section: string; token_count: number; truncated: boolean };
+          return {
+            out: csvOut ? csvRow([id, result.text, prompt.text, prompt.source_section, prompt.token_count, prompt.truncated, ...(options.spans ? [record.spans] : [])]) : `${JSON.stringify(record)}\n`,
+            prompt: `${JSON.stringify({ id, prompt: prompt.text, source_section: prompt.source_section, token_count: prompt.token_count, truncated: prompt.truncated })}\n`,
+          };
+        } catch (error) {
+          // Our errors name the field; any other may quote the record, so only its type is kept.
+          const message = error instanceof InvalidReportError ? error.message : `could not be anonymized (${(error as Error)?.name ?? 'error'})`;
+          return { error: `${JSON.stringify({ line: line.lineNumber, id, message })}\n` };
         }
+      };
+      // Records are anonymized a batch at a time (the tagger runs them together) and written in input order.
+      const flush = async (batch: RecordLine[]) => {
+        for (const outcome of await Promise.all(batch.map(anonymizeLine))) {
+          if (outcome.error !== undefined) {
+            failed++;
+            await write(errors, outcome.error);
+            continue;
+          }
+          await write(out, outcome.out);
+          await write(prompts, outcome.prompt);
+          done++;
+        }
+        bar?.update(input.bytesRead, { done, failed, rate: Math.round(done / Math.max(1e-3, (Date.now() - startedAt) / 1000)) });
+      };
+      try {
+        let batch: RecordLine[] = [];
+        for await (const line of readRecords(input, format)) {
+          batch.push(line);
+          if (batch.length < CLI_BATCH) continue;
+          await flush(batch);
+          batch = [];
+        }
+        await flush(batch);
       } finally {
         bar?.update(size, { done, failed });
         bar?.stop();

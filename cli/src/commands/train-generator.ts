@@ -63,7 +63,7 @@ export const registerTrainGenerator: RegisterCommand = (program: Command) => {
         const heldOut = heldOutImageIds(importDataset('covid_cxr', data), { tasks: ['classification', 'segmentation', 'detection'], split_seed: splitSeed });
         include = (filename) => !heldOut.has(filename);
       }
-      const examples = loadCovidCxrExamples(data, { size: config.imageSize, include, ...(options.allLicences ? { licence: () => true } : {}) });
+      const examples = await loadCovidCxrExamples(data, { size: config.imageSize, include, ...(options.allLicences ? { licence: () => true } : {}) });
       if (examples.length === 0) throw new Error(`--data: no frontal image with a usable licence in ${options.data}`);
       writeGeneratorTokenizer(path.join(out, 'tokenizer'), config);
       const tokenizer = ClipTokenizer.fromDirectory(path.join(out, 'tokenizer'));

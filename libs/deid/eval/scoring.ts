@@ -52,16 +52,17 @@ function scores(c: Counts): Scores {
  * Token-level scores: a gold PHI token is caught when any predicted span covers it, whatever
  * the label; precision counts predicted tokens that are gold PHI. Label-exact scores as well.
  */
-export function evaluate(detector: PhiDetector, gold: GoldRecord[]): Evaluation {
+export async function evaluate(detector: PhiDetector, gold: GoldRecord[]): Promise<Evaluation> {
   const total = zero();
   const perLabel = Object.fromEntries(PHI_LABELS.map((l) => [l, zero()])) as Record<PhiLabel, Counts>;
   const misses: string[] = [];
   const falsePositives: string[] = [];
   let tokens = 0;
-  for (const record of gold) {
+  const allPredicted = await Promise.all(gold.map((record) => detector.detect(record.text)));
+  for (const [index, record] of gold.entries()) {
     const toUtf16 = codePointToUtf16(record.text);
     const goldSpans = record.spans.map((s) => ({ start: toUtf16(s.start), end: toUtf16(s.end), label: s.label }));
-    const predicted = detector.detect(record.text);
+    const predicted = allPredicted[index]!;
     for (const match of record.text.matchAll(TOKEN)) {
       tokens++;
       const [start, end] = [match.index, match.index + match[0].length];
@@ -109,12 +110,13 @@ export function readIuReports(csvPath: string): string[] {
  * Share of the tokens of already de-identified reports that the detector would redact: all of
  * it is over-redaction of clinical text. The XXXX placeholders are not counted as tokens.
  */
-export function overRedaction(detector: PhiDetector, reports: string[]): { tokens: number; redacted: number; share: number; byRule: Record<string, number> } {
+export async function overRedaction(detector: PhiDetector, reports: string[]): Promise<{ notes: number; tokens: number; redacted: number; share: number; byRule: Record<string, number> }> {
   let tokens = 0;
   let redacted = 0;
   const byRule: Record<string, number> = {};
-  for (const text of reports) {
-    const spans = detector.detect(text);
+  const allSpans = await Promise.all(reports.map((text) => detector.detect(text)));
+  for (const [index, text] of reports.entries()) {
+    const spans = allSpans[index]!;
     for (const match of text.matchAll(TOKEN)) {
       if (match[0] === 'XXXX') continue;
       tokens++;
@@ -125,5 +127,5 @@ export function overRedaction(detector: PhiDetector, reports: string[]): { token
       }
     }
   }
-  return { tokens, redacted, share: tokens ? redacted / tokens : 0, byRule };
+  return { notes: reports.length, tokens, redacted, share: tokens ? redacted / tokens : 0, byRule };
 }

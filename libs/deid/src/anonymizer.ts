@@ -68,13 +68,13 @@ export class Anonymizer {
     return this.surrogates !== undefined;
   }
 
-  anonymize(report: ReportInput, mode: OutputMode = 'mask'): AnonymizedReport {
+  async anonymize(report: ReportInput, mode: OutputMode = 'mask'): Promise<AnonymizedReport> {
     const id = report.id ?? '';
     if (typeof report.text !== 'string') throw new InvalidReportError('text', 'must be a string', id);
     if (report.text.length > this.maxTextLength) throw new InvalidReportError('text', `is longer than ${this.maxTextLength} characters`, id);
     if (mode === 'surrogate' && !this.surrogates) throw new InvalidReportError('mode', 'surrogate mode needs a surrogate secret in the configuration', id);
     const text = sanitize(report.text);
-    const spans = this.detector.detect(text);
+    const spans = await this.detector.detect(text);
     const output = this.replace(text, spans, mode, report.patientKey ?? '');
     const sections = parseSections(output);
     this.tokenCounter ??= defaultClipTokenizer();

@@ -113,29 +113,36 @@ export async function anonymizeDataset(
   return { ...progress, anonymized, prompts, errors };
 }
 
+async function anonymizeLine(spec: DatasetSpec, anonymizer: Anonymizer, line: RecordLine): Promise<{ result: AnonymizedReport; text: string } | { error: RecordError }> {
+  if (!line.ok) return { error: { line: line.lineNumber, id: '', code: 'INVALID_ARGUMENT', field: 'line', message: `line ${line.lineNumber}: ${line.error}` } };
+  const id = String(line.record[spec.idField] ?? '');
+  try {
+    if (!id) throw new InvalidReportError(spec.idField, 'missing');
+    const text = line.record[spec.textField];
+    if (typeof text !== 'string') throw new InvalidReportError(spec.textField, text === undefined ? 'missing' : 'must be a string', id);
+    const patientKey = spec.patientKeyField ? String(line.record[spec.patientKeyField] ?? '') : '';
+    return { result: await anonymizer.anonymize({ id, text, patientKey }, spec.mode), text };
+  } catch (error) {
+    // Only our own errors carry a message; anything else may quote the record, so it is named, not shown.
+    const known = error instanceof InvalidReportError;
+    return { error: { line: line.lineNumber, id, code: known ? 'INVALID_ARGUMENT' : 'INTERNAL', field: known ? error.field : '', message: known ? error.message : `record could not be anonymized (${(error as Error)?.name ?? 'error'})` } };
+  }
+}
+
 async function writePart(store: ArtifactStore, spec: DatasetSpec, anonymizer: Anonymizer, index: number, lines: RecordLine[]): Promise<DatasetProgress> {
   const anonymized: unknown[] = [];
   const prompts: unknown[] = [];
   const errors: RecordError[] = [];
-  for (const line of lines) {
-    if (!line.ok) {
-      errors.push({ line: line.lineNumber, id: '', code: 'INVALID_ARGUMENT', field: 'line', message: `line ${line.lineNumber}: ${line.error}` });
+  // All records of the part start at once, so a model batches them; results keep input order.
+  const outcomes = await Promise.all(lines.map((line) => anonymizeLine(spec, anonymizer, line)));
+  for (const outcome of outcomes) {
+    if ('error' in outcome) {
+      errors.push(outcome.error);
       continue;
     }
-    const id = String(line.record[spec.idField] ?? '');
-    try {
-      if (!id) throw new InvalidReportError(spec.idField, 'missing');
-      const text = line.record[spec.textField];
-      if (typeof text !== 'string') throw new InvalidReportError(spec.textField, text === undefined ? 'missing' : 'must be a string', id);
-      const patientKey = spec.patientKeyField ? String(line.record[spec.patientKeyField] ?? '') : '';
-      const result = anonymizer.anonymize({ id, text, patientKey }, spec.mode);
-      anonymized.push(manifestLine(result, text, spec.omitSpans));
-      prompts.push({ id, prompt: result.prompt.text, source_section: result.prompt.sourceSection, token_count: result.prompt.tokenCount, truncated: result.prompt.truncated });
-    } catch (error) {
-      // Only our own errors carry a message; anything else may quote the record, so it is named, not shown.
-      const known = error instanceof InvalidReportError;
-      errors.push({ line: line.lineNumber, id, code: known ? 'INVALID_ARGUMENT' : 'INTERNAL', field: known ? error.field : '', message: known ? error.message : `record could not be anonymized (${(error as Error)?.name ?? 'error'})` });
-    }
+    anonymized.push(manifestLine(outcome.result, outcome.text, spec.omitSpans));
+    const { id, prompt } = outcome.result;
+    prompts.push({ id, prompt: prompt.text, source_section: prompt.sourceSection, token_count: prompt.tokenCount, truncated: prompt.truncated });
   }
   await store.put(partKey(spec.outputPrefix, 'anonymized', index), jsonl(anonymized), { mediaType: 'application/x-ndjson' });
   await store.put(partKey(spec.outputPrefix, 'prompts', index), jsonl(prompts), { mediaType: 'application/x-ndjson' });

@@ -6,7 +6,12 @@ import type { PhiDetector, PhiLabel, PhiSpan } from './types';
 export class RuleDetector implements PhiDetector {
   constructor(private readonly rules: readonly Rule[] = RULES) {}
 
-  detect(text: string): PhiSpan[] {
+  async detect(text: string): Promise<PhiSpan[]> {
+    return this.find(text);
+  }
+
+  /** The rules need no model: callers that want no promise use this. */
+  find(text: string): PhiSpan[] {
     const found: PhiSpan[] = [];
     const present = new Map<string | RegExp, boolean>();
     const has = (required: string | RegExp) => {
@@ -37,7 +42,7 @@ export class RuleDetector implements PhiDetector {
 
 /** Runs several detectors (rules, a token classifier) and merges what they find. */
 export function combineDetectors(...detectors: PhiDetector[]): PhiDetector {
-  return { detect: (text) => mergeSpans(detectors.flatMap((d) => d.detect(text))) };
+  return { detect: async (text) => mergeSpans((await Promise.all(detectors.map((d) => d.detect(text)))).flat()) };
 }
 
 function groupIndices(match: RegExpExecArray, group: number | string): [number, number] | undefined {

@@ -13,11 +13,12 @@ export interface PhiSpan {
 }
 
 /**
- * Finds identifiers. The rule-based detector implements it today; a token classifier (ONNX)
- * can implement the same interface and be combined with it by `combineDetectors`.
+ * Finds identifiers: the rules (`RuleDetector`) and the learned tagger (`PhiTagger`) implement
+ * it, and `combineDetectors` merges them. Asynchronous because a model runs on onnxruntime,
+ * which batches calls made in the same tick.
  */
 export interface PhiDetector {
-  detect(text: string): PhiSpan[];
+  detect(text: string): Promise<PhiSpan[]>;
 }
 
 export type OutputMode = 'mask' | 'tag' | 'surrogate';

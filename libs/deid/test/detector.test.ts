@@ -1,7 +1,7 @@
 import { RuleDetector, type PhiLabel } from '../src';
 
 const detector = new RuleDetector();
-const found = (text: string) => detector.detect(text).map((s) => [s.label, text.slice(s.start, s.end)] as [PhiLabel, string]);
+const found = (text: string) => detector.find(text).map((s) => [s.label, text.slice(s.start, s.end)] as [PhiLabel, string]);
 
 describe('RuleDetector', () => {
   it.each<[string, PhiLabel, string]>([

@@ -23,9 +23,9 @@ describe('anonymizer outputs on the IU X-ray sample', () => {
     expect(prompts.filter((p) => p.truncated && !/[.!?;]$/.test(p.text)).length).toBeGreaterThan(0);
   });
 
-  it('gives the recorded text, spans, sections and prompt for every report', () => {
+  it('gives the recorded text, spans, sections and prompt for every report', async () => {
     const anonymizer = new Anonymizer({ tokenCounter: { countTokens } });
-    for (const { id, text, expected } of lines) expect(anonymizer.anonymize({ id, text }, 'mask')).toEqual(expected);
+    for (const { id, text, expected } of lines) expect(await anonymizer.anonymize({ id, text }, 'mask')).toEqual(expected);
   });
 
   it('counts prompt tokens as the CLIP tokenizer counts the whole prompt', () => {

@@ -50,7 +50,7 @@ export function covidCxrReportText(row: Record<string, string>): string {
  * frontal radiographs with their report text (covidCxrReportText), de-identified and made into prompts by the same
  * anonymizer the pipeline uses, so the generator learns the prompts it will be given.
  */
-export function loadCovidCxrExamples(root: string, options: CovidCxrOptions): GeneratorExample[] {
+export async function loadCovidCxrExamples(root: string, options: CovidCxrOptions): Promise<GeneratorExample[]> {
   const metadataFile = path.join(root, 'metadata.csv');
   if (!fs.existsSync(metadataFile)) throw new Error(`no metadata.csv in ${root}`);
   const rows = parse(fs.readFileSync(metadataFile), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
@@ -64,7 +64,7 @@ export function loadCovidCxrExamples(root: string, options: CovidCxrOptions): Ge
     const image = centerCropSquare(decodeImage(fs.readFileSync(path.join(root, row.folder || 'images', filename))), options.size);
     const pixels = new Float32Array(image.data.length);
     for (let i = 0; i < pixels.length; i++) pixels[i] = image.data[i]! * 2 - 1;
-    const prompt = anonymizer.anonymize({ id: filename, text: covidCxrReportText(row) }).prompt.text;
+    const prompt = (await anonymizer.anonymize({ id: filename, text: covidCxrReportText(row) })).prompt.text;
     examples.push({ id: filename, pixels, prompt, source: { filename, licence: (row.license ?? '').trim(), url: row.url ?? '', doi: row.doi ?? '' } });
   }
   return examples;

@@ -95,7 +95,7 @@ function randomTensor(dims: number[], seed: number): Tensor {
 }
 
 describe('loadCovidCxrExamples', () => {
-  it('keeps frontal images under permissive licences and de-identifies their notes into prompts', () => {
+  it('keeps frontal images under permissive licences and de-identifies their notes into prompts', async () => {
     const root = path.join(temp.dir, 'covid');
     fs.mkdirSync(path.join(root, 'images'), { recursive: true });
     const png = encodeGrayPng(grayImage(8, 6, new Float32Array(48).fill(0.5)));
@@ -110,7 +110,7 @@ describe('loadCovidCxrExamples', () => {
         'd.png,images,AP,CC BY 3.0,,,',
       ].join('\n'),
     );
-    const loaded = loadCovidCxrExamples(root, { size: 4 });
+    const loaded = await loadCovidCxrExamples(root, { size: 4 });
     expect(loaded.map((e) => e.id)).toEqual(['a.png', 'd.png']);
     expect(loaded[0]!.pixels).toHaveLength(16);
     expect(loaded[0]!.prompt).toMatch(/^PA chest radiograph\. .*Bilateral opacities\./);

@@ -21,6 +21,8 @@ import { ConfigError, invalidArgument, RpcError, toProtoJob, type ServiceContext
 export const ANONYMIZER_DEFAULTS = { grpcPort: 50051, metricsPort: 9461 };
 
 const DATASET_JOB = 'anonymize_dataset';
+/** Stream reports being anonymized at once: enough for the tagger's batches, bounded memory. */
+const STREAM_IN_FLIGHT = 256;
 
 /** The anonymizer's own environment (docs/anonymizer.md). */
 export const ANONYMIZER_CONFIG = {
@@ -101,11 +103,11 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
   };
 
   /** One report: the result, or an RpcError naming the field (never quoting the text). */
-  const anonymizeOne = (report: proto.Report | undefined, options: proto.AnonymizeOptions | undefined): proto.AnonymizedReport => {
+  const anonymizeOne = async (report: proto.Report | undefined, options: proto.AnonymizeOptions | undefined): Promise<proto.AnonymizedReport> => {
     if (!report) throw invalidArgument('report', 'is required');
     const mode = modeOf(options, 'options', anonymizer!);
     try {
-      const result = anonymizer!.anonymize({ id: report.id, text: report.text, patientKey: report.patientKey }, mode);
+      const result = await anonymizer!.anonymize({ id: report.id, text: report.text, patientKey: report.patientKey }, mode);
       count('ok', result, Buffer.byteLength(report.text));
       return toProtoReport(result, report.text, options?.omitSpans ?? false);
     } catch (error) {
@@ -151,34 +153,49 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
       };
 
       const implementation: proto.AnonymizerServiceServer = {
-        anonymize: (call, callback) => {
-          callback(null, { result: anonymizeOne(call.request.report, call.request.options) });
+        anonymize: async (call, callback) => {
+          callback(null, { result: await anonymizeOne(call.request.report, call.request.options) });
         },
 
         anonymizeStream: (call) => {
           let defaults: proto.AnonymizeOptions | undefined;
+          // Reports in flight are anonymized concurrently (a model batches them) and answered in
+          // the order they came; reading pauses while too many wait or the client is not reading.
+          let answered: Promise<void> = Promise.resolve();
+          let inFlight = 0;
+          let clientFull = false;
+          const throttle = () => (inFlight >= STREAM_IN_FLIGHT || clientFull ? call.pause() : call.resume());
           call.on('data', (request: proto.AnonymizeStreamRequest) => {
             defaults ??= request.options;
             const id = request.report?.id ?? '';
-            let response: proto.AnonymizeStreamResponse;
-            try {
-              response = { id, result: anonymizeOne(request.report, request.options ?? defaults), error: undefined };
-            } catch (error) {
-              const known = error instanceof RpcError;
-              if (!known) ctx.logger.error({ recordId: id, err: { name: (error as Error)?.name } }, 'report failed');
-              const detail: common.ErrorDetail = known
-                ? { code: grpc.status[error.code], message: error.message, field: error.field ?? '', recordId: id }
-                : { code: 'INTERNAL', message: 'internal error', field: '', recordId: id };
-              response = { id, result: undefined, error: detail };
-            }
-            if (call.cancelled) return;
-            // Back-pressure: stop reading while the client is not reading our answers.
-            if (!call.write(response)) {
-              call.pause();
-              call.once('drain', () => call.resume());
-            }
+            const response = anonymizeOne(request.report, request.options ?? defaults).then(
+              (result): proto.AnonymizeStreamResponse => ({ id, result, error: undefined }),
+              (error): proto.AnonymizeStreamResponse => {
+                const known = error instanceof RpcError;
+                if (!known) ctx.logger.error({ recordId: id, err: { name: (error as Error)?.name } }, 'report failed');
+                const detail: common.ErrorDetail = known
+                  ? { code: grpc.status[error.code], message: error.message, field: error.field ?? '', recordId: id }
+                  : { code: 'INTERNAL', message: 'internal error', field: '', recordId: id };
+                return { id, result: undefined, error: detail };
+              },
+            );
+            inFlight++;
+            throttle();
+            answered = answered.then(async () => {
+              const message = await response;
+              inFlight--;
+              if (call.cancelled) return;
+              if (!call.write(message)) {
+                clientFull = true;
+                call.once('drain', () => {
+                  clientFull = false;
+                  throttle();
+                });
+              }
+              throttle();
+            });
           });
-          call.on('end', () => call.end());
+          call.on('end', () => void answered.then(() => call.end()));
           call.on('error', () => undefined);
         },
 
