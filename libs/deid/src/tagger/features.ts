@@ -1,0 +1,106 @@
+import { ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES } from '../dictionaries';
+import type { Token } from './tokens';
+
+/**
+ * The tagger's input: each token is FEATURE_SLOTS hashed feature ids, whose embeddings the model
+ * sums. Training and inference both call `featurize`, so they cannot drift apart. Id 0 is padding.
+ */
+export const FEATURE_SLOTS = 10;
+export const FEATURE_VERSION = 1;
+
+const STATE_WORDS = new Set(Object.entries(US_STATES).flatMap(([code, name]) => [code.toLowerCase(), name.toLowerCase()]));
+
+/** One bit per lexicon: which lists a word is in is most of what says "name" or "place" without context. */
+const LEXICONS: readonly ReadonlySet<string>[] = [FIRST_NAMES, LAST_NAMES, WORLD_NAMES, ENGLISH_WORDS, MEDICAL_TERMS, WORLD_CITIES, STATE_WORDS, EPONYMS, NOT_NAMES];
+
+/** FNV-1a (32 bit), salted by the slot so that two slots' values rarely share a row. */
+function hash(slot: number, s: string): number {
+  let h = (2166136261 ^ (slot * 16777619)) >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 16777619) >>> 0;
+  }
+  return h;
+}
+
+/** Xxxx, XXXX, xxxx, dd/dd: character classes with runs longer than four cut to four. */
+export function wordShape(word: string): string {
+  let shape = '';
+  let run = 0;
+  for (const ch of word) {
+    const c = /\p{Lu}/u.test(ch) ? 'X' : /\p{Ll}/u.test(ch) ? 'x' : /\p{N}/u.test(ch) ? 'd' : ch;
+    run = shape.endsWith(c) ? run + 1 : 1;
+    if (run <= 4) shape += c;
+  }
+  return shape;
+}
+
+function caseClass(word: string): string {
+  if (/^\p{Lu}+$/u.test(word)) return word.length === 1 ? 'I' : 'U';
+  if (/^\p{Lu}\p{Ll}+$/u.test(word)) return 'T';
+  if (/^\p{Ll}+$/u.test(word)) return 'L';
+  return /^\p{N}+$/u.test(word) ? 'D' : 'M';
+}
+
+function numberClass(word: string): string {
+  if (!/^\p{N}+$/u.test(word)) return `len${Math.min(word.length, 7)}`;
+  const n = Number(word);
+  const range = n === 0 ? 'zero' : n <= 12 ? 'month' : n <= 31 ? 'day' : n <= 99 ? 'small' : n >= 1900 && n <= 2099 && word.length === 4 ? 'year' : 'big';
+  return `${range}:${Math.min(word.length, 8)}`;
+}
+
+/** What separates two tokens, with spaces and line breaks reduced to one kind each. */
+function separator(text: string, from: number, to: number): string {
+  const gap = text.slice(from, to);
+  const squeezed = gap.replace(/\s+/g, (ws) => (ws.includes('\n') ? '\n' : ' '));
+  return squeezed.length > 4 ? squeezed.slice(0, 2) + squeezed.slice(-2) : squeezed;
+}
+
+export class FeatureExtractor {
+  /** Per distinct word: the ids that depend on the word alone (most of the work, reused). */
+  private readonly cache = new Map<string, Int32Array>();
+
+  constructor(readonly buckets: number) {}
+
+  private id(slot: number, value: string): number {
+    return 1 + (hash(slot, value) % (this.buckets - 1));
+  }
+
+  private wordIds(word: string): Int32Array {
+    let ids = this.cache.get(word);
+    if (ids) return ids;
+    const lower = word.toLowerCase();
+    let lexicon = 0;
+    LEXICONS.forEach((set, bit) => {
+      if (set.has(lower)) lexicon |= 1 << bit;
+    });
+    const cls = caseClass(word);
+    ids = Int32Array.of(
+      this.id(0, lower.slice(0, 24)),
+      this.id(1, wordShape(word)),
+      this.id(2, lower.slice(0, 3)),
+      this.id(3, lower.slice(-3)),
+      this.id(4, `${lexicon}`),
+      this.id(5, `${lexicon}:${cls}`),
+      this.id(6, numberClass(word)),
+    );
+    if (this.cache.size > 100_000) this.cache.clear();
+    this.cache.set(word, ids);
+    return ids;
+  }
+
+  /** Feature ids of tokens[from, to), FEATURE_SLOTS per token, written into out at offset. */
+  featurize(text: string, tokens: readonly Token[], from: number, to: number, out: Int32Array, offset = 0): void {
+    for (let t = from; t < to; t++) {
+      const { start, end } = tokens[t]!;
+      const o = offset + (t - from) * FEATURE_SLOTS;
+      out.set(this.wordIds(text.slice(start, end)), o);
+      const before = separator(text, t > 0 ? tokens[t - 1]!.end : Math.max(0, start - 4), start);
+      const after = separator(text, end, t + 1 < tokens.length ? tokens[t + 1]!.start : Math.min(text.length, end + 4));
+      out[o + 7] = this.id(7, before);
+      out[o + 8] = this.id(8, after);
+      // The line's first token: headings ("NEURO:") and list items start lines; names rarely do.
+      out[o + 9] = this.id(9, `${t === 0 || before.includes('\n') ? 'line-start' : 'inside'}:${before.endsWith(':') || before.endsWith(': ') ? 'colon' : ''}`);
+    }
+  }
+}
