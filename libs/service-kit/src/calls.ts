@@ -6,20 +6,32 @@ import { JobError } from '@medsyn/jobs';
 type ServerCall = { on(event: 'cancelled', listener: () => void): unknown; getDeadline(): grpc.Deadline; cancelled: boolean };
 
 /**
+ * How close to its deadline a cancel counts as the deadline: the client gives up at its deadline,
+ * a network latency before ours, so a cancel that close to the deadline is the deadline.
+ */
+const DEADLINE_SLACK_MS = 250;
+
+/** Whether a call that ended without a status of its own ended because its deadline passed. */
+export function endedByDeadline(call: Pick<ServerCall, 'getDeadline'>): boolean {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return at - Date.now() <= DEADLINE_SLACK_MS;
+}
+
+/**
  * An AbortSignal for a server call: aborted when the client cancels, disconnects, or the call's
  * deadline passes. Long handlers pass it down so work stops when nobody waits for it.
+ *
+ * The deadline is grpc-js's own: when it passes, grpc-js answers DEADLINE_EXCEEDED and then
+ * cancels the call, so the call's status is settled (and counted by the telemetry interceptor)
+ * before the handler hears of it. A timer of our own would race grpc-js's: a handler woken first
+ * answers before the deadline status is sent, and the call is counted with the handler's status.
  */
 export function callSignal(call: ServerCall): AbortSignal {
   const controller = new AbortController();
-  if (call.cancelled) controller.abort('cancelled');
-  call.on('cancelled', () => controller.abort('cancelled'));
-  const deadline = call.getDeadline();
-  const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (Number.isFinite(at)) {
-    const timer = setTimeout(() => controller.abort('deadline exceeded'), Math.max(0, at - Date.now()));
-    timer.unref();
-    controller.signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
-  }
+  const abort = () => controller.abort(endedByDeadline(call) ? 'deadline exceeded' : 'cancelled');
+  if (call.cancelled) abort();
+  else call.on('cancelled', abort);
   return controller.signal;
 }
 

@@ -1,11 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger, RpcMetrics } from '@medsyn/telemetry';
+import { endedByDeadline } from './calls';
 
 /** Services every caller may reach without a token: Kubernetes probes and tooling. */
 const OPEN_SERVICES = ['/grpc.health.v1.Health/', '/grpc.reflection.'];
-
-const DEADLINE_SLACK_MS = 250;
 
 const statusName = (code: grpc.status) => grpc.status[code] ?? String(code);
 
@@ -30,15 +29,12 @@ export function telemetryInterceptor(metrics: RpcMetrics, logger: Logger): grpc.
     return new grpc.ServerInterceptingCall(call, {
       start(next) {
         // A call that the client cancels, or whose deadline passes, never sends a status
-        // through the interceptors: count it here. The client gives up at its deadline, a
-        // network latency before ours, so a cancel that close to the deadline is the deadline.
+        // through the interceptors: grpc-js answers a passed deadline itself, then cancels the
+        // call. Count it here, before the handler hears of the cancel (our listener runs before
+        // the next one), so the count is in when the handler's work stops.
         next(
           new grpc.ServerListenerBuilder()
-            .withOnCancel(() => {
-              const deadline = call.getDeadline();
-              const at = deadline instanceof Date ? deadline.getTime() : deadline;
-              finish(at - Date.now() <= DEADLINE_SLACK_MS ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED);
-            })
+            .withOnCancel(() => finish(endedByDeadline(call) ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED))
             .build(),
         );
       },

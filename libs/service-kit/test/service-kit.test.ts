@@ -79,19 +79,17 @@ describe('a service started with the kit', () => {
   });
 
   it('stops server-side work when the deadline passes', async () => {
-    serverSide.sleepEndings.length = 0;
+    const ended = serverSide.nextSleepEnding();
     await expect(unary(client, 'sleep', { ms: 5000 }, { deadlineMs: 200 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    // grpc-js cancels the call when its deadline passes; either way the work stops.
-    expect(serverSide.sleepEndings).toEqual([expect.stringMatching(/^aborted: (deadline exceeded|cancelled)$/)]);
+    // grpc-js answers DEADLINE_EXCEEDED when the deadline passes, then cancels the call's work.
+    expect(await ended).toBe('aborted: deadline exceeded');
   });
 
   it('stops server-side work when the client cancels', async () => {
-    serverSide.sleepEndings.length = 0;
+    const ended = serverSide.nextSleepEnding();
     const pending = unary(client, 'sleep', { ms: 5000 }, { onCall: (call) => setTimeout(() => call.cancel(), 100) });
     await expect(pending).rejects.toMatchObject({ code: grpc.status.CANCELLED });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(serverSide.sleepEndings).toEqual(['aborted: cancelled']);
+    expect(await ended).toBe('aborted: cancelled');
   });
 
   it('refuses messages above the configured size', async () => {
@@ -112,13 +110,32 @@ describe('a service started with the kit', () => {
   });
 
   it('exports request metrics that promtool accepts', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
-    expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Echo",code="OK"\} [1-9]/);
-    expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="DEADLINE_EXCEEDED"\} 1/);
-    expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="CANCELLED"\} 1/);
-    expect(text).toMatch(/medsyn_kit_test_grpc_requests_in_flight\{method="\/medsyn.test.v1.TestService\/Sleep"\} 0/);
-    expect(text).toMatch(/medsyn_kit_test_grpc_request_duration_seconds_count\{method="\/grpc.health.v1.Health\/Check"\} [1-9]/);
-    expect(promtoolCheckMetrics(text)).toBe('');
+    // A service of its own, so that the counts are this test's whether or not the others ran.
+    const own = await startService(testService(baseEnv(), { logDestination: logSink().destination }));
+    const ownClient = new TestServiceClient(own.target, grpc.credentials.createInsecure()) as Client;
+    try {
+      await unary(ownClient, 'echo', { text: 'fits' });
+      // Each Sleep ends by deadline or cancel: the kit counts it before the handler's work stops.
+      let ended = serverSide.nextSleepEnding();
+      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { deadlineMs: 200 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+      await ended;
+      ended = serverSide.nextSleepEnding();
+      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { onCall: (call) => setTimeout(() => call.cancel(), 100) })).rejects.toMatchObject({ code: grpc.status.CANCELLED });
+      await ended;
+      expect(await healthCheck(own.target)).toBe('SERVING');
+
+      const text = await (await fetch(`http://127.0.0.1:${own.metricsPort}/metrics`)).text();
+      expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Echo",code="OK"\} 1\n/);
+      expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="DEADLINE_EXCEEDED"\} 1\n/);
+      expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="CANCELLED"\} 1\n/);
+      expect(text).not.toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="OK"\}/);
+      expect(text).toMatch(/medsyn_kit_test_grpc_requests_in_flight\{method="\/medsyn.test.v1.TestService\/Sleep"\} 0/);
+      expect(text).toMatch(/medsyn_kit_test_grpc_request_duration_seconds_count\{method="\/grpc.health.v1.Health\/Check"\} [1-9]/);
+      expect(promtoolCheckMetrics(text)).toBe('');
+    } finally {
+      ownClient.close();
+      await own.shutdown();
+    }
   });
 });
 
