@@ -1,4 +1,4 @@
-import { ENGLISH_WORDS, EPONYMS, NOT_NAMES } from './dictionaries';
+import { ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NOT_NAMES } from './dictionaries';
 import { RULES, type Rule } from './rules';
 import type { PhiDetector, PhiLabel, PhiSpan } from './types';
 
@@ -31,13 +31,24 @@ export class RuleDetector implements PhiDetector {
         if (start < 0) continue;
         const value = text.slice(start, end);
         const verdict = rule.accept ? rule.accept(value, match, text) : true;
-        if (!verdict) continue;
+        if (!verdict) {
+          if (rule.retryInside) rule.pattern.lastIndex = nextWord(text, match.index);
+          continue;
+        }
         found.push(trim({ start, end, label: verdict === true ? rule.label : verdict, rule: rule.name }, text));
       }
     }
     const merged = mergeSpans(found);
     return mergeSpans([...merged, ...repeatedNames(text, merged)]);
   }
+}
+
+/** Where the word after the one at `from` starts (or the end of the text). */
+function nextWord(text: string, from: number): number {
+  const rest = /\W+\w/g;
+  rest.lastIndex = from + 1;
+  const next = rest.exec(text);
+  return next ? next.index + next[0].length - 1 : text.length;
 }
 
 /** Runs several detectors (rules, a token classifier) and merges what they find. */
@@ -89,14 +100,21 @@ export function mergeSpans(spans: PhiSpan[]): PhiSpan[] {
   return out;
 }
 
-/** Every other capitalised occurrence of a surname or given name already found ("Dr. Brown ... Brown agreed"). */
+/**
+ * Every other occurrence of a surname or given name already found ("Dr. Brown ... Brown agreed",
+ * "Dr. Toolis ... DR TOOLIS"), as written, in capitals or capitalised. Only names that are no
+ * English or medical word are repeated: "Will" found after a title must not take every "will".
+ */
 function repeatedNames(text: string, spans: PhiSpan[]): PhiSpan[] {
   const names = new Set<string>();
   for (const span of spans) {
     if (span.label !== 'NAME') continue;
     for (const token of text.slice(span.start, span.end).split(/[\s,.]+/)) {
-      const key = token.toLowerCase();
-      if (token.length >= 3 && /^[A-Z]/.test(token) && !NOT_NAMES.has(key) && !EPONYMS.has(key) && !(span.rule.startsWith('name_first') && ENGLISH_WORDS.has(key))) names.add(token);
+      const key = token.toLowerCase().replace(/['’]s$/, '');
+      if (token.length < 3 || NOT_NAMES.has(key) || EPONYMS_NOT_NAMES.has(key)) continue;
+      if (ENGLISH_WORDS.has(key) || (MEDICAL_TERMS.has(key) && !FIRST_NAMES.has(key) && !LAST_NAMES.has(key))) continue;
+      const capitalised = key.replace(/(^|[-'’])([a-z])/g, (_m, sep: string, c: string) => sep + c.toUpperCase());
+      for (const form of new Set([token, key.toUpperCase(), capitalised])) names.add(form);
     }
   }
   if (names.size === 0) return [];

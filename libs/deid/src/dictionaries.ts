@@ -60,6 +60,12 @@ export const ACRONYMS: ReadonlySet<string> = new Set([
   'XXXX', 'ID', 'MRN', 'SSN', 'DOB', 'ACC', 'POD', 'HPI', 'ROS', 'SOB', 'CP', 'HX', 'PMH', 'AM', 'PM', 'N/A', 'NA',
 ]);
 
+/** Wards and services of a hospital (intensive care units, emergency, theatre): where a patient is, never who or which hospital. */
+export const CLINICAL_UNITS: ReadonlySet<string> = new Set([
+  'ICU', 'MICU', 'SICU', 'CCU', 'CICU', 'CVICU', 'CSRU', 'CTICU', 'NICU', 'PICU', 'TSICU', 'NSICU', 'NEURO', 'PACU', 'ED', 'ER', 'EW', 'OR', 'EP', 'CATH',
+  'LAB', 'OSH', 'ECU', 'SDU', 'HDU', 'IR', 'GI', 'NSG', 'REHAB', 'FLOOR', 'VNA', 'EMS', 'HOME',
+]);
+
 /**
  * Eponyms and device names in radiology: never names, even when a census surname
  * (Swan-Ganz, Kerley B, Salter-Harris, Hill-Sachs). Strong contexts ("Dr. Harris") still win.
@@ -88,6 +94,22 @@ export const EPONYMS = lower([
   'Lewinnek', 'Hounsfield', 'Doppler', 'McGregor', 'Wackenheim', 'Risser',
   'Swan-Ganz', 'Hill-Sachs', 'Salter-Harris', 'Kerley-B', 'Mallory-Weiss', 'Legg-Calve-Perthes', 'Osgood-Schlatter',
 ]);
+
+/**
+ * Eponyms that are also common given names or surnames ("Glenn procedure" but "Dr. Glenn Hunt",
+ * "Ann Arbor stage" but "Ann Fisher"): the rules protect them only by what follows (an eponym
+ * noun, a grade, "and Hess"), never as words, so a person with one of these names is still found.
+ * `EPONYMS` keeps them (it is a lexicon flag of the tagger too); the rules read `EPONYMS_NOT_NAMES`.
+ */
+export const NAME_EPONYMS = lower([
+  'Ann', 'Glenn', 'Fisher', 'Hunt', 'Hess', 'Clark', 'Hampton', 'Weber', 'Tanner', 'Larsen', 'Kaplan', 'Meier', 'Chamberlain',
+  'Denis', 'Frankel', 'Crowe', 'Pugh', 'Norwood', 'Ladd', 'Mumford', 'Quinton', 'Greenfield', 'Hartmann', 'Osgood', 'Legg',
+  'Breslow', 'Bouchard', 'Blalock', 'Taussig', 'Ranke', 'Mach', 'Neer', 'Modic', 'Risser', 'McGregor', 'Hickman', 'Swan',
+  'Whipple', 'Nissen', 'Roux', 'Glasgow', 'Vancouver', 'Bethesda', 'Arbor', 'Sinding', 'Tietze', 'Scheuermann', 'Ebstein',
+]);
+
+/** Eponyms that are never a person's name in a note: the rules drop a candidate name made of one. */
+export const EPONYMS_NOT_NAMES: ReadonlySet<string> = new Set([...EPONYMS].filter((w) => !NAME_EPONYMS.has(w)));
 
 /** Two-letter codes and names of US states: states are allowed by Safe Harbor, so they anchor cities but stay. */
 export const US_STATES: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { ACRONYMS, ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES, NATIONALITIES, FOREIGN_WORDS } from './dictionaries';
+import { ACRONYMS, CLINICAL_UNITS, ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NATIONALITIES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_NAMES } from './dictionaries';
 import type { PhiLabel } from './types';
 
 /**
@@ -19,6 +19,8 @@ export interface Rule {
   unless?: string | RegExp;
   /** Keeps the candidate when true, or with another label when it returns one; gets the identifier text and the whole match. */
   accept?: (value: string, match: RegExpExecArray, text: string) => boolean | PhiLabel;
+  /** When the check refuses a match, look again from its next word: a shorter match inside may pass ("FROM HOLBROOK MEMORIAL"). */
+  retryInside?: boolean;
 }
 
 const MONTH =
@@ -28,31 +30,11 @@ const ORDINAL = '(?:st|nd|rd|th)';
 /** Words after an ordinal that make it anatomy or a count, not a day: "7th rib", "5th decade". */
 const NOT_A_DAY =
   '(?:\\s*(?:and|or|-|to|through)\\s*\\d{1,2}(?:st|nd|rd|th)?)?\\s*(?:ribs?|posterior|anterior|lateral|intercostal|interspaces?|space|costal|costochondral|thoracic|cervical|lumbar|sacral|vertebra[el]?|vertebral|metacarpal|metatarsal|digit|finger|toe|ventricle|percentile|decade|generation|grade|degree|time|day|week|month|year|hour|dose|cycle|fraction|line|order|division|branch|segment|level)';
-/** Latin letters with accents ("Müller", "Šárka"): names are not only ASCII. */
-const UPPER = 'A-ZÀ-ÖØ-ÞĀ-Ž';
-const LETTER = 'a-zA-ZÀ-ÖØ-öø-ÿĀ-ž';
-const NAME_TOKEN = `[${UPPER}][${LETTER}'’]*(?:-[${UPPER}][${LETTER}'’]*)?[${LETTER}]`;
-const INITIALS = '[A-Z]\\. ?(?:[A-Z]\\. ?){0,2}';
-/** A name after a context: "Smith", "John Smith", "J. Smith", "John A. Smith", "Smith, John", "J.D.", "JD". */
-const NAME_SEQUENCE = `(?:${NAME_TOKEN}, ?${NAME_TOKEN}(?: [A-Z]\\.?(?![a-z]))?|(?:${INITIALS})?${NAME_TOKEN}(?: (?:[A-Z]\\. ?)?${NAME_TOKEN}){0,2}|${INITIALS})`;
-const TITLE = "(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Sr|Rev|Fr)\\.?";
-/** Words before a name in reports: who the findings were discussed with, who signed, relatives. */
-const NAME_CONTEXT =
-  "(?:discussed\\s+(?:with|by)|d/w|called\\s+(?:to|by)|paged|notified|informed|reviewed\\s+with|communicated\\s+(?:to|with)|conveyed\\s+to|relayed\\s+to|reported\\s+to|spoke\\s+(?:with|to)|signed\\s+by|dictated\\s+by|read\\s+by|transcribed\\s+by|verified\\s+by|approved\\s+by|interpreted\\s+by|seen\\s+by|attending|radiologist|resident|fellow|technologist|referring\\s+(?:physician|provider|doctor|clinician|MD)|ordering\\s+(?:physician|provider|doctor|clinician|MD)|physician|PCP|surgeon|patient(?:'s)?\\s+name|patient|pt|name|son|daughter|wife|husband|mother|father|brother|sister|spouse|partner|guardian|caregiver|next\\s+of\\s+kin|emergency\\s+contact|friend|neighbou?r|aunt|uncle|grandson|granddaughter|grandmother|grandfather|niece|nephew|my\\s+name\\s+is|named|called|i\\s+am|this\\s+is|i['’]m|call\\s+me|maiden\\s+name(?:\\s+is)?|says|said|directed\\s+by|written\\s+by|produced\\s+by|producer|author|dear|hello|hi|hey|thanks|thank\\s+you|beneficiary|guardian|change\\s+it\\s+to)";
-const CREDENTIALS = '(?:MD|M\\.D\\.|DO|D\\.O\\.|RN|NP|PA-C|PhD|MBBS|FRCR|FRCPC|RRT|CRNA|MPH|DNP|RT\\(R\\))';
-/** Nouns that make a capitalised word an eponym: "Kerley B lines", "Jones fracture". */
-const EPONYM_NOUN =
-  /^[\s-]*(?:[A-Z]\s+)?(?:lines?|fracture|sign|tube|catheter|hernia|disease|lymphoma|syndrome|malformation|classification|type|lesion|node|view|projection|position|maneuver|drain|stent|filter|valve|device|pouch|procedure|operation|anomaly|deformity|diverticulum|nodes?|ring)\b/i;
+
 /** USPS street suffixes (Publication 28, appendix C1), full and abbreviated. */
-const STREET_SUFFIX = `(?:${'Alley Aly Annex Anx Arcade Arc Avenue Ave Av Bayou Byu Beach Bch Bend Bnd Bluffs? Blf Bottom Btm Boulevard Blvd Branch Br Bridge Brg Brooks? Brk Burgs? Bg Bypass Byp Camp Cp Canyon Cyn Cape Cpe Causeway Cswy Centers? Ctr Circles? Cir Cliffs? Clf Club Clb Commons? Cmn Corners? Cor Course Crse Courts? Ct Coves? Cv Creek Crk Crescent Cres Crest Crst Crossing Xing Crossroads? Curve Curv Dale Dl Dam Dm Divide Dv Drives? Dr Estates? Est Expressway Expy Extensions? Ext Falls? Fls Ferry Fry Fields? Fld Flats? Flt Fords? Frd Forest Frst Forges? Frg Forks? Frk Fort Ft Freeway Fwy Gardens? Gdn Gateway Gtwy Glens? Gln Greens? Grn Groves? Grv Harbors? Hbr Haven Hvn Heights Hts Highway Hwy Hills? Hl Hollow Holw Inlet Inlt Islands? Is Isle Junctions? Jct Keys? Ky Knolls? Knl Lakes? Lk Land Landing Lndg Lane Ln Lights? Lgt Loaf Lf Locks? Lck Lodge Ldg Loop Mall Manors? Mnr Meadows? Mdw Mews Mills? Ml Mission Msn Motorway Mtwy Mount Mt Mountains? Mtn Neck Nck Orchard Orch Oval Overpass Opas Parks? Parkways? Pkwy Pass Passage Psge Path Pike Pines? Pne Places? Pl Plains? Pln Plaza Plz Points? Pt Ports? Prt Prairie Pr Radial Radl Ramp Ranch Rnch Rapids? Rpd Rest Rst Ridges? Rdg River Riv Roads? Rd Route Rte Row Rue Run Shoals? Shl Shores? Shr Skyway Skwy Springs? Spg Spurs? Squares? Sq Station Sta Stravenue Stra Streams? Strm Streets? St Summit Smt Terrace Ter Throughway Trwy Trace Trce Track Trak Trafficway Trfy Trail Trl Trailer Trlr Tunnel Tunl Turnpike Tpke Underpass Upas Unions? Un Valleys? Vly Viaduct Via Views? Vw Villages? Vlg Ville Vl Vista Vis Walks? Wall Ways? Wy Wells? Wl'.split(' ').join('|')})`;
+const STREET_SUFFIX = `(?:${'Alley Aly Annex Arcade Avenue Ave Bayou Beach Bend Bluffs? Boulevard Blvd Branch Bridge Brooks? Bypass Camp Canyon Cape Causeway Centers? Circles? Cir Cliffs? Club Commons? Corners? Course Courts? Ct Coves? Creek Crescent Crest Crossing Crossroads? Curve Dale Dam Divide Drives? Dr Estates? Expressway Expy Extensions? Falls? Ferry Fields? Flats? Fords? Forest Forges? Forks? Fort Freeway Fwy Gardens? Gateway Glens? Greens? Groves? Harbors? Haven Heights Hts Highway Hwy Hills? Hollow Inlet Islands? Isle Junctions? Keys? Knolls? Lakes? Land Landing Lane Ln Lights? Loaf Locks? Lodge Loop Mall Manors? Meadows? Mews Mills? Mission Motorway Mount Mountains? Neck Orchard Oval Overpass Parks? Parkways? Pkwy Pass Passage Path Pike Pines? Places? Pl Plains? Plaza Plz Points? Ports? Prairie Radial Ramp Ranch Rapids? Rest Ridges? River Roads? Rd Route Row Rue Run Shoals? Shores? Skyway Springs? Spurs? Squares? Sq Station Stravenue Streams? Streets? St Summit Terrace Ter Throughway Trace Track Trafficway Trail Trl Trailer Tunnel Turnpike Tpke Underpass Unions? Valleys? Viaduct Views? Villages? Ville Vista Walks? Wall Ways? Wells?'.split(' ').join('|')})`;
 const STATE_ABBR = Object.keys(US_STATES).join('|');
 const STATE_NAME = Object.values(US_STATES).join('|');
-const INSTITUTION_TYPE =
-  "(?:Hospital|Medical\\s+Cent(?:er|re)|Medical\\s+Group|Health\\s+(?:System|Center|Centre|Care|Network|Sciences?)|Healthcare|Health|Clinic|Infirmary|Institute|University|College|Imaging(?:\\s+Cent(?:er|re))?|Radiology(?:\\s+(?:Associates|Group|Cent(?:er|re)))?|Associates|Nursing\\s+(?:Home|Facility)|Rehabilitation\\s+(?:Cent(?:er|re)|Hospital)|Hospice|Pharmacy|Laborator(?:y|ies)|Corporation|Corp\\.?|Inc\\.?|LLC|Ltd\\.?|PLC|Company|Group|Foundation|Partners|Cent(?:er|re)|Memorial|Sanatorium|School|Bank|Agency|Ministry|Practice|Co\\.?|Manor|Residence|Department\\s+of\\s+[A-Z][a-z]+|Technolog(?:y|ies)|Software|Capital|Finance|Financial|Consulting|Solutions|Systems|Analytics|Global|Holdings|Industries|Enterprises|Ventures|Insurance|Club)";
-/** Leading words that alone do not name an institution ("Outside Hospital", "Community Hospital"). */
-const GENERIC_PLACE = lower(
-  'the a an outside our this that local community general regional county state city university medical health care emergency children childrens women womens veterans va new old main north south east west central hospital clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation cancer heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior previous patient his her their st saint mount mt',
-);
 const MEASUREMENT_UNIT = /^\s*(?:mm|cm|m|km|ml|mL|cc|l|g|mg|mcg|kg|%|x|inch|inches|ft|degrees?|mmHg|hu|HU)\b/;
 
 /** A regex source that matches its letters in either case, for context words next to case-sensitive names. */
@@ -64,240 +46,262 @@ function lower(words: string | string[]): Set<string> {
   return new Set((typeof words === 'string' ? words.split(/\s+/) : words).map((w) => w.toLowerCase()));
 }
 
-const words = (value: string) => value.split(/[\s,-]+/).filter(Boolean).map((w) => w.replace(/[.'’]+$|'s$|’s$/g, ''));
-const isNotName = (w: string) => ACRONYMS.has(w) || NOT_NAMES.has(w.toLowerCase());
-/** Words that cannot follow a title as a name ("Dr. The", "Mr. CT"). */
-const notAfterTitle = (w: string) => ACRONYMS.has(w) || /^(?:the|a|an|and|or|of|on|at|in|to)$/i.test(w);
-const digitCount = (value: string) => value.replace(/\D/g, '').length;
-const validMonthDay = (month: number, day: number) => month >= 1 && month <= 12 && day >= 1 && day <= 31;
-const followedBy = (match: RegExpExecArray, text: string, pattern: RegExp) => pattern.test(text.slice(match.index + match[0].length, match.index + match[0].length + 40));
-
-/** A name after a context word: at least one token that is not a heading, acronym or common word. */
-function plausibleName(value: string): boolean {
-  const tokens = words(value);
-  return tokens.length > 0 && !tokens.every(isNotName) && !isNotName(tokens[0]!);
-}
-
-/** A name without context must be in the census lists and not be an eponym or a plain word. */
-function dictionaryName(first: string, last: string, match: RegExpExecArray, text: string): boolean {
-  const f = first.toLowerCase();
-  const l = last.toLowerCase();
-  if (!FIRST_NAMES.has(f)) return false;
-  if (isNotName(first) || isNotName(last) || EPONYMS.has(f) || EPONYMS.has(l)) return false;
-  // "Richmond, Virginia", "Elsinore, MI": a state is not a given name.
-  if (NOT_LOCATIONS.has(f) || NOT_LOCATIONS.has(l) || US_STATES[first] || US_STATES[last]) return false;
-  if (followedBy(match, text, EPONYM_NOUN)) return false;
-  if (!FIRST_NAMES.has(f)) return false;
-  // A surname outside the census lists must at least not be an English word ("Helen Clear").
-  return LAST_NAMES.has(l) || !ENGLISH_WORDS.has(l);
-}
-
-/** A word of any script: "Müller", "Ólafsdóttir", "Μεγάλη". */
-const WORD = "\\p{L}[\\p{L}\\p{M}'’.-]*";
-const CAP_WORD = "\\p{Lu}[\\p{L}\\p{M}'’-]*";
-/**
- * What follows a street in an address, on the same line after a unit or on the next lines and
- * after commas: units, box numbers, a city (any case) and a postcode, a region code.
- * Each part must end a line, a comma part or the sentence, so a heading after it is not taken.
- */
-const POSTCODE = '\\d{3,6}(?:[ -]\\d{2,4})?(?!\\d)';
-const ADDRESS_PART = `(?:(?:Apt|Apartment|Suite|Ste|Unit|Box|Flat)\\.?\\s*#?\\s*\\d+[A-Za-z]?|${POSTCODE}|${CAP_WORD}(?:[ -]${CAP_WORD}){0,3}(?:[ \\t]+${POSTCODE})?(?=[ \\t]*(?:[,\\n]|\\.?$|\\.\\s)|[ \\t]+\\d))`;
-const ADDRESS_TAIL = `(?:(?:[ \\t]*,[ \\t]*|[ \\t]*\\n(?:[ \\t]*\\n)?[ \\t>]*|[ \\t]+(?=\\p{Lu}{2}|\\d))${ADDRESS_PART}){0,5}`;
-/**
- * Street words of other countries, before the street's name ("rue de la Paix", "ul. Długa", "Piazza Navona"), in lower case
- * or capitalised; those that are English words too (place, route, via) only capitalised.
- */
-const STREET_WORD_BEFORE = `(?:${[
-  ...'rue avenue av. boulevard bd. bd chemin allée impasse quai viale piazza corso largo calle avenida carrera paseo camino rua travessa praça estrada ul. ulica aleja al. náměstí nám. třída strada bulevardul calea odos leoforos'
-    .split(' ')
-    .map((w) => `[${w[0]}${w[0]!.toUpperCase()}]${w.slice(1).replace('.', '\\.')}`),
-  'Place', 'Route', 'Via',
-].join('|')})`;
-const PARTICLE = '(?:de|du|des|la|le|les|del|della|delle|dei|di|da|do|dos|das|van|von|der|den|het|el|los|las|y|e)';
-
-/** Keys in lower case, apostrophes and dots off: "O'Neill" -> "o'neill". */
-const key = (w: string) => w.toLowerCase().replace(/[.]+$/, '');
-/** A capitalised word that is no English word, heading, acronym, month or eponym: it may be a name or a place. */
-function unknownWord(w: string): boolean {
-  const k = key(w);
-  return k.length >= 2 && !TITLES.test(w) && !ENGLISH_WORDS.has(k) && !NATIONALITIES.has(k) && !FOREIGN_WORDS.has(k) && !isNotName(w) && !EPONYMS.has(k) && !NOT_LOCATIONS.has(k) && !MONTH_WORDS.has(k);
-}
-const MONTH_WORDS = lower(
-  'jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday',
-);
-const TITLES = /^(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Mx|Miss|Prof|Professor|Sr|Rev|Fr)\.?$/i;
-/** "North Dakota", "Rhode Island": words of a state's name, which Safe Harbor keeps. */
-const STATE_NAME_AROUND = new RegExp(`\\b(?:${Object.values(US_STATES).filter((n) => n.includes(' ')).join('|')})\\b`, 'g');
-function partOfStateName(match: RegExpExecArray, text: string): boolean {
-  const from = Math.max(0, match.index - 20);
-  for (const state of text.slice(from, match.index + match[0].length + 20).matchAll(STATE_NAME_AROUND)) {
-    if (from + state.index < match.index + match[0].length && from + state.index + state[0].length > match.index) return true;
-  }
-  return false;
-}
-const NON_ASCII = /[^\x00-\x7f]/;
-/** A given name or surname of the world lists (or the census), or a capitalised word in letters outside ASCII. */
-const worldName = (w: string) => WORLD_NAMES.has(key(w)) || FIRST_NAMES.has(key(w)) || LAST_NAMES.has(key(w)) || NON_ASCII.test(w);
-
 const m = (source: string, flags = 'g') => new RegExp(source, flags);
 /** Rules whose every match holds a digit share this requirement (tested once per text). */
 const DIGIT = /\d/;
+const digitCount = (value: string) => value.replace(/\D/g, '').length;
+const validMonthDay = (month: number, day: number) => month >= 1 && month <= 12 && day >= 1 && day <= 31;
+const after = (match: RegExpExecArray, text: string, length = 40) => text.slice(match.index + match[0].length, match.index + match[0].length + length);
+const before = (match: RegExpExecArray, text: string, length = 30) => text.slice(Math.max(0, match.index - length), match.index);
+const followedBy = (match: RegExpExecArray, text: string, pattern: RegExp) => pattern.test(after(match, text));
+
+// ------------------------------------------------------------------ dates in nursing notes
+/**
+ * What makes "5/5", "1/2", "10/5" a fraction, a score or a ventilator setting rather than a
+ * month/day: the words before it (pressure support, PEEP, pain scales, "D5 1/2 NS"), and the
+ * words after it (a unit, normal saline, "way up", "strength", a percentage of oxygen).
+ */
+const SETTING_BEFORE =
+  /(?:\b(?:c?pap|bi-?pap|[ie]pap|psv?|peep|simv|imv|vent(?:ilat\w*)?|flow-?by|settings?|trial(?:ed)?\s+on|wean\w*(?:\s+\w+)?\s+to|d\s?5|d5w|ivf|rales|strength|perrla|cx|cultures?)|%,?\s*&?|\bx\s?\d+)[\s:,#=@-]*$/i;
+const PAIN_BEFORE = /\b(?:pain|cp|discomfort|rat(?:ing|ed|es)|scale|h\/?a|headache)\b[^.\n]{0,20}$|#\s*$/i;
+const NOT_DATE_AFTER =
+  /^(?:\s*(?:%|n\.?s\b|ns\b|amps?\b|strength|st\b|way\b|up\b|of\b|doses?\b|hrs?\b|hours?\b|bottles?\b|bl\b|blood|u\b|units?\b|liters?\b|l\b|peep|psv?\b|nph\b|cp\b|pain|[-/]?\s*\.\d|,?\s*\d{2,3}\s*%)|\s*[/x]\d)/i;
+/** Words before a date that name it as one, for shapes that are usually fractions ("on 3/4", "since 1/2"). */
+const DATE_CUE_BEFORE = /\b(?:on|since|from|until|till|thru|through|dated?|d\/c'?d?|s\/p|admit(?:ted)?|adm|last|due|f\/u|of)\s*$|^\s*$|\n[ \t]*$/i;
+
+/** A month/day pair in a note: a valid date whose shape and surroundings are not those of a fraction, score or setting. */
+function noteMonthDay(month: number, day: number, match: RegExpExecArray, text: string): boolean {
+  if (!validMonthDay(month, day)) return false;
+  const prefix = before(match, text);
+  if (SETTING_BEFORE.test(prefix) || followedBy(match, text, NOT_DATE_AFTER)) return false;
+  if (day === 10 && (PAIN_BEFORE.test(prefix) || followedBy(match, text, /^\s*\)?\s*(?:cp|pain|chest)/i))) return false;
+  // 1/2, 2/3, 3/4 and 5/5, 2/2: fractions and strength or culture counts unless a date cue precedes them.
+  const fractionShape = month < day && day <= 4;
+  if ((fractionShape || month === day) && !DATE_CUE_BEFORE.test(prefix)) return false;
+  return true;
+}
+const validYear = (year: string) => year.length === 2 || /^(?:19|20)\d\d$/.test(year);
+
+// ------------------------------------------------------------------ names
+const TITLE = '(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor)';
+/**
+ * A title as nurses write it, in any case ("Dr.", "DR", "dr"); "MS" and "ms" only with a dot, as
+ * bare they are mental status and morphine sulphate ("MS back to baseline", "ms given").
+ */
+const TITLE_WORD = m(`^${TITLE}\\.?$`, 'i');
+const TITLE_ANY_CASE = `(?:${anyCase('(?:Dr|Drs|Doctor|Mr|Mrs|Miss|Prof)')}|Ms|MS\\.|ms\\.)`;
+/** A name token in any case: "Smith", "SMITH", "smith", "O'Connell", "Retterer-moore". */
+const NAME_LETTER = 'A-Za-zÀ-ÖØ-öø-ÿ';
+const NAME_TOKEN = `[${NAME_LETTER}][${NAME_LETTER}'’]*(?:-[${NAME_LETTER}][${NAME_LETTER}'’]*)?[${NAME_LETTER}]`;
+const INITIAL = '[A-Za-z]\\.?';
+const CREDENTIALS = '(?:MD|M\\.D\\.|RN|NP|PA-C|PhD|RRT|CRNA|DNP|LICSW|MSW|rrt|rn|md|np)';
+const CREDENTIAL_WORD = /^(?:md|rn|np|rrt|crna|dnp|phd|licsw|msw|pa|pt|ot|rt|do|ho|iv)$/i;
+/** Who is named next to a patient in nursing notes: relatives, friends, carers and staff roles. */
+const PERSON_CUE = anyCase(
+  '(?:son|daughter|dtr|wife|husband|spouse|mother|father|mom|dad|brother|sister|sis|bro|girlfriend|boyfriend|fianc[eé]e?|friend|caregiver|niece|nephew|aunt|uncle|cousin|grand(?:son|daughter|mother|father|child)|(?:son|daughter|mother|father|brother|sister)-in-law|neighbou?r|proxy|hcp|guardian|nurse|resident|intern|attending|fellow)s?',
+);
+/** Who a nurse talked to or was told by: the name follows. */
+const TALK_CUE = anyCase('(?:discussed\\s+with|d/w|spoke\\s+(?:with|to)|talked\\s+(?:with|to)|met\\s+with|seen\\s+by|paged|signed\\s+by|dictated\\s+by|per|called)');
+/** Nouns that make a capitalised word an eponym: "Kerley B lines", "Fisher grade 3", "Hunt and Hess", "Glenn procedure". */
+const EPONYM_NOUN =
+  /^[\s-]*(?:(?:and|&)\s+[A-Z][a-z]+\s+)?(?:[A-Z]\s+)?(?:lines?|fracture|sign|tube|catheter|hernia|disease|lymphoma|syndrome|malformation|classification|type|lesion|nodes?|view|projection|position|maneuver|drain|stent|filter|valve|device|pouch|procedure|operation|anomaly|deformity|diverticulum|ring|grade|score|scale|stage|staging|criteria|shunt|circulation|anastomosis|repair|fundoplication|test|sheath|port|reflex|phenomenon|law|equation|formula)\b/i;
+
+const key = (w: string) => w.toLowerCase().replace(/['’]s$/, '').replace(/[.]+$/, '');
+const isCaps = (w: string) => /^[A-Z'’-]+$/.test(w) && /[A-Z]{2}/.test(w);
+const MONTH_WORDS = lower('jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday');
+/** A word that never starts a name in a note: function words, headings, ward abbreviations, months. */
+const stopWord = (w: string) => CREDENTIAL_WORD.test(w) || TITLE_WORD.test(w) || ACRONYMS.has(w) || CLINICAL_UNITS.has(w.toUpperCase()) || NOT_NAMES.has(key(w)) || MONTH_WORDS.has(key(w)) || /^(?:and|or|of|on|at|in|to|the|a|an|is|was|for|with|by|from|per|near)$/i.test(w);
+const censusName = (k: string) => FIRST_NAMES.has(k) || LAST_NAMES.has(k);
+/** A clinical word (the medical lexicon, English) that is not also a census name: "Lasix", "aware", "Neo". */
+const clinicalWord = (k: string) => (MEDICAL_TERMS.has(k) || ENGLISH_WORDS.has(k)) && !censusName(k);
 
 /**
- * A capitalised word after "from", "in", "at" that is no English word, name, eponym or heading
- * ("a schoolteacher from Worcester"): a place the dictionaries do not know.
+ * A token after a strong cue (a title, "daughter"): a census name, or a word no lexicon knows
+ * ("Lomish"). In capitals, a census name that is an English word too ("WILL", "MAY", "ROB") is
+ * not taken: capitals lose the case cue that tells the name from the word.
  */
+function nameAfterCue(w: string, strong: boolean): boolean {
+  const k = key(w);
+  if (k.length < 2 || stopWord(w) || EPONYMS_NOT_NAMES.has(k) || NATIONALITIES.has(k)) return false;
+  const capitalised = /^\p{Lu}\p{Ll}/u.test(w);
+  // After a title a capitalised word is a name whatever the lexicons say ("Dr. Müller", "Dr. Brown").
+  if (strong && capitalised) return true;
+  // Capitals and lower case lose the case cue: there a census name must be no English word ("WILL", "line", "given"),
+  // except after a title ("DR SMITH", "dr. green"), where only verbs that follow one are refused ("DR WILL SEE").
+  if (!capitalised && ENGLISH_WORDS.has(k) && !(strong && censusName(k) && !VERBS_AFTER_TITLE.has(k))) return false;
+  if (censusName(k)) return true;
+  // A word no lexicon knows ("Lomish", "sats", "htn") is a name only after a title or capitalised.
+  return (strong || capitalised) && !MEDICAL_TERMS.has(k) && !ENGLISH_WORDS.has(k);
+}
+
+const VERBS_AFTER_TITLE = lower('will may can called call see saw said says aware here in at to and or notified paged ordered');
+
+/** A following token joins a name only when it is one too and written in the same case ("Dr. Rakusin aware" stops at the name). */
+function sameCase(a: string, b: string): boolean {
+  const shape = (w: string) => (isCaps(w) ? 'caps' : /^[a-z]/.test(w) ? 'lower' : 'capitalised');
+  return shape(a) === shape(b) || (w1IsInitial(a) || w1IsInitial(b));
+}
+const w1IsInitial = (w: string) => /^[A-Za-z]\.?$/.test(w);
+
+/** Every word of a name found after a cue is a name, the last not followed by an eponym noun. */
+function nameSequence(value: string, match: RegExpExecArray, text: string, strong = true): boolean {
+  const tokens = value.split(/[\s,]+/).filter((t) => !w1IsInitial(t));
+  if (tokens.length === 0 || !tokens.every((t) => nameAfterCue(t, strong))) return false;
+  if (!tokens.every((t) => sameCase(tokens[0]!, t))) return false;
+  return !followedBy(match, text, EPONYM_NOUN);
+}
+
+/** A name without a cue: a census given name and a surname, capitalised, neither a clinical word nor followed by an eponym noun. */
+function dictionaryName(first: string, last: string, match: RegExpExecArray, text: string, wordsAllowed = false): boolean {
+  const f = key(first);
+  const l = key(last);
+  if (!FIRST_NAMES.has(f) || (!wordsAllowed && (ENGLISH_WORDS.has(f) || MEDICAL_TERMS.has(f)))) return false;
+  if (stopWord(first) || stopWord(last) || EPONYMS_NOT_NAMES.has(f) || EPONYMS_NOT_NAMES.has(l) || NOT_LOCATIONS.has(f) || NOT_LOCATIONS.has(l) || US_STATES[first] || US_STATES[last]) return false;
+  if (followedBy(match, text, EPONYM_NOUN)) return false;
+  // A surname outside the census lists must at least not be a word ("Helen Clear").
+  return LAST_NAMES.has(l) ? !(isCaps(last) && ENGLISH_WORDS.has(l)) : !clinicalWord(l) && !MEDICAL_TERMS.has(l);
+}
+
+/** A census given name alone, capitalised mid-sentence ("once Natalie woke"), when no word, eponym or place. */
+function givenNameAlone(value: string, match: RegExpExecArray, text: string): boolean {
+  const k = value.toLowerCase();
+  if (!FIRST_NAMES.has(k)) return false;
+  if (/(?:North|South|West|New)\s$/.test(before(match, text, 6))) return false;
+  return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !stopWord(value) && !EPONYMS_NOT_NAMES.has(k) && !NOT_LOCATIONS.has(k) && !US_STATES[value] && !followedBy(match, text, EPONYM_NOUN);
+}
+
+/** Two capitalised words, neither a word of any lexicon, one a given name or surname of the world lists ("Radu Ballou"). */
+function worldNamePair(first: string, last: string, match: RegExpExecArray, text: string): boolean {
+  const unknown = (w: string) => !clinicalWord(key(w)) && !MEDICAL_TERMS.has(key(w)) && !stopWord(w) && !EPONYMS_NOT_NAMES.has(key(w)) && !NATIONALITIES.has(key(w)) && !NOT_LOCATIONS.has(key(w)) && !MONTH_WORDS.has(key(w));
+  const known = (w: string) => WORLD_NAMES.has(key(w)) || censusName(key(w));
+  return unknown(first) && unknown(last) && (known(first) || known(last)) && !followedBy(match, text, EPONYM_NOUN);
+}
+
+// ------------------------------------------------------------------ places
+/** Words that name a care institution after its name: "Harbor Hospital", "Frederick Memorial", "St Mary hospital". */
+const INSTITUTION_TYPE = anyCase(
+  '(?:Hospital|Hosp\\.?|Medical\\s+Cent(?:er|re)|Health\\s+(?:System|Center|Centre|Care)|Healthcare|Clinic|Infirmary|Memorial|Nursing\\s+(?:Home|Facility)|Rehab(?:ilitation)?\\s+(?:Cent(?:er|re)|Hospital|Facility)|Hospice|Family\\s+Practice|Practice|University|College|Cancer\\s+Cent(?:er|re)|Heart\\s+Institute|Institute|Medical\\s+Group)',
+);
+/** Leading words that alone do not name an institution ("Outside Hospital", "Community Hospital", "the VA Hospital"). */
+const GENERIC_PLACE = lower(
+  'the a an outside our this that local community general regional county state city university medical health care emergency children childrens women womens veterans va new old main north south east west central hospital clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation rehab cancer heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior previous patient his her their st saint mount mt hosp home practice institute college facility',
+);
+/** An institution name: at least one word that is neither generic nor clinical ("Interventional Radiology" is not one). */
+function institutionName(value: string): boolean {
+  const tokens = value.split(/[\s.,]+/).filter(Boolean);
+  const head = tokens.slice(0, -1).filter((w) => !/^(?:Hospital|Hosp|Medical|Center|Centre|Health|Memorial|Clinic|Practice|Nursing|Home|Facility|Rehab|Rehabilitation|Institute|University|College|System|Care|Healthcare|Infirmary|Hospice|Group)$/i.test(w));
+  // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"); capitalised it may be ("Harbor Hospital").
+  const part = (w: string) => GENERIC_PLACE.has(w.toLowerCase()) || (!stopWord(w) && !clinicalWord(key(w)) || /^[A-Z][a-z]/.test(w) && ENGLISH_WORDS.has(key(w)) && !MEDICAL_TERMS.has(key(w)));
+  return head.length > 0 && !/^(?:from|to|at|in|of|and|the|per|near|with|by)$/i.test(head[0]!) && head.every(part) && !head.some((w) => NATIONALITIES.has(key(w))) && head.some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !stopWord(w) && !(MEDICAL_TERMS.has(key(w)) && !censusName(key(w))) && !CLINICAL_UNITS.has(w.toUpperCase()));
+}
+/** A capitalised word after "from", "in", "lives in" that no lexicon knows: a town ("from Pikesville"). */
 function unknownPlace(value: string, match: RegExpExecArray, text: string): boolean {
   if (NOT_LOCATIONS.has(value.toLowerCase()) || followedBy(match, text, EPONYM_NOUN)) return false;
-  return words(value).every((w) => {
-    const key = w.toLowerCase();
-    return !ENGLISH_WORDS.has(key) && !isNotName(w) && !EPONYMS.has(key) && !FIRST_NAMES.has(key) && !NOT_LOCATIONS.has(key) && !/^(?:Dr|Mr|Mrs|Ms)$/.test(w);
+  return value.split(/[\s-]+/).every((w) => {
+    const k = key(w);
+    return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !stopWord(w) && !EPONYMS_NOT_NAMES.has(k) && !FIRST_NAMES.has(k) && !NOT_LOCATIONS.has(k) && !NATIONALITIES.has(k) && !CLINICAL_UNITS.has(w.toUpperCase()) && !TITLE_WORD.test(w);
   });
 }
 
-/** A census given name alone ("said Gladys to Logan") when it is no English word, eponym or heading. */
-function givenNameAlone(value: string, match: RegExpExecArray, text: string): boolean {
-  const key = value.toLowerCase();
-  if (!FIRST_NAMES.has(key)) return false;
-  // "North Dakota", "South Carolina", "West Virginia": part of a state's name.
-  if (/(?:North|South|West|New)\s$/.test(text.slice(Math.max(0, match.index - 6), match.index))) return false;
-  return !ENGLISH_WORDS.has(key) && !isNotName(value) && !EPONYMS.has(key) && !NOT_LOCATIONS.has(key) && !US_STATES[value] && !followedBy(match, text, EPONYM_NOUN);
-}
+// ------------------------------------------------------------------ identifiers and contacts
+/** Words that label an identifier ("MRN: 1234567", "acct# ..."); "ID:" as a heading (infectious disease) needs 4 digits after it like any other. */
+const ID_CUE = `(?:${[
+  'MRN', 'MR#', 'medical\\s+record(?:\\s+(?:number|no\\.?|#))?', 'record\\s+(?:number|no\\.?|#)', 'unit\\s+(?:number|no\\.?)',
+  'accession(?:\\s+(?:number|no\\.?|#))?', 'acc(?:\\.|#|t\\.?)?', 'account(?:\\s+(?:number|no\\.?|#))?',
+  'health\\s+plan(?:\\s+(?:id|number|no\\.?|beneficiary\\s+number))?', 'beneficiary(?:\\s+(?:id|number|no\\.?))?', 'member(?:\\s+(?:id|number|no\\.?))?',
+  'policy(?:\\s+(?:number|no\\.?|#))?', 'insurance(?:\\s+(?:id|number|no\\.?))?', 'subscriber(?:\\s+(?:id|number|no\\.?))?',
+  'licen[cs]e(?:\\s+(?:plate|number|no\\.?|#))?', "driver'?s?\\s+licen[cs]e(?:\\s+(?:number|no\\.?|#))?", 'serial(?:\\s+(?:number|no\\.?|#))?', 'S\\/N',
+  'device(?:\\s+(?:id|serial|number|no\\.?))', 'lot(?:\\s+(?:number|no\\.?|#))?', 'plate(?:\\s+(?:number|no\\.?|#))?', 'VIN',
+  'patient\\s+(?:id|number|no\\.?|#)', 'pt\\s+(?:id|#|no\\.?)', 'ID', 'identifier', 'case(?:\\s+(?:number|no\\.?|#))', 'study\\s+(?:id|number|no\\.?|#)',
+  'exam(?:ination)?\\s+(?:id|number|no\\.?|#)', 'order(?:\\s+(?:number|no\\.?|#))', 'requisition(?:\\s+(?:number|no\\.?|#))?', 'NPI', 'DEA',
+  'certificate(?:\\s+(?:number|no\\.?|#))?', 'badge(?:\\s+(?:number|no\\.?|#))?', 'employee\\s+(?:id|number|no\\.?)', 'passport(?:\\s+(?:number|no\\.?|#))?',
+  'specimen(?:\\s+(?:id|number|no\\.?|#))?',
+].join('|')})`;
+/** A North American number: area code, exchange, line, with spaces, dots, dashes or slashes ("201/324/1423", "212- 476- 8356"). */
+const PHONE_SEPARATOR = '(?:\\s*[./-]\\s*|\\s)';
+const PHONE_US = `(?:\\+?1[\\s.-]?)?(?:\\(\\d{3}\\)\\s?|\\d{3}${PHONE_SEPARATOR})\\d{3}${PHONE_SEPARATOR}\\d{4}\\b`;
+/** Words that put a number next to them as a phone or pager number. */
+const PHONE_CUE = '(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|pg|beeper|beep|cell(?:ular)?|mobile|cellphone|call(?:ed)?(?:\\s+(?:me|him|her|them|us))?\\s+(?:at|on)|contact(?:ed)?\\s+(?:at|on)|(?:be\\s+)?reach(?:ed)?\\s+(?:me\\s+)?(?:at|on)|number(?:\\s+is)?)';
+/** Words before a town or an institution in a note: transfers, homes. */
+const PLACE_CUE = '(?:transferred\\s+(?:here\\s+)?(?:from|to)|transfer\\s+(?:from|to)|lives\\s+in|living\\s+in|resides\\s+in|resident\\s+of|moved\\s+(?:here\\s+)?from|home\\s+in|town\\s+of|city\\s+of|returned\\s+from|visiting\\s+from)';
+/** Words that start no name: a candidate beginning with one is another phrase ("spoke to MD", "updated by RN"). */
+const NOT_NAME_START = '(?![Bb]y\\b|BY\\b|[Tt]o\\b|TO\\b|[Ww]ith\\b|WITH\\b|[Aa]nd\\b|AND\\b|[Tt]he\\b|THE\\b|[Oo]f\\b|OF\\b|[Pp]er\\b|PER\\b|[Ff]rom\\b|FROM\\b|[Ff]or\\b|FOR\\b|[Aa]t\\b|AT\\b|[Oo]n\\b|ON\\b|[Ii]n\\b|IN\\b)';
 
 /** Every rule, in the order ties are broken (earlier wins when two rules find the same span). */
 export const RULES: readonly Rule[] = [
   // ---------------------------------------------------------------- DATE
-  { name: 'date_month_name_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
-  { name: 'date_day_month_name', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?\\d{1,2}${ORDINAL}?\\s+(?:of\\s+)?${MONTH}\\.?(?:,?\\s+\\d{4})?\\b`, 'gi'), accept: (v) => !/\s(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
-  { name: 'date_month_name_year', label: 'DATE', requires: DIGIT, pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?\\d{4}\\b`, 'gi'), accept: (v) => !/^(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) },
+  // A month name in lower case is taken only with a year after it: "may 16, 2015", not "may represent".
+  { name: 'date_month_name_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`, 'gi'), accept: (v) => /^[A-Z]/.test(v) || /(?:\d{4}|'\d{2})$/.test(v) },
+  { name: 'date_day_month_name', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?\\d{1,2}${ORDINAL}?\\s+(?:of\\s+)?${MONTH}\\.?(?:,?\\s+\\d{4}|,?\\s+'?\\d{2}\\b)?\\b`, 'gi'), accept: (v) => !/\s(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) || /\d{2}$/.test(v) },
+  { name: 'date_month_name_year', label: 'DATE', requires: DIGIT, pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?(?:19|20)\\d{2}\\b`, 'gi') },
   { name: 'date_month_name_alone', label: 'DATE', pattern: /\b(?:January|February|March|April|June|July|August|September|October|November|December)\b/g },
-  { name: 'date_numeric_mdy', label: 'DATE', requires: DIGIT, pattern: /\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b(?![.-]\d)/g, accept: (_v, mt) => validMonthDay(+mt[1]!, +mt[3]!) || validMonthDay(+mt[3]!, +mt[1]!) },
+  { name: 'date_numeric_mdy', label: 'DATE', requires: DIGIT, pattern: /\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b(?![.-]\d|\/\d|\s*%)/g, accept: (_v, mt) => validYear(mt[4]!) && (validMonthDay(+mt[1]!, +mt[3]!) || validMonthDay(+mt[3]!, +mt[1]!)) },
   { name: 'date_numeric_ymd', label: 'DATE', requires: DIGIT, pattern: /\b((?:19|20)\d{2})([/.-])(\d{1,2})\2(\d{1,2})\b/g, accept: (_v, mt) => validMonthDay(+mt[3]!, +mt[4]!) },
   { name: 'date_compact_ymd', label: 'DATE', requires: DIGIT, pattern: /\b(?:19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/g },
   { name: 'date_compact_dmy', label: 'DATE', requires: DIGIT, pattern: m(`\\b\\d{1,2}-?${MONTH}-?(?:\\d{4}|\\d{2})\\b`, 'gi'), accept: (v) => /[a-z]/i.test(v) && /^\d/.test(v) },
-  { name: 'date_month_day', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/.,-])(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => validMonthDay(+mt[1]!, +mt[2]!) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  // "8/23", "on 3/4", "fx4/97", "unit.9/3", "6/30-7/2"; not "CPAP 5/5", "D5 1/2 NS", "pain 8/10", "0.5/1".
+  { name: 'date_month_day', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => noteMonthDay(+mt[1]!, +mt[2]!, mt, text) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  // Month and two-digit year: "CABG 1/78", "CA (12/93)"; a second number over 31 cannot be a day.
+  { name: 'date_month_year2', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => +mt[1]! >= 1 && +mt[1]! <= 12 && +mt[2]! > 31 && !SETTING_BEFORE.test(before(mt, text)) && !followedBy(mt, text, NOT_DATE_AFTER) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   { name: 'date_month_year', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/.-])(\d{1,2})[/-]((?:19|20)\d{2})\b(?![/-]\d)/g, accept: (_v, mt) => +mt[1]! >= 1 && +mt[1]! <= 12 },
   { name: 'date_ordinal_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b(?:on|since|from|until|till|by|before|after|of|since)\\s+the\\s+(?<phi>\\d{1,2}${ORDINAL})\\b(?!${NOT_A_DAY})`, 'gid'), group: 'phi' },
   // ---------------------------------------------------------------- AGE (over 89 only)
-  { name: 'age_years_old', label: 'AGE', requires: DIGIT, pattern: /\b(?<phi>9\d|1[0-4]\d)(?=[\s-]*(?:years?\b|yrs?\b|yo\b|y\/o|y\.o\.?|year-old|yr-old))/gd, group: 'phi' },
+  { name: 'age_years_old', label: 'AGE', requires: DIGIT, pattern: /\b(?<phi>9\d|1[0-4]\d)(?=[\s-]*(?:years?\b|yrs?\b|yo\b|y\/o|y\.o\.?|year-old|yr-old))/gid, group: 'phi' },
   { name: 'age_context', label: 'AGE', requires: DIGIT, pattern: /\b(?:aged?|age:|at\s+age|turn(?:s|ed)?|turning)\s*(?<phi>9\d|1[0-4]\d)\b/gid, group: 'phi' },
   { name: 'age_decade', label: 'AGE', requires: DIGIT, pattern: /\b(?:in\s+(?:his|her|their)\s+(?:early\s+|mid\s+|late\s+)?)(?<phi>9\d|1[0-4]\d)s\b/gid, group: 'phi' },
   { name: 'age_sex', label: 'AGE', requires: DIGIT, pattern: /\b(?<phi>9\d|1[0-4]\d)\s?(?:M|F|yo?[MF])\b/gd, group: 'phi' },
   // ---------------------------------------------------------------- ID
   { name: 'ssn', label: 'ID', requires: DIGIT, pattern: /\b\d{3}([- ])\d{2}\1\d{4}\b/g },
-  { name: 'id_context', label: 'ID', requires: DIGIT, pattern: /\b(?:MRN|MR#|medical\s+record(?:\s+(?:number|no\.?|#))?|record\s+(?:number|no\.?|#)|unit\s+(?:number|no\.?)|accession(?:\s+(?:number|no\.?|#))?|acc(?:\.|#|t\.?)?|account(?:\s+(?:number|no\.?|#))?|health\s+plan(?:\s+(?:id|number|no\.?|beneficiary\s+number))?|beneficiary(?:\s+(?:id|number|no\.?))?|member(?:\s+(?:id|number|no\.?))?|policy(?:\s+(?:number|no\.?|#))?|insurance(?:\s+(?:id|number|no\.?))?|subscriber(?:\s+(?:id|number|no\.?))?|licen[cs]e(?:\s+(?:plate|number|no\.?|#))?|driver'?s?\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|DL|serial(?:\s+(?:number|no\.?|#))?|S\/N|SN|device(?:\s+(?:id|serial|number|no\.?))|lot(?:\s+(?:number|no\.?|#))?|plate(?:\s+(?:number|no\.?|#))?|registration(?:\s+(?:number|no\.?|#))?|VIN|patient\s+(?:id|number|no\.?|#)|pt\s+(?:id|#|no\.?)|ID|identifier|case(?:\s+(?:number|no\.?|#))|study\s+(?:id|number|no\.?|#)|exam(?:ination)?\s+(?:id|number|no\.?|#)|order(?:\s+(?:number|no\.?|#))|requisition(?:\s+(?:number|no\.?|#))?|NPI|DEA|certificate(?:\s+(?:number|no\.?|#))?|card(?:\s+(?:number|no\.?|#))?|IBAN|badge(?:\s+(?:number|no\.?|#))?|employee\s+(?:id|number|no\.?)|passport(?:\s+(?:number|no\.?|#))?|tag(?:\s+(?:number|no\.?|#))|specimen(?:\s+(?:id|number|no\.?|#))?)(?![a-z])[\s:#.=-]*(?:is\s+|of\s+|was\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\b/gid, group: 'phi', accept: (v) => digitCount(v) >= 3 && v.length >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) },
-  { name: 'id_number_sign', label: 'ID', requires: '#', pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/gd, group: 'phi' },
+  { name: 'id_context', label: 'ID', requires: DIGIT, pattern: m(`\\b${ID_CUE}(?![a-z])[\\s:#.=-]*(?:is\\s+|of\\s+|was\\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\\b`, 'gid'), group: 'phi', accept: (v) => digitCount(v) >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) && !/\d\.\d/.test(v) },
+  { name: 'id_number_sign', label: 'ID', requires: '#', pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/gd, group: 'phi', accept: (_v, mt, text) => !m(`\\b${PHONE_CUE}\\W*$`, 'i').test(before(mt, text, 20)) },
   { name: 'card_grouped', label: 'ID', requires: DIGIT, pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g },
-  { name: 'iban', label: 'ID', requires: DIGIT, pattern: /\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?\b/g },
   { name: 'long_number', label: 'ID', requires: DIGIT, pattern: /(?<![\d.,])\d{6,}(?![\d]|[.,]\d)/g },
-  { name: 'alphanumeric_code', label: 'ID', requires: DIGIT, pattern: /\b(?=[A-Za-z0-9-]{6})[A-Za-z0-9]*\d[A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\b/g, accept: (v) => /[A-Za-z]/.test(v) && digitCount(v) >= 4 && v.length >= 6 && !/^\d+(?:\.\d+)?(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|msv|mgy|kvp?|mas|hz|ms|s|h|hrs?|mins?)$/i.test(v) && !/^(?:19|20)\d{2}s?$/.test(v) },
+  // A code of letters and at least five digits: "PJN123456", "A1234567"; not doses, rates or settings (500x12, 95CC, 700X15).
+  { name: 'alphanumeric_code', label: 'ID', requires: DIGIT, pattern: /\b(?:[A-Z]{1,4}-?\d{5,}[A-Z]{0,3}|\d{5,}-?[A-Z]{1,4})\b/g, accept: (v) => !/x\d|\dx/i.test(v) && !/^\d+(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|hr|hrs)$/i.test(v) },
   // ---------------------------------------------------------------- CONTACT
   { name: 'email', label: 'CONTACT', requires: '@', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g },
   { name: 'url', label: 'CONTACT', requires: /:\/\/|www\./i, pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi },
-  // Top-level domains that are also words ("ago.no", "XXXX.In") are left to the email and URL rules.
-  { name: 'domain_name', label: 'CONTACT', requires: /\.(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b/, pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov|mil|io|info|biz|uk|ca|fr|nl|se|dk|fi|hu|pl|au|nz|jp|cn|br|ru|ch|ie|gr|cz|health)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
+  { name: 'domain_name', label: 'CONTACT', requires: /\.(?:com|org|net|edu|gov)\b/, pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
   { name: 'ipv4', label: 'CONTACT', requires: /\d\.\d{1,3}\.\d/, pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
-  { name: 'ipv6', label: 'CONTACT', requires: ':', pattern: /(?<![\w:])(?=[0-9a-f]{1,4}::?[0-9a-f]{0,4}:)(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?(?![\w:]))/gi, accept: (v) => /[a-f]/i.test(v) || v.includes('::') },
-  { name: 'phone_us', label: 'CONTACT', requires: DIGIT, pattern: /(?<![\w.+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?/gi },
-  { name: 'phone_international', label: 'CONTACT', requires: DIGIT, pattern: /(?<![\w.])(?:\+|00)\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 7 },
-  { name: 'phone_context', label: 'CONTACT', requires: DIGIT, pattern: /\b(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|beeper|bleep|cell|mobile|cellphone|call(?:ed)?(?:\s+(?:me|him|her|them|us))?(?:\s+(?:at|on))?|contact(?:ed)?\s+(?:at|on)|reach(?:ed)?\s+(?:me\s+)?(?:at|on)|answering\s+at|dial|number(?:\s+is)?)\b[.:#\s]*(?:no\.?|number|#)?[.:\s]*(?<phi>\+?\(?\d[\d\s().-]{2,18}\d)(?![\d.]*\d)/gid, group: 'phi', accept: (v, mt, text) => digitCount(v) >= 4 && !/\d\.\d/.test(v) && !followedBy(mt, text, MEASUREMENT_UNIT) },
-  { name: 'phone_extension', label: 'CONTACT', requires: DIGIT, pattern: /\b(?:ext|extension|x)\.?\s?(?<phi>\d{3,6})\b/gid, group: 'phi', accept: (_v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && !/\d\s*$/.test(text.slice(Math.max(0, mt.index - 4), mt.index)) },
-  { name: 'phone_grouped_digits', label: 'CONTACT', requires: DIGIT, pattern: /(?<![\w.,/-])\(?\d{2,4}\)?(?:[ .-]\d{2,4}){2,4}(?![\w.,/-]*\d)/g, accept: (v, mt, text) => digitCount(v) >= 7 && !followedBy(mt, text, MEASUREMENT_UNIT) },
-  // ---------------------------------------------------------------- NAME
-  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE}[ \\t]+(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => !notAfterTitle(words(v)[0]!) },
-  { name: 'name_with_credentials', label: 'NAME', pattern: m(`\\b(?<phi>(?:${INITIALS})?${NAME_TOKEN}(?: (?:[A-Z]\\. ?)?${NAME_TOKEN}){0,2}),? ${CREDENTIALS}(?![\\w])`, 'gd'), group: 'phi', accept: plausibleName },
-  { name: 'name_after_context', label: 'NAME', pattern: m(`\\b${anyCase(NAME_CONTEXT)}\\b[ \\t]*[:,-]?[ \\t]*(?:${anyCase('the\\s+(?:patient|radiologist|resident|attending|physician|technologist|nurse)')}[ \\t]*,?[ \\t]*)?(?:${TITLE}[ \\t]+)?(?<phi>${NAME_SEQUENCE})`, 'gd'), group: 'phi', accept: (v) => /^[A-Z]/.test(v) && plausibleName(v) && !/\bI['’]m\b/.test(v) },
-  { name: 'name_initial_surname', label: 'NAME', pattern: /(?<![\w.])(?:[A-Z]\.\s?){1,2}(?<last>[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?)\b/g, accept: (_v, mt, text) => !isNotName(mt.groups!.last!) && !EPONYMS.has(mt.groups!.last!.toLowerCase()) && (LAST_NAMES.has(mt.groups!.last!.toLowerCase()) || !ENGLISH_WORDS.has(mt.groups!.last!.toLowerCase())) && !followedBy(mt, text, EPONYM_NOUN) },
-  { name: 'name_last_comma_first', label: 'NAME', pattern: /\b(?<last>[A-Z][a-zA-Z'’-]+), ?(?<first>[A-Z][a-zA-Z'’-]+)(?: [A-Z]\.?(?![a-z]))?/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
+  // "(617) 555-1234", "201/324/1423", "212- 476- 8356", "CELLULAR-410 202-6694", with an extension.
+  { name: 'phone_us', label: 'CONTACT', requires: DIGIT, pattern: m(`(?<![\\w.+])(?<!\\d[-/])${PHONE_US}(?:\\s*(?:x|ext\\.?|extension)\\s*\\d{1,6})?`, 'gi') },
+  { name: 'phone_international', label: 'CONTACT', requires: '+', pattern: /(?<![\w.])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 9 },
+  { name: 'phone_context', label: 'CONTACT', requires: DIGIT, pattern: m(`\\b${PHONE_CUE}\\b[.:#\\s]*(?:no\\.?|number|#)?[.:#\\s]*(?<phi>\\+?\\(?\\d[\\d\\s().-]{2,18}\\d)(?![\\d.]*\\d)`, 'gid'), group: 'phi', accept: (v, mt, text) => digitCount(v) >= 4 && !/\d\.\d/.test(v) && !followedBy(mt, text, MEASUREMENT_UNIT) && !followedBy(mt, text, /^\s*(?:am|pm|hrs?|mins?|x\b|%)/i) },
+  { name: 'phone_extension', label: 'CONTACT', requires: DIGIT, pattern: /\b(?:ext|extension)\.?\s?(?<phi>\d{3,6})\b/gid, group: 'phi', accept: (_v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) },
+  // ---------------------------------------------------------------- NAME (where the context is strong; the tagger carries the rest)
+  // "Dr. Smith", "DR SMITH", "dr. smith", "Mrs. Burns", "Drs' Ballou and Dutter": a title in any case, then a name.
+  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
+  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?:${INITIAL}[ \\t]+)?(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
+  // "Dr. Rakusin and Toolis aware": the second name after "and" shares the title.
+  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE_ANY_CASE}s?(?:\\.|['’])?[ \\t]+${NAME_TOKEN}[ \\t]+(?:and|&)[ \\t]+(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
+  // "ANTHONY C. KOZICKI, RRT", "s. roberto rrt", "Maria Lopez, MD": a signature.
+  { name: 'name_with_credentials', label: 'NAME', retryInside: true, pattern: m(`(?<![A-Za-z0-9'’-])${NOT_NAME_START}(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NOT_NAME_START}${NAME_TOKEN}){0,2}),?[ \\t]+${CREDENTIALS}\\b`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
+  // "daughter Marcela Carlson", "wife, Carol Buckley", "SON ROB"?, "IV nurse Virginia Sallese".
+  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named)?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
+  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named)?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
+  // "discussed with Ann Fisher", "spoke with Dr. ...": only census names, a weaker cue than a title.
+  { name: 'name_after_talk', label: 'NAME', pattern: m(`\\b${TALK_CUE}\\b[ \\t]*:?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => /^[A-Z][a-z]/.test(v) && v.split(/\s+/).filter((t) => !w1IsInitial(t)).every((t) => censusName(key(t)) || !clinicalWord(key(t)) && !MEDICAL_TERMS.has(key(t))) && censusName(key(v.split(/\s+/)[0]!)) && nameSequence(v, mt, text) },
+  // A labelled name field: "Patient: SMITH, JOHN", "Name: Jane Doe".
+  { name: 'name_labelled', label: 'NAME', pattern: m(`\\b${anyCase("(?:patient(?:'s)?\\s+name|patient|pt\\s+name|name)")}[ \\t]*:[ \\t]*(?<phi>${NAME_TOKEN},[ \\t]*${NAME_TOKEN}|${NAME_TOKEN}[ \\t]+${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v) => v.split(/[\s,]+/).every((t) => !stopWord(t) && (censusName(key(t)) || !clinicalWord(key(t)))) },
+  // "Smith, John": the comma order lets a given name that is also a word ("John", "Will") count.
+  { name: 'name_last_comma_first', label: 'NAME', pattern: /\b(?<last>[A-Z][a-z'’-]+), ?(?<first>[A-Z][a-z'’-]+)(?: [A-Z]\.?(?![a-z]))?/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text, true) },
   { name: 'name_first_last', label: 'NAME', pattern: /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
-  { name: 'name_given_alone', label: 'NAME', pattern: m(`(?<![${LETTER}'’-])[${UPPER}][a-zà-öø-ÿā-ž]{2,}(?![${LETTER}'’-])`, 'g'), accept: (v, mt, text) => givenNameAlone(v, mt, text) },
+  { name: 'name_world_pair', label: 'NAME', pattern: /(?<![\p{L}'’-])(?<first>\p{Lu}[\p{Ll}'’]+)[ \t]+(?:\p{Lu}\.?[ \t]+)?(?<last>\p{Lu}[\p{Ll}'’]+)(?![\p{L}'’-])/gu, accept: (_v, mt, text) => worldNamePair(mt.groups!.first!, mt.groups!.last!, mt, text) },
+  { name: 'name_given_alone', label: 'NAME', pattern: /(?<![A-Za-z'’-])[A-Z][a-z]{2,}(?![A-Za-z'’-])/g, accept: (v, mt, text) => givenNameAlone(v, mt, text) },
   // ---------------------------------------------------------------- LOCATION
-  { name: 'street_address', label: 'LOCATION', requires: DIGIT, pattern: m(`(?:\\b(?:\\d{1,6}[ \\t])?\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][A-Za-z'’.-]*|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?|\\b\\d{1,6} (?:[NSEW]\\.? )?Broadway\\b)(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|Room|Rm|Fl|Floor|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g') },
-  { name: 'street_international', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b(?:ul\\.\\s+|rue\\s+|via\\s+|calle\\s+|avenida\\s+|rua\\s+)?[${UPPER}][${LETTER}]+(?:katu|tie|vägen|gatan|gata|gade|vej|veien|vegen|stien|stræde|straße|strasse|straat|weg|laan|gasse|platz|utca|tänav|iela|gatvė)\\s+\\d+[A-Za-z]?\\b(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit)\\.?\\s*\\d+)?`, 'g') },
+  { name: 'street_address', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][a-z'’.-]+|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g'), accept: (v) => !v.split(/\s+/).slice(1, -1).some((w) => MEDICAL_TERMS.has(key(w)) && !censusName(key(w))) },
+  { name: 'street_international', label: 'LOCATION', requires: DIGIT, pattern: /\b[A-ZÀ-Þ][a-zA-Zà-ÿ]+(?:katu|vägen|gatan|gata|gade|vej|veien|straße|strasse|straat|gasse|platz|utca)\s+\d+[A-Za-z]?\b/g },
   { name: 'address_unit', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d+[A-Z]?\b/g },
   { name: 'po_box', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi },
-  { name: 'city_before_state', label: 'LOCATION', pattern: m(`\\b(?<phi>[A-Z][a-z]+(?:[A-Z][a-z]+)?(?:[ -][A-Z][a-z]+(?:[A-Z][a-z]+)?){0,2}),\\s+(?:${STATE_ABBR}|${STATE_NAME})\\b`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !isNotName(v) },
+  { name: 'city_before_state', label: 'LOCATION', pattern: m(`\\b(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}),\\s+(?:${STATE_ABBR}|${STATE_NAME})\\b(?![a-z])`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !v.split(/[ -]/).some(stopWord) },
   { name: 'zip_after_state', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b(?:${STATE_ABBR}|${STATE_NAME}),?\\s+(?<phi>\\d{5}(?:-\\d{4})?)\\b`, 'gd'), group: 'phi' },
   { name: 'zip_context', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/gid, group: 'phi' },
-  { name: 'institution', label: 'LOCATION', requires: m(`\\b${INSTITUTION_TYPE}\\b`, ''), pattern: m(`(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?)\\s+)?(?:\\b[A-Z][A-Za-z'’.&-]*\\s+(?:(?:of|and|&|the|for)\\s+)?){1,5}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)\\b`, 'gd'), group: 'phi', accept: (v) => words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:Hospital|Medical|Center|Centre|Clinic|Health|Healthcare|Institute|University|College|Imaging|Radiology|Associates|Group|Foundation|Partners|Inc|LLC|Ltd|Corp|Company|Memorial|School|Bank|Agency|Corporation|PLC|Ministry|Laboratory|Laboratories|Pharmacy|Hospice|Infirmary|Sanatorium|Nursing|Home|Facility|Rehabilitation|System|Network|Care|Sciences?|Department)$/i.test(w)) },
-  { name: 'institution_of', label: 'LOCATION', requires: / of /, pattern: /\b(?:University|Hospital|College|Institute|Clinic|Medical\s+Center|Bank|Ministry|Department)\s+of\s+(?:the\s+)?(?:[A-Z][A-Za-z'’-]+\s?){1,4}/g },
-  { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|at|near)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },
-  { name: 'ward', label: 'LOCATION', requires: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg)\b/, pattern: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g, accept: (v) => /\d/.test(v) || words(v).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(w)) },
-  { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(String.raw`(?:transferred\s+(?:here\s+)?(?:from|to)|transfer\s+from|lives\s+in|living\s+in|resides\s+in|resident\s+of|born\s+in|visiting\s+from|moved\s+(?:here\s+)?(?:from|to)|travell?(?:ed|ing)?\s+(?:to|from)|returned\s+from|flew\s+(?:in\s+)?from|home\s+in|from\s+the\s+town\s+of|city\s+of|town\s+of|village\s+of|county\s+of|located\s+in|arrived\s+(?:at|in)|address(?:\s+is)?:?|hometown\s+(?:of|is))\s+`)}(?<phi>(?:St\\.\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,3})`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !words(v).every(isNotName) },
-  // ---------------------------------------------------------------- outside the US and outside reports (pii-synth)
-  // "6750 Koskikatu 25", "376 Rákóczi út 13", "06111 Μεγάλη Άμμος 198": house number, street, number.
-  { name: 'street_number_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?=\\d)(?<![\\p{L}\\p{N}.,/:-])\\d{1,6}(?:[ \\t]\\d{1,5})?[ \\t]+${CAP_WORD}(?:[ \\t]+${WORD}){0,4}?[ \\t]+\\d{1,5}[A-Za-z]?(?![\\p{L}\\p{N}]|[.,/:]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some(unknownWord) },
-  // "Arenales 9462", "Præstevænget 15", "Piazza Rezzonico 35": a street that is no English word, then its number.
-  { name: 'street_name_number', label: 'LOCATION', requires: DIGIT, pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{N}'’-])(?:${CAP_WORD}[ \\t]+){0,2}(?<street>\\p{Lu}\\p{Ll}[\\p{Ll}\\p{M}'’-]+)[ \\t]+\\d{1,5}[A-Za-z]?\\.?(?![\\p{L}\\p{N}]|[.,/:-]\\d)${ADDRESS_TAIL}`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.street!) && !FIRST_NAMES.has(key(mt.groups!.street!)) && !LAST_NAMES.has(key(mt.groups!.street!)) && !followedBy(mt, text, MEASUREMENT_UNIT) },
-  // "33 avenue de Provence", "Rua Cyro Schmutzer Franco 1213", "ul. Długa 5".
-  { name: 'street_word_before', label: 'LOCATION', requires: m(`\\b${STREET_WORD_BEFORE}\\s`, ''), pattern: m(`(?<![\\p{L}])(?:\\d{1,6}[ \\t]+)?${STREET_WORD_BEFORE}[ \\t]+(?:${PARTICLE}[ \\t]+|${CAP_WORD}[ \\t]*){1,5}(?:\\d{1,5}[A-Za-z]?)?${ADDRESS_TAIL}`, 'gu'), accept: (v) => /\d/.test(v) || /^\d|^\p{Lu}/u.test(v) },
-  // US military addresses: "PSC 0729, Box 5797 APO AP 96854", "USNS Bergman FPO AP 93757".
-  { name: 'military_address', label: 'LOCATION', requires: /\b[ADF]PO\b/, pattern: /\b(?:(?:PSC|Unit|CMR|USNS|USNV|USS|USCGC)\s+[\p{L}\d]+(?:,?\s+Box\s+\d+)?\s*)?(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}\b/gu },
-  // Apartment or suite and what follows: "Apt. 087 SAINT-PRIEST", "Suite 979, Brú".
-  { name: 'address_unit_tail', label: 'LOCATION', requires: /\b(?:Apt|Apartment|Suite|Ste|Box)\b/, pattern: m(`\\b(?:Apt|Apartment|Suite|Ste|Box)\\.?\\s*#?\\s*\\d+[A-Za-z]?${ADDRESS_TAIL}`, 'gu') },
-  // Postcodes of other countries after a context: "ZIP: 8592", "postal code 53-320", "zip code is 90010-170".
-  { name: 'postcode_context', label: 'LOCATION', requires: /zip|postal|post\s*code|PLZ|CEP/i, pattern: /\b(?:zip(?:\s*code)?|postal\s*code|postcode|post\s+code|PLZ|CEP)[\s:#]*(?:is\s+)?(?<phi>\d{3,5}(?:[ -]\d{2,4})?|\d{2}-\d{3}|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2})\b/gidu, group: 'phi' },
-  // Names of any country: two capitalised words, neither an English word, one a known name or in letters outside ASCII.
-  { name: 'name_world_pair', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])(?<first>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)[ \\t]+(?:\\p{Lu}\\.?[ \\t]+)?(?<last>\\p{Lu}[\\p{Ll}\\p{M}'’]+(?:-\\p{Lu}[\\p{Ll}\\p{M}'’]+)?)(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (_v, mt, text) => unknownWord(mt.groups!.first!) && unknownWord(mt.groups!.last!) && (worldName(mt.groups!.first!) || worldName(mt.groups!.last!)) && !followedBy(mt, text, EPONYM_NOUN) },
-  // One capitalised word: a city of the world lists ("Zoetermeer") or a given name or surname of them ("Tomomi", "Tómas"),
-  // when no English word, eponym or heading; or a census given name that is also a word, in the middle of a sentence
-  // ("named him Frank", "leave me Brad"). One rule for all three, as they read the same words.
-  { name: 'world_name_or_city', label: 'NAME', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]{2,}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: (v, mt, text) => midSentenceName(v, mt, text) || (!ENGLISH_WORDS.has(v.toLowerCase()) && (worldCity(v, mt, text) ? 'LOCATION' : worldNameAlone(v, mt, text))) },
-  // A lower-case name after a lower-case title: "mr. elliott", "dr. seiler".
-  { name: 'name_after_lowercase_title', label: 'NAME', requires: /\b(?:mr|mrs|ms|dr|miss)\b/, pattern: /\b(?:mr|mrs|ms|dr|miss)\.?[ \t]+(?<phi>\p{Ll}[\p{Ll}\p{M}'’-]+)/gdu, group: 'phi', accept: (v) => !ENGLISH_WORDS.has(v) || FIRST_NAMES.has(v) || LAST_NAMES.has(v) },
-  // Cities and towns of the world of several words (GeoNames, 1,000 people or more): "Los Angeles", "Porto Alegre".
-  { name: 'city_world_words', label: 'LOCATION', pattern: m(`(?=\\p{Lu})(?<![\\p{L}\\p{M}'’-])\\p{Lu}[\\p{L}\\p{M}'’-]+(?:[ \\t]+(?:${PARTICLE}[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’-]+){1,2}(?![\\p{L}\\p{M}'’-])`, 'gu'), accept: worldCity },
-  // A word in capitals outside ASCII ("ΛΕΥΚΩΣΙΑ", "ÖVERTURINGEN"): a place or a name, never clinical English.
-  { name: 'capitals_non_ascii', label: 'LOCATION', requires: /[^\x00-\x7f]/, pattern: /(?<![\p{L}\p{M}])(?=\p{Lu}*[^\x00-\x7f])\p{Lu}[\p{Lu}\p{M}'’-]{2,}(?:[ \t]+\p{Lu}[\p{Lu}\p{M}'’-]{1,}){0,2}(?![\p{L}\p{M}])/gu },
-  // Companies: "Weeks-Rivas", "Barnett, Melton and Garcia", "Thomas and Sons".
-  { name: 'company_surnames', label: 'LOCATION', requires: /[a-z]-[A-Z]|[a-z],? and [A-Z]|[a-z] (?:and|&) Sons/, pattern: /\b(?:[A-Z][a-z]+-[A-Z][a-z]+|[A-Z][a-z]+, [A-Z][a-z]+,? and [A-Z][a-z]+|[A-Z][a-z]+ (?:and|&) Sons)\b/g, accept: (v, mt, text) => /Sons$/.test(v) || (v.split(/, | and |-/).every((w) => LAST_NAMES.has(w.toLowerCase()) && !EPONYMS.has(w.toLowerCase())) && !EPONYMS.has(v.toLowerCase()) && !followedBy(mt, text, EPONYM_NOUN)) },
-  // An employer after a context: "I work for Thinknum", "employed by Deloitte".
-  { name: 'employer_context', label: 'LOCATION', requires: /work|employ|job at|hired|joined/i, pattern: m(`\\b${anyCase('(?:work(?:s|ed|ing)?\\s+(?:for|at)|employed\\s+(?:by|at)|employer(?:\\s+is)?:?|job\\s+at|hired\\s+by|joined)')}[ \\t]+(?:the[ \\t]+)?(?<phi>\\p{Lu}[\\p{L}\\p{M}'’&.-]*(?:[ \\t]+(?:of[ \\t]+|and[ \\t]+|&[ \\t]+)?\\p{Lu}[\\p{L}\\p{M}'’&.-]*){0,4})`, 'gdu'), group: 'phi', accept: (v) => plausibleName(v) && !NOT_LOCATIONS.has(v.toLowerCase()) },
-  // "the corner of 76 Boulevard de Normandie and Eriksson Bridge": both streets.
-  { name: 'street_corner', label: 'LOCATION', requires: /corner of/i, pattern: m(`\\b(?:the\\s+)?${anyCase('corner')}\\s+of\\s+(?:[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}'’.-]*\\s+){1,6}?(?:and|&)\\s+(?:${CAP_WORD}|\\d+)(?:[ \\t]+(?:${CAP_WORD}|\\d+)\\.?){0,3}`, 'gu') },
-  // A speaker in a dialogue or a chat: "Ubul: What a wife.", "Halldór: Remember me?".
-  { name: 'name_speaker', label: 'NAME', requires: /\p{Ll}:[ \t]/u, pattern: m(`(?<=^|\\n)[ \\t>]*(?<phi>\\p{Lu}[\\p{Ll}\\p{M}'’]+):[ \\t]+\\S`, 'gdu'), group: 'phi', accept: (v) => (FIRST_NAMES.has(key(v)) || unknownWord(v)) && !isNotName(v) && !EPONYMS.has(key(v)) },
-  // Texts written without capitals lose the case cue: there, census given names that are no English word ("my name is lena andersson"),
-  // cities of the world lists that are no English word ("we returned to kiel"), and house number, street, number ("255 hersnapvej 18").
-  { name: 'name_lower_case_text', label: 'NAME', unless: /\p{Lu}/u, pattern: /(?<![\p{L}\p{M}'’-])(?<first>\p{Ll}{3,})(?:[ \t]+(?:\p{Ll}[ \t]+)?(?<last>\p{Ll}[\p{Ll}\p{M}'’-]+))?(?![\p{L}\p{M}'’-])/gu, accept: (_v, mt) => lowerCaseName(mt.groups!.first!, mt.groups!.last) },
-  { name: 'city_lower_case_text', label: 'LOCATION', unless: /\p{Lu}/u, pattern: /(?<![\p{L}\p{M}'’-])\p{Ll}{3,}(?![\p{L}\p{M}'’-])/gu, accept: lowerCaseCity },
-  { name: 'street_lower_case_text', label: 'LOCATION', unless: /\p{Lu}/u, requires: DIGIT, pattern: /(?=\d)(?<![\p{L}\p{N}.,\/:-])\d{1,6}(?:[ \t]\d{1,5})?[ \t]+\p{Ll}[\p{Ll}\p{M}'’.-]*(?:[ \t]+\p{Ll}[\p{Ll}\p{M}'’.-]*){0,3}?[ \t]+\d{1,5}(?![\p{L}\p{N}]|[.,\/:]\d)/gu, accept: (v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) && v.match(/\p{L}[\p{L}\p{M}'’-]*/gu)!.some((w) => !ENGLISH_WORDS.has(w) && !FOREIGN_WORDS.has(w)) },
+  // "Harbor Hosp", "FREDERICK MEMORIAL", "St Mary hospital", "Brookside Family Practice".
+  { name: 'institution', label: 'LOCATION', requires: m(`\\b${INSTITUTION_TYPE}`, ''), pattern: m(`(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?|ST\\.?)\\s+)?(?:\\b(?:[A-Z][A-Za-z'’&-]*|[A-Z]{2,})\\s+(?:(?:of|and|&|the)\\s+)?){1,4}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)(?![A-Za-z])`, 'gd'), group: 'phi', accept: institutionName, retryInside: true },
+  { name: 'institution_of', label: 'LOCATION', requires: / of /i, pattern: m(`\\b${anyCase('(?:University|Hospital|College|Institute)')}\\s+${anyCase('of')}\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3}`, 'g'), accept: (v) => !/\bof\s+(?:Medicine|Pharmacy|Nursing)\b/i.test(v) },
+  // Hospital initialisms ending in MC (Medical Center): "a transfer from the XYZMC".
+  { name: 'institution_initialism', label: 'LOCATION', requires: /[A-Z]MC\b/, pattern: /\b[A-Z]{1,4}MC\b/g, accept: (v) => !ACRONYMS.has(v) && !MEDICAL_TERMS.has(v.toLowerCase()) },
+  { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|near|lives\s+in|resides\s+in)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },
+  { name: 'ward', label: 'LOCATION', requires: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg)\b/, pattern: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g, accept: (v) => /\d/.test(v) || v.split(/\s+/).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(w)) },
+  { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(PLACE_CUE)}\\s+(?<phi>(?:St\\.?\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,2})`, 'gd'), group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) || (institutionName(`${v} x`) && v.split(/\s+/).every((w) => !stopWord(w) && !clinicalWord(key(w)) && !MEDICAL_TERMS.has(key(w)))) },
 ];
-
-/** A city of the world lists ("Zoetermeer", "Los Angeles") when no English word, nor part of a state's name ("South Carolina"). */
-function worldCity(value: string, match: RegExpExecArray, text: string): boolean {
-  const k = value.toLowerCase();
-  if (/(?:North|South|West|New|Rhode)\s$/.test(text.slice(Math.max(0, match.index - 6), match.index))) return false;
-  if (!WORLD_CITIES.has(k)) return false;
-  if (value.length < 3 || US_STATES[value] || ENGLISH_WORDS.has(k) || NOT_LOCATIONS.has(k) || EPONYMS.has(k) || isNotName(value) || ACRONYMS.has(value) || partOfStateName(match, text)) return false;
-  return value.split(/\s+/).some((w) => unknownWord(w));
-}
-
-/** Mid-sentence census given names that are words too (surnames that are words are too many: White, Day, Love); never clinical words, eponyms or places. */
-function midSentenceName(value: string, match: RegExpExecArray, text: string): boolean {
-  const k = key(value);
-  if (!FIRST_NAMES.has(k) || !/^\p{Lu}\p{Ll}+$/u.test(value) || !/\p{Ll}[,;]?[ \t]+(?:and[ \t]+|&[ \t]+)?$/u.test(text.slice(Math.max(0, match.index - 8), match.index))) return false;
-  if (TITLE_WORDS.has(k) || partOfStateName(match, text) || isNotName(value) || EPONYMS.has(k) || NOT_LOCATIONS.has(k) || MONTH_WORDS.has(k) || US_STATES[value]) return false;
-  // "the Royal Navy", "Princess Diana": a title or a name's first word, not a name alone.
-  if (/\b(?:the|a|an|of)\s+$/i.test(text.slice(Math.max(0, match.index - 5), match.index)) || followedBy(match, text, /^\s+\p{Lu}/u)) return false;
-  return !NATIONALITIES.has(k) && !followedBy(match, text, EPONYM_NOUN);
-}
-
-/** Census given names that are mostly titles or words when capitalised mid-sentence. */
-const TITLE_WORDS = lower('royal prince princess king queen lord lady duke earl baron love joy faith hope grace');
-
-/** In a text without any capital letter, a city of the world lists that is no English word, name or function word. */
-function lowerCaseCity(word: string): boolean {
-  return WORLD_CITIES.has(word) && !ENGLISH_WORDS.has(word) && !FOREIGN_WORDS.has(word) && !FIRST_NAMES.has(word) && !NOT_LOCATIONS.has(word) && !NOT_NAMES.has(word);
-}
-
-/** In a text without any capital letter (the rule's `unless`), a census given name that is no English word, with the next word when a surname. */
-function lowerCaseName(first: string, last: string | undefined): boolean {
-  return FIRST_NAMES.has(first) && !ENGLISH_WORDS.has(first) && !EPONYMS.has(first) && !NOT_NAMES.has(first) && (last === undefined || !ENGLISH_WORDS.has(last) || LAST_NAMES.has(last));
-}
-
-/** A given name or surname of the world lists, or a word in letters outside ASCII, alone: "Tomomi is from ...". */
-function worldNameAlone(value: string, match: RegExpExecArray, text: string): boolean {
-  if (!/^\p{Lu}[\p{Ll}\p{M}'’]+$/u.test(value) || !unknownWord(value) || !(WORLD_NAMES.has(key(value)) || NON_ASCII.test(value))) return false;
-  return !WORLD_CITIES.has(key(value)) && !partOfStateName(match, text) && !followedBy(match, text, EPONYM_NOUN);
-}

