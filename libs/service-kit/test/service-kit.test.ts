@@ -80,14 +80,14 @@ describe('a service started with the kit', () => {
 
   it('stops server-side work when the deadline passes', async () => {
     const ended = serverSide.nextSleepEnding();
-    await expect(unary(client, 'sleep', { ms: 5000 }, { deadlineMs: 200 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    await expect(unary(client, 'sleep', { ms: 5000 }, { deadlineMs: 500 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
     // grpc-js answers DEADLINE_EXCEEDED when the deadline passes, then cancels the call's work.
     expect(await ended).toBe('aborted: deadline exceeded');
   });
 
   it('stops server-side work when the client cancels', async () => {
-    const ended = serverSide.nextSleepEnding();
-    const pending = unary(client, 'sleep', { ms: 5000 }, { onCall: (call) => setTimeout(() => call.cancel(), 100) });
+    const [started, ended] = [serverSide.nextSleepStart(), serverSide.nextSleepEnding()];
+    const pending = unary(client, 'sleep', { ms: 5000 }, { onCall: (call) => void started.then(() => call.cancel()) });
     await expect(pending).rejects.toMatchObject({ code: grpc.status.CANCELLED });
     expect(await ended).toBe('aborted: cancelled');
   });
@@ -117,10 +117,11 @@ describe('a service started with the kit', () => {
       await unary(ownClient, 'echo', { text: 'fits' });
       // Each Sleep ends by deadline or cancel: the kit counts it before the handler's work stops.
       let ended = serverSide.nextSleepEnding();
-      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { deadlineMs: 200 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { deadlineMs: 500 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
       await ended;
+      const started = serverSide.nextSleepStart();
       ended = serverSide.nextSleepEnding();
-      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { onCall: (call) => setTimeout(() => call.cancel(), 100) })).rejects.toMatchObject({ code: grpc.status.CANCELLED });
+      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { onCall: (call) => void started.then(() => call.cancel()) })).rejects.toMatchObject({ code: grpc.status.CANCELLED });
       await ended;
       expect(await healthCheck(own.target)).toBe('SERVING');
 
@@ -194,9 +195,9 @@ describe('graceful shutdown', () => {
   it('lets in-flight calls finish, refuses new ones, then stops', async () => {
     const service = await startService(testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '10' }), { logDestination: logSink().destination }));
     const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
-    serverSide.sleepEndings.length = 0;
+    const started = serverSide.nextSleepStart();
     const inFlight = unary(client, 'sleep', { ms: 600, ignoreAbort: true });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await started;
     const stopped = service.shutdown();
     await expect(unary(client, 'echo', { text: 'late' }, { deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
     expect(await inFlight).toEqual({ ending: 'completed' });
@@ -207,8 +208,9 @@ describe('graceful shutdown', () => {
   it('cuts calls still running at the grace deadline', async () => {
     const service = await startService(testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '0.3' }), { logDestination: logSink().destination }));
     const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
+    const running = serverSide.nextSleepStart();
     const inFlight = unary(client, 'sleep', { ms: 10000, ignoreAbort: true }).catch((error: grpc.ServiceError) => error);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await running;
     const started = Date.now();
     await service.shutdown();
     expect(Date.now() - started).toBeLessThan(3000);
