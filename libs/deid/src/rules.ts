@@ -191,7 +191,7 @@ function institutionName(value: string): boolean {
   const tokens = value.split(/[\s.,]+/).filter(Boolean);
   const head = tokens.slice(0, -1).filter((w) => !/^(?:Hospital|Hosp|Medical|Center|Centre|Health|Memorial|Clinic|Practice|Nursing|Home|Facility|Rehab|Rehabilitation|Institute|University|College|System|Care|Healthcare|Infirmary|Hospice|Group)$/i.test(w));
   // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"); capitalised it may be ("Harbor Hospital").
-  const part = (w: string) => GENERIC_PLACE.has(w.toLowerCase()) || (!stopWord(w) && !clinicalWord(key(w)) || /^[A-Z][a-z]/.test(w) && ENGLISH_WORDS.has(key(w)) && !MEDICAL_TERMS.has(key(w)));
+  const part = (w: string) => GENERIC_PLACE.has(w.toLowerCase()) || (!stopWord(w) && (/^[A-Z][a-z]/.test(w) ? !clinicalWord(key(w)) || !MEDICAL_TERMS.has(key(w)) : !ENGLISH_WORDS.has(key(w)) && !clinicalWord(key(w))));
   return head.length > 0 && !/^(?:from|to|at|in|of|and|the|per|near|with|by)$/i.test(head[0]!) && head.every(part) && !head.some((w) => NATIONALITIES.has(key(w))) && head.some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !stopWord(w) && !(MEDICAL_TERMS.has(key(w)) && !censusName(key(w))) && !CLINICAL_UNITS.has(w.toUpperCase()));
 }
 /** A capitalised word after "from", "in", "lives in" that no lexicon knows: a town ("from Pikesville"). */
