@@ -26,7 +26,7 @@ const { values } = parseArgs({
     iu: { type: 'string', default: '/work/shared/data/iu-xray/indiana_reports.csv' },
     folds: { type: 'string' },
     out: { type: 'string' },
-    epochs: { type: 'string', default: '12' },
+    epochs: { type: 'string', default: '8' },
     seed: { type: 'string', default: '1' },
     threshold: { type: 'string', default: '0.8' },
     'negatives-per-epoch': { type: 'string', default: '1000' },

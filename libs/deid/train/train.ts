@@ -27,6 +27,8 @@ export interface TrainOptions {
   /** Loss weight of a PHI token relative to a non-PHI one (> 1 favours recall). */
   phiWeight?: number;
   threshold: number;
+  /** Share of tokens whose word-level features are dropped (and as many again: the word alone). */
+  wordDropout?: number;
   threads?: number;
   log?: (line: string) => void;
 }
@@ -45,10 +47,17 @@ interface Encoded {
 }
 
 /** Token feature ids, class indices and loss weights of one labelled text. */
-function encode(features: FeatureExtractor, example: LabelledText, phiWeight: number): Encoded {
+function encode(features: FeatureExtractor, example: LabelledText, phiWeight: number, rand: () => number, wordDropout: number): Encoded {
   const tokens = tokenize(example.text);
   const ids = new Int32Array(tokens.length * FEATURE_SLOTS);
   features.featurize(example.text, tokens, 0, tokens.length, ids);
+  // Word dropout: the same 800 notes come back every epoch, and without it the model learns them
+  // by heart (training loss ~0) instead of learning what contexts identifiers sit in.
+  for (let t = 0; t < tokens.length; t++) {
+    const r = rand();
+    if (r < wordDropout) for (let slot = 0; slot <= 6; slot++) ids[t * FEATURE_SLOTS + slot] = features.unknown(slot);
+    else if (r < 2 * wordDropout) ids[t * FEATURE_SLOTS] = features.unknown(0);
+  }
   const labels = new Uint8Array(tokens.length);
   const weights = new Float32Array(tokens.length).fill(1);
   // A token is gold when any span overlaps it: the scorer's definition.
@@ -97,7 +106,6 @@ export async function trainTagger(options: TrainOptions): Promise<TrainedTagger>
   const phiWeight = options.phiWeight ?? 2;
   const classes = TAGGER_CLASSES.length;
   const features = new FeatureExtractor(config.buckets);
-  const rand = seededRandom(seed);
   const step = buildTrainingStep({
     optimizer: { kind: 'adamw', weightDecay: 1e-4 },
     maxGradNorm: 5,
@@ -116,7 +124,7 @@ export async function trainTagger(options: TrainOptions): Promise<TrainedTagger>
     const r = seededRandom(seed * 1000 + epoch);
     const examples = options.notes.map((note) => withRandomCase(withSurrogates(note, r), r));
     const negatives = shuffle([...options.negatives], r).slice(0, options.negativesPerEpoch);
-    const encoded = [...examples, ...negatives].map((e) => encode(features, e, phiWeight));
+    const encoded = [...examples, ...negatives].map((e) => encode(features, e, phiWeight, r, options.wordDropout ?? 0.15));
     return shuffle(windows(encoded, size, r), r);
   };
   const stepsPerEpoch = Math.ceil(epochBatches(0).length / batchSize);

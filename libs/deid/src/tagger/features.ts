@@ -66,6 +66,11 @@ export class FeatureExtractor {
     return 1 + (hash(slot, value) % (this.buckets - 1));
   }
 
+  /** The id of slot's "unknown value" (training drops words to it so that context must carry them). */
+  unknown(slot: number): number {
+    return this.id(slot, '\u0000unknown');
+  }
+
   private wordIds(word: string): Int32Array {
     let ids = this.cache.get(word);
     if (ids) return ids;

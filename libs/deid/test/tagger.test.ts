@@ -1,0 +1,70 @@
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_TAGGER_DIR, PhiTagger } from '../src/tagger';
+import { trainTagger } from '../train/train';
+import type { LabelledText } from '../train/surrogates';
+
+let tagger: PhiTagger;
+beforeAll(async () => {
+  tagger = await PhiTagger.load();
+});
+afterAll(async () => {
+  await tagger.release();
+});
+
+const covers = (text: string, spans: { start: number; end: number }[], word: string) => {
+  const at = text.indexOf(word);
+  return spans.some((s) => s.start <= at && s.end >= at + word.length);
+};
+
+describe('PhiTagger (the shipped model)', () => {
+  it('finds a surname in context and leaves clinical words alone', async () => {
+    const text = 'Pt seen by Dr. Kowalczyk this am, lungs clear, lasix 40mg given, family updated.\nNEURO: alert and oriented, follows commands.';
+    const spans = await tagger.detect(text);
+    expect(covers(text, spans, 'Kowalczyk')).toBe(true);
+    for (const word of ['lasix', 'lungs', 'NEURO', 'alert', 'family']) expect(covers(text, spans, word)).toBe(false);
+  });
+
+  it('returns the same spans for calls batched in one tick as for calls made one at a time', async () => {
+    const texts = ['Transferred from St. Agnes to CCU on 8/23.', 'Wife Mary at bedside, phone 410-555-0199.', 'No acute cardiopulmonary process.', 'spoke with dr smith re plan'];
+    const together = await Promise.all(texts.map((t) => tagger.detect(t)));
+    const alone: unknown[] = [];
+    for (const t of texts) alone.push(await tagger.detect(t));
+    expect(together).toEqual(alone);
+  });
+
+  it('decides every token of a text longer than its window, with offsets into the whole text', async () => {
+    const small = await PhiTagger.load(DEFAULT_TAGGER_DIR, { window: 40, context: 8 });
+    try {
+      const sentence = 'Pt stable overnight, HR 80s, BP 120/70, plan to transfer to floor. ';
+      const text = `${sentence.repeat(20)}Seen by Dr. Kowalczyk on 8/23. ${sentence.repeat(20)}`;
+      const [windowed, whole] = await Promise.all([small.detect(text), tagger.detect(text)]);
+      expect(covers(text, windowed, 'Kowalczyk')).toBe(true);
+      expect(windowed).toEqual(whole);
+      for (const s of windowed) expect(text.slice(s.start, s.end)).toMatch(/^[\p{L}\p{N}]/u);
+    } finally {
+      await small.release();
+    }
+  });
+
+  it('ships a model file of at most 30 MB', () => {
+    expect(statSync(join(DEFAULT_TAGGER_DIR, 'model.onnx')).size).toBeLessThanOrEqual(30 * 1024 * 1024);
+  });
+});
+
+describe('trainTagger', () => {
+  it('reduces the loss on a tiny corpus', async () => {
+    const note = (name: string, date: string): LabelledText => {
+      const text = `Seen by Dr. ${name} on ${date}, lungs clear. Family meeting with ${name} planned.`;
+      const spans = [text.indexOf(name), text.lastIndexOf(name)].map((start) => ({ start, end: start + name.length, label: 'NAME' as const }));
+      const d = text.indexOf(date);
+      return { text, spans: [...spans, { start: d, end: d + date.length, label: 'DATE' as const }] };
+    };
+    const notes = [note('Brown', '8/23'), note('GARCIA', '10/2'), note('lee', '3/14')];
+    const negatives: LabelledText[] = [{ text: 'No acute cardiopulmonary abnormality. Heart size normal. XXXX opacity.', spans: [], ignore: [{ start: 58, end: 62 }] }];
+    const config = { buckets: 1024, dim: 8, channels: 8, layers: [{ kernel: 3, dilation: 1 }] };
+    const { losses } = await trainTagger({ notes, negatives, negativesPerEpoch: 1, config, epochs: 40, seed: 3, threshold: 0.8, batchSize: 4, windowTokens: 32, learningRate: 0.02, threads: 1 });
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(losses.slice(-5))).toBeLessThan(0.5 * mean(losses.slice(0, 5)));
+  });
+});
