@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import { once } from 'node:events';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { Anonymizer, csvRow, guessRecordFormat, InvalidReportError, manifestLine, OUTPUT_MODES, readRecords, type OutputMode, type RecordFormat, type RecordLine } from '@medsyn/deid';
+import { Anonymizer, createDetector, csvRow, DETECTOR_KINDS, guessRecordFormat, InvalidReportError, manifestLine, OUTPUT_MODES, readRecords, type DetectorKind, type OutputMode, type RecordFormat, type RecordLine } from '@medsyn/deid';
 import type { RegisterCommand } from './index';
 
 interface AnonymizeOptions {
@@ -14,6 +14,8 @@ interface AnonymizeOptions {
   textField: string;
   patientKeyField?: string;
   secretFile?: string;
+  detector: string;
+  taggerDir?: string;
   prompts?: string;
   errors?: string;
   spans: boolean;
@@ -59,12 +61,15 @@ export const registerAnonymize: RegisterCommand = (program: Command) => {
     .option('--text-field <names>', 'field or column holding the report; several (comma-separated) are joined as sections, e.g. indication,findings,impression', 'text')
     .option('--patient-key-field <name>', 'field or column with the patient key (surrogates and date shifts are consistent per key)')
     .option('--secret-file <file>', 'surrogate mode: file holding the HMAC secret (or set MEDSYN_SURROGATE_SECRET)')
+    .option('--detector <kind>', `what finds identifiers: ${DETECTOR_KINDS.join(', ')}`, 'rules+tagger')
+    .option('--tagger-dir <dir>', 'a retrained PHI tagger (model.onnx, tagger.json); default: the shipped one')
     .option('--prompts <file>', 'also write the prompt manifest (JSONL: id, prompt) for medsyn synthesize')
     .option('--errors <file>', 'write the records that failed (line, id, reason; never their text) as JSONL')
     .option('--no-spans', 'leave the identifier spans out of the output')
     .option('--no-progress', 'no progress bar')
     .action(async (options: AnonymizeOptions) => {
       if (!OUTPUT_MODES.includes(options.mode as OutputMode)) throw new Error(`--mode must be one of ${OUTPUT_MODES.join(', ')}`);
+      if (!DETECTOR_KINDS.includes(options.detector as DetectorKind)) throw new Error(`--detector must be one of ${DETECTOR_KINDS.join(', ')}`);
       if (options.format && options.format !== 'jsonl' && options.format !== 'csv') throw new Error('--format must be jsonl or csv');
       if (!fs.existsSync(options.in)) throw new Error(`--in: ${options.in} not found`);
       const mode = options.mode as OutputMode;
@@ -74,7 +79,7 @@ export const registerAnonymize: RegisterCommand = (program: Command) => {
       const format: RecordFormat = (options.format as RecordFormat | undefined) ?? guessRecordFormat(options.in);
       const csvOut = options.out.toLowerCase().endsWith('.csv');
       const textFields = options.textField.split(',').map((f) => f.trim()).filter(Boolean);
-      const anonymizer = new Anonymizer({ surrogateSecret: secret });
+      const anonymizer = new Anonymizer({ surrogateSecret: secret, detector: createDetector(options.detector as DetectorKind, { taggerDir: options.taggerDir }) });
 
       const input = fs.createReadStream(options.in);
       const out = fs.createWriteStream(options.out);

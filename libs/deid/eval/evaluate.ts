@@ -5,21 +5,21 @@
  * gold file given (ours are template-generated: unit-test material, not evidence of quality),
  * then over-redaction on IU X-ray reports.
  *
- *   npm run eval:anonymizer [-- --detector rules|tagger|combined] [--gold more.jsonl] [--iu FILE.csv] [--show-misses 20]
+ *   npm run eval:anonymizer [-- --detector rules|tagger|rules+tagger] [--gold more.jsonl] [--iu FILE.csv] [--show-misses 20]
  *
  * Prints tables, then `RESULT {json}` last.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { sharedDataDir } from '@medsyn/testing';
 import { PHI_LABELS, type PhiDetector } from '../src';
 import { detectorByName, DETECTOR_NAMES, type DetectorName } from './detectors';
 import { readGold, type GoldRecord } from './gold-format';
 import { evaluate, overRedaction, readIuReports, type Evaluation, type Scores } from './scoring';
 
-const SHARED_DATA = process.env.MEDSYN_SHARED_DATA ?? path.resolve(__dirname, '../../../../shared/data');
-const DEV_CORPUS = path.join(SHARED_DATA, 'physionet-deid-dev/gold.jsonl');
-const DEFAULT_IU = path.join(SHARED_DATA, 'iu-xray/indiana_reports.csv');
+export const DEV_CORPUS = path.join(sharedDataDir, 'physionet-deid-dev/gold.jsonl');
+export const IU_REPORTS = path.join(sharedDataDir, 'iu-xray/indiana_reports.csv');
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`.padStart(8);
 const row = (name: string, s: Scores) =>
@@ -60,7 +60,7 @@ export async function evaluateCorpus(detector: PhiDetector, records: GoldRecord[
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      detector: { type: 'string', default: 'rules' },
+      detector: { type: 'string', default: 'rules+tagger' },
       gold: { type: 'string', multiple: true },
       iu: { type: 'string' },
       'show-misses': { type: 'string', default: '0' },
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     result[file] = summary(evaluation);
   }
 
-  const iuPath = values.iu ?? (existsSync(DEFAULT_IU) ? DEFAULT_IU : undefined);
+  const iuPath = values.iu ?? (existsSync(IU_REPORTS) ? IU_REPORTS : undefined);
   if (iuPath) {
     const iu = await overRedaction(detector, readIuReports(iuPath));
     console.log(`\nover-redaction on IU X-ray reports ${iuPath}: ${iu.redacted} of ${iu.tokens} tokens (${pct(iu.share).trim()}) by rule ${JSON.stringify(iu.byRule)}`);

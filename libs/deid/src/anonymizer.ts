@@ -1,5 +1,5 @@
 import { defaultClipTokenizer } from '@medsyn/clip-tokenizer';
-import { RuleDetector } from './detector';
+import { createDetector } from './default-detector';
 import { buildPrompt, type ClipTokenCounter, type GeneratorPrompt } from './prompt';
 import { parseSections, type SectionName } from './sections';
 import { SurrogateGenerator } from './surrogates';
@@ -35,6 +35,7 @@ export class InvalidReportError extends Error {
 }
 
 export interface AnonymizerOptions {
+  /** Default: the rules with the shipped PHI tagger (`createDetector()`). */
   detector?: PhiDetector;
   /** Key of the surrogate HMAC (at least 16 bytes); surrogate mode needs it. */
   surrogateSecret?: string | Buffer;
@@ -57,7 +58,7 @@ export class Anonymizer {
   private readonly maxTextLength: number;
 
   constructor(options: AnonymizerOptions = {}) {
-    this.detector = options.detector ?? new RuleDetector();
+    this.detector = options.detector ?? createDetector();
     this.surrogates = options.surrogateSecret !== undefined ? new SurrogateGenerator(options.surrogateSecret) : undefined;
     this.tokenCounter = options.tokenCounter;
     this.maxTextLength = options.maxTextLength ?? 32 * 1024 * 1024;

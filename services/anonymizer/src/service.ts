@@ -5,6 +5,8 @@ import { z } from 'zod';
 import {
   Anonymizer,
   anonymizeDataset,
+  createDetector,
+  DETECTOR_KINDS,
   guessRecordFormat,
   InvalidReportError,
   utf16ToCodePoint,
@@ -30,6 +32,10 @@ export const ANONYMIZER_CONFIG = {
   ANONYMIZER_SURROGATE_SECRET: z.string().optional(),
   /** ...or a file holding it (a mounted Kubernetes secret). */
   ANONYMIZER_SURROGATE_SECRET_FILE: z.string().min(1).optional(),
+  /** rules+tagger (default): the rules and the learned PHI tagger; rules: the rules alone. */
+  ANONYMIZER_DETECTOR: z.enum(DETECTOR_KINDS).default('rules+tagger'),
+  /** A retrained tagger's folder (model.onnx, tagger.json); default: the one shipped with the service. */
+  ANONYMIZER_TAGGER_DIR: z.string().min(1).optional(),
 };
 
 type Config = z.infer<z.ZodObject<typeof ANONYMIZER_CONFIG>>;
@@ -142,9 +148,13 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
     env,
     extraConfig: ANONYMIZER_CONFIG,
     jobRunners: { [DATASET_JOB]: runDataset },
-    register(ctx) {
+    async register(ctx) {
       ctxRef = ctx;
-      anonymizer = new Anonymizer({ surrogateSecret: surrogateSecret(ctx.config.service) });
+      const secret = surrogateSecret(ctx.config.service);
+      const detector = createDetector(ctx.config.service.ANONYMIZER_DETECTOR, { taggerDir: ctx.config.service.ANONYMIZER_TAGGER_DIR });
+      // The first call loads the tagger: a missing or broken model stops the service at start.
+      await detector.detect('');
+      anonymizer = new Anonymizer({ surrogateSecret: secret, detector });
       const { prefix, registry } = ctx.metrics;
       metrics = {
         reports: new Counter({ name: `${prefix}reports_total`, help: 'Reports processed, by outcome (ok, invalid, failed).', labelNames: ['outcome'], registers: [registry] }),
