@@ -79,6 +79,8 @@ describe('RuleDetector', () => {
     ['dr. smith notified, no new orders.', 'NAME', 'smith'],
     ['Pt of dr. john bowman, seen today.', 'NAME', 'john bowman'],
     ['Discussed with Ann Fisher at the bedside.', 'NAME', 'Ann Fisher'],
+    ['INDICATION: Cough. Patient John Smith, MRN 12345678.', 'NAME', 'John Smith'],
+    ['Patient Will Rogers was seen.', 'NAME', 'Will Rogers'],
     ['Plan reviewed; wife Mary Fisher called twice.', 'NAME', 'Mary Fisher'],
     ['Dr. Glenn Hunt aware of the pressures.', 'NAME', 'Glenn Hunt'],
     ['SOCIAL: SPOKE WITH DAUGHTER DOLORES ON PHONE.', 'NAME', 'DOLORES'],
