@@ -1,6 +1,7 @@
 import { decodeDicom } from './dicom';
 import { ImageFormatError, type GrayImage } from './image';
 import { decodeJpeg } from './jpeg';
+import { type DecodeLimits } from './limits';
 import { decodePng } from './png';
 
 export type ImageFormat = 'png' | 'jpeg' | 'dicom';
@@ -13,16 +14,19 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
   return undefined;
 }
 
-/** Decodes a PNG, JPEG or DICOM file to a grayscale image in [0, 1]. */
-export function decodeImage(bytes: Uint8Array): GrayImage {
+/**
+ * Decodes a PNG, JPEG or DICOM file to a grayscale image in [0, 1]. An image whose header declares
+ * more than the pixel limit is refused (ImageTooLargeError) before anything is decompressed.
+ */
+export function decodeImage(bytes: Uint8Array, limits: DecodeLimits = {}): GrayImage {
   const format = sniffImageFormat(bytes);
   switch (format) {
     case 'png':
-      return decodePng(bytes);
+      return decodePng(bytes, limits);
     case 'jpeg':
-      return decodeJpeg(bytes);
+      return decodeJpeg(bytes, limits);
     case 'dicom':
-      return decodeDicom(bytes);
+      return decodeDicom(bytes, limits);
     default:
       throw new ImageFormatError('unrecognised image format (expected PNG, JPEG or DICOM)');
   }

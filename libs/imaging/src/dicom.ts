@@ -1,12 +1,13 @@
 import * as dicomParser from 'dicom-parser';
 import { grayImage, ImageFormatError, type GrayImage } from './image';
+import { checkDeclaredSize, maxImagePixels, type DecodeLimits } from './limits';
 import { luminance } from './png';
 
 /** Uncompressed transfer syntaxes (PS3.5 section 10); compressed pixel data needs a codec we do not ship. */
 const LITTLE_ENDIAN = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
 const BIG_ENDIAN = '1.2.840.10008.1.2.2';
 
-export interface DicomDecodeOptions {
+export interface DicomDecodeOptions extends DecodeLimits {
   /** Use the file's first VOI window (default true); otherwise stretch min..max to [0, 1]. */
   applyWindow?: boolean;
 }
@@ -37,6 +38,7 @@ export function decodeDicom(bytes: Uint8Array, options: DicomDecodeOptions = {})
   const photometric = (dataSet.string('x00280004') ?? 'MONOCHROME2').trim();
   const pixelElement = dataSet.elements.x7fe00010;
   if (!rows || !columns || !pixelElement) throw new ImageFormatError('DICOM file has no image (Rows, Columns or PixelData missing)');
+  checkDeclaredSize({ width: columns, height: rows, field: 'DICOM Rows/Columns' }, options.maxPixels ?? maxImagePixels());
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new ImageFormatError(`DICOM BitsAllocated ${bitsAllocated} is not supported (8 or 16)`);
   const count = rows * columns * samples;
   const bytesPer = bitsAllocated / 8;

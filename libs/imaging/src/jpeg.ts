@@ -1,13 +1,15 @@
 import * as jpeg from 'jpeg-js';
 import { grayImage, ImageFormatError, type GrayImage } from './image';
+import { checkPixelLimit, maxImagePixels, type DecodeLimits } from './limits';
 import { luminance } from './png';
 
-/** Largest JPEG we decode, in megapixels and MiB: a guard against decompression bombs. */
+/** jpeg-js's own guards, behind our header check: a last line against decompression bombs. */
 const MAX_RESOLUTION_MP = 100;
 const MAX_MEMORY_MB = 1024;
 
 /** Decodes a baseline or progressive JPEG to luminance. */
-export function decodeJpeg(bytes: Uint8Array): GrayImage {
+export function decodeJpeg(bytes: Uint8Array, limits: DecodeLimits = {}): GrayImage {
+  checkPixelLimit(bytes, 'jpeg', limits.maxPixels ?? maxImagePixels());
   let raw;
   try {
     raw = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_RESOLUTION_MP, maxMemoryUsageInMB: MAX_MEMORY_MB });

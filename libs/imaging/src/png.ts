@@ -1,5 +1,6 @@
 import { decode as decodePngRaw, encode as encodePngRaw } from 'fast-png';
 import { grayImage, ImageFormatError, type GrayImage } from './image';
+import { checkPixelLimit, maxImagePixels, type DecodeLimits } from './limits';
 
 export interface PngEncodeOptions {
   /** 8 (default) or 16 bits per pixel. */
@@ -24,12 +25,14 @@ export function encodeGrayPng(image: GrayImage, options: PngEncodeOptions = {}):
 }
 
 /** The tEXt metadata of a PNG. */
-export function readPngText(bytes: Uint8Array): Record<string, string> {
+export function readPngText(bytes: Uint8Array, limits: DecodeLimits = {}): Record<string, string> {
+  checkPixelLimit(bytes, 'png', limits.maxPixels ?? maxImagePixels());
   return decodePngRaw(bytes).text ?? {};
 }
 
 /** Decodes any PNG (gray, gray+alpha, RGB, RGBA, palette; 1-16 bits) to luminance. */
-export function decodePng(bytes: Uint8Array): GrayImage {
+export function decodePng(bytes: Uint8Array, limits: DecodeLimits = {}): GrayImage {
+  checkPixelLimit(bytes, 'png', limits.maxPixels ?? maxImagePixels());
   let png;
   try {
     png = decodePngRaw(bytes);
