@@ -16,7 +16,21 @@ export interface ImportDatasetOptions {
   /** Folder inside `store` (default `datasets/<name>-<digest>/`, the digest of the shards' digests). */
   prefix?: string;
   onProgress?: (progress: { samples: number; total: number }) => void;
+  /** Largest member read, by kind, from its tar header before any byte of it is (default MEMBER_SIZE_LIMITS). */
+  memberLimits?: Partial<MemberSizeLimits>;
 }
+
+/** Largest `.png`/`.jpg` and `.txt`/`.json` member an import reads into memory. */
+export interface MemberSizeLimits {
+  imageBytes: number;
+  textBytes: number;
+}
+
+/**
+ * 64 MiB holds a 64-megapixel 8-bit PNG uncompressed; 1 MiB is a hundred times the longest radiology
+ * report we have seen. A member over its cap is refused from its tar header, before it is read.
+ */
+export const MEMBER_SIZE_LIMITS: MemberSizeLimits = { imageBytes: 64 * 1024 * 1024, textBytes: 1024 * 1024 };
 
 export interface ImportDatasetResult {
   /** The pair manifest's key: put it (or its URI) in the pre-training config's `data.synthetic_pairs`. */
@@ -91,8 +105,23 @@ interface Members {
   files: Map<string, Buffer>;
 }
 
-/** The samples of a tar shard, one at a time, grouped as WebDataset does: by the name before its first dot. */
-async function* readSamples(bundle: ArtifactStore, key: string, shardKey: string): AsyncIterable<Members> {
+/** The cap for a member by its extension; undefined for members an import does not use (they are skipped unread). */
+function memberCap(extension: string, limits: MemberSizeLimits): number | undefined {
+  if (extension === 'png' || extension === 'jpg') return limits.imageBytes;
+  if (extension === 'txt' || extension === 'json') return limits.textBytes;
+  return undefined;
+}
+
+/** Reads a tar entry to its end, keeping nothing. */
+async function skip(entry: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of entry) void _;
+}
+
+/**
+ * The samples of a tar shard, one at a time, grouped as WebDataset does: by the name before its
+ * first dot. Only the members an import uses are kept, each after its header size passed its cap.
+ */
+async function* readSamples(bundle: ArtifactStore, key: string, shardKey: string, limits: MemberSizeLimits): AsyncIterable<Members> {
   const extract = tar.extract();
   const source = await bundle.get(key);
   source.on('error', (error) => extract.destroy(error));
@@ -100,20 +129,31 @@ async function* readSamples(bundle: ArtifactStore, key: string, shardKey: string
   let current: Members | undefined;
   try {
     for await (const entry of extract) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of entry) chunks.push(chunk as Buffer);
-      if (entry.header.type !== 'file') continue;
+      if (entry.header.type !== 'file') {
+        await skip(entry);
+        continue;
+      }
       const name = entry.header.name;
       const dot = name.indexOf('.');
       const sampleKey = dot < 0 ? name : name.slice(0, dot);
       // The key names an object in the target store: only the characters an export writes.
       if (!SAMPLE_KEY.test(sampleKey)) throw new DatasetBundleError(shardKey, `member ${JSON.stringify(name.slice(0, 120))} has no valid sample key (letters, digits, "_", "-")`);
+      const extension = dot < 0 ? '' : name.slice(dot + 1);
+      const cap = memberCap(extension, limits);
+      if (cap === undefined) {
+        await skip(entry);
+        continue;
+      }
+      const size = entry.header.size ?? 0;
+      if (size > cap) throw new DatasetBundleError(`${shardKey} sample ${sampleKey}`, `member .${extension} is ${size} bytes, over the ${cap}-byte limit for ${extension === 'png' || extension === 'jpg' ? 'images' : '.txt and .json members'}; not read`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
       if (current && current.key !== sampleKey) {
         yield current;
         current = undefined;
       }
       current ??= { key: sampleKey, files: new Map() };
-      current.files.set(dot < 0 ? '' : name.slice(dot + 1), Buffer.concat(chunks));
+      current.files.set(extension, Buffer.concat(chunks));
     }
     if (current) yield current;
   } catch (error) {
@@ -170,6 +210,7 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
   const digest = sha256(Buffer.from(card.shards.map((s) => s.sha256).join('\n'))).slice(0, 12);
   const name = typeof card.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(card.name) ? card.name : 'dataset';
   const prefix = normalizePrefix(options.prefix ?? `datasets/${name}-${digest}/`, 'prefix');
+  const limits = { ...MEMBER_SIZE_LIMITS, ...options.memberLimits };
   try {
     if (prefix) validateKey(`${prefix}pairs.jsonl`);
   } catch (error) {
@@ -195,7 +236,7 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
     try {
       for (const shard of card.shards) {
         let count = 0;
-        for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key)) {
+        for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key, limits)) {
           const sample = checkSample(shard.key, members, seen, utf8);
           const imageKey = `images/${sample.key}.${sample.ext}`;
           const put = store.put(`${prefix}${imageKey}`, sample.image, { mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg' });

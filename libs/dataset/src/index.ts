@@ -1,4 +1,4 @@
 export { DATASET_FORMAT, UNSPECIFIED, checkCardFacts, renderReadme, shardPattern, type CardFacts, type DatasetCard, type ShardEntry } from './card';
 export { DatasetBundleError, DatasetExportError } from './errors';
 export { DEFAULT_SHARD_SIZE, exportDataset, imageExtension, pngText, sampleKey, type ExportDatasetOptions, type ExportDatasetResult, type SampleMetadata } from './export';
-export { importDataset, readDatasetCard, type ImportDatasetOptions, type ImportDatasetResult } from './import';
+export { MEMBER_SIZE_LIMITS, importDataset, readDatasetCard, type ImportDatasetOptions, type ImportDatasetResult, type MemberSizeLimits } from './import';

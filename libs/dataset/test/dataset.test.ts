@@ -156,6 +156,41 @@ describe('dataset export and import', () => {
     await expectImportFails(dir, /^shard-000000\.tar sample r_002: image sha256 does not match its \.json/);
   });
 
+  /** Rewrites a shard (its bytes through `edit`) and gives the card its new digest, so only the member checks can tell. */
+  function rewriteShard(dir: string, shard: string, edit: (bytes: Buffer) => Buffer): void {
+    const file = path.join(dir, shard);
+    const bytes = edit(fs.readFileSync(file));
+    fs.writeFileSync(file, bytes);
+    const card = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as DatasetCard;
+    const entry = card.shards.find((s) => s.key === shard)!;
+    entry.sha256 = createHash('sha256').update(bytes).digest('hex');
+    entry.size_bytes = bytes.length;
+    fs.writeFileSync(path.join(dir, 'dataset.json'), JSON.stringify(card));
+  }
+
+  it('refuses a member whose tar header declares 300 MB, from the header, naming the shard and the sample', async () => {
+    const dir = copyBundle('huge-member');
+    // The first member's ustar size field (octal, offset 124) says 300 MB; its checksum (offset 148) is redone.
+    // The body stays a few hundred bytes, so reading it would fail as a truncated archive instead.
+    rewriteShard(dir, 'shard-000000.tar', (bytes) => {
+      const header = Buffer.from(bytes.subarray(0, 512));
+      expect(header.toString('latin1', 0, 9)).toBe('r_001.png');
+      header.write(`${(300_000_000).toString(8).padStart(11, '0')}\0`, 124, 'latin1');
+      header.fill(' ', 148, 156);
+      const sum = header.reduce((n, b) => n + b, 0);
+      header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      return Buffer.concat([header, bytes.subarray(512)]);
+    });
+    await expectImportFails(dir, /^shard-000000\.tar sample r_001: member \.png is 300000000 bytes, over the 67108864-byte limit for images; not read$/);
+  });
+
+  it('caps .txt and .json members too, and the caps are options', async () => {
+    const target = new FileArtifactStore(path.join(tmp.dir, 'small-caps-target'));
+    const error = await importDataset({ bundle: new FileArtifactStore(bundleDir), store: target, memberLimits: { textBytes: 16 } }).then(() => undefined, (e: Error) => e);
+    expect(error?.message).toMatch(/^shard-000000\.tar sample r_001: member \.(txt|json) is \d+ bytes, over the 16-byte limit for \.txt and \.json members; not read$/);
+    expect(error?.message).not.toContain(FULL_REPORT('r.001').slice(0, 20));
+  });
+
   it('refuses a bundle of another format, or with a missing shard', async () => {
     const other = copyBundle('other-format');
     const card = JSON.parse(fs.readFileSync(path.join(other, 'dataset.json'), 'utf8')) as Record<string, unknown>;
