@@ -7,7 +7,7 @@ import { FileArtifactStore, type ArtifactStore } from '@medsyn/artifact-store';
 import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec, type ImageArchitecture } from '@medsyn/encoder-bundle';
 import { centerCropSquare, encodeGrayPng, grayImage, resize, type GrayImage } from '@medsyn/imaging';
 import type { ExecutionProvider } from '@medsyn/training';
-import { importDataset, loadImage, loadMask, type Dataset, type LabelledImage } from './datasets';
+import { importDataset, loadImage, loadMask, readDatasetFile, type Dataset, type LabelledImage } from './datasets';
 import { trainDetection, trainSegmentation } from './dense-tasks';
 import { encodeImages, openEncoderBundle, type EncodedImages } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
@@ -222,10 +222,12 @@ function eligible(dataset: Dataset, task: TaskName): LabelledImage[] {
 }
 
 /** Digest of the dataset as evaluated: each image's id, file sha256 and annotations. */
-function datasetDigest(images: LabelledImage[]): string {
+function datasetDigest(images: LabelledImage[], root: string | undefined): string {
   const h = createHash('sha256');
   for (const image of [...images].sort((a, b) => a.id.localeCompare(b.id))) {
-    h.update(JSON.stringify([image.id, hex(fs.readFileSync(image.path)), image.labels ?? image.classIndex ?? null, image.boxes ?? null, image.mask?.kind === 'png' ? hex(fs.readFileSync(image.mask.path)) : (image.mask?.runs ?? null)]));
+    const bytes = readDatasetFile(image.path, `image ${image.id}`, root);
+    const mask = image.mask?.kind === 'png' ? hex(readDatasetFile(image.mask.path, `mask of ${image.id}`, root)) : (image.mask?.runs ?? null);
+    h.update(JSON.stringify([image.id, hex(bytes), image.labels ?? image.classIndex ?? null, image.boxes ?? null, mask]));
   }
   return h.digest('hex');
 }
@@ -273,7 +275,7 @@ export async function runEvaluation(
     format: 'medsyn.evaluation-results/v1',
     created: new Date().toISOString(),
     config,
-    dataset: { name: dataset.name, format: config.dataset.format, kind: dataset.kind, classes: dataset.classNames, box_classes: dataset.boxClassNames, images: used.length, sha256: datasetDigest(used) },
+    dataset: { name: dataset.name, format: config.dataset.format, kind: dataset.kind, classes: dataset.classNames, box_classes: dataset.boxClassNames, images: used.length, sha256: datasetDigest(used, dataset.root) },
     encoders: [],
     metrics: [],
     ratios: [],
@@ -321,7 +323,7 @@ export async function runEvaluation(
         used.map((image) => ({
           id: image.id,
           load: () => {
-            const full = loadImage(image);
+            const full = loadImage(image, dataset.root);
             original.set(image.id, { width: full.width, height: full.height });
             const small = resize(full, size, size);
             resized.set(image.id, small);
@@ -377,7 +379,7 @@ export async function runEvaluation(
         // Dense targets at the encoder's input size, computed once per encoder.
         const masks = task === 'segmentation' ? new Map(perTask.get(task)!.images.map((image) => {
           const { width, height } = original.get(image.id)!;
-          const small = resize(loadMask(image, width, height), size, size);
+          const small = resize(loadMask(image, width, height, dataset.root), size, size);
           return [encoded.index.get(image.id)!, Uint8Array.from(small.data, (v) => (v >= 0.5 ? 1 : 0))] as const;
         })) : undefined;
         const boxes = task === 'detection' ? new Map(perTask.get(task)!.images.map((image) => {

@@ -41,40 +41,87 @@ export interface Dataset {
   images: LabelledImage[];
   /** The dataset's own test split, when it defines one (ids). */
   testIds?: Set<string>;
+  /** The folder every file of the dataset must be inside (set by importDataset). */
+  root?: string;
 }
 
 export type UncertaintyPolicy = 'ones' | 'zeros' | 'ignore';
 
-function readText(file: string, what: string): string {
-  if (!fs.existsSync(file)) throw new DatasetError(`${what} not found: ${file}`);
-  return fs.readFileSync(file, 'utf8');
+/** Whether `file` is `root` or inside it, by their resolved paths. */
+export function isInside(root: string, file: string): boolean {
+  const rel = path.relative(path.resolve(root), path.resolve(file));
+  return rel === '' || (!rel.startsWith(`..${path.sep}`) && rel !== '..' && !path.isAbsolute(rel));
 }
 
-/** CSV rows as objects keyed by header; a row with another number of fields fails naming its line. */
-function readCsv(file: string, what: string, required: string[]): Record<string, string>[] {
+/**
+ * Reads a dataset file: a regular file (not a FIFO, device or folder), inside `root` when one is
+ * given, also after following symlinks. It is opened non-blocking, so a FIFO is refused instead of
+ * stalling the process, and checked with fstat on the opened descriptor, so a swap after the
+ * check cannot slip another kind of file in.
+ */
+export function readDatasetFile(file: string, what: string, root?: string): Buffer {
+  if (root !== undefined && !isInside(root, file)) throw new DatasetError(`${what} ${file} is outside the dataset folder ${root}`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new DatasetError(`${what} not found: ${file}`);
+    throw new DatasetError(`${what} ${file} cannot be opened (${code ?? 'error'})`);
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new DatasetError(`${what} ${file} is not a regular file`);
+    if (root !== undefined && !isInside(fs.realpathSync(root), fs.realpathSync(file))) throw new DatasetError(`${what} ${file} is a link to outside the dataset folder ${root}`);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Whether a dataset folder lies under one of the allowed roots, both as named and after following
+ * symlinks (a link inside a root to /etc is refused). A folder that does not exist yet is judged by
+ * its name; the import then fails naming it.
+ */
+export function isAllowedDatasetRoot(root: string, allowed: readonly string[]): boolean {
+  const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : path.resolve(p));
+  return allowed.some((a) => isInside(a, root) && isInside(real(a), real(root)));
+}
+
+function readText(file: string, what: string, root?: string): string {
+  return readDatasetFile(file, what, root).toString('utf8');
+}
+
+/** CSV rows as objects keyed by header; a row with another number of fields fails naming its line (never quoting it). */
+function readCsv(file: string, what: string, required: string[], root?: string): Record<string, string>[] {
   let rows: Record<string, string>[];
   try {
-    rows = parse(readText(file, what), { columns: true, skip_empty_lines: true, bom: true }) as Record<string, string>[];
+    rows = parse(readText(file, what, root), { columns: true, skip_empty_lines: true, bom: true }) as Record<string, string>[];
   } catch (error) {
     if (error instanceof DatasetError) throw error;
     const line = (error as { lines?: number }).lines;
     throw new DatasetError(`${what} ${file} is not valid CSV${line ? ` (line ${line})` : ''}: ${(error as { code?: string }).code ?? 'parse error'}`);
   }
   const header = rows.length ? Object.keys(rows[0]!) : [];
-  for (const column of required) if (rows.length && !header.includes(column)) throw new DatasetError(`${what} ${file} has no column "${column}" (columns: ${header.join(', ')})`);
+  // The header is file content: say how many columns there are, never what they are called.
+  for (const column of required) if (rows.length && !header.includes(column)) throw new DatasetError(`${what} ${file} has no column "${column}" (line 1 has ${header.length} columns)`);
   if (rows.length === 0) throw new DatasetError(`${what} ${file} has no rows`);
   return rows;
+}
+
+/** JSON.parse, failing with the file's name only: V8's SyntaxError quotes the text around the error. */
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new DatasetError(`${file} is not valid JSON`);
+  }
 }
 
 function number(value: string | undefined, file: string, row: number, column: string): number {
   const v = Number(value);
   if (value === undefined || value.trim() === '' || !Number.isFinite(v)) throw new DatasetError(`${file} row ${row}: column "${column}" is not a number`);
   return v;
-}
-
-function existing(file: string, what: string): string {
-  if (!fs.existsSync(file)) throw new DatasetError(`${what} not found: ${file}`);
-  return file;
 }
 
 /** The five CheXpert competition observations (Irvin et al. 2019), the usual evaluation set. */
@@ -90,7 +137,7 @@ export function importChexpert(root: string, options: { csv?: string; classes?: 
   const classes = options.classes ?? CHEXPERT_COMPETITION;
   const policy = options.uncertain ?? 'ones';
   if (!['ones', 'zeros', 'ignore'].includes(policy)) throw new DatasetError(`uncertain policy must be ones, zeros or ignore, got "${policy}"`);
-  const rows = readCsv(file, 'CheXpert labels', ['Path', ...classes]);
+  const rows = readCsv(file, 'CheXpert labels', ['Path', ...classes], root);
   const images: LabelledImage[] = [];
   rows.forEach((row, i) => {
     if (options.frontalOnly && row['Frontal/Lateral'] && row['Frontal/Lateral'] !== 'Frontal') return;
@@ -120,7 +167,7 @@ export function importChexpert(root: string, options: { csv?: string; classes?: 
  */
 export function importRsna(root: string, options: { csv?: string; images?: string } = {}): Dataset {
   const file = path.join(root, options.csv ?? 'stage_2_train_labels.csv');
-  const rows = readCsv(file, 'RSNA labels', ['patientId', 'x', 'y', 'width', 'height', 'Target']);
+  const rows = readCsv(file, 'RSNA labels', ['patientId', 'x', 'y', 'width', 'height', 'Target'], root);
   const folder = path.join(root, options.images ?? 'stage_2_train_images');
   const byPatient = new Map<string, LabelledImage>();
   rows.forEach((row, i) => {
@@ -145,7 +192,7 @@ export function importRsna(root: string, options: { csv?: string; images?: strin
  */
 export function importSiim(root: string, options: { csv?: string; images?: string } = {}): Dataset {
   const file = path.join(root, options.csv ?? 'train-rle.csv');
-  const rows = readCsv(file, 'SIIM run-length masks', ['ImageId']);
+  const rows = readCsv(file, 'SIIM run-length masks', ['ImageId'], root);
   // The Kaggle file's header has a leading space: " EncodedPixels".
   const rleColumn = Object.keys(rows[0]!).find((k) => k.trim() === 'EncodedPixels');
   if (!rleColumn) throw new DatasetError(`SIIM run-length masks ${file} has no column "EncodedPixels"`);
@@ -203,7 +250,7 @@ export function importCovidx(root: string, options: { classes?: string[] } = {})
   const testIds = new Set<string>();
   for (const split of ['train', 'test']) {
     const file = path.join(root, `${split}.txt`);
-    readText(file, `COVIDx ${split} list`)
+    readText(file, `COVIDx ${split} list`, root)
       .split('\n')
       .forEach((line, i) => {
         if (!line.trim()) return;
@@ -234,7 +281,7 @@ export function importCsv(root: string, options: { csv?: string; images?: string
   const folder = path.join(root, options.images ?? '.');
   if (!options.label_columns === !options.label_column) throw new DatasetError('csv dataset needs exactly one of the options label_columns (multi-label) or label_column (multi-class)');
   const multi = options.label_columns?.split(',').map((c) => c.trim()).filter(Boolean) ?? [];
-  const rows = readCsv(file, 'label CSV', [imageColumn, ...(options.label_column ? [options.label_column] : multi)]);
+  const rows = readCsv(file, 'label CSV', [imageColumn, ...(options.label_column ? [options.label_column] : multi)], root);
   const images: LabelledImage[] = rows.map((row, i) => {
     const name = row[imageColumn];
     if (!name) throw new DatasetError(`${file} row ${i + 2}: column "${imageColumn}" is empty`);
@@ -267,9 +314,9 @@ export function importCsv(root: string, options: { csv?: string; images?: string
  */
 export function importCovidCxr(root: string): Dataset {
   const file = path.join(root, 'metadata.csv');
-  const rows = readCsv(file, 'covid-cxr metadata', ['patientid', 'finding', 'view', 'filename', 'lung_mask']);
+  const rows = readCsv(file, 'covid-cxr metadata', ['patientid', 'finding', 'view', 'filename', 'lung_mask'], root);
   const boxesFile = path.join(root, 'boxes.json');
-  const coco = JSON.parse(readText(boxesFile, 'covid-cxr lung boxes')) as {
+  const coco = parseJson(readText(boxesFile, 'covid-cxr lung boxes', root), boxesFile) as {
     images: { id: number; file_name: string }[];
     annotations: { image_id: number; bbox: [number, number, number, number]; category_id: number }[];
     categories: { id: number; name: string }[];
@@ -305,6 +352,11 @@ export type DatasetFormat = 'chexpert' | 'rsna' | 'siim' | 'covidx' | 'csv' | 'c
 /** The importer for a format name (the proto's Dataset.format), with its string options. */
 export function importDataset(format: string, root: string, options: Record<string, string> = {}): Dataset {
   if (!fs.existsSync(root)) throw new DatasetError(`dataset root not found: ${root}`);
+  if (!fs.statSync(root).isDirectory()) throw new DatasetError(`dataset root is not a folder: ${root}`);
+  return { ...importFormat(format, root, options), root };
+}
+
+function importFormat(format: string, root: string, options: Record<string, string>): Dataset {
   switch (format) {
     case 'chexpert':
       return importChexpert(root, { csv: options.csv, classes: options.classes?.split(',').map((c) => c.trim()), uncertain: options.uncertain as UncertaintyPolicy | undefined, frontalOnly: options.frontal_only === 'true' });
@@ -323,9 +375,9 @@ export function importDataset(format: string, root: string, options: Record<stri
   }
 }
 
-/** Decodes an image file, naming the image on failure. */
-export function loadImage(image: LabelledImage): GrayImage {
-  const bytes = fs.readFileSync(existing(image.path, `image ${image.id}`));
+/** Decodes an image file (a regular file inside `root`, when given), naming the image on failure. */
+export function loadImage(image: LabelledImage, root?: string): GrayImage {
+  const bytes = readDatasetFile(image.path, `image ${image.id}`, root);
   try {
     return decodeImage(bytes);
   } catch (error) {
@@ -334,13 +386,19 @@ export function loadImage(image: LabelledImage): GrayImage {
 }
 
 /** The binary mask of an image at the image's size; a mask of another size is an error. */
-export function loadMask(image: LabelledImage, width: number, height: number): GrayImage {
+export function loadMask(image: LabelledImage, width: number, height: number, root?: string): GrayImage {
   if (!image.mask) throw new DatasetError(`image ${image.id} has no mask`);
   if (image.mask.kind === 'rle') {
     const bits = decodeSiimRle(image.mask.runs, width, height);
     return grayImage(width, height, Float32Array.from(bits));
   }
-  const mask = decodeImage(fs.readFileSync(existing(image.mask.path, `mask of ${image.id}`)));
+  let mask: GrayImage;
+  try {
+    mask = decodeImage(readDatasetFile(image.mask.path, `mask of ${image.id}`, root));
+  } catch (error) {
+    if (error instanceof DatasetError) throw error;
+    throw new DatasetError(`mask of ${image.id} could not be decoded: ${(error as Error).message}`);
+  }
   if (mask.width !== width || mask.height !== height) throw new DatasetError(`mask of ${image.id} is ${mask.width}x${mask.height}, its image is ${width}x${height}`);
   for (let i = 0; i < mask.data.length; i++) mask.data[i] = mask.data[i]! >= 0.5 ? 1 : 0;
   return mask;

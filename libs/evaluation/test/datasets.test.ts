@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { describeWithSharedData, itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
-import { DatasetError, decodeSiimRle, importChexpert, importCovidCxr, importCovidx, importCsv, importDataset, importRsna, importSiim, loadImage, loadMask } from '../src/datasets';
+import { DatasetError, decodeSiimRle, importChexpert, importCovidCxr, importCovidx, importCsv, importDataset, importRsna, importSiim, isAllowedDatasetRoot, loadImage, loadMask } from '../src/datasets';
 import { labelFraction, splitByPatient, stratum } from '../src/splits';
 
 const COVID_CXR = path.join(sharedDataDir, 'covid-cxr');
@@ -133,5 +134,79 @@ describeWithSharedData('splits and label fractions', () => {
     expect(Math.abs(positives(ten) - positives(train))).toBeLessThan(0.05);
     expect(labelFraction(train, 1, 1)).toHaveLength(train.length);
     expect(() => labelFraction(train, 0, 1)).toThrow(/label fraction/);
+  });
+});
+
+describe('reading dataset files safely', () => {
+  const tmp = makeTempDir('datasets-safe');
+  afterAll(() => tmp.remove());
+  const secret = 'root:x:0:secret-first-line';
+
+  /** A CSV dataset of two 8x8 images, and a file outside it that must never be read or quoted. */
+  function dataset(name: string): string {
+    const root = path.join(tmp.dir, name);
+    fs.mkdirSync(path.join(root, 'images'), { recursive: true });
+    for (const i of [0, 1]) fs.writeFileSync(path.join(root, 'images', `${i}.png`), encodeGrayPng(grayImage(8, 8)));
+    write(root, 'labels.csv', 'image,positive\nimages/0.png,0\nimages/1.png,1\n');
+    write(tmp.dir, 'outside/group', `${secret}\nline 2\n`);
+    return root;
+  }
+
+  const refuses = (fn: () => unknown, pattern: RegExp) => {
+    let error: unknown;
+    try {
+      fn();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(DatasetError);
+    expect((error as Error).message).toMatch(pattern);
+    expect((error as Error).message).not.toContain('secret');
+  };
+
+  it('refuses a FIFO without blocking, and a link to a file outside the dataset folder', () => {
+    const root = dataset('fifo');
+    fs.rmSync(path.join(root, 'labels.csv'));
+    execFileSync('mkfifo', [path.join(root, 'labels.csv')]);
+    const started = Date.now();
+    refuses(() => importDataset('csv', root, { label_columns: 'positive' }), /label CSV .*labels\.csv is not a regular file/);
+    expect(Date.now() - started).toBeLessThan(1000);
+    const linked = dataset('linked');
+    fs.rmSync(path.join(linked, 'labels.csv'));
+    fs.symlinkSync(path.join(tmp.dir, 'outside', 'group'), path.join(linked, 'labels.csv'));
+    refuses(() => importDataset('csv', linked, { label_columns: 'positive' }), /labels\.csv is a link to outside the dataset folder/);
+    refuses(() => importDataset('csv', linked, { label_columns: 'positive', csv: '../outside/group' }), /is outside the dataset folder/);
+    refuses(() => importDataset('csv', path.join(linked, 'labels.csv'), { label_columns: 'positive' }), /dataset root is not a folder/);
+  });
+
+  it('refuses an image path that climbs out of the dataset folder, and a device', () => {
+    const root = dataset('climb');
+    write(root, 'labels.csv', 'image,positive\n../outside/group,0\nimages/1.png,1\n');
+    const ds = importDataset('csv', root, { label_columns: 'positive' });
+    refuses(() => loadImage(ds.images[0]!, ds.root), /image \.\.\/outside\/group .* is outside the dataset folder/);
+    expect(loadImage(ds.images[1]!, ds.root)).toMatchObject({ width: 8, height: 8 });
+    refuses(() => loadImage({ id: 'null', path: '/dev/null' }), /image null \/dev\/null is not a regular file/);
+  });
+
+  it('never quotes the file: a missing column counts the header, bad JSON names only the file', () => {
+    const root = dataset('quote');
+    fs.copyFileSync(path.join(tmp.dir, 'outside', 'group'), path.join(root, 'labels.csv'));
+    refuses(() => importDataset('csv', root, { label_columns: 'positive' }), /labels\.csv has no column "image" \(line 1 has 1 columns\)$/);
+    write(root, 'metadata.csv', 'patientid,finding,view,filename,lung_mask\np1,COVID-19,PA,a.png,\n');
+    write(root, 'boxes.json', `{"images": [${secret}]}`);
+    refuses(() => importDataset('covid_cxr', root), /boxes\.json is not valid JSON$/);
+  });
+
+  it('allows dataset folders under a root, also through links that stay inside, and nothing else', () => {
+    const root = dataset('allowed');
+    fs.symlinkSync(root, path.join(tmp.dir, 'link-inside'));
+    fs.symlinkSync('/etc', path.join(tmp.dir, 'link-etc'));
+    expect(isAllowedDatasetRoot(root, [tmp.dir])).toBe(true);
+    expect(isAllowedDatasetRoot(path.join(tmp.dir, 'link-inside'), [tmp.dir])).toBe(true);
+    expect(isAllowedDatasetRoot(path.join(tmp.dir, 'not-yet'), [tmp.dir])).toBe(true);
+    expect(isAllowedDatasetRoot(path.join(tmp.dir, 'link-etc'), [tmp.dir])).toBe(false);
+    expect(isAllowedDatasetRoot('/etc', [tmp.dir])).toBe(false);
+    expect(isAllowedDatasetRoot(`${tmp.dir}-sibling`, [tmp.dir])).toBe(false);
+    expect(isAllowedDatasetRoot(path.join(tmp.dir, '..'), [tmp.dir])).toBe(false);
   });
 });

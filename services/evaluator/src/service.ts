@@ -2,8 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
-import { DatasetError, EncoderBundleError, EvaluationConfigError, parseEvaluationConfig, renderReport, runEvaluation, type EvaluationConfig, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
+import { FileArtifactStore, getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
+import { DatasetError, EncoderBundleError, EvaluationConfigError, isAllowedDatasetRoot, parseEvaluationConfig, renderReport, runEvaluation, type EvaluationConfig, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
 import { JobFailure, canonicalDigest, type JobContext } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';
@@ -35,6 +35,12 @@ export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): E
   if (!c) throw invalidArgument('config', 'is required');
   if (!c.dataset) throw invalidArgument('config.dataset', 'is required');
   if (!c.dataset.uri.startsWith('file://')) throw invalidArgument('config.dataset.uri', 'must be a file:// folder (datasets are read from local files)');
+  let datasetRoot: string;
+  try {
+    datasetRoot = fileURLToPath(c.dataset.uri);
+  } catch {
+    throw invalidArgument('config.dataset.uri', 'must be a file:///absolute/path URL on this host');
+  }
   const tasks = c.tasks.map((t, i) => {
     const name = TASK_NAMES[t];
     if (!name) throw invalidArgument(`config.tasks[${i}]`, 'must be a known task (not TASK_UNSPECIFIED)');
@@ -52,7 +58,7 @@ export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): E
           : { bundle }),
       };
     }),
-    dataset: { format: c.dataset.format, root: fileURLToPath(c.dataset.uri), options: c.dataset.options },
+    dataset: { format: c.dataset.format, root: datasetRoot, options: c.dataset.options },
     tasks,
     label_fractions: c.labelFractions.length ? c.labelFractions : undefined,
     seeds: c.seeds.length ? c.seeds.map(Number) : undefined,
@@ -72,9 +78,33 @@ export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): E
   return JSON.parse(JSON.stringify(config)) as EvaluationConfig;
 }
 
+/**
+ * The folders datasets may be read from: EVALUATOR_DATASET_ROOTS (absolute paths, colon-separated),
+ * else the service's working directory and the artifact store's folder when it is a local one.
+ */
+export function datasetRoots(env: NodeJS.ProcessEnv, store: ArtifactStore): string[] {
+  const configured = env.EVALUATOR_DATASET_ROOTS;
+  if (configured !== undefined && configured.trim() !== '') {
+    const roots = configured.split(':').filter(Boolean);
+    const relative = roots.find((r) => !path.isAbsolute(r));
+    if (relative !== undefined) throw new Error(`EVALUATOR_DATASET_ROOTS: "${relative}" is not an absolute path`);
+    return roots.map((r) => path.resolve(r));
+  }
+  return [process.cwd(), ...(store instanceof FileArtifactStore ? [store.root] : [])];
+}
+
+/** PERMISSION_DENIED naming config.dataset.uri unless the dataset folder is under a configured root. */
+function checkDatasetRoot(config: EvaluationConfig, roots: readonly string[]): void {
+  if (!isAllowedDatasetRoot(config.dataset.root, roots)) {
+    throw new RpcError(grpc.status.PERMISSION_DENIED, 'config.dataset.uri: is not under a dataset root this evaluator may read (EVALUATOR_DATASET_ROOTS)', 'config.dataset.uri');
+  }
+}
+
 /** Runs one evaluation job: the comparison, then results.json, splits.json and report.html into the store. */
-async function runEvaluationJob(ctx: JobContext, store: ArtifactStore): Promise<void> {
+async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: readonly string[]): Promise<void> {
   const { config, outputPrefix } = ctx.spec as EvaluationJobSpec;
+  // Checked again here: a job resumed after a restart runs under the roots configured now.
+  if (!isAllowedDatasetRoot(config.dataset.root, roots)) throw new JobFailure('is not under a dataset root this evaluator may read (EVALUATOR_DATASET_ROOTS)', 'PERMISSION_DENIED', 'config.dataset.uri');
   try {
     const output = await runEvaluation(config, {
       store,
@@ -110,16 +140,19 @@ function toProtoResult(results: EvaluationResults, outputs: { uri: string; sha25
 export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceSpec {
   // The runner needs the store, which the kit opens before register() and before resuming jobs.
   let store: ArtifactStore | undefined;
+  let roots: string[] = [];
   return {
     name: 'evaluator',
     defaults: EVALUATOR_DEFAULTS,
     env,
-    jobRunners: { [JOB_KIND]: (ctx) => runEvaluationJob(ctx, store!) },
+    jobRunners: { [JOB_KIND]: (ctx) => runEvaluationJob(ctx, store!, roots) },
     register({ addService, jobs, store: kitStore }) {
       store = kitStore;
+      roots = datasetRoots(env, kitStore);
       const implementation: evaluator.EvaluatorServiceServer = {
         startEvaluation: async (call, callback) => {
           const config = toEvaluationConfig(call.request);
+          checkDatasetRoot(config, roots);
           const requestId = call.request.requestId;
           const outputPrefix = (call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`).replace(/\/?$/, '/');
           const spec: EvaluationJobSpec = { config, outputPrefix };

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,7 +7,8 @@ import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { common, evaluator, jobs } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
 import { callUnary, describeServiceBasics, makeTempDir, testServiceEnv } from '@medsyn/testing';
-import { evaluatorService } from '../src/service';
+import { FileArtifactStore } from '@medsyn/artifact-store';
+import { datasetRoots, evaluatorService } from '../src/service';
 
 describeServiceBasics({
   start: (env) => startService(evaluatorService(env)),
@@ -54,7 +56,7 @@ describe('evaluation jobs over gRPC', () => {
     });
 
   beforeAll(async () => {
-    service = await startService(evaluatorService(testServiceEnv(path.join(tmp.dir, 'store'))));
+    service = await startService(evaluatorService(testServiceEnv(path.join(tmp.dir, 'store'), { EVALUATOR_DATASET_ROOTS: tmp.dir })));
     client = new evaluator.EvaluatorServiceClient(service.target, grpc.credentials.createInsecure());
     jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure());
   });
@@ -116,5 +118,57 @@ describe('evaluation jobs over gRPC', () => {
     expect(last.state).toBe(common.JobState.JOB_STATE_FAILED);
     expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('dataset root not found') });
     await expect(callUnary(client, 'getEvaluationResult', { jobId: started.job!.jobId })).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
+  });
+
+  it('refuses a dataset outside EVALUATOR_DATASET_ROOTS as PERMISSION_DENIED naming config.dataset.uri, quoting nothing', async () => {
+    for (const [i, uri] of ['file:///etc', pathToFileURL(`${tmp.dir}/../`).href, pathToFileURL(`${tmp.dir}-sibling`).href].entries()) {
+      const outside = request(`eval-outside-${i}`);
+      outside.config!.dataset!.uri = uri;
+      const error = await callUnary(client, 'startEvaluation', outside).then(() => undefined, (e: grpc.ServiceError) => e);
+      expect(error).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringContaining('config.dataset.uri') });
+      expect(error!.details).not.toMatch(/root:x:0/);
+    }
+    const remote = request('eval-remote-host');
+    remote.config!.dataset!.uri = 'file://otherhost/data';
+    await expect(callUnary(client, 'startEvaluation', remote)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.dataset.uri') });
+  });
+
+  it('fails a job whose labels.csv is a FIFO at once, naming the file, while health checks keep answering', async () => {
+    const dir = writeDataset(path.join(tmp.dir, 'fifo-data'));
+    fs.rmSync(path.join(dir, 'labels.csv'));
+    execFileSync('mkfifo', [path.join(dir, 'labels.csv')]);
+    const fifo = request('eval-fifo');
+    fifo.config!.dataset!.uri = pathToFileURL(dir).href;
+    const started = await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', fifo);
+    const last = (await watch(started.job!.jobId)).at(-1)!;
+    expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('labels.csv is not a regular file') });
+    const health = new grpc.Client(service.target, grpc.credentials.createInsecure());
+    const served = await new Promise((resolve, reject) =>
+      health.makeUnaryRequest('/grpc.health.v1.Health/Check', () => Buffer.alloc(0), (b: Buffer) => b, {}, { deadline: Date.now() + 1000 }, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    health.close();
+    expect(served).toBeDefined();
+  });
+
+  it('fails a job whose labels.csv links outside the dataset folder, never quoting the file', async () => {
+    const dir = writeDataset(path.join(tmp.dir, 'linked-data'));
+    fs.writeFileSync(path.join(tmp.dir, 'group'), 'root:x:0:secret\n');
+    fs.rmSync(path.join(dir, 'labels.csv'));
+    fs.symlinkSync(path.join(tmp.dir, 'group'), path.join(dir, 'labels.csv'));
+    const linked = request('eval-linked');
+    linked.config!.dataset!.uri = pathToFileURL(dir).href;
+    const started = await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', linked);
+    const last = (await watch(started.job!.jobId)).at(-1)!;
+    expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('is a link to outside the dataset folder') });
+    expect(last.error!.message).not.toContain('root:x:0');
+  });
+});
+
+describe('dataset roots', () => {
+  it('are EVALUATOR_DATASET_ROOTS when set (absolute paths only), else the working directory and a local store folder', () => {
+    const store = new FileArtifactStore('/srv/medsyn-store');
+    expect(datasetRoots({ EVALUATOR_DATASET_ROOTS: '/data/a:/data/b/' }, store)).toEqual(['/data/a', '/data/b']);
+    expect(datasetRoots({}, store)).toEqual([process.cwd(), '/srv/medsyn-store']);
+    expect(() => datasetRoots({ EVALUATOR_DATASET_ROOTS: '/data/a:data/b' }, store)).toThrow('EVALUATOR_DATASET_ROOTS: "data/b" is not an absolute path');
   });
 });
