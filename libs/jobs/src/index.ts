@@ -1,3 +1,3 @@
 export * from './types';
 export * from './errors';
-export { JobRegistry, canonicalDigest, type JobRegistryOptions, type StartJobRequest } from './registry';
+export { JobRegistry, canonicalDigest, validateOutputPrefix, RESERVED_PREFIX, type JobRegistryOptions, type StartJobRequest } from './registry';

@@ -14,6 +14,8 @@ export interface JobRegistryOptions {
   runners: Record<string, JobRunner>;
   /** Most frequent progress write to the store per job (watchers are told at once). */
   persistIntervalMs?: number;
+  /** Jobs running at once; more wait in state "queued" (in start order) for a slot. Default: no limit. */
+  maxRunning?: number;
   /** Told when a job ends or a record cannot be written; never given request payloads. */
   onEvent?: (event: { jobId: string; kind: string; state: string; code?: string; message?: string }) => void;
 }
@@ -23,6 +25,42 @@ export interface StartJobRequest {
   kind: string;
   /** The validated start request as plain JSON; persisted so the job can resume. */
   spec: unknown;
+  /** Where the job writes in the store: validated, and owned by this job (see claimOutputPrefix). */
+  outputPrefix?: string;
+}
+
+/** The registry's own folder: no job may write there (a planted record would load as a job). */
+export const RESERVED_PREFIX = 'jobs/';
+const MAX_PREFIX_LENGTH = 512;
+
+/**
+ * A store prefix a job may write under: relative, `/`-separated, ending in `/`, no `.`/`..` or
+ * empty segment, no control characters or backslashes, outside `jobs/`. Throws INVALID_ARGUMENT
+ * naming output_prefix.
+ */
+export function validateOutputPrefix(prefix: string): void {
+  const problem = !prefix.endsWith('/')
+    ? 'must end with "/"'
+    : prefix.startsWith('/')
+      ? 'must be relative to the store (no leading "/")'
+      : prefix.length > MAX_PREFIX_LENGTH
+        ? `must be at most ${MAX_PREFIX_LENGTH} characters`
+        : /[\u0000-\u001f\u007f\\]/.test(prefix)
+          ? 'must not contain control characters or "\\"'
+          : prefix.slice(0, -1).split('/').some((part) => part === '' || part === '.' || part === '..')
+            ? 'must not contain "..", "." or empty segments'
+            : prefix.startsWith(RESERVED_PREFIX)
+              ? `must not be under "${RESERVED_PREFIX}" (reserved for job records)`
+              : undefined;
+  if (problem) throw new JobError(`output_prefix ${problem}`, 'INVALID_ARGUMENT', 'output_prefix');
+}
+
+/** Who owns an output prefix, persisted at `jobs/owners/<sha256 of the prefix>.json` (shared by all services on a store). */
+interface PrefixClaim {
+  prefix: string;
+  service: string;
+  jobId: string;
+  requestDigest: string;
 }
 
 interface LiveJob {
@@ -55,6 +93,10 @@ export class JobRegistry {
   private readonly jobs = new Map<string, LiveJob>();
   private readonly events = new EventEmitter();
   private closing = false;
+  /** Prefixes being claimed now by this process, so two starts cannot both take one. */
+  private readonly claiming = new Map<string, string>();
+  private runningCount = 0;
+  private readonly waitingForSlot: Array<() => void> = [];
 
   constructor(private readonly options: JobRegistryOptions) {
     this.events.setMaxListeners(0);
@@ -76,12 +118,21 @@ export class JobRegistry {
     if (request.requestId.length > 256) throw new JobError('request_id is longer than 256 characters', 'INVALID_ARGUMENT', 'request_id');
     if (!this.options.runners[request.kind]) throw new JobError(`unknown job kind ${JSON.stringify(request.kind)}`, 'INVALID_ARGUMENT', 'kind');
     if (this.closing) throw new JobError('service is shutting down', 'FAILED_PRECONDITION');
+    if (request.outputPrefix !== undefined) validateOutputPrefix(request.outputPrefix);
     const jobId = this.jobIdFor(request.kind, request.requestId);
     const requestDigest = canonicalDigest(request.spec);
-    const existing = this.jobs.get(jobId);
-    if (existing) {
-      if (existing.record.requestDigest !== requestDigest) throw new JobConflictError(request.requestId);
-      return this.snapshot(existing.record);
+    const attach = () => {
+      const existing = this.jobs.get(jobId);
+      if (existing && existing.record.requestDigest !== requestDigest) throw new JobConflictError(request.requestId);
+      return existing && this.snapshot(existing.record);
+    };
+    const attached = attach();
+    if (attached) return attached;
+    if (request.outputPrefix !== undefined) {
+      await this.claimOutputPrefix(request.outputPrefix, jobId, requestDigest);
+      // The same request may have started while the claim was being written.
+      const raced = attach();
+      if (raced) return raced;
     }
     const now = new Date().toISOString();
     const live: LiveJob = {
@@ -96,6 +147,7 @@ export class JobRegistry {
         updateTime: now,
         outputs: [],
         spec: request.spec,
+        ...(request.outputPrefix !== undefined ? { outputPrefix: request.outputPrefix } : {}),
       },
       lastPersist: 0,
     };
@@ -175,6 +227,60 @@ export class JobRegistry {
     await Promise.all([...this.jobs.values()].map((j) => this.persist(j)));
   }
 
+  /**
+   * Makes `prefix` this job's: a prefix already owned by another job with other parameters is
+   * refused (FAILED_PRECONDITION naming output_prefix), so a job never reports another's results as
+   * its own. The same parameters under another request id may share it (their outputs are equal).
+   */
+  private async claimOutputPrefix(prefix: string, jobId: string, requestDigest: string): Promise<void> {
+    const refuse = (owner: string) => {
+      throw new JobError(`output_prefix ${JSON.stringify(prefix)} belongs to job ${owner}, started with other parameters; choose another output_prefix`, 'FAILED_PRECONDITION', 'output_prefix');
+    };
+    const claiming = this.claiming.get(prefix);
+    if (claiming !== undefined && claiming !== `${jobId}\0${requestDigest}`) refuse(claiming.split('\0')[0]!);
+    this.claiming.set(prefix, `${jobId}\0${requestDigest}`);
+    try {
+      const key = `${RESERVED_PREFIX}owners/${createHash('sha256').update(prefix).digest('hex')}.json`;
+      const found = await this.options.store.stat(key);
+      if (found) {
+        const claim = JSON.parse((await getBuffer(this.options.store, key)).toString('utf8')) as PrefixClaim;
+        if (claim.jobId === jobId || claim.requestDigest === requestDigest) return;
+        refuse(claim.jobId);
+      }
+      const claim: PrefixClaim = { prefix, service: this.options.service, jobId, requestDigest };
+      await this.options.store.put(key, JSON.stringify(claim), { mediaType: 'application/json' });
+    } finally {
+      this.claiming.delete(prefix);
+    }
+  }
+
+  /** Waits for one of maxRunning slots; false when the job is cancelled or stopped while it waits. */
+  private acquireSlot(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    if (this.runningCount < (this.options.maxRunning ?? Infinity)) {
+      this.runningCount++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const grant = () => {
+        signal.removeEventListener('abort', giveUp);
+        this.runningCount++;
+        resolve(true);
+      };
+      const giveUp = () => {
+        this.waitingForSlot.splice(this.waitingForSlot.indexOf(grant), 1);
+        resolve(false);
+      };
+      this.waitingForSlot.push(grant);
+      signal.addEventListener('abort', giveUp, { once: true });
+    });
+  }
+
+  private releaseSlot(): void {
+    this.runningCount--;
+    this.waitingForSlot.shift()?.();
+  }
+
   private launch(live: LiveJob): void {
     const runner = this.options.runners[live.record.kind];
     if (!runner) {
@@ -193,6 +299,12 @@ export class JobRegistry {
     live.running = (async () => {
       // Let start() return before the work begins.
       await new Promise((resolve) => setImmediate(resolve));
+      if (!(await this.acquireSlot(controller.signal))) {
+        await this.stopped(live, controller.signal.reason);
+        live.controller = undefined;
+        live.running = undefined;
+        return;
+      }
       this.update(live, { state: 'running' });
       try {
         await runner(ctx);
@@ -202,6 +314,7 @@ export class JobRegistry {
         if (controller.signal.aborted) await this.stopped(live, controller.signal.reason);
         else await this.finish(live, 'failed', failureDetail(error));
       } finally {
+        this.releaseSlot();
         live.controller = undefined;
         live.running = undefined;
       }

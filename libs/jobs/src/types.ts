@@ -39,6 +39,8 @@ export interface JobRecord {
   outputs: ArtifactRef[];
   /** The start request, kept so that a restarted service can resume the job. */
   spec: unknown;
+  /** The store prefix this job owns (when its service names one). */
+  outputPrefix?: string;
 }
 
 /** What a running job sees: its record, a cancellation signal and ways to report. */

@@ -1,4 +1,6 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as tls from 'node:tls';
 import { z } from 'zod';
 
 /** A variable that is missing or malformed; the message names every bad variable, never a secret's value. */
@@ -13,6 +15,8 @@ export class ConfigError extends Error {
 export interface ServiceDefaults {
   grpcPort: number;
   metricsPort: number;
+  /** Jobs run at once (JOBS_MAX_RUNNING); default 2. */
+  maxRunningJobs?: number;
 }
 
 const port = z.coerce.number({ error: 'must be a port number' }).int('must be an integer').min(0, 'must be from 0 to 65535').max(65535, 'must be from 0 to 65535');
@@ -22,9 +26,11 @@ const optionalPath = z.string().min(1).optional();
 /** The environment every service reads (names match the YAML keys and CLI flags in docs/configuration.md). */
 function kitSchema(defaults: ServiceDefaults) {
   return z.object({
-    GRPC_HOST: z.string().default('0.0.0.0'),
+    // No default here: it depends on whether the port is protected (see listenHosts()).
+    GRPC_HOST: z.string().optional(),
     GRPC_PORT: port.default(defaults.grpcPort),
-    METRICS_HOST: z.string().default('0.0.0.0'),
+    GRPC_INSECURE_LISTEN: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+    METRICS_HOST: z.string().optional(),
     METRICS_PORT: port.default(defaults.metricsPort),
     MEDSYN_STORE: z.string().default('file://./.medsyn'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -36,6 +42,7 @@ function kitSchema(defaults: ServiceDefaults) {
     GRPC_AUTH_TOKEN_FILE: optionalPath,
     SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0, 'must be >= 0').max(3600, 'must be <= 3600').default(20),
     GPU_SAMPLE_INTERVAL_SECONDS: z.coerce.number().min(0.1, 'must be >= 0.1').default(5),
+    JOBS_MAX_RUNNING: positiveInt.max(1000, 'must be <= 1000').default(defaults.maxRunningJobs ?? 2),
   });
 }
 
@@ -51,6 +58,8 @@ export interface TlsFiles {
 export interface KitConfig {
   grpcHost: string;
   grpcPort: number;
+  /** GRPC_INSECURE_LISTEN=true: a non-loopback address without TLS or a token (logged as a warning). */
+  insecureListen: boolean;
   metricsHost: string;
   metricsPort: number;
   storeUri: string;
@@ -60,6 +69,69 @@ export interface KitConfig {
   authToken?: string;
   shutdownGraceMs: number;
   gpuSampleIntervalMs: number;
+  maxRunningJobs: number;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Safe by default: without TLS or a bearer token the gRPC port (reports, PHI) listens on loopback
+ * only; a wider GRPC_HOST needs one of them or GRPC_INSECURE_LISTEN=true. The metrics port
+ * carries counts only (no PHI, no ids), so it follows the gRPC default but any explicit
+ * METRICS_HOST is allowed (Prometheus scrapes it from another pod).
+ */
+function listenHosts(v: { GRPC_HOST?: string; METRICS_HOST?: string }, secured: boolean, insecureListen: boolean, problems: string[]) {
+  const open = secured || insecureListen;
+  const fallback = open ? '0.0.0.0' : '127.0.0.1';
+  const grpcHost = v.GRPC_HOST ?? fallback;
+  if (!open && !isLoopback(grpcHost)) {
+    problems.push(
+      `GRPC_HOST: ${JSON.stringify(grpcHost)} is not a loopback address and the port is unprotected; set GRPC_TLS_CERT/GRPC_TLS_KEY or GRPC_AUTH_TOKEN/GRPC_AUTH_TOKEN_FILE, or GRPC_INSECURE_LISTEN=true to accept it (docs/configuration.md)`,
+    );
+  }
+  return { grpcHost, metricsHost: v.METRICS_HOST ?? fallback };
+}
+
+/** Parses the TLS material at start, so a garbage file stops the service instead of failing every handshake. */
+function checkTls(cert: Buffer | undefined, key: Buffer | undefined, clientCa: Buffer | undefined, problems: string[]): void {
+  let certificate: X509Certificate | undefined;
+  if (cert) {
+    try {
+      certificate = new X509Certificate(cert);
+    } catch {
+      problems.push('GRPC_TLS_CERT: not a PEM certificate');
+    }
+  }
+  let privateKey: ReturnType<typeof createPrivateKey> | undefined;
+  if (key) {
+    try {
+      privateKey = createPrivateKey(key);
+    } catch {
+      problems.push('GRPC_TLS_KEY: not a PEM private key (or it is encrypted)');
+    }
+  }
+  if (certificate && privateKey && !certificate.checkPrivateKey(privateKey)) problems.push('GRPC_TLS_KEY: does not match the certificate in GRPC_TLS_CERT');
+  if (clientCa) {
+    const blocks = clientCa.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    const bad = blocks.length === 0 || blocks.some((pem) => {
+      try {
+        return !new X509Certificate(pem);
+      } catch {
+        return true;
+      }
+    });
+    if (bad) problems.push('GRPC_TLS_CLIENT_CA: not a bundle of PEM CA certificates');
+  }
+  if (certificate && privateKey && !problems.length) {
+    try {
+      tls.createSecureContext({ cert, key, ca: clientCa });
+    } catch (error) {
+      problems.push(`GRPC_TLS_CERT: unusable with GRPC_TLS_KEY/GRPC_TLS_CLIENT_CA (${(error as Error).message})`);
+    }
+  }
 }
 
 /**
@@ -103,21 +175,27 @@ export function loadConfig<E extends z.ZodRawShape = Record<never, never>>(
   const clientCa = read('GRPC_TLS_CLIENT_CA', v.GRPC_TLS_CLIENT_CA);
   const tokenFromFile = read('GRPC_AUTH_TOKEN_FILE', v.GRPC_AUTH_TOKEN_FILE)?.toString('utf8').trim();
   if (tokenFromFile !== undefined && tokenFromFile.length < 16) problems.push('GRPC_AUTH_TOKEN_FILE: token must be at least 16 characters');
+  checkTls(cert, key, clientCa, problems);
+  const authToken = v.GRPC_AUTH_TOKEN ?? tokenFromFile;
+  const insecureListen = v.GRPC_INSECURE_LISTEN === 'true';
+  const { grpcHost, metricsHost } = listenHosts(v, Boolean(cert && key) || Boolean(authToken), insecureListen, problems);
   if (problems.length) throw new ConfigError(problems);
 
   const service = Object.fromEntries(Object.keys(extra ?? {}).map((k) => [k, v[k]])) as z.infer<z.ZodObject<E>>;
   return {
-    grpcHost: v.GRPC_HOST,
+    grpcHost,
     grpcPort: v.GRPC_PORT,
-    metricsHost: v.METRICS_HOST,
+    insecureListen,
+    metricsHost,
     metricsPort: v.METRICS_PORT,
     storeUri: v.MEDSYN_STORE,
     logLevel: v.LOG_LEVEL,
     maxMessageBytes: v.GRPC_MAX_MESSAGE_BYTES,
     tls: cert && key ? { cert, key, clientCa } : undefined,
-    authToken: v.GRPC_AUTH_TOKEN ?? tokenFromFile,
+    authToken,
     shutdownGraceMs: v.SHUTDOWN_GRACE_SECONDS * 1000,
     gpuSampleIntervalMs: v.GPU_SAMPLE_INTERVAL_SECONDS * 1000,
+    maxRunningJobs: v.JOBS_MAX_RUNNING,
     service,
   };
 }

@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { jobs as jobsProto } from '@medsyn/proto';
 import { guardImplementation } from './calls';
 import { jobService } from './job-rpcs';
-import { ConfigError, loadConfig, type KitConfig, type ServiceDefaults } from './config';
+import { ConfigError, isLoopback, loadConfig, type KitConfig, type ServiceDefaults } from './config';
 import { bearerAuthInterceptor, telemetryInterceptor } from './interceptors';
 import { addReflection } from './reflection';
 
@@ -78,6 +78,7 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
     store,
     service: spec.name,
     runners: spec.jobRunners ?? {},
+    maxRunning: config.maxRunningJobs,
     onEvent: (event) => logger.info(event, 'job'),
   });
   registerJobGauge(metrics, () => jobs.counts());
@@ -126,8 +127,11 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
   }
 
   await jobs.load();
+  if (config.insecureListen && !config.tls && !config.authToken && !isLoopback(config.grpcHost)) {
+    logger.warn({ grpcHost: config.grpcHost }, 'GRPC_INSECURE_LISTEN=true: serving without TLS or a bearer token on a non-loopback address; anyone who can reach the port can send and read reports');
+  }
   for (const name of ['', ...serviceNames]) health.setStatus(name, 'SERVING');
-  logger.info({ grpcPort, metricsPort: metricsServer.port, tls: Boolean(config.tls), mutualTls: Boolean(config.tls?.clientCa), auth: Boolean(config.authToken), store: store.rootUri }, 'ready');
+  logger.info({ grpcPort, metricsPort: metricsServer.port, grpcHost: config.grpcHost, tls: Boolean(config.tls), mutualTls: Boolean(config.tls?.clientCa), auth: Boolean(config.authToken), store: store.rootUri }, 'ready');
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>

@@ -271,6 +271,21 @@ describe('bad configuration fails fast with a clear message', () => {
     expect(output).toMatch(/GRPC_TLS_CERT: cannot read .*missing\.crt \(ENOENT\)/);
   });
 
+  it('a garbage GRPC_TLS_CLIENT_CA: exits 1 naming it instead of starting "ready" and refusing every client', async () => {
+    const garbage = path.join(tmp.dir, 'garbage-ca.pem');
+    fs.writeFileSync(garbage, 'not a certificate\n');
+    const { code, output } = await exitOf({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: garbage });
+    expect(code).toBe(1);
+    expect(output).toMatch(/GRPC_TLS_CLIENT_CA: not a bundle of PEM CA certificates/);
+    expect(output).not.toMatch(/"msg":"ready"/);
+  });
+
+  it('an unprotected GRPC_HOST=0.0.0.0: exits 1 naming the variables that would allow it', async () => {
+    const { code, output } = await exitOf({ GRPC_HOST: '0.0.0.0' });
+    expect(code).toBe(1);
+    expect(output).toMatch(/GRPC_HOST: .*GRPC_TLS_CERT.*GRPC_AUTH_TOKEN.*GRPC_INSECURE_LISTEN=true/);
+  });
+
   it('in-process too, as a ConfigError', async () => {
     await expect(startService(testService(baseEnv({ METRICS_PORT: '-3' })))).rejects.toThrow(ConfigError);
   });
@@ -320,5 +335,14 @@ describe('transport security and authentication', () => {
     expect(await healthCheck(service.target)).toBe('SERVING');
     client.close();
     await service.shutdown();
+  });
+
+  it('warns at start when GRPC_INSECURE_LISTEN=true opens an unprotected port beyond loopback', async () => {
+    const logs = logSink();
+    const service = await startService(testService(baseEnv({ GRPC_HOST: '0.0.0.0', GRPC_INSECURE_LISTEN: 'true' }), { logDestination: logs.destination }));
+    expect(await healthCheck(service.target)).toBe('SERVING');
+    await service.shutdown();
+    const warning = logs.lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 40);
+    expect(warning).toMatchObject({ grpcHost: '0.0.0.0', msg: expect.stringMatching(/GRPC_INSECURE_LISTEN=true: serving without TLS or a bearer token/) });
   });
 });
