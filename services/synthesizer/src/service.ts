@@ -12,6 +12,8 @@ import {
   fetchModelDirectory,
   GenerationInputError,
   imageStatisticsCheck,
+  ModelCache,
+  ModelCacheFullError,
   ModelLoadError,
   QualityGate,
   randomSeed,
@@ -40,6 +42,12 @@ export const SYNTHESIZER_CONFIG = {
   /** ...or a prefix in the artifact store (URI), fetched into MODEL_CACHE_DIR at start. */
   MODEL_URI: z.string().min(1).optional(),
   MODEL_CACHE_DIR: z.string().min(1).default(path.join(os.tmpdir(), 'medsyn-models')),
+  /** The only store prefix a request's `model.uri` may name (MODEL_URI, the operator's, may be anywhere). */
+  MODELS_PREFIX: z.string().regex(/^([A-Za-z0-9._-]+\/)+$/, 'must be a store key prefix ending in "/"').default('models/'),
+  /** Request-named models kept loaded (and on disk) at once; the least recently used idle one is evicted. */
+  MODEL_CACHE_MAX_MODELS: z.coerce.number().int().min(1).max(64).default(2),
+  /** Synthesize requests waiting across all streams; one more is answered RESOURCE_EXHAUSTED. */
+  MAX_QUEUE_DEPTH: z.coerce.number().int().min(1).max(100000).default(64),
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
   INTRA_OP_THREADS: z.coerce.number().int().min(0).default(0),
   GUIDANCE_SCALE: optionalNumber,
@@ -98,6 +106,8 @@ function toRpcError(error: unknown, fieldPrefix: string): unknown {
 const NO_MODEL = () => new RpcError(grpc.status.FAILED_PRECONDITION, 'no model configured: set MODEL_DIR (an export directory) or MODEL_URI (a store prefix) and restart');
 
 interface Pending {
+  /** The Synthesize call that sent it: a cancelled call's requests leave the queue. */
+  call: object;
   item: SynthesisItem;
   done: (result: Awaited<ReturnType<typeof synthesize>>[number] | Error) => void;
 }
@@ -111,30 +121,38 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   let gate: QualityGate | undefined;
   let ctxRef: ServiceContext<Config> | undefined;
   let modelRef: synthesizer.GetModelInfoResponse['model'];
-  const models = new Map<string, Promise<DiffusionPipeline>>();
+  let models: ModelCache<{ pipeline: DiffusionPipeline; dir: string }> | undefined;
+  let defaultPrefix: string | undefined;
   const queue: Pending[] = [];
   let draining = false;
   let metrics: { images: Counter<'outcome'>; rejections: Counter<'reason'>; steps: Counter; queueDepth: Gauge } | undefined;
 
-  const pipelineFor = async (ref: { uri: string } | undefined, field: string): Promise<DiffusionPipeline> => {
-    if (!ref || !ref.uri || ref.uri === modelRef?.uri) {
+  /** The model a request names (held until `release`), or the loaded one; only under MODELS_PREFIX. */
+  const pipelineFor = async (ref: { uri: string } | undefined, field: string): Promise<{ model: DiffusionPipeline; release: () => void }> => {
+    const loaded = () => {
       if (!pipeline) throw NO_MODEL();
-      return pipeline;
-    }
+      return { model: pipeline, release: () => undefined };
+    };
+    if (!ref || !ref.uri || ref.uri === modelRef?.uri) return loaded();
     const ctx = ctxRef!;
-    let loading = models.get(ref.uri);
-    if (!loading) {
-      let prefix: string;
-      try {
-        prefix = storePrefixOf(ctx.store, ref.uri);
-      } catch {
-        throw invalidArgument(`${field}.uri`, 'is not in this service\'s artifact store');
-      }
-      loading = fetchModelDirectory(ctx.store, prefix, ctx.config.service.MODEL_CACHE_DIR).then((dir) => loadPipeline(dir, ctx.config.service));
-      models.set(ref.uri, loading);
-      loading.catch(() => models.delete(ref.uri));
+    let prefix: string;
+    try {
+      prefix = storePrefixOf(ctx.store, ref.uri);
+    } catch {
+      throw invalidArgument(`${field}.uri`, 'is not in this service\'s artifact store');
     }
-    return loading;
+    if (prefix === defaultPrefix) return loaded();
+    const allowed = ctx.config.service.MODELS_PREFIX;
+    if (!prefix.startsWith(allowed) || prefix === allowed) {
+      throw new RpcError(grpc.status.PERMISSION_DENIED, `${field}.uri: models are read only from under the store prefix "${allowed}" (MODELS_PREFIX)`, `${field}.uri`);
+    }
+    try {
+      const { model, release } = await models!.acquire(prefix);
+      return { model: model.pipeline, release };
+    } catch (error) {
+      if (error instanceof ModelCacheFullError) throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `${field}.uri: ${error.message} (MODEL_CACHE_MAX_MODELS); retry when a job finishes`, `${field}.uri`);
+      throw error;
+    }
   };
 
   // One batch at a time from the shared queue: batching across streams, no CPU oversubscription.
@@ -163,9 +181,17 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   };
 
   const runDataset = async (job: JobContext) => {
-    const ctx = ctxRef!;
     const spec = job.spec as DatasetSpec & { model?: { uri: string } };
-    const model = await pipelineFor(spec.model, 'model');
+    const { model, release } = await pipelineFor(spec.model, 'model');
+    try {
+      await runShard(job, model, spec);
+    } finally {
+      release();
+    }
+  };
+
+  const runShard = async (job: JobContext, model: DiffusionPipeline, spec: DatasetSpec) => {
+    const ctx = ctxRef!;
     const result = await runDatasetShard(ctx.store, model, spec, {
       gate,
       maxBatch: ctx.config.service.MAX_BATCH,
@@ -194,6 +220,18 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     async register(ctx) {
       ctxRef = ctx;
       const config = ctx.config.service;
+      models = new ModelCache({
+        maxModels: config.MODEL_CACHE_MAX_MODELS,
+        load: async (prefix) => {
+          const dir = await fetchModelDirectory(ctx.store, prefix, config.MODEL_CACHE_DIR);
+          return { pipeline: await loadPipeline(dir, config), dir };
+        },
+        evict: async (prefix, { pipeline: evicted, dir }) => {
+          ctx.logger.info({ prefix }, 'evicting a model from the cache');
+          await evicted.close();
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
+      });
       const { prefix, registry } = ctx.metrics;
       metrics = {
         images: new Counter({ name: `${prefix}images_total`, help: 'Images finished, by quality-gate outcome.', labelNames: ['outcome'], registers: [registry] }),
@@ -202,7 +240,8 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         queueDepth: new Gauge({ name: `${prefix}queue_depth`, help: 'Synthesize requests waiting for a batch.', registers: [registry] }),
       };
       if (config.MODEL_DIR || config.MODEL_URI) {
-        const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, storePrefixOf(ctx.store, config.MODEL_URI!), config.MODEL_CACHE_DIR));
+        if (!config.MODEL_DIR) defaultPrefix = storePrefixOf(ctx.store, config.MODEL_URI!);
+        const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, defaultPrefix!, config.MODEL_CACHE_DIR));
         pipeline = await loadPipeline(dir, config);
         modelRef = { uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`, sha256: pipeline.info.digest, sizeBytes: 0, mediaType: 'application/vnd.medsyn.diffusion-pipeline' };
       } else {
@@ -263,8 +302,13 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
               respond({ id, error: { code: 'INVALID_ARGUMENT', message: e instanceof RpcError ? e.message : 'invalid request', field, recordId: id } });
               return;
             }
+            if (queue.length >= config.MAX_QUEUE_DEPTH) {
+              respond({ id, error: { code: 'RESOURCE_EXHAUSTED', message: `the queue holds ${queue.length} requests (MAX_QUEUE_DEPTH); send fewer at once or retry later`, field: '', recordId: id } });
+              return;
+            }
             open++;
             queue.push({
+              call,
               item,
               done: (result) => {
                 open--;
@@ -293,6 +337,11 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
             finish();
           });
           call.on('error', () => undefined);
+          // A cancelled stream's waiting requests are dropped: nobody would read their images.
+          call.on('cancelled', () => {
+            for (let i = queue.length - 1; i >= 0; i--) if (queue[i]!.call === call) queue.splice(i, 1);
+            metrics?.queueDepth.set(queue.length);
+          });
         },
 
         startSynthesizeDataset: async (call, callback) => {
@@ -313,13 +362,15 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           if (imagesPerPrompt > 100) throw invalidArgument('images_per_prompt', `must be at most 100, got ${imagesPerPrompt}`);
           if (request.outputPrefix && !/^[A-Za-z0-9._\-/]+\/$/.test(request.outputPrefix)) throw invalidArgument('output_prefix', 'must be a store key prefix ending in "/"');
           if (!request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
-          const model = await pipelineFor(request.model, 'model').catch((error: unknown) => {
+          const { model, release } = await pipelineFor(request.model, 'model').catch((error: unknown) => {
             throw toRpcError(error, 'params');
           });
           try {
             model.resolve({ ...params, prompt: 'validation', seed: 0n });
           } catch (error) {
             throw toRpcError(error, 'params');
+          } finally {
+            release();
           }
           const spec: DatasetSpec & { model?: { uri: string } } = {
             promptsKey,
@@ -330,7 +381,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
             ...(request.model?.uri ? { model: { uri: request.model.uri } } : {}),
           };
           // JSON round trip: the spec is persisted and compared as plain JSON.
-          const job = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec: JSON.parse(JSON.stringify(spec)) });
+          const job = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec: JSON.parse(JSON.stringify(spec)), outputPrefix: spec.outputPrefix });
           callback(null, { job: toProtoJob(job) });
         },
       };

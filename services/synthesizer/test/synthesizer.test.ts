@@ -237,3 +237,90 @@ describe('dataset job: shard, kill, resume', () => {
     for (const p of processes) expect(p.output()).not.toContain('pleural effusion');
   });
 });
+
+describe('synthesizer bounds', () => {
+  const tmp = makeTempDir('synthesizer-bounds');
+  const cacheDir = path.join(tmp.dir, 'model-cache');
+  const store = new FileArtifactStore(path.join(tmp.dir, 'store'));
+  let service: RunningService;
+  let client: synthesizer.SynthesizerServiceClient;
+  let jobsClient: jobs.JobServiceClient;
+  const params = (steps: number) => synthesizer.GenerationParams.fromPartial({ numInferenceSteps: steps, seed: 7 });
+
+  beforeAll(async () => {
+    for (const prefix of ['models/a/', 'models/b/', 'jobs/planted/']) {
+      for (const f of fs.readdirSync(MODEL_DIR, { recursive: true }) as string[]) {
+        if (fs.statSync(path.join(MODEL_DIR, f)).isFile()) await store.put(`${prefix}${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(MODEL_DIR, f)));
+      }
+    }
+    service = await startService(synthesizerService(testServiceEnv(path.join(tmp.dir, 'store'), { MODEL_DIR, MAX_BATCH: '1', MAX_QUEUE_DEPTH: '6', MODEL_CACHE_MAX_MODELS: '1', MODEL_CACHE_DIR: cacheDir })));
+    client = new synthesizer.SynthesizerServiceClient(service.target, grpc.credentials.createInsecure());
+    jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure());
+  });
+  afterAll(async () => {
+    client?.close();
+    jobsClient?.close();
+    await service?.shutdown();
+    tmp.remove();
+  });
+
+  const modelRef = (prefix: string) => ({ uri: `${store.rootUri}/${prefix}`, sha256: '', sizeBytes: 0, mediaType: '' });
+  const finished = (jobId: string) =>
+    new Promise<common.Job>((resolve, reject) => {
+      let last: common.Job | undefined;
+      const call = jobsClient.watchJob({ jobId });
+      call.on('data', (r: { job: common.Job }) => (last = r.job));
+      call.on('end', () => resolve(last!));
+      call.on('error', reject);
+    });
+  const imagesMade = async () => {
+    const exposition = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
+    return [...exposition.matchAll(/^medsyn_synthesizer_images_total\{outcome="\w+"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+
+  it('reads request-named models only under MODELS_PREFIX, refusing others as PERMISSION_DENIED naming model.uri', async () => {
+    const prompts = await putJsonl(store, 'prompts/p.jsonl', [{ id: 'a', prompt: 'effusion' }]);
+    for (const prefix of ['jobs/planted/', 'prompts/', 'models/']) {
+      await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: `outside-${prefix}`, prompts, params: params(2), model: modelRef(prefix) }))).rejects.toMatchObject({
+        code: grpc.status.PERMISSION_DENIED,
+        details: expect.stringContaining('model.uri'),
+      });
+    }
+    expect(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : []).toEqual([]);
+  });
+
+  it('keeps at most MODEL_CACHE_MAX_MODELS request-named models, evicting the idle one (and its files)', async () => {
+    const prompts = await putJsonl(store, 'prompts/p.jsonl', [{ id: 'a', prompt: 'effusion' }]);
+    for (const name of ['a', 'b']) {
+      const started = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', dataset({ requestId: `model-${name}`, prompts, params: params(2), model: modelRef(`models/${name}/`) }));
+      expect((await finished(started.job!.jobId)).state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
+      expect(fs.readdirSync(cacheDir)).toHaveLength(1);
+    }
+  });
+
+  it('answers RESOURCE_EXHAUSTED for requests past MAX_QUEUE_DEPTH, and generates the rest', async () => {
+    const responses = await stream(client, Array.from({ length: 12 }, (_, i) => ({ id: `q${i}`, prompt: 'effusion', params: params(8) })));
+    const exhausted = responses.filter((r) => r.error?.code === 'RESOURCE_EXHAUSTED');
+    expect(responses).toHaveLength(12);
+    expect(exhausted.length).toBeGreaterThanOrEqual(5);
+    expect(exhausted[0]!.error!.message).toContain('MAX_QUEUE_DEPTH');
+    expect(responses.filter((r) => r.image.length > 0).length).toBe(12 - exhausted.length);
+  });
+
+  it('drops a cancelled stream\'s queued requests instead of generating them', async () => {
+    const before = await imagesMade();
+    const call = client.synthesize();
+    call.on('error', () => undefined);
+    const first = new Promise<void>((resolve) => call.once('data', () => resolve()));
+    for (let i = 0; i < 6; i++) call.write(synthesizer.SynthesizeRequest.fromPartial({ id: `c${i}`, prompt: 'effusion', params: params(40) }));
+    await first;
+    call.cancel();
+    // The queue is first in, first out: once a later request is answered, whatever was left of the cancelled stream has been dealt with.
+    const probe = await stream(client, [{ id: 'after', prompt: 'effusion', params: params(2) }]);
+    expect(probe[0]!.image.length).toBeGreaterThan(0);
+    const made = (await imagesMade()) - before - 1;
+    expect(made).toBeGreaterThanOrEqual(1);
+    // The first, the one being denoised when the cancel arrived, and one more of margin for a slow machine: never all 6.
+    expect(made).toBeLessThanOrEqual(3);
+  });
+});
