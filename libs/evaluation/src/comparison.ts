@@ -60,16 +60,33 @@ export class EvaluationConfigError extends Error {
   }
 }
 
+/**
+ * Upper bounds no real comparison reaches (docs/evaluator.md): a request past them is refused
+ * naming the field, before it can ask for billions of runs or a 1-megapixel-wide encoder input.
+ */
+export const EVALUATION_LIMITS = {
+  encoders: 32,
+  baseline_size: 1024,
+  baseline_width: 4096,
+  label_fractions: 16,
+  seeds: 32,
+  max_images: 10_000_000,
+  epochs: 10_000,
+  report_samples: 64,
+} as const;
+
 /** Checks a parsed config (YAML, JSON or a request) and fills defaults; errors name the field. */
 export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'>> & Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'> {
   const c = (value ?? {}) as Partial<EvaluationConfig>;
   if (!Array.isArray(c.encoders) || c.encoders.length === 0) throw new EvaluationConfigError('encoders', 'at least one encoder is required');
+  if (c.encoders.length > EVALUATION_LIMITS.encoders) throw new EvaluationConfigError('encoders', `at most ${EVALUATION_LIMITS.encoders} encoders, got ${c.encoders.length}`);
   const names = new Set<string>();
   c.encoders.forEach((e, i) => {
     if (!e || typeof e.name !== 'string' || !e.name) throw new EvaluationConfigError(`encoders[${i}].name`, 'is required');
     if (!e.baseline === !e.bundle) throw new EvaluationConfigError(`encoders[${i}].bundle`, 'give exactly one of bundle (a bundle folder) and baseline (a random-init encoder)');
     if (e.bundle !== undefined && typeof e.bundle !== 'string') throw new EvaluationConfigError(`encoders[${i}].bundle`, 'must be a folder path');
-    if (e.baseline && !(Number.isInteger(e.baseline.size) && e.baseline.size >= 16)) throw new EvaluationConfigError(`encoders[${i}].baseline.size`, 'must be an integer >= 16');
+    if (e.baseline && !(Number.isInteger(e.baseline.size) && e.baseline.size >= 16 && e.baseline.size <= EVALUATION_LIMITS.baseline_size)) throw new EvaluationConfigError(`encoders[${i}].baseline.size`, `must be an integer from 16 to ${EVALUATION_LIMITS.baseline_size}`);
+    if (e.baseline?.width !== undefined && !(Number.isInteger(e.baseline.width) && e.baseline.width >= 1 && e.baseline.width <= EVALUATION_LIMITS.baseline_width)) throw new EvaluationConfigError(`encoders[${i}].baseline.width`, `must be an integer from 1 to ${EVALUATION_LIMITS.baseline_width}`);
     if (names.has(e.name)) throw new EvaluationConfigError(`encoders[${i}].name`, `"${e.name}" is used twice`);
     names.add(e.name);
   });
@@ -80,15 +97,21 @@ export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationC
     if (!TASKS.includes(t)) throw new EvaluationConfigError(`tasks[${i}]`, `unknown task "${t}" (known: ${TASKS.join(', ')})`);
   });
   const fractions = c.label_fractions ?? [0.01, 0.1, 1];
+  if (fractions.length > EVALUATION_LIMITS.label_fractions) throw new EvaluationConfigError('label_fractions', `at most ${EVALUATION_LIMITS.label_fractions} fractions, got ${fractions.length}`);
   fractions.forEach((f, i) => {
     if (!(typeof f === 'number' && f > 0 && f <= 1)) throw new EvaluationConfigError(`label_fractions[${i}]`, 'must be in (0, 1]');
   });
   const seeds = c.seeds ?? [0, 1, 2];
   seeds.forEach((s, i) => {
-    if (!Number.isInteger(s) || s < 0) throw new EvaluationConfigError(`seeds[${i}]`, 'must be a non-negative integer');
+    if (!Number.isSafeInteger(s) || s < 0) throw new EvaluationConfigError(`seeds[${i}]`, 'must be an integer from 0 to 2^53 - 1');
   });
+  if (seeds.length > EVALUATION_LIMITS.seeds) throw new EvaluationConfigError('seeds', `at most ${EVALUATION_LIMITS.seeds} seeds, got ${seeds.length}`);
   if (seeds.length === 0) throw new EvaluationConfigError('seeds', 'at least one seed is required');
-  if (c.max_images !== undefined && !(Number.isInteger(c.max_images) && c.max_images >= 8)) throw new EvaluationConfigError('max_images', 'must be an integer >= 8');
+  if (c.max_images !== undefined && !(Number.isInteger(c.max_images) && c.max_images >= 8 && c.max_images <= EVALUATION_LIMITS.max_images)) throw new EvaluationConfigError('max_images', `must be an integer from 8 to ${EVALUATION_LIMITS.max_images}`);
+  for (const [task, n] of Object.entries(c.epochs ?? {})) {
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= EVALUATION_LIMITS.epochs)) throw new EvaluationConfigError(`epochs.${task}`, `must be an integer from 1 to ${EVALUATION_LIMITS.epochs}`);
+  }
+  if (c.report_samples !== undefined && !(Number.isInteger(c.report_samples) && c.report_samples >= 0 && c.report_samples <= EVALUATION_LIMITS.report_samples)) throw new EvaluationConfigError('report_samples', `must be an integer from 0 to ${EVALUATION_LIMITS.report_samples}`);
   const provider = c.execution_provider ?? 'cpu';
   if (!['cpu', 'cuda', 'webgpu'].includes(provider)) throw new EvaluationConfigError('execution_provider', `must be cpu, cuda or webgpu, got "${provider}"`);
   return {

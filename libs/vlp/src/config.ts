@@ -132,6 +132,24 @@ function uris(v: unknown, field: string): string[] {
 const ref = (v: unknown, field: string) => (isObject(v) ? text(v.uri, `${field}.uri`) : text(v, field));
 
 /**
+ * Upper bounds no real run reaches on one GPU (docs/pretrainer.md): they turn a typo or a hostile
+ * request (batch 1e9, image size 1,048,576) into INVALID_ARGUMENT naming the field, not an
+ * allocation that takes the process down.
+ */
+export const PRETRAINING_LIMITS = {
+  image_size: 1024,
+  width: 4096,
+  layers: 48,
+  hidden_size: 8192,
+  heads: 128,
+  vocab_size: 1_000_000,
+  batch_size: 4096,
+  epochs: 10_000,
+  steps: 10_000_000,
+  embedding_size: 8192,
+} as const;
+
+/**
  * Reads a configuration (parsed YAML or JSON in the proto's snake_case, or ts-proto's camelCase
  * objects), fills defaults and checks every field; throws PretrainingConfigError naming the field.
  */
@@ -154,17 +172,17 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
     method,
     imageEncoder: {
       architecture: oneOf(image.architecture, 'image_encoder.architecture', ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'vit_tiny', 'vit_small', 'vit_base_16'], 'resnet50'),
-      imageSize: number(image.imageSize, 'image_encoder.image_size', 224, { integer: true, min: 16 }) || 224,
-      width: number(image.width, 'image_encoder.width', 0, { integer: true, min: 0 }),
+      imageSize: number(image.imageSize, 'image_encoder.image_size', 224, { integer: true, min: 16, max: PRETRAINING_LIMITS.image_size }) || 224,
+      width: number(image.width, 'image_encoder.width', 0, { integer: true, min: 0, max: PRETRAINING_LIMITS.width }),
       init: ref(image.init, 'image_encoder.init'),
     },
     textEncoder: {
-      layers: number(textEnc.layers, 'text_encoder.layers', 4, { integer: true, min: 1 }),
-      hiddenSize: number(textEnc.hiddenSize, 'text_encoder.hidden_size', 256, { integer: true, min: 1 }),
-      heads: number(textEnc.heads, 'text_encoder.heads', 4, { integer: true, min: 1 }),
+      layers: number(textEnc.layers, 'text_encoder.layers', 4, { integer: true, min: 1, max: PRETRAINING_LIMITS.layers }),
+      hiddenSize: number(textEnc.hiddenSize, 'text_encoder.hidden_size', 256, { integer: true, min: 1, max: PRETRAINING_LIMITS.hidden_size }),
+      heads: number(textEnc.heads, 'text_encoder.heads', 4, { integer: true, min: 1, max: PRETRAINING_LIMITS.heads }),
       maxLength: number(textEnc.maxLength, 'text_encoder.max_length', 128, { integer: true, min: 4, max: 512 }) || 128,
       vocab: ref(textEnc.vocab, 'text_encoder.vocab'),
-      vocabSize: number(textEnc.vocabSize, 'text_encoder.vocab_size', 8000, { integer: true, min: 16 }) || 8000,
+      vocabSize: number(textEnc.vocabSize, 'text_encoder.vocab_size', 8000, { integer: true, min: 16, max: PRETRAINING_LIMITS.vocab_size }) || 8000,
       init: ref(textEnc.init, 'text_encoder.init'),
     },
     data: {
@@ -175,8 +193,8 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
       augment: !data.disableAugmentation,
     },
     // At least 2: contrastive losses need in-batch negatives.
-    batchSize: number(top.batchSize, 'batch_size', 32, { integer: true, min: 2 }),
-    epochs: number(top.epochs, 'epochs', 1, { integer: true, min: 1 }),
+    batchSize: number(top.batchSize, 'batch_size', 32, { integer: true, min: 2, max: PRETRAINING_LIMITS.batch_size }),
+    epochs: number(top.epochs, 'epochs', 1, { integer: true, min: 1, max: PRETRAINING_LIMITS.epochs }),
     optimizer: {
       name: oneOf(optimizer.name, 'optimizer.name', ['adamw', 'sgd'], 'adamw'),
       learningRate: number(optimizer.learningRate, 'optimizer.learning_rate', 2e-4, { min: 0, minExclusive: true }),
@@ -187,16 +205,16 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
       maxGradNorm: number(optimizer.maxGradNorm, 'optimizer.max_grad_norm', 0, { min: 0 }),
     },
     schedule: {
-      warmupSteps: number(schedule.warmupSteps, 'schedule.warmup_steps', 0, { integer: true, min: 0 }),
+      warmupSteps: number(schedule.warmupSteps, 'schedule.warmup_steps', 0, { integer: true, min: 0, max: PRETRAINING_LIMITS.steps }),
       decay: oneOf(schedule.decay, 'schedule.decay', ['cosine', 'constant'], 'cosine'),
       minLrRatio: number(schedule.minLrRatio, 'schedule.min_lr_ratio', 0, { min: 0, max: 1 }),
     },
-    seed: number(top.seed, 'seed', 0, { integer: true, min: 0 }),
-    checkpointEverySteps: number(top.checkpointEverySteps, 'checkpoint_every_steps', 0, { integer: true, min: 0 }),
-    embeddingSize: number(top.embeddingSize, 'embedding_size', 128, { integer: true, min: 1 }) || 128,
+    seed: number(top.seed, 'seed', 0, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
+    checkpointEverySteps: number(top.checkpointEverySteps, 'checkpoint_every_steps', 0, { integer: true, min: 0, max: PRETRAINING_LIMITS.steps }),
+    embeddingSize: number(top.embeddingSize, 'embedding_size', 128, { integer: true, min: 1, max: PRETRAINING_LIMITS.embedding_size }) || 128,
     temperature: number(top.temperature, 'temperature', 0, { min: 0 }),
     methodOptions,
-    gradientAccumulation: number(top.gradientAccumulation, 'gradient_accumulation', 1, { integer: true, min: 0 }) || 1,
+    gradientAccumulation: number(top.gradientAccumulation, 'gradient_accumulation', 1, { integer: true, min: 0, max: PRETRAINING_LIMITS.batch_size }) || 1,
     executionProvider: oneOf(top.executionProvider, 'execution_provider', ['cpu', 'cuda', 'webgpu'], 'cpu'),
   };
   if (config.data.realPairs.length + config.data.syntheticPairs.length === 0) throw new PretrainingConfigError('data.real_pairs', 'no pair manifest given (data.real_pairs or data.synthetic_pairs)');

@@ -107,6 +107,12 @@ describe('evaluation jobs over gRPC', () => {
     const fraction = request('eval-5');
     fraction.config!.labelFractions = [1.5];
     await expect(callUnary(client, 'startEvaluation', fraction)).rejects.toMatchObject({ details: expect.stringContaining('config.label_fractions[0]') });
+    const huge = request('eval-huge');
+    huge.config!.maxImages = 1e9;
+    await expect(callUnary(client, 'startEvaluation', huge)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.max_images') });
+    const epochs = request('eval-epochs');
+    epochs.config!.epochs = 1e9;
+    await expect(callUnary(client, 'startEvaluation', epochs)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.epochs.classification') });
     await expect(callUnary(client, 'getEvaluationResult', { jobId: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
   });
 

@@ -121,6 +121,9 @@ describe('PretrainerService jobs', () => {
     const bad = start;
     await expect(bad('b1', tinyConfig(manifest, { method: pretrainer.Method.METHOD_UNSPECIFIED }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config.method: is required/) });
     await expect(bad('b2', tinyConfig(manifest, { batchSize: 0 }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'config.batch_size: must be >= 2, got 0' });
+    // Upper bounds (PRETRAINING_LIMITS): sizes no GPU run reaches are refused before anything is allocated.
+    await expect(bad('b2-huge', tinyConfig(manifest, { batchSize: 1e9 }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'config.batch_size: must be <= 4096, got 1000000000' });
+    await expect(bad('b2-wide', tinyConfig(manifest, { imageEncoder: { architecture: 'resnet18', imageSize: 1_048_576, width: 8, init: undefined } }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'config.image_encoder.image_size: must be <= 1024, got 1048576' });
     await expect(bad('b3', tinyConfig('nowhere/pairs.jsonl'))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'config.data.real_pairs[0]: manifest nowhere/pairs.jsonl not found' });
     await expect(bad('b4', tinyConfig(manifest, { imageEncoder: { architecture: 'alexnet', imageSize: 32, width: 8, init: undefined } }))).rejects.toMatchObject({ details: expect.stringMatching(/^config.image_encoder.architecture: must be one of/) });
     await expect(bad('', tinyConfig(manifest))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^request_id/) });
