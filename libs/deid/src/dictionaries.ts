@@ -58,12 +58,16 @@ export const ACRONYMS: ReadonlySet<string> = new Set([
   'CT', 'MR', 'MRI', 'PA', 'AP', 'ICU', 'MICU', 'SICU', 'CCU', 'NICU', 'ED', 'ER', 'OR', 'PACU', 'CXR', 'KUB', 'US', 'IV',
   'PICC', 'NG', 'OG', 'ET', 'ETT', 'PET', 'EKG', 'ECG', 'TB', 'HIV', 'COPD', 'CHF', 'CAD', 'RN', 'MD', 'DO', 'NP', 'PCP', 'OSH',
   'XXXX', 'ID', 'MRN', 'SSN', 'DOB', 'ACC', 'POD', 'HPI', 'ROS', 'SOB', 'CP', 'HX', 'PMH', 'AM', 'PM', 'N/A', 'NA',
+  // Room air, blood bank, physical and occupational therapy, haemodialysis: where patients and samples go that is no place.
+  'RA', 'BB', 'PT', 'OT', 'HD',
 ]);
 
 /** Wards and services of a hospital (intensive care units, emergency, theatre): where a patient is, never who or which hospital. */
 export const CLINICAL_UNITS: ReadonlySet<string> = new Set([
   'ICU', 'MICU', 'SICU', 'CCU', 'CICU', 'CVICU', 'CSRU', 'CTICU', 'NICU', 'PICU', 'TSICU', 'NSICU', 'NEURO', 'PACU', 'ED', 'ER', 'EW', 'OR', 'EP', 'CATH',
   'LAB', 'OSH', 'ECU', 'SDU', 'HDU', 'IR', 'GI', 'NSG', 'REHAB', 'FLOOR', 'VNA', 'EMS', 'HOME',
+  // Kinds of ward and facility, not their names.
+  'STEPDOWN', 'TELE', 'TELEMETRY', 'HOSP', 'HOSPITAL', 'SNF', 'TCU', 'LTC', 'NH', 'ECF', 'CLINIC', 'HOSPICE', 'UNIT',
 ]);
 
 /**

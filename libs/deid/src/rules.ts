@@ -1,4 +1,4 @@
-import { ACRONYMS, CLINICAL_UNITS, ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NATIONALITIES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_NAMES } from './dictionaries';
+import { ACRONYMS, CLINICAL_UNITS, ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NATIONALITIES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES } from './dictionaries';
 import type { PhiLabel } from './types';
 
 /**
@@ -203,6 +203,15 @@ function unknownPlace(value: string, match: RegExpExecArray, text: string): bool
   });
 }
 
+/** One word after a movement cue, in any case: a place when no lexicon holds it as a clinical or English word, or a town of the world lists. */
+function placeAfterMovement(value: string): boolean {
+  const k = key(value);
+  // Any intensive-care unit, misspelt or not ("NISICU", "micua"), is a ward, not a place.
+  if (value.length < 2 || stopWord(value) || NOT_LOCATIONS.has(k) || CLINICAL_UNITS.has(value.toUpperCase()) || /icu|ccu/i.test(value)) return false;
+  if (WORLD_CITIES.has(k) && !ENGLISH_WORDS.has(k)) return true;
+  return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !ACRONYMS.has(value.toUpperCase());
+}
+
 // ------------------------------------------------------------------ identifiers and contacts
 /** Words that label an identifier ("MRN: 1234567", "acct# ..."); "ID:" as a heading (infectious disease) needs 4 digits after it like any other. */
 const ID_CUE = `(?:${[
@@ -224,6 +233,9 @@ const PHONE_US = `(?:\\+?1[\\s.-]?)?(?:\\(\\d{3}\\)\\s?|\\d{3}${PHONE_SEPARATOR}
 const PHONE_CUE = '(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|pg|beeper|beep|cell(?:ular)?|mobile|cellphone|call(?:ed)?(?:\\s+(?:me|him|her|them|us))?\\s+(?:at|on)|contact(?:ed)?\\s+(?:at|on)|(?:be\\s+)?reach(?:ed)?\\s+(?:me\\s+)?(?:at|on)|number(?:\\s+is)?)';
 /** Words before a town or an institution in a note: transfers, homes. */
 const PLACE_CUE = '(?:transferred\\s+(?:here\\s+)?(?:from|to)|transfer\\s+(?:from|to)|lives\\s+in|living\\s+in|resides\\s+in|resident\\s+of|moved\\s+(?:here\\s+)?from|home\\s+in|town\\s+of|city\\s+of|returned\\s+from|visiting\\s+from)';
+/** Moving a patient or a relative somewhere, or being there: the place follows ("transferred to GH", "son lives in Pikesville"). */
+const MOVEMENT_CUE =
+  "(?:trans?fer(?:r?ed)?|tranfer(?:r?ed)?|tx'?d?)\\s+(?:back\\s+)?(?:to|from)|admitted\\s+(?:to|from)|went\\s+to|presented\\s+(?:to|at)|taken\\s+to|brought\\s+to|(?:med-?)?flighted\\s+to|sent\\s+(?:to|from)|discharged\\s+(?:to|from)|rec(?:ie|ei)ved\\s+from|returned\\s+(?:to|from)|lives?\\s+(?:in|at)|living\\s+in|works?\\s+(?:at|for)|f/u\\s+w/|(?:fly|flying)\\s+(?:in\\s+)?from";
 /** Words that start no name: a candidate beginning with one is another phrase ("spoke to MD", "updated by RN"). */
 const NOT_NAME_START = '(?![Bb]y\\b|BY\\b|[Tt]o\\b|TO\\b|[Ww]ith\\b|WITH\\b|[Aa]nd\\b|AND\\b|[Tt]he\\b|THE\\b|[Oo]f\\b|OF\\b|[Pp]er\\b|PER\\b|[Ff]rom\\b|FROM\\b|[Ff]or\\b|FOR\\b|[Aa]t\\b|AT\\b|[Oo]n\\b|ON\\b|[Ii]n\\b|IN\\b)';
 
@@ -305,5 +317,6 @@ export const RULES: readonly Rule[] = [
   { name: 'institution_initialism', label: 'LOCATION', requires: /[A-Z]MC\b/, pattern: /\b[A-Z]{1,4}MC\b/g, accept: (v) => !ACRONYMS.has(v) && !MEDICAL_TERMS.has(v.toLowerCase()) },
   { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|near|lives\s+in|resides\s+in)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },
   { name: 'ward', label: 'LOCATION', requires: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg)\b/, pattern: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g, accept: (v) => /\d/.test(v) || v.split(/\s+/).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(w)) },
+  { name: 'place_after_movement', label: 'LOCATION', pattern: m(`\\b(?:${anyCase(MOVEMENT_CUE)})[ \\t]+(?:${anyCase('the')}[ \\t]+)?(?<phi>[A-Za-z][A-Za-z'’]*[A-Za-z])\\b(?!-)`, 'gd'), group: 'phi', accept: placeAfterMovement },
   { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(PLACE_CUE)}\\s+(?<phi>(?:St\\.?\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,2})`, 'gd'), group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) || (institutionName(`${v} x`) && v.split(/\s+/).every((w) => !stopWord(w) && !clinicalWord(key(w)) && !MEDICAL_TERMS.has(key(w)))) },
 ];

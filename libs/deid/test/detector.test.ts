@@ -82,6 +82,9 @@ describe('RuleDetector', () => {
     ['INDICATION: Cough. Patient John Smith, MRN 12345678.', 'NAME', 'John Smith'],
     ['Patient Will Rogers was seen.', 'NAME', 'Will Rogers'],
     ['Plan reviewed; wife Mary Fisher called twice.', 'NAME', 'Mary Fisher'],
+    ['PT TRANSFERRED TO BMH FOR CATH.', 'LOCATION', 'BMH'],
+    ['plan: transfer to westbrook 4 today', 'LOCATION', 'westbrook'],
+    ['Son flying in from Tallinn tomorrow.', 'LOCATION', 'Tallinn'],
     ['Dr. Glenn Hunt aware of the pressures.', 'NAME', 'Glenn Hunt'],
     ['SOCIAL: SPOKE WITH DAUGHTER DOLORES ON PHONE.', 'NAME', 'DOLORES'],
     ['Rested overnight.\n JOANNA K. WIELICZKO, RRT', 'NAME', 'JOANNA K. WIELICZKO'],
@@ -106,6 +109,7 @@ describe('RuleDetector', () => {
     'SIMV 700x12, 50%, 5/5. Dose 500x12. MAPS 70-80s, RR 20-30s, output 20-30cc/hr.',
     'PT REMAINS SEDATED. GIVEN LASIX. SEE FLOWSHEET FOR DETAILS. NEO GTT OFF. OOB TO CHAIR.',
     'Vanco and Amio given; Trach care; NPO; to MICU then CCU.',
+    'Transferred to stepdown; then transferred to tele. Sent to BB for type and cross; weaned from RA to 2L. Admitted to NSICU.',
     'Hunt and Hess grade 3; Fisher grade 2; Glenn procedure in childhood; Ann Arbor stage II.',
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
