@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_TAGGER_DIR, PhiTagger } from '../src/tagger';
+import { combineRuleAndTaggerSpans } from '../src';
+import { DEFAULT_TAGGER_DIR, FEATURE_SLOTS, FeatureExtractor, PhiTagger, TAGGER_CLASSES, decodeSpans, tokenize } from '../src/tagger';
 import { trainTagger } from '../train/train';
 import type { LabelledText } from '../train/surrogates';
 
@@ -49,6 +50,50 @@ describe('PhiTagger (the shipped model)', () => {
 
   it('ships a model file of at most 30 MB', () => {
     expect(statSync(join(DEFAULT_TAGGER_DIR, 'model.onnx')).size).toBeLessThanOrEqual(30 * 1024 * 1024);
+  });
+});
+
+describe('tagger features and decoding', () => {
+  it('tells each token which rule span covers it (the rules stacked into the tagger)', () => {
+    const features = new FeatureExtractor(1 << 12);
+    const text = 'Seen by Dr. Kowalczyk today.';
+    const tokens = tokenize(text);
+    const withRules = new Int32Array(tokens.length * FEATURE_SLOTS);
+    const without = new Int32Array(tokens.length * FEATURE_SLOTS);
+    features.featurize(features.prepare(text, tokens), 0, tokens.length, withRules);
+    features.featurize(features.prepare(text, tokens, []), 0, tokens.length, without);
+    const surname = tokens.findIndex((t) => text.slice(t.start, t.end) === 'Kowalczyk');
+    const slot = (ids: Int32Array, t: number, k: number) => ids[t * FEATURE_SLOTS + k];
+    expect(slot(withRules, surname, 10)).not.toBe(slot(without, surname, 10));
+    expect(slot(withRules, 0, 10)).toBe(slot(without, 0, 10));
+  });
+
+  it('decodes with a threshold per class', () => {
+    const text = 'Smith Boston';
+    const tokens = tokenize(text);
+    const k = TAGGER_CLASSES.length;
+    const logProbs = new Float32Array(tokens.length * k).fill(Math.log(0.01));
+    // P(O) = 0.6 for both; the first is a NAME, the second a LOCATION.
+    logProbs[0] = Math.log(0.6);
+    logProbs[1] = Math.log(0.35);
+    logProbs[k] = Math.log(0.6);
+    logProbs[k + 2] = Math.log(0.35);
+    expect(decodeSpans(text, tokens, logProbs, 0.8).map((s) => s.label)).toEqual(['NAME', 'LOCATION']);
+    expect(decodeSpans(text, tokens, logProbs, 0.8, { LOCATION: 0.5 }).map((s) => s.label)).toEqual(['NAME']);
+  });
+
+  it('keeps every rule span and adds only the tagger\'s names and places', () => {
+    const rules = [
+      { start: 0, end: 5, label: 'NAME' as const, rule: 'a' },
+      { start: 10, end: 15, label: 'NAME' as const, rule: 'b' },
+      { start: 20, end: 25, label: 'DATE' as const, rule: 'c' },
+    ];
+    const tagger = [
+      { start: 0, end: 5, label: 'NAME' as const, rule: 'tagger' },
+      { start: 30, end: 35, label: 'LOCATION' as const, rule: 'tagger' },
+      { start: 40, end: 45, label: 'DATE' as const, rule: 'tagger' },
+    ];
+    expect(combineRuleAndTaggerSpans(rules, tagger).map((s) => s.start)).toEqual([0, 10, 20, 30]);
   });
 });
 

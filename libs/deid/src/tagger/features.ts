@@ -1,12 +1,22 @@
 import { ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES } from '../dictionaries';
+import { RuleDetector } from '../detector';
+import type { PhiSpan } from '../types';
 import type { Token } from './tokens';
 
 /**
  * The tagger's input: each token is FEATURE_SLOTS hashed feature ids, whose embeddings the model
  * sums. Training and inference both call `featurize`, so they cannot drift apart. Id 0 is padding.
  */
-export const FEATURE_SLOTS = 10;
-export const FEATURE_VERSION = 1;
+export const FEATURE_SLOTS = 12;
+export const FEATURE_VERSION = 2;
+
+/** A text ready to featurize: its tokens and what the rules say about each (computed once per text). */
+export interface FeaturedText {
+  text: string;
+  tokens: readonly Token[];
+  /** Per token, two ids: the covering rule span's label and position, and the rule's name (or "none"). */
+  ruleIds: Int32Array;
+}
 
 const STATE_WORDS = new Set(Object.entries(US_STATES).flatMap(([code, name]) => [code.toLowerCase(), name.toLowerCase()]));
 
@@ -59,6 +69,7 @@ function separator(text: string, from: number, to: number): string {
 export class FeatureExtractor {
   /** Per distinct word: the ids that depend on the word alone (most of the work, reused). */
   private readonly cache = new Map<string, Int32Array>();
+  private readonly rules = new RuleDetector();
 
   constructor(readonly buckets: number) {}
 
@@ -94,8 +105,36 @@ export class FeatureExtractor {
     return ids;
   }
 
+  /**
+   * Stacks the rules into the tagger: each token learns which rule span (label, first or later
+   * token, rule name) covers it, so the model learns when a rule's name or place is right. The
+   * rules run on the text the tagger sees (in training: after the surrogates went in).
+   */
+  prepare(text: string, tokens: readonly Token[], ruleSpans: readonly PhiSpan[] = this.rules.find(text)): FeaturedText {
+    const ruleIds = new Int32Array(tokens.length * 2);
+    const spans = [...ruleSpans].sort((a, b) => a.start - b.start);
+    let s = 0;
+    tokens.forEach((token, t) => {
+      while (s < spans.length && spans[s]!.end <= token.start) s++;
+      let label = 'none';
+      let rule = 'none';
+      for (let k = s; k < spans.length && spans[k]!.start < token.end; k++) {
+        if (spans[k]!.end > token.start) {
+          const first = t === 0 || tokens[t - 1]!.end <= spans[k]!.start;
+          label = `${spans[k]!.label}:${first ? 'B' : 'I'}`;
+          rule = spans[k]!.rule;
+          break;
+        }
+      }
+      ruleIds[2 * t] = this.id(10, label);
+      ruleIds[2 * t + 1] = this.id(11, rule);
+    });
+    return { text, tokens, ruleIds };
+  }
+
   /** Feature ids of tokens[from, to), FEATURE_SLOTS per token, written into out at offset. */
-  featurize(text: string, tokens: readonly Token[], from: number, to: number, out: Int32Array, offset = 0): void {
+  featurize(doc: FeaturedText, from: number, to: number, out: Int32Array, offset = 0): void {
+    const { text, tokens } = doc;
     for (let t = from; t < to; t++) {
       const { start, end } = tokens[t]!;
       const o = offset + (t - from) * FEATURE_SLOTS;
@@ -106,6 +145,8 @@ export class FeatureExtractor {
       out[o + 8] = this.id(8, after);
       // The line's first token: headings ("NEURO:") and list items start lines; names rarely do.
       out[o + 9] = this.id(9, `${t === 0 || before.includes('\n') ? 'line-start' : 'inside'}:${before.endsWith(':') || before.endsWith(': ') ? 'colon' : ''}`);
+      out[o + 10] = doc.ruleIds[2 * t]!;
+      out[o + 11] = doc.ruleIds[2 * t + 1]!;
     }
   }
 }

@@ -13,12 +13,16 @@ export interface TaggerMeta {
   classes: readonly string[];
   /** A token is PHI when P(O) < threshold (then it takes its likeliest PHI class). */
   threshold: number;
+  /** Per PHI class, a threshold on P(O) that replaces `threshold` when that class is the token's likeliest. */
+  thresholds?: Thresholds;
 }
+
+export type Thresholds = Partial<Record<PhiLabel, number>>;
 
 export interface PhiTaggerOptions {
   /** onnxruntime threads per run (default 1: the service scales by processes, not threads). */
   threads?: number;
-  /** Overrides the model's own decision threshold on P(O). */
+  /** Overrides the model's own decision threshold on P(O) (all classes: the per-class ones are then ignored). */
   threshold?: number;
   /** Tokens per window a long text is cut into (default 256), and the context each window sees past the tokens it decides (default 32). */
   window?: number;
@@ -52,6 +56,7 @@ export class PhiTagger implements PhiDetector {
   private scheduled = false;
   private readonly features: FeatureExtractor;
   private readonly threshold: number;
+  private readonly thresholds: Thresholds;
   private readonly window: number;
   private readonly context: number;
   private readonly batchTokens: number;
@@ -64,6 +69,7 @@ export class PhiTagger implements PhiDetector {
     if (meta.featureVersion !== FEATURE_VERSION) throw new Error(`tagger model has features v${meta.featureVersion}, this code computes v${FEATURE_VERSION}: retrain it`);
     this.features = new FeatureExtractor(meta.config.buckets);
     this.threshold = options.threshold ?? meta.threshold;
+    this.thresholds = options.threshold === undefined ? (meta.thresholds ?? {}) : {};
     this.window = options.window ?? 256;
     this.context = options.context ?? 32;
     this.batchTokens = options.batchTokens ?? 16384;
@@ -98,7 +104,10 @@ export class PhiTagger implements PhiDetector {
 
   /** Log-probabilities [tokens, classes] of each text's tokens (the model's raw output, for training and tests). */
   async logProbabilities(texts: readonly string[]): Promise<{ tokens: Token[]; logProbs: Float32Array }[]> {
-    const docs = texts.map((text) => ({ text, tokens: tokenize(text) }));
+    const docs = texts.map((text) => {
+      const tokens = tokenize(text);
+      return { ...this.features.prepare(text, tokens), tokens };
+    });
     const out = docs.map((d) => ({ tokens: d.tokens, logProbs: new Float32Array(d.tokens.length * TAGGER_CLASSES.length) }));
     const windows: Window[] = [];
     docs.forEach((d, doc) => {
@@ -119,7 +128,7 @@ export class PhiTagger implements PhiDetector {
       const batch = windows.slice(i, j);
       const length = Math.max(1, batch[batch.length - 1]!.end - batch[batch.length - 1]!.start);
       const ids = new Int32Array(batch.length * length * FEATURE_SLOTS);
-      batch.forEach((w, b) => this.features.featurize(docs[w.doc]!.text, docs[w.doc]!.tokens, w.start, w.end, ids, b * length * FEATURE_SLOTS));
+      batch.forEach((w, b) => this.features.featurize(docs[w.doc]!, w.start, w.end, ids, b * length * FEATURE_SLOTS));
       const result = await this.session.run({ ids: new ort.Tensor('int32', ids, [batch.length, length, FEATURE_SLOTS]) });
       const logProbs = result.logprobs!.data as Float32Array;
       batch.forEach((w, b) => {
@@ -144,7 +153,7 @@ export class PhiTagger implements PhiDetector {
     this.scheduled = false;
     try {
       const results = await this.logProbabilities(pending.map((p) => p.text));
-      pending.forEach((p, i) => p.resolve(decodeSpans(p.text, results[i]!.tokens, results[i]!.logProbs, this.threshold)));
+      pending.forEach((p, i) => p.resolve(decodeSpans(p.text, results[i]!.tokens, results[i]!.logProbs, this.threshold, this.thresholds)));
     } catch (error) {
       for (const p of pending) p.reject(error);
     }
@@ -152,19 +161,22 @@ export class PhiTagger implements PhiDetector {
 }
 
 /**
- * Tokens with P(O) < threshold become PHI with their likeliest PHI class; neighbours with the same
+ * Tokens with P(O) < threshold (or their likeliest PHI class's own threshold) become PHI with
+ * that class; neighbours with the same
  * class merge into one span when only a short separator on the same line lies between them
  * ("8/23", "St. Mary", "Harford Memorial").
  */
-export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Float32Array, threshold: number): PhiSpan[] {
+export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Float32Array, threshold: number, thresholds: Thresholds = {}): PhiSpan[] {
   const classes = TAGGER_CLASSES.length;
-  const logThreshold = Math.log(threshold);
+  const logThresholds = TAGGER_CLASSES.map((c) => Math.log(thresholds[c as PhiLabel] ?? threshold));
+  const loosest = Math.max(...logThresholds.slice(1));
   const spans: PhiSpan[] = [];
   for (let t = 0; t < tokens.length; t++) {
     const row = t * classes;
-    if (logProbs[row]! >= logThreshold) continue;
+    if (logProbs[row]! >= loosest) continue;
     let best = 1;
     for (let k = 2; k < classes; k++) if (logProbs[row + k]! > logProbs[row + best]!) best = k;
+    if (logProbs[row]! >= logThresholds[best]!) continue;
     const label = TAGGER_CLASSES[best] as PhiLabel;
     const { start, end } = tokens[t]!;
     const last = spans[spans.length - 1];
