@@ -98,7 +98,7 @@ const CREDENTIALS = '(?:MD|M\\.D\\.|RN|NP|PA-C|PhD|RRT|CRNA|DNP|LICSW|MSW|rrt|rn
 const CREDENTIAL_WORD = /^(?:md|rn|np|rrt|crna|dnp|phd|licsw|msw|pa|pt|ot|rt|do|ho|iv)$/i;
 /** Who is named next to a patient in nursing notes: relatives, friends, carers and staff roles. */
 const PERSON_CUE = anyCase(
-  '(?:son|daughter|dtr|wife|husband|spouse|mother|father|mom|dad|brother|sister|sis|bro|girlfriend|boyfriend|fianc[eé]e?|friend|caregiver|niece|nephew|aunt|uncle|cousin|grand(?:son|daughter|mother|father|child)|(?:son|daughter|mother|father|brother|sister)-in-law|neighbou?r|proxy|hcp|guardian|nurse|resident|intern|attending|fellow)s?',
+  '(?:son|daughter|dtr|wife|husband|spouse|mother|father|mom|dad|brother|sister|sis|bro|girlfriend|boyfriend|fianc[eé]e?|friend|caregiver|niece|nephew|aunt|uncle|cousin|grand(?:son|daughter|mother|father|child)|(?:son|daughter|mother|father|brother|sister)-in-law|neighbou?r|proxy|hcp|guardian|nurse|resident|intern|attending|fellow|ho|np|md)s?',
 );
 /** Who a nurse talked to or was told by: the name follows. */
 const TALK_CUE = anyCase('(?:discussed\\s+with|d/w|spoke\\s+(?:with|to)|talked\\s+(?:with|to)|met\\s+with|seen\\s+by|paged|signed\\s+by|dictated\\s+by|per|called)');
@@ -128,7 +128,8 @@ function nameAfterCue(w: string, strong: boolean): boolean {
   if (strong && capitalised) return true;
   // Capitals and lower case lose the case cue: there a census name must be no English word ("WILL", "line", "given"),
   // except after a title ("DR SMITH", "dr. green"), where only verbs that follow one are refused ("DR WILL SEE").
-  if (!capitalised && ENGLISH_WORDS.has(k) && !(strong && censusName(k) && !VERBS_AFTER_TITLE.has(k))) return false;
+  // After a relative or a role ("daughter peggy", "wife, rose"), a census given name counts too, verbs aside ("son will call").
+  if (!capitalised && ENGLISH_WORDS.has(k) && !((strong ? censusName(k) : FIRST_NAMES.has(k)) && !VERBS_AFTER_TITLE.has(k))) return false;
   if (censusName(k)) return true;
   // A word no lexicon knows ("Lomish", "sats", "htn") is a name only after a title or capitalised.
   return (strong || capitalised) && !MEDICAL_TERMS.has(k) && !ENGLISH_WORDS.has(k);
@@ -175,6 +176,16 @@ function worldNamePair(first: string, last: string, match: RegExpExecArray, text
   const unknown = (w: string) => !clinicalWord(key(w)) && !MEDICAL_TERMS.has(key(w)) && !stopWord(w) && !EPONYMS_NOT_NAMES.has(key(w)) && !NATIONALITIES.has(key(w)) && !NOT_LOCATIONS.has(key(w)) && !MONTH_WORDS.has(key(w));
   const known = (w: string) => WORLD_NAMES.has(key(w)) || censusName(key(w));
   return unknown(first) && unknown(last) && (known(first) || known(last)) && !followedBy(match, text, EPONYM_NOUN);
+}
+
+/** What follows a clinician's name in a note: told, acting, or a credential. The initial before it is no article ("a line") nor a side ("l ij"). */
+const STAFF_FOLLOWER = 'aware|notified|made\\s+aware|ordered|paged|called|in\\s+to|placing|pa|np|md|rn|ho';
+
+/** The surname after an initial: a census surname, or a word no lexicon knows, never a clinical word or a unit. */
+function initialSurname(last: string): boolean {
+  const k = key(last);
+  if (k.length < 2 || stopWord(last) || CLINICAL_UNITS.has(last.toUpperCase()) || EPONYMS_NOT_NAMES.has(k)) return false;
+  return LAST_NAMES.has(k) || (!ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k));
 }
 
 // ------------------------------------------------------------------ places
@@ -295,6 +306,9 @@ export const RULES: readonly Rule[] = [
   { name: 'name_after_talk', label: 'NAME', pattern: m(`\\b${TALK_CUE}\\b[ \\t]*:?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => /^[A-Z][a-z]/.test(v) && v.split(/\s+/).filter((t) => !w1IsInitial(t)).every((t) => censusName(key(t)) || !clinicalWord(key(t)) && !MEDICAL_TERMS.has(key(t))) && censusName(key(v.split(/\s+/)[0]!)) && nameSequence(v, mt, text) },
   // A labelled name field: "Patient: SMITH, JOHN", "Name: Jane Doe".
   { name: 'name_labelled', label: 'NAME', pattern: m(`\\b${anyCase("(?:patient(?:'s)?\\s+name|patient|pt\\s+name|name)")}[ \\t]*:[ \\t]*(?<phi>${NAME_TOKEN},[ \\t]*${NAME_TOKEN}|${NAME_TOKEN}[ \\t]+${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v) => v.split(/[\s,]+/).every((t) => !stopWord(t) && (censusName(key(t)) || !clinicalWord(key(t)))) },
+  // An initial and a surname where a clinician is told or acts: "E. SMITH AWARE", "per d ross", "by C. JONES".
+  { name: 'name_initial_surname', label: 'NAME', pattern: m(`(?<![\\w.])(?<phi>(?![Aalr][ \\t])[A-Za-z](?:\\.[ \\t]?|[ \\t])(?<last>[A-Za-z][a-z'’-]+|[A-Z][A-Z'’-]+))(?=[ \\t]*(?:${anyCase(STAFF_FOLLOWER)})\\b)`, 'gd'), group: 'phi', accept: (_v, mt) => initialSurname(mt.groups!.last!) },
+  { name: 'name_initial_surname', label: 'NAME', pattern: m(`\\b(?:${anyCase('per|by')})[ \\t]+(?<phi>(?![Aalr][ \\t])[A-Za-z](?:\\.[ \\t]?|[ \\t])(?<last>[A-Za-z][a-z'’-]+|[A-Z][A-Z'’-]+))\\b`, 'gd'), group: 'phi', accept: (_v, mt) => initialSurname(mt.groups!.last!) },
   // "Patient John Smith": after the word patient, a capitalised given name that is also a word ("John", "Will") counts, as after a comma.
   { name: 'name_after_patient', label: 'NAME', pattern: m(`\\b(?:[Pp]atient|PATIENT|[Pp]t\\.?|PT)[ \\t]+(?<phi>(?<first>[A-Z][a-z'’]+)[ \\t]+(?<last>[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?))\\b`, 'gd'), group: 'phi', accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text, true) },
   // "Smith, John": the comma order lets a given name that is also a word ("John", "Will") count.

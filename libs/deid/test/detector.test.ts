@@ -82,6 +82,10 @@ describe('RuleDetector', () => {
     ['INDICATION: Cough. Patient John Smith, MRN 12345678.', 'NAME', 'John Smith'],
     ['Patient Will Rogers was seen.', 'NAME', 'Will Rogers'],
     ['Plan reviewed; wife Mary Fisher called twice.', 'NAME', 'Mary Fisher'],
+    ['INR 6.0 THIS AM. E. HARTLEY AWARE.', 'NAME', 'E. HARTLEY'],
+    ['Diuresis held per d pruitt, lytes pending.', 'NAME', 'd pruitt'],
+    ['Fluid bolus given; HO Brandt notified.', 'NAME', 'Brandt'],
+    ['soc: daughter peggy staying overnight.', 'NAME', 'peggy'],
     ['PT TRANSFERRED TO BMH FOR CATH.', 'LOCATION', 'BMH'],
     ['plan: transfer to westbrook 4 today', 'LOCATION', 'westbrook'],
     ['Son flying in from Tallinn tomorrow.', 'LOCATION', 'Tallinn'],
@@ -110,6 +114,7 @@ describe('RuleDetector', () => {
     'PT REMAINS SEDATED. GIVEN LASIX. SEE FLOWSHEET FOR DETAILS. NEO GTT OFF. OOB TO CHAIR.',
     'Vanco and Amio given; Trach care; NPO; to MICU then CCU.',
     'Transferred to stepdown; then transferred to tele. Sent to BB for type and cross; weaned from RA to 2L. Admitted to NSICU.',
+    'Placed a line in the l ij; a creatinine of 2; son will call tonight; MD aware of labs.',
     'Hunt and Hess grade 3; Fisher grade 2; Glenn procedure in childhood; Ann Arbor stage II.',
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
