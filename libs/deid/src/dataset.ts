@@ -1,7 +1,7 @@
 import { getBuffer, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
 import { InvalidReportError, type AnonymizedReport, type Anonymizer } from './anonymizer';
 import { utf16ToCodePoint } from './offsets';
-import { readRecords, type RecordFormat, type RecordLine } from './records';
+import { RECORD_ID_PATTERN, RECORD_ID_RULE, readRecords, type RecordFormat, type RecordLine } from './records';
 import type { OutputMode } from './types';
 
 /** A dataset job's request, as persisted with the job so that a restart resumes it. */
@@ -116,6 +116,8 @@ export async function anonymizeDataset(
 async function anonymizeLine(spec: DatasetSpec, anonymizer: Anonymizer, line: RecordLine): Promise<{ result: AnonymizedReport; text: string } | { error: RecordError }> {
   if (!line.ok) return { error: { line: line.lineNumber, id: '', code: 'INVALID_ARGUMENT', field: 'line', message: `line ${line.lineNumber}: ${line.error}` } };
   const id = String(line.record[spec.idField] ?? '');
+  // A bad id is reported by line only: it may be the very PHI it should not carry.
+  if (id && !RECORD_ID_PATTERN.test(id)) return { error: { line: line.lineNumber, id: '', code: 'INVALID_ARGUMENT', field: spec.idField, message: `${spec.idField}: ${RECORD_ID_RULE}` } };
   try {
     if (!id) throw new InvalidReportError(spec.idField, 'missing');
     const text = line.record[spec.textField];

@@ -3,6 +3,13 @@ import type { Readable } from 'node:stream';
 import { parse } from 'csv-parse';
 import { stringify } from 'csv-stringify/sync';
 
+/**
+ * What a record id may be: ids are copied into outputs, errors.jsonl and logs, so they must be
+ * opaque keys, never a name or phone number.
+ */
+export const RECORD_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const RECORD_ID_RULE = 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (an opaque key, never PHI; the value is not shown)';
+
 export type RecordFormat = 'jsonl' | 'csv';
 
 /** One input record (string fields), or why its line could not be read (never its content). */

@@ -1,6 +1,6 @@
 import { FileArtifactStore, getBuffer } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
-import { Anonymizer, anonymizeDataset, type DatasetSpec } from '../src';
+import { Anonymizer, anonymizeDataset, createDetector, type DatasetSpec } from '../src';
 
 const anonymizer = new Anonymizer({ surrogateSecret: 'dataset-test-secret-0123' });
 const lines = (buffer: Buffer) => buffer.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -46,5 +46,30 @@ describe('anonymizeDataset', () => {
     const result = await anonymizeDataset(store, { ...spec('out/c/'), inputKey: 'in/reports.csv', format: 'csv', idField: 'uid', textField: 'findings', patientKeyField: '' }, anonymizer);
     expect(result).toMatchObject({ completed: 2, failed: 0 });
     expect(lines(await getBuffer(store, 'out/c/anonymized.jsonl')).map((r) => r.text)).toEqual(['Seen by Dr. ___, ___-year-old.', 'Clear lungs.']);
+  });
+});
+
+describe('record ids in a dataset', () => {
+  const temp = makeTempDir('deid-dataset-ids');
+  const store = new FileArtifactStore(temp.dir);
+  afterAll(() => temp.remove());
+  const rulesOnly = new Anonymizer({ detector: createDetector('rules') });
+
+  it('reports an id holding PHI (or too long, or of other characters) by its line only, never copying it anywhere', async () => {
+    const phiId = 'John Smith 555-123-4567';
+    const records = [
+      { id: 'ok-1:a.b_c', text: 'IMPRESSION: Stable.' },
+      { id: phiId, text: 'IMPRESSION: Stable.' },
+      { id: 'x'.repeat(129), text: 'IMPRESSION: Stable.' },
+      { id: 'x'.repeat(128), text: 'IMPRESSION: Stable.' },
+    ];
+    await store.put('in/ids.jsonl', records.map((r) => JSON.stringify(r)).join('\n'));
+    const spec: DatasetSpec = { inputKey: 'in/ids.jsonl', format: 'jsonl', idField: 'id', textField: 'text', patientKeyField: '', mode: 'mask', omitSpans: false, outputPrefix: 'out/ids/' };
+    const result = await anonymizeDataset(store, spec, rulesOnly);
+    expect(result).toMatchObject({ completed: 2, failed: 2 });
+    expect(lines(await getBuffer(store, 'out/ids/anonymized.jsonl')).map((r) => r.id)).toEqual(['ok-1:a.b_c', 'x'.repeat(128)]);
+    const errors = lines(await getBuffer(store, 'out/ids/errors.jsonl'));
+    expect(errors).toEqual([2, 3].map((line) => ({ line, id: '', code: 'INVALID_ARGUMENT', field: 'id', message: expect.stringMatching(/^id: must be 1 to 128 characters/) })));
+    for await (const object of store.list('out/ids/')) expect((await getBuffer(store, object.key)).toString('utf8')).not.toMatch(/John Smith|555-123-4567|x{129}/);
   });
 });

@@ -30,6 +30,8 @@ export interface ServiceContext<C = unknown> {
   metrics: MetricsRegistry;
   /** Adds a contract's implementation; handler errors become gRPC statuses, never crashes. */
   addService<T extends object>(definition: grpc.ServiceDefinition, implementation: T): void;
+  /** Runs at shutdown, after calls have drained and jobs stopped (release threads, models, files). */
+  onShutdown(release: () => void | Promise<void>): void;
 }
 
 export interface ServiceSpec<E extends z.ZodRawShape = Record<never, never>> {
@@ -94,6 +96,7 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
   health.addToServer(server);
 
   const serviceNames: string[] = [];
+  const releases: Array<() => void | Promise<void>> = [];
   const context: ServiceContext<z.infer<z.ZodObject<E>>> = {
     config,
     store,
@@ -104,6 +107,9 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
       server.addService(definition, guardImplementation(definition, implementation) as grpc.UntypedServiceImplementation);
       const firstPath = Object.values(definition)[0]!.path;
       serviceNames.push(firstPath.slice(1, firstPath.lastIndexOf('/')));
+    },
+    onShutdown(release) {
+      releases.push(release);
     },
   };
   context.addService(jobsProto.JobServiceService, jobService(jobs));
@@ -142,6 +148,7 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
       const timer = setTimeout(() => server.forceShutdown(), config.shutdownGraceMs);
       const [graceful] = await Promise.all([drained, jobs.close()]);
       clearTimeout(timer);
+      await Promise.all(releases.map(async (release) => release()));
       gpuSampler.stop();
       await metricsServer.close();
       await store.close();

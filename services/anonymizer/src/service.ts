@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -12,6 +13,8 @@ import {
   utf16ToCodePoint,
   type AnonymizedReport,
   type DatasetSpec,
+  type DetectorKind,
+  type ReportInput,
   type OutputMode,
   type PhiLabel,
 } from '@medsyn/deid';
@@ -25,6 +28,18 @@ export const ANONYMIZER_DEFAULTS = { grpcPort: 50051, metricsPort: 9461 };
 const DATASET_JOB = 'anonymize_dataset';
 /** Stream reports being anonymized at once: enough for the tagger's batches, bounded memory. */
 const STREAM_IN_FLIGHT = 256;
+/**
+ * Record ids are echoed in results, stream answers, errors and logs, so they must be opaque keys,
+ * never a name or phone number (the rule of dataset ids in @medsyn/deid's records.ts).
+ */
+const RECORD_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const RECORD_ID_RULE = 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (an opaque key, never PHI; the value is not shown)';
+/**
+ * Reports of at least this many UTF-8 bytes are anonymized on a worker thread: detecting PHI in a
+ * long text takes seconds of CPU, which on the main thread would hold up health checks (an 8 MB
+ * report blocked them for 2.4 s) and every other call.
+ */
+const WORKER_MIN_BYTES = 256 * 1024;
 
 /** The anonymizer's own environment (docs/anonymizer.md). */
 export const ANONYMIZER_CONFIG = {
@@ -36,6 +51,12 @@ export const ANONYMIZER_CONFIG = {
   ANONYMIZER_DETECTOR: z.enum(DETECTOR_KINDS).default('rules+tagger'),
   /** A retrained tagger's folder (model.onnx, tagger.json); default: the one shipped with the service. */
   ANONYMIZER_TAGGER_DIR: z.string().min(1).optional(),
+  /**
+   * Largest report text accepted, in UTF-8 bytes (default 10 MiB). Anonymizing takes about 36
+   * times the text in memory (a 31 MB report peaked at 1.12 GB), so the default stays well below
+   * the 1 GiB pod limit of deploy/k8s.
+   */
+  ANONYMIZER_MAX_REPORT_BYTES: z.coerce.number().int('must be an integer').positive('must be positive').max(256 * 1024 * 1024, 'must be <= 268435456').default(10 * 1024 * 1024),
 };
 
 type Config = z.infer<z.ZodObject<typeof ANONYMIZER_CONFIG>>;
@@ -95,9 +116,93 @@ function toProtoReport(result: AnonymizedReport, inputText: string, omitSpans: b
   };
 }
 
+/** What the long-report worker needs to build the same Anonymizer as the service. */
+interface WorkerSetup {
+  surrogateSecret?: string;
+  detector: DetectorKind;
+  taggerDir?: string;
+  maxTextLength: number;
+}
+type WorkerReply = { seq: number; result?: AnonymizedReport; invalid?: { field: string; problem: string }; failed?: string };
+
+/**
+ * One worker thread for long reports, started on first use and stopped after a minute idle. Long
+ * reports queue there one at a time, which also bounds the memory they take together.
+ */
+class LongReportWorker {
+  private worker?: Worker;
+  private idle?: NodeJS.Timeout;
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: (r: AnonymizedReport) => void; reject: (e: Error) => void }>();
+
+  constructor(private readonly setup: WorkerSetup) {}
+
+  anonymize(report: ReportInput, mode: OutputMode): Promise<AnonymizedReport> {
+    clearTimeout(this.idle);
+    const worker = (this.worker ??= this.start());
+    const seq = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      worker.postMessage({ seq, report, mode });
+    });
+  }
+
+  private start(): Worker {
+    const data = { medsynAnonymizerWorker: this.setup };
+    // From the TypeScript sources (tests, tsx) the worker needs tsx's loader; built, it runs dist/service.js.
+    const worker = __filename.endsWith('.ts')
+      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`, { eval: true, workerData: data, execArgv: ['--conditions=medsyn-source'] })
+      : new Worker(__filename, { workerData: data });
+    worker.unref();
+    worker.on('message', (reply: WorkerReply) => {
+      const waiting = this.pending.get(reply.seq);
+      this.pending.delete(reply.seq);
+      if (!this.pending.size) this.idle = setTimeout(() => void this.stop(), 60_000).unref();
+      if (!waiting) return;
+      if (reply.result) waiting.resolve(reply.result);
+      else if (reply.invalid) waiting.reject(new InvalidReportError(reply.invalid.field, reply.invalid.problem));
+      else waiting.reject(new Error(`anonymizer worker failed (${reply.failed ?? 'error'})`));
+    });
+    const lost = (why: string) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const { reject } of this.pending.values()) reject(new Error(`anonymizer worker stopped (${why})`));
+      this.pending.clear();
+    };
+    worker.on('error', (error) => lost(error.name));
+    worker.on('exit', (code) => lost(`exit ${code}`));
+    return worker;
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.idle);
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+}
+
+/** The worker thread's side: anonymizes what it is sent, answering errors by field only (never text). */
+function serveLongReports(setup: WorkerSetup): void {
+  const anonymizer = new Anonymizer({ surrogateSecret: setup.surrogateSecret, detector: createDetector(setup.detector, { taggerDir: setup.taggerDir }), maxTextLength: setup.maxTextLength });
+  parentPort!.on('message', async ({ seq, report, mode }: { seq: number; report: ReportInput; mode: OutputMode }) => {
+    try {
+      parentPort!.postMessage({ seq, result: await anonymizer.anonymize(report, mode) } satisfies WorkerReply);
+    } catch (error) {
+      const invalid = error instanceof InvalidReportError ? { field: error.field, problem: error.message.slice(error.field.length + 2) } : undefined;
+      parentPort!.postMessage({ seq, invalid, failed: invalid ? undefined : ((error as Error)?.name ?? 'error') } satisfies WorkerReply);
+    }
+  });
+}
+
+if (!isMainThread && (workerData as { medsynAnonymizerWorker?: WorkerSetup } | null)?.medsynAnonymizerWorker) {
+  serveLongReports((workerData as { medsynAnonymizerWorker: WorkerSetup }).medsynAnonymizerWorker);
+}
+
 /** The anonymizer: HIPAA Safe Harbor de-identification of reports, sections and prompts. */
 export function anonymizerService(env: NodeJS.ProcessEnv = process.env): ServiceSpec<typeof ANONYMIZER_CONFIG> {
   let anonymizer: Anonymizer | undefined;
+  let longReports: LongReportWorker | undefined;
+  let maxReportBytes = 0;
   let ctxRef: ServiceContext<Config> | undefined;
   let metrics: { reports: Counter; spans: Counter; bytes: Counter } | undefined;
 
@@ -111,10 +216,17 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
   /** One report: the result, or an RpcError naming the field (never quoting the text). */
   const anonymizeOne = async (report: proto.Report | undefined, options: proto.AnonymizeOptions | undefined): Promise<proto.AnonymizedReport> => {
     if (!report) throw invalidArgument('report', 'is required');
+    if (report.id && !RECORD_ID.test(report.id)) throw invalidArgument('report.id', RECORD_ID_RULE);
+    const bytes = Buffer.byteLength(report.text);
+    if (bytes > maxReportBytes) {
+      count('invalid');
+      throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `report.text: ${bytes} bytes is more than this service accepts (ANONYMIZER_MAX_REPORT_BYTES=${maxReportBytes}); split the report`, 'report.text');
+    }
     const mode = modeOf(options, 'options', anonymizer!);
     try {
-      const result = await anonymizer!.anonymize({ id: report.id, text: report.text, patientKey: report.patientKey }, mode);
-      count('ok', result, Buffer.byteLength(report.text));
+      const input = { id: report.id, text: report.text, patientKey: report.patientKey };
+      const result = bytes >= WORKER_MIN_BYTES ? await longReports!.anonymize(input, mode) : await anonymizer!.anonymize(input, mode);
+      count('ok', result, bytes);
       return toProtoReport(result, report.text, options?.omitSpans ?? false);
     } catch (error) {
       if (error instanceof InvalidReportError) {
@@ -154,7 +266,15 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
       const detector = createDetector(ctx.config.service.ANONYMIZER_DETECTOR, { taggerDir: ctx.config.service.ANONYMIZER_TAGGER_DIR });
       // The first call loads the tagger: a missing or broken model stops the service at start.
       await detector.detect('');
-      anonymizer = new Anonymizer({ surrogateSecret: secret, detector });
+      maxReportBytes = ctx.config.service.ANONYMIZER_MAX_REPORT_BYTES;
+      anonymizer = new Anonymizer({ surrogateSecret: secret, detector, maxTextLength: maxReportBytes });
+      longReports = new LongReportWorker({
+        surrogateSecret: secret,
+        detector: ctx.config.service.ANONYMIZER_DETECTOR,
+        taggerDir: ctx.config.service.ANONYMIZER_TAGGER_DIR,
+        maxTextLength: maxReportBytes,
+      });
+      ctx.onShutdown(() => longReports?.stop());
       const { prefix, registry } = ctx.metrics;
       metrics = {
         reports: new Counter({ name: `${prefix}reports_total`, help: 'Reports processed, by outcome (ok, invalid, failed).', labelNames: ['outcome'], registers: [registry] }),
@@ -177,7 +297,8 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
           const throttle = () => (inFlight >= STREAM_IN_FLIGHT || clientFull ? call.pause() : call.resume());
           call.on('data', (request: proto.AnonymizeStreamRequest) => {
             defaults ??= request.options;
-            const id = request.report?.id ?? '';
+            // An id that breaks the rule is not echoed (the report's answer says why).
+            const id = RECORD_ID.test(request.report?.id ?? '') ? request.report!.id : '';
             const response = anonymizeOne(request.report, request.options ?? defaults).then(
               (result): proto.AnonymizeStreamResponse => ({ id, result, error: undefined }),
               (error): proto.AnonymizeStreamResponse => {
@@ -217,6 +338,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
           if (!format) throw invalidArgument('format', `unknown manifest format ${request.format}`);
           const mode = modeOf(request.options, 'options', anonymizer!);
           if (request.outputPrefix && !request.outputPrefix.endsWith('/')) throw invalidArgument('output_prefix', 'must end with "/"');
+          if ((request.idField || 'id') === (request.textField || 'text')) throw invalidArgument('id_field', 'must not be the text field (ids are copied into every output)');
           if (!(await ctx.store.stat(inputKey))) throw new RpcError(grpc.status.NOT_FOUND, 'input.uri: the manifest is not in the store', 'input.uri');
           const spec: DatasetSpec = {
             inputKey,
@@ -228,7 +350,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
             omitSpans: request.options?.omitSpans ?? false,
             outputPrefix: request.outputPrefix,
           };
-          const record = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec });
+          const record = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec, outputPrefix: request.outputPrefix || undefined });
           callback(null, { job: toProtoJob(record) });
         },
       };

@@ -156,7 +156,7 @@ export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceS
           const requestId = call.request.requestId;
           const outputPrefix = (call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`).replace(/\/?$/, '/');
           const spec: EvaluationJobSpec = { config, outputPrefix };
-          callback(null, { job: toProtoJob(await jobs.start({ requestId, kind: JOB_KIND, spec })) });
+          callback(null, { job: toProtoJob(await jobs.start({ requestId, kind: JOB_KIND, spec, outputPrefix })) });
         },
         getEvaluationResult: async (call, callback) => {
           if (!call.request.jobId) throw invalidArgument('job_id', 'is required');

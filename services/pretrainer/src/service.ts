@@ -187,7 +187,7 @@ export function pretrainerService(env: NodeJS.ProcessEnv = process.env): Service
         startPretraining: async (call, callback) => {
           if (!call.request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
           const spec = await startSpec(ctx.store, call.request);
-          const job = await ctx.jobs.start({ requestId: call.request.requestId, kind: PRETRAIN_JOB, spec });
+          const job = await ctx.jobs.start({ requestId: call.request.requestId, kind: PRETRAIN_JOB, spec, outputPrefix: `${spec.prefix}/` });
           callback(null, { job: toProtoJob(job) });
         },
         getPretrainingResult: async (call, callback) => callback(null, await result(ctx.store, ctx, call.request.jobId)),
