@@ -244,6 +244,8 @@ const PHONE_US = `(?:\\+?1[\\s.-]?)?(?:\\(\\d{3}\\)\\s?|\\d{3}${PHONE_SEPARATOR}
 const PHONE_CUE = '(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|pg|beeper|beep|cell(?:ular)?|mobile|cellphone|call(?:ed)?(?:\\s+(?:me|him|her|them|us))?\\s+(?:at|on)|contact(?:ed)?\\s+(?:at|on)|(?:be\\s+)?reach(?:ed)?\\s+(?:me\\s+)?(?:at|on)|number(?:\\s+is)?)';
 /** Words before a town or an institution in a note: transfers, homes. */
 const PLACE_CUE = '(?:transferred\\s+(?:here\\s+)?(?:from|to)|transfer\\s+(?:from|to)|lives\\s+in|living\\s+in|resides\\s+in|resident\\s+of|moved\\s+(?:here\\s+)?from|home\\s+in|town\\s+of|city\\s+of|returned\\s+from|visiting\\s+from)';
+/** Words before a year of the patient's history, up to two words before it ("s/p CABG 1957", "since 2006", "diagnosed in 1983"). */
+const YEAR_CUE = "in|since|s/p|status\\s+post|dx'?d?|diagnosed|hx\\s+of|history\\s+of|year|yr|summer|winter|spring|fall|autumn|until|circa|born";
 /** Moving a patient or a relative somewhere, or being there: the place follows ("transferred to GH", "son lives in Pikesville"). */
 const MOVEMENT_CUE =
   "(?:trans?fer(?:r?ed)?|tranfer(?:r?ed)?|tx'?d?)\\s+(?:back\\s+)?(?:to|from)|admitted\\s+(?:to|from)|went\\s+to|presented\\s+(?:to|at)|taken\\s+to|brought\\s+to|(?:med-?)?flighted\\s+to|sent\\s+(?:to|from)|discharged\\s+(?:to|from)|rec(?:ie|ei)ved\\s+from|returned\\s+(?:to|from)|lives?\\s+(?:in|at)|living\\s+in|works?\\s+(?:at|for)|f/u\\s+w/|(?:fly|flying)\\s+(?:in\\s+)?from";
@@ -265,6 +267,10 @@ export const RULES: readonly Rule[] = [
   // "8/23", "on 3/4", "fx4/97", "unit.9/3", "6/30-7/2"; not "CPAP 5/5", "D5 1/2 NS", "pain 8/10", "0.5/1".
   { name: 'date_month_day', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => noteMonthDay(+mt[1]!, +mt[2]!, mt, text) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   // Month and two-digit year: "CABG 1/78", "CA (12/93)"; a second number over 31 cannot be a day.
+  // A year written with an apostrophe ("CABG '79", "stopped smoking 62'"): a date element in this form only; feet and inches ("5'10") have a digit next to it.
+  { name: 'date_year_apostrophe', label: 'DATE', requires: /\d['’]|['’]\d/, pattern: /(?<![\w'’])['’]\d{2}(?![\w'’"”])|(?<![\w'’.])\d{2}['’](?![\w'’"”])/g },
+  // A year of the patient's history ("s/p resection 1977", "since 2006", "in 1983"): with a history cue before it, never a time of day ("at 1900").
+  { name: 'date_year_history', label: 'DATE', requires: DIGIT, pattern: m(`\\b(?:${anyCase(YEAR_CUE)})[ \\t]+(?:(?:[A-Za-z]+[ \\t]+){0,2}?)(?<phi>(?:19[3-9]\\d|20[0-3]\\d)(?:[ \\t]*,[ \\t]*(?:19[3-9]\\d|20[0-3]\\d))*)\\b(?![:.]?\\d)`, 'gd'), group: 'phi' },
   { name: 'date_month_year2', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => +mt[1]! >= 1 && +mt[1]! <= 12 && +mt[2]! > 31 && !SETTING_BEFORE.test(before(mt, text)) && !followedBy(mt, text, NOT_DATE_AFTER) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   { name: 'date_month_year', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/.-])(\d{1,2})[/-]((?:19|20)\d{2})\b(?![/-]\d)/g, accept: (_v, mt) => +mt[1]! >= 1 && +mt[1]! <= 12 },
   { name: 'date_ordinal_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b(?:on|since|from|until|till|by|before|after|of|since)\\s+the\\s+(?<phi>\\d{1,2}${ORDINAL})\\b(?!${NOT_A_DAY})`, 'gid'), group: 'phi' },

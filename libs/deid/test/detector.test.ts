@@ -50,7 +50,7 @@ describe('RuleDetector', () => {
     'Healing fracture of the left 7th rib; old 4th and 5th rib fractures.',
     'A 3.2 cm mass and a 10 mm nodule; opacity 2.5 x 1.8 cm.',
     'Endotracheal tube 4 cm above the carina; right IJ line; PICC; amiodarone and heparin.',
-    'Study performed at 14:35. Compared to the prior study, no change. Stable since 2019.',
+    'Study performed at 14:35. Compared to the prior study, no change. Stable over 2 years.',
     'A 65-year-old man with cough. Grade 2 spondylolisthesis of L5 on S1.',
     'Heart size is normal. May represent atelectasis. Clear lungs.',
     'Jackson-Pratt drain and Sengstaken-Blakemore tube in place.',
@@ -58,8 +58,8 @@ describe('RuleDetector', () => {
     expect(found(text)).toEqual([]);
   });
 
-  it('does not take years alone or ages under 90', () => {
-    expect(found('History of lung cancer diagnosed in 2019 in an 89-year-old.')).toEqual([]);
+  it('takes a year of the patient history (as the PhysioNet gold does) but not ages under 90 or times of day', () => {
+    expect(found('History of lung cancer diagnosed in 2019 in an 89-year-old; next dose at 2000.')).toEqual([['DATE', '2019']]);
   });
 
   it('finds a name again wherever it recurs in the report', () => {
@@ -82,6 +82,8 @@ describe('RuleDetector', () => {
     ['INDICATION: Cough. Patient John Smith, MRN 12345678.', 'NAME', 'John Smith'],
     ['Patient Will Rogers was seen.', 'NAME', 'Will Rogers'],
     ['Plan reviewed; wife Mary Fisher called twice.', 'NAME', 'Mary Fisher'],
+    ['PMH: CAD, HTN, CABG x3 \'87, GERD.', 'DATE', "'87"],
+    ['PMH: s/p lobectomy 1991, COPD.', 'DATE', '1991'],
     ['INR 6.0 THIS AM. E. HARTLEY AWARE.', 'NAME', 'E. HARTLEY'],
     ['Diuresis held per d pruitt, lytes pending.', 'NAME', 'd pruitt'],
     ['Fluid bolus given; HO Brandt notified.', 'NAME', 'Brandt'],
@@ -115,6 +117,7 @@ describe('RuleDetector', () => {
     'Vanco and Amio given; Trach care; NPO; to MICU then CCU.',
     'Transferred to stepdown; then transferred to tele. Sent to BB for type and cross; weaned from RA to 2L. Admitted to NSICU.',
     'Placed a line in the l ij; a creatinine of 2; son will call tonight; MD aware of labs.',
+    'Height 5\'10", 6\' tall; next dose at 1900; turned at 2000; CVP 12.',
     'Hunt and Hess grade 3; Fisher grade 2; Glenn procedure in childhood; Ann Arbor stage II.',
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
@@ -124,7 +127,7 @@ describe('RuleDetector', () => {
     'Bosniak 2F cyst of the left kidney. Gleason 7 adenocarcinoma. Risser 4. Fazekas 2 white matter change.',
     'Hampton hump and Westermark sign; tetralogy of Fallot. Schatzker 2 tibial plateau fracture. Mallampati 3.',
     'Status post Whipple. Fontan circulation; prior Nissen and Roux-en-Y.',
-    'Series 3 Image 45: nodule. Chest 2 views at 14:35. Since 2019 the effusion has decreased.',
+    'Series 3 Image 45: nodule. Chest 2 views at 14:35. Over 2 years the effusion has decreased.',
     'Family from North Dakota and South Carolina; travel to Rhode Island.',
     'Chest 2 views. Lung-RADS 4A nodule; BI-RADS 3. Impella 5.5 device. Watchman 27 mm.',
     'Referred by a Russian clinic; Czech and Swedish speaking.',
