@@ -23,7 +23,7 @@ const children = SERVICES.map((name) => {
       return console.log(`[${name}] ${line}`);
     }
     if (entry.msg === 'ready') {
-      console.log(`${name.padEnd(12)} gRPC 127.0.0.1:${entry.grpcPort}   metrics http://127.0.0.1:${entry.metricsPort}/metrics`);
+      console.log(`${name.padEnd(12)} gRPC ${entry.grpcHost === '0.0.0.0' || !entry.grpcHost ? '127.0.0.1' : entry.grpcHost}:${entry.grpcPort}   metrics http://127.0.0.1:${entry.metricsPort}/metrics`);
     } else if (entry.level >= 40) {
       console.log(`[${name}] ${entry.msg}`);
     }
@@ -38,6 +38,10 @@ const children = SERVICES.map((name) => {
 });
 
 console.log(`medsyn services starting (store ${store}); Ctrl-C stops them.`);
+// The services listen on loopback unless TLS or a bearer token is configured (docs/configuration.md).
+if (!process.env.GRPC_AUTH_TOKEN && !process.env.GRPC_AUTH_TOKEN_FILE && !process.env.GRPC_TLS_CERT) {
+  console.log('gRPC on 127.0.0.1 only (no TLS or token set); see docs/configuration.md to open it up.');
+}
 let stopping = false;
 function stop(code = 0) {
   stopping = true;

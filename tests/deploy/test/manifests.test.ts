@@ -25,6 +25,22 @@ function modelFor(apiVersion: string, kind: string): Model | undefined {
 const overlays = { local: render(path.join(k8sDir, 'overlays', 'local')), gpu: render(path.join(k8sDir, 'overlays', 'gpu')) };
 
 describe.each(Object.entries(overlays))('overlay %s', (_name, objects) => {
+  it('protects every service: a bearer token from the medsyn-grpc-auth Secret, never GRPC_INSECURE_LISTEN, gRPC beyond loopback only when protected', () => {
+    for (const { object, pod } of workloads(objects)) {
+      for (const container of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) {
+        const env = Object.fromEntries((container.env ?? []).map((e: { name: string; value?: string }) => [e.name, e.value]));
+        const secrets = (container.envFrom ?? []).filter((f: { secretRef?: unknown }) => f.secretRef).map((f: { secretRef: { name: string; optional?: boolean } }) => f.secretRef);
+        const token = secrets.find((ref: { name: string }) => ref.name.startsWith('medsyn-grpc-auth'));
+        expect(env.GRPC_INSECURE_LISTEN).toBeUndefined();
+        if (object.kind === 'Deployment' && (SERVICES as readonly string[]).includes(object.metadata.name)) expect(token).toMatchObject({ name: expect.stringMatching(/^medsyn-grpc-auth/) });
+        if (token) expect(token.optional).toBeFalsy();
+        // A service container without the token listens on loopback only (the kit's default).
+        const isService = container.ports?.some((p: { name: string }) => p.name === 'grpc');
+        if (isService && !token && !env.GRPC_TLS_CERT) expect(env.GRPC_HOST ?? '127.0.0.1').toBe('127.0.0.1');
+      }
+    }
+  });
+
   it('validates every rendered object against the Kubernetes OpenAPI schema', () => {
     expect(objects.length).toBeGreaterThan(20);
     const problems: string[] = [];
@@ -252,7 +268,9 @@ describe('local overlay', () => {
 
   it('generates the development Secrets the base refers to, and a small MinIO', () => {
     const secrets = objects.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name.replace(/-[a-z0-9]{10}$/, ''));
-    expect(secrets.sort()).toEqual(['medsyn-minio', 'medsyn-store']);
+    expect(secrets.sort()).toEqual(['medsyn-grpc-auth', 'medsyn-minio', 'medsyn-store']);
+    const auth = objects.find((o) => o.kind === 'Secret' && o.metadata.name.startsWith('medsyn-grpc-auth'))!;
+    expect(Buffer.from(auth.data!.GRPC_AUTH_TOKEN!, 'base64').toString().length).toBeGreaterThanOrEqual(16);
     expect(find(objects, 'StatefulSet', 'minio').spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe('2Gi');
   });
 
