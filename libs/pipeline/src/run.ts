@@ -100,7 +100,9 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
   const remote = SERVICE_NAMES.filter((n) => config.services[n]);
   const localNames = SERVICE_NAMES.filter((n) => !config.services[n]);
   emit({ type: 'services', local: localNames, remote });
-  const local = localNames.length ? await startLocalServices(localNames, { store: config.store, logDir: options.logDir ?? path.join(path.dirname(config.report), `medsyn-logs-${config.run}`), env: options.env }) : undefined;
+  // The local evaluator may read the run's own evaluation dataset (it reads nothing outside its roots).
+  const env = { EVALUATOR_DATASET_ROOTS: config.evaluate.dataset.root, ...options.env };
+  const local = localNames.length ? await startLocalServices(localNames, { store: config.store, logDir: options.logDir ?? path.join(path.dirname(config.report), `medsyn-logs-${config.run}`), env }) : undefined;
   const endpoints = { ...local?.endpoints, ...config.services } as Endpoints;
   // One channel per service for the whole run.
   const clients = new Map<ServiceName, grpc.Client>();
