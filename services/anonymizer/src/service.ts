@@ -52,11 +52,11 @@ export const ANONYMIZER_CONFIG = {
   /** A retrained tagger's folder (model.onnx, tagger.json); default: the one shipped with the service. */
   ANONYMIZER_TAGGER_DIR: z.string().min(1).optional(),
   /**
-   * Largest report text accepted, in UTF-8 bytes (default 10 MiB). Anonymizing takes about 36
-   * times the text in memory (a 31 MB report peaked at 1.12 GB), so the default stays well below
-   * the 1 GiB pod limit of deploy/k8s.
+   * Largest report text accepted, in UTF-8 bytes (default 4 MiB). Anonymizing takes tens of times
+   * the text in memory (a 31 MB report peaked at 1.12 GB; an 8 MB one, with its client in the same
+   * process, at 0.85-1.1 GB), so the default stays well below the 1 GiB pod limit of deploy/k8s.
    */
-  ANONYMIZER_MAX_REPORT_BYTES: z.coerce.number().int('must be an integer').positive('must be positive').max(256 * 1024 * 1024, 'must be <= 268435456').default(10 * 1024 * 1024),
+  ANONYMIZER_MAX_REPORT_BYTES: z.coerce.number().int('must be an integer').positive('must be positive').max(256 * 1024 * 1024, 'must be <= 268435456').default(4 * 1024 * 1024),
 };
 
 type Config = z.infer<z.ZodObject<typeof ANONYMIZER_CONFIG>>;
@@ -150,9 +150,12 @@ class LongReportWorker {
   private start(): Worker {
     const data = { medsynAnonymizerWorker: this.setup };
     // From the TypeScript sources (tests, tsx) the worker needs tsx's loader; built, it runs dist/service.js.
+    // Its heap is capped: a report that needs more ends the worker (that request fails INTERNAL,
+    // the next one starts a new worker) instead of the pod being killed for memory.
+    const resourceLimits = { maxOldGenerationSizeMb: 768 };
     const worker = __filename.endsWith('.ts')
-      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`, { eval: true, workerData: data, execArgv: ['--conditions=medsyn-source'] })
-      : new Worker(__filename, { workerData: data });
+      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`, { eval: true, workerData: data, resourceLimits, execArgv: ['--conditions=medsyn-source'] })
+      : new Worker(__filename, { workerData: data, resourceLimits });
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
       const waiting = this.pending.get(reply.seq);
