@@ -7,6 +7,6 @@ export { SurrogateGenerator, shiftDate, parseDate } from './surrogates';
 export { parseSections, type ReportSection, type SectionName } from './sections';
 export { buildPrompt, MAX_PROMPT_TOKENS, type ClipTokenCounter, type GeneratorPrompt } from './prompt';
 export { utf16ToCodePoint, codePointToUtf16 } from './offsets';
-export { readRecords, guessRecordFormat, csvRow, type RecordFormat, type RecordLine } from './records';
+export { readRecords, guessRecordFormat, csvRow, RECORD_ID_PATTERN, type RecordFormat, type RecordLine } from './records';
 export { anonymizeDataset, manifestLine, type DatasetSpec, type DatasetProgress, type DatasetResult, type RecordError } from './dataset';
 export { PhiTagger, DEFAULT_TAGGER_DIR, type PhiTaggerOptions } from './tagger';

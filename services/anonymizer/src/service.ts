@@ -7,6 +7,7 @@ import {
   Anonymizer,
   anonymizeDataset,
   createDetector,
+  RECORD_ID_PATTERN,
   DETECTOR_KINDS,
   guessRecordFormat,
   InvalidReportError,
@@ -28,11 +29,7 @@ export const ANONYMIZER_DEFAULTS = { grpcPort: 50051, metricsPort: 9461 };
 const DATASET_JOB = 'anonymize_dataset';
 /** Stream reports being anonymized at once: enough for the tagger's batches, bounded memory. */
 const STREAM_IN_FLIGHT = 256;
-/**
- * Record ids are echoed in results, stream answers, errors and logs, so they must be opaque keys,
- * never a name or phone number (the rule of dataset ids in @medsyn/deid's records.ts).
- */
-const RECORD_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Record ids are echoed in results, stream answers, errors and logs: opaque keys only (RECORD_ID_PATTERN of @medsyn/deid). */
 const RECORD_ID_RULE = 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (an opaque key, never PHI; the value is not shown)';
 /**
  * Reports of at least this many UTF-8 bytes are anonymized on a worker thread: detecting PHI in a
@@ -219,7 +216,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
   /** One report: the result, or an RpcError naming the field (never quoting the text). */
   const anonymizeOne = async (report: proto.Report | undefined, options: proto.AnonymizeOptions | undefined): Promise<proto.AnonymizedReport> => {
     if (!report) throw invalidArgument('report', 'is required');
-    if (report.id && !RECORD_ID.test(report.id)) throw invalidArgument('report.id', RECORD_ID_RULE);
+    if (report.id && !RECORD_ID_PATTERN.test(report.id)) throw invalidArgument('report.id', RECORD_ID_RULE);
     const bytes = Buffer.byteLength(report.text);
     if (bytes > maxReportBytes) {
       count('invalid');
@@ -301,7 +298,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
           call.on('data', (request: proto.AnonymizeStreamRequest) => {
             defaults ??= request.options;
             // An id that breaks the rule is not echoed (the report's answer says why).
-            const id = RECORD_ID.test(request.report?.id ?? '') ? request.report!.id : '';
+            const id = RECORD_ID_PATTERN.test(request.report?.id ?? '') ? request.report!.id : '';
             const response = anonymizeOne(request.report, request.options ?? defaults).then(
               (result): proto.AnonymizeStreamResponse => ({ id, result, error: undefined }),
               (error): proto.AnonymizeStreamResponse => {
