@@ -138,6 +138,8 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     emit({ type: 'stage-done', stage: name, seconds: record.seconds, skipped: false, summary: record.summary });
     return record;
   };
+  /** A job's output folder holds its stage key: a rerun with other inputs writes beside an earlier result, never over it (a job owns its prefix). */
+  const jobPrefix = (folder: string, requestId: string) => `${prefix}${folder}/${requestId.slice(-16)}/`;
   const follow = async (name: string, service: ServiceName, job: common.Job | undefined) => {
     if (!job) throw new PipelineStageError(name, 'the service returned no job');
     return waitForJob(endpoints[service], job.jobId, (j) => {
@@ -161,11 +163,12 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
         textField: config.input.text_field,
         patientKeyField: config.input.patient_field ?? '',
         options: { mode: MODE_ENUM[config.anonymize.mode], omitSpans: true },
-        outputPrefix: `${prefix}anonymize/`,
+        outputPrefix: jobPrefix('anonymize', requestId),
       });
       const job = await follow('anonymize', 'anonymizer', response.job);
+      const out = jobPrefix('anonymize', requestId);
       return {
-        outputs: { anonymized: `${prefix}anonymize/anonymized.jsonl`, prompts: `${prefix}anonymize/prompts.jsonl`, errors: `${prefix}anonymize/errors.jsonl` },
+        outputs: { anonymized: `${out}anonymized.jsonl`, prompts: `${out}prompts.jsonl`, errors: `${out}errors.jsonl` },
         summary: { reports: Number(job.progress?.completed ?? 0), rejected: Number(job.progress?.failed ?? 0) },
       };
     });
@@ -236,7 +239,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
         },
         shard: { index: 0, count: 1 },
         imagesPerPrompt: s.images_per_prompt,
-        outputPrefix: `${prefix}synthesize/`,
+        outputPrefix: jobPrefix('synthesize', requestId),
       });
       const job = await follow('synthesize', 'synthesizer', response.job);
       const pairsOutput = job.outputs.find((o) => /pairs-shard-[^/]*\.jsonl$/.test(o.uri));
@@ -272,7 +275,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
           request.method = METHOD_ENUM[method];
           request.data = { realPairs: source === 'real' ? pairsRef : [], syntheticPairs: source === 'synthetic' ? pairsRef : [], syntheticRatio: 0, validationFraction: config.pretrain.validation_fraction ?? 0, disableAugmentation: false };
           const pretrain = client(pretrainer.PretrainerServiceClient, 'pretrainer');
-          const response = await unary<pretrainer.StartPretrainingRequest, pretrainer.StartPretrainingResponse>(pretrain, 'startPretraining', { requestId, config: request, outputPrefix: `${prefix}pretrain/${method}-${source}/` });
+          const response = await unary<pretrainer.StartPretrainingRequest, pretrainer.StartPretrainingResponse>(pretrain, 'startPretraining', { requestId, config: request, outputPrefix: jobPrefix(`pretrain/${method}-${source}`, requestId) });
           const job = await follow(name, 'pretrainer', response.job);
           const result = await unary<pretrainer.GetPretrainingResultRequest, pretrainer.GetPretrainingResultResponse>(pretrain, 'getPretrainingResult', { jobId: job.jobId });
           const s = result.summary;
@@ -306,7 +309,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
           reportSamples: e.report_samples ?? 0,
           executionProvider: '',
         }),
-        outputPrefix: `${prefix}evaluate/`,
+        outputPrefix: jobPrefix('evaluate', requestId),
       });
       const job = await follow('evaluate', 'evaluator', response.job);
       const result = await unary<evaluator.GetEvaluationResultRequest, evaluator.GetEvaluationResultResponse>(evaluate, 'getEvaluationResult', { jobId: job.jobId });

@@ -136,7 +136,13 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     const logs = path.join(dir, 'out', 'medsyn-logs-ci');
     await waitFor(() => ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'].every((s) => /"msg":"stopped"/.test(fs.readFileSync(path.join(logs, `${s}.log`), 'utf8'))), 'the orphaned services to stop', 60_000);
 
-    const images = path.join(dir, 'store', 'pipeline', 'ci', 'synthesize', 'images');
+    // Each job wrote under its stage key: pipeline/ci/<stage>/<key>/, one key per stage in this run.
+    const jobFolder = (stage: string) => {
+      const keys = fs.readdirSync(path.join(dir, 'store', 'pipeline', 'ci', stage));
+      expect(keys).toHaveLength(1);
+      return path.join(dir, 'store', 'pipeline', 'ci', stage, keys[0]!);
+    };
+    const images = path.join(jobFolder('synthesize'), 'images');
     const before = new Map(fs.readdirSync(images).map((f) => [f, fs.statSync(path.join(images, f)).mtimeMs]));
     expect(before.size).toBe(12);
 
@@ -153,7 +159,7 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     expect(html).toContain('medsyn pipeline: ci');
     expect(html).toContain('Real and synthetic images of the same reports');
     expect((html.match(/alt="synthetic"/g) ?? []).length).toBe(8);
-    const results = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'evaluate', 'results.json'), 'utf8')) as { encoders: { name: string }[]; ratios: unknown[] };
+    const results = JSON.parse(fs.readFileSync(path.join(jobFolder('evaluate'), 'results.json'), 'utf8')) as { encoders: { name: string }[]; ratios: unknown[] };
     expect(results.encoders.map((e) => e.name).sort()).toEqual(['convirt-real', 'convirt-synthetic', 'random-init']);
     expect(results.ratios.length).toBeGreaterThan(0);
 
