@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { combineRuleAndTaggerSpans } from '../src';
+import { RuleDetector, combineRuleAndTaggerSpans } from '../src';
 import { DEFAULT_TAGGER_DIR, FEATURE_SLOTS, FeatureExtractor, PhiTagger, TAGGER_CLASSES, decodeSpans, tokenize } from '../src/tagger';
 import { trainTagger } from '../train/train';
 import type { LabelledText } from '../train/surrogates';
@@ -32,6 +32,9 @@ describe('PhiTagger (the shipped model)', () => {
     const alone: unknown[] = [];
     for (const t of texts) alone.push(await tagger.detect(t));
     expect(together).toEqual(alone);
+    // The rules' spans handed in are the ones the tagger would have computed for its features.
+    const rules = new RuleDetector();
+    expect(await Promise.all(texts.map((t) => tagger.detect(t, rules.find(t))))).toEqual(together);
   });
 
   it('decides every token of a text longer than its window, with offsets into the whole text', async () => {
@@ -80,6 +83,22 @@ describe('tagger features and decoding', () => {
     logProbs[k + 2] = Math.log(0.35);
     expect(decodeSpans(text, tokens, logProbs, 0.8).map((s) => s.label)).toEqual(['NAME', 'LOCATION']);
     expect(decodeSpans(text, tokens, logProbs, 0.8, { LOCATION: 0.5 }).map((s) => s.label)).toEqual(['NAME']);
+  });
+
+  it('finds a name again wherever else it occurs in the text, but not an English word', () => {
+    const text = 'Kowalczyk will call; kowalczyk will come';
+    const tokens = tokenize(text);
+    const k = TAGGER_CLASSES.length;
+    const logProbs = new Float32Array(tokens.length * k).fill(Math.log(0.001));
+    tokens.forEach((_, t) => (logProbs[t * k] = Math.log(0.99)));
+    // The first two tokens are NAMEs to the model; their other occurrences are not.
+    for (const t of [0, 1]) {
+      logProbs[t * k] = Math.log(0.1);
+      logProbs[t * k + 1] = Math.log(0.9);
+    }
+    const found = decodeSpans(text, tokens, logProbs, 0.8).map((s) => text.slice(s.start, s.end));
+    expect(found).toEqual(['Kowalczyk will', 'kowalczyk']);
+    expect(decodeSpans(text, tokens, logProbs, 0.8, {}, false).map((s) => text.slice(s.start, s.end))).toEqual(['Kowalczyk will']);
   });
 
   it('keeps every rule span and adds only the tagger\'s names and places', () => {

@@ -111,6 +111,7 @@ export class FeatureExtractor {
    * rules run on the text the tagger sees (in training: after the surrogates went in).
    */
   prepare(text: string, tokens: readonly Token[], ruleSpans: readonly PhiSpan[] = this.rules.find(text)): FeaturedText {
+    // ruleSpans: `new RuleDetector().find(text)`, when the caller has them already.
     const ruleIds = new Int32Array(tokens.length * 2);
     const spans = [...ruleSpans].sort((a, b) => a.start - b.start);
     let s = 0;

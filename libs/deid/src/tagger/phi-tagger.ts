@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { ENGLISH_WORDS, MEDICAL_TERMS, NOT_NAMES } from '../dictionaries';
 import type { PhiDetector, PhiLabel, PhiSpan } from '../types';
 import { FEATURE_SLOTS, FEATURE_VERSION, FeatureExtractor } from './features';
 import { TAGGER_CLASSES, type TaggerConfig } from './model';
@@ -36,6 +37,7 @@ export const DEFAULT_TAGGER_DIR = join(__dirname, '..', '..', 'model', 'phi-tagg
 
 interface Pending {
   text: string;
+  ruleSpans?: readonly PhiSpan[];
   resolve: (spans: PhiSpan[]) => void;
   reject: (error: unknown) => void;
 }
@@ -92,9 +94,13 @@ export class PhiTagger implements PhiDetector {
     return new PhiTagger(session, meta, options);
   }
 
-  detect(text: string): Promise<PhiSpan[]> {
+  /**
+   * The tagger's spans. It runs the rules for its features; a caller that already has
+   * `new RuleDetector().find(text)` passes them in and saves that second run.
+   */
+  detect(text: string, ruleSpans?: readonly PhiSpan[]): Promise<PhiSpan[]> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ text, resolve, reject });
+      this.pending.push({ text, ruleSpans, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => void this.flush());
@@ -103,10 +109,10 @@ export class PhiTagger implements PhiDetector {
   }
 
   /** Log-probabilities [tokens, classes] of each text's tokens (the model's raw output, for training and tests). */
-  async logProbabilities(texts: readonly string[]): Promise<{ tokens: Token[]; logProbs: Float32Array }[]> {
-    const docs = texts.map((text) => {
+  async logProbabilities(texts: readonly string[], ruleSpans: readonly (readonly PhiSpan[] | undefined)[] = []): Promise<{ tokens: Token[]; logProbs: Float32Array }[]> {
+    const docs = texts.map((text, i) => {
       const tokens = tokenize(text);
-      return { ...this.features.prepare(text, tokens), tokens };
+      return { ...this.features.prepare(text, tokens, ruleSpans[i]), tokens };
     });
     const out = docs.map((d) => ({ tokens: d.tokens, logProbs: new Float32Array(d.tokens.length * TAGGER_CLASSES.length) }));
     const windows: Window[] = [];
@@ -152,7 +158,10 @@ export class PhiTagger implements PhiDetector {
     this.pending = [];
     this.scheduled = false;
     try {
-      const results = await this.logProbabilities(pending.map((p) => p.text));
+      const results = await this.logProbabilities(
+        pending.map((p) => p.text),
+        pending.map((p) => p.ruleSpans),
+      );
       pending.forEach((p, i) => p.resolve(decodeSpans(p.text, results[i]!.tokens, results[i]!.logProbs, this.threshold, this.thresholds)));
     } catch (error) {
       for (const p of pending) p.reject(error);
@@ -160,28 +169,53 @@ export class PhiTagger implements PhiDetector {
   }
 }
 
+/** A word worth finding again: no English or medical word ("Will", "Mercy" found once must not take every "will"). */
+const repeatable = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) && !ENGLISH_WORDS.has(word) && !MEDICAL_TERMS.has(word) && !NOT_NAMES.has(word);
+
 /**
  * Tokens with P(O) < threshold (or their likeliest PHI class's own threshold) become PHI with
- * that class; neighbours with the same
- * class merge into one span when only a short separator on the same line lies between them
- * ("8/23", "St. Mary", "Harford Memorial").
+ * that class. With `repeats`, a word the tagger found as a NAME or LOCATION is one wherever else
+ * it occurs in the text ("transferred to GH ... GH team called"), unless it is an English or
+ * medical word. Neighbours with the same class merge into one span when only a short separator
+ * on the same line lies between them ("8/23", "St. Mary", "Harford Memorial").
  */
-export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Float32Array, threshold: number, thresholds: Thresholds = {}): PhiSpan[] {
+export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Float32Array, threshold: number, thresholds: Thresholds = {}, repeats = true): PhiSpan[] {
   const classes = TAGGER_CLASSES.length;
   const logThresholds = TAGGER_CLASSES.map((c) => Math.log(thresholds[c as PhiLabel] ?? threshold));
   const loosest = Math.max(...logThresholds.slice(1));
-  const spans: PhiSpan[] = [];
+  const labels: (PhiLabel | undefined)[] = new Array(tokens.length);
   for (let t = 0; t < tokens.length; t++) {
     const row = t * classes;
     if (logProbs[row]! >= loosest) continue;
     let best = 1;
     for (let k = 2; k < classes; k++) if (logProbs[row + k]! > logProbs[row + best]!) best = k;
-    if (logProbs[row]! >= logThresholds[best]!) continue;
-    const label = TAGGER_CLASSES[best] as PhiLabel;
+    if (logProbs[row]! < logThresholds[best]!) labels[t] = TAGGER_CLASSES[best] as PhiLabel;
+  }
+  const repeated = new Set<number>();
+  if (repeats) {
+    const found = new Map<string, PhiLabel>();
+    tokens.forEach(({ start, end }, t) => {
+      const label = labels[t];
+      const word = text.slice(start, end).toLowerCase();
+      if ((label === 'NAME' || label === 'LOCATION') && repeatable(word)) found.set(word, label);
+    });
+    if (found.size > 0)
+      tokens.forEach(({ start, end }, t) => {
+        const label = labels[t] ? undefined : found.get(text.slice(start, end).toLowerCase());
+        if (label) {
+          labels[t] = label;
+          repeated.add(t);
+        }
+      });
+  }
+  const spans: PhiSpan[] = [];
+  for (let t = 0; t < tokens.length; t++) {
+    const label = labels[t];
+    if (!label) continue;
     const { start, end } = tokens[t]!;
     const last = spans[spans.length - 1];
     if (last && last.label === label && start - last.end <= 3 && !/\n/.test(text.slice(last.end, start)) && t > 0 && tokens[t - 1]!.end === last.end) last.end = end;
-    else spans.push({ start, end, label, rule: 'tagger' });
+    else spans.push({ start, end, label, rule: repeated.has(t) ? 'tagger_repeated' : 'tagger' });
   }
   return spans;
 }
