@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ENGLISH_WORDS, MEDICAL_TERMS, NOT_NAMES } from '../dictionaries';
+import { ENGLISH_WORDS, MEDICAL_TERMS, NOT_NAMES, US_STATES } from '../dictionaries';
 import type { PhiDetector, PhiLabel, PhiSpan } from '../types';
 import { FEATURE_SLOTS, FEATURE_VERSION, FeatureExtractor } from './features';
 import { TAGGER_CLASSES, type TaggerConfig } from './model';
@@ -169,12 +169,15 @@ export class PhiTagger implements PhiDetector {
   }
 }
 
+/** US states and their codes: Safe Harbor keeps the state, and the gold leaves it out ("Boston, MA"). */
+const STATES = new Set(Object.entries(US_STATES).flatMap(([code, name]) => [code.toLowerCase(), name.toLowerCase()]));
+
 /** A word worth finding again: no English or medical word ("Will", "Mercy" found once must not take every "will"). */
 const repeatable = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) && !ENGLISH_WORDS.has(word) && !MEDICAL_TERMS.has(word) && !NOT_NAMES.has(word);
 
 /**
  * Tokens with P(O) < threshold (or their likeliest PHI class's own threshold) become PHI with
- * that class. With `repeats`, a word the tagger found as a NAME or LOCATION is one wherever else
+ * that class (but a US state or state code is no LOCATION). With `repeats`, a word the tagger found as a NAME or LOCATION is one wherever else
  * it occurs in the text ("transferred to GH ... GH team called"), unless it is an English or
  * medical word. Neighbours with the same class merge into one span when only a short separator
  * on the same line lies between them ("8/23", "St. Mary", "Harford Memorial").
@@ -189,7 +192,8 @@ export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Fl
     if (logProbs[row]! >= loosest) continue;
     let best = 1;
     for (let k = 2; k < classes; k++) if (logProbs[row + k]! > logProbs[row + best]!) best = k;
-    if (logProbs[row]! < logThresholds[best]!) labels[t] = TAGGER_CLASSES[best] as PhiLabel;
+    const label = TAGGER_CLASSES[best] as PhiLabel;
+    if (logProbs[row]! < logThresholds[best]! && !(label === 'LOCATION' && STATES.has(text.slice(tokens[t]!.start, tokens[t]!.end).toLowerCase()))) labels[t] = label;
   }
   const repeated = new Set<number>();
   if (repeats) {
