@@ -15,14 +15,13 @@ export const TAGGER_LABELS: ReadonlySet<PhiLabel> = new Set<PhiLabel>(['NAME', '
 
 /**
  * The one way the rules' and the tagger's spans combine, shared by the anonymizer and the tagger's
- * cross-validation. The tagger sees the rules' spans as features (it learnt when a rule's name or
- * place is right), so it has the last word on names and places: the rules' structured spans all
- * stay, their NAME and LOCATION spans only where a tagger span confirms them, and the tagger's own
- * NAME and LOCATION spans are added.
+ * cross-validation: all the rules' spans plus the tagger's NAME and LOCATION spans. The tagger
+ * sees the rules' spans as features (it learnt when a rule's name or place is right); letting it
+ * veto the rules' names and places instead scored no better in cross-validation
+ * (docs/anonymizer-tagger.md).
  */
 export function combineRuleAndTaggerSpans(ruleSpans: readonly PhiSpan[], taggerSpans: readonly PhiSpan[]): PhiSpan[] {
-  const confirmed = (s: PhiSpan) => !TAGGER_LABELS.has(s.label) || taggerSpans.some((t) => t.start < s.end && t.end > s.start);
-  return mergeSpans([...ruleSpans.filter(confirmed), ...taggerSpans.filter((s) => TAGGER_LABELS.has(s.label))]);
+  return mergeSpans([...ruleSpans, ...taggerSpans.filter((s) => TAGGER_LABELS.has(s.label))]);
 }
 
 /**
@@ -37,7 +36,9 @@ export function createDetector(kind: DetectorKind = 'rules+tagger', options: Phi
   return {
     async detect(text) {
       tagger ??= PhiTagger.load(options.taggerDir, options);
-      return combineRuleAndTaggerSpans(rules.find(text), await (await tagger).detect(text));
+      // The tagger reads the rules' spans as features: found once, used twice.
+      const ruleSpans = rules.find(text);
+      return combineRuleAndTaggerSpans(ruleSpans, await (await tagger).detect(text, ruleSpans));
     },
   };
 }

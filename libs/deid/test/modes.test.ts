@@ -8,13 +8,13 @@ const PHI = ['93', '03/04/2021', 'Okafor', '555-1234', 'March 9', '12345678', 'L
 describe('output modes', () => {
   it('mask replaces every identifier with ___ and keeps the clinical text', async () => {
     const { text } = await anonymizer.anonymize({ id: 'r1', text: REPORT }, 'mask');
-    expect(text).toBe('INDICATION: ___-year-old with cough.\nCOMPARISON: ___.\nFINDINGS: Discussed with Dr. ___ at ___ on ___. MRN ___. Transferred from ___, MA ___.\nIMPRESSION: No acute process.');
+    expect(text).toBe('INDICATION: ___-year-old with cough.\nCOMPARISON: ___.\nFINDINGS: Discussed with Dr. ___ at ___ on ___. MRN ___. Transferred from ___, ___, MA ___.\nIMPRESSION: No acute process.');
   });
 
   it('tag replaces every identifier with its label', async () => {
     const { text } = await anonymizer.anonymize({ id: 'r1', text: REPORT }, 'tag');
     expect(text).toContain('[AGE]-year-old');
-    expect(text).toContain('Dr. [NAME] at [CONTACT] on [DATE]. MRN [ID]. Transferred from [LOCATION], MA [LOCATION].');
+    expect(text).toContain('Dr. [NAME] at [CONTACT] on [DATE]. MRN [ID]. Transferred from [LOCATION], [LOCATION], MA [LOCATION].');
   });
 
   it('surrogate leaves none of the original identifiers and reads like a report', async () => {
