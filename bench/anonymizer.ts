@@ -125,8 +125,10 @@ async function main(): Promise<void> {
   printQuality('PhysioNet deid dev half, rules alone (tuned on these notes)', rulesDev);
   printQuality('PhysioNet deid dev half, rules + tagger (IN-SAMPLE: the shipped tagger was trained on these notes)', combinedDev);
   const cvFile = path.join(DEFAULT_TAGGER_DIR, 'cv.json');
-  const cv = fs.existsSync(cvFile) ? (JSON.parse(fs.readFileSync(cvFile, 'utf8')) as Record<string, unknown>) : undefined;
-  if (cv) console.log(`patient-grouped cross-validation recorded at training (${cvFile}): ${JSON.stringify(cv)}`);
+  type CvScores = { recall: number; precision: number };
+  const recorded = fs.existsSync(cvFile) ? (JSON.parse(fs.readFileSync(cvFile, 'utf8')) as { folds: number; rules_and_tagger: CvScores; tagger: CvScores }) : undefined;
+  const cv = recorded && { folds: recorded.folds, recall: recorded.rules_and_tagger.recall, precision: recorded.rules_and_tagger.precision, tagger_recall: recorded.tagger.recall, tagger_precision: recorded.tagger.precision };
+  if (cv) console.log(`rules + tagger, patient-grouped ${cv.folds}-fold cross-validation recorded at training (${cvFile}): recall ${pct(cv.recall)}, precision ${pct(cv.precision)} (the estimate for unseen notes; targets ${pct(TARGETS.recall)} / ${pct(TARGETS.precision)})`);
 
   const over = async (detector: PhiDetector) => ({ iu: await overRedaction(detector, iu), noPhi: await overRedaction(detector, noPhiNotes) });
   const [overRules, overCombined] = [await over(rules), await over(combined)];
@@ -169,6 +171,8 @@ async function main(): Promise<void> {
     tagger_cost_ratio: Number((anonymizeRates.combined!.mbPerCpuSecond / anonymizeRates.rules!.mbPerCpuSecond).toFixed(3)),
     stream_reports_per_s: stream,
     vs_target: {
+      cv_recall: cv && ratio(cv.recall, TARGETS.recall),
+      cv_precision: cv && ratio(cv.precision, TARGETS.precision),
       iu_over_redaction: ratio(overCombined.iu.share, TARGETS.iuOverRedaction),
       anonymize_mb_per_cpu_s: ratio(anonymizeRates.combined!.mbPerCpuSecond, TARGETS.mbPerCpuSecond),
       stream_reports_per_s: ratio(stream, TARGETS.streamReportsPerSecond),
