@@ -27,12 +27,30 @@ const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, 
 const address = z.string().regex(/^[^\s/]+:\d+$/, 'must be host:port');
 const fraction = z.number().gt(0).lte(1);
 
+/** How the pipeline reaches a remote service: TLS (with a client certificate for mTLS) and a bearer token named by its variable. */
+const security = {
+  tls: z.object({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).strict().optional(),
+  /** The name of the environment variable holding the token; the token itself never goes in the config. */
+  token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of an environment variable holding the token (never the token itself)').optional(),
+  /** Sends the token over plaintext to a non-loopback address (a private network you trust). */
+  plaintext: z.boolean().optional(),
+};
+/** `host:port`, or `{ address: host:port, tls, token_env, plaintext }`. */
+const endpoint = z.preprocess((v) => (typeof v === 'string' ? { address: v } : v), z.object({ address, ...security }).strict());
+
+/** A remote service as the pipeline connects to it: local paths absolute, the token still only named. */
+export interface Endpoint {
+  address: string;
+  tls?: { ca: string; cert?: string; key?: string };
+  tokenEnv?: string;
+}
+
 const schema = z
   .object({
     run: name,
     store: z.string().min(1).optional(),
     report: z.string().min(1).optional(),
-    services: z.object({ anonymizer: address, synthesizer: address, pretrainer: address, evaluator: address }).partial().strict().default({}),
+    services: z.object({ anonymizer: endpoint, synthesizer: endpoint, pretrainer: endpoint, evaluator: endpoint, ...security }).partial().strict().default({}),
     input: z
       .object({
         reports: z.string().min(1),
@@ -99,7 +117,9 @@ const schema = z
 export type PipelineConfig = z.infer<typeof schema>;
 
 /** A config with its paths resolved: local files absolute, the store a URI. */
-export interface ResolvedPipelineConfig extends PipelineConfig {
+export interface ResolvedPipelineConfig extends Omit<PipelineConfig, 'services'> {
+  /** The remote services (the others are started locally), each with its own or the block's security options. */
+  services: Partial<Record<ServiceName, Endpoint>>;
   store: string;
   report: string;
   /** Folder of the config file (relative paths were resolved against it). */
@@ -153,6 +173,7 @@ export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.Proc
   if (!fs.existsSync(datasetRoot)) throw new PipelineConfigError('evaluate.dataset.root', `folder not found: ${datasetRoot}`);
   return {
     ...config,
+    services: resolveEndpoints(config.services, local, env),
     store,
     base,
     report: config.report ? local(config.report) : path.resolve(`medsyn-report-${config.run}.html`),
@@ -160,6 +181,44 @@ export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.Proc
     synthesize: { ...config.synthesize, model },
     evaluate: { ...config.evaluate, dataset: { ...config.evaluate.dataset, root: datasetRoot } },
   };
+}
+
+const isLoopbackHost = (host: string) => host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+
+/**
+ * Each remote service's endpoint with its security options (its own, else those of the `services:`
+ * block), checked now: the files exist, the token variable is set, and a token does not cross a
+ * network in clear unless `plaintext: true` says so.
+ */
+function resolveEndpoints(services: PipelineConfig['services'], local: (p: string) => string, env: NodeJS.ProcessEnv): Partial<Record<ServiceName, Endpoint>> {
+  const out: Partial<Record<ServiceName, Endpoint>> = {};
+  for (const name of SERVICE_NAMES) {
+    const given = services[name];
+    if (!given) continue;
+    // Field by field, the endpoint's own option wins over the block's.
+    const tls = given.tls ?? services.tls;
+    const tokenEnv = given.token_env ?? services.token_env;
+    const plaintext = given.plaintext ?? services.plaintext;
+    const where = (field: 'tls' | 'token_env') => (given[field] ? `services.${name}` : 'services');
+    if (tls) {
+      if (Boolean(tls.cert) !== Boolean(tls.key)) throw new PipelineConfigError(`${where('tls')}.tls.${tls.cert ? 'key' : 'cert'}`, 'a client certificate needs both cert and key (mutual TLS)');
+      for (const field of ['ca', 'cert', 'key'] as const) {
+        const file = tls[field] && local(tls[field]);
+        if (file && !fs.existsSync(file)) throw new PipelineConfigError(`${where('tls')}.tls.${field}`, `file not found: ${file}`);
+      }
+    }
+    if (tokenEnv) {
+      if (!env[tokenEnv]) throw new PipelineConfigError(`${where('token_env')}.token_env`, `the environment variable ${tokenEnv} is not set`);
+      const host = given.address.slice(0, given.address.lastIndexOf(':'));
+      if (!tls && !plaintext && !isLoopbackHost(host)) throw new PipelineConfigError(`${where('token_env')}.token_env`, `the token would go to ${given.address} in clear; set tls (or plaintext: true on a network you trust)`);
+    }
+    out[name] = {
+      address: given.address,
+      ...(tls && { tls: { ca: local(tls.ca), ...(tls.cert && { cert: local(tls.cert) }), ...(tls.key && { key: local(tls.key) }) } }),
+      ...(tokenEnv && { tokenEnv }),
+    };
+  }
+  return out;
 }
 
 /** Reads a YAML or JSON pipeline config; relative paths in it are relative to the file. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,9 +7,10 @@ import { exportDataset } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation';
 import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
 import { parsePretrainingConfig } from '@medsyn/vlp';
+import { ContentHasher, imagesDigest, listFiles, localImages, reportRecords, sha256, stageKey } from './content';
 import { SERVICE_NAMES, type Method, type PairSource, type ResolvedPipelineConfig, type ServiceName } from './config';
 import { renderPipelineReport, type GridPair } from './report';
-import { JobFailedError, startLocalServices, unary, waitForJob, type Endpoints } from './services';
+import { JobFailedError, connect, startLocalServices, unary, waitForJob, type Endpoints } from './services';
 
 /** What the display shows: stage boundaries and the running job's progress. */
 export type PipelineEvent =
@@ -54,26 +54,17 @@ export interface PipelineResult {
   results: EvaluationResults;
 }
 
-const sha256 = (value: unknown) => createHash('sha256').update(typeof value === 'string' || value instanceof Uint8Array ? value : JSON.stringify(value)).digest('hex');
 const METHOD_ENUM: Record<Method, pretrainer.Method> = { convirt: pretrainer.Method.METHOD_CONVIRT, gloria: pretrainer.Method.METHOD_GLORIA, mgca: pretrainer.Method.METHOD_MGCA };
 const TASK_ENUM = { classification: evaluator.Task.TASK_CLASSIFICATION, segmentation: evaluator.Task.TASK_SEGMENTATION, detection: evaluator.Task.TASK_DETECTION, zero_shot: evaluator.Task.TASK_ZERO_SHOT };
 const SCHEDULER_ENUM = { pndm: synthesizer.Scheduler.SCHEDULER_PNDM, ddim: synthesizer.Scheduler.SCHEDULER_DDIM, euler_ancestral: synthesizer.Scheduler.SCHEDULER_EULER_ANCESTRAL, dpm_solver_pp_2m: synthesizer.Scheduler.SCHEDULER_DPM_SOLVER_PP_2M };
 const MODE_ENUM = { mask: anonymizer.OutputMode.OUTPUT_MODE_MASK, tag: anonymizer.OutputMode.OUTPUT_MODE_TAG, surrogate: anonymizer.OutputMode.OUTPUT_MODE_SURROGATE };
 
-/** Every file of a local model folder, in a stable order, with the folder's digest. */
-function modelFiles(dir: string): { files: string[]; digest: string } {
-  const files: string[] = [];
-  const walk = (rel: string) => {
-    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) walk(child);
-      else if (entry.isFile() && !entry.name.endsWith('.safetensors')) files.push(child);
-    }
-  };
-  walk('');
-  const h = createHash('sha256');
-  for (const file of files) h.update(`${file}\n`).update(createHash('sha256').update(fs.readFileSync(path.join(dir, file))).digest('hex'));
-  return { files, digest: h.digest('hex') };
+/**
+ * A local model folder: the files the synthesizer is sent (its ONNX export layout; the
+ * `*.safetensors` weights it does not read stay here) and the digest of every file in the folder.
+ */
+async function modelFiles(dir: string, hasher: ContentHasher): Promise<{ files: string[]; digest: string }> {
+  return { files: listFiles(dir).filter((f) => !f.endsWith('.safetensors')), digest: await hasher.tree(dir) };
 }
 
 const safeKey = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, '_');
@@ -90,6 +81,7 @@ const safeKey = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, '_');
  */
 export async function runPipeline(config: ResolvedPipelineConfig, options: { onEvent?: (event: PipelineEvent) => void; logDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<PipelineResult> {
   const emit = options.onEvent ?? (() => {});
+  const hasher = new ContentHasher();
   const store = openStore(config.store);
   await store.check();
   const prefix = `pipeline/${config.run}/`;
@@ -106,8 +98,8 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
   const endpoints = { ...local?.endpoints, ...config.services } as Endpoints;
   // One channel per service for the whole run.
   const clients = new Map<ServiceName, grpc.Client>();
-  const client = <C extends grpc.Client>(Client: new (address: string, credentials: grpc.ChannelCredentials) => C, service: ServiceName): C => {
-    if (!clients.has(service)) clients.set(service, new Client(endpoints[service], grpc.credentials.createInsecure()));
+  const client = <C extends grpc.Client>(Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C, service: ServiceName): C => {
+    if (!clients.has(service)) clients.set(service, connect(Client, endpoints[service]));
     return clients.get(service) as C;
   };
 
@@ -118,7 +110,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
 
   /** Runs a stage unless state.json holds it with the same key. */
   const stage = async (name: string, inputs: unknown, run: (requestId: string) => Promise<Omit<StageRecord, 'key' | 'seconds'>>): Promise<StageRecord> => {
-    const key = sha256(inputs);
+    const key = stageKey(inputs);
     const done = state.stages[name];
     emit({ type: 'stage', stage: name, index: stageIndex++, total: stageNames.length, resumed: done?.key === key });
     if (done?.key === key) {
@@ -137,6 +129,12 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     await saveState();
     emit({ type: 'stage-done', stage: name, seconds: record.seconds, skipped: false, summary: record.summary });
     return record;
+  };
+  /** A reference to an object the run wrote, with the sha256 and size the store holds, so the service can check what it reads. */
+  const refOf = async (key: string) => {
+    const ref = await store.stat(key);
+    if (!ref) throw new Error(`${store.uriOf(key)} is missing from the store`);
+    return ref;
   };
   /** A job's output folder holds its stage key: a rerun with other inputs writes beside an earlier result, never over it (a job owns its prefix). */
   const jobPrefix = (folder: string, requestId: string) => `${prefix}${folder}/${requestId.slice(-16)}/`;
@@ -178,21 +176,13 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     // 2. Real pairs: each real image with its report's anonymized text.
     const pairs: Partial<Record<PairSource, StageRecord>> = {};
     if (sources.includes('real')) {
-      pairs.real = await stage('real-pairs', { anonymized: anonymized.key, reports: sha256(reportsBytes), image_field: config.input.image_field }, async () => {
-        const imageField = config.input.image_field!;
+      const imageField = config.input.image_field!;
+      const reportsDir = config.input.reports.includes('://') ? undefined : path.dirname(config.input.reports);
+      // The anonymizer has read every line (a bad one is in its errors.jsonl); such lines are skipped here.
+      const records = reportRecords(reportsBytes);
+      const images = reportsDir ? await imagesDigest(hasher, localImages(records, reportsDir, config.input.id_field, imageField)) : await storeImagesDigest(store, records, config.input.reports, config.input.id_field, imageField);
+      pairs.real = await stage('real-pairs', { anonymized: anonymized.key, reports: sha256(reportsBytes), image_field: imageField, images }, async () => {
         const lines: unknown[] = [];
-        const reportsDir = config.input.reports.includes('://') ? undefined : path.dirname(config.input.reports);
-        // The anonymizer has read every line (a bad one is in its errors.jsonl); such lines are skipped here.
-        const records = reportsBytes
-          .toString('utf8')
-          .split('\n')
-          .flatMap((line) => {
-            try {
-              return line.trim() ? [JSON.parse(line) as Record<string, unknown>] : [];
-            } catch {
-              return [];
-            }
-          });
         for (const record of records) {
           const id = String(record[config.input.id_field] ?? '');
           const image = record[imageField];
@@ -216,7 +206,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
 
     // 3. Synthesize: one image per anonymized prompt (or more), through the synthesizer's dataset job.
     const modelIsLocal = !config.synthesize.model.includes('://');
-    const model = modelIsLocal ? modelFiles(config.synthesize.model) : undefined;
+    const model = modelIsLocal ? await modelFiles(config.synthesize.model, hasher) : undefined;
     const synthesized = await stage('synthesize', { prompts: anonymized.key, model: model?.digest ?? config.synthesize.model, params: config.synthesize }, async (requestId) => {
       let modelUri = config.synthesize.model;
       if (model) {
@@ -227,7 +217,8 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
       const s = config.synthesize;
       const response = await unary<synthesizer.StartSynthesizeDatasetRequest, synthesizer.StartSynthesizeDatasetResponse>(client(synthesizer.SynthesizerServiceClient, 'synthesizer'), 'startSynthesizeDataset', {
         requestId,
-        prompts: { uri: store.uriOf(anonymized.outputs.prompts!), sha256: '', sizeBytes: 0, mediaType: '' },
+        prompts: await refOf(anonymized.outputs.prompts!),
+        // A folder (prefix) has no single digest; the stage key covers every file of a local one.
         model: { uri: modelUri, sha256: '', sizeBytes: 0, mediaType: '' },
         params: {
           numInferenceSteps: s.num_inference_steps,
@@ -270,7 +261,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
         const name = `pretrain ${method}-${source}`;
         const from = pairs[source]!;
         const record = await stage(name, { pairs: from.key, method, config: config.pretrain.config, validation: config.pretrain.validation_fraction }, async (requestId) => {
-          const pairsRef = [{ uri: store.uriOf(from.outputs.pairs!), sha256: '', sizeBytes: 0, mediaType: '' }];
+          const pairsRef = [await refOf(from.outputs.pairs!)];
           const request = pretrainer.PretrainingConfig.fromJSON({ ...config.pretrain.config, method: undefined, data: undefined });
           request.method = METHOD_ENUM[method];
           request.data = { realPairs: source === 'real' ? pairsRef : [], syntheticPairs: source === 'synthetic' ? pairsRef : [], syntheticRatio: 0, validationFraction: config.pretrain.validation_fraction ?? 0, disableAugmentation: false };
@@ -291,7 +282,8 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     // 5. Evaluate every encoder, and a random-init one of the same architecture, on the downstream tasks.
     const imageEncoder = parsePretrainingConfig({ ...config.pretrain.config, method: methods[0], data: { real_pairs: ['x'] } }).imageEncoder;
     const e = config.evaluate;
-    const evaluated = await stage('evaluate', { bundles: bundles.map((b) => state.stages[`pretrain ${b.name}`]!.key), evaluate: e }, async (requestId) => {
+    const dataset = await hasher.tree(e.dataset.root);
+    const evaluated = await stage('evaluate', { bundles: bundles.map((b) => state.stages[`pretrain ${b.name}`]!.key), evaluate: e, dataset }, async (requestId) => {
       const evaluate = client(evaluator.EvaluatorServiceClient, 'evaluator');
       const encoders: evaluator.Encoder[] = bundles.map((b) => evaluator.Encoder.fromPartial({ name: b.name, bundle: b.bundle, pretrainingData: b.source }));
       if (e.baseline) encoders.push(evaluator.Encoder.fromPartial({ name: 'random-init', pretrainingData: 'random', baseline: { architecture: imageEncoder.architecture, size: imageEncoder.imageSize, width: imageEncoder.width ?? 0, seed: 1 } }));
@@ -354,6 +346,24 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     await local?.stop();
     await store.close();
   }
+}
+
+/** Images named by URI beside reports in the store: their digests as the store keeps them ("unknown" outside it). */
+async function storeImagesDigest(store: ArtifactStore, records: readonly Record<string, unknown>[], reports: string, idField: string, imageField: string): Promise<string> {
+  const lines: string[] = [];
+  for (const record of records) {
+    const image = record[imageField];
+    if (typeof image !== 'string' || !image) continue;
+    const uri = new URL(image, reports).href;
+    let digest = 'unknown';
+    try {
+      digest = (await store.stat(store.keyOf(uri)))?.sha256 ?? 'missing';
+    } catch {
+      // Not in this store: the URI alone goes into the key.
+    }
+    lines.push(`${String(record[idField] ?? '')}\t${uri}\t${digest}\n`);
+  }
+  return sha256(lines.join(''));
 }
 
 /** The first `count` reports with both a real and a synthetic image, for the side-by-side grid. */

@@ -4,12 +4,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { common, jobs } from '@medsyn/proto';
-import type { ServiceName } from './config';
+import type { Endpoint, ServiceName } from './config';
 
-/** The gRPC address (host:port) of each service the pipeline calls. */
-export type Endpoints = Record<ServiceName, string>;
+/** Where each service the pipeline calls is, and how to reach it. */
+export type Endpoints = Record<ServiceName, Endpoint>;
 
 export interface LocalServices {
+  /** Loopback endpoints; they take no TLS, and a token only where options.env gave them one. */
   endpoints: Partial<Endpoints>;
   /** Stops them gracefully (SIGTERM: running jobs persist and resume at the next start). */
   stop(): Promise<void>;
@@ -58,7 +59,7 @@ export async function startLocalServices(names: readonly ServiceName[], options:
         const log = fs.openSync(logFile, 'a');
         const child = spawn(process.execPath, serviceArgs(name), {
           env: {
-            ...process.env,
+            ...withoutServerSecurity(process.env),
             ...options.env,
             MEDSYN_STORE: options.store,
             GRPC_HOST: '127.0.0.1',
@@ -78,7 +79,7 @@ export async function startLocalServices(names: readonly ServiceName[], options:
         for (;;) {
           const ready = /"grpcPort":(\d+)[^\n]*"msg":"ready"/.exec(readFrom(logFile, from));
           if (ready) {
-            endpoints[name] = `127.0.0.1:${ready[1]}`;
+            endpoints[name] = { address: `127.0.0.1:${ready[1]}` };
             break;
           }
           if (Date.now() > deadline) throw new Error(`the local ${name} was not ready within 120 s; see ${logFile}`);
@@ -91,6 +92,53 @@ export async function startLocalServices(names: readonly ServiceName[], options:
     throw error;
   }
   return { endpoints, stop };
+}
+
+/**
+ * Our own environment less the services' TLS and token variables: the pipeline talks to its local
+ * services over loopback with neither, so a GRPC_AUTH_TOKEN meant for some other process here
+ * must not make them refuse it.
+ */
+function withoutServerSecurity(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !/^GRPC_(TLS_|AUTH_TOKEN)/.test(k)));
+}
+
+/**
+ * The credentials for a channel to endpoint: TLS with its CA (and a client certificate for mutual
+ * TLS) or plaintext, and, when the endpoint names a token variable, `authorization: Bearer <token>`
+ * on every call (the header service-kit's bearerAuthInterceptor checks). grpc-js composes call
+ * credentials with TLS only, so over plaintext the header is added by a client interceptor.
+ */
+export function channelSecurity(endpoint: Endpoint, env: NodeJS.ProcessEnv = process.env): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
+  const token = endpoint.tokenEnv ? env[endpoint.tokenEnv] : undefined;
+  if (endpoint.tokenEnv && !token) throw new Error(`the environment variable ${endpoint.tokenEnv} (the token for ${endpoint.address}) is not set`);
+  const authorization = `Bearer ${token}`;
+  const tls = endpoint.tls;
+  if (tls) {
+    const ssl = grpc.credentials.createSsl(fs.readFileSync(tls.ca), tls.key ? fs.readFileSync(tls.key) : null, tls.cert ? fs.readFileSync(tls.cert) : null);
+    if (!token) return { credentials: ssl, options: {} };
+    const bearer = grpc.credentials.createFromMetadataGenerator((_, callback) => {
+      const metadata = new grpc.Metadata();
+      metadata.set('authorization', authorization);
+      callback(null, metadata);
+    });
+    return { credentials: grpc.credentials.combineChannelCredentials(ssl, bearer), options: {} };
+  }
+  if (!token) return { credentials: grpc.credentials.createInsecure(), options: {} };
+  const addBearer: grpc.Interceptor = (options, next) =>
+    new grpc.InterceptingCall(next(options), {
+      start(metadata, listener, nextStart) {
+        metadata.set('authorization', authorization);
+        nextStart(metadata, listener);
+      },
+    });
+  return { credentials: grpc.credentials.createInsecure(), options: { interceptors: [addBearer] } };
+}
+
+/** A generated grpc-js client for endpoint, with its TLS and token (see channelSecurity). */
+export function connect<C extends grpc.Client>(Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C, endpoint: Endpoint, env: NodeJS.ProcessEnv = process.env): C {
+  const { credentials, options } = channelSecurity(endpoint, env);
+  return new Client(endpoint.address, credentials, options);
 }
 
 function readFrom(file: string, offset: number): string {
@@ -121,8 +169,9 @@ const TERMINAL = new Set([common.JobState.JOB_STATE_SUCCEEDED, common.JobState.J
  * Follows a job through JobService.WatchJob until it ends, reporting progress. A dropped stream
  * (a service restarting) is re-watched for up to `retryMs`; the job itself lives in the store.
  */
-export async function waitForJob(address: string, jobId: string, onProgress: (job: common.Job) => void, options: { retryMs?: number } = {}): Promise<common.Job> {
-  const client = new jobs.JobServiceClient(address, grpc.credentials.createInsecure());
+export async function waitForJob(endpoint: Endpoint, jobId: string, onProgress: (job: common.Job) => void, options: { retryMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<common.Job> {
+  const client = connect(jobs.JobServiceClient, endpoint, options.env);
+  const address = endpoint.address;
   const retryMs = options.retryMs ?? 120_000;
   let lastContact = Date.now();
   try {

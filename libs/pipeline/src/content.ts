@@ -1,0 +1,84 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** sha256 of a string or bytes as they are, of anything else as its JSON. */
+export const sha256 = (value: unknown): string => createHash('sha256').update(typeof value === 'string' || value instanceof Uint8Array ? value : JSON.stringify(value)).digest('hex');
+
+/** A stage's key: the sha256 of its inputs, which name the content (digests) of every file it reads. */
+export const stageKey = (inputs: unknown): string => sha256(inputs);
+
+/**
+ * Digests of local files and folders, streamed (a model's weights never sit in memory whole).
+ * Within one run a file is hashed once: the cache holds by path, size and mtime, so a file edited
+ * in place between two runs is hashed again, and its new digest changes the stage key.
+ */
+export class ContentHasher {
+  private readonly cache = new Map<string, { size: number; mtimeMs: number; digest: string }>();
+
+  /** sha256 of one file's bytes. */
+  async file(file: string): Promise<string> {
+    const stats = await fs.promises.stat(file);
+    const hit = this.cache.get(file);
+    if (hit && hit.size === stats.size && hit.mtimeMs === stats.mtimeMs) return hit.digest;
+    const hash = createHash('sha256');
+    for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+    const digest = hash.digest('hex');
+    this.cache.set(file, { size: stats.size, mtimeMs: stats.mtimeMs, digest });
+    return digest;
+  }
+
+  /**
+   * sha256 of a folder: of its regular files as sorted lines `<relative path>\t<sha256>`, so
+   * renaming, adding, removing or editing any file changes it, and nothing else does.
+   */
+  async tree(dir: string): Promise<string> {
+    const lines: string[] = [];
+    for (const rel of listFiles(dir)) lines.push(`${rel}\t${await this.file(path.join(dir, rel))}\n`);
+    return sha256(lines.join(''));
+  }
+}
+
+/** Every regular file under dir, as `/`-separated relative paths in code-point order. */
+export function listFiles(dir: string): string[] {
+  const files: string[] = [];
+  const walk = (rel: string) => {
+    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const child = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) walk(child);
+      else if (entry.isFile()) files.push(child);
+    }
+  };
+  walk('');
+  // Code-point order, not localeCompare: the same on every machine and locale.
+  return files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The records of a JSONL reports file; lines that do not parse are left out (the anonymizer lists them in its errors.jsonl). */
+export function reportRecords(bytes: Buffer): Record<string, unknown>[] {
+  return bytes
+    .toString('utf8')
+    .split('\n')
+    .flatMap((line) => {
+      try {
+        return line.trim() ? [JSON.parse(line) as Record<string, unknown>] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** Each record's image as the real-pairs stage reads it: a local file resolved against the reports' folder. */
+export function localImages(records: readonly Record<string, unknown>[], reportsDir: string, idField: string, imageField: string): { id: string; file: string }[] {
+  return records.flatMap((record) => {
+    const image = record[imageField];
+    return typeof image === 'string' && image ? [{ id: String(record[idField] ?? ''), file: path.resolve(reportsDir, image) }] : [];
+  });
+}
+
+/** sha256 over every image's id, path and content digest; a missing file counts as such (the stage then fails naming it). */
+export async function imagesDigest(hasher: ContentHasher, images: readonly { id: string; file: string }[]): Promise<string> {
+  const lines: string[] = [];
+  for (const { id, file } of images) lines.push(`${id}\t${file}\t${fs.existsSync(file) ? await hasher.file(file) : 'missing'}\n`);
+  return sha256(lines.join(''));
+}
