@@ -51,7 +51,7 @@ describe('medsyn evaluate', () => {
       expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/random classification 100% seed 1: auroc_macro/);
       fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('seeds: [0, 1]', 'seeds: [-1]'));
       expect(await main(['node', 'medsyn', 'evaluate', '--config', config, '--no-progress'])).toBe(1);
-      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toContain('medsyn: seeds[0]: must be a non-negative integer');
+      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toContain('medsyn: seeds[0]: must be an integer from 0 to 2^53 - 1');
     } finally {
       stdout.mockRestore();
       stderr.mockRestore();

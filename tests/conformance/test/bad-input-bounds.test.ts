@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { common, evaluator, jobs, pretrainer, synthesizer } from '@medsyn/proto';
 import { makeTempDir } from '@medsyn/testing';
 import { startLocalServices, type LocalServices } from '../src';
+import { healthy, unary } from './probes';
 
 // Hostile inputs from issue #15 against the real services on loopback: each gets its clear error,
 // the service keeps answering health checks within a second, and nothing lands outside its prefix.
@@ -24,24 +25,6 @@ afterAll(async () => {
 });
 
 const target = (name: 'evaluator' | 'synthesizer' | 'pretrainer') => local.services.get(name)!.target;
-function unary<T>(client: grpc.Client, method: string, request: unknown): Promise<T> {
-  return new Promise((resolve, reject) => (client as unknown as Record<string, (r: unknown, cb: (e: grpc.ServiceError | null, r: T) => void) => void>)[method]!.call(client, request, (e, r) => (e ? reject(e) : resolve(r))));
-}
-
-/** The standard health check, with a one-second deadline: resolves SERVING or throws. */
-function healthy(address: string): Promise<void> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  return new Promise<void>((resolve, reject) =>
-    client.makeUnaryRequest('/grpc.health.v1.Health/Check', () => Buffer.alloc(0), (b: Buffer) => b, {}, { deadline: Date.now() + 1000 }, (error, response) => {
-      client.close();
-      if (error) return reject(error);
-      // HealthCheckResponse { status: SERVING (1) } is field 1, varint 1.
-      expect([...response!]).toEqual([0x08, 0x01]);
-      resolve();
-    }),
-  );
-}
-
 /** Top-level entries of the store: a probe must add none outside the service's own prefixes. */
 const storeTop = () => (fs.existsSync(storeDir) ? fs.readdirSync(storeDir).sort() : []);
 

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { anonymizer, common, evaluator, jobs, pretrainer, synthesizer } from '@medsyn/proto';
 import { makeTempDir, makeTlsFixture, repoRoot, startProcess, tsxLoaderArgs } from '@medsyn/testing';
 import { startLocalServices, type LocalServices } from '../src';
+import { healthy, unary } from './probes';
 
 // Hostile inputs and settings from issue #15 (safe by default, output prefixes, anonymizer input)
 // against the real services on loopback: each gets its clear error, the service keeps answering
@@ -35,24 +36,6 @@ afterAll(async () => {
 type Name = 'anonymizer' | 'evaluator' | 'synthesizer' | 'pretrainer';
 const target = (name: Name) => local.services.get(name)!.target;
 const options = { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 };
-function unary<T>(client: grpc.Client, method: string, request: unknown): Promise<T> {
-  return new Promise((resolve, reject) => (client as unknown as Record<string, (r: unknown, cb: (e: grpc.ServiceError | null, r: T) => void) => void>)[method]!.call(client, request, (e, r) => (e ? reject(e) : resolve(r))));
-}
-
-/** The standard health check, with a one-second deadline: resolves SERVING or throws. */
-function healthy(address: string): Promise<void> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  return new Promise<void>((resolve, reject) =>
-    client.makeUnaryRequest('/grpc.health.v1.Health/Check', () => Buffer.alloc(0), (b: Buffer) => b, {}, { deadline: Date.now() + 1000 }, (error, response) => {
-      client.close();
-      if (error) return reject(error);
-      // HealthCheckResponse { status: SERVING (1) } is field 1, varint 1.
-      expect([...response!]).toEqual([0x08, 0x01]);
-      resolve();
-    }),
-  );
-}
-
 /** Every file in the store, relative to it. */
 function storeFiles(): string[] {
   if (!fs.existsSync(storeDir)) return [];
