@@ -21,18 +21,6 @@ export interface LabelledText {
   ignore?: { start: number; end: number }[];
 }
 
-/** mulberry32: a small seeded generator, so that a seed fixes every surrogate of a run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const alphabetic = (names: readonly string[]) => names.filter((n) => /^[A-Za-z]{2,}$/.test(n));
 const FIRST = alphabetic([...censusNames.first_male, ...censusNames.first_female]);
 const LAST = alphabetic(censusNames.last);

@@ -4,12 +4,12 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ops, type GraphBuilder } from '@medsyn/onnx-graph';
-import { Trainer, buildTrainingStep, exportInferenceModel } from '@medsyn/training';
+import { Trainer, buildTrainingStep, exportInferenceModel, seededRandom } from '@medsyn/training';
 import { FEATURE_SLOTS, FEATURE_VERSION, FeatureExtractor } from '../src/tagger/features';
 import { TAGGER_CLASSES, buildTagger, type TaggerConfig } from '../src/tagger/model';
 import type { TaggerMeta } from '../src/tagger/phi-tagger';
 import { tokenize } from '../src/tagger/tokens';
-import { seededRandom, withRandomCase, withSurrogates, type LabelledText } from './surrogates';
+import { withRandomCase, withSurrogates, type LabelledText } from './surrogates';
 
 export interface TrainOptions {
   /** Notes with gold spans: each epoch sees every note once, with fresh surrogates. */

@@ -16,3 +16,4 @@ export {
 export { Trainer, createSession, ExecutionProviderError, type ExecutionProvider, type TrainerOptions, type StepResult, type TrainerState } from './trainer';
 export { encodeSafetensors, decodeSafetensors } from './safetensors';
 export { exportInferenceModel } from './export';
+export { seededRandom } from './random';

@@ -1,18 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel, ops, tensor, type DType, type Value } from '@medsyn/onnx-graph';
-import { gradients } from '../src';
+import { gradients, seededRandom } from '../src';
 
-/** A small seeded generator (mulberry32), so that every run checks the same numbers. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The engine's seeded generator, so that every run checks the same numbers. */
+export const random = seededRandom;
 
 export interface GradCase {
   /** Float inputs to differentiate: name -> static shape. */
