@@ -35,3 +35,22 @@ export class StoreUnavailableError extends ArtifactStoreError {
     super(message, false, options);
   }
 }
+
+/** A reference's sha256 is not a digest at all: the caller's mistake, named by its field. */
+export class MalformedDigestError extends ArtifactStoreError {
+  constructor(readonly field: string) {
+    super(`${field}.sha256: must be 64 lower-case hex characters (a sha256), or empty to skip the check`, true);
+  }
+}
+
+/** The bytes at a reference's URI are not the ones its sha256 names (changed, or the wrong object). */
+export class DigestMismatchError extends ArtifactStoreError {
+  constructor(
+    readonly field: string,
+    readonly uri: string,
+    readonly expected: string,
+    readonly found: string,
+  ) {
+    super(`${field}: sha256 mismatch for ${uri} (expected ${expected}, found ${found})`, true);
+  }
+}

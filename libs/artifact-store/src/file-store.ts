@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -6,7 +6,7 @@ import { pathToFileURL, fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
-import { Sha256Meter, toReadable } from './hashing';
+import { Sha256Meter, streamSha256, toReadable } from './hashing';
 import { guessMediaType, validateKey } from './keys';
 import type { ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
 
@@ -76,6 +76,11 @@ export class FileArtifactStore implements ArtifactStore {
     const handle = await fsp.open(file, 'r').catch((error: NodeJS.ErrnoException) => {
       throw error.code === 'ENOENT' || error.code === 'EISDIR' ? new ArtifactNotFoundError(key) : error;
     });
+    // Linux opens a folder for reading; its reads fail later with EISDIR. A folder is no object.
+    if ((await handle.stat()).isDirectory()) {
+      await handle.close();
+      throw new ArtifactNotFoundError(key);
+    }
     return createReadStream('', { fd: handle });
   }
 
@@ -86,15 +91,18 @@ export class FileArtifactStore implements ArtifactStore {
     const sidecar = await this.readSidecar(key);
     if (sidecar && sidecar.sizeBytes === stats.size) return { uri: this.uriOf(key), ...sidecar };
     // Written by another tool (or a stale sidecar): hash it now and remember.
-    const hash = createHash('sha256');
-    let sizeBytes = 0;
-    for await (const chunk of createReadStream(file)) {
-      hash.update(chunk as Buffer);
-      sizeBytes += (chunk as Buffer).length;
-    }
-    const ref = { uri: this.uriOf(key), sha256: hash.digest('hex'), sizeBytes, mediaType: sidecar?.mediaType ?? guessMediaType(key) };
+    const { sha256, sizeBytes } = await streamSha256(createReadStream(file));
+    const ref = { uri: this.uriOf(key), sha256, sizeBytes, mediaType: sidecar?.mediaType ?? guessMediaType(key) };
     await this.writeSidecar(key, ref);
     return ref;
+  }
+
+  /**
+   * Always read from the bytes, never from the sidecar: a file can be rewritten in place behind
+   * the store's back, and a sidecar whose size still matches would then vouch for the old bytes.
+   */
+  async sha256Of(key: string): Promise<string> {
+    return (await streamSha256(await this.get(key))).sha256;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

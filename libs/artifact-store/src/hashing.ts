@@ -19,6 +19,17 @@ export class Sha256Meter extends Transform {
   }
 }
 
+/** sha256 and size of a byte stream, read to its end (never held in memory whole). */
+export async function streamSha256(bytes: AsyncIterable<Uint8Array>): Promise<{ sha256: string; sizeBytes: number }> {
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  for await (const chunk of bytes) {
+    hash.update(chunk);
+    sizeBytes += chunk.length;
+  }
+  return { sha256: hash.digest('hex'), sizeBytes };
+}
+
 /** Any accepted body as a byte stream (strings as UTF-8). */
 export function toReadable(body: ObjectBody): Readable {
   if (typeof body === 'string') return Readable.from([Buffer.from(body, 'utf8')]);

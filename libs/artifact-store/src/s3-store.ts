@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import * as Minio from 'minio';
 import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
-import { Sha256Meter, isReplayable, toReadable } from './hashing';
+import { isReplayable, streamSha256, toReadable } from './hashing';
 import { guessMediaType, validateKey } from './keys';
 import { DEFAULT_RETRY, describe, isTransient, withRetry, type RetryPolicy } from './retry';
 import type { ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
@@ -105,6 +105,17 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
+  /**
+   * The digest recorded at write time, as user metadata: S3 replaces an object whole, metadata
+   * with it, so another tool's overwrite drops our sha256 (and stat() then hashes the bytes)
+   * rather than leaving a stale one; there is no in-place edit as on a filesystem.
+   */
+  async sha256Of(key: string): Promise<string> {
+    const ref = await this.stat(key);
+    if (!ref) throw new ArtifactNotFoundError(key);
+    return ref.sha256;
+  }
+
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     const stream = this.client.listObjectsV2(this.options.bucket, this.options.prefix + prefix, true);
     for await (const item of stream as AsyncIterable<Minio.BucketItem>) {
@@ -187,9 +198,7 @@ export class S3ArtifactStore implements ArtifactStore {
 
   /** sha256 of an object written by another tool (no sha256 metadata). */
   private async hashObject(key: string): Promise<string> {
-    const meter = new Sha256Meter();
-    for await (const chunk of (await this.get(key)).pipe(meter)) void chunk;
-    return meter.digest();
+    return (await streamSha256(await this.get(key))).sha256;
   }
 
   private isNotFound(error: unknown): boolean {

@@ -39,6 +39,11 @@ export interface ArtifactStore {
   get(key: string): Promise<Readable>;
   /** The object's reference, or undefined when absent. */
   stat(key: string): Promise<ArtifactRef | undefined>;
+  /**
+   * The sha256 of the object's bytes as they are now (ArtifactNotFoundError when absent): where
+   * the recorded digest can go stale, as on a filesystem, this reads the bytes.
+   */
+  sha256Of(key: string): Promise<string>;
   /** Every object whose key starts with prefix (S3 and the filesystem store list in key byte order). */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes the object; absent objects are not an error. */

@@ -7,13 +7,19 @@ import { promisify } from 'node:util';
 import { makeTempDir, startS3Server, tsxLoaderArgs, type S3Server } from '@medsyn/testing';
 import {
   ArtifactNotFoundError,
+  DigestMismatchError,
   InvalidKeyError,
+  MalformedDigestError,
   StoreConfigError,
   StoreUnavailableError,
   getBuffer,
   openStore,
   putJsonl,
   readJsonl,
+  localTreeDigest,
+  storedDigest,
+  treeDigest,
+  verifyArtifactRef,
   type ArtifactStore,
 } from '../src';
 
@@ -188,6 +194,57 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     await store.delete('gone/x.txt');
     await store.delete('gone/x.txt');
     expect(await store.stat('gone/x.txt')).toBeUndefined();
+  });
+
+  it('checks a reference against the bytes it names: the right sha256 passes, a wrong one names the field and URI', async () => {
+    const ref = await store.put('verify/pairs.jsonl', '{"id":"1"}\n');
+    await verifyArtifactRef(store, ref, 'input');
+    await verifyArtifactRef(store, { uri: ref.uri, sha256: '' }, 'input'); // a bare URI claims nothing
+    const wrong = { uri: ref.uri, sha256: sha256('other bytes') };
+    await expect(verifyArtifactRef(store, wrong, 'dataset.input')).rejects.toThrow(DigestMismatchError);
+    await expect(verifyArtifactRef(store, wrong, 'dataset.input')).rejects.toThrow(`dataset.input: sha256 mismatch for ${ref.uri} (expected ${wrong.sha256}, found ${ref.sha256})`);
+    for (const malformed of ['abc', ref.sha256.toUpperCase(), `${ref.sha256}0`]) {
+      await expect(verifyArtifactRef(store, { uri: ref.uri, sha256: malformed }, 'input')).rejects.toThrow(new MalformedDigestError('input'));
+    }
+    await expect(verifyArtifactRef(store, { uri: store.uriOf('verify/missing.jsonl'), sha256: ref.sha256 }, 'input')).rejects.toThrow(ArtifactNotFoundError);
+  });
+
+  it('digests a folder (a prefix) as the treeDigest of its files, the same as the local folder it came from', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp.dir, 'model-'));
+    const files: Record<string, string> = { 'model_index.json': '{}', 'unet/model.onnx': 'unet', 'unet/config.json': '{"a":1}', 'text_encoder/model.onnx': 'te' };
+    for (const [rel, body] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), body);
+      await store.put(`folders/tiny/${rel}`, body);
+    }
+    const digest = await localTreeDigest(dir);
+    expect(await storedDigest(store, 'folders/tiny')).toBe(digest);
+    await verifyArtifactRef(store, { uri: `${store.uriOf('folders/tiny')}/`, sha256: digest }, 'model');
+    await store.put('folders/tiny/extra.txt', 'x');
+    await expect(verifyArtifactRef(store, { uri: `${store.uriOf('folders/tiny')}/`, sha256: digest }, 'model')).rejects.toThrow(/^model: sha256 mismatch for .*folders\/tiny\/ \(expected/);
+  });
+});
+
+describe('folder digests', () => {
+  it('are sha256 over "<relative path>\\t<sha256>\\n" lines in code-point order', () => {
+    const [a, b] = [sha256('a'), sha256('b')];
+    // Code-point order: "B" before "a" (localeCompare puts it after), "a-b" before "a/c" ("-" < "/").
+    const lines = `B\t${a}\na\t${b}\na-b\t${b}\na/c\t${a}\n`;
+    expect(treeDigest([{ path: 'a-b', sha256: b }, { path: 'a/c', sha256: a }, { path: 'B', sha256: a }, { path: 'a', sha256: b }])).toBe(sha256(lines));
+    // U+FF01 before U+1F600, though UTF-16 (JavaScript's "<") has the emoji's surrogates first.
+    expect(treeDigest([{ path: '\u{1F600}', sha256: a }, { path: '\uFF01', sha256: b }])).toBe(sha256(`\uFF01\t${b}\n\u{1F600}\t${a}\n`));
+  });
+});
+
+describe('the filesystem store', () => {
+  it('reads the bytes, not its sidecar, for sha256Of: a file rewritten in place behind its back is seen', async () => {
+    const store = openStore(`file://${path.join(tmp.dir, 'rewritten')}`);
+    const ref = await store.put('models/w.bin', 'weights-v1');
+    const file = path.join(tmp.dir, 'rewritten', 'models', 'w.bin');
+    fs.writeFileSync(file, 'weights-v2'); // same size: the sidecar still matches it
+    expect((await store.stat('models/w.bin'))!.sha256).toBe(ref.sha256);
+    expect(await store.sha256Of('models/w.bin')).toBe(sha256('weights-v2'));
+    await expect(verifyArtifactRef(store, ref, 'init')).rejects.toThrow(`init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256('weights-v2')})`);
   });
 });
 

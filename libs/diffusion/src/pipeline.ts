@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { localTreeDigest } from '@medsyn/artifact-store';
 import { ClipTokenizer, ClipTokenizerError } from '@medsyn/clip-tokenizer';
 import { grayImage, type GrayImage } from '@medsyn/imaging';
 import { fromFloat16Bits, toFloat16Bits } from './float16';
@@ -54,7 +54,7 @@ export interface ModelInfo {
   architecture: string;
   /** onnxruntime element type of the UNet's sample input: "float32" or "float16" */
   unetDtype: string;
-  /** sha256 over every file of the model directory (relative path and content) */
+  /** treeDigest of the model directory (@medsyn/artifact-store): what a request's model ref must carry */
   digest: string;
   defaults: GenerationDefaults;
   maxPromptTokens: number;
@@ -112,32 +112,6 @@ function readJsonFile<T>(file: string, required: boolean): T | undefined {
   } catch (error) {
     throw new ModelLoadError(`${path.basename(file)} is not valid JSON: ${(error as Error).message}`);
   }
-}
-
-/** sha256 over sorted (relative path, sha256 of content) lines of every file below dir. */
-export function directoryDigest(dir: string): string {
-  const files: string[] = [];
-  const walk = (d: string) => {
-    for (const entry of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const full = path.join(d, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) files.push(full);
-    }
-  };
-  walk(dir);
-  const outer = createHash('sha256');
-  for (const file of files) {
-    const inner = createHash('sha256');
-    const fd = fs.openSync(file, 'r');
-    const buffer = Buffer.allocUnsafe(1 << 22);
-    try {
-      for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) inner.update(buffer.subarray(0, n));
-    } finally {
-      fs.closeSync(fd);
-    }
-    outer.update(`${path.relative(dir, file).split(path.sep).join('/')} ${inner.digest('hex')}\n`);
-  }
-  return outer.digest('hex');
 }
 
 async function createSession(file: string, component: string, options: PipelineOptions): Promise<ort.InferenceSession> {
@@ -257,7 +231,7 @@ export class DiffusionPipeline {
       dir,
       architecture,
       unetDtype: sample.type,
-      digest: directoryDigest(dir),
+      digest: await localTreeDigest(dir),
       defaults,
       maxPromptTokens: tokenizer.maxLength,
       executionProvider: options.executionProvider ?? 'cpu',

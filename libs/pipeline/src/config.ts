@@ -185,6 +185,9 @@ export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.Proc
 
 const isLoopbackHost = (host: string) => host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 
+/** Whether a bearer token sent without TLS to `host:port` would cross a network in clear (loopback does not). */
+export const tokenGoesInClear = (address: string): boolean => !isLoopbackHost(address.slice(0, address.lastIndexOf(':')));
+
 /**
  * Each remote service's endpoint with its security options (its own, else those of the `services:`
  * block), checked now: the files exist, the token variable is set, and a token does not cross a
@@ -209,8 +212,7 @@ function resolveEndpoints(services: PipelineConfig['services'], local: (p: strin
     }
     if (tokenEnv) {
       if (!env[tokenEnv]) throw new PipelineConfigError(`${where('token_env')}.token_env`, `the environment variable ${tokenEnv} is not set`);
-      const host = given.address.slice(0, given.address.lastIndexOf(':'));
-      if (!tls && !plaintext && !isLoopbackHost(host)) throw new PipelineConfigError(`${where('token_env')}.token_env`, `the token would go to ${given.address} in clear; set tls (or plaintext: true on a network you trust)`);
+      if (!tls && !plaintext && tokenGoesInClear(given.address)) throw new PipelineConfigError(`${where('token_env')}.token_env`, `the token would go to ${given.address} in clear; set tls (or plaintext: true on a network you trust)`);
     }
     out[name] = {
       address: given.address,

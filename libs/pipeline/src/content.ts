@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileSha256, localTreeDigest } from '@medsyn/artifact-store';
 
 /** sha256 of a string or bytes as they are, of anything else as its JSON. */
 export const sha256 = (value: unknown): string => createHash('sha256').update(typeof value === 'string' || value instanceof Uint8Array ? value : JSON.stringify(value)).digest('hex');
@@ -21,37 +22,15 @@ export class ContentHasher {
     const stats = await fs.promises.stat(file);
     const hit = this.cache.get(file);
     if (hit && hit.size === stats.size && hit.mtimeMs === stats.mtimeMs) return hit.digest;
-    const hash = createHash('sha256');
-    for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
-    const digest = hash.digest('hex');
+    const digest = await fileSha256(file);
     this.cache.set(file, { size: stats.size, mtimeMs: stats.mtimeMs, digest });
     return digest;
   }
 
-  /**
-   * sha256 of a folder: of its regular files as sorted lines `<relative path>\t<sha256>`, so
-   * renaming, adding, removing or editing any file changes it, and nothing else does.
-   */
-  async tree(dir: string): Promise<string> {
-    const lines: string[] = [];
-    for (const rel of listFiles(dir)) lines.push(`${rel}\t${await this.file(path.join(dir, rel))}\n`);
-    return sha256(lines.join(''));
+  /** The folder's treeDigest (@medsyn/artifact-store, as the services check it): of all its files, or of `files` in it. */
+  tree(dir: string, files?: readonly string[]): Promise<string> {
+    return localTreeDigest(dir, files, (file) => this.file(file));
   }
-}
-
-/** Every regular file under dir, as `/`-separated relative paths in code-point order. */
-export function listFiles(dir: string): string[] {
-  const files: string[] = [];
-  const walk = (rel: string) => {
-    for (const entry of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
-      const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) walk(child);
-      else if (entry.isFile()) files.push(child);
-    }
-  };
-  walk('');
-  // Code-point order, not localeCompare: the same on every machine and locale.
-  return files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** The records of a JSONL reports file; lines that do not parse are left out (the anonymizer lists them in its errors.jsonl). */

@@ -2,12 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { getBuffer, openStore, putJsonl, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { getBuffer, listLocalFiles, openStore, putJsonl, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import { exportDataset } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation';
 import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
 import { parsePretrainingConfig } from '@medsyn/vlp';
-import { ContentHasher, imagesDigest, listFiles, localImages, reportRecords, sha256, stageKey } from './content';
+import { ContentHasher, imagesDigest, localImages, reportRecords, sha256, stageKey } from './content';
 import { SERVICE_NAMES, type Method, type PairSource, type ResolvedPipelineConfig, type ServiceName } from './config';
 import { renderPipelineReport, type GridPair } from './report';
 import { JobFailedError, connect, startLocalServices, unary, waitForJob, type Endpoints } from './services';
@@ -61,10 +61,12 @@ const MODE_ENUM = { mask: anonymizer.OutputMode.OUTPUT_MODE_MASK, tag: anonymize
 
 /**
  * A local model folder: the files the synthesizer is sent (its ONNX export layout; the
- * `*.safetensors` weights it does not read stay here) and the digest of every file in the folder.
+ * `*.safetensors` weights it does not read stay here), the digest of every file in the folder
+ * (the stage key's), and the digest of the files sent (the model ref's: what the synthesizer holds).
  */
-async function modelFiles(dir: string, hasher: ContentHasher): Promise<{ files: string[]; digest: string }> {
-  return { files: listFiles(dir).filter((f) => !f.endsWith('.safetensors')), digest: await hasher.tree(dir) };
+async function modelFiles(dir: string, hasher: ContentHasher): Promise<{ files: string[]; digest: string; sentDigest: string }> {
+  const files = listLocalFiles(dir).filter((f) => !f.endsWith('.safetensors'));
+  return { files, digest: await hasher.tree(dir), sentDigest: await hasher.tree(dir, files) };
 }
 
 const safeKey = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, '_');
@@ -218,8 +220,8 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
       const response = await unary<synthesizer.StartSynthesizeDatasetRequest, synthesizer.StartSynthesizeDatasetResponse>(client(synthesizer.SynthesizerServiceClient, 'synthesizer'), 'startSynthesizeDataset', {
         requestId,
         prompts: await refOf(anonymized.outputs.prompts!),
-        // A folder (prefix) has no single digest; the stage key covers every file of a local one.
-        model: { uri: modelUri, sha256: '', sizeBytes: 0, mediaType: '' },
+        // A folder's digest is its treeDigest; a model given by URI goes as a bare URI (its owner knows its digest).
+        model: { uri: modelUri, sha256: model?.sentDigest ?? '', sizeBytes: 0, mediaType: '' },
         params: {
           numInferenceSteps: s.num_inference_steps,
           guidanceScale: s.guidance_scale,

@@ -103,17 +103,20 @@ function withoutServerSecurity(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([k]) => !/^GRPC_(TLS_|AUTH_TOKEN)/.test(k)));
 }
 
+/** How a client proves itself to a medsyn service: TLS files (a CA; a client certificate for mutual TLS) and a bearer token, each optional. */
+export interface ClientSecurity {
+  tls?: { ca: string; cert?: string; key?: string };
+  token?: string;
+}
+
 /**
- * The credentials for a channel to endpoint: TLS with its CA (and a client certificate for mutual
- * TLS) or plaintext, and, when the endpoint names a token variable, `authorization: Bearer <token>`
- * on every call (the header service-kit's bearerAuthInterceptor checks). grpc-js composes call
- * credentials with TLS only, so over plaintext the header is added by a client interceptor.
+ * The credentials for a channel: TLS with its CA (and a client certificate for mutual TLS) or
+ * plaintext, and, with a token, `authorization: Bearer <token>` on every call (the header
+ * service-kit's bearerAuthInterceptor checks). grpc-js composes call credentials with TLS only,
+ * so over plaintext the header is added by a client interceptor.
  */
-export function channelSecurity(endpoint: Endpoint, env: NodeJS.ProcessEnv = process.env): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
-  const token = endpoint.tokenEnv ? env[endpoint.tokenEnv] : undefined;
-  if (endpoint.tokenEnv && !token) throw new Error(`the environment variable ${endpoint.tokenEnv} (the token for ${endpoint.address}) is not set`);
+export function clientSecurity({ tls, token }: ClientSecurity): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
   const authorization = `Bearer ${token}`;
-  const tls = endpoint.tls;
   if (tls) {
     const ssl = grpc.credentials.createSsl(fs.readFileSync(tls.ca), tls.key ? fs.readFileSync(tls.key) : null, tls.cert ? fs.readFileSync(tls.cert) : null);
     if (!token) return { credentials: ssl, options: {} };
@@ -133,6 +136,13 @@ export function channelSecurity(endpoint: Endpoint, env: NodeJS.ProcessEnv = pro
       },
     });
   return { credentials: grpc.credentials.createInsecure(), options: { interceptors: [addBearer] } };
+}
+
+/** clientSecurity for a configured endpoint, its token read from the variable the endpoint names. */
+export function channelSecurity(endpoint: Endpoint, env: NodeJS.ProcessEnv = process.env): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
+  const token = endpoint.tokenEnv ? env[endpoint.tokenEnv] : undefined;
+  if (endpoint.tokenEnv && !token) throw new Error(`the environment variable ${endpoint.tokenEnv} (the token for ${endpoint.address}) is not set`);
+  return clientSecurity({ tls: endpoint.tls, token });
 }
 
 /** A generated grpc-js client for endpoint, with its TLS and token (see channelSecurity). */

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { listLocalFiles, localTreeDigest } from '@medsyn/artifact-store';
 import { buildTinyPipeline } from '@medsyn/diffusion';
 import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
 import { PipelineConfigError, parsePipelineConfig } from '../src';
@@ -142,6 +143,12 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
       expect(keys).toHaveLength(1);
       return path.join(dir, 'store', 'pipeline', 'ci', stage, keys[0]!);
     };
+    // The synthesizer was sent the model folder's tree digest, and took the job: it matched the model it loaded.
+    const model = path.join(tmp.dir, 'tiny-model');
+    const synthesizerJobs = path.join(dir, 'store', 'jobs', 'synthesizer');
+    const [record] = fs.readdirSync(synthesizerJobs).filter((f) => f.endsWith('.json'));
+    const spec = (JSON.parse(fs.readFileSync(path.join(synthesizerJobs, record!), 'utf8')) as { spec: { model: { sha256: string } } }).spec;
+    expect(spec.model.sha256).toBe(await localTreeDigest(model, listLocalFiles(model).filter((f) => !f.endsWith('.safetensors'))));
     const images = path.join(jobFolder('synthesize'), 'images');
     const before = new Map(fs.readdirSync(images).map((f) => [f, fs.statSync(path.join(images, f)).mtimeMs]));
     expect(before.size).toBe(12);

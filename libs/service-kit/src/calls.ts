@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { ArtifactNotFoundError, ArtifactStoreError, InvalidKeyError } from '@medsyn/artifact-store';
+import { ArtifactNotFoundError, ArtifactStoreError, DigestMismatchError, InvalidKeyError, MalformedDigestError } from '@medsyn/artifact-store';
 import { JobError } from '@medsyn/jobs';
 
 /** Anything with the cancellation surface of a grpc-js server call. */
@@ -72,7 +72,9 @@ export function toServiceError(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof RpcError) return { code: error.code, details: error.message };
   if (error instanceof JobError) return { code: JOB_CODES[error.code], details: error.message };
   if (error instanceof ArtifactNotFoundError) return { code: grpc.status.NOT_FOUND, details: error.message };
-  if (error instanceof InvalidKeyError) return { code: grpc.status.INVALID_ARGUMENT, details: error.message };
+  if (error instanceof InvalidKeyError || error instanceof MalformedDigestError) return { code: grpc.status.INVALID_ARGUMENT, details: error.message };
+  // The request is fine; the store holds other bytes than it names, until someone puts them back.
+  if (error instanceof DigestMismatchError) return { code: grpc.status.FAILED_PRECONDITION, details: error.message };
   if (error instanceof ArtifactStoreError) {
     return { code: error.permanent ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE, details: error.message };
   }

@@ -25,10 +25,10 @@ export function healthCheck(target: string, service = '', credentials = grpc.cre
 }
 
 /** Lists the services a server exposes through grpc.reflection.v1 ServerReflection. */
-export function reflectionListServices(target: string): Promise<string[]> {
+export function reflectionListServices(target: string, credentials = grpc.credentials.createInsecure()): Promise<string[]> {
   const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');
   const Reflection = loadService(protoFile, 'grpc.reflection.v1.ServerReflection');
-  const client = new Reflection(target, grpc.credentials.createInsecure()) as grpc.Client & Record<string, CallableFunction>;
+  const client = new Reflection(target, credentials) as grpc.Client & Record<string, CallableFunction>;
   return new Promise((resolve, reject) => {
     const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 }) as grpc.ClientDuplexStream<unknown, { list_services_response?: { service: { name: string }[] }; error_response?: { error_message: string } }>;
     call.on('data', (response) => {
@@ -43,10 +43,10 @@ export function reflectionListServices(target: string): Promise<string[]> {
 }
 
 /** Asks reflection for the files that define a symbol (and its imports); resolves with how many came back. */
-export function reflectionFileContainingSymbol(target: string, symbol: string): Promise<number> {
+export function reflectionFileContainingSymbol(target: string, symbol: string, credentials = grpc.credentials.createInsecure()): Promise<number> {
   const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');
   const Reflection = loadService(protoFile, 'grpc.reflection.v1.ServerReflection');
-  const client = new Reflection(target, grpc.credentials.createInsecure()) as grpc.Client & Record<string, CallableFunction>;
+  const client = new Reflection(target, credentials) as grpc.Client & Record<string, CallableFunction>;
   return new Promise((resolve, reject) => {
     const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 }) as grpc.ClientDuplexStream<unknown, { file_descriptor_response?: { file_descriptor_proto: Buffer[] }; error_response?: { error_message: string } }>;
     call.on('data', (response) => {

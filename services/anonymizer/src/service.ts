@@ -3,6 +3,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import * as grpc from '@grpc/grpc-js';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
+import { verifyArtifactRef } from '@medsyn/artifact-store';
 import {
   Anonymizer,
   anonymizeDataset,
@@ -340,6 +341,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
           if (request.outputPrefix && !request.outputPrefix.endsWith('/')) throw invalidArgument('output_prefix', 'must end with "/"');
           if ((request.idField || 'id') === (request.textField || 'text')) throw invalidArgument('id_field', 'must not be the text field (ids are copied into every output)');
           if (!(await ctx.store.stat(inputKey))) throw new RpcError(grpc.status.NOT_FOUND, 'input.uri: the manifest is not in the store', 'input.uri');
+          await verifyArtifactRef(ctx.store, request.input, 'input', inputKey);
           const spec: DatasetSpec = {
             inputKey,
             format,

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FileArtifactStore, getBuffer } from '@medsyn/artifact-store';
 import { anonymizer, common, jobs } from '@medsyn/proto';
@@ -136,6 +139,18 @@ describe('AnonymizerService', () => {
     await expect(callUnary(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'j2' }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('input.uri') });
     const uri = new FileArtifactStore(tmp.dir).uriOf('inputs/absent.jsonl');
     await expect(callUnary(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'j3', input: { uri } }))).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: 'input.uri: the manifest is not in the store' });
+  });
+
+  it('refuses a dataset job whose input is not the bytes its sha256 names, and takes it with the right one', async () => {
+    const store = new FileArtifactStore(tmp.dir);
+    const input = await store.put('inputs/changed.jsonl', `${JSON.stringify({ id: 'r1', text: REPORT })}\n`);
+    const changed = `${JSON.stringify({ id: 'r9', text: REPORT })}\n`;
+    fs.writeFileSync(path.join(tmp.dir, 'inputs', 'changed.jsonl'), changed); // rewritten behind the store's back
+    const start = (requestId: string, sha256: string) => callUnary<anonymizer.StartAnonymizeDatasetResponse>(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId, input: { ...input, sha256 } }));
+    const found = createHash('sha256').update(changed).digest('hex');
+    await expect(start('digest-1', input.sha256)).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: `input: sha256 mismatch for ${input.uri} (expected ${input.sha256}, found ${found})` });
+    await expect(start('digest-2', 'ABC')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^input\.sha256: must be 64 lower-case hex/) });
+    expect((await start('digest-3', found)).job!.requestId).toBe('digest-3');
   });
 });
 

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileArtifactStore, getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
+import { FileArtifactStore, getBuffer, verifyArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
 import { DatasetError, EncoderBundleError, EvaluationConfigError, isAllowedDatasetRoot, parseEvaluationConfig, renderReport, runEvaluation, type EvaluationConfig, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
 import { JobFailure, canonicalDigest, type JobContext } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
@@ -100,6 +100,35 @@ function checkDatasetRoot(config: EvaluationConfig, roots: readonly string[]): v
   }
 }
 
+/**
+ * Checks the digest of each encoder file a request names with one (image_encoder, text_encoder,
+ * tokenizer: a file or a folder) before the job is accepted: a key or URI in the artifact store,
+ * or another `file://` path, read where it is but only under the dataset roots (a mismatch names
+ * the digest found, which no request may learn of just any file on this host).
+ */
+async function verifyEncoderRefs(store: ArtifactStore, config: evaluator.EvaluationConfig, roots: readonly string[]): Promise<void> {
+  for (const [i, encoder] of config.encoders.entries()) {
+    for (const [name, ref] of [['image_encoder', encoder.imageEncoder], ['text_encoder', encoder.textEncoder], ['tokenizer', encoder.tokenizer]] as const) {
+      if (!ref?.sha256) continue;
+      const field = `config.encoders[${i}].${name}`;
+      if (!ref.uri.startsWith('file://') || ref.uri.startsWith(`${store.rootUri}/`)) {
+        await verifyArtifactRef(store, ref, field);
+        continue;
+      }
+      let file: string;
+      try {
+        file = fileURLToPath(ref.uri.replace(/\/+$/, ''));
+      } catch {
+        throw invalidArgument(`${field}.uri`, 'must be a file:///absolute/path URL on this host');
+      }
+      if (!isAllowedDatasetRoot(file, roots)) {
+        throw new RpcError(grpc.status.PERMISSION_DENIED, `${field}.uri: is not under a folder this evaluator may read (EVALUATOR_DATASET_ROOTS), so its sha256 cannot be checked`, `${field}.uri`);
+      }
+      await verifyArtifactRef(new FileArtifactStore(path.dirname(file)), ref, field, path.basename(file));
+    }
+  }
+}
+
 /** Runs one evaluation job: the comparison, then results.json, splits.json and report.html into the store. */
 async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: readonly string[]): Promise<void> {
   const { config, outputPrefix } = ctx.spec as EvaluationJobSpec;
@@ -153,6 +182,7 @@ export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceS
         startEvaluation: async (call, callback) => {
           const config = toEvaluationConfig(call.request);
           checkDatasetRoot(config, roots);
+          await verifyEncoderRefs(kitStore, call.request.config!, roots);
           const requestId = call.request.requestId;
           const outputPrefix = (call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`).replace(/\/?$/, '/');
           const spec: EvaluationJobSpec = { config, outputPrefix };

@@ -7,7 +7,7 @@ import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { common, evaluator, jobs } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
 import { callUnary, describeServiceBasics, makeTempDir, testServiceEnv } from '@medsyn/testing';
-import { FileArtifactStore } from '@medsyn/artifact-store';
+import { FileArtifactStore, localTreeDigest } from '@medsyn/artifact-store';
 import { datasetRoots, evaluatorService } from '../src/service';
 
 describeServiceBasics({
@@ -114,6 +114,37 @@ describe('evaluation jobs over gRPC', () => {
     epochs.config!.epochs = 1e9;
     await expect(callUnary(client, 'startEvaluation', epochs)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.epochs.classification') });
     await expect(callUnary(client, 'getEvaluationResult', { jobId: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
+  it('checks the encoder files a request names against their sha256 before taking the job', async () => {
+    const store = new FileArtifactStore(path.join(tmp.dir, 'store'));
+    const onnx = await store.put('bundles/b1/image_encoder.onnx', 'not really onnx');
+    const tokenizer = path.join(tmp.dir, 'tokenizer'); // a folder outside the store, under EVALUATOR_DATASET_ROOTS
+    fs.mkdirSync(tokenizer, { recursive: true });
+    fs.writeFileSync(path.join(tokenizer, 'vocab.txt'), '[PAD]\n[UNK]\n');
+    const tokenizerRef = { uri: `${pathToFileURL(tokenizer).href}/`, sha256: await localTreeDigest(tokenizer), sizeBytes: 0, mediaType: '' };
+    const other = '0'.repeat(64);
+    const withEncoder = (requestId: string, encoder: Partial<evaluator.Encoder>) => {
+      const r = request(requestId);
+      r.config!.encoders = [evaluator.Encoder.fromPartial({ name: 'b1', imageEncoder: onnx, tokenizer: tokenizerRef, ...encoder })];
+      return callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', r);
+    };
+    await expect(withEncoder('eval-digest-1', { imageEncoder: { ...onnx, sha256: other } })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `config.encoders[0].image_encoder: sha256 mismatch for ${onnx.uri} (expected ${other}, found ${onnx.sha256})`,
+    });
+    await expect(withEncoder('eval-digest-2', { tokenizer: { ...tokenizerRef, sha256: other } })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `config.encoders[0].tokenizer: sha256 mismatch for ${tokenizerRef.uri} (expected ${other}, found ${tokenizerRef.sha256})`,
+    });
+    // A file outside the roots and the store: no digest of it is computed, so none can leak.
+    await expect(withEncoder('eval-digest-3', { textEncoder: { uri: 'file:///etc/hostname', sha256: other, sizeBytes: 0, mediaType: '' } })).rejects.toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: expect.stringMatching(/^config\.encoders\[0\]\.text_encoder\.uri: is not under/),
+    });
+    const accepted = await withEncoder('eval-digest-4', {});
+    expect(accepted.job!.requestId).toBe('eval-digest-4');
+    await watch(accepted.job!.jobId); // the bytes are no ONNX model: the job fails, after the check passed
   });
 
   it('a job whose dataset is missing fails with a message naming it, and has no result', async () => {

@@ -1,7 +1,7 @@
 import { common, pretrainer } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
 import { JobFailure, type JobContext } from '@medsyn/jobs';
-import { getBuffer, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
+import { getBuffer, verifyArtifactRef, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
 import {
   PretrainingCancelledError,
   PretrainingConfigError,
@@ -46,6 +46,18 @@ function plain(value: unknown, key = ''): unknown {
   return value;
 }
 
+/** The artifacts a request names, by field: the pair manifests (which must exist), initial weights and a vocabulary. */
+function inputRefs(config: pretrainer.PretrainingConfig): { field: string; ref: common.ArtifactRef; manifest: boolean }[] {
+  const optional = (field: string, ref: common.ArtifactRef | undefined) => (ref?.uri ? [{ field, ref, manifest: false }] : []);
+  return [
+    ...(config.data?.realPairs ?? []).map((ref, i) => ({ field: `config.data.real_pairs[${i}]`, ref, manifest: true })),
+    ...(config.data?.syntheticPairs ?? []).map((ref, i) => ({ field: `config.data.synthetic_pairs[${i}]`, ref, manifest: true })),
+    ...optional('config.image_encoder.init', config.imageEncoder?.init),
+    ...optional('config.text_encoder.init', config.textEncoder?.init),
+    ...optional('config.text_encoder.vocab', config.textEncoder?.vocab),
+  ];
+}
+
 /** Validates a StartPretraining request into the job's spec; INVALID_ARGUMENT naming the field otherwise. */
 async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrainingRequest): Promise<PretrainSpec> {
   if (!request.config) throw invalidArgument('config', 'is required');
@@ -56,20 +68,19 @@ async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrain
     if (error instanceof PretrainingConfigError) throw invalidArgument(`config.${error.field}`, error.message.slice(error.field.length + 2));
     throw error;
   }
-  // Missing manifests fail the call, not a job minutes later.
-  for (const [field, list] of [
-    ['config.data.real_pairs', config.data.realPairs],
-    ['config.data.synthetic_pairs', config.data.syntheticPairs],
-  ] as const) {
-    for (const [i, uri] of list.entries()) {
-      let found = false;
-      try {
-        found = Boolean(await store.stat(keyOf(store, uri)));
-      } catch {
-        throw invalidArgument(`${field}[${i}]`, `${uri} is not in the artifact store (${store.rootUri})`);
-      }
-      if (!found) throw invalidArgument(`${field}[${i}]`, `manifest ${uri} not found`);
+  // Missing manifests, and inputs that are not the bytes their sha256 names, fail the call, not a job minutes later.
+  for (const { field, ref, manifest } of inputRefs(request.config)) {
+    if (!manifest && !ref.sha256) continue;
+    let key: string;
+    let found = false;
+    try {
+      key = keyOf(store, ref.uri);
+      found = Boolean(await store.stat(key));
+    } catch {
+      throw invalidArgument(field, `${ref.uri} is not in the artifact store (${store.rootUri})`);
     }
+    if (manifest && !found) throw invalidArgument(field, `manifest ${ref.uri} not found`);
+    await verifyArtifactRef(store, ref, field, key);
   }
   const prefix = (request.outputPrefix || `pretrainer/${request.requestId}`).replace(/\/+$/, '');
   if (prefix.split('/').some((part) => part === '..' || part === '')) throw invalidArgument('output_prefix', 'must be a relative store prefix without ".." or empty segments');

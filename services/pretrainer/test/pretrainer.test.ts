@@ -117,6 +117,30 @@ describe('PretrainerService jobs', () => {
     expect(latest.step).toBeLessThan(150);
   });
 
+  it('refuses inputs that are not the bytes their sha256 names with FAILED_PRECONDITION naming the field and URI', async () => {
+    const pairs = (await store.stat(manifest))!;
+    const vocab = await store.put('inputs/vocab.txt', '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nclear\n');
+    const other = '0'.repeat(64);
+    const ref = (uri: string, sha256: string) => ({ uri, sha256, sizeBytes: 0, mediaType: '' });
+    const textEncoder = (vocabRef: common.ArtifactRef) => ({ layers: 1, hiddenSize: 16, heads: 2, maxLength: 8, vocabSize: 0, vocab: vocabRef, init: undefined });
+    await expect(start('digest-pairs', tinyConfig(manifest, { data: { realPairs: [ref(manifest, other)], syntheticPairs: [], syntheticRatio: 0, validationFraction: 0.25, disableAugmentation: false } }))).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `config.data.real_pairs[0]: sha256 mismatch for ${manifest} (expected ${other}, found ${pairs.sha256})`,
+    });
+    await expect(start('digest-vocab', tinyConfig(manifest, { textEncoder: textEncoder(ref(vocab.uri, other)) }))).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `config.text_encoder.vocab: sha256 mismatch for ${vocab.uri} (expected ${other}, found ${vocab.sha256})`,
+    });
+    await expect(start('digest-init', tinyConfig(manifest, { imageEncoder: { architecture: 'resnet18', imageSize: 32, width: 8, init: ref(vocab.uri, other) } }))).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringMatching(/^config\.image_encoder\.init: sha256 mismatch for /),
+    });
+    await expect(start('digest-malformed', tinyConfig(manifest, { textEncoder: textEncoder(ref(vocab.uri, 'xyz')) }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config\.text_encoder\.vocab\.sha256: /) });
+    const right = tinyConfig(manifest, { data: { realPairs: [ref(manifest, pairs.sha256)], syntheticPairs: [], syntheticRatio: 0, validationFraction: 0.25, disableAugmentation: false }, textEncoder: textEncoder(vocab) });
+    const { job } = await start('digest-right', right);
+    await callUnary(jobsClient, 'cancelJob', jobs.CancelJobRequest.fromPartial({ jobId: job!.jobId }));
+  });
+
   it('refuses bad requests with INVALID_ARGUMENT naming the field', async () => {
     const bad = start;
     await expect(bad('b1', tinyConfig(manifest, { method: pretrainer.Method.METHOD_UNSPECIFIED }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config.method: is required/) });

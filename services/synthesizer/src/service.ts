@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
+import { DigestMismatchError, expectDigest, verifyArtifactRef } from '@medsyn/artifact-store';
 import {
   classifierCheck,
   DatasetInputError,
@@ -25,7 +26,7 @@ import {
   type SchedulerKind,
   type SynthesisItem,
 } from '@medsyn/diffusion';
-import type { JobContext } from '@medsyn/jobs';
+import { JobFailure, type JobContext } from '@medsyn/jobs';
 import { synthesizer } from '@medsyn/proto';
 import { invalidArgument, RpcError, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
 
@@ -101,6 +102,12 @@ function toRpcError(error: unknown, fieldPrefix: string): unknown {
   if (error instanceof ModelLoadError) return new RpcError(grpc.status.FAILED_PRECONDITION, `model: ${error.message}`, 'model');
   if (error instanceof ExecutionProviderError) return new RpcError(grpc.status.FAILED_PRECONDITION, error.message);
   return error;
+}
+
+/** A request's model as a job keeps it: the folder's URI and, when the request gave one, its treeDigest. */
+interface ModelRef {
+  uri: string;
+  sha256?: string;
 }
 
 const NO_MODEL = () => new RpcError(grpc.status.FAILED_PRECONDITION, 'no model configured: set MODEL_DIR (an export directory) or MODEL_URI (a store prefix) and restart');
@@ -180,9 +187,25 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     for (const [reason, n] of Object.entries(rejections)) metrics?.rejections.inc({ reason }, n);
   };
 
+  /** The model a request names, checked against its digest; the caller releases it. */
+  const verifiedPipelineFor = async (ref: ModelRef | undefined, field: string): Promise<{ model: DiffusionPipeline; release: () => void }> => {
+    const held = await pipelineFor(ref, field);
+    try {
+      // The digest of the files loaded, not of the store's copy: the model in memory is what generates.
+      if (ref) expectDigest({ uri: ref.uri, sha256: ref.sha256 ?? '' }, field, held.model.info.digest);
+    } catch (error) {
+      held.release();
+      throw error;
+    }
+    return held;
+  };
+
   const runDataset = async (job: JobContext) => {
-    const spec = job.spec as DatasetSpec & { model?: { uri: string } };
-    const { model, release } = await pipelineFor(spec.model, 'model');
+    const spec = job.spec as DatasetSpec & { model?: ModelRef };
+    // Checked again here: a job resumed after a restart, or after its model was evicted, loads it anew.
+    const { model, release } = await verifiedPipelineFor(spec.model, 'model').catch((error: unknown) => {
+      throw error instanceof DigestMismatchError ? new JobFailure(error.message, 'FAILED_PRECONDITION', error.field) : error;
+    });
     try {
       await runShard(job, model, spec);
     } finally {
@@ -362,7 +385,8 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           if (imagesPerPrompt > 100) throw invalidArgument('images_per_prompt', `must be at most 100, got ${imagesPerPrompt}`);
           if (request.outputPrefix && !/^[A-Za-z0-9._\-/]+\/$/.test(request.outputPrefix)) throw invalidArgument('output_prefix', 'must be a store key prefix ending in "/"');
           if (!request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
-          const { model, release } = await pipelineFor(request.model, 'model').catch((error: unknown) => {
+          await verifyArtifactRef(ctx.store, request.prompts, 'prompts', promptsKey);
+          const { model, release } = await verifiedPipelineFor(request.model, 'model').catch((error: unknown) => {
             throw toRpcError(error, 'params');
           });
           try {
@@ -372,13 +396,13 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           } finally {
             release();
           }
-          const spec: DatasetSpec & { model?: { uri: string } } = {
+          const spec: DatasetSpec & { model?: ModelRef } = {
             promptsKey,
             outputPrefix: request.outputPrefix || `synthesizer/${request.requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`,
             shard: { index, count },
             imagesPerPrompt,
             params: { ...params, ...(seed !== undefined ? { seed: String(seed) } : {}) },
-            ...(request.model?.uri ? { model: { uri: request.model.uri } } : {}),
+            ...(request.model?.uri ? { model: { uri: request.model.uri, ...(request.model.sha256 && { sha256: request.model.sha256 }) } } : {}),
           };
           // JSON round trip: the spec is persisted and compared as plain JSON.
           const job = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec: JSON.parse(JSON.stringify(spec)), outputPrefix: spec.outputPrefix });

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { FileArtifactStore, putJsonl, readJsonl } from '@medsyn/artifact-store';
+import { FileArtifactStore, localTreeDigest, putJsonl, readJsonl } from '@medsyn/artifact-store';
 import { buildTinyPipeline, type PairRecord } from '@medsyn/diffusion';
 import { decodePng, readPngText } from '@medsyn/imaging';
 import { common, jobs, synthesizer } from '@medsyn/proto';
@@ -296,6 +296,30 @@ describe('synthesizer bounds', () => {
       expect((await finished(started.job!.jobId)).state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
       expect(fs.readdirSync(cacheDir)).toHaveLength(1);
     }
+  });
+
+  it('takes a dataset job only when its prompts and model are the bytes their sha256 names (a model folder by its treeDigest)', async () => {
+    const prompts = await putJsonl(store, 'prompts/digest.jsonl', [{ id: 'a', prompt: 'effusion' }]);
+    // models/a/ holds MODEL_DIR's files: the digest the pipeline computes of the local folder is the one to send.
+    const model = { ...modelRef('models/a/'), sha256: await localTreeDigest(MODEL_DIR) };
+    const start = (requestId: string, change: Partial<synthesizer.StartSynthesizeDatasetRequest>) =>
+      callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', dataset({ requestId, prompts, params: params(1), model, ...change }));
+    const other = '0'.repeat(64);
+    await expect(start('digest-prompts', { prompts: { ...prompts, sha256: other } })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `prompts: sha256 mismatch for ${prompts.uri} (expected ${other}, found ${prompts.sha256})`,
+    });
+    await expect(start('digest-model', { model: { ...model, sha256: other } })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `model: sha256 mismatch for ${model.uri} (expected ${other}, found ${model.sha256})`,
+    });
+    // The loaded model (MODEL_DIR) is checked against the same digest, which GetModelInfo reports.
+    const loaded = (await callUnary<synthesizer.GetModelInfoResponse>(client, 'getModelInfo', {})).model!;
+    expect(loaded.sha256).toBe(model.sha256);
+    await expect(start('digest-loaded', { model: { ...loaded, sha256: other } })).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining(`model: sha256 mismatch for ${loaded.uri}`) });
+    await expect(start('digest-malformed', { model: { ...model, sha256: model.sha256.toUpperCase() } })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('model.sha256') });
+    const started = await start('digest-right', {});
+    expect((await finished(started.job!.jobId)).state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
   });
 
   it('answers RESOURCE_EXHAUSTED for requests past MAX_QUEUE_DEPTH, and generates the rest', async () => {

@@ -13,10 +13,11 @@ export const CONTRACTS = {
 
 export type ContractName = keyof typeof CONTRACTS;
 
-/** What a check gets: where the implementation listens and how to reach it. */
+/** What a check gets: where the implementation listens and how to reach it (TLS, a bearer token: see clientSecurity of @medsyn/pipeline). */
 export interface Target {
   address: string;
   credentials: grpc.ChannelCredentials;
+  options?: grpc.ClientOptions;
 }
 
 /** One behaviour the contract requires; run() throws (an AssertionError or a gRPC error) when it is not met. */
@@ -62,8 +63,8 @@ export function readStream<T>(stream: grpc.ClientReadableStream<T>): Promise<T[]
 }
 
 /** With a client of the given constructor for the duration of fn. */
-export async function withClient<C extends grpc.Client, T>(Client: new (address: string, credentials: grpc.ChannelCredentials) => C, target: Target, fn: (client: C) => Promise<T>): Promise<T> {
-  const client = new Client(target.address, target.credentials);
+export async function withClient<C extends grpc.Client, T>(Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C, target: Target, fn: (client: C) => Promise<T>): Promise<T> {
+  const client = new Client(target.address, target.credentials, target.options);
   try {
     return await fn(client);
   } finally {
@@ -86,9 +87,9 @@ function sharedChecks(contract: ContractName): ConformanceCheck[] {
     {
       name: 'lists its contract, JobService and Health through server reflection, and describes them',
       async run(target) {
-        const listed = await reflectionListServices(target.address);
+        const listed = await reflectionListServices(target.address, target.credentials);
         for (const name of ['grpc.health.v1.Health', service, 'medsyn.jobs.v1.JobService']) assert.ok(listed.includes(name), `reflection lists ${listed.join(', ')}, not ${name}`);
-        assert.ok((await reflectionFileContainingSymbol(target.address, service)) > 0, `no file descriptor for ${service}`);
+        assert.ok((await reflectionFileContainingSymbol(target.address, service, target.credentials)) > 0, `no file descriptor for ${service}`);
       },
     },
     {

@@ -9,9 +9,9 @@ export interface CheckResult {
   durationMs: number;
 }
 
-/** Runs every check of a contract against an address, one after the other. */
-export async function runConformance(contract: ContractName, address: string, credentials = grpc.credentials.createInsecure()): Promise<CheckResult[]> {
-  const target: Target = { address, credentials };
+/** Runs every check of a contract against an address (plaintext unless security says otherwise), one after the other. */
+export async function runConformance(contract: ContractName, address: string, security: Omit<Target, 'address'> = { credentials: grpc.credentials.createInsecure() }): Promise<CheckResult[]> {
+  const target: Target = { address, ...security };
   const results: CheckResult[] = [];
   for (const check of conformanceChecks(contract)) {
     const start = Date.now();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -49,6 +50,12 @@ const put = (key: string, text: string) => {
   fs.writeFileSync(path.join(storeDir, key), text);
   return pathToFileURL(path.join(storeDir, key)).href;
 };
+
+/** One unary call on a client of the named service, closed afterwards. */
+function withUnary<C extends grpc.Client>(Client: new (address: string, credentials: grpc.ChannelCredentials) => C, name: Name, method: string, request: unknown): Promise<unknown> {
+  const client = new Client(target(name), grpc.credentials.createInsecure());
+  return unary(client, method, request).finally(() => client.close());
+}
 
 function watchToEnd(name: Name, jobId: string): Promise<common.Job> {
   const client = new jobs.JobServiceClient(target(name), grpc.credentials.createInsecure());
@@ -117,6 +124,50 @@ describe('output prefixes on every service', () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe('inputs that are not the bytes their sha256 names', () => {
+  /** A manifest as it was referenced, then rewritten in place: what a service would read now is other bytes. */
+  const rewritten = (key: string, text: string) => {
+    const sha256 = createHash('sha256').update(text).digest('hex');
+    const uri = put(key, text);
+    put(key, text.replace(/\n$/, ' \n'));
+    return { uri, sha256, sizeBytes: 0, mediaType: '' };
+  };
+  const manifest = `${JSON.stringify({ id: 'r1', text: REPORT, prompt: 'effusion', image: 'x.png' })}\n`;
+  const starts: Record<Name, { field: string; start: (ref: common.ArtifactRef) => Promise<unknown> }> = {
+    anonymizer: {
+      field: 'input',
+      start: (input) => withUnary(anonymizer.AnonymizerServiceClient, 'anonymizer', 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'digest-anonymizer', input })),
+    },
+    synthesizer: {
+      field: 'prompts',
+      start: (prompts) => withUnary(synthesizer.SynthesizerServiceClient, 'synthesizer', 'startSynthesizeDataset', synthesizer.StartSynthesizeDatasetRequest.fromPartial({ requestId: 'digest-synthesizer', prompts, params: { numInferenceSteps: 2 } })),
+    },
+    pretrainer: {
+      field: 'config.data.real_pairs[0]',
+      start: (pairs) => {
+        const config = pretrainer.PretrainingConfig.fromPartial({ method: pretrainer.Method.METHOD_CONVIRT, imageEncoder: { architecture: 'resnet18', imageSize: 32, width: 8 }, data: { realPairs: [pairs] }, batchSize: 4, epochs: 1 });
+        return withUnary(pretrainer.PretrainerServiceClient, 'pretrainer', 'startPretraining', { requestId: 'digest-pretrainer', config });
+      },
+    },
+    evaluator: {
+      field: 'config.encoders[0].image_encoder',
+      start: (imageEncoder) => {
+        const config = { encoders: [{ name: 'b', imageEncoder }], dataset: { format: 'csv', uri: pathToFileURL(dataRoot).href, options: { label_columns: 'positive' } }, tasks: [evaluator.Task.TASK_CLASSIFICATION], labelFractions: [1], seeds: [0], epochs: 1 };
+        return withUnary(evaluator.EvaluatorServiceClient, 'evaluator', 'startEvaluation', evaluator.StartEvaluationRequest.fromPartial({ requestId: 'digest-evaluator', config }));
+      },
+    },
+  };
+
+  it.each(Object.keys(starts) as Name[])('%s: refuses one as FAILED_PRECONDITION naming the field and the URI, starting no job', async (name) => {
+    const ref = rewritten(`digest/${name}.jsonl`, manifest);
+    const before = storeFiles();
+    const error = await starts[name].start(ref).then(() => undefined, (e: grpc.ServiceError) => e);
+    expect(error).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringMatching(new RegExp(`^${starts[name].field.replace(/[[\].]/g, '\\$&')}: sha256 mismatch for ${ref.uri} \\(expected ${ref.sha256}, found [0-9a-f]{64}\\)$`)) });
+    expect(storeFiles().filter((f) => !before.includes(f))).toEqual([]);
+    await healthy(target(name));
   });
 });
 
