@@ -34,7 +34,8 @@ check() {
   has kubectl || need kubectl
   # /usr/bin/python3 with the independent references: grpcio and protobuf (contract client), onnx's
   # checker, PyTorch and torchvision (training engine, model zoo, losses), numpy, pydicom and Pillow
-  # (image decoding), scikit-learn (metrics).
+  # (image decoding), scikit-learn (metrics); grpc_tools (stub generation), boto3, prometheus_client
+  # and pytest for the PyTorch pretrainer (services/pretrainer-torch).
   # One interpreter imports them all (PyTorch's import dominates: about 2 s).
   if [ -x /usr/bin/python3 ]; then
     for package in $(/usr/bin/python3 - <<'PY' 2>/dev/null || echo python3
@@ -43,6 +44,8 @@ for module, package in [
     ("grpc", "python3-grpcio"), ("google.protobuf", "python3-protobuf"), ("onnx.checker", "python3-onnx"),
     ("numpy", "python3-numpy"), ("torch", "python3-torch"), ("torchvision", "python3-torchvision"),
     ("PIL.Image", "python3-pil"), ("pydicom", "python3-pydicom"), ("sklearn.metrics", "python3-sklearn"),
+    ("grpc_tools.protoc", "python3-grpc-tools"), ("boto3", "python3-boto3"), ("prometheus_client", "python3-prometheus-client"),
+    ("pytest", "python3-pytest"),
 ]:
     try:
         assert importlib.import_module(module).__file__  # not an empty namespace package

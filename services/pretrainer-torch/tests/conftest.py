@@ -1,0 +1,89 @@
+"""Shared pieces of the tests: one thread for torch (the machine is shared), the TypeScript
+reference runner, a running service on loopback, and clients of its contracts."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+SERVICE_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = SERVICE_ROOT.parent.parent
+sys.path.insert(0, str(SERVICE_ROOT))
+
+import grpc  # noqa: E402
+
+from medsyn_pretrainer_torch import contracts, main  # noqa: E402
+
+
+def run_reference(*args):
+    """Runs tests/ts/reference.ts (libs/vlp & co. from their sources) and parses its JSON answer."""
+    out = subprocess.run(
+        ["node", "--conditions=medsyn-source", "--import", "tsx", str(SERVICE_ROOT / "tests" / "ts" / "reference.ts"), *map(str, args)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    if out.returncode != 0:
+        raise AssertionError(f"reference.ts {args[0]} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def c():
+    return contracts.load()
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def start_service(store_dir):
+    """start_service(**env) -> a running service on free loopback ports over a file store; shut down after the test."""
+    running = []
+
+    def start(**env):
+        base = {"MEDSYN_STORE": f"file://{store_dir}", "GRPC_PORT": "0", "METRICS_PORT": "0", "LOG_LEVEL": "warn", "SHUTDOWN_GRACE_SECONDS": "2"}
+        service = main.start({**base, **env})
+        running.append(service)
+        return service
+
+    yield start
+    for service in running:
+        service.shutdown()
+
+
+class Clients:
+    def __init__(self, c, target, token=None):
+        self.channel = grpc.insecure_channel(target)
+        self.metadata = [("authorization", f"Bearer {token}")] if token else None
+        self.pretrainer = c.pretrainer_grpc.PretrainerServiceStub(self.channel)
+        self.jobs = c.jobs_grpc.JobServiceStub(self.channel)
+        self.health = c.health_grpc.HealthStub(self.channel)
+        self.c = c
+
+    def call(self, stub, method, request):
+        return getattr(stub, method)(request, timeout=30, metadata=self.metadata)
+
+
+@pytest.fixture
+def clients(c):
+    opened = []
+
+    def connect(service, token=None):
+        client = Clients(c, service.target, token)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        client.channel.close()
+
+
+def rpc_error(call):
+    """The grpc.RpcError a call ends with (fails the test when it succeeds)."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    return caught.value
