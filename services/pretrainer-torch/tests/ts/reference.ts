@@ -3,9 +3,45 @@
 //   node --conditions=medsyn-source --import tsx reference.ts COMMAND ARGS...
 //   parse-config CASES_JSON                 each case -> { config, sha256 } or { error: { field, message } }
 //   store-digest STORE_URI KEY [folder]     { sha256 (stat), digest (storedDigest) }
-import { readFileSync } from 'node:fs';
+//   vlp-loss CASE_JSON PARAMS_OUT           libs/vlp's training graph (forward, training mode) on the case's
+//                                           batch: { loss, parts }; its seeded initial parameters -> PARAMS_OUT
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
 import { openStore, storedDigest } from '@medsyn/artifact-store';
-import { PretrainingConfigError, configDigest, parsePretrainingConfig } from '@medsyn/vlp';
+import { GraphBuilder, encodeModel, type Tensor } from '@medsyn/onnx-graph';
+import { encodeSafetensors } from '@medsyn/training';
+import { PretrainingConfigError, configDigest, encoderSpecOf, parsePretrainingConfig, vlpObjective } from '@medsyn/vlp';
+
+interface LossCase {
+  config: unknown;
+  vocabSize: number;
+  /** pixel_values, input_ids, attention_mask, word_mask as { dims, data }. */
+  batch: Record<string, { dims: number[]; data: number[] }>;
+}
+
+async function vlpLoss(caseFile: string, paramsOut: string): Promise<unknown> {
+  const c = JSON.parse(readFileSync(caseFile, 'utf8')) as LossCase;
+  const config = parsePretrainingConfig(c.config);
+  const spec = encoderSpecOf(config);
+  spec.text!.bert.vocabSize = c.vocabSize;
+  const g = new GraphBuilder('vlp');
+  const objective = vlpObjective(g, { method: config.method, spec, batchSize: config.batchSize, seed: config.seed, temperature: config.temperature, methodOptions: config.methodOptions });
+  g.output(objective.loss, 'loss');
+  for (const [name, value] of Object.entries(objective.metrics ?? {})) g.output(value, `part.${name}`);
+  const parameters = new Map<string, Tensor>([...g.parameters].map(([name, p]) => [name, p.initial]));
+  writeFileSync(paramsOut, encodeSafetensors(parameters));
+  const session = await ort.InferenceSession.create(encodeModel(g.toModelProto()));
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of g.inputs) {
+    const t = c.batch[input.name];
+    if (!t) throw new Error(`the case has no ${input.name}`);
+    feeds[input.name] = input.dtype === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims) : new ort.Tensor('float32', Float32Array.from(t.data), t.dims);
+  }
+  const out = await session.run(feeds);
+  await session.release();
+  const parts = Object.fromEntries(Object.keys(out).filter((k) => k.startsWith('part.')).map((k) => [k.slice(5), Number(out[k]!.data[0])]));
+  return { loss: Number(out.loss!.data[0]), parts };
+}
 
 type Command = (args: string[]) => Promise<unknown>;
 
@@ -20,6 +56,7 @@ const COMMANDS: Record<string, Command> = {
         throw error;
       }
     }),
+  'vlp-loss': async ([caseFile, paramsOut]) => vlpLoss(caseFile!, paramsOut!),
   'store-digest': async ([uri, key, folder]) => {
     const store = openStore(uri!);
     return { sha256: (await store.stat(key!))?.sha256 ?? null, digest: await storedDigest(store, key!, folder === 'folder') };
