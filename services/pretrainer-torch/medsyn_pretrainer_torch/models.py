@@ -80,7 +80,7 @@ class VitEncoder(VisionTransformer):
 class BertLayer(nn.Module):
     def __init__(self, d, heads, intermediate):
         super().__init__()
-        self.heads = heads
+        self.heads, self.scale = heads, 1 / math.sqrt(d // heads)
         self.attention = nn.Module()
         self.attention.self = nn.Module()
         for name in ("query", "key", "value"):
@@ -99,7 +99,7 @@ class BertLayer(nn.Module):
         a = self.attention
         split = lambda v: v.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
         q, k, v = split(a.self.query(x)), split(a.self.key(x)), split(a.self.value(x))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.heads) + mask_bias
+        scores = q @ k.transpose(-1, -2) * self.scale + mask_bias
         context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
         attended = a.output.LayerNorm(a.output.dense(context) + x)
         return self.output.LayerNorm(self.output.dense(F.gelu(self.intermediate.dense(attended))) + attended)

@@ -24,8 +24,6 @@ SERVICE = "pretrainer"
 DEFAULTS = {"grpc_port": 50053, "metrics_port": 9463}
 PRETRAIN_JOB = "pretrain"
 RESULT_FILE = "result.json"
-# Exit status of a trainer that stopped on SIGTERM after writing a checkpoint.
-STOPPED_EXIT = 75
 
 
 def _count(low):
@@ -168,8 +166,10 @@ def pretrain_runner(context, training_metrics):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
             os.unlink(spec_file)
-        if ctx.stop.is_set() and code in (STOPPED_EXIT, -signal.SIGTERM):
-            return  # the registry records cancelled / shutdown; a checkpoint was written
+        if ctx.stop.is_set():
+            # Cancel or shutdown: the registry records it; the trainer checkpointed the step it stopped at
+            # (exit STOPPED_EXIT), or a later start resumes from its last periodic checkpoint.
+            return
         if failure:
             raise failure
         if code != 0:
@@ -193,7 +193,7 @@ def _tail(stream, lines):
 
 
 def _stop_on_signal(ctx, process):
-    """Cancel or shutdown: SIGTERM to the trainer's process group; it checkpoints and exits STOPPED_EXIT."""
+    """Cancel or shutdown: SIGTERM to the trainer's process group (torchrun and its ranks); the ranks stop at one step and rank 0 checkpoints it."""
     while process.poll() is None:
         if ctx.stop.wait(0.2):
             try:

@@ -3,14 +3,21 @@
 //   node --conditions=medsyn-source --import tsx reference.ts COMMAND ARGS...
 //   parse-config CASES_JSON                 each case -> { config, sha256 } or { error: { field, message } }
 //   store-digest STORE_URI KEY [folder]     { sha256 (stat), digest (storedDigest) }
+//   pairs STORE_URI MANIFEST FRACTION SEED  { validation: record indices, epochs: [order of epoch 0, of epoch 1] } (ratio 0.5)
+//   read-bundle STORE_URI PREFIX INPUT_JSON  libs/encoder-bundle's readEncoderBundle (validated), then both encoders run by
+//                                           onnxruntime on INPUT_JSON's pixel_values / input_ids / attention_mask:
+//                                           { manifest, image_embedding, text_embedding, outputs: names }
+//   tokenize VOCAB_TXT MAX_LENGTH TEXTS_JSON  libs/wordpiece's encoding of each text: { ids: [[...]], masks: [[...]] }
 //   vlp-loss CASE_JSON PARAMS_OUT           libs/vlp's training graph (forward, training mode) on the case's
 //                                           batch: { loss, parts }; its seeded initial parameters -> PARAMS_OUT
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { openStore, storedDigest } from '@medsyn/artifact-store';
+import { readEncoderBundle } from '@medsyn/encoder-bundle';
+import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { GraphBuilder, encodeModel, type Tensor } from '@medsyn/onnx-graph';
 import { encodeSafetensors } from '@medsyn/training';
-import { PretrainingConfigError, configDigest, encoderSpecOf, parsePretrainingConfig, vlpObjective } from '@medsyn/vlp';
+import { PretrainingConfigError, configDigest, encoderSpecOf, epochOrder, loadPairManifests, parsePretrainingConfig, splitPairs, vlpObjective } from '@medsyn/vlp';
 
 interface LossCase {
   config: unknown;
@@ -57,6 +64,34 @@ const COMMANDS: Record<string, Command> = {
       }
     }),
   'vlp-loss': async ([caseFile, paramsOut]) => vlpLoss(caseFile!, paramsOut!),
+  pairs: async ([uri, manifest, fraction, seed]) => {
+    const { records } = await loadPairManifests(openStore(uri!), { real: [manifest!], synthetic: [] });
+    const { train, validation } = splitPairs(records, Number(fraction), Number(seed));
+    return { validation: validation.map((r) => r.index), epochs: [0, 1].map((e) => epochOrder(train, 0.5, Number(seed), e).map((r) => r.index)) };
+  },
+  'read-bundle': async ([uri, prefix, inputFile]) => {
+    const bundle = await readEncoderBundle(openStore(uri!), prefix!);
+    const input = JSON.parse(readFileSync(inputFile!, 'utf8')) as LossCase['batch'];
+    const tensor = (name: string) => {
+      const t = input[name]!;
+      return name === 'pixel_values' ? new ort.Tensor('float32', Float32Array.from(t.data), t.dims) : new ort.Tensor('int64', BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims);
+    };
+    const image = await ort.InferenceSession.create(bundle.imageEncoder);
+    const text = await ort.InferenceSession.create(bundle.textEncoder!);
+    const imageOut = await image.run({ pixel_values: tensor('pixel_values') });
+    const textOut = await text.run({ input_ids: tensor('input_ids'), attention_mask: tensor('attention_mask') });
+    return {
+      manifest: bundle.manifest,
+      image_embedding: Array.from(imageOut.image_embedding!.data as Float32Array),
+      text_embedding: Array.from(textOut.text_embedding!.data as Float32Array),
+      outputs: [...image.outputNames, ...text.outputNames],
+    };
+  },
+  tokenize: async ([vocab, maxLength, texts]) => {
+    const tokenizer = WordPieceTokenizer.fromVocab(readFileSync(vocab!, 'utf8'), { maxLength: Number(maxLength) });
+    const encoded = await Promise.all((JSON.parse(readFileSync(texts!, 'utf8')) as string[]).map((t) => tokenizer.encode(t)));
+    return { ids: encoded.map((e) => e.inputIds), masks: encoded.map((e) => e.attentionMask) };
+  },
   'store-digest': async ([uri, key, folder]) => {
     const store = openStore(uri!);
     return { sha256: (await store.stat(key!))?.sha256 ?? null, digest: await storedDigest(store, key!, folder === 'folder') };
