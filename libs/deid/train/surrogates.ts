@@ -124,9 +124,10 @@ const digits = (rand: Random, original: string) => original.replace(/\d/g, () =>
 
 /**
  * A copy of the note with every gold span replaced by a surrogate (the same original string gets
- * the same surrogate within a note) and the spans moved to match.
+ * the same surrogate within a note) and the spans moved to match. With keepOriginal > 0, that
+ * share of the distinct identifiers stays as written (see --keep-original in train-tagger.ts).
  */
-export function withSurrogates(note: LabelledText, rand: Random): LabelledText {
+export function withSurrogates(note: LabelledText, rand: Random, keepOriginal = 0): LabelledText {
   const spans = [...note.spans].sort((a, b) => a.start - b.start);
   const chosen = new Map<string, string>();
   let text = '';
@@ -139,7 +140,8 @@ export function withSurrogates(note: LabelledText, rand: Random): LabelledText {
     let value = chosen.get(key);
     if (value === undefined) {
       value =
-        span.label === 'NAME' ? nameSurrogate(rand, original)
+        keepOriginal > 0 && rand() < keepOriginal ? original
+        : span.label === 'NAME' ? nameSurrogate(rand, original)
         : span.label === 'LOCATION' ? locationSurrogate(rand, original)
         : span.label === 'DATE' ? dateSurrogate(rand, original)
         : digits(rand, original);

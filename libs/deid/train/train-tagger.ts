@@ -3,7 +3,13 @@
  *
  *   npm run train:phi-tagger -- --folds 5                         # patient-grouped CV report, ends with RESULT {json}
  *   npm run train:phi-tagger -- --out libs/deid/model/phi-tagger  # the shipped model, trained on every dev patient
- *   npm run train:phi-tagger -- --folds 5 --threads 1 --cv-out libs/deid/model/phi-tagger/cv.json --out libs/deid/model/phi-tagger   # both (how the shipped model is made)
+ *   npm run train:phi-tagger -- --folds 5 --threads 1 --keep-original 0.3 --cv-out libs/deid/model/phi-tagger/cv.json --out libs/deid/model/phi-tagger   # both (how the shipped model is made)
+ *
+ * --keep-original p: each distinct identifier of a note keeps its own words with probability p
+ * (else it gets a surrogate), so the model also learns the corpus's recurring names and places
+ * (a hospital's own building and ward names recur across patients). The weights then hold those
+ * words: fine for the PhysioNet corpus, whose identifiers are the authors' surrogates, but never
+ * use p > 0 on notes with real PHI. Default 0.
  *
  * --nested: NAME and LOCATION thresholds chosen inside each fold, on an inner held-out quarter of
  * its training patients (highest rules + tagger recall at precision >= --target-precision), and
@@ -21,7 +27,7 @@ import { sharedDataDir } from '@medsyn/testing';
 import { PHI_LABELS, RuleDetector, TAGGER_LABELS, combineRuleAndTaggerSpans, mergeSpans, type PhiDetector, type PhiSpan } from '../src';
 import { readGold } from '../eval/gold-format';
 import { evaluate, overRedaction, readIuReports, type Evaluation } from '../eval/scoring';
-import { DEFAULT_TAGGER_CONFIG } from '../src/tagger/model';
+import { DEFAULT_TAGGER_CONFIG, type TaggerConfig } from '../src/tagger/model';
 import { PhiTagger, decodeSpans, type Thresholds } from '../src/tagger/phi-tagger';
 import type { Token } from '../src/tagger/tokens';
 import type { LabelledText } from './surrogates';
@@ -40,6 +46,9 @@ const { values } = parseArgs({
     'phi-weight': { type: 'string', default: '2' },
     lr: { type: 'string', default: '0.003' },
     'word-dropout': { type: 'string', default: '0.15' },
+    'keep-original': { type: 'string', default: '0' },
+    /** JSON merged over DEFAULT_TAGGER_CONFIG, e.g. '{"channels":96}' (the shipped config is the default). */
+    config: { type: 'string', default: '{}' },
     threads: { type: 'string', default: '2' },
     /** Per-label thresholds (NAME, LOCATION) chosen inside each fold on an inner held-out split of its training patients. */
     nested: { type: 'boolean', default: false },
@@ -54,8 +63,9 @@ const epochs = Number(values.epochs);
 const seed = Number(values.seed);
 const negativesPerEpoch = Number(values['negatives-per-epoch']);
 const log = (line: string) => console.log(line);
-const hyper = { phiWeight: Number(values['phi-weight']), learningRate: Number(values.lr), wordDropout: Number(values['word-dropout']) };
+const hyper = { phiWeight: Number(values['phi-weight']), learningRate: Number(values.lr), wordDropout: Number(values['word-dropout']), keepOriginal: Number(values['keep-original']) };
 
+const config: TaggerConfig = { ...DEFAULT_TAGGER_CONFIG, ...(JSON.parse(values.config) as Partial<TaggerConfig>) };
 const notes = readGold(values.gold);
 const iu = readIuReports(values.iu);
 const iuExamples: LabelledText[] = iu.map((text) => ({ text, spans: [], ignore: [...text.matchAll(/XXXX/g)].map((m) => ({ start: m.index, end: m.index + 4 })) }));
@@ -64,7 +74,7 @@ const asLabelled = (n: (typeof notes)[number]): LabelledText => ({ text: n.text,
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 async function train(trainNotes: LabelledText[], negatives: LabelledText[]) {
-  return trainTagger({ notes: trainNotes, negatives, negativesPerEpoch, config: DEFAULT_TAGGER_CONFIG, epochs, seed, threshold, threads: Number(values.threads), log, ...hyper });
+  return trainTagger({ notes: trainNotes, negatives, negativesPerEpoch, config, epochs, seed, threshold, threads: Number(values.threads), log, ...hyper });
 }
 
 function table(title: string, e: Evaluation): Record<string, unknown> {
@@ -216,7 +226,7 @@ async function crossValidate(k: number) {
   // For the shipped model: the same choice made on all the held-out outputs (each note scored by a model that never saw it).
   const shipped = values.nested ? await chooseThresholds(outputs, notes) : undefined;
   if (shipped) log(`thresholds for a model trained on every patient, chosen on the pooled held-out outputs: ${JSON.stringify(shipped.thresholds)} (pooled ${pct(shipped.recall)} / ${pct(shipped.precision)}, optimistic: chosen on these notes)`);
-  const line = { folds: k, seed, epochs, ...hyper, nested: values.nested, target_precision: targetPrecision, config: DEFAULT_TAGGER_CONFIG, ...result, shipped_thresholds: shipped?.thresholds };
+  const line = { folds: k, seed, epochs, ...hyper, nested: values.nested, target_precision: targetPrecision, config, ...result, shipped_thresholds: shipped?.thresholds };
   console.log(`RESULT ${JSON.stringify(line)}`);
   if (values['cv-out']) writeFileSync(values['cv-out'], `${JSON.stringify(line, null, 2)}\n`);
   return shipped?.thresholds;

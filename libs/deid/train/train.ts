@@ -29,6 +29,8 @@ export interface TrainOptions {
   threshold: number;
   /** Share of tokens whose word-level features are dropped (and as many again: the word alone). */
   wordDropout?: number;
+  /** Share of a note's distinct identifiers left as written (the rest get surrogates). */
+  keepOriginal?: number;
   threads?: number;
   log?: (line: string) => void;
 }
@@ -122,7 +124,7 @@ export async function trainTagger(options: TrainOptions): Promise<TrainedTagger>
 
   const epochBatches = (epoch: number) => {
     const r = seededRandom(seed * 1000 + epoch);
-    const examples = options.notes.map((note) => withRandomCase(withSurrogates(note, r), r));
+    const examples = options.notes.map((note) => withRandomCase(withSurrogates(note, r, options.keepOriginal ?? 0), r));
     const negatives = shuffle([...options.negatives], r).slice(0, options.negativesPerEpoch);
     const encoded = [...examples, ...negatives].map((e) => encode(features, e, phiWeight, r, options.wordDropout ?? 0.15));
     return shuffle(windows(encoded, size, r), r);

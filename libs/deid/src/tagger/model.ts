@@ -23,7 +23,8 @@ export const DEFAULT_TAGGER_CONFIG: TaggerConfig = {
   layers: [
     { kernel: 5, dilation: 1 },
     { kernel: 3, dilation: 2 },
-    { kernel: 3, dilation: 3 },
+    { kernel: 3, dilation: 4 },
+    { kernel: 3, dilation: 8 },
   ],
 };
 
