@@ -124,7 +124,7 @@ def trainer_command(spec_file, nproc):
     module = ["-m", "medsyn_pretrainer_torch.train", "--spec", spec_file]
     if nproc == 1:
         return [sys.executable, *module]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *module]
+    return [sys.executable, "-m", "medsyn_pretrainer_torch.torchrun", "--standalone", f"--nproc_per_node={nproc}", *module]
 
 
 def pretrain_runner(context, training_metrics):

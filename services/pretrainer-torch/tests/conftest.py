@@ -87,3 +87,22 @@ def rpc_error(call):
     with pytest.raises(grpc.RpcError) as caught:
         call()
     return caught.value
+
+
+def start_job(c, client, config, request_id="job-1"):
+    """StartPretraining with a config given as the proto's JSON mapping; the job."""
+    from google.protobuf import json_format
+
+    request = json_format.ParseDict({"request_id": request_id, "config": config}, c.pretrainer.StartPretrainingRequest())
+    return client.call(client.pretrainer, "StartPretraining", request).job
+
+
+def watch_until(c, client, job_id, until, timeout=240):
+    """WatchJob until `until(job)` holds (or the job ends, or timeout); the last job seen."""
+    import time
+
+    deadline = time.time() + timeout
+    for update in client.jobs.WatchJob(c.jobs.WatchJobRequest(job_id=job_id), timeout=timeout, metadata=client.metadata):
+        if until(update.job) or time.time() > deadline:
+            return update.job
+    return client.call(client.jobs, "GetJob", c.jobs.GetJobRequest(job_id=job_id)).job

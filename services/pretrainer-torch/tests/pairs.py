@@ -54,3 +54,11 @@ def tiny_config(manifest_uri, method="convirt", **overrides):
     for key, value in overrides.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
     return config
+
+
+def proto_config(manifest_uri, method, **overrides):
+    """tiny_config as StartPretrainingRequest.config's JSON mapping (enum names, ArtifactRefs)."""
+    config = tiny_config(manifest_uri, method, **overrides)
+    config["method"] = f"METHOD_{method.upper()}"
+    config["data"]["real_pairs"] = [{"uri": uri} for uri in config["data"]["real_pairs"]]
+    return config

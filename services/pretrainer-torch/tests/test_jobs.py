@@ -3,40 +3,18 @@ encoder bundle that libs/encoder-bundle reads unchanged and whose ONNX encoders 
 onnxruntime, as the evaluator runs them) give the trained model's embeddings; a cancelled job
 stops, and a job stopped by a shutdown resumes at the next start."""
 import json
-import time
 
 import grpc
 import pytest
 import torch
-from google.protobuf import json_format
 
-from conftest import run_reference
+from conftest import run_reference, start_job as start, watch_until as wait
 from medsyn_pretrainer_torch import checkpoint
 from medsyn_pretrainer_torch.models import VlpModel
 from medsyn_pretrainer_torch.store import FileStore
-from pairs import tiny_config, write_pairs
+from pairs import proto_config, write_pairs
 
 torch.set_num_threads(1)
-
-
-def start(c, client, config, request_id="job-1"):
-    request = json_format.ParseDict({"request_id": request_id, "config": config}, c.pretrainer.StartPretrainingRequest())
-    return client.call(client.pretrainer, "StartPretraining", request).job
-
-
-def wait(c, client, job_id, until, timeout=240):
-    deadline = time.time() + timeout
-    for update in client.jobs.WatchJob(c.jobs.WatchJobRequest(job_id=job_id), timeout=timeout, metadata=client.metadata):
-        if until(update.job) or time.time() > deadline:
-            return update.job
-    return client.call(client.jobs, "GetJob", c.jobs.GetJobRequest(job_id=job_id)).job
-
-
-def proto_config(manifest, method, **overrides):
-    config = tiny_config(manifest, method, **overrides)
-    config["method"] = f"METHOD_{method.upper()}"
-    config["data"]["real_pairs"] = [{"uri": uri} for uri in config["data"]["real_pairs"]]
-    return config
 
 
 @pytest.mark.parametrize("method, image", [("convirt", {}), ("mgca", {"architecture": "vit_tiny", "image_size": 32, "width": 24})])
