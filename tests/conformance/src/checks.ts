@@ -276,6 +276,22 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       },
     },
     {
+      name: 'StartPretraining answers INVALID_ARGUMENT naming the config field at fault, and starts no job',
+      async run(target) {
+        await withClient(pretrainer.PretrainerServiceClient, target, async (client) => {
+          const config = { method: pretrainer.Method.METHOD_CONVIRT, batchSize: 4, data: { realPairs: [{ uri: 'conformance/absent/pairs.jsonl', sha256: '', sizeBytes: 0, mediaType: '' }] } };
+          const start = (requestId: string, overrides: object) => unary(client, 'startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId, config: { ...config, ...overrides } }));
+          await rejectsWith(start('conformance-batch', { batchSize: 1 }), grpc.status.INVALID_ARGUMENT, ['config.batch_size']);
+          await rejectsWith(start('conformance-architecture', { imageEncoder: { architecture: 'vgg16' } }), grpc.status.INVALID_ARGUMENT, ['config.image_encoder.architecture']);
+          await rejectsWith(start('conformance-manifest', {}), grpc.status.INVALID_ARGUMENT, ['config.data.real_pairs[0]']);
+        });
+        await withClient(jobs.JobServiceClient, target, async (client) => {
+          const { jobs: listed } = await unary<jobs.ListJobsResponse>(client, 'listJobs', { pageSize: 1000, pageToken: '' });
+          assert.ok(!listed.some((j) => j.requestId.startsWith('conformance-')), 'a refused request left a job');
+        });
+      },
+    },
+    {
       name: 'GetPretrainingResult answers NOT_FOUND naming an unknown job id, INVALID_ARGUMENT naming job_id when it is empty',
       async run(target) {
         await withClient(pretrainer.PretrainerServiceClient, target, async (client) => {
