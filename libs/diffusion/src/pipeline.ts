@@ -6,7 +6,7 @@ import { ClipTokenizer, ClipTokenizerError } from '@medsyn/clip-tokenizer';
 import { grayImage, type GrayImage } from '@medsyn/imaging';
 import { fromFloat16Bits, toFloat16Bits } from './float16';
 import { SeededNoise } from './noise';
-import { createScheduler, schedulerKindOf, type SchedulerConfig, type SchedulerKind } from './schedulers';
+import { SchedulerConfigError, createScheduler, schedulerKindOf, type SchedulerConfig, type SchedulerKind } from './schedulers';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -15,6 +15,16 @@ export class ModelLoadError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'ModelLoadError';
+  }
+}
+
+/** Runs a scheduler check at load: an unusable scheduler_config.json is a model load error. */
+function asModelLoadError<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof SchedulerConfigError) throw new ModelLoadError(error.message);
+    throw error;
   }
 }
 
@@ -224,7 +234,7 @@ export class DiffusionPipeline {
       numInferenceSteps: medsyn.num_inference_steps ?? ROENTGEN_V2_DEFAULTS.numInferenceSteps,
       height: latentSize * vaeScaleFactor,
       width: latentSize * vaeScaleFactor,
-      scheduler: schedulerKindOf(schedulerConfig),
+      scheduler: asModelLoadError(() => schedulerKindOf(schedulerConfig)),
       ...options.defaults,
     };
     const info: ModelInfo = {
@@ -240,7 +250,7 @@ export class DiffusionPipeline {
       scalingFactor: vaeConfig.scaling_factor ?? 0.18215,
     };
     // Fail at load, not at the first request, when the scheduler config is unusable.
-    createScheduler(defaults.scheduler, schedulerConfig, 1);
+    asModelLoadError(() => createScheduler(defaults.scheduler, schedulerConfig, defaults.numInferenceSteps));
     return new DiffusionPipeline(info, tokenizer, schedulerConfig, textEncoder, unet, vaeDecoder);
   }
 
@@ -260,6 +270,13 @@ export class DiffusionPipeline {
     if (!Number.isFinite(params.guidanceScale) || params.guidanceScale < 0) throw new GenerationInputError('guidance_scale', `must be a number >= 0, got ${params.guidanceScale}`);
     if (!Number.isInteger(params.numInferenceSteps) || params.numInferenceSteps < 1 || params.numInferenceSteps > 1000) {
       throw new GenerationInputError('num_inference_steps', `must be an integer from 1 to 1000, got ${params.numInferenceSteps}`);
+    }
+    try {
+      // The model's scheduler config may allow fewer (Runge-Kutta warm-up, steps_offset): say so now, not mid-batch.
+      createScheduler(params.scheduler, this.schedulerConfig, params.numInferenceSteps);
+    } catch (error) {
+      if (error instanceof SchedulerConfigError) throw new GenerationInputError('num_inference_steps', error.message);
+      throw error;
     }
     const sampleShape = requireInput(tensorInputs(this.unet), 'sample', 'unet').shape;
     for (const [field, value, axis] of [['height', params.height, 2], ['width', params.width, 3]] as const) {

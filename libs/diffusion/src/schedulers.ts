@@ -1,8 +1,9 @@
 /**
  * Denoising schedulers for latent diffusion, driven by a diffusers `scheduler_config.json`.
  * Each follows the published update rule and diffusers' conventions for timesteps:
- * - PNDM in its PLMS form (Liu et al. 2022, "Pseudo Numerical Methods for Diffusion Models",
- *   linear multistep on the noise prediction; diffusers `PNDMScheduler` with skip_prk_steps),
+ * - PNDM (Liu et al. 2022, "Pseudo Numerical Methods for Diffusion Models"): diffusers
+ *   `PNDMScheduler`, with its Runge-Kutta warm-up (F-PNDM, the default) or, with skip_prk_steps
+ *   (Stable Diffusion's configs), PLMS alone: linear multistep on the noise prediction,
  * - DDIM with eta = 0 (Song et al. 2021, eq. 12),
  * - Euler ancestral (Karras et al. 2022 sampler with ancestral noise, k-diffusion),
  * - DPM-Solver++ 2M (Lu et al. 2022, "DPM-Solver++", multistep second order, midpoint form).
@@ -25,6 +26,7 @@ export interface SchedulerConfig {
   timestep_spacing?: string;
   steps_offset?: number;
   set_alpha_to_one?: boolean;
+  skip_prk_steps?: boolean;
   clip_sample?: boolean;
   clip_sample_range?: number;
 }
@@ -56,9 +58,12 @@ const KIND_BY_CLASS: Record<string, SchedulerKind> = {
   DPMSolverMultistepScheduler: 'dpm_solver_pp_2m',
 };
 
-/** The scheduler a config names (`_class_name`), PNDM when it names none we know. */
+/** The scheduler a config names (`_class_name`); a class we do not implement is an error, never a silent PNDM. */
 export function schedulerKindOf(config: SchedulerConfig): SchedulerKind {
-  return KIND_BY_CLASS[config._class_name ?? ''] ?? 'pndm';
+  const kind = Object.hasOwn(KIND_BY_CLASS, config._class_name ?? '') ? KIND_BY_CLASS[config._class_name!] : undefined;
+  if (kind) return kind;
+  const named = config._class_name === undefined ? 'names no _class_name' : `_class_name "${config._class_name}" is not supported`;
+  throw new SchedulerConfigError(`scheduler_config.json ${named} (supported: ${Object.keys(KIND_BY_CLASS).join(', ')})`);
 }
 
 interface Resolved {
@@ -68,6 +73,7 @@ interface Resolved {
   spacing: 'leading' | 'trailing' | 'linspace';
   stepsOffset: number;
   finalAlphaCumprod: number;
+  skipPrkSteps: boolean;
   clipSample: number | undefined;
 }
 
@@ -107,8 +113,8 @@ function resolve(config: SchedulerConfig, kind: SchedulerKind): Resolved {
   if (spacing !== 'leading' && spacing !== 'trailing' && spacing !== 'linspace') {
     throw new SchedulerConfigError(`scheduler_config.json: timestep_spacing "${spacing}" is not supported (leading, trailing, linspace)`);
   }
-  // DDIM and PNDM step past t = 0 to "alpha_cumprod = 1" only when set_alpha_to_one.
-  const setAlphaToOne = config.set_alpha_to_one ?? (kind === 'ddim' || kind === 'pndm');
+  // DDIM and PNDM step past t = 0 to "alpha_cumprod = 1" only when set_alpha_to_one (diffusers' defaults: DDIM true, PNDM false).
+  const setAlphaToOne = config.set_alpha_to_one ?? kind === 'ddim';
   return {
     trainSteps: betas.length,
     alphasCumprod,
@@ -116,6 +122,8 @@ function resolve(config: SchedulerConfig, kind: SchedulerKind): Resolved {
     spacing,
     stepsOffset: config.steps_offset ?? 0,
     finalAlphaCumprod: setAlphaToOne ? 1 : alphasCumprod[0]!,
+    // diffusers' default is false: the Runge-Kutta warm-up runs unless the config skips it.
+    skipPrkSteps: config.skip_prk_steps ?? false,
     clipSample: config.clip_sample ? (config.clip_sample_range ?? 1) : undefined,
   };
 }
@@ -137,6 +145,15 @@ export function createScheduler(kind: SchedulerKind, config: SchedulerConfig, st
   if (!Number.isInteger(steps) || steps < 1) throw new SchedulerConfigError(`num_inference_steps must be an integer >= 1, got ${steps}`);
   const r = resolve(config, kind);
   if (steps > r.trainSteps) throw new SchedulerConfigError(`num_inference_steps ${steps} exceeds the model's ${r.trainSteps} training timesteps`);
+  if (kind === 'pndm' && !r.skipPrkSteps && steps < 4) throw new SchedulerConfigError(`num_inference_steps ${steps}: PNDM's Runge-Kutta warm-up (skip_prk_steps false) needs at least 4`);
+  const scheduler = build(kind, r, steps);
+  // steps_offset moves "leading" timesteps up: with many steps the last one falls past the table (1000 steps, offset 1: t = 1000).
+  const past = scheduler.timesteps.find((t) => t < 0 || t > r.trainSteps - 1);
+  if (past !== undefined) throw new SchedulerConfigError(`num_inference_steps ${steps} with steps_offset ${r.stepsOffset} reaches timestep ${past}, outside the model's 0..${r.trainSteps - 1}`);
+  return scheduler;
+}
+
+function build(kind: SchedulerKind, r: Resolved, steps: number): Scheduler {
   switch (kind) {
     case 'pndm':
       return pndm(r, steps);
@@ -163,14 +180,31 @@ function toEpsilon(r: Resolved, alphaProd: number, output: Float32Array, sample:
   return map(output.length, (j) => a * output[j]! + b * sample[j]!);
 }
 
-/** PLMS: the first step is a two-evaluation (Heun-like) step, then Adams-Bashforth of order 2, 3, 4. */
+/**
+ * diffusers' Runge-Kutta timesteps: the last four "leading" timesteps t and their midpoints
+ * t + stride/2, laid out so that evaluations 4k..4k+3 are one classical RK4 step from t_k to t_k - stride.
+ */
+function prkTimesteps(ascending: number[], stride: number): number[] {
+  const half = Math.floor(stride / 2);
+  const points = ascending.slice(-4).flatMap((t) => [t, t + half]);
+  return points.slice(0, -1).flatMap((t) => [t, t]).slice(1, -1).reverse();
+}
+
+/**
+ * F-PNDM: three Runge-Kutta steps of four evaluations each, then Adams-Bashforth of order 4 on
+ * the noise predictions (the three RK steps supply its history). With skip_prk_steps, PLMS alone:
+ * a first two-evaluation (Heun-like) step, then Adams-Bashforth of order 2, 3, 4.
+ */
 function pndm(r: Resolved, steps: number): Scheduler {
   const base = discreteTimesteps(r, steps).reverse(); // ascending, as diffusers keeps `_timesteps`
-  // diffusers (skip_prk_steps): [t_{n-1}, t_{n-2}, t_{n-2}, t_{n-3}, ..., t_0]
-  const timesteps = [...base.slice(0, -1), ...base.slice(-2, -1), ...base.slice(-1)].reverse();
   const stride = Math.floor(r.trainSteps / steps);
+  const prk = r.skipPrkSteps ? [] : prkTimesteps(base, stride);
+  // PLMS (skip_prk_steps): [t_{n-1}, t_{n-2}, t_{n-2}, t_{n-3}, ..., t_0]; after RK: [t_{n-4}, ..., t_0].
+  const plms = r.skipPrkSteps ? [...base.slice(0, -1), ...base.slice(-2, -1), ...base.slice(-1)].reverse() : base.slice(0, -3).reverse();
+  const timesteps = [...prk, ...plms];
   const ets: Float32Array[] = [];
   let heldSample: Float32Array | undefined;
+  let rkSum: Float32Array | undefined;
   const alphaAt = (t: number) => (t >= 0 ? r.alphasCumprod[t]! : r.finalAlphaCumprod);
   // Eq. (9) of Liu et al.: x_{t-d} from x_t and the noise estimate, written as diffusers does
   // (which combines raw model outputs and converts a v-prediction only here).
@@ -183,16 +217,33 @@ function pndm(r: Resolved, steps: number): Scheduler {
     const epsCoeff = (ap - at) / denominator;
     return map(sample.length, (j) => sampleCoeff * sample[j]! - epsCoeff * eps[j]!);
   };
+  // One evaluation of an RK4 step from `start`: k1/6 + k2/3 + k3/3 + k4/6; the first three move
+  // from the held sample by half a step, half a step and a whole step to give the next evaluation its input.
+  const rungeKutta = (i: number, output: Float32Array, sample: Float32Array): Float32Array => {
+    const stage = i % 4;
+    const start = prk[i - stage]!;
+    const prev = timesteps[i]! - (stage % 2 === 1 ? 0 : Math.floor(stride / 2));
+    const weight = stage === 0 || stage === 3 ? 1 / 6 : 1 / 3;
+    if (stage === 0) {
+      ets.push(output);
+      heldSample = sample;
+      rkSum = new Float32Array(output.length);
+    }
+    const sum = rkSum!;
+    for (let j = 0; j < output.length; j++) sum[j]! += weight * output[j]!;
+    return transfer(heldSample!, start, prev, stage === 3 ? sum : output);
+  };
   return {
     kind: 'pndm',
     timesteps,
     initNoiseSigma: 1,
     inputScale: () => 1,
     step(i, output, sample) {
+      if (i < prk.length) return rungeKutta(i, output, sample);
       const t = timesteps[i]!;
       if (i === 1) {
-        // Second evaluation of the first step: the same interval again from the held sample, with
-        // the two outputs averaged.
+        // Second evaluation of the first PLMS step: the same interval again from the held sample,
+        // with the two outputs averaged.
         const averaged = map(output.length, (j) => (output[j]! + ets[0]![j]!) / 2);
         const start = heldSample!;
         heldSample = undefined;

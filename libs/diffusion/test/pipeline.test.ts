@@ -98,6 +98,8 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
     await bad({ numInferenceSteps: 0 }, 'num_inference_steps');
     await bad({ height: 60 }, 'height');
     await bad({ width: 128 }, 'width'); // this export's UNet has a fixed 8x8 latent
+    // SD 2.1's steps_offset 1: 1000 leading steps would start at timestep 1000, past the 1000-entry table.
+    await bad({ numInferenceSteps: 1000 }, 'num_inference_steps');
   });
 
   // Weights over 1 KiB go to model.onnx_data, as torch.onnx / optimum write them.
@@ -133,6 +135,11 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
     const noIndex = copy('no-index');
     fs.rmSync(path.join(noIndex, 'model_index.json'));
     await expect(DiffusionPipeline.load(noIndex)).rejects.toThrow(ModelLoadError);
+
+    const otherScheduler = copy('other-scheduler');
+    const schedulerFile = path.join(otherScheduler, 'scheduler', 'scheduler_config.json');
+    fs.writeFileSync(schedulerFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(schedulerFile, 'utf8')), _class_name: 'LMSDiscreteScheduler' }));
+    await expect(DiffusionPipeline.load(otherScheduler)).rejects.toThrow(new ModelLoadError('scheduler_config.json _class_name "LMSDiscreteScheduler" is not supported (supported: PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler)'));
 
     const noTokenizer = copy('no-tokenizer');
     fs.rmSync(path.join(noTokenizer, 'tokenizer', 'merges.txt'));

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { createScheduler, SeededNoise, SchedulerConfigError, type SchedulerConfig, type SchedulerKind } from '../src';
+import { createScheduler, schedulerKindOf, SeededNoise, SchedulerConfigError, type SchedulerConfig, type SchedulerKind } from '../src';
 import { SD21_SCHEDULER_CONFIG } from '../src/tiny-pipeline';
 
 // The reference (test/python/schedulers_reference.py) is a float64 numpy transcription of the
@@ -32,8 +32,12 @@ for (const kind of ['pndm', 'ddim', 'euler_ancestral', 'dpm_solver_pp_2m'] as Sc
   CASES.push({ kind, config: SD21_SCHEDULER_CONFIG, steps: 75 });
   CASES.push({ kind, config: { ...SD21_SCHEDULER_CONFIG, prediction_type: 'v_prediction', timestep_spacing: 'trailing' }, steps: 20 });
   CASES.push({ kind, config: { ...linear, timestep_spacing: 'linspace' }, steps: 7 });
-  CASES.push({ kind, config: { ...linear, steps_offset: 1 }, steps: 3 });
+  CASES.push({ kind, config: { ...linear, steps_offset: 1 }, steps: 4 });
+  // Nothing but the class: diffusers' defaults (PNDM: Runge-Kutta warm-up, final alpha = alphas_cumprod[0]; DDIM: final alpha 1).
+  CASES.push({ kind, config: { _class_name: 'PNDMScheduler' }, steps: 5 });
 }
+CASES.push({ kind: 'pndm', config: { ...SD21_SCHEDULER_CONFIG, skip_prk_steps: false }, steps: 50 });
+CASES.push({ kind: 'pndm', config: { ...SD21_SCHEDULER_CONFIG, skip_prk_steps: false, prediction_type: 'v_prediction', timestep_spacing: 'trailing' }, steps: 9 });
 CASES.push({ kind: 'ddim', config: { ...SD21_SCHEDULER_CONFIG, clip_sample: true, clip_sample_range: 0.5 }, steps: 10 });
 CASES.push({ kind: 'pndm', config: SD21_SCHEDULER_CONFIG, steps: 1 });
 
@@ -79,6 +83,26 @@ describe('schedulers', () => {
     const eps = Float32Array.from([1, 0.3, -0.7]);
     const xt = x0.map((v, j) => Math.sqrt(alpha) * v + Math.sqrt(1 - alpha) * eps[j]!);
     Array.from(step(0, eps, xt, () => new Float32Array(3))).forEach((v, j) => expect(v).toBeCloseTo(x0[j]!, 4));
+  });
+
+  it("runs PNDM's Runge-Kutta warm-up at diffusers' timesteps unless skip_prk_steps", () => {
+    // 10 steps of 1000: RK4 steps 900 -> 800 -> 700 -> 600 through midpoints t - 50, then PLMS from 600.
+    const { timesteps } = createScheduler('pndm', { num_train_timesteps: 1000 }, 10);
+    expect(timesteps).toEqual([900, 850, 850, 800, 800, 750, 750, 700, 700, 650, 650, 600, 600, 500, 400, 300, 200, 100, 0]);
+    expect(() => createScheduler('pndm', { num_train_timesteps: 1000 }, 3)).toThrow(/at least 4/);
+    expect(createScheduler('pndm', { skip_prk_steps: true }, 3).timesteps).toEqual([666, 333, 333, 0]);
+  });
+
+  it('names the supported schedulers when a config names another class, and refuses timesteps past the table', () => {
+    expect(() => schedulerKindOf({ _class_name: 'LMSDiscreteScheduler' })).toThrow(/"LMSDiscreteScheduler" is not supported \(supported: PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler\)/);
+    expect(() => schedulerKindOf({})).toThrow(/no _class_name/);
+    expect(() => schedulerKindOf({ _class_name: 'constructor' })).toThrow(SchedulerConfigError);
+    expect(schedulerKindOf(SD21_SCHEDULER_CONFIG)).toBe('pndm');
+    // leading spacing, 1000 steps, steps_offset 1: the first timestep would be 1000 (diffusers indexes past alphas_cumprod).
+    for (const kind of ['pndm', 'ddim', 'euler_ancestral'] as SchedulerKind[]) {
+      expect(() => createScheduler(kind, SD21_SCHEDULER_CONFIG, 1000)).toThrow(/steps_offset 1 reaches timestep 1000, outside the model's 0..999/);
+    }
+    expect(createScheduler('ddim', SD21_SCHEDULER_CONFIG, 999).timesteps[0]).toBe(999);
   });
 
   it('rejects unusable configs and step counts naming the setting', () => {

@@ -1,7 +1,7 @@
 """numpy transcription of the published scheduler rules, in float64, written from diffusers'
 scheduling_pndm.py, scheduling_ddim.py, scheduling_euler_ancestral_discrete.py and
-scheduling_dpmsolver_multistep.py (diffusers 0.27: set_timesteps and step, PNDM with
-skip_prk_steps, DDIM eta=0, DPM-Solver++ order 2 midpoint with final_sigmas_type="zero").
+scheduling_dpmsolver_multistep.py (diffusers 0.27: set_timesteps and step, PNDM with its
+Runge-Kutta warm-up (step_prk) or skip_prk_steps (step_plms alone), DDIM eta=0, DPM-Solver++ order 2 midpoint with final_sigmas_type="zero").
 
 stdin: {"kind", "config", "steps", "sample": [...], "noise": [[...], ...]}
 The "model" is fake and fixed: output(x, t) = 0.3 x + 0.05 sin(t / 100 + j) for element j.
@@ -38,10 +38,17 @@ def spacing_timesteps(c, steps, n):
 def pndm(c, steps, x, noise):
     ac = alphas_cumprod(c)
     n = len(ac)
-    final = 1.0 if c.get("set_alpha_to_one", True) else ac[0]
+    final = 1.0 if c.get("set_alpha_to_one", False) else ac[0]
+    ratio = n // steps
     ts = spacing_timesteps(c, steps, n)[::-1]  # ascending like _timesteps
-    plms = np.concatenate([ts[:-1], ts[-2:-1], ts[-1:]])[::-1]
-    ets, counter, cur = [], 0, None
+    if c.get("skip_prk_steps", False):
+        prk = np.array([], dtype=np.int64)
+        plms = np.concatenate([ts[:-1], ts[-2:-1], ts[-1:]])[::-1]
+    else:
+        points = np.array(ts[-4:]).repeat(2) + np.tile(np.array([0, ratio // 2]), 4)
+        prk = points[:-1].repeat(2)[1:-1][::-1]
+        plms = ts[:-3][::-1]
+    ets, counter, cur, cur_out = [], 0, None, 0
 
     def prev_sample(sample, t, p, out):
         a_t = ac[t]
@@ -53,15 +60,31 @@ def pndm(c, steps, x, noise):
         denom = a_t * b_p**0.5 + (a_t * b_t * a_p) ** 0.5
         return coeff * sample - (a_p - a_t) * out / denom
 
-    for t in plms:
+    for t in prk:  # step_prk
         out = model(x, t)
-        p = t - n // steps
+        p = t - (0 if counter % 2 else ratio // 2)
+        start = prk[counter // 4 * 4]
+        if counter % 4 == 0:
+            cur_out = cur_out + out / 6
+            ets.append(out)
+            cur = x
+        elif counter % 4 in (1, 2):
+            cur_out = cur_out + out / 3
+        else:
+            out = cur_out + out / 6
+            cur_out = 0
+        x = prev_sample(cur, start, p, out)
+        counter += 1
+
+    for t in plms:  # step_plms
+        out = model(x, t)
+        p = t - ratio
         if counter != 1:
             ets = ets[-3:]
             ets.append(out)
         else:
             p = t
-            t = t + n // steps
+            t = t + ratio
         if len(ets) == 1 and counter == 0:
             cur = x
         elif len(ets) == 1 and counter == 1:
@@ -76,7 +99,7 @@ def pndm(c, steps, x, noise):
             out = (55 * ets[-1] - 59 * ets[-2] + 37 * ets[-3] - 9 * ets[-4]) / 24
         x = prev_sample(x, t, p, out)
         counter += 1
-    return plms, x
+    return np.concatenate([prk, plms]), x
 
 
 def ddim(c, steps, x, noise):
