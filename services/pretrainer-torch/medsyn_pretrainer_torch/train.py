@@ -1,7 +1,7 @@
 """A pre-training run, alone or data-parallel under torchrun (gloo on CPU, NCCL on GPUs):
 
-  python3 -m medsyn_pretrainer_torch.train --spec SPEC_JSON
-  torchrun --nproc_per_node=N [--nnodes=M --rdzv_endpoint=HOST:PORT] -m medsyn_pretrainer_torch.train --spec SPEC_JSON
+  python3 -m medsyn_pretrainer_torch.train (--spec SPEC_JSON | --config CONFIG_YAML --prefix PREFIX)
+  torchrun --nproc_per_node=N [--nnodes=M --node_rank=I --master_addr=HOST] -m medsyn_pretrainer_torch.train ...
 
 SPEC_JSON: {"config": <parsed config (config.json's form)>, "prefix": "<store prefix>"}; the store
 is MEDSYN_STORE. Each rank trains on its shard (batch_size / ranks) of every global batch; the
@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import bundle, checkpoint
-from .config import ConfigError, check_runnable, config_digest
+from .config import ConfigError, check_runnable, config_digest, parse_pretraining_config
 from .data import PairBatches, load_pair_manifests, split_pairs, tokenize_records
 from .losses import loss_options, vlp_loss
 from .models import VlpModel
@@ -378,15 +378,26 @@ def finish(store, prefix, config, model, optimizer, tokenizer, inputs, config_te
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spec", required=True, help="JSON file: {config, prefix}")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--spec", help="JSON file: {config (parsed, as config.json), prefix} (what the service writes)")
+    given.add_argument("--config", help="a configuration as YAML or JSON, in the proto's snake_case names (needs --prefix)")
+    parser.add_argument("--prefix", help="store prefix of the run (with --config)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads per rank (0: torch's default)")
     args = parser.parse_args(argv)
+    if args.config and not args.prefix:
+        parser.error("--config needs --prefix")
     if args.threads:
         torch.set_num_threads(args.threads)
-    with open(args.spec) as f:
-        spec = json.load(f)
     leader = os.environ.get("RANK", "0") == "0"
     try:
+        if args.spec:
+            with open(args.spec) as f:
+                spec = json.load(f)
+        else:
+            import yaml
+
+            with open(args.config) as f:
+                spec = {"config": parse_pretraining_config(yaml.safe_load(f)), "prefix": args.prefix}
         code = train(spec)
     except ConfigError as error:
         # A configuration that cannot run: the job fails INVALID_ARGUMENT naming the field.

@@ -71,3 +71,14 @@ def test_what_cannot_run_is_refused_before_a_job_starts(value, field):
     with pytest.raises(ConfigError) as caught:
         check_runnable(config)
     assert caught.value.field == field
+
+
+def test_the_multi_node_example_configuration_of_the_gpu_torch_overlay_runs_as_it_is():
+    import yaml
+
+    from conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "deploy" / "k8s" / "overlays" / "gpu-torch" / "pretrain-config.yaml").read_text()
+    config = parse_pretraining_config(yaml.safe_load(text))
+    check_runnable(config)
+    assert config["executionProvider"] == "cuda"

@@ -99,3 +99,20 @@ def test_inputs_that_cannot_train_fail_naming_the_field(store, mutate, field):
     with pytest.raises(ConfigError) as caught:
         run(store, config)
     assert caught.value.field == field
+
+
+def test_the_command_line_takes_a_yaml_configuration_and_names_the_field_it_cannot_run(store, tmp_path, capsys):
+    import yaml
+
+    manifest = write_pairs(store, broken=False)
+    config = tiny_config(manifest["uri"], epochs=1)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit) as exit_status:
+        trainer.main(["--config", str(tmp_path / "run.yaml"), "--prefix", "runs/cli"])
+    assert exit_status.value.code == 0 and store.stat("runs/cli/result.json")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**config, "batch_size": 1}))
+    with pytest.raises(SystemExit) as exit_status:
+        trainer.main(["--config", str(tmp_path / "bad.yaml"), "--prefix", "runs/bad"])
+    error = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert exit_status.value.code == 2
+    assert (error["event"], error["code"], error["field"]) == ("error", "INVALID_ARGUMENT", "config.batch_size")

@@ -64,6 +64,35 @@ describe.each(SERVICES)('the %s image', (name) => {
   });
 });
 
+describe('the pretrainer-torch image', () => {
+  const dockerfile = DockerfileParser.parse(fs.readFileSync(path.join(repoRoot, 'services', 'pretrainer-torch', 'Dockerfile'), 'utf8'));
+  const froms = dockerfile.getFROMs();
+  const instructions = dockerfile.getInstructions();
+  const runtimeStart = froms[1]!.getRange().start.line;
+  const runtime = instructions.filter((i) => i.getRange().start.line > runtimeStart);
+  const build = instructions.filter((i) => i.getRange().start.line < runtimeStart);
+  const gpuTorch = render(path.join(k8sDir, 'overlays', 'gpu-torch'));
+  const container = find(gpuTorch, 'Deployment', 'pretrainer').spec.template.spec;
+
+  it('builds and runs on one pinned official PyTorch CUDA image, generating the stubs from proto/ at build', () => {
+    expect(froms.map((f) => `${f.getImageName()}:${f.getImageTag()}`)).toEqual([`pytorch/pytorch:${froms[0]!.getImageTag()}`, `pytorch/pytorch:${froms[0]!.getImageTag()}`]);
+    expect(froms[0]!.getImageTag()).toMatch(/^\d+\.\d+\.\d+-cuda12\.\d+-cudnn\d+-runtime$/);
+    expect(froms[0]!.getBuildStage()).toBe('build');
+    expect(args(build, 'RUN').join('\n')).toContain('python -m medsyn_pretrainer_torch.contracts');
+    expect(args(build, 'COPY')).toContain('proto /app/proto');
+    const requirements = fs.readFileSync(path.join(repoRoot, 'services', 'pretrainer-torch', 'requirements.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    for (const line of requirements) expect(line).toMatch(/^[a-z0-9-]+==\d+(\.\d+)*$/);
+  });
+
+  it('runs as the non-root user of the gpu-torch overlay, the service module, on its ports', () => {
+    expect(args(runtime, 'USER')).toEqual([`${container.securityContext.runAsUser}:${container.securityContext.runAsGroup}`]);
+    expect(JSON.parse(args(runtime, 'CMD')[0]!)).toEqual(['python', '-m', 'medsyn_pretrainer_torch.main']);
+    const ports = container.containers[0].ports.map((p: { containerPort: number }) => p.containerPort);
+    const rendezvous = find(gpuTorch, 'Job', 'pretrain-ranks').spec.template.spec.containers[0].ports.map((p: { containerPort: number }) => p.containerPort);
+    expect(args(runtime, 'EXPOSE')).toEqual([[...ports, ...rendezvous].join(' ')]);
+  });
+});
+
 describe('.dockerignore', () => {
   const patterns = fs.readFileSync(path.join(repoRoot, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
 

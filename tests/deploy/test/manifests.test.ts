@@ -22,7 +22,11 @@ function modelFor(apiVersion: string, kind: string): Model | undefined {
   }
 }
 
-const overlays = { local: render(path.join(k8sDir, 'overlays', 'local')), gpu: render(path.join(k8sDir, 'overlays', 'gpu')) };
+const overlays = {
+  local: render(path.join(k8sDir, 'overlays', 'local')),
+  gpu: render(path.join(k8sDir, 'overlays', 'gpu')),
+  'gpu-torch': render(path.join(k8sDir, 'overlays', 'gpu-torch')),
+};
 
 describe.each(Object.entries(overlays))('overlay %s', (_name, objects) => {
   it('protects every service: a bearer token from the medsyn-grpc-auth Secret, never GRPC_INSECURE_LISTEN, gRPC beyond loopback only when protected', () => {
@@ -129,7 +133,8 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objects) => {
       const selected = pods.filter((pod) => selects(policy.spec.podSelector, pod.metadata.labels));
       expect([policy.metadata.name, selected.length > 0]).toEqual([policy.metadata.name, true]);
       const portNames = new Set(selected.flatMap((pod) => containers(pod.spec).flatMap((c) => (c.ports ?? []).map((p: { name: string }) => p.name))));
-      for (const rule of policy.spec.ingress ?? []) for (const { port } of rule.ports) expect([policy.metadata.name, portNames.has(port)]).toEqual([policy.metadata.name, true]);
+      // A rule without ports admits every port (the training ranks' NCCL connections use ephemeral ones).
+      for (const rule of policy.spec.ingress ?? []) for (const { port } of rule.ports ?? []) expect([policy.metadata.name, portNames.has(port)]).toEqual([policy.metadata.name, true]);
     }
   });
 
@@ -286,6 +291,52 @@ describe('local overlay', () => {
     };
     expect(pod.containers[0].args).toContain(`--config.file=${mountOf(config.metadata.name)}/prometheus.yml`);
     expect(parse(config.data!['prometheus.yml']!).rule_files).toEqual([`${mountOf(rules.metadata.name)}/*.yaml`]);
+  });
+});
+
+describe('gpu-torch overlay', () => {
+  const objects = overlays['gpu-torch'];
+  const images = (list: K8sObject[]) => workloads(list).flatMap(({ object, pod }) => containers(pod.spec).map((c) => `${object.metadata.name}/${c.name} ${c.image}`));
+  const job = find(objects, 'Job', 'pretrain-ranks');
+  const pod = job.spec.template.spec;
+  const ranks = pod.containers[0];
+  const env = Object.fromEntries(ranks.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+
+  it('is the gpu overlay with the pretrainer on the PyTorch image, one rank per GPU of its pod, and the multi-node Job added', () => {
+    const swapped = images(overlays.gpu).map((line) => line.replace(/^pretrainer\/pretrainer medsyn\/pretrainer:latest$/, 'pretrainer/pretrainer medsyn/pretrainer-torch:latest'));
+    expect(images(objects).sort()).toEqual([...swapped, 'pretrain-ranks/ranks medsyn/pretrainer-torch:latest'].sort());
+    const container = find(objects, 'Deployment', 'pretrainer').spec.template.spec.containers[0];
+    const nproc = container.env.find((e: { name: string }) => e.name === 'PRETRAINER_NPROC_PER_NODE').value;
+    expect(nproc).toBe(container.resources.limits['nvidia.com/gpu']);
+    // Same contract, same Service and port: clients change nothing.
+    expect(find(objects, 'Service', 'pretrainer')).toEqual(find(overlays.gpu, 'Service', 'pretrainer'));
+  });
+
+  it('runs one node rank per completion index, meeting at index 0 through the headless Service the pods\' subdomain names', () => {
+    expect(job.spec).toMatchObject({ completionMode: 'Indexed', completions: Number(env.NNODES), parallelism: Number(env.NNODES) });
+    const service = find(objects, 'Service', pod.subdomain);
+    expect(service.spec.clusterIP).toBe('None');
+    expect(Object.entries(service.spec.selector).every(([k, v]) => job.spec.template.metadata.labels[k] === v)).toBe(true);
+    const command = ranks.command.join(' ');
+    expect(command).toContain('--node_rank="$JOB_COMPLETION_INDEX"');
+    expect(command).toContain(`--master_addr=${job.metadata.name}-0.${pod.subdomain} --master_port=29500`);
+    expect(command).toContain('--nproc_per_node="$NPROC_PER_NODE"');
+    expect(env.NPROC_PER_NODE).toBe(ranks.resources.limits['nvidia.com/gpu']);
+    // One node rank per node, on GPU nodes.
+    expect(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey).toBe('kubernetes.io/hostname');
+    expect(pod.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+  });
+
+  it('trains the configuration its ConfigMap holds, and lets the ranks (only) reach each other', () => {
+    const mount = ranks.volumeMounts.find((m: { name: string }) => m.name === 'config');
+    const volume = pod.volumes.find((v: { name: string }) => v.name === 'config');
+    const configMap = find(objects, 'ConfigMap', volume.configMap.name);
+    const file = ranks.command.join(' ').match(/--config (\S+)/)![1];
+    expect(path.dirname(file)).toBe(mount.mountPath);
+    const config = parse(configMap.data![path.basename(file)]!);
+    expect(config).toMatchObject({ method: expect.any(String), batch_size: expect.any(Number), execution_provider: 'cuda' });
+    const policy = find(objects, 'NetworkPolicy', 'pretrain-ranks-between-ranks');
+    expect(policy.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'pretrain-ranks' } } }] }]);
   });
 });
 
