@@ -18,7 +18,7 @@ interface Sidecar {
 
 /**
  * The embedded default: objects are files under root. A put streams into `.tmp/`, is fsynced,
- * then renamed into place, so readers never see a partial file. sha256 and media type live in a
+ * then renamed (putIfAbsent: hard-linked) into place, so readers never see a partial file. sha256 and media type live in a
  * sidecar under `.meta/`, published before the object itself.
  */
 export class FileArtifactStore implements ArtifactStore {
@@ -42,23 +42,7 @@ export class FileArtifactStore implements ArtifactStore {
 
   async put(key: string, body: ObjectBody, options: PutOptions = {}): Promise<ArtifactRef> {
     const target = this.pathOf(key);
-    const tmpDir = path.join(this.root, '.tmp');
-    await fsp.mkdir(tmpDir, { recursive: true });
-    const tmp = path.join(tmpDir, randomUUID());
-    const meter = new Sha256Meter();
-    try {
-      // flush: fsync before close, so a crash after the rename cannot leave a truncated object.
-      await pipeline(toReadable(body), meter, createWriteStream(tmp, { flags: 'wx', flush: true }));
-    } catch (error) {
-      await fsp.rm(tmp, { force: true });
-      throw error;
-    }
-    const ref: ArtifactRef = {
-      uri: this.uriOf(key),
-      sha256: meter.digest(),
-      sizeBytes: meter.sizeBytes,
-      mediaType: options.mediaType ?? guessMediaType(key),
-    };
+    const { tmp, ref } = await this.writeTemp(key, body, options);
     try {
       await this.writeSidecar(key, ref);
       await fsp.mkdir(path.dirname(target), { recursive: true });
@@ -68,6 +52,28 @@ export class FileArtifactStore implements ArtifactStore {
       throw error;
     }
     return ref;
+  }
+
+  /**
+   * rename(2) replaces what is at the target; link(2) fails with EEXIST instead, so the first
+   * writer's object stays whole and every other writer, in any process, learns it lost. The
+   * sidecar follows the object here (put() writes it first): a loser must not replace the winner's,
+   * and until it lands stat() hashes the bytes.
+   */
+  async putIfAbsent(key: string, body: string | Uint8Array, options: PutOptions = {}): Promise<boolean> {
+    const target = this.pathOf(key);
+    const { tmp, ref } = await this.writeTemp(key, body, options);
+    try {
+      await fsp.mkdir(path.dirname(target), { recursive: true });
+      await fsp.link(tmp, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+    await this.writeSidecar(key, ref);
+    return true;
   }
 
   async get(key: string): Promise<Readable> {
@@ -130,6 +136,23 @@ export class FileArtifactStore implements ArtifactStore {
   }
 
   async close(): Promise<void> {}
+
+  /** Streams body into a fresh file under `.tmp/`, fsynced, with the reference it will have at key. */
+  private async writeTemp(key: string, body: ObjectBody, options: PutOptions): Promise<{ tmp: string; ref: ArtifactRef }> {
+    const tmpDir = path.join(this.root, '.tmp');
+    await fsp.mkdir(tmpDir, { recursive: true });
+    const tmp = path.join(tmpDir, randomUUID());
+    const meter = new Sha256Meter();
+    try {
+      // flush: fsync before close, so a crash after the rename (or link) cannot leave a truncated object.
+      await pipeline(toReadable(body), meter, createWriteStream(tmp, { flags: 'wx', flush: true }));
+    } catch (error) {
+      await fsp.rm(tmp, { force: true });
+      throw error;
+    }
+    const ref: ArtifactRef = { uri: this.uriOf(key), sha256: meter.digest(), sizeBytes: meter.sizeBytes, mediaType: options.mediaType ?? guessMediaType(key) };
+    return { tmp, ref };
+  }
 
   private pathOf(key: string): string {
     return path.join(this.root, ...validateKey(key).split('/'));

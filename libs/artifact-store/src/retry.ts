@@ -22,7 +22,8 @@ const TRANSIENT_NETWORK_CODES = new Set([
   'ENETUNREACH',
   'UND_ERR_SOCKET',
 ]);
-const TRANSIENT_S3_CODES = new Set(['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout', 'RequestTimeTooSkewed']);
+// ConditionalRequestConflict (409): S3 was finishing another conditional write to the key; its docs say retry.
+const TRANSIENT_S3_CODES = new Set(['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout', 'RequestTimeTooSkewed', 'ConditionalRequestConflict']);
 
 /** Network failures and S3 throttling/5xx are worth retrying; everything else is permanent. */
 export function isTransient(error: unknown): boolean {

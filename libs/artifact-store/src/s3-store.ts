@@ -84,6 +84,29 @@ export class S3ArtifactStore implements ArtifactStore {
     }
   }
 
+  /**
+   * A conditional PUT (`If-None-Match: *`): S3 (since 2024) and MinIO create the object only when
+   * the key is free and answer 412 PreconditionFailed otherwise, so of racing writers exactly one
+   * wins. s3rver, the loopback server of the tests, ignores the header on PUT and overwrites; the
+   * stat() first keeps claims made one after another right on such a server (and saves an upload),
+   * but only a server that honours the header closes the race. A request retried after a lost
+   * answer may find its own first attempt there and report false.
+   */
+  async putIfAbsent(key: string, body: string | Uint8Array, options: PutOptions = {}): Promise<boolean> {
+    const objectName = this.objectName(key);
+    if (await this.stat(key)) return false;
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const headers = { 'Content-Type': options.mediaType ?? guessMediaType(key), sha256, 'If-None-Match': '*' };
+    try {
+      await withRetry(`putIfAbsent ${key}`, () => this.client.putObject(this.options.bucket, objectName, bytes, bytes.length, headers), this.retry);
+      return true;
+    } catch (error) {
+      if ((error as { code?: string })?.code === 'PreconditionFailed') return false;
+      throw error;
+    }
+  }
+
   async get(key: string): Promise<Readable> {
     const objectName = this.objectName(key);
     return withRetry(`get ${key}`, () => this.client.getObject(this.options.bucket, objectName), this.retry).catch((error) => {

@@ -35,6 +35,12 @@ export interface ArtifactStore {
   check(): Promise<void>;
   /** Streams body into the store under key; sha256 and size are computed while streaming. */
   put(key: string, body: ObjectBody, options?: PutOptions): Promise<ArtifactRef>;
+  /**
+   * Creates the object only if nothing is at key yet, atomically against every other writer (other
+   * processes and replicas included): true when this call created it, false when key was taken (the
+   * object there is left as it is). For small records such as claims: the body is held in memory.
+   */
+  putIfAbsent(key: string, body: string | Uint8Array, options?: PutOptions): Promise<boolean>;
   /** A stream of the object's bytes; ArtifactNotFoundError when absent. */
   get(key: string): Promise<Readable>;
   /** The object's reference, or undefined when absent. */

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -68,17 +70,23 @@ interface Backend {
    * test server, writes objects in place, so that test is not run against it.
    */
   atomicOverwrite: boolean;
+  /**
+   * Whether putIfAbsent is atomic against racing writers: the filesystem store makes it so (link),
+   * S3 and MinIO through If-None-Match, which s3rver ignores on PUT; so that test is not run against
+   * it, and the header is checked against a stand-in S3 below instead.
+   */
+  atomicCreate: boolean;
 }
 
 const backends: Array<[string, Backend]> = [
-  ['filesystem', { storeUri: () => `file://${path.join(tmp.dir, 'fs-store')}`, storeEnv: () => ({}), atomicOverwrite: true }],
+  ['filesystem', { storeUri: () => `file://${path.join(tmp.dir, 'fs-store')}`, storeEnv: () => ({}), atomicOverwrite: true, atomicCreate: true }],
   [
     's3 (s3rver on loopback)',
-    { storeUri: () => `s3://medsyn/runs?endpoint=${encodeURIComponent(s3.endpoint)}`, storeEnv: () => s3.env, atomicOverwrite: false },
+    { storeUri: () => `s3://medsyn/runs?endpoint=${encodeURIComponent(s3.endpoint)}`, storeEnv: () => s3.env, atomicOverwrite: false, atomicCreate: false },
   ],
 ];
 
-describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, atomicOverwrite }) => {
+describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, atomicOverwrite, atomicCreate }) => {
   let store: ArtifactStore;
 
   beforeAll(async () => {
@@ -157,6 +165,27 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     const final = sha256(await getBuffer(store, 'race/object.bin'));
     expect(digests).toContain(final);
     expect((await store.stat('race/object.bin'))!.sha256).toBe(final);
+  });
+
+  it('creates an object only where none is: putIfAbsent on a taken key is false and leaves the object as it was', async () => {
+    expect(await store.putIfAbsent('claims/one.json', '{"owner":"a"}', { mediaType: 'application/json' })).toBe(true);
+    expect(await store.putIfAbsent('claims/one.json', '{"owner":"b"}')).toBe(false);
+    expect((await getBuffer(store, 'claims/one.json')).toString()).toBe('{"owner":"a"}');
+    expect(await store.stat('claims/one.json')).toMatchObject({ sha256: sha256('{"owner":"a"}'), mediaType: 'application/json' });
+    await expect(store.putIfAbsent('../claims/x.json', 'x')).rejects.toThrow(InvalidKeyError);
+  });
+
+  (atomicCreate ? it : it.skip)('lets exactly one of racing writers in two processes create a key', async () => {
+    const other = openStore(storeUri(), storeEnv()); // a second process's view of the same store
+    for (let round = 0; round < 40; round++) {
+      const key = `claims/race/${round}.json`;
+      const bodies = Array.from({ length: 6 }, (_, i) => `{"writer":${i},"round":${round}}`);
+      const won = await Promise.all(bodies.map((body, i) => (i % 2 ? other : store).putIfAbsent(key, body)));
+      expect(won.filter(Boolean)).toHaveLength(1);
+      const winner = bodies[won.indexOf(true)]!;
+      expect((await getBuffer(store, key)).toString()).toBe(winner);
+      expect((await other.stat(key))!.sha256).toBe(sha256(winner));
+    }
   });
 
   it('leaves nothing visible when an upload is interrupted', async () => {
@@ -245,6 +274,32 @@ describe('the filesystem store', () => {
     expect((await store.stat('models/w.bin'))!.sha256).toBe(ref.sha256);
     expect(await store.sha256Of('models/w.bin')).toBe(sha256('weights-v2'));
     await expect(verifyArtifactRef(store, ref, 'init')).rejects.toThrow(`init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256('weights-v2')})`);
+  });
+});
+
+describe('the S3 store', () => {
+  it('creates with a conditional PUT (If-None-Match: *) and takes a 412 answer as "taken"', async () => {
+    // A stand-in for S3 or MinIO after another writer won: the key looks free, the PUT is refused.
+    const puts: http.IncomingHttpHeaders[] = [];
+    const server = http.createServer((request, response) => {
+      request.resume();
+      if (request.method === 'PUT') {
+        puts.push(request.headers);
+        response.writeHead(412, { 'Content-Type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>');
+      } else {
+        response.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const store = openStore(`s3://medsyn?endpoint=http://127.0.0.1:${port}`, { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' });
+      expect(await store.putIfAbsent('claims/x.json', '{"owner":"b"}')).toBe(false);
+      expect(puts).toHaveLength(1);
+      expect(puts[0]).toMatchObject({ 'if-none-match': '*', 'x-amz-meta-sha256': sha256('{"owner":"b"}') });
+    } finally {
+      server.close();
+    }
   });
 });
 

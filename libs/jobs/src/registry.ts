@@ -93,8 +93,6 @@ export class JobRegistry {
   private readonly jobs = new Map<string, LiveJob>();
   private readonly events = new EventEmitter();
   private closing = false;
-  /** Prefixes being claimed now by this process, so two starts cannot both take one. */
-  private readonly claiming = new Map<string, string>();
   private runningCount = 0;
   private readonly waitingForSlot: Array<() => void> = [];
 
@@ -231,27 +229,16 @@ export class JobRegistry {
    * Makes `prefix` this job's: a prefix already owned by another job with other parameters is
    * refused (FAILED_PRECONDITION naming output_prefix), so a job never reports another's results as
    * its own. The same parameters under another request id may share it (their outputs are equal).
+   * The claim is created only where none is (putIfAbsent), so of two starts racing for a prefix,
+   * in this process or in another replica on the same store, one writes it and the other reads it.
    */
   private async claimOutputPrefix(prefix: string, jobId: string, requestDigest: string): Promise<void> {
-    const refuse = (owner: string) => {
-      throw new JobError(`output_prefix ${JSON.stringify(prefix)} belongs to job ${owner}, started with other parameters; choose another output_prefix`, 'FAILED_PRECONDITION', 'output_prefix');
-    };
-    const claiming = this.claiming.get(prefix);
-    if (claiming !== undefined && claiming !== `${jobId}\0${requestDigest}`) refuse(claiming.split('\0')[0]!);
-    this.claiming.set(prefix, `${jobId}\0${requestDigest}`);
-    try {
-      const key = `${RESERVED_PREFIX}owners/${createHash('sha256').update(prefix).digest('hex')}.json`;
-      const found = await this.options.store.stat(key);
-      if (found) {
-        const claim = JSON.parse((await getBuffer(this.options.store, key)).toString('utf8')) as PrefixClaim;
-        if (claim.jobId === jobId || claim.requestDigest === requestDigest) return;
-        refuse(claim.jobId);
-      }
-      const claim: PrefixClaim = { prefix, service: this.options.service, jobId, requestDigest };
-      await this.options.store.put(key, JSON.stringify(claim), { mediaType: 'application/json' });
-    } finally {
-      this.claiming.delete(prefix);
-    }
+    const key = `${RESERVED_PREFIX}owners/${createHash('sha256').update(prefix).digest('hex')}.json`;
+    const claim: PrefixClaim = { prefix, service: this.options.service, jobId, requestDigest };
+    if (await this.options.store.putIfAbsent(key, JSON.stringify(claim), { mediaType: 'application/json' })) return;
+    const owner = JSON.parse((await getBuffer(this.options.store, key)).toString('utf8')) as PrefixClaim;
+    if (owner.jobId === jobId || owner.requestDigest === requestDigest) return;
+    throw new JobError(`output_prefix ${JSON.stringify(prefix)} belongs to job ${owner.jobId}, started with other parameters; choose another output_prefix`, 'FAILED_PRECONDITION', 'output_prefix');
   }
 
   /** Waits for one of maxRunning slots; false when the job is cancelled or stopped while it waits. */

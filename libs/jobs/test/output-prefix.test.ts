@@ -84,6 +84,25 @@ describe('output prefixes', () => {
     releaseAll();
     await registry.close();
   });
+
+  it('gives a prefix to exactly one of two replicas on one store racing to start jobs with other parameters on it', async () => {
+    const { runner, releaseAll } = gated();
+    const root = `${tmp.dir}/store-${storeCount++}`;
+    // Two processes: a registry and a store client each, sharing only the store's folder.
+    const [a, b] = ['a', 'b'].map(() => new JobRegistry({ store: new FileArtifactStore(root), service: 'test', runners: { run: runner } }));
+    for (let round = 0; round < 50; round++) {
+      const outputPrefix = `race/${round}/`;
+      const results = await Promise.allSettled([
+        a!.start({ requestId: `a-${round}`, kind: 'run', spec: { replica: 'a' }, outputPrefix }),
+        b!.start({ requestId: `b-${round}`, kind: 'run', spec: { replica: 'b' }, outputPrefix }),
+      ]);
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'FAILED_PRECONDITION', field: 'output_prefix' } });
+    }
+    expect(a!.list(1000).jobs.length + b!.list(1000).jobs.length).toBe(50);
+    releaseAll();
+    await Promise.all([a!.close(), b!.close()]);
+  });
 });
 
 describe('job concurrency limit', () => {
