@@ -1,7 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Tokenizer, WordPiece, bertNormalizer, bertPreTokenizer, bertProcessing, type Encoding } from 'tokenizers';
+import { compareCodeUnits, learnMerges } from './merges';
 
 /** BERT's special tokens; a trained vocabulary starts with them, in this order ([PAD] = 0). */
 export const SPECIAL_TOKENS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
@@ -77,42 +75,29 @@ export class WordPieceTokenizer {
   }
 
   /**
-   * Learns a WordPiece vocabulary from report texts with the `tokenizers` WordPiece trainer (BPE
-   * merges under the same normalisation and pre-tokenisation), capped at `vocabSize`: the trainer
-   * numbers single characters first and merges in the order it learnt them, so its first ids are
-   * the vocabulary a smaller target would have produced. The kept tokens are then sorted.
+   * Learns a WordPiece vocabulary from report texts: the words of BERT's normaliser and
+   * pre-tokeniser (from `tokenizers`, the same as encoding uses), then BPE merges with the `##`
+   * continuation prefix, as the `tokenizers` WordPiece trainer learns them, until `vocabSize`.
+   * That trainer breaks ties between equally frequent pairs in hash-map order, so one corpus gave
+   * different vocabularies run to run; here ties go to the lexicographically first pair, and the
+   * same corpus always gives the same vocab.txt.
    */
   static train(texts: Iterable<string>, options: TrainVocabularyOptions & WordPieceOptions): WordPieceTokenizer {
     const lowercase = options.lowercase ?? true;
-    const dir = mkdtempSync(join(tmpdir(), 'wordpiece-'));
-    let learnt: string[];
-    try {
-      const corpus = join(dir, 'corpus.txt');
-      // One report per line: newlines inside a report are whitespace to the pre-tokenizer anyway.
-      writeFileSync(corpus, Array.from(texts, (t) => t.replace(/[\r\n]+/g, ' ')).join('\n'));
-      const trainer = new Tokenizer(WordPiece.empty());
-      trainer.setNormalizer(bertNormalizer({ cleanText: true, handleChineseChars: true, lowercase, stripAccents: lowercase }));
-      trainer.setPreTokenizer(bertPreTokenizer());
-      trainer.train([corpus]);
-      learnt = Object.entries(trainer.getVocab())
-        .sort((a, b) => a[1] - b[1])
-        .map(([token]) => token);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const normalizer = bertNormalizer({ cleanText: true, handleChineseChars: true, lowercase, stripAccents: lowercase });
+    const preTokenizer = bertPreTokenizer();
+    const wordCounts = new Map<string, number>();
+    for (const text of texts) {
+      for (const [word] of preTokenizer.preTokenizeString(normalizer.normalizeString(text))) wordCounts.set(word, (wordCounts.get(word) ?? 0) + 1);
     }
-    const alphabet = learnt.filter((t) => [...t.replace(/^##/, '')].length === 1).length;
+    const words = [...wordCounts].map(([word, count]) => ({ pieces: [...word].map((ch, i) => (i === 0 ? ch : `##${ch}`)), count }));
+    const alphabet = [...new Set(words.flatMap((w) => w.pieces))].sort(compareCodeUnits);
     const room = options.vocabSize - SPECIAL_TOKENS.length;
-    if (room < alphabet) {
-      throw new WordPieceError(`vocab_size ${options.vocabSize} is too small: the corpus has ${alphabet} single-character tokens plus ${SPECIAL_TOKENS.length} special tokens`);
+    if (room < alphabet.length) {
+      throw new WordPieceError(`vocab_size ${options.vocabSize} is too small: the corpus has ${alphabet.length} single-character tokens plus ${SPECIAL_TOKENS.length} special tokens`);
     }
-    // The trainer numbers tokens of equal standing in hash-map order, which changes from run to
-    // run: sort what is kept (characters, continuation characters, then longer pieces) so the
-    // same corpus always gives the same vocab.txt.
-    const kept = learnt.filter((t) => !(SPECIAL_TOKENS as readonly string[]).includes(t)).slice(0, room);
-    const rank = (t: string) => ([...t.replace(/^##/, '')].length === 1 ? (t.startsWith('##') ? 1 : 0) : 2);
-    kept.sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
-    const vocab = [...SPECIAL_TOKENS, ...kept];
-    return new WordPieceTokenizer(vocab, { maxLength: options.maxLength, lowercase });
+    const merged = learnMerges(words, room - alphabet.length);
+    return new WordPieceTokenizer([...SPECIAL_TOKENS, ...alphabet, ...merged], { maxLength: options.maxLength, lowercase });
   }
 
   /** The vocabulary as a BERT `vocab.txt`. */

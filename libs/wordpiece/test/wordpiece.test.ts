@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { SPECIAL_TOKENS, WordPieceError, WordPieceTokenizer } from '../src';
+import { learnMerges } from '../src/merges';
 
 const temp = makeTempDir('wordpiece');
 afterAll(() => temp.remove());
@@ -38,6 +39,18 @@ describeWithSharedData('WordPieceTokenizer', () => {
     trained = WordPieceTokenizer.train(notes.slice(0, 80), { vocabSize: 600, maxLength: 64 });
     vocabPath = join(temp.dir, 'vocab.txt');
     writeFileSync(vocabPath, trained.vocabTxt());
+  });
+
+  it('trains the same vocabulary in every process (the tokenizers trainer broke ties in hash-map order)', () => {
+    const corpus = join(temp.dir, 'corpus.json');
+    writeFileSync(corpus, JSON.stringify(notes));
+    // A vocabulary large enough that its last merges are among pairs seen once or twice: ties everywhere.
+    const script = `const { WordPieceTokenizer } = require(${JSON.stringify(join(__dirname, '..', 'src'))}); const notes = require(${JSON.stringify(corpus)}); process.stdout.write(WordPieceTokenizer.train(notes, { vocabSize: 2500, maxLength: 64 }).vocabTxt());`;
+    const run = () => execFileSync(process.execPath, ['--conditions=medsyn-source', '--import', 'tsx', '-e', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const first = run();
+    expect(first.split('\n').length).toBeGreaterThan(2000);
+    expect(run()).toBe(first);
+    expect(WordPieceTokenizer.train(notes, { vocabSize: 2500, maxLength: 64 }).vocabTxt()).toBe(first);
   });
 
   it('trains a vocabulary on reports: special tokens first, capped at vocab_size, every character covered', async () => {
@@ -80,5 +93,16 @@ describeWithSharedData('WordPieceTokenizer', () => {
     expect(() => WordPieceTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n[SEP]\na\na\n', { maxLength: 8 })).toThrow(/line 6 repeats a token of line 5/);
     expect(() => WordPieceTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n[SEP]\n', { maxLength: 1 })).toThrow(WordPieceError);
     expect(() => WordPieceTokenizer.train(['abcdefghij'], { vocabSize: 8, maxLength: 8 })).toThrow(/vocab_size 8 is too small/);
+  });
+});
+
+describe('learnMerges', () => {
+  it('merges the most frequent pair first, and among equals a word-start pair, then code-unit order', () => {
+    expect(learnMerges([{ pieces: ['a', '##b', '##c'], count: 1 }], 10)).toEqual(['ab', 'abc']);
+    expect(learnMerges([{ pieces: ['c', '##d'], count: 1 }, { pieces: ['a', '##b'], count: 1 }], 10)).toEqual(['ab', 'cd']);
+    // "##b ##c" occurs 3 times against 2 for "a ##b": frequency wins over position.
+    expect(learnMerges([{ pieces: ['a', '##b', '##c'], count: 2 }, { pieces: ['x', '##b', '##c'], count: 1 }], 1)).toEqual(['##bc']);
+    // "aaa" once and "baa" three times: "##a ##a" (4) first, then "b ##aa" (3), then "a ##aa" (1).
+    expect(learnMerges([{ pieces: ['a', '##a', '##a'], count: 1 }, { pieces: ['b', '##a', '##a'], count: 3 }], 10)).toEqual(['##aa', 'baa', 'aaa']);
   });
 });
