@@ -7,3 +7,4 @@ export { promtoolCheckMetrics } from './promtool';
 export { makeTlsFixture, type TlsFixture } from './tls';
 export { describeServiceBasics, testServiceEnv, callUnary, type ServiceBasics } from './service-basics';
 export { checkOnnxModel } from './onnx-checker';
+export { holdingJobs, watchJobToEnd } from './jobs';

@@ -20,7 +20,7 @@ import {
   type OutputMode,
   type PhiLabel,
 } from '@medsyn/deid';
-import { JobFailure, type JobContext } from '@medsyn/jobs';
+import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { anonymizer as proto, common } from '@medsyn/proto';
 import { ConfigError, invalidArgument, RpcError, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
 
@@ -28,6 +28,10 @@ import { ConfigError, invalidArgument, RpcError, toProtoJob, type ServiceContext
 export const ANONYMIZER_DEFAULTS = { grpcPort: 50051, metricsPort: 9461 };
 
 const DATASET_JOB = 'anonymize_dataset';
+
+/** What a dataset job persists: the lib's spec and the input's digest as accepted (checked again when the job runs). */
+type DatasetJobSpec = DatasetSpec & { inputs?: JobInput[] };
+
 /** Stream reports being anonymized at once: enough for the tagger's batches, bounded memory. */
 const STREAM_IN_FLIGHT = 256;
 /** Record ids are echoed in results, stream answers, errors and logs: opaque keys only (RECORD_ID_PATTERN of @medsyn/deid). */
@@ -241,9 +245,10 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
 
   const runDataset = async (job: JobContext) => {
     const ctx = ctxRef!;
-    const stored = job.spec as DatasetSpec;
+    const stored = job.spec as DatasetJobSpec;
     const spec = { ...stored, outputPrefix: stored.outputPrefix || `anonymizer/${job.jobId}/` };
     if (!(await ctx.store.stat(spec.inputKey))) throw new JobFailure('input: the manifest is not in the store', 'NOT_FOUND', 'input.uri');
+    await verifyJobInputs(ctx.store, stored.inputs ?? []);
     job.report({ unit: 'reports', phase: 'anonymizing' });
     const result = await anonymizeDataset(ctx.store, spec, anonymizer!, {
       signal: job.signal,
@@ -342,7 +347,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
           if ((request.idField || 'id') === (request.textField || 'text')) throw invalidArgument('id_field', 'must not be the text field (ids are copied into every output)');
           if (!(await ctx.store.stat(inputKey))) throw new RpcError(grpc.status.NOT_FOUND, 'input.uri: the manifest is not in the store', 'input.uri');
           await verifyArtifactRef(ctx.store, request.input, 'input', inputKey);
-          const spec: DatasetSpec = {
+          const spec: DatasetJobSpec = {
             inputKey,
             format,
             idField: request.idField || 'id',
@@ -351,6 +356,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
             mode,
             omitSpans: request.options?.omitSpans ?? false,
             outputPrefix: request.outputPrefix,
+            ...(request.input.sha256 ? { inputs: [{ field: 'input', uri: request.input.uri, sha256: request.input.sha256, key: inputKey }] } : {}),
           };
           const record = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec, outputPrefix: request.outputPrefix || undefined });
           callback(null, { job: toProtoJob(record) });

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { FileArtifactStore, getBuffer } from '@medsyn/artifact-store';
 import { anonymizer, common, jobs } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
-import { callUnary, describeServiceBasics, makeTempDir, testServiceEnv } from '@medsyn/testing';
+import { callUnary, describeServiceBasics, holdingJobs, makeTempDir, testServiceEnv, watchJobToEnd } from '@medsyn/testing';
 import { anonymizerService } from '../src/service';
 
 describeServiceBasics({
@@ -151,6 +151,36 @@ describe('AnonymizerService', () => {
     await expect(start('digest-1', input.sha256)).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: `input: sha256 mismatch for ${input.uri} (expected ${input.sha256}, found ${found})` });
     await expect(start('digest-2', 'ABC')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^input\.sha256: must be 64 lower-case hex/) });
     expect((await start('digest-3', found)).job!.requestId).toBe('digest-3');
+  });
+});
+
+describe('a dataset job resumed after a restart', () => {
+  it('checks its input again: changed while the service was down, the job fails FAILED_PRECONDITION naming input and its URI', async () => {
+    const tmp = makeTempDir('anonymizer-resume');
+    const env = testServiceEnv(tmp.dir, { ANONYMIZER_SURROGATE_SECRET: SECRET });
+    const store = new FileArtifactStore(tmp.dir);
+    const input = await store.put('inputs/reports.jsonl', `${JSON.stringify({ id: 'r1', text: REPORT })}\n`);
+    const first = await startService(holdingJobs(anonymizerService(env)));
+    const firstClient = new anonymizer.AnonymizerServiceClient(first.target, grpc.credentials.createInsecure());
+    const { job } = await callUnary<anonymizer.StartAnonymizeDatasetResponse>(firstClient, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'resumed-1', input }));
+    firstClient.close();
+    await first.shutdown();
+
+    const changed = `${JSON.stringify({ id: 'r2', text: REPORT })}\n`;
+    await store.put('inputs/reports.jsonl', changed);
+    const second = await startService(anonymizerService(env));
+    try {
+      const last = (await watchJobToEnd(second.target, job!.jobId)).at(-1)!;
+      const found = createHash('sha256').update(changed).digest('hex');
+      expect(last).toMatchObject({
+        state: common.JobState.JOB_STATE_FAILED,
+        error: { code: 'FAILED_PRECONDITION', field: 'input', message: `input: sha256 mismatch for ${input.uri} (expected ${input.sha256}, found ${found})` },
+        outputs: [],
+      });
+    } finally {
+      await second.shutdown();
+      tmp.remove();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { common, pretrainer } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
-import { JobFailure, type JobContext } from '@medsyn/jobs';
+import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { getBuffer, verifyArtifactRef, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
 import {
   PretrainingCancelledError,
@@ -25,6 +25,8 @@ export const PRETRAIN_JOB = 'pretrain';
 interface PretrainSpec {
   config: PretrainingConfig;
   prefix: string;
+  /** The inputs named with a sha256, checked again when the job runs (absent when none was). */
+  inputs?: JobInput[];
 }
 
 /**
@@ -69,6 +71,7 @@ async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrain
     throw error;
   }
   // Missing manifests, and inputs that are not the bytes their sha256 names, fail the call, not a job minutes later.
+  const inputs: JobInput[] = [];
   for (const { field, ref, manifest } of inputRefs(request.config)) {
     if (!manifest && !ref.sha256) continue;
     let key: string;
@@ -81,10 +84,11 @@ async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrain
     }
     if (manifest && !found) throw invalidArgument(field, `manifest ${ref.uri} not found`);
     await verifyArtifactRef(store, ref, field, key);
+    if (ref.sha256) inputs.push({ field, uri: ref.uri, sha256: ref.sha256, key });
   }
   const prefix = (request.outputPrefix || `pretrainer/${request.requestId}`).replace(/\/+$/, '');
   if (prefix.split('/').some((part) => part === '..' || part === '')) throw invalidArgument('output_prefix', 'must be a relative store prefix without ".." or empty segments');
-  return { config, prefix };
+  return { config, prefix, ...(inputs.length ? { inputs } : {}) };
 }
 
 /** Training metrics (Prometheus conventions; the kit's GPU sampler adds utilisation on GPU nodes). */
@@ -103,7 +107,8 @@ type TrainingMetrics = ReturnType<typeof trainingMetrics>;
 /** The job: runs (or resumes) the pre-training run and records its artifacts. */
 function pretrainRunner(store: ArtifactStore, metrics?: TrainingMetrics) {
   return async (ctx: JobContext): Promise<void> => {
-    const { config, prefix } = ctx.spec as PretrainSpec;
+    const { config, prefix, inputs } = ctx.spec as PretrainSpec;
+    await verifyJobInputs(store, inputs ?? []);
     ctx.report({ phase: 'preparing data', unit: 'steps' });
     let result: PretrainingResult;
     try {
