@@ -77,10 +77,13 @@ export async function storedDigest(store: ArtifactStore, key: string, folder = f
   return treeDigest(files);
 }
 
-/** ref's sha256, or undefined when it claims none (a bare URI); MalformedDigestError when it is not a sha256. */
-export function claimedDigest(ref: DigestClaim, field: string): string | undefined {
+/**
+ * ref's sha256, or undefined when it claims none (a bare URI); MalformedDigestError when it is not
+ * a sha256, naming `<field>.sha256`, or digestField where the request keeps it elsewhere.
+ */
+export function claimedDigest(ref: DigestClaim, field: string, digestField?: string): string | undefined {
   if (ref.sha256 === '') return undefined;
-  if (!SHA256_HEX.test(ref.sha256)) throw new MalformedDigestError(field);
+  if (!SHA256_HEX.test(ref.sha256)) throw new MalformedDigestError(field, digestField);
   return ref.sha256;
 }
 

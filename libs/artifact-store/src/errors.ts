@@ -36,10 +36,13 @@ export class StoreUnavailableError extends ArtifactStoreError {
   }
 }
 
-/** A reference's sha256 is not a digest at all: the caller's mistake, named by its field. */
+/** A reference's sha256 is not a digest at all: the caller's mistake, named by its field (`<field>.sha256` unless digestField says otherwise). */
 export class MalformedDigestError extends ArtifactStoreError {
-  constructor(readonly field: string) {
-    super(`${field}.sha256: must be 64 lower-case hex characters (a sha256), or empty to skip the check`, true);
+  constructor(
+    readonly field: string,
+    digestField = `${field}.sha256`,
+  ) {
+    super(`${digestField}: must be 64 lower-case hex characters (a sha256), or empty to skip the check`, true);
   }
 }
 

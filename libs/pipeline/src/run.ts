@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { getBuffer, listLocalFiles, openStore, putJsonl, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { getBuffer, listLocalFiles, openStore, putJsonl, readJsonl, storedDigest, type ArtifactStore } from '@medsyn/artifact-store';
 import { exportDataset } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation';
 import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
@@ -257,7 +257,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     pairs.synthetic = synthesized;
 
     // 4. Pre-train every method on every pair source.
-    const bundles: { name: string; method: Method; source: PairSource; bundle: string; summary: Record<string, number | string> }[] = [];
+    const bundles: { name: string; method: Method; source: PairSource; bundle: string; bundleSha256: string; summary: Record<string, number | string> }[] = [];
     for (const method of methods) {
       for (const source of sources) {
         const name = `pretrain ${method}-${source}`;
@@ -273,11 +273,13 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
           const result = await unary<pretrainer.GetPretrainingResultRequest, pretrainer.GetPretrainingResultResponse>(pretrain, 'getPretrainingResult', { jobId: job.jobId });
           const s = result.summary;
           return {
-            outputs: { bundle: result.bundlePrefix },
+            // The bundle's tree digest as the pretrainer left it, so that the evaluator reads those bytes or refuses.
+            outputs: { bundle: result.bundlePrefix, bundle_sha256: await storedDigest(store, result.bundlePrefix.replace(/\/+$/, ''), true) },
             summary: { steps: Number(s?.steps ?? 0), final_loss: s?.finalLoss ?? NaN, retrieval_top1: s?.retrievalTop1 ?? NaN, retrieval_chance: s?.retrievalChance ?? NaN, samples_per_second: s?.samplesPerSecond ?? NaN },
           };
         });
-        bundles.push({ name: `${method}-${source}`, method, source, bundle: record.outputs.bundle!, summary: record.summary });
+        // A stage recorded before bundles had digests sends none (the evaluator then does not check).
+        bundles.push({ name: `${method}-${source}`, method, source, bundle: record.outputs.bundle!, bundleSha256: record.outputs.bundle_sha256 ?? '', summary: record.summary });
       }
     }
 
@@ -287,13 +289,13 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     const dataset = await hasher.tree(e.dataset.root);
     const evaluated = await stage('evaluate', { bundles: bundles.map((b) => state.stages[`pretrain ${b.name}`]!.key), evaluate: e, dataset }, async (requestId) => {
       const evaluate = client(evaluator.EvaluatorServiceClient, 'evaluator');
-      const encoders: evaluator.Encoder[] = bundles.map((b) => evaluator.Encoder.fromPartial({ name: b.name, bundle: b.bundle, pretrainingData: b.source }));
+      const encoders: evaluator.Encoder[] = bundles.map((b) => evaluator.Encoder.fromPartial({ name: b.name, bundle: b.bundle, bundleSha256: b.bundleSha256, pretrainingData: b.source }));
       if (e.baseline) encoders.push(evaluator.Encoder.fromPartial({ name: 'random-init', pretrainingData: 'random', baseline: { architecture: imageEncoder.architecture, size: imageEncoder.imageSize, width: imageEncoder.width ?? 0, seed: 1 } }));
       const response = await unary<evaluator.StartEvaluationRequest, evaluator.StartEvaluationResponse>(evaluate, 'startEvaluation', {
         requestId,
         config: evaluator.EvaluationConfig.fromPartial({
           encoders,
-          dataset: { format: e.dataset.format, uri: pathToFileURL(e.dataset.root).href, options: e.dataset.options ?? {} },
+          dataset: { format: e.dataset.format, uri: pathToFileURL(e.dataset.root).href, sha256: dataset, options: e.dataset.options ?? {} },
           tasks: e.tasks.map((t) => TASK_ENUM[t]),
           labelFractions: e.label_fractions ?? [],
           seeds: e.seeds ?? [],

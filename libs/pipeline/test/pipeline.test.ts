@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
-import { listLocalFiles, localTreeDigest } from '@medsyn/artifact-store';
+import { FileArtifactStore, listLocalFiles, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
 import { buildTinyPipeline } from '@medsyn/diffusion';
 import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
 import { PipelineConfigError, parsePipelineConfig } from '../src';
@@ -161,6 +161,14 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     expect(output).toMatch(/evaluate: done in \d/);
     // Not one synthetic image was made again.
     for (const [file, mtime] of before) expect(fs.statSync(path.join(images, file)).mtimeMs).toBe(mtime);
+    // The evaluator was sent the tree digests of the dataset and of each bundle, and took the job: they matched.
+    const evaluatorJobs = path.join(dir, 'store', 'jobs', 'evaluator');
+    const [evaluation] = fs.readdirSync(evaluatorJobs).filter((f) => f.endsWith('.json'));
+    const { inputs } = (JSON.parse(fs.readFileSync(path.join(evaluatorJobs, evaluation!), 'utf8')) as { spec: { inputs: { field: string; uri: string; sha256: string }[] } }).spec;
+    expect(inputs.map((i) => i.field)).toEqual(['config.encoders[0].bundle', 'config.encoders[1].bundle', 'config.dataset']);
+    const store = new FileArtifactStore(path.join(dir, 'store'));
+    for (const bundle of inputs.slice(0, 2)) expect(bundle.sha256).toBe(await storedDigest(store, bundle.uri.replace(/\/+$/, ''), true));
+    expect(inputs[2]!.sha256).toBe(await localTreeDigest(SAMPLE));
 
     const html = fs.readFileSync(path.join(dir, 'out', 'report.html'), 'utf8');
     expect(html).toContain('medsyn pipeline: ci');

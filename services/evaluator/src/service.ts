@@ -2,9 +2,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileArtifactStore, getBuffer, verifyArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
+import { FileArtifactStore, claimedDigest, getBuffer, verifyArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
 import { DatasetError, EncoderBundleError, EvaluationConfigError, isAllowedDatasetRoot, parseEvaluationConfig, renderReport, runEvaluation, type EvaluationConfig, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
-import { JobFailure, canonicalDigest, type JobContext } from '@medsyn/jobs';
+import { JobFailure, canonicalDigest, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';
 
@@ -23,11 +23,16 @@ const TASK_NAMES: Partial<Record<evaluator.Task, TaskName>> = {
 };
 const TASK_ENUMS = Object.fromEntries(Object.entries(TASK_NAMES).map(([k, v]) => [v, Number(k) as evaluator.Task])) as Record<TaskName, evaluator.Task>;
 
-/** What a job persists: the domain config and where its outputs go. */
+/** What a job persists: the domain config, where its outputs go, and the digests its inputs were accepted with. */
 interface EvaluationJobSpec {
   config: EvaluationConfig;
   outputPrefix: string;
+  /** Checked again when the job runs; absent when the request claimed none. */
+  inputs?: ClaimedInput[];
 }
+
+/** An input the request names with a sha256; uriField is the request field that gives its location. */
+type ClaimedInput = JobInput & { uriField: string };
 
 /** Protobuf request -> the evaluation lib's config; errors name the request field. */
 export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): EvaluationConfig {
@@ -101,39 +106,57 @@ function checkDatasetRoot(config: EvaluationConfig, roots: readonly string[]): v
 }
 
 /**
- * Checks the digest of each encoder file a request names with one (image_encoder, text_encoder,
- * tokenizer: a file or a folder) before the job is accepted: a key or URI in the artifact store,
- * or another `file://` path, read where it is but only under the dataset roots (a mismatch names
- * the digest found, which no request may learn of just any file on this host).
+ * The inputs a request names with a sha256: encoder files (image_encoder, text_encoder, tokenizer:
+ * a file or a folder), an encoder's bundle folder (bundle_sha256, for the bundle the job reads)
+ * and the dataset folder.
  */
-async function verifyEncoderRefs(store: ArtifactStore, config: evaluator.EvaluationConfig, roots: readonly string[]): Promise<void> {
-  for (const [i, encoder] of config.encoders.entries()) {
+function claimedInputs(request: evaluator.EvaluationConfig, config: EvaluationConfig): ClaimedInput[] {
+  const inputs: ClaimedInput[] = [];
+  for (const [i, encoder] of request.encoders.entries()) {
     for (const [name, ref] of [['image_encoder', encoder.imageEncoder], ['text_encoder', encoder.textEncoder], ['tokenizer', encoder.tokenizer]] as const) {
-      if (!ref?.sha256) continue;
       const field = `config.encoders[${i}].${name}`;
-      if (!ref.uri.startsWith('file://') || ref.uri.startsWith(`${store.rootUri}/`)) {
-        await verifyArtifactRef(store, ref, field);
-        continue;
-      }
-      let file: string;
-      try {
-        file = fileURLToPath(ref.uri.replace(/\/+$/, ''));
-      } catch {
-        throw invalidArgument(`${field}.uri`, 'must be a file:///absolute/path URL on this host');
-      }
-      if (!isAllowedDatasetRoot(file, roots)) {
-        throw new RpcError(grpc.status.PERMISSION_DENIED, `${field}.uri: is not under a folder this evaluator may read (EVALUATOR_DATASET_ROOTS), so its sha256 cannot be checked`, `${field}.uri`);
-      }
-      await verifyArtifactRef(new FileArtifactStore(path.dirname(file)), ref, field, path.basename(file));
+      if (ref?.sha256) inputs.push({ field, uriField: `${field}.uri`, uri: ref.uri, sha256: ref.sha256 });
+    }
+    if (encoder.bundleSha256) {
+      const field = `config.encoders[${i}].bundle`;
+      const bundle = config.encoders[i]!.bundle;
+      if (!bundle) throw invalidArgument(`${field}_sha256`, 'names no bundle (a baseline is built, not read)');
+      claimedDigest({ uri: bundle, sha256: encoder.bundleSha256 }, field, `${field}_sha256`);
+      inputs.push({ field, uriField: field, uri: bundle, sha256: encoder.bundleSha256 });
     }
   }
+  if (request.dataset?.sha256) inputs.push({ field: 'config.dataset', uriField: 'config.dataset.uri', uri: request.dataset.uri, sha256: request.dataset.sha256 });
+  return inputs;
+}
+
+/**
+ * Checks one input against its claimed digest where the evaluator reads it: a key or URI in the
+ * artifact store, or another `file://` path, read where it is but only under the dataset roots (a
+ * mismatch names the digest found, which no request may learn of just any file on this host).
+ */
+async function verifyInput(store: ArtifactStore, input: ClaimedInput, roots: readonly string[]): Promise<void> {
+  if (!input.uri.startsWith('file://') || input.uri.startsWith(`${store.rootUri}/`)) return verifyArtifactRef(store, input, input.field);
+  let file: string;
+  try {
+    file = fileURLToPath(input.uri.replace(/\/+$/, ''));
+  } catch {
+    throw invalidArgument(input.uriField, 'must be a file:///absolute/path URL on this host');
+  }
+  if (!isAllowedDatasetRoot(file, roots)) {
+    throw new RpcError(grpc.status.PERMISSION_DENIED, `${input.uriField}: is not under a folder this evaluator may read (EVALUATOR_DATASET_ROOTS), so its sha256 cannot be checked`, input.uriField);
+  }
+  await verifyArtifactRef(new FileArtifactStore(path.dirname(file)), input, input.field, path.basename(file));
 }
 
 /** Runs one evaluation job: the comparison, then results.json, splits.json and report.html into the store. */
 async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: readonly string[]): Promise<void> {
-  const { config, outputPrefix } = ctx.spec as EvaluationJobSpec;
+  const { config, outputPrefix, inputs } = ctx.spec as EvaluationJobSpec;
   // Checked again here: a job resumed after a restart runs under the roots configured now.
   if (!isAllowedDatasetRoot(config.dataset.root, roots)) throw new JobFailure('is not under a dataset root this evaluator may read (EVALUATOR_DATASET_ROOTS)', 'PERMISSION_DENIED', 'config.dataset.uri');
+  // So are the digests: a job that waited in the queue, or resumes after a restart, reads its inputs as they are now.
+  await verifyJobInputs(store, inputs ?? [], (input) => verifyInput(store, input, roots)).catch((error: unknown) => {
+    throw error instanceof RpcError ? new JobFailure(error.message, grpc.status[error.code], error.field) : error;
+  });
   try {
     const output = await runEvaluation(config, {
       store,
@@ -182,10 +205,11 @@ export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceS
         startEvaluation: async (call, callback) => {
           const config = toEvaluationConfig(call.request);
           checkDatasetRoot(config, roots);
-          await verifyEncoderRefs(kitStore, call.request.config!, roots);
+          const inputs = claimedInputs(call.request.config!, config);
+          for (const input of inputs) await verifyInput(kitStore, input, roots);
           const requestId = call.request.requestId;
           const outputPrefix = (call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`).replace(/\/?$/, '/');
-          const spec: EvaluationJobSpec = { config, outputPrefix };
+          const spec: EvaluationJobSpec = { config, outputPrefix, ...(inputs.length ? { inputs } : {}) };
           callback(null, { job: toProtoJob(await jobs.start({ requestId, kind: JOB_KIND, spec, outputPrefix })) });
         },
         getEvaluationResult: async (call, callback) => {

@@ -6,8 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { common, evaluator, jobs } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
-import { callUnary, describeServiceBasics, makeTempDir, testServiceEnv } from '@medsyn/testing';
-import { FileArtifactStore, localTreeDigest } from '@medsyn/artifact-store';
+import { callUnary, describeServiceBasics, holdingJobs, makeTempDir, testServiceEnv, watchJobToEnd } from '@medsyn/testing';
+import { FileArtifactStore, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
 import { datasetRoots, evaluatorService } from '../src/service';
 
 describeServiceBasics({
@@ -147,6 +147,36 @@ describe('evaluation jobs over gRPC', () => {
     await watch(accepted.job!.jobId); // the bytes are no ONNX model: the job fails, after the check passed
   });
 
+  it('checks the dataset and a bundle against their tree digests (dataset.sha256, bundle_sha256) before taking the job', async () => {
+    const store = new FileArtifactStore(path.join(tmp.dir, 'store'));
+    await store.put('bundles/b2/encoder.json', '{}');
+    await store.put('bundles/b2/image_encoder.onnx', 'not really onnx');
+    const [datasetDigest, bundleDigest] = [await localTreeDigest(dataset), await storedDigest(store, 'bundles/b2')];
+    const other = '0'.repeat(64);
+    const withDigests = (requestId: string, datasetSha256: string, bundleSha256: string, bundle = 'bundles/b2') => {
+      const r = request(requestId);
+      r.config!.dataset!.sha256 = datasetSha256;
+      r.config!.encoders = [evaluator.Encoder.fromPartial({ name: 'b2', bundle, bundleSha256 })];
+      return callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', r);
+    };
+    const datasetUri = pathToFileURL(dataset).href;
+    await expect(withDigests('eval-tree-1', other, bundleDigest)).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `config.dataset: sha256 mismatch for ${datasetUri} (expected ${other}, found ${datasetDigest})`,
+    });
+    await expect(withDigests('eval-tree-2', datasetDigest, other)).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `config.encoders[0].bundle: sha256 mismatch for bundles/b2 (expected ${other}, found ${bundleDigest})`,
+    });
+    await expect(withDigests('eval-tree-3', 'ABC', '')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config\.dataset\.sha256: must be 64 lower-case hex/) });
+    await expect(withDigests('eval-tree-4', '', 'ABC')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config\.encoders\[0\]\.bundle_sha256: must be 64 lower-case hex/) });
+    // A bundle folder outside the store and the roots: no digest of it is computed, so none can leak.
+    await expect(withDigests('eval-tree-5', '', other, 'file:///etc')).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringMatching(/^config\.encoders\[0\]\.bundle: is not under/) });
+    const accepted = await withDigests('eval-tree-6', datasetDigest, bundleDigest);
+    expect(accepted.job!.requestId).toBe('eval-tree-6');
+    await watch(accepted.job!.jobId); // no real bundle: the job fails, after the checks passed
+  });
+
   it('a job whose dataset is missing fails with a message naming it, and has no result', async () => {
     const missing = request('eval-6');
     missing.config!.dataset!.uri = pathToFileURL(path.join(tmp.dir, 'nowhere')).href;
@@ -198,6 +228,41 @@ describe('evaluation jobs over gRPC', () => {
     const last = (await watch(started.job!.jobId)).at(-1)!;
     expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('is a link to outside the dataset folder') });
     expect(last.error!.message).not.toContain('root:x:0');
+  });
+});
+
+describe('an evaluation job resumed after a restart', () => {
+  it('checks the dataset digest again: a dataset changed while the service was down fails the job FAILED_PRECONDITION naming config.dataset', async () => {
+    const tmp = makeTempDir('evaluator-resume');
+    const dataset = writeDataset(path.join(tmp.dir, 'data'));
+    const env = testServiceEnv(path.join(tmp.dir, 'store'), { EVALUATOR_DATASET_ROOTS: tmp.dir });
+    const digest = await localTreeDigest(dataset);
+    const first = await startService(holdingJobs(evaluatorService(env)));
+    const firstClient = new evaluator.EvaluatorServiceClient(first.target, grpc.credentials.createInsecure());
+    const uri = pathToFileURL(dataset).href;
+    const { job } = await callUnary<evaluator.StartEvaluationResponse>(
+      firstClient,
+      'startEvaluation',
+      evaluator.StartEvaluationRequest.fromPartial({
+        requestId: 'eval-resumed',
+        config: { encoders: [{ name: 'random', baseline: { architecture: 'resnet18', size: 32, width: 4, seed: 1 } }], dataset: { format: 'csv', uri, sha256: digest, options: { label_columns: 'positive', images: 'images' } }, tasks: [evaluator.Task.TASK_CLASSIFICATION] },
+      }),
+    );
+    firstClient.close();
+    await first.shutdown();
+
+    fs.appendFileSync(path.join(dataset, 'labels.csv'), 'im0.png,1\n');
+    const second = await startService(evaluatorService(env));
+    try {
+      const last = (await watchJobToEnd(second.target, job!.jobId)).at(-1)!;
+      expect(last).toMatchObject({
+        state: common.JobState.JOB_STATE_FAILED,
+        error: { code: 'FAILED_PRECONDITION', field: 'config.dataset', message: `config.dataset: sha256 mismatch for ${uri} (expected ${digest}, found ${await localTreeDigest(dataset)})` },
+      });
+    } finally {
+      await second.shutdown();
+      tmp.remove();
+    }
   });
 });
 
