@@ -2,13 +2,11 @@
 whitespace and punctuation, lower-case and strip accents, greedy longest match with `##`
 continuations, `[CLS] ... [SEP]`, truncation and `[PAD]`), and a vocabulary trainer.
 
-The trainer learns WordPiece merges BPE-style on word counts, as the `tokenizers` trainer behind
-libs/wordpiece does, and orders the vocabulary the same way (special tokens, characters,
-continuation characters, then longer pieces, each sorted); its merge tie-breaks are its own, so
-for the same corpus the two vocabularies can differ in their last pieces. Give both
-implementations one vocab.txt (config text_encoder.vocab) to compare them token for token.
+The trainer learns the vocabulary libs/wordpiece learns from the same reports (BPE merges with
+its tie-breaks), so both implementations train on the same vocab.txt.
 """
 import collections
+import heapq
 import unicodedata
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -111,47 +109,75 @@ class WordPiece:
 
     @classmethod
     def train(cls, texts, vocab_size, max_length, lowercase=True):
-        """Learns up to vocab_size tokens (special tokens included) by merging the most frequent
-        adjacent pieces of the corpus's words (ties: the pair seen first in sorted word order)."""
+        """Learns up to vocab_size tokens (special tokens included) as libs/wordpiece does, token for
+        token: the alphabet (first characters, `##` continuations) in code-unit order, then BPE merges
+        of the most frequent adjacent pair, ties to pairs whose left piece starts a word, then to
+        code-unit order of (left, right)."""
         counts = collections.Counter(w for t in texts for w in words_of(t, lowercase))
-        words = {w: [w[0]] + ["##" + c for c in w[1:]] for w in sorted(counts)}
-        alphabet = sorted({p for pieces in words.values() for p in pieces})
+        words = [[w[0]] + ["##" + c for c in w[1:]] for w in counts]
+        weights = list(counts.values())
+        alphabet = sorted({p for pieces in words for p in pieces}, key=_code_units)
         room = vocab_size - len(SPECIAL_TOKENS)
         if room < len(alphabet):
             raise WordPieceError(f"vocab_size {vocab_size} is too small: the corpus has {len(alphabet)} single-character tokens "
                                  f"plus {len(SPECIAL_TOKENS)} special tokens")
-        learnt = list(alphabet)
-        pairs, where = collections.Counter(), collections.defaultdict(set)
-        for w, pieces in words.items():
-            for a, b in zip(pieces, pieces[1:]):
-                pairs[(a, b)] += counts[w]
-                where[(a, b)].add(w)
-        known = set(learnt)
-        while len(learnt) < room and pairs:
-            (a, b), count = max(pairs.items(), key=lambda item: (item[1], -len(item[0][0] + item[0][1])))
-            if count <= 0:
-                break
-            merged = a + b[2:]
-            for w in list(where.pop((a, b), ())):
-                old = words[w]
-                new, i = [], 0
-                while i < len(old):
-                    if i + 1 < len(old) and old[i] == a and old[i + 1] == b:
-                        new.append(merged)
-                        i += 2
-                    else:
-                        new.append(old[i])
-                        i += 1
-                for x, y in zip(old, old[1:]):
-                    pairs[(x, y)] -= counts[w]
-                for x, y in zip(new, new[1:]):
-                    pairs[(x, y)] += counts[w]
-                    where[(x, y)].add(w)
-                words[w] = new
-            del pairs[(a, b)]
-            if merged not in known:
-                known.add(merged)
-                learnt.append(merged)
-        rank = lambda t: (0 if len(t.removeprefix("##")) == 1 and not t.startswith("##") else 1 if len(t.removeprefix("##")) == 1 else 2)  # noqa: E731
-        kept = sorted(learnt[:room], key=lambda t: (rank(t), t.encode("utf-8")))
-        return cls(SPECIAL_TOKENS + kept, max_length, lowercase)
+        return cls(SPECIAL_TOKENS + alphabet + _learn_merges(words, weights, room - len(alphabet)), max_length, lowercase)
+
+
+def _code_units(text):
+    """JavaScript's string order (UTF-16 code units), so both implementations sort alike."""
+    return text.encode("utf-16-be")
+
+
+def _learn_merges(words, weights, max_tokens):
+    """BPE merges over the words' pieces (changed in place); the new pieces in the order learnt. A
+    merge whose piece already exists is applied but adds no token, as in the `tokenizers` trainer."""
+    pair_counts, holders, heap = collections.Counter(), collections.defaultdict(set), []
+
+    def push(pair):
+        # Most frequent first; then a left piece that starts a word; then code-unit order of "left\0right".
+        heapq.heappush(heap, (-pair_counts[pair], pair[0].startswith("##"), _code_units(pair[0] + "\0" + pair[1]), pair))
+
+    def count(index, sign, touched):
+        pieces = words[index]
+        for pair in zip(pieces, pieces[1:]):
+            pair_counts[pair] += sign * weights[index]
+            if sign > 0:
+                holders[pair].add(index)
+            touched.add(pair)
+
+    initial = set()
+    for index in range(len(words)):
+        count(index, 1, initial)
+    for pair in initial:
+        push(pair)
+    known = {p for pieces in words for p in pieces}
+    learnt = []
+    while len(learnt) < max_tokens and heap:
+        negative, _, _, pair = heapq.heappop(heap)
+        if -negative != pair_counts.get(pair) or negative >= 0:
+            continue  # a stale entry: the pair's count changed since it was pushed
+        left, right = pair
+        merged = left + right[2:]
+        touched = set()
+        for index in holders.pop(pair, ()):
+            count(index, -1, touched)
+            old, new, i = words[index], [], 0
+            while i < len(old):
+                if i + 1 < len(old) and old[i] == left and old[i + 1] == right:
+                    new.append(merged)
+                    i += 2
+                else:
+                    new.append(old[i])
+                    i += 1
+            words[index] = new
+            count(index, 1, touched)
+        for p in touched:
+            if pair_counts[p] > 0:
+                push(p)
+            else:
+                del pair_counts[p]
+        if merged not in known:
+            known.add(merged)
+            learnt.append(merged)
+    return learnt

@@ -1,8 +1,10 @@
-"""Tokenisation is libs/wordpiece's on the same vocabulary, and the trainer's vocabulary has its layout."""
+"""Tokenisation and vocabulary training are libs/wordpiece's, token for token."""
 import json
 
+import pytest
+
 from conftest import run_reference
-from medsyn_pretrainer_torch.wordpiece import SPECIAL_TOKENS, WordPiece
+from medsyn_pretrainer_torch.wordpiece import SPECIAL_TOKENS, WordPiece, WordPieceError
 
 CORPUS = [
     "FINDINGS: Right-sided pleural effusion; no pneumothorax.",
@@ -23,11 +25,15 @@ def test_encoding_is_libs_wordpieces_on_the_same_vocabulary(tmp_path):
     assert [mask for _, mask in ours] == reference["masks"]
 
 
-def test_a_trained_vocabulary_starts_with_the_special_tokens_then_characters():
-    vocab = WordPiece.train(CORPUS, vocab_size=200, max_length=16).vocab
-    assert vocab[:5] == SPECIAL_TOKENS
-    singles = [t for t in vocab[5:] if len(t.removeprefix("##")) == 1]
-    assert vocab[5:5 + len(singles)] == singles  # characters, then continuations, then longer pieces
-    assert len(vocab) <= 200 and len(set(vocab)) == len(vocab)
-    # Frequent words become whole pieces.
-    assert "pleural" in vocab or "right" in vocab
+@pytest.mark.parametrize("size", [80, 150, 400])
+def test_a_trained_vocabulary_is_libs_wordpieces_token_for_token(tmp_path, size):
+    corpus = CORPUS * 3 + [f"case {i}: small {'left' if i % 2 else 'right'} effusion, stable since {2000 + i}" for i in range(30)]
+    (tmp_path / "corpus.json").write_text(json.dumps(corpus))
+    ours = WordPiece.train(corpus, vocab_size=size, max_length=16)
+    assert ours.vocab_txt() == run_reference("train-vocab", tmp_path / "corpus.json", size)
+    assert ours.vocab[:5] == SPECIAL_TOKENS and len(ours.vocab) <= size
+
+
+def test_a_vocabulary_too_small_for_the_alphabet_is_refused():
+    with pytest.raises(WordPieceError, match="vocab_size 20 is too small"):
+        WordPiece.train(CORPUS, vocab_size=20, max_length=16)

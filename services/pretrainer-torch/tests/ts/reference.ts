@@ -8,6 +8,7 @@
 //                                           onnxruntime on INPUT_JSON's pixel_values / input_ids / attention_mask:
 //                                           { manifest, image_embedding, text_embedding, outputs: names }
 //   tokenize VOCAB_TXT MAX_LENGTH TEXTS_JSON  libs/wordpiece's encoding of each text: { ids: [[...]], masks: [[...]] }
+//   train-vocab TEXTS_JSON VOCAB_SIZE        libs/wordpiece's vocabulary learnt from the texts: vocab.txt's text
 //   vlp-loss CASE_JSON PARAMS_OUT           libs/vlp's training graph (forward, training mode) on the case's
 //                                           batch: { loss, parts }; its seeded initial parameters -> PARAMS_OUT
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -92,6 +93,8 @@ const COMMANDS: Record<string, Command> = {
     const encoded = await Promise.all((JSON.parse(readFileSync(texts!, 'utf8')) as string[]).map((t) => tokenizer.encode(t)));
     return { ids: encoded.map((e) => e.inputIds), masks: encoded.map((e) => e.attentionMask) };
   },
+  'train-vocab': async ([texts, vocabSize]) =>
+    WordPieceTokenizer.train(JSON.parse(readFileSync(texts!, 'utf8')) as string[], { vocabSize: Number(vocabSize), maxLength: 16 }).vocabTxt(),
   'store-digest': async ([uri, key, folder]) => {
     const store = openStore(uri!);
     return { sha256: (await store.stat(key!))?.sha256 ?? null, digest: await storedDigest(store, key!, folder === 'folder') };
