@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { makeTempDir } from '@medsyn/testing';
 import { encodeImages, openEncoderBundle } from '../src/encoder';
@@ -32,5 +33,45 @@ describe('linear probe on a frozen encoder', () => {
     expect(a).toBeGreaterThan(0.9);
     expect(a).toBeGreaterThan(b + 0.1);
     expect(await probeAuroc(trained, 1)).toBe(a);
+  });
+});
+
+describe('linear probe against scikit-learn', () => {
+  // Features with a linear signal plus noise, from a small LCG; labels drawn from a logistic model so the optimum is finite.
+  function problem(kind: 'multi-label' | 'multi-class', classes: number, n: number, dim: number, seed: number) {
+    let s = seed >>> 0;
+    const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+    const x = Float32Array.from({ length: n * dim }, () => 3 * rand() + 2);
+    const w = Array.from({ length: classes * dim }, () => rand() - 0.5);
+    const y = new Float32Array(n * classes);
+    for (let i = 0; i < n; i++) {
+      const z = Array.from({ length: classes }, (_, c) => w.slice(c * dim, (c + 1) * dim).reduce((a, v, d) => a + v * (x[i * dim + d]! - 3.5), 0));
+      if (kind === 'multi-label') z.forEach((v, c) => (y[i * classes + c] = rand() < 1 / (1 + Math.exp(-v)) ? 1 : 0));
+      else {
+        const noisy = z.map((v) => v + 2 * rand());
+        y[i * classes + noisy.indexOf(Math.max(...noisy))] = 1;
+      }
+    }
+    return { features: x, targets: y, n };
+  }
+
+  it.each([
+    ['binary', 'multi-label', 1, 1],
+    ['multi-label, 3 classes, C 0.1', 'multi-label', 3, 0.1],
+    ['multinomial, 4 classes', 'multi-class', 4, 1],
+  ] as const)('%s: the same coefficients and probabilities as LogisticRegression', async (_name, kind, classes, C) => {
+    const dim = 12;
+    const train: ProbeSet = problem(kind, classes, 300, dim, 11);
+    const test: ProbeSet = problem(kind, classes, 100, dim, 12);
+    const probe = await trainLinearProbe(train, { features: new Float32Array(0), targets: new Float32Array(0), n: 0 }, dim, { kind, classes, seed: 0, C });
+    const request = { x: Array.from(train.features), y: Array.from(train.targets), test_x: Array.from(test.features), dim, classes, kind, C };
+    const reference = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, 'python/logistic_reference.py')], { input: JSON.stringify(request) }).toString()) as { coef: number[][]; intercept: number[]; proba: number[][] };
+    const ours = probeScores(probe, test.features, test.n);
+    let worst = 0;
+    reference.proba.forEach((row, i) => row.forEach((p, c) => (worst = Math.max(worst, Math.abs(p - ours[i * classes + c]!)))));
+    // Both stop at a gradient of about 1e-4 (ours in float32): probabilities agree to a few 1e-4.
+    expect(worst).toBeLessThan(2e-3);
+    reference.coef.forEach((row, c) => row.forEach((v, d) => expect(Math.abs(v - probe.weight[c * dim + d]!)).toBeLessThan(0.02 * Math.max(1, Math.abs(v)))));
+    expect(probe.epochsRun).toBeLessThan(1000);
   });
 });
