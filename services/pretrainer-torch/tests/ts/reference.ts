@@ -9,11 +9,13 @@
 //                                           { manifest, image_embedding, text_embedding, outputs: names }
 //   tokenize VOCAB_TXT MAX_LENGTH TEXTS_JSON  libs/wordpiece's encoding of each text: { ids: [[...]], masks: [[...]] }
 //   train-vocab TEXTS_JSON VOCAB_SIZE        libs/wordpiece's vocabulary learnt from the texts: vocab.txt's text
+//   tiny-diffusion DIR                       a tiny random-weight diffusion model in the ONNX export layout (the synthesizer's)
 //   vlp-loss CASE_JSON PARAMS_OUT           libs/vlp's training graph (forward, training mode) on the case's
 //                                           batch: { loss, parts }; its seeded initial parameters -> PARAMS_OUT
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { openStore, storedDigest } from '@medsyn/artifact-store';
+import { buildTinyPipeline } from '@medsyn/diffusion';
 import { readEncoderBundle } from '@medsyn/encoder-bundle';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { GraphBuilder, encodeModel, type Tensor } from '@medsyn/onnx-graph';
@@ -95,6 +97,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'train-vocab': async ([texts, vocabSize]) =>
     WordPieceTokenizer.train(JSON.parse(readFileSync(texts!, 'utf8')) as string[], { vocabSize: Number(vocabSize), maxLength: 16 }).vocabTxt(),
+  'tiny-diffusion': async ([dir]) => buildTinyPipeline(dir!),
   'store-digest': async ([uri, key, folder]) => {
     const store = openStore(uri!);
     return { sha256: (await store.stat(key!))?.sha256 ?? null, digest: await storedDigest(store, key!, folder === 'folder') };
