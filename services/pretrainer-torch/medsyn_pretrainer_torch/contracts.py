@@ -2,6 +2,7 @@
 (ignored by git, never edited): at build time (`python -m medsyn_pretrainer_torch.contracts`)
 and, when missing or older than the .proto files, on first import.
 """
+import fcntl
 import hashlib
 import importlib
 import os
@@ -54,6 +55,16 @@ def generate(force=False):
     stamp = GEN / ".sources.sha256"
     if not force and stamp.exists() and stamp.read_text() == digest:
         return False
+    # Processes started together (two services, a test's ranks) generate one at a time.
+    with open(SERVICE_ROOT / ".gen.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and stamp.exists() and stamp.read_text() == digest:
+            return False
+        _write(digest)
+    return True
+
+
+def _write(digest):
     out = Path(tempfile.mkdtemp(prefix="gen-", dir=SERVICE_ROOT))
     try:
         for root, names in ((PROTO_ROOT, CONTRACT_FILES), (STANDARD_ROOT, STANDARD_FILES)):
@@ -69,7 +80,6 @@ def generate(force=False):
         out.rename(GEN)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    return True
 
 
 def load():
