@@ -547,6 +547,8 @@ def start_service(name, defaults, register, job_runners, env=None, extra_config=
     metrics.register_jobs(jobs)
     c = contracts.load()
     context = Context(config, store, jobs, logger, metrics)
+    # What child processes (the trainer) inherit: the environment the service was started with.
+    context.env = dict(env)
     context.add_service(c.jobs.DESCRIPTOR, "JobService", job_rpcs(c, jobs))
     register(context)
     health = HealthTable(c, context.service_names)

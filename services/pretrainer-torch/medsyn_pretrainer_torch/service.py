@@ -137,8 +137,8 @@ def pretrain_runner(context, training_metrics):
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(spec, f)
             spec_file = f.name
-        env = {**os.environ, "MEDSYN_STORE": context.store.root_uri if context.config["store_uri"].startswith("file://") else context.config["store_uri"],
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(contracts.SERVICE_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**context.env, "MEDSYN_STORE": context.store.root_uri if context.config["store_uri"].startswith("file://") else context.config["store_uri"],
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(contracts.SERVICE_ROOT), context.env.get("PYTHONPATH")]))}
         if service_config["PRETRAINER_THREADS"]:
             env["OMP_NUM_THREADS"] = str(service_config["PRETRAINER_THREADS"])
         process = subprocess.Popen(trainer_command(spec_file, service_config["PRETRAINER_NPROC_PER_NODE"]), env=env,

@@ -2,6 +2,7 @@
 reference runner, a running service on loopback, and clients of its contracts."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def start_service(store_dir):
 
     def start(**env):
         base = {"MEDSYN_STORE": f"file://{store_dir}", "GRPC_PORT": "0", "METRICS_PORT": "0", "LOG_LEVEL": "warn", "SHUTDOWN_GRACE_SECONDS": "2"}
-        service = main.start({**base, **env})
+        service = main.start({**os.environ, **base, **env})
         running.append(service)
         return service
 
@@ -106,3 +107,20 @@ def watch_until(c, client, job_id, until, timeout=240):
         if until(update.job) or time.time() > deadline:
             return update.job
     return client.call(client.jobs, "GetJob", c.jobs.GetJobRequest(job_id=job_id)).job
+
+
+@pytest.fixture
+def s3rver(tmp_path):
+    """A real S3-protocol server (s3rver, the repository's test peer) on a free loopback port."""
+    bin_path = REPO_ROOT / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+    process = subprocess.Popen(["node", str(bin_path), "-d", str(tmp_path / "s3"), "-a", "127.0.0.1", "-p", "0", "--configure-bucket", "medsyn"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if match:
+            break
+    else:
+        raise AssertionError("s3rver did not start")
+    yield f"http://127.0.0.1:{match.group(1)}"
+    process.terminate()
+    process.wait(10)

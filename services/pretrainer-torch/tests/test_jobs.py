@@ -2,6 +2,7 @@
 encoder bundle that libs/encoder-bundle reads unchanged and whose ONNX encoders (run by
 onnxruntime, as the evaluator runs them) give the trained model's embeddings; a cancelled job
 stops, and a job stopped by a shutdown resumes at the next start."""
+import hashlib
 import json
 
 import grpc
@@ -11,7 +12,7 @@ import torch
 from conftest import run_reference, start_job as start, watch_until as wait
 from medsyn_pretrainer_torch import checkpoint
 from medsyn_pretrainer_torch.models import VlpModel
-from medsyn_pretrainer_torch.store import FileStore
+from medsyn_pretrainer_torch.store import FileStore, open_store
 from pairs import proto_config, write_pairs
 
 torch.set_num_threads(1)
@@ -84,3 +85,19 @@ def test_a_cancelled_job_stops_and_a_shutdown_one_resumes_at_the_next_start(star
     client.call(client.jobs, "CancelJob", c.jobs.CancelJobRequest(job_id=job.job_id))
     # It continues from the checkpoint: its first step after the restart is the next one, never step 1 again.
     assert min(seen) == stopped_at and seen[-1] == stopped_at + 1, seen
+
+
+def test_a_job_trains_on_an_s3_store(start_service, clients, c, s3rver, monkeypatch):
+    monkeypatch.setenv("MEDSYN_S3_ACCESS_KEY", "S3RVER")
+    monkeypatch.setenv("MEDSYN_S3_SECRET_KEY", "S3RVER")
+    uri = f"s3://medsyn/runs?endpoint={s3rver}"
+    store = open_store(uri)
+    manifest = write_pairs(store, broken=False)
+    client = clients(start_service(MEDSYN_STORE=uri, PRETRAINER_THREADS="1", MEDSYN_S3_ACCESS_KEY="S3RVER", MEDSYN_S3_SECRET_KEY="S3RVER"))
+    job = start(c, client, proto_config(manifest["uri"], "convirt", epochs=1))
+    done = wait(c, client, job.job_id, lambda j: j.state >= c.job.JOB_STATE_SUCCEEDED)
+    assert c.job.JobState.Name(done.state) == "JOB_STATE_SUCCEEDED", done.error
+    result = client.call(client.pretrainer, "GetPretrainingResult", c.pretrainer.GetPretrainingResultRequest(job_id=job.job_id))
+    assert result.encoder_manifest.uri == f"s3://medsyn/runs/{result.bundle_prefix}/encoder.json"
+    # The sha256 recorded as the object's metadata is the bytes'.
+    assert store.stat(store.key_of(result.checkpoint.uri))["sha256"] == hashlib.sha256(store.get_bytes(store.key_of(result.checkpoint.uri))).hexdigest()

@@ -1,12 +1,10 @@
 """The store layout libs/artifact-store reads: what this service writes, the TypeScript store sees
 with the same digests (objects and folders), on the filesystem and on S3 (s3rver, on loopback)."""
 import json
-import re
-import subprocess
 
 import pytest
 
-from conftest import REPO_ROOT, run_reference
+from conftest import run_reference
 from medsyn_pretrainer_torch.store import (
     ArtifactNotFound, DigestMismatch, InvalidKey, MalformedDigest, StoreConfigError, open_store, verify_artifact_ref,
 )
@@ -55,23 +53,6 @@ def test_store_uris_are_checked_before_use():
     for uri, problem in [("ftp://x", "scheme"), ("s3://x", "bucket"), ("s3://bucket?part_size_mib=1", "MEDSYN_S3_ACCESS_KEY")]:
         with pytest.raises(StoreConfigError, match=problem):
             open_store(uri, env={})
-
-
-@pytest.fixture
-def s3rver(tmp_path):
-    """A real S3-protocol server (s3rver, the repository's test peer) on a free loopback port."""
-    bin_path = REPO_ROOT / "node_modules" / "s3rver" / "bin" / "s3rver.js"
-    process = subprocess.Popen(["node", str(bin_path), "-d", str(tmp_path / "s3"), "-a", "127.0.0.1", "-p", "0", "--configure-bucket", "medsyn"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in process.stdout:
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if match:
-            break
-    else:
-        raise AssertionError("s3rver did not start")
-    yield f"http://127.0.0.1:{match.group(1)}"
-    process.terminate()
-    process.wait(10)
 
 
 def test_s3_objects_carry_their_sha256_as_the_typescript_store_reads_it(s3rver, monkeypatch):
