@@ -47,7 +47,7 @@ describe('the evaluator under hostile dataset names', () => {
 
   it('refuses file:///etc as PERMISSION_DENIED naming config.dataset.uri, quoting nothing, and stays healthy', async () => {
     const before = storeTop();
-    const error = await unary(client, 'startEvaluation', request('bad-etc', 'file:///etc', { dataset: { format: 'csv', uri: 'file:///etc', options: { csv: 'group', label_columns: 'positive' } } })).then(() => undefined, (e: grpc.ServiceError) => e);
+    const error = await unary(client, 'startEvaluation', request('bad-etc', 'file:///etc', { dataset: { format: 'csv', uri: 'file:///etc', sha256: '', options: { csv: 'group', label_columns: 'positive' } } })).then(() => undefined, (e: grpc.ServiceError) => e);
     expect(error).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringContaining('config.dataset.uri') });
     expect(error!.details).not.toMatch(/root:/);
     await healthy(target('evaluator'));
