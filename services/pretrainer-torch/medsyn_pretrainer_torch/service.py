@@ -18,7 +18,7 @@ from . import contracts
 from .config import ConfigError, check_runnable, parse_pretraining_config
 from .jobs import JobFailure
 from .kit import RpcError, invalid_argument, to_proto_job, to_proto_ref
-from .store import ArtifactNotFound, InvalidKey, key_of, verify_artifact_ref
+from .store import ArtifactNotFound, DigestMismatch, InvalidKey, key_of, verify_artifact_ref
 
 SERVICE = "pretrainer"
 DEFAULTS = {"grpc_port": 50053, "metrics_port": 9463}
@@ -82,6 +82,7 @@ def start_spec(store, request):
     except ConfigError as error:
         raise invalid_argument(f"config.{error.field}", error.problem) from None
     # Missing manifests, and inputs that are not the bytes their sha256 names, fail the call, not a job minutes later.
+    inputs = []
     for field, ref, manifest in input_refs(request.config):
         if not manifest and not ref.sha256:
             continue
@@ -93,10 +94,24 @@ def start_spec(store, request):
         if manifest and not found:
             raise invalid_argument(field, f"manifest {ref.uri} not found")
         verify_artifact_ref(store, ref.uri, ref.sha256, field, key)
+        if ref.sha256:
+            inputs.append({"field": field, "uri": ref.uri, "sha256": ref.sha256, "key": key})
     prefix = (request.output_prefix or f"pretrainer/{request.request_id}").rstrip("/")
     if any(part in ("..", "") for part in prefix.split("/")):
         raise invalid_argument("output_prefix", 'must be a relative store prefix without ".." or empty segments')
-    return {"config": config, "prefix": prefix}
+    # The inputs named with a sha256 are checked again when the job runs (libs/jobs' JobInput); absent when none was.
+    return {"config": config, "prefix": prefix, **({"inputs": inputs} if inputs else {})}
+
+
+def verify_job_inputs(store, inputs):
+    """A job that waited in the queue, or resumes after a restart, fails on inputs changed since it was accepted."""
+    for i in inputs:
+        try:
+            verify_artifact_ref(store, i["uri"], i["sha256"], i["field"], i["key"])
+        except DigestMismatch as error:
+            raise JobFailure(str(error), "FAILED_PRECONDITION", i["field"]) from None
+        except ArtifactNotFound:
+            raise JobFailure(f"{i['field']}: {i['uri']} is no longer there", "NOT_FOUND", i["field"]) from None
 
 
 class TrainingMetrics:
@@ -133,6 +148,7 @@ def pretrain_runner(context, training_metrics):
     def run(ctx):
         spec = ctx.spec
         config = spec["config"]
+        verify_job_inputs(context.store, spec.get("inputs", []))
         ctx.report(phase="preparing data", unit="steps")
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(spec, f)

@@ -101,3 +101,21 @@ def test_a_job_trains_on_an_s3_store(start_service, clients, c, s3rver, monkeypa
     assert result.encoder_manifest.uri == f"s3://medsyn/runs/{result.bundle_prefix}/encoder.json"
     # The sha256 recorded as the object's metadata is the bytes'.
     assert store.stat(store.key_of(result.checkpoint.uri))["sha256"] == hashlib.sha256(store.get_bytes(store.key_of(result.checkpoint.uri))).hexdigest()
+
+
+def test_a_job_resumed_on_changed_inputs_fails_naming_the_field(start_service, clients, c, store_dir):
+    store = FileStore(store_dir)
+    manifest = write_pairs(store, count=60, broken=False)
+    config = proto_config(manifest["uri"], "convirt", epochs=30)
+    config["data"]["real_pairs"][0]["sha256"] = manifest["sha256"]
+    service = start_service(PRETRAINER_THREADS="1")
+    job = start(c, clients(service), config, "digest")
+    wait(c, clients(service), job.job_id, lambda j: j.progress.completed >= 1)
+    service.shutdown()
+    # Rewritten while no service ran: the job's record still names the old bytes.
+    store.put("data/pairs.jsonl", store.get_bytes("data/pairs.jsonl") + b'{"image": "images/000.png", "report": "Added later."}\n')
+    client = clients(start_service(PRETRAINER_THREADS="1"))
+    done = wait(c, client, job.job_id, lambda j: j.state >= c.job.JOB_STATE_SUCCEEDED, timeout=120)
+    assert c.job.JobState.Name(done.state) == "JOB_STATE_FAILED"
+    assert (done.error.code, done.error.field) == ("FAILED_PRECONDITION", "config.data.real_pairs[0]")
+    assert f"sha256 mismatch for {manifest['uri']}" in done.error.message
