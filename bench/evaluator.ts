@@ -76,7 +76,7 @@ async function main() {
     const ours = median(fits);
     const sklearn = median(peerFits);
     const loadAverage = Math.max(...load);
-    console.log(`load average ${loadAverage.toFixed(2)} on ${os.cpus().length} cores (the peer uses 2 BLAS threads, onnxruntime its default)`);
+    console.log(`load average ${loadAverage.toFixed(2)} on ${os.cpus().length} cores (the peer uses 2 BLAS threads, our probe one onnxruntime thread)`);
     console.log(`linear probe: ours ${ours.toFixed(4)} s (L-BFGS, ${iterations} iterations, ${steps} loss+gradient runs on ${train.n} x ${F}), AUROC ${auroc.toFixed(4)}`);
     console.log(`scikit-learn LogisticRegression (lbfgs): ${sklearn.toFixed(4)} s (${peer.iterations} iterations), AUROC ${peer.auroc.toFixed(4)}`);
     console.log(`RESULT ${JSON.stringify({

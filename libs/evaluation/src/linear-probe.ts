@@ -128,6 +128,28 @@ function objectiveGraph(dim: number, classes: number, kind: 'multi-label' | 'mul
 }
 
 /**
+ * Compiled objectives by shape: an evaluation fits many probes of one shape (label fractions,
+ * seeds), and building the graph and its session costs about as much as a fit's runs. Sessions
+ * are stateless between runs and safe to share; at most 8 are kept, and one dropped from the
+ * cache is freed by the garbage collector once no fit holds it (never released under a running fit).
+ */
+const objectiveSessions = new Map<string, Promise<{ graph: ReturnType<typeof objectiveGraph>; session: ort.InferenceSession }>>();
+
+function objectiveSession(dim: number, classes: number, kind: 'multi-label' | 'multi-class', executionProvider: ExecutionProvider, threads: number | undefined) {
+  const key = JSON.stringify([dim, classes, kind, executionProvider, threads]);
+  let entry = objectiveSessions.get(key);
+  if (!entry) {
+    const graph = objectiveGraph(dim, classes, kind);
+    entry = createSession(graph.model, { executionProvider, intraOpThreads: threads }).then((session) => ({ graph, session }));
+    // A failed creation (e.g. an execution provider this build lacks) is not kept.
+    entry.catch(() => objectiveSessions.delete(key));
+    objectiveSessions.set(key, entry);
+    if (objectiveSessions.size > 8) objectiveSessions.delete(objectiveSessions.keys().next().value!);
+  }
+  return entry;
+}
+
+/**
  * Minimises f with L-BFGS (Nocedal & Wright, algorithm 7.4: two-loop recursion over the last
  * `memory` steps) and a backtracking line search on the Armijo condition, from x.
  */
@@ -207,11 +229,10 @@ export async function trainLinearProbe(train: ProbeSet, validation: ProbeSet, di
   if (train.n === 0) throw new RangeError('linear probe: no training images');
   if (train.features.length !== train.n * dim) throw new RangeError(`linear probe: ${train.features.length} feature values for ${train.n} images of dimension ${dim}`);
   const { mean, std } = featureStatistics(train.features, train.n, dim);
-  const graph = objectiveGraph(dim, classes, kind);
   // A probe's runs are small matrix-vector products: one thread beats a pool's hand-offs until
   // the features are large (measured: 314 x 256 features, 0.6 ms a run on the default pool, 0.23 ms on one thread).
   const threads = train.n * dim * classes < 1 << 22 ? 1 : undefined;
-  const session = await createSession(graph.model, { executionProvider: options.executionProvider ?? 'cpu', intraOpThreads: threads });
+  const { graph, session } = await objectiveSession(dim, classes, kind, options.executionProvider ?? 'cpu', threads);
   const lambda = 1 / ((options.C ?? 1) * train.n);
   const fixed = {
     features: new ort.Tensor('float32', standardise(train.features, train.n, dim, mean, std), [train.n, dim]),
@@ -231,13 +252,9 @@ export async function trainLinearProbe(train: ProbeSet, validation: ProbeSet, di
     gradient.set(out.grad_bias!.data as Float32Array, weights);
     return { value: (out.loss!.data as Float32Array)[0]!, gradient };
   };
-  try {
-    const fit = await minimizeLbfgs(objective, new Float64Array(weights + classes), { maxIterations: options.epochs ?? 1000, tolerance: options.tolerance ?? 1e-4 });
-    const probe: LinearProbe = { weight: Float32Array.from(fit.x.subarray(0, weights)), bias: Float32Array.from(fit.x.subarray(weights)), mean, std, kind, classes, dim, bestEpoch: fit.iterations, epochsRun: fit.iterations, steps: fit.evaluations };
-    const evalSet = validation.n > 0 ? validation : train;
-    options.onEpoch?.(fit.iterations, probeLoss(probeScores(probe, evalSet.features, evalSet.n), evalSet.targets, evalSet.n, classes, kind));
-    return probe;
-  } finally {
-    await session.release();
-  }
+  const fit = await minimizeLbfgs(objective, new Float64Array(weights + classes), { maxIterations: options.epochs ?? 1000, tolerance: options.tolerance ?? 1e-4 });
+  const probe: LinearProbe = { weight: Float32Array.from(fit.x.subarray(0, weights)), bias: Float32Array.from(fit.x.subarray(weights)), mean, std, kind, classes, dim, bestEpoch: fit.iterations, epochsRun: fit.iterations, steps: fit.evaluations };
+  const evalSet = validation.n > 0 ? validation : train;
+  options.onEpoch?.(fit.iterations, probeLoss(probeScores(probe, evalSet.features, evalSet.n), evalSet.targets, evalSet.n, classes, kind));
+  return probe;
 }
