@@ -35,7 +35,8 @@ check() {
   # /usr/bin/python3 with the independent references: grpcio and protobuf (contract client), onnx's
   # checker, PyTorch and torchvision (training engine, model zoo, losses), numpy, pydicom and Pillow
   # (image decoding), scikit-learn (metrics); grpc_tools (stub generation), boto3, prometheus_client
-  # and pytest for the PyTorch pretrainer (services/pretrainer-torch).
+  # and pytest for the PyTorch pretrainer (services/pretrainer-torch), and the official Kubernetes
+  # client for its launcher of multi-node Jobs (tested against a fake API server).
   # One interpreter imports them all (PyTorch's import dominates: about 2 s).
   if [ -x /usr/bin/python3 ]; then
     for package in $(/usr/bin/python3 - <<'PY' 2>/dev/null || echo python3
@@ -45,7 +46,7 @@ for module, package in [
     ("numpy", "python3-numpy"), ("torch", "python3-torch"), ("torchvision", "python3-torchvision"),
     ("PIL.Image", "python3-pil"), ("pydicom", "python3-pydicom"), ("sklearn.metrics", "python3-sklearn"),
     ("grpc_tools.protoc", "python3-grpc-tools"), ("boto3", "python3-boto3"), ("prometheus_client", "python3-prometheus-client"),
-    ("pytest", "python3-pytest"),
+    ("pytest", "python3-pytest"), ("kubernetes.client", "python3-kubernetes"),
 ]:
     try:
         assert importlib.import_module(module).__file__  # not an empty namespace package

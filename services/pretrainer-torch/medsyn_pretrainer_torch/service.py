@@ -14,16 +14,18 @@ import threading
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import contracts
+from . import contracts, indexed_job
 from .config import ConfigError, check_runnable, parse_pretraining_config
 from .jobs import JobFailure
-from .kit import RpcError, invalid_argument, to_proto_job, to_proto_ref
+from .kit import RpcError, StartupError, invalid_argument, to_proto_job, to_proto_ref
 from .store import ArtifactNotFound, DigestMismatch, InvalidKey, key_of, verify_artifact_ref
 
 SERVICE = "pretrainer"
 DEFAULTS = {"grpc_port": 50053, "metrics_port": 9463}
 PRETRAIN_JOB = "pretrain"
 RESULT_FILE = "result.json"
+# What rank 0 publishes under PRETRAINER_PROGRESS_SECONDS (train.py RUN_FILES["progress"]).
+PROGRESS_FILE = "progress.json"
 
 
 def _count(low):
@@ -35,12 +37,41 @@ def _count(low):
     return parse
 
 
+def _one_of(*allowed):
+    def parse(text):
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0.05 <= value <= 3600:
+        raise ValueError("must be a number of seconds from 0.05 to 3600")
+    return value
+
+
 # This implementation's own variables (docs/pretrainer-torch.md).
 EXTRA_CONFIG = {
     # Ranks (processes) per job on this node: 1 runs the trainer alone, more run it under torchrun.
     "PRETRAINER_NPROC_PER_NODE": (1, _count(1)),
     # Intra-op threads per rank (torch.set_num_threads); 0: torch's default.
     "PRETRAINER_THREADS": (0, _count(0)),
+    # Where a job's ranks run: child processes of this service, or an Indexed Job on a cluster (indexed_job.py).
+    "PRETRAINER_LAUNCHER": ("local", _one_of("local", "kubernetes")),
+    # With the kubernetes launcher: nodes (pods) per job, each with PRETRAINER_NPROC_PER_NODE GPUs and ranks.
+    "PRETRAINER_NNODES": (1, _count(1)),
+    # With the kubernetes launcher: the Job manifest whose pod shape the node ranks take.
+    "PRETRAINER_JOB_TEMPLATE": (None, str),
+    # With the kubernetes launcher: the namespace of the Jobs (default: the service's own in a cluster).
+    "PRETRAINER_NAMESPACE": (None, str),
+    # With the kubernetes launcher: seconds between two looks at a Job, its pods and the progress rank 0 published.
+    "PRETRAINER_WATCH_SECONDS": (5.0, _seconds),
 }
 
 
@@ -143,13 +174,37 @@ def trainer_command(spec_file, nproc):
 
 
 def pretrain_runner(context, training_metrics):
-    service_config = context.config["service"]
+    """The job: its inputs checked again, the ranks launched (here, or as an Indexed Job on a cluster), the result's outputs recorded."""
+    launch = kubernetes_launch(context) if context.config["service"]["PRETRAINER_LAUNCHER"] == "kubernetes" \
+        else local_launch(context, training_metrics)
 
     def run(ctx):
         spec = ctx.spec
-        config = spec["config"]
         verify_job_inputs(context.store, spec.get("inputs", []))
         ctx.report(phase="preparing data", unit="steps")
+        if not launch(ctx):
+            # Cancel or shutdown: the registry records it; the trainer checkpointed the step it stopped at
+            # (exit STOPPED_EXIT), or a later start resumes from its last periodic checkpoint.
+            return
+        result = json.loads(context.store.get_bytes(f"{spec['prefix']}/{RESULT_FILE}"))
+        for ref in result["refs"].values():
+            ctx.add_output(ref)
+        done = {"final_loss": result["finalLoss"]}
+        if result.get("retrieval"):
+            done["retrieval_top1"] = result["retrieval"]["top1"]
+        ctx.report(phase="done", metrics=done)
+
+    return run
+
+
+def local_launch(context, training_metrics):
+    """The trainer as a child process (under torchrun with PRETRAINER_NPROC_PER_NODE ranks), followed
+    through rank 0's JSON events; True when it trained to the end, False when stopped."""
+    service_config = context.config["service"]
+
+    def launch(ctx):
+        spec = ctx.spec
+        config = spec["config"]
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(spec, f)
             spec_file = f.name
@@ -171,7 +226,7 @@ def pretrain_runner(context, training_metrics):
                     continue
                 if event["event"] == "progress":
                     training_metrics.record(config["method"], event)
-                    ctx.report(**_progress(event, config))
+                    ctx.report(**progress_fields(event, config["batchSize"]))
                 elif event["event"] == "phase":
                     ctx.report(phase=event["phase"])
                 elif event["event"] == "error":
@@ -183,23 +238,49 @@ def pretrain_runner(context, training_metrics):
                 process.wait()
             os.unlink(spec_file)
         if ctx.stop.is_set():
-            # Cancel or shutdown: the registry records it; the trainer checkpointed the step it stopped at
-            # (exit STOPPED_EXIT), or a later start resumes from its last periodic checkpoint.
-            return
+            return False
         if failure:
             raise failure
         if code != 0:
             context.logger.warn("trainer failed", jobId=ctx.job_id, exitCode=code, stderr=" | ".join(stderr_tail[-5:]))
             raise JobFailure(f"the training process exited with status {code}", "INTERNAL")
-        result = json.loads(context.store.get_bytes(f"{spec['prefix']}/{RESULT_FILE}"))
-        for ref in result["refs"].values():
-            ctx.add_output(ref)
-        done = {"final_loss": result["finalLoss"]}
-        if result.get("retrieval"):
-            done["retrieval_top1"] = result["retrieval"]["top1"]
-        ctx.report(phase="done", metrics=done)
+        return True
 
-    return run
+    return launch
+
+
+def kubernetes_launch(context):
+    """The job's node ranks as an Indexed Job (indexed_job.py), found again by label after a restart;
+    True when the Job completed, False when stopped (a cancel deletes the Job, a shutdown leaves it)."""
+    service_config = context.config["service"]
+    if not service_config["PRETRAINER_JOB_TEMPLATE"]:
+        raise StartupError(["PRETRAINER_JOB_TEMPLATE: required with PRETRAINER_LAUNCHER=kubernetes (the Job manifest of the node ranks)"])
+    try:
+        template = indexed_job.load_template(service_config["PRETRAINER_JOB_TEMPLATE"])
+    except (OSError, ValueError) as error:
+        raise StartupError([f"PRETRAINER_JOB_TEMPLATE: {error}"]) from None
+    try:
+        launcher = indexed_job.IndexedJobLauncher(
+            template, indexed_job.namespace_of(context.env), service_config["PRETRAINER_NNODES"], service_config["PRETRAINER_NPROC_PER_NODE"],
+            # The ranks open the store the service has (a file:// store must be a volume both mount at the same path).
+            context.store.root_uri if context.config["store_uri"].startswith("file://") else context.config["store_uri"],
+            context.env, service_config["PRETRAINER_WATCH_SECONDS"])
+    except Exception as error:  # noqa: BLE001 - kubernetes.config.ConfigException and file errors alike
+        where = f"KUBECONFIG {context.env['KUBECONFIG']}" if context.env.get("KUBECONFIG") else "the in-cluster service account"
+        raise StartupError([f"PRETRAINER_LAUNCHER: cannot reach the Kubernetes API through {where} ({error})"]) from None
+
+    def launch(ctx):
+        progress_key = f"{ctx.spec['prefix']}/{PROGRESS_FILE}"
+
+        def read_progress():
+            if not context.store.stat(progress_key):
+                return None
+            event = json.loads(context.store.get_bytes(progress_key))
+            return progress_fields(event, ctx.spec["config"]["batchSize"])
+
+        return launcher.run(ctx, read_progress) == "succeeded"
+
+    return launch
 
 
 def _tail(stream, lines):
@@ -229,10 +310,11 @@ def _event(line):
     return event if isinstance(event, dict) and "event" in event else None
 
 
-def _progress(p, config):
+def progress_fields(p, batch_size):
+    """A progress event of rank 0 as the job's progress."""
     return {
         "completed": p["step"], "total": p["totalSteps"], "unit": "steps",
-        "ratePerSecond": p["samplesPerSecond"] / config["batchSize"], "etaSeconds": p["etaSeconds"],
+        "ratePerSecond": p["samplesPerSecond"] / batch_size, "etaSeconds": p["etaSeconds"],
         "phase": f"epoch {p['epoch']}/{p['epochs']}", "failed": p["skippedRecords"],
         "metrics": {
             "loss": p["loss"], **{f"loss_{k}": v for k, v in p["parts"].items()}, "learning_rate": p["learningRate"],

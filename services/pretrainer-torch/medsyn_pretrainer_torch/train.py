@@ -33,7 +33,7 @@ from .store import open_store, put_jsonl, read_jsonl, key_of
 from .wordpiece import WordPiece, WordPieceError
 
 RUN_FILES = {"config": "config.json", "log": "train_log.jsonl", "latest": "checkpoints/latest.json", "result": "result.json",
-             "vocab": "tokenizer/vocab.txt", "bundle": "encoder"}
+             "vocab": "tokenizer/vocab.txt", "bundle": "encoder", "progress": "progress.json"}
 STOPPED_EXIT = 75
 SCOPES = {"image_encoder.init": "image_encoder", "text_encoder.init": "text_encoder"}
 
@@ -289,6 +289,8 @@ def train(spec):
     signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
     every = config["checkpointEverySteps"] or steps_per_epoch
     started, waited, samples = time.perf_counter(), 0.0, 0
+    # PRETRAINER_PROGRESS_SECONDS: rank 0 also publishes its last progress event to the store that often.
+    publish_every, published = float(os.environ.get("PRETRAINER_PROGRESS_SECONDS") or 0), 0.0
     run.emit("phase", phase=f"training ({run.world} rank{'s' if run.world > 1 else ''})")
     while step < total:
         wait_start = time.perf_counter()
@@ -322,10 +324,15 @@ def train(spec):
         log.append({"step": step, "epoch": position["epoch"], "loss": loss_value, "parts": part_values, "lr": lr, "grad_norm": grad_norm,
                     "samples_per_s": config["batchSize"] / (step_seconds + wait), "step_s": step_seconds, "data_wait_s": wait})
         rate = samples / elapsed
-        run.emit("progress", step=step, totalSteps=total, epoch=min(config["epochs"], (step - 1) // steps_per_epoch + 1), epochs=config["epochs"],
-                 loss=loss_value, parts=part_values, learningRate=lr, samplesPerSecond=rate, stepSeconds=step_seconds,
-                 etaSeconds=(total - step) * config["batchSize"] / rate, dataWaitFraction=waited / elapsed,
-                 skippedRecords=skipped_in_training + manifest_skips)
+        progress = dict(step=step, totalSteps=total, epoch=min(config["epochs"], (step - 1) // steps_per_epoch + 1), epochs=config["epochs"],
+                        loss=loss_value, parts=part_values, learningRate=lr, samplesPerSecond=rate, stepSeconds=step_seconds,
+                        etaSeconds=(total - step) * config["batchSize"] / rate, dataWaitFraction=waited / elapsed,
+                        skippedRecords=skipped_in_training + manifest_skips)
+        run.emit("progress", **progress)
+        if publish_every and run.leader and (time.monotonic() - published >= publish_every or step == total):
+            # For a front that cannot read this process's stdout (the kubernetes launcher).
+            store.put(f"{prefix}/{RUN_FILES['progress']}", json.dumps({"event": "progress", **progress, "batchSize": config["batchSize"]}), "application/json")
+            published = time.monotonic()
         stopping = run.any(stop["asked"])
         if step % every == 0 or step == total or stopping:
             if run.leader:

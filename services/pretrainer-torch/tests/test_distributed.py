@@ -20,13 +20,13 @@ from pairs import proto_config, tiny_config, write_pairs
 VIT = {"architecture": "vit_tiny", "image_size": 32, "width": 24}
 
 
-def launch(tmp_path, store_uri, raw, prefix, ranks):
+def launch(tmp_path, store_uri, raw, prefix, ranks, **extra_env):
     spec = tmp_path / f"{prefix.replace('/', '_')}.json"
     spec.write_text(json.dumps({"config": parse_pretraining_config(raw), "prefix": prefix}))
     command = [sys.executable, "-m", "medsyn_pretrainer_torch.train", "--spec", str(spec), "--threads", "1"]
     if ranks > 1:
         command[1:3] = ["-m", "medsyn_pretrainer_torch.torchrun", "--standalone", f"--nproc_per_node={ranks}", "-m", "medsyn_pretrainer_torch.train"]
-    env = {**os.environ, "MEDSYN_STORE": store_uri, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SERVICE_ROOT)}
+    env = {**os.environ, "MEDSYN_STORE": store_uri, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SERVICE_ROOT), **extra_env}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=SERVICE_ROOT)
 
 
@@ -52,7 +52,8 @@ def test_two_ranks_train_step_for_step_as_one_process(tmp_path, corpus):
     uri, store, manifest = corpus
     raw = tiny_config(manifest, "gloria", image_encoder=VIT, data={"disable_augmentation": True})
     one = launch(tmp_path, uri, raw, "runs/one", 1)
-    two = launch(tmp_path, uri, raw, "runs/two", 2)
+    # As an Indexed Job's ranks run (indexed_job.py): rank 0 also publishes its progress to the store.
+    two = launch(tmp_path, uri, raw, "runs/two", 2, PRETRAINER_PROGRESS_SECONDS="10")
     finish(one)
     events = finish(two)
     assert any(e.get("phase") == "training (2 ranks)" for e in events)
@@ -60,6 +61,9 @@ def test_two_ranks_train_step_for_step_as_one_process(tmp_path, corpus):
     assert losses(store, "runs/two") == pytest.approx(losses(store, "runs/one"), rel=2e-4)
     result = json.loads(store.get_bytes("runs/two/result.json"))
     assert result["ranks"] == 2 and result["steps"] == 10
+    published = json.loads(store.get_bytes("runs/two/progress.json"))
+    assert published == {**[e for e in events if e["event"] == "progress"][-1], "batchSize": 4} and published["step"] == 10
+    assert not store.stat("runs/one/progress.json")
     assert store.stat("runs/two/encoder/encoder.json")
 
 

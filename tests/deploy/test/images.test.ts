@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '@medsyn/testing';
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { parse } from 'yaml';
 import { SERVICES, find, k8sDir, render } from './manifests';
 
 /**
@@ -88,7 +89,8 @@ describe('the pretrainer-torch image', () => {
     expect(args(runtime, 'USER')).toEqual([`${container.securityContext.runAsUser}:${container.securityContext.runAsGroup}`]);
     expect(JSON.parse(args(runtime, 'CMD')[0]!)).toEqual(['python', '-m', 'medsyn_pretrainer_torch.main']);
     const ports = container.containers[0].ports.map((p: { containerPort: number }) => p.containerPort);
-    const rendezvous = find(gpuTorch, 'Job', 'pretrain-ranks').spec.template.spec.containers[0].ports.map((p: { containerPort: number }) => p.containerPort);
+    const template = parse(Object.values(find(gpuTorch, 'ConfigMap', container.volumes.find((v: { name: string }) => v.name === 'pretrain-ranks-job').configMap.name).data!)[0]!);
+    const rendezvous = template.spec.template.spec.containers[0].ports.map((p: { containerPort: number }) => p.containerPort);
     expect(args(runtime, 'EXPOSE')).toEqual([[...ports, ...rendezvous].join(' ')]);
   });
 });

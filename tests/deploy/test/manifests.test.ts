@@ -22,6 +22,14 @@ function modelFor(apiVersion: string, kind: string): Model | undefined {
   }
 }
 
+/** The Job manifests ConfigMaps carry for a service to create Jobs from at run time (never applied themselves). */
+function launchedJobs(objects: K8sObject[]): K8sObject[] {
+  return objects
+    .filter((o) => o.kind === 'ConfigMap')
+    .flatMap((o) => Object.entries(o.data ?? {}).filter(([file]) => file.endsWith('.yaml')).map(([, text]) => parse(text) as K8sObject))
+    .filter((doc) => doc?.kind === 'Job');
+}
+
 const overlays = {
   local: render(path.join(k8sDir, 'overlays', 'local')),
   gpu: render(path.join(k8sDir, 'overlays', 'gpu')),
@@ -125,7 +133,8 @@ describe.each(Object.entries(overlays))('overlay %s', (_name, objects) => {
   });
 
   it('lets each NetworkPolicy port match a named port of a pod it selects', () => {
-    const pods = workloads(objects).map(({ pod }) => pod);
+    // With the pods of the Job templates a service launches (the gpu-torch pretrainer's node ranks).
+    const pods = [...workloads(objects).map(({ pod }) => pod), ...launchedJobs(objects).map((job) => job.spec.template)];
     const selects = (selector: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values: string[] }> }, labels: Record<string, string> = {}) =>
       Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v) &&
       (selector.matchExpressions ?? []).every((e) => e.operator === 'In' && e.values.includes(labels[e.key]!));
@@ -297,45 +306,67 @@ describe('local overlay', () => {
 describe('gpu-torch overlay', () => {
   const objects = overlays['gpu-torch'];
   const images = (list: K8sObject[]) => workloads(list).flatMap(({ object, pod }) => containers(pod.spec).map((c) => `${object.metadata.name}/${c.name} ${c.image}`));
-  const job = find(objects, 'Job', 'pretrain-ranks');
+  const deployment = find(objects, 'Deployment', 'pretrainer');
+  const front = deployment.spec.template.spec;
+  const frontEnv = Object.fromEntries(front.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]));
+  // The Job manifest the pretrainer makes each training job's Indexed Job from (services/pretrainer-torch, indexed_job.py).
+  const templateVolume = front.volumes.find((v: { name: string }) => v.name === 'pretrain-ranks-job');
+  const templateMount = front.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'pretrain-ranks-job');
+  const job = parse(find(objects, 'ConfigMap', templateVolume.configMap.name).data![path.basename(frontEnv.PRETRAINER_JOB_TEMPLATE)]!) as K8sObject;
   const pod = job.spec.template.spec;
   const ranks = pod.containers[0];
-  const env = Object.fromEntries(ranks.env.map((e: { name: string; value: string }) => [e.name, e.value]));
 
-  it('is the gpu overlay with the pretrainer on the PyTorch image, one rank per GPU of its pod, and the multi-node Job added', () => {
+  it('is the gpu overlay with the pretrainer on the PyTorch image as a front without a GPU, launching Indexed Jobs', () => {
     const swapped = images(overlays.gpu).map((line) => line.replace(/^pretrainer\/pretrainer medsyn\/pretrainer:latest$/, 'pretrainer/pretrainer medsyn/pretrainer-torch:latest'));
-    expect(images(objects).sort()).toEqual([...swapped, 'pretrain-ranks/ranks medsyn/pretrainer-torch:latest'].sort());
-    const container = find(objects, 'Deployment', 'pretrainer').spec.template.spec.containers[0];
-    const nproc = container.env.find((e: { name: string }) => e.name === 'PRETRAINER_NPROC_PER_NODE').value;
-    expect(nproc).toBe(container.resources.limits['nvidia.com/gpu']);
+    expect(images(objects).sort()).toEqual(swapped.sort());
+    expect(frontEnv).toMatchObject({ PRETRAINER_LAUNCHER: 'kubernetes', PRETRAINER_NNODES: expect.stringMatching(/^\d+$/), PRETRAINER_NPROC_PER_NODE: expect.stringMatching(/^\d+$/) });
+    expect(path.dirname(frontEnv.PRETRAINER_JOB_TEMPLATE)).toBe(templateMount.mountPath);
+    expect(front.containers[0].resources.limits['nvidia.com/gpu']).toBeUndefined();
+    expect(front.affinity).toBeUndefined();
     // Same contract, same Service and port: clients change nothing.
     expect(find(objects, 'Service', 'pretrainer')).toEqual(find(overlays.gpu, 'Service', 'pretrainer'));
   });
 
-  it('runs one node rank per completion index, meeting at index 0 through the headless Service the pods\' subdomain names', () => {
-    expect(job.spec).toMatchObject({ completionMode: 'Indexed', completions: Number(env.NNODES), parallelism: Number(env.NNODES) });
+  it('lets the pretrainer create, find and delete Jobs and list pods in its namespace, and nothing more', () => {
+    expect(front.serviceAccountName).toBe('pretrainer');
+    expect(front.automountServiceAccountToken).toBe(true);
+    expect((find(objects, 'ServiceAccount', 'pretrainer') as K8sObject & { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(true);
+    const binding = find(objects, 'RoleBinding', 'pretrainer-launcher') as K8sObject & { roleRef: { kind: string; name: string }; subjects: unknown[] };
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'pretrainer', namespace: 'medsyn' }]);
+    expect(binding.roleRef.kind).toBe('Role');
+    const role = find(objects, 'Role', binding.roleRef.name) as K8sObject & { rules: unknown[] };
+    expect(role.rules).toEqual([
+      { apiGroups: ['batch'], resources: ['jobs'], verbs: ['create', 'list', 'delete'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
+    ]);
+    expect(objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
+  });
+
+  it('has a node-rank Job template that is a valid Indexed Job of non-root GPU pods in the rendezvous subdomain', () => {
+    const Job = modelFor('batch/v1', 'Job')!;
+    expect(() => new Job(job).validate()).not.toThrow();
+    expect(job.spec).toMatchObject({ completionMode: 'Indexed', backoffLimit: 0 });
     const service = find(objects, 'Service', pod.subdomain);
-    expect(service.spec.clusterIP).toBe('None');
+    expect(service.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true, ports: [{ port: 29500 }] });
     expect(Object.entries(service.spec.selector).every(([k, v]) => job.spec.template.metadata.labels[k] === v)).toBe(true);
-    const command = ranks.command.join(' ');
-    expect(command).toContain('--node_rank="$JOB_COMPLETION_INDEX"');
-    expect(command).toContain(`--master_addr=${job.metadata.name}-0.${pod.subdomain} --master_port=29500`);
-    expect(command).toContain('--nproc_per_node="$NPROC_PER_NODE"');
-    expect(env.NPROC_PER_NODE).toBe(ranks.resources.limits['nvidia.com/gpu']);
+    expect(ranks.ports.map((p: { containerPort: number }) => p.containerPort)).toEqual([29500]);
+    expect(ranks.image).toBe(front.containers[0].image);
+    expect(ranks.terminationMessagePolicy).toBe('FallbackToLogsOnError');
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: front.securityContext.runAsUser });
+    expect(ranks.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    // The launcher writes the job's spec to /tmp (the root filesystem is read-only).
+    expect(ranks.volumeMounts.map((m: { mountPath: string }) => m.mountPath)).toContain('/tmp');
+    // Its ConfigMap and Secret are the services' own, rendered unhashed in this overlay.
+    expect(ranks.envFrom).toEqual([{ configMapRef: { name: 'medsyn-config' } }, { secretRef: { name: 'medsyn-store' } }]);
+    find(objects, 'ConfigMap', 'medsyn-config');
     // One node rank per node, on GPU nodes.
     expect(pod.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey).toBe('kubernetes.io/hostname');
     expect(pod.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
   });
 
-  it('trains the configuration its ConfigMap holds, and lets the ranks (only) reach each other', () => {
-    const mount = ranks.volumeMounts.find((m: { name: string }) => m.name === 'config');
-    const volume = pod.volumes.find((v: { name: string }) => v.name === 'config');
-    const configMap = find(objects, 'ConfigMap', volume.configMap.name);
-    const file = ranks.command.join(' ').match(/--config (\S+)/)![1];
-    expect(path.dirname(file)).toBe(mount.mountPath);
-    const config = parse(configMap.data![path.basename(file)]!);
-    expect(config).toMatchObject({ method: expect.any(String), batch_size: expect.any(Number), execution_provider: 'cuda' });
+  it('lets the ranks (only) reach each other', () => {
     const policy = find(objects, 'NetworkPolicy', 'pretrain-ranks-between-ranks');
+    expect(policy.spec.podSelector.matchLabels).toEqual({ 'app.kubernetes.io/name': job.spec.template.metadata.labels['app.kubernetes.io/name'] });
     expect(policy.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'pretrain-ranks' } } }] }]);
   });
 });
