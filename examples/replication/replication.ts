@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { heldOutImageIds, importDataset, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
 import { covidCxrReportText } from '@medsyn/generator';
-import { parsePipelineConfig, runPipeline } from '@medsyn/pipeline';
+import { incomparable, parsePipelineConfig, pretrainingArms, runPipeline } from '@medsyn/pipeline';
 import { repoRoot, sharedDataDir } from '@medsyn/testing';
 
 const SPLIT_SEED = 0;
@@ -100,6 +100,7 @@ const cell = (m?: { mean: number; std: number }) => (m ? `${m.mean.toFixed(3)} �
 /** Markdown: per task, main metric by label fraction for every encoder, and synthetic/real per method. */
 function renderTables(results: EvaluationResults, stages: Record<string, { seconds: number; summary: Record<string, number | string> }>): string {
   const encoders = results.encoders.map((e) => e.name);
+  const arms = pretrainingArms(stages);
   const lines: string[] = [];
   for (const task of TASKS) {
     const metric = MAIN_METRIC[task]!;
@@ -110,12 +111,18 @@ function renderTables(results: EvaluationResults, stages: Record<string, { secon
     lines.push(`|---|${encoders.map(() => '---').join('|')}|${methods.map(() => '---').join('|')}|`);
     for (const f of fractions) {
       const get = (encoder: string) => results.metrics.find((m) => m.encoder === encoder && m.task === task && m.label_fraction === f && m.metric === metric);
-      const ratios = methods.map((s) => results.ratios.find((r) => r.synthetic === s && r.task === task && r.label_fraction === f && r.metric === metric)?.ratio.toFixed(3) ?? '—');
+      // A ratio against an arm that did not learn (retrieval at chance) is refused, not printed.
+      const ratios = methods.map((s) => {
+        const r = results.ratios.find((r) => r.synthetic === s && r.task === task && r.label_fraction === f && r.metric === metric);
+        return r ? (incomparable(arms, r.synthetic, r.real) ?? r.ratio.toFixed(3)) : '—';
+      });
       lines.push(`| ${Math.round(f * 100)} % | ${encoders.map((e) => cell(get(e))).join(' | ')} | ${ratios.join(' | ')} |`);
     }
     lines.push('');
   }
-  lines.push('### Pre-training', '', '| run | seconds | summary |', '|---|---|---|');
+  lines.push('### Pre-training: did each arm learn? (held-out image-to-text retrieval against chance)', '', '| arm | top-1 | chance | learned |', '|---|---|---|---|');
+  for (const a of arms) lines.push(`| ${a.name} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.learned ? 'yes' : '**no: not compared**'} |`);
+  lines.push('', '### Stages', '', '| run | seconds | summary |', '|---|---|---|');
   for (const [name, s] of Object.entries(stages)) lines.push(`| ${name} | ${s.seconds.toFixed(0)} | ${Object.entries(s.summary).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`).join(', ')} |`);
   lines.push('', '### Digests', '', `- dataset (as evaluated): ${results.dataset.sha256} (${results.dataset.images} images)`);
   for (const e of results.encoders) lines.push(`- ${e.name}: ${Object.entries(e.digests).map(([f, d]) => `${f} ${d.slice(0, 16)}…`).join(', ')}`);

@@ -17,6 +17,41 @@ function thumbnail(bytes: Uint8Array): string {
   return `data:image/png;base64,${Buffer.from(encodeGrayPng(centerCropSquare(decodeImage(bytes), GRID_SIZE))).toString('base64')}`;
 }
 
+type StageSummaries = Record<string, { seconds: number; summary: Record<string, number | string> }>;
+
+/** One pre-training run of the pipeline and whether it learned: held-out retrieval above chance. */
+export interface PretrainingArm {
+  /** `<method>-<source>`, the encoder's name in the evaluation. */
+  name: string;
+  method: string;
+  source: string;
+  retrievalTop1: number;
+  retrievalChance: number;
+  /** top-1 > chance; false also when there was no held-out set to tell (NaN). */
+  learned: boolean;
+}
+
+/** The pipeline's pre-training runs from its stage summaries (stages named `pretrain <method>-<source>`). */
+export function pretrainingArms(stages: StageSummaries): PretrainingArm[] {
+  return Object.entries(stages).flatMap(([stage, { summary }]) => {
+    const match = /^pretrain (\w+)-(\w+)$/.exec(stage);
+    if (!match) return [];
+    const top1 = Number(summary.retrieval_top1);
+    const chance = Number(summary.retrieval_chance);
+    return [{ name: `${match[1]}-${match[2]}`, method: match[1]!, source: match[2]!, retrievalTop1: top1, retrievalChance: chance, learned: top1 > chance }];
+  });
+}
+
+/**
+ * Why two arms may not be compared: an encoder whose held-out retrieval ended at or below chance
+ * did not learn, and a ratio against it says nothing about real or synthetic images.
+ */
+export function incomparable(arms: readonly PretrainingArm[], ...names: string[]): string | undefined {
+  const failed = names.map((n) => arms.find((a) => a.name === n)).filter((a): a is PretrainingArm => a !== undefined && !a.learned);
+  const why = (a: PretrainingArm) => (Number.isNaN(a.retrievalTop1) ? `${a.name} has no held-out retrieval` : `${a.name} retrieval ${a.retrievalTop1.toFixed(3)} <= chance ${a.retrievalChance.toFixed(3)}`);
+  return failed.length ? `${failed.map(why).join('; ')}: not compared` : undefined;
+}
+
 const format = (v: number | string) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : v);
 
 /**
@@ -24,8 +59,12 @@ const format = (v: number | string) => (typeof v === 'number' ? (Number.isIntege
  * reports side by side, then the evaluator's comparison of the encoders (real vs synthetic vs
  * random init). One self-contained HTML file.
  */
-export function renderPipelineReport(input: { config: ResolvedPipelineConfig; results: EvaluationResults; stages: Record<string, { seconds: number; summary: Record<string, number | string> }>; grid: GridPair[] }): string {
+export function renderPipelineReport(input: { config: ResolvedPipelineConfig; results: EvaluationResults; stages: StageSummaries; grid: GridPair[] }): string {
   const { config, results, stages, grid } = input;
+  const unlearned = pretrainingArms(stages).filter((a) => !a.learned);
+  const warning = unlearned.length
+    ? `<p><strong>Not converged:</strong> ${unlearned.map((a) => `${escapeHtml(a.name)} (held-out retrieval ${escapeHtml(format(a.retrievalTop1))}, chance ${escapeHtml(format(a.retrievalChance))})`).join(', ')} ended at or below chance. Its rows and any synthetic / real ratio involving it below measure an encoder that did not learn; train longer before comparing.</p>`
+    : '';
   const stageRows = Object.entries(stages).map(
     ([name, s]) =>
       `<tr><td>${escapeHtml(name)}</td><td>${s.seconds.toFixed(0)} s</td><td>${Object.entries(s.summary)
@@ -42,6 +81,7 @@ with the model <code>${escapeHtml(config.synthesize.model)}</code>; the pretrain
 ${config.pretrain.data.map((d) => (d === 'real' ? 'real images' : 'synthetic images')).join(' and on ')} paired with the same anonymized texts; the evaluator
 compares the frozen encoders${config.evaluate.baseline ? ' and a random-init encoder of the same architecture' : ''} below.
 With test sets of a few dozen images (as in the demo) the numbers are noisy: read them with their spread over seeds and the split sizes.</p>
+${warning}
 <h2>Stages</h2>
 <table><tr><th>stage</th><th>time</th><th>summary</th></tr>${stageRows.join('')}</table>
 <h2>Real and synthetic images of the same reports</h2>
