@@ -198,7 +198,7 @@ export interface BatchLoaderOptions {
   syntheticRatio: number;
   seed: number;
   augment: boolean;
-  /** [CLS] and [SEP] ids, which are not words. */
+  /** Ids that are not words ([CLS]; run.ts says why [SEP] is one). */
   specialIds: number[];
   /** Decoded images kept in memory up to this many bytes (default 256 MiB). */
   cacheBytes?: number;

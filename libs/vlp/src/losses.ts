@@ -85,7 +85,7 @@ export interface GloriaInputs {
   regions: Value;
   /** Word features [B, T, D]. */
   words: Value;
-  /** 1 for the words of each report, 0 for [CLS], [SEP] and padding [B, T]. */
+  /** 1 for the words of each report ([SEP] included, as in GLoRIA's and MGCA's code), 0 for [CLS] and padding [B, T]. */
   wordMask: Value;
 }
 

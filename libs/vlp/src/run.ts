@@ -135,7 +135,8 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     syntheticRatio: config.data.syntheticRatio,
     seed: config.seed,
     augment: config.data.augment,
-    specialIds: ['[CLS]', '[SEP]'].map((t) => tokenizer.vocab.indexOf(t)),
+    // [CLS] is not a word; [SEP] is the report's last one, as GLoRIA's code (words 1..n+1) and MGCA's (all but [CLS] and padding) count it.
+    specialIds: [tokenizer.vocab.indexOf('[CLS]')],
   });
   const stepsPerEpoch = loader.stepsPerEpoch();
   if (stepsPerEpoch === 0) throw new PretrainingConfigError('batch_size', `${config.batchSize} is more than the ${loader.order(0).length} training pairs of an epoch`);

@@ -251,7 +251,8 @@ def train(spec):
     tokenizer = tokenizer_for(store, config, prefix, train_records, run)
     kept, tokens = tokenize_records(tokenizer, train_records, skipped)
     validation, validation_tokens = tokenize_records(tokenizer, validation, [])
-    special = [tokenizer.ids["[CLS]"], tokenizer.ids["[SEP]"]]
+    # [CLS] is not a word; [SEP] is the report's last one, as in GLoRIA's and MGCA's code (and libs/vlp).
+    special = [tokenizer.ids["[CLS]"]]
     loader = PairBatches(store, kept, tokens, config, special, run.rank, run.world, run.merge)
     steps_per_epoch = loader.steps_per_epoch()
     if steps_per_epoch == 0:
