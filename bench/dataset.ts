@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
 import { exportDataset, importDataset } from '@medsyn/dataset';
 import { encodeGrayPng, seededRandom } from '@medsyn/imaging';
+import { watchLoad } from './machine';
 
 const SAMPLES = Number(process.env.BENCH_DATASET_SAMPLES ?? 1000);
 const SHARD_SIZE = 250;
@@ -32,6 +33,8 @@ function radiographLike(index: number): Buffer {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
+  // Both sides are single-threaded (Node's main thread, Python's tarfile).
+  const load = watchLoad(1);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-dataset-'));
   try {
     const storeDir = path.join(tmp, 'store');
@@ -88,6 +91,7 @@ async function main() {
       peer_import_seconds: +peer.import.toFixed(3),
       export_speed_vs_peer: +(peer.export / ours.export).toFixed(2),
       import_speed_vs_peer: +(peer.import / ours.import).toFixed(2),
+      ...load.report(),
     })}`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

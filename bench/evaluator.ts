@@ -10,12 +10,15 @@ import * as path from 'node:path';
 import { FileArtifactStore } from '@medsyn/artifact-store';
 import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec } from '@medsyn/encoder-bundle';
 import { encodeImages, importCovidCxr, labelFraction, loadImage, openEncoderBundle, probeScores, rocAuc, runEvaluation, splitByPatient, trainLinearProbe, type LabelledImage } from '@medsyn/evaluation';
+import { watchLoad } from './machine';
 
 const DATA = path.resolve(__dirname, '../../shared/data/covid-cxr');
 // CPU size: ResNet-18 at width 32 on 64 px inputs (the paper's 224 px / width 64 is ~25x the work).
 const SPEC: EncoderSpec = { image: { architecture: 'resnet18', size: 64, width: 32 } };
 
 async function main() {
+  // The peer uses 2 BLAS threads; our probe one onnxruntime thread.
+  const load = watchLoad(2);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-evaluator-'));
   try {
     await writeEncoderBundle(new FileArtifactStore(tmp), 'encoder', exportEncoderBundle(SPEC, { method: 'random', seed: 0 }));
@@ -61,9 +64,7 @@ async function main() {
     let steps = 0;
     let iterations = 0;
     let peer = { fit_seconds: NaN, iterations: 0, auroc: NaN };
-    const load: number[] = [];
     for (let round = 0; round < 3; round++) {
-      load.push(os.loadavg()[0]!);
       const t1 = performance.now();
       const probe = await trainLinearProbe(train, validation, F, { kind: 'multi-label', classes: 1, seed: 0 });
       fits.push((performance.now() - t1) / 1000);
@@ -75,10 +76,9 @@ async function main() {
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const ours = median(fits);
     const sklearn = median(peerFits);
-    const loadAverage = Math.max(...load);
-    console.log(`load average ${loadAverage.toFixed(2)} on ${os.cpus().length} cores (the peer uses 2 BLAS threads, our probe one onnxruntime thread)`);
     console.log(`linear probe: ours ${ours.toFixed(4)} s (L-BFGS, ${iterations} iterations, ${steps} loss+gradient runs on ${train.n} x ${F}), AUROC ${auroc.toFixed(4)}`);
     console.log(`scikit-learn LogisticRegression (lbfgs): ${sklearn.toFixed(4)} s (${peer.iterations} iterations), AUROC ${peer.auroc.toFixed(4)}`);
+    const loadReport = load.report();
     console.log(`RESULT ${JSON.stringify({
       suite_seconds: +suiteSeconds.toFixed(1),
       suite_images: results.dataset.images,
@@ -92,7 +92,7 @@ async function main() {
       probe_auroc: +auroc.toFixed(4),
       sklearn_auroc: +peer.auroc.toFixed(4),
       auroc_difference: +Math.abs(auroc - peer.auroc).toFixed(4),
-      load_average: +loadAverage.toFixed(2),
+      ...loadReport,
     })}`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

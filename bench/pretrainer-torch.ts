@@ -7,15 +7,16 @@
 //    2-rank throughput / (2 x the 1-rank, 1-thread throughput);
 //  - the loss curves of both implementations (their own seeded initialisations, same batches).
 // The configurations run interleaved, ROUNDS times (default 3); figures are medians over rounds.
-// The load average is printed before and after (the machine is shared). Last line: RESULT {json}.
+// The load average is sampled through the run (bench/machine.ts; the machine is shared). Last line: RESULT {json}.
 import { execFileSync, spawn } from 'node:child_process';
+import { loadavg } from 'node:os';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileArtifactStore, readJsonl } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
 import { parsePretrainingConfig, runPretraining, type LogEntry } from '@medsyn/vlp';
+import { watchLoad } from './machine';
 
 const root = path.join(__dirname, '..');
 const service = path.join(root, 'services', 'pretrainer-torch');
@@ -97,7 +98,6 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
-const load = () => os.loadavg().map((v) => v.toFixed(2)).join(' ');
 
 /** The two loss curves as an SVG line chart (no plotting library on the test machines). */
 function lossChart(curves: { name: string; colour: string; losses: number[] }[]): string {
@@ -125,7 +125,8 @@ function lossChart(curves: { name: string; colour: string; losses: number[] }[])
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, svg: { type: 'string' } } });
   const rounds = Number(values.rounds);
-  console.log(`load average before: ${load()} (${os.cpus().length} CPUs)`);
+  // Up to 2 ranks (or 2 threads) at a time.
+  const load = watchLoad(2);
   const tmp = makeTempDir('bench-pretrainer-torch');
   const store = new FileArtifactStore(tmp.dir);
   await store.check();
@@ -144,7 +145,7 @@ async function main(): Promise<void> {
         const prefix = `runs/${round}-${name.replaceAll(' ', '-')}`;
         const run = spec ? await torchRun(store, tmp.dir, prefix, vocab, spec) : await typescriptRun(store, prefix, vocab, TS_RUNS.find((r) => r.name === name)!);
         byName.set(run.name, [...(byName.get(run.name) ?? []), run]);
-        console.log(`round ${round + 1}/${rounds}  ${run.name.padEnd(38)} ${run.samplesPerSecond.toFixed(2).padStart(8)} samples/s  (${run.seconds.toFixed(1)} s, load ${load()})`);
+        console.log(`round ${round + 1}/${rounds}  ${run.name.padEnd(38)} ${run.samplesPerSecond.toFixed(2).padStart(8)} samples/s  (${run.seconds.toFixed(1)} s, load ${loadavg()[0]!.toFixed(2)})`);
       }
     }
   } finally {
@@ -166,9 +167,10 @@ async function main(): Promise<void> {
     fs.writeFileSync(values.svg, lossChart([{ name: 'TypeScript (libs/vlp, onnxruntime)', colour: '#1f77b4', losses: tsLosses }, { name: 'PyTorch (services/pretrainer-torch)', colour: '#d62728', losses: torchLosses }]));
     console.log(`loss curves written to ${values.svg}`);
   }
-  console.log(`load average after: ${load()}`);
+  const loadReport = load.report();
   console.log(`RESULT ${JSON.stringify({
-    benchmark: 'pretrainer-torch', method: RAW.method, batch: BATCH, steps: EPOCHS * STEPS_PER_EPOCH, rounds, cpus: os.cpus().length,
+    ...loadReport,
+    benchmark: 'pretrainer-torch', method: RAW.method, batch: BATCH, steps: EPOCHS * STEPS_PER_EPOCH, rounds,
     samplesPerSecond: { typescript1Thread: round(ts1), typescript2Threads: round(ts), torch1Rank1Thread: round(t11!), torch1Rank2Threads: round(t12!), torch2Ranks1Thread: round(t21!) },
     torchOverTypescript1Thread: round(t11! / ts1), torchOverTypescript2Threads: round(t12! / ts), scalingEfficiency2Ranks: round(efficiency),
     loss: { typescript: tsLosses.map((v) => round(v, 4)), torch: torchLosses.map((v) => round(v, 4)), meanAbsGap: round(meanGap, 4) },

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { FileArtifactStore, readJsonl } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
 import { parsePretrainingConfig, runPretraining, type LogEntry, type Method } from '@medsyn/vlp';
+import { watchLoad } from './machine';
 
 const THREADS = 2;
 const BATCH = 32;
@@ -19,6 +20,7 @@ const METHODS: Method[] = ['convirt', 'gloria', 'mgca'];
 const root = path.join(__dirname, '..');
 
 async function main(): Promise<void> {
+  const load = watchLoad(THREADS);
   const tmp = makeTempDir('bench-pretrainer');
   const store = new FileArtifactStore(tmp.dir);
   await store.check();
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
   } finally {
     tmp.remove();
   }
-  console.log(`RESULT ${JSON.stringify({ benchmark: 'pretrainer', batch: BATCH, imageSize: SIZE, threads: THREADS, rows })}`);
+  console.log(`RESULT ${JSON.stringify({ benchmark: 'pretrainer', batch: BATCH, imageSize: SIZE, rows, ...load.report() })}`);
 }
 
 const round = (v: number) => Math.round(v * 1000) / 1000;

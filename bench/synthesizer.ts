@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildTinyPipeline, DiffusionPipeline } from '@medsyn/diffusion';
 import { UNET_PRESETS, type UNetConfig } from '@medsyn/model-zoo';
+import { watchLoad } from './machine';
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 
@@ -118,6 +119,7 @@ async function measure(c: Case, dir: string) {
 }
 
 async function main() {
+  const load = watchLoad(THREADS);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-synthesizer-'));
   const results = [];
   try {
@@ -133,7 +135,7 @@ async function main() {
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
-  console.log(`RESULT ${JSON.stringify({ threads: THREADS, cases: results })}`);
+  console.log(`RESULT ${JSON.stringify({ cases: results, ...load.report() })}`);
 }
 
 void main();

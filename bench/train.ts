@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphBuilder, ops, type Value } from '@medsyn/onnx-graph';
 import { bert, modelBuilder, resnet, vit } from '@medsyn/model-zoo';
 import { Trainer, buildTrainingStep } from '@medsyn/training';
+import { watchLoad } from './machine';
 
 const THREADS = 2;
 
@@ -143,6 +144,7 @@ async function main() {
   const [mode, name] = process.argv.slice(2);
   if (mode === '--ours') return runOurs(MODELS.find((m) => m.name === name)!);
   if (mode === '--matmul') return runMatmulCeiling();
+  const load = watchLoad(THREADS);
 
   const only = process.env.BENCH_MODELS?.split(',');
   const ceiling = child(['--matmul']).gflops!;
@@ -169,7 +171,7 @@ async function main() {
         `peak RSS ${result.ours_peak_rss_mib} vs ${result.torch_peak_rss_mib} MiB -> ${result.memory_ratio}; ${result.ours_gflops} GFLOP/s = ${result.fraction_of_matmul_ceiling} of the MatMul ceiling`,
     );
   }
-  console.log(`RESULT ${JSON.stringify({ threads: THREADS, matmul_ceiling_gflops: round(ceiling), models: results })}`);
+  console.log(`RESULT ${JSON.stringify({ matmul_ceiling_gflops: round(ceiling), models: results, ...load.report() })}`);
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
