@@ -125,7 +125,10 @@ function claimedInputs(request: evaluator.EvaluationConfig, config: EvaluationCo
       inputs.push({ field, uriField: field, uri: bundle, sha256: encoder.bundleSha256 });
     }
   }
-  if (request.dataset?.sha256) inputs.push({ field: 'config.dataset', uriField: 'config.dataset.uri', uri: request.dataset.uri, sha256: request.dataset.sha256 });
+  if (request.dataset?.sha256) {
+    claimedDigest(request.dataset, 'config.dataset');
+    inputs.push({ field: 'config.dataset', uriField: 'config.dataset.uri', uri: request.dataset.uri, sha256: request.dataset.sha256 });
+  }
   return inputs;
 }
 
@@ -206,7 +209,8 @@ export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceS
           const config = toEvaluationConfig(call.request);
           checkDatasetRoot(config, roots);
           const inputs = claimedInputs(call.request.config!, config);
-          for (const input of inputs) await verifyInput(kitStore, input, roots);
+          // A dataset folder can hold a whole CheXpert: it is hashed once, when the job runs (runEvaluationJob), not in this call.
+          for (const input of inputs) if (input.field !== 'config.dataset') await verifyInput(kitStore, input, roots);
           const requestId = call.request.requestId;
           const outputPrefix = (call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`).replace(/\/?$/, '/');
           const spec: EvaluationJobSpec = { config, outputPrefix, ...(inputs.length ? { inputs } : {}) };
