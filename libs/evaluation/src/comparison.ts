@@ -422,7 +422,7 @@ export async function runEvaluation(
             if (task === 'classification') {
               const set = (list: LabelledImage[]): ProbeSet => ({ features: featuresOf(list), targets: targetsOf(dataset, list), n: list.length });
               const test = set(split.test);
-              const probe = await trainLinearProbe(set(train), set(split.validation), encoded.featureDim, { kind: dataset.kind, classes: dataset.classNames.length, seed, epochs: config.epochs?.classification, executionProvider: config.execution_provider });
+              const probe = await trainLinearProbe(set(train), set(split.validation), encoded.featureDim, { kind: dataset.kind, classes: dataset.classNames.length, epochs: config.epochs?.classification, executionProvider: config.execution_provider });
               const scores = probeScores(probe, test.features, test.n);
               metrics = classificationMetrics(dataset, test.targets, scores, test.n);
               bestEpoch = probe.bestEpoch;

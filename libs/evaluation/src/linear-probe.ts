@@ -17,7 +17,6 @@ export function softmaxCrossEntropy(o: Ops, logits: Value, target: Value): Value
 export interface ProbeOptions {
   kind: 'multi-label' | 'multi-class';
   classes: number;
-  seed: number;
   /** L-BFGS iterations at most (default 1000); the fit usually converges long before. */
   epochs?: number;
   /**
