@@ -2,7 +2,8 @@
 // engine (onnxruntime-node, CPU, 2 threads) against PyTorch 1.13 eager (Debian) on the same
 // encoders (ResNet-18 at 128 px, 4-layer BERT), projections, loss, AdamW step and batch (32), both
 // measured in this run; and the share of wall time our trainer waits on the data pipeline (real
-// covid-cxr PNGs decoded, augmented and tokenised while the previous step computes).
+// covid-cxr PNGs read, decoded and augmented on a worker thread while the previous step computes;
+// `--data-on-training-thread` does it on the training thread between steps instead, as before #17).
 // Last line: RESULT {json}.
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -17,6 +18,7 @@ const SIZE = 128;
 const MAX_LENGTH = 128;
 const STEPS = 5; // measured steps per objective, after the first (warm-up) step
 const METHODS: Method[] = ['convirt', 'gloria', 'mgca'];
+const DATA_WORKER = !process.argv.includes('--data-on-training-thread');
 const root = path.join(__dirname, '..');
 
 async function main(): Promise<void> {
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
         optimizer: { learning_rate: 1e-4, weight_decay: 1e-4 },
         method_options: method === 'mgca' ? { prototypes: 500 } : {},
       });
-      const result = await runPretraining({ store, config, prefix: `runs/${method}`, intraOpThreads: THREADS });
+      const result = await runPretraining({ store, config, prefix: `runs/${method}`, intraOpThreads: THREADS, dataWorker: DATA_WORKER });
       const log: LogEntry[] = [];
       for await (const line of readJsonl<LogEntry>(store, `runs/${method}/train_log.jsonl`)) if (line.ok) log.push(line.value);
       const measured = log.slice(1);
@@ -61,6 +63,8 @@ async function main(): Promise<void> {
       const row = {
         method,
         oursSamplesPerSecond: round(ours),
+        // Data wait included: a pipeline that only moved its cost into the step would show here.
+        oursWallSamplesPerSecond: round((measured.length * BATCH) / (compute + wait)),
         pytorchSamplesPerSecond: round(peer.samplesPerSecond),
         ratio: round(ours / peer.samplesPerSecond),
         dataWaitShare: round(wait / (wait + compute)),
@@ -68,12 +72,12 @@ async function main(): Promise<void> {
         finalLoss: round(result.finalLoss),
       };
       rows.push(row);
-      console.log(`${method.padEnd(8)} ours ${row.oursSamplesPerSecond} samples/s | PyTorch ${row.pytorchSamplesPerSecond} samples/s | ratio ${row.ratio} (target >= 0.7) | data wait ${(100 * row.dataWaitShare).toFixed(1)}% (target <= 5%)`);
+      console.log(`${method.padEnd(8)} ours ${row.oursSamplesPerSecond} samples/s | PyTorch ${row.pytorchSamplesPerSecond} samples/s | ratio ${row.ratio} (target >= 0.7) | data wait ${(100 * row.dataWaitShare).toFixed(1)}% (target <= 3%)`);
     }
   } finally {
     tmp.remove();
   }
-  console.log(`RESULT ${JSON.stringify({ benchmark: 'pretrainer', batch: BATCH, imageSize: SIZE, rows, ...load.report() })}`);
+  console.log(`RESULT ${JSON.stringify({ benchmark: 'pretrainer', batch: BATCH, imageSize: SIZE, dataWorker: DATA_WORKER, rows, ...load.report() })}`);
 }
 
 const round = (v: number) => Math.round(v * 1000) / 1000;

@@ -1,29 +1,14 @@
 import { posix } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ArtifactNotFoundError, InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
-import { augmentRadiograph, centerCropSquare, decodeImage, normalizeInto, resize, seededRandom, type GrayImage } from '@medsyn/imaging';
+import { InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import type { WordPieceTokenizer } from '@medsyn/wordpiece';
+import { ImageBatchWorker } from './batch-worker';
+import { ImageBatcher, seededShuffle, type DataPosition, type ImageBatch, type ImageInputOptions, type PairRecord, type SkippedRecord } from './batches';
 import { PretrainingConfigError } from './config';
 import { WORD_MASK_INPUT } from './model';
 
-/** One image-report pair of a manifest line `{"image": uri-or-key, "report": text}`. */
-export interface PairRecord {
-  /** Position in the run's list of pairs (stable: manifests in config order, lines in file order). */
-  index: number;
-  source: 'real' | 'synthetic';
-  imageKey: string;
-  report: string;
-  /** Where it came from, for counting skipped records without naming their content. */
-  manifest: string;
-  lineNumber: number;
-}
-
-/** A record left out, and why; never the record's content (reports are PHI-adjacent). */
-export interface SkippedRecord {
-  manifest: string;
-  lineNumber: number;
-  reason: string;
-}
+export { epochOrder, seededShuffle, type DataPosition, type ImageInputOptions, type PairRecord, type SkippedRecord } from './batches';
+export { liveImageBatchWorkers } from './batch-worker';
 
 export interface LoadedPairs {
   records: PairRecord[];
@@ -95,43 +80,12 @@ export async function loadPairManifests(store: ArtifactStore, manifests: { real:
   return { records, skipped, inputs };
 }
 
-/** Fisher-Yates with a seeded generator: the same (seed, salt) gives the same order. */
-export function seededShuffle<T>(items: readonly T[], seed: number, salt: number): T[] {
-  const random = seededRandom((seed * 1000003 + salt * 7919 + 17) >>> 0);
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
-}
-
 /** A seeded hold-out: the same records are validation in every run with this seed. */
 export function splitPairs(records: PairRecord[], fraction: number, seed: number): { train: PairRecord[]; validation: PairRecord[] } {
   const shuffled = seededShuffle(records, seed, 1);
   const count = Math.floor(records.length * fraction);
   const held = new Set(shuffled.slice(0, count).map((r) => r.index));
   return { train: records.filter((r) => !held.has(r.index)), validation: records.filter((r) => held.has(r.index)) };
-}
-
-/**
- * The records of one epoch, in order: every pair once, shuffled by (seed, epoch). With both real
- * and synthetic pairs and a ratio r in (0, 1), an epoch is the largest mix with r synthetic that
- * repeats no pair: a seeded subset of each kind, shuffled together.
- */
-export function epochOrder(train: PairRecord[], syntheticRatio: number, seed: number, epoch: number): PairRecord[] {
-  const real = train.filter((r) => r.source === 'real');
-  const synthetic = train.filter((r) => r.source === 'synthetic');
-  let pool: PairRecord[];
-  if (real.length === 0 || synthetic.length === 0) pool = train;
-  else if (syntheticRatio <= 0) pool = real;
-  else if (syntheticRatio >= 1) pool = synthetic;
-  else {
-    const size = Math.floor(Math.min(real.length / (1 - syntheticRatio), synthetic.length / syntheticRatio));
-    const nSynthetic = Math.round(size * syntheticRatio);
-    pool = [...seededShuffle(real, seed, 1000 + epoch).slice(0, size - nSynthetic), ...seededShuffle(synthetic, seed, 2000 + epoch).slice(0, nSynthetic)];
-  }
-  return seededShuffle(pool, seed, 3000 + epoch);
 }
 
 /** Token ids, mask and word mask of every report, computed once. */
@@ -165,20 +119,6 @@ export async function tokenizeRecords(tokenizer: WordPieceTokenizer, records: Pa
   return { kept, tokens };
 }
 
-export interface ImageInputOptions {
-  size: number;
-  channels: number;
-  mean: number;
-  std: number;
-}
-
-/** Where a batch stopped in its epoch: resuming from it continues the same order. */
-export interface DataPosition {
-  epoch: number;
-  /** Index into the epoch's order of the next record to read. */
-  cursor: number;
-}
-
 export interface LoadedBatch {
   feeds: Record<string, ort.Tensor>;
   /** Record indices in the batch, in order. */
@@ -204,136 +144,76 @@ export interface BatchLoaderOptions {
   cacheBytes?: number;
 }
 
+
 /**
- * Turns the training pairs into batches: epoch order from (seed, epoch), images decoded (PNG,
- * JPEG, DICOM) and augmented with draws seeded by (seed, epoch, position), so any position
- * replays exactly. A record whose image fails to decode is skipped and counted, and the batch
- * filled with the next records of the same order.
+ * Turns the training pairs into batches: the images from an ImageBatcher (epoch order from
+ * (seed, epoch), decoding and augmentation seeded by position, so any position replays exactly),
+ * the reports' token ids and masks from the tokenised reports.
  */
 export class PairBatchLoader {
-  private readonly orders = new Map<number, PairRecord[]>();
-  private readonly cache = new Map<string, GrayImage>();
-  private cachedBytes = 0;
-  /** Images known to fail, so a second epoch does not try them again. */
-  private readonly bad = new Set<string>();
+  private readonly images: ImageBatcher;
 
-  constructor(private readonly options: BatchLoaderOptions) {}
+  constructor(readonly options: BatchLoaderOptions) {
+    this.images = new ImageBatcher({ ...options, read: (key) => getBuffer(options.store, key) });
+  }
 
   order(epoch: number): PairRecord[] {
-    let order = this.orders.get(epoch);
-    if (!order) {
-      order = epochOrder(this.options.train, this.options.syntheticRatio, this.options.seed, epoch);
-      this.orders.clear();
-      this.orders.set(epoch, order);
-    }
-    return order;
+    return this.images.order(epoch);
   }
 
   /** Full batches an epoch yields at most (fewer when images fail to decode). */
   stepsPerEpoch(): number {
-    return Math.floor(this.order(0).length / this.options.batchSize);
+    return this.images.stepsPerEpoch();
   }
 
   /** The batch starting at `position`, or the start of the next epoch when this one has too few records left. */
   async load(position: DataPosition): Promise<LoadedBatch> {
-    const { batchSize, image, tokens } = this.options;
-    let { epoch, cursor } = position;
-    let order = this.order(epoch);
-    if (order.length - cursor < batchSize) {
-      epoch++;
-      cursor = 0;
-      order = this.order(epoch);
-    }
-    const plane = image.size * image.size * image.channels;
-    const pixels = new Float32Array(batchSize * plane);
+    return this.withReports(await this.images.load(position));
+  }
+
+  /** The model's inputs for a batch of images filled here or by a batch worker. */
+  withReports(batch: ImageBatch): LoadedBatch {
+    const { batchSize, image, tokens, specialIds } = this.options;
     const L = tokens.length;
     const ids = new BigInt64Array(batchSize * L);
     const mask = new BigInt64Array(batchSize * L);
     const words = new Float32Array(batchSize * L);
-    const records: number[] = [];
-    const skipped: SkippedRecord[] = [];
-    while (records.length < batchSize) {
-      if (cursor >= order.length) {
-        // Too many failures left this epoch short: continue with the next epoch's order.
-        epoch++;
-        cursor = 0;
-        order = this.order(epoch);
-        if (order.length < batchSize) throw new Error(`fewer than batch_size (${batchSize}) pairs remain after skipping images that fail to decode`);
-      }
-      const record = order[cursor];
-      const at = cursor++;
-      // Counted once, when it first failed.
-      if (this.bad.has(record.imageKey)) continue;
-      let picture: GrayImage;
-      try {
-        picture = await this.decode(record.imageKey);
-      } catch (error) {
-        skipped.push({ manifest: record.manifest, lineNumber: record.lineNumber, reason: describeFailure(error) });
-        continue;
-      }
-      const row = records.length;
-      const prepared = this.options.augment
-        ? augmentRadiograph(picture, image.size, seededRandom((this.options.seed * 2654435761 + epoch * 97 + at * 31337) >>> 0), { crop: { scale: [0.6, 1] }, affine: { degrees: 10, translate: 0.05 }, jitter: { brightness: 0.2, contrast: 0.2 } })
-        : centerCropSquare(picture, image.size);
-      normalizeInto(prepared, pixels, row * plane, image.channels, image.mean, image.std);
-      const recordIds = tokens.ids.get(record.index)!;
-      const recordMask = tokens.mask.get(record.index)!;
+    batch.records.forEach((index, row) => {
+      const recordIds = tokens.ids.get(index)!;
+      const recordMask = tokens.mask.get(index)!;
       for (let t = 0; t < L; t++) {
         ids[row * L + t] = BigInt(recordIds[t]);
         mask[row * L + t] = BigInt(recordMask[t]);
-        words[row * L + t] = recordMask[t] === 1 && !this.options.specialIds.includes(recordIds[t]) ? 1 : 0;
+        words[row * L + t] = recordMask[t] === 1 && !specialIds.includes(recordIds[t]) ? 1 : 0;
       }
-      records.push(record.index);
-    }
+    });
     return {
       feeds: {
-        pixel_values: new ort.Tensor('float32', pixels, [batchSize, image.channels, image.size, image.size]),
+        pixel_values: new ort.Tensor('float32', batch.pixels, [batchSize, image.channels, image.size, image.size]),
         input_ids: new ort.Tensor('int64', ids, [batchSize, L]),
         attention_mask: new ort.Tensor('int64', mask, [batchSize, L]),
         [WORD_MASK_INPUT]: new ort.Tensor('float32', words, [batchSize, L]),
       },
-      records,
-      next: { epoch, cursor },
-      skipped,
+      records: batch.records,
+      next: batch.next,
+      skipped: batch.skipped,
     };
-  }
-
-  private async decode(key: string): Promise<GrayImage> {
-    const cached = this.cache.get(key);
-    if (cached) return cached;
-    let image: GrayImage;
-    try {
-      image = decodeImage(await getBuffer(this.options.store, key));
-    } catch (error) {
-      this.bad.add(key);
-      throw error;
-    }
-    // Keep at most twice the training size on the short side: crops and resizes need no more.
-    const short = Math.min(image.width, image.height);
-    const limit = 2 * this.options.image.size;
-    if (short > limit) image = resize(image, Math.round((image.width * limit) / short), Math.round((image.height * limit) / short));
-    const bytes = image.data.byteLength;
-    if (this.cachedBytes + bytes <= (this.options.cacheBytes ?? 256 << 20)) {
-      this.cache.set(key, image);
-      this.cachedBytes += bytes;
-    }
-    return image;
   }
 }
 
-function describeFailure(error: unknown): string {
-  if (error instanceof ArtifactNotFoundError) return 'image not found in the store';
-  // Decoder messages describe the format problem, never pixel or patient data.
-  return `image failed to decode: ${(error as Error).message}`;
+/** Batches in order from a start position, loaded ahead of the trainer; close() when done. */
+export interface BatchSource {
+  next(): Promise<LoadedBatch>;
+  close(): Promise<void>;
 }
 
 /**
- * Keeps up to `depth` batches loading ahead of the trainer: store reads and decoding proceed
- * whenever the JavaScript thread is free. onnxruntime-node's session.run holds that thread for
+ * Keeps up to `depth` batches loading ahead of the trainer on the training thread: store reads
+ * and decoding proceed whenever that thread is free. onnxruntime-node's session.run holds it for
  * the whole step (measured: one 5 ms timer tick during a 3.1 s run), so decoding overlaps the
- * step's compute only where it waits on I/O; worker threads would overlap it fully (not done).
+ * step's compute only where it waits on I/O; WorkerPrefetcher overlaps it fully.
  */
-export class Prefetcher {
+export class Prefetcher implements BatchSource {
   private queue: Promise<LoadedBatch>[] = [];
   private position: DataPosition;
 
@@ -353,6 +233,11 @@ export class Prefetcher {
     return batch;
   }
 
+  /** Drops the batches loaded ahead; a load in flight finishes on its own and holds nothing open. */
+  async close(): Promise<void> {
+    this.queue = [];
+  }
+
   private fill(): void {
     while (this.queue.length < this.depth) {
       const previous = this.queue[this.queue.length - 1];
@@ -362,5 +247,37 @@ export class Prefetcher {
       loading.catch(() => undefined);
       this.queue.push(loading);
     }
+  }
+}
+
+/**
+ * The same batches as Prefetcher (bit for bit: the images come from the same ImageBatcher code
+ * and seeds), with reading, decoding and augmentation on a worker thread that runs while
+ * onnxruntime computes the step; at most `depth` batches wait filled. Only the token ids, a copy
+ * per batch, are laid out on the training thread.
+ */
+export class WorkerPrefetcher implements BatchSource {
+  private readonly worker: ImageBatchWorker;
+
+  constructor(
+    private readonly loader: PairBatchLoader,
+    start: DataPosition,
+    depth = 2,
+  ) {
+    const { store, train, image, batchSize, syntheticRatio, seed, augment, cacheBytes } = loader.options;
+    this.worker = new ImageBatchWorker({ store, train, image, batchSize, syntheticRatio, seed, augment, ...(cacheBytes ? { cacheBytes } : {}), start, depth });
+  }
+
+  /** Batches filled by the worker and not yet taken (at most `depth`). */
+  get buffered(): number {
+    return this.worker.buffered;
+  }
+
+  async next(): Promise<LoadedBatch> {
+    return this.loader.withReports(await this.worker.next());
+  }
+
+  close(): Promise<void> {
+    return this.worker.close();
   }
 }

@@ -7,7 +7,7 @@ import { decodeModel, fromTensorProto, type Tensor } from '@medsyn/onnx-graph';
 import { Trainer, buildTrainingStep, decodeSafetensors, encodeSafetensors, type OptimizerConfig } from '@medsyn/training';
 import { WordPieceError, WordPieceTokenizer } from '@medsyn/wordpiece';
 import { PretrainingConfigError, configDigest, encoderSpecOf, type PretrainingConfig } from './config';
-import { PairBatchLoader, Prefetcher, keyOf, loadPairManifests, splitPairs, tokenizeRecords, type DataPosition, type PairRecord, type SkippedRecord, type TokenizedReports } from './data';
+import { PairBatchLoader, Prefetcher, WorkerPrefetcher, keyOf, loadPairManifests, splitPairs, tokenizeRecords, type DataPosition, type PairRecord, type SkippedRecord, type TokenizedReports } from './data';
 import { vlpObjective } from './model';
 import { learningRateAt } from './schedule';
 
@@ -85,6 +85,11 @@ export interface RunPretrainingOptions {
   /** Abandon the run after this many steps in this call, writing nothing more (tests simulate a killed process). */
   abandonAfterSteps?: number;
   intraOpThreads?: number;
+  /**
+   * Read, decode and augment images on a worker thread while onnxruntime computes (default);
+   * false does it on the training thread, between steps. The batches are the same either way.
+   */
+  dataWorker?: boolean;
   /** Recorded in the lineage (e.g. a git commit). */
   codeVersion?: string;
 }
@@ -97,6 +102,9 @@ export class PretrainingCancelledError extends Error {
 export class PretrainingAbandonedError extends Error {
   override readonly name = 'PretrainingAbandonedError';
 }
+
+/** Batches filled ahead of the trainer: one for the step after next absorbs a slow batch; more only hold memory. */
+const PREFETCH_BATCHES = 2;
 
 const join = (prefix: string, file: string) => `${prefix.replace(/\/+$/, '')}/${file}`;
 
@@ -148,17 +156,24 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     build: (g) =>
       vlpObjective(g, { method: config.method, spec, batchSize: config.batchSize, seed: config.seed, temperature: config.temperature, methodOptions: config.methodOptions }),
   });
-  const trainer = await Trainer.create(step, { executionProvider: config.executionProvider, seed: config.seed, ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}) });
+  const resume = await latestCheckpoint(store, prefix);
+  let position: DataPosition = resume?.position ?? { epoch: 0, cursor: 0 };
+  // Started before the session is created, so the worker's start-up and first batch overlap it.
+  const prefetch = options.dataWorker === false ? new Prefetcher(loader, position, PREFETCH_BATCHES) : new WorkerPrefetcher(loader, position, PREFETCH_BATCHES);
+  let trainer: Trainer;
+  try {
+    trainer = await Trainer.create(step, { executionProvider: config.executionProvider, seed: config.seed, ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}) });
+  } catch (error) {
+    await prefetch.close();
+    throw error;
+  }
   try {
     const { json: configJson, sha256: configSha256 } = configDigest(config);
-    let position: DataPosition = { epoch: 0, cursor: 0 };
     let log: LogEntry[] = [];
     let skippedDuringTraining = 0;
-    const resume = await latestCheckpoint(store, prefix);
     if (resume) {
       const saved = decodeSafetensors(await getBuffer(store, resume.key));
       trainer.load({ tensors: saved.tensors, step: resume.step });
-      position = resume.position;
       skippedDuringTraining = resume.skippedRecords;
       log = (await readLog(store, join(prefix, RUN_FILES.log))).filter((e) => e.step <= resume.step);
     } else {
@@ -167,7 +182,6 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     }
     const resumedFromStep = trainer.step;
     const checkpointEvery = config.checkpointEverySteps || stepsPerEpoch;
-    const prefetch = new Prefetcher(loader, position);
     const started = performance.now();
     let waited = 0;
     let samples = 0;
@@ -225,6 +239,8 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
       }
       if (cancelled) throw new PretrainingCancelledError(`cancelled at step ${trainer.step}; a checkpoint was written`);
     }
+    // The worker's thread and decoded-image cache are not needed for the export and retrieval.
+    await prefetch.close();
     if (!lastCheckpoint || lastCheckpoint.step !== trainer.step) {
       lastCheckpoint = await saveCheckpoint(store, prefix, trainer, position, skippedDuringTraining, lastCheckpoint);
     }
@@ -273,6 +289,7 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     await store.put(join(prefix, RUN_FILES.result), JSON.stringify(result, null, 2), { mediaType: 'application/json' });
     return result;
   } finally {
+    await prefetch.close();
     await trainer.release();
   }
 }

@@ -1,8 +1,21 @@
-import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
+import { FileArtifactStore, putJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { makeTempDir } from '@medsyn/testing';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
-import { PairBatchLoader, Prefetcher, epochOrder, learningRateAt, loadPairManifests, splitPairs, tokenizeRecords, type PairRecord } from '../src';
+import {
+  PairBatchLoader,
+  Prefetcher,
+  WorkerPrefetcher,
+  epochOrder,
+  learningRateAt,
+  liveImageBatchWorkers,
+  loadPairManifests,
+  splitPairs,
+  tokenizeRecords,
+  type BatchSource,
+  type LoadedBatch,
+  type PairRecord,
+} from '../src';
 
 const temp = makeTempDir('vlp-data');
 afterAll(() => temp.remove());
@@ -56,17 +69,7 @@ describe('paired data', () => {
   });
 
   it('loads batches that replay exactly from a saved position, skipping images that fail to decode', async () => {
-    const lines = [];
-    for (let i = 0; i < 10; i++) {
-      await store.put(`b/${i}.png`, i === 3 ? Buffer.from('broken') : encodeGrayPng(grayImage(8, 8, new Float32Array(64).fill(i / 10))));
-      lines.push({ image: `${i}.png`, report: `finding ${i}` });
-    }
-    await putJsonl(store, 'b/pairs.jsonl', lines);
-    const { records } = await loadPairManifests(store, { real: ['b/pairs.jsonl'], synthetic: [] });
-    const tokenizer = WordPieceTokenizer.train(records.map((r) => r.report), { vocabSize: 40, maxLength: 6 });
-    const { kept, tokens } = await tokenizeRecords(tokenizer, records, []);
-    const loader = () =>
-      new PairBatchLoader({ store, train: kept, tokens, image: { size: 8, channels: 1, mean: 0.5, std: 0.5 }, batchSize: 3, syntheticRatio: 0.5, seed: 1, augment: true, specialIds: [2, 3] });
+    const loader = await tenImagesOneBroken('b');
     const first = new Prefetcher(loader(), { epoch: 0, cursor: 0 });
     const batches = [];
     for (let i = 0; i < 5; i++) batches.push(await first.next());
@@ -84,6 +87,41 @@ describe('paired data', () => {
     }
   });
 
+  it('a batch worker fills the same batches as the training thread, bit for bit, for the same seed', async () => {
+    const loader = await tenImagesOneBroken('w');
+    const expected = await take(new Prefetcher(loader(), { epoch: 0, cursor: 0 }), 7);
+    // Seven batches of three: three epochs, the broken image skipped in the first.
+    expect(expected.map((b) => b.next.epoch)).toEqual([0, 0, 0, 1, 1, 1, 2]);
+    for (const start of [{ epoch: 0, cursor: 0 }, expected[1].next]) {
+      const from = start.cursor === 0 ? 0 : 2;
+      const got = await take(new WorkerPrefetcher(loader(), start), 7 - from);
+      got.forEach((batch, i) => expect(bytesOf(batch)).toEqual(bytesOf(expected[from + i])));
+    }
+    // A store other than a local folder is read by the training thread for the worker: same batches.
+    const elsewhere = new Proxy(store, { getPrototypeOf: () => Object.prototype }) as ArtifactStore;
+    const proxied = await take(new WorkerPrefetcher(new PairBatchLoader({ ...loader().options, store: elsewhere }), { epoch: 0, cursor: 0 }), 7);
+    proxied.forEach((batch, i) => expect(bytesOf(batch)).toEqual(bytesOf(expected[i])));
+    expect(liveImageBatchWorkers()).toBe(0);
+  });
+
+  it('a batch worker fills at most the prefetch depth ahead, and closing it, busy or starting, ends its thread', async () => {
+    const loader = await tenImagesOneBroken('d');
+    const ahead = new WorkerPrefetcher(loader(), { epoch: 0, cursor: 0 }, 2);
+    await ahead.next();
+    // Long enough for the worker to fill many more batches of 8 px images if it were not held back.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(ahead.buffered).toBe(2);
+    await ahead.close();
+    await expect(ahead.next()).rejects.toThrow(/closed|stopped/);
+    // Closed while its thread is still loading its code, and while it is decoding.
+    const starting = new WorkerPrefetcher(loader(), { epoch: 0, cursor: 0 });
+    const busy = new WorkerPrefetcher(loader(), { epoch: 0, cursor: 0 }, 50);
+    const pending = busy.next().then(() => busy.close());
+    await starting.close();
+    await pending;
+    expect(liveImageBatchWorkers()).toBe(0);
+  });
+
   it('warms up linearly, then decays along a cosine to the floor', () => {
     const schedule = { warmupSteps: 4, decay: 'cosine' as const, minLrRatio: 0.1 };
     expect([1, 2, 4].map((s) => learningRateAt(s, 14, 1, schedule))).toEqual([0.25, 0.5, 1]);
@@ -93,3 +131,39 @@ describe('paired data', () => {
     expect(learningRateAt(9, 14, 1, { ...schedule, decay: 'constant' })).toBe(1);
   });
 });
+
+/** Ten 8 px images under `folder`, the fourth broken; a loader factory for batches of three, augmented, seed 1. */
+async function tenImagesOneBroken(folder: string): Promise<() => PairBatchLoader> {
+  const lines = [];
+  for (let i = 0; i < 10; i++) {
+    await store.put(`${folder}/${i}.png`, i === 3 ? Buffer.from('broken') : encodeGrayPng(grayImage(8, 8, new Float32Array(64).map((_, k) => ((i + k) % 10) / 10))));
+    lines.push({ image: `${i}.png`, report: `finding ${i}` });
+  }
+  await putJsonl(store, `${folder}/pairs.jsonl`, lines);
+  const { records } = await loadPairManifests(store, { real: [`${folder}/pairs.jsonl`], synthetic: [] });
+  const tokenizer = WordPieceTokenizer.train(records.map((r) => r.report), { vocabSize: 40, maxLength: 6 });
+  const { kept, tokens } = await tokenizeRecords(tokenizer, records, []);
+  return () =>
+    new PairBatchLoader({ store, train: kept, tokens, image: { size: 8, channels: 1, mean: 0.5, std: 0.5 }, batchSize: 3, syntheticRatio: 0.5, seed: 1, augment: true, specialIds: [2, 3] });
+}
+
+async function take(source: BatchSource, count: number): Promise<LoadedBatch[]> {
+  const batches: LoadedBatch[] = [];
+  try {
+    for (let i = 0; i < count; i++) batches.push(await source.next());
+  } finally {
+    await source.close();
+  }
+  return batches;
+}
+
+/** Everything a batch is, with each feed as its raw bytes (so -0 and NaN payloads count too). */
+function bytesOf(batch: LoadedBatch) {
+  const feeds = Object.fromEntries(
+    Object.entries(batch.feeds).map(([name, t]) => {
+      const data = t.data as Float32Array;
+      return [name, { dims: t.dims, type: t.type, hex: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex') }];
+    }),
+  );
+  return { records: batch.records, next: batch.next, skipped: batch.skipped, feeds };
+}

@@ -6,8 +6,10 @@ import { itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import {
   PretrainingAbandonedError,
+  PretrainingCancelledError,
   PretrainingConfigError,
   RUN_FILES,
+  liveImageBatchWorkers,
   parsePretrainingConfig,
   runPretraining,
   type LogEntry,
@@ -107,6 +109,32 @@ describe('pre-training runs', () => {
     const checkpoints: string[] = [];
     for await (const o of store.list('runs/killed/checkpoints/')) checkpoints.push(o.key);
     expect(checkpoints).toEqual(['runs/killed/checkpoints/latest.json', 'runs/killed/checkpoints/step-00000004.safetensors']);
+  });
+
+  it('trains the same loss curve whether images are decoded on a worker thread or the training thread', async () => {
+    const config = tinyConfig({ text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey }, data: { real_pairs: [opacity], validation_fraction: 0 } });
+    await runPretraining({ store, config, prefix: 'runs/on-worker' });
+    await runPretraining({ store, config, prefix: 'runs/on-training-thread', dataWorker: false });
+    const curve = async (prefix: string) => (await log(prefix)).map((e) => [e.loss, e.grad_norm, e.epoch]);
+    expect(await curve('runs/on-worker')).toEqual(await curve('runs/on-training-thread'));
+  });
+
+  it('a cancelled or failed run leaves no batch worker running', async () => {
+    const config = tinyConfig({ text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey }, data: { real_pairs: [opacity], validation_fraction: 0 }, batch_size: 8 });
+    const cancel = new AbortController();
+    await expect(runPretraining({ store, config, prefix: 'runs/cancelled', signal: cancel.signal, onProgress: () => cancel.abort() })).rejects.toThrow(PretrainingCancelledError);
+    expect(liveImageBatchWorkers()).toBe(0);
+    await expect(
+      runPretraining({
+        store,
+        config,
+        prefix: 'runs/failed',
+        onProgress: () => {
+          throw new Error('listener failed');
+        },
+      }),
+    ).rejects.toThrow('listener failed');
+    expect(liveImageBatchWorkers()).toBe(0);
   });
 
   itWithSharedData('trains GLoRIA and MGCA on covid-cxr X-rays with their clinical notes; bad records are skipped and counted', async () => {
