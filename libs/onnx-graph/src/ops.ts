@@ -79,6 +79,7 @@ export class Ops {
   sign = (x: Value) => this.g.op('Sign', [x]);
   tanh = (x: Value) => this.g.op('Tanh', [x]);
   sigmoid = (x: Value) => this.g.op('Sigmoid', [x]);
+  softplus = (x: Value) => this.g.op('Softplus', [x]);
   relu = (x: Value) => this.g.op('Relu', [x]);
   leakyRelu = (x: Value, alpha = 0.01) => this.g.op('LeakyRelu', [x], { alpha: attr.float(alpha) });
   erf = (x: Value) => this.g.op('Erf', [x]);

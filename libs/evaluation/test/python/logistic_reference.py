@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """scikit-learn's LogisticRegression (lbfgs, L2, unpenalised intercept) on the features the probe
 sees: stdin {x, y, test_x, dim, classes, kind, C}; standardised with the training mean and
-population std (0 -> 1) as the probe does. stdout: {coef [classes][dim], intercept, proba [n][classes]}.
+population std (0 -> 1) as the probe does. stdout: {coef [classes][dim], intercept, proba [n][classes],
+objective}: objective is scikit-learn's at the solution, summed cross-entropy + ||W||^2 / (2 C).
 multi-label: one binary regression per class; multi-class: multinomial over the classes."""
 import json
 import sys
@@ -25,11 +26,15 @@ def main():
         coef = [m.coef_[0].tolist() for m in models]
         intercept = [float(m.intercept_[0]) for m in models]
         proba = np.stack([m.predict_proba(test_x)[:, 1] for m in models], axis=1)
+        train_proba = np.stack([m.predict_proba(x)[:, 1] for m in models], axis=1)
+        cross_entropy = -np.sum(y * np.log(train_proba) + (1 - y) * np.log(1 - train_proba))
     else:
         model = fit(y.argmax(axis=1))
         coef, intercept = model.coef_.tolist(), model.intercept_.tolist()
         proba = model.predict_proba(test_x)
-    json.dump({"coef": coef, "intercept": intercept, "proba": proba.tolist()}, sys.stdout)
+        cross_entropy = -np.sum(y * np.log(model.predict_proba(x)))
+    objective = cross_entropy + np.sum(np.square(coef)) / (2 * req["C"])
+    json.dump({"coef": coef, "intercept": intercept, "proba": proba.tolist(), "objective": float(objective)}, sys.stdout)
 
 
 if __name__ == "__main__":
