@@ -8,7 +8,7 @@ import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec, type ImageAr
 import { centerCropSquare, encodeGrayPng, grayImage, resize, type GrayImage } from '@medsyn/imaging';
 import type { ExecutionProvider } from '@medsyn/training';
 import { importDataset, loadImage, loadMask, readDatasetFile, type Dataset, type LabelledImage } from './datasets';
-import { trainDetection, trainSegmentation } from './dense-tasks';
+import { trainDetection, trainSegmentation, type DenseTrainOptions } from './dense-tasks';
 import { encodeImages, openEncoderBundle, type EncodedImages } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
 import { accuracy, aurocPerClass, binaryAccuracy, meanStd, rocCurve, type Box, type ScoredBox } from './metrics';
@@ -285,7 +285,15 @@ function classificationMetrics(dataset: Dataset, targets: Float32Array, scores: 
  */
 export async function runEvaluation(
   rawConfig: unknown,
-  options: { onProgress?: (p: EvaluationProgress) => void; signal?: AbortSignal; log?: (line: string) => void; /** Where bundle prefixes that are not local folders are read from. */ store?: ArtifactStore } = {},
+  options: {
+    onProgress?: (p: EvaluationProgress) => void;
+    signal?: AbortSignal;
+    log?: (line: string) => void;
+    /** Where bundle prefixes that are not local folders are read from. */
+    store?: ArtifactStore;
+    /** The dense heads' variant, for ablations (bench/dense-heads.ts); the defaults are the protocol. */
+    denseHeads?: Pick<DenseTrainOptions, 'standardise' | 'decoderNorm' | 'minStepsPerEpoch'>;
+  } = {},
 ): Promise<EvaluationOutput> {
   const config = parseEvaluationConfig(rawConfig);
   const started = Date.now();
@@ -437,7 +445,7 @@ export async function runEvaluation(
               }
             } else {
               const rows = { train: rowsOf(train), validation: rowsOf(split.validation), test: rowsOf(split.test) };
-              const common = { seed, executionProvider: config.execution_provider, epochs: config.epochs?.[task] };
+              const common = { ...options.denseHeads, seed, executionProvider: config.execution_provider, epochs: config.epochs?.[task] };
               if (task === 'segmentation') {
                 const dense = Array<Uint8Array>(used.length);
                 for (const [r, m] of masks!) dense[r] = m;

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { detectionHead, modelBuilder, unetDecoder } from '@medsyn/model-zoo';
+import { detectionHead, modelBuilder, unetDecoder, type DecoderNorm } from '@medsyn/model-zoo';
 import type { GraphBuilder, Tensor, Value } from '@medsyn/onnx-graph';
 import { Trainer, buildTrainingStep, createSession, exportInferenceModel, type ExecutionProvider } from '@medsyn/training';
 import { bceWithLogits } from './linear-probe';
@@ -10,14 +10,62 @@ import type { EncodedImages, FeatureMapSpec } from './encoder';
 /** Feature maps of one set of images, as the encoder cache holds them. */
 export type FeatureMaps = NonNullable<EncodedImages['maps']>;
 
-/** Rows of the cached maps for the given image rows, as a batch tensor per map. */
-function mapBatch(maps: FeatureMaps, rows: number[], only?: number[]): Record<string, ort.Tensor> {
+/** Per-channel mean and standard deviation of a map. */
+export interface ChannelStatistics {
+  mean: Float64Array;
+  std: Float64Array;
+}
+
+/**
+ * Per-channel mean and standard deviation of each map over every pixel of the given rows (a
+ * channel with 0 std gets 1). The heads see (map - mean) / std with the training rows' statistics,
+ * as the linear probe standardises pooled features: an encoder's channel scales and offsets then
+ * do not decide how fast a head trains with a fixed learning rate and step count.
+ */
+export function mapStatistics(maps: FeatureMaps, rows: number[]): ChannelStatistics[] {
+  return maps.map((m) => {
+    const plane = m.size * m.size;
+    const C = m.spec.channels;
+    const mean = new Float64Array(C);
+    const std = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      let sum = 0;
+      let squares = 0;
+      for (const r of rows) {
+        const at = (r * C + c) * plane;
+        for (let i = 0; i < plane; i++) {
+          const v = m.data[at + i]!;
+          sum += v;
+          squares += v * v;
+        }
+      }
+      const n = rows.length * plane;
+      mean[c] = sum / n;
+      std[c] = Math.sqrt(Math.max(0, squares / n - mean[c]! * mean[c]!)) || 1;
+    }
+    return { mean, std };
+  });
+}
+
+/** Rows of the cached maps for the given image rows, as a batch tensor per map, standardised with `statistics` (one per map). */
+function mapBatch(maps: FeatureMaps, rows: number[], statistics: ChannelStatistics[] | undefined): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   maps.forEach((m, k) => {
-    if (only && !only.includes(k)) return;
-    const per = m.spec.channels * m.size * m.size;
+    const plane = m.size * m.size;
+    const per = m.spec.channels * plane;
     const data = new Float32Array(rows.length * per);
     rows.forEach((r, i) => data.set(m.data.subarray(r * per, (r + 1) * per), i * per));
+    const stats = statistics?.[k];
+    if (stats) {
+      for (let i = 0; i < rows.length; i++) {
+        for (let c = 0; c < m.spec.channels; c++) {
+          const at = i * per + c * plane;
+          const mean = stats.mean[c]!;
+          const scale = 1 / stats.std[c]!;
+          for (let p = 0; p < plane; p++) data[at + p] = (data[at + p]! - mean) * scale;
+        }
+      }
+    }
     feeds[`map.${m.spec.name}`] = new ort.Tensor('float32', data, [rows.length, m.spec.channels, m.size, m.size]);
   });
   return feeds;
@@ -31,8 +79,29 @@ export interface DenseTrainOptions {
   batchSize?: number;
   learningRate?: number;
   patience?: number;
+  /** Optimizer steps per epoch at least (default 8): small training sets are cycled. */
+  minStepsPerEpoch?: number;
+  /** Standardise each map channel with the training rows' mean and std (default true). */
+  standardise?: boolean;
+  /** The U-Net decoder's normalisation (default `group`; docs/evaluator.md says why). */
+  decoderNorm?: DecoderNorm;
   executionProvider?: ExecutionProvider;
   onEpoch?: (epoch: number, validationScore: number) => void;
+}
+
+/**
+ * One epoch's batches: full batches of a shuffled order (the last partial batch dropped), and at
+ * least `minSteps` of them: a training set of a few images (1 % of the labels) is cycled through
+ * fresh shuffles, so a head gets comparable optimisation at every label fraction instead of one
+ * step per epoch.
+ */
+export function epochBatches(rows: number[], batchSize: number, minSteps: number, rand: () => number): number[][] {
+  const batches: number[][] = [];
+  do {
+    const order = shuffled(rows, rand);
+    for (let start = 0; start + batchSize <= order.length; start += batchSize) batches.push(order.slice(start, start + batchSize));
+  } while (batches.length < minSteps);
+  return batches;
 }
 
 /**
@@ -57,10 +126,7 @@ async function trainWithEarlyStopping(
   let best = { score: -Infinity, epoch: 0, parameters: trainer.parameters() };
   try {
     for (let epoch = 1; epoch <= (options.epochs ?? 20); epoch++) {
-      const order = shuffled(trainRows, rand);
-      for (let start = 0; start + batchSize <= order.length || start === 0; start += batchSize) {
-        await trainer.trainStep(feedsOf(order.slice(start, start + batchSize)), options.learningRate ?? 3e-3);
-      }
+      for (const batch of epochBatches(trainRows, batchSize, options.minStepsPerEpoch ?? 8, rand)) await trainer.trainStep(feedsOf(batch), options.learningRate ?? 3e-3);
       const parameters = trainer.parameters();
       const score = await validate(parameters);
       options.onEpoch?.(epoch, score);
@@ -121,7 +187,7 @@ export async function trainSegmentation(
   const decoderChannels = encoderChannels.slice(0, -1).reverse().map((c) => Math.max(8, Math.min(64, c)));
   const build = (g: GraphBuilder, training: boolean): { loss?: Value; outputs: Record<string, Value> } => {
     const b = modelBuilder(g, { seed: options.seed, training });
-    const logits = unetDecoder(b, chain.map((m) => mapInput(g, m)), { encoderChannels, decoderChannels, classes: 1, finalUpsample: chain[0]!.spec.stride });
+    const logits = unetDecoder(b, chain.map((m) => mapInput(g, m)), { encoderChannels, decoderChannels, classes: 1, finalUpsample: chain[0]!.spec.stride, norm: options.decoderNorm ?? 'group' });
     if (!training) return { outputs: { logits } };
     const o = b.o;
     const target = g.input('mask', 'float32', ['batch', 1, size, size]);
@@ -132,8 +198,9 @@ export async function trainSegmentation(
     const softDice = o.div(o.add(o.mul(o.scalar('float32', 2), o.reduceSum(o.mul(p, target), [], false)), one), o.add(o.add(o.reduceSum(p, [], false), o.reduceSum(target, [], false)), one));
     return { loss: o.add(bce, o.sub(one, softDice)), outputs: {} };
   };
+  const statistics = options.standardise === false ? undefined : mapStatistics(chain, rows.train);
   const feedsOf = (batch: number[], withTarget = true) => {
-    const feeds = mapBatch(chain, batch);
+    const feeds = mapBatch(chain, batch, statistics);
     if (withTarget) {
       const mask = new Float32Array(batch.length * size * size);
       batch.forEach((r, i) => mask.set(masks[r]!, i * size * size));
@@ -284,8 +351,9 @@ export async function trainDetection(
     const ctrLoss = o.div(o.reduceSum(o.mul(bceWithLogits(o, head.centerness, ctr), positive), all, false), count);
     return { loss: o.add(clsLoss, o.add(boxLoss, ctrLoss)), outputs: {} };
   };
+  const statistics = options.standardise === false ? undefined : mapStatistics([map], rows.train);
   const feedsOf = (batch: number[], withTarget = true) => {
-    const feeds = mapBatch(maps, batch, [k]);
+    const feeds = mapBatch([map], batch, statistics);
     if (!withTarget) return feeds;
     const plane = grid * grid;
     const pack = (pick: (t: (typeof targets)[number]) => Float32Array, c: number, name: string) => {

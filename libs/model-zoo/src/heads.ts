@@ -1,5 +1,14 @@
 import type { Value } from '@medsyn/onnx-graph';
 import { batchNorm2d, conv2d, type ModelBuilder } from './builder';
+import { groupNorm } from './unet';
+
+/**
+ * The decoder's normalisation. `batch` (segmentation_models_pytorch's default) normalises with
+ * batch statistics in training and running statistics at inference, which lag when a head trains
+ * for a few dozen steps on a few images; `group` (Wu & He 2018, 8 groups) computes the same
+ * statistics per image in training and at inference; `none` leaves the convolutions' biases in.
+ */
+export type DecoderNorm = 'batch' | 'group' | 'none';
 
 export interface UNetDecoderConfig {
   /** Channels of the encoder stages given, shallow to deep (e.g. ResNet-18: [64, 128, 256, 512]). */
@@ -9,17 +18,26 @@ export interface UNetDecoderConfig {
   classes: number;
   /** Upsampling from the shallowest stage back to the input (ResNet's layer1: 4). */
   finalUpsample: number;
+  /** Default `batch`. */
+  norm?: DecoderNorm;
 }
 
-/** conv 3x3 (no bias) -> BatchNorm -> ReLU, named `<name>.0` and `<name>.1` like nn.Sequential. */
-function convBnRelu(b: ModelBuilder, name: string, x: Value, inChannels: number, outChannels: number): Value {
-  return b.g.scope(name, () => b.o.relu(batchNorm2d(b, '1', conv2d(b, '0', x, inChannels, outChannels, 3, { padding: 1, bias: false }), outChannels)));
+/** Largest group count <= 8 that divides the channels. */
+const groupsOf = (channels: number) => [8, 4, 2, 1].find((n) => channels % n === 0)!;
+
+/** conv 3x3 -> norm -> ReLU, named `<name>.0` and `<name>.1` like nn.Sequential; the conv has a bias only without a norm. */
+function convNormRelu(b: ModelBuilder, name: string, x: Value, inChannels: number, outChannels: number, norm: DecoderNorm): Value {
+  return b.g.scope(name, () => {
+    const conv = conv2d(b, '0', x, inChannels, outChannels, 3, { padding: 1, bias: norm === 'none' });
+    if (norm === 'none') return b.o.relu(conv);
+    return b.o.relu(norm === 'batch' ? batchNorm2d(b, '1', conv, outChannels) : groupNorm(b, '1', conv, outChannels, groupsOf(outChannels), 1e-5));
+  });
 }
 
 /**
  * U-Net decoder (Ronneberger et al. 2015) over a frozen or trained encoder's multi-scale
  * features: from the deepest stage, upsample x2, concatenate the next shallower stage, two
- * conv-BN-ReLU; finally upsample to the input size and a 3x3 segmentation head. Returns per-class
+ * conv-norm-ReLU; finally upsample to the input size and a 3x3 segmentation head. Returns per-class
  * logits [batch, classes, H, W]. Names follow segmentation_models_pytorch (`decoder.blocks.0.conv1.0`).
  */
 export function unetDecoder(b: ModelBuilder, stages: Value[], config: UNetDecoderConfig): Value {
@@ -34,7 +52,8 @@ export function unetDecoder(b: ModelBuilder, stages: Value[], config: UNetDecode
         const skipIndex = stages.length - 2 - i;
         const skipChannels = config.encoderChannels[skipIndex]!;
         const joined = o.concat([o.resize(h, [1, 1, 2, 2], 'nearest'), stages[skipIndex]!], 1);
-        h = g.scope(String(i), () => convBnRelu(b, 'conv2', convBnRelu(b, 'conv1', joined, channels + skipChannels, out), out, out));
+        const norm = config.norm ?? 'batch';
+        h = g.scope(String(i), () => convNormRelu(b, 'conv2', convNormRelu(b, 'conv1', joined, channels + skipChannels, out, norm), out, out, norm));
         channels = out;
       });
     }),

@@ -3,4 +3,4 @@ export { resnet, resnetChannels, type ResNetConfig, type ResNetOutputs } from '.
 export { vit, VIT_PRESETS, type VitConfig, type VitOutputs } from './vit';
 export { bert, BERT_PRESETS, type BertConfig, type BertOutputs } from './bert';
 export { unet, silu, groupNorm, UNET_PRESETS, type UNetConfig } from './unet';
-export { unetDecoder, detectionHead, type UNetDecoderConfig, type DetectionHeadConfig, type DetectionOutputs } from './heads';
+export { unetDecoder, detectionHead, type DecoderNorm, type UNetDecoderConfig, type DetectionHeadConfig, type DetectionOutputs } from './heads';
