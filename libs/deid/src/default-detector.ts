@@ -1,4 +1,5 @@
 import { mergeSpans, RuleDetector } from './detector';
+import { completeSpans } from './completion';
 import { PhiTagger, type PhiTaggerOptions } from './tagger';
 import type { PhiDetector, PhiLabel, PhiSpan } from './types';
 
@@ -18,10 +19,11 @@ export const TAGGER_LABELS: ReadonlySet<PhiLabel> = new Set<PhiLabel>(['NAME', '
  * cross-validation: all the rules' spans plus the tagger's NAME and LOCATION spans. The tagger
  * sees the rules' spans as features (it learnt when a rule's name or place is right); letting it
  * veto the rules' names and places instead scored no better in cross-validation
- * (docs/anonymizer-tagger.md).
+ * (docs/anonymizer-tagger.md). Last, names and places are completed by the neighbouring given
+ * name, initial, surname or place-name generic (`completeSpans`).
  */
-export function combineRuleAndTaggerSpans(ruleSpans: readonly PhiSpan[], taggerSpans: readonly PhiSpan[]): PhiSpan[] {
-  return mergeSpans([...ruleSpans, ...taggerSpans.filter((s) => TAGGER_LABELS.has(s.label))]);
+export function combineRuleAndTaggerSpans(text: string, ruleSpans: readonly PhiSpan[], taggerSpans: readonly PhiSpan[]): PhiSpan[] {
+  return mergeSpans(completeSpans(text, mergeSpans([...ruleSpans, ...taggerSpans.filter((s) => TAGGER_LABELS.has(s.label))])));
 }
 
 /**
@@ -38,7 +40,7 @@ export function createDetector(kind: DetectorKind = 'rules+tagger', options: Phi
       tagger ??= PhiTagger.load(options.taggerDir, options);
       // The tagger reads the rules' spans as features: found once, used twice.
       const ruleSpans = rules.find(text);
-      return combineRuleAndTaggerSpans(ruleSpans, await (await tagger).detect(text, ruleSpans));
+      return combineRuleAndTaggerSpans(text, ruleSpans, await (await tagger).detect(text, ruleSpans));
     },
   };
 }

@@ -62,7 +62,7 @@ const followedBy = (match: RegExpExecArray, text: string, pattern: RegExp) => pa
  * words after it (a unit, normal saline, "way up", "strength", a percentage of oxygen).
  */
 const SETTING_BEFORE =
-  /(?:\b(?:c?pap|bi-?pap|[ie]pap|psv?|peep|simv|imv|vent(?:ilat\w*)?|flow-?by|settings?|trial(?:ed)?\s+on|wean\w*(?:\s+\w+)?\s+to|d\s?5|d5w|ivf|rales|strength|perrla|cx|cultures?)|%,?\s*&?|\bx\s?\d+)[\s:,#=@-]*$/i;
+  /(?:\b(?:c?pap|bi-?pap|[ie]pap|psv?|peep|simv|imv|vent(?:ilat\w*)?|flow-?by|settings?|trial(?:ed)?\s+on|wean\w*(?:\s+\w+)?\s+to|d\s?5|d5w|ivf|rales|strength|perrla|cx|cultures?)|%,?\s*&?)[\s:,#=@-]*$/i;
 const PAIN_BEFORE = /\b(?:pain|cp|discomfort|rat(?:ing|ed|es)|scale|h\/?a|headache)\b[^.\n]{0,20}$|#\s*$/i;
 const NOT_DATE_AFTER =
   /^(?:\s*(?:%|n\.?s\b|ns\b|amps?\b|strength|st\b|way\b|up\b|of\b|doses?\b|hrs?\b|hours?\b|bottles?\b|bl\b|blood|u\b|units?\b|liters?\b|l\b|peep|psv?\b|nph\b|cp\b|pain|[-/]?\s*\.\d|,?\s*\d{2,3}\s*%)|\s*[/x]\d)/i;
@@ -83,13 +83,13 @@ function noteMonthDay(month: number, day: number, match: RegExpExecArray, text: 
 const validYear = (year: string) => year.length === 2 || /^(?:19|20)\d\d$/.test(year);
 
 // ------------------------------------------------------------------ names
-const TITLE = '(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor)';
+const TITLE = '(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Rabbi|Rev|Reverend|Pastor|Chaplain)';
 /**
  * A title as nurses write it, in any case ("Dr.", "DR", "dr"); "MS" and "ms" only with a dot, as
  * bare they are mental status and morphine sulphate ("MS back to baseline", "ms given").
  */
 const TITLE_WORD = m(`^${TITLE}\\.?$`, 'i');
-const TITLE_ANY_CASE = `(?:${anyCase('(?:Dr|Drs|Doctor|Mr|Mrs|Miss|Prof)')}|Ms|MS\\.|ms\\.)`;
+const TITLE_ANY_CASE = `(?:${anyCase('(?:Dr|Drs|Doctor|Mr|Mrs|Miss|Prof|Rabbi|Rev|Reverend|Pastor|Chaplain)')}|Ms|MS\\.|ms\\.)`;
 /** A name token in any case: "Smith", "SMITH", "smith", "O'Connell", "Retterer-moore". */
 const NAME_LETTER = 'A-Za-zÀ-ÖØ-öø-ÿ';
 const NAME_TOKEN = `[${NAME_LETTER}][${NAME_LETTER}'’]*(?:-[${NAME_LETTER}][${NAME_LETTER}'’]*)?[${NAME_LETTER}]`;
@@ -98,7 +98,7 @@ const CREDENTIALS = '(?:MD|M\\.D\\.|RN|NP|PA-C|PhD|RRT|CRNA|DNP|LICSW|MSW|rrt|rn
 const CREDENTIAL_WORD = /^(?:md|rn|np|rrt|crna|dnp|phd|licsw|msw|pa|pt|ot|rt|do|ho|iv)$/i;
 /** Who is named next to a patient in nursing notes: relatives, friends, carers and staff roles. */
 const PERSON_CUE = anyCase(
-  '(?:son|daughter|dtr|wife|husband|spouse|mother|father|mom|dad|brother|sister|sis|bro|girlfriend|boyfriend|fianc[eé]e?|friend|caregiver|niece|nephew|aunt|uncle|cousin|grand(?:son|daughter|mother|father|child)|(?:son|daughter|mother|father|brother|sister)-in-law|neighbou?r|proxy|hcp|guardian|nurse|resident|intern|attending|fellow|ho|np|md)s?',
+  '(?:son|daughter|dtr|wife|husband|spouse|mother|father|mom|dad|brother|sister|sis|bro|girlfriend|boyfriend|significant\\s+other|partner|fianc[eé]e?|friend|caregiver|niece|nephew|aunt|uncle|cousin|grand(?:son|daughter|mother|father|child)|(?:son|daughter|mother|father|brother|sister)-in-law|neighbou?r|proxy|hcp|guardian|nurse|resident|intern|attending|fellow|ho|np|md)s?',
 );
 /** Who a nurse talked to or was told by: the name follows. */
 const TALK_CUE = anyCase('(?:discussed\\s+with|d/w|spoke\\s+(?:with|to)|talked\\s+(?:with|to)|met\\s+with|seen\\s+by|paged|signed\\s+by|dictated\\s+by|per|called)');
@@ -111,7 +111,8 @@ const isCaps = (w: string) => /^[A-Z'’-]+$/.test(w) && /[A-Z]{2}/.test(w);
 const MONTH_WORDS = lower('jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday');
 /** A word that never starts a name in a note: function words, headings, ward abbreviations, months. */
 const stopWord = (w: string) => CREDENTIAL_WORD.test(w) || TITLE_WORD.test(w) || ACRONYMS.has(w) || CLINICAL_UNITS.has(w.toUpperCase()) || NOT_NAMES.has(key(w)) || MONTH_WORDS.has(key(w)) || /^(?:and|or|of|on|at|in|to|the|a|an|is|was|for|with|by|from|per|near)$/i.test(w);
-const censusName = (k: string) => FIRST_NAMES.has(k) || LAST_NAMES.has(k);
+/** A census given name or surname; the census writes "O'Brien" as "obrien". */
+const censusName = (k: string) => FIRST_NAMES.has(k) || LAST_NAMES.has(k) || (/['’]/.test(k) && LAST_NAMES.has(k.replace(/['’]/g, '')));
 /** A clinical word (the medical lexicon, English) that is not also a census name: "Lasix", "aware", "Neo". */
 const clinicalWord = (k: string) => (MEDICAL_TERMS.has(k) || ENGLISH_WORDS.has(k)) && !censusName(k);
 
@@ -267,8 +268,8 @@ export const RULES: readonly Rule[] = [
   // "8/23", "on 3/4", "fx4/97", "unit.9/3", "6/30-7/2"; not "CPAP 5/5", "D5 1/2 NS", "pain 8/10", "0.5/1".
   { name: 'date_month_day', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => noteMonthDay(+mt[1]!, +mt[2]!, mt, text) && !followedBy(mt, text, MEASUREMENT_UNIT) },
   // Month and two-digit year: "CABG 1/78", "CA (12/93)"; a second number over 31 cannot be a day.
-  // A year written with an apostrophe ("CABG '79", "stopped smoking 62'"): a date element in this form only; feet and inches ("5'10") have a digit next to it.
-  { name: 'date_year_apostrophe', label: 'DATE', requires: /\d['’]|['’]\d/, pattern: /(?<![\w'’])['’]\d{2}(?![\w'’"”])|(?<![\w'’.])\d{2}['’](?![\w'’"”])/g },
+  // A year written with an apostrophe ("CABG '79", "stopped smoking 62'", "prostate CA'88"): a date element in this form only; feet and inches ("5'10") have a digit next to it.
+  { name: 'date_year_apostrophe', label: 'DATE', requires: /\d['’]|['’]\d/, pattern: /(?<![\d'’])['’]\d{2}(?![\w'’"”])|(?<![\w'’.])\d{2}['’](?![\w'’"”])/g },
   // A year of the patient's history ("s/p resection 1977", "since 2006", "in 1983"): with a history cue before it, never a time of day ("at 1900").
   { name: 'date_year_history', label: 'DATE', requires: DIGIT, pattern: m(`\\b(?:${anyCase(YEAR_CUE)})[ \\t]+(?:(?:[A-Za-z]+[ \\t]+){0,2}?)(?<phi>(?:19[3-9]\\d|20[0-3]\\d)(?:[ \\t]*,[ \\t]*(?:19[3-9]\\d|20[0-3]\\d))*)\\b(?![:.]?\\d)`, 'gd'), group: 'phi' },
   { name: 'date_month_year2', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => +mt[1]! >= 1 && +mt[1]! <= 12 && +mt[2]! > 31 && !SETTING_BEFORE.test(before(mt, text)) && !followedBy(mt, text, NOT_DATE_AFTER) && !followedBy(mt, text, MEASUREMENT_UNIT) },
@@ -306,8 +307,8 @@ export const RULES: readonly Rule[] = [
   // "ANTHONY C. KOZICKI, RRT", "s. roberto rrt", "Maria Lopez, MD": a signature.
   { name: 'name_with_credentials', label: 'NAME', retryInside: true, pattern: m(`(?<![A-Za-z0-9'’-])${NOT_NAME_START}(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NOT_NAME_START}${NAME_TOKEN}){0,2}),?[ \\t]+${CREDENTIALS}\\b`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
   // "daughter Marcela Carlson", "wife, Carol Buckley", "SON ROB"?, "IV nurse Virginia Sallese".
-  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named)?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
-  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named)?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
+  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named|["“])?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
+  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named|["“])?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
   // "discussed with Ann Fisher", "spoke with Dr. ...": only census names, a weaker cue than a title.
   { name: 'name_after_talk', label: 'NAME', pattern: m(`\\b${TALK_CUE}\\b[ \\t]*:?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => /^[A-Z][a-z]/.test(v) && v.split(/\s+/).filter((t) => !w1IsInitial(t)).every((t) => censusName(key(t)) || !clinicalWord(key(t)) && !MEDICAL_TERMS.has(key(t))) && censusName(key(v.split(/\s+/)[0]!)) && nameSequence(v, mt, text) },
   // A labelled name field: "Patient: SMITH, JOHN", "Name: Jane Doe".
@@ -332,7 +333,7 @@ export const RULES: readonly Rule[] = [
   { name: 'zip_context', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/gid, group: 'phi' },
   // "Harbor Hosp", "FREDERICK MEMORIAL", "St Mary hospital", "Brookside Family Practice".
   { name: 'institution', label: 'LOCATION', requires: m(`\\b${INSTITUTION_TYPE}`, ''), pattern: m(`(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?|ST\\.?)\\s+)?(?:\\b(?:[A-Z][A-Za-z'’&-]*|[A-Z]{2,})\\s+(?:(?:of|and|&|the)\\s+)?){1,4}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)(?![A-Za-z])`, 'gd'), group: 'phi', accept: institutionName, retryInside: true },
-  { name: 'institution_of', label: 'LOCATION', requires: / of /i, pattern: m(`\\b${anyCase('(?:University|Hospital|College|Institute)')}\\s+${anyCase('of')}\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3}`, 'g'), accept: (v) => !/\bof\s+(?:Medicine|Pharmacy|Nursing)\b/i.test(v) },
+  { name: 'institution_of', label: 'LOCATION', requires: / of /i, pattern: m(`(?:\\b${anyCase('(?:University|Hospital|College|Institute)')}|(?<!\\d\\s*)\\bU)\\s+${anyCase('of')}\\s+(?:(?:[A-Z][A-Za-z'’-]+\\s?){1,3}|${anyCase(`(?:${STATE_NAME})`)}\\b)`, 'g'), accept: (v) => !/\bof\s+(?:Medicine|Pharmacy|Nursing)\b/i.test(v) },
   // Hospital initialisms ending in MC (Medical Center): "a transfer from the XYZMC".
   { name: 'institution_initialism', label: 'LOCATION', requires: /[A-Z]MC\b/, pattern: /\b[A-Z]{1,4}MC\b/g, accept: (v) => !ACRONYMS.has(v) && !MEDICAL_TERMS.has(v.toLowerCase()) },
   { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|near|lives\s+in|resides\s+in)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },

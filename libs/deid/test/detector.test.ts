@@ -39,6 +39,14 @@ describe('RuleDetector', () => {
     ['Mail goes to Suite 210 now.', 'LOCATION', 'Suite 210'],
     ['Results given to Gladys at the desk.', 'NAME', 'Gladys'],
     ['Besprochen mit Dr. Müller.', 'NAME', 'Müller'],
+    ["Dr. O'Brien notified, no new orders.", 'NAME', "O'Brien"],
+    ['Rabbi Levin came to pray with the family.', 'NAME', 'Levin'],
+    ['wife "martha" at bedside overnight.', 'NAME', 'martha'],
+    ['visited by significant other dorothy today.', 'NAME', 'dorothy'],
+    ["Hx: colon CA'97, GERD.", 'DATE', "'97"],
+    ['Cultures sent x2 3/14, afebrile since.', 'DATE', '3/14'],
+    ['transferred from university of vermont hospital', 'LOCATION', 'university of vermont'],
+    ['SEEN AT U OF VT MED CENTER IN MAY.', 'LOCATION', 'U OF VT MED CENTER'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
@@ -54,6 +62,7 @@ describe('RuleDetector', () => {
     'A 65-year-old man with cough. Grade 2 spondylolisthesis of L5 on S1.',
     'Heart size is normal. May represent atelectasis. Clear lungs.',
     'Jackson-Pratt drain and Sengstaken-Blakemore tube in place.',
+    'GIVEN 10 U OF REGULAR INSULIN FOR BS 300.',
   ])('leaves clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });

@@ -15,8 +15,8 @@ const IU_REPORTS = path.join(sharedDataDir, 'iu-xray/indiana_reports.csv');
  * loader, feature change or rule regression does not.
  */
 const FLOORS = {
-  rules: { recall: 0.855, precision: 0.925 },
-  combined: { recall: 0.94, precision: 0.895 },
+  rules: { recall: 0.87, precision: 0.93 },
+  combined: { recall: 0.96, precision: 0.9 },
 };
 
 describeWithSharedData('de-identification of real clinical text', () => {

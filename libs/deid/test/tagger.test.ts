@@ -112,7 +112,7 @@ describe('tagger features and decoding', () => {
       { start: 30, end: 35, label: 'LOCATION' as const, rule: 'tagger' },
       { start: 40, end: 45, label: 'DATE' as const, rule: 'tagger' },
     ];
-    expect(combineRuleAndTaggerSpans(rules, tagger).map((s) => s.start)).toEqual([0, 10, 20, 30]);
+    expect(combineRuleAndTaggerSpans('x'.repeat(50), rules, tagger).map((s) => s.start)).toEqual([0, 10, 20, 30]);
   });
 });
 

@@ -46,10 +46,10 @@ async function main() {
     const both: PhiDetector = {
       detect: async (text) => {
         const ruleSpans = rules.find(text);
-        return combineRuleAndTaggerSpans(ruleSpans, await tagger.detect(text, ruleSpans));
+        return combineRuleAndTaggerSpans(text, ruleSpans, await tagger.detect(text, ruleSpans));
       },
     };
-    const twice: PhiDetector = { detect: async (text) => combineRuleAndTaggerSpans(rules.find(text), await tagger.detect(text)) };
+    const twice: PhiDetector = { detect: async (text) => combineRuleAndTaggerSpans(text, rules.find(text), await tagger.detect(text)) };
     for (const [label, detector] of Object.entries({ tagger, rules, rules_and_tagger: both, rules_twice: twice })) {
       const seconds = await bestOf(detector, texts);
       row[`${label}_mb_per_s`] = megabytes / seconds;

@@ -11,6 +11,9 @@
  * words: fine for the PhysioNet corpus, whose identifiers are the authors' surrogates, but never
  * use p > 0 on notes with real PHI. Default 0.
  *
+ * --save-outputs FILE / --outputs-from FILE: keep the CV's held-out outputs, then score decoding and
+ * combination changes on them without training (valid while the rules, the tagger's features, are unchanged).
+ *
  * --nested: NAME and LOCATION thresholds chosen inside each fold, on an inner held-out quarter of
  * its training patients (highest rules + tagger recall at precision >= --target-precision), and
  * for the shipped model on the pooled held-out outputs (written to tagger.json). Off by default:
@@ -54,6 +57,10 @@ const { values } = parseArgs({
     nested: { type: 'boolean', default: false },
     'target-precision': { type: 'string', default: '0.85' },
     'cv-out': { type: 'string' },
+    /** Writes the pooled held-out outputs (tokens and log-probabilities per note) to this file... */
+    'save-outputs': { type: 'string' },
+    /** ...so that a later run can score decoding and combination policies on them without training (--outputs-from). */
+    'outputs-from': { type: 'string' },
   },
 });
 
@@ -111,7 +118,7 @@ function detectors(outputs: Outputs, t: number, thresholds: (text: string) => Th
       return decodeSpans(text, out.tokens, out.logProbs, t, thresholds(text), repeats);
     },
   };
-  const both: PhiDetector = { detect: async (text) => combineRuleAndTaggerSpans(ruleSpans(text), await tagger.detect(text)) };
+  const both: PhiDetector = { detect: async (text) => combineRuleAndTaggerSpans(text, ruleSpans(text), await tagger.detect(text)) };
   return { tagger, both };
 }
 
@@ -144,6 +151,22 @@ async function heldOutOutputs(trainNotes: LabelledText[], negatives: LabelledTex
   await tagger.release();
 }
 
+/** Held-out outputs as JSON lines (text, token offsets, log-probabilities): CV folds' results kept for policy experiments. */
+function writeOutputs(file: string, outputs: Outputs): void {
+  const lines = [...outputs].map(([text, { tokens, logProbs }]) => JSON.stringify({ text, tokens: tokens.flatMap((t) => [t.start, t.end]), logProbs: Array.from(logProbs, (x) => Math.round(x * 1e4) / 1e4) }));
+  writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+function readOutputs(file: string): Outputs {
+  const outputs: Outputs = new Map();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const { text, tokens, logProbs } = JSON.parse(line) as { text: string; tokens: number[]; logProbs: number[] };
+    outputs.set(text, { tokens: Array.from({ length: tokens.length / 2 }, (_, i) => ({ start: tokens[2 * i]!, end: tokens[2 * i + 1]! })), logProbs: Float32Array.from(logProbs) });
+  }
+  return outputs;
+}
+
 async function crossValidate(k: number) {
   const patients = [...new Set(notes.map((n) => patient(n.id)))].sort((a, b) => a - b);
   const foldOf = new Map(patients.map((p, i) => [p, i % k]));
@@ -152,7 +175,7 @@ async function crossValidate(k: number) {
   /** Per fold: the thresholds chosen on its own training patients (nested), never on its held-out notes. */
   const foldThresholds: Thresholds[] = [];
   const foldOfText = new Map<string, number>();
-  for (let fold = 0; fold < k; fold++) {
+  for (let fold = 0; fold < k && !values['outputs-from']; fold++) {
     const trainNotes = notes.filter((n) => foldOf.get(patient(n.id)) !== fold);
     const heldOut = notes.filter((n) => foldOf.get(patient(n.id)) === fold);
     const iuTrain = iuExamples.filter((_, i) => i % k !== fold);
@@ -174,6 +197,8 @@ async function crossValidate(k: number) {
     texts.forEach((text) => foldOfText.set(text, fold));
     await heldOutOutputs(trainNotes.map(asLabelled), iuTrain, texts, outputs);
   }
+  if (values['outputs-from']) for (const [text, out] of readOutputs(values['outputs-from'])) outputs.set(text, out);
+  if (values['save-outputs']) writeOutputs(values['save-outputs'], outputs);
   const nestedThresholds = (text: string) => foldThresholds[foldOfText.get(text)!] ?? {};
   const noPhi = notes.filter((n) => n.spans.length === 0).map((n) => n.text);
   const report = async (t: number, thresholds: (text: string) => Thresholds, print: boolean) => {

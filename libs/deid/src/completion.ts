@@ -1,0 +1,107 @@
+import { CLINICAL_UNITS, ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, MEDICAL_TERMS, NOT_NAMES } from './dictionaries';
+import { tokenize, type Token } from './tagger/tokens';
+import type { PhiSpan } from './types';
+
+/** Words that sit next to a name without being part of it: credentials, titles, relatives, function words, months. */
+const NEVER_NAME_PART = new Set(
+  [
+    'md rn np pa pt ot rt do ho bsn msn rrt crna dnp phd licsw msw dr drs mr mrs ms miss prof',
+    'son sons daughter dtr wife husband mother father mom dad brother sister sis friend niece nephew aunt uncle cousin',
+    'and or of on at in to the a an is was for with by from per via jan feb mar apr may jun jul aug sep sept oct nov dec',
+  ]
+    .join(' ')
+    .split(' '),
+);
+
+type CaseShape = 'caps' | 'lower' | 'capitalised' | 'other';
+
+function caseShape(word: string): CaseShape {
+  if (/^\p{Lu}{2,}$/u.test(word)) return 'caps';
+  if (/^\p{Ll}+$/u.test(word)) return 'lower';
+  return /^\p{Lu}\p{Ll}+$/u.test(word) ? 'capitalised' : 'other';
+}
+
+const isWord = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) && !NEVER_NAME_PART.has(word.toLowerCase()) && !CLINICAL_UNITS.has(word.toUpperCase());
+
+/**
+ * A given name in front of a surname already found ("carol [wolfe]"): a census given name in the
+ * surname's case; in capitals not one that is an English word too ("WILL [SMITH]" may be a verb).
+ */
+function givenNameBefore(word: string, next: string): boolean {
+  const k = word.toLowerCase();
+  const shape = caseShape(word);
+  if (!isWord(word) || !FIRST_NAMES.has(k) || MEDICAL_TERMS.has(k) || EPONYMS_NOT_NAMES.has(k) || shape !== caseShape(next) || shape === 'other') return false;
+  return shape !== 'caps' || !ENGLISH_WORDS.has(k);
+}
+
+/** A surname after a given name already found ("[leslie] kiezulas"): a word of no lexicon, in the given name's case. */
+function surnameAfter(word: string, previous: string): boolean {
+  const k = word.toLowerCase();
+  if (!isWord(word) || !FIRST_NAMES.has(previous.toLowerCase())) return false;
+  return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !NOT_NAMES.has(k) && !EPONYMS_NOT_NAMES.has(k) && caseShape(word) === caseShape(previous) && caseShape(word) !== 'other';
+}
+
+/**
+ * Generic words of place names that belong to the name ("Milford Mill", "Union Memorial", "Holy
+ * Cross"), from the usual US gazetteer generics; words for what a place is ("Hospital", "Campus",
+ * "Medical") stay outside, as the de-identification gold leaves them.
+ */
+const PLACE_NAME_GENERICS = new Set('mill mills memorial cross haven bay river heights park hill hills falls springs beach valley point harbor harbour ridge creek lake village grove glen woods station'.split(' '));
+
+/**
+ * Completes what the detectors found: names and places, whose other half carries no context of
+ * its own and is as identifying. A place takes the gazetteer generic right after it, in its case
+ * ("MILFORD [MILL]").
+ */
+export function completeSpans(text: string, spans: readonly PhiSpan[]): PhiSpan[] {
+  const tokens = tokenize(text);
+  return completePlaces(text, completeNames(text, spans, tokens), tokens);
+}
+
+function completePlaces(text: string, spans: PhiSpan[], tokens: readonly Token[]): PhiSpan[] {
+  const tokenEnding = new Map(tokens.map((t, i) => [t.end, i]));
+  for (const span of spans) {
+    const last = span.label === 'LOCATION' ? tokenEnding.get(span.end) : undefined;
+    if (last === undefined || last + 1 >= tokens.length) continue;
+    const next = tokens[last + 1]!;
+    const word = text.slice(next.start, next.end);
+    const previous = text.slice(tokens[last]!.start, tokens[last]!.end);
+    if (/^[ \t]{1,2}$/.test(text.slice(span.end, next.start)) && PLACE_NAME_GENERICS.has(word.toLowerCase()) && caseShape(word) === caseShape(previous)) span.end = next.end;
+  }
+  return spans;
+}
+
+/**
+ * Completes the names found: the given name or initial just before a found surname ("barbara j.
+ * [parrilli]"), and the unknown surname just after a found given name ("[grace] dudak"), on the
+ * same line with only a space between. Detectors often find one half of a name from its context
+ * and miss the other, which carries no context of its own; the half they miss is as identifying.
+ */
+function completeNames(text: string, spans: readonly PhiSpan[], tokens: readonly Token[] = tokenize(text)): PhiSpan[] {
+  const word = (t: Token) => text.slice(t.start, t.end);
+  const out = spans.map((s) => ({ ...s }));
+  const tokenAt = new Map<number, number>(); // token start -> index
+  const tokenEnding = new Map<number, number>(); // token end -> index
+  tokens.forEach((t, i) => {
+    tokenAt.set(t.start, i);
+    tokenEnding.set(t.end, i);
+  });
+  for (const span of out) {
+    if (span.label !== 'NAME') continue;
+    // Grow to the left: an initial ("j. ") or a given name (" ") before the span's first token.
+    for (let first = tokenAt.get(span.start); first !== undefined && first > 0; first = tokenAt.get(span.start)) {
+      const previous = tokens[first - 1]!;
+      const gap = text.slice(previous.end, span.start);
+      const initial = /^\p{L}$/u.test(word(previous)) && /^\.[ \t]?$/.test(gap);
+      if (!initial && !(/^[ \t]{1,2}$/.test(gap) && givenNameBefore(word(previous), word(tokens[first]!)))) break;
+      span.start = previous.start;
+    }
+    // Grow to the right: an unknown surname after a given name.
+    const last = tokenEnding.get(span.end);
+    if (last !== undefined && last + 1 < tokens.length) {
+      const next = tokens[last + 1]!;
+      if (/^[ \t]{1,2}$/.test(text.slice(span.end, next.start)) && surnameAfter(word(next), word(tokens[last]!))) span.end = next.end;
+    }
+  }
+  return out;
+}
