@@ -1,25 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
-import { Sha256Meter, streamSha256, toReadable } from './hashing';
+import { FileStoreBatch } from './file-batch';
+import { sidecarOf, writeNewFile, type Sidecar } from './file-writes';
+import { streamSha256 } from './hashing';
 import { guessMediaType, validateKey } from './keys';
-import type { ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
-
-interface Sidecar {
-  sha256: string;
-  sizeBytes: number;
-  mediaType: string;
-}
+import type { ArtifactBatch, ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
 
 /**
  * The embedded default: objects are files under root. A put streams into `.tmp/`, is fsynced,
  * then renamed (putIfAbsent: hard-linked) into place, so readers never see a partial file. sha256 and media type live in a
- * sidecar under `.meta/`, published before the object itself.
+ * sidecar under `.meta/`, published before the object itself. A batch writes the same temporary
+ * files without fsync, and at commit syncs them all at once before renaming them into place.
  */
 export class FileArtifactStore implements ArtifactStore {
   readonly rootUri: string;
@@ -90,6 +86,21 @@ export class FileArtifactStore implements ArtifactStore {
     return createReadStream('', { fd: handle });
   }
 
+  async getBytes(key: string): Promise<Buffer> {
+    return fsp.readFile(this.pathOf(key)).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' || error.code === 'EISDIR' ? new ArtifactNotFoundError(key) : error;
+    });
+  }
+
+  batch(): ArtifactBatch {
+    return new FileStoreBatch({
+      root: this.root,
+      pathOf: (key) => this.pathOf(key),
+      sidecarPath: (key) => this.sidecarPath(key),
+      refOf: (key, digest, options) => this.refOf(key, digest, options),
+    });
+  }
+
   async stat(key: string): Promise<ArtifactRef | undefined> {
     const file = this.pathOf(key);
     const stats = await fsp.stat(file).catch(() => undefined);
@@ -137,21 +148,23 @@ export class FileArtifactStore implements ArtifactStore {
 
   async close(): Promise<void> {}
 
-  /** Streams body into a fresh file under `.tmp/`, fsynced, with the reference it will have at key. */
+  /**
+   * Writes body into a fresh file under `.tmp/`, fsynced before close (a crash after the rename or
+   * link cannot leave a truncated object), with the reference it will have at key.
+   */
   private async writeTemp(key: string, body: ObjectBody, options: PutOptions): Promise<{ tmp: string; ref: ArtifactRef }> {
-    const tmpDir = path.join(this.root, '.tmp');
-    await fsp.mkdir(tmpDir, { recursive: true });
-    const tmp = path.join(tmpDir, randomUUID());
-    const meter = new Sha256Meter();
+    await fsp.mkdir(path.join(this.root, '.tmp'), { recursive: true });
+    const tmp = path.join(this.root, '.tmp', randomUUID());
     try {
-      // flush: fsync before close, so a crash after the rename (or link) cannot leave a truncated object.
-      await pipeline(toReadable(body), meter, createWriteStream(tmp, { flags: 'wx', flush: true }));
+      return { tmp, ref: this.refOf(key, await writeNewFile(tmp, body, true), options) };
     } catch (error) {
       await fsp.rm(tmp, { force: true });
       throw error;
     }
-    const ref: ArtifactRef = { uri: this.uriOf(key), sha256: meter.digest(), sizeBytes: meter.sizeBytes, mediaType: options.mediaType ?? guessMediaType(key) };
-    return { tmp, ref };
+  }
+
+  private refOf(key: string, digest: { sha256: string; sizeBytes: number }, options: PutOptions): ArtifactRef {
+    return { uri: this.uriOf(key), ...digest, mediaType: options.mediaType ?? guessMediaType(key) };
   }
 
   private pathOf(key: string): string {
@@ -173,10 +186,9 @@ export class FileArtifactStore implements ArtifactStore {
   }
 
   private async writeSidecar(key: string, ref: ArtifactRef): Promise<void> {
-    const sidecar: Sidecar = { sha256: ref.sha256, sizeBytes: ref.sizeBytes, mediaType: ref.mediaType };
     const target = this.sidecarPath(key);
     const tmp = path.join(this.root, '.tmp', `${randomUUID()}.json`);
-    await fsp.writeFile(tmp, JSON.stringify(sidecar));
+    await fsp.writeFile(tmp, JSON.stringify(sidecarOf(ref)));
     await fsp.mkdir(path.dirname(target), { recursive: true });
     await fsp.rename(tmp, target);
   }
@@ -200,3 +212,4 @@ export class FileArtifactStore implements ArtifactStore {
     }
   }
 }
+

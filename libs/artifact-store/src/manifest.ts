@@ -44,8 +44,6 @@ export async function* readJsonl<T = unknown>(store: ArtifactStore, key: string)
 }
 
 /** Reads a whole (small) object into memory. */
-export async function getBuffer(store: ArtifactStore, key: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of await store.get(key)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+export function getBuffer(store: ArtifactStore, key: string): Promise<Buffer> {
+  return store.getBytes(key);
 }

@@ -5,7 +5,7 @@ import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from '.
 import { isReplayable, streamSha256, toReadable } from './hashing';
 import { guessMediaType, validateKey } from './keys';
 import { DEFAULT_RETRY, describe, isTransient, withRetry, type RetryPolicy } from './retry';
-import type { ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
+import type { ArtifactBatch, ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -112,6 +112,38 @@ export class S3ArtifactStore implements ArtifactStore {
     return withRetry(`get ${key}`, () => this.client.getObject(this.options.bucket, objectName), this.retry).catch((error) => {
       throw this.translate(error, key);
     });
+  }
+
+  async getBytes(key: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.get(key)) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** S3 makes an object durable before it answers its PUT: a batch's puts are plain puts, published as they complete. */
+  batch(): ArtifactBatch {
+    const inFlight = new Set<Promise<unknown>>();
+    let open = true;
+    return {
+      put: async (key, body, options) => {
+        if (!open) throw new Error(`batch put ${key}: the batch was already committed or aborted`);
+        const put = this.put(key, body, options);
+        inFlight.add(put);
+        try {
+          return await put;
+        } finally {
+          inFlight.delete(put);
+        }
+      },
+      commit: async () => {
+        open = false;
+        await Promise.allSettled([...inFlight]);
+      },
+      abort: async () => {
+        open = false;
+        await Promise.allSettled([...inFlight]);
+      },
+    };
   }
 
   async stat(key: string): Promise<ArtifactRef | undefined> {

@@ -43,6 +43,8 @@ export interface ArtifactStore {
   putIfAbsent(key: string, body: string | Uint8Array, options?: PutOptions): Promise<boolean>;
   /** A stream of the object's bytes; ArtifactNotFoundError when absent. */
   get(key: string): Promise<Readable>;
+  /** The whole object in memory (for small objects: an image, a record); ArtifactNotFoundError when absent. */
+  getBytes(key: string): Promise<Buffer>;
   /** The object's reference, or undefined when absent. */
   stat(key: string): Promise<ArtifactRef | undefined>;
   /**
@@ -52,6 +54,8 @@ export interface ArtifactStore {
   sha256Of(key: string): Promise<string>;
   /** Every object whose key starts with prefix (S3 and the filesystem store list in key byte order). */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Puts whose durability is paid once for all of them, at commit (see ArtifactBatch). */
+  batch(): ArtifactBatch;
   /** Removes the object; absent objects are not an error. */
   delete(key: string): Promise<void>;
   /** The URI an ArtifactRef carries for key. */
@@ -60,4 +64,20 @@ export interface ArtifactStore {
   keyOf(uri: string): string;
   /** Releases connections and timers. */
   close(): Promise<void>;
+}
+
+/**
+ * Many puts made durable together: the filesystem store syncs them with one syncfs at commit where
+ * a put fsyncs each object. Each object is still published whole or not at all, and never before
+ * its bytes are durable. Before commit, an object may be published already (S3: at its put) or not
+ * yet (filesystem: at commit); once commit resolves, every put that succeeded is published and
+ * durable. So a writer publishes what refers to a batch's objects (a manifest) after its commit.
+ */
+export interface ArtifactBatch {
+  /** As ArtifactStore.put; the reference is final, the object maybe not published yet. */
+  put(key: string, body: ObjectBody, options?: PutOptions): Promise<ArtifactRef>;
+  /** Waits for the puts in flight, then publishes the batch durably. The batch takes no more puts. */
+  commit(): Promise<void>;
+  /** Drops what is not published yet (the filesystem store: everything since the last commit). */
+  abort(): Promise<void>;
 }

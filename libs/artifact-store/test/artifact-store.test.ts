@@ -218,6 +218,22 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     ]);
   });
 
+  it('publishes every object of a batch, with its sha256, once the batch is committed; a failed put takes nothing else down', async () => {
+    const batch = store.batch();
+    const bodies = Array.from({ length: 5 }, (_, i) => Buffer.alloc(1000 + i, 48 + i));
+    const refs = await Promise.all(bodies.map((b, i) => batch.put(`batched/${i}.bin`, i % 2 ? Readable.from([b]) : b)));
+    await expect(batch.put('batched/broken.bin', failingStream(3 * MiB))).rejects.toThrow('client went away');
+    await batch.commit();
+    for (const [i, body] of bodies.entries()) {
+      expect(refs[i]).toMatchObject({ uri: store.uriOf(`batched/${i}.bin`), sha256: sha256(body), sizeBytes: body.length });
+      expect(await store.getBytes(`batched/${i}.bin`)).toEqual(body);
+      expect((await store.stat(`batched/${i}.bin`))!.sha256).toBe(sha256(body));
+    }
+    expect(await store.stat('batched/broken.bin')).toBeUndefined();
+    await expect(batch.put('batched/late.bin', 'x')).rejects.toThrow('already committed');
+    expect((await collect(store.list(''))).some((o) => o.key.includes('.tmp'))).toBe(false);
+  });
+
   it('deletes objects, and deleting a missing one is not an error', async () => {
     await store.put('gone/x.txt', 'x');
     await store.delete('gone/x.txt');
@@ -275,6 +291,75 @@ describe('the filesystem store', () => {
     expect(await store.sha256Of('models/w.bin')).toBe(sha256('weights-v2'));
     await expect(verifyArtifactRef(store, ref, 'init')).rejects.toThrow(`init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256('weights-v2')})`);
   });
+});
+
+describe('a batch on the filesystem store', () => {
+  const listKeys = async (store: ArtifactStore) => (await collect(store.list(''))).map((o) => o.key);
+  const tmpFiles = (root: string) => fs.readdirSync(path.join(root, '.tmp'));
+
+  it('shows none of its objects before the commit, keeps the previous versions meanwhile, and leaves nothing after an abort', async () => {
+    const root = path.join(tmp.dir, 'batch-visibility');
+    const store = openStore(`file://${root}`);
+    await store.put('images/a.png', 'version 1');
+    const batch = store.batch();
+    await batch.put('images/a.png', 'version 2');
+    await batch.put('images/b.png', 'new');
+    expect(await listKeys(store)).toEqual(['images/a.png']);
+    expect((await store.getBytes('images/a.png')).toString()).toBe('version 1');
+    expect((await store.stat('images/a.png'))!.sha256).toBe(sha256('version 1'));
+    await batch.abort();
+    expect(await listKeys(store)).toEqual(['images/a.png']);
+    expect((await store.getBytes('images/a.png')).toString()).toBe('version 1');
+    expect(tmpFiles(root)).toEqual([]);
+  });
+
+  it('publishes the later of two puts of one key, with its sidecar', async () => {
+    const root = path.join(tmp.dir, 'batch-twice');
+    const store = openStore(`file://${root}`);
+    const batch = store.batch();
+    // The first put streams slowly: it finishes after the second, and still loses to it.
+    const slow = Readable.from((async function* () {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      yield Buffer.from('first');
+    })());
+    await Promise.all([batch.put('k/x.txt', slow), batch.put('k/x.txt', 'second')]);
+    await batch.commit();
+    expect((await store.getBytes('k/x.txt')).toString()).toBe('second');
+    expect(await store.stat('k/x.txt')).toMatchObject({ sha256: sha256('second'), sizeBytes: 6 });
+    expect(tmpFiles(root)).toEqual([]);
+  });
+
+  it('leaves every object whole, old or new, when its writer is killed at any point of the batch', async () => {
+    const root = path.join(tmp.dir, 'batch-killed');
+    const store = openStore(`file://${root}`);
+    const count = 40;
+    const size = 64 * 1024;
+    const versionOf = async (i: number) => {
+      const bytes = await store.getBytes(`objects/${i}.bin`);
+      expect(bytes.length).toBe(size);
+      expect(bytes.every((b) => b === bytes[0])).toBe(true);
+      return bytes[0]!;
+    };
+    const script = path.join(__dirname, 'fixtures', 'batch-then-die.ts');
+    const write = (version: number, killAfterMs?: number) =>
+      new Promise<string>((resolve) => {
+        const child = execFile(process.execPath, [...tsxLoaderArgs(), script, root, String(version), String(count), String(size)], (_error, stdout) => resolve(stdout));
+        if (killAfterMs === undefined) return;
+        // Killed once the batch is staged, at a different point of its commit each round.
+        child.stdout!.on('data', (data: Buffer) => {
+          if (data.toString().includes('committing')) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+        });
+      });
+    expect(await write(1)).toContain('committed');
+    for (let round = 0; round < 6; round++) {
+      const before = await Promise.all(Array.from({ length: count }, (_, i) => versionOf(i)));
+      const stdout = await write(round + 2, round * 4);
+      const after = await Promise.all(Array.from({ length: count }, (_, i) => versionOf(i)));
+      // Each object is its previous version or the new one, whole.
+      for (const [i, version] of after.entries()) expect([before[i], round + 2]).toContain(version);
+      if (stdout.includes('committed')) expect(new Set(after)).toEqual(new Set([round + 2]));
+    }
+  }, 120000);
 });
 
 describe('the S3 store', () => {

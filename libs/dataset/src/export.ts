@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import * as tar from 'tar-stream';
+import { Readable } from 'node:stream';
 import { ArtifactNotFoundError, InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import { keyOf, loadPairManifests, type PairRecord } from '@medsyn/vlp';
 import { DATASET_FORMAT, UNSPECIFIED, checkCardFacts, renderReadme, type CardFacts, type DatasetCard, type ShardEntry } from './card';
 import { DatasetExportError } from './errors';
+import { tarChunks, type TarFile } from './tar';
 
 export interface ExportDatasetOptions {
   /** Where the pair manifests, their images and the reports are. */
@@ -57,8 +58,8 @@ interface Sample {
 export const DEFAULT_SHARD_SIZE = 1000;
 /** Images read ahead of the shard writer. */
 const CONCURRENT_READS = 8;
-/** Entries carry a fixed time, so the same inputs give byte-identical shards (and digests). */
-const ENTRY_MTIME = new Date(0);
+/** Entries carry a fixed time (the epoch), so the same inputs give byte-identical shards (and digests). */
+const ENTRY_MTIME = 0;
 
 /** A WebDataset key: WebDataset splits a member's name at its first dot, so keys have none. */
 export function sampleKey(imageKey: string, used: Set<string>): string {
@@ -212,25 +213,12 @@ async function* inOrder<T, R>(items: T[], fn: (item: T) => Promise<R>, depth: nu
   }
 }
 
-/** Writes one tar shard through the store while its entries are added: at most one sample is in memory. */
-async function writeShard(out: ArtifactStore, key: string, fill: (add: (name: string, body: Buffer) => Promise<void>) => Promise<void>): Promise<{ sha256: string; sizeBytes: number }> {
-  const pack = tar.pack();
-  const written = out.put(key, pack as unknown as AsyncIterable<Uint8Array>, { mediaType: 'application/x-tar' });
-  // A failed upload stops the producer: destroying the pack fails its pending entry.
-  written.catch((error: unknown) => pack.destroy(error as Error));
-  const add = (name: string, body: Buffer) =>
-    new Promise<void>((resolve, reject) => {
-      pack.entry({ name, size: body.byteLength, mtime: ENTRY_MTIME, mode: 0o644, uname: '', gname: '' }, body, (error) => (error ? reject(error) : resolve()));
-    });
-  try {
-    await fill(add);
-    pack.finalize();
-  } catch (error) {
-    pack.destroy(error as Error);
-    await written.catch(() => undefined);
-    throw error;
+/** Writes one tar shard through the store as its members are made: at most one sample and one 1 MiB chunk are in memory. */
+async function writeShard(out: ArtifactStore, key: string, members: AsyncIterable<[string, Buffer]>): Promise<{ sha256: string; sizeBytes: number }> {
+  async function* files(): AsyncIterable<TarFile> {
+    for await (const [name, body] of members) yield { name, body, mtime: ENTRY_MTIME };
   }
-  const ref = await written;
+  const ref = await out.put(key, Readable.from(tarChunks(files())), { mediaType: 'application/x-tar' });
   return { sha256: ref.sha256, sizeBytes: ref.sizeBytes };
 }
 
@@ -289,7 +277,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   for (let start = 0; start < samples.length; start += shardSize) {
     const key = `shard-${String(shards.length).padStart(6, '0')}.tar`;
     let count = 0;
-    const ref = await writeShard(out, `${outPrefix}${key}`, async (add) => {
+    async function* members(): AsyncIterable<[string, Buffer]> {
       const prepare = (sample: Sample) => prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
       for await (const prepared of inOrder(samples.slice(start, start + shardSize), prepare, CONCURRENT_READS)) {
         if (!prepared) {
@@ -299,12 +287,13 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
         if (prepared.modelDigest) modelDigests.add(prepared.modelDigest);
         else imagesWithoutDigest++;
         text[prepared.textSource]++;
-        for (const [name, body] of prepared.members) await add(name, body);
+        yield* prepared.members;
         count++;
         exported++;
         options.onProgress?.({ samples: exported, total: samples.length });
       }
-    });
+    }
+    const ref = await writeShard(out, `${outPrefix}${key}`, members());
     shards.push({ key, sha256: ref.sha256, samples: count, size_bytes: ref.sizeBytes });
   }
 

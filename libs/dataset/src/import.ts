@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { TextDecoder } from 'node:util';
-import * as tar from 'tar-stream';
 import { ArtifactNotFoundError, ArtifactStoreError, InvalidKeyError, getBuffer, putJsonl, validateKey, type ArtifactStore } from '@medsyn/artifact-store';
 import { DATASET_FORMAT, type DatasetCard, type ShardEntry } from './card';
 import { DatasetBundleError } from './errors';
 import { imageExtension } from './export';
+import { readTar } from './tar';
 
 export interface ImportDatasetOptions {
   /** Where the bundle is (a local folder is a FileArtifactStore). */
@@ -112,9 +112,10 @@ function memberCap(extension: string, limits: MemberSizeLimits): number | undefi
   return undefined;
 }
 
-/** Reads a tar entry to its end, keeping nothing. */
-async function skip(entry: AsyncIterable<unknown>): Promise<void> {
-  for await (const _ of entry) void _;
+/** A member's sample key and extension: WebDataset splits its name at the first dot. */
+function memberName(name: string): { sampleKey: string; extension: string } {
+  const dot = name.indexOf('.');
+  return dot < 0 ? { sampleKey: name, extension: '' } : { sampleKey: name.slice(0, dot), extension: name.slice(dot + 1) };
 }
 
 /**
@@ -122,47 +123,34 @@ async function skip(entry: AsyncIterable<unknown>): Promise<void> {
  * first dot. Only the members an import uses are kept, each after its header size passed its cap.
  */
 async function* readSamples(bundle: ArtifactStore, key: string, shardKey: string, limits: MemberSizeLimits): AsyncIterable<Members> {
-  const extract = tar.extract();
   const source = await bundle.get(key);
-  source.on('error', (error) => extract.destroy(error));
-  source.pipe(extract as unknown as NodeJS.WritableStream);
+  const select = ({ name, size }: { name: string; size: number }) => {
+    const { sampleKey, extension } = memberName(name);
+    // The key names an object in the target store: only the characters an export writes.
+    if (!SAMPLE_KEY.test(sampleKey)) throw new DatasetBundleError(shardKey, `member ${JSON.stringify(name.slice(0, 120))} has no valid sample key (letters, digits, "_", "-")`);
+    const cap = memberCap(extension, limits);
+    if (cap === undefined) return false;
+    if (size > cap) throw new DatasetBundleError(`${shardKey} sample ${sampleKey}`, `member .${extension} is ${size} bytes, over the ${cap}-byte limit for ${extension === 'png' || extension === 'jpg' ? 'images' : '.txt and .json members'}; not read`);
+    return true;
+  };
   let current: Members | undefined;
   try {
-    for await (const entry of extract) {
-      if (entry.header.type !== 'file') {
-        await skip(entry);
-        continue;
-      }
-      const name = entry.header.name;
-      const dot = name.indexOf('.');
-      const sampleKey = dot < 0 ? name : name.slice(0, dot);
-      // The key names an object in the target store: only the characters an export writes.
-      if (!SAMPLE_KEY.test(sampleKey)) throw new DatasetBundleError(shardKey, `member ${JSON.stringify(name.slice(0, 120))} has no valid sample key (letters, digits, "_", "-")`);
-      const extension = dot < 0 ? '' : name.slice(dot + 1);
-      const cap = memberCap(extension, limits);
-      if (cap === undefined) {
-        await skip(entry);
-        continue;
-      }
-      const size = entry.header.size ?? 0;
-      if (size > cap) throw new DatasetBundleError(`${shardKey} sample ${sampleKey}`, `member .${extension} is ${size} bytes, over the ${cap}-byte limit for ${extension === 'png' || extension === 'jpg' ? 'images' : '.txt and .json members'}; not read`);
-      const chunks: Buffer[] = [];
-      for await (const chunk of entry) chunks.push(chunk as Buffer);
+    for await (const { name, body } of readTar(source, select)) {
+      const { sampleKey, extension } = memberName(name);
       if (current && current.key !== sampleKey) {
         yield current;
         current = undefined;
       }
       current ??= { key: sampleKey, files: new Map() };
-      current.files.set(extension, Buffer.concat(chunks));
+      current.files.set(extension, body);
     }
     if (current) yield current;
   } catch (error) {
     if (error instanceof DatasetBundleError || error instanceof ArtifactStoreError) throw error;
-    // tar-stream's own errors say what is wrong with the archive's structure, never its content.
+    // The tar reader's errors say what is wrong with the archive's structure, never its content.
     throw new DatasetBundleError(shardKey, `is not a readable tar archive (${(error as Error).message})`);
   } finally {
     source.destroy();
-    extract.destroy();
   }
 }
 
@@ -231,25 +219,30 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
     return pair;
   };
   async function* pairs(): AsyncIterable<Pair> {
-    // Images are written a few at a time: each write waits on a disk flush or a network round trip.
+    // Images are written a few at a time, and each shard's are made durable together when it ends
+    // (one sync, not one per image): the manifest that names them is published after the last.
     const writing: { put: Promise<unknown>; pair: Pair }[] = [];
-    try {
-      for (const shard of card.shards) {
+    for (const shard of card.shards) {
+      const batch = store.batch();
+      try {
         let count = 0;
         for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key, limits)) {
           const sample = checkSample(shard.key, members, seen, utf8);
           const imageKey = `images/${sample.key}.${sample.ext}`;
-          const put = store.put(`${prefix}${imageKey}`, sample.image, { mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg' });
+          const put = batch.put(`${prefix}${imageKey}`, sample.image, { mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg' });
           put.catch(() => undefined); // awaited below, in order; this keeps a failure from going unhandled meanwhile
           writing.push({ put, pair: { image: imageKey, report: sample.report, id: sample.id } });
           if (writing.length >= CONCURRENT_WRITES) yield await written(writing.shift()!);
           count++;
         }
         if (count !== shard.samples) throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
+        while (writing.length) yield await written(writing.shift()!);
+        await batch.commit();
+      } finally {
+        // After a failure (or the manifest's upload giving up): what this shard staged is dropped; after its commit, nothing is left to drop.
+        await Promise.allSettled(writing.splice(0).map((w) => w.put));
+        await batch.abort();
       }
-      while (writing.length) yield await written(writing.shift()!);
-    } finally {
-      await Promise.allSettled(writing.map((w) => w.put));
     }
   }
 

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
-import { FileArtifactStore, getBuffer, openStore, putJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { FileArtifactStore, getBuffer, openStore, putJsonl, type ArtifactBatch, type ArtifactStore } from '@medsyn/artifact-store';
 import { makeTempDir, startS3Server, type S3Server } from '@medsyn/testing';
 import { loadPairManifests } from '@medsyn/vlp';
 import { encodeGrayPng, readPngText } from '@medsyn/imaging';
@@ -249,9 +249,15 @@ describe('dataset export and import', () => {
   it('leaves no manifest when writing an image fails, and reports the store error', async () => {
     const target = new FileArtifactStore(path.join(tmp.dir, 'failing-target'));
     let puts = 0;
+    // Images go through a batch per shard: its third put fails (the first of the second shard), after the first shard was committed.
     const failing: ArtifactStore = Object.assign(Object.create(target) as ArtifactStore, {
-      put: (key: string, body: Parameters<ArtifactStore['put']>[1], options?: Parameters<ArtifactStore['put']>[2]) =>
-        key.includes('/images/') && ++puts === 3 ? Promise.reject(new Error('disk full')) : target.put(key, body, options),
+      batch: () => {
+        const batch = target.batch();
+        return Object.assign(Object.create(batch) as ArtifactBatch, {
+          put: (key: string, body: Parameters<ArtifactBatch['put']>[1], options?: Parameters<ArtifactBatch['put']>[2]) =>
+            key.includes('/images/') && ++puts === 3 ? Promise.reject(new Error('disk full')) : batch.put(key, body, options),
+        });
+      },
     });
     await expect(importDataset({ bundle: new FileArtifactStore(bundleDir), store: failing })).rejects.toThrow('disk full');
     const keys: string[] = [];

@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { syncDirectories, syncFiles } from './durability';
+import { sidecarOf, writeNewFileUnsynced } from './file-writes';
+import type { ArtifactBatch, ArtifactRef, ObjectBody, PutOptions } from './types';
+
+/** Where a filesystem store keeps what: the batch writes the same files as its put. */
+export interface FileLayout {
+  root: string;
+  pathOf(key: string): string;
+  sidecarPath(key: string): string;
+  refOf(key: string, digest: { sha256: string; sizeBytes: number }, options: PutOptions): ArtifactRef;
+}
+
+/** A put written under `.tmp/`, object and sidecar, waiting for the commit. */
+interface StagedPut {
+  key: string;
+  /** Order of the put() call: of two puts of one key, the later one is published. */
+  order: number;
+  tmp: string;
+  sidecarTmp: string;
+}
+
+/** Renames done between two turns of the event loop while a batch is published. */
+const RENAMES_PER_TURN = 128;
+
+/**
+ * The filesystem store's batch. Crash safety as its put's: each object's bytes (and its sidecar's)
+ * are durable before it is renamed into place, so after a crash a key holds its previous object or
+ * the whole new one; the renames are durable (their folders fsynced) before commit resolves. What a
+ * crash interrupts stays in `.tmp/`, as with put.
+ */
+export class FileStoreBatch implements ArtifactBatch {
+  private readonly staged: StagedPut[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private calls = 0;
+  private open = true;
+
+  constructor(private readonly layout: FileLayout) {
+    mkdirSync(path.join(layout.root, '.tmp'), { recursive: true });
+  }
+
+  async put(key: string, body: ObjectBody, options: PutOptions = {}): Promise<ArtifactRef> {
+    if (!this.open) throw new Error(`batch put ${key}: the batch was already committed or aborted`);
+    const order = this.calls++;
+    this.layout.pathOf(key); // a bad key fails here, before anything is written
+    const staging = this.stage(key, body, options, order);
+    this.inFlight.add(staging);
+    try {
+      return await staging;
+    } finally {
+      this.inFlight.delete(staging);
+    }
+  }
+
+  /**
+   * One syncfs for every staged file, then each sidecar and its object renamed into place (the
+   * order put uses), then an fsync of every folder a rename went into or created.
+   */
+  async commit(): Promise<void> {
+    await this.close();
+    const latest = new Map<string, StagedPut>();
+    for (const put of this.staged.sort((a, b) => a.order - b.order)) latest.set(put.key, put);
+    const puts = [...latest.values()];
+    removeTemporary(this.staged.splice(0).filter((put) => latest.get(put.key) !== put));
+    try {
+      await syncFiles(this.layout.root, puts.flatMap((s) => [s.tmp, s.sidecarTmp]));
+    } catch (error) {
+      removeTemporary(puts);
+      throw error;
+    }
+    const folders = new Set<string>();
+    const made = new Set<string>();
+    const makeFolder = (dir: string) => {
+      if (made.has(dir)) return;
+      const first = mkdirSync(dir, { recursive: true });
+      // A new folder's own entry is in its parent: each level from the first one created is synced.
+      for (let d = dir; first && d.length >= first.length; d = path.dirname(d)) folders.add(path.dirname(d));
+      made.add(dir);
+    };
+    for (const [i, put] of puts.entries()) {
+      const sidecar = this.layout.sidecarPath(put.key);
+      const target = this.layout.pathOf(put.key);
+      makeFolder(path.dirname(sidecar));
+      renameSync(put.sidecarTmp, sidecar);
+      makeFolder(path.dirname(target));
+      renameSync(put.tmp, target);
+      folders.add(path.dirname(sidecar)).add(path.dirname(target));
+      if ((i + 1) % RENAMES_PER_TURN === 0) await nextTurn();
+    }
+    await syncDirectories(folders);
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    removeTemporary(this.staged.splice(0));
+  }
+
+  private async close(): Promise<void> {
+    this.open = false;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The object and its sidecar as temporary files, neither synced yet. */
+  private async stage(key: string, body: ObjectBody, options: PutOptions, order: number): Promise<ArtifactRef> {
+    const put: StagedPut = { key, order, tmp: path.join(this.layout.root, '.tmp', randomUUID()), sidecarTmp: '' };
+    put.sidecarTmp = `${put.tmp}.json`;
+    try {
+      const ref = this.layout.refOf(key, await writeNewFileUnsynced(put.tmp, body), options);
+      writeFileSync(put.sidecarTmp, JSON.stringify(sidecarOf(ref)), { flag: 'wx' });
+      this.staged.push(put);
+      return ref;
+    } catch (error) {
+      removeTemporary([put]);
+      throw error;
+    }
+  }
+}
+
+function removeTemporary(puts: readonly StagedPut[]): void {
+  for (const put of puts) {
+    rmSync(put.tmp, { force: true });
+    rmSync(put.sidecarTmp, { force: true });
+  }
+}
