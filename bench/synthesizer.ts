@@ -3,7 +3,7 @@
 // down, 32x32 latents, cross-attention width 1024), side by side in the same run with PyTorch 1.13
 // eager (Debian) running the same UNet loaded from the same ONNX file's weights. A "denoising
 // step" is one UNet evaluation of a classifier-free-guidance batch (2 x images). Last line:
-// RESULT {json}.
+// RESULT {json}. With --full: RoentGen-v2's full architecture at 512 px (bench/synthesizer-full.ts).
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -12,6 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { buildTinyPipeline, DiffusionPipeline } from '@medsyn/diffusion';
 import { UNET_PRESETS, type UNetConfig } from '@medsyn/model-zoo';
 import { watchLoad } from './machine';
+import { measureVariant, runFullBench } from './synthesizer-full';
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 
@@ -138,4 +139,11 @@ async function main() {
   console.log(`RESULT ${JSON.stringify({ cases: results, ...load.report() })}`);
 }
 
-void main();
+const argv = process.argv.slice(2);
+const fail = (error: Error) => {
+  console.error(error.message);
+  process.exit(2);
+};
+if (argv.includes('--measure')) measureVariant(argv).catch(fail);
+else if (argv.includes('--full')) runFullBench(argv).catch(fail);
+else void main();

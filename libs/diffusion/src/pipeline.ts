@@ -99,6 +99,13 @@ export interface GeneratedImage {
 export interface PipelineOptions {
   executionProvider?: ExecutionProvider;
   intraOpThreads?: number;
+  /**
+   * onnxruntime's CPU memory arena (default on). Off, each run's activations go back to the
+   * system when it ends: at 512 px they reach gigabytes per model (the VAE decoder's 512x512x128
+   * feature maps, the UNet's 4096-token attention), and an arena keeps every session's peak for
+   * the life of the process.
+   */
+  memoryArena?: boolean;
   /** Overrides of the model's generation defaults (e.g. from the service's config). */
   defaults?: Partial<GenerationDefaults>;
 }
@@ -136,6 +143,7 @@ async function createSession(file: string, component: string, options: PipelineO
     return await ort.InferenceSession.create(file, {
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
+      enableCpuMemArena: options.memoryArena ?? true,
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
     });
   } catch (error) {

@@ -61,7 +61,7 @@ export const SD21_SCHEDULER_CONFIG = {
   trained_betas: null,
 };
 
-const writeJson = (file: string, value: unknown) => {
+export const writeJson = (file: string, value: unknown) => {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(value, null, 2));
 };
@@ -124,21 +124,57 @@ function vaeResnet(b: ModelBuilder, x: Value, inChannels: number, outChannels: n
   return b.o.add(shortcut, h2);
 }
 
-/** diffusers' AutoencoderKL decode path (post_quant_conv + Decoder, mid-block attention left out): latents -> RGB. */
-function vaeDecoder(b: ModelBuilder, z: Value, latentChannels: number, blockChannels: number[], groups: number): Value {
+/** The decoder half of diffusers' AutoencoderKL. */
+export interface VaeDecoderConfig {
+  latentChannels: number;
+  /** block_out_channels, encoder order (SD: 128, 256, 512, 512); the decoder runs them reversed. */
+  blockChannels: number[];
+  groups: number;
+  /** ResnetBlock2Ds per up block: layers_per_block + 1 in diffusers (SD: 3). */
+  resnetsPerUpBlock: number;
+  /** The mid block as in diffusers (resnet, single-head self-attention, resnet); false: one resnet. */
+  midBlockAttention: boolean;
+}
+
+/** The tiny pipeline's VAE: one resnet per level and no mid-block attention. */
+const TINY_VAE = { groups: 4, resnetsPerUpBlock: 1, midBlockAttention: false };
+
+/** diffusers' Attention as the VAE's mid block uses it: GroupNorm, one head over all channels, residual. */
+function vaeAttention(b: ModelBuilder, x: Value, channels: number, groups: number): Value {
+  const { o } = b;
+  const [, , height, width] = x.shape as [unknown, number, number, number];
+  const tokens = o.transpose(o.reshape(groupNorm(b, 'group_norm', x, channels, groups, 1e-6), [0, channels, height * width]), [0, 2, 1]);
+  const q = linear(b, 'to_q', tokens, channels, channels);
+  const k = linear(b, 'to_k', tokens, channels, channels);
+  const v = linear(b, 'to_v', tokens, channels, channels);
+  const out = b.g.scope('to_out', () => linear(b, '0', attention(b, q, k, v, 1), channels, channels));
+  return o.add(o.reshape(o.transpose(out, [0, 2, 1]), [0, channels, height, width]), x);
+}
+
+/** diffusers' AutoencoderKL decode path (post_quant_conv + Decoder): latents -> RGB. */
+export function vaeDecoder(b: ModelBuilder, z: Value, config: VaeDecoderConfig): Value {
   const { g, o } = b;
+  const { latentChannels, groups } = config;
   let h = conv2d(b, 'post_quant_conv', z, latentChannels, latentChannels, 1);
-  const reversed = [...blockChannels].reverse();
+  const reversed = [...config.blockChannels].reverse();
+  const at = <T>(scope: string, index: number, build: () => T) => g.scope(scope, () => g.scope(String(index), build));
   return g.scope('decoder', () => {
     h = conv2d(b, 'conv_in', h, latentChannels, reversed[0]!, 3, { padding: 1 });
-    h = g.scope('mid_block', () => g.scope('resnets', () => g.scope('0', () => vaeResnet(b, h, reversed[0]!, reversed[0]!, groups))));
+    g.scope('mid_block', () => {
+      h = at('resnets', 0, () => vaeResnet(b, h, reversed[0]!, reversed[0]!, groups));
+      if (!config.midBlockAttention) return;
+      h = at('attentions', 0, () => vaeAttention(b, h, reversed[0]!, groups));
+      h = at('resnets', 1, () => vaeResnet(b, h, reversed[0]!, reversed[0]!, groups));
+    });
     let channels = reversed[0]!;
     g.scope('up_blocks', () =>
       reversed.forEach((out, i) =>
         g.scope(String(i), () => {
-          h = g.scope('resnets', () => g.scope('0', () => vaeResnet(b, h, channels, out, groups)));
-          channels = out;
-          if (i < reversed.length - 1) h = g.scope('upsamplers', () => g.scope('0', () => conv2d(b, 'conv', o.resize(h, [1, 1, 2, 2], 'nearest'), out, out, 3, { padding: 1 })));
+          for (let j = 0; j < config.resnetsPerUpBlock; j++) {
+            h = at('resnets', j, () => vaeResnet(b, h, channels, out, groups));
+            channels = out;
+          }
+          if (i < reversed.length - 1) h = at('upsamplers', 0, () => conv2d(b, 'conv', o.resize(h, [1, 1, 2, 2], 'nearest'), out, out, 3, { padding: 1 }));
         }),
       ),
     );
@@ -186,7 +222,7 @@ export function buildTinyPipeline(dir: string, options: TinyPipelineOptions = {}
   const v = new GraphBuilder('vae_decoder');
   const vb = modelBuilder(v, { seed: seed + 2 });
   const z = floatInput(v, 'latent_sample', dtype, ['batch', unetConfig.outChannels, latent, latent]);
-  floatOutput(vb, vaeDecoder(vb, z, unetConfig.outChannels, vaeChannels, 4), dtype, 'sample');
+  floatOutput(vb, vaeDecoder(vb, z, { ...TINY_VAE, latentChannels: unetConfig.outChannels, blockChannels: vaeChannels }), dtype, 'sample');
   writeModel(path.join(dir, 'vae_decoder', 'model.onnx'), v);
   writeJson(path.join(dir, 'vae_decoder', 'config.json'), { _class_name: 'AutoencoderKL', block_out_channels: vaeChannels, latent_channels: unetConfig.outChannels, scaling_factor: 0.18215 });
 

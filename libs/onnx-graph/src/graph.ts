@@ -192,7 +192,8 @@ export class GraphBuilder {
     return name;
   }
 
-  toModelProto(options: { producer?: string; docString?: string } = {}): ModelProto {
+  /** `shareTensorData`: initialisers' raw bytes are views of the builder's tensors, not copies (see toTensorProto). */
+  toModelProto(options: { producer?: string; docString?: string; shareTensorData?: boolean } = {}): ModelProto {
     const nodes = this.withoutRenamingIdentities();
     return {
       irVersion: IR_VERSION,
@@ -206,7 +207,7 @@ export class GraphBuilder {
       graph: {
         name: this.name,
         node: nodes.map(nodeProto),
-        initializer: [...this.initializers].map(([name, t]) => toTensorProto(name, t)),
+        initializer: [...this.initializers].map(([name, t]) => toTensorProto(name, t, { share: options.shareTensorData })),
         sparseInitializer: [],
         input: this.inputs.map(valueInfo),
         output: this.outputs.map(valueInfo),

@@ -24,14 +24,18 @@ export function tensor(dtype: DType, dims: number[], values?: ArrayLike<number> 
 export const scalar = (dtype: DType, value: number): Tensor => tensor(dtype, [], [value]);
 export const int64s = (values: number[]): Tensor => tensor('int64', [values.length], values);
 
-/** Serialises as raw little-endian bytes (the compact form every ONNX reader accepts). */
-export function toTensorProto(name: string, t: Tensor): TensorProto {
-  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+/**
+ * Serialises as raw little-endian bytes (the compact form every ONNX reader accepts). `share`
+ * makes rawData a view of the tensor's memory instead of a copy (for multi-GB models written
+ * once: the caller must not change the tensor before the proto is written).
+ */
+export function toTensorProto(name: string, t: Tensor, options: { share?: boolean } = {}): TensorProto {
+  const view = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   return {
     name,
     dims: [...t.dims],
     dataType: onnxTypeOf(t.dtype),
-    rawData: Buffer.from(bytes),
+    rawData: options.share ? view : Buffer.from(view),
     floatData: [],
     int32Data: [],
     stringData: [],
