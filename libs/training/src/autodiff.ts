@@ -66,7 +66,8 @@ export function gradients(g: GraphBuilder, loss: Value, wrt: readonly Value[]): 
       }
       const inputs = node.inputs.map((name) => (name ? g.value(name) : undefined));
       const wanted = inputs.map((v) => v !== undefined && dependsOnWrt.has(v.name));
-      const grads = rule(new GradContext(g, o, node, inputs, node.outputs.map((n) => g.value(n)), dy, wanted));
+      // Named after the node they differentiate (grad.<node>.<op>), so profiles attribute backward time.
+      const grads = g.scope(node.name, () => rule(new GradContext(g, o, node, inputs, node.outputs.map((n) => g.value(n)), dy, wanted)));
       grads.forEach((grad, k) => {
         const input = inputs[k];
         if (!grad || !input || !wanted[k]) return;

@@ -36,7 +36,9 @@ export const GRADIENTS: Record<string, GradientRule> = {
   Abs: (c) => [c.o.mul(c.dyOrZeros(), c.o.sign(c.x(0)))],
   Tanh: (c) => [c.o.mul(c.dyOrZeros(), c.o.sub(c.scalar(1, c.y()), c.o.mul(c.y(), c.y())))],
   Sigmoid: (c) => [c.o.mul(c.dyOrZeros(), c.o.mul(c.y(), c.o.sub(c.scalar(1, c.y()), c.y())))],
-  Relu: (c) => [c.o.where(c.o.greater(c.x(0), c.scalar(0, c.x(0))), c.dyOrZeros(), c.scalar(0, c.x(0)))],
+  // The mask from the output (y > 0 exactly where x > 0): the input need not outlive the forward
+  // pass, and onnxruntime may compute the Relu in place.
+  Relu: (c) => [c.o.where(c.o.greater(c.y(), c.scalar(0, c.y())), c.dyOrZeros(), c.scalar(0, c.y()))],
   LeakyRelu: (c) => {
     const dy = c.dyOrZeros();
     return [c.o.where(c.o.greater(c.x(0), c.scalar(0, c.x(0))), dy, c.o.mul(dy, c.scalar(c.float('alpha', 0.01), dy)))];

@@ -54,6 +54,20 @@ function adamW(config: AdamWConfig): Optimizer {
   const beta2 = config.beta2 ?? 0.999;
   const epsilon = config.epsilon ?? 1e-8;
   const weightDecay = config.weightDecay ?? 0.01;
+  // The step's scalars are built once per (lr, step) pair and shared by every parameter's update.
+  const scalars = new Map<string, { sqrtBc2: Value; stepSize: Value; decay?: Value }>();
+  const stepScalars = (o: Ops, dtype: Value['dtype'], lr: Value, step: Value) => {
+    const key = `${lr.name} ${step.name} ${dtype}`;
+    let shared = scalars.get(key);
+    if (!shared) {
+      const c = (x: number) => o.scalar(dtype, x);
+      const bc1 = o.sub(c(1), o.pow(c(beta1), step));
+      const bc2 = o.sub(c(1), o.pow(c(beta2), step));
+      shared = { sqrtBc2: o.sqrt(bc2), stepSize: o.div(lr, bc1), decay: weightDecay ? o.sub(c(1), o.mul(lr, c(weightDecay))) : undefined };
+      scalars.set(key, shared);
+    }
+    return shared;
+  };
   return {
     stateSlots: (name, shape, dtype) => [
       { name: `adamw.exp_avg.${name}`, initial: tensor(dtype, [...shape]) },
@@ -64,11 +78,10 @@ function adamW(config: AdamWConfig): Optimizer {
       const m2 = o.add(o.mul(m!, c(beta1)), o.mul(grad, c(1 - beta1)));
       const v2 = o.add(o.mul(v!, c(beta2)), o.mul(o.mul(grad, grad), c(1 - beta2)));
       // torch: p *= 1 - lr*wd; p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), with bc_i = 1 - beta_i^step.
-      const bc1 = o.sub(c(1), o.pow(c(beta1), step));
-      const bc2 = o.sub(c(1), o.pow(c(beta2), step));
-      const denom = o.add(o.div(o.sqrt(v2), o.sqrt(bc2)), c(epsilon));
-      const decayed = weightDecay ? o.mul(p, o.sub(c(1), o.mul(lr, c(weightDecay)))) : p;
-      const next = o.sub(decayed, o.mul(o.div(lr, bc1), o.div(m2, denom)));
+      const { sqrtBc2, stepSize, decay } = stepScalars(o, p.dtype, lr, step);
+      const denom = o.add(o.div(o.sqrt(v2), sqrtBc2), c(epsilon));
+      const decayed = decay ? o.mul(p, decay) : p;
+      const next = o.sub(decayed, o.mul(stepSize, o.div(m2, denom)));
       return { parameter: next, state: [m2, v2] };
     },
   };

@@ -83,6 +83,11 @@ const CASES: Record<string, GradCase[]> = {
     // Weights larger than the activations: the stride-1 input gradient flips dy instead.
     conv({ x: [1, 4, 5, 4], w: [6, 4, 3, 3] }, { pads: [2, 0, 1, 1], dilations: [1, 2] }),
     conv({ x: [1, 8, 3, 3], w: [8, 2, 3, 3] }, { pads: [1, 1, 1, 1], group: 4 }),
+    // Few input channels on a large enough image: the weight gradient from phase-flattened columns.
+    conv({ x: [1, 2, 48, 48], w: [2, 2, 7, 7] }, { strides: [2, 2], pads: [3, 3, 3, 3] }),
+    conv({ x: [1, 2, 16, 16], w: [3, 2, 3, 3] }, { pads: [1, 1, 1, 1] }),
+    conv({ x: [1, 4, 24, 24], w: [6, 2, 3, 3] }, { group: 2, dilations: [2, 1], pads: [2, 1, 2, 1] }),
+    conv({ x: [2, 3, 20, 17], w: [4, 3, 3, 2] }, { strides: [2, 1], pads: [1, 0, 2, 1] }),
   ],
   ConvTranspose: [
     { inputs: { x: [2, 3, 3, 4], w: [3, 2, 3, 3], b: [2] }, build: (g, { x, w, b }) => ops(g).convTranspose(x!, w!, b!, { strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 0] }), dtype: 'float32' },
