@@ -1,8 +1,10 @@
 // npm run experiment:replication
 // The paper's experiment at small scale, on ../shared/data/covid-cxr (or MEDSYN_SHARED_DATA):
 // encoders pre-trained on real image/report pairs vs on synthetic images generated from the same
-// anonymized reports, for ConVIRT, GLoRIA and MGCA, then classification, segmentation and
-// detection at 1/10/100 % labels over three seeds, with a random-init floor.
+// anonymized reports, for ConVIRT, GLoRIA and MGCA, each pre-trained with three seeds, then
+// classification, segmentation and detection at 1/10/100 % labels over three downstream seeds,
+// with a random-init floor. Every arm is scored for held-out retrieval on the same real images.
+// The tables pool pre-training x downstream seeds (9 runs a cell); ratios are of pooled means.
 //
 // Clean by construction: the evaluator's test patients (every task, split_seed 0) are left out of
 // the generator's training (checked below from its model card), of the pre-training pairs and of
@@ -12,10 +14,12 @@ import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { heldOutImageIds, importDataset, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
 import { covidCxrReportText } from '@medsyn/generator';
-import { incomparable, parsePipelineConfig, pretrainingArms, runPipeline } from '@medsyn/pipeline';
+import { groupOf, incomparable, parsePipelineConfig, pooledMetrics, pooledRatios, pretrainingArms, runPipeline } from '@medsyn/pipeline';
 import { repoRoot, sharedDataDir } from '@medsyn/testing';
 
 const SPLIT_SEED = 0;
+const PRETRAINING_SEEDS = [0, 1, 2];
+const DOWNSTREAM_SEEDS = [0, 1, 2];
 const TASKS: TaskName[] = ['classification', 'segmentation', 'detection'];
 const MAIN_METRIC: Record<string, string> = { classification: 'auroc_macro', segmentation: 'dice', detection: 'map_40_75' };
 const root = path.join(sharedDataDir, 'covid-cxr');
@@ -58,6 +62,7 @@ const config = parsePipelineConfig(
       methods: ['convirt', 'gloria', 'mgca'],
       data: ['real', 'synthetic'],
       validation_fraction: 0.1,
+      seeds: PRETRAINING_SEEDS,
       config: {
         image_encoder: { architecture: 'resnet18', image_size: 64, width: 16 },
         text_encoder: { layers: 2, hidden_size: 64, heads: 4, max_length: 64, vocab_size: 1000 },
@@ -70,7 +75,7 @@ const config = parsePipelineConfig(
         checkpoint_every_steps: 50,
       },
     },
-    evaluate: { dataset: { format: 'covid_cxr', root }, tasks: TASKS, label_fractions: [0.01, 0.1, 1], seeds: [0, 1, 2], split_seed: SPLIT_SEED, report_samples: 2 },
+    evaluate: { dataset: { format: 'covid_cxr', root }, tasks: TASKS, label_fractions: [0.01, 0.1, 1], seeds: DOWNSTREAM_SEEDS, split_seed: SPLIT_SEED, report_samples: 2 },
   },
   repoRoot,
 );
@@ -97,31 +102,50 @@ runPipeline(config, {
 
 const cell = (m?: { mean: number; std: number }) => (m ? `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}` : '—');
 
-/** Markdown: per task, main metric by label fraction for every encoder, and synthetic/real per method. */
+/**
+ * Markdown: per task, main metric by label fraction for every arm (its pre-training seeds and the
+ * downstream seeds pooled) and synthetic/real per method (of the pooled means). Each table carries
+ * the marker `npm run check:results` reads, so that docs/results.md can quote it checked.
+ */
 function renderTables(results: EvaluationResults, stages: Record<string, { seconds: number; summary: Record<string, number | string> }>): string {
-  const encoders = results.encoders.map((e) => e.name);
+  const groups = [...new Set(results.encoders.map((e) => groupOf(e.name)))];
+  const cells = pooledMetrics(results);
+  const ratios = pooledRatios(cells);
   const arms = pretrainingArms(stages);
+  const seedsOf = (group: string) => Math.max(1, arms.filter((a) => a.group === group).length);
+  const downstream = results.config.seeds.length;
   const lines: string[] = [];
   for (const task of TASKS) {
     const metric = MAIN_METRIC[task]!;
-    const fractions = [...new Set(results.metrics.filter((m) => m.task === task).map((m) => m.label_fraction))].sort((a, b) => a - b);
-    const methods = [...new Set(results.ratios.filter((r) => r.task === task).map((r) => r.synthetic))];
-    lines.push(`### ${task} (${metric}, mean ± std over seeds ${results.config.seeds.join(', ')}; split ${JSON.stringify(results.splits[task])})`, '');
-    lines.push(`| labels | ${encoders.join(' | ')} | ${methods.map((m) => `${m} / real`).join(' | ')} |`);
-    lines.push(`|---|${encoders.map(() => '---').join('|')}|${methods.map(() => '---').join('|')}|`);
+    const fractions = [...new Set(cells.filter((m) => m.task === task).map((m) => m.label_fraction))].sort((a, b) => a - b);
+    const methods = [...new Set(ratios.filter((r) => r.task === task).map((r) => r.method))];
+    const pretrained = groups.find((g) => g !== 'random-init');
+    lines.push(
+      `### ${task} (${metric}; mean ± std of ${pretrained ? seedsOf(pretrained) * downstream : downstream} runs per pre-trained arm: ${pretrained ? seedsOf(pretrained) : 0} pre-training seeds x downstream seeds ${results.config.seeds.join(', ')}; random-init ${downstream} runs; split ${JSON.stringify(results.splits[task])})`,
+      '',
+      `<!-- results.json: table ${task} ${metric} -->`,
+    );
+    lines.push(`| labels | ${groups.join(' | ')} | ${methods.map((m) => `${m}-synthetic / real`).join(' | ')} |`);
+    lines.push(`|---|${groups.map(() => '---').join('|')}|${methods.map(() => '---').join('|')}|`);
     for (const f of fractions) {
-      const get = (encoder: string) => results.metrics.find((m) => m.encoder === encoder && m.task === task && m.label_fraction === f && m.metric === metric);
-      // A ratio against an arm that did not learn (retrieval at chance) is refused, not printed.
-      const ratios = methods.map((s) => {
-        const r = results.ratios.find((r) => r.synthetic === s && r.task === task && r.label_fraction === f && r.metric === metric);
-        return r ? (incomparable(arms, r.synthetic, r.real) ?? r.ratio.toFixed(3)) : '—';
+      const get = (group: string) => cells.find((m) => m.group === group && m.task === task && m.label_fraction === f && m.metric === metric);
+      // A ratio involving an arm any seed of which did not learn (retrieval at chance) is refused, not printed.
+      const shown = methods.map((method) => {
+        const r = ratios.find((x) => x.method === method && x.task === task && x.label_fraction === f && x.metric === metric);
+        return r ? (incomparable(arms, `${method}-synthetic`, `${method}-real`) ?? r.ratio.toFixed(3)) : '—';
       });
-      lines.push(`| ${Math.round(f * 100)} % | ${encoders.map((e) => cell(get(e))).join(' | ')} | ${ratios.join(' | ')} |`);
+      lines.push(`| ${Math.round(f * 100)} % | ${groups.map((g) => cell(get(g))).join(' | ')} | ${shown.join(' | ')} |`);
     }
     lines.push('');
   }
-  lines.push('### Pre-training: did each arm learn? (held-out image-to-text retrieval against chance)', '', '| arm | top-1 | chance | learned |', '|---|---|---|---|');
-  for (const a of arms) lines.push(`| ${a.name} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.learned ? 'yes' : '**no: not compared**'} |`);
+  const pairs = [...new Set(arms.map((a) => a.retrievalPairs))];
+  lines.push(
+    `### Pre-training: did each arm learn? (image-to-text retrieval on the same ${pairs.join(' / ')} held-out real images for every arm, against chance)`,
+    '',
+    '| arm | seed | top-1 | chance | held-out pairs | learned |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const a of arms) lines.push(`| ${a.group} | ${a.seed ?? '—'} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.retrievalPairs ?? '—'} | ${a.learned ? 'yes' : '**no: not compared**'} |`);
   lines.push('', '### Stages', '', '| run | seconds | summary |', '|---|---|---|');
   for (const [name, s] of Object.entries(stages)) lines.push(`| ${name} | ${s.seconds.toFixed(0)} | ${Object.entries(s.summary).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`).join(', ')} |`);
   lines.push('', '### Digests', '', `- dataset (as evaluated): ${results.dataset.sha256} (${results.dataset.images} images)`);

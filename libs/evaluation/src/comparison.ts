@@ -495,11 +495,12 @@ export async function runEvaluation(
     const [encoder, task, fraction, metric] = JSON.parse(key) as [string, TaskName, number, string];
     results.metrics.push({ encoder, task, label_fraction: fraction, metric, ...meanStd(perSeed), per_seed: perSeed });
   }
-  // synthetic/real per method: each synthetic encoder against the real one pre-trained the same way.
+  // synthetic/real per method: each synthetic encoder against the real one pre-trained the same way
+  // (the same name with "real" for "synthetic", as a pipeline names its seeds' arms; else the same method).
   const methodOf = (name: string) => results.encoders.find((e) => e.name === name)?.method;
   const reals = config.encoders.filter((e) => e.pretraining_data === 'real');
   for (const synthetic of config.encoders.filter((e) => e.pretraining_data === 'synthetic')) {
-    const real = reals.find((e) => methodOf(e.name) === methodOf(synthetic.name)) ?? reals[0];
+    const real = reals.find((e) => e.name === synthetic.name.replace('synthetic', 'real')) ?? reals.find((e) => methodOf(e.name) === methodOf(synthetic.name)) ?? reals[0];
     if (!real) continue;
     for (const m of results.metrics.filter((x) => x.encoder === synthetic.name)) {
       const r = results.metrics.find((x) => x.encoder === real.name && x.task === m.task && x.label_fraction === m.label_fraction && x.metric === m.metric);

@@ -81,7 +81,17 @@ const schema = z
         data: z.array(z.enum(['real', 'synthetic'])).min(1).default(['real', 'synthetic']),
         /** The pretrainer's PretrainingConfig (snake_case), less method and data. */
         config: z.record(z.string(), z.unknown()).default({}),
+        /**
+         * Share of the reports held out of every arm's training and scored for image-to-text retrieval
+         * on their real images (or on their synthetic ones in a synthetic-only run): the same images for every arm.
+         */
         validation_fraction: fraction.optional(),
+        /** Pre-train every arm once per seed (default: the single `config.seed`); the evaluation then pools the seeds. */
+        seeds: z
+          .array(z.number().int().min(0))
+          .min(1)
+          .refine((s) => new Set(s).size === s.length, 'must not repeat a seed')
+          .optional(),
       })
       .strict(),
     evaluate: z

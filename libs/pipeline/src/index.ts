@@ -1,5 +1,5 @@
 export * from './config';
-export { runPipeline, PipelineStageError, type PipelineEvent, type PipelineResult } from './run';
+export { runPipeline, pretrainingRuns, PipelineStageError, type PipelineEvent, type PipelineResult } from './run';
 export { startLocalServices, waitForJob, connect, channelSecurity, clientSecurity, unary, JobFailedError, type ClientSecurity, type Endpoints, type LocalServices } from './services';
 export { ContentHasher, stageKey } from './content';
-export { renderPipelineReport, pretrainingArms, incomparable, type GridPair, type PretrainingArm } from './report';
+export { renderPipelineReport, pretrainingArms, incomparable, pooledMetrics, pooledRatios, groupOf, type GridPair, type PretrainingArm, type PooledMetric, type PooledRatio } from './report';

@@ -1,4 +1,4 @@
-import { escapeHtml, renderReport, type EvaluationResults } from '@medsyn/evaluation';
+import { escapeHtml, meanStd, renderReport, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
 import { centerCropSquare, decodeImage, encodeGrayPng } from '@medsyn/imaging';
 import type { ResolvedPipelineConfig } from './config';
 
@@ -21,35 +21,109 @@ type StageSummaries = Record<string, { seconds: number; summary: Record<string, 
 
 /** One pre-training run of the pipeline and whether it learned: held-out retrieval above chance. */
 export interface PretrainingArm {
-  /** `<method>-<source>`, the encoder's name in the evaluation. */
+  /** `<method>-<source>` or `<method>-<source>-seed<k>`, the encoder's name in the evaluation. */
   name: string;
+  /** `<method>-<source>`: the arm whatever its seed (what the tables pool). */
+  group: string;
   method: string;
   source: string;
+  /** The pre-training seed, where the pipeline listed seeds (`pretrain.seeds`). */
+  seed?: number;
   retrievalTop1: number;
   retrievalChance: number;
+  /** Held-out pairs it was scored on (the same images for every arm of a run); absent in runs before #18. */
+  retrievalPairs?: number;
   /** top-1 > chance; false also when there was no held-out set to tell (NaN). */
   learned: boolean;
 }
 
-/** The pipeline's pre-training runs from its stage summaries (stages named `pretrain <method>-<source>`). */
+/** The pipeline's pre-training runs from its stage summaries (stages named `pretrain <method>-<source>[-seed<k>]`). */
 export function pretrainingArms(stages: StageSummaries): PretrainingArm[] {
   return Object.entries(stages).flatMap(([stage, { summary }]) => {
-    const match = /^pretrain (\w+)-(\w+)$/.exec(stage);
+    const match = /^pretrain (\w+)-(\w+?)(?:-seed(\d+))?$/.exec(stage);
     if (!match) return [];
-    const top1 = Number(summary.retrieval_top1);
-    const chance = Number(summary.retrieval_chance);
-    return [{ name: `${match[1]}-${match[2]}`, method: match[1]!, source: match[2]!, retrievalTop1: top1, retrievalChance: chance, learned: top1 > chance }];
+    // state.json keeps NaN as null: no held-out retrieval.
+    const number = (v: number | string | undefined | null) => (v === null || v === undefined ? NaN : Number(v));
+    const top1 = number(summary.retrieval_top1);
+    const chance = number(summary.retrieval_chance);
+    const group = `${match[1]}-${match[2]}`;
+    return [
+      {
+        name: match[3] === undefined ? group : `${group}-seed${match[3]}`,
+        group,
+        method: match[1]!,
+        source: match[2]!,
+        ...(match[3] !== undefined ? { seed: Number(match[3]) } : {}),
+        retrievalTop1: top1,
+        retrievalChance: chance,
+        ...(summary.retrieval_pairs !== undefined ? { retrievalPairs: Number(summary.retrieval_pairs) } : {}),
+        learned: top1 > chance,
+      },
+    ];
   });
 }
 
 /**
- * Why two arms may not be compared: an encoder whose held-out retrieval ended at or below chance
- * did not learn, and a ratio against it says nothing about real or synthetic images.
+ * Why arms may not be compared: an encoder whose held-out retrieval ended at or below chance did
+ * not learn, and a ratio against it says nothing about real or synthetic images. A name is an
+ * arm's (`convirt-real-seed1`) or a group's (`convirt-real`: every seed of it, as the pooled
+ * tables compare them).
  */
 export function incomparable(arms: readonly PretrainingArm[], ...names: string[]): string | undefined {
-  const failed = names.map((n) => arms.find((a) => a.name === n)).filter((a): a is PretrainingArm => a !== undefined && !a.learned);
+  const failed = names.flatMap((n) => arms.filter((a) => a.name === n || a.group === n)).filter((a) => !a.learned);
   const why = (a: PretrainingArm) => (Number.isNaN(a.retrievalTop1) ? `${a.name} has no held-out retrieval` : `${a.name} retrieval ${a.retrievalTop1.toFixed(3)} <= chance ${a.retrievalChance.toFixed(3)}`);
   return failed.length ? `${failed.map(why).join('; ')}: not compared` : undefined;
+}
+
+/** One cell of the pooled tables: a metric over every pre-training seed of an arm and every downstream seed. */
+export interface PooledMetric {
+  /** `<method>-<source>`, or an encoder that was not pre-trained (random-init). */
+  group: string;
+  task: TaskName;
+  label_fraction: number;
+  metric: string;
+  mean: number;
+  /** Sample standard deviation over the pooled runs. */
+  std: number;
+  /** Runs pooled: pre-training seeds x downstream seeds. */
+  n: number;
+}
+
+/** An encoder's group: its name less a `-seed<k>` suffix. */
+export const groupOf = (encoder: string) => encoder.replace(/-seed\d+$/, '');
+
+/**
+ * The evaluation pooled per arm: every value of an encoder group (all its pre-training seeds) at
+ * a task, label fraction and metric, over all downstream seeds, as one mean ± std. Seeds of
+ * pre-training and of the downstream head both vary the result, so the spread counts both.
+ */
+export function pooledMetrics(results: Pick<EvaluationResults, 'metrics'>): PooledMetric[] {
+  const pooled = new Map<string, { cell: Omit<PooledMetric, 'mean' | 'std' | 'n'>; values: number[] }>();
+  for (const m of results.metrics) {
+    const cell = { group: groupOf(m.encoder), task: m.task, label_fraction: m.label_fraction, metric: m.metric };
+    const key = JSON.stringify(cell);
+    if (!pooled.has(key)) pooled.set(key, { cell, values: [] });
+    pooled.get(key)!.values.push(...m.per_seed);
+  }
+  return [...pooled.values()].map(({ cell, values }) => ({ ...cell, ...meanStd(values), n: values.length }));
+}
+
+/** Synthetic over real for one method: the ratio of the pooled means. */
+export interface PooledRatio {
+  method: string;
+  task: TaskName;
+  label_fraction: number;
+  metric: string;
+  ratio: number;
+}
+
+/** `<method>-synthetic` over `<method>-real` for every cell both have, from the pooled means. */
+export function pooledRatios(cells: readonly PooledMetric[]): PooledRatio[] {
+  return cells.flatMap((s) => {
+    const method = /^(\w+)-synthetic$/.exec(s.group)?.[1];
+    const r = method && cells.find((c) => c.group === `${method}-real` && c.task === s.task && c.label_fraction === s.label_fraction && c.metric === s.metric);
+    return r ? [{ method: method!, task: s.task, label_fraction: s.label_fraction, metric: s.metric, ratio: s.mean / r.mean }] : [];
+  });
 }
 
 const format = (v: number | string) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : v);

@@ -6,7 +6,8 @@ import { getBuffer, listLocalFiles, openStore, putJsonl, readJsonl, storedDigest
 import { exportDataset } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation';
 import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
-import { parsePretrainingConfig } from '@medsyn/vlp';
+import { parsePretrainingConfig, seededShuffle } from '@medsyn/vlp';
+import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { ContentHasher, imagesDigest, localImages, reportRecords, sha256, stageKey } from './content';
 import { SERVICE_NAMES, type Method, type PairSource, type ResolvedPipelineConfig, type ServiceName } from './config';
 import { renderPipelineReport, type GridPair } from './report';
@@ -71,6 +72,22 @@ async function modelFiles(dir: string, hasher: ContentHasher): Promise<{ files: 
 
 const safeKey = (id: string) => id.replace(/[^A-Za-z0-9._-]/g, '_');
 
+/** The pretrainer's config as the pipeline gives it (its seed is the base seed: `pretrain.config.seed`, default 0). */
+const pretrainBase = (config: ResolvedPipelineConfig) => parsePretrainingConfig({ ...config.pretrain.config, method: config.pretrain.methods[0], data: { real_pairs: ['x'] } });
+
+/**
+ * The pre-training runs: every method on every pair source, once per seed of `pretrain.seeds`
+ * (named `<method>-<source>-seed<k>`), or once with the config's seed when none are listed
+ * (named `<method>-<source>`, as before seeds).
+ */
+export function pretrainingRuns(config: Pick<ResolvedPipelineConfig, 'pretrain'>): { name: string; method: Method; source: PairSource; seed: number }[] {
+  const seeds = config.pretrain.seeds ?? [Number(config.pretrain.config.seed ?? 0)];
+  const named = config.pretrain.seeds !== undefined;
+  return config.pretrain.methods.flatMap((method) =>
+    (config.pretrain.data as PairSource[]).flatMap((source) => seeds.map((seed) => ({ name: `${method}-${source}${named ? `-seed${seed}` : ''}`, method, source, seed }))),
+  );
+}
+
 /**
  * Runs the pipeline: anonymize the reports, pair the real images with the anonymized texts,
  * synthesize an image per prompt, pre-train each method on real and on synthetic pairs, evaluate
@@ -107,7 +124,8 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
 
   const methods = config.pretrain.methods;
   const sources = config.pretrain.data as PairSource[];
-  const stageNames = ['anonymize', ...(sources.includes('real') ? ['real-pairs'] : []), 'synthesize', ...methods.flatMap((m) => sources.map((s) => `pretrain ${m}-${s}`)), 'evaluate', ...(config.export ? ['export'] : []), 'report'];
+  const arms = pretrainingRuns(config);
+  const stageNames = ['anonymize', ...(sources.includes('real') ? ['real-pairs'] : []), 'synthesize', 'pretrain-data', ...arms.map((a) => `pretrain ${a.name}`), 'evaluate', ...(config.export ? ['export'] : []), 'report'];
   let stageIndex = 0;
 
   /** Runs a stage unless state.json holds it with the same key. */
@@ -256,34 +274,75 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
     });
     pairs.synthetic = synthesized;
 
-    // 4. Pre-train every method on every pair source.
-    const bundles: { name: string; method: Method; source: PairSource; bundle: string; bundleSha256: string; summary: Record<string, number | string> }[] = [];
-    for (const method of methods) {
-      for (const source of sources) {
-        const name = `pretrain ${method}-${source}`;
-        const from = pairs[source]!;
-        const record = await stage(name, { pairs: from.key, method, config: config.pretrain.config, validation: config.pretrain.validation_fraction }, async (requestId) => {
-          const pairsRef = [await refOf(from.outputs.pairs!)];
-          const request = pretrainer.PretrainingConfig.fromJSON({ ...config.pretrain.config, method: undefined, data: undefined });
-          request.method = METHOD_ENUM[method];
-          request.data = { realPairs: source === 'real' ? pairsRef : [], syntheticPairs: source === 'synthetic' ? pairsRef : [], syntheticRatio: 0, validationFraction: config.pretrain.validation_fraction ?? 0, disableAugmentation: false };
-          const pretrain = client(pretrainer.PretrainerServiceClient, 'pretrainer');
-          const response = await unary<pretrainer.StartPretrainingRequest, pretrainer.StartPretrainingResponse>(pretrain, 'startPretraining', { requestId, config: request, outputPrefix: jobPrefix(`pretrain/${method}-${source}`, requestId) });
-          const job = await follow(name, 'pretrainer', response.job);
-          const result = await unary<pretrainer.GetPretrainingResultRequest, pretrainer.GetPretrainingResultResponse>(pretrain, 'getPretrainingResult', { jobId: job.jobId });
-          const s = result.summary;
-          return {
-            // The bundle's tree digest as the pretrainer left it, so that the evaluator reads those bytes or refuses.
-            outputs: { bundle: result.bundlePrefix, bundle_sha256: await storedDigest(store, result.bundlePrefix.replace(/\/+$/, ''), true) },
-            summary: { steps: Number(s?.steps ?? 0), final_loss: s?.finalLoss ?? NaN, retrieval_top1: s?.retrievalTop1 ?? NaN, retrieval_chance: s?.retrievalChance ?? NaN, samples_per_second: s?.samplesPerSecond ?? NaN },
-          };
-        });
-        // A stage recorded before bundles had digests sends none (the evaluator then does not check).
-        bundles.push({ name: `${method}-${source}`, method, source, bundle: record.outputs.bundle!, bundleSha256: record.outputs.bundle_sha256 ?? '', summary: record.summary });
+    // 4. What every arm shares: the held-out reports (scored on their real images, trained on by no
+    // arm) and one WordPiece vocabulary trained on the other reports' texts.
+    const shared = await stage('pretrain-data', { pairs: sources.map((s) => pairs[s]!.key), validation: config.pretrain.validation_fraction, seed: pretrainBase(config).seed, text: config.pretrain.config.text_encoder }, async (requestId) => {
+      const out = jobPrefix('pretrain-data', requestId);
+      const read = async (source: PairSource) => {
+        const lines: { id: string; image: string; report: string }[] = [];
+        for await (const line of readJsonl<{ id: string; image: string; report: string }>(store, pairs[source]!.outputs.pairs!)) if (line.ok) lines.push(line.value);
+        return lines;
+      };
+      const heldOutFrom = await read(sources.includes('real') ? 'real' : 'synthetic');
+      const count = Math.floor(heldOutFrom.length * (config.pretrain.validation_fraction ?? 0));
+      const heldOut = count >= 2 ? seededShuffle(heldOutFrom, pretrainBase(config).seed, 1).slice(0, count).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : [];
+      const outputs: Record<string, string> = {};
+      if (heldOut.length) {
+        await putJsonl(store, `${out}retrieval-pairs.jsonl`, heldOut);
+        outputs.retrieval_pairs = `${out}retrieval-pairs.jsonl`;
       }
+      const text = pretrainBase(config).textEncoder;
+      let vocabSize = 0;
+      if (!text.vocab) {
+        const held = new Set(heldOut.map((p) => p.id));
+        const reports = new Map<string, string>();
+        for (const source of sources) for (const p of await read(source)) if (!held.has(p.id) && !reports.has(p.id)) reports.set(p.id, p.report);
+        const tokenizer = WordPieceTokenizer.train([...reports.values()], { vocabSize: text.vocabSize, maxLength: text.maxLength });
+        await store.put(`${out}vocab.txt`, tokenizer.vocabTxt(), { mediaType: 'text/plain' });
+        outputs.vocab = `${out}vocab.txt`;
+        vocabSize = tokenizer.vocab.length;
+      }
+      return { outputs, summary: { held_out: heldOut.length, vocab_size: vocabSize } };
+    });
+
+    // 5. Pre-train every method on every pair source, once per seed.
+    const bundles: { name: string; method: Method; source: PairSource; bundle: string; bundleSha256: string; summary: Record<string, number | string> }[] = [];
+    for (const { name: armName, method, source, seed } of arms) {
+      const name = `pretrain ${armName}`;
+      const from = pairs[source]!;
+      const armConfig = { ...config.pretrain.config, seed };
+      const record = await stage(name, { pairs: from.key, method, config: armConfig, validation: config.pretrain.validation_fraction, shared: shared.key }, async (requestId) => {
+        const pairsRef = [await refOf(from.outputs.pairs!)];
+        const request = pretrainer.PretrainingConfig.fromJSON({ ...armConfig, method: undefined, data: undefined });
+        request.method = METHOD_ENUM[method];
+        const retrievalPairs = shared.outputs.retrieval_pairs ? await refOf(shared.outputs.retrieval_pairs) : undefined;
+        // With shared held-out pairs, no arm holds out a fraction of its own pairs.
+        request.data = { realPairs: source === 'real' ? pairsRef : [], syntheticPairs: source === 'synthetic' ? pairsRef : [], syntheticRatio: 0, validationFraction: retrievalPairs ? 0 : (config.pretrain.validation_fraction ?? 0), disableAugmentation: false, retrievalPairs };
+        if (shared.outputs.vocab) request.textEncoder = { ...pretrainer.TextEncoderConfig.fromPartial(request.textEncoder ?? {}), vocab: await refOf(shared.outputs.vocab) };
+        const pretrain = client(pretrainer.PretrainerServiceClient, 'pretrainer');
+        const response = await unary<pretrainer.StartPretrainingRequest, pretrainer.StartPretrainingResponse>(pretrain, 'startPretraining', { requestId, config: request, outputPrefix: jobPrefix(`pretrain/${armName}`, requestId) });
+        const job = await follow(name, 'pretrainer', response.job);
+        const result = await unary<pretrainer.GetPretrainingResultRequest, pretrainer.GetPretrainingResultResponse>(pretrain, 'getPretrainingResult', { jobId: job.jobId });
+        const s = result.summary;
+        return {
+          // The bundle's tree digest as the pretrainer left it, so that the evaluator reads those bytes or refuses.
+          outputs: { bundle: result.bundlePrefix, bundle_sha256: await storedDigest(store, result.bundlePrefix.replace(/\/+$/, ''), true) },
+          summary: {
+            steps: Number(s?.steps ?? 0),
+            final_loss: s?.finalLoss ?? NaN,
+            // 0 held-out pairs: no retrieval to tell whether the arm learned.
+            retrieval_top1: s?.validationPairs ? s.retrievalTop1 : NaN,
+            retrieval_chance: s?.validationPairs ? s.retrievalChance : NaN,
+            retrieval_pairs: Number(s?.validationPairs ?? 0),
+            samples_per_second: s?.samplesPerSecond ?? NaN,
+          },
+        };
+      });
+      // A stage recorded before bundles had digests sends none (the evaluator then does not check).
+      bundles.push({ name: armName, method, source, bundle: record.outputs.bundle!, bundleSha256: record.outputs.bundle_sha256 ?? '', summary: record.summary });
     }
 
-    // 5. Evaluate every encoder, and a random-init one of the same architecture, on the downstream tasks.
+    // 6. Evaluate every encoder, and a random-init one of the same architecture, on the downstream tasks.
     const imageEncoder = parsePretrainingConfig({ ...config.pretrain.config, method: methods[0], data: { real_pairs: ['x'] } }).imageEncoder;
     const e = config.evaluate;
     const dataset = await hasher.tree(e.dataset.root);
@@ -312,7 +371,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
       return { outputs: { results: store.keyOf(result.results!.uri), report: store.keyOf(result.report!.uri) }, summary: { metrics: result.metrics.length } };
     });
 
-    // 6. Export (optional): the synthetic pairs as a shareable WebDataset bundle with its card.
+    // 7. Export (optional): the synthetic pairs as a shareable WebDataset bundle with its card.
     const x = config.export;
     if (x) {
       await stage('export', { synthesized: synthesized.key, export: x }, async () => {
@@ -335,7 +394,7 @@ export async function runPipeline(config: ResolvedPipelineConfig, options: { onE
       });
     }
 
-    // 7. Report: the evaluator's results with the run's summary and real vs synthetic images side by side.
+    // 8. Report: the evaluator's results with the run's summary and real vs synthetic images side by side.
     const results = JSON.parse((await getBuffer(store, evaluated.outputs.results!)).toString('utf8')) as EvaluationResults;
     emit({ type: 'stage', stage: 'report', index: stageIndex++, total: stageNames.length, resumed: false });
     const started = Date.now();

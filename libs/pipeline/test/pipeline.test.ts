@@ -107,6 +107,7 @@ describe('pipeline config', () => {
     ['a CSV reports file for real pairs', (c: TestConfig) => (c.input.reports = 'reports.csv'), 'input.reports: real pairs need a JSONL reports file'],
     ['real pairs without an image field', (c: TestConfig) => delete c.input.image_field, 'input.image_field'],
     ['the method set inside pretrain.config', (c: TestConfig) => (c.pretrain.config.method = 'gloria'), 'pretrain.config.method'],
+    ['a repeated pre-training seed', (c: TestConfig) => (c.pretrain.seeds = [0, 1, 0]), 'pretrain.seeds: must not repeat a seed'],
   ])('rejects %s, naming the key', (_, mutate, message) => {
     expect(parse(mutate)).toThrow(PipelineConfigError);
     expect(parse(mutate)).toThrow(message);
@@ -126,10 +127,13 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
   beforeAll(() => writeInputs(dir, 12));
 
   it('runs every stage, resumes after a kill without redoing finished stages, and writes the report', async () => {
-    const config = writeConfig(dir, baseConfig());
+    // Two pre-training seeds, and a quarter of the reports held out for every arm's retrieval check.
+    const withSeeds = baseConfig();
+    withSeeds.pretrain = { ...withSeeds.pretrain, seeds: [0, 1], validation_fraction: 0.25 };
+    const config = writeConfig(dir, withSeeds);
     const first = startCli(config);
     // Kill it (SIGKILL: no cleanup of its own) once pre-training has started.
-    await waitFor(() => /pretrain convirt-real \.\.\./.test(first.output()) || first.child.exitCode !== null, 'pre-training to start');
+    await waitFor(() => /pretrain convirt-real-seed0 \.\.\./.test(first.output()) || first.child.exitCode !== null, 'pre-training to start');
     expect(first.output()).toMatch(/synthesize: done in/);
     first.child.kill('SIGKILL');
     await first.exited;
@@ -157,7 +161,7 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     expect(`exit ${await second.exited}\n${second.output()}`).toMatch(/^exit 0\n/);
     const output = second.output();
     for (const stage of ['anonymize', 'real-pairs', 'synthesize']) expect(output).toContain(`${stage}: done in an earlier run`);
-    expect(output).toMatch(/pretrain convirt-synthetic: done in \d/);
+    expect(output).toMatch(/pretrain convirt-synthetic-seed1: done in \d/);
     expect(output).toMatch(/evaluate: done in \d/);
     // Not one synthetic image was made again.
     for (const [file, mtime] of before) expect(fs.statSync(path.join(images, file)).mtimeMs).toBe(mtime);
@@ -165,17 +169,31 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     const evaluatorJobs = path.join(dir, 'store', 'jobs', 'evaluator');
     const [evaluation] = fs.readdirSync(evaluatorJobs).filter((f) => f.endsWith('.json'));
     const { inputs } = (JSON.parse(fs.readFileSync(path.join(evaluatorJobs, evaluation!), 'utf8')) as { spec: { inputs: { field: string; uri: string; sha256: string }[] } }).spec;
-    expect(inputs.map((i) => i.field)).toEqual(['config.encoders[0].bundle', 'config.encoders[1].bundle', 'config.dataset']);
+    expect(inputs.map((i) => i.field)).toEqual([0, 1, 2, 3].map((i) => `config.encoders[${i}].bundle`).concat('config.dataset'));
     const store = new FileArtifactStore(path.join(dir, 'store'));
-    for (const bundle of inputs.slice(0, 2)) expect(bundle.sha256).toBe(await storedDigest(store, bundle.uri.replace(/\/+$/, ''), true));
-    expect(inputs[2]!.sha256).toBe(await localTreeDigest(SAMPLE));
+    for (const bundle of inputs.slice(0, 4)) expect(bundle.sha256).toBe(await storedDigest(store, bundle.uri.replace(/\/+$/, ''), true));
+    expect(inputs[4]!.sha256).toBe(await localTreeDigest(SAMPLE));
+    // Every arm and seed was sent the same held-out pairs (3 reports, their real images) and the same vocabulary, built once.
+    const pretrainerJobs = path.join(dir, 'store', 'jobs', 'pretrainer');
+    const sent = fs
+      .readdirSync(pretrainerJobs)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => (JSON.parse(fs.readFileSync(path.join(pretrainerJobs, f), 'utf8')) as { spec: { config: { seed: number; data: { retrievalPairs?: string }; textEncoder: { vocab?: string } } } }).spec.config);
+    const shared = jobFolder('pretrain-data');
+    expect(sent.map((c) => [c.data.retrievalPairs, c.textEncoder.vocab])).toEqual(sent.map(() => [store.uriOf(path.relative(path.join(dir, 'store'), path.join(shared, 'retrieval-pairs.jsonl'))), store.uriOf(path.relative(path.join(dir, 'store'), path.join(shared, 'vocab.txt')))]));
+    expect(sent.map((c) => c.seed).sort()).toEqual([0, 0, 1, 1]);
+    const heldOut = fs.readFileSync(path.join(shared, 'retrieval-pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { image: string });
+    expect(heldOut).toHaveLength(3);
+    for (const p of heldOut) expect(p.image).toContain('/real/images/');
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'state.json'), 'utf8')) as { stages: Record<string, { summary: Record<string, number> }> };
+    expect(Object.keys(state.stages).filter((s) => s.startsWith('pretrain ')).map((s) => state.stages[s]!.summary.retrieval_pairs)).toEqual([3, 3, 3, 3]);
 
     const html = fs.readFileSync(path.join(dir, 'out', 'report.html'), 'utf8');
     expect(html).toContain('medsyn pipeline: ci');
     expect(html).toContain('Real and synthetic images of the same reports');
     expect((html.match(/alt="synthetic"/g) ?? []).length).toBe(8);
     const results = JSON.parse(fs.readFileSync(path.join(jobFolder('evaluate'), 'results.json'), 'utf8')) as { encoders: { name: string }[]; ratios: unknown[] };
-    expect(results.encoders.map((e) => e.name).sort()).toEqual(['convirt-real', 'convirt-synthetic', 'random-init']);
+    expect(results.encoders.map((e) => e.name).sort()).toEqual(['convirt-real-seed0', 'convirt-real-seed1', 'convirt-synthetic-seed0', 'convirt-synthetic-seed1', 'random-init']);
     expect(results.ratios.length).toBeGreaterThan(0);
 
     // The shareable bundle: 12 synthetic pairs in shards of 5, with the card.

@@ -13,6 +13,8 @@ export interface PairRecord {
   /** Where it came from, for counting skipped records without naming their content. */
   manifest: string;
   lineNumber: number;
+  /** The manifest line's record `id`, where it has one (pairs of the same report share it). */
+  id?: string;
 }
 
 /** A record left out, and why; never the record's content (reports are PHI-adjacent). */
@@ -151,7 +153,8 @@ export class ImageBatcher {
         epoch++;
         cursor = 0;
         order = this.order(epoch);
-        if (order.length < batchSize) throw new Error(`fewer than batch_size (${batchSize}) pairs remain after skipping images that fail to decode`);
+        // Images known not to decode do not count: were they counted, a set of such images would be walked epoch after epoch forever.
+        if (order.filter((r) => !this.bad.has(r.imageKey)).length < batchSize) throw new Error(`fewer than batch_size (${batchSize}) pairs remain after skipping images that fail to decode`);
       }
       const record = order[cursor];
       const at = cursor++;

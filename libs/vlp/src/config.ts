@@ -33,8 +33,14 @@ export interface PretrainingConfig {
     syntheticPairs: string[];
     /** Share of synthetic pairs per epoch when both kinds are given. */
     syntheticRatio: number;
-    /** Share of pairs held out for retrieval validation. */
+    /** Share of pairs held out for retrieval validation (unused when retrievalPairs is given). */
     validationFraction: number;
+    /**
+     * A pair manifest (store URI or key) scored for held-out retrieval instead; training leaves out
+     * the pairs sharing a record id or an image with it, so arms trained on different pairs are
+     * scored on the same held-out images.
+     */
+    retrievalPairs?: string;
     /** Random resized crop, small affine and brightness/contrast jitter on training images (config: disable_augmentation turns them off). */
     augment: boolean;
   };
@@ -75,7 +81,7 @@ const SECTIONS: Record<string, string[]> = {
   '': ['method', 'imageEncoder', 'textEncoder', 'data', 'batchSize', 'epochs', 'optimizer', 'schedule', 'seed', 'checkpointEverySteps', 'embeddingSize', 'temperature', 'methodOptions', 'gradientAccumulation', 'executionProvider'],
   imageEncoder: ['architecture', 'imageSize', 'width', 'init'],
   textEncoder: ['layers', 'hiddenSize', 'heads', 'maxLength', 'vocab', 'vocabSize', 'init'],
-  data: ['realPairs', 'syntheticPairs', 'syntheticRatio', 'validationFraction', 'disableAugmentation'],
+  data: ['realPairs', 'syntheticPairs', 'syntheticRatio', 'validationFraction', 'disableAugmentation', 'retrievalPairs'],
   optimizer: ['name', 'learningRate', 'weightDecay', 'beta1', 'beta2', 'momentum', 'maxGradNorm'],
   schedule: ['warmupSteps', 'decay', 'minLrRatio'],
 };
@@ -190,6 +196,7 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
       syntheticPairs: uris(data.syntheticPairs, 'data.synthetic_pairs'),
       syntheticRatio: number(data.syntheticRatio, 'data.synthetic_ratio', 0.5, { min: 0, max: 1 }),
       validationFraction: number(data.validationFraction, 'data.validation_fraction', 0.1, { min: 0, max: 0.5, maxExclusive: true }),
+      retrievalPairs: ref(data.retrievalPairs, 'data.retrieval_pairs'),
       augment: !data.disableAugmentation,
     },
     // At least 2: contrastive losses need in-batch negatives.

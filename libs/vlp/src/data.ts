@@ -34,23 +34,33 @@ const TEXT_FIELDS = ['report', 'text', 'prompt'];
  * field.
  */
 export async function loadPairManifests(store: ArtifactStore, manifests: { real: string[]; synthetic: string[] }): Promise<LoadedPairs> {
+  return readManifests(store, [
+    ['real', manifests.real, (i) => `data.real_pairs[${i}]`],
+    ['synthetic', manifests.synthetic, (i) => `data.synthetic_pairs[${i}]`],
+  ]);
+}
+
+/** The held-out pairs of data.retrieval_pairs (read as real pairs), numbered after the `after` training records. */
+export async function loadRetrievalPairs(store: ArtifactStore, manifest: string, after: number): Promise<LoadedPairs> {
+  const loaded = await readManifests(store, [['real', [manifest], () => 'data.retrieval_pairs']]);
+  return { ...loaded, records: loaded.records.map((r) => ({ ...r, index: after + r.index })) };
+}
+
+async function readManifests(store: ArtifactStore, lists: (readonly ['real' | 'synthetic', string[], (i: number) => string])[]): Promise<LoadedPairs> {
   const records: PairRecord[] = [];
   const skipped: SkippedRecord[] = [];
   const inputs: { uri: string; sha256: string }[] = [];
-  for (const [source, list, field] of [
-    ['real', manifests.real, 'data.real_pairs'],
-    ['synthetic', manifests.synthetic, 'data.synthetic_pairs'],
-  ] as const) {
+  for (const [source, list, field] of lists) {
     for (const [i, uri] of list.entries()) {
       let key: string;
       try {
         key = keyOf(store, uri);
       } catch (error) {
-        if (error instanceof InvalidKeyError) throw new PretrainingConfigError(`${field}[${i}]`, `${uri} is not in the artifact store (${store.rootUri})`);
+        if (error instanceof InvalidKeyError) throw new PretrainingConfigError(field(i), `${uri} is not in the artifact store (${store.rootUri})`);
         throw error;
       }
       const ref = await store.stat(key);
-      if (!ref) throw new PretrainingConfigError(`${field}[${i}]`, `manifest ${uri} not found`);
+      if (!ref) throw new PretrainingConfigError(field(i), `manifest ${uri} not found`);
       inputs.push({ uri: ref.uri, sha256: ref.sha256 });
       const folder = posix.dirname(key);
       for await (const line of readJsonl<Record<string, unknown>>(store, key)) {
@@ -72,7 +82,8 @@ export async function loadPairManifests(store: ArtifactStore, manifests: { real:
             skip('image outside the artifact store');
             continue;
           }
-          records.push({ index: records.length, source, imageKey, report, manifest: uri, lineNumber: line.lineNumber });
+          const id = line.value.id;
+          records.push({ index: records.length, source, imageKey, report, manifest: uri, lineNumber: line.lineNumber, ...(typeof id === 'string' && id ? { id } : {}) });
         }
       }
     }
@@ -86,6 +97,18 @@ export function splitPairs(records: PairRecord[], fraction: number, seed: number
   const count = Math.floor(records.length * fraction);
   const held = new Set(shuffled.slice(0, count).map((r) => r.index));
   return { train: records.filter((r) => !held.has(r.index)), validation: records.filter((r) => held.has(r.index)) };
+}
+
+/**
+ * Training pairs without the held-out ones: a pair is left out when it shares a record id (the
+ * same report, another image of it) or an image with a held-out pair, so that no arm trains on a
+ * held-out report or image.
+ */
+export function withoutHeldOut(records: PairRecord[], heldOut: PairRecord[]): { train: PairRecord[]; left: number } {
+  const ids = new Set(heldOut.flatMap((r) => (r.id ? [r.id] : [])));
+  const images = new Set(heldOut.map((r) => r.imageKey));
+  const train = records.filter((r) => !(r.id && ids.has(r.id)) && !images.has(r.imageKey));
+  return { train, left: records.length - train.length };
 }
 
 /** Token ids, mask and word mask of every report, computed once. */

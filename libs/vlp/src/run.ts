@@ -7,7 +7,7 @@ import { decodeModel, fromTensorProto, type Tensor } from '@medsyn/onnx-graph';
 import { Trainer, buildTrainingStep, decodeSafetensors, encodeSafetensors, type OptimizerConfig } from '@medsyn/training';
 import { WordPieceError, WordPieceTokenizer } from '@medsyn/wordpiece';
 import { PretrainingConfigError, configDigest, encoderSpecOf, type PretrainingConfig } from './config';
-import { PairBatchLoader, Prefetcher, WorkerPrefetcher, keyOf, loadPairManifests, splitPairs, tokenizeRecords, type DataPosition, type PairRecord, type SkippedRecord, type TokenizedReports } from './data';
+import { PairBatchLoader, Prefetcher, WorkerPrefetcher, keyOf, loadPairManifests, loadRetrievalPairs, splitPairs, tokenizeRecords, withoutHeldOut, type LoadedPairs, type DataPosition, type PairRecord, type SkippedRecord, type TokenizedReports } from './data';
 import { vlpObjective } from './model';
 import { learningRateAt } from './schedule';
 
@@ -126,7 +126,7 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
   const { store, config, prefix } = options;
   const loaded = await loadPairManifests(store, { real: config.data.realPairs, synthetic: config.data.syntheticPairs });
   const skipped: SkippedRecord[] = [...loaded.skipped];
-  const split = splitPairs(loaded.records, config.data.validationFraction, config.seed);
+  const split = await trainAndHeldOut(store, config, loaded);
   const tokenizer = await tokenizerFor(store, config, prefix, split.train);
   const train = await tokenizeRecords(tokenizer, split.train, skipped);
   const validation = await tokenizeRecords(tokenizer, split.validation, []);
@@ -292,6 +292,18 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     await prefetch.close();
     await trainer.release();
   }
+}
+
+/**
+ * The training pairs and the held-out ones: data.retrieval_pairs when given (training leaves out
+ * what shares a record id or an image with them; the manifest joins the lineage's inputs), else a
+ * seeded validation_fraction of the pairs.
+ */
+async function trainAndHeldOut(store: ArtifactStore, config: PretrainingConfig, loaded: LoadedPairs): Promise<{ train: PairRecord[]; validation: PairRecord[] }> {
+  if (!config.data.retrievalPairs) return splitPairs(loaded.records, config.data.validationFraction, config.seed);
+  const heldOut = await loadRetrievalPairs(store, config.data.retrievalPairs, loaded.records.length);
+  loaded.inputs.push(...heldOut.inputs);
+  return { train: withoutHeldOut(loaded.records, heldOut.records).train, validation: heldOut.records };
 }
 
 function optimizerOf(config: PretrainingConfig): OptimizerConfig {

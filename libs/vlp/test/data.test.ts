@@ -87,6 +87,12 @@ describe('paired data', () => {
     }
   });
 
+  it('fails, rather than walk epoch after epoch, when too few of the training images decode', async () => {
+    const train = Array.from({ length: 6 }, (_, i) => ({ ...record(i, 'real'), imageKey: `absent/${i}.png` }));
+    const loader = new PairBatchLoader({ store, train, tokens: { length: 4, ids: new Map(), mask: new Map() }, image: { size: 8, channels: 1, mean: 0.5, std: 0.5 }, batchSize: 4, syntheticRatio: 0.5, seed: 1, augment: false, specialIds: [] });
+    await expect(loader.load({ epoch: 0, cursor: 0 })).rejects.toThrow('fewer than batch_size (4) pairs remain after skipping images that fail to decode');
+  });
+
   it('a batch worker fills the same batches as the training thread, bit for bit, for the same seed', async () => {
     const loader = await tenImagesOneBroken('w');
     const expected = await take(new Prefetcher(loader(), { epoch: 0, cursor: 0 }), 7);

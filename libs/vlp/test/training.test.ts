@@ -165,6 +165,40 @@ describe('pre-training runs', () => {
     }
   });
 
+  it('the same small pre-training twice gives bit-identical weights (vocabulary trained each time)', async () => {
+    const config = tinyConfig({ data: { real_pairs: [opacity], validation_fraction: 0.25 }, batch_size: 8 });
+    const digests = async (prefix: string) => {
+      const { refs, retrieval } = await runPretraining({ store, config, prefix });
+      return { image: refs.imageEncoder.sha256, text: refs.textEncoder.sha256, vocab: refs.tokenizer.sha256, checkpoint: refs.checkpoint.sha256, retrieval };
+    };
+    expect(await digests('runs/twice-a')).toEqual(await digests('runs/twice-b'));
+  }, 300_000);
+
+  it('scores arms trained on different pairs on the same held-out pairs (data.retrieval_pairs), none of which they train on', async () => {
+    // The same 48 reports with two image sets, as a pipeline's real and synthetic pairs; the first 16 reports (real images) are held out.
+    const other = await writeOpacityPairs(store, 'opacity-other', 48, 7);
+    const withIds = async (manifest: string, out: string, count = 48) => {
+      const lines: Record<string, unknown>[] = [];
+      for await (const line of readJsonl<Record<string, unknown>>(store, manifest)) if (line.ok) lines.push({ id: `r${lines.length}`, ...line.value, image: store.uriOf(`${manifest.split('/')[0]}/${String(line.value.image)}`) });
+      await putJsonl(store, out, lines.slice(0, count));
+      return out;
+    };
+    const real = await withIds(opacity, 'shared/real.jsonl');
+    const synthetic = await withIds(other, 'shared/synthetic.jsonl');
+    const heldOut = await withIds(opacity, 'shared/held-out.jsonl', 16);
+    const run = (pairs: string, prefix: string) =>
+      runPretraining({ store, config: tinyConfig({ text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey }, data: { real_pairs: [pairs], retrieval_pairs: heldOut, validation_fraction: 0.25 } }), prefix });
+    const [a, b] = [await run(real, 'runs/held-real'), await run(synthetic, 'runs/held-synthetic')];
+    // 32 training pairs each (16 reports left out by id): 2 batches of 16, not 3; both scored on the same 16 real images.
+    expect([a.steps, b.steps]).toEqual([2, 2]);
+    expect([a.retrieval!.pairs, b.retrieval!.pairs]).toEqual([16, 16]);
+    expect(a.retrieval!.chance).toBe(b.retrieval!.chance);
+    expect(a.lineage.inputs.map((i) => i.uri)).toContain((await store.stat(heldOut))!.uri);
+    await expect(runPretraining({ store, config: tinyConfig({ data: { real_pairs: [real], retrieval_pairs: 'shared/nowhere.jsonl' } }), prefix: 'runs/held-missing' })).rejects.toThrow(
+      new PretrainingConfigError('data.retrieval_pairs', 'manifest shared/nowhere.jsonl not found'),
+    );
+  }, 300_000);
+
   it('refuses bad configurations with errors naming the field', async () => {
     const parse = (patch: Record<string, unknown>) => () => tinyConfig({ data: { real_pairs: [opacity] }, ...patch });
     expect(parse({ method: 'simclr' })).toThrow(/^method: must be one of convirt, gloria, mgca/);

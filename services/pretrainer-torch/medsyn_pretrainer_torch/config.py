@@ -24,7 +24,7 @@ SECTIONS = {
          "checkpointEverySteps", "embeddingSize", "temperature", "methodOptions", "gradientAccumulation", "executionProvider"],
     "imageEncoder": ["architecture", "imageSize", "width", "init"],
     "textEncoder": ["layers", "hiddenSize", "heads", "maxLength", "vocab", "vocabSize", "init"],
-    "data": ["realPairs", "syntheticPairs", "syntheticRatio", "validationFraction", "disableAugmentation"],
+    "data": ["realPairs", "syntheticPairs", "syntheticRatio", "validationFraction", "disableAugmentation", "retrievalPairs"],
     "optimizer": ["name", "learningRate", "weightDecay", "beta1", "beta2", "momentum", "maxGradNorm"],
     "schedule": ["warmupSteps", "decay", "minLrRatio"],
 }
@@ -206,13 +206,15 @@ def parse_pretraining_config(value):
             "vocabSize": _number(text.get("vocabSize"), "text_encoder.vocab_size", 8000, True, 16, L["vocab_size"]) or 8000,
             "init": _ref(text.get("init"), "text_encoder.init"),
         }),
-        "data": {
+        "data": _drop_none({
             "realPairs": _uris(data.get("realPairs"), "data.real_pairs"),
             "syntheticPairs": _uris(data.get("syntheticPairs"), "data.synthetic_pairs"),
             "syntheticRatio": _number(data.get("syntheticRatio"), "data.synthetic_ratio", 0.5, lo=0, hi=1),
             "validationFraction": _number(data.get("validationFraction"), "data.validation_fraction", 0.1, lo=0, hi=0.5, hi_exclusive=True),
+            # Scored for held-out retrieval instead of a validation_fraction of the pairs (libs/vlp's retrievalPairs).
+            "retrievalPairs": _ref(data.get("retrievalPairs"), "data.retrieval_pairs"),
             "augment": not data.get("disableAugmentation"),
-        },
+        }),
         # At least 2: contrastive losses need in-batch negatives.
         "batchSize": _number(top.get("batchSize"), "batch_size", 32, True, 2, L["batch_size"]),
         "epochs": _number(top.get("epochs"), "epochs", 1, True, 1, L["epochs"]),

@@ -48,18 +48,36 @@ def seeded_shuffle(items, seed, salt):
 
 
 def load_pair_manifests(store, real, synthetic):
-    """(records, skipped, inputs): records {index, source, imageKey, report, manifest, lineNumber};
+    """(records, skipped, inputs): records {index, source, imageKey, report, manifest, lineNumber[, id]};
     a missing or foreign manifest is a ConfigError naming its field."""
+    return _read_manifests(store, (("real", real, lambda i: f"data.real_pairs[{i}]"), ("synthetic", synthetic, lambda i: f"data.synthetic_pairs[{i}]")))
+
+
+def load_retrieval_pairs(store, manifest, after):
+    """The held-out pairs of data.retrieval_pairs (read as real pairs), numbered after the `after` training records."""
+    records, skipped, inputs = _read_manifests(store, (("real", [manifest], lambda i: "data.retrieval_pairs"),))
+    return [{**r, "index": after + r["index"]} for r in records], skipped, inputs
+
+
+def without_held_out(records, held_out):
+    """Training pairs without the held-out ones: a pair sharing a record id (the same report) or an image with a
+    held-out pair is left out, so no arm trains on a held-out report or image (as libs/vlp)."""
+    ids = {r["id"] for r in held_out if r.get("id")}
+    images = {r["imageKey"] for r in held_out}
+    return [r for r in records if not (r.get("id") and r["id"] in ids) and r["imageKey"] not in images]
+
+
+def _read_manifests(store, lists):
     records, skipped, inputs = [], [], []
-    for source, uris, field in (("real", real, "data.real_pairs"), ("synthetic", synthetic, "data.synthetic_pairs")):
+    for source, uris, field in lists:
         for i, uri in enumerate(uris):
             try:
                 key = key_of(store, uri)
             except InvalidKey:
-                raise ConfigError(f"{field}[{i}]", f"{uri} is not in the artifact store ({store.root_uri})") from None
+                raise ConfigError(field(i), f"{uri} is not in the artifact store ({store.root_uri})") from None
             ref = store.stat(key)
             if ref is None:
-                raise ConfigError(f"{field}[{i}]", f"manifest {uri} not found")
+                raise ConfigError(field(i), f"manifest {uri} not found")
             inputs.append({"uri": ref["uri"], "sha256": ref["sha256"]})
             folder = posixpath.dirname(key)
             for line_number, value, error in read_jsonl(store, key):
@@ -83,8 +101,11 @@ def load_pair_manifests(store, real, synthetic):
                     except InvalidKey:
                         skip("image outside the artifact store")
                         continue
-                    records.append({"index": len(records), "source": source, "imageKey": image_key, "report": report,
-                                    "manifest": uri, "lineNumber": line_number})
+                    record = {"index": len(records), "source": source, "imageKey": image_key, "report": report,
+                              "manifest": uri, "lineNumber": line_number}
+                    if isinstance(value.get("id"), str) and value["id"]:
+                        record["id"] = value["id"]
+                    records.append(record)
     return records, skipped, inputs
 
 

@@ -93,6 +93,8 @@ def input_refs(config):
     """The artifacts a request names, by field: pair manifests (which must exist), initial weights and a vocabulary."""
     refs = [(f"config.data.real_pairs[{i}]", r, True) for i, r in enumerate(config.data.real_pairs)]
     refs += [(f"config.data.synthetic_pairs[{i}]", r, True) for i, r in enumerate(config.data.synthetic_pairs)]
+    if config.data.retrieval_pairs.uri:
+        refs.append(("config.data.retrieval_pairs", config.data.retrieval_pairs, True))
     for field, ref in (("config.image_encoder.init", config.image_encoder.init), ("config.text_encoder.init", config.text_encoder.init),
                        ("config.text_encoder.vocab", config.text_encoder.vocab)):
         if ref.uri:

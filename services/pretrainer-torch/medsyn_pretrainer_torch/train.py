@@ -26,7 +26,7 @@ from torch import nn
 
 from . import bundle, checkpoint
 from .config import ConfigError, check_runnable, config_digest, parse_pretraining_config
-from .data import PairBatches, load_pair_manifests, split_pairs, tokenize_records
+from .data import PairBatches, load_pair_manifests, load_retrieval_pairs, split_pairs, tokenize_records, without_held_out
 from .losses import loss_options, vlp_loss
 from .models import VlpModel
 from .store import open_store, put_jsonl, read_jsonl, key_of
@@ -247,7 +247,12 @@ def train(spec):
     run.emit("phase", phase="reading manifests")
     records, skipped, inputs = load_pair_manifests(store, config["data"]["realPairs"], config["data"]["syntheticPairs"])
     manifest_skips = len(skipped)
-    train_records, validation = split_pairs(records, config["data"]["validationFraction"], config["seed"])
+    if config["data"].get("retrievalPairs"):
+        validation, _, held_inputs = load_retrieval_pairs(store, config["data"]["retrievalPairs"], len(records))
+        inputs += held_inputs
+        train_records = without_held_out(records, validation)
+    else:
+        train_records, validation = split_pairs(records, config["data"]["validationFraction"], config["seed"])
     tokenizer = tokenizer_for(store, config, prefix, train_records, run)
     kept, tokens = tokenize_records(tokenizer, train_records, skipped)
     validation, validation_tokens = tokenize_records(tokenizer, validation, [])

@@ -10,7 +10,7 @@ from medsyn_pretrainer_torch import train as trainer
 from medsyn_pretrainer_torch.config import ConfigError, parse_pretraining_config
 from medsyn_pretrainer_torch.data import load_pair_manifests, epoch_order, split_pairs
 from medsyn_pretrainer_torch.store import open_store
-from pairs import tiny_config, write_pairs
+from pairs import FINDINGS, image, tiny_config, write_pairs
 
 torch.set_num_threads(1)
 
@@ -44,6 +44,31 @@ def test_a_run_writes_libs_vlps_files_and_counts_what_it_skipped(store, capsys):
     assert [e["step"] for e in events if e["event"] == "progress"] == list(range(1, 11))
     assert events[-1]["event"] == "done"
     assert result["retrieval"]["pairs"] >= 4
+
+
+def test_held_out_retrieval_pairs_are_scored_and_their_reports_left_out_of_training(store):
+    # The same 24 reports with two image sets (as a pipeline's real and synthetic arms); 8 reports held out with the first set's images.
+    lines = []
+    for i in range(24):
+        finding, report = FINDINGS[i % len(FINDINGS)]
+        for folder, seed in (("first", i), ("second", 100 + i)):
+            store.put(f"{folder}/{i:03d}.png", image(finding, seed))
+        lines.append({"id": f"r{i}", "report": f"FINDINGS: {report}"})
+    manifest = lambda name, rows, folder: store.put(name, "".join(json.dumps({**r, "image": f"{folder}/{int(r['id'][1:]):03d}.png"}) + "\n" for r in rows))
+    manifest("first.jsonl", lines, "first")
+    manifest("second.jsonl", lines, "second")
+    held = manifest("held.jsonl", lines[:8], "first")
+    for pairs in ("first.jsonl", "second.jsonl"):
+        prefix = f"runs/held-{pairs[:-6]}"
+        assert run(store, tiny_config(pairs, data={"real_pairs": [pairs], "retrieval_pairs": held["uri"]}), prefix) == 0
+        result = json.loads(store.get_bytes(f"{prefix}/result.json"))
+        # 16 training pairs (the 8 held-out reports left out by id): 4 steps of 4 a epoch, 2 epochs; the 8 held-out pairs scored.
+        assert result["steps"] == 8
+        assert result["retrieval"]["pairs"] == 8
+        assert held["sha256"] in [i["sha256"] for i in result["lineage"]["inputs"]]
+    with pytest.raises(ConfigError, match="manifest nowhere.jsonl not found") as error:
+        run(store, tiny_config("first.jsonl", data={"retrieval_pairs": "nowhere.jsonl"}), "runs/held-missing")
+    assert error.value.field == "data.retrieval_pairs"
 
 
 def test_split_and_epoch_order_are_libs_vlps_for_the_same_seed(store, tmp_path):

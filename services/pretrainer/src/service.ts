@@ -48,12 +48,13 @@ function plain(value: unknown, key = ''): unknown {
   return value;
 }
 
-/** The artifacts a request names, by field: the pair manifests (which must exist), initial weights and a vocabulary. */
+/** The artifacts a request names, by field: the pair manifests (which must exist: training and held-out), initial weights and a vocabulary. */
 function inputRefs(config: pretrainer.PretrainingConfig): { field: string; ref: common.ArtifactRef; manifest: boolean }[] {
   const optional = (field: string, ref: common.ArtifactRef | undefined) => (ref?.uri ? [{ field, ref, manifest: false }] : []);
   return [
     ...(config.data?.realPairs ?? []).map((ref, i) => ({ field: `config.data.real_pairs[${i}]`, ref, manifest: true })),
     ...(config.data?.syntheticPairs ?? []).map((ref, i) => ({ field: `config.data.synthetic_pairs[${i}]`, ref, manifest: true })),
+    ...(config.data?.retrievalPairs?.uri ? [{ field: 'config.data.retrieval_pairs', ref: config.data.retrievalPairs, manifest: true }] : []),
     ...optional('config.image_encoder.init', config.imageEncoder?.init),
     ...optional('config.text_encoder.init', config.textEncoder?.init),
     ...optional('config.text_encoder.vocab', config.textEncoder?.vocab),

@@ -66,6 +66,15 @@ describe('PretrainerService jobs', () => {
   const start = (requestId: string, config: pretrainer.PretrainingConfig) =>
     callUnary<pretrainer.StartPretrainingResponse>(client, 'startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId, config }));
 
+  const waitForJobEnd = async (jobId: string) => {
+    for (;;) {
+      const { job } = await callUnary<jobs.GetJobResponse>(jobsClient, 'getJob', jobs.GetJobRequest.fromPartial({ jobId }));
+      if (job!.state === common.JobState.JOB_STATE_SUCCEEDED) return;
+      if (job!.state !== common.JobState.JOB_STATE_RUNNING && job!.state !== common.JobState.JOB_STATE_QUEUED) throw new Error(`job ${jobId} ended ${job!.state}: ${job!.error?.message}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+
   it('runs a pre-training job: progress with loss parts while watching, then the encoder bundle as its result', async () => {
     const started = await start('run-1', tinyConfig(manifest));
     const jobId = started.job!.jobId;
@@ -123,7 +132,7 @@ describe('PretrainerService jobs', () => {
     const other = '0'.repeat(64);
     const ref = (uri: string, sha256: string) => ({ uri, sha256, sizeBytes: 0, mediaType: '' });
     const textEncoder = (vocabRef: common.ArtifactRef) => ({ layers: 1, hiddenSize: 16, heads: 2, maxLength: 8, vocabSize: 0, vocab: vocabRef, init: undefined });
-    await expect(start('digest-pairs', tinyConfig(manifest, { data: { realPairs: [ref(manifest, other)], syntheticPairs: [], syntheticRatio: 0, validationFraction: 0.25, disableAugmentation: false } }))).rejects.toMatchObject({
+    await expect(start('digest-pairs', tinyConfig(manifest, { data: { realPairs: [ref(manifest, other)], syntheticPairs: [], syntheticRatio: 0, validationFraction: 0.25, disableAugmentation: false, retrievalPairs: undefined } }))).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
       details: `config.data.real_pairs[0]: sha256 mismatch for ${manifest} (expected ${other}, found ${pairs.sha256})`,
     });
@@ -136,9 +145,26 @@ describe('PretrainerService jobs', () => {
       details: expect.stringMatching(/^config\.image_encoder\.init: sha256 mismatch for /),
     });
     await expect(start('digest-malformed', tinyConfig(manifest, { textEncoder: textEncoder(ref(vocab.uri, 'xyz')) }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config\.text_encoder\.vocab\.sha256: /) });
-    const right = tinyConfig(manifest, { data: { realPairs: [ref(manifest, pairs.sha256)], syntheticPairs: [], syntheticRatio: 0, validationFraction: 0.25, disableAugmentation: false }, textEncoder: textEncoder(vocab) });
+    const right = tinyConfig(manifest, { data: { realPairs: [ref(manifest, pairs.sha256)], syntheticPairs: [], syntheticRatio: 0, validationFraction: 0.25, disableAugmentation: false, retrievalPairs: undefined }, textEncoder: textEncoder(vocab) });
     const { job } = await start('digest-right', right);
     await callUnary(jobsClient, 'cancelJob', jobs.CancelJobRequest.fromPartial({ jobId: job!.jobId }));
+  });
+
+  it('scores held-out retrieval on data.retrieval_pairs, leaving their images out of training', async () => {
+    const lines: unknown[] = [];
+    for (let i = 0; i < 4; i++) lines.push({ image: `images/${i}.png`, report: ['Clear lungs.', 'Mild haze.', 'Dense opacity.', 'White out.'][i] });
+    const heldOut = await putJsonl(store, 'pairs/held-out.jsonl', lines);
+    const config = tinyConfig(manifest);
+    config.data!.retrievalPairs = { uri: heldOut.uri, sha256: heldOut.sha256, sizeBytes: 0, mediaType: '' };
+    const { job } = await start('held-out', config);
+    await waitForJobEnd(job!.jobId);
+    const result = await callUnary<pretrainer.GetPretrainingResultResponse>(client, 'getPretrainingResult', pretrainer.GetPretrainingResultRequest.fromPartial({ jobId: job!.jobId }));
+    // 12 training pairs (the 4 held-out images left out) in batches of 4; the 4 held-out pairs scored.
+    expect(result.summary!.steps).toBe(3);
+    expect(result.summary!.validationPairs).toBe(4);
+    expect(result.lineage!.inputs.map((i) => i.sha256)).toContain(heldOut.sha256);
+    config.data!.retrievalPairs = { uri: 'nowhere/held-out.jsonl', sha256: '', sizeBytes: 0, mediaType: '' };
+    await expect(start('held-out-missing', config)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'config.data.retrieval_pairs: manifest nowhere/held-out.jsonl not found' });
   });
 
   it('refuses bad requests with INVALID_ARGUMENT naming the field', async () => {
