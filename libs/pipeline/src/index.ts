@@ -3,3 +3,4 @@ export { runPipeline, pretrainingRuns, PipelineStageError, type PipelineEvent, t
 export { startLocalServices, waitForJob, connect, channelSecurity, clientSecurity, unary, JobFailedError, type ClientSecurity, type Endpoints, type LocalServices } from './services';
 export { ContentHasher, stageKey } from './content';
 export { renderPipelineReport, pretrainingArms, incomparable, pooledMetrics, pooledRatios, groupOf, type GridPair, type PretrainingArm, type PooledMetric, type PooledRatio } from './report';
+export { checkResultsDoc, type ResultsFigure, type ResultsCheck } from './results-check';
