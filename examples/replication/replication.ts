@@ -12,9 +12,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { heldOutImageIds, importDataset, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
+import { heldOutImageIds, importDataset, type TaskName } from '@medsyn/evaluation';
 import { covidCxrReportText } from '@medsyn/generator';
-import { groupOf, incomparable, parsePipelineConfig, pooledMetrics, pooledRatios, pretrainingArms, runPipeline } from '@medsyn/pipeline';
+import { parsePipelineConfig, renderComparisonTables, runPipeline } from '@medsyn/pipeline';
 import { repoRoot, sharedDataDir } from '@medsyn/testing';
 
 const SPLIT_SEED = 0;
@@ -92,63 +92,10 @@ runPipeline(config, {
   },
 })
   .then((result) => {
-    const tables = renderTables(result.results, result.stages as Record<string, { seconds: number; summary: Record<string, number | string> }>);
+    const tables = renderComparisonTables(result.results, result.stages, { tasks: TASKS, metrics: MAIN_METRIC });
     // The generator as uploaded: models/<folder>-<first 12 hex of its files' digest>/.
     const text = `${tables}\nGenerator: ${result.stages.synthesize?.outputs.model}\nReport: ${result.report} (${((Date.now() - started) / 60000).toFixed(1)} min)\n`;
     fs.writeFileSync(path.join(out, 'tables.md'), text);
     process.stdout.write(text);
   })
   .catch((error: Error) => fail(error.message));
-
-const cell = (m?: { mean: number; std: number }) => (m ? `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}` : '—');
-
-/**
- * Markdown: per task, main metric by label fraction for every arm (its pre-training seeds and the
- * downstream seeds pooled) and synthetic/real per method (of the pooled means). Each table carries
- * the marker `npm run check:results` reads, so that docs/results.md can quote it checked.
- */
-function renderTables(results: EvaluationResults, stages: Record<string, { seconds: number; summary: Record<string, number | string> }>): string {
-  const groups = [...new Set(results.encoders.map((e) => groupOf(e.name)))];
-  const cells = pooledMetrics(results);
-  const ratios = pooledRatios(cells);
-  const arms = pretrainingArms(stages);
-  const seedsOf = (group: string) => Math.max(1, arms.filter((a) => a.group === group).length);
-  const downstream = results.config.seeds.length;
-  const lines: string[] = [];
-  for (const task of TASKS) {
-    const metric = MAIN_METRIC[task]!;
-    const fractions = [...new Set(cells.filter((m) => m.task === task).map((m) => m.label_fraction))].sort((a, b) => a - b);
-    const methods = [...new Set(ratios.filter((r) => r.task === task).map((r) => r.method))];
-    const pretrained = groups.find((g) => g !== 'random-init');
-    lines.push(
-      `### ${task} (${metric}; mean ± std of ${pretrained ? seedsOf(pretrained) * downstream : downstream} runs per pre-trained arm: ${pretrained ? seedsOf(pretrained) : 0} pre-training seeds x downstream seeds ${results.config.seeds.join(', ')}; random-init ${downstream} runs; split ${JSON.stringify(results.splits[task])})`,
-      '',
-      `<!-- results.json: table ${task} ${metric} -->`,
-    );
-    lines.push(`| labels | ${groups.join(' | ')} | ${methods.map((m) => `${m}-synthetic / real`).join(' | ')} |`);
-    lines.push(`|---|${groups.map(() => '---').join('|')}|${methods.map(() => '---').join('|')}|`);
-    for (const f of fractions) {
-      const get = (group: string) => cells.find((m) => m.group === group && m.task === task && m.label_fraction === f && m.metric === metric);
-      // A ratio involving an arm any seed of which did not learn (retrieval at chance) is refused, not printed.
-      const shown = methods.map((method) => {
-        const r = ratios.find((x) => x.method === method && x.task === task && x.label_fraction === f && x.metric === metric);
-        return r ? (incomparable(arms, `${method}-synthetic`, `${method}-real`) ?? r.ratio.toFixed(3)) : '—';
-      });
-      lines.push(`| ${Math.round(f * 100)} % | ${groups.map((g) => cell(get(g))).join(' | ')} | ${shown.join(' | ')} |`);
-    }
-    lines.push('');
-  }
-  const pairs = [...new Set(arms.map((a) => a.retrievalPairs))];
-  lines.push(
-    `### Pre-training: did each arm learn? (image-to-text retrieval on the same ${pairs.join(' / ')} held-out real images for every arm, against chance)`,
-    '',
-    '| arm | seed | top-1 | chance | held-out pairs | learned |',
-    '|---|---|---|---|---|---|',
-  );
-  for (const a of arms) lines.push(`| ${a.group} | ${a.seed ?? '—'} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.retrievalPairs ?? '—'} | ${a.learned ? 'yes' : '**no: not compared**'} |`);
-  lines.push('', '### Stages', '', '| run | seconds | summary |', '|---|---|---|');
-  for (const [name, s] of Object.entries(stages)) lines.push(`| ${name} | ${s.seconds.toFixed(0)} | ${Object.entries(s.summary).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`).join(', ')} |`);
-  lines.push('', '### Digests', '', `- dataset (as evaluated): ${results.dataset.sha256} (${results.dataset.images} images)`);
-  for (const e of results.encoders) lines.push(`- ${e.name}: ${Object.entries(e.digests).map(([f, d]) => `${f} ${d.slice(0, 16)}…`).join(', ')}`);
-  return lines.join('\n');
-}

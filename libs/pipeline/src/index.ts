@@ -4,3 +4,4 @@ export { startLocalServices, waitForJob, connect, channelSecurity, clientSecurit
 export { ContentHasher, stageKey } from './content';
 export { renderPipelineReport, pretrainingArms, incomparable, pooledMetrics, pooledRatios, groupOf, type GridPair, type PretrainingArm, type PooledMetric, type PooledRatio } from './report';
 export { checkResultsDoc, type ResultsFigure, type ResultsCheck } from './results-check';
+export { renderComparisonTables } from './tables';

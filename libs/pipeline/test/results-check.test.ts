@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
-import { checkResultsDoc } from '../src';
+import { checkResultsDoc, renderComparisonTables } from '../src';
 
 // A two-seed run's results.json and state.json, and a document quoting them in every marked form.
 const FIXTURES = path.join(__dirname, 'fixtures', 'results-check');
@@ -23,6 +23,15 @@ describe('docs/results.md figures are checked against the run', () => {
     expect(check.mismatches).toEqual([]);
     // 5 inline figures; the table's 2 rows x 4 columns less one "not compared" cell.
     expect(check.figures).toHaveLength(12);
+  });
+
+  it('passes the tables the replication prints, as they are', () => {
+    const tables = renderComparisonTables(files.results, files.state.stages, { tasks: ['segmentation'], metrics: { segmentation: 'dice' } });
+    expect(tables).toContain('mean ± std of 4 runs per pre-trained arm: 2 pre-training seeds x downstream seeds 0, 1; random-init 2 runs');
+    const check = checkResultsDoc(tables, files);
+    expect(check.mismatches).toEqual([]);
+    // 2 label fractions x (3 arms + 1 ratio).
+    expect(check.figures).toHaveLength(8);
   });
 
   it('fails on a changed figure, naming its line, the figure and what it should read', () => {
