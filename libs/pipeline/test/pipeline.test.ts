@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { FileArtifactStore, listLocalFiles, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
 import { buildTinyPipeline } from '@medsyn/diffusion';
 import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
-import { PipelineConfigError, parsePipelineConfig } from '../src';
+import { PipelineConfigError, parsePipelineConfig, pretrainingRuns } from '../src';
 
 // A dozen records of the bundled demo sample (CC BY images, in the repository), tiny models.
 const SAMPLE = path.join(repoRoot, 'examples', 'demo', 'sample');
@@ -111,6 +111,12 @@ describe('pipeline config', () => {
   ])('rejects %s, naming the key', (_, mutate, message) => {
     expect(parse(mutate)).toThrow(PipelineConfigError);
     expect(parse(mutate)).toThrow(message);
+  });
+
+  it('pre-trains each arm once with pretrain.config.seed by default (named as before seeds), else once per listed seed', () => {
+    const runs = (mutate: (c: TestConfig) => void) => pretrainingRuns(parse(mutate)()).map((r) => `${r.name} ${r.seed}`);
+    expect(runs((c) => (c.pretrain.config.seed = 4))).toEqual(['convirt-real 4', 'convirt-synthetic 4']);
+    expect(runs((c) => (c.pretrain.seeds = [0, 2]))).toEqual(['convirt-real-seed0 0', 'convirt-real-seed2 2', 'convirt-synthetic-seed0 0', 'convirt-synthetic-seed2 2']);
   });
 
   it('reports a bad config from the CLI with exit code 2 and the key, before starting anything', async () => {
