@@ -41,6 +41,7 @@ def service(start_service, store_dir):
     (lambda r: setattr(r.config.data.real_pairs[0], "uri", "file:///elsewhere/pairs.jsonl"), "INVALID_ARGUMENT", "config.data.real_pairs[0]"),
     (lambda r: setattr(r.config.data.real_pairs[0], "sha256", "abc"), "INVALID_ARGUMENT", "config.data.real_pairs[0].sha256"),
     (lambda r: setattr(r.config.data.real_pairs[0], "sha256", "0" * 64), "FAILED_PRECONDITION", "config.data.real_pairs[0]"),
+    (lambda r: setattr(r.config.data.retrieval_pairs, "uri", "data/missing-held-out.jsonl"), "INVALID_ARGUMENT", "config.data.retrieval_pairs: manifest data/missing-held-out.jsonl not found"),
     (lambda r: r.config.text_encoder.vocab.MergeFrom(r.config.text_encoder.vocab.__class__(uri="v.txt", sha256="1" * 64)), "NOT_FOUND", "v.txt"),
     (lambda r: setattr(r, "output_prefix", "runs/../escape"), "INVALID_ARGUMENT", "output_prefix"),
     (lambda r: setattr(r, "output_prefix", "jobs/pretrainer/x"), "INVALID_ARGUMENT", "output_prefix"),
