@@ -19,7 +19,8 @@ export interface ResultsCheck {
   mismatches: ResultsFigure[];
 }
 
-const MARKER = /<!--\s*(results|state)\.json:\s*(.+?)\s*-->/g;
+// A marker quoted in inline code (`<!-- ... -->`, as the convention is documented) is an example, not a marker.
+const MARKER = /(?<!`)<!--\s*(results|state)\.json:\s*(.+?)\s*-->/g;
 const NUMBER = '-?\\d+(?:\\.\\d+)?';
 const FIGURE = new RegExp(`^\\s*\\**\\s*(${NUMBER})(?:\\s*±\\s*(${NUMBER}))?`);
 const CELL = new RegExp(`^\\**\\s*(${NUMBER})(?:\\s*±\\s*(${NUMBER}))?\\s*\\**$`);

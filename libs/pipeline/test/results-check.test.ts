@@ -43,6 +43,12 @@ describe('docs/results.md figures are checked against the run', () => {
     ]);
   });
 
+  it('leaves a marker quoted in inline code alone: it documents the convention', () => {
+    const check = checkResultsDoc('Write `<!-- results.json: $.dataset.images -->` before a figure.', files);
+    expect(check.figures).toEqual([]);
+    expect(check.mismatches).toEqual([]);
+  });
+
   it('fails on a figure the files do not have, and on a marker with no figure after it', () => {
     const { mismatches } = checkResultsDoc('<!-- results.json: segmentation/dice/10%/convirt-real -->0.9 and <!-- results.json: $.dataset.images --> images', files);
     expect(mismatches.map((m) => m.expected)).toEqual(['no such figure in the files', 'a figure right after the marker']);
