@@ -54,6 +54,8 @@ const PLACE_NAME_GENERICS = new Set('mill mills memorial cross haven bay river h
  * ("MILFORD [MILL]").
  */
 export function completeSpans(text: string, spans: readonly PhiSpan[]): PhiSpan[] {
+  // Most reports have no name or place: they need no second tokenisation.
+  if (!spans.some((s) => s.label === 'NAME' || s.label === 'LOCATION')) return [...spans];
   const tokens = tokenize(text);
   return completePlaces(text, completeNames(text, spans, tokens), tokens);
 }
