@@ -43,7 +43,7 @@ const MODELS: BenchModel[] = [
     logits: (g, { x }, training) => resnet(modelBuilder(g, { training }), x!, { depth: 18, classes: 10 }).logits!,
     peer: { meta: { model: 'resnet', depth: 18, width: 64, in_channels: 3, classes: 10 }, size: 128 },
     steps: 6,
-    target: 0.6,
+    target: 0.9,
   },
   {
     name: 'vit_tiny_224px_b16',
@@ -53,7 +53,7 @@ const MODELS: BenchModel[] = [
     logits: (g, { x }, training) => vit(modelBuilder(g, { training }), x!, { imageSize: 224, patchSize: 16, layers: 12, heads: 3, hidden: 192, mlpDim: 768, classes: 10 }).logits!,
     peer: { meta: { model: 'vit', image_size: 224, patch_size: 16, layers: 12, heads: 3, hidden: 192, mlp_dim: 768, classes: 10 }, size: 224 },
     steps: 4,
-    target: 0.8,
+    target: 1.0,
   },
   {
     name: 'bert_tiny_128tok_b32',
@@ -64,7 +64,7 @@ const MODELS: BenchModel[] = [
       bert(modelBuilder(g, { training }), input_ids!, attention_mask!, { vocabSize: 8000, hidden: 128, layers: 4, heads: 4, intermediate: 512, maxLength: 128, maxPositions: 512, classes: 10 }).logits!,
     peer: { meta: { model: 'bert', vocab: 8000, hidden: 128, layers: 4, heads: 4, intermediate: 512, positions: 512, classes: 10 }, tokens: 128 },
     steps: 10,
-    target: 0.8,
+    target: 1.0,
   },
 ];
 
