@@ -1,17 +1,7 @@
-import { CLINICAL_UNITS, ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, MEDICAL_TERMS, NOT_NAMES } from './dictionaries';
+import { ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, MEDICAL_TERMS, NOT_NAMES } from './dictionaries';
+import { neverNamePart } from './rules';
 import { tokenize, type Token } from './tagger/tokens';
 import type { PhiSpan } from './types';
-
-/** Words that sit next to a name without being part of it: credentials, titles, relatives, function words, months. */
-const NEVER_NAME_PART = new Set(
-  [
-    'md rn np pa pt ot rt do ho bsn msn rrt crna dnp phd licsw msw dr drs mr mrs ms miss prof',
-    'son sons daughter dtr wife husband mother father mom dad brother sister sis friend niece nephew aunt uncle cousin',
-    'and or of on at in to the a an is was for with by from per via jan feb mar apr may jun jul aug sep sept oct nov dec',
-  ]
-    .join(' ')
-    .split(' '),
-);
 
 type CaseShape = 'caps' | 'lower' | 'capitalised' | 'other';
 
@@ -21,7 +11,8 @@ function caseShape(word: string): CaseShape {
   return /^\p{Lu}\p{Ll}+$/u.test(word) ? 'capitalised' : 'other';
 }
 
-const isWord = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) && !NEVER_NAME_PART.has(word.toLowerCase()) && !CLINICAL_UNITS.has(word.toUpperCase());
+/** A word that may be part of a name: letters only, no title, credential, function word, month or relative (the rules' own lists). */
+const isWord = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) && !neverNamePart(word);
 
 /**
  * A given name in front of a surname already found ("carol [wolfe]"): a census given name in the

@@ -111,6 +111,9 @@ const isCaps = (w: string) => /^[A-Z'’-]+$/.test(w) && /[A-Z]{2}/.test(w);
 const MONTH_WORDS = lower('jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday');
 /** A word that never starts a name in a note: function words, headings, ward abbreviations, months. */
 const stopWord = (w: string) => CREDENTIAL_WORD.test(w) || TITLE_WORD.test(w) || ACRONYMS.has(w) || CLINICAL_UNITS.has(w.toUpperCase()) || NOT_NAMES.has(key(w)) || MONTH_WORDS.has(key(w)) || /^(?:and|or|of|on|at|in|to|the|a|an|is|was|for|with|by|from|per|near)$/i.test(w);
+const PERSON_CUE_WORD = m(`^${PERSON_CUE}$`, '');
+/** A word that never is part of a name: a stop word (titles, credentials, function words, months, ward abbreviations) or a relative or role ("son", "nurse"). */
+export const neverNamePart = (w: string) => stopWord(w) || PERSON_CUE_WORD.test(w);
 /** A census given name or surname; the census writes "O'Brien" as "obrien". */
 const censusName = (k: string) => FIRST_NAMES.has(k) || LAST_NAMES.has(k) || (/['’]/.test(k) && LAST_NAMES.has(k.replace(/['’]/g, '')));
 /** A clinical word (the medical lexicon, English) that is not also a census name: "Lasix", "aware", "Neo". */
