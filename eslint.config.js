@@ -3,6 +3,8 @@
 'use strict';
 const nx = require('@nx/eslint-plugin');
 const tseslint = require('typescript-eslint');
+// Layout is Prettier's (`npm run format`); this turns off the lint rules that would argue with it.
+const prettierConfig = require('eslint-config-prettier');
 
 module.exports = [
   { ignores: ['**/dist/**', '**/node_modules/**', '**/gen/**', '**/coverage/**'] },
@@ -30,4 +32,5 @@ module.exports = [
     files: ['**/*.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  prettierConfig,
 ];

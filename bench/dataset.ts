@@ -23,7 +23,9 @@ function radiographLike(index: number): Buffer {
   const data = new Float32Array(SIZE * SIZE);
   for (let y = 0; y < SIZE; y++) {
     for (let x = 0; x < SIZE; x++) {
-      const lung = Math.exp(-(((x - SIZE * 0.3) ** 2 + (y - SIZE / 2) ** 2) / (SIZE * SIZE * 0.03))) + Math.exp(-(((x - SIZE * 0.7) ** 2 + (y - SIZE / 2) ** 2) / (SIZE * SIZE * 0.03)));
+      const lung =
+        Math.exp(-(((x - SIZE * 0.3) ** 2 + (y - SIZE / 2) ** 2) / (SIZE * SIZE * 0.03))) +
+        Math.exp(-(((x - SIZE * 0.7) ** 2 + (y - SIZE / 2) ** 2) / (SIZE * SIZE * 0.03)));
       data[y * SIZE + x] = 0.8 - 0.5 * lung + 0.05 * random();
     }
   }
@@ -48,15 +50,31 @@ async function main() {
       const png = radiographLike(i);
       imageBytes += png.length;
       const ref = await store.put(`synth/images/${id}.png`, png);
-      const text = `FINDINGS: ${'The cardiomediastinal silhouette is within normal limits. '.repeat(9)}IMPRESSION: No acute disease (${id}).`.slice(0, 600);
-      lines.push({ image_uri: ref.uri, image_sha256: ref.sha256, report_id: id, prompt: `No acute disease (${id}).`, seed: String(i), accepted: true, attempts: 1, rejections: {}, prompt_truncated: false });
+      const text =
+        `FINDINGS: ${'The cardiomediastinal silhouette is within normal limits. '.repeat(9)}IMPRESSION: No acute disease (${id}).`.slice(
+          0,
+          600,
+        );
+      lines.push({
+        image_uri: ref.uri,
+        image_sha256: ref.sha256,
+        report_id: id,
+        prompt: `No acute disease (${id}).`,
+        seed: String(i),
+        accepted: true,
+        attempts: 1,
+        rejections: {},
+        prompt_truncated: false,
+      });
       reports.push({ id, text });
       peerSamples.push({ key: id, image: path.join(storeDir, 'synth', 'images', `${id}.png`), text });
     }
     await putJsonl(store, 'synth/pairs.jsonl', lines);
     await putJsonl(store, 'anon/anonymized.jsonl', reports);
     fs.writeFileSync(path.join(tmp, 'samples.json'), JSON.stringify(peerSamples));
-    console.log(`${SAMPLES} samples, ${(imageBytes / SAMPLES / 1024).toFixed(1)} KiB per PNG (${SIZE} px, 8-bit), shards of ${SHARD_SIZE}`);
+    console.log(
+      `${SAMPLES} samples, ${(imageBytes / SAMPLES / 1024).toFixed(1)} KiB per PNG (${SIZE} px, 8-bit), shards of ${SHARD_SIZE}`,
+    );
 
     const exports: number[] = [];
     const imports: number[] = [];
@@ -64,7 +82,14 @@ async function main() {
     for (let run = 0; run < RUNS; run++) {
       const bundle = new FileArtifactStore(path.join(tmp, `bundle-${run}`));
       const t0 = performance.now();
-      const result = await exportDataset({ store, pairs: ['synth/pairs.jsonl'], reports: 'anon/anonymized.jsonl', out: bundle, shardSize: SHARD_SIZE, card: { generator: { name: 'bench' }, licence: 'CC0-1.0' } });
+      const result = await exportDataset({
+        store,
+        pairs: ['synth/pairs.jsonl'],
+        reports: 'anon/anonymized.jsonl',
+        out: bundle,
+        shardSize: SHARD_SIZE,
+        card: { generator: { name: 'bench' }, licence: 'CC0-1.0' },
+      });
       exports.push((performance.now() - t0) / 1000);
       bundleBytes = result.card.shards.reduce((n, s) => n + s.size_bytes, 0);
       const t1 = performance.now();
@@ -75,24 +100,39 @@ async function main() {
     const peers = [...Array(RUNS)].map(() => {
       fs.rmSync(path.join(tmp, 'peer-bundle'), { recursive: true, force: true });
       fs.rmSync(path.join(tmp, 'peer-import'), { recursive: true, force: true });
-      return JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'dataset_peer.py'), tmp, String(SHARD_SIZE)]).toString()) as { export_seconds: number; import_seconds: number; samples: number };
+      return JSON.parse(
+        execFileSync('/usr/bin/python3', [
+          path.join(__dirname, 'python', 'dataset_peer.py'),
+          tmp,
+          String(SHARD_SIZE),
+        ]).toString(),
+      ) as { export_seconds: number; import_seconds: number; samples: number };
     });
     const ours = { export: median(exports), import: median(imports) };
-    const peer = { export: median(peers.map((p) => p.export_seconds)), import: median(peers.map((p) => p.import_seconds)) };
+    const peer = {
+      export: median(peers.map((p) => p.export_seconds)),
+      import: median(peers.map((p) => p.import_seconds)),
+    };
     const mb = bundleBytes / 1e6;
-    console.log(`export: medsyn ${ours.export.toFixed(2)} s (${(SAMPLES / ours.export).toFixed(0)} samples/s, ${(mb / ours.export).toFixed(1)} MB/s), Python tarfile ${peer.export.toFixed(2)} s -> ${(peer.export / ours.export).toFixed(2)}x the peer's speed`);
-    console.log(`import: medsyn ${ours.import.toFixed(2)} s (${(SAMPLES / ours.import).toFixed(0)} samples/s, ${(mb / ours.import).toFixed(1)} MB/s), Python tarfile ${peer.import.toFixed(2)} s -> ${(peer.import / ours.import).toFixed(2)}x the peer's speed`);
-    console.log(`RESULT ${JSON.stringify({
-      samples: SAMPLES,
-      bundle_mb: +mb.toFixed(1),
-      export_seconds: +ours.export.toFixed(3),
-      import_seconds: +ours.import.toFixed(3),
-      peer_export_seconds: +peer.export.toFixed(3),
-      peer_import_seconds: +peer.import.toFixed(3),
-      export_speed_vs_peer: +(peer.export / ours.export).toFixed(2),
-      import_speed_vs_peer: +(peer.import / ours.import).toFixed(2),
-      ...load.report(),
-    })}`);
+    console.log(
+      `export: medsyn ${ours.export.toFixed(2)} s (${(SAMPLES / ours.export).toFixed(0)} samples/s, ${(mb / ours.export).toFixed(1)} MB/s), Python tarfile ${peer.export.toFixed(2)} s -> ${(peer.export / ours.export).toFixed(2)}x the peer's speed`,
+    );
+    console.log(
+      `import: medsyn ${ours.import.toFixed(2)} s (${(SAMPLES / ours.import).toFixed(0)} samples/s, ${(mb / ours.import).toFixed(1)} MB/s), Python tarfile ${peer.import.toFixed(2)} s -> ${(peer.import / ours.import).toFixed(2)}x the peer's speed`,
+    );
+    console.log(
+      `RESULT ${JSON.stringify({
+        samples: SAMPLES,
+        bundle_mb: +mb.toFixed(1),
+        export_seconds: +ours.export.toFixed(3),
+        import_seconds: +ours.import.toFixed(3),
+        peer_export_seconds: +peer.export.toFixed(3),
+        peer_import_seconds: +peer.import.toFixed(3),
+        export_speed_vs_peer: +(peer.export / ours.export).toFixed(2),
+        import_speed_vs_peer: +(peer.import / ours.import).toFixed(2),
+        ...load.report(),
+      })}`,
+    );
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -27,23 +27,56 @@ async function main() {
     const [norm, ...flags] = variant.split('-') as [DecoderNorm, ...string[]];
     const minSteps = flags.find((f) => f.startsWith('min'));
     const t0 = performance.now();
-    const { results } = await runEvaluation({
-      encoders: [{ name: 'random-init', baseline: { architecture: 'resnet18', size: 64, width: 16, seed: 1 }, pretraining_data: 'random' }],
-      dataset: { format: 'covid_cxr', root: DATA },
-      tasks: ['segmentation', 'detection'],
-      label_fractions: fractions,
-      seeds: [0, 1, 2],
-      split_seed: 0,
-    }, { denseHeads: { decoderNorm: norm, standardise: !flags.includes('raw'), minStepsPerEpoch: minSteps ? Number(minSteps.slice(3)) : undefined }, log: (line) => console.log(`  ${variant}: ${line}`) });
-    result[variant] = Object.fromEntries(results.metrics.filter((m) => m.metric === 'dice' || m.metric === 'map_40_75').map((m) => [`${m.task}/${m.label_fraction}`, { mean: +m.mean.toFixed(3), std: +m.std.toFixed(3), values: m.per_seed.map((v) => +v.toFixed(4)) }]));
+    const { results } = await runEvaluation(
+      {
+        encoders: [
+          {
+            name: 'random-init',
+            baseline: { architecture: 'resnet18', size: 64, width: 16, seed: 1 },
+            pretraining_data: 'random',
+          },
+        ],
+        dataset: { format: 'covid_cxr', root: DATA },
+        tasks: ['segmentation', 'detection'],
+        label_fractions: fractions,
+        seeds: [0, 1, 2],
+        split_seed: 0,
+      },
+      {
+        denseHeads: {
+          decoderNorm: norm,
+          standardise: !flags.includes('raw'),
+          minStepsPerEpoch: minSteps ? Number(minSteps.slice(3)) : undefined,
+        },
+        log: (line) => console.log(`  ${variant}: ${line}`),
+      },
+    );
+    result[variant] = Object.fromEntries(
+      results.metrics
+        .filter((m) => m.metric === 'dice' || m.metric === 'map_40_75')
+        .map((m) => [
+          `${m.task}/${m.label_fraction}`,
+          { mean: +m.mean.toFixed(3), std: +m.std.toFixed(3), values: m.per_seed.map((v) => +v.toFixed(4)) },
+        ]),
+    );
     console.log(`${variant}: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
-  console.log(`| variant | ${fractions.map((f) => `Dice ${f * 100} %`).join(' | ')} | ${fractions.map((f) => `mAP ${f * 100} %`).join(' | ')} |`);
-  console.log(`|---|${fractions.map(() => '---|').join('').repeat(2)}`);
-  const cell = (v: { mean: number; std: number } | undefined) => (v ? `${v.mean.toFixed(3)} ± ${v.std.toFixed(3)}` : '-');
+  console.log(
+    `| variant | ${fractions.map((f) => `Dice ${f * 100} %`).join(' | ')} | ${fractions.map((f) => `mAP ${f * 100} %`).join(' | ')} |`,
+  );
+  console.log(
+    `|---|${fractions
+      .map(() => '---|')
+      .join('')
+      .repeat(2)}`,
+  );
+  const cell = (v: { mean: number; std: number } | undefined) =>
+    v ? `${v.mean.toFixed(3)} ± ${v.std.toFixed(3)}` : '-';
   for (const variant of variants) {
     const r = result[variant]!;
-    console.log(`| ${variant} | ${fractions.map((f) => cell(r[`segmentation/${f}`])).join(' | ')} | ${fractions.map((f) => cell(r[`detection/${f}`])).join(' | ')} |`);
+    console.log(
+      `| ${variant} | ${fractions.map((f) => cell(r[`segmentation/${f}`])).join(' | ')} | ${fractions.map((f) => cell(r[`detection/${f}`])).join(' | ')} |`,
+    );
   }
   console.log(`RESULT ${JSON.stringify({ variants: result, ...load.report() })}`);
 }

@@ -27,8 +27,16 @@ export function watchLoad(threads: number): { report: () => LoadReport } {
       samples.push(os.loadavg()[0]!);
       const round = (x: number) => Math.round(x * 100) / 100;
       const max = Math.max(...samples);
-      const report = { load_max: round(max), load_mean: round(samples.reduce((a, b) => a + b, 0) / samples.length), cores: os.cpus().length, threads, quotable: max <= threads };
-      console.log(`load average during the run: max ${report.load_max}, mean ${report.load_mean} on ${report.cores} cores, ${threads} thread(s) measured: ${report.quotable ? 'quotable' : 'NOT quotable (load above the thread count)'}`);
+      const report = {
+        load_max: round(max),
+        load_mean: round(samples.reduce((a, b) => a + b, 0) / samples.length),
+        cores: os.cpus().length,
+        threads,
+        quotable: max <= threads,
+      };
+      console.log(
+        `load average during the run: max ${report.load_max}, mean ${report.load_mean} on ${report.cores} cores, ${threads} thread(s) measured: ${report.quotable ? 'quotable' : 'NOT quotable (load above the thread count)'}`,
+      );
       return report;
     },
   };

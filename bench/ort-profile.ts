@@ -43,7 +43,8 @@ interface TraceEvent {
 }
 
 /** Backward nodes are built under the `grad` scope, the optimizer under `optimizer` (libs/training). */
-export const phaseOf = (node: string) => (node.startsWith('grad.') ? 'backward' : node.startsWith('optimizer.') ? 'optimizer' : 'forward');
+export const phaseOf = (node: string) =>
+  node.startsWith('grad.') ? 'backward' : node.startsWith('optimizer.') ? 'optimizer' : 'forward';
 
 /**
  * The forward op type a backward node differentiates: autodiff names a rule's nodes
@@ -59,7 +60,10 @@ export function gradientOf(node: string): string {
 /** Summary of the runs after the first `skipRuns` (warm-up: the arena grows, kernels pick algorithms). */
 export function summariseProfile(file: string, skipRuns: number): ProfileSummary {
   const events = JSON.parse(fs.readFileSync(file, 'utf8')) as TraceEvent[];
-  const starts = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').map((e) => e.ts!).sort((a, b) => a - b);
+  const starts = events
+    .filter((e) => e.cat === 'Session' && e.name === 'model_run')
+    .map((e) => e.ts!)
+    .sort((a, b) => a - b);
   const runs = starts.length - skipRuns;
   if (runs < 1) throw new Error(`the profile holds ${starts.length} runs, ${skipRuns} to skip`);
   const from = starts[skipRuns]!;
@@ -73,7 +77,13 @@ export function summariseProfile(file: string, skipRuns: number): ProfileSummary
   }
   let total = 0;
   let totalFloor = 0;
-  const tables = { byOp: new Map<string, Acc>(), byPhase: new Map<string, Acc>(), byPhaseOp: new Map<string, Acc>(), byGradientOf: new Map<string, Acc>(), byNode: new Map<string, Acc>() };
+  const tables = {
+    byOp: new Map<string, Acc>(),
+    byPhase: new Map<string, Acc>(),
+    byPhaseOp: new Map<string, Acc>(),
+    byGradientOf: new Map<string, Acc>(),
+    byNode: new Map<string, Acc>(),
+  };
   for (const [name, { op, durations }] of nodes) {
     const micros = durations.reduce((a, b) => a + b, 0) / runs;
     const floor = Math.min(...durations);
@@ -94,7 +104,9 @@ export function summariseProfile(file: string, skipRuns: number): ProfileSummary
     if (phase === 'backward') add(tables.byGradientOf, `${gradientOf(name)} <- ${op}`);
   }
   const rows = (table: Map<string, Acc>) =>
-    [...table].map(([key, r]) => ({ key, micros: r.micros, floorMicros: r.floor, share: r.micros / total, calls: r.calls })).sort((a, b) => b.micros - a.micros);
+    [...table]
+      .map(([key, r]) => ({ key, micros: r.micros, floorMicros: r.floor, share: r.micros / total, calls: r.calls }))
+      .sort((a, b) => b.micros - a.micros);
   return {
     runs,
     totalMicros: total,
@@ -116,6 +128,9 @@ interface Acc {
 /** Markdown table of the top rows: key, ms per step (mean and fastest), share, nodes per step. */
 export function profileTable(title: string, rows: ProfileRow[], top: number): string {
   const lines = [`| ${title} | ms / step | fastest | share | nodes |`, '|---|---:|---:|---:|---:|'];
-  for (const r of rows.slice(0, top)) lines.push(`| ${r.key} | ${(r.micros / 1000).toFixed(1)} | ${(r.floorMicros / 1000).toFixed(1)} | ${(100 * r.share).toFixed(1)} % | ${r.calls} |`);
+  for (const r of rows.slice(0, top))
+    lines.push(
+      `| ${r.key} | ${(r.micros / 1000).toFixed(1)} | ${(r.floorMicros / 1000).toFixed(1)} | ${(100 * r.share).toFixed(1)} % | ${r.calls} |`,
+    );
   return lines.join('\n');
 }

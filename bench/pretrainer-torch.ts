@@ -66,28 +66,77 @@ const TS_RUNS = [
   { name: 'typescript 2 threads', threads: 2 },
 ];
 
-async function typescriptRun(store: FileArtifactStore, prefix: string, vocab: string | undefined, run: (typeof TS_RUNS)[number]): Promise<Run> {
+async function typescriptRun(
+  store: FileArtifactStore,
+  prefix: string,
+  vocab: string | undefined,
+  run: (typeof TS_RUNS)[number],
+): Promise<Run> {
   const started = Date.now();
   const config = parsePretrainingConfig({ ...RAW, text_encoder: { ...RAW.text_encoder, ...(vocab ? { vocab } : {}) } });
   await runPretraining({ store, config, prefix, intraOpThreads: run.threads });
   const log = await readLog(store, prefix);
-  return { name: run.name, samplesPerSecond: throughput(log), losses: log.map((e) => e.loss), seconds: (Date.now() - started) / 1000 };
+  return {
+    name: run.name,
+    samplesPerSecond: throughput(log),
+    losses: log.map((e) => e.loss),
+    seconds: (Date.now() - started) / 1000,
+  };
 }
 
-function torchRun(store: FileArtifactStore, dir: string, prefix: string, vocab: string, run: (typeof TORCH_RUNS)[number]): Promise<Run> {
+function torchRun(
+  store: FileArtifactStore,
+  dir: string,
+  prefix: string,
+  vocab: string,
+  run: (typeof TORCH_RUNS)[number],
+): Promise<Run> {
   const configFile = path.join(dir, `${prefix.replaceAll('/', '_')}.json`);
-  fs.writeFileSync(configFile, JSON.stringify({ ...RAW, data: { ...RAW.data, real_pairs: [`${store.rootUri}/covid/pairs.jsonl`] }, text_encoder: { ...RAW.text_encoder, vocab } }));
-  const module = ['-m', 'medsyn_pretrainer_torch.train', '--config', configFile, '--prefix', prefix, '--threads', String(run.threads)];
-  const args = run.ranks === 1 ? module : ['-m', 'medsyn_pretrainer_torch.torchrun', '--standalone', `--nproc_per_node=${run.ranks}`, ...module];
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      ...RAW,
+      data: { ...RAW.data, real_pairs: [`${store.rootUri}/covid/pairs.jsonl`] },
+      text_encoder: { ...RAW.text_encoder, vocab },
+    }),
+  );
+  const module = [
+    '-m',
+    'medsyn_pretrainer_torch.train',
+    '--config',
+    configFile,
+    '--prefix',
+    prefix,
+    '--threads',
+    String(run.threads),
+  ];
+  const args =
+    run.ranks === 1
+      ? module
+      : ['-m', 'medsyn_pretrainer_torch.torchrun', '--standalone', `--nproc_per_node=${run.ranks}`, ...module];
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/python3', args, { cwd: service, env: { ...process.env, MEDSYN_STORE: store.rootUri, OMP_NUM_THREADS: String(run.threads), OPENBLAS_NUM_THREADS: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('/usr/bin/python3', args, {
+      cwd: service,
+      env: {
+        ...process.env,
+        MEDSYN_STORE: store.rootUri,
+        OMP_NUM_THREADS: String(run.threads),
+        OPENBLAS_NUM_THREADS: '1',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('exit', async (code) => {
       if (code !== 0) return reject(new Error(`${run.name} exited ${code}:\n${stderr.slice(-2000)}`));
       const log = await readLog(store, prefix);
-      resolve({ name: run.name, samplesPerSecond: throughput(log), losses: log.map((e) => e.loss), seconds: (Date.now() - started) / 1000 });
+      resolve({
+        name: run.name,
+        samplesPerSecond: throughput(log),
+        losses: log.map((e) => e.loss),
+        seconds: (Date.now() - started) / 1000,
+      });
     });
   });
 }
@@ -107,10 +156,12 @@ function lossChart(curves: { name: string; colour: string; losses: number[] }[])
   const steps = Math.max(...curves.map((c) => c.losses.length));
   const x = (i: number) => pad + ((w - 2 * pad) * i) / Math.max(1, steps - 1);
   const y = (v: number) => h - pad - ((h - 2 * pad) * (v - lo)) / Math.max(1e-9, hi - lo);
-  const lines = curves.map((c, k) => [
-    `<polyline fill="none" stroke="${c.colour}" stroke-width="2" points="${c.losses.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`,
-    `<text x="${w - pad - 260}" y="${pad + 16 * k}" fill="${c.colour}" font-size="12">${c.name}</text>`,
-  ].join('\n'));
+  const lines = curves.map((c, k) =>
+    [
+      `<polyline fill="none" stroke="${c.colour}" stroke-width="2" points="${c.losses.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`,
+      `<text x="${w - pad - 260}" y="${pad + 16 * k}" fill="${c.colour}" font-size="12">${c.name}</text>`,
+    ].join('\n'),
+  );
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif">`,
     `<rect width="${w}" height="${h}" fill="white"/>`,
@@ -130,7 +181,12 @@ async function main(): Promise<void> {
   const tmp = makeTempDir('bench-pretrainer-torch');
   const store = new FileArtifactStore(tmp.dir);
   await store.check();
-  execFileSync('/usr/bin/python3', [path.join(root, 'libs', 'vlp', 'scripts', 'covid_pairs.py'), path.join(root, '..', 'shared', 'data', 'covid-cxr'), path.join(tmp.dir, 'covid'), String(BATCH * STEPS_PER_EPOCH)]);
+  execFileSync('/usr/bin/python3', [
+    path.join(root, 'libs', 'vlp', 'scripts', 'covid_pairs.py'),
+    path.join(root, '..', 'shared', 'data', 'covid-cxr'),
+    path.join(tmp.dir, 'covid'),
+    String(BATCH * STEPS_PER_EPOCH),
+  ]);
   const byName = new Map<string, Run[]>();
   try {
     // A first TypeScript run trains the WordPiece vocabulary that every run then shares (not measured).
@@ -143,9 +199,18 @@ async function main(): Promise<void> {
       for (const name of rotated) {
         const spec = TORCH_RUNS.find((r) => r.name === name);
         const prefix = `runs/${round}-${name.replaceAll(' ', '-')}`;
-        const run = spec ? await torchRun(store, tmp.dir, prefix, vocab, spec) : await typescriptRun(store, prefix, vocab, TS_RUNS.find((r) => r.name === name)!);
+        const run = spec
+          ? await torchRun(store, tmp.dir, prefix, vocab, spec)
+          : await typescriptRun(
+              store,
+              prefix,
+              vocab,
+              TS_RUNS.find((r) => r.name === name)!,
+            );
         byName.set(run.name, [...(byName.get(run.name) ?? []), run]);
-        console.log(`round ${round + 1}/${rounds}  ${run.name.padEnd(38)} ${run.samplesPerSecond.toFixed(2).padStart(8)} samples/s  (${run.seconds.toFixed(1)} s, load ${loadavg()[0]!.toFixed(2)})`);
+        console.log(
+          `round ${round + 1}/${rounds}  ${run.name.padEnd(38)} ${run.samplesPerSecond.toFixed(2).padStart(8)} samples/s  (${run.seconds.toFixed(1)} s, load ${loadavg()[0]!.toFixed(2)})`,
+        );
       }
     }
   } finally {
@@ -160,21 +225,55 @@ async function main(): Promise<void> {
   const ddpLosses = byName.get('torch 2 ranks x 1 thread')![0]!.losses;
   const meanGap = tsLosses.reduce((a, v, i) => a + Math.abs(v - torchLosses[i]!), 0) / tsLosses.length;
   const half = (l: number[]) => [median(l.slice(0, 5)), median(l.slice(-5))];
-  console.log(`medians: typescript 1 thread ${ts1.toFixed(2)}, 2 threads ${ts.toFixed(2)} samples/s | torch 1x1 ${t11!.toFixed(2)} (x${(t11! / ts1).toFixed(2)} the TypeScript trainer at 1 thread), 1x2 ${t12!.toFixed(2)} (x${(t12! / ts).toFixed(2)} at 2 threads), 2x1 ${t21!.toFixed(2)}`);
+  console.log(
+    `medians: typescript 1 thread ${ts1.toFixed(2)}, 2 threads ${ts.toFixed(2)} samples/s | torch 1x1 ${t11!.toFixed(2)} (x${(t11! / ts1).toFixed(2)} the TypeScript trainer at 1 thread), 1x2 ${t12!.toFixed(2)} (x${(t12! / ts).toFixed(2)} at 2 threads), 2x1 ${t21!.toFixed(2)}`,
+  );
   console.log(`2-rank scaling efficiency (2x1 / (2 x 1x1)): ${(100 * efficiency).toFixed(1)}%`);
-  console.log(`loss, median of the first / last 5 steps: typescript ${half(tsLosses).map((v) => v.toFixed(3)).join(' -> ')} | torch ${half(torchLosses).map((v) => v.toFixed(3)).join(' -> ')}; mean |gap| ${meanGap.toFixed(3)}; 2 ranks vs 1 rank max |gap| ${Math.max(...ddpLosses.map((v, i) => Math.abs(v - torchLosses[i]!))).toExponential(1)}`);
+  console.log(
+    `loss, median of the first / last 5 steps: typescript ${half(tsLosses)
+      .map((v) => v.toFixed(3))
+      .join(' -> ')} | torch ${half(torchLosses)
+      .map((v) => v.toFixed(3))
+      .join(
+        ' -> ',
+      )}; mean |gap| ${meanGap.toFixed(3)}; 2 ranks vs 1 rank max |gap| ${Math.max(...ddpLosses.map((v, i) => Math.abs(v - torchLosses[i]!))).toExponential(1)}`,
+  );
   if (values.svg) {
-    fs.writeFileSync(values.svg, lossChart([{ name: 'TypeScript (libs/vlp, onnxruntime)', colour: '#1f77b4', losses: tsLosses }, { name: 'PyTorch (services/pretrainer-torch)', colour: '#d62728', losses: torchLosses }]));
+    fs.writeFileSync(
+      values.svg,
+      lossChart([
+        { name: 'TypeScript (libs/vlp, onnxruntime)', colour: '#1f77b4', losses: tsLosses },
+        { name: 'PyTorch (services/pretrainer-torch)', colour: '#d62728', losses: torchLosses },
+      ]),
+    );
     console.log(`loss curves written to ${values.svg}`);
   }
   const loadReport = load.report();
-  console.log(`RESULT ${JSON.stringify({
-    ...loadReport,
-    benchmark: 'pretrainer-torch', method: RAW.method, batch: BATCH, steps: EPOCHS * STEPS_PER_EPOCH, rounds,
-    samplesPerSecond: { typescript1Thread: round(ts1), typescript2Threads: round(ts), torch1Rank1Thread: round(t11!), torch1Rank2Threads: round(t12!), torch2Ranks1Thread: round(t21!) },
-    torchOverTypescript1Thread: round(t11! / ts1), torchOverTypescript2Threads: round(t12! / ts), scalingEfficiency2Ranks: round(efficiency),
-    loss: { typescript: tsLosses.map((v) => round(v, 4)), torch: torchLosses.map((v) => round(v, 4)), meanAbsGap: round(meanGap, 4) },
-  })}`);
+  console.log(
+    `RESULT ${JSON.stringify({
+      ...loadReport,
+      benchmark: 'pretrainer-torch',
+      method: RAW.method,
+      batch: BATCH,
+      steps: EPOCHS * STEPS_PER_EPOCH,
+      rounds,
+      samplesPerSecond: {
+        typescript1Thread: round(ts1),
+        typescript2Threads: round(ts),
+        torch1Rank1Thread: round(t11!),
+        torch1Rank2Threads: round(t12!),
+        torch2Ranks1Thread: round(t21!),
+      },
+      torchOverTypescript1Thread: round(t11! / ts1),
+      torchOverTypescript2Threads: round(t12! / ts),
+      scalingEfficiency2Ranks: round(efficiency),
+      loss: {
+        typescript: tsLosses.map((v) => round(v, 4)),
+        torch: torchLosses.map((v) => round(v, 4)),
+        meanAbsGap: round(meanGap, 4),
+      },
+    })}`,
+  );
 }
 
 main().catch((error) => {

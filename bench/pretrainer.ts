@@ -28,7 +28,12 @@ async function main(): Promise<void> {
   await store.check();
   // One epoch of STEPS + 1 batches.
   const pairs = BATCH * (STEPS + 1);
-  execFileSync('/usr/bin/python3', [path.join(root, 'libs', 'vlp', 'scripts', 'covid_pairs.py'), path.join(root, '..', 'shared', 'data', 'covid-cxr'), path.join(tmp.dir, 'covid'), String(pairs)]);
+  execFileSync('/usr/bin/python3', [
+    path.join(root, 'libs', 'vlp', 'scripts', 'covid_pairs.py'),
+    path.join(root, '..', 'shared', 'data', 'covid-cxr'),
+    path.join(tmp.dir, 'covid'),
+    String(pairs),
+  ]);
   const rows: Record<string, unknown>[] = [];
   try {
     for (const method of METHODS) {
@@ -43,9 +48,16 @@ async function main(): Promise<void> {
         optimizer: { learning_rate: 1e-4, weight_decay: 1e-4 },
         method_options: method === 'mgca' ? { prototypes: 500 } : {},
       });
-      const result = await runPretraining({ store, config, prefix: `runs/${method}`, intraOpThreads: THREADS, dataWorker: DATA_WORKER });
+      const result = await runPretraining({
+        store,
+        config,
+        prefix: `runs/${method}`,
+        intraOpThreads: THREADS,
+        dataWorker: DATA_WORKER,
+      });
       const log: LogEntry[] = [];
-      for await (const line of readJsonl<LogEntry>(store, `runs/${method}/train_log.jsonl`)) if (line.ok) log.push(line.value);
+      for await (const line of readJsonl<LogEntry>(store, `runs/${method}/train_log.jsonl`))
+        if (line.ok) log.push(line.value);
       const measured = log.slice(1);
       const compute = measured.reduce((a, e) => a + e.step_s, 0);
       const wait = measured.reduce((a, e) => a + e.data_wait_s, 0);
@@ -55,7 +67,21 @@ async function main(): Promise<void> {
           '/usr/bin/python3',
           [
             path.join(__dirname, 'python', 'pretrainer_peer.py'),
-            JSON.stringify({ method, threads: THREADS, embedding: 128, hidden: 128, heads: 4, layers: 4, vocab: 2000, prototypes: 500, batch: BATCH, size: SIZE, max_length: MAX_LENGTH, warmup: 1, steps: STEPS }),
+            JSON.stringify({
+              method,
+              threads: THREADS,
+              embedding: 128,
+              hidden: 128,
+              heads: 4,
+              layers: 4,
+              vocab: 2000,
+              prototypes: 500,
+              batch: BATCH,
+              size: SIZE,
+              max_length: MAX_LENGTH,
+              warmup: 1,
+              steps: STEPS,
+            }),
           ],
           { encoding: 'utf8' },
         ),
@@ -72,12 +98,16 @@ async function main(): Promise<void> {
         finalLoss: round(result.finalLoss),
       };
       rows.push(row);
-      console.log(`${method.padEnd(8)} ours ${row.oursSamplesPerSecond} samples/s | PyTorch ${row.pytorchSamplesPerSecond} samples/s | ratio ${row.ratio} (target >= 0.7) | data wait ${(100 * row.dataWaitShare).toFixed(1)}% (target <= 3%)`);
+      console.log(
+        `${method.padEnd(8)} ours ${row.oursSamplesPerSecond} samples/s | PyTorch ${row.pytorchSamplesPerSecond} samples/s | ratio ${row.ratio} (target >= 0.7) | data wait ${(100 * row.dataWaitShare).toFixed(1)}% (target <= 3%)`,
+      );
     }
   } finally {
     tmp.remove();
   }
-  console.log(`RESULT ${JSON.stringify({ benchmark: 'pretrainer', batch: BATCH, imageSize: SIZE, dataWorker: DATA_WORKER, rows, ...load.report() })}`);
+  console.log(
+    `RESULT ${JSON.stringify({ benchmark: 'pretrainer', batch: BATCH, imageSize: SIZE, dataWorker: DATA_WORKER, rows, ...load.report() })}`,
+  );
 }
 
 const round = (v: number) => Math.round(v * 1000) / 1000;

@@ -82,7 +82,10 @@ function nodeScript(script: string, args: string[]): string[] {
 }
 
 /** The float32 and float16 pipelines, built once (in a child process) and reused. */
-function cachedModels(): { dirs: Record<Dtype, string>; build: { parameters: Record<string, number>; build_seconds: number; peak_rss_bytes: number } } {
+function cachedModels(): {
+  dirs: Record<Dtype, string>;
+  build: { parameters: Record<string, number>; build_seconds: number; peak_rss_bytes: number };
+} {
   const root = process.env.BENCH_CACHE_DIR ?? path.join(os.tmpdir(), `medsyn-roentgen-size-${MODEL_VERSION}`);
   const dirs = { float32: path.join(root, 'float32'), float16: path.join(root, 'float16') };
   const marker = path.join(root, 'build.json');
@@ -90,20 +93,36 @@ function cachedModels(): { dirs: Record<Dtype, string>; build: { parameters: Rec
     fs.rmSync(root, { recursive: true, force: true });
     console.log(`building the RoentGen-size pipelines into ${root} (once; a few minutes)`);
     const script = path.join(__dirname, '..', 'libs', 'diffusion', 'scripts', 'build-roentgen-size-pipeline.ts');
-    const out = execFileSync(process.execPath, nodeScript(script, ['--float32', dirs.float32, '--float16', dirs.float16]), { encoding: 'utf8', maxBuffer: 1 << 20 });
+    const out = execFileSync(
+      process.execPath,
+      nodeScript(script, ['--float32', dirs.float32, '--float16', dirs.float16]),
+      { encoding: 'utf8', maxBuffer: 1 << 20 },
+    );
     fs.writeFileSync(marker, out.trim().split('\n').pop()!);
   }
   return { dirs, build: JSON.parse(fs.readFileSync(marker, 'utf8')) };
 }
 
 /** nvidia-smi every second while `during` runs: peak memory used and mean utilisation. */
-async function sampleGpu<T>(ep: ExecutionProvider, during: () => Promise<T>): Promise<{ result: T; gpu?: { model: string; memory_used_max_bytes: number; utilization_mean: number } }> {
+async function sampleGpu<T>(
+  ep: ExecutionProvider,
+  during: () => Promise<T>,
+): Promise<{ result: T; gpu?: { model: string; memory_used_max_bytes: number; utilization_mean: number } }> {
   if (ep !== 'cuda') return { result: await during() };
   const readings: GpuReading[] = [];
   const sample = () =>
-    execFile('nvidia-smi', ['--query-gpu=index,name,utilization.gpu,memory.used,memory.total', '--format=csv,noheader,nounits'], (error, stdout) => {
-      if (!error) readings.push(...parseNvidiaSmiCsv(stdout).filter((r) => r.index === (process.env.CUDA_VISIBLE_DEVICES?.split(',')[0] ?? '0')));
-    });
+    execFile(
+      'nvidia-smi',
+      ['--query-gpu=index,name,utilization.gpu,memory.used,memory.total', '--format=csv,noheader,nounits'],
+      (error, stdout) => {
+        if (!error)
+          readings.push(
+            ...parseNvidiaSmiCsv(stdout).filter(
+              (r) => r.index === (process.env.CUDA_VISIBLE_DEVICES?.split(',')[0] ?? '0'),
+            ),
+          );
+      },
+    );
   sample();
   const timer = setInterval(sample, 1000);
   try {
@@ -111,7 +130,11 @@ async function sampleGpu<T>(ep: ExecutionProvider, during: () => Promise<T>): Pr
     return {
       result,
       gpu: readings.length
-        ? { model: readings[0]!.model, memory_used_max_bytes: Math.max(...readings.map((r) => r.memoryUsedBytes)), utilization_mean: readings.reduce((a, r) => a + r.utilizationRatio, 0) / readings.length }
+        ? {
+            model: readings[0]!.model,
+            memory_used_max_bytes: Math.max(...readings.map((r) => r.memoryUsedBytes)),
+            utilization_mean: readings.reduce((a, r) => a + r.utilizationRatio, 0) / readings.length,
+          }
         : undefined,
     };
   } finally {
@@ -127,7 +150,11 @@ export async function measureVariant(argv: string[]): Promise<void> {
   const loadStart = process.hrtime.bigint();
   // Without the CPU arena: with it, every session keeps its activation peak allocated (peak RSS 9.2 / 11.3 GiB
   // for float32 / float16 in one run here, 7.0 / 7.7 GiB without).
-  const pipeline = await DiffusionPipeline.load(dir, { executionProvider: args.ep, intraOpThreads: args.threads, memoryArena: false });
+  const pipeline = await DiffusionPipeline.load(dir, {
+    executionProvider: args.ep,
+    intraOpThreads: args.threads,
+    memoryArena: false,
+  });
   const loadSeconds = seconds(loadStart);
   const request = { prompt: PROMPT, seed: SEED, numInferenceSteps: args.steps, guidanceScale: 3 };
   // On a GPU the first run also picks kernels (cuDNN) and allocates: warm up first. On the CPU a
@@ -135,7 +162,9 @@ export async function measureVariant(argv: string[]): Promise<void> {
   if (args.ep === 'cuda') await pipeline.generate([request]);
   const marks: bigint[] = [];
   const start = process.hrtime.bigint();
-  const { result: images, gpu } = await sampleGpu(args.ep, () => pipeline.generate([request], () => marks.push(process.hrtime.bigint())));
+  const { result: images, gpu } = await sampleGpu(args.ep, () =>
+    pipeline.generate([request], () => marks.push(process.hrtime.bigint())),
+  );
   const end = process.hrtime.bigint();
   await pipeline.close();
   const first = marks[0]!;
@@ -167,14 +196,33 @@ export async function runFullBench(argv: string[]): Promise<void> {
   if (args.ep === 'cuda') await requireCuda();
   const load = watchLoad(args.threads);
   const { dirs, build } = cachedModels();
-  console.log(`parameters: ${Object.entries(build.parameters).map(([k, v]) => `${k} ${(v / 1e6).toFixed(1)}M`).join(', ')} (UNet ${build.parameters.unet}, ${build.parameters.unet === SD21_UNET_PARAMETERS ? 'exactly' : 'NOT'} SD 2.1-base's ${SD21_UNET_PARAMETERS}); built in ${build.build_seconds} s`);
+  console.log(
+    `parameters: ${Object.entries(build.parameters)
+      .map(([k, v]) => `${k} ${(v / 1e6).toFixed(1)}M`)
+      .join(
+        ', ',
+      )} (UNet ${build.parameters.unet}, ${build.parameters.unet === SD21_UNET_PARAMETERS ? 'exactly' : 'NOT'} SD 2.1-base's ${SD21_UNET_PARAMETERS}); built in ${build.build_seconds} s`,
+  );
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-synthesizer-full-'));
   const variants: Partial<Record<Dtype, VariantResult>> = {};
   const images: Partial<Record<Dtype, Float32Array>> = {};
   try {
     for (const dtype of DTYPES) {
       const out = path.join(work, `${dtype}.json`);
-      execFileSync(process.execPath, nodeScript(path.join(__dirname, 'synthesizer.ts'), ['--measure', dirs[dtype], '--out', out, '--ep', args.ep, '--steps', String(args.steps)]), { stdio: 'inherit' });
+      execFileSync(
+        process.execPath,
+        nodeScript(path.join(__dirname, 'synthesizer.ts'), [
+          '--measure',
+          dirs[dtype],
+          '--out',
+          out,
+          '--ep',
+          args.ep,
+          '--steps',
+          String(args.steps),
+        ]),
+        { stdio: 'inherit' },
+      );
       const r = JSON.parse(fs.readFileSync(out, 'utf8')) as VariantResult;
       variants[dtype] = r;
       const bytes = fs.readFileSync(`${out}.f32`);
@@ -182,7 +230,9 @@ export async function runFullBench(argv: string[]): Promise<void> {
       console.log(
         `${dtype}: load ${r.load_seconds} s; UNet (CFG batch 2) ${r.unet_steps_per_second} steps/s (${r.unet_seconds_per_step} s/step over ${r.unet_evaluations - 1} of ${r.unet_evaluations} evaluations); ` +
           `VAE decode ${r.vae_decode_seconds} s; 1 image, ${args.steps} steps, end to end ${r.end_to_end_seconds} s; peak RSS ${(r.peak_rss_bytes / 2 ** 30).toFixed(2)} GiB` +
-          (r.gpu ? `; GPU ${r.gpu.model}: ${(r.gpu.memory_used_max_bytes / 2 ** 30).toFixed(1)} GiB, utilisation ${(100 * r.gpu.utilization_mean).toFixed(0)} %` : ''),
+          (r.gpu
+            ? `; GPU ${r.gpu.model}: ${(r.gpu.memory_used_max_bytes / 2 ** 30).toFixed(1)} GiB, utilisation ${(100 * r.gpu.utilization_mean).toFixed(0)} %`
+            : ''),
       );
     }
   } finally {
@@ -197,9 +247,15 @@ export async function runFullBench(argv: string[]): Promise<void> {
     if (!(d <= maxAbs)) maxAbs = d; // NaN counts as the worst difference
     sumAbs += d;
   }
-  const comparison = { max_abs: round(maxAbs, 5), mean_abs: round(sumAbs / a.length, 6), tolerance: { max_abs: round(TOLERANCE.maxAbs, 5), mean_abs: round(TOLERANCE.meanAbs, 5) } };
+  const comparison = {
+    max_abs: round(maxAbs, 5),
+    mean_abs: round(sumAbs / a.length, 6),
+    tolerance: { max_abs: round(TOLERANCE.maxAbs, 5), mean_abs: round(TOLERANCE.meanAbs, 5) },
+  };
   const agree = comparison.mean_abs <= TOLERANCE.meanAbs && comparison.max_abs <= TOLERANCE.maxAbs;
-  console.log(`float16 vs float32 image (same seed, same weights converted), pixels in [0, 1]: mean |diff| ${comparison.mean_abs}, max ${comparison.max_abs}: ${agree ? 'within' : 'OUTSIDE'} the tolerance (mean 1/255, max 8/255)`);
+  console.log(
+    `float16 vs float32 image (same seed, same weights converted), pixels in [0, 1]: mean |diff| ${comparison.mean_abs}, max ${comparison.max_abs}: ${agree ? 'within' : 'OUTSIDE'} the tolerance (mean 1/255, max 8/255)`,
+  );
   console.log(
     `RESULT ${JSON.stringify({
       bench: 'synthesizer-full',

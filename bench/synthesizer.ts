@@ -29,12 +29,30 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'tiny_8x8_latents', unet: UNET_PRESETS.tiny, latent: 8, batch: 1, unetSteps: 40, imageSteps: 20, target: 1.2 },
+  {
+    name: 'tiny_8x8_latents',
+    unet: UNET_PRESETS.tiny,
+    latent: 8,
+    batch: 1,
+    unetSteps: 40,
+    imageSteps: 20,
+    target: 1.2,
+  },
   {
     name: 'mid_sd2_topology_32x32_latents',
     // SD 2.1's UNet (320/640/1280/1280, 2 layers per block, linear projections, 1024-wide text
     // context) with 9/40 of its channels (~49M parameters) and 72-wide attention heads.
-    unet: { inChannels: 4, outChannels: 4, blockChannels: [72, 144, 288, 288], crossAttention: [true, true, true, false], layersPerBlock: 2, crossAttentionDim: 1024, heads: [1, 2, 4, 4], normGroups: 24, linearProjection: true },
+    unet: {
+      inChannels: 4,
+      outChannels: 4,
+      blockChannels: [72, 144, 288, 288],
+      crossAttention: [true, true, true, false],
+      layersPerBlock: 2,
+      crossAttentionDim: 1024,
+      heads: [1, 2, 4, 4],
+      normGroups: 24,
+      linearProjection: true,
+    },
     latent: 32,
     batch: 1,
     unetSteps: 6,
@@ -49,21 +67,40 @@ function unetFeeds(c: Case): Record<string, ort.Tensor> {
   const n = rows * c.unet.inChannels * c.latent * c.latent;
   const m = rows * 77 * c.unet.crossAttentionDim;
   return {
-    sample: new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37)), [rows, c.unet.inChannels, c.latent, c.latent]),
+    sample: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37)),
+      [rows, c.unet.inChannels, c.latent, c.latent],
+    ),
     timestep: new ort.Tensor('float32', new Float32Array(rows).fill(500), [rows]),
-    encoder_hidden_states: new ort.Tensor('float32', Float32Array.from({ length: m }, (_, i) => Math.cos(i * 0.11)), [rows, 77, c.unet.crossAttentionDim]),
+    encoder_hidden_states: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: m }, (_, i) => Math.cos(i * 0.11)),
+      [rows, 77, c.unet.crossAttentionDim],
+    ),
   };
 }
 
 function parameterCount(file: string): number {
   // Each parameter is an initialiser; count their elements through onnx in Python (exact, cheap).
-  const out = execFileSync('/usr/bin/python3', ['-c', 'import onnx,sys,numpy as np; m=onnx.load(sys.argv[1]); print(sum(int(np.prod(i.dims)) for i in m.graph.initializer))', file], { encoding: 'utf8' });
+  const out = execFileSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      'import onnx,sys,numpy as np; m=onnx.load(sys.argv[1]); print(sum(int(np.prod(i.dims)) for i in m.graph.initializer))',
+      file,
+    ],
+    { encoding: 'utf8' },
+  );
   return Number(out.trim());
 }
 
 async function measure(c: Case, dir: string) {
   const unetFile = path.join(dir, 'unet', 'model.onnx');
-  const session = await ort.InferenceSession.create(unetFile, { intraOpNumThreads: THREADS, graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(unetFile, {
+    intraOpNumThreads: THREADS,
+    graphOptimizationLevel: 'all',
+  });
   const feeds = unetFeeds(c);
   for (let i = 0; i < 2; i++) await session.run(feeds);
   let out: Float32Array = new Float32Array();
@@ -87,14 +124,35 @@ async function measure(c: Case, dir: string) {
   };
   const peerOut = execFileSync(
     '/usr/bin/python3',
-    [path.join(__dirname, 'python', 'synthesizer_peer.py'), JSON.stringify({ onnx: unetFile, meta, batch: c.batch, latent: c.latent, tokens: 77, steps: c.unetSteps, warmup: 2, threads: THREADS })],
+    [
+      path.join(__dirname, 'python', 'synthesizer_peer.py'),
+      JSON.stringify({
+        onnx: unetFile,
+        meta,
+        batch: c.batch,
+        latent: c.latent,
+        tokens: 77,
+        steps: c.unetSteps,
+        warmup: 2,
+        threads: THREADS,
+      }),
+    ],
     { encoding: 'utf8' },
   );
-  const peer = JSON.parse(peerOut.trim().split('\n').pop()!) as { stepsPerSecond: number; checksum: number; maxAbs: number };
+  const peer = JSON.parse(peerOut.trim().split('\n').pop()!) as {
+    stepsPerSecond: number;
+    checksum: number;
+    maxAbs: number;
+  };
 
   // End to end: text encoder, every denoising step with guidance, VAE decode, for `batch` images.
   const pipeline = await DiffusionPipeline.load(dir, { intraOpThreads: THREADS });
-  const request = (seed: number) => ({ prompt: 'Small left pleural effusion.', seed: BigInt(seed), numInferenceSteps: c.imageSteps, guidanceScale: 3 });
+  const request = (seed: number) => ({
+    prompt: 'Small left pleural effusion.',
+    seed: BigInt(seed),
+    numInferenceSteps: c.imageSteps,
+    guidanceScale: 3,
+  });
   await pipeline.generate([request(0)]);
   const e2eStart = process.hrtime.bigint();
   await pipeline.generate(Array.from({ length: c.batch }, (_, i) => request(i + 1)));

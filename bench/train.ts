@@ -50,8 +50,29 @@ const MODELS: BenchModel[] = [
     batch: 16,
     inputs: { x: { dtype: 'float32', shape: [3, 224, 224] } },
     classes: 10,
-    logits: (g, { x }, training) => vit(modelBuilder(g, { training }), x!, { imageSize: 224, patchSize: 16, layers: 12, heads: 3, hidden: 192, mlpDim: 768, classes: 10 }).logits!,
-    peer: { meta: { model: 'vit', image_size: 224, patch_size: 16, layers: 12, heads: 3, hidden: 192, mlp_dim: 768, classes: 10 }, size: 224 },
+    logits: (g, { x }, training) =>
+      vit(modelBuilder(g, { training }), x!, {
+        imageSize: 224,
+        patchSize: 16,
+        layers: 12,
+        heads: 3,
+        hidden: 192,
+        mlpDim: 768,
+        classes: 10,
+      }).logits!,
+    peer: {
+      meta: {
+        model: 'vit',
+        image_size: 224,
+        patch_size: 16,
+        layers: 12,
+        heads: 3,
+        hidden: 192,
+        mlp_dim: 768,
+        classes: 10,
+      },
+      size: 224,
+    },
     steps: 4,
     target: 1.0,
   },
@@ -61,8 +82,29 @@ const MODELS: BenchModel[] = [
     inputs: { input_ids: { dtype: 'int64', shape: [128] }, attention_mask: { dtype: 'int64', shape: [128] } },
     classes: 10,
     logits: (g, { input_ids, attention_mask }, training) =>
-      bert(modelBuilder(g, { training }), input_ids!, attention_mask!, { vocabSize: 8000, hidden: 128, layers: 4, heads: 4, intermediate: 512, maxLength: 128, maxPositions: 512, classes: 10 }).logits!,
-    peer: { meta: { model: 'bert', vocab: 8000, hidden: 128, layers: 4, heads: 4, intermediate: 512, positions: 512, classes: 10 }, tokens: 128 },
+      bert(modelBuilder(g, { training }), input_ids!, attention_mask!, {
+        vocabSize: 8000,
+        hidden: 128,
+        layers: 4,
+        heads: 4,
+        intermediate: 512,
+        maxLength: 128,
+        maxPositions: 512,
+        classes: 10,
+      }).logits!,
+    peer: {
+      meta: {
+        model: 'bert',
+        vocab: 8000,
+        hidden: 128,
+        layers: 4,
+        heads: 4,
+        intermediate: 512,
+        positions: 512,
+        classes: 10,
+      },
+      tokens: 128,
+    },
     steps: 10,
     target: 1.0,
   },
@@ -91,8 +133,18 @@ function randomFeeds(m: BenchModel): Record<string, ort.Tensor> {
     const n = m.batch * spec.shape.reduce((a, b) => a * b, 1);
     feeds[name] =
       spec.dtype === 'int64'
-        ? new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, i) => (name === 'attention_mask' ? 1n : BigInt(1 + ((i * 7919) % 7999)))), [m.batch, ...spec.shape])
-        : new ort.Tensor('float32', Float32Array.from({ length: n }, (_, i) => Math.sin(i)), [m.batch, ...spec.shape]);
+        ? new ort.Tensor(
+            'int64',
+            BigInt64Array.from({ length: n }, (_, i) =>
+              name === 'attention_mask' ? 1n : BigInt(1 + ((i * 7919) % 7999)),
+            ),
+            [m.batch, ...spec.shape],
+          )
+        : new ort.Tensor(
+            'float32',
+            Float32Array.from({ length: n }, (_, i) => Math.sin(i)),
+            [m.batch, ...spec.shape],
+          );
   }
   const y = new Float32Array(m.batch * m.classes);
   for (let i = 0; i < m.batch; i++) y[i * m.classes + (i % m.classes)] = 1;
@@ -105,9 +157,15 @@ function buildStep(m: BenchModel) {
     optimizer: { kind: 'adamw', weightDecay: 0.05 },
     build: (g) => {
       const o = ops(g);
-      const x = Object.fromEntries(Object.entries(m.inputs).map(([name, spec]) => [name, g.input(name, spec.dtype, [m.batch, ...spec.shape])]));
+      const x = Object.fromEntries(
+        Object.entries(m.inputs).map(([name, spec]) => [name, g.input(name, spec.dtype, [m.batch, ...spec.shape])]),
+      );
       const target = g.input('y', 'float32', [m.batch, m.classes]);
-      return { loss: o.neg(o.reduceMean(o.reduceSum(o.mul(o.logSoftmax(m.logits(g, x, true), -1), target), [1], false), [0], false)) };
+      return {
+        loss: o.neg(
+          o.reduceMean(o.reduceSum(o.mul(o.logSoftmax(m.logits(g, x, true), -1), target), [1], false), [0], false),
+        ),
+      };
     },
   });
 }
@@ -121,8 +179,20 @@ async function runOurs(m: BenchModel, threads: number): Promise<void> {
   for (let i = 0; i < m.steps; i++) await trainer.trainStep(feeds, 1e-4);
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const forward = new GraphBuilder('flops');
-  m.logits(forward, Object.fromEntries(Object.entries(m.inputs).map(([name, spec]) => [name, forward.input(name, spec.dtype, [m.batch, ...spec.shape])])), true);
-  console.log(JSON.stringify({ stepsPerSecond: m.steps / seconds, peakRssMiB: process.resourceUsage().maxRSS / 1024, trainingFlops: 3 * forwardFlops(forward) }));
+  m.logits(
+    forward,
+    Object.fromEntries(
+      Object.entries(m.inputs).map(([name, spec]) => [name, forward.input(name, spec.dtype, [m.batch, ...spec.shape])]),
+    ),
+    true,
+  );
+  console.log(
+    JSON.stringify({
+      stepsPerSecond: m.steps / seconds,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      trainingFlops: 3 * forwardFlops(forward),
+    }),
+  );
 }
 
 /** Child process: onnxruntime's MatMul ceiling on this machine (1024 x 1024, float32). */
@@ -132,7 +202,11 @@ async function runMatmulCeiling(threads: number): Promise<void> {
   g.output(o.matmul(g.input('a', 'float32', [1024, 1024]), g.input('b', 'float32', [1024, 1024])), 'c');
   const { encodeModel } = await import('@medsyn/onnx-graph');
   const session = await ort.InferenceSession.create(encodeModel(g.toModelProto()), { intraOpNumThreads: threads });
-  const a = new ort.Tensor('float32', Float32Array.from({ length: 1 << 20 }, (_, i) => Math.sin(i)), [1024, 1024]);
+  const a = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: 1 << 20 }, (_, i) => Math.sin(i)),
+    [1024, 1024],
+  );
   for (let i = 0; i < 3; i++) await session.run({ a, b: a });
   const runs = 20;
   const start = process.hrtime.bigint();
@@ -144,7 +218,10 @@ async function runMatmulCeiling(threads: number): Promise<void> {
 /** Child process: onnxruntime's profile of `steps` training steps after 2 warm-up steps, per op type and node. */
 async function runProfile(m: BenchModel, threads: number): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'train-profile-'));
-  const trainer = await Trainer.create(buildStep(m), { intraOpThreads: threads, profileFilePrefix: path.join(dir, m.name) });
+  const trainer = await Trainer.create(buildStep(m), {
+    intraOpThreads: threads,
+    profileFilePrefix: path.join(dir, m.name),
+  });
   const feeds = randomFeeds(m);
   const warmup = 2;
   for (let i = 0; i < warmup; i++) await trainer.trainStep(feeds, 1e-4);
@@ -153,9 +230,14 @@ async function runProfile(m: BenchModel, threads: number): Promise<void> {
   for (let i = 0; i < steps; i++) await trainer.trainStep(feeds, 1e-4);
   const wall = Number(process.hrtime.bigint() - start) / 1e6 / steps;
   trainer.endProfiling();
-  const file = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.json'))!);
+  const file = path.join(
+    dir,
+    fs.readdirSync(dir).find((f) => f.endsWith('.json'))!,
+  );
   const p = summariseProfile(file, warmup);
-  console.log(`${m.name}, ${threads} thread(s): ${wall.toFixed(0)} ms per step (profiled), kernels ${(p.totalMicros / 1000).toFixed(0)} ms per step over ${p.runs} steps (fastest per node: ${(p.totalFloorMicros / 1000).toFixed(0)} ms); profile ${file}\n`);
+  console.log(
+    `${m.name}, ${threads} thread(s): ${wall.toFixed(0)} ms per step (profiled), kernels ${(p.totalMicros / 1000).toFixed(0)} ms per step over ${p.runs} steps (fastest per node: ${(p.totalFloorMicros / 1000).toFixed(0)} ms); profile ${file}\n`,
+  );
   console.log(profileTable('phase', p.byPhase, 5) + '\n');
   console.log(profileTable('op type', p.byOp, 15) + '\n');
   console.log(profileTable('phase, op type', p.byPhaseOp, 20) + '\n');
@@ -164,13 +246,21 @@ async function runProfile(m: BenchModel, threads: number): Promise<void> {
 }
 
 function child(args: string[], from = path.join(__dirname, '..')): Record<string, number> {
-  const out = execFileSync(process.execPath, [...process.execArgv, path.join(from, 'bench', 'train.ts'), ...args], { cwd: from, encoding: 'utf8', maxBuffer: 1 << 20 });
+  const out = execFileSync(process.execPath, [...process.execArgv, path.join(from, 'bench', 'train.ts'), ...args], {
+    cwd: from,
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
 function peer(m: BenchModel, threads: number): Record<string, number> {
   const config = { ...m.peer, batch: m.batch, steps: m.steps, warmup: 2, threads };
-  const out = execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'train_peer.py'), JSON.stringify(config)], { encoding: 'utf8' });
+  const out = execFileSync(
+    '/usr/bin/python3',
+    [path.join(__dirname, 'python', 'train_peer.py'), JSON.stringify(config)],
+    { encoding: 'utf8' },
+  );
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -184,11 +274,14 @@ function option(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-const modelNamed = (name: string) => MODELS.find((m) => m.name === name || m.name.startsWith(name)) ?? fail(`no bench model ${name} (${MODELS.map((m) => m.name).join(', ')})`);
+const modelNamed = (name: string) =>
+  MODELS.find((m) => m.name === name || m.name.startsWith(name)) ??
+  fail(`no bench model ${name} (${MODELS.map((m) => m.name).join(', ')})`);
 
 async function main() {
   const threadCounts = (option('threads') ?? '2').split(',').map(Number);
-  if (threadCounts.some((t) => !Number.isInteger(t) || t < 1)) fail(`--threads takes positive integers, got ${option('threads')}`);
+  if (threadCounts.some((t) => !Number.isInteger(t) || t < 1))
+    fail(`--threads takes positive integers, got ${option('threads')}`);
   const threads = threadCounts[0]!;
   if (option('ours')) return runOurs(modelNamed(option('ours')!), threads);
   if (process.argv.includes('--matmul')) return runMatmulCeiling(threads);
@@ -213,8 +306,15 @@ async function main() {
         torchRuns.push(peer(m, t));
         if (baseline) baselineRuns.push(child(['--ours', m.name, '--threads', String(t)], baseline));
       }
-      const ours = { stepsPerSecond: median(oursRuns.map((x) => x.stepsPerSecond!)), peakRssMiB: median(oursRuns.map((x) => x.peakRssMiB!)), trainingFlops: oursRuns[0]!.trainingFlops! };
-      const torch = { stepsPerSecond: median(torchRuns.map((x) => x.stepsPerSecond!)), peakRssMiB: median(torchRuns.map((x) => x.peakRssMiB!)) };
+      const ours = {
+        stepsPerSecond: median(oursRuns.map((x) => x.stepsPerSecond!)),
+        peakRssMiB: median(oursRuns.map((x) => x.peakRssMiB!)),
+        trainingFlops: oursRuns[0]!.trainingFlops!,
+      };
+      const torch = {
+        stepsPerSecond: median(torchRuns.map((x) => x.stepsPerSecond!)),
+        peakRssMiB: median(torchRuns.map((x) => x.peakRssMiB!)),
+      };
       const result = {
         model: m.name,
         threads: t,
@@ -243,16 +343,21 @@ async function main() {
       console.log(
         `${m.name}, ${t} thread(s): ours ${result.ours_steps_per_s} steps/s, PyTorch ${result.torch_steps_per_s} -> ratio ${result.throughput_ratio} (pairs ${result.pair_ratios.join(', ')}; target >= ${m.target}); ` +
           `peak RSS ${result.ours_peak_rss_mib} vs ${result.torch_peak_rss_mib} MiB -> ${result.memory_ratio}; ${result.ours_gflops} GFLOP/s = ${result.fraction_of_matmul_ceiling} of the MatMul ceiling` +
-          (baseline ? `; baseline ${result.baseline_steps_per_s} steps/s (ratio ${result.baseline_ratio}, ${result.baseline_peak_rss_mib} MiB) -> ${result.speedup_over_baseline}x` : ''),
+          (baseline
+            ? `; baseline ${result.baseline_steps_per_s} steps/s (ratio ${result.baseline_ratio}, ${result.baseline_peak_rss_mib} MiB) -> ${result.speedup_over_baseline}x`
+            : ''),
       );
     }
   }
   if (threadCounts.length > 1) {
     console.log('\nscaling (steps/s): model | threads | ours | PyTorch | ratio');
-    for (const r of results) console.log(`${r.model} | ${r.threads} | ${r.ours_steps_per_s} | ${r.torch_steps_per_s} | ${r.throughput_ratio}`);
+    for (const r of results)
+      console.log(`${r.model} | ${r.threads} | ${r.ours_steps_per_s} | ${r.torch_steps_per_s} | ${r.throughput_ratio}`);
   }
   const report = load.report();
-  console.log(`RESULT ${JSON.stringify({ matmul_ceiling_gflops: threadCounts.length === 1 ? ceilings[threads] : ceilings, ...(baseline ? { baseline } : {}), models: results, ...report })}`);
+  console.log(
+    `RESULT ${JSON.stringify({ matmul_ceiling_gflops: threadCounts.length === 1 ? ceilings[threads] : ceilings, ...(baseline ? { baseline } : {}), models: results, ...report })}`,
+  );
 }
 
 function fail(message: string): never {

@@ -3,7 +3,13 @@
 import * as ort from 'onnxruntime-node';
 import { getBuffer, openStore } from '@medsyn/artifact-store';
 import { ops, tensor, type GraphBuilder, type Value } from '@medsyn/onnx-graph';
-import { Trainer, buildTrainingStep, decodeSafetensors, encodeSafetensors, exportInferenceModel } from '@medsyn/training';
+import {
+  Trainer,
+  buildTrainingStep,
+  decodeSafetensors,
+  encodeSafetensors,
+  exportInferenceModel,
+} from '@medsyn/training';
 
 // 1. A model is a function that builds its graph; parameters get PyTorch-style names.
 function classifier(g: GraphBuilder, x: Value): Value {
@@ -11,18 +17,33 @@ function classifier(g: GraphBuilder, x: Value): Value {
   const seeded = (dims: number[], fanIn: number) => {
     let s = dims.length * 7919 + fanIn;
     const next = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-    return tensor('float32', dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => next() * Math.sqrt(6 / fanIn)));
+    return tensor(
+      'float32',
+      dims,
+      Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => next() * Math.sqrt(6 / fanIn)),
+    );
   };
-  let h = o.relu(o.conv(x, g.parameter('conv1.weight', seeded([8, 1, 3, 3], 9)), g.parameter('conv1.bias', tensor('float32', [8])), { pads: [1, 1, 1, 1] }));
+  let h = o.relu(
+    o.conv(x, g.parameter('conv1.weight', seeded([8, 1, 3, 3], 9)), g.parameter('conv1.bias', tensor('float32', [8])), {
+      pads: [1, 1, 1, 1],
+    }),
+  );
   h = o.maxPool(h, { kernel: [2, 2], strides: [2, 2] });
-  h = o.flatten(o.globalAveragePool(o.relu(o.conv(h, g.parameter('conv2.weight', seeded([16, 8, 3, 3], 72)), undefined, { pads: [1, 1, 1, 1] }))), 1);
-  return o.gemm(h, g.parameter('fc.weight', seeded([2, 16], 16)), g.parameter('fc.bias', tensor('float32', [2])), { transB: true });
+  h = o.flatten(
+    o.globalAveragePool(
+      o.relu(o.conv(h, g.parameter('conv2.weight', seeded([16, 8, 3, 3], 72)), undefined, { pads: [1, 1, 1, 1] })),
+    ),
+    1,
+  );
+  return o.gemm(h, g.parameter('fc.weight', seeded([2, 16], 16)), g.parameter('fc.bias', tensor('float32', [2])), {
+    transB: true,
+  });
 }
 
 // Synthetic data: a bright square in the left (class 0) or right (class 1) half of 8x8 noise.
 function batch(size: number, seed: number) {
   let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   const x = new Float32Array(size * 64);
   const y = new Float32Array(size * 2);
   for (let n = 0; n < size; n++) {
@@ -55,20 +76,27 @@ async function main() {
     // Any schedule: the learning rate is an input of each step (here warm-up then cosine).
     const lr = 0.01 * Math.min(1, (i + 1) / 5) * 0.5 * (1 + Math.cos((Math.PI * i) / steps));
     const { loss, gradNorm } = await trainer.trainStep(batch(32, i + 1), lr);
-    if (i % 10 === 0 || i === steps - 1) console.log(`step ${i + 1}: loss ${loss.toFixed(4)}, grad norm ${gradNorm.toFixed(3)}`);
+    if (i % 10 === 0 || i === steps - 1)
+      console.log(`step ${i + 1}: loss ${loss.toFixed(4)}, grad norm ${gradNorm.toFixed(3)}`);
   }
 
   // 3. Checkpoint (safetensors) into the artifact store, and restore it into a fresh trainer.
   const store = openStore(process.env.MEDSYN_STORE ?? 'file://./.medsyn');
   const state = trainer.state();
-  const ref = await store.put('examples/classifier/checkpoint.safetensors', encodeSafetensors(state.tensors, { step: String(state.step) }));
+  const ref = await store.put(
+    'examples/classifier/checkpoint.safetensors',
+    encodeSafetensors(state.tensors, { step: String(state.step) }),
+  );
   console.log(`checkpoint: ${ref.uri} (${ref.sizeBytes} bytes, sha256 ${ref.sha256.slice(0, 12)}…)`);
   const restored = decodeSafetensors(await getBuffer(store, 'examples/classifier/checkpoint.safetensors'));
   const resumed = await Trainer.create(step);
   resumed.load({ tensors: restored.tensors, step: Number(restored.metadata.step) });
 
   // 4. Export an inference model with the trained weights and use it.
-  const model = exportInferenceModel((g) => ({ logits: classifier(g, g.input('x', 'float32', ['batch', 1, 8, 8])) }), resumed.parameters());
+  const model = exportInferenceModel(
+    (g) => ({ logits: classifier(g, g.input('x', 'float32', ['batch', 1, 8, 8])) }),
+    resumed.parameters(),
+  );
   await store.put('examples/classifier/model.onnx', model);
   const session = await ort.InferenceSession.create(model);
   const test = batch(200, 424242);

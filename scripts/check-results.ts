@@ -18,7 +18,9 @@ const store = option('store', path.join(root, '.medsyn'));
 const run = path.join(store, 'pipeline', 'replication');
 const state = option('state', path.join(run, 'state.json'));
 const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
-const stateJson = fs.existsSync(state) ? (readJson(state) as { stages?: Record<string, { outputs?: Record<string, string> }> }) : undefined;
+const stateJson = fs.existsSync(state)
+  ? (readJson(state) as { stages?: Record<string, { outputs?: Record<string, string> }> })
+  : undefined;
 
 /** The results.json the run's state names (the last evaluation), else the newest under evaluate/. */
 function findResults(): string | undefined {
@@ -44,10 +46,16 @@ if (!results || !fs.existsSync(results)) {
   );
   process.exit(0);
 }
-const check = checkResultsDoc(fs.readFileSync(doc, 'utf8'), { results: readJson(results) as Parameters<typeof checkResultsDoc>[1]['results'], state: stateJson });
-for (const m of check.mismatches) process.stderr.write(`${rel(doc)}:${m.line}: ${m.figure} reads ${m.quoted}, the run gives ${m.expected}\n`);
+const check = checkResultsDoc(fs.readFileSync(doc, 'utf8'), {
+  results: readJson(results) as Parameters<typeof checkResultsDoc>[1]['results'],
+  state: stateJson,
+});
+for (const m of check.mismatches)
+  process.stderr.write(`${rel(doc)}:${m.line}: ${m.figure} reads ${m.quoted}, the run gives ${m.expected}\n`);
 if (check.mismatches.length) {
-  process.stderr.write(`check:results: ${check.mismatches.length} of ${check.figures.length} marked figures of ${rel(doc)} differ from ${rel(results)}\n`);
+  process.stderr.write(
+    `check:results: ${check.mismatches.length} of ${check.figures.length} marked figures of ${rel(doc)} differ from ${rel(results)}\n`,
+  );
   process.exit(1);
 }
 process.stdout.write(

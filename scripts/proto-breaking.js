@@ -19,9 +19,14 @@ if (git('cat-file', '-e', `${ref}:proto/buf.yaml`).status !== 0) {
   process.exit(0);
 }
 const against = `${path.join(root, '.git')}#ref=${git('rev-parse', ref).stdout.trim()},subdir=proto`;
-const result = spawnSync(path.join(root, 'node_modules/.bin/buf'), ['breaking', 'proto', '--against', against], { cwd: root, stdio: 'inherit' });
+const result = spawnSync(path.join(root, 'node_modules/.bin/buf'), ['breaking', 'proto', '--against', against], {
+  cwd: root,
+  stdio: 'inherit',
+});
 if (result.status !== 0) {
-  console.error(`proto:breaking: the contracts break compatibility with ${ref} (see above); add fields and RPCs, never renumber, retype or remove them`);
+  console.error(
+    `proto:breaking: the contracts break compatibility with ${ref} (see above); add fields and RPCs, never renumber, retype or remove them`,
+  );
   process.exit(1);
 }
 console.log(`proto:breaking: no breaking change against ${ref}`);

@@ -23,7 +23,9 @@ const children = SERVICES.map((name) => {
       return console.log(`[${name}] ${line}`);
     }
     if (entry.msg === 'ready') {
-      console.log(`${name.padEnd(12)} gRPC ${entry.grpcHost === '0.0.0.0' || !entry.grpcHost ? '127.0.0.1' : entry.grpcHost}:${entry.grpcPort}   metrics http://127.0.0.1:${entry.metricsPort}/metrics`);
+      console.log(
+        `${name.padEnd(12)} gRPC ${entry.grpcHost === '0.0.0.0' || !entry.grpcHost ? '127.0.0.1' : entry.grpcHost}:${entry.grpcPort}   metrics http://127.0.0.1:${entry.metricsPort}/metrics`,
+      );
     } else if (entry.level >= 40) {
       console.log(`[${name}] ${entry.msg}`);
     }

@@ -5,7 +5,8 @@ import { commands } from './commands';
 
 /** The CLI's version, from its package.json (one level above both src/ and dist/). */
 function packageVersion(): string {
-  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 /** Builds the `medsyn` program; each subcommand lives in its own file under ./commands. */

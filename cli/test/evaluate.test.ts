@@ -47,11 +47,16 @@ describe('medsyn evaluate', () => {
       expect(await main(['node', 'medsyn', 'evaluate', '--config', config, '--no-progress'])).toBe(0);
       const out = stdout.mock.calls.map((c) => String(c[0])).join('');
       expect(out).toMatch(/^random\tclassification\t1\tauroc_macro\t\d\.\d{3} ± \d\.\d{3}$/m);
-      for (const file of ['results.json', 'splits.json', 'report.html']) expect(fs.existsSync(path.join(tmp.dir, 'out', file))).toBe(true);
-      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/random classification 100% seed 1: auroc_macro/);
+      for (const file of ['results.json', 'splits.json', 'report.html'])
+        expect(fs.existsSync(path.join(tmp.dir, 'out', file))).toBe(true);
+      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(
+        /random classification 100% seed 1: auroc_macro/,
+      );
       fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('seeds: [0, 1]', 'seeds: [-1]'));
       expect(await main(['node', 'medsyn', 'evaluate', '--config', config, '--no-progress'])).toBe(1);
-      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toContain('medsyn: seeds[0]: must be an integer from 0 to 2^53 - 1');
+      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toContain(
+        'medsyn: seeds[0]: must be an integer from 0 to 2^53 - 1',
+      );
     } finally {
       stdout.mockRestore();
       stderr.mockRestore();

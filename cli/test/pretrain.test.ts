@@ -13,15 +13,24 @@ describe('medsyn pretrain', () => {
     const file = readPretrainFile(path.join(repoRoot, 'examples', 'pretrain', 'convirt-covid.yaml'), {});
     expect(file.store).toBe(`file://${path.join(repoRoot, '.medsyn')}`);
     expect(file.outputPrefix).toBe('runs/convirt-covid');
-    expect(file.config).toMatchObject({ method: 'convirt', batchSize: 16, data: { realPairs: ['covid-cxr/pairs.jsonl'] } });
+    expect(file.config).toMatchObject({
+      method: 'convirt',
+      batchSize: 16,
+      data: { realPairs: ['covid-cxr/pairs.jsonl'] },
+    });
   });
 
   it('trains from a YAML config next to its pairs, prints the loss and writes the encoder bundle; a bad config fails naming the field', async () => {
     const lines = [];
     fs.mkdirSync(path.join(tmp.dir, 'images'));
     for (let i = 0; i < 12; i++) {
-      fs.writeFileSync(path.join(tmp.dir, 'images', `${i}.png`), encodeGrayPng(grayImage(32, 32, new Float32Array(32 * 32).fill(0.2 + 0.2 * (i % 3)))));
-      lines.push(JSON.stringify({ image: `images/${i}.png`, report: ['Clear lungs.', 'Mild haze.', 'Dense opacity.'][i % 3] }));
+      fs.writeFileSync(
+        path.join(tmp.dir, 'images', `${i}.png`),
+        encodeGrayPng(grayImage(32, 32, new Float32Array(32 * 32).fill(0.2 + 0.2 * (i % 3)))),
+      );
+      lines.push(
+        JSON.stringify({ image: `images/${i}.png`, report: ['Clear lungs.', 'Mild haze.', 'Dense opacity.'][i % 3] }),
+      );
     }
     fs.writeFileSync(path.join(tmp.dir, 'pairs.jsonl'), `${lines.join('\n')}\n`);
     const config = path.join(tmp.dir, 'tiny.yaml');
@@ -43,7 +52,9 @@ describe('medsyn pretrain', () => {
       const out = stdout.mock.calls.map((c) => String(c[0])).join('');
       expect(out).toMatch(/steps 3, final loss \d+\.\d{4}/);
       expect(out).toContain(`encoder bundle: file://${tmp.dir}/runs/tiny/encoder`);
-      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/step 1\/3 epoch 1\/1 loss \d+\.\d+ \(image_to_text/);
+      expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(
+        /step 1\/3 epoch 1\/1 loss \d+\.\d+ \(image_to_text/,
+      );
       expect(fs.existsSync(path.join(tmp.dir, 'runs', 'tiny', 'encoder', 'encoder.json'))).toBe(true);
       fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('batch_size: 4', 'batch_size: 0'));
       expect(await main(['node', 'medsyn', 'pretrain', '--config', config, '--no-progress'])).toBe(1);

@@ -40,7 +40,12 @@ function lungBoxes(mask: GrayImage): [number, number, number, number][] {
       const y = (p - x) / width;
       size++;
       [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
-      for (const q of [x > 0 ? p - 1 : -1, x < width - 1 ? p + 1 : -1, y > 0 ? p - width : -1, y < height - 1 ? p + width : -1]) {
+      for (const q of [
+        x > 0 ? p - 1 : -1,
+        x < width - 1 ? p + 1 : -1,
+        y > 0 ? p - width : -1,
+        y < height - 1 ? p + width : -1,
+      ]) {
         if (q >= 0 && !seen[q] && data[q]! >= 0.5) {
           seen[q] = 1;
           stack.push(q);
@@ -56,13 +61,19 @@ function lungBoxes(mask: GrayImage): [number, number, number, number][] {
     .sort((a, b) => a[0] - b[0]);
 }
 
-const rows = parse(fs.readFileSync(path.join(source, 'metadata.csv')), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+const rows = parse(fs.readFileSync(path.join(source, 'metadata.csv')), {
+  columns: true,
+  skip_empty_lines: true,
+}) as Record<string, string>[];
 const kept = rows.filter((r) => PERMISSIVE_LICENCES.includes((r.license ?? '').trim()) && r.view !== 'L' && r.view);
 fs.rmSync(out, { recursive: true, force: true });
 for (const folder of ['images', 'masks']) fs.mkdirSync(path.join(out, folder), { recursive: true });
 
 const coco = {
-  info: { description: 'Lung boxes derived from the V7 lung masks: the bounding box of each of the two largest mask regions (image-left = patient right lung).' },
+  info: {
+    description:
+      'Lung boxes derived from the V7 lung masks: the bounding box of each of the two largest mask regions (image-left = patient right lung).',
+  },
   categories: [
     { id: 1, name: 'Right Lung' },
     { id: 2, name: 'Left Lung' },
@@ -83,10 +94,19 @@ for (const row of kept) {
     if (boxes.length === 2) {
       const imageId = coco.images.length + 1;
       coco.images.push({ id: imageId, file_name: `images/${row.filename}`, width: image.width, height: image.height });
-      boxes.forEach((bbox, i) => coco.annotations.push({ id: coco.annotations.length + 1, image_id: imageId, category_id: i + 1, bbox }));
+      boxes.forEach((bbox, i) =>
+        coco.annotations.push({ id: coco.annotations.length + 1, image_id: imageId, category_id: i + 1, bbox }),
+      );
     }
   }
-  reports.push(JSON.stringify({ id: row.filename, patient: row.patientid, text: covidCxrReportText(row), image: `images/${row.filename}` }));
+  reports.push(
+    JSON.stringify({
+      id: row.filename,
+      patient: row.patientid,
+      text: covidCxrReportText(row),
+      image: `images/${row.filename}`,
+    }),
+  );
   attributions.push(`| ${row.filename} | ${row.license} | ${row.doi ? `doi:${row.doi}` : ''} ${row.url ?? ''} |`);
 }
 fs.writeFileSync(path.join(out, 'metadata.csv'), stringify(kept, { header: true, columns: COLUMNS }));
@@ -121,4 +141,6 @@ Demonstration data only, not for clinical use.
 ${attributions.join('\n')}
 `,
 );
-console.log(`${kept.length} images, ${coco.images.length} with lung boxes, ${kept.filter((r) => r.lung_mask).length} with masks -> ${out}`);
+console.log(
+  `${kept.length} images, ${coco.images.length} with lung boxes, ${kept.filter((r) => r.lung_mask).length} with masks -> ${out}`,
+);

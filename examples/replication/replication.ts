@@ -21,7 +21,11 @@ const SPLIT_SEED = 0;
 const PRETRAINING_SEEDS = [0, 1, 2];
 const DOWNSTREAM_SEEDS = [0, 1, 2];
 const TASKS: TaskName[] = ['classification', 'segmentation', 'detection'];
-const MAIN_METRIC: Record<string, string> = { classification: 'auroc_macro', segmentation: 'dice', detection: 'map_40_75' };
+const MAIN_METRIC: Record<string, string> = {
+  classification: 'auroc_macro',
+  segmentation: 'dice',
+  detection: 'map_40_75',
+};
 const root = path.join(sharedDataDir, 'covid-cxr');
 const out = path.join(repoRoot, '.medsyn', 'replication');
 const generator = path.join(repoRoot, 'models', 'default-generator');
@@ -31,25 +35,43 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-if (!fs.existsSync(path.join(root, 'metadata.csv'))) fail(`needs the covid-cxr data in ${root} (set MEDSYN_SHARED_DATA)`);
+if (!fs.existsSync(path.join(root, 'metadata.csv')))
+  fail(`needs the covid-cxr data in ${root} (set MEDSYN_SHARED_DATA)`);
 const dataset = importDataset('covid_cxr', root);
 const heldOut = heldOutImageIds(dataset, { tasks: TASKS, split_seed: SPLIT_SEED });
 
 // The generator must have been trained on the training split only: its card says how, and names every image.
 const card = fs.readFileSync(path.join(generator, 'README.md'), 'utf8');
-if (!card.includes(`--hold-out-split-seed ${SPLIT_SEED}`)) fail(`${generator} was not trained with --hold-out-split-seed ${SPLIT_SEED} (see its README.md)`);
+if (!card.includes(`--hold-out-split-seed ${SPLIT_SEED}`))
+  fail(`${generator} was not trained with --hold-out-split-seed ${SPLIT_SEED} (see its README.md)`);
 const trainedOn = [...card.matchAll(/^- (\S+) \(/gm)].map((m) => m[1]!);
 const leaked = trainedOn.filter((f) => heldOut.has(f));
-if (trainedOn.length === 0 || leaked.length) fail(`the generator's card lists ${trainedOn.length} training images, ${leaked.length} of them test patients'`);
+if (trainedOn.length === 0 || leaked.length)
+  fail(`the generator's card lists ${trainedOn.length} training images, ${leaked.length} of them test patients'`);
 
 // Reports: every frontal radiograph of a training patient, its text from the metadata (all licences: local use only).
-const rows = parse(fs.readFileSync(path.join(root, 'metadata.csv')), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+const rows = parse(fs.readFileSync(path.join(root, 'metadata.csv')), {
+  columns: true,
+  skip_empty_lines: true,
+}) as Record<string, string>[];
 const reports = rows
-  .filter((r) => r.view && r.view !== 'L' && !heldOut.has(r.filename!) && fs.existsSync(path.join(root, 'images', r.filename!)))
-  .map((r) => JSON.stringify({ id: r.filename, patient: r.patientid, text: covidCxrReportText(r), image: path.join(root, 'images', r.filename!) }));
+  .filter(
+    (r) =>
+      r.view && r.view !== 'L' && !heldOut.has(r.filename!) && fs.existsSync(path.join(root, 'images', r.filename!)),
+  )
+  .map((r) =>
+    JSON.stringify({
+      id: r.filename,
+      patient: r.patientid,
+      text: covidCxrReportText(r),
+      image: path.join(root, 'images', r.filename!),
+    }),
+  );
 fs.mkdirSync(out, { recursive: true });
 fs.writeFileSync(path.join(out, 'reports.jsonl'), `${reports.join('\n')}\n`);
-process.stderr.write(`${reports.length} training reports (${heldOut.size} images of test patients left out); generator trained on ${trainedOn.length} images, none of a test patient\n`);
+process.stderr.write(
+  `${reports.length} training reports (${heldOut.size} images of test patients left out); generator trained on ${trainedOn.length} images, none of a test patient\n`,
+);
 
 const config = parsePipelineConfig(
   {
@@ -57,7 +79,13 @@ const config = parsePipelineConfig(
     store: 'file://.medsyn',
     report: '.medsyn/replication/report.html',
     input: { reports: '.medsyn/replication/reports.jsonl', patient_field: 'patient', image_field: 'image' },
-    synthesize: { model: 'models/default-generator', num_inference_steps: 25, guidance_scale: 3, scheduler: 'ddim', seed: 0 },
+    synthesize: {
+      model: 'models/default-generator',
+      num_inference_steps: 25,
+      guidance_scale: 3,
+      scheduler: 'ddim',
+      seed: 0,
+    },
     pretrain: {
       methods: ['convirt', 'gloria', 'mgca'],
       data: ['real', 'synthetic'],
@@ -75,7 +103,14 @@ const config = parsePipelineConfig(
         checkpoint_every_steps: 50,
       },
     },
-    evaluate: { dataset: { format: 'covid_cxr', root }, tasks: TASKS, label_fractions: [0.01, 0.1, 1], seeds: DOWNSTREAM_SEEDS, split_seed: SPLIT_SEED, report_samples: 2 },
+    evaluate: {
+      dataset: { format: 'covid_cxr', root },
+      tasks: TASKS,
+      label_fractions: [0.01, 0.1, 1],
+      seeds: DOWNSTREAM_SEEDS,
+      split_seed: SPLIT_SEED,
+      report_samples: 2,
+    },
   },
   repoRoot,
 );
@@ -84,7 +119,10 @@ let lastLine = 0;
 const started = Date.now();
 runPipeline(config, {
   onEvent: (e) => {
-    if (e.type === 'stage-done') process.stderr.write(`${e.stage}: ${e.skipped ? 'done in an earlier run' : `${e.seconds.toFixed(0)} s`} ${JSON.stringify(e.summary)}\n`);
+    if (e.type === 'stage-done')
+      process.stderr.write(
+        `${e.stage}: ${e.skipped ? 'done in an earlier run' : `${e.seconds.toFixed(0)} s`} ${JSON.stringify(e.summary)}\n`,
+      );
     else if (e.type === 'progress' && Date.now() - lastLine > 30000) {
       lastLine = Date.now();
       process.stderr.write(`  ${e.stage}: ${e.completed}/${e.total} ${e.unit} ${e.phase}\n`);

@@ -2,7 +2,21 @@ import * as fs from 'node:fs';
 import { once } from 'node:events';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { Anonymizer, createDetector, csvRow, DETECTOR_KINDS, guessRecordFormat, InvalidReportError, manifestLine, OUTPUT_MODES, readRecords, type DetectorKind, type OutputMode, type RecordFormat, type RecordLine } from '@medsyn/deid';
+import {
+  Anonymizer,
+  createDetector,
+  csvRow,
+  DETECTOR_KINDS,
+  guessRecordFormat,
+  InvalidReportError,
+  manifestLine,
+  OUTPUT_MODES,
+  readRecords,
+  type DetectorKind,
+  type OutputMode,
+  type RecordFormat,
+  type RecordLine,
+} from '@medsyn/deid';
 import type { RegisterCommand } from './index';
 
 interface AnonymizeOptions {
@@ -28,7 +42,9 @@ function reportText(record: Record<string, unknown>, fields: string[]): string |
     const value = record[fields[0]!];
     return typeof value === 'string' ? value : undefined;
   }
-  const parts = fields.filter((f) => typeof record[f] === 'string' && (record[f] as string).trim()).map((f) => `${f.toUpperCase()}: ${(record[f] as string).trim()}`);
+  const parts = fields
+    .filter((f) => typeof record[f] === 'string' && (record[f] as string).trim())
+    .map((f) => `${f.toUpperCase()}: ${(record[f] as string).trim()}`);
   return fields.some((f) => f in record) ? parts.join('\n') : undefined;
 }
 
@@ -47,19 +63,31 @@ async function write(stream: fs.WriteStream | undefined, text: string): Promise<
 
 /** Records anonymized together: the tagger batches them into one model run. */
 const CLI_BATCH = 64;
-const close = (stream: fs.WriteStream | undefined) => (stream ? new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))) : Promise.resolve());
+const close = (stream: fs.WriteStream | undefined) =>
+  stream
+    ? new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())))
+    : Promise.resolve();
 
 export const registerAnonymize: RegisterCommand = (program: Command) => {
   program
     .command('anonymize')
-    .description('De-identify reports (HIPAA Safe Harbor) from a JSONL or CSV file, with sections and generator prompts, without the services')
+    .description(
+      'De-identify reports (HIPAA Safe Harbor) from a JSONL or CSV file, with sections and generator prompts, without the services',
+    )
     .requiredOption('--in <file>', 'reports: JSONL (one object per line) or CSV with a header row')
     .requiredOption('--out <file>', 'anonymized reports: JSONL, or CSV when the name ends in .csv')
     .option('--mode <mode>', `how identifiers are replaced: ${OUTPUT_MODES.join(', ')}`, 'mask')
     .option('--format <jsonl|csv>', 'input format (default: from the file name)')
     .option('--id-field <name>', 'field or column holding the record id', 'id')
-    .option('--text-field <names>', 'field or column holding the report; several (comma-separated) are joined as sections, e.g. indication,findings,impression', 'text')
-    .option('--patient-key-field <name>', 'field or column with the patient key (surrogates and date shifts are consistent per key)')
+    .option(
+      '--text-field <names>',
+      'field or column holding the report; several (comma-separated) are joined as sections, e.g. indication,findings,impression',
+      'text',
+    )
+    .option(
+      '--patient-key-field <name>',
+      'field or column with the patient key (surrogates and date shifts are consistent per key)',
+    )
     .option('--secret-file <file>', 'surrogate mode: file holding the HMAC secret (or set MEDSYN_SURROGATE_SECRET)')
     .option('--detector <kind>', `what finds identifiers: ${DETECTOR_KINDS.join(', ')}`, 'rules+tagger')
     .option('--tagger-dir <dir>', 'a retrained PHI tagger (model.onnx, tagger.json); default: the shipped one')
@@ -68,29 +96,61 @@ export const registerAnonymize: RegisterCommand = (program: Command) => {
     .option('--no-spans', 'leave the identifier spans out of the output')
     .option('--no-progress', 'no progress bar')
     .action(async (options: AnonymizeOptions) => {
-      if (!OUTPUT_MODES.includes(options.mode as OutputMode)) throw new Error(`--mode must be one of ${OUTPUT_MODES.join(', ')}`);
-      if (!DETECTOR_KINDS.includes(options.detector as DetectorKind)) throw new Error(`--detector must be one of ${DETECTOR_KINDS.join(', ')}`);
-      if (options.format && options.format !== 'jsonl' && options.format !== 'csv') throw new Error('--format must be jsonl or csv');
+      if (!OUTPUT_MODES.includes(options.mode as OutputMode))
+        throw new Error(`--mode must be one of ${OUTPUT_MODES.join(', ')}`);
+      if (!DETECTOR_KINDS.includes(options.detector as DetectorKind))
+        throw new Error(`--detector must be one of ${DETECTOR_KINDS.join(', ')}`);
+      if (options.format && options.format !== 'jsonl' && options.format !== 'csv')
+        throw new Error('--format must be jsonl or csv');
       if (!fs.existsSync(options.in)) throw new Error(`--in: ${options.in} not found`);
       const mode = options.mode as OutputMode;
       const secret = surrogateSecret(options);
-      if (mode === 'surrogate' && !secret) throw new Error('--mode surrogate needs a secret: --secret-file FILE or MEDSYN_SURROGATE_SECRET');
-      if (secret !== undefined && Buffer.byteLength(secret) < 16) throw new Error('the surrogate secret must be at least 16 bytes');
+      if (mode === 'surrogate' && !secret)
+        throw new Error('--mode surrogate needs a secret: --secret-file FILE or MEDSYN_SURROGATE_SECRET');
+      if (secret !== undefined && Buffer.byteLength(secret) < 16)
+        throw new Error('the surrogate secret must be at least 16 bytes');
       const format: RecordFormat = (options.format as RecordFormat | undefined) ?? guessRecordFormat(options.in);
       const csvOut = options.out.toLowerCase().endsWith('.csv');
-      const textFields = options.textField.split(',').map((f) => f.trim()).filter(Boolean);
-      const anonymizer = new Anonymizer({ surrogateSecret: secret, detector: createDetector(options.detector as DetectorKind, { taggerDir: options.taggerDir }) });
+      const textFields = options.textField
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean);
+      const anonymizer = new Anonymizer({
+        surrogateSecret: secret,
+        detector: createDetector(options.detector as DetectorKind, { taggerDir: options.taggerDir }),
+      });
 
       const input = fs.createReadStream(options.in);
       const out = fs.createWriteStream(options.out);
       const prompts = options.prompts ? fs.createWriteStream(options.prompts) : undefined;
       const errors = options.errors ? fs.createWriteStream(options.errors) : undefined;
       const size = fs.statSync(options.in).size;
-      const bar = options.progress && process.stderr.isTTY ? new SingleBar({ format: 'anonymize [{bar}] {percentage}% | {done} reports | {failed} failed | {rate} reports/s', hideCursor: true }, Presets.shades_classic) : undefined;
+      const bar =
+        options.progress && process.stderr.isTTY
+          ? new SingleBar(
+              {
+                format: 'anonymize [{bar}] {percentage}% | {done} reports | {failed} failed | {rate} reports/s',
+                hideCursor: true,
+              },
+              Presets.shades_classic,
+            )
+          : undefined;
       bar?.start(size, 0, { done: 0, failed: 0, rate: 0 });
       const startedAt = Date.now();
       let [done, failed] = [0, 0];
-      if (csvOut) await write(out, csvRow(['id', 'text', 'prompt', 'prompt_section', 'prompt_tokens', 'prompt_truncated', ...(options.spans ? ['spans'] : [])]));
+      if (csvOut)
+        await write(
+          out,
+          csvRow([
+            'id',
+            'text',
+            'prompt',
+            'prompt_section',
+            'prompt_tokens',
+            'prompt_truncated',
+            ...(options.spans ? ['spans'] : []),
+          ]),
+        );
       /** One record: the lines to write, or the error to list (never its text). */
       const anonymizeLine = async (line: RecordLine) => {
         const id = line.ok ? String(line.record[options.idField] ?? '') : '';
@@ -102,14 +162,32 @@ export const registerAnonymize: RegisterCommand = (program: Command) => {
           const patientKey = options.patientKeyField ? String(line.record[options.patientKeyField] ?? '') : '';
           const result = await anonymizer.anonymize({ id, text, patientKey }, mode);
           const record = manifestLine(result, text, !options.spans);
-          const prompt = record.prompt as { text: string; source_section: string; token_count: number; truncated: boolean };
+          const prompt = record.prompt as {
+            text: string;
+            source_section: string;
+            token_count: number;
+            truncated: boolean;
+          };
           return {
-            out: csvOut ? csvRow([id, result.text, prompt.text, prompt.source_section, prompt.token_count, prompt.truncated, ...(options.spans ? [record.spans] : [])]) : `${JSON.stringify(record)}\n`,
+            out: csvOut
+              ? csvRow([
+                  id,
+                  result.text,
+                  prompt.text,
+                  prompt.source_section,
+                  prompt.token_count,
+                  prompt.truncated,
+                  ...(options.spans ? [record.spans] : []),
+                ])
+              : `${JSON.stringify(record)}\n`,
             prompt: `${JSON.stringify({ id, prompt: prompt.text, source_section: prompt.source_section, token_count: prompt.token_count, truncated: prompt.truncated })}\n`,
           };
         } catch (error) {
           // Our errors name the field; any other may quote the record, so only its type is kept.
-          const message = error instanceof InvalidReportError ? error.message : `could not be anonymized (${(error as Error)?.name ?? 'error'})`;
+          const message =
+            error instanceof InvalidReportError
+              ? error.message
+              : `could not be anonymized (${(error as Error)?.name ?? 'error'})`;
           return { error: `${JSON.stringify({ line: line.lineNumber, id, message })}\n` };
         }
       };
@@ -125,7 +203,11 @@ export const registerAnonymize: RegisterCommand = (program: Command) => {
           await write(prompts, outcome.prompt);
           done++;
         }
-        bar?.update(input.bytesRead, { done, failed, rate: Math.round(done / Math.max(1e-3, (Date.now() - startedAt) / 1000)) });
+        bar?.update(input.bytesRead, {
+          done,
+          failed,
+          rate: Math.round(done / Math.max(1e-3, (Date.now() - startedAt) / 1000)),
+        });
       };
       try {
         let batch: RecordLine[] = [];
@@ -141,6 +223,8 @@ export const registerAnonymize: RegisterCommand = (program: Command) => {
         bar?.stop();
         await Promise.all([close(out), close(prompts), close(errors)]);
       }
-      process.stdout.write(`anonymized ${done} reports (${mode}) into ${options.out}; ${failed} failed${failed && !options.errors ? ' (--errors FILE lists them)' : ''}\n`);
+      process.stdout.write(
+        `anonymized ${done} reports (${mode}) into ${options.out}; ${failed} failed${failed && !options.errors ? ' (--errors FILE lists them)' : ''}\n`,
+      );
     });
 };

@@ -3,7 +3,13 @@ import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { renderReport, runEvaluation, writeEvaluationOutput, type EvaluationConfig, type MetricSummary } from '@medsyn/evaluation';
+import {
+  renderReport,
+  runEvaluation,
+  writeEvaluationOutput,
+  type EvaluationConfig,
+  type MetricSummary,
+} from '@medsyn/evaluation';
 import type { RegisterCommand } from './index';
 
 /** Reads a YAML or JSON config; bundle and dataset paths are relative to the config file. */
@@ -28,15 +34,23 @@ const cell = (m: MetricSummary) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`
 export const registerEvaluate: RegisterCommand = (program: Command) => {
   program
     .command('evaluate')
-    .description('Evaluate frozen encoders (linear probe, segmentation, detection, zero-shot) and write results.json, splits.json and report.html')
+    .description(
+      'Evaluate frozen encoders (linear probe, segmentation, detection, zero-shot) and write results.json, splits.json and report.html',
+    )
     .requiredOption('--config <file>', 'YAML or JSON evaluation config (see docs/evaluator.md)')
-    .option('--out <dir>', 'output folder (default: the config\'s output, else ./evaluation)')
+    .option('--out <dir>', "output folder (default: the config's output, else ./evaluation)")
     .option('--no-progress', 'no progress bar (log lines instead)')
     .action(async (options: { config: string; out?: string; progress: boolean }) => {
       const config = readEvaluationConfig(options.config);
       const out = path.resolve(options.out ?? config.output ?? 'evaluation');
       delete config.output;
-      const bar = options.progress && process.stderr.isTTY ? new SingleBar({ format: 'evaluate [{bar}] {value}/{total} runs | {phase}', hideCursor: true }, Presets.shades_classic) : undefined;
+      const bar =
+        options.progress && process.stderr.isTTY
+          ? new SingleBar(
+              { format: 'evaluate [{bar}] {value}/{total} runs | {phase}', hideCursor: true },
+              Presets.shades_classic,
+            )
+          : undefined;
       let started = false;
       const output = await runEvaluation(config, {
         onProgress: (p) => {
@@ -52,7 +66,8 @@ export const registerEvaluate: RegisterCommand = (program: Command) => {
       for (const m of output.results.metrics.filter((x) => !x.metric.includes('/'))) {
         process.stdout.write(`${m.encoder}\t${m.task}\t${m.label_fraction}\t${m.metric}\t${cell(m)}\n`);
       }
-      for (const r of output.results.ratios.filter((x) => !x.metric.includes('/'))) process.stdout.write(`synthetic/real\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`);
+      for (const r of output.results.ratios.filter((x) => !x.metric.includes('/')))
+        process.stdout.write(`synthetic/real\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`);
       process.stdout.write(`wrote ${Object.values(files).join(', ')}\n`);
     });
 };

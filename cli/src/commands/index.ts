@@ -11,4 +11,12 @@ import { registerTrainGenerator } from './train-generator';
 export type RegisterCommand = (program: Command) => void;
 
 /** Every subcommand, one file each (add yours here). */
-export const commands: RegisterCommand[] = [registerAnonymize, registerDataset, registerEvaluate, registerPipeline, registerPretrain, registerSynthesize, registerTrainGenerator];
+export const commands: RegisterCommand[] = [
+  registerAnonymize,
+  registerDataset,
+  registerEvaluate,
+  registerPipeline,
+  registerPretrain,
+  registerSynthesize,
+  registerTrainGenerator,
+];

@@ -3,7 +3,10 @@ import type { Command } from 'commander';
 import { PipelineConfigError, readPipelineConfig, runPipeline, type PipelineEvent } from '@medsyn/pipeline';
 import type { RegisterCommand } from './index';
 
-const duration = (seconds: number) => (seconds >= 90 ? `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s` : `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`);
+const duration = (seconds: number) =>
+  seconds >= 90
+    ? `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`
+    : `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
 const summaryText = (summary: Record<string, number | string>) =>
   Object.entries(summary)
     .map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`)
@@ -26,7 +29,9 @@ function progressDisplay(tty: boolean): { onEvent: (e: PipelineEvent) => void; s
   const onEvent = (e: PipelineEvent) => {
     switch (e.type) {
       case 'services':
-        process.stderr.write(`services: ${[...e.local.map((s) => `${s} (local)`), ...e.remote.map((s) => `${s} (remote)`)].join(', ')}\n`);
+        process.stderr.write(
+          `services: ${[...e.local.map((s) => `${s} (local)`), ...e.remote.map((s) => `${s} (remote)`)].join(', ')}\n`,
+        );
         break;
       case 'stage':
         stopBar();
@@ -35,23 +40,39 @@ function progressDisplay(tty: boolean): { onEvent: (e: PipelineEvent) => void; s
         if (!e.resumed && !tty) process.stderr.write(`[${position}] ${e.stage} ...\n`);
         break;
       case 'progress': {
-        const values = { stage: `[${position}] ${current}`, unit: e.unit || 'items', phase: e.phase ? ` | ${e.phase}` : '', elapsed: duration((Date.now() - started) / 1000) };
+        const values = {
+          stage: `[${position}] ${current}`,
+          unit: e.unit || 'items',
+          phase: e.phase ? ` | ${e.phase}` : '',
+          elapsed: duration((Date.now() - started) / 1000),
+        };
         if (tty) {
           if (!bar) {
-            bar = new SingleBar({ format: '{stage} [{bar}] {value}/{total} {unit}{phase} | ETA {eta_formatted} | run {elapsed}', hideCursor: true, etaBuffer: 10 }, Presets.shades_classic);
+            bar = new SingleBar(
+              {
+                format: '{stage} [{bar}] {value}/{total} {unit}{phase} | ETA {eta_formatted} | run {elapsed}',
+                hideCursor: true,
+                etaBuffer: 10,
+              },
+              Presets.shades_classic,
+            );
             bar.start(Math.max(e.total, 1), e.completed, values);
           }
           bar.setTotal(Math.max(e.total, 1));
           bar.update(e.completed, values);
         } else if (Date.now() - lastLog > 15000) {
           lastLog = Date.now();
-          process.stderr.write(`${values.stage} ${e.completed}/${e.total} ${values.unit}${values.phase} | run ${values.elapsed}\n`);
+          process.stderr.write(
+            `${values.stage} ${e.completed}/${e.total} ${values.unit}${values.phase} | run ${values.elapsed}\n`,
+          );
         }
         break;
       }
       case 'stage-done':
         stopBar();
-        process.stderr.write(`[${position}] ${e.stage}: ${e.skipped ? 'done in an earlier run' : `done in ${duration(e.seconds)}`}${Object.keys(e.summary).length ? ` (${summaryText(e.summary)})` : ''}\n`);
+        process.stderr.write(
+          `[${position}] ${e.stage}: ${e.skipped ? 'done in an earlier run' : `done in ${duration(e.seconds)}`}${Object.keys(e.summary).length ? ` (${summaryText(e.summary)})` : ''}\n`,
+        );
         break;
     }
   };
@@ -59,10 +80,14 @@ function progressDisplay(tty: boolean): { onEvent: (e: PipelineEvent) => void; s
 }
 
 export const registerPipeline: RegisterCommand = (program: Command) => {
-  const pipeline = program.command('pipeline').description('The end-to-end pipeline: anonymize -> synthesize -> pre-train (real vs synthetic) -> evaluate');
+  const pipeline = program
+    .command('pipeline')
+    .description('The end-to-end pipeline: anonymize -> synthesize -> pre-train (real vs synthetic) -> evaluate');
   pipeline
     .command('run')
-    .description('Run a pipeline config through the services (local ones are started when the config names no endpoint); rerunning resumes where it stopped')
+    .description(
+      'Run a pipeline config through the services (local ones are started when the config names no endpoint); rerunning resumes where it stopped',
+    )
     .argument('<config>', 'YAML pipeline config (see docs/pipeline.md)')
     .option('--no-progress', 'log lines instead of a progress bar')
     .action(async (file: string, options: { progress: boolean }) => {
@@ -89,11 +114,18 @@ export const registerPipeline: RegisterCommand = (program: Command) => {
         const started = Date.now();
         const result = await runPipeline(config, { onEvent: display.onEvent });
         display.stop();
-        for (const r of result.results.ratios.filter((x) => !x.metric.includes('/'))) process.stdout.write(`${r.synthetic} / ${r.real}\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`);
-        process.stdout.write(`report: ${result.report} (pipeline ${duration((Date.now() - started) / 1000)}; artifacts under ${config.store.replace(/\/$/, '')}/${result.prefix})\n`);
+        for (const r of result.results.ratios.filter((x) => !x.metric.includes('/')))
+          process.stdout.write(
+            `${r.synthetic} / ${r.real}\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`,
+          );
+        process.stdout.write(
+          `report: ${result.report} (pipeline ${duration((Date.now() - started) / 1000)}; artifacts under ${config.store.replace(/\/$/, '')}/${result.prefix})\n`,
+        );
       } catch (error) {
         display.stop();
-        process.stderr.write(`pipeline ${config.run}: ${(error as Error).message}\nfinished stages are kept; fix the cause and run the same command again to resume\n`);
+        process.stderr.write(
+          `pipeline ${config.run}: ${(error as Error).message}\nfinished stages are kept; fix the cause and run the same command again to resume\n`,
+        );
         process.exitCode = 1;
       } finally {
         process.off('SIGINT', interrupt);

@@ -5,7 +5,13 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { openStore } from '@medsyn/artifact-store';
-import { PretrainingCancelledError, parsePretrainingConfig, runPretraining, type PretrainingConfig, type PretrainingProgress } from '@medsyn/vlp';
+import {
+  PretrainingCancelledError,
+  parsePretrainingConfig,
+  runPretraining,
+  type PretrainingConfig,
+  type PretrainingProgress,
+} from '@medsyn/vlp';
 import type { RegisterCommand } from './index';
 
 /** What `medsyn pretrain` reads: a PretrainingConfig in the proto's snake_case names, plus where to work. */
@@ -33,11 +39,17 @@ export function readPretrainFile(file: string, env: NodeJS.ProcessEnv = process.
   const { store, output_prefix: outputPrefix, ...rest } = raw as Record<string, unknown>;
   const base = path.dirname(path.resolve(file));
   const storeUri = typeof store === 'string' && store ? store : (env.MEDSYN_STORE ?? pathToFileURL(base).href);
-  const resolvedStore = storeUri.startsWith('file://') && !storeUri.startsWith('file:///') ? pathToFileURL(path.resolve(base, storeUri.slice('file://'.length))).href : storeUri;
+  const resolvedStore =
+    storeUri.startsWith('file://') && !storeUri.startsWith('file:///')
+      ? pathToFileURL(path.resolve(base, storeUri.slice('file://'.length))).href
+      : storeUri;
   return {
     config: parsePretrainingConfig(rest),
     store: resolvedStore,
-    outputPrefix: typeof outputPrefix === 'string' && outputPrefix ? outputPrefix : `runs/${path.basename(file).replace(/\.(ya?ml|json)$/i, '')}`,
+    outputPrefix:
+      typeof outputPrefix === 'string' && outputPrefix
+        ? outputPrefix
+        : `runs/${path.basename(file).replace(/\.(ya?ml|json)$/i, '')}`,
   };
 }
 
@@ -50,19 +62,33 @@ const parts = (p: PretrainingProgress) =>
 export const registerPretrain: RegisterCommand = (program: Command) => {
   program
     .command('pretrain')
-    .description('Pre-train image and text encoders on image-report pairs (ConVIRT, GLoRIA, MGCA); resumes an interrupted run from its last checkpoint')
+    .description(
+      'Pre-train image and text encoders on image-report pairs (ConVIRT, GLoRIA, MGCA); resumes an interrupted run from its last checkpoint',
+    )
     .requiredOption('--config <file>', 'YAML or JSON pre-training config (see docs/pretrainer.md)')
-    .option('--store <uri>', 'artifact store (default: the config\'s store, MEDSYN_STORE, else the config\'s folder)')
-    .option('--output-prefix <prefix>', 'store prefix for checkpoints and outputs (default: the config\'s output_prefix, else runs/<config name>)')
+    .option('--store <uri>', "artifact store (default: the config's store, MEDSYN_STORE, else the config's folder)")
+    .option(
+      '--output-prefix <prefix>',
+      "store prefix for checkpoints and outputs (default: the config's output_prefix, else runs/<config name>)",
+    )
     .option('--no-progress', 'no progress bar (a log line per step instead)')
     .action(async (options: { config: string; store?: string; outputPrefix?: string; progress: boolean }) => {
       const file = readPretrainFile(options.config);
       const store = openStore(options.store ?? file.store);
       await store.check();
       const prefix = options.outputPrefix ?? file.outputPrefix;
-      const bar = options.progress && process.stderr.isTTY
-        ? new SingleBar({ format: 'pretrain [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} ({parts}) | lr {lr} | {rate} samples/s | ETA {eta_formatted}', hideCursor: true, etaBuffer: 20 }, Presets.shades_classic)
-        : undefined;
+      const bar =
+        options.progress && process.stderr.isTTY
+          ? new SingleBar(
+              {
+                format:
+                  'pretrain [{bar}] {value}/{total} steps | epoch {epoch} | loss {loss} ({parts}) | lr {lr} | {rate} samples/s | ETA {eta_formatted}',
+                hideCursor: true,
+                etaBuffer: 20,
+              },
+              Presets.shades_classic,
+            )
+          : undefined;
       // Ctrl-C: write a checkpoint and stop; running the same command again resumes.
       const controller = new AbortController();
       const onSignal = () => controller.abort();
@@ -76,9 +102,17 @@ export const registerPretrain: RegisterCommand = (program: Command) => {
           prefix,
           signal: controller.signal,
           onProgress: (p) => {
-            const values = { epoch: `${p.epoch}/${p.epochs}`, loss: p.loss.toFixed(4), parts: parts(p), lr: p.learningRate.toExponential(2), rate: p.samplesPerSecond.toFixed(1) };
+            const values = {
+              epoch: `${p.epoch}/${p.epochs}`,
+              loss: p.loss.toFixed(4),
+              parts: parts(p),
+              lr: p.learningRate.toExponential(2),
+              rate: p.samplesPerSecond.toFixed(1),
+            };
             if (!bar) {
-              process.stderr.write(`step ${p.step}/${p.totalSteps} epoch ${values.epoch} loss ${values.loss} (${values.parts}) lr ${values.lr} ${values.rate} samples/s\n`);
+              process.stderr.write(
+                `step ${p.step}/${p.totalSteps} epoch ${values.epoch} loss ${values.loss} (${values.parts}) lr ${values.lr} ${values.rate} samples/s\n`,
+              );
               return;
             }
             if (!started) bar.start(p.totalSteps, p.step - 1, values);
@@ -88,9 +122,15 @@ export const registerPretrain: RegisterCommand = (program: Command) => {
         });
         bar?.stop();
         if (result.resumedFromStep > 0) process.stdout.write(`resumed from step ${result.resumedFromStep}\n`);
-        process.stdout.write(`steps ${result.steps}, final loss ${result.finalLoss.toFixed(4)}, ${result.samplesPerSecond.toFixed(1)} samples/s, data wait ${(100 * result.dataWaitFraction).toFixed(1)}%\n`);
-        if (result.retrieval) process.stdout.write(`held-out image->text top-1 ${result.retrieval.top1.toFixed(3)} (chance ${result.retrieval.chance.toFixed(3)}, ${result.retrieval.pairs} pairs)\n`);
-        if (result.skippedRecords) process.stdout.write(`skipped ${result.skippedRecords} records: ${JSON.stringify(result.skippedReasons)}\n`);
+        process.stdout.write(
+          `steps ${result.steps}, final loss ${result.finalLoss.toFixed(4)}, ${result.samplesPerSecond.toFixed(1)} samples/s, data wait ${(100 * result.dataWaitFraction).toFixed(1)}%\n`,
+        );
+        if (result.retrieval)
+          process.stdout.write(
+            `held-out image->text top-1 ${result.retrieval.top1.toFixed(3)} (chance ${result.retrieval.chance.toFixed(3)}, ${result.retrieval.pairs} pairs)\n`,
+          );
+        if (result.skippedRecords)
+          process.stdout.write(`skipped ${result.skippedRecords} records: ${JSON.stringify(result.skippedReasons)}\n`);
         process.stdout.write(`encoder bundle: ${store.uriOf(result.bundlePrefix)}\n`);
       } catch (error) {
         bar?.stop();

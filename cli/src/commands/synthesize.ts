@@ -3,7 +3,14 @@ import * as path from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
-import { DiffusionPipeline, imageStatisticsCheck, QualityGate, runDatasetShard, SCHEDULER_KINDS, type SchedulerKind } from '@medsyn/diffusion';
+import {
+  DiffusionPipeline,
+  imageStatisticsCheck,
+  QualityGate,
+  runDatasetShard,
+  SCHEDULER_KINDS,
+  type SchedulerKind,
+} from '@medsyn/diffusion';
 import type { RegisterCommand } from './index';
 
 interface SynthesizeOptions {
@@ -28,7 +35,8 @@ interface SynthesizeOptions {
 
 const integer = (flag: string, value: string, min: number) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${flag} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
   return n;
 };
 
@@ -36,28 +44,39 @@ const integer = (flag: string, value: string, min: number) => {
 function readPrompts(file: string): { id: string; prompt: string }[] {
   if (!fs.existsSync(file)) throw new Error(`--prompts: ${file} not found`);
   const lines = fs.readFileSync(file, 'utf8').split('\n');
-  if (file.endsWith('.jsonl') || file.endsWith('.json')) return lines.filter((l) => l.trim()).map((l, i) => {
-    try {
-      return JSON.parse(l) as { id: string; prompt: string };
-    } catch {
-      throw new Error(`--prompts: line ${i + 1} of ${file} is not JSON`);
-    }
-  });
-  return lines.map((l) => l.trim()).filter(Boolean).map((prompt, i) => ({ id: `prompt-${String(i).padStart(6, '0')}`, prompt }));
+  if (file.endsWith('.jsonl') || file.endsWith('.json'))
+    return lines
+      .filter((l) => l.trim())
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as { id: string; prompt: string };
+        } catch {
+          throw new Error(`--prompts: line ${i + 1} of ${file} is not JSON`);
+        }
+      });
+  return lines
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((prompt, i) => ({ id: `prompt-${String(i).padStart(6, '0')}`, prompt }));
 }
 
 export const registerSynthesize: RegisterCommand = (program: Command) => {
   program
     .command('synthesize')
-    .description('Generate chest X-rays from prompts with a Stable Diffusion ONNX export (e.g. RoentGen); rerunning resumes')
+    .description(
+      'Generate chest X-rays from prompts with a Stable Diffusion ONNX export (e.g. RoentGen); rerunning resumes',
+    )
     .requiredOption('--model <dir>', 'model directory in the ONNX export layout (model_index.json, unet/, ...)')
-    .requiredOption('--prompts <file>', 'prompt manifest: JSONL with "id" and "prompt", or text with one prompt per line')
+    .requiredOption(
+      '--prompts <file>',
+      'prompt manifest: JSONL with "id" and "prompt", or text with one prompt per line',
+    )
     .requiredOption('--out <dir>', 'output folder: images/, records/ and the pair manifest')
-    .option('--steps <n>', 'denoising steps (default: the model\'s, 75 for RoentGen-v2)')
-    .option('--guidance-scale <g>', 'classifier-free guidance scale (default: the model\'s, 3 for RoentGen-v2)')
+    .option('--steps <n>', "denoising steps (default: the model's, 75 for RoentGen-v2)")
+    .option('--guidance-scale <g>', "classifier-free guidance scale (default: the model's, 3 for RoentGen-v2)")
     .option('--negative-prompt <text>', 'negative prompt for every image')
     .option('--scheduler <name>', `one of ${SCHEDULER_KINDS.join(', ')} (default: the model's)`)
-    .option('--seed <n>', 'base seed; each image\'s seed derives from it and the prompt id')
+    .option('--seed <n>', "base seed; each image's seed derives from it and the prompt id")
     .option('--size <px>', 'image height and width (a multiple of 8)')
     .option('--bit-depth <8|16>', 'PNG bit depth', '8')
     .option('--batch <n>', 'images denoised together', '4')
@@ -68,8 +87,10 @@ export const registerSynthesize: RegisterCommand = (program: Command) => {
     .option('--no-quality-gate', 'keep every image (no blank/saturated/noise check)')
     .option('--no-progress', 'no progress bar')
     .action(async (options: SynthesizeOptions) => {
-      if (options.scheduler && !SCHEDULER_KINDS.includes(options.scheduler as SchedulerKind)) throw new Error(`--scheduler must be one of ${SCHEDULER_KINDS.join(', ')}`);
-      if (!['cpu', 'cuda', 'webgpu'].includes(options.executionProvider)) throw new Error('--execution-provider must be cpu, cuda or webgpu');
+      if (options.scheduler && !SCHEDULER_KINDS.includes(options.scheduler as SchedulerKind))
+        throw new Error(`--scheduler must be one of ${SCHEDULER_KINDS.join(', ')}`);
+      if (!['cpu', 'cuda', 'webgpu'].includes(options.executionProvider))
+        throw new Error('--execution-provider must be cpu, cuda or webgpu');
       const shard = /^(\d+)\/(\d+)$/.exec(options.shard);
       if (!shard) throw new Error('--shard must look like i/n, e.g. 0/4');
       const bitDepth = integer('--bit-depth', options.bitDepth, 8);
@@ -79,9 +100,20 @@ export const registerSynthesize: RegisterCommand = (program: Command) => {
       const out = path.resolve(options.out);
       const store = new FileArtifactStore(out);
       await putJsonl(store, 'prompts.jsonl', readPrompts(options.prompts));
-      const pipeline = await DiffusionPipeline.load(path.resolve(options.model), { executionProvider: options.executionProvider as 'cpu' });
+      const pipeline = await DiffusionPipeline.load(path.resolve(options.model), {
+        executionProvider: options.executionProvider as 'cpu',
+      });
       const gate = options.qualityGate ? new QualityGate([imageStatisticsCheck()]) : undefined;
-      const bar = options.progress && process.stderr.isTTY ? new SingleBar({ format: 'synthesize [{bar}] {value}/{total} images | {rate} img/s | rejected {rejected}', hideCursor: true }, Presets.shades_classic) : undefined;
+      const bar =
+        options.progress && process.stderr.isTTY
+          ? new SingleBar(
+              {
+                format: 'synthesize [{bar}] {value}/{total} images | {rate} img/s | rejected {rejected}',
+                hideCursor: true,
+              },
+              Presets.shades_classic,
+            )
+          : undefined;
       const startedAt = Date.now();
       let started = false;
       try {
@@ -122,8 +154,12 @@ export const registerSynthesize: RegisterCommand = (program: Command) => {
         );
         bar?.stop();
         const seconds = (Date.now() - startedAt) / 1000;
-        const reasons = Object.entries(result.rejections).map(([k, v]) => `${k}=${v}`).join(' ');
-        process.stdout.write(`${result.accepted} accepted, ${result.rejected} rejected${reasons ? ` (${reasons})` : ''}, ${result.invalid} invalid prompt lines, ${seconds.toFixed(1)} s\n`);
+        const reasons = Object.entries(result.rejections)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
+        process.stdout.write(
+          `${result.accepted} accepted, ${result.rejected} rejected${reasons ? ` (${reasons})` : ''}, ${result.invalid} invalid prompt lines, ${seconds.toFixed(1)} s\n`,
+        );
         process.stdout.write(`pairs: ${result.pairs.uri}\n`);
       } finally {
         bar?.stop();

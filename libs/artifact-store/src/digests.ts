@@ -51,7 +51,11 @@ export async function fileSha256(file: string): Promise<string> {
 }
 
 /** treeDigest of a local folder: of all its files, or of `files` (relative paths) in it; `digestOf` may cache. */
-export async function localTreeDigest(dir: string, files: readonly string[] = listLocalFiles(dir), digestOf: (file: string) => Promise<string> = fileSha256): Promise<string> {
+export async function localTreeDigest(
+  dir: string,
+  files: readonly string[] = listLocalFiles(dir),
+  digestOf: (file: string) => Promise<string> = fileSha256,
+): Promise<string> {
   const entries: { path: string; sha256: string }[] = [];
   for (const rel of files) entries.push({ path: rel, sha256: await digestOf(path.join(dir, rel)) });
   return treeDigest(entries);
@@ -72,7 +76,8 @@ export async function storedDigest(store: ArtifactStore, key: string, folder = f
   }
   const prefix = `${key}/`;
   const files: { path: string; sha256: string }[] = [];
-  for await (const object of store.list(prefix)) files.push({ path: object.key.slice(prefix.length), sha256: await store.sha256Of(object.key) });
+  for await (const object of store.list(prefix))
+    files.push({ path: object.key.slice(prefix.length), sha256: await store.sha256Of(object.key) });
   if (files.length === 0) throw new ArtifactNotFoundError(key);
   return treeDigest(files);
 }
@@ -100,7 +105,12 @@ export function expectDigest(ref: DigestClaim, field: string, found: string): vo
  * when it has no scheme (a bare key). The digests come from store.sha256Of: the bytes themselves on
  * a filesystem, the digest recorded at write on S3.
  */
-export async function verifyArtifactRef(store: ArtifactStore, ref: DigestClaim, field: string, key?: string): Promise<void> {
+export async function verifyArtifactRef(
+  store: ArtifactStore,
+  ref: DigestClaim,
+  field: string,
+  key?: string,
+): Promise<void> {
   if (claimedDigest(ref, field) === undefined) return;
   const trimmed = ref.uri.replace(/\/+$/, '');
   const location = key ?? (trimmed.includes('://') ? store.keyOf(trimmed) : trimmed.replace(/^\/+/, ''));

@@ -66,7 +66,10 @@ export class FileStoreBatch implements ArtifactBatch {
     const puts = [...latest.values()];
     removeTemporary(this.staged.splice(0).filter((put) => latest.get(put.key) !== put));
     try {
-      await syncFiles(this.layout.root, puts.flatMap((s) => [s.tmp, s.sidecarTmp]));
+      await syncFiles(
+        this.layout.root,
+        puts.flatMap((s) => [s.tmp, s.sidecarTmp]),
+      );
     } catch (error) {
       removeTemporary(puts);
       throw error;

@@ -32,7 +32,9 @@ export class FileArtifactStore implements ArtifactStore {
       await fsp.writeFile(probe, '');
       await fsp.rm(probe);
     } catch (error) {
-      throw new StoreUnavailableError(`local store ${this.root} is not writable: ${(error as Error).message}`, { cause: error });
+      throw new StoreUnavailableError(`local store ${this.root} is not writable: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -152,7 +154,11 @@ export class FileArtifactStore implements ArtifactStore {
    * Writes body into a fresh file under `.tmp/`, fsynced before close (a crash after the rename or
    * link cannot leave a truncated object), with the reference it will have at key.
    */
-  private async writeTemp(key: string, body: ObjectBody, options: PutOptions): Promise<{ tmp: string; ref: ArtifactRef }> {
+  private async writeTemp(
+    key: string,
+    body: ObjectBody,
+    options: PutOptions,
+  ): Promise<{ tmp: string; ref: ArtifactRef }> {
     await fsp.mkdir(path.join(this.root, '.tmp'), { recursive: true });
     const tmp = path.join(this.root, '.tmp', randomUUID());
     try {
@@ -212,4 +218,3 @@ export class FileArtifactStore implements ArtifactStore {
     }
   }
 }
-

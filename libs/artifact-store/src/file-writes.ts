@@ -12,16 +12,24 @@ export interface Sidecar {
   mediaType: string;
 }
 
-export const sidecarOf = (ref: ArtifactRef): Sidecar => ({ sha256: ref.sha256, sizeBytes: ref.sizeBytes, mediaType: ref.mediaType });
+export const sidecarOf = (ref: ArtifactRef): Sidecar => ({
+  sha256: ref.sha256,
+  sizeBytes: ref.sizeBytes,
+  mediaType: ref.mediaType,
+});
 
 export interface Digest {
   sha256: string;
   sizeBytes: number;
 }
 
-const isBytes = (body: ObjectBody): body is string | Uint8Array => typeof body === 'string' || body instanceof Uint8Array;
+const isBytes = (body: ObjectBody): body is string | Uint8Array =>
+  typeof body === 'string' || body instanceof Uint8Array;
 const bytesOf = (body: string | Uint8Array) => (typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
-const digestOf = (bytes: Uint8Array): Digest => ({ sha256: createHash('sha256').update(bytes).digest('hex'), sizeBytes: bytes.byteLength });
+const digestOf = (bytes: Uint8Array): Digest => ({
+  sha256: createHash('sha256').update(bytes).digest('hex'),
+  sizeBytes: bytes.byteLength,
+});
 
 /** Writes body into a new file (flush: fsync before close), hashing it on the way. */
 export async function writeNewFile(file: string, body: ObjectBody, flush: boolean): Promise<Digest> {

@@ -4,6 +4,16 @@ export { validateKey, guessMediaType } from './keys';
 export { FileArtifactStore } from './file-store';
 export { S3ArtifactStore, DEFAULT_PART_SIZE_BYTES, type S3StoreOptions } from './s3-store';
 export { openStore, DEFAULT_STORE_URI } from './open-store';
-export { treeDigest, listLocalFiles, fileSha256, localTreeDigest, storedDigest, claimedDigest, expectDigest, verifyArtifactRef, type DigestClaim } from './digests';
+export {
+  treeDigest,
+  listLocalFiles,
+  fileSha256,
+  localTreeDigest,
+  storedDigest,
+  claimedDigest,
+  expectDigest,
+  verifyArtifactRef,
+  type DigestClaim,
+} from './digests';
 export { putJsonl, readJsonl, getBuffer, type ManifestLine } from './manifest';
 export { withRetry, isTransient, type RetryPolicy } from './retry';

@@ -9,7 +9,8 @@ export function validateKey(key: string): string {
   if (key.length > 1024) throw new InvalidKeyError(key.slice(0, 64), 'longer than 1024 characters');
   if (key.startsWith('/')) throw new InvalidKeyError(key, 'must be relative');
   if (key.endsWith('/')) throw new InvalidKeyError(key, 'must name an object, not a folder');
-  if (/[\u0000-\u001f\u007f\\]/.test(key)) throw new InvalidKeyError(key, 'control characters and backslashes are not allowed');
+  if (/[\u0000-\u001f\u007f\\]/.test(key))
+    throw new InvalidKeyError(key, 'control characters and backslashes are not allowed');
   for (const segment of key.split('/')) {
     if (segment === '' || segment === '.' || segment === '..') {
       throw new InvalidKeyError(key, 'empty, "." and ".." path segments are not allowed');

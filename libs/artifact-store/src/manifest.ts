@@ -4,8 +4,7 @@ import type { ArtifactRef, ArtifactStore, PutOptions } from './types';
 
 /** One line of a JSON-lines manifest: the parsed value, or why it could not be parsed. */
 export type ManifestLine<T> =
-  | { lineNumber: number; ok: true; value: T }
-  | { lineNumber: number; ok: false; error: string };
+  { lineNumber: number; ok: true; value: T } | { lineNumber: number; ok: false; error: string };
 
 /** Streams records into a JSON-lines manifest (one JSON object per line, UTF-8). */
 export function putJsonl(

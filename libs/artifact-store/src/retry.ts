@@ -23,7 +23,14 @@ const TRANSIENT_NETWORK_CODES = new Set([
   'UND_ERR_SOCKET',
 ]);
 // ConditionalRequestConflict (409): S3 was finishing another conditional write to the key; its docs say retry.
-const TRANSIENT_S3_CODES = new Set(['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout', 'RequestTimeTooSkewed', 'ConditionalRequestConflict']);
+const TRANSIENT_S3_CODES = new Set([
+  'SlowDown',
+  'InternalError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'ConditionalRequestConflict',
+]);
 
 /** Network failures and S3 throttling/5xx are worth retrying; everything else is permanent. */
 export function isTransient(error: unknown): boolean {
@@ -38,7 +45,11 @@ export function isTransient(error: unknown): boolean {
  * Runs operation, retrying transient failures with exponential backoff and jitter. When retries
  * run out the last error is wrapped in StoreUnavailableError naming what was attempted.
  */
-export async function withRetry<T>(what: string, operation: () => Promise<T>, policy: RetryPolicy = DEFAULT_RETRY): Promise<T> {
+export async function withRetry<T>(
+  what: string,
+  operation: () => Promise<T>,
+  policy: RetryPolicy = DEFAULT_RETRY,
+): Promise<T> {
   let delay = policy.initialDelayMs;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -46,7 +57,9 @@ export async function withRetry<T>(what: string, operation: () => Promise<T>, po
     } catch (error) {
       if (!isTransient(error)) throw error;
       if (attempt >= policy.attempts) {
-        throw new StoreUnavailableError(`${what} failed after ${attempt} attempts: ${describe(error)}`, { cause: error });
+        throw new StoreUnavailableError(`${what} failed after ${attempt} attempts: ${describe(error)}`, {
+          cause: error,
+        });
       }
       await sleep(delay * (0.5 + Math.random()));
       delay = Math.min(delay * 2, policy.maxDelayMs);

@@ -61,7 +61,10 @@ export class S3ArtifactStore implements ArtifactStore {
       if (error instanceof StoreUnavailableError) throw error;
       throw new StoreUnavailableError(`cannot use ${where}: ${describe(error)}`, { cause: error });
     }
-    if (!exists) throw new StoreUnavailableError(`bucket ${this.options.bucket} does not exist at ${this.options.endpoint.origin}`);
+    if (!exists)
+      throw new StoreUnavailableError(
+        `bucket ${this.options.bucket} does not exist at ${this.options.endpoint.origin}`,
+      );
   }
 
   /** Creates the bucket when missing (tests and single-node setups; clusters create it with a Job). */
@@ -79,7 +82,8 @@ export class S3ArtifactStore implements ArtifactStore {
       return await upload();
     } catch (error) {
       // A stream is consumed once, so there is nothing to retry with.
-      if (isTransient(error)) throw new StoreUnavailableError(`put ${key} failed: ${describe(error)}`, { cause: error });
+      if (isTransient(error))
+        throw new StoreUnavailableError(`put ${key} failed: ${describe(error)}`, { cause: error });
       throw error;
     }
   }
@@ -95,11 +99,16 @@ export class S3ArtifactStore implements ArtifactStore {
   async putIfAbsent(key: string, body: string | Uint8Array, options: PutOptions = {}): Promise<boolean> {
     const objectName = this.objectName(key);
     if (await this.stat(key)) return false;
-    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const bytes =
+      typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const headers = { 'Content-Type': options.mediaType ?? guessMediaType(key), sha256, 'If-None-Match': '*' };
     try {
-      await withRetry(`putIfAbsent ${key}`, () => this.client.putObject(this.options.bucket, objectName, bytes, bytes.length, headers), this.retry);
+      await withRetry(
+        `putIfAbsent ${key}`,
+        () => this.client.putObject(this.options.bucket, objectName, bytes, bytes.length, headers),
+        this.retry,
+      );
       return true;
     } catch (error) {
       if ((error as { code?: string })?.code === 'PreconditionFailed') return false;
@@ -109,9 +118,11 @@ export class S3ArtifactStore implements ArtifactStore {
 
   async get(key: string): Promise<Readable> {
     const objectName = this.objectName(key);
-    return withRetry(`get ${key}`, () => this.client.getObject(this.options.bucket, objectName), this.retry).catch((error) => {
-      throw this.translate(error, key);
-    });
+    return withRetry(`get ${key}`, () => this.client.getObject(this.options.bucket, objectName), this.retry).catch(
+      (error) => {
+        throw this.translate(error, key);
+      },
+    );
   }
 
   async getBytes(key: string): Promise<Buffer> {
@@ -149,11 +160,20 @@ export class S3ArtifactStore implements ArtifactStore {
   async stat(key: string): Promise<ArtifactRef | undefined> {
     const objectName = this.objectName(key);
     try {
-      const stat = await withRetry(`stat ${key}`, () => this.client.statObject(this.options.bucket, objectName), this.retry);
+      const stat = await withRetry(
+        `stat ${key}`,
+        () => this.client.statObject(this.options.bucket, objectName),
+        this.retry,
+      );
       const meta = stat.metaData as Record<string, string>;
       let sha256 = meta['sha256'];
       if (!sha256) sha256 = await this.hashObject(key);
-      return { uri: this.uriOf(key), sha256, sizeBytes: stat.size, mediaType: meta['content-type'] ?? guessMediaType(key) };
+      return {
+        uri: this.uriOf(key),
+        sha256,
+        sizeBytes: stat.size,
+        mediaType: meta['content-type'] ?? guessMediaType(key),
+      };
     } catch (error) {
       if (this.isNotFound(error)) return undefined;
       throw error;
@@ -227,7 +247,10 @@ export class S3ArtifactStore implements ArtifactStore {
         hash.update(part);
         sizeBytes += part.length;
         const partNumber = etags.length + 1;
-        const { etag } = await this.client.uploadPart({ bucketName: bucket, objectName: tmpName, uploadID: uploadId, partNumber, headers: {} }, part);
+        const { etag } = await this.client.uploadPart(
+          { bucketName: bucket, objectName: tmpName, uploadID: uploadId, partNumber, headers: {} },
+          part,
+        );
         etags.push({ part: partNumber, etag });
       };
       for (; !part.done; part = await parts.next()) await uploadPart(part.value);
@@ -274,7 +297,7 @@ async function* partsOf(source: AsyncIterable<Buffer>, partSize: number): AsyncI
   const part = Buffer.allocUnsafe(partSize);
   let filled = 0;
   for await (const chunk of source) {
-    for (let offset = 0; offset < chunk.length; ) {
+    for (let offset = 0; offset < chunk.length;) {
       const copied = chunk.copy(part, filled, offset);
       offset += copied;
       filled += copied;

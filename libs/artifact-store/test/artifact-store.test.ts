@@ -79,10 +79,23 @@ interface Backend {
 }
 
 const backends: Array<[string, Backend]> = [
-  ['filesystem', { storeUri: () => `file://${path.join(tmp.dir, 'fs-store')}`, storeEnv: () => ({}), atomicOverwrite: true, atomicCreate: true }],
+  [
+    'filesystem',
+    {
+      storeUri: () => `file://${path.join(tmp.dir, 'fs-store')}`,
+      storeEnv: () => ({}),
+      atomicOverwrite: true,
+      atomicCreate: true,
+    },
+  ],
   [
     's3 (s3rver on loopback)',
-    { storeUri: () => `s3://medsyn/runs?endpoint=${encodeURIComponent(s3.endpoint)}`, storeEnv: () => s3.env, atomicOverwrite: false, atomicCreate: false },
+    {
+      storeUri: () => `s3://medsyn/runs?endpoint=${encodeURIComponent(s3.endpoint)}`,
+      storeEnv: () => s3.env,
+      atomicOverwrite: false,
+      atomicCreate: false,
+    },
   ],
 ];
 
@@ -99,7 +112,12 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
   it('returns a reference with the sha256 and size computed while streaming', async () => {
     const body = 'FINDINGS: no acute cardiopulmonary process.\n';
     const ref = await store.put('reports/a.txt', body);
-    expect(ref).toEqual({ uri: store.uriOf('reports/a.txt'), sha256: sha256(body), sizeBytes: Buffer.byteLength(body), mediaType: 'text/plain' });
+    expect(ref).toEqual({
+      uri: store.uriOf('reports/a.txt'),
+      sha256: sha256(body),
+      sizeBytes: Buffer.byteLength(body),
+      mediaType: 'text/plain',
+    });
     expect(await store.stat('reports/a.txt')).toEqual(ref);
     expect((await getBuffer(store, 'reports/a.txt')).toString()).toBe(body);
     expect(store.keyOf(ref.uri)).toBe('reports/a.txt');
@@ -117,7 +135,8 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
   });
 
   it('lists by prefix', async () => {
-    for (const key of ['list/b/2.png', 'list/a-1.png', 'list/a/1.png', 'list/c.png', 'other/x.png']) await store.put(key, key);
+    for (const key of ['list/b/2.png', 'list/a-1.png', 'list/a/1.png', 'list/c.png', 'other/x.png'])
+      await store.put(key, key);
     const listed = (await collect(store.list('list/'))).sort((a, b) => (a.key < b.key ? -1 : 1));
     expect(listed.map((o) => o.key)).toEqual(['list/a-1.png', 'list/a/1.png', 'list/b/2.png', 'list/c.png']);
     expect(listed[0]).toMatchObject({ sizeBytes: 'list/a-1.png'.length, uri: store.uriOf('list/a-1.png') });
@@ -126,10 +145,14 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
 
   it('streams a 100 MB object in and out without buffering it', async () => {
     const script = path.join(__dirname, 'fixtures', 'stream-large-object.ts');
-    const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', ...tsxLoaderArgs(), script, storeUri(), '100'], {
-      env: { ...process.env, ...storeEnv() },
-      maxBuffer: MiB,
-    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--expose-gc', ...tsxLoaderArgs(), script, storeUri(), '100'],
+      {
+        env: { ...process.env, ...storeEnv() },
+        maxBuffer: MiB,
+      },
+    );
     const result = JSON.parse(stdout.trim().split('\n').pop()!);
     expect(result.sizeBytes).toBe(100 * MiB);
     expect(result.sha256).toBe(result.expectedSha256);
@@ -141,7 +164,9 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
 
   it('keeps every object whole under concurrent writers', async () => {
     const bodies = Array.from({ length: 16 }, (_, i) => Buffer.alloc(MiB + i, 97 + i));
-    const refs = await Promise.all(bodies.map((b, i) => store.put(`race/many/${String(i).padStart(2, '0')}.bin`, Readable.from([b]))));
+    const refs = await Promise.all(
+      bodies.map((b, i) => store.put(`race/many/${String(i).padStart(2, '0')}.bin`, Readable.from([b]))),
+    );
     for (const [i, body] of bodies.entries()) {
       expect(refs[i]!.sha256).toBe(sha256(body));
       expect(sha256(await getBuffer(store, `race/many/${String(i).padStart(2, '0')}.bin`))).toBe(sha256(body));
@@ -171,7 +196,10 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     expect(await store.putIfAbsent('claims/one.json', '{"owner":"a"}', { mediaType: 'application/json' })).toBe(true);
     expect(await store.putIfAbsent('claims/one.json', '{"owner":"b"}')).toBe(false);
     expect((await getBuffer(store, 'claims/one.json')).toString()).toBe('{"owner":"a"}');
-    expect(await store.stat('claims/one.json')).toMatchObject({ sha256: sha256('{"owner":"a"}'), mediaType: 'application/json' });
+    expect(await store.stat('claims/one.json')).toMatchObject({
+      sha256: sha256('{"owner":"a"}'),
+      mediaType: 'application/json',
+    });
     await expect(store.putIfAbsent('../claims/x.json', 'x')).rejects.toThrow(InvalidKeyError);
   });
 
@@ -225,7 +253,11 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     await expect(batch.put('batched/broken.bin', failingStream(3 * MiB))).rejects.toThrow('client went away');
     await batch.commit();
     for (const [i, body] of bodies.entries()) {
-      expect(refs[i]).toMatchObject({ uri: store.uriOf(`batched/${i}.bin`), sha256: sha256(body), sizeBytes: body.length });
+      expect(refs[i]).toMatchObject({
+        uri: store.uriOf(`batched/${i}.bin`),
+        sha256: sha256(body),
+        sizeBytes: body.length,
+      });
       expect(await store.getBytes(`batched/${i}.bin`)).toEqual(body);
       expect((await store.stat(`batched/${i}.bin`))!.sha256).toBe(sha256(body));
     }
@@ -247,16 +279,27 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     await verifyArtifactRef(store, { uri: ref.uri, sha256: '' }, 'input'); // a bare URI claims nothing
     const wrong = { uri: ref.uri, sha256: sha256('other bytes') };
     await expect(verifyArtifactRef(store, wrong, 'dataset.input')).rejects.toThrow(DigestMismatchError);
-    await expect(verifyArtifactRef(store, wrong, 'dataset.input')).rejects.toThrow(`dataset.input: sha256 mismatch for ${ref.uri} (expected ${wrong.sha256}, found ${ref.sha256})`);
+    await expect(verifyArtifactRef(store, wrong, 'dataset.input')).rejects.toThrow(
+      `dataset.input: sha256 mismatch for ${ref.uri} (expected ${wrong.sha256}, found ${ref.sha256})`,
+    );
     for (const malformed of ['abc', ref.sha256.toUpperCase(), `${ref.sha256}0`]) {
-      await expect(verifyArtifactRef(store, { uri: ref.uri, sha256: malformed }, 'input')).rejects.toThrow(new MalformedDigestError('input'));
+      await expect(verifyArtifactRef(store, { uri: ref.uri, sha256: malformed }, 'input')).rejects.toThrow(
+        new MalformedDigestError('input'),
+      );
     }
-    await expect(verifyArtifactRef(store, { uri: store.uriOf('verify/missing.jsonl'), sha256: ref.sha256 }, 'input')).rejects.toThrow(ArtifactNotFoundError);
+    await expect(
+      verifyArtifactRef(store, { uri: store.uriOf('verify/missing.jsonl'), sha256: ref.sha256 }, 'input'),
+    ).rejects.toThrow(ArtifactNotFoundError);
   });
 
   it('digests a folder (a prefix) as the treeDigest of its files, the same as the local folder it came from', async () => {
     const dir = fs.mkdtempSync(path.join(tmp.dir, 'model-'));
-    const files: Record<string, string> = { 'model_index.json': '{}', 'unet/model.onnx': 'unet', 'unet/config.json': '{"a":1}', 'text_encoder/model.onnx': 'te' };
+    const files: Record<string, string> = {
+      'model_index.json': '{}',
+      'unet/model.onnx': 'unet',
+      'unet/config.json': '{"a":1}',
+      'text_encoder/model.onnx': 'te',
+    };
     for (const [rel, body] of Object.entries(files)) {
       fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
       fs.writeFileSync(path.join(dir, rel), body);
@@ -266,7 +309,9 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     expect(await storedDigest(store, 'folders/tiny')).toBe(digest);
     await verifyArtifactRef(store, { uri: `${store.uriOf('folders/tiny')}/`, sha256: digest }, 'model');
     await store.put('folders/tiny/extra.txt', 'x');
-    await expect(verifyArtifactRef(store, { uri: `${store.uriOf('folders/tiny')}/`, sha256: digest }, 'model')).rejects.toThrow(/^model: sha256 mismatch for .*folders\/tiny\/ \(expected/);
+    await expect(
+      verifyArtifactRef(store, { uri: `${store.uriOf('folders/tiny')}/`, sha256: digest }, 'model'),
+    ).rejects.toThrow(/^model: sha256 mismatch for .*folders\/tiny\/ \(expected/);
   });
 });
 
@@ -275,9 +320,21 @@ describe('folder digests', () => {
     const [a, b] = [sha256('a'), sha256('b')];
     // Code-point order: "B" before "a" (localeCompare puts it after), "a-b" before "a/c" ("-" < "/").
     const lines = `B\t${a}\na\t${b}\na-b\t${b}\na/c\t${a}\n`;
-    expect(treeDigest([{ path: 'a-b', sha256: b }, { path: 'a/c', sha256: a }, { path: 'B', sha256: a }, { path: 'a', sha256: b }])).toBe(sha256(lines));
+    expect(
+      treeDigest([
+        { path: 'a-b', sha256: b },
+        { path: 'a/c', sha256: a },
+        { path: 'B', sha256: a },
+        { path: 'a', sha256: b },
+      ]),
+    ).toBe(sha256(lines));
     // U+FF01 before U+1F600, though UTF-16 (JavaScript's "<") has the emoji's surrogates first.
-    expect(treeDigest([{ path: '\u{1F600}', sha256: a }, { path: '\uFF01', sha256: b }])).toBe(sha256(`\uFF01\t${b}\n\u{1F600}\t${a}\n`));
+    expect(
+      treeDigest([
+        { path: '\u{1F600}', sha256: a },
+        { path: '\uFF01', sha256: b },
+      ]),
+    ).toBe(sha256(`\uFF01\t${b}\n\u{1F600}\t${a}\n`));
   });
 });
 
@@ -289,7 +346,9 @@ describe('the filesystem store', () => {
     fs.writeFileSync(file, 'weights-v2'); // same size: the sidecar still matches it
     expect((await store.stat('models/w.bin'))!.sha256).toBe(ref.sha256);
     expect(await store.sha256Of('models/w.bin')).toBe(sha256('weights-v2'));
-    await expect(verifyArtifactRef(store, ref, 'init')).rejects.toThrow(`init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256('weights-v2')})`);
+    await expect(verifyArtifactRef(store, ref, 'init')).rejects.toThrow(
+      `init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256('weights-v2')})`,
+    );
   });
 });
 
@@ -318,10 +377,12 @@ describe('a batch on the filesystem store', () => {
     const store = openStore(`file://${root}`);
     const batch = store.batch();
     // The first put streams slowly: it finishes after the second, and still loses to it.
-    const slow = Readable.from((async function* () {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      yield Buffer.from('first');
-    })());
+    const slow = Readable.from(
+      (async function* () {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        yield Buffer.from('first');
+      })(),
+    );
     await Promise.all([batch.put('k/x.txt', slow), batch.put('k/x.txt', 'second')]);
     await batch.commit();
     expect((await store.getBytes('k/x.txt')).toString()).toBe('second');
@@ -343,7 +404,11 @@ describe('a batch on the filesystem store', () => {
     const script = path.join(__dirname, 'fixtures', 'batch-then-die.ts');
     const write = (version: number, killAfterMs?: number) =>
       new Promise<string>((resolve) => {
-        const child = execFile(process.execPath, [...tsxLoaderArgs(), script, root, String(version), String(count), String(size)], (_error, stdout) => resolve(stdout));
+        const child = execFile(
+          process.execPath,
+          [...tsxLoaderArgs(), script, root, String(version), String(count), String(size)],
+          (_error, stdout) => resolve(stdout),
+        );
         if (killAfterMs === undefined) return;
         // Killed once the batch is staged, at a different point of its commit each round.
         child.stdout!.on('data', (data: Buffer) => {
@@ -370,7 +435,11 @@ describe('the S3 store', () => {
       request.resume();
       if (request.method === 'PUT') {
         puts.push(request.headers);
-        response.writeHead(412, { 'Content-Type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>');
+        response
+          .writeHead(412, { 'Content-Type': 'application/xml' })
+          .end(
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>',
+          );
       } else {
         response.writeHead(404).end();
       }
@@ -378,7 +447,10 @@ describe('the S3 store', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address() as AddressInfo;
-      const store = openStore(`s3://medsyn?endpoint=http://127.0.0.1:${port}`, { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' });
+      const store = openStore(`s3://medsyn?endpoint=http://127.0.0.1:${port}`, {
+        MEDSYN_S3_ACCESS_KEY: 'a',
+        MEDSYN_S3_SECRET_KEY: 'b',
+      });
       expect(await store.putIfAbsent('claims/x.json', '{"owner":"b"}')).toBe(false);
       expect(puts).toHaveLength(1);
       expect(puts[0]).toMatchObject({ 'if-none-match': '*', 'x-amz-meta-sha256': sha256('{"owner":"b"}') });
@@ -396,10 +468,14 @@ describe('opening a store', () => {
 
   it('rejects bad URIs and missing credentials with messages that name the problem', () => {
     expect(() => openStore('ftp://x')).toThrow(/unsupported store URI scheme/);
-    expect(() => openStore('s3://Bad_Bucket', { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' })).toThrow(/invalid s3 bucket name/);
+    expect(() => openStore('s3://Bad_Bucket', { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' })).toThrow(
+      /invalid s3 bucket name/,
+    );
     expect(() => openStore('s3://bucket?endpoint=http://h:9000', {})).toThrow(/MEDSYN_S3_ACCESS_KEY/);
     expect(() => openStore('s3://key:secret@bucket', {})).toThrow(StoreConfigError);
-    expect(() => openStore('s3://bucket?endpoint=ftp://h', { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' })).toThrow(/http:\/\/ or https:\/\//);
+    expect(() =>
+      openStore('s3://bucket?endpoint=ftp://h', { MEDSYN_S3_ACCESS_KEY: 'a', MEDSYN_S3_SECRET_KEY: 'b' }),
+    ).toThrow(/http:\/\/ or https:\/\//);
   });
 
   it('fails fast and clearly when the S3 endpoint is unreachable', async () => {

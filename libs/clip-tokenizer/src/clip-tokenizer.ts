@@ -1,7 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Tokenizer as HfTokenizer } from '@huggingface/tokenizers' with { 'resolution-mode': 'import' };
-import { ClipVocabulary, END_OF_TEXT, START_OF_TEXT, clipMergeLines, clipVocabularyFromMerges } from './clip-vocabulary';
+import {
+  ClipVocabulary,
+  END_OF_TEXT,
+  START_OF_TEXT,
+  clipMergeLines,
+  clipVocabularyFromMerges,
+} from './clip-vocabulary';
 
 // The package ships a CommonJS build for Node (its `exports` "node.require" condition); its
 // type declarations are ESM-only, hence the type-only import above.
@@ -45,17 +51,37 @@ export class ClipTokenizerError extends Error {
  * `</w>` end-of-word suffix.
  */
 export function clipTokenizerJson(vocabulary: ClipVocabulary): object {
-  const special = (content: string) => ({ id: vocabulary.vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (content: string) => ({
+    id: vocabulary.vocab[content],
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: [special(START_OF_TEXT), special(END_OF_TEXT)],
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' }, { type: 'Lowercase' }] },
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'NFC' },
+        { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' },
+        { type: 'Lowercase' },
+      ],
+    },
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
-        { type: 'Split', pattern: { Regex: "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" }, behavior: 'Removed', invert: true },
+        {
+          type: 'Split',
+          pattern: { Regex: "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" },
+          behavior: 'Removed',
+          invert: true,
+        },
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
@@ -102,7 +128,8 @@ export class ClipTokenizer {
   ) {
     const idOf = (token: string, setting: string): number => {
       const id = tokenizer.token_to_id(token);
-      if (id === undefined) throw new ClipTokenizerError(`tokenizer: ${setting} ${JSON.stringify(token)} is not in the vocabulary`);
+      if (id === undefined)
+        throw new ClipTokenizerError(`tokenizer: ${setting} ${JSON.stringify(token)} is not in the vocabulary`);
       return id;
     };
     this.bosId = idOf(tokenContent(config.bos_token) ?? START_OF_TEXT, 'bos_token');
@@ -203,17 +230,30 @@ export function encode(text: string): ClipEncoding {
  * out (vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json). `mergeCount`
  * below CLIP's 48,894 gives a small real-CLIP vocabulary for test pipelines.
  */
-export function writeClipTokenizerFiles(dir: string, options: { mergeCount?: number; padToken?: string; withTokenizerJson?: boolean } = {}): ClipVocabulary {
+export function writeClipTokenizerFiles(
+  dir: string,
+  options: { mergeCount?: number; padToken?: string; withTokenizerJson?: boolean } = {},
+): ClipVocabulary {
   const vocabulary = clipVocabularyFromMerges(clipMergeLines(), options.mergeCount);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'vocab.json'), JSON.stringify(vocabulary.vocab));
   fs.writeFileSync(path.join(dir, 'merges.txt'), ['#version: 0.2', ...vocabulary.merges].join('\n') + '\n');
-  const special = { bos_token: START_OF_TEXT, eos_token: END_OF_TEXT, unk_token: END_OF_TEXT, pad_token: options.padToken ?? END_OF_TEXT };
+  const special = {
+    bos_token: START_OF_TEXT,
+    eos_token: END_OF_TEXT,
+    unk_token: END_OF_TEXT,
+    pad_token: options.padToken ?? END_OF_TEXT,
+  };
   fs.writeFileSync(path.join(dir, 'special_tokens_map.json'), JSON.stringify(special, null, 2));
   fs.writeFileSync(
     path.join(dir, 'tokenizer_config.json'),
-    JSON.stringify({ ...special, model_max_length: CLIP_MAX_LENGTH, do_lower_case: true, tokenizer_class: 'CLIPTokenizer' }, null, 2),
+    JSON.stringify(
+      { ...special, model_max_length: CLIP_MAX_LENGTH, do_lower_case: true, tokenizer_class: 'CLIPTokenizer' },
+      null,
+      2,
+    ),
   );
-  if (options.withTokenizerJson) fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(clipTokenizerJson(vocabulary)));
+  if (options.withTokenizerJson)
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(clipTokenizerJson(vocabulary)));
   return vocabulary;
 }

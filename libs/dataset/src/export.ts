@@ -1,9 +1,23 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
-import { ArtifactNotFoundError, InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import {
+  ArtifactNotFoundError,
+  InvalidKeyError,
+  getBuffer,
+  readJsonl,
+  type ArtifactStore,
+} from '@medsyn/artifact-store';
 import { keyOf, loadPairManifests, type PairRecord } from '@medsyn/vlp';
-import { DATASET_FORMAT, UNSPECIFIED, checkCardFacts, renderReadme, type CardFacts, type DatasetCard, type ShardEntry } from './card';
+import {
+  DATASET_FORMAT,
+  UNSPECIFIED,
+  checkCardFacts,
+  renderReadme,
+  type CardFacts,
+  type DatasetCard,
+  type ShardEntry,
+} from './card';
 import { DatasetExportError } from './errors';
 import { tarChunks, type TarFile } from './tar';
 
@@ -63,7 +77,11 @@ const ENTRY_MTIME = 0;
 
 /** A WebDataset key: WebDataset splits a member's name at its first dot, so keys have none. */
 export function sampleKey(imageKey: string, used: Set<string>): string {
-  const base = posix.basename(imageKey).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9_-]/g, '_') || 'sample';
+  const base =
+    posix
+      .basename(imageKey)
+      .replace(/\.[^.]*$/, '')
+      .replace(/[^A-Za-z0-9_-]/g, '_') || 'sample';
   let key = base;
   for (let n = 2; used.has(key); n++) key = `${base}_${n}`;
   used.add(key);
@@ -83,14 +101,15 @@ export function imageExtension(bytes: Uint8Array): 'png' | 'jpg' | undefined {
  */
 export function pngText(png: Uint8Array, keyword: string): string | undefined {
   const bytes = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
-  for (let offset = 8; offset + 12 <= bytes.length; ) {
+  for (let offset = 8; offset + 12 <= bytes.length;) {
     const length = bytes.readUInt32BE(offset);
     const type = bytes.toString('latin1', offset + 4, offset + 8);
     const data = offset + 8;
     if (type === 'IEND' || data + length > bytes.length) return undefined;
     if (type === 'tEXt') {
       const separator = bytes.indexOf(0, data);
-      if (separator > data && separator < data + length && bytes.toString('latin1', data, separator) === keyword) return bytes.toString('latin1', separator + 1, data + length);
+      if (separator > data && separator < data + length && bytes.toString('latin1', data, separator) === keyword)
+        return bytes.toString('latin1', separator + 1, data + length);
     }
     offset = data + length + 4;
   }
@@ -117,7 +136,8 @@ async function manifestKey(store: ArtifactStore, uri: string, field: string): Pr
   try {
     key = keyOf(store, uri);
   } catch (error) {
-    if (error instanceof InvalidKeyError) throw new DatasetExportError(field, `${uri} is not in the artifact store (${store.rootUri})`);
+    if (error instanceof InvalidKeyError)
+      throw new DatasetExportError(field, `${uri} is not in the artifact store (${store.rootUri})`);
     throw error;
   }
   const ref = await store.stat(key);
@@ -132,7 +152,10 @@ async function loadReports(store: ArtifactStore, key: string, ids: Set<string>):
     if (!line.ok) continue;
     const { id, text, labels } = line.value;
     if (typeof id !== 'string' || !ids.has(id) || typeof text !== 'string' || text.trim() === '') continue;
-    reports.set(id, { text, labels: labels && typeof labels === 'object' ? (labels as Record<string, unknown>) : undefined });
+    reports.set(id, {
+      text,
+      labels: labels && typeof labels === 'object' ? (labels as Record<string, unknown>) : undefined,
+    });
   }
   return reports;
 }
@@ -143,7 +166,8 @@ interface Report {
   labels?: Record<string, unknown>;
 }
 
-const reportIdOf = (sample: Sample) => (typeof sample.line.report_id === 'string' && sample.line.report_id ? sample.line.report_id : undefined);
+const reportIdOf = (sample: Sample) =>
+  typeof sample.line.report_id === 'string' && sample.line.report_id ? sample.line.report_id : undefined;
 
 /**
  * One sample's tar members (`<key>.png|jpg`, `.txt`, `.json`), its image checked against the
@@ -153,7 +177,9 @@ async function prepareSample(
   store: ArtifactStore,
   sample: Sample,
   context: { generator: CardFacts['generator']; report?: Report },
-): Promise<{ members: [string, Buffer][]; modelDigest?: string; textSource: SampleMetadata['text_source'] } | undefined> {
+): Promise<
+  { members: [string, Buffer][]; modelDigest?: string; textSource: SampleMetadata['text_source'] } | undefined
+> {
   const { record, line, key } = sample;
   let image: Buffer;
   try {
@@ -164,14 +190,20 @@ async function prepareSample(
   }
   const what = `${record.manifest} line ${record.lineNumber}: image ${record.imageKey}`;
   const digest = sha256(image);
-  if (typeof line.image_sha256 === 'string' && line.image_sha256 !== digest) throw new DatasetExportError('pairs', `${what} does not match its image_sha256`);
+  if (typeof line.image_sha256 === 'string' && line.image_sha256 !== digest)
+    throw new DatasetExportError('pairs', `${what} does not match its image_sha256`);
   const ext = imageExtension(image);
   if (!ext) throw new DatasetExportError('pairs', `${what} is neither PNG nor JPEG`);
   const modelDigest = ext === 'png' ? pngModelDigest(image) : undefined;
   const { generator, report } = context;
-  if (modelDigest && generator.sha256 && modelDigest !== generator.sha256) throw new DatasetExportError('card.generator.sha256', `${what} was made by model ${modelDigest}, not ${generator.sha256}`);
+  if (modelDigest && generator.sha256 && modelDigest !== generator.sha256)
+    throw new DatasetExportError(
+      'card.generator.sha256',
+      `${what} was made by model ${modelDigest}, not ${generator.sha256}`,
+    );
   const generatorSha256 = modelDigest ?? generator.sha256;
-  const labels = (line.labels && typeof line.labels === 'object' ? line.labels : report?.labels) as Record<string, unknown> | undefined;
+  const labels = (line.labels && typeof line.labels === 'object' ? line.labels : report?.labels) as
+    Record<string, unknown> | undefined;
   const metadata: SampleMetadata = {
     key,
     id: reportIdOf(sample) ?? key,
@@ -214,7 +246,11 @@ async function* inOrder<T, R>(items: T[], fn: (item: T) => Promise<R>, depth: nu
 }
 
 /** Writes one tar shard through the store as its members are made: at most one sample and one 1 MiB chunk are in memory. */
-async function writeShard(out: ArtifactStore, key: string, members: AsyncIterable<[string, Buffer]>): Promise<{ sha256: string; sizeBytes: number }> {
+async function writeShard(
+  out: ArtifactStore,
+  key: string,
+  members: AsyncIterable<[string, Buffer]>,
+): Promise<{ sha256: string; sizeBytes: number }> {
   async function* files(): AsyncIterable<TarFile> {
     for await (const [name, body] of members) yield { name, body, mtime: ENTRY_MTIME };
   }
@@ -235,8 +271,10 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   const facts = checkCardFacts(options.card);
   const outPrefix = normalizePrefix(options.outPrefix, 'outPrefix');
   const shardSize = options.shardSize ?? DEFAULT_SHARD_SIZE;
-  if (!Number.isInteger(shardSize) || shardSize < 1) throw new DatasetExportError('shardSize', `must be an integer >= 1, got ${shardSize}`);
-  if (!Array.isArray(options.pairs) || options.pairs.length === 0) throw new DatasetExportError('pairs', 'at least one pair manifest is required');
+  if (!Number.isInteger(shardSize) || shardSize < 1)
+    throw new DatasetExportError('shardSize', `must be an integer >= 1, got ${shardSize}`);
+  if (!Array.isArray(options.pairs) || options.pairs.length === 0)
+    throw new DatasetExportError('pairs', 'at least one pair manifest is required');
 
   const sources: DatasetCard['sources'] = [];
   const manifestKeys: string[] = [];
@@ -255,17 +293,32 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   const loaded = await loadPairManifests(store, { real: [], synthetic: manifestKeys });
   const skipped: Record<string, number> = {};
   for (const s of loaded.skipped) skipped[s.reason] = (skipped[s.reason] ?? 0) + 1;
-  if (loaded.records.length === 0) throw new DatasetExportError('pairs', `no pair to export (${loaded.skipped.length} lines left out: ${Object.entries(skipped).map(([r, n]) => `${n} ${r}`).join(', ') || 'the manifests are empty'})`);
+  if (loaded.records.length === 0)
+    throw new DatasetExportError(
+      'pairs',
+      `no pair to export (${loaded.skipped.length} lines left out: ${
+        Object.entries(skipped)
+          .map(([r, n]) => `${n} ${r}`)
+          .join(', ') || 'the manifests are empty'
+      })`,
+    );
 
   // The manifests' own lines, for the fields the pretrainer does not read (report_id, seed, ...).
   const lines = new Map<string, Record<string, unknown>>();
   for (const key of manifestKeys) {
-    for await (const line of readJsonl<Record<string, unknown>>(store, key)) if (line.ok) lines.set(`${key}\n${line.lineNumber}`, line.value);
+    for await (const line of readJsonl<Record<string, unknown>>(store, key))
+      if (line.ok) lines.set(`${key}\n${line.lineNumber}`, line.value);
   }
   const used = new Set<string>();
-  const samples: Sample[] = loaded.records.map((record) => ({ key: sampleKey(record.imageKey, used), record, line: lines.get(`${record.manifest}\n${record.lineNumber}`) ?? {} }));
+  const samples: Sample[] = loaded.records.map((record) => ({
+    key: sampleKey(record.imageKey, used),
+    record,
+    line: lines.get(`${record.manifest}\n${record.lineNumber}`) ?? {},
+  }));
   lines.clear();
-  const reports = reportsKey ? await loadReports(store, reportsKey.key, new Set(samples.map(reportIdOf).filter((id): id is string => !!id))) : new Map<string, Report>();
+  const reports = reportsKey
+    ? await loadReports(store, reportsKey.key, new Set(samples.map(reportIdOf).filter((id): id is string => !!id)))
+    : new Map<string, Report>();
   const reportOf = (sample: Sample) => reports.get(reportIdOf(sample) ?? '');
 
   // The synthesizer stamps each PNG with its model's digest: it names the generator when the caller does not.
@@ -278,7 +331,8 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
     const key = `shard-${String(shards.length).padStart(6, '0')}.tar`;
     let count = 0;
     async function* members(): AsyncIterable<[string, Buffer]> {
-      const prepare = (sample: Sample) => prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
+      const prepare = (sample: Sample) =>
+        prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
       for await (const prepared of inOrder(samples.slice(start, start + shardSize), prepare, CONCURRENT_READS)) {
         if (!prepared) {
           skipped['image not found'] = (skipped['image not found'] ?? 0) + 1;
@@ -298,14 +352,19 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   }
 
   if (!facts.generator.sha256 && modelDigests.size > 1) {
-    throw new DatasetExportError('pairs', `the images come from ${modelDigests.size} models (medsyn:model_sha256 ${[...modelDigests].map((d) => d.slice(0, 12)).join(', ')}): export each model's images as its own dataset`);
+    throw new DatasetExportError(
+      'pairs',
+      `the images come from ${modelDigests.size} models (medsyn:model_sha256 ${[...modelDigests].map((d) => d.slice(0, 12)).join(', ')}): export each model's images as its own dataset`,
+    );
   }
-  const generatorSha256 = facts.generator.sha256 ?? (modelDigests.size === 1 && imagesWithoutDigest === 0 ? [...modelDigests][0] : undefined);
+  const generatorSha256 =
+    facts.generator.sha256 ?? (modelDigests.size === 1 && imagesWithoutDigest === 0 ? [...modelDigests][0] : undefined);
 
   // An earlier export with more shards must not leave stale ones behind the new card.
   const current = new Set(shards.map((s) => `${outPrefix}${s.key}`));
   for await (const object of out.list(`${outPrefix}shard-`)) {
-    if (/^shard-\d+\.tar$/.test(object.key.slice(outPrefix.length)) && !current.has(object.key)) await out.delete(object.key);
+    if (/^shard-\d+\.tar$/.test(object.key.slice(outPrefix.length)) && !current.has(object.key))
+      await out.delete(object.key);
   }
 
   const card: DatasetCard = {
@@ -315,12 +374,18 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
     samples: exported,
     members: { image: ['png', 'jpg'], text: 'txt', metadata: 'json' },
     shards,
-    generator: { name: facts.generator.name, ...(facts.generator.uri ? { uri: facts.generator.uri } : {}), ...(generatorSha256 ? { sha256: generatorSha256 } : {}) },
+    generator: {
+      name: facts.generator.name,
+      ...(facts.generator.uri ? { uri: facts.generator.uri } : {}),
+      ...(generatorSha256 ? { sha256: generatorSha256 } : {}),
+    },
     prompts: { source: facts.promptsSource },
     text,
     deidentification: {
       mode: facts.deid?.mode?.trim() || UNSPECIFIED,
-      ...(facts.deid?.recall !== undefined ? { recall: facts.deid.recall, recall_source: facts.deid.recallSource!.trim() } : {}),
+      ...(facts.deid?.recall !== undefined
+        ? { recall: facts.deid.recall, recall_source: facts.deid.recallSource!.trim() }
+        : {}),
     },
     licence: facts.licence,
     skipped,
@@ -329,5 +394,11 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   await out.put(readmeKey, renderReadme(card), { mediaType: 'text/markdown' });
   // The card last: its presence means the bundle is complete.
   await out.put(cardKey, `${JSON.stringify(card, null, 2)}\n`, { mediaType: 'application/json' });
-  return { samples: exported, shards: shards.map((s) => ({ key: `${outPrefix}${s.key}`, sha256: s.sha256, samples: s.samples })), cardKey, readmeKey, card };
+  return {
+    samples: exported,
+    shards: shards.map((s) => ({ key: `${outPrefix}${s.key}`, sha256: s.sha256, samples: s.samples })),
+    cardKey,
+    readmeKey,
+    card,
+  };
 }

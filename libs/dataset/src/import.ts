@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { TextDecoder } from 'node:util';
-import { ArtifactNotFoundError, ArtifactStoreError, InvalidKeyError, getBuffer, putJsonl, validateKey, type ArtifactStore } from '@medsyn/artifact-store';
+import {
+  ArtifactNotFoundError,
+  ArtifactStoreError,
+  InvalidKeyError,
+  getBuffer,
+  putJsonl,
+  validateKey,
+  type ArtifactStore,
+} from '@medsyn/artifact-store';
 import { DATASET_FORMAT, type DatasetCard, type ShardEntry } from './card';
 import { DatasetBundleError } from './errors';
 import { imageExtension } from './export';
@@ -66,12 +74,17 @@ export async function readDatasetCard(bundle: ArtifactStore, bundlePrefix = ''):
   try {
     card = JSON.parse((await getBuffer(bundle, key)).toString('utf8')) as DatasetCard;
   } catch (error) {
-    if (error instanceof ArtifactNotFoundError) throw new DatasetBundleError('dataset.json', `not found in ${bundle.uriOf(key)}: not a dataset bundle, or an unfinished export`);
+    if (error instanceof ArtifactNotFoundError)
+      throw new DatasetBundleError(
+        'dataset.json',
+        `not found in ${bundle.uriOf(key)}: not a dataset bundle, or an unfinished export`,
+      );
     if (error instanceof SyntaxError) throw new DatasetBundleError('dataset.json', 'is not valid JSON');
     throw error;
   }
   if (!card || typeof card !== 'object') throw new DatasetBundleError('dataset.json', 'is not a JSON object');
-  if (card.format !== DATASET_FORMAT) throw new DatasetBundleError('dataset.json', `format ${JSON.stringify(card.format)} is not ${DATASET_FORMAT}`);
+  if (card.format !== DATASET_FORMAT)
+    throw new DatasetBundleError('dataset.json', `format ${JSON.stringify(card.format)} is not ${DATASET_FORMAT}`);
   if (!Array.isArray(card.shards)) throw new DatasetBundleError('dataset.json', 'shards must be a list');
   for (const [i, shard] of card.shards.entries()) {
     const field = `dataset.json shards[${i}]`;
@@ -81,8 +94,10 @@ export async function readDatasetCard(bundle: ArtifactStore, bundlePrefix = ''):
     } catch {
       throw new DatasetBundleError(field, 'key must be a relative path inside the bundle');
     }
-    if (typeof shard.sha256 !== 'string' || !SHA256.test(shard.sha256)) throw new DatasetBundleError(field, 'sha256 must be 64 lower-case hex digits');
-    if (!Number.isInteger(shard.samples) || shard.samples < 0) throw new DatasetBundleError(field, 'samples must be an integer >= 0');
+    if (typeof shard.sha256 !== 'string' || !SHA256.test(shard.sha256))
+      throw new DatasetBundleError(field, 'sha256 must be 64 lower-case hex digits');
+    if (!Number.isInteger(shard.samples) || shard.samples < 0)
+      throw new DatasetBundleError(field, 'samples must be an integer >= 0');
   }
   return card;
 }
@@ -97,7 +112,11 @@ async function checkShardDigest(bundle: ArtifactStore, key: string, shard: Shard
     throw error;
   }
   const digest = hash.digest('hex');
-  if (digest !== shard.sha256) throw new DatasetBundleError(shard.key, `sha256 ${digest} does not match dataset.json (${shard.sha256}): the shard was changed or damaged`);
+  if (digest !== shard.sha256)
+    throw new DatasetBundleError(
+      shard.key,
+      `sha256 ${digest} does not match dataset.json (${shard.sha256}): the shard was changed or damaged`,
+    );
 }
 
 interface Members {
@@ -115,22 +134,37 @@ function memberCap(extension: string, limits: MemberSizeLimits): number | undefi
 /** A member's sample key and extension: WebDataset splits its name at the first dot. */
 function memberName(name: string): { sampleKey: string; extension: string } {
   const dot = name.indexOf('.');
-  return dot < 0 ? { sampleKey: name, extension: '' } : { sampleKey: name.slice(0, dot), extension: name.slice(dot + 1) };
+  return dot < 0
+    ? { sampleKey: name, extension: '' }
+    : { sampleKey: name.slice(0, dot), extension: name.slice(dot + 1) };
 }
 
 /**
  * The samples of a tar shard, one at a time, grouped as WebDataset does: by the name before its
  * first dot. Only the members an import uses are kept, each after its header size passed its cap.
  */
-async function* readSamples(bundle: ArtifactStore, key: string, shardKey: string, limits: MemberSizeLimits): AsyncIterable<Members> {
+async function* readSamples(
+  bundle: ArtifactStore,
+  key: string,
+  shardKey: string,
+  limits: MemberSizeLimits,
+): AsyncIterable<Members> {
   const source = await bundle.get(key);
   const select = ({ name, size }: { name: string; size: number }) => {
     const { sampleKey, extension } = memberName(name);
     // The key names an object in the target store: only the characters an export writes.
-    if (!SAMPLE_KEY.test(sampleKey)) throw new DatasetBundleError(shardKey, `member ${JSON.stringify(name.slice(0, 120))} has no valid sample key (letters, digits, "_", "-")`);
+    if (!SAMPLE_KEY.test(sampleKey))
+      throw new DatasetBundleError(
+        shardKey,
+        `member ${JSON.stringify(name.slice(0, 120))} has no valid sample key (letters, digits, "_", "-")`,
+      );
     const cap = memberCap(extension, limits);
     if (cap === undefined) return false;
-    if (size > cap) throw new DatasetBundleError(`${shardKey} sample ${sampleKey}`, `member .${extension} is ${size} bytes, over the ${cap}-byte limit for ${extension === 'png' || extension === 'jpg' ? 'images' : '.txt and .json members'}; not read`);
+    if (size > cap)
+      throw new DatasetBundleError(
+        `${shardKey} sample ${sampleKey}`,
+        `member .${extension} is ${size} bytes, over the ${cap}-byte limit for ${extension === 'png' || extension === 'jpg' ? 'images' : '.txt and .json members'}; not read`,
+      );
     return true;
   };
   let current: Members | undefined;
@@ -155,7 +189,12 @@ async function* readSamples(bundle: ArtifactStore, key: string, shardKey: string
 }
 
 /** One sample's members checked: an image whose sha256 is the one its `.json` states, a UTF-8 report. */
-function checkSample(shardKey: string, sample: Members, seen: Set<string>, utf8: TextDecoder): { key: string; ext: string; image: Buffer; report: string; id: string } {
+function checkSample(
+  shardKey: string,
+  sample: Members,
+  seen: Set<string>,
+  utf8: TextDecoder,
+): { key: string; ext: string; image: Buffer; report: string; id: string } {
   const where = `${shardKey} sample ${sample.key}`;
   if (seen.has(sample.key)) throw new DatasetBundleError(where, 'appears twice in the bundle');
   seen.add(sample.key);
@@ -172,8 +211,10 @@ function checkSample(shardKey: string, sample: Members, seen: Set<string>, utf8:
   } catch {
     throw new DatasetBundleError(where, '.json is not valid JSON');
   }
-  if (sha256(image) !== metadata?.image_sha256) throw new DatasetBundleError(where, 'image sha256 does not match its .json: the image was changed or damaged');
-  if (imageExtension(image) !== ext) throw new DatasetBundleError(where, `.${ext} member is not a ${ext.toUpperCase()} image`);
+  if (sha256(image) !== metadata?.image_sha256)
+    throw new DatasetBundleError(where, 'image sha256 does not match its .json: the image was changed or damaged');
+  if (imageExtension(image) !== ext)
+    throw new DatasetBundleError(where, `.${ext} member is not a ${ext.toUpperCase()} image`);
   let report: string;
   try {
     report = utf8.decode(text);
@@ -196,7 +237,8 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
   const bundlePrefix = normalizePrefix(options.bundlePrefix, 'bundlePrefix');
   const card = await readDatasetCard(bundle, bundlePrefix);
   const digest = sha256(Buffer.from(card.shards.map((s) => s.sha256).join('\n'))).slice(0, 12);
-  const name = typeof card.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(card.name) ? card.name : 'dataset';
+  const name =
+    typeof card.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(card.name) ? card.name : 'dataset';
   const prefix = normalizePrefix(options.prefix ?? `datasets/${name}-${digest}/`, 'prefix');
   const limits = { ...MEMBER_SIZE_LIMITS, ...options.memberLimits };
   try {
@@ -229,13 +271,16 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
         for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key, limits)) {
           const sample = checkSample(shard.key, members, seen, utf8);
           const imageKey = `images/${sample.key}.${sample.ext}`;
-          const put = batch.put(`${prefix}${imageKey}`, sample.image, { mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg' });
+          const put = batch.put(`${prefix}${imageKey}`, sample.image, {
+            mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg',
+          });
           put.catch(() => undefined); // awaited below, in order; this keeps a failure from going unhandled meanwhile
           writing.push({ put, pair: { image: imageKey, report: sample.report, id: sample.id } });
           if (writing.length >= CONCURRENT_WRITES) yield await written(writing.shift()!);
           count++;
         }
-        if (count !== shard.samples) throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
+        if (count !== shard.samples)
+          throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
         while (writing.length) yield await written(writing.shift()!);
         await batch.commit();
       } finally {

@@ -1,4 +1,29 @@
-export { DATASET_FORMAT, UNSPECIFIED, checkCardFacts, renderReadme, shardPattern, type CardFacts, type DatasetCard, type ShardEntry } from './card';
+export {
+  DATASET_FORMAT,
+  UNSPECIFIED,
+  checkCardFacts,
+  renderReadme,
+  shardPattern,
+  type CardFacts,
+  type DatasetCard,
+  type ShardEntry,
+} from './card';
 export { DatasetBundleError, DatasetExportError } from './errors';
-export { DEFAULT_SHARD_SIZE, exportDataset, imageExtension, pngText, sampleKey, type ExportDatasetOptions, type ExportDatasetResult, type SampleMetadata } from './export';
-export { MEMBER_SIZE_LIMITS, importDataset, readDatasetCard, type ImportDatasetOptions, type ImportDatasetResult, type MemberSizeLimits } from './import';
+export {
+  DEFAULT_SHARD_SIZE,
+  exportDataset,
+  imageExtension,
+  pngText,
+  sampleKey,
+  type ExportDatasetOptions,
+  type ExportDatasetResult,
+  type SampleMetadata,
+} from './export';
+export {
+  MEMBER_SIZE_LIMITS,
+  importDataset,
+  readDatasetCard,
+  type ImportDatasetOptions,
+  type ImportDatasetResult,
+  type MemberSizeLimits,
+} from './import';

@@ -68,9 +68,15 @@ function paxPathRecord(name: string): Buffer {
 /** The blocks that precede a member's bytes: a ustar header, or a pax header for a name that does not fit one. */
 function headerBlocks(file: TarFile): Buffer[] {
   const { name, body, mtime } = file;
-  if (Buffer.byteLength(name) === name.length && name.length <= 100) return [ustarHeader(name, '0', body.byteLength, mtime)];
+  if (Buffer.byteLength(name) === name.length && name.length <= 100)
+    return [ustarHeader(name, '0', body.byteLength, mtime)];
   const record = paxPathRecord(name);
-  return [ustarHeader('PaxHeader', 'x', record.byteLength, mtime), record, padding(record.byteLength), ustarHeader('PaxHeader', '0', body.byteLength, mtime)];
+  return [
+    ustarHeader('PaxHeader', 'x', record.byteLength, mtime),
+    record,
+    padding(record.byteLength),
+    ustarHeader('PaxHeader', '0', body.byteLength, mtime),
+  ];
 }
 
 const padding = (size: number) => END_OF_ARCHIVE.subarray(0, (BLOCK - (size % BLOCK)) % BLOCK);
@@ -129,9 +135,14 @@ class ByteQueue {
       return piece;
     }
     const piece = Buffer.allocUnsafe(Math.min(n, this.buffered));
-    for (let copied = 0; copied < piece.byteLength; ) {
+    for (let copied = 0; copied < piece.byteLength;) {
       const chunk = this.chunks[this.head]!;
-      const count = chunk.copy(piece, copied, this.offset, Math.min(chunk.byteLength, this.offset + piece.byteLength - copied));
+      const count = chunk.copy(
+        piece,
+        copied,
+        this.offset,
+        Math.min(chunk.byteLength, this.offset + piece.byteLength - copied),
+      );
       copied += count;
       this.advance(count);
     }
@@ -140,7 +151,7 @@ class ByteQueue {
 
   /** Drops n bytes without keeping them; false when the stream ends first. */
   async skip(n: number): Promise<boolean> {
-    for (let left = n; left > 0; ) {
+    for (let left = n; left > 0;) {
       if (this.buffered === 0 && !(await this.pull())) return false;
       const count = Math.min(left, this.chunks[this.head]!.byteLength - this.offset);
       this.advance(count);
@@ -182,7 +193,10 @@ function numberField(header: Buffer, offset: number, length: number): number {
     for (let i = offset + 1; i < offset + length; i++) value = value * 256 + header[i]!;
     return value;
   }
-  const text = header.toString('latin1', offset, offset + length).replace(/[\0 ]+$/, '').trim();
+  const text = header
+    .toString('latin1', offset, offset + length)
+    .replace(/[\0 ]+$/, '')
+    .trim();
   if (!/^[0-7]*$/.test(text)) throw new Error(`invalid number in tar header: ${JSON.stringify(text)}`);
   return text === '' ? 0 : parseInt(text, 8);
 }
@@ -195,7 +209,7 @@ const stringField = (header: Buffer, offset: number, length: number) => {
 /** pax records (`<length> <key>=<value>\n`, POSIX.1-2001 pax format). */
 function paxRecords(body: Buffer): Map<string, string> {
   const records = new Map<string, string>();
-  for (let offset = 0; offset < body.byteLength; ) {
+  for (let offset = 0; offset < body.byteLength;) {
     const space = body.indexOf(0x20, offset);
     const length = space < 0 ? NaN : parseInt(body.toString('latin1', offset, space), 10);
     if (!(length > 0) || offset + length > body.byteLength) break;
@@ -213,7 +227,10 @@ function paxRecords(body: Buffer): Map<string, string> {
  * links) are skipped. Errors (a bad checksum, a truncated archive) say what is wrong with the
  * archive's structure, never its content.
  */
-export async function* readTar(source: AsyncIterable<Buffer>, select: (member: TarMemberHeader) => boolean): AsyncIterable<{ name: string; body: Buffer }> {
+export async function* readTar(
+  source: AsyncIterable<Buffer>,
+  select: (member: TarMemberHeader) => boolean,
+): AsyncIterable<{ name: string; body: Buffer }> {
   const bytes = new ByteQueue(source);
   let longName: string | undefined;
   let pax = new Map<string, string>();

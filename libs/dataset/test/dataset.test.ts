@@ -3,7 +3,14 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
-import { FileArtifactStore, getBuffer, openStore, putJsonl, type ArtifactBatch, type ArtifactStore } from '@medsyn/artifact-store';
+import {
+  FileArtifactStore,
+  getBuffer,
+  openStore,
+  putJsonl,
+  type ArtifactBatch,
+  type ArtifactStore,
+} from '@medsyn/artifact-store';
 import { makeTempDir, startS3Server, type S3Server } from '@medsyn/testing';
 import { loadPairManifests } from '@medsyn/vlp';
 import { encodeGrayPng, readPngText } from '@medsyn/imaging';
@@ -26,7 +33,14 @@ describe('dataset export and import', () => {
   });
 
   it('exports WebDataset shards with a card, and imports them as pairs the pretrainer reads with the same bytes and texts', async () => {
-    const result = await exportDataset({ store: source, pairs: [fixture.pairs, fixture.generic], reports: fixture.reports, out: new FileArtifactStore(bundleDir), shardSize: 2, card: CARD });
+    const result = await exportDataset({
+      store: source,
+      pairs: [fixture.pairs, fixture.generic],
+      reports: fixture.reports,
+      out: new FileArtifactStore(bundleDir),
+      shardSize: 2,
+      card: CARD,
+    });
     expect(result.samples).toBe(5);
     expect(result.shards.map((s) => [s.key, s.samples])).toEqual([
       ['shard-000000.tar', 2],
@@ -34,7 +48,13 @@ describe('dataset export and import', () => {
       ['shard-000002.tar', 1],
     ]);
     const card = JSON.parse(fs.readFileSync(path.join(bundleDir, 'dataset.json'), 'utf8')) as DatasetCard;
-    expect(card).toMatchObject({ format: DATASET_FORMAT, samples: 5, licence: 'CC0-1.0', text: { anonymized_report: 3, prompt: 2 }, skipped: { 'no report text': 1, 'image not found': 1 } });
+    expect(card).toMatchObject({
+      format: DATASET_FORMAT,
+      samples: 5,
+      licence: 'CC0-1.0',
+      text: { anonymized_report: 3, prompt: 2 },
+      skipped: { 'no report text': 1, 'image not found': 1 },
+    });
     expect(card.deidentification).toEqual({ mode: 'mask', recall: 0.9984, recall_source: CARD.deid.recallSource });
     for (const shard of card.shards) expect(shard.sha256).toBe(result.shards.find((s) => s.key === shard.key)!.sha256);
     const readme = fs.readFileSync(path.join(bundleDir, 'README.md'), 'utf8');
@@ -67,13 +87,24 @@ describe('dataset export and import', () => {
     expect(again.manifestKey).toBe(imported.manifestKey);
     expect(await getBuffer(target, again.manifestKey)).toEqual(before);
     // And exporting again gives byte-identical shards.
-    const reexport = await exportDataset({ store: source, pairs: [fixture.pairs, fixture.generic], reports: fixture.reports, out: new FileArtifactStore(path.join(tmp.dir, 'bundle2')), shardSize: 2, card: CARD });
+    const reexport = await exportDataset({
+      store: source,
+      pairs: [fixture.pairs, fixture.generic],
+      reports: fixture.reports,
+      out: new FileArtifactStore(path.join(tmp.dir, 'bundle2')),
+      shardSize: 2,
+      card: CARD,
+    });
     expect(reexport.shards.map((s) => s.sha256)).toEqual(result.shards.map((s) => s.sha256));
   });
 
   it('writes shards that Python tarfile groups into <key>.png/.txt/.json samples, as WebDataset does', () => {
     const shards = ['shard-000000.tar', 'shard-000001.tar', 'shard-000002.tar'].map((s) => path.join(bundleDir, s));
-    const samples = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'read_webdataset.py'), ...shards], { encoding: 'utf8' })) as {
+    const samples = JSON.parse(
+      execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'read_webdataset.py'), ...shards], {
+        encoding: 'utf8',
+      }),
+    ) as {
       shard: string;
       key: string;
       exts: string[];
@@ -95,7 +126,14 @@ describe('dataset export and import', () => {
       expect(sample.json.image_sha256).toBe(sample.image_sha256);
     }
     expect(samples[0]!.text).toBe(FULL_REPORT('r.001'));
-    expect(samples[0]!.json).toMatchObject({ key: 'r_001', id: 'r.001', prompt: PROMPT('r.001'), seed: '1000', text_source: 'anonymized_report', generator: { name: 'tiny-unet', sha256: 'a'.repeat(64) } });
+    expect(samples[0]!.json).toMatchObject({
+      key: 'r_001',
+      id: 'r.001',
+      prompt: PROMPT('r.001'),
+      seed: '1000',
+      text_source: 'anonymized_report',
+      generator: { name: 'tiny-unet', sha256: 'a'.repeat(64) },
+    });
     expect(samples[3]!.json).toMatchObject({ id: 'r.004', text_source: 'prompt' });
   });
 
@@ -108,7 +146,10 @@ describe('dataset export and import', () => {
 
   async function expectImportFails(dir: string, pattern: RegExp): Promise<Error> {
     const target = new FileArtifactStore(path.join(tmp.dir, `${path.basename(dir)}-target`));
-    const error = await importDataset({ bundle: new FileArtifactStore(dir), store: target }).then(() => undefined, (e: Error) => e);
+    const error = await importDataset({ bundle: new FileArtifactStore(dir), store: target }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(error?.message).toMatch(pattern);
     for (const id of IDS) expect(error!.message).not.toContain(FULL_REPORT(id).slice(0, 20));
     const manifests: string[] = [];
@@ -124,7 +165,9 @@ describe('dataset export and import', () => {
     bytes[600] ^= 0xff; // past the first header, same size: only the digest notices
     fs.writeFileSync(file, bytes);
     await expectImportFails(dir, /^shard-000001\.tar: sha256 [0-9a-f]{64} does not match dataset\.json/);
-    const images = fs.existsSync(path.join(tmp.dir, 'tampered-shard-target')) ? fs.readdirSync(path.join(tmp.dir, 'tampered-shard-target')) : [];
+    const images = fs.existsSync(path.join(tmp.dir, 'tampered-shard-target'))
+      ? fs.readdirSync(path.join(tmp.dir, 'tampered-shard-target'))
+      : [];
     expect(images).toEqual([]);
   });
 
@@ -181,13 +224,25 @@ describe('dataset export and import', () => {
       header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
       return Buffer.concat([header, bytes.subarray(512)]);
     });
-    await expectImportFails(dir, /^shard-000000\.tar sample r_001: member \.png is 300000000 bytes, over the 67108864-byte limit for images; not read$/);
+    await expectImportFails(
+      dir,
+      /^shard-000000\.tar sample r_001: member \.png is 300000000 bytes, over the 67108864-byte limit for images; not read$/,
+    );
   });
 
   it('caps .txt and .json members too, and the caps are options', async () => {
     const target = new FileArtifactStore(path.join(tmp.dir, 'small-caps-target'));
-    const error = await importDataset({ bundle: new FileArtifactStore(bundleDir), store: target, memberLimits: { textBytes: 16 } }).then(() => undefined, (e: Error) => e);
-    expect(error?.message).toMatch(/^shard-000000\.tar sample r_001: member \.(txt|json) is \d+ bytes, over the 16-byte limit for \.txt and \.json members; not read$/);
+    const error = await importDataset({
+      bundle: new FileArtifactStore(bundleDir),
+      store: target,
+      memberLimits: { textBytes: 16 },
+    }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).toMatch(
+      /^shard-000000\.tar sample r_001: member \.(txt|json) is \d+ bytes, over the 16-byte limit for \.txt and \.json members; not read$/,
+    );
     expect(error?.message).not.toContain(FULL_REPORT('r.001').slice(0, 20));
   });
 
@@ -203,22 +258,44 @@ describe('dataset export and import', () => {
 
   it('states an unspecified licence plainly, and refuses a recall without where it was measured, a missing manifest or nothing to export', async () => {
     const out = new FileArtifactStore(path.join(tmp.dir, 'no-licence'));
-    const result = await exportDataset({ store: source, pairs: [fixture.generic], out, card: { generator: { name: 'tiny-unet' } } });
-    expect(result.card).toMatchObject({ licence: 'unspecified', prompts: { source: 'unspecified' }, deidentification: { mode: 'unspecified' } });
+    const result = await exportDataset({
+      store: source,
+      pairs: [fixture.generic],
+      out,
+      card: { generator: { name: 'tiny-unet' } },
+    });
+    expect(result.card).toMatchObject({
+      licence: 'unspecified',
+      prompts: { source: 'unspecified' },
+      deidentification: { mode: 'unspecified' },
+    });
     const readme = (await getBuffer(out, 'README.md')).toString();
     expect(readme).toContain('unspecified: the publisher stated no licence');
     expect(readme).toContain('did not say how the texts were de-identified');
-    await expect(exportDataset({ store: source, pairs: [fixture.generic], out, card: { generator: { name: 'g' }, deid: { mode: 'mask', recall: 0.98 } } })).rejects.toThrow(/^card\.deid\.recallSource: is required/);
-    await expect(exportDataset({ store: source, pairs: [fixture.generic, 'nope.jsonl'], out, card: CARD })).rejects.toThrow(/^pairs\[1\]: nope\.jsonl not found/);
+    await expect(
+      exportDataset({
+        store: source,
+        pairs: [fixture.generic],
+        out,
+        card: { generator: { name: 'g' }, deid: { mode: 'mask', recall: 0.98 } },
+      }),
+    ).rejects.toThrow(/^card\.deid\.recallSource: is required/);
+    await expect(
+      exportDataset({ store: source, pairs: [fixture.generic, 'nope.jsonl'], out, card: CARD }),
+    ).rejects.toThrow(/^pairs\[1\]: nope\.jsonl not found/);
     await putJsonl(source, 'empty/pairs.jsonl', [{ image: 'x.png' }, { report: 'no image' }]);
-    await expect(exportDataset({ store: source, pairs: ['empty/pairs.jsonl'], out, card: CARD })).rejects.toThrow('pairs: no pair to export (2 lines left out: 1 no report text, 1 no image reference)');
+    await expect(exportDataset({ store: source, pairs: ['empty/pairs.jsonl'], out, card: CARD })).rejects.toThrow(
+      'pairs: no pair to export (2 lines left out: 1 no report text, 1 no image reference)',
+    );
   });
 
   it('fails an export whose image does not match the manifest sha256, naming the manifest line', async () => {
     const store = new FileArtifactStore(path.join(tmp.dir, 'bad-source'));
     const { pairs } = await writeSynthesizerOutput(store, ['a', 'b']);
     await store.put('synth/images/b.png', Buffer.from(fixture.images.get('r.001')!));
-    await expect(exportDataset({ store, pairs: [pairs], out: new FileArtifactStore(path.join(tmp.dir, 'bad-out')), card: CARD })).rejects.toThrow(
+    await expect(
+      exportDataset({ store, pairs: [pairs], out: new FileArtifactStore(path.join(tmp.dir, 'bad-out')), card: CARD }),
+    ).rejects.toThrow(
       /^pairs: synth\/pairs-shard-00000-of-00001\.jsonl line 2: image synth\/images\/b\.png does not match its image_sha256/,
     );
   });
@@ -228,18 +305,28 @@ describe('dataset export and import', () => {
     const model = 'b'.repeat(64);
     const { pairs } = await writeSynthesizerOutput(stamped, ['m1', 'm2'], () => model);
     const out = new FileArtifactStore(path.join(tmp.dir, 'stamped-out'));
-    const result = await exportDataset({ store: stamped, pairs: [pairs], out, card: { generator: { name: 'tiny-unet' } } });
+    const result = await exportDataset({
+      store: stamped,
+      pairs: [pairs],
+      out,
+      card: { generator: { name: 'tiny-unet' } },
+    });
     expect(result.card.generator).toEqual({ name: 'tiny-unet', sha256: model });
     await expect(exportDataset({ store: stamped, pairs: [pairs], out, card: CARD })).rejects.toThrow(
       `card.generator.sha256: ${pairs} line 1: image synth/images/m1.png was made by model ${model}, not ${CARD.generator.sha256}`,
     );
     const mixed = new FileArtifactStore(path.join(tmp.dir, 'mixed'));
     const two = await writeSynthesizerOutput(mixed, ['m1', 'm2'], (i) => (i === 0 ? model : 'c'.repeat(64)));
-    await expect(exportDataset({ store: mixed, pairs: [two.pairs], out, card: { generator: { name: 'tiny-unet' } } })).rejects.toThrow(/^pairs: the images come from 2 models/);
+    await expect(
+      exportDataset({ store: mixed, pairs: [two.pairs], out, card: { generator: { name: 'tiny-unet' } } }),
+    ).rejects.toThrow(/^pairs: the images come from 2 models/);
   });
 
   it('reads the PNG text stamp without decoding, as the PNG decoder reads it', () => {
-    const png = encodeGrayPng({ width: 4, height: 4, data: new Float32Array(16) }, { text: { Software: 'medsyn', 'medsyn:model_sha256': 'd'.repeat(64), 'medsyn:seed': '42' } });
+    const png = encodeGrayPng(
+      { width: 4, height: 4, data: new Float32Array(16) },
+      { text: { Software: 'medsyn', 'medsyn:model_sha256': 'd'.repeat(64), 'medsyn:seed': '42' } },
+    );
     for (const [keyword, value] of Object.entries(readPngText(png))) expect(pngText(png, keyword)).toBe(value);
     expect(pngText(png, 'medsyn:model_sha256')).toBe('d'.repeat(64));
     expect(pngText(png, 'medsyn:prompt')).toBeUndefined();
@@ -254,12 +341,20 @@ describe('dataset export and import', () => {
       batch: () => {
         const batch = target.batch();
         return Object.assign(Object.create(batch) as ArtifactBatch, {
-          put: (key: string, body: Parameters<ArtifactBatch['put']>[1], options?: Parameters<ArtifactBatch['put']>[2]) =>
-            key.includes('/images/') && ++puts === 3 ? Promise.reject(new Error('disk full')) : batch.put(key, body, options),
+          put: (
+            key: string,
+            body: Parameters<ArtifactBatch['put']>[1],
+            options?: Parameters<ArtifactBatch['put']>[2],
+          ) =>
+            key.includes('/images/') && ++puts === 3
+              ? Promise.reject(new Error('disk full'))
+              : batch.put(key, body, options),
         });
       },
     });
-    await expect(importDataset({ bundle: new FileArtifactStore(bundleDir), store: failing })).rejects.toThrow('disk full');
+    await expect(importDataset({ bundle: new FileArtifactStore(bundleDir), store: failing })).rejects.toThrow(
+      'disk full',
+    );
     const keys: string[] = [];
     for await (const object of target.list('')) keys.push(object.key);
     expect(keys.filter((k) => k.endsWith('pairs.jsonl'))).toEqual([]);
@@ -280,15 +375,32 @@ describe('dataset export and import', () => {
 
     it('exports from an S3 store to an S3 prefix and imports from there', async () => {
       const fixtureS3 = await writeSynthesizerOutput(store, ['s1', 's2', 's3']);
-      const result = await exportDataset({ store, pairs: [fixtureS3.pairs], reports: fixtureS3.reports, out: store, outPrefix: 'bundles/tiny/', shardSize: 2, card: CARD });
-      expect(result.shards.map((s) => s.key)).toEqual(['bundles/tiny/shard-000000.tar', 'bundles/tiny/shard-000001.tar']);
+      const result = await exportDataset({
+        store,
+        pairs: [fixtureS3.pairs],
+        reports: fixtureS3.reports,
+        out: store,
+        outPrefix: 'bundles/tiny/',
+        shardSize: 2,
+        card: CARD,
+      });
+      expect(result.shards.map((s) => s.key)).toEqual([
+        'bundles/tiny/shard-000000.tar',
+        'bundles/tiny/shard-000001.tar',
+      ]);
       expect(result.cardKey).toBe('bundles/tiny/dataset.json');
       const target = new FileArtifactStore(path.join(tmp.dir, 's3-target'));
-      const imported = await importDataset({ bundle: store, bundlePrefix: 'bundles/tiny/', store: target, prefix: 'synthetic/' });
+      const imported = await importDataset({
+        bundle: store,
+        bundlePrefix: 'bundles/tiny/',
+        store: target,
+        prefix: 'synthetic/',
+      });
       expect(imported.manifestKey).toBe('synthetic/pairs.jsonl');
       const loaded = await loadPairManifests(target, { real: [], synthetic: [imported.manifestKey] });
       expect(loaded.records.map((r) => r.report)).toEqual([FULL_REPORT('s1'), FULL_REPORT('s2'), PROMPT('s3')]);
-      for (const [i, id] of ['s1', 's2', 's3'].entries()) expect(await getBuffer(target, loaded.records[i]!.imageKey)).toEqual(fixtureS3.images.get(id));
+      for (const [i, id] of ['s1', 's2', 's3'].entries())
+        expect(await getBuffer(target, loaded.records[i]!.imageKey)).toEqual(fixtureS3.images.get(id));
     });
   });
 });

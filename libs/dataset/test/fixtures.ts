@@ -6,10 +6,13 @@ export function tinyPng(index: number, modelSha256?: string): Buffer {
   const data = new Float32Array(64);
   for (let i = 0; i < data.length; i++) data[i] = ((i + index * 7) % 13) / 12;
   // The synthesizer stamps its model's digest into each PNG; the fixtures can too.
-  return Buffer.from(encodeGrayPng({ width: 8, height: 8, data }, modelSha256 ? { text: { 'medsyn:model_sha256': modelSha256 } } : {}));
+  return Buffer.from(
+    encodeGrayPng({ width: 8, height: 8, data }, modelSha256 ? { text: { 'medsyn:model_sha256': modelSha256 } } : {}),
+  );
 }
 
-export const FULL_REPORT = (id: string) => `FINDINGS: Report ${id}, heart size normal, no pleural effusion. IMPRESSION: No acute disease (${id}).`;
+export const FULL_REPORT = (id: string) =>
+  `FINDINGS: Report ${id}, heart size normal, no pleural effusion. IMPRESSION: No acute disease (${id}).`;
 export const PROMPT = (id: string) => `No acute disease (${id}).`;
 
 /**
@@ -17,14 +20,28 @@ export const PROMPT = (id: string) => `No acute disease (${id}).`;
  * with its fields (image_uri, image_sha256, report_id, prompt, seed, ...), the anonymizer's
  * `anonymized.jsonl` for all reports but the last, and a generic `{"image", "report"}` manifest.
  */
-export async function writeSynthesizerOutput(store: ArtifactStore, ids: string[], modelSha256?: (i: number) => string): Promise<{ pairs: string; generic: string; reports: string; images: Map<string, Buffer> }> {
+export async function writeSynthesizerOutput(
+  store: ArtifactStore,
+  ids: string[],
+  modelSha256?: (i: number) => string,
+): Promise<{ pairs: string; generic: string; reports: string; images: Map<string, Buffer> }> {
   const images = new Map<string, Buffer>();
   const lines: unknown[] = [];
   for (const [i, id] of ids.entries()) {
     const png = tinyPng(i, modelSha256?.(i));
     const ref = await store.put(`synth/images/${id}.png`, png);
     images.set(id, png);
-    lines.push({ image_uri: ref.uri, image_sha256: ref.sha256, report_id: id, prompt: PROMPT(id), seed: String(1000 + i), accepted: true, attempts: 1, rejections: {}, prompt_truncated: false });
+    lines.push({
+      image_uri: ref.uri,
+      image_sha256: ref.sha256,
+      report_id: id,
+      prompt: PROMPT(id),
+      seed: String(1000 + i),
+      accepted: true,
+      attempts: 1,
+      rejections: {},
+      prompt_truncated: false,
+    });
   }
   await putJsonl(store, 'synth/pairs-shard-00000-of-00001.jsonl', lines);
   await putJsonl(
@@ -35,8 +52,17 @@ export async function writeSynthesizerOutput(store: ArtifactStore, ids: string[]
   const extra = tinyPng(99);
   await store.put('other/imgs/extra.png', extra);
   images.set('extra', extra);
-  await putJsonl(store, 'other/pairs.jsonl', [{ image: 'imgs/extra.png', report: 'Generic pair report.' }, { image: 'imgs/none.png' }, { image: 'imgs/gone.png', report: 'Its image was deleted.' }]);
-  return { pairs: 'synth/pairs-shard-00000-of-00001.jsonl', generic: 'other/pairs.jsonl', reports: 'anon/anonymized.jsonl', images };
+  await putJsonl(store, 'other/pairs.jsonl', [
+    { image: 'imgs/extra.png', report: 'Generic pair report.' },
+    { image: 'imgs/none.png' },
+    { image: 'imgs/gone.png', report: 'Its image was deleted.' },
+  ]);
+  return {
+    pairs: 'synth/pairs-shard-00000-of-00001.jsonl',
+    generic: 'other/pairs.jsonl',
+    reports: 'anon/anonymized.jsonl',
+    images,
+  };
 }
 
 export const CARD = {

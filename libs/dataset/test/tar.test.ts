@@ -21,7 +21,13 @@ async function tarStreamPack(files: TarFile[]): Promise<Buffer> {
   const pack = tar.pack();
   const bytes = concat(pack as unknown as AsyncIterable<Buffer>);
   for (const { name, body, mtime } of files) {
-    await new Promise<void>((resolve, reject) => pack.entry({ name, size: body.byteLength, mtime: new Date(mtime * 1000), mode: 0o644, uname: '', gname: '' }, body, (error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry(
+        { name, size: body.byteLength, mtime: new Date(mtime * 1000), mode: 0o644, uname: '', gname: '' },
+        body,
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
   }
   pack.finalize();
   return bytes;
@@ -48,10 +54,16 @@ describe('shard tar', () => {
   it('reads back what it writes, in chunks of any size, skipping the members not selected unread', async () => {
     const archive = await concat(tarChunks(each(FILES)));
     for (const size of [100, 511, 4096, 65536]) {
-      const pieces = Array.from({ length: Math.ceil(archive.length / size) }, (_, i) => archive.subarray(i * size, (i + 1) * size));
+      const pieces = Array.from({ length: Math.ceil(archive.length / size) }, (_, i) =>
+        archive.subarray(i * size, (i + 1) * size),
+      );
       const seen: string[] = [];
       const read: { name: string; body: Buffer }[] = [];
-      for await (const member of readTar(Readable.from(pieces), ({ name }) => (seen.push(name), !name.endsWith('.txt')))) read.push({ name: member.name, body: Buffer.from(member.body) });
+      for await (const member of readTar(
+        Readable.from(pieces),
+        ({ name }) => (seen.push(name), !name.endsWith('.txt')),
+      ))
+        read.push({ name: member.name, body: Buffer.from(member.body) });
       expect(seen).toEqual(FILES.map((f) => f.name));
       expect(read).toEqual(FILES.filter((f) => !f.name.endsWith('.txt')).map(({ name, body }) => ({ name, body })));
     }
@@ -70,7 +82,8 @@ with tarfile.open(sys.argv[1], 'w', format=getattr(tarfile, sys.argv[2])) as tar
       execFileSync('/usr/bin/python3', ['-c', script, file, format], { stdio: 'pipe' });
       const read: string[] = [];
       const archive = fs.readFileSync(file);
-      for await (const member of readTar(Readable.from([archive]), () => true)) read.push(`${member.name}:${member.body.toString()}`);
+      for await (const member of readTar(Readable.from([archive]), () => true))
+        read.push(`${member.name}:${member.body.toString()}`);
       expect(read).toEqual([`a.png:${'x'.repeat(700)}`, `${'L'.repeat(150)}.txt:ünïcode`]);
     }
     const archive = await concat(tarChunks(each(FILES.slice(0, 2))));

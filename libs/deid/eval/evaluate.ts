@@ -44,7 +44,12 @@ const summary = (e: Evaluation) => ({
   precision_exact: e.overall.precisionExact,
   tokens: e.tokens,
   gold_tokens: e.overall.goldTokens,
-  by_label: Object.fromEntries(PHI_LABELS.filter((l) => e.byLabel[l].goldTokens).map((l) => [l, { recall: e.byLabel[l].recall, precision: e.byLabel[l].precision, gold_tokens: e.byLabel[l].goldTokens }])),
+  by_label: Object.fromEntries(
+    PHI_LABELS.filter((l) => e.byLabel[l].goldTokens).map((l) => [
+      l,
+      { recall: e.byLabel[l].recall, precision: e.byLabel[l].precision, gold_tokens: e.byLabel[l].goldTokens },
+    ]),
+  ),
 });
 
 /** Scores a real gold corpus: the figures, and the over-redaction on its notes that hold no PHI. */
@@ -66,15 +71,22 @@ async function main(): Promise<void> {
       'show-misses': { type: 'string', default: '0' },
     },
   });
-  if (!DETECTOR_NAMES.includes(values.detector as DetectorName)) throw new Error(`--detector must be one of ${DETECTOR_NAMES.join(', ')}`);
+  if (!DETECTOR_NAMES.includes(values.detector as DetectorName))
+    throw new Error(`--detector must be one of ${DETECTOR_NAMES.join(', ')}`);
   const detector = await detectorByName(values.detector as DetectorName);
   const show = Number(values['show-misses']);
   const result: Record<string, unknown> = { detector: values.detector };
 
   if (existsSync(DEV_CORPUS)) {
     const { evaluation, clean } = await evaluateCorpus(detector, readGold(DEV_CORPUS));
-    printEvaluation(`PhysioNet deid, development half (real ICU notes; detector: ${values.detector}) ${DEV_CORPUS}`, evaluation, show);
-    console.log(`over-redaction on its ${clean.notes} notes without PHI: ${clean.redacted} of ${clean.tokens} tokens (${pct(clean.share).trim()})`);
+    printEvaluation(
+      `PhysioNet deid, development half (real ICU notes; detector: ${values.detector}) ${DEV_CORPUS}`,
+      evaluation,
+      show,
+    );
+    console.log(
+      `over-redaction on its ${clean.notes} notes without PHI: ${clean.redacted} of ${clean.tokens} tokens (${pct(clean.share).trim()})`,
+    );
     result.physionet_deid_dev = { ...summary(evaluation), over_redaction_no_phi_notes: clean.share };
   } else console.log(`(skipped: the real dev corpus is not at ${DEV_CORPUS}; set MEDSYN_SHARED_DATA)`);
 
@@ -87,7 +99,9 @@ async function main(): Promise<void> {
   const iuPath = values.iu ?? (existsSync(IU_REPORTS) ? IU_REPORTS : undefined);
   if (iuPath) {
     const iu = await overRedaction(detector, readIuReports(iuPath));
-    console.log(`\nover-redaction on IU X-ray reports ${iuPath}: ${iu.redacted} of ${iu.tokens} tokens (${pct(iu.share).trim()}) by rule ${JSON.stringify(iu.byRule)}`);
+    console.log(
+      `\nover-redaction on IU X-ray reports ${iuPath}: ${iu.redacted} of ${iu.tokens} tokens (${pct(iu.share).trim()}) by rule ${JSON.stringify(iu.byRule)}`,
+    );
     result.iu_over_redaction = iu.share;
     result.iu_tokens = iu.tokens;
   }

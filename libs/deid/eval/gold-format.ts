@@ -16,8 +16,10 @@ export function readGold(path: string): GoldRecord[] {
     .filter(([line]) => line.trim() !== '')
     .map(([line, n]) => {
       const record = JSON.parse(line) as GoldRecord;
-      if (typeof record.text !== 'string' || !Array.isArray(record.spans)) throw new Error(`${path}:${n}: needs text and spans`);
-      for (const s of record.spans) if (!PHI_LABELS.includes(s.label)) throw new Error(`${path}:${n}: unknown label ${s.label}`);
+      if (typeof record.text !== 'string' || !Array.isArray(record.spans))
+        throw new Error(`${path}:${n}: needs text and spans`);
+      for (const s of record.spans)
+        if (!PHI_LABELS.includes(s.label)) throw new Error(`${path}:${n}: unknown label ${s.label}`);
       return record;
     });
 }

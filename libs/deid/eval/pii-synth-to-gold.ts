@@ -24,8 +24,21 @@ import { COUNTRY_NAMES, US_STATES } from '../src/dictionaries';
 import type { GoldRecord } from './gold-format';
 
 const LABELS: Record<string, PhiLabel | undefined> = {
-  PERSON: 'NAME', DATE_TIME: 'DATE', AGE: 'AGE', PHONE_NUMBER: 'CONTACT', EMAIL_ADDRESS: 'CONTACT', DOMAIN_NAME: 'CONTACT', IP_ADDRESS: 'CONTACT',
-  US_SSN: 'ID', CREDIT_CARD: 'ID', IBAN_CODE: 'ID', US_DRIVER_LICENSE: 'ID', STREET_ADDRESS: 'LOCATION', ZIP_CODE: 'LOCATION', ORGANIZATION: 'LOCATION', GPE: 'LOCATION',
+  PERSON: 'NAME',
+  DATE_TIME: 'DATE',
+  AGE: 'AGE',
+  PHONE_NUMBER: 'CONTACT',
+  EMAIL_ADDRESS: 'CONTACT',
+  DOMAIN_NAME: 'CONTACT',
+  IP_ADDRESS: 'CONTACT',
+  US_SSN: 'ID',
+  CREDIT_CARD: 'ID',
+  IBAN_CODE: 'ID',
+  US_DRIVER_LICENSE: 'ID',
+  STREET_ADDRESS: 'LOCATION',
+  ZIP_CODE: 'LOCATION',
+  ORGANIZATION: 'LOCATION',
+  GPE: 'LOCATION',
 };
 
 interface PresidioSample {
@@ -41,7 +54,10 @@ const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
  * address; and "nan", the generator's empty region (Python's NaN), which is no place at all.
  */
 const STATE_OR_LARGER = new RegExp(
-  `(?<![\\p{L}\\p{N}])(?:${[...COUNTRY_NAMES, ...Object.values(US_STATES), 'nan'].sort((a, b) => b.length - a.length).map(escape).join('|')})(?![\\p{L}\\p{N}])`,
+  `(?<![\\p{L}\\p{N}])(?:${[...COUNTRY_NAMES, ...Object.values(US_STATES), 'nan']
+    .sort((a, b) => b.length - a.length)
+    .map(escape)
+    .join('|')})(?![\\p{L}\\p{N}])`,
   'giu',
 );
 const REGION_CODE = /(?<=(?:^|,|\n)\s*)[A-Z]{2}(?=\s*(?:$|\n|\d))/g;
@@ -59,10 +75,16 @@ function withoutStatesAndCountries(span: Span, value: string): Span[] {
   const cuts = [...value.matchAll(STATE_OR_LARGER), ...value.matchAll(REGION_CODE)].sort((a, b) => a.index - b.index);
   for (const m of cuts) {
     if (m.index < from) continue;
-    if (/[\p{L}\p{N}]/u.test(value.slice(from, m.index))) out.push({ ...span, start: span.start + codePoints(value.slice(0, from)), end: span.start + codePoints(value.slice(0, m.index)) });
+    if (/[\p{L}\p{N}]/u.test(value.slice(from, m.index)))
+      out.push({
+        ...span,
+        start: span.start + codePoints(value.slice(0, from)),
+        end: span.start + codePoints(value.slice(0, m.index)),
+      });
     from = m.index + m[0].length;
   }
-  if (/[\p{L}\p{N}]/u.test(value.slice(from))) out.push({ ...span, start: span.start + codePoints(value.slice(0, from)), end: span.end });
+  if (/[\p{L}\p{N}]/u.test(value.slice(from)))
+    out.push({ ...span, start: span.start + codePoints(value.slice(0, from)), end: span.end });
   return out;
 }
 
@@ -83,19 +105,22 @@ function convert(sample: PresidioSample, id: string): GoldRecord {
         const time = TIME_OF_DAY.exec(value);
         return [time ? { ...span, end: span.start + codePoints(value.slice(0, time.index)) } : span];
       }
-      if (s.entity_type === 'GPE' || s.entity_type === 'STREET_ADDRESS' || s.entity_type === 'ZIP_CODE') return withoutStatesAndCountries(span, value);
+      if (s.entity_type === 'GPE' || s.entity_type === 'STREET_ADDRESS' || s.entity_type === 'ZIP_CODE')
+        return withoutStatesAndCountries(span, value);
       return [span];
     }),
   };
 }
 
 /** Which half a sentence is in: fixed by (seed, id). */
-export const inTuningHalf = (seed: number, id: string) => createHash('sha256').update(`${seed}:${id}`).digest()[0]! < 128;
+export const inTuningHalf = (seed: number, id: string) =>
+  createHash('sha256').update(`${seed}:${id}`).digest()[0]! < 128;
 
 function main(): void {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'split-seed': { type: 'string' } } });
   const [input, output] = positionals;
-  if (!input || !output) throw new Error('usage: pii-synth-to-gold.ts synth_dataset_v2.json OUT.jsonl [--split-seed N]');
+  if (!input || !output)
+    throw new Error('usage: pii-synth-to-gold.ts synth_dataset_v2.json OUT.jsonl [--split-seed N]');
   const samples = JSON.parse(readFileSync(input, 'utf8')) as PresidioSample[];
   const records = samples.map((sample, i) => convert(sample, `pii-synth-${i}`));
   const write = (path: string, rs: GoldRecord[]) => {
@@ -106,8 +131,14 @@ function main(): void {
   if (values['split-seed'] !== undefined) {
     const seed = Number(values['split-seed']);
     const base = output.replace(/\.jsonl$/, '');
-    write(`${base}.tune.jsonl`, records.filter((r) => inTuningHalf(seed, r.id)));
-    write(`${base}.held-out.jsonl`, records.filter((r) => !inTuningHalf(seed, r.id)));
+    write(
+      `${base}.tune.jsonl`,
+      records.filter((r) => inTuningHalf(seed, r.id)),
+    );
+    write(
+      `${base}.held-out.jsonl`,
+      records.filter((r) => !inTuningHalf(seed, r.id)),
+    );
   }
 }
 

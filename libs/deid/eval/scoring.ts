@@ -45,7 +45,16 @@ function scores(c: Counts): Scores {
   const precision = c.predicted ? c.predictedTrue / c.predicted : 1;
   const recallExact = c.gold ? c.exact / c.gold : 1;
   const precisionExact = c.predicted ? c.exact / c.predicted : 1;
-  return { recall, precision, f1: f1(precision, recall), recallExact, precisionExact, f1Exact: f1(precisionExact, recallExact), goldTokens: c.gold, predictedTokens: c.predicted };
+  return {
+    recall,
+    precision,
+    f1: f1(precision, recall),
+    recallExact,
+    precisionExact,
+    f1Exact: f1(precisionExact, recallExact),
+    goldTokens: c.gold,
+    predictedTokens: c.predicted,
+  };
 }
 
 /**
@@ -103,14 +112,22 @@ export async function evaluate(detector: PhiDetector, gold: GoldRecord[]): Promi
 /** The IU X-ray report text fields, one string per report (already de-identified: XXXX). */
 export function readIuReports(csvPath: string): string[] {
   const rows = parse(readFileSync(csvPath), { columns: true }) as Record<string, string>[];
-  return rows.map((r) => ['indication', 'comparison', 'findings', 'impression'].map((k) => r[k] ?? '').filter(Boolean).join('\n'));
+  return rows.map((r) =>
+    ['indication', 'comparison', 'findings', 'impression']
+      .map((k) => r[k] ?? '')
+      .filter(Boolean)
+      .join('\n'),
+  );
 }
 
 /**
  * Share of the tokens of already de-identified reports that the detector would redact: all of
  * it is over-redaction of clinical text. The XXXX placeholders are not counted as tokens.
  */
-export async function overRedaction(detector: PhiDetector, reports: string[]): Promise<{ notes: number; tokens: number; redacted: number; share: number; byRule: Record<string, number> }> {
+export async function overRedaction(
+  detector: PhiDetector,
+  reports: string[],
+): Promise<{ notes: number; tokens: number; redacted: number; share: number; byRule: Record<string, number> }> {
   let tokens = 0;
   let redacted = 0;
   const byRule: Record<string, number> = {};

@@ -59,7 +59,8 @@ export class Anonymizer {
 
   constructor(options: AnonymizerOptions = {}) {
     this.detector = options.detector ?? createDetector();
-    this.surrogates = options.surrogateSecret !== undefined ? new SurrogateGenerator(options.surrogateSecret) : undefined;
+    this.surrogates =
+      options.surrogateSecret !== undefined ? new SurrogateGenerator(options.surrogateSecret) : undefined;
     this.tokenCounter = options.tokenCounter;
     this.maxTextLength = options.maxTextLength ?? 32 * 1024 * 1024;
   }
@@ -72,8 +73,10 @@ export class Anonymizer {
   async anonymize(report: ReportInput, mode: OutputMode = 'mask'): Promise<AnonymizedReport> {
     const id = report.id ?? '';
     if (typeof report.text !== 'string') throw new InvalidReportError('text', 'must be a string', id);
-    if (report.text.length > this.maxTextLength) throw new InvalidReportError('text', `is longer than ${this.maxTextLength} characters`, id);
-    if (mode === 'surrogate' && !this.surrogates) throw new InvalidReportError('mode', 'surrogate mode needs a surrogate secret in the configuration', id);
+    if (report.text.length > this.maxTextLength)
+      throw new InvalidReportError('text', `is longer than ${this.maxTextLength} characters`, id);
+    if (mode === 'surrogate' && !this.surrogates)
+      throw new InvalidReportError('mode', 'surrogate mode needs a surrogate secret in the configuration', id);
     const text = sanitize(report.text);
     const spans = await this.detector.detect(text);
     const output = this.replace(text, spans, mode, report.patientKey ?? '');
@@ -94,7 +97,8 @@ export class Anonymizer {
     for (const span of spans) {
       const value = text.slice(span.start, span.end);
       out += text.slice(at, span.start);
-      out += mode === 'mask' ? MASK : mode === 'tag' ? `[${span.label}]` : this.surrogates!.replace(span, value, patientKey);
+      out +=
+        mode === 'mask' ? MASK : mode === 'tag' ? `[${span.label}]` : this.surrogates!.replace(span, value, patientKey);
       at = span.end;
     }
     return out + text.slice(at);
@@ -106,5 +110,7 @@ export class Anonymizer {
  * than tab and line breaks become spaces; lengths stay, so offsets still point into the input.
  */
 export function sanitize(text: string): string {
-  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, ' ');
+  return text
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, ' ');
 }

@@ -21,7 +21,15 @@ const isWord = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) && !
 function givenNameBefore(word: string, next: string): boolean {
   const k = word.toLowerCase();
   const shape = caseShape(word);
-  if (!isWord(word) || !FIRST_NAMES.has(k) || MEDICAL_TERMS.has(k) || EPONYMS_NOT_NAMES.has(k) || shape !== caseShape(next) || shape === 'other') return false;
+  if (
+    !isWord(word) ||
+    !FIRST_NAMES.has(k) ||
+    MEDICAL_TERMS.has(k) ||
+    EPONYMS_NOT_NAMES.has(k) ||
+    shape !== caseShape(next) ||
+    shape === 'other'
+  )
+    return false;
   return shape !== 'caps' || !ENGLISH_WORDS.has(k);
 }
 
@@ -29,7 +37,14 @@ function givenNameBefore(word: string, next: string): boolean {
 function surnameAfter(word: string, previous: string): boolean {
   const k = word.toLowerCase();
   if (!isWord(word) || !FIRST_NAMES.has(previous.toLowerCase())) return false;
-  return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !NOT_NAMES.has(k) && !EPONYMS_NOT_NAMES.has(k) && caseShape(word) === caseShape(previous) && caseShape(word) !== 'other';
+  return (
+    !ENGLISH_WORDS.has(k) &&
+    !MEDICAL_TERMS.has(k) &&
+    !NOT_NAMES.has(k) &&
+    !EPONYMS_NOT_NAMES.has(k) &&
+    caseShape(word) === caseShape(previous) &&
+    caseShape(word) !== 'other'
+  );
 }
 
 /**
@@ -37,7 +52,11 @@ function surnameAfter(word: string, previous: string): boolean {
  * Cross"), from the usual US gazetteer generics; words for what a place is ("Hospital", "Campus",
  * "Medical") stay outside, as the de-identification gold leaves them.
  */
-const PLACE_NAME_GENERICS = new Set('mill mills memorial cross haven bay river heights park hill hills falls springs beach valley point harbor harbour ridge creek lake village grove glen woods station'.split(' '));
+const PLACE_NAME_GENERICS = new Set(
+  'mill mills memorial cross haven bay river heights park hill hills falls springs beach valley point harbor harbour ridge creek lake village grove glen woods station'.split(
+    ' ',
+  ),
+);
 
 /**
  * Completes what the detectors found: names and places, whose other half carries no context of
@@ -59,7 +78,12 @@ function completePlaces(text: string, spans: PhiSpan[], tokens: readonly Token[]
     const next = tokens[last + 1]!;
     const word = text.slice(next.start, next.end);
     const previous = text.slice(tokens[last]!.start, tokens[last]!.end);
-    if (/^[ \t]{1,2}$/.test(text.slice(span.end, next.start)) && PLACE_NAME_GENERICS.has(word.toLowerCase()) && caseShape(word) === caseShape(previous)) span.end = next.end;
+    if (
+      /^[ \t]{1,2}$/.test(text.slice(span.end, next.start)) &&
+      PLACE_NAME_GENERICS.has(word.toLowerCase()) &&
+      caseShape(word) === caseShape(previous)
+    )
+      span.end = next.end;
   }
   return spans;
 }
@@ -93,7 +117,8 @@ function completeNames(text: string, spans: readonly PhiSpan[], tokens: readonly
     const last = tokenEnding.get(span.end);
     if (last !== undefined && last + 1 < tokens.length) {
       const next = tokens[last + 1]!;
-      if (/^[ \t]{1,2}$/.test(text.slice(span.end, next.start)) && surnameAfter(word(next), word(tokens[last]!))) span.end = next.end;
+      if (/^[ \t]{1,2}$/.test(text.slice(span.end, next.start)) && surnameAfter(word(next), word(tokens[last]!)))
+        span.end = next.end;
     }
   }
   return out;

@@ -43,7 +43,8 @@ export interface RecordError {
 }
 
 const DEFAULT_PART_SIZE = 1000;
-const partKey = (prefix: string, kind: string, index: number) => `${prefix}parts/${kind}-${String(index).padStart(6, '0')}.jsonl`;
+const partKey = (prefix: string, kind: string, index: number) =>
+  `${prefix}parts/${kind}-${String(index).padStart(6, '0')}.jsonl`;
 const doneKey = (prefix: string, index: number) => `${prefix}parts/done-${String(index).padStart(6, '0')}.json`;
 const jsonl = (records: unknown[]) => records.map((r) => `${JSON.stringify(r)}\n`).join('');
 
@@ -54,8 +55,22 @@ export function manifestLine(result: AnonymizedReport, inputText: string, omitSp
     id: result.id,
     text: result.text,
     sections: result.sections,
-    prompt: { text: result.prompt.text, source_section: result.prompt.sourceSection, token_count: result.prompt.tokenCount, truncated: result.prompt.truncated },
-    ...(omitSpans ? {} : { spans: result.spans.map((s) => ({ start: toCodePoint(s.start), end: toCodePoint(s.end), label: s.label, rule: s.rule })) }),
+    prompt: {
+      text: result.prompt.text,
+      source_section: result.prompt.sourceSection,
+      token_count: result.prompt.tokenCount,
+      truncated: result.prompt.truncated,
+    },
+    ...(omitSpans
+      ? {}
+      : {
+          spans: result.spans.map((s) => ({
+            start: toCodePoint(s.start),
+            end: toCodePoint(s.end),
+            label: s.label,
+            rule: s.rule,
+          })),
+        }),
   };
 }
 
@@ -76,7 +91,8 @@ export async function anonymizeDataset(
   const done = new Map<number, DatasetProgress>();
   for await (const object of store.list(`${spec.outputPrefix}parts/done-`)) {
     const index = Number(/done-(\d+)\.json$/.exec(object.key)?.[1]);
-    if (Number.isInteger(index)) done.set(index, JSON.parse((await getBuffer(store, object.key)).toString('utf8')) as DatasetProgress);
+    if (Number.isInteger(index))
+      done.set(index, JSON.parse((await getBuffer(store, object.key)).toString('utf8')) as DatasetProgress);
   }
   const progress: DatasetProgress = { completed: 0, failed: 0, parts: 0 };
   let part: RecordLine[] = [];
@@ -113,25 +129,62 @@ export async function anonymizeDataset(
   return { ...progress, anonymized, prompts, errors };
 }
 
-async function anonymizeLine(spec: DatasetSpec, anonymizer: Anonymizer, line: RecordLine): Promise<{ result: AnonymizedReport; text: string } | { error: RecordError }> {
-  if (!line.ok) return { error: { line: line.lineNumber, id: '', code: 'INVALID_ARGUMENT', field: 'line', message: `line ${line.lineNumber}: ${line.error}` } };
+async function anonymizeLine(
+  spec: DatasetSpec,
+  anonymizer: Anonymizer,
+  line: RecordLine,
+): Promise<{ result: AnonymizedReport; text: string } | { error: RecordError }> {
+  if (!line.ok)
+    return {
+      error: {
+        line: line.lineNumber,
+        id: '',
+        code: 'INVALID_ARGUMENT',
+        field: 'line',
+        message: `line ${line.lineNumber}: ${line.error}`,
+      },
+    };
   const id = String(line.record[spec.idField] ?? '');
   // A bad id is reported by line only: it may be the very PHI it should not carry.
-  if (id && !RECORD_ID_PATTERN.test(id)) return { error: { line: line.lineNumber, id: '', code: 'INVALID_ARGUMENT', field: spec.idField, message: `${spec.idField}: ${RECORD_ID_RULE}` } };
+  if (id && !RECORD_ID_PATTERN.test(id))
+    return {
+      error: {
+        line: line.lineNumber,
+        id: '',
+        code: 'INVALID_ARGUMENT',
+        field: spec.idField,
+        message: `${spec.idField}: ${RECORD_ID_RULE}`,
+      },
+    };
   try {
     if (!id) throw new InvalidReportError(spec.idField, 'missing');
     const text = line.record[spec.textField];
-    if (typeof text !== 'string') throw new InvalidReportError(spec.textField, text === undefined ? 'missing' : 'must be a string', id);
+    if (typeof text !== 'string')
+      throw new InvalidReportError(spec.textField, text === undefined ? 'missing' : 'must be a string', id);
     const patientKey = spec.patientKeyField ? String(line.record[spec.patientKeyField] ?? '') : '';
     return { result: await anonymizer.anonymize({ id, text, patientKey }, spec.mode), text };
   } catch (error) {
     // Only our own errors carry a message; anything else may quote the record, so it is named, not shown.
     const known = error instanceof InvalidReportError;
-    return { error: { line: line.lineNumber, id, code: known ? 'INVALID_ARGUMENT' : 'INTERNAL', field: known ? error.field : '', message: known ? error.message : `record could not be anonymized (${(error as Error)?.name ?? 'error'})` } };
+    return {
+      error: {
+        line: line.lineNumber,
+        id,
+        code: known ? 'INVALID_ARGUMENT' : 'INTERNAL',
+        field: known ? error.field : '',
+        message: known ? error.message : `record could not be anonymized (${(error as Error)?.name ?? 'error'})`,
+      },
+    };
   }
 }
 
-async function writePart(store: ArtifactStore, spec: DatasetSpec, anonymizer: Anonymizer, index: number, lines: RecordLine[]): Promise<DatasetProgress> {
+async function writePart(
+  store: ArtifactStore,
+  spec: DatasetSpec,
+  anonymizer: Anonymizer,
+  index: number,
+  lines: RecordLine[],
+): Promise<DatasetProgress> {
   const anonymized: unknown[] = [];
   const prompts: unknown[] = [];
   const errors: RecordError[] = [];
@@ -144,9 +197,17 @@ async function writePart(store: ArtifactStore, spec: DatasetSpec, anonymizer: An
     }
     anonymized.push(manifestLine(outcome.result, outcome.text, spec.omitSpans));
     const { id, prompt } = outcome.result;
-    prompts.push({ id, prompt: prompt.text, source_section: prompt.sourceSection, token_count: prompt.tokenCount, truncated: prompt.truncated });
+    prompts.push({
+      id,
+      prompt: prompt.text,
+      source_section: prompt.sourceSection,
+      token_count: prompt.tokenCount,
+      truncated: prompt.truncated,
+    });
   }
-  await store.put(partKey(spec.outputPrefix, 'anonymized', index), jsonl(anonymized), { mediaType: 'application/x-ndjson' });
+  await store.put(partKey(spec.outputPrefix, 'anonymized', index), jsonl(anonymized), {
+    mediaType: 'application/x-ndjson',
+  });
   await store.put(partKey(spec.outputPrefix, 'prompts', index), jsonl(prompts), { mediaType: 'application/x-ndjson' });
   await store.put(partKey(spec.outputPrefix, 'errors', index), jsonl(errors), { mediaType: 'application/x-ndjson' });
   const counts = { completed: anonymized.length, failed: errors.length, parts: 1 };

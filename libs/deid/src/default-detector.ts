@@ -22,8 +22,14 @@ export const TAGGER_LABELS: ReadonlySet<PhiLabel> = new Set<PhiLabel>(['NAME', '
  * (docs/anonymizer-tagger.md). Last, names and places are completed by the neighbouring given
  * name, initial, surname or place-name generic (`completeSpans`).
  */
-export function combineRuleAndTaggerSpans(text: string, ruleSpans: readonly PhiSpan[], taggerSpans: readonly PhiSpan[]): PhiSpan[] {
-  return mergeSpans(completeSpans(text, mergeSpans([...ruleSpans, ...taggerSpans.filter((s) => TAGGER_LABELS.has(s.label))])));
+export function combineRuleAndTaggerSpans(
+  text: string,
+  ruleSpans: readonly PhiSpan[],
+  taggerSpans: readonly PhiSpan[],
+): PhiSpan[] {
+  return mergeSpans(
+    completeSpans(text, mergeSpans([...ruleSpans, ...taggerSpans.filter((s) => TAGGER_LABELS.has(s.label))])),
+  );
 }
 
 /**
@@ -31,7 +37,10 @@ export function combineRuleAndTaggerSpans(text: string, ruleSpans: readonly PhiS
  * contexts; the tagger shipped in `libs/deid/model/phi-tagger` carries names and places. The
  * model loads on first use, once.
  */
-export function createDetector(kind: DetectorKind = 'rules+tagger', options: PhiTaggerOptions & { taggerDir?: string } = {}): PhiDetector {
+export function createDetector(
+  kind: DetectorKind = 'rules+tagger',
+  options: PhiTaggerOptions & { taggerDir?: string } = {},
+): PhiDetector {
   const rules = new RuleDetector();
   if (kind === 'rules') return rules;
   let tagger: Promise<PhiTagger> | undefined;

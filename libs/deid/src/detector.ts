@@ -16,7 +16,8 @@ export class RuleDetector implements PhiDetector {
     const present = new Map<string | RegExp, boolean>();
     const has = (required: string | RegExp) => {
       let yes = present.get(required);
-      if (yes === undefined) present.set(required, (yes = typeof required === 'string' ? text.includes(required) : required.test(text)));
+      if (yes === undefined)
+        present.set(required, (yes = typeof required === 'string' ? text.includes(required) : required.test(text)));
       return yes;
     };
     for (const rule of this.rules) {
@@ -27,7 +28,10 @@ export class RuleDetector implements PhiDetector {
           rule.pattern.lastIndex++;
           continue;
         }
-        const [start, end] = rule.group !== undefined ? (groupIndices(match, rule.group) ?? [-1, -1]) : [match.index, match.index + match[0].length];
+        const [start, end] =
+          rule.group !== undefined
+            ? (groupIndices(match, rule.group) ?? [-1, -1])
+            : [match.index, match.index + match[0].length];
         if (start < 0) continue;
         const value = text.slice(start, end);
         const verdict = rule.accept ? rule.accept(value, match, text) : true;
@@ -120,7 +124,13 @@ function repeatedNames(text: string, spans: PhiSpan[]): PhiSpan[] {
   if (names.size === 0) return [];
   const pattern = new RegExp(`(?<![\\w'’-])(?:${[...names].map(escape).join('|')})(?![\\w'’-])`, 'g');
   const out: PhiSpan[] = [];
-  for (const match of text.matchAll(pattern)) out.push({ start: match.index, end: match.index + match[0].length, label: 'NAME' as PhiLabel, rule: 'name_repeated' });
+  for (const match of text.matchAll(pattern))
+    out.push({
+      start: match.index,
+      end: match.index + match[0].length,
+      label: 'NAME' as PhiLabel,
+      rule: 'name_repeated',
+    });
   return out;
 }
 

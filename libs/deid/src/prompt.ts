@@ -20,7 +20,11 @@ export const MAX_PROMPT_TOKENS = 77;
  * any text), whitespace normalised, cut to `maxTokens` CLIP tokens at a sentence boundary where
  * a whole sentence fits, else at a word boundary.
  */
-export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter, maxTokens = MAX_PROMPT_TOKENS): GeneratorPrompt {
+export function buildPrompt(
+  sections: ReportSection[],
+  counter: ClipTokenCounter,
+  maxTokens = MAX_PROMPT_TOKENS,
+): GeneratorPrompt {
   const source =
     sections.find((s) => s.name === 'IMPRESSION' && s.text.trim()) ??
     sections.find((s) => s.name === 'FINDINGS' && s.text.trim()) ??
@@ -36,7 +40,7 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
   let keptCount = 2; // its tokens, start and end tokens included
   let sentenceTokens = 0;
   let sentenceWords = 0;
-  for (let start = 0; start < text.length; ) {
+  for (let start = 0; start < text.length;) {
     let end = text.indexOf(' ', start);
     if (end < 0) end = text.length;
     sentenceTokens += wordTokens(counter, counts, text.slice(start, end));
@@ -49,11 +53,12 @@ export function buildPrompt(sections: ReportSection[], counter: ClipTokenCounter
     start = end + 1;
   }
   if (keptEnd === text.length) return { text, sourceSection: source.name, tokenCount: keptCount, truncated: false };
-  if (keptEnd > 0) return { text: text.slice(0, keptEnd), sourceSection: source.name, tokenCount: keptCount, truncated: true };
+  if (keptEnd > 0)
+    return { text: text.slice(0, keptEnd), sourceSection: source.name, tokenCount: keptCount, truncated: true };
 
   // The first sentence alone is too long: the longest run of whole words that fits.
   let [cutEnd, cutCount] = [0, 2];
-  for (let start = 0; start < text.length; ) {
+  for (let start = 0; start < text.length;) {
     let end = text.indexOf(' ', start);
     if (end < 0) end = text.length;
     const count = cutCount + wordTokens(counter, counts, text.slice(start, end));

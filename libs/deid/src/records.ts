@@ -8,12 +8,14 @@ import { stringify } from 'csv-stringify/sync';
  * opaque keys, never a name or phone number.
  */
 export const RECORD_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-export const RECORD_ID_RULE = 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (an opaque key, never PHI; the value is not shown)';
+export const RECORD_ID_RULE =
+  'must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (an opaque key, never PHI; the value is not shown)';
 
 export type RecordFormat = 'jsonl' | 'csv';
 
 /** One input record (string fields), or why its line could not be read (never its content). */
-export type RecordLine = { lineNumber: number; ok: true; record: Record<string, unknown> } | { lineNumber: number; ok: false; error: string };
+export type RecordLine =
+  { lineNumber: number; ok: true; record: Record<string, unknown> } | { lineNumber: number; ok: false; error: string };
 
 /** The format a file name or media type suggests (CSV for .csv / text/csv, else JSON lines). */
 export function guessRecordFormat(nameOrMediaType: string): RecordFormat {
@@ -32,7 +34,8 @@ export async function* readRecords(input: Readable, format: RecordFormat): Async
       if (line.trim() === '') continue;
       try {
         const value = JSON.parse(line) as unknown;
-        if (value === null || typeof value !== 'object' || Array.isArray(value)) yield { lineNumber, ok: false, error: 'not a JSON object' };
+        if (value === null || typeof value !== 'object' || Array.isArray(value))
+          yield { lineNumber, ok: false, error: 'not a JSON object' };
         else yield { lineNumber, ok: true, record: value as Record<string, unknown> };
       } catch {
         yield { lineNumber, ok: false, error: 'invalid JSON' };
@@ -49,7 +52,11 @@ export async function* readRecords(input: Readable, format: RecordFormat): Async
       skip_records_with_error: true,
       info: true,
       on_skip: (error) => {
-        skipped.push({ lineNumber: (error as { lines?: number } | undefined)?.lines ?? 0, ok: false, error: `invalid CSV (${(error as { code?: string } | undefined)?.code ?? 'parse error'})` });
+        skipped.push({
+          lineNumber: (error as { lines?: number } | undefined)?.lines ?? 0,
+          ok: false,
+          error: `invalid CSV (${(error as { code?: string } | undefined)?.code ?? 'parse error'})`,
+        });
       },
     }),
   );
@@ -62,5 +69,7 @@ export async function* readRecords(input: Readable, format: RecordFormat): Async
 
 /** One RFC 4180 CSV row (quoted where needed), ending in a line break. */
 export function csvRow(values: readonly unknown[]): string {
-  return stringify([values.map((v) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v)))]);
+  return stringify([
+    values.map((v) => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v))),
+  ]);
 }

@@ -1,4 +1,18 @@
-import { ACRONYMS, CLINICAL_UNITS, ENGLISH_WORDS, EPONYMS_NOT_NAMES, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NATIONALITIES, NOT_LOCATIONS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES } from './dictionaries';
+import {
+  ACRONYMS,
+  CLINICAL_UNITS,
+  ENGLISH_WORDS,
+  EPONYMS_NOT_NAMES,
+  FIRST_NAMES,
+  LAST_NAMES,
+  MEDICAL_TERMS,
+  NATIONALITIES,
+  NOT_LOCATIONS,
+  NOT_NAMES,
+  US_STATES,
+  WORLD_CITIES,
+  WORLD_NAMES,
+} from './dictionaries';
 import type { PhiLabel } from './types';
 
 /**
@@ -39,7 +53,9 @@ const MEASUREMENT_UNIT = /^\s*(?:mm|cm|m|km|ml|mL|cc|l|g|mg|mcg|kg|%|x|inch|inch
 
 /** A regex source that matches its letters in either case, for context words next to case-sensitive names. */
 function anyCase(source: string): string {
-  return source.replace(/\\.|\[[^\]]*\]|[a-zA-Z]/g, (t) => (t.length === 1 ? `[${t.toLowerCase()}${t.toUpperCase()}]` : t));
+  return source.replace(/\\.|\[[^\]]*\]|[a-zA-Z]/g, (t) =>
+    t.length === 1 ? `[${t.toLowerCase()}${t.toUpperCase()}]` : t,
+  );
 }
 
 function lower(words: string | string[]): Set<string> {
@@ -51,8 +67,10 @@ const m = (source: string, flags = 'g') => new RegExp(source, flags);
 const DIGIT = /\d/;
 const digitCount = (value: string) => value.replace(/\D/g, '').length;
 const validMonthDay = (month: number, day: number) => month >= 1 && month <= 12 && day >= 1 && day <= 31;
-const after = (match: RegExpExecArray, text: string, length = 40) => text.slice(match.index + match[0].length, match.index + match[0].length + length);
-const before = (match: RegExpExecArray, text: string, length = 30) => text.slice(Math.max(0, match.index - length), match.index);
+const after = (match: RegExpExecArray, text: string, length = 40) =>
+  text.slice(match.index + match[0].length, match.index + match[0].length + length);
+const before = (match: RegExpExecArray, text: string, length = 30) =>
+  text.slice(Math.max(0, match.index - length), match.index);
 const followedBy = (match: RegExpExecArray, text: string, pattern: RegExp) => pattern.test(after(match, text));
 
 // ------------------------------------------------------------------ dates in nursing notes
@@ -67,7 +85,8 @@ const PAIN_BEFORE = /\b(?:pain|cp|discomfort|rat(?:ing|ed|es)|scale|h\/?a|headac
 const NOT_DATE_AFTER =
   /^(?:\s*(?:%|n\.?s\b|ns\b|amps?\b|strength|st\b|way\b|up\b|of\b|doses?\b|hrs?\b|hours?\b|bottles?\b|bl\b|blood|u\b|units?\b|liters?\b|l\b|peep|psv?\b|nph\b|cp\b|pain|[-/]?\s*\.\d|,?\s*\d{2,3}\s*%)|\s*[/x]\d)/i;
 /** Words before a date that name it as one, for shapes that are usually fractions ("on 3/4", "since 1/2"). */
-const DATE_CUE_BEFORE = /\b(?:on|since|from|until|till|thru|through|dated?|d\/c'?d?|s\/p|admit(?:ted)?|adm|last|due|f\/u|of)\s*$|^\s*$|\n[ \t]*$/i;
+const DATE_CUE_BEFORE =
+  /\b(?:on|since|from|until|till|thru|through|dated?|d\/c'?d?|s\/p|admit(?:ted)?|adm|last|due|f\/u|of)\s*$|^\s*$|\n[ \t]*$/i;
 
 /** A month/day pair in a note: a valid date whose shape and surroundings are not those of a fraction, score or setting. */
 function noteMonthDay(month: number, day: number, match: RegExpExecArray, text: string): boolean {
@@ -101,21 +120,37 @@ const PERSON_CUE = anyCase(
   '(?:son|daughter|dtr|wife|husband|spouse|mother|father|mom|dad|brother|sister|sis|bro|girlfriend|boyfriend|significant\\s+other|partner|fianc[eé]e?|friend|caregiver|niece|nephew|aunt|uncle|cousin|grand(?:son|daughter|mother|father|child)|(?:son|daughter|mother|father|brother|sister)-in-law|neighbou?r|proxy|hcp|guardian|nurse|resident|intern|attending|fellow|ho|np|md)s?',
 );
 /** Who a nurse talked to or was told by: the name follows. */
-const TALK_CUE = anyCase('(?:discussed\\s+with|d/w|spoke\\s+(?:with|to)|talked\\s+(?:with|to)|met\\s+with|seen\\s+by|paged|signed\\s+by|dictated\\s+by|per|called)');
+const TALK_CUE = anyCase(
+  '(?:discussed\\s+with|d/w|spoke\\s+(?:with|to)|talked\\s+(?:with|to)|met\\s+with|seen\\s+by|paged|signed\\s+by|dictated\\s+by|per|called)',
+);
 /** Nouns that make a capitalised word an eponym: "Kerley B lines", "Fisher grade 3", "Hunt and Hess", "Glenn procedure". */
 const EPONYM_NOUN =
   /^[\s-]*(?:(?:and|&)\s+[A-Z][a-z]+\s+)?(?:[A-Z]\s+)?(?:lines?|fracture|sign|tube|catheter|hernia|disease|lymphoma|syndrome|malformation|classification|type|lesion|nodes?|view|projection|position|maneuver|drain|stent|filter|valve|device|pouch|procedure|operation|anomaly|deformity|diverticulum|ring|grade|score|scale|stage|staging|criteria|shunt|circulation|anastomosis|repair|fundoplication|test|sheath|port|reflex|phenomenon|law|equation|formula)\b/i;
 
-const key = (w: string) => w.toLowerCase().replace(/['’]s$/, '').replace(/[.]+$/, '');
+const key = (w: string) =>
+  w
+    .toLowerCase()
+    .replace(/['’]s$/, '')
+    .replace(/[.]+$/, '');
 const isCaps = (w: string) => /^[A-Z'’-]+$/.test(w) && /[A-Z]{2}/.test(w);
-const MONTH_WORDS = lower('jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday');
+const MONTH_WORDS = lower(
+  'jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday',
+);
 /** A word that never starts a name in a note: function words, headings, ward abbreviations, months. */
-const stopWord = (w: string) => CREDENTIAL_WORD.test(w) || TITLE_WORD.test(w) || ACRONYMS.has(w) || CLINICAL_UNITS.has(w.toUpperCase()) || NOT_NAMES.has(key(w)) || MONTH_WORDS.has(key(w)) || /^(?:and|or|of|on|at|in|to|the|a|an|is|was|for|with|by|from|per|near)$/i.test(w);
+const stopWord = (w: string) =>
+  CREDENTIAL_WORD.test(w) ||
+  TITLE_WORD.test(w) ||
+  ACRONYMS.has(w) ||
+  CLINICAL_UNITS.has(w.toUpperCase()) ||
+  NOT_NAMES.has(key(w)) ||
+  MONTH_WORDS.has(key(w)) ||
+  /^(?:and|or|of|on|at|in|to|the|a|an|is|was|for|with|by|from|per|near)$/i.test(w);
 const PERSON_CUE_WORD = m(`^${PERSON_CUE}$`, '');
 /** A word that never is part of a name: a stop word (titles, credentials, function words, months, ward abbreviations) or a relative or role ("son", "nurse"). */
 export const neverNamePart = (w: string) => stopWord(w) || PERSON_CUE_WORD.test(w);
 /** A census given name or surname; the census writes "O'Brien" as "obrien". */
-const censusName = (k: string) => FIRST_NAMES.has(k) || LAST_NAMES.has(k) || (/['’]/.test(k) && LAST_NAMES.has(k.replace(/['’]/g, '')));
+const censusName = (k: string) =>
+  FIRST_NAMES.has(k) || LAST_NAMES.has(k) || (/['’]/.test(k) && LAST_NAMES.has(k.replace(/['’]/g, '')));
 /** A clinical word (the medical lexicon, English) that is not also a census name: "Lasix", "aware", "Neo". */
 const clinicalWord = (k: string) => (MEDICAL_TERMS.has(k) || ENGLISH_WORDS.has(k)) && !censusName(k);
 
@@ -133,18 +168,25 @@ function nameAfterCue(w: string, strong: boolean): boolean {
   // Capitals and lower case lose the case cue: there a census name must be no English word ("WILL", "line", "given"),
   // except after a title ("DR SMITH", "dr. green"), where only verbs that follow one are refused ("DR WILL SEE").
   // After a relative or a role ("daughter peggy", "wife, rose"), a census given name counts too, verbs aside ("son will call").
-  if (!capitalised && ENGLISH_WORDS.has(k) && !((strong ? censusName(k) : FIRST_NAMES.has(k)) && !VERBS_AFTER_TITLE.has(k))) return false;
+  if (
+    !capitalised &&
+    ENGLISH_WORDS.has(k) &&
+    !((strong ? censusName(k) : FIRST_NAMES.has(k)) && !VERBS_AFTER_TITLE.has(k))
+  )
+    return false;
   if (censusName(k)) return true;
   // A word no lexicon knows ("Lomish", "sats", "htn") is a name only after a title or capitalised.
   return (strong || capitalised) && !MEDICAL_TERMS.has(k) && !ENGLISH_WORDS.has(k);
 }
 
-const VERBS_AFTER_TITLE = lower('will may can called call see saw said says aware here in at to and or notified paged ordered');
+const VERBS_AFTER_TITLE = lower(
+  'will may can called call see saw said says aware here in at to and or notified paged ordered',
+);
 
 /** A following token joins a name only when it is one too and written in the same case ("Dr. Rakusin aware" stops at the name). */
 function sameCase(a: string, b: string): boolean {
   const shape = (w: string) => (isCaps(w) ? 'caps' : /^[a-z]/.test(w) ? 'lower' : 'capitalised');
-  return shape(a) === shape(b) || (w1IsInitial(a) || w1IsInitial(b));
+  return shape(a) === shape(b) || w1IsInitial(a) || w1IsInitial(b);
 }
 const w1IsInitial = (w: string) => /^[A-Za-z]\.?$/.test(w);
 
@@ -157,11 +199,27 @@ function nameSequence(value: string, match: RegExpExecArray, text: string, stron
 }
 
 /** A name without a cue: a census given name and a surname, capitalised, neither a clinical word nor followed by an eponym noun. */
-function dictionaryName(first: string, last: string, match: RegExpExecArray, text: string, wordsAllowed = false): boolean {
+function dictionaryName(
+  first: string,
+  last: string,
+  match: RegExpExecArray,
+  text: string,
+  wordsAllowed = false,
+): boolean {
   const f = key(first);
   const l = key(last);
   if (!FIRST_NAMES.has(f) || (!wordsAllowed && (ENGLISH_WORDS.has(f) || MEDICAL_TERMS.has(f)))) return false;
-  if (stopWord(first) || stopWord(last) || EPONYMS_NOT_NAMES.has(f) || EPONYMS_NOT_NAMES.has(l) || NOT_LOCATIONS.has(f) || NOT_LOCATIONS.has(l) || US_STATES[first] || US_STATES[last]) return false;
+  if (
+    stopWord(first) ||
+    stopWord(last) ||
+    EPONYMS_NOT_NAMES.has(f) ||
+    EPONYMS_NOT_NAMES.has(l) ||
+    NOT_LOCATIONS.has(f) ||
+    NOT_LOCATIONS.has(l) ||
+    US_STATES[first] ||
+    US_STATES[last]
+  )
+    return false;
   if (followedBy(match, text, EPONYM_NOUN)) return false;
   // A surname outside the census lists must at least not be a word ("Helen Clear").
   return LAST_NAMES.has(l) ? !(isCaps(last) && ENGLISH_WORDS.has(l)) : !clinicalWord(l) && !MEDICAL_TERMS.has(l);
@@ -172,12 +230,27 @@ function givenNameAlone(value: string, match: RegExpExecArray, text: string): bo
   const k = value.toLowerCase();
   if (!FIRST_NAMES.has(k)) return false;
   if (/(?:North|South|West|New)\s$/.test(before(match, text, 6))) return false;
-  return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !stopWord(value) && !EPONYMS_NOT_NAMES.has(k) && !NOT_LOCATIONS.has(k) && !US_STATES[value] && !followedBy(match, text, EPONYM_NOUN);
+  return (
+    !ENGLISH_WORDS.has(k) &&
+    !MEDICAL_TERMS.has(k) &&
+    !stopWord(value) &&
+    !EPONYMS_NOT_NAMES.has(k) &&
+    !NOT_LOCATIONS.has(k) &&
+    !US_STATES[value] &&
+    !followedBy(match, text, EPONYM_NOUN)
+  );
 }
 
 /** Two capitalised words, neither a word of any lexicon, one a given name or surname of the world lists ("Radu Ballou"). */
 function worldNamePair(first: string, last: string, match: RegExpExecArray, text: string): boolean {
-  const unknown = (w: string) => !clinicalWord(key(w)) && !MEDICAL_TERMS.has(key(w)) && !stopWord(w) && !EPONYMS_NOT_NAMES.has(key(w)) && !NATIONALITIES.has(key(w)) && !NOT_LOCATIONS.has(key(w)) && !MONTH_WORDS.has(key(w));
+  const unknown = (w: string) =>
+    !clinicalWord(key(w)) &&
+    !MEDICAL_TERMS.has(key(w)) &&
+    !stopWord(w) &&
+    !EPONYMS_NOT_NAMES.has(key(w)) &&
+    !NATIONALITIES.has(key(w)) &&
+    !NOT_LOCATIONS.has(key(w)) &&
+    !MONTH_WORDS.has(key(w));
   const known = (w: string) => WORLD_NAMES.has(key(w)) || censusName(key(w));
   return unknown(first) && unknown(last) && (known(first) || known(last)) && !followedBy(match, text, EPONYM_NOUN);
 }
@@ -188,7 +261,8 @@ const STAFF_FOLLOWER = 'aware|notified|made\\s+aware|ordered|paged|called|in\\s+
 /** The surname after an initial: a census surname, or a word no lexicon knows, never a clinical word or a unit. */
 function initialSurname(last: string): boolean {
   const k = key(last);
-  if (k.length < 2 || stopWord(last) || CLINICAL_UNITS.has(last.toUpperCase()) || EPONYMS_NOT_NAMES.has(k)) return false;
+  if (k.length < 2 || stopWord(last) || CLINICAL_UNITS.has(last.toUpperCase()) || EPONYMS_NOT_NAMES.has(k))
+    return false;
   return LAST_NAMES.has(k) || (!ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k));
 }
 
@@ -204,17 +278,51 @@ const GENERIC_PLACE = lower(
 /** An institution name: at least one word that is neither generic nor clinical ("Interventional Radiology" is not one). */
 function institutionName(value: string): boolean {
   const tokens = value.split(/[\s.,]+/).filter(Boolean);
-  const head = tokens.slice(0, -1).filter((w) => !/^(?:Hospital|Hosp|Medical|Center|Centre|Health|Memorial|Clinic|Practice|Nursing|Home|Facility|Rehab|Rehabilitation|Institute|University|College|System|Care|Healthcare|Infirmary|Hospice|Group)$/i.test(w));
+  const head = tokens
+    .slice(0, -1)
+    .filter(
+      (w) =>
+        !/^(?:Hospital|Hosp|Medical|Center|Centre|Health|Memorial|Clinic|Practice|Nursing|Home|Facility|Rehab|Rehabilitation|Institute|University|College|System|Care|Healthcare|Infirmary|Hospice|Group)$/i.test(
+          w,
+        ),
+    );
   // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"); capitalised it may be ("Harbor Hospital").
-  const part = (w: string) => GENERIC_PLACE.has(w.toLowerCase()) || (!stopWord(w) && (/^[A-Z][a-z]/.test(w) ? !clinicalWord(key(w)) || !MEDICAL_TERMS.has(key(w)) : !ENGLISH_WORDS.has(key(w)) && !clinicalWord(key(w))));
-  return head.length > 0 && !/^(?:from|to|at|in|of|and|the|per|near|with|by)$/i.test(head[0]!) && head.every(part) && !head.some((w) => NATIONALITIES.has(key(w))) && head.some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !stopWord(w) && !(MEDICAL_TERMS.has(key(w)) && !censusName(key(w))) && !CLINICAL_UNITS.has(w.toUpperCase()));
+  const part = (w: string) =>
+    GENERIC_PLACE.has(w.toLowerCase()) ||
+    (!stopWord(w) &&
+      (/^[A-Z][a-z]/.test(w)
+        ? !clinicalWord(key(w)) || !MEDICAL_TERMS.has(key(w))
+        : !ENGLISH_WORDS.has(key(w)) && !clinicalWord(key(w))));
+  return (
+    head.length > 0 &&
+    !/^(?:from|to|at|in|of|and|the|per|near|with|by)$/i.test(head[0]!) &&
+    head.every(part) &&
+    !head.some((w) => NATIONALITIES.has(key(w))) &&
+    head.some(
+      (w) =>
+        !GENERIC_PLACE.has(w.toLowerCase()) &&
+        !stopWord(w) &&
+        !(MEDICAL_TERMS.has(key(w)) && !censusName(key(w))) &&
+        !CLINICAL_UNITS.has(w.toUpperCase()),
+    )
+  );
 }
 /** A capitalised word after "from", "in", "lives in" that no lexicon knows: a town ("from Pikesville"). */
 function unknownPlace(value: string, match: RegExpExecArray, text: string): boolean {
   if (NOT_LOCATIONS.has(value.toLowerCase()) || followedBy(match, text, EPONYM_NOUN)) return false;
   return value.split(/[\s-]+/).every((w) => {
     const k = key(w);
-    return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !stopWord(w) && !EPONYMS_NOT_NAMES.has(k) && !FIRST_NAMES.has(k) && !NOT_LOCATIONS.has(k) && !NATIONALITIES.has(k) && !CLINICAL_UNITS.has(w.toUpperCase()) && !TITLE_WORD.test(w);
+    return (
+      !ENGLISH_WORDS.has(k) &&
+      !MEDICAL_TERMS.has(k) &&
+      !stopWord(w) &&
+      !EPONYMS_NOT_NAMES.has(k) &&
+      !FIRST_NAMES.has(k) &&
+      !NOT_LOCATIONS.has(k) &&
+      !NATIONALITIES.has(k) &&
+      !CLINICAL_UNITS.has(w.toUpperCase()) &&
+      !TITLE_WORD.test(w)
+    );
   });
 }
 
@@ -222,7 +330,14 @@ function unknownPlace(value: string, match: RegExpExecArray, text: string): bool
 function placeAfterMovement(value: string): boolean {
   const k = key(value);
   // Any intensive-care unit, misspelt or not ("NISICU", "micua"), is a ward, not a place.
-  if (value.length < 2 || stopWord(value) || NOT_LOCATIONS.has(k) || CLINICAL_UNITS.has(value.toUpperCase()) || /icu|ccu/i.test(value)) return false;
+  if (
+    value.length < 2 ||
+    stopWord(value) ||
+    NOT_LOCATIONS.has(k) ||
+    CLINICAL_UNITS.has(value.toUpperCase()) ||
+    /icu|ccu/i.test(value)
+  )
+    return false;
   if (WORLD_CITIES.has(k) && !ENGLISH_WORDS.has(k)) return true;
   return !ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k) && !ACRONYMS.has(value.toUpperCase());
 }
@@ -230,117 +345,591 @@ function placeAfterMovement(value: string): boolean {
 // ------------------------------------------------------------------ identifiers and contacts
 /** Words that label an identifier ("MRN: 1234567", "acct# ..."); "ID:" as a heading (infectious disease) needs 4 digits after it like any other. */
 const ID_CUE = `(?:${[
-  'MRN', 'MR#', 'medical\\s+record(?:\\s+(?:number|no\\.?|#))?', 'record\\s+(?:number|no\\.?|#)', 'unit\\s+(?:number|no\\.?)',
-  'accession(?:\\s+(?:number|no\\.?|#))?', 'acc(?:\\.|#|t\\.?)?', 'account(?:\\s+(?:number|no\\.?|#))?',
-  'health\\s+plan(?:\\s+(?:id|number|no\\.?|beneficiary\\s+number))?', 'beneficiary(?:\\s+(?:id|number|no\\.?))?', 'member(?:\\s+(?:id|number|no\\.?))?',
-  'policy(?:\\s+(?:number|no\\.?|#))?', 'insurance(?:\\s+(?:id|number|no\\.?))?', 'subscriber(?:\\s+(?:id|number|no\\.?))?',
-  'licen[cs]e(?:\\s+(?:plate|number|no\\.?|#))?', "driver'?s?\\s+licen[cs]e(?:\\s+(?:number|no\\.?|#))?", 'serial(?:\\s+(?:number|no\\.?|#))?', 'S\\/N',
-  'device(?:\\s+(?:id|serial|number|no\\.?))', 'lot(?:\\s+(?:number|no\\.?|#))?', 'plate(?:\\s+(?:number|no\\.?|#))?', 'VIN',
-  'patient\\s+(?:id|number|no\\.?|#)', 'pt\\s+(?:id|#|no\\.?)', 'ID', 'identifier', 'case(?:\\s+(?:number|no\\.?|#))', 'study\\s+(?:id|number|no\\.?|#)',
-  'exam(?:ination)?\\s+(?:id|number|no\\.?|#)', 'order(?:\\s+(?:number|no\\.?|#))', 'requisition(?:\\s+(?:number|no\\.?|#))?', 'NPI', 'DEA',
-  'certificate(?:\\s+(?:number|no\\.?|#))?', 'badge(?:\\s+(?:number|no\\.?|#))?', 'employee\\s+(?:id|number|no\\.?)', 'passport(?:\\s+(?:number|no\\.?|#))?',
+  'MRN',
+  'MR#',
+  'medical\\s+record(?:\\s+(?:number|no\\.?|#))?',
+  'record\\s+(?:number|no\\.?|#)',
+  'unit\\s+(?:number|no\\.?)',
+  'accession(?:\\s+(?:number|no\\.?|#))?',
+  'acc(?:\\.|#|t\\.?)?',
+  'account(?:\\s+(?:number|no\\.?|#))?',
+  'health\\s+plan(?:\\s+(?:id|number|no\\.?|beneficiary\\s+number))?',
+  'beneficiary(?:\\s+(?:id|number|no\\.?))?',
+  'member(?:\\s+(?:id|number|no\\.?))?',
+  'policy(?:\\s+(?:number|no\\.?|#))?',
+  'insurance(?:\\s+(?:id|number|no\\.?))?',
+  'subscriber(?:\\s+(?:id|number|no\\.?))?',
+  'licen[cs]e(?:\\s+(?:plate|number|no\\.?|#))?',
+  "driver'?s?\\s+licen[cs]e(?:\\s+(?:number|no\\.?|#))?",
+  'serial(?:\\s+(?:number|no\\.?|#))?',
+  'S\\/N',
+  'device(?:\\s+(?:id|serial|number|no\\.?))',
+  'lot(?:\\s+(?:number|no\\.?|#))?',
+  'plate(?:\\s+(?:number|no\\.?|#))?',
+  'VIN',
+  'patient\\s+(?:id|number|no\\.?|#)',
+  'pt\\s+(?:id|#|no\\.?)',
+  'ID',
+  'identifier',
+  'case(?:\\s+(?:number|no\\.?|#))',
+  'study\\s+(?:id|number|no\\.?|#)',
+  'exam(?:ination)?\\s+(?:id|number|no\\.?|#)',
+  'order(?:\\s+(?:number|no\\.?|#))',
+  'requisition(?:\\s+(?:number|no\\.?|#))?',
+  'NPI',
+  'DEA',
+  'certificate(?:\\s+(?:number|no\\.?|#))?',
+  'badge(?:\\s+(?:number|no\\.?|#))?',
+  'employee\\s+(?:id|number|no\\.?)',
+  'passport(?:\\s+(?:number|no\\.?|#))?',
   'specimen(?:\\s+(?:id|number|no\\.?|#))?',
 ].join('|')})`;
 /** A North American number: area code, exchange, line, with spaces, dots, dashes or slashes ("201/324/1423", "212- 476- 8356"). */
 const PHONE_SEPARATOR = '(?:\\s*[./-]\\s*|\\s)';
 const PHONE_US = `(?:\\+?1[\\s.-]?)?(?:\\(\\d{3}\\)\\s?|\\d{3}${PHONE_SEPARATOR})\\d{3}${PHONE_SEPARATOR}\\d{4}\\b`;
 /** Words that put a number next to them as a phone or pager number. */
-const PHONE_CUE = '(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|pg|beeper|beep|cell(?:ular)?|mobile|cellphone|call(?:ed)?(?:\\s+(?:me|him|her|them|us))?\\s+(?:at|on)|contact(?:ed)?\\s+(?:at|on)|(?:be\\s+)?reach(?:ed)?\\s+(?:me\\s+)?(?:at|on)|number(?:\\s+is)?)';
+const PHONE_CUE =
+  '(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|pg|beeper|beep|cell(?:ular)?|mobile|cellphone|call(?:ed)?(?:\\s+(?:me|him|her|them|us))?\\s+(?:at|on)|contact(?:ed)?\\s+(?:at|on)|(?:be\\s+)?reach(?:ed)?\\s+(?:me\\s+)?(?:at|on)|number(?:\\s+is)?)';
 /** Words before a town or an institution in a note: transfers, homes. */
-const PLACE_CUE = '(?:transferred\\s+(?:here\\s+)?(?:from|to)|transfer\\s+(?:from|to)|lives\\s+in|living\\s+in|resides\\s+in|resident\\s+of|moved\\s+(?:here\\s+)?from|home\\s+in|town\\s+of|city\\s+of|returned\\s+from|visiting\\s+from)';
+const PLACE_CUE =
+  '(?:transferred\\s+(?:here\\s+)?(?:from|to)|transfer\\s+(?:from|to)|lives\\s+in|living\\s+in|resides\\s+in|resident\\s+of|moved\\s+(?:here\\s+)?from|home\\s+in|town\\s+of|city\\s+of|returned\\s+from|visiting\\s+from)';
 /** Words before a year of the patient's history, up to two words before it ("s/p CABG 1957", "since 2006", "diagnosed in 1983"). */
-const YEAR_CUE = "in|since|s/p|status\\s+post|dx'?d?|diagnosed|hx\\s+of|history\\s+of|year|yr|summer|winter|spring|fall|autumn|until|circa|born";
+const YEAR_CUE =
+  "in|since|s/p|status\\s+post|dx'?d?|diagnosed|hx\\s+of|history\\s+of|year|yr|summer|winter|spring|fall|autumn|until|circa|born";
 /** Moving a patient or a relative somewhere, or being there: the place follows ("transferred to GH", "son lives in Pikesville"). */
 const MOVEMENT_CUE =
   "(?:trans?fer(?:r?ed)?|tranfer(?:r?ed)?|tx'?d?)\\s+(?:back\\s+)?(?:to|from)|admitted\\s+(?:to|from)|went\\s+to|presented\\s+(?:to|at)|taken\\s+to|brought\\s+to|(?:med-?)?flighted\\s+to|sent\\s+(?:to|from)|discharged\\s+(?:to|from)|rec(?:ie|ei)ved\\s+from|returned\\s+(?:to|from)|lives?\\s+(?:in|at)|living\\s+in|works?\\s+(?:at|for)|f/u\\s+w/|(?:fly|flying)\\s+(?:in\\s+)?from";
 /** Words that start no name: a candidate beginning with one is another phrase ("spoke to MD", "updated by RN"). */
-const NOT_NAME_START = '(?![Bb]y\\b|BY\\b|[Tt]o\\b|TO\\b|[Ww]ith\\b|WITH\\b|[Aa]nd\\b|AND\\b|[Tt]he\\b|THE\\b|[Oo]f\\b|OF\\b|[Pp]er\\b|PER\\b|[Ff]rom\\b|FROM\\b|[Ff]or\\b|FOR\\b|[Aa]t\\b|AT\\b|[Oo]n\\b|ON\\b|[Ii]n\\b|IN\\b)';
+const NOT_NAME_START =
+  '(?![Bb]y\\b|BY\\b|[Tt]o\\b|TO\\b|[Ww]ith\\b|WITH\\b|[Aa]nd\\b|AND\\b|[Tt]he\\b|THE\\b|[Oo]f\\b|OF\\b|[Pp]er\\b|PER\\b|[Ff]rom\\b|FROM\\b|[Ff]or\\b|FOR\\b|[Aa]t\\b|AT\\b|[Oo]n\\b|ON\\b|[Ii]n\\b|IN\\b)';
 
 /** Every rule, in the order ties are broken (earlier wins when two rules find the same span). */
 export const RULES: readonly Rule[] = [
   // ---------------------------------------------------------------- DATE
   // A month name in lower case is taken only with a year after it: "may 16, 2015", not "may represent".
-  { name: 'date_month_name_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`, 'gi'), accept: (v) => /^[A-Z]/.test(v) || /(?:\d{4}|'\d{2})$/.test(v) },
-  { name: 'date_day_month_name', label: 'DATE', requires: DIGIT, pattern: m(`\\b${WEEKDAY}?\\d{1,2}${ORDINAL}?\\s+(?:of\\s+)?${MONTH}\\.?(?:,?\\s+\\d{4}|,?\\s+'?\\d{2}\\b)?\\b`, 'gi'), accept: (v) => !/\s(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) || /\d{2}$/.test(v) },
-  { name: 'date_month_name_year', label: 'DATE', requires: DIGIT, pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?(?:19|20)\\d{2}\\b`, 'gi') },
-  { name: 'date_month_name_alone', label: 'DATE', pattern: /\b(?:January|February|March|April|June|July|August|September|October|November|December)\b/g },
-  { name: 'date_numeric_mdy', label: 'DATE', requires: DIGIT, pattern: /\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b(?![.-]\d|\/\d|\s*%)/g, accept: (_v, mt) => validYear(mt[4]!) && (validMonthDay(+mt[1]!, +mt[3]!) || validMonthDay(+mt[3]!, +mt[1]!)) },
-  { name: 'date_numeric_ymd', label: 'DATE', requires: DIGIT, pattern: /\b((?:19|20)\d{2})([/.-])(\d{1,2})\2(\d{1,2})\b/g, accept: (_v, mt) => validMonthDay(+mt[3]!, +mt[4]!) },
-  { name: 'date_compact_ymd', label: 'DATE', requires: DIGIT, pattern: /\b(?:19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/g },
-  { name: 'date_compact_dmy', label: 'DATE', requires: DIGIT, pattern: m(`\\b\\d{1,2}-?${MONTH}-?(?:\\d{4}|\\d{2})\\b`, 'gi'), accept: (v) => /[a-z]/i.test(v) && /^\d/.test(v) },
+  {
+    name: 'date_month_name_day',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: m(
+      `\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`,
+      'gi',
+    ),
+    accept: (v) => /^[A-Z]/.test(v) || /(?:\d{4}|'\d{2})$/.test(v),
+  },
+  {
+    name: 'date_day_month_name',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: m(
+      `\\b${WEEKDAY}?\\d{1,2}${ORDINAL}?\\s+(?:of\\s+)?${MONTH}\\.?(?:,?\\s+\\d{4}|,?\\s+'?\\d{2}\\b)?\\b`,
+      'gi',
+    ),
+    accept: (v) => !/\s(?:may|mar|jan|jun|dec|sept?|aug|oct|nov|apr|feb|jul)\b/.test(v) || /\d{2}$/.test(v),
+  },
+  {
+    name: 'date_month_name_year',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?(?:19|20)\\d{2}\\b`, 'gi'),
+  },
+  {
+    name: 'date_month_name_alone',
+    label: 'DATE',
+    pattern: /\b(?:January|February|March|April|June|July|August|September|October|November|December)\b/g,
+  },
+  {
+    name: 'date_numeric_mdy',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: /\b(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\b(?![.-]\d|\/\d|\s*%)/g,
+    accept: (_v, mt) => validYear(mt[4]!) && (validMonthDay(+mt[1]!, +mt[3]!) || validMonthDay(+mt[3]!, +mt[1]!)),
+  },
+  {
+    name: 'date_numeric_ymd',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: /\b((?:19|20)\d{2})([/.-])(\d{1,2})\2(\d{1,2})\b/g,
+    accept: (_v, mt) => validMonthDay(+mt[3]!, +mt[4]!),
+  },
+  {
+    name: 'date_compact_ymd',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: /\b(?:19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])\b/g,
+  },
+  {
+    name: 'date_compact_dmy',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: m(`\\b\\d{1,2}-?${MONTH}-?(?:\\d{4}|\\d{2})\\b`, 'gi'),
+    accept: (v) => /[a-z]/i.test(v) && /^\d/.test(v),
+  },
   // "8/23", "on 3/4", "fx4/97", "unit.9/3", "6/30-7/2"; not "CPAP 5/5", "D5 1/2 NS", "pain 8/10", "0.5/1".
-  { name: 'date_month_day', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => noteMonthDay(+mt[1]!, +mt[2]!, mt, text) && !followedBy(mt, text, MEASUREMENT_UNIT) },
+  {
+    name: 'date_month_day',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{1,2})(?![\d/]|\.\d)/g,
+    accept: (_v, mt, text) => noteMonthDay(+mt[1]!, +mt[2]!, mt, text) && !followedBy(mt, text, MEASUREMENT_UNIT),
+  },
   // Month and two-digit year: "CABG 1/78", "CA (12/93)"; a second number over 31 cannot be a day.
   // A year written with an apostrophe ("CABG '79", "stopped smoking 62'", "prostate CA'88"): a date element in this form only; feet and inches ("5'10") have a digit next to it.
-  { name: 'date_year_apostrophe', label: 'DATE', requires: /\d['’]|['’]\d/, pattern: /(?<![\d'’])['’]\d{2}(?![\w'’"”])|(?<![\w'’.])\d{2}['’](?![\w'’"”])/g },
+  {
+    name: 'date_year_apostrophe',
+    label: 'DATE',
+    requires: /\d['’]|['’]\d/,
+    pattern: /(?<![\d'’])['’]\d{2}(?![\w'’"”])|(?<![\w'’.])\d{2}['’](?![\w'’"”])/g,
+  },
   // A year of the patient's history ("s/p resection 1977", "since 2006", "in 1983"): with a history cue before it, never a time of day ("at 1900").
-  { name: 'date_year_history', label: 'DATE', requires: DIGIT, pattern: m(`\\b(?:${anyCase(YEAR_CUE)})[ \\t]+(?:(?:[A-Za-z]+[ \\t]+){0,2}?)(?<phi>(?:19[3-9]\\d|20[0-3]\\d)(?:[ \\t]*,[ \\t]*(?:19[3-9]\\d|20[0-3]\\d))*)\\b(?![:.]?\\d)`, 'gd'), group: 'phi' },
-  { name: 'date_month_year2', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{2})(?![\d/]|\.\d)/g, accept: (_v, mt, text) => +mt[1]! >= 1 && +mt[1]! <= 12 && +mt[2]! > 31 && !SETTING_BEFORE.test(before(mt, text)) && !followedBy(mt, text, NOT_DATE_AFTER) && !followedBy(mt, text, MEASUREMENT_UNIT) },
-  { name: 'date_month_year', label: 'DATE', requires: DIGIT, pattern: /(?<![\d/.-])(\d{1,2})[/-]((?:19|20)\d{2})\b(?![/-]\d)/g, accept: (_v, mt) => +mt[1]! >= 1 && +mt[1]! <= 12 },
-  { name: 'date_ordinal_day', label: 'DATE', requires: DIGIT, pattern: m(`\\b(?:on|since|from|until|till|by|before|after|of|since)\\s+the\\s+(?<phi>\\d{1,2}${ORDINAL})\\b(?!${NOT_A_DAY})`, 'gid'), group: 'phi' },
+  {
+    name: 'date_year_history',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: m(
+      `\\b(?:${anyCase(YEAR_CUE)})[ \\t]+(?:(?:[A-Za-z]+[ \\t]+){0,2}?)(?<phi>(?:19[3-9]\\d|20[0-3]\\d)(?:[ \\t]*,[ \\t]*(?:19[3-9]\\d|20[0-3]\\d))*)\\b(?![:.]?\\d)`,
+      'gd',
+    ),
+    group: 'phi',
+  },
+  {
+    name: 'date_month_year2',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: /(?<![\d/,])(?<!\d\.)(\d{1,2})\/(\d{2})(?![\d/]|\.\d)/g,
+    accept: (_v, mt, text) =>
+      +mt[1]! >= 1 &&
+      +mt[1]! <= 12 &&
+      +mt[2]! > 31 &&
+      !SETTING_BEFORE.test(before(mt, text)) &&
+      !followedBy(mt, text, NOT_DATE_AFTER) &&
+      !followedBy(mt, text, MEASUREMENT_UNIT),
+  },
+  {
+    name: 'date_month_year',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: /(?<![\d/.-])(\d{1,2})[/-]((?:19|20)\d{2})\b(?![/-]\d)/g,
+    accept: (_v, mt) => +mt[1]! >= 1 && +mt[1]! <= 12,
+  },
+  {
+    name: 'date_ordinal_day',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: m(
+      `\\b(?:on|since|from|until|till|by|before|after|of|since)\\s+the\\s+(?<phi>\\d{1,2}${ORDINAL})\\b(?!${NOT_A_DAY})`,
+      'gid',
+    ),
+    group: 'phi',
+  },
   // ---------------------------------------------------------------- AGE (over 89 only)
-  { name: 'age_years_old', label: 'AGE', requires: DIGIT, pattern: /\b(?<phi>9\d|1[0-4]\d)(?=[\s-]*(?:years?\b|yrs?\b|yo\b|y\/o|y\.o\.?|year-old|yr-old))/gid, group: 'phi' },
-  { name: 'age_context', label: 'AGE', requires: DIGIT, pattern: /\b(?:aged?|age:|at\s+age|turn(?:s|ed)?|turning)\s*(?<phi>9\d|1[0-4]\d)\b/gid, group: 'phi' },
-  { name: 'age_decade', label: 'AGE', requires: DIGIT, pattern: /\b(?:in\s+(?:his|her|their)\s+(?:early\s+|mid\s+|late\s+)?)(?<phi>9\d|1[0-4]\d)s\b/gid, group: 'phi' },
-  { name: 'age_sex', label: 'AGE', requires: DIGIT, pattern: /\b(?<phi>9\d|1[0-4]\d)\s?(?:M|F|yo?[MF])\b/gd, group: 'phi' },
+  {
+    name: 'age_years_old',
+    label: 'AGE',
+    requires: DIGIT,
+    pattern: /\b(?<phi>9\d|1[0-4]\d)(?=[\s-]*(?:years?\b|yrs?\b|yo\b|y\/o|y\.o\.?|year-old|yr-old))/dgi,
+    group: 'phi',
+  },
+  {
+    name: 'age_context',
+    label: 'AGE',
+    requires: DIGIT,
+    pattern: /\b(?:aged?|age:|at\s+age|turn(?:s|ed)?|turning)\s*(?<phi>9\d|1[0-4]\d)\b/dgi,
+    group: 'phi',
+  },
+  {
+    name: 'age_decade',
+    label: 'AGE',
+    requires: DIGIT,
+    pattern: /\b(?:in\s+(?:his|her|their)\s+(?:early\s+|mid\s+|late\s+)?)(?<phi>9\d|1[0-4]\d)s\b/dgi,
+    group: 'phi',
+  },
+  {
+    name: 'age_sex',
+    label: 'AGE',
+    requires: DIGIT,
+    pattern: /\b(?<phi>9\d|1[0-4]\d)\s?(?:M|F|yo?[MF])\b/dg,
+    group: 'phi',
+  },
   // ---------------------------------------------------------------- ID
   { name: 'ssn', label: 'ID', requires: DIGIT, pattern: /\b\d{3}([- ])\d{2}\1\d{4}\b/g },
-  { name: 'id_context', label: 'ID', requires: DIGIT, pattern: m(`\\b${ID_CUE}(?![a-z])[\\s:#.=-]*(?:is\\s+|of\\s+|was\\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\\b`, 'gid'), group: 'phi', accept: (v) => digitCount(v) >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) && !/\d\.\d/.test(v) },
-  { name: 'id_number_sign', label: 'ID', requires: '#', pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/gd, group: 'phi', accept: (_v, mt, text) => !m(`\\b${PHONE_CUE}\\W*$`, 'i').test(before(mt, text, 20)) },
-  { name: 'card_grouped', label: 'ID', requires: DIGIT, pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g },
+  {
+    name: 'id_context',
+    label: 'ID',
+    requires: DIGIT,
+    pattern: m(
+      `\\b${ID_CUE}(?![a-z])[\\s:#.=-]*(?:is\\s+|of\\s+|was\\s+)?(?<phi>[A-Za-z0-9](?:[A-Za-z0-9-]{1,}[A-Za-z0-9])?)\\b`,
+      'gid',
+    ),
+    group: 'phi',
+    accept: (v) => digitCount(v) >= 4 && !/^\d+(?:mm|cm|mg|ml)$/i.test(v) && !/\d\.\d/.test(v),
+  },
+  {
+    name: 'id_number_sign',
+    label: 'ID',
+    requires: '#',
+    pattern: /#\s?(?<phi>[A-Z]{0,3}\d{4,}[A-Z0-9-]*)\b/dg,
+    group: 'phi',
+    accept: (_v, mt, text) => !m(`\\b${PHONE_CUE}\\W*$`, 'i').test(before(mt, text, 20)),
+  },
+  {
+    name: 'card_grouped',
+    label: 'ID',
+    requires: DIGIT,
+    pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g,
+  },
   { name: 'long_number', label: 'ID', requires: DIGIT, pattern: /(?<![\d.,])\d{6,}(?![\d]|[.,]\d)/g },
   // A code of letters and at least five digits: "PJN123456", "A1234567"; not doses, rates or settings (500x12, 95CC, 700X15).
-  { name: 'alphanumeric_code', label: 'ID', requires: DIGIT, pattern: /\b(?:[A-Z]{1,4}-?\d{5,}[A-Z]{0,3}|\d{5,}-?[A-Z]{1,4})\b/g, accept: (v) => !/x\d|\dx/i.test(v) && !/^\d+(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|hr|hrs)$/i.test(v) },
+  {
+    name: 'alphanumeric_code',
+    label: 'ID',
+    requires: DIGIT,
+    pattern: /\b(?:[A-Z]{1,4}-?\d{5,}[A-Z]{0,3}|\d{5,}-?[A-Z]{1,4})\b/g,
+    accept: (v) => !/x\d|\dx/i.test(v) && !/^\d+(?:mm|cm|mg|ml|cc|kg|mcg|units|iu|u|hr|hrs)$/i.test(v),
+  },
   // ---------------------------------------------------------------- CONTACT
-  { name: 'email', label: 'CONTACT', requires: '@', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g },
-  { name: 'url', label: 'CONTACT', requires: /:\/\/|www\./i, pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi },
-  { name: 'domain_name', label: 'CONTACT', requires: /\.(?:com|org|net|edu|gov)\b/, pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov)\b(?:\/[^\s]*[^\s.,;:!?)])?/g },
-  { name: 'ipv4', label: 'CONTACT', requires: /\d\.\d{1,3}\.\d/, pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g },
+  {
+    name: 'email',
+    label: 'CONTACT',
+    requires: '@',
+    pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g,
+  },
+  {
+    name: 'url',
+    label: 'CONTACT',
+    requires: /:\/\/|www\./i,
+    pattern: /\b(?:https?:\/\/|ftp:\/\/|www\.)[^\s<>"'\]]+[^\s<>"'\].,;:!?)]/gi,
+  },
+  {
+    name: 'domain_name',
+    label: 'CONTACT',
+    requires: /\.(?:com|org|net|edu|gov)\b/,
+    pattern: /\b(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+(?:com|org|net|edu|gov)\b(?:\/[^\s]*[^\s.,;:!?)])?/g,
+  },
+  {
+    name: 'ipv4',
+    label: 'CONTACT',
+    requires: /\d\.\d{1,3}\.\d/,
+    pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.]*\d)/g,
+  },
   // "(617) 555-1234", "201/324/1423", "212- 476- 8356", "CELLULAR-410 202-6694", with an extension.
-  { name: 'phone_us', label: 'CONTACT', requires: DIGIT, pattern: m(`(?<![\\w.+])(?<!\\d[-/])${PHONE_US}(?:\\s*(?:x|ext\\.?|extension)\\s*\\d{1,6})?`, 'gi') },
-  { name: 'phone_international', label: 'CONTACT', requires: '+', pattern: /(?<![\w.])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g, accept: (v) => digitCount(v) >= 9 },
-  { name: 'phone_context', label: 'CONTACT', requires: DIGIT, pattern: m(`\\b${PHONE_CUE}\\b[.:#\\s]*(?:no\\.?|number|#)?[.:#\\s]*(?<phi>\\+?\\(?\\d[\\d\\s().-]{2,18}\\d)(?![\\d.]*\\d)`, 'gid'), group: 'phi', accept: (v, mt, text) => digitCount(v) >= 4 && !/\d\.\d/.test(v) && !followedBy(mt, text, MEASUREMENT_UNIT) && !followedBy(mt, text, /^\s*(?:am|pm|hrs?|mins?|x\b|%)/i) },
-  { name: 'phone_extension', label: 'CONTACT', requires: DIGIT, pattern: /\b(?:ext|extension)\.?\s?(?<phi>\d{3,6})\b/gid, group: 'phi', accept: (_v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT) },
+  {
+    name: 'phone_us',
+    label: 'CONTACT',
+    requires: DIGIT,
+    pattern: m(`(?<![\\w.+])(?<!\\d[-/])${PHONE_US}(?:\\s*(?:x|ext\\.?|extension)\\s*\\d{1,6})?`, 'gi'),
+  },
+  {
+    name: 'phone_international',
+    label: 'CONTACT',
+    requires: '+',
+    pattern: /(?<![\w.])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w])/g,
+    accept: (v) => digitCount(v) >= 9,
+  },
+  {
+    name: 'phone_context',
+    label: 'CONTACT',
+    requires: DIGIT,
+    pattern: m(
+      `\\b${PHONE_CUE}\\b[.:#\\s]*(?:no\\.?|number|#)?[.:#\\s]*(?<phi>\\+?\\(?\\d[\\d\\s().-]{2,18}\\d)(?![\\d.]*\\d)`,
+      'gid',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) =>
+      digitCount(v) >= 4 &&
+      !/\d\.\d/.test(v) &&
+      !followedBy(mt, text, MEASUREMENT_UNIT) &&
+      !followedBy(mt, text, /^\s*(?:am|pm|hrs?|mins?|x\b|%)/i),
+  },
+  {
+    name: 'phone_extension',
+    label: 'CONTACT',
+    requires: DIGIT,
+    pattern: /\b(?:ext|extension)\.?\s?(?<phi>\d{3,6})\b/dgi,
+    group: 'phi',
+    accept: (_v, mt, text) => !followedBy(mt, text, MEASUREMENT_UNIT),
+  },
   // ---------------------------------------------------------------- NAME (where the context is strong; the tagger carries the rest)
   // "Dr. Smith", "DR SMITH", "dr. smith", "Mrs. Burns", "Drs' Ballou and Dutter": a title in any case, then a name.
-  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
-  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?:${INITIAL}[ \\t]+)?(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
+  {
+    name: 'name_after_title',
+    label: 'NAME',
+    pattern: m(
+      `\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) => nameSequence(v, mt, text),
+  },
+  {
+    name: 'name_after_title',
+    label: 'NAME',
+    pattern: m(`\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?:${INITIAL}[ \\t]+)?(?<phi>${NAME_TOKEN})`, 'gd'),
+    group: 'phi',
+    accept: (v, mt, text) => nameSequence(v, mt, text),
+  },
   // "Dr. Rakusin and Toolis aware": the second name after "and" shares the title.
-  { name: 'name_after_title', label: 'NAME', pattern: m(`\\b${TITLE_ANY_CASE}s?(?:\\.|['’])?[ \\t]+${NAME_TOKEN}[ \\t]+(?:and|&)[ \\t]+(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
+  {
+    name: 'name_after_title',
+    label: 'NAME',
+    pattern: m(
+      `\\b${TITLE_ANY_CASE}s?(?:\\.|['’])?[ \\t]+${NAME_TOKEN}[ \\t]+(?:and|&)[ \\t]+(?<phi>${NAME_TOKEN})`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) => nameSequence(v, mt, text),
+  },
   // "ANTHONY C. KOZICKI, RRT", "s. roberto rrt", "Maria Lopez, MD": a signature.
-  { name: 'name_with_credentials', label: 'NAME', retryInside: true, pattern: m(`(?<![A-Za-z0-9'’-])${NOT_NAME_START}(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NOT_NAME_START}${NAME_TOKEN}){0,2}),?[ \\t]+${CREDENTIALS}\\b`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text) },
+  {
+    name: 'name_with_credentials',
+    label: 'NAME',
+    retryInside: true,
+    pattern: m(
+      `(?<![A-Za-z0-9'’-])${NOT_NAME_START}(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NOT_NAME_START}${NAME_TOKEN}){0,2}),?[ \\t]+${CREDENTIALS}\\b`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) => nameSequence(v, mt, text),
+  },
   // "daughter Marcela Carlson", "wife, Carol Buckley", "SON ROB"?, "IV nurse Virginia Sallese".
-  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named|["“])?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
-  { name: 'name_after_person_cue', label: 'NAME', pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named|["“])?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v, mt, text) => nameSequence(v, mt, text, false) },
+  {
+    name: 'name_after_person_cue',
+    label: 'NAME',
+    pattern: m(
+      `\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named|["“])?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) => nameSequence(v, mt, text, false),
+  },
+  {
+    name: 'name_after_person_cue',
+    label: 'NAME',
+    pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named|["“])?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'),
+    group: 'phi',
+    accept: (v, mt, text) => nameSequence(v, mt, text, false),
+  },
   // "discussed with Ann Fisher", "spoke with Dr. ...": only census names, a weaker cue than a title.
-  { name: 'name_after_talk', label: 'NAME', pattern: m(`\\b${TALK_CUE}\\b[ \\t]*:?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`, 'gd'), group: 'phi', accept: (v, mt, text) => /^[A-Z][a-z]/.test(v) && v.split(/\s+/).filter((t) => !w1IsInitial(t)).every((t) => censusName(key(t)) || !clinicalWord(key(t)) && !MEDICAL_TERMS.has(key(t))) && censusName(key(v.split(/\s+/)[0]!)) && nameSequence(v, mt, text) },
+  {
+    name: 'name_after_talk',
+    label: 'NAME',
+    pattern: m(
+      `\\b${TALK_CUE}\\b[ \\t]*:?[ \\t]*(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) =>
+      /^[A-Z][a-z]/.test(v) &&
+      v
+        .split(/\s+/)
+        .filter((t) => !w1IsInitial(t))
+        .every((t) => censusName(key(t)) || (!clinicalWord(key(t)) && !MEDICAL_TERMS.has(key(t)))) &&
+      censusName(key(v.split(/\s+/)[0]!)) &&
+      nameSequence(v, mt, text),
+  },
   // A labelled name field: "Patient: SMITH, JOHN", "Name: Jane Doe".
-  { name: 'name_labelled', label: 'NAME', pattern: m(`\\b${anyCase("(?:patient(?:'s)?\\s+name|patient|pt\\s+name|name)")}[ \\t]*:[ \\t]*(?<phi>${NAME_TOKEN},[ \\t]*${NAME_TOKEN}|${NAME_TOKEN}[ \\t]+${NAME_TOKEN})`, 'gd'), group: 'phi', accept: (v) => v.split(/[\s,]+/).every((t) => !stopWord(t) && (censusName(key(t)) || !clinicalWord(key(t)))) },
+  {
+    name: 'name_labelled',
+    label: 'NAME',
+    pattern: m(
+      `\\b${anyCase("(?:patient(?:'s)?\\s+name|patient|pt\\s+name|name)")}[ \\t]*:[ \\t]*(?<phi>${NAME_TOKEN},[ \\t]*${NAME_TOKEN}|${NAME_TOKEN}[ \\t]+${NAME_TOKEN})`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v) => v.split(/[\s,]+/).every((t) => !stopWord(t) && (censusName(key(t)) || !clinicalWord(key(t)))),
+  },
   // An initial and a surname where a clinician is told or acts: "E. SMITH AWARE", "per d ross", "by C. JONES".
-  { name: 'name_initial_surname', label: 'NAME', pattern: m(`(?<![\\w.])(?<phi>(?![Aalr][ \\t])[A-Za-z](?:\\.[ \\t]?|[ \\t])(?<last>[A-Za-z][a-z'’-]+|[A-Z][A-Z'’-]+))(?=[ \\t]*(?:${anyCase(STAFF_FOLLOWER)})\\b)`, 'gd'), group: 'phi', accept: (_v, mt) => initialSurname(mt.groups!.last!) },
-  { name: 'name_initial_surname', label: 'NAME', pattern: m(`\\b(?:${anyCase('per|by')})[ \\t]+(?<phi>(?![Aalr][ \\t])[A-Za-z](?:\\.[ \\t]?|[ \\t])(?<last>[A-Za-z][a-z'’-]+|[A-Z][A-Z'’-]+))\\b`, 'gd'), group: 'phi', accept: (_v, mt) => initialSurname(mt.groups!.last!) },
+  {
+    name: 'name_initial_surname',
+    label: 'NAME',
+    pattern: m(
+      `(?<![\\w.])(?<phi>(?![Aalr][ \\t])[A-Za-z](?:\\.[ \\t]?|[ \\t])(?<last>[A-Za-z][a-z'’-]+|[A-Z][A-Z'’-]+))(?=[ \\t]*(?:${anyCase(STAFF_FOLLOWER)})\\b)`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (_v, mt) => initialSurname(mt.groups!.last!),
+  },
+  {
+    name: 'name_initial_surname',
+    label: 'NAME',
+    pattern: m(
+      `\\b(?:${anyCase('per|by')})[ \\t]+(?<phi>(?![Aalr][ \\t])[A-Za-z](?:\\.[ \\t]?|[ \\t])(?<last>[A-Za-z][a-z'’-]+|[A-Z][A-Z'’-]+))\\b`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (_v, mt) => initialSurname(mt.groups!.last!),
+  },
   // "Patient John Smith": after the word patient, a capitalised given name that is also a word ("John", "Will") counts, as after a comma.
-  { name: 'name_after_patient', label: 'NAME', pattern: m(`\\b(?:[Pp]atient|PATIENT|[Pp]t\\.?|PT)[ \\t]+(?<phi>(?<first>[A-Z][a-z'’]+)[ \\t]+(?<last>[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?))\\b`, 'gd'), group: 'phi', accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text, true) },
+  {
+    name: 'name_after_patient',
+    label: 'NAME',
+    pattern: m(
+      `\\b(?:[Pp]atient|PATIENT|[Pp]t\\.?|PT)[ \\t]+(?<phi>(?<first>[A-Z][a-z'’]+)[ \\t]+(?<last>[A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?))\\b`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text, true),
+  },
   // "Smith, John": the comma order lets a given name that is also a word ("John", "Will") count.
-  { name: 'name_last_comma_first', label: 'NAME', pattern: /\b(?<last>[A-Z][a-z'’-]+), ?(?<first>[A-Z][a-z'’-]+)(?: [A-Z]\.?(?![a-z]))?/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text, true) },
-  { name: 'name_first_last', label: 'NAME', pattern: /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g, accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text) },
-  { name: 'name_world_pair', label: 'NAME', pattern: /(?<![\p{L}'’-])(?<first>\p{Lu}[\p{Ll}'’]+)[ \t]+(?:\p{Lu}\.?[ \t]+)?(?<last>\p{Lu}[\p{Ll}'’]+)(?![\p{L}'’-])/gu, accept: (_v, mt, text) => worldNamePair(mt.groups!.first!, mt.groups!.last!, mt, text) },
-  { name: 'name_given_alone', label: 'NAME', pattern: /(?<![A-Za-z'’-])[A-Z][a-z]{2,}(?![A-Za-z'’-])/g, accept: (v, mt, text) => givenNameAlone(v, mt, text) },
+  {
+    name: 'name_last_comma_first',
+    label: 'NAME',
+    pattern: /\b(?<last>[A-Z][a-z'’-]+), ?(?<first>[A-Z][a-z'’-]+)(?: [A-Z]\.?(?![a-z]))?/g,
+    accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text, true),
+  },
+  {
+    name: 'name_first_last',
+    label: 'NAME',
+    pattern:
+      /\b(?<first>[A-Z][a-z'’]+|[A-Z]{2,}) (?:[A-Z]\.? )?(?<last>[A-Z][a-zA-Z'’]*(?:-[A-Z][a-zA-Z'’]*)?[a-zA-Z])\b/g,
+    accept: (_v, mt, text) => dictionaryName(mt.groups!.first!, mt.groups!.last!, mt, text),
+  },
+  {
+    name: 'name_world_pair',
+    label: 'NAME',
+    pattern:
+      /(?<![\p{L}'’-])(?<first>\p{Lu}[\p{Ll}'’]+)[ \t]+(?:\p{Lu}\.?[ \t]+)?(?<last>\p{Lu}[\p{Ll}'’]+)(?![\p{L}'’-])/gu,
+    accept: (_v, mt, text) => worldNamePair(mt.groups!.first!, mt.groups!.last!, mt, text),
+  },
+  {
+    name: 'name_given_alone',
+    label: 'NAME',
+    pattern: /(?<![A-Za-z'’-])[A-Z][a-z]{2,}(?![A-Za-z'’-])/g,
+    accept: (v, mt, text) => givenNameAlone(v, mt, text),
+  },
   // ---------------------------------------------------------------- LOCATION
-  { name: 'street_address', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][a-z'’.-]+|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|#)\\.?\\s*[A-Za-z0-9-]+)?`, 'g'), accept: (v) => !v.split(/\s+/).slice(1, -1).some((w) => MEDICAL_TERMS.has(key(w)) && !censusName(key(w))) },
-  { name: 'street_international', label: 'LOCATION', requires: DIGIT, pattern: /\b[A-ZÀ-Þ][a-zA-Zà-ÿ]+(?:katu|vägen|gatan|gata|gade|vej|veien|straße|strasse|straat|gasse|platz|utca)\s+\d+[A-Za-z]?\b/g },
-  { name: 'address_unit', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d+[A-Z]?\b/g },
-  { name: 'po_box', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi },
-  { name: 'city_before_state', label: 'LOCATION', pattern: m(`\\b(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}),\\s+(?:${STATE_ABBR}|${STATE_NAME})\\b(?![a-z])`, 'gd'), group: 'phi', accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !v.split(/[ -]/).some(stopWord) },
-  { name: 'zip_after_state', label: 'LOCATION', requires: DIGIT, pattern: m(`\\b(?:${STATE_ABBR}|${STATE_NAME}),?\\s+(?<phi>\\d{5}(?:-\\d{4})?)\\b`, 'gd'), group: 'phi' },
-  { name: 'zip_context', label: 'LOCATION', requires: DIGIT, pattern: /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/gid, group: 'phi' },
+  {
+    name: 'street_address',
+    label: 'LOCATION',
+    requires: DIGIT,
+    pattern: m(
+      `\\b\\d{1,6}[A-Za-z]?\\s+(?:[NSEW]\\.?\\s+)?(?:(?:[A-Z][a-z'’.-]+|\\d{1,3}(?:st|nd|rd|th))\\s+){1,4}${STREET_SUFFIX}\\b\\.?(?:,?\\s*(?:Apt|Apartment|Suite|Ste|Unit|#)\\.?\\s*[A-Za-z0-9-]+)?`,
+      'g',
+    ),
+    accept: (v) =>
+      !v
+        .split(/\s+/)
+        .slice(1, -1)
+        .some((w) => MEDICAL_TERMS.has(key(w)) && !censusName(key(w))),
+  },
+  {
+    name: 'street_international',
+    label: 'LOCATION',
+    requires: DIGIT,
+    pattern:
+      /\b[A-ZÀ-Þ][a-zA-Zà-ÿ]+(?:katu|vägen|gatan|gata|gade|vej|veien|straße|strasse|straat|gasse|platz|utca)\s+\d+[A-Za-z]?\b/g,
+  },
+  {
+    name: 'address_unit',
+    label: 'LOCATION',
+    requires: DIGIT,
+    pattern: /\b(?:Apt|Apartment|Suite|Ste)\.?\s*#?\s*\d+[A-Z]?\b/g,
+  },
+  {
+    name: 'po_box',
+    label: 'LOCATION',
+    requires: DIGIT,
+    pattern: /\b(?:P\.?\s?O\.?\s?Box|Post\s+Office\s+Box)\s+\d+\b/gi,
+  },
+  {
+    name: 'city_before_state',
+    label: 'LOCATION',
+    pattern: m(`\\b(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}),\\s+(?:${STATE_ABBR}|${STATE_NAME})\\b(?![a-z])`, 'gd'),
+    group: 'phi',
+    accept: (v) => !NOT_LOCATIONS.has(v.toLowerCase()) && !v.split(/[ -]/).some(stopWord),
+  },
+  {
+    name: 'zip_after_state',
+    label: 'LOCATION',
+    requires: DIGIT,
+    pattern: m(`\\b(?:${STATE_ABBR}|${STATE_NAME}),?\\s+(?<phi>\\d{5}(?:-\\d{4})?)\\b`, 'gd'),
+    group: 'phi',
+  },
+  {
+    name: 'zip_context',
+    label: 'LOCATION',
+    requires: DIGIT,
+    pattern:
+      /\b(?:zip(?:\s*code)?|postal\s+code|postcode)[\s:#]*(?:is\s+)?(?<phi>\d{5}(?:-\d{4})?|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b/dgi,
+    group: 'phi',
+  },
   // "Harbor Hosp", "FREDERICK MEMORIAL", "St Mary hospital", "Brookside Family Practice".
-  { name: 'institution', label: 'LOCATION', requires: m(`\\b${INSTITUTION_TYPE}`, ''), pattern: m(`(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?|ST\\.?)\\s+)?(?:\\b(?:[A-Z][A-Za-z'’&-]*|[A-Z]{2,})\\s+(?:(?:of|and|&|the)\\s+)?){1,4}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)(?![A-Za-z])`, 'gd'), group: 'phi', accept: institutionName, retryInside: true },
-  { name: 'institution_of', label: 'LOCATION', requires: / of /i, pattern: m(`(?:\\b${anyCase('(?:University|Hospital|College|Institute)')}|(?<!\\d\\s*)\\bU)\\s+${anyCase('of')}\\s+(?:(?:[A-Z][A-Za-z'’-]+\\s?){1,3}|${anyCase(`(?:${STATE_NAME})`)}\\b)`, 'g'), accept: (v) => !/\bof\s+(?:Medicine|Pharmacy|Nursing)\b/i.test(v) },
+  {
+    name: 'institution',
+    label: 'LOCATION',
+    requires: m(`\\b${INSTITUTION_TYPE}`, ''),
+    pattern: m(
+      `(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?|ST\\.?)\\s+)?(?:\\b(?:[A-Z][A-Za-z'’&-]*|[A-Z]{2,})\\s+(?:(?:of|and|&|the)\\s+)?){1,4}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)(?![A-Za-z])`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: institutionName,
+    retryInside: true,
+  },
+  {
+    name: 'institution_of',
+    label: 'LOCATION',
+    requires: / of /i,
+    pattern: m(
+      `(?:\\b${anyCase('(?:University|Hospital|College|Institute)')}|(?<!\\d\\s*)\\bU)\\s+${anyCase('of')}\\s+(?:(?:[A-Z][A-Za-z'’-]+\\s?){1,3}|${anyCase(`(?:${STATE_NAME})`)}\\b)`,
+      'g',
+    ),
+    accept: (v) => !/\bof\s+(?:Medicine|Pharmacy|Nursing)\b/i.test(v),
+  },
   // Hospital initialisms ending in MC (Medical Center): "a transfer from the XYZMC".
-  { name: 'institution_initialism', label: 'LOCATION', requires: /[A-Z]MC\b/, pattern: /\b[A-Z]{1,4}MC\b/g, accept: (v) => !ACRONYMS.has(v) && !MEDICAL_TERMS.has(v.toLowerCase()) },
-  { name: 'place_unknown_word', label: 'LOCATION', pattern: /\b(?:from|in|near|lives\s+in|resides\s+in)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/gd, group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) },
-  { name: 'ward', label: 'LOCATION', requires: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg)\b/, pattern: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g, accept: (v) => /\d/.test(v) || v.split(/\s+/).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(w)) },
-  { name: 'place_after_movement', label: 'LOCATION', pattern: m(`\\b(?:${anyCase(MOVEMENT_CUE)})[ \\t]+(?:${anyCase('the')}[ \\t]+)?(?<phi>[A-Za-z][A-Za-z'’]*[A-Za-z])\\b(?!-)`, 'gd'), group: 'phi', accept: placeAfterMovement },
-  { name: 'place_after_context', label: 'LOCATION', pattern: m(`\\b${anyCase(PLACE_CUE)}\\s+(?<phi>(?:St\\.?\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,2})`, 'gd'), group: 'phi', accept: (v, mt, text) => unknownPlace(v, mt, text) || (institutionName(`${v} x`) && v.split(/\s+/).every((w) => !stopWord(w) && !clinicalWord(key(w)) && !MEDICAL_TERMS.has(key(w)))) },
+  {
+    name: 'institution_initialism',
+    label: 'LOCATION',
+    requires: /[A-Z]MC\b/,
+    pattern: /\b[A-Z]{1,4}MC\b/g,
+    accept: (v) => !ACRONYMS.has(v) && !MEDICAL_TERMS.has(v.toLowerCase()),
+  },
+  {
+    name: 'place_unknown_word',
+    label: 'LOCATION',
+    pattern: /\b(?:from|in|near|lives\s+in|resides\s+in)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/dg,
+    group: 'phi',
+    accept: (v, mt, text) => unknownPlace(v, mt, text),
+  },
+  {
+    name: 'ward',
+    label: 'LOCATION',
+    requires: /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg)\b/,
+    pattern:
+      /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g,
+    accept: (v) =>
+      /\d/.test(v) ||
+      v
+        .split(/\s+/)
+        .some(
+          (w) =>
+            !GENERIC_PLACE.has(w.toLowerCase()) &&
+            !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(
+              w,
+            ),
+        ),
+  },
+  {
+    name: 'place_after_movement',
+    label: 'LOCATION',
+    pattern: m(
+      `\\b(?:${anyCase(MOVEMENT_CUE)})[ \\t]+(?:${anyCase('the')}[ \\t]+)?(?<phi>[A-Za-z][A-Za-z'’]*[A-Za-z])\\b(?!-)`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: placeAfterMovement,
+  },
+  {
+    name: 'place_after_context',
+    label: 'LOCATION',
+    pattern: m(
+      `\\b${anyCase(PLACE_CUE)}\\s+(?<phi>(?:St\\.?\\s)?[A-Z][a-zA-Z'’-]+(?:[\\s-](?:[A-Z][a-zA-Z'’-]+)){0,2})`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) =>
+      unknownPlace(v, mt, text) ||
+      (institutionName(`${v} x`) &&
+        v.split(/\s+/).every((w) => !stopWord(w) && !clinicalWord(key(w)) && !MEDICAL_TERMS.has(key(w)))),
+  },
 ];

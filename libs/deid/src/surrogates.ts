@@ -6,9 +6,53 @@ import type { PhiSpan } from './types';
 const FIRST = [...censusNames.first_male.slice(0, 300), ...censusNames.first_female.slice(0, 300)];
 const LAST = censusNames.last.slice(0, 2000);
 /** Town names found in many states, so a surrogate points at no one place. */
-const TOWNS = ['Springfield', 'Fairview', 'Riverside', 'Franklin', 'Greenville', 'Bristol', 'Clinton', 'Madison', 'Georgetown', 'Salem', 'Arlington', 'Ashland', 'Oxford', 'Milton', 'Newport', 'Dayton', 'Burlington', 'Manchester', 'Jackson', 'Marion', 'Kingston', 'Lebanon', 'Dover', 'Hudson', 'Auburn', 'Chester', 'Centerville', 'Mount Vernon', 'Oakland', 'Winchester'];
+const TOWNS = [
+  'Springfield',
+  'Fairview',
+  'Riverside',
+  'Franklin',
+  'Greenville',
+  'Bristol',
+  'Clinton',
+  'Madison',
+  'Georgetown',
+  'Salem',
+  'Arlington',
+  'Ashland',
+  'Oxford',
+  'Milton',
+  'Newport',
+  'Dayton',
+  'Burlington',
+  'Manchester',
+  'Jackson',
+  'Marion',
+  'Kingston',
+  'Lebanon',
+  'Dover',
+  'Hudson',
+  'Auburn',
+  'Chester',
+  'Centerville',
+  'Mount Vernon',
+  'Oakland',
+  'Winchester',
+];
 const STREET_TYPES = ['Street', 'Avenue', 'Road', 'Lane', 'Drive', 'Court', 'Place', 'Way'];
-const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTHS = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 const DAY_MS = 86_400_000;
 
 /**
@@ -60,7 +104,8 @@ export class SurrogateGenerator {
   }
 
   private nameToken(token: string, patientKey: string): string {
-    if (token.length === 1) return String.fromCharCode(65 + (this.hmac('initial', patientKey, token.toLowerCase())[0]! % 26));
+    if (token.length === 1)
+      return String.fromCharCode(65 + (this.hmac('initial', patientKey, token.toLowerCase())[0]! % 26));
     const pool = FIRST_NAMES.has(token.toLowerCase()) ? FIRST : LAST;
     const surrogate = this.choose(pool, 'name', patientKey, token.toLowerCase());
     return token === token.toUpperCase() ? surrogate.toUpperCase() : surrogate;
@@ -71,21 +116,30 @@ export class SurrogateGenerator {
     const stream = this.hmac(kind, patientKey, value.toLowerCase());
     let i = 0;
     const next = () => stream[i++ % stream.length]! + i;
-    return value.replace(/[0-9]|[A-Z]|[a-z]/g, (c) => (/\d/.test(c) ? String(next() % 10) : /[A-Z]/.test(c) ? String.fromCharCode(65 + (next() % 26)) : String.fromCharCode(97 + (next() % 26))));
+    return value.replace(/[0-9]|[A-Z]|[a-z]/g, (c) =>
+      /\d/.test(c)
+        ? String(next() % 10)
+        : /[A-Z]/.test(c)
+          ? String.fromCharCode(65 + (next() % 26))
+          : String.fromCharCode(97 + (next() % 26)),
+    );
   }
 
   private contact(value: string, patientKey: string): string {
     const tag = this.hmac('contact', patientKey, value.toLowerCase()).toString('hex').slice(0, 8);
-    if (value.includes('@')) return `${this.choose(LAST, 'email', patientKey, value.toLowerCase()).toLowerCase()}.${tag.slice(0, 4)}@example.org`;
-    if (/^(?:https?:\/\/|ftp:\/\/|www\.)/i.test(value) || /[a-z]{2,}\.[a-z]{2,}/i.test(value)) return `https://example.org/${tag}`;
-    if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(value)) return `192.0.2.${parseInt(tag.slice(0, 2), 16) % 254 + 1}`;
+    if (value.includes('@'))
+      return `${this.choose(LAST, 'email', patientKey, value.toLowerCase()).toLowerCase()}.${tag.slice(0, 4)}@example.org`;
+    if (/^(?:https?:\/\/|ftp:\/\/|www\.)/i.test(value) || /[a-z]{2,}\.[a-z]{2,}/i.test(value))
+      return `https://example.org/${tag}`;
+    if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(value)) return `192.0.2.${(parseInt(tag.slice(0, 2), 16) % 254) + 1}`;
     if (value.includes(':')) return `2001:db8::${tag.slice(0, 4)}`;
     return this.formatLike(value, patientKey, 'CONTACT');
   }
 
   private location(span: PhiSpan, value: string, patientKey: string): string {
     const key = value.toLowerCase();
-    if (span.rule.startsWith('zip') || /^\d{5}(?:-\d{4})?$/.test(value)) return this.formatLike(value, patientKey, 'ZIP');
+    if (span.rule.startsWith('zip') || /^\d{5}(?:-\d{4})?$/.test(value))
+      return this.formatLike(value, patientKey, 'ZIP');
     if (span.rule === 'street_address') {
       const number = String(1 + (this.hmac('street-number', patientKey, key).readUInt16BE(0) % 9999));
       return `${number} ${this.choose(LAST, 'street', patientKey, key)} ${this.choose(STREET_TYPES, 'street-type', patientKey, key)}`;
@@ -93,7 +147,9 @@ export class SurrogateGenerator {
     if (span.rule === 'institution' || span.rule === 'institution_of' || span.rule === 'ward') {
       // Keep the kind of place ("Medical Center"), replace what names it.
       return value.replace(/\b[A-Z][\p{L}'’.-]*/gu, (word) =>
-        /^(?:Hospital|Medical|Center|Centre|Clinic|Health|Healthcare|System|Institute|University|College|Imaging|Radiology|Associates|Group|Memorial|General|Regional|Nursing|Home|Ward|Wing|Building|Tower|Pavilion|Of|The|St\.?|Saint)$/i.test(word)
+        /^(?:Hospital|Medical|Center|Centre|Clinic|Health|Healthcare|System|Institute|University|College|Imaging|Radiology|Associates|Group|Memorial|General|Regional|Nursing|Home|Ward|Wing|Building|Tower|Pavilion|Of|The|St\.?|Saint)$/i.test(
+          word,
+        )
           ? word
           : this.choose(LAST, 'place', patientKey, word.toLowerCase()),
       );
@@ -108,8 +164,10 @@ interface ParsedDate {
 }
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-const monthIndex = (name: string) => MONTHS.findIndex((m) => m.slice(0, 3).toLowerCase() === name.slice(0, 3).toLowerCase());
-const ordinal = (d: number) => `${d}${d % 10 === 1 && d !== 11 ? 'st' : d % 10 === 2 && d !== 12 ? 'nd' : d % 10 === 3 && d !== 13 ? 'rd' : 'th'}`;
+const monthIndex = (name: string) =>
+  MONTHS.findIndex((m) => m.slice(0, 3).toLowerCase() === name.slice(0, 3).toLowerCase());
+const ordinal = (d: number) =>
+  `${d}${d % 10 === 1 && d !== 11 ? 'st' : d % 10 === 2 && d !== 12 ? 'nd' : d % 10 === 3 && d !== 13 ? 'rd' : 'th'}`;
 const utc = (y: number, m: number, d: number) => new Date(Date.UTC(y, m, d));
 /** A date written without its year is placed in a non-leap reference year to be shifted. */
 const REFERENCE_YEAR = 2001;
@@ -117,7 +175,10 @@ const year2 = (y: string) => (y.length === 2 ? 2000 + Number(y) - (Number(y) > 5
 /** Renders a month name the way the original wrote it: full, three letters, upper case, with a dot. */
 function monthLike(original: string, index: number): string {
   const full = MONTHS[index]!;
-  const name = original.replace(/\.$/, '').length <= 4 && original.replace(/\.$/, '').toLowerCase() !== full.toLowerCase() ? full.slice(0, 3) : full;
+  const name =
+    original.replace(/\.$/, '').length <= 4 && original.replace(/\.$/, '').toLowerCase() !== full.toLowerCase()
+      ? full.slice(0, 3)
+      : full;
   const cased = original === original.toUpperCase() ? name.toUpperCase() : name;
   return original.endsWith('.') ? `${cased}.` : cased;
 }
@@ -126,43 +187,85 @@ function monthLike(original: string, index: number): string {
 const DATE_FORMATS: ((value: string) => ParsedDate | undefined)[] = [
   (v) => {
     const m = /^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})$/.exec(v);
-    return m ? { date: utc(+m[1]!, +m[3]! - 1, +m[4]!), render: (d) => `${d.getUTCFullYear()}${m[2]}${pad(d.getUTCMonth() + 1, m[3]!.length)}${m[2]}${pad(d.getUTCDate(), m[4]!.length)}` } : undefined;
+    return m
+      ? {
+          date: utc(+m[1]!, +m[3]! - 1, +m[4]!),
+          render: (d) =>
+            `${d.getUTCFullYear()}${m[2]}${pad(d.getUTCMonth() + 1, m[3]!.length)}${m[2]}${pad(d.getUTCDate(), m[4]!.length)}`,
+        }
+      : undefined;
   },
   (v) => {
     const m = /^(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})$/.exec(v);
-    return m ? { date: utc(year2(m[4]!), +m[1]! - 1, +m[3]!), render: (d) => `${pad(d.getUTCMonth() + 1, m[1]!.length)}${m[2]}${pad(d.getUTCDate(), m[3]!.length)}${m[2]}${String(d.getUTCFullYear()).slice(-m[4]!.length)}` } : undefined;
+    return m
+      ? {
+          date: utc(year2(m[4]!), +m[1]! - 1, +m[3]!),
+          render: (d) =>
+            `${pad(d.getUTCMonth() + 1, m[1]!.length)}${m[2]}${pad(d.getUTCDate(), m[3]!.length)}${m[2]}${String(d.getUTCFullYear()).slice(-m[4]!.length)}`,
+        }
+      : undefined;
   },
   (v) => {
     const m = /^(\d{1,2})\/(\d{1,2})$/.exec(v);
-    return m ? { date: utc(REFERENCE_YEAR, +m[1]! - 1, +m[2]!), render: (d) => `${pad(d.getUTCMonth() + 1, m[1]!.length)}/${pad(d.getUTCDate(), m[2]!.length)}` } : undefined;
+    return m
+      ? {
+          date: utc(REFERENCE_YEAR, +m[1]! - 1, +m[2]!),
+          render: (d) => `${pad(d.getUTCMonth() + 1, m[1]!.length)}/${pad(d.getUTCDate(), m[2]!.length)}`,
+        }
+      : undefined;
   },
   (v) => {
     const m = /^(\d{1,2})[/-](\d{4})$/.exec(v);
-    return m ? { date: utc(+m[2]!, +m[1]! - 1, 15), render: (d) => `${pad(d.getUTCMonth() + 1, m[1]!.length)}${v.includes('/') ? '/' : '-'}${d.getUTCFullYear()}` } : undefined;
+    return m
+      ? {
+          date: utc(+m[2]!, +m[1]! - 1, 15),
+          render: (d) => `${pad(d.getUTCMonth() + 1, m[1]!.length)}${v.includes('/') ? '/' : '-'}${d.getUTCFullYear()}`,
+        }
+      : undefined;
   },
   (v) => {
     const m = /^((?:[A-Za-z]+\.?,?\s+)?)([A-Za-z]+\.?)\s+(\d{1,2})(st|nd|rd|th)?(?:(,?\s+)(\d{4}))?$/.exec(v);
     if (!m || monthIndex(m[2]!) < 0) return undefined;
-    return { date: utc(m[6] ? +m[6] : REFERENCE_YEAR, monthIndex(m[2]!), +m[3]!), render: (d) => `${monthLike(m[2]!, d.getUTCMonth())} ${m[4] ? ordinal(d.getUTCDate()) : d.getUTCDate()}${m[6] ? `${m[5]}${d.getUTCFullYear()}` : ''}` };
+    return {
+      date: utc(m[6] ? +m[6] : REFERENCE_YEAR, monthIndex(m[2]!), +m[3]!),
+      render: (d) =>
+        `${monthLike(m[2]!, d.getUTCMonth())} ${m[4] ? ordinal(d.getUTCDate()) : d.getUTCDate()}${m[6] ? `${m[5]}${d.getUTCFullYear()}` : ''}`,
+    };
   },
   (v) => {
     const m = /^(\d{1,2})(st|nd|rd|th)?(\s+of)?\s+([A-Za-z]+\.?)(?:(,?\s+)(\d{4}))?$/.exec(v);
     if (!m || monthIndex(m[4]!) < 0) return undefined;
-    return { date: utc(m[6] ? +m[6] : REFERENCE_YEAR, monthIndex(m[4]!), +m[1]!), render: (d) => `${m[2] ? ordinal(d.getUTCDate()) : d.getUTCDate()}${m[3] ?? ''} ${monthLike(m[4]!, d.getUTCMonth())}${m[6] ? `${m[5]}${d.getUTCFullYear()}` : ''}` };
+    return {
+      date: utc(m[6] ? +m[6] : REFERENCE_YEAR, monthIndex(m[4]!), +m[1]!),
+      render: (d) =>
+        `${m[2] ? ordinal(d.getUTCDate()) : d.getUTCDate()}${m[3] ?? ''} ${monthLike(m[4]!, d.getUTCMonth())}${m[6] ? `${m[5]}${d.getUTCFullYear()}` : ''}`,
+    };
   },
   (v) => {
     const m = /^(\d{1,2})-([A-Za-z]{3})-(\d{4}|\d{2})$/.exec(v);
     if (!m || monthIndex(m[2]!) < 0) return undefined;
-    return { date: utc(year2(m[3]!), monthIndex(m[2]!), +m[1]!), render: (d) => `${pad(d.getUTCDate(), m[1]!.length)}-${monthLike(m[2]!, d.getUTCMonth())}-${String(d.getUTCFullYear()).slice(-m[3]!.length)}` };
+    return {
+      date: utc(year2(m[3]!), monthIndex(m[2]!), +m[1]!),
+      render: (d) =>
+        `${pad(d.getUTCDate(), m[1]!.length)}-${monthLike(m[2]!, d.getUTCMonth())}-${String(d.getUTCFullYear()).slice(-m[3]!.length)}`,
+    };
   },
   (v) => {
     const m = /^([A-Za-z]+\.?),?\s+(?:of\s+)?(\d{4})$/.exec(v);
     if (!m || monthIndex(m[1]!) < 0) return undefined;
-    return { date: utc(+m[2]!, monthIndex(m[1]!), 15), render: (d) => `${monthLike(m[1]!, d.getUTCMonth())} ${d.getUTCFullYear()}` };
+    return {
+      date: utc(+m[2]!, monthIndex(m[1]!), 15),
+      render: (d) => `${monthLike(m[1]!, d.getUTCMonth())} ${d.getUTCFullYear()}`,
+    };
   },
   (v) => {
     const m = /^((?:19|20)\d{2})(\d{2})(\d{2})$/.exec(v);
-    return m ? { date: utc(+m[1]!, +m[2]! - 1, +m[3]!), render: (d) => `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}` } : undefined;
+    return m
+      ? {
+          date: utc(+m[1]!, +m[2]! - 1, +m[3]!),
+          render: (d) => `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}`,
+        }
+      : undefined;
   },
   (v) => {
     // A day alone ("on the 4th"): shifted within a reference month, so only its form survives.
@@ -171,7 +274,9 @@ const DATE_FORMATS: ((value: string) => ParsedDate | undefined)[] = [
   },
   (v) => {
     const i = monthIndex(v);
-    return i >= 0 && /^[A-Za-z]+$/.test(v) ? { date: utc(REFERENCE_YEAR, i, 15), render: (d) => monthLike(v, d.getUTCMonth()) } : undefined;
+    return i >= 0 && /^[A-Za-z]+$/.test(v)
+      ? { date: utc(REFERENCE_YEAR, i, 15), render: (d) => monthLike(v, d.getUTCMonth()) }
+      : undefined;
   },
 ];
 
@@ -179,7 +284,8 @@ const DATE_FORMATS: ((value: string) => ParsedDate | undefined)[] = [
 export function shiftDate(value: string, days: number): string | undefined {
   for (const format of DATE_FORMATS) {
     const parsed = format(value.trim());
-    if (parsed && !Number.isNaN(parsed.date.getTime())) return parsed.render(new Date(parsed.date.getTime() + days * DAY_MS));
+    if (parsed && !Number.isNaN(parsed.date.getTime()))
+      return parsed.render(new Date(parsed.date.getTime() + days * DAY_MS));
   }
   return undefined;
 }

@@ -3,7 +3,12 @@ import type { PhiLabel, PhiSpan } from '../src';
 
 /** The spans of `found` (words of text, with labels) completed, as the words they cover. */
 function complete(text: string, found: [PhiLabel, string][]): string[] {
-  const spans: PhiSpan[] = found.map(([label, word]) => ({ start: text.indexOf(word), end: text.indexOf(word) + word.length, label, rule: 'test' }));
+  const spans: PhiSpan[] = found.map(([label, word]) => ({
+    start: text.indexOf(word),
+    end: text.indexOf(word) + word.length,
+    label,
+    rule: 'test',
+  }));
   return completeSpans(text, spans).map((s) => text.slice(s.start, s.end));
 }
 

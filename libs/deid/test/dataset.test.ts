@@ -3,16 +3,39 @@ import { makeTempDir } from '@medsyn/testing';
 import { Anonymizer, anonymizeDataset, createDetector, type DatasetSpec } from '../src';
 
 const anonymizer = new Anonymizer({ surrogateSecret: 'dataset-test-secret-0123' });
-const lines = (buffer: Buffer) => buffer.toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (buffer: Buffer) =>
+  buffer
+    .toString('utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('anonymizeDataset', () => {
   const temp = makeTempDir('deid-dataset');
   const store = new FileArtifactStore(temp.dir);
   afterAll(() => temp.remove());
 
-  const records = Array.from({ length: 7 }, (_, i) => JSON.stringify({ id: `r${i}`, text: `FINDINGS: Discussed with Dr. Okafor on 3/${i + 1}. IMPRESSION: Case ${i} stable.`, mrn: 'p1' }));
-  const manifest = [...records.slice(0, 3), '{broken', JSON.stringify({ id: 'no-text' }), ...records.slice(3)].join('\n');
-  const spec = (prefix: string): DatasetSpec => ({ inputKey: 'in/reports.jsonl', format: 'jsonl', idField: 'id', textField: 'text', patientKeyField: 'mrn', mode: 'mask', omitSpans: false, outputPrefix: prefix, partSize: 2 });
+  const records = Array.from({ length: 7 }, (_, i) =>
+    JSON.stringify({
+      id: `r${i}`,
+      text: `FINDINGS: Discussed with Dr. Okafor on 3/${i + 1}. IMPRESSION: Case ${i} stable.`,
+      mrn: 'p1',
+    }),
+  );
+  const manifest = [...records.slice(0, 3), '{broken', JSON.stringify({ id: 'no-text' }), ...records.slice(3)].join(
+    '\n',
+  );
+  const spec = (prefix: string): DatasetSpec => ({
+    inputKey: 'in/reports.jsonl',
+    format: 'jsonl',
+    idField: 'id',
+    textField: 'text',
+    patientKeyField: 'mrn',
+    mode: 'mask',
+    omitSpans: false,
+    outputPrefix: prefix,
+    partSize: 2,
+  });
 
   it('writes the anonymized manifest, the prompts and a per-record error list', async () => {
     await store.put('in/reports.jsonl', manifest);
@@ -20,9 +43,15 @@ describe('anonymizeDataset', () => {
     expect(result).toMatchObject({ completed: 7, failed: 2, parts: 5 });
     const anonymized = lines(await getBuffer(store, 'out/a/anonymized.jsonl'));
     expect(anonymized.map((r) => r.id)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
-    expect(anonymized[0]).toMatchObject({ text: 'FINDINGS: Discussed with Dr. ___ on ___. IMPRESSION: Case 0 stable.', prompt: { text: 'Case 0 stable.', source_section: 'IMPRESSION' } });
+    expect(anonymized[0]).toMatchObject({
+      text: 'FINDINGS: Discussed with Dr. ___ on ___. IMPRESSION: Case 0 stable.',
+      prompt: { text: 'Case 0 stable.', source_section: 'IMPRESSION' },
+    });
     expect(JSON.stringify(anonymized)).not.toContain('Okafor');
-    expect(lines(await getBuffer(store, 'out/a/prompts.jsonl'))[1]).toMatchObject({ id: 'r1', prompt: 'Case 1 stable.' });
+    expect(lines(await getBuffer(store, 'out/a/prompts.jsonl'))[1]).toMatchObject({
+      id: 'r1',
+      prompt: 'Case 1 stable.',
+    });
     expect(lines(await getBuffer(store, 'out/a/errors.jsonl'))).toEqual([
       { line: 4, id: '', code: 'INVALID_ARGUMENT', field: 'line', message: 'line 4: invalid JSON' },
       { line: 5, id: 'no-text', code: 'INVALID_ARGUMENT', field: 'text', message: 'text: missing' },
@@ -31,7 +60,12 @@ describe('anonymizeDataset', () => {
 
   it('resumes a stopped run without losing or repeating a record', async () => {
     const controller = new AbortController();
-    await expect(anonymizeDataset(store, spec('out/b/'), anonymizer, { signal: controller.signal, onProgress: (p) => p.parts === 2 && controller.abort('shutdown') })).rejects.toBeDefined();
+    await expect(
+      anonymizeDataset(store, spec('out/b/'), anonymizer, {
+        signal: controller.signal,
+        onProgress: (p) => p.parts === 2 && controller.abort('shutdown'),
+      }),
+    ).rejects.toBeDefined();
     const calls = jest.spyOn(anonymizer, 'anonymize');
     const result = await anonymizeDataset(store, spec('out/b/'), anonymizer);
     // Parts 0 and 1 (4 lines, 3 reports + 1 broken line) were done: only the rest runs again.
@@ -43,9 +77,23 @@ describe('anonymizeDataset', () => {
 
   it('reads CSV manifests', async () => {
     await store.put('in/reports.csv', 'uid,findings\n1,"Seen by Dr. Okafor, 92-year-old."\n2,Clear lungs.\n');
-    const result = await anonymizeDataset(store, { ...spec('out/c/'), inputKey: 'in/reports.csv', format: 'csv', idField: 'uid', textField: 'findings', patientKeyField: '' }, anonymizer);
+    const result = await anonymizeDataset(
+      store,
+      {
+        ...spec('out/c/'),
+        inputKey: 'in/reports.csv',
+        format: 'csv',
+        idField: 'uid',
+        textField: 'findings',
+        patientKeyField: '',
+      },
+      anonymizer,
+    );
     expect(result).toMatchObject({ completed: 2, failed: 0 });
-    expect(lines(await getBuffer(store, 'out/c/anonymized.jsonl')).map((r) => r.text)).toEqual(['Seen by Dr. ___, ___-year-old.', 'Clear lungs.']);
+    expect(lines(await getBuffer(store, 'out/c/anonymized.jsonl')).map((r) => r.text)).toEqual([
+      'Seen by Dr. ___, ___-year-old.',
+      'Clear lungs.',
+    ]);
   });
 });
 
@@ -64,12 +112,33 @@ describe('record ids in a dataset', () => {
       { id: 'x'.repeat(128), text: 'IMPRESSION: Stable.' },
     ];
     await store.put('in/ids.jsonl', records.map((r) => JSON.stringify(r)).join('\n'));
-    const spec: DatasetSpec = { inputKey: 'in/ids.jsonl', format: 'jsonl', idField: 'id', textField: 'text', patientKeyField: '', mode: 'mask', omitSpans: false, outputPrefix: 'out/ids/' };
+    const spec: DatasetSpec = {
+      inputKey: 'in/ids.jsonl',
+      format: 'jsonl',
+      idField: 'id',
+      textField: 'text',
+      patientKeyField: '',
+      mode: 'mask',
+      omitSpans: false,
+      outputPrefix: 'out/ids/',
+    };
     const result = await anonymizeDataset(store, spec, rulesOnly);
     expect(result).toMatchObject({ completed: 2, failed: 2 });
-    expect(lines(await getBuffer(store, 'out/ids/anonymized.jsonl')).map((r) => r.id)).toEqual(['ok-1:a.b_c', 'x'.repeat(128)]);
+    expect(lines(await getBuffer(store, 'out/ids/anonymized.jsonl')).map((r) => r.id)).toEqual([
+      'ok-1:a.b_c',
+      'x'.repeat(128),
+    ]);
     const errors = lines(await getBuffer(store, 'out/ids/errors.jsonl'));
-    expect(errors).toEqual([2, 3].map((line) => ({ line, id: '', code: 'INVALID_ARGUMENT', field: 'id', message: expect.stringMatching(/^id: must be 1 to 128 characters/) })));
-    for await (const object of store.list('out/ids/')) expect((await getBuffer(store, object.key)).toString('utf8')).not.toMatch(/John Smith|555-123-4567|x{129}/);
+    expect(errors).toEqual(
+      [2, 3].map((line) => ({
+        line,
+        id: '',
+        code: 'INVALID_ARGUMENT',
+        field: 'id',
+        message: expect.stringMatching(/^id: must be 1 to 128 characters/),
+      })),
+    );
+    for await (const object of store.list('out/ids/'))
+      expect((await getBuffer(store, object.key)).toString('utf8')).not.toMatch(/John Smith|555-123-4567|x{129}/);
   });
 });

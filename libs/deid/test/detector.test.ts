@@ -1,7 +1,8 @@
 import { RuleDetector, type PhiLabel } from '../src';
 
 const detector = new RuleDetector();
-const found = (text: string) => detector.find(text).map((s) => [s.label, text.slice(s.start, s.end)] as [PhiLabel, string]);
+const found = (text: string) =>
+  detector.find(text).map((s) => [s.label, text.slice(s.start, s.end)] as [PhiLabel, string]);
 
 describe('RuleDetector', () => {
   it.each<[string, PhiLabel, string]>([
@@ -28,7 +29,7 @@ describe('RuleDetector', () => {
     ['Accession A1234567 is new.', 'ID', 'A1234567'],
     ['SSN 123-45-6789 on file.', 'ID', '123-45-6789'],
     ['Device serial number PJN123456 noted.', 'ID', 'PJN123456'],
-    ['Transferred from St. Mary\'s Hospital today.', 'LOCATION', "St. Mary's Hospital"],
+    ["Transferred from St. Mary's Hospital today.", 'LOCATION', "St. Mary's Hospital"],
     ['Lives at 123 Main Street with family.', 'LOCATION', '123 Main Street'],
     ['Outside films from Boston, MA 02114 reviewed.', 'LOCATION', 'Boston'],
     ['Outside films from Boston, MA 02114 reviewed.', 'LOCATION', '02114'],
@@ -68,7 +69,9 @@ describe('RuleDetector', () => {
   });
 
   it('takes a year of the patient history (as the PhysioNet gold does) but not ages under 90 or times of day', () => {
-    expect(found('History of lung cancer diagnosed in 2019 in an 89-year-old; next dose at 2000.')).toEqual([['DATE', '2019']]);
+    expect(found('History of lung cancer diagnosed in 2019 in an 89-year-old; next dose at 2000.')).toEqual([
+      ['DATE', '2019'],
+    ]);
   });
 
   it('finds a name again wherever it recurs in the report', () => {
@@ -91,7 +94,7 @@ describe('RuleDetector', () => {
     ['INDICATION: Cough. Patient John Smith, MRN 12345678.', 'NAME', 'John Smith'],
     ['Patient Will Rogers was seen.', 'NAME', 'Will Rogers'],
     ['Plan reviewed; wife Mary Fisher called twice.', 'NAME', 'Mary Fisher'],
-    ['PMH: CAD, HTN, CABG x3 \'87, GERD.', 'DATE', "'87"],
+    ["PMH: CAD, HTN, CABG x3 '87, GERD.", 'DATE', "'87"],
     ['PMH: s/p lobectomy 1991, COPD.', 'DATE', '1991'],
     ['INR 6.0 THIS AM. E. HARTLEY AWARE.', 'NAME', 'E. HARTLEY'],
     ['Diuresis held per d pruitt, lytes pending.', 'NAME', 'd pruitt'],
@@ -108,7 +111,7 @@ describe('RuleDetector', () => {
     ['CELL-617 555-0142 & HOME-617 555-0187.', 'CONTACT', '617 555-0142'],
     ['Will follow. Pager #54321', 'CONTACT', '54321'],
     ['PMH: CABG 1/78, breast CA (12/93).', 'DATE', '1/78'],
-    ["birthday is tomorrow, may 16, 2015.", 'DATE', 'may 16, 2015'],
+    ['birthday is tomorrow, may 16, 2015.', 'DATE', 'may 16, 2015'],
     ['Transferred to the floor.9/3 readmitted.', 'DATE', '9/3'],
     ['Admitted from Lakeview Memorial Hospital with chest pain.', 'LOCATION', 'Lakeview Memorial Hospital'],
     ['TRANSFERRED FROM HOLBROOK MEMORIAL FOR CATH.', 'LOCATION', 'HOLBROOK MEMORIAL'],
@@ -126,7 +129,7 @@ describe('RuleDetector', () => {
     'Vanco and Amio given; Trach care; NPO; to MICU then CCU.',
     'Transferred to stepdown; then transferred to tele. Sent to BB for type and cross; weaned from RA to 2L. Admitted to NSICU.',
     'Placed a line in the l ij; a creatinine of 2; son will call tonight; MD aware of labs.',
-    'Height 5\'10", 6\' tall; next dose at 1900; turned at 2000; CVP 12.',
+    "Height 5'10\", 6' tall; next dose at 1900; turned at 2000; CVP 12.",
     'Hunt and Hess grade 3; Fisher grade 2; Glenn procedure in childhood; Ann Arbor stage II.',
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
@@ -140,7 +143,7 @@ describe('RuleDetector', () => {
     'Family from North Dakota and South Carolina; travel to Rhode Island.',
     'Chest 2 views. Lung-RADS 4A nodule; BI-RADS 3. Impella 5.5 device. Watchman 27 mm.',
     'Referred by a Russian clinic; Czech and Swedish speaking.',
-    'BEFUND: Kein Pneumothorax. CONCLUSION: Pas d\'épanchement. Sans anomalie. Hallazgos: Sin neumotórax.',
+    "BEFUND: Kein Pneumothorax. CONCLUSION: Pas d'épanchement. Sans anomalie. Hallazgos: Sin neumotórax.",
   ])('leaves clinical text and state-level places alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });

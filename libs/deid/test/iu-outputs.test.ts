@@ -25,7 +25,8 @@ describe('anonymizer outputs on the IU X-ray sample', () => {
 
   it('gives the recorded text, spans, sections and prompt for every report', async () => {
     const anonymizer = new Anonymizer({ tokenCounter: { countTokens } });
-    for (const { id, text, expected } of lines) expect(await anonymizer.anonymize({ id, text }, 'mask')).toEqual(expected);
+    for (const { id, text, expected } of lines)
+      expect(await anonymizer.anonymize({ id, text }, 'mask')).toEqual(expected);
   });
 
   it('counts prompt tokens as the CLIP tokenizer counts the whole prompt', () => {
@@ -34,7 +35,29 @@ describe('anonymizer outputs on the IU X-ray sample', () => {
 
   it('counts every word as the CLIP tokenizer does, whatever its case, punctuation or script', () => {
     const words = new Set(lines.flatMap((l) => l.text.split(/\s+/)).filter(Boolean));
-    for (const word of ["patient's", "O'Brien.", '<|endoftext|>', '(<|startoftext|>)', 'C5-6,', 'x-XXXX.', 'Café.', 'naïve', '3.2cm', '10mm)', 'T12-L1;', '2021-03-04', 'Swan-Ganz', '(left).', '...', 'e.g.', '"quoted"', '___', '\uFFFD', 'ＡＢＣ']) words.add(word);
+    for (const word of [
+      "patient's",
+      "O'Brien.",
+      '<|endoftext|>',
+      '(<|startoftext|>)',
+      'C5-6,',
+      'x-XXXX.',
+      'Café.',
+      'naïve',
+      '3.2cm',
+      '10mm)',
+      'T12-L1;',
+      '2021-03-04',
+      'Swan-Ganz',
+      '(left).',
+      '...',
+      'e.g.',
+      '"quoted"',
+      '___',
+      '\uFFFD',
+      'ＡＢＣ',
+    ])
+      words.add(word);
     const counter = { countTokens };
     for (const word of words) {
       const expected = countTokens(word);

@@ -6,7 +6,8 @@ const clip = { countTokens };
 
 describe('parseSections', () => {
   it('reads MIMIC-style headings', () => {
-    const text = 'FINAL REPORT\nEXAMINATION: CHEST (PA AND LAT)\nINDICATION: ___ with cough.\nTECHNIQUE: Two views.\nCOMPARISON: None.\nFINDINGS:\n\nLungs are clear.\n\nIMPRESSION: No acute process.';
+    const text =
+      'FINAL REPORT\nEXAMINATION: CHEST (PA AND LAT)\nINDICATION: ___ with cough.\nTECHNIQUE: Two views.\nCOMPARISON: None.\nFINDINGS:\n\nLungs are clear.\n\nIMPRESSION: No acute process.';
     expect(parseSections(text).map((s) => [s.name, s.heading, s.text])).toEqual([
       ['OTHER', '', 'FINAL REPORT'],
       ['TECHNIQUE', 'EXAMINATION', 'CHEST (PA AND LAT)'],
@@ -19,7 +20,8 @@ describe('parseSections', () => {
   });
 
   it('reads free-form and IU-style headings, inline or alone on a line', () => {
-    const text = 'Clinical history: Chest pain. Comparison: 2 views. Findings: Heart normal.\nCONCLUSION\nNormal chest x-XXXX.';
+    const text =
+      'Clinical history: Chest pain. Comparison: 2 views. Findings: Heart normal.\nCONCLUSION\nNormal chest x-XXXX.';
     expect(parseSections(text).map((s) => [s.name, s.text])).toEqual([
       ['INDICATION', 'Chest pain.'],
       ['COMPARISON', '2 views.'],
@@ -36,15 +38,26 @@ describe('parseSections', () => {
 describe('buildPrompt', () => {
   it('takes IMPRESSION first, with whitespace normalised', () => {
     const prompt = buildPrompt(parseSections('FINDINGS: Lungs clear.\nIMPRESSION:  No acute\n  process.'), clip);
-    expect(prompt).toEqual({ text: 'No acute process.', sourceSection: 'IMPRESSION', tokenCount: countTokens('No acute process.'), truncated: false });
+    expect(prompt).toEqual({
+      text: 'No acute process.',
+      sourceSection: 'IMPRESSION',
+      tokenCount: countTokens('No acute process.'),
+      truncated: false,
+    });
   });
 
   it('falls back to FINDINGS', () => {
-    expect(buildPrompt(parseSections('INDICATION: cough.\nFINDINGS: Lungs clear.'), clip)).toMatchObject({ text: 'Lungs clear.', sourceSection: 'FINDINGS' });
+    expect(buildPrompt(parseSections('INDICATION: cough.\nFINDINGS: Lungs clear.'), clip)).toMatchObject({
+      text: 'Lungs clear.',
+      sourceSection: 'FINDINGS',
+    });
   });
 
   it('cuts a long section to 77 CLIP tokens at a sentence boundary', () => {
-    const sentences = Array.from({ length: 12 }, (_, i) => `Finding number ${i + 1} shows a stable small nodule in the lower lobe.`);
+    const sentences = Array.from(
+      { length: 12 },
+      (_, i) => `Finding number ${i + 1} shows a stable small nodule in the lower lobe.`,
+    );
     const prompt = buildPrompt(parseSections(`IMPRESSION: ${sentences.join(' ')}`), clip);
     expect(prompt.truncated).toBe(true);
     expect(prompt.tokenCount).toBeLessThanOrEqual(77);
@@ -81,7 +94,10 @@ describe('readRecords', () => {
 
   it('reads CSV with quoted newlines and skips a malformed row', async () => {
     const lines = await collect('id,text\na,"two\nlines"\nb,too,many\nc,ok\n', 'csv');
-    expect(lines.filter((l) => l.ok).map((l) => (l as { record: unknown }).record)).toEqual([{ id: 'a', text: 'two\nlines' }, { id: 'c', text: 'ok' }]);
+    expect(lines.filter((l) => l.ok).map((l) => (l as { record: unknown }).record)).toEqual([
+      { id: 'a', text: 'two\nlines' },
+      { id: 'c', text: 'ok' },
+    ]);
     expect(lines.filter((l) => !l.ok)).toHaveLength(1);
   });
 });

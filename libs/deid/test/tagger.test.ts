@@ -1,7 +1,15 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RuleDetector, combineRuleAndTaggerSpans } from '../src';
-import { DEFAULT_TAGGER_DIR, FEATURE_SLOTS, FeatureExtractor, PhiTagger, TAGGER_CLASSES, decodeSpans, tokenize } from '../src/tagger';
+import {
+  DEFAULT_TAGGER_DIR,
+  FEATURE_SLOTS,
+  FeatureExtractor,
+  PhiTagger,
+  TAGGER_CLASSES,
+  decodeSpans,
+  tokenize,
+} from '../src/tagger';
 import { trainTagger } from '../train/train';
 import type { LabelledText } from '../train/surrogates';
 
@@ -20,14 +28,20 @@ const covers = (text: string, spans: { start: number; end: number }[], word: str
 
 describe('PhiTagger (the shipped model)', () => {
   it('finds a surname in context and leaves clinical words alone', async () => {
-    const text = 'Pt seen by Dr. Kowalczyk this am, lungs clear, lasix 40mg given, family updated.\nNEURO: alert and oriented, follows commands.';
+    const text =
+      'Pt seen by Dr. Kowalczyk this am, lungs clear, lasix 40mg given, family updated.\nNEURO: alert and oriented, follows commands.';
     const spans = await tagger.detect(text);
     expect(covers(text, spans, 'Kowalczyk')).toBe(true);
     for (const word of ['lasix', 'lungs', 'NEURO', 'alert', 'family']) expect(covers(text, spans, word)).toBe(false);
   });
 
   it('returns the same spans for calls batched in one tick as for calls made one at a time', async () => {
-    const texts = ['Transferred from St. Agnes to CCU on 8/23.', 'Wife Mary at bedside, phone 410-555-0199.', 'No acute cardiopulmonary process.', 'spoke with dr smith re plan'];
+    const texts = [
+      'Transferred from St. Agnes to CCU on 8/23.',
+      'Wife Mary at bedside, phone 410-555-0199.',
+      'No acute cardiopulmonary process.',
+      'spoke with dr smith re plan',
+    ];
     const together = await Promise.all(texts.map((t) => tagger.detect(t)));
     const alone: unknown[] = [];
     for (const t of texts) alone.push(await tagger.detect(t));
@@ -98,10 +112,12 @@ describe('tagger features and decoding', () => {
     }
     const found = decodeSpans(text, tokens, logProbs, 0.8).map((s) => text.slice(s.start, s.end));
     expect(found).toEqual(['Kowalczyk will', 'kowalczyk']);
-    expect(decodeSpans(text, tokens, logProbs, 0.8, {}, false).map((s) => text.slice(s.start, s.end))).toEqual(['Kowalczyk will']);
+    expect(decodeSpans(text, tokens, logProbs, 0.8, {}, false).map((s) => text.slice(s.start, s.end))).toEqual([
+      'Kowalczyk will',
+    ]);
   });
 
-  it('keeps every rule span and adds only the tagger\'s names and places', () => {
+  it("keeps every rule span and adds only the tagger's names and places", () => {
     const rules = [
       { start: 0, end: 5, label: 'NAME' as const, rule: 'a' },
       { start: 10, end: 15, label: 'NAME' as const, rule: 'b' },
@@ -120,14 +136,36 @@ describe('trainTagger', () => {
   it('reduces the loss on a tiny corpus', async () => {
     const note = (name: string, date: string): LabelledText => {
       const text = `Seen by Dr. ${name} on ${date}, lungs clear. Family meeting with ${name} planned.`;
-      const spans = [text.indexOf(name), text.lastIndexOf(name)].map((start) => ({ start, end: start + name.length, label: 'NAME' as const }));
+      const spans = [text.indexOf(name), text.lastIndexOf(name)].map((start) => ({
+        start,
+        end: start + name.length,
+        label: 'NAME' as const,
+      }));
       const d = text.indexOf(date);
       return { text, spans: [...spans, { start: d, end: d + date.length, label: 'DATE' as const }] };
     };
     const notes = [note('Brown', '8/23'), note('GARCIA', '10/2'), note('lee', '3/14')];
-    const negatives: LabelledText[] = [{ text: 'No acute cardiopulmonary abnormality. Heart size normal. XXXX opacity.', spans: [], ignore: [{ start: 58, end: 62 }] }];
+    const negatives: LabelledText[] = [
+      {
+        text: 'No acute cardiopulmonary abnormality. Heart size normal. XXXX opacity.',
+        spans: [],
+        ignore: [{ start: 58, end: 62 }],
+      },
+    ];
     const config = { buckets: 1024, dim: 8, channels: 8, layers: [{ kernel: 3, dilation: 1 }] };
-    const { losses } = await trainTagger({ notes, negatives, negativesPerEpoch: 1, config, epochs: 40, seed: 3, threshold: 0.8, batchSize: 4, windowTokens: 32, learningRate: 0.02, threads: 1 });
+    const { losses } = await trainTagger({
+      notes,
+      negatives,
+      negativesPerEpoch: 1,
+      config,
+      epochs: 40,
+      seed: 3,
+      threshold: 0.8,
+      batchSize: 4,
+      windowTokens: 32,
+      learningRate: 0.02,
+      threads: 1,
+    });
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(losses.slice(-5))).toBeLessThan(0.5 * mean(losses.slice(0, 5)));
   });

@@ -36,7 +36,10 @@ async function bestOf(detector: PhiDetector, texts: string[]): Promise<number> {
 async function main() {
   const tagger = await PhiTagger.load(values.model, { threads: 1 });
   const rules = new RuleDetector();
-  const corpora = { 'physionet dev notes': readGold(values.gold).map((r) => r.text), 'IU reports': readIuReports(values.iu) };
+  const corpora = {
+    'physionet dev notes': readGold(values.gold).map((r) => r.text),
+    'IU reports': readIuReports(values.iu),
+  };
   const result: Record<string, Record<string, number>> = {};
   for (const [name, texts] of Object.entries(corpora)) {
     const megabytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0) / 1e6;
@@ -49,14 +52,18 @@ async function main() {
         return combineRuleAndTaggerSpans(text, ruleSpans, await tagger.detect(text, ruleSpans));
       },
     };
-    const twice: PhiDetector = { detect: async (text) => combineRuleAndTaggerSpans(text, rules.find(text), await tagger.detect(text)) };
+    const twice: PhiDetector = {
+      detect: async (text) => combineRuleAndTaggerSpans(text, rules.find(text), await tagger.detect(text)),
+    };
     for (const [label, detector] of Object.entries({ tagger, rules, rules_and_tagger: both, rules_twice: twice })) {
       const seconds = await bestOf(detector, texts);
       row[`${label}_mb_per_s`] = megabytes / seconds;
       row[`${label}_texts_per_s`] = texts.length / seconds;
     }
     result[name] = row;
-    console.log(`${name}: ${texts.length} texts, ${megabytes.toFixed(2)} MB: tagger ${row.tagger_mb_per_s!.toFixed(2)} MB/s, rules ${row.rules_mb_per_s!.toFixed(2)} MB/s, rules+tagger ${row.rules_and_tagger_mb_per_s!.toFixed(2)} MB/s (${row.rules_and_tagger_texts_per_s!.toFixed(0)} texts/s; ${row.rules_twice_mb_per_s!.toFixed(2)} MB/s when the tagger runs the rules again)`);
+    console.log(
+      `${name}: ${texts.length} texts, ${megabytes.toFixed(2)} MB: tagger ${row.tagger_mb_per_s!.toFixed(2)} MB/s, rules ${row.rules_mb_per_s!.toFixed(2)} MB/s, rules+tagger ${row.rules_and_tagger_mb_per_s!.toFixed(2)} MB/s (${row.rules_and_tagger_texts_per_s!.toFixed(0)} texts/s; ${row.rules_twice_mb_per_s!.toFixed(2)} MB/s when the tagger runs the rules again)`,
+    );
   }
   await tagger.release();
   console.log(`RESULT ${JSON.stringify(result)}`);

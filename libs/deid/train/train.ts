@@ -49,7 +49,13 @@ interface Encoded {
 }
 
 /** Token feature ids, class indices and loss weights of one labelled text. */
-function encode(features: FeatureExtractor, example: LabelledText, phiWeight: number, rand: () => number, wordDropout: number): Encoded {
+function encode(
+  features: FeatureExtractor,
+  example: LabelledText,
+  phiWeight: number,
+  rand: () => number,
+  wordDropout: number,
+): Encoded {
   const tokens = tokenize(example.text);
   const ids = new Int32Array(tokens.length * FEATURE_SLOTS);
   features.featurize(features.prepare(example.text, tokens), 0, tokens.length, ids);
@@ -84,7 +90,8 @@ function windows(docs: Encoded[], size: number, rand: () => number): { doc: Enco
   const out: { doc: Encoded; start: number; end: number }[] = [];
   for (const doc of docs) {
     let start = doc.length > size ? -Math.floor(rand() * size) : 0;
-    for (; start < doc.length; start += size) out.push({ doc, start: Math.max(0, start), end: Math.min(doc.length, start + size) });
+    for (; start < doc.length; start += size)
+      out.push({ doc, start: Math.max(0, start), end: Math.min(doc.length, start + size) });
   }
   return out;
 }
@@ -98,7 +105,9 @@ function shuffle<T>(items: T[], rand: () => number): T[] {
 }
 
 export function taggerInference(config: TaggerConfig) {
-  return (g: GraphBuilder) => ({ logprobs: buildTagger(g, g.input('ids', 'int32', ['batch', 'tokens', FEATURE_SLOTS]), config) });
+  return (g: GraphBuilder) => ({
+    logprobs: buildTagger(g, g.input('ids', 'int32', ['batch', 'tokens', FEATURE_SLOTS]), config),
+  });
 }
 
 export async function trainTagger(options: TrainOptions): Promise<TrainedTagger> {
@@ -126,7 +135,9 @@ export async function trainTagger(options: TrainOptions): Promise<TrainedTagger>
     const r = seededRandom(seed * 1000 + epoch);
     const examples = options.notes.map((note) => withRandomCase(withSurrogates(note, r, options.keepOriginal ?? 0), r));
     const negatives = shuffle([...options.negatives], r).slice(0, options.negativesPerEpoch);
-    const encoded = [...examples, ...negatives].map((e) => encode(features, e, phiWeight, r, options.wordDropout ?? 0.15));
+    const encoded = [...examples, ...negatives].map((e) =>
+      encode(features, e, phiWeight, r, options.wordDropout ?? 0.15),
+    );
     return shuffle(windows(encoded, size, r), r);
   };
   const stepsPerEpoch = Math.ceil(epochBatches(0).length / batchSize);
@@ -153,7 +164,10 @@ export async function trainTagger(options: TrainOptions): Promise<TrainedTagger>
           total += weight;
         }
       });
-      const lr = peak * Math.min(1, (stepIndex + 1) / 30) * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * stepIndex) / totalSteps)));
+      const lr =
+        peak *
+        Math.min(1, (stepIndex + 1) / 30) *
+        (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * stepIndex) / totalSteps)));
       const { loss } = await trainer.trainStep(
         {
           ids: new ort.Tensor('int32', ids, [batchSize, length, FEATURE_SLOTS]),
@@ -167,9 +181,15 @@ export async function trainTagger(options: TrainOptions): Promise<TrainedTagger>
       count++;
       stepIndex++;
     }
-    options.log?.(`epoch ${epoch + 1}/${options.epochs}: ${count} steps, mean loss ${(epochLoss / Math.max(1, count)).toFixed(4)}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    options.log?.(
+      `epoch ${epoch + 1}/${options.epochs}: ${count} steps, mean loss ${(epochLoss / Math.max(1, count)).toFixed(4)}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    );
   }
   const model = exportInferenceModel(taggerInference(config), trainer.parameters(), { name: 'phi-tagger' });
   await trainer.release();
-  return { model, losses, meta: { featureVersion: FEATURE_VERSION, config, classes: [...TAGGER_CLASSES], threshold: options.threshold } };
+  return {
+    model,
+    losses,
+    meta: { featureVersion: FEATURE_VERSION, config, classes: [...TAGGER_CLASSES], threshold: options.threshold },
+  };
 }

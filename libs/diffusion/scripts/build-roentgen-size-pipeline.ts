@@ -18,6 +18,10 @@ if (targets.length === 0) {
   process.exit(2);
 }
 const started = process.hrtime.bigint();
-const summary = buildSdPipelines(targets, { architecture: args.includes('--tiny') ? TINY_SD2_ARCHITECTURE : ROENTGEN_V2_ARCHITECTURE });
+const summary = buildSdPipelines(targets, {
+  architecture: args.includes('--tiny') ? TINY_SD2_ARCHITECTURE : ROENTGEN_V2_ARCHITECTURE,
+});
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-process.stdout.write(`${JSON.stringify({ ...summary, build_seconds: Math.round(seconds * 10) / 10, peak_rss_bytes: process.resourceUsage().maxRSS * 1024 })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ ...summary, build_seconds: Math.round(seconds * 10) / 10, peak_rss_bytes: process.resourceUsage().maxRSS * 1024 })}\n`,
+);

@@ -10,5 +10,8 @@ if (!out) {
   process.exit(2);
 }
 const fp16 = flags.includes('--fp16');
-const dir = buildTinyPipeline(path.resolve(out), fp16 ? { dtype: 'float16', idsDtype: 'int64', timestep: 'int64-one' } : {});
+const dir = buildTinyPipeline(
+  path.resolve(out),
+  fp16 ? { dtype: 'float16', idsDtype: 'int64', timestep: 'int64-one' } : {},
+);
 process.stdout.write(`${dir}\n`);

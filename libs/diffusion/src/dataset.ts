@@ -64,7 +64,9 @@ const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The seed of image k of a report: from the report id (and the request's seed), so every replica and every retry agrees. */
 export function itemSeed(reportId: string, k: number, base?: string): bigint {
-  const digest = createHash('sha256').update(`${base ?? ''}:${reportId}:${k}`).digest();
+  const digest = createHash('sha256')
+    .update(`${base ?? ''}:${reportId}:${k}`)
+    .digest();
   return digest.readBigUInt64BE(0);
 }
 
@@ -79,12 +81,20 @@ export async function runDatasetShard(
   store: ArtifactStore,
   pipeline: DiffusionPipeline,
   spec: DatasetSpec,
-  options: { gate?: QualityGate; maxBatch?: number; signal?: AbortSignal; onProgress?: (p: DatasetProgress) => void; onImage?: (accepted: boolean, rejections: Record<string, number>) => void } = {},
+  options: {
+    gate?: QualityGate;
+    maxBatch?: number;
+    signal?: AbortSignal;
+    onProgress?: (p: DatasetProgress) => void;
+    onImage?: (accepted: boolean, rejections: Record<string, number>) => void;
+  } = {},
 ): Promise<DatasetResult> {
   const { index, count } = spec.shard;
   if (!Number.isInteger(count) || count < 1) throw new DatasetInputError('shard.count', `must be >= 1, got ${count}`);
-  if (!Number.isInteger(index) || index < 0 || index >= count) throw new DatasetInputError('shard.index', `must be in [0, ${count}), got ${index}`);
-  if (!Number.isInteger(spec.imagesPerPrompt) || spec.imagesPerPrompt < 1 || spec.imagesPerPrompt > 100) throw new DatasetInputError('images_per_prompt', `must be 1 to 100, got ${spec.imagesPerPrompt}`);
+  if (!Number.isInteger(index) || index < 0 || index >= count)
+    throw new DatasetInputError('shard.index', `must be in [0, ${count}), got ${index}`);
+  if (!Number.isInteger(spec.imagesPerPrompt) || spec.imagesPerPrompt < 1 || spec.imagesPerPrompt > 100)
+    throw new DatasetInputError('images_per_prompt', `must be 1 to 100, got ${spec.imagesPerPrompt}`);
 
   const progress: DatasetProgress = { completed: 0, total: 0, accepted: 0, rejected: 0, invalid: 0, rejections: {} };
   const units: { key: string; record: PromptRecord; k: number }[] = [];
@@ -92,13 +102,21 @@ export async function runDatasetShard(
   let ordinal = 0;
   for await (const line of readJsonl<PromptRecord>(store, spec.promptsKey)) {
     const value = line.ok ? line.value : undefined;
-    if (!value || typeof value.id !== 'string' || !SAFE_ID.test(value.id) || typeof value.prompt !== 'string' || value.prompt.trim() === '' || seen.has(value.id)) {
+    if (
+      !value ||
+      typeof value.id !== 'string' ||
+      !SAFE_ID.test(value.id) ||
+      typeof value.prompt !== 'string' ||
+      value.prompt.trim() === '' ||
+      seen.has(value.id)
+    ) {
       progress.invalid++;
       continue;
     }
     seen.add(value.id);
     if (ordinal++ % count !== index) continue;
-    for (let k = 0; k < spec.imagesPerPrompt; k++) units.push({ key: spec.imagesPerPrompt === 1 ? value.id : `${value.id}_${k}`, record: value, k });
+    for (let k = 0; k < spec.imagesPerPrompt; k++)
+      units.push({ key: spec.imagesPerPrompt === 1 ? value.id : `${value.id}_${k}`, record: value, k });
   }
   progress.total = units.length;
 
@@ -110,7 +128,8 @@ export async function runDatasetShard(
     progress.completed++;
     if (record.accepted) progress.accepted++;
     else progress.rejected++;
-    for (const [reason, n] of Object.entries(record.rejections)) progress.rejections[reason] = (progress.rejections[reason] ?? 0) + n;
+    for (const [reason, n] of Object.entries(record.rejections))
+      progress.rejections[reason] = (progress.rejections[reason] ?? 0) + n;
   };
   for (let u = 0; u < units.length; u++) {
     if (!done.has(recordKey(units[u]!.key))) continue;
@@ -126,7 +145,12 @@ export async function runDatasetShard(
     const slice = todo.slice(start, start + chunk);
     const items: SynthesisItem[] = slice.map((u) => {
       const { record, k } = units[u]!;
-      return { ...spec.params, prompt: record.prompt, labels: record.labels, seed: itemSeed(record.id, k, spec.params.seed) };
+      return {
+        ...spec.params,
+        prompt: record.prompt,
+        labels: record.labels,
+        seed: itemSeed(record.id, k, spec.params.seed),
+      };
     });
     await synthesize(pipeline, items, {
       gate: options.gate,
@@ -134,7 +158,9 @@ export async function runDatasetShard(
       signal: options.signal,
       onResult: async (i, result) => {
         const unit = units[slice[i]!]!;
-        const image = await store.put(`${spec.outputPrefix}images/${unit.key}.png`, result.png, { mediaType: 'image/png' });
+        const image = await store.put(`${spec.outputPrefix}images/${unit.key}.png`, result.png, {
+          mediaType: 'image/png',
+        });
         const pair: PairRecord = {
           image_uri: image.uri,
           image_sha256: image.sha256,

@@ -12,7 +12,10 @@ import { ModelLoadError } from './pipeline';
  */
 export async function fetchModelDirectory(store: ArtifactStore, prefix: string, cacheDir: string): Promise<string> {
   const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
-  const target = path.join(cacheDir, createHash('sha256').update(`${store.rootUri}\n${base}`).digest('hex').slice(0, 16));
+  const target = path.join(
+    cacheDir,
+    createHash('sha256').update(`${store.rootUri}\n${base}`).digest('hex').slice(0, 16),
+  );
   let files = 0;
   for await (const object of store.list(base)) {
     const relative = object.key.slice(base.length);
@@ -105,7 +108,9 @@ export class ModelCache<T> {
   }
 
   private takeIdleSlot(): Promise<void> {
-    const idle = [...this.entries.entries()].filter(([, e]) => e.users === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
+    const idle = [...this.entries.entries()]
+      .filter(([, e]) => e.users === 0)
+      .sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
     if (!idle) throw new ModelCacheFullError(`all ${this.options.maxModels} cached models are in use`);
     const [key, entry] = idle;
     this.entries.delete(key);

@@ -6,7 +6,13 @@ import { ClipTokenizer, ClipTokenizerError } from '@medsyn/clip-tokenizer';
 import { grayImage, type GrayImage } from '@medsyn/imaging';
 import { fromFloat16Bits, toFloat16Bits } from './float16';
 import { SeededNoise } from './noise';
-import { SchedulerConfigError, createScheduler, schedulerKindOf, type SchedulerConfig, type SchedulerKind } from './schedulers';
+import {
+  SchedulerConfigError,
+  createScheduler,
+  schedulerKindOf,
+  type SchedulerConfig,
+  type SchedulerKind,
+} from './schedulers';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -121,7 +127,10 @@ interface InputSpec {
 
 function readJsonFile<T>(file: string, required: boolean): T | undefined {
   if (!fs.existsSync(file)) {
-    if (required) throw new ModelLoadError(`${path.basename(path.dirname(file))}/${path.basename(file)} not found in the model directory`);
+    if (required)
+      throw new ModelLoadError(
+        `${path.basename(path.dirname(file))}/${path.basename(file)} not found in the model directory`,
+      );
     return undefined;
   }
   try {
@@ -135,7 +144,9 @@ async function createSession(file: string, component: string, options: PipelineO
   const provider = options.executionProvider ?? 'cpu';
   const supported = ort.listSupportedBackends().map((b) => b.name);
   if (!supported.includes(provider)) {
-    throw new ExecutionProviderError(`execution provider "${provider}" is not in this onnxruntime-node build (it has: ${supported.join(', ')}); GPU machines install it with ONNXRUNTIME_NODE_INSTALL=cuda12`);
+    throw new ExecutionProviderError(
+      `execution provider "${provider}" is not in this onnxruntime-node build (it has: ${supported.join(', ')}); GPU machines install it with ONNXRUNTIME_NODE_INSTALL=cuda12`,
+    );
   }
   if (!fs.existsSync(file)) throw new ModelLoadError(`${component}/model.onnx not found in the model directory`);
   try {
@@ -153,7 +164,9 @@ async function createSession(file: string, component: string, options: PipelineO
       const onCpu = await ort.InferenceSession.create(file, { executionProviders: ['cpu'] }).catch(() => undefined);
       if (onCpu) {
         await onCpu.release();
-        throw new ExecutionProviderError(`execution provider "${provider}" could not run ${component}/model.onnx: ${message}`);
+        throw new ExecutionProviderError(
+          `execution provider "${provider}" could not run ${component}/model.onnx: ${message}`,
+        );
       }
     }
     throw new ModelLoadError(`${component}/model.onnx could not be loaded (corrupt or not an ONNX model?): ${message}`);
@@ -161,12 +174,19 @@ async function createSession(file: string, component: string, options: PipelineO
 }
 
 function tensorInputs(session: ort.InferenceSession): InputSpec[] {
-  return session.inputMetadata.map((m) => ({ name: m.name, type: m.isTensor ? m.type : 'non-tensor', shape: m.isTensor ? m.shape : [] }));
+  return session.inputMetadata.map((m) => ({
+    name: m.name,
+    type: m.isTensor ? m.type : 'non-tensor',
+    shape: m.isTensor ? m.shape : [],
+  }));
 }
 
 function requireInput(inputs: InputSpec[], name: string, component: string): InputSpec {
   const spec = inputs.find((i) => i.name === name);
-  if (!spec) throw new ModelLoadError(`${component}/model.onnx has no input "${name}" (it has: ${inputs.map((i) => i.name).join(', ')})`);
+  if (!spec)
+    throw new ModelLoadError(
+      `${component}/model.onnx has no input "${name}" (it has: ${inputs.map((i) => i.name).join(', ')})`,
+    );
   return spec;
 }
 
@@ -174,7 +194,9 @@ const FLOAT_TYPES = new Set(['float32', 'float16']);
 
 /** A float tensor in the element type the model declares (fp16 models take IEEE half bits). */
 function floatTensor(type: string, data: Float32Array, dims: readonly number[]): ort.Tensor {
-  return type === 'float16' ? new ort.Tensor('float16', toFloat16Bits(data), dims) : new ort.Tensor('float32', data, dims);
+  return type === 'float16'
+    ? new ort.Tensor('float16', toFloat16Bits(data), dims)
+    : new ort.Tensor('float32', data, dims);
 }
 
 function readFloats(t: ort.Tensor): Float32Array {
@@ -206,12 +228,19 @@ export class DiffusionPipeline {
   ) {}
 
   static async load(dir: string, options: PipelineOptions = {}): Promise<DiffusionPipeline> {
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new ModelLoadError(`model directory ${dir} does not exist`);
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+      throw new ModelLoadError(`model directory ${dir} does not exist`);
     const modelIndex = readJsonFile<Record<string, unknown>>(path.join(dir, 'model_index.json'), true)!;
     const schedulerConfig = readJsonFile<SchedulerConfig>(path.join(dir, 'scheduler', 'scheduler_config.json'), true)!;
-    const unetConfig = readJsonFile<{ sample_size?: number; in_channels?: number }>(path.join(dir, 'unet', 'config.json'), false) ?? {};
-    const vaeConfig = readJsonFile<{ scaling_factor?: number; block_out_channels?: number[]; latent_channels?: number }>(path.join(dir, 'vae_decoder', 'config.json'), false) ?? {};
-    const textConfig = readJsonFile<{ hidden_size?: number }>(path.join(dir, 'text_encoder', 'config.json'), false) ?? {};
+    const unetConfig =
+      readJsonFile<{ sample_size?: number; in_channels?: number }>(path.join(dir, 'unet', 'config.json'), false) ?? {};
+    const vaeConfig =
+      readJsonFile<{ scaling_factor?: number; block_out_channels?: number[]; latent_channels?: number }>(
+        path.join(dir, 'vae_decoder', 'config.json'),
+        false,
+      ) ?? {};
+    const textConfig =
+      readJsonFile<{ hidden_size?: number }>(path.join(dir, 'text_encoder', 'config.json'), false) ?? {};
     let tokenizer: ClipTokenizer;
     try {
       tokenizer = ClipTokenizer.fromDirectory(path.join(dir, 'tokenizer'));
@@ -228,15 +257,25 @@ export class DiffusionPipeline {
     requireInput(unetInputs, 'timestep', 'unet');
     requireInput(unetInputs, 'encoder_hidden_states', 'unet');
     requireInput(tensorInputs(vaeDecoder), 'latent_sample', 'vae_decoder');
-    if (!FLOAT_TYPES.has(sample.type)) throw new ModelLoadError(`unet/model.onnx input "sample" is ${sample.type}, expected float32 or float16`);
+    if (!FLOAT_TYPES.has(sample.type))
+      throw new ModelLoadError(`unet/model.onnx input "sample" is ${sample.type}, expected float32 or float16`);
 
-    const latentChannels = typeof sample.shape[1] === 'number' ? sample.shape[1] : (unetConfig.in_channels ?? vaeConfig.latent_channels ?? 4);
+    const latentChannels =
+      typeof sample.shape[1] === 'number'
+        ? sample.shape[1]
+        : (unetConfig.in_channels ?? vaeConfig.latent_channels ?? 4);
     const vaeScaleFactor = 2 ** ((vaeConfig.block_out_channels?.length ?? 4) - 1);
     const staticLatent = typeof sample.shape[2] === 'number' ? sample.shape[2] : undefined;
     const latentSize = staticLatent ?? unetConfig.sample_size ?? 64;
-    const medsyn = (modelIndex.medsyn ?? {}) as { architecture?: string; guidance_scale?: number; num_inference_steps?: number };
+    const medsyn = (modelIndex.medsyn ?? {}) as {
+      architecture?: string;
+      guidance_scale?: number;
+      num_inference_steps?: number;
+    };
     const hidden = textConfig.hidden_size;
-    const architecture = medsyn.architecture ?? (hidden === 1024 ? 'stable-diffusion-2.x' : hidden === 768 ? 'stable-diffusion-1.x' : 'stable-diffusion-like');
+    const architecture =
+      medsyn.architecture ??
+      (hidden === 1024 ? 'stable-diffusion-2.x' : hidden === 768 ? 'stable-diffusion-1.x' : 'stable-diffusion-like');
     const defaults: GenerationDefaults = {
       guidanceScale: medsyn.guidance_scale ?? ROENTGEN_V2_DEFAULTS.guidanceScale,
       numInferenceSteps: medsyn.num_inference_steps ?? ROENTGEN_V2_DEFAULTS.numInferenceSteps,
@@ -265,9 +304,15 @@ export class DiffusionPipeline {
   /** Fills defaults and validates one request; throws GenerationInputError naming the field. */
   resolve(request: GenerationRequest): GeneratedImage['params'] {
     const d = this.info.defaults;
-    if (typeof request.prompt !== 'string' || request.prompt.trim() === '') throw new GenerationInputError('prompt', 'must not be empty');
-    if (request.prompt.length > MAX_PROMPT_CHARACTERS) throw new GenerationInputError('prompt', `is ${request.prompt.length} characters, the limit is ${MAX_PROMPT_CHARACTERS} (the model reads ${this.info.maxPromptTokens} tokens)`);
-    if ((request.negativePrompt ?? '').length > MAX_PROMPT_CHARACTERS) throw new GenerationInputError('negative_prompt', `is longer than ${MAX_PROMPT_CHARACTERS} characters`);
+    if (typeof request.prompt !== 'string' || request.prompt.trim() === '')
+      throw new GenerationInputError('prompt', 'must not be empty');
+    if (request.prompt.length > MAX_PROMPT_CHARACTERS)
+      throw new GenerationInputError(
+        'prompt',
+        `is ${request.prompt.length} characters, the limit is ${MAX_PROMPT_CHARACTERS} (the model reads ${this.info.maxPromptTokens} tokens)`,
+      );
+    if ((request.negativePrompt ?? '').length > MAX_PROMPT_CHARACTERS)
+      throw new GenerationInputError('negative_prompt', `is longer than ${MAX_PROMPT_CHARACTERS} characters`);
     const params = {
       guidanceScale: request.guidanceScale ?? d.guidanceScale,
       numInferenceSteps: request.numInferenceSteps ?? d.numInferenceSteps,
@@ -275,9 +320,17 @@ export class DiffusionPipeline {
       width: request.width ?? d.width,
       scheduler: request.scheduler ?? d.scheduler,
     };
-    if (!Number.isFinite(params.guidanceScale) || params.guidanceScale < 0) throw new GenerationInputError('guidance_scale', `must be a number >= 0, got ${params.guidanceScale}`);
-    if (!Number.isInteger(params.numInferenceSteps) || params.numInferenceSteps < 1 || params.numInferenceSteps > 1000) {
-      throw new GenerationInputError('num_inference_steps', `must be an integer from 1 to 1000, got ${params.numInferenceSteps}`);
+    if (!Number.isFinite(params.guidanceScale) || params.guidanceScale < 0)
+      throw new GenerationInputError('guidance_scale', `must be a number >= 0, got ${params.guidanceScale}`);
+    if (
+      !Number.isInteger(params.numInferenceSteps) ||
+      params.numInferenceSteps < 1 ||
+      params.numInferenceSteps > 1000
+    ) {
+      throw new GenerationInputError(
+        'num_inference_steps',
+        `must be an integer from 1 to 1000, got ${params.numInferenceSteps}`,
+      );
     }
     try {
       // The model's scheduler config may allow fewer (Runge-Kutta warm-up, steps_offset): say so now, not mid-batch.
@@ -287,13 +340,19 @@ export class DiffusionPipeline {
       throw error;
     }
     const sampleShape = requireInput(tensorInputs(this.unet), 'sample', 'unet').shape;
-    for (const [field, value, axis] of [['height', params.height, 2], ['width', params.width, 3]] as const) {
+    for (const [field, value, axis] of [
+      ['height', params.height, 2],
+      ['width', params.width, 3],
+    ] as const) {
       const factor = this.info.vaeScaleFactor;
-      if (!Number.isInteger(value) || value < factor || value > 4096 || value % factor !== 0) throw new GenerationInputError(field, `must be a multiple of ${factor} from ${factor} to 4096, got ${value}`);
+      if (!Number.isInteger(value) || value < factor || value > 4096 || value % factor !== 0)
+        throw new GenerationInputError(field, `must be a multiple of ${factor} from ${factor} to 4096, got ${value}`);
       const fixed = sampleShape[axis];
-      if (typeof fixed === 'number' && fixed * factor !== value) throw new GenerationInputError(field, `this model only generates ${fixed * factor} pixels, got ${value}`);
+      if (typeof fixed === 'number' && fixed * factor !== value)
+        throw new GenerationInputError(field, `this model only generates ${fixed * factor} pixels, got ${value}`);
     }
-    if (request.seed < 0n || request.seed >= 1n << 64n) throw new GenerationInputError('seed', 'must be an unsigned 64-bit integer');
+    if (request.seed < 0n || request.seed >= 1n << 64n)
+      throw new GenerationInputError('seed', 'must be an unsigned 64-bit integer');
     return params;
   }
 
@@ -302,13 +361,24 @@ export class DiffusionPipeline {
    * (they are denoised as one batch); prompt, negative prompt, guidance and seed are per request.
    * `onStep` is told after each UNet evaluation.
    */
-  async generate(requests: GenerationRequest[], onStep?: (done: number, total: number) => void): Promise<GeneratedImage[]> {
+  async generate(
+    requests: GenerationRequest[],
+    onStep?: (done: number, total: number) => void,
+  ): Promise<GeneratedImage[]> {
     if (requests.length === 0) return [];
     const params = requests.map((r) => this.resolve(r));
     const first = params[0]!;
     for (const p of params) {
-      if (p.numInferenceSteps !== first.numInferenceSteps || p.height !== first.height || p.width !== first.width || p.scheduler !== first.scheduler) {
-        throw new GenerationInputError('params', 'requests batched together must share num_inference_steps, height, width and scheduler');
+      if (
+        p.numInferenceSteps !== first.numInferenceSteps ||
+        p.height !== first.height ||
+        p.width !== first.width ||
+        p.scheduler !== first.scheduler
+      ) {
+        throw new GenerationInputError(
+          'params',
+          'requests batched together must share num_inference_steps, height, width and scheduler',
+        );
       }
     }
     const n = requests.length;
@@ -326,7 +396,9 @@ export class DiffusionPipeline {
     const latentW = first.width / this.info.vaeScaleFactor;
     const size = channels * latentH * latentW;
     const noises = requests.map((r) => new SeededNoise(r.seed));
-    const schedulers = requests.map(() => createScheduler(first.scheduler, this.schedulerConfig, first.numInferenceSteps));
+    const schedulers = requests.map(() =>
+      createScheduler(first.scheduler, this.schedulerConfig, first.numInferenceSteps),
+    );
     let latents = noises.map((noise, i) => {
       const x = noise.normal(size);
       const sigma = schedulers[i]!.initNoiseSigma;
@@ -362,7 +434,13 @@ export class DiffusionPipeline {
     }
 
     const images = await this.decode(latents, [channels, latentH, latentW]);
-    return images.map((image, i) => ({ image, seed: requests[i]!.seed, promptTruncated: encodings[i]!.truncated, promptTokens: encodings[i]!.tokenCount, params: params[i]! }));
+    return images.map((image, i) => ({
+      image,
+      seed: requests[i]!.seed,
+      promptTruncated: encodings[i]!.truncated,
+      promptTokens: encodings[i]!.tokenCount,
+      params: params[i]!,
+    }));
   }
 
   private async encodeText(ids: number[][]): Promise<ort.Tensor> {
@@ -370,12 +448,19 @@ export class DiffusionPipeline {
     const spec = inputs.find((i) => i.name === 'input_ids') ?? inputs[0]!;
     const length = this.tokenizer.maxLength;
     const feeds: Record<string, ort.Tensor> = { [spec.name]: intTensor(spec.type, ids.flat(), [ids.length, length]) };
-    const outputName = this.textEncoder.outputNames.includes('last_hidden_state') ? 'last_hidden_state' : this.textEncoder.outputNames[0]!;
+    const outputName = this.textEncoder.outputNames.includes('last_hidden_state')
+      ? 'last_hidden_state'
+      : this.textEncoder.outputNames[0]!;
     const out = await this.textEncoder.run(feeds, [outputName]);
     return out[outputName]!;
   }
 
-  private async predictNoise(sample: Float32Array, dims: number[], timestep: number, context: ort.Tensor): Promise<Float32Array> {
+  private async predictNoise(
+    sample: Float32Array,
+    dims: number[],
+    timestep: number,
+    context: ort.Tensor,
+  ): Promise<Float32Array> {
     const inputs = tensorInputs(this.unet);
     const sampleSpec = requireInput(inputs, 'sample', 'unet');
     const timeSpec = requireInput(inputs, 'timestep', 'unet');
@@ -383,10 +468,16 @@ export class DiffusionPipeline {
     // Exports differ: diffusers' converter takes float [batch], optimum int64 [1]; scalars exist too.
     const timeDims = timeSpec.shape.length === 0 ? [] : timeSpec.shape[0] === 1 ? [1] : [dims[0]!];
     const count = timeDims.length === 0 ? 1 : timeDims[0]!;
-    const time = FLOAT_TYPES.has(timeSpec.type) ? floatTensor(timeSpec.type, new Float32Array(count).fill(timestep), timeDims) : intTensor(timeSpec.type, new Array(count).fill(Math.round(timestep)), timeDims);
-    const contextTensor = context.type === contextSpec.type ? context : floatTensor(contextSpec.type, readFloats(context), context.dims);
+    const time = FLOAT_TYPES.has(timeSpec.type)
+      ? floatTensor(timeSpec.type, new Float32Array(count).fill(timestep), timeDims)
+      : intTensor(timeSpec.type, new Array(count).fill(Math.round(timestep)), timeDims);
+    const contextTensor =
+      context.type === contextSpec.type ? context : floatTensor(contextSpec.type, readFloats(context), context.dims);
     const outputName = this.unet.outputNames.includes('out_sample') ? 'out_sample' : this.unet.outputNames[0]!;
-    const out = await this.unet.run({ sample: floatTensor(sampleSpec.type, sample, dims), timestep: time, encoder_hidden_states: contextTensor }, [outputName]);
+    const out = await this.unet.run(
+      { sample: floatTensor(sampleSpec.type, sample, dims), timestep: time, encoder_hidden_states: contextTensor },
+      [outputName],
+    );
     return readFloats(out[outputName]!);
   }
 
@@ -400,7 +491,11 @@ export class DiffusionPipeline {
       for (let j = 0; j < size; j++) batch[i * size + j] = x[j]! * inverse;
     });
     const outputName = this.vaeDecoder.outputNames.includes('sample') ? 'sample' : this.vaeDecoder.outputNames[0]!;
-    const out = (await this.vaeDecoder.run({ [spec.name]: floatTensor(spec.type, batch, [latents.length, ...latentDims]) }, [outputName]))[outputName]!;
+    const out = (
+      await this.vaeDecoder.run({ [spec.name]: floatTensor(spec.type, batch, [latents.length, ...latentDims]) }, [
+        outputName,
+      ])
+    )[outputName]!;
     const pixels = readFloats(out);
     const [, rgb, height, width] = out.dims as [number, number, number, number];
     const plane = height * width;

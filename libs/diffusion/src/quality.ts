@@ -93,7 +93,9 @@ const NEGATIVE = new Set(['0', '0.0', 'false', 'no', 'negative', 'absent']);
  * carry, or carries as uncertain (e.g. "-1"), are not judged.
  */
 export async function classifierCheck(options: ClassifierCheckOptions): Promise<QualityCheck> {
-  const session = await ort.InferenceSession.create(options.modelPath, { executionProviders: [options.executionProvider ?? 'cpu'] });
+  const session = await ort.InferenceSession.create(options.modelPath, {
+    executionProviders: [options.executionProvider ?? 'cpu'],
+  });
   const input = session.inputMetadata[0]!;
   const shape = input.isTensor ? input.shape : [];
   const channels = typeof shape[1] === 'number' ? shape[1] : 1;
@@ -106,15 +108,20 @@ export async function classifierCheck(options: ClassifierCheckOptions): Promise<
   return {
     name: 'classifier',
     async check(image, item) {
-      const judged = options.labels.map((label, column) => ({ label, column, value: item.labels?.[label]?.trim().toLowerCase() })).filter((l) => l.value !== undefined && (POSITIVE.has(l.value) || NEGATIVE.has(l.value)));
+      const judged = options.labels
+        .map((label, column) => ({ label, column, value: item.labels?.[label]?.trim().toLowerCase() }))
+        .filter((l) => l.value !== undefined && (POSITIVE.has(l.value) || NEGATIVE.has(l.value)));
       if (judged.length === 0) return [];
       const resized = resize(image, width, height);
       const plane = width * height;
       const data = new Float32Array(channels * plane);
-      for (let c = 0; c < channels; c++) for (let j = 0; j < plane; j++) data[c * plane + j] = (resized.data[j]! - mean) / std;
+      for (let c = 0; c < channels; c++)
+        for (let j = 0; j < plane; j++) data[c * plane + j] = (resized.data[j]! - mean) / std;
       const out = await session.run({ [input.name]: new ort.Tensor('float32', data, [1, channels, height, width]) });
       const logits = out[session.outputNames[0]!]!.data as Float32Array;
-      return judged.filter(({ column, value }) => 1 / (1 + Math.exp(-logits[column]!)) > threshold !== POSITIVE.has(value!)).map(({ label }) => reasonName(label));
+      return judged
+        .filter(({ column, value }) => 1 / (1 + Math.exp(-logits[column]!)) > threshold !== POSITIVE.has(value!))
+        .map(({ label }) => reasonName(label));
     },
     close: () => session.release(),
   };

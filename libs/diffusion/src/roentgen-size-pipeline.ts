@@ -2,11 +2,23 @@ import * as path from 'node:path';
 import { writeClipTokenizerFiles, CLIP_MAX_LENGTH } from '@medsyn/clip-tokenizer';
 import { GraphBuilder, convertToFloat16, numel, saveModel } from '@medsyn/onnx-graph';
 import { modelBuilder, unet, UNET_PRESETS, type ModelBuilder, type UNetConfig } from '@medsyn/model-zoo';
-import { clipTextEncoder, ONNX_PIPELINE_MODEL_INDEX, SD21_SCHEDULER_CONFIG, vaeDecoder, writeJson, type VaeDecoderConfig } from './tiny-pipeline';
+import {
+  clipTextEncoder,
+  ONNX_PIPELINE_MODEL_INDEX,
+  SD21_SCHEDULER_CONFIG,
+  vaeDecoder,
+  writeJson,
+  type VaeDecoderConfig,
+} from './tiny-pipeline';
 
 /** The shapes of a Stable Diffusion pipeline: text encoder, UNet, VAE decoder and latent size. */
 export interface SdArchitecture {
-  text: { hidden: number; layers: number; heads: number; /** CLIP BPE merges kept (48,894: the full 49,408-token vocabulary). */ mergeCount: number };
+  text: {
+    hidden: number;
+    layers: number;
+    heads: number;
+    /** CLIP BPE merges kept (48,894: the full 49,408-token vocabulary). */ mergeCount: number;
+  };
   unet: UNetConfig;
   vae: Omit<VaeDecoderConfig, 'latentChannels'>;
   /** Latent height and width (the image is 8x larger with four VAE levels). */
@@ -29,7 +41,14 @@ export const ROENTGEN_V2_ARCHITECTURE: SdArchitecture = {
 /** The same topology at toy width (every component, block and attention present), for tests. */
 export const TINY_SD2_ARCHITECTURE: SdArchitecture = {
   text: { hidden: 32, layers: 2, heads: 2, mergeCount: 2000 },
-  unet: { ...UNET_PRESETS.sd21, blockChannels: [32, 32, 64, 64], heads: [1, 1, 2, 2], crossAttentionDim: 32, layersPerBlock: 1, normGroups: 8 },
+  unet: {
+    ...UNET_PRESETS.sd21,
+    blockChannels: [32, 32, 64, 64],
+    heads: [1, 1, 2, 2],
+    crossAttentionDim: 32,
+    layersPerBlock: 1,
+    normGroups: 8,
+  },
   vae: { blockChannels: [8, 16, 16, 16], groups: 4, resnetsPerUpBlock: 2, midBlockAttention: true },
   latentSize: 8,
 };
@@ -73,7 +92,10 @@ export function buildSdPipelines(targets: SdPipelineTarget[], options: SdPipelin
   const channels = arch.unet.inChannels;
   let vocabSize = 0;
   for (const t of targets) {
-    const vocabulary = writeClipTokenizerFiles(path.join(t.dir, 'tokenizer'), { mergeCount: arch.text.mergeCount, padToken: '!' });
+    const vocabulary = writeClipTokenizerFiles(path.join(t.dir, 'tokenizer'), {
+      mergeCount: arch.text.mergeCount,
+      padToken: '!',
+    });
     vocabSize = Object.keys(vocabulary.vocab).length;
   }
   const write = (component: string, componentSeed: number, build: (b: ModelBuilder) => void): number => {
@@ -82,7 +104,10 @@ export function buildSdPipelines(targets: SdPipelineTarget[], options: SdPipelin
     build(b);
     const proto = g.toModelProto({ producer: 'medsyn roentgen-size-pipeline', shareTensorData: true });
     for (const t of targets) {
-      saveModel(path.join(t.dir, component, 'model.onnx'), t.dtype === 'float16' ? convertToFloat16(proto) : proto, { location: 'model.onnx_data', threshold: options.externalDataThreshold });
+      saveModel(path.join(t.dir, component, 'model.onnx'), t.dtype === 'float16' ? convertToFloat16(proto) : proto, {
+        location: 'model.onnx_data',
+        threshold: options.externalDataThreshold,
+      });
     }
     return [...g.parameters.values()].reduce((sum, p) => sum + numel(p.initial.dims), 0);
   };
@@ -105,7 +130,16 @@ export function buildSdPipelines(targets: SdPipelineTarget[], options: SdPipelin
   };
 
   for (const t of targets) {
-    writeJson(path.join(t.dir, 'text_encoder', 'config.json'), { architectures: ['CLIPTextModel'], hidden_act: 'gelu', hidden_size: hidden, intermediate_size: 4 * hidden, num_attention_heads: arch.text.heads, num_hidden_layers: arch.text.layers, vocab_size: vocabSize, max_position_embeddings: CLIP_MAX_LENGTH });
+    writeJson(path.join(t.dir, 'text_encoder', 'config.json'), {
+      architectures: ['CLIPTextModel'],
+      hidden_act: 'gelu',
+      hidden_size: hidden,
+      intermediate_size: 4 * hidden,
+      num_attention_heads: arch.text.heads,
+      num_hidden_layers: arch.text.layers,
+      vocab_size: vocabSize,
+      max_position_embeddings: CLIP_MAX_LENGTH,
+    });
     writeJson(path.join(t.dir, 'unet', 'config.json'), {
       _class_name: 'UNet2DConditionModel',
       sample_size: latent,
@@ -117,15 +151,26 @@ export function buildSdPipelines(targets: SdPipelineTarget[], options: SdPipelin
       cross_attention_dim: hidden,
       use_linear_projection: arch.unet.linearProjection,
     });
-    writeJson(path.join(t.dir, 'vae_decoder', 'config.json'), { _class_name: 'AutoencoderKL', block_out_channels: arch.vae.blockChannels, latent_channels: arch.unet.outChannels, layers_per_block: arch.vae.resnetsPerUpBlock - 1, scaling_factor: 0.18215 });
+    writeJson(path.join(t.dir, 'vae_decoder', 'config.json'), {
+      _class_name: 'AutoencoderKL',
+      block_out_channels: arch.vae.blockChannels,
+      latent_channels: arch.unet.outChannels,
+      layers_per_block: arch.vae.resnetsPerUpBlock - 1,
+      scaling_factor: 0.18215,
+    });
     writeJson(path.join(t.dir, 'scheduler', 'scheduler_config.json'), SD21_SCHEDULER_CONFIG);
-    writeJson(path.join(t.dir, 'model_index.json'), { ...ONNX_PIPELINE_MODEL_INDEX, medsyn: { architecture: 'roentgen-v2-size (random weights)' } });
+    writeJson(path.join(t.dir, 'model_index.json'), {
+      ...ONNX_PIPELINE_MODEL_INDEX,
+      medsyn: { architecture: 'roentgen-v2-size (random weights)' },
+    });
   }
   return { parameters };
 }
 
 /** One pipeline: `buildSdPipelines` with a single target. */
-export function buildRoentgenSizePipeline(dir: string, options: SdPipelineBuildOptions & { dtype?: 'float32' | 'float16' } = {}): SdPipelineSummary {
+export function buildRoentgenSizePipeline(
+  dir: string,
+  options: SdPipelineBuildOptions & { dtype?: 'float32' | 'float16' } = {},
+): SdPipelineSummary {
   return buildSdPipelines([{ dir, dtype: options.dtype ?? 'float32' }], options);
 }
-

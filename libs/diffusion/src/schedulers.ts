@@ -62,8 +62,11 @@ const KIND_BY_CLASS: Record<string, SchedulerKind> = {
 export function schedulerKindOf(config: SchedulerConfig): SchedulerKind {
   const kind = Object.hasOwn(KIND_BY_CLASS, config._class_name ?? '') ? KIND_BY_CLASS[config._class_name!] : undefined;
   if (kind) return kind;
-  const named = config._class_name === undefined ? 'names no _class_name' : `_class_name "${config._class_name}" is not supported`;
-  throw new SchedulerConfigError(`scheduler_config.json ${named} (supported: ${Object.keys(KIND_BY_CLASS).join(', ')})`);
+  const named =
+    config._class_name === undefined ? 'names no _class_name' : `_class_name "${config._class_name}" is not supported`;
+  throw new SchedulerConfigError(
+    `scheduler_config.json ${named} (supported: ${Object.keys(KIND_BY_CLASS).join(', ')})`,
+  );
 }
 
 interface Resolved {
@@ -99,19 +102,27 @@ function resolve(config: SchedulerConfig, kind: SchedulerKind): Resolved {
     const schedule = config.beta_schedule ?? 'linear';
     if (schedule === 'linear') betas = linspace(start, end, trainSteps);
     // Latent diffusion's schedule: linear in sqrt(beta).
-    else if (schedule === 'scaled_linear') betas = linspace(Math.sqrt(start), Math.sqrt(end), trainSteps).map((b) => b * b);
-    else throw new SchedulerConfigError(`scheduler_config.json: beta_schedule "${schedule}" is not supported (linear, scaled_linear)`);
+    else if (schedule === 'scaled_linear')
+      betas = linspace(Math.sqrt(start), Math.sqrt(end), trainSteps).map((b) => b * b);
+    else
+      throw new SchedulerConfigError(
+        `scheduler_config.json: beta_schedule "${schedule}" is not supported (linear, scaled_linear)`,
+      );
   }
   const alphasCumprod = new Float64Array(betas.length);
   let product = 1;
   betas.forEach((beta, i) => (alphasCumprod[i] = product *= 1 - beta));
   const prediction = config.prediction_type ?? 'epsilon';
   if (prediction !== 'epsilon' && prediction !== 'v_prediction') {
-    throw new SchedulerConfigError(`scheduler_config.json: prediction_type "${prediction}" is not supported (epsilon, v_prediction)`);
+    throw new SchedulerConfigError(
+      `scheduler_config.json: prediction_type "${prediction}" is not supported (epsilon, v_prediction)`,
+    );
   }
   const spacing = config.timestep_spacing ?? 'leading';
   if (spacing !== 'leading' && spacing !== 'trailing' && spacing !== 'linspace') {
-    throw new SchedulerConfigError(`scheduler_config.json: timestep_spacing "${spacing}" is not supported (leading, trailing, linspace)`);
+    throw new SchedulerConfigError(
+      `scheduler_config.json: timestep_spacing "${spacing}" is not supported (leading, trailing, linspace)`,
+    );
   }
   // DDIM and PNDM step past t = 0 to "alpha_cumprod = 1" only when set_alpha_to_one (diffusers' defaults: DDIM true, PNDM false).
   const setAlphaToOne = config.set_alpha_to_one ?? kind === 'ddim';
@@ -131,7 +142,10 @@ function resolve(config: SchedulerConfig, kind: SchedulerKind): Resolved {
 /** Descending integer timesteps of DDIM / PNDM (diffusers `set_timesteps`). */
 function discreteTimesteps(r: Resolved, steps: number): number[] {
   const n = r.trainSteps;
-  if (r.spacing === 'linspace') return linspace(0, n - 1, steps).map(roundHalfEven).reverse();
+  if (r.spacing === 'linspace')
+    return linspace(0, n - 1, steps)
+      .map(roundHalfEven)
+      .reverse();
   if (r.spacing === 'leading') {
     const ratio = Math.floor(n / steps);
     return Array.from({ length: steps }, (_, i) => i * ratio + r.stepsOffset).reverse();
@@ -142,14 +156,24 @@ function discreteTimesteps(r: Resolved, steps: number): number[] {
 
 /** Validates and builds the scheduler for `steps` denoising steps. */
 export function createScheduler(kind: SchedulerKind, config: SchedulerConfig, steps: number): Scheduler {
-  if (!Number.isInteger(steps) || steps < 1) throw new SchedulerConfigError(`num_inference_steps must be an integer >= 1, got ${steps}`);
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new SchedulerConfigError(`num_inference_steps must be an integer >= 1, got ${steps}`);
   const r = resolve(config, kind);
-  if (steps > r.trainSteps) throw new SchedulerConfigError(`num_inference_steps ${steps} exceeds the model's ${r.trainSteps} training timesteps`);
-  if (kind === 'pndm' && !r.skipPrkSteps && steps < 4) throw new SchedulerConfigError(`num_inference_steps ${steps}: PNDM's Runge-Kutta warm-up (skip_prk_steps false) needs at least 4`);
+  if (steps > r.trainSteps)
+    throw new SchedulerConfigError(
+      `num_inference_steps ${steps} exceeds the model's ${r.trainSteps} training timesteps`,
+    );
+  if (kind === 'pndm' && !r.skipPrkSteps && steps < 4)
+    throw new SchedulerConfigError(
+      `num_inference_steps ${steps}: PNDM's Runge-Kutta warm-up (skip_prk_steps false) needs at least 4`,
+    );
   const scheduler = build(kind, r, steps);
   // steps_offset moves "leading" timesteps up: with many steps the last one falls past the table (1000 steps, offset 1: t = 1000).
   const past = scheduler.timesteps.find((t) => t < 0 || t > r.trainSteps - 1);
-  if (past !== undefined) throw new SchedulerConfigError(`num_inference_steps ${steps} with steps_offset ${r.stepsOffset} reaches timestep ${past}, outside the model's 0..${r.trainSteps - 1}`);
+  if (past !== undefined)
+    throw new SchedulerConfigError(
+      `num_inference_steps ${steps} with steps_offset ${r.stepsOffset} reaches timestep ${past}, outside the model's 0..${r.trainSteps - 1}`,
+    );
   return scheduler;
 }
 
@@ -187,7 +211,11 @@ function toEpsilon(r: Resolved, alphaProd: number, output: Float32Array, sample:
 function prkTimesteps(ascending: number[], stride: number): number[] {
   const half = Math.floor(stride / 2);
   const points = ascending.slice(-4).flatMap((t) => [t, t + half]);
-  return points.slice(0, -1).flatMap((t) => [t, t]).slice(1, -1).reverse();
+  return points
+    .slice(0, -1)
+    .flatMap((t) => [t, t])
+    .slice(1, -1)
+    .reverse();
 }
 
 /**
@@ -200,7 +228,9 @@ function pndm(r: Resolved, steps: number): Scheduler {
   const stride = Math.floor(r.trainSteps / steps);
   const prk = r.skipPrkSteps ? [] : prkTimesteps(base, stride);
   // PLMS (skip_prk_steps): [t_{n-1}, t_{n-2}, t_{n-2}, t_{n-3}, ..., t_0]; after RK: [t_{n-4}, ..., t_0].
-  const plms = r.skipPrkSteps ? [...base.slice(0, -1), ...base.slice(-2, -1), ...base.slice(-1)].reverse() : base.slice(0, -3).reverse();
+  const plms = r.skipPrkSteps
+    ? [...base.slice(0, -1), ...base.slice(-2, -1), ...base.slice(-1)].reverse()
+    : base.slice(0, -3).reverse();
   const timesteps = [...prk, ...plms];
   const ets: Float32Array[] = [];
   let heldSample: Float32Array | undefined;
@@ -257,8 +287,13 @@ function pndm(r: Resolved, steps: number): Scheduler {
         heldSample = sample;
         combined = output;
       } else if (e === 2) combined = map(output.length, (j) => (3 * ets[1]![j]! - ets[0]![j]!) / 2);
-      else if (e === 3) combined = map(output.length, (j) => (23 * ets[2]![j]! - 16 * ets[1]![j]! + 5 * ets[0]![j]!) / 12);
-      else combined = map(output.length, (j) => (55 * ets[3]![j]! - 59 * ets[2]![j]! + 37 * ets[1]![j]! - 9 * ets[0]![j]!) / 24);
+      else if (e === 3)
+        combined = map(output.length, (j) => (23 * ets[2]![j]! - 16 * ets[1]![j]! + 5 * ets[0]![j]!) / 12);
+      else
+        combined = map(
+          output.length,
+          (j) => (55 * ets[3]![j]! - 59 * ets[2]![j]! + 37 * ets[1]![j]! - 9 * ets[0]![j]!) / 24,
+        );
       return transfer(sample, t, t - stride, combined);
     },
   };
@@ -328,7 +363,10 @@ function eulerAncestral(r: Resolved, steps: number): Scheduler {
       const x0 =
         r.prediction === 'epsilon'
           ? map(sample.length, (j) => sample[j]! - sigma * modelOutput[j]!)
-          : map(sample.length, (j) => modelOutput[j]! * (-sigma / Math.sqrt(sigma * sigma + 1)) + sample[j]! / (sigma * sigma + 1));
+          : map(
+              sample.length,
+              (j) => modelOutput[j]! * (-sigma / Math.sqrt(sigma * sigma + 1)) + sample[j]! / (sigma * sigma + 1),
+            );
       // Split the step into a deterministic part down to sigmaDown and fresh noise of sigmaUp.
       const sigmaUp = Math.sqrt((next * next * (sigma * sigma - next * next)) / (sigma * sigma));
       const sigmaDown = Math.sqrt(next * next - sigmaUp * sigmaUp);
@@ -342,10 +380,17 @@ function eulerAncestral(r: Resolved, steps: number): Scheduler {
 function dpmSolverPlusPlus2M(r: Resolved, steps: number): Scheduler {
   const n = r.trainSteps;
   let timesteps: number[];
-  if (r.spacing === 'linspace') timesteps = linspace(0, n - 1, steps + 1).map(roundHalfEven).reverse().slice(0, -1);
+  if (r.spacing === 'linspace')
+    timesteps = linspace(0, n - 1, steps + 1)
+      .map(roundHalfEven)
+      .reverse()
+      .slice(0, -1);
   else if (r.spacing === 'leading') {
     const ratio = Math.floor(n / (steps + 1));
-    timesteps = Array.from({ length: steps + 1 }, (_, i) => i * ratio).reverse().slice(0, -1).map((t) => t + r.stepsOffset);
+    timesteps = Array.from({ length: steps + 1 }, (_, i) => i * ratio)
+      .reverse()
+      .slice(0, -1)
+      .map((t) => t + r.stepsOffset);
   } else timesteps = Array.from({ length: steps }, (_, i) => roundHalfEven(n - (i * n) / steps) - 1);
   // final_sigmas_type "zero": the last step lands on the clean sample.
   const sigmas = [...timesteps.map((t) => sigmaAt(r, t)), 0];

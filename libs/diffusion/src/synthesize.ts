@@ -38,7 +38,12 @@ const U64 = (1n << 64n) - 1n;
 export const sha256Hex = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 /** The PNG tEXt provenance: digests, never the prompt itself (it comes from a patient's report). */
-export function provenanceText(pipeline: DiffusionPipeline, item: SynthesisItem, generated: GeneratedImage, seed: bigint): Record<string, string> {
+export function provenanceText(
+  pipeline: DiffusionPipeline,
+  item: SynthesisItem,
+  generated: GeneratedImage,
+  seed: bigint,
+): Record<string, string> {
   return {
     Software: 'medsyn synthesizer',
     'medsyn:prompt_sha256': sha256Hex(item.prompt),
@@ -57,7 +62,11 @@ export function provenanceText(pipeline: DiffusionPipeline, item: SynthesisItem,
  * of attempts (then returned with accepted = false). Deterministic: the same items give the same
  * images, so a resumed job regenerates exactly what it lost.
  */
-export async function synthesize(pipeline: DiffusionPipeline, items: SynthesisItem[], options: SynthesisOptions = {}): Promise<SynthesisResult[]> {
+export async function synthesize(
+  pipeline: DiffusionPipeline,
+  items: SynthesisItem[],
+  options: SynthesisOptions = {},
+): Promise<SynthesisResult[]> {
   const maxBatch = options.maxBatch ?? 4;
   const results: SynthesisResult[] = new Array(items.length);
   const state = items.map(() => ({ attempts: 0, rejections: {} as Record<string, number> }));
@@ -77,7 +86,10 @@ export async function synthesize(pipeline: DiffusionPipeline, items: SynthesisIt
     for (const group of groups.values()) {
       for (let start = 0; start < group.length; start += maxBatch) {
         const batch = group.slice(start, start + maxBatch);
-        const requests = batch.map((i) => ({ ...items[i]!, seed: (items[i]!.seed + BigInt(state[i]!.attempts)) & U64 }));
+        const requests = batch.map((i) => ({
+          ...items[i]!,
+          seed: (items[i]!.seed + BigInt(state[i]!.attempts)) & U64,
+        }));
         const generated = await pipeline.generate(requests, () => options.onStep?.(batch.length));
         for (let k = 0; k < batch.length; k++) {
           const i = batch[k]!;
@@ -91,8 +103,18 @@ export async function synthesize(pipeline: DiffusionPipeline, items: SynthesisIt
             continue;
           }
           const seed = requests[k]!.seed;
-          const png = encodeGrayPng(generated[k]!.image, { bitDepth: items[i]!.bitDepth ?? options.bitDepth ?? 8, text: provenanceText(pipeline, items[i]!, generated[k]!, seed) });
-          results[i] = { png, generated: generated[k]!, seed, accepted: reasons.length === 0, attempts: s.attempts, rejections: s.rejections };
+          const png = encodeGrayPng(generated[k]!.image, {
+            bitDepth: items[i]!.bitDepth ?? options.bitDepth ?? 8,
+            text: provenanceText(pipeline, items[i]!, generated[k]!, seed),
+          });
+          results[i] = {
+            png,
+            generated: generated[k]!,
+            seed,
+            accepted: reasons.length === 0,
+            attempts: s.attempts,
+            rejections: s.rejections,
+          };
           await options.onResult?.(i, results[i]!);
         }
       }

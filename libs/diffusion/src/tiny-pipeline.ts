@@ -2,7 +2,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeClipTokenizerFiles, CLIP_MAX_LENGTH } from '@medsyn/clip-tokenizer';
 import { GraphBuilder, encodeModel, ops, type DType, type Value } from '@medsyn/onnx-graph';
-import { attention, conv2d, embedding, groupNorm, layerNorm, linear, modelBuilder, normal, silu, unet, UNET_PRESETS, type ModelBuilder, type UNetConfig } from '@medsyn/model-zoo';
+import {
+  attention,
+  conv2d,
+  embedding,
+  groupNorm,
+  layerNorm,
+  linear,
+  modelBuilder,
+  normal,
+  silu,
+  unet,
+  UNET_PRESETS,
+  type ModelBuilder,
+  type UNetConfig,
+} from '@medsyn/model-zoo';
 
 /**
  * A small Stable Diffusion pipeline with random weights in exactly the ONNX export layout
@@ -82,16 +96,27 @@ function floatOutput(b: ModelBuilder, v: Value, dtype: DType, name: string): voi
 }
 
 /** transformers' CLIPTextModel (pre-LayerNorm, causal self-attention, GELU MLP) -> last_hidden_state. */
-export function clipTextEncoder(b: ModelBuilder, ids: Value, vocabSize: number, hidden: number, layers: number, heads: number): Value {
+export function clipTextEncoder(
+  b: ModelBuilder,
+  ids: Value,
+  vocabSize: number,
+  hidden: number,
+  layers: number,
+  heads: number,
+): Value {
   const { g, o } = b;
   return g.scope('text_model', () => {
     let h = g.scope('embeddings', () => {
       const tokens = embedding(b, 'token_embedding', ids, vocabSize, hidden, 0.02);
-      const positions = g.scope('position_embedding', () => g.parameter('weight', normal(b, [CLIP_MAX_LENGTH, hidden], 0.01)));
+      const positions = g.scope('position_embedding', () =>
+        g.parameter('weight', normal(b, [CLIP_MAX_LENGTH, hidden], 0.01)),
+      );
       return o.add(tokens, positions);
     });
     // CLIP's text transformer is causal: token i attends to tokens <= i.
-    const mask = Array.from({ length: CLIP_MAX_LENGTH * CLIP_MAX_LENGTH }, (_, k) => (k % CLIP_MAX_LENGTH > Math.floor(k / CLIP_MAX_LENGTH) ? -1e9 : 0));
+    const mask = Array.from({ length: CLIP_MAX_LENGTH * CLIP_MAX_LENGTH }, (_, k) =>
+      k % CLIP_MAX_LENGTH > Math.floor(k / CLIP_MAX_LENGTH) ? -1e9 : 0,
+    );
     const causal = o.const('float32', [1, 1, CLIP_MAX_LENGTH, CLIP_MAX_LENGTH], mask);
     g.scope('encoder', () =>
       g.scope('layers', () => {
@@ -106,7 +131,9 @@ export function clipTextEncoder(b: ModelBuilder, ids: Value, vocabSize: number, 
             });
             h = o.add(h, attended);
             const n2 = layerNorm(b, 'layer_norm2', h, hidden);
-            const mlp = g.scope('mlp', () => linear(b, 'fc2', o.gelu(linear(b, 'fc1', n2, hidden, 4 * hidden)), 4 * hidden, hidden));
+            const mlp = g.scope('mlp', () =>
+              linear(b, 'fc2', o.gelu(linear(b, 'fc1', n2, hidden, 4 * hidden)), 4 * hidden, hidden),
+            );
             h = o.add(h, mlp);
           });
         }
@@ -118,8 +145,24 @@ export function clipTextEncoder(b: ModelBuilder, ids: Value, vocabSize: number, 
 
 /** diffusers' ResnetBlock2D without a time embedding (as in the VAE). */
 function vaeResnet(b: ModelBuilder, x: Value, inChannels: number, outChannels: number, groups: number): Value {
-  const h1 = conv2d(b, 'conv1', silu(b, groupNorm(b, 'norm1', x, inChannels, groups, 1e-6)), inChannels, outChannels, 3, { padding: 1 });
-  const h2 = conv2d(b, 'conv2', silu(b, groupNorm(b, 'norm2', h1, outChannels, groups, 1e-6)), outChannels, outChannels, 3, { padding: 1 });
+  const h1 = conv2d(
+    b,
+    'conv1',
+    silu(b, groupNorm(b, 'norm1', x, inChannels, groups, 1e-6)),
+    inChannels,
+    outChannels,
+    3,
+    { padding: 1 },
+  );
+  const h2 = conv2d(
+    b,
+    'conv2',
+    silu(b, groupNorm(b, 'norm2', h1, outChannels, groups, 1e-6)),
+    outChannels,
+    outChannels,
+    3,
+    { padding: 1 },
+  );
   const shortcut = inChannels === outChannels ? x : conv2d(b, 'conv_shortcut', x, inChannels, outChannels, 1);
   return b.o.add(shortcut, h2);
 }
@@ -143,7 +186,10 @@ const TINY_VAE = { groups: 4, resnetsPerUpBlock: 1, midBlockAttention: false };
 function vaeAttention(b: ModelBuilder, x: Value, channels: number, groups: number): Value {
   const { o } = b;
   const [, , height, width] = x.shape as [unknown, number, number, number];
-  const tokens = o.transpose(o.reshape(groupNorm(b, 'group_norm', x, channels, groups, 1e-6), [0, channels, height * width]), [0, 2, 1]);
+  const tokens = o.transpose(
+    o.reshape(groupNorm(b, 'group_norm', x, channels, groups, 1e-6), [0, channels, height * width]),
+    [0, 2, 1],
+  );
   const q = linear(b, 'to_q', tokens, channels, channels);
   const k = linear(b, 'to_k', tokens, channels, channels);
   const v = linear(b, 'to_v', tokens, channels, channels);
@@ -174,7 +220,10 @@ export function vaeDecoder(b: ModelBuilder, z: Value, config: VaeDecoderConfig):
             h = at('resnets', j, () => vaeResnet(b, h, channels, out, groups));
             channels = out;
           }
-          if (i < reversed.length - 1) h = at('upsamplers', 0, () => conv2d(b, 'conv', o.resize(h, [1, 1, 2, 2], 'nearest'), out, out, 3, { padding: 1 }));
+          if (i < reversed.length - 1)
+            h = at('upsamplers', 0, () =>
+              conv2d(b, 'conv', o.resize(h, [1, 1, 2, 2], 'nearest'), out, out, 3, { padding: 1 }),
+            );
         }),
       ),
     );
@@ -193,7 +242,10 @@ export function buildTinyPipeline(dir: string, options: TinyPipelineOptions = {}
   const seed = options.seed ?? 1;
   fs.mkdirSync(dir, { recursive: true });
 
-  const vocabulary = writeClipTokenizerFiles(path.join(dir, 'tokenizer'), { mergeCount: options.mergeCount ?? 2000, padToken: '!' });
+  const vocabulary = writeClipTokenizerFiles(path.join(dir, 'tokenizer'), {
+    mergeCount: options.mergeCount ?? 2000,
+    padToken: '!',
+  });
   const vocabSize = Object.keys(vocabulary.vocab).length;
 
   const text = new GraphBuilder('text_encoder');
@@ -201,12 +253,19 @@ export function buildTinyPipeline(dir: string, options: TinyPipelineOptions = {}
   const ids = text.input('input_ids', options.idsDtype ?? 'int32', ['batch', CLIP_MAX_LENGTH]);
   floatOutput(tb, clipTextEncoder(tb, ids, vocabSize, hidden, options.textLayers ?? 2, 2), dtype, 'last_hidden_state');
   writeModel(path.join(dir, 'text_encoder', 'model.onnx'), text);
-  writeJson(path.join(dir, 'text_encoder', 'config.json'), { architectures: ['CLIPTextModel'], hidden_size: hidden, num_hidden_layers: options.textLayers ?? 2, vocab_size: vocabSize, max_position_embeddings: CLIP_MAX_LENGTH });
+  writeJson(path.join(dir, 'text_encoder', 'config.json'), {
+    architectures: ['CLIPTextModel'],
+    hidden_size: hidden,
+    num_hidden_layers: options.textLayers ?? 2,
+    vocab_size: vocabSize,
+    max_position_embeddings: CLIP_MAX_LENGTH,
+  });
 
   const u = new GraphBuilder('unet');
   const ub = modelBuilder(u, { seed: seed + 1 });
   const sample = floatInput(u, 'sample', dtype, ['batch', unetConfig.inChannels, latent, latent]);
-  const timestep = options.timestep === 'int64-one' ? u.input('timestep', 'int64', [1]) : floatInput(u, 'timestep', dtype, ['batch']);
+  const timestep =
+    options.timestep === 'int64-one' ? u.input('timestep', 'int64', [1]) : floatInput(u, 'timestep', dtype, ['batch']);
   const context = floatInput(u, 'encoder_hidden_states', dtype, ['batch', 'sequence', hidden]);
   floatOutput(ub, unet(ub, sample, timestep, context, unetConfig), dtype, 'out_sample');
   writeModel(path.join(dir, 'unet', 'model.onnx'), u);
@@ -222,11 +281,24 @@ export function buildTinyPipeline(dir: string, options: TinyPipelineOptions = {}
   const v = new GraphBuilder('vae_decoder');
   const vb = modelBuilder(v, { seed: seed + 2 });
   const z = floatInput(v, 'latent_sample', dtype, ['batch', unetConfig.outChannels, latent, latent]);
-  floatOutput(vb, vaeDecoder(vb, z, { ...TINY_VAE, latentChannels: unetConfig.outChannels, blockChannels: vaeChannels }), dtype, 'sample');
+  floatOutput(
+    vb,
+    vaeDecoder(vb, z, { ...TINY_VAE, latentChannels: unetConfig.outChannels, blockChannels: vaeChannels }),
+    dtype,
+    'sample',
+  );
   writeModel(path.join(dir, 'vae_decoder', 'model.onnx'), v);
-  writeJson(path.join(dir, 'vae_decoder', 'config.json'), { _class_name: 'AutoencoderKL', block_out_channels: vaeChannels, latent_channels: unetConfig.outChannels, scaling_factor: 0.18215 });
+  writeJson(path.join(dir, 'vae_decoder', 'config.json'), {
+    _class_name: 'AutoencoderKL',
+    block_out_channels: vaeChannels,
+    latent_channels: unetConfig.outChannels,
+    scaling_factor: 0.18215,
+  });
 
-  writeJson(path.join(dir, 'scheduler', 'scheduler_config.json'), { ...SD21_SCHEDULER_CONFIG, prediction_type: options.predictionType ?? 'epsilon' });
+  writeJson(path.join(dir, 'scheduler', 'scheduler_config.json'), {
+    ...SD21_SCHEDULER_CONFIG,
+    prediction_type: options.predictionType ?? 'epsilon',
+  });
   writeJson(path.join(dir, 'model_index.json'), ONNX_PIPELINE_MODEL_INDEX);
   return dir;
 }

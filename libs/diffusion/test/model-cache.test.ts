@@ -53,7 +53,11 @@ describe('ModelCache', () => {
 
   it('forgets a model that failed to load', async () => {
     let fail = true;
-    const models = new ModelCache<string>({ maxModels: 1, load: async () => (fail ? Promise.reject(new Error('no files')) : 'ok'), evict: async () => undefined });
+    const models = new ModelCache<string>({
+      maxModels: 1,
+      load: async () => (fail ? Promise.reject(new Error('no files')) : 'ok'),
+      evict: async () => undefined,
+    });
     await expect(models.acquire('a')).rejects.toThrow('no files');
     fail = false;
     expect(models.keys()).toEqual([]);

@@ -2,7 +2,15 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkOnnxModel, makeTempDir } from '@medsyn/testing';
-import { buildTinyPipeline, DiffusionPipeline, ExecutionProviderError, GenerationInputError, ModelLoadError, fromFloat16Bits, toFloat16Bits } from '../src';
+import {
+  buildTinyPipeline,
+  DiffusionPipeline,
+  ExecutionProviderError,
+  GenerationInputError,
+  ModelLoadError,
+  fromFloat16Bits,
+  toFloat16Bits,
+} from '../src';
 
 const PROMPT = 'Small left pleural effusion. No pneumothorax.';
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
@@ -15,7 +23,9 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
   beforeAll(async () => {
     fp32 = await DiffusionPipeline.load(buildTinyPipeline(path.join(tmp.dir, 'fp32')));
     // fp16 I/O, int64 token ids and an int64 [1] timestep, as optimum exports them.
-    fp16 = await DiffusionPipeline.load(buildTinyPipeline(path.join(tmp.dir, 'fp16'), { dtype: 'float16', idsDtype: 'int64', timestep: 'int64-one' }));
+    fp16 = await DiffusionPipeline.load(
+      buildTinyPipeline(path.join(tmp.dir, 'fp16'), { dtype: 'float16', idsDtype: 'int64', timestep: 'int64-one' }),
+    );
   });
   afterAll(async () => {
     await Promise.all([fp32?.close(), fp16?.close()]);
@@ -23,16 +33,37 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
   });
 
   it('reads the signature from the models: dtypes, sizes, scheduler and defaults', () => {
-    expect(fp32.info).toMatchObject({ unetDtype: 'float32', latentChannels: 4, vaeScaleFactor: 8, scalingFactor: 0.18215, maxPromptTokens: 77 });
-    expect(fp32.info.defaults).toEqual({ guidanceScale: 3, numInferenceSteps: 75, height: 64, width: 64, scheduler: 'pndm' });
+    expect(fp32.info).toMatchObject({
+      unetDtype: 'float32',
+      latentChannels: 4,
+      vaeScaleFactor: 8,
+      scalingFactor: 0.18215,
+      maxPromptTokens: 77,
+    });
+    expect(fp32.info.defaults).toEqual({
+      guidanceScale: 3,
+      numInferenceSteps: 75,
+      height: 64,
+      width: 64,
+      scheduler: 'pndm',
+    });
     expect(fp16.info.unetDtype).toBe('float16');
     expect(fp32.info.digest).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('writes the export layout with models that pass onnx.checker (opset 17, input and output names of a real export)', async () => {
-    for (const component of ['text_encoder', 'unet', 'vae_decoder']) checkOnnxModel(fs.readFileSync(path.join(tmp.dir, 'fp32', component, 'model.onnx')), component);
+    for (const component of ['text_encoder', 'unet', 'vae_decoder'])
+      checkOnnxModel(fs.readFileSync(path.join(tmp.dir, 'fp32', component, 'model.onnx')), component);
     checkOnnxModel(fs.readFileSync(path.join(tmp.dir, 'fp16', 'unet', 'model.onnx')), 'fp16-unet');
-    for (const file of ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt', 'vae_decoder/config.json', 'unet/config.json']) expect(fs.existsSync(path.join(tmp.dir, 'fp32', file))).toBe(true);
+    for (const file of [
+      'model_index.json',
+      'scheduler/scheduler_config.json',
+      'tokenizer/vocab.json',
+      'tokenizer/merges.txt',
+      'vae_decoder/config.json',
+      'unet/config.json',
+    ])
+      expect(fs.existsSync(path.join(tmp.dir, 'fp32', file))).toBe(true);
   });
 
   it('generates the same image for the same seed and another for another seed', async () => {
@@ -86,7 +117,9 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
 
   it('rejects bad parameters naming the field, without quoting the prompt', async () => {
     const bad = async (request: object, field: string) => {
-      const error = await fp32.generate([{ prompt: PROMPT, seed: 1n, numInferenceSteps: 2, ...request }]).catch((e: unknown) => e);
+      const error = await fp32
+        .generate([{ prompt: PROMPT, seed: 1n, numInferenceSteps: 2, ...request }])
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(GenerationInputError);
       expect((error as GenerationInputError).field).toBe(field);
       expect((error as Error).message).not.toContain('effusion');
@@ -107,7 +140,8 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
     const dir = path.join(tmp.dir, 'external');
     fs.cpSync(path.join(tmp.dir, 'fp32'), dir, { recursive: true });
     const unet = path.join(dir, 'unet', 'model.onnx');
-    const script = 'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.save_model(m, sys.argv[1], save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)';
+    const script =
+      'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.save_model(m, sys.argv[1], save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)';
     execFileSync('/usr/bin/python3', ['-c', script, unet]);
     expect(fs.statSync(path.join(dir, 'unet', 'model.onnx_data')).size).toBeGreaterThan(fs.statSync(unet).size);
     const external = await DiffusionPipeline.load(dir);
@@ -138,8 +172,15 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
 
     const otherScheduler = copy('other-scheduler');
     const schedulerFile = path.join(otherScheduler, 'scheduler', 'scheduler_config.json');
-    fs.writeFileSync(schedulerFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(schedulerFile, 'utf8')), _class_name: 'LMSDiscreteScheduler' }));
-    await expect(DiffusionPipeline.load(otherScheduler)).rejects.toThrow(new ModelLoadError('scheduler_config.json _class_name "LMSDiscreteScheduler" is not supported (supported: PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler)'));
+    fs.writeFileSync(
+      schedulerFile,
+      JSON.stringify({ ...JSON.parse(fs.readFileSync(schedulerFile, 'utf8')), _class_name: 'LMSDiscreteScheduler' }),
+    );
+    await expect(DiffusionPipeline.load(otherScheduler)).rejects.toThrow(
+      new ModelLoadError(
+        'scheduler_config.json _class_name "LMSDiscreteScheduler" is not supported (supported: PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler)',
+      ),
+    );
 
     const noTokenizer = copy('no-tokenizer');
     fs.rmSync(path.join(noTokenizer, 'tokenizer', 'merges.txt'));
@@ -149,7 +190,9 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
   });
 
   it('refuses an execution provider this onnxruntime build lacks', async () => {
-    await expect(DiffusionPipeline.load(path.join(tmp.dir, 'fp32'), { executionProvider: 'cuda' })).rejects.toThrow(ExecutionProviderError);
+    await expect(DiffusionPipeline.load(path.join(tmp.dir, 'fp32'), { executionProvider: 'cuda' })).rejects.toThrow(
+      ExecutionProviderError,
+    );
   });
 
   it('converts float16 exactly for representable values and rounds to nearest', () => {

@@ -2,7 +2,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeTempDir } from '@medsyn/testing';
 import { decodeModel, onnx } from '@medsyn/onnx-graph';
-import { buildSdPipelines, DiffusionPipeline, ROENTGEN_V2_ARCHITECTURE, TINY_SD2_ARCHITECTURE, type SdPipelineSummary } from '../src';
+import {
+  buildSdPipelines,
+  DiffusionPipeline,
+  ROENTGEN_V2_ARCHITECTURE,
+  TINY_SD2_ARCHITECTURE,
+  type SdPipelineSummary,
+} from '../src';
 
 const { TensorProto_DataLocation: DataLocation, TensorProto_DataType: DataType } = onnx;
 
@@ -15,12 +21,24 @@ describe('buildSdPipelines (RoentGen-v2 architecture, random weights)', () => {
   const images: Record<string, Float32Array> = {};
 
   beforeAll(async () => {
-    summary = buildSdPipelines([{ dir: dirs.float32, dtype: 'float32' }, { dir: dirs.float16, dtype: 'float16' }], { architecture: TINY_SD2_ARCHITECTURE });
+    summary = buildSdPipelines(
+      [
+        { dir: dirs.float32, dtype: 'float32' },
+        { dir: dirs.float16, dtype: 'float16' },
+      ],
+      { architecture: TINY_SD2_ARCHITECTURE },
+    );
     for (const [dtype, dir] of Object.entries(dirs)) {
       const pipeline = await DiffusionPipeline.load(dir, { intraOpThreads: 1 });
       try {
-        expect(pipeline.info).toMatchObject({ unetDtype: dtype, vaeScaleFactor: 8, defaults: { height: 64, width: 64, scheduler: 'pndm' } });
-        const [generated] = await pipeline.generate([{ prompt: 'Small left pleural effusion.', seed: 7n, numInferenceSteps: 3 }]);
+        expect(pipeline.info).toMatchObject({
+          unetDtype: dtype,
+          vaeScaleFactor: 8,
+          defaults: { height: 64, width: 64, scheduler: 'pndm' },
+        });
+        const [generated] = await pipeline.generate([
+          { prompt: 'Small left pleural effusion.', seed: 7n, numInferenceSteps: 3 },
+        ]);
         images[dtype] = generated!.image.data as Float32Array;
       } finally {
         await pipeline.close();
@@ -42,26 +60,44 @@ describe('buildSdPipelines (RoentGen-v2 architecture, random weights)', () => {
         expect(Number(entry.offset) + Number(entry.length)).toBeLessThanOrEqual(dataBytes);
         expect(t.rawData?.length ?? 0).toBe(0);
       }
-      for (const t of model.graph!.initializer) if (t.dataLocation !== DataLocation.EXTERNAL) expect(t.rawData!.length).toBeLessThan(1024);
+      for (const t of model.graph!.initializer)
+        if (t.dataLocation !== DataLocation.EXTERNAL) expect(t.rawData!.length).toBeLessThan(1024);
     }
   });
 
   it('writes the float16 copy as optimum --fp16 does: float16 weights and inputs, the timestep embedding kept in float32', () => {
     const model = decodeModel(fs.readFileSync(path.join(dirs.float16, 'unet', 'model.onnx')));
     const graph = model.graph!;
-    expect(Object.fromEntries(graph.input.map((v) => [v.name, v.type!.tensorType!.elemType]))).toEqual({ sample: DataType.FLOAT16, timestep: DataType.INT64, encoder_hidden_states: DataType.FLOAT16 });
+    expect(Object.fromEntries(graph.input.map((v) => [v.name, v.type!.tensorType!.elemType]))).toEqual({
+      sample: DataType.FLOAT16,
+      timestep: DataType.INT64,
+      encoder_hidden_states: DataType.FLOAT16,
+    });
     // float32 stays where it must: the sinusoid's frequencies and Resize's scales (tensor(float) in the spec).
     const floatConstants = graph.initializer.filter((t) => t.dataType === DataType.FLOAT).map((t) => t.name);
-    expect(floatConstants).toEqual(['time_embedding.const', 'up_blocks.0.upsamplers.0.scales', 'up_blocks.1.upsamplers.0.scales', 'up_blocks.2.upsamplers.0.scales']);
+    expect(floatConstants).toEqual([
+      'time_embedding.const',
+      'up_blocks.0.upsamplers.0.scales',
+      'up_blocks.1.upsamplers.0.scales',
+      'up_blocks.2.upsamplers.0.scales',
+    ]);
     expect(graph.initializer.filter((t) => t.dataType === DataType.FLOAT16).length).toBeGreaterThan(100);
     const sin = graph.node.find((n) => n.opType === 'Sin')!;
-    expect(graph.node.find((n) => n.opType === 'Cast' && n.input[0] === sin.output[0])!.attribute[0]!.i).toBe(DataType.FLOAT16);
+    expect(graph.node.find((n) => n.opType === 'Cast' && n.input[0] === sin.output[0])!.attribute[0]!.i).toBe(
+      DataType.FLOAT16,
+    );
   });
 
   it('counts the parameters of each component (the bench checks the full UNet against SD 2.1-base: 865,910,724)', () => {
     // The toy width's counts, exact: a change to the builder shows here first.
     expect(summary.parameters).toEqual({ text_encoder: 108384, unet: 1645572, vae_decoder: 49687 });
-    expect(ROENTGEN_V2_ARCHITECTURE.unet).toMatchObject({ blockChannels: [320, 640, 1280, 1280], layersPerBlock: 2, crossAttentionDim: 1024, heads: [5, 10, 20, 20], linearProjection: true });
+    expect(ROENTGEN_V2_ARCHITECTURE.unet).toMatchObject({
+      blockChannels: [320, 640, 1280, 1280],
+      layersPerBlock: 2,
+      crossAttentionDim: 1024,
+      heads: [5, 10, 20, 20],
+      linearProjection: true,
+    });
     expect(ROENTGEN_V2_ARCHITECTURE.text).toEqual({ hidden: 1024, layers: 23, heads: 16, mergeCount: 48894 });
   });
 

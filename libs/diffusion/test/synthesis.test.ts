@@ -4,9 +4,27 @@ import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artif
 import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
 import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
 import { makeTempDir } from '@medsyn/testing';
-import { buildTinyPipeline, classifierCheck, DiffusionPipeline, fetchModelDirectory, storePrefixOf, imageStatisticsCheck, QualityGate, runDatasetShard, sha256Hex, synthesize, type PairRecord, type QualityCheck } from '../src';
+import {
+  buildTinyPipeline,
+  classifierCheck,
+  DiffusionPipeline,
+  fetchModelDirectory,
+  storePrefixOf,
+  imageStatisticsCheck,
+  QualityGate,
+  runDatasetShard,
+  sha256Hex,
+  synthesize,
+  type PairRecord,
+  type QualityCheck,
+} from '../src';
 
-const smooth = (size: number) => grayImage(size, size, Float32Array.from({ length: size * size }, (_, i) => 0.2 + 0.6 * ((i % size) / size)));
+const smooth = (size: number) =>
+  grayImage(
+    size,
+    size,
+    Float32Array.from({ length: size * size }, (_, i) => 0.2 + 0.6 * ((i % size) / size)),
+  );
 
 describe('quality gate', () => {
   const tmp = makeTempDir('quality');
@@ -15,10 +33,26 @@ describe('quality gate', () => {
   it('rejects blank, saturated and noise-like images and passes a smooth one', async () => {
     const check = imageStatisticsCheck();
     let state = 12345;
-    const noise = grayImage(64, 64, Float32Array.from({ length: 64 * 64 }, () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) * 0.6 + 0.2));
+    const noise = grayImage(
+      64,
+      64,
+      Float32Array.from(
+        { length: 64 * 64 },
+        () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) * 0.6 + 0.2,
+      ),
+    );
     expect(await check.check(smooth(64), {})).toEqual([]);
     expect(await check.check(grayImage(64, 64, new Float32Array(64 * 64).fill(0.5)), {})).toEqual(['blank']);
-    expect(await check.check(grayImage(64, 64, Float32Array.from({ length: 64 * 64 }, (_, i) => ((i >> 6) < 40 ? 1 : 0))), {})).toEqual(['saturated']);
+    expect(
+      await check.check(
+        grayImage(
+          64,
+          64,
+          Float32Array.from({ length: 64 * 64 }, (_, i) => (i >> 6 < 40 ? 1 : 0)),
+        ),
+        {},
+      ),
+    ).toEqual(['saturated']);
     expect(await check.check(noise, {})).toEqual(['noise']);
   });
 
@@ -55,45 +89,84 @@ describe('synthesis with the gate and dataset shards', () => {
   it('serves a model stored in the artifact store, fetched once into a cache', async () => {
     const store = new FileArtifactStore(path.join(tmp.dir, 'model-store'));
     const source = path.join(tmp.dir, 'model');
-    const files = (fs.readdirSync(source, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(source, f)).isFile());
-    for (const f of files) await store.put(`models/tiny/${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(source, f)));
+    const files = (fs.readdirSync(source, { recursive: true }) as string[]).filter((f) =>
+      fs.statSync(path.join(source, f)).isFile(),
+    );
+    for (const f of files)
+      await store.put(`models/tiny/${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(source, f)));
     const dir = await fetchModelDirectory(store, 'models/tiny', path.join(tmp.dir, 'cache'));
     const fetched = await DiffusionPipeline.load(dir);
     expect(fetched.info.digest).toBe(pipeline.info.digest);
     await fetched.close();
     const before = fs.statSync(path.join(dir, 'unet', 'model.onnx')).mtimeMs;
-    expect(await fetchModelDirectory(store, storePrefixOf(store, `${store.rootUri}/models/tiny/`), path.join(tmp.dir, 'cache'))).toBe(dir);
+    expect(
+      await fetchModelDirectory(
+        store,
+        storePrefixOf(store, `${store.rootUri}/models/tiny/`),
+        path.join(tmp.dir, 'cache'),
+      ),
+    ).toBe(dir);
     expect(fs.statSync(path.join(dir, 'unet', 'model.onnx')).mtimeMs).toBe(before);
-    await expect(fetchModelDirectory(store, 'models/none', path.join(tmp.dir, 'cache'))).rejects.toThrow(/no model files/);
+    await expect(fetchModelDirectory(store, 'models/none', path.join(tmp.dir, 'cache'))).rejects.toThrow(
+      /no model files/,
+    );
   });
 
   it('regenerates a rejected image with the next seed and counts the reasons', async () => {
     // Rejects the first image it sees, then accepts: the gate's retry path, deterministically.
     let seen = 0;
     const once: QualityCheck = { name: 'once', check: async () => (seen++ === 0 ? ['first_try'] : []) };
-    const [result] = await synthesize(pipeline, [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 2, maxAttempts: 3 }], { gate: new QualityGate([once]), bitDepth: 16 });
+    const [result] = await synthesize(
+      pipeline,
+      [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 2, maxAttempts: 3 }],
+      { gate: new QualityGate([once]), bitDepth: 16 },
+    );
     expect(result).toMatchObject({ accepted: true, attempts: 2, seed: 11n, rejections: { first_try: 1 } });
     const text = readPngText(result!.png);
-    expect(text).toMatchObject({ 'medsyn:seed': '11', 'medsyn:prompt_sha256': sha256Hex('cardiomegaly'), 'medsyn:model_sha256': pipeline.info.digest, 'medsyn:steps': '2', 'medsyn:scheduler': 'pndm' });
+    expect(text).toMatchObject({
+      'medsyn:seed': '11',
+      'medsyn:prompt_sha256': sha256Hex('cardiomegaly'),
+      'medsyn:model_sha256': pipeline.info.digest,
+      'medsyn:steps': '2',
+      'medsyn:scheduler': 'pndm',
+    });
     expect(JSON.stringify(text)).not.toContain('cardiomegaly');
     expect(decodePng(result!.png).width).toBe(64);
 
     const never: QualityCheck = { name: 'never', check: async () => ['always_bad'] };
-    const [rejected] = await synthesize(pipeline, [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 1, maxAttempts: 2 }], { gate: new QualityGate([never]) });
+    const [rejected] = await synthesize(
+      pipeline,
+      [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 1, maxAttempts: 2 }],
+      { gate: new QualityGate([never]) },
+    );
     expect(rejected).toMatchObject({ accepted: false, attempts: 2, rejections: { always_bad: 2 } });
   });
 
   it('splits a manifest into shards and resumes an interrupted shard without losing or repeating images', async () => {
     const store = new FileArtifactStore(path.join(tmp.dir, 'store'));
     const prompts = Array.from({ length: 7 }, (_, i) => ({ id: `r${i}`, prompt: `finding number ${i}` }));
-    await putJsonl(store, 'prompts.jsonl', [...prompts, { id: 'bad id!', prompt: 'x' }, { id: 'r1', prompt: 'duplicate' }]);
-    const spec = (index: number) => ({ promptsKey: 'prompts.jsonl', outputPrefix: 'out/', shard: { index, count: 2 }, imagesPerPrompt: 1, params: { numInferenceSteps: 2 } });
+    await putJsonl(store, 'prompts.jsonl', [
+      ...prompts,
+      { id: 'bad id!', prompt: 'x' },
+      { id: 'r1', prompt: 'duplicate' },
+    ]);
+    const spec = (index: number) => ({
+      promptsKey: 'prompts.jsonl',
+      outputPrefix: 'out/',
+      shard: { index, count: 2 },
+      imagesPerPrompt: 1,
+      params: { numInferenceSteps: 2 },
+    });
 
     // Shard 0 (r0, r2, r4, r6), interrupted after two images.
     const controller = new AbortController();
     let images = 0;
     await expect(
-      runDatasetShard(store, pipeline, spec(0), { maxBatch: 1, signal: controller.signal, onImage: () => ++images === 2 && controller.abort(new Error('killed')) }),
+      runDatasetShard(store, pipeline, spec(0), {
+        maxBatch: 1,
+        signal: controller.signal,
+        onImage: () => ++images === 2 && controller.abort(new Error('killed')),
+      }),
     ).rejects.toThrow('killed');
     images = 0;
     const resumed = await runDatasetShard(store, pipeline, spec(0), { maxBatch: 1, onImage: () => images++ });
@@ -112,7 +185,8 @@ describe('synthesis with the gate and dataset shards', () => {
     await putJsonl(store2, 'prompts.jsonl', prompts);
     const fresh = await runDatasetShard(store2, pipeline, spec(0), {});
     const again: PairRecord[] = [];
-    for await (const line of readJsonl<PairRecord>(store2, store2.keyOf(fresh.pairs.uri))) if (line.ok) again.push(line.value);
+    for await (const line of readJsonl<PairRecord>(store2, store2.keyOf(fresh.pairs.uri)))
+      if (line.ok) again.push(line.value);
     const first = lines.filter((l) => ['r0', 'r2', 'r4', 'r6'].includes(l.report_id));
     expect(again.map((l) => l.image_sha256)).toEqual(first.map((l) => l.image_sha256));
     expect((await getBuffer(store, 'out/images/r3.png')).length).toBeGreaterThan(100);

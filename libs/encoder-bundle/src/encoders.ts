@@ -1,5 +1,14 @@
 import { GraphBuilder, type Tensor, type Value } from '@medsyn/onnx-graph';
-import { bert, linear, modelBuilder, resnet, resnetChannels, vit, type BertConfig, type ModelBuilder } from '@medsyn/model-zoo';
+import {
+  bert,
+  linear,
+  modelBuilder,
+  resnet,
+  resnetChannels,
+  vit,
+  type BertConfig,
+  type ModelBuilder,
+} from '@medsyn/model-zoo';
 import { exportInferenceModel } from '@medsyn/training';
 import { BUNDLE_FILES, BUNDLE_FORMAT, EncoderBundleError, type EncoderManifest, type FeatureMapInfo } from './manifest';
 
@@ -37,7 +46,12 @@ export interface EncoderSpec {
 }
 
 /** Parameter name prefixes in training graphs, checkpoints and bundles. */
-export const SCOPES = { image: 'image_encoder', text: 'text_encoder', imageProjection: 'image_projection', textProjection: 'text_projection' } as const;
+export const SCOPES = {
+  image: 'image_encoder',
+  text: 'text_encoder',
+  imageProjection: 'image_projection',
+  textProjection: 'text_projection',
+} as const;
 
 export interface ImageEncoderOutputs {
   features: Value;
@@ -58,11 +72,18 @@ const RESNET_DEPTH = { resnet18: 18, resnet34: 34, resnet50: 50, resnet101: 101 
 
 export function checkEncoderSpec(spec: EncoderSpec): void {
   const { image, text } = spec;
-  if (!Number.isInteger(image.size) || image.size < 16) throw new EncoderBundleError(`image.size must be an integer >= 16, got ${image.size}`);
-  if (image.architecture === 'vit' && !image.vit) throw new EncoderBundleError('image.vit sizes are needed for the vit architecture');
-  if (!(image.architecture in RESNET_DEPTH) && image.architecture !== 'vit') throw new EncoderBundleError(`image.architecture ${image.architecture} is not one of resnet18, resnet34, resnet50, resnet101, vit`);
-  if (text && !spec.embeddingDim) throw new EncoderBundleError('a text encoder needs embeddingDim (the joint space its text_embedding lives in)');
-  if (spec.embeddingDim !== undefined && (!Number.isInteger(spec.embeddingDim) || spec.embeddingDim < 1)) throw new EncoderBundleError(`embeddingDim must be a positive integer, got ${spec.embeddingDim}`);
+  if (!Number.isInteger(image.size) || image.size < 16)
+    throw new EncoderBundleError(`image.size must be an integer >= 16, got ${image.size}`);
+  if (image.architecture === 'vit' && !image.vit)
+    throw new EncoderBundleError('image.vit sizes are needed for the vit architecture');
+  if (!(image.architecture in RESNET_DEPTH) && image.architecture !== 'vit')
+    throw new EncoderBundleError(
+      `image.architecture ${image.architecture} is not one of resnet18, resnet34, resnet50, resnet101, vit`,
+    );
+  if (text && !spec.embeddingDim)
+    throw new EncoderBundleError('a text encoder needs embeddingDim (the joint space its text_embedding lives in)');
+  if (spec.embeddingDim !== undefined && (!Number.isInteger(spec.embeddingDim) || spec.embeddingDim < 1))
+    throw new EncoderBundleError(`embeddingDim must be a positive integer, got ${spec.embeddingDim}`);
 }
 
 /** The image backbone under `image_encoder.` (torchvision names after the prefix). */
@@ -76,7 +97,11 @@ export function imageEncoder(b: ModelBuilder, pixels: Value, spec: ImageEncoderS
       const grid = Math.floor(spec.size / v.patchSize);
       // Patch tokens as a map [batch, hidden, grid, grid] (the class token is the global feature).
       const map = o.reshape(o.transpose(out.patches, [0, 2, 1]), [0, v.hidden, grid, grid]);
-      return { features: out.features, featureDim: v.hidden, maps: [{ name: 'patches', stride: v.patchSize, channels: v.hidden, value: map }] };
+      return {
+        features: out.features,
+        featureDim: v.hidden,
+        maps: [{ name: 'patches', stride: v.patchSize, channels: v.hidden, value: map }],
+      };
     }
     const config = { depth: RESNET_DEPTH[spec.architecture], width: spec.width, inChannels };
     const out = resnet(b, pixels, config);
@@ -85,14 +110,24 @@ export function imageEncoder(b: ModelBuilder, pixels: Value, spec: ImageEncoderS
     const expansion = last / (width * 8);
     const maps = [
       { name: 'stem', stride: 2, channels: width, value: out.stem },
-      ...out.stages.map((value, i) => ({ name: `layer${i + 1}`, stride: 4 * 2 ** i, channels: width * 2 ** i * expansion, value })),
+      ...out.stages.map((value, i) => ({
+        name: `layer${i + 1}`,
+        stride: 4 * 2 ** i,
+        channels: width * 2 ** i * expansion,
+        value,
+      })),
     ];
     return { features: out.features, featureDim: last, maps };
   });
 }
 
 /** The BERT text encoder under `text_encoder.` (Hugging Face names after the prefix). */
-export function textEncoder(b: ModelBuilder, inputIds: Value, attentionMask: Value, spec: TextEncoderSpec): TextEncoderOutputs {
+export function textEncoder(
+  b: ModelBuilder,
+  inputIds: Value,
+  attentionMask: Value,
+  spec: TextEncoderSpec,
+): TextEncoderOutputs {
   return b.g.scope(SCOPES.text, () => {
     const out = bert(b, inputIds, attentionMask, spec.bert);
     return { pooled: out.pooled, tokens: out.tokens, hidden: spec.bert.hidden };
@@ -100,16 +135,27 @@ export function textEncoder(b: ModelBuilder, inputIds: Value, attentionMask: Val
 }
 
 /** Projection into the joint space: Linear, or Linear-ReLU-Linear (torch Sequential names 0 and 2). */
-export function projectionHead(b: ModelBuilder, name: string, x: Value, inDim: number, outDim: number, kind: 'linear' | 'mlp' = 'linear'): Value {
+export function projectionHead(
+  b: ModelBuilder,
+  name: string,
+  x: Value,
+  inDim: number,
+  outDim: number,
+  kind: 'linear' | 'mlp' = 'linear',
+): Value {
   if (kind === 'linear') return linear(b, name, x, inDim, outDim);
   return b.g.scope(name, () => linear(b, '2', b.o.relu(linear(b, '0', x, inDim, inDim)), inDim, outDim));
 }
 
-export const imageInput = (g: GraphBuilder, spec: ImageEncoderSpec): Value => g.input('pixel_values', 'float32', ['batch', spec.channels ?? 1, spec.size, spec.size]);
+export const imageInput = (g: GraphBuilder, spec: ImageEncoderSpec): Value =>
+  g.input('pixel_values', 'float32', ['batch', spec.channels ?? 1, spec.size, spec.size]);
 
 export function textInputs(g: GraphBuilder, spec: TextEncoderSpec): { inputIds: Value; attentionMask: Value } {
   const length = spec.bert.maxLength;
-  return { inputIds: g.input('input_ids', 'int64', ['batch', length]), attentionMask: g.input('attention_mask', 'int64', ['batch', length]) };
+  return {
+    inputIds: g.input('input_ids', 'int64', ['batch', length]),
+    attentionMask: g.input('attention_mask', 'int64', ['batch', length]),
+  };
 }
 
 /** image_encoder.onnx's outputs: features, embedding (with a projection) and the feature maps. */
@@ -117,7 +163,15 @@ function buildImageExport(g: GraphBuilder, spec: EncoderSpec): Record<string, Va
   const b = modelBuilder(g, { training: false });
   const out = imageEncoder(b, imageInput(g, spec.image), spec.image);
   const outputs: Record<string, Value> = { image_features: out.features };
-  if (spec.embeddingDim) outputs.image_embedding = projectionHead(b, SCOPES.imageProjection, out.features, out.featureDim, spec.embeddingDim, spec.projection);
+  if (spec.embeddingDim)
+    outputs.image_embedding = projectionHead(
+      b,
+      SCOPES.imageProjection,
+      out.features,
+      out.featureDim,
+      spec.embeddingDim,
+      spec.projection,
+    );
   for (const m of out.maps) outputs[m.name] = m.value;
   return outputs;
 }
@@ -128,7 +182,14 @@ function buildTextExport(g: GraphBuilder, spec: EncoderSpec): Record<string, Val
   const { inputIds, attentionMask } = textInputs(g, text);
   const out = textEncoder(b, inputIds, attentionMask, text);
   return {
-    text_embedding: projectionHead(b, SCOPES.textProjection, out.pooled, out.hidden, spec.embeddingDim!, spec.projection),
+    text_embedding: projectionHead(
+      b,
+      SCOPES.textProjection,
+      out.pooled,
+      out.hidden,
+      spec.embeddingDim!,
+      spec.projection,
+    ),
     token_features: out.tokens,
   };
 }
@@ -143,7 +204,8 @@ export function initialEncoderParameters(spec: EncoderSpec, seed = 0): Map<strin
   const g = new GraphBuilder('init');
   const b = modelBuilder(g, { seed, training: false });
   const image = imageEncoder(b, imageInput(g, spec.image), spec.image);
-  if (spec.embeddingDim) projectionHead(b, SCOPES.imageProjection, image.features, image.featureDim, spec.embeddingDim, spec.projection);
+  if (spec.embeddingDim)
+    projectionHead(b, SCOPES.imageProjection, image.features, image.featureDim, spec.embeddingDim, spec.projection);
   if (spec.text) {
     const { inputIds, attentionMask } = textInputs(g, spec.text);
     const text = textEncoder(b, inputIds, attentionMask, spec.text);
@@ -164,7 +226,13 @@ export function manifestFor(spec: EncoderSpec, method: string, lineage?: Encoder
     embedding_dim: spec.embeddingDim ?? image.featureDim,
     image: {
       architecture: spec.image.architecture,
-      input: { name: 'pixel_values', channels: spec.image.channels ?? 1, size: spec.image.size, mean: spec.image.mean ?? 0.5, std: spec.image.std ?? 0.5 },
+      input: {
+        name: 'pixel_values',
+        channels: spec.image.channels ?? 1,
+        size: spec.image.size,
+        mean: spec.image.mean ?? 0.5,
+        std: spec.image.std ?? 0.5,
+      },
       features: { name: 'image_features', dim: image.featureDim },
       feature_maps: image.maps.map(({ name, stride, channels }) => ({ name, stride, channels })),
     },
@@ -209,7 +277,8 @@ export interface ExportBundleOptions {
  */
 export function exportEncoderBundle(spec: EncoderSpec, options: ExportBundleOptions): EncoderBundle {
   checkEncoderSpec(spec);
-  if (spec.text && !options.vocabTxt) throw new EncoderBundleError('a bundle with a text encoder needs its tokenizer vocabulary (vocabTxt)');
+  if (spec.text && !options.vocabTxt)
+    throw new EncoderBundleError('a bundle with a text encoder needs its tokenizer vocabulary (vocabTxt)');
   const parameters = options.parameters ?? initialEncoderParameters(spec, options.seed ?? 0);
   const bundle: EncoderBundle = {
     manifest: manifestFor(spec, options.method, options.lineage),

@@ -1,5 +1,19 @@
-export { BUNDLE_FORMAT, BUNDLE_FILES, EncoderBundleError, parseEncoderManifest, type EncoderManifest, type FeatureMapInfo, type NamedDim } from './manifest';
-export { onnxSignature, checkImageEncoder, checkTextEncoder, type OnnxSignature, type TensorSignature } from './signature';
+export {
+  BUNDLE_FORMAT,
+  BUNDLE_FILES,
+  EncoderBundleError,
+  parseEncoderManifest,
+  type EncoderManifest,
+  type FeatureMapInfo,
+  type NamedDim,
+} from './manifest';
+export {
+  onnxSignature,
+  checkImageEncoder,
+  checkTextEncoder,
+  type OnnxSignature,
+  type TensorSignature,
+} from './signature';
 export {
   SCOPES,
   checkEncoderSpec,

@@ -57,20 +57,24 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function field(parent: Json, path: string, key: string): unknown {
-  if (!(key in parent) || parent[key] === undefined) throw new EncoderBundleError(`encoder.json: ${path}${key} is missing`);
+  if (!(key in parent) || parent[key] === undefined)
+    throw new EncoderBundleError(`encoder.json: ${path}${key} is missing`);
   return parent[key];
 }
 
 function str(parent: Json, path: string, key: string): string {
   const v = field(parent, path, key);
-  if (typeof v !== 'string' || v === '') throw new EncoderBundleError(`encoder.json: ${path}${key} must be a non-empty string`);
+  if (typeof v !== 'string' || v === '')
+    throw new EncoderBundleError(`encoder.json: ${path}${key} must be a non-empty string`);
   return v;
 }
 
 function num(parent: Json, path: string, key: string, { positive = true, integer = true } = {}): number {
   const v = field(parent, path, key);
   if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || (positive && v <= 0)) {
-    throw new EncoderBundleError(`encoder.json: ${path}${key} must be a ${positive ? 'positive ' : ''}${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
+    throw new EncoderBundleError(
+      `encoder.json: ${path}${key} must be a ${positive ? 'positive ' : ''}${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }
@@ -90,7 +94,10 @@ const namedDim = (parent: Json, path: string, key: string): NamedDim => {
 export function parseEncoderManifest(value: unknown): EncoderManifest {
   if (!isObject(value)) throw new EncoderBundleError('encoder.json must be a JSON object');
   const format = str(value, '', 'format');
-  if (format !== BUNDLE_FORMAT) throw new EncoderBundleError(`encoder.json: format is ${JSON.stringify(format)}, this reader knows ${BUNDLE_FORMAT}`);
+  if (format !== BUNDLE_FORMAT)
+    throw new EncoderBundleError(
+      `encoder.json: format is ${JSON.stringify(format)}, this reader knows ${BUNDLE_FORMAT}`,
+    );
   const image = obj(value, '', 'image');
   const input = obj(image, 'image.', 'input');
   const maps = field(image, 'image.', 'feature_maps');
@@ -102,7 +109,9 @@ export function parseEncoderManifest(value: unknown): EncoderManifest {
   });
   featureMaps.forEach((m, i) => {
     if (i > 0 && m.stride <= featureMaps[i - 1].stride) {
-      throw new EncoderBundleError(`encoder.json: image.feature_maps must go from fine to coarse; ${m.name} (stride ${m.stride}) follows stride ${featureMaps[i - 1].stride}`);
+      throw new EncoderBundleError(
+        `encoder.json: image.feature_maps must go from fine to coarse; ${m.name} (stride ${m.stride}) follows stride ${featureMaps[i - 1].stride}`,
+      );
     }
   });
   const manifest: EncoderManifest = {
@@ -126,7 +135,8 @@ export function parseEncoderManifest(value: unknown): EncoderManifest {
   if (value.text !== undefined) {
     const text = obj(value, '', 'text');
     const lowercase = field(text, 'text.', 'lowercase');
-    if (typeof lowercase !== 'boolean') throw new EncoderBundleError('encoder.json: text.lowercase must be true or false');
+    if (typeof lowercase !== 'boolean')
+      throw new EncoderBundleError('encoder.json: text.lowercase must be true or false');
     manifest.text = {
       architecture: str(text, 'text.', 'architecture'),
       max_length: num(text, 'text.', 'max_length'),

@@ -36,7 +36,10 @@ export function onnxSignature(model: Uint8Array): OnnxSignature {
   const graph = decodeModel(model).graph;
   if (!graph) throw new EncoderBundleError('not an ONNX model: no graph');
   const initialisers = new Set(graph.initializer.map((t) => t.name));
-  return { inputs: graph.input.filter((i) => !initialisers.has(i.name ?? '')).map(describe), outputs: graph.output.map(describe) };
+  return {
+    inputs: graph.input.filter((i) => !initialisers.has(i.name ?? '')).map(describe),
+    outputs: graph.output.map(describe),
+  };
 }
 
 const show = (t: TensorSignature) => `${t.elemType}[${t.dims.join(', ')}]`;
@@ -55,16 +58,23 @@ function expectTensor(
   manifestField: string,
 ): void {
   const t = available.find((x) => x.name === name);
-  if (!t) throw new EncoderBundleError(`${file} has no ${kind} named ${name} (${manifestField}); it has ${available.map((x) => x.name).join(', ') || 'none'}`);
+  if (!t)
+    throw new EncoderBundleError(
+      `${file} has no ${kind} named ${name} (${manifestField}); it has ${available.map((x) => x.name).join(', ') || 'none'}`,
+    );
   if (t.elemType !== elemType || t.dims.length !== expected.length) {
-    throw new EncoderBundleError(`${file} ${kind} ${name} is ${show(t)}, ${manifestField} needs ${elemType} of rank ${expected.length}`);
+    throw new EncoderBundleError(
+      `${file} ${kind} ${name} is ${show(t)}, ${manifestField} needs ${elemType} of rank ${expected.length}`,
+    );
   }
   expected.forEach((want, axis) => {
     const got = t.dims[axis];
     if (want === undefined || typeof got !== 'number') return;
     const allowed = Array.isArray(want) ? want : [want];
     if (!allowed.includes(got)) {
-      throw new EncoderBundleError(`${file} ${kind} ${name} is ${show(t)}: axis ${axis} should be ${allowed.join(' or ')} per ${manifestField}`);
+      throw new EncoderBundleError(
+        `${file} ${kind} ${name} is ${show(t)}: axis ${axis} should be ${allowed.join(' or ')} per ${manifestField}`,
+      );
     }
   });
 }
@@ -74,15 +84,50 @@ export function checkImageEncoder(manifest: EncoderManifest, signature: OnnxSign
   const file = BUNDLE_FILES.imageEncoder;
   const { input, features, embedding, feature_maps: maps } = manifest.image;
   if (signature.inputs.length !== 1) {
-    throw new EncoderBundleError(`${file} must have one input (${input.name}), it has ${signature.inputs.map((i) => i.name).join(', ')}`);
+    throw new EncoderBundleError(
+      `${file} must have one input (${input.name}), it has ${signature.inputs.map((i) => i.name).join(', ')}`,
+    );
   }
-  expectTensor(file, 'input', signature.inputs, input.name, 'float32', [undefined, input.channels, input.size, input.size], 'image.input');
-  expectTensor(file, 'output', signature.outputs, features.name, 'float32', [undefined, features.dim], 'image.features');
-  if (embedding) expectTensor(file, 'output', signature.outputs, embedding.name, 'float32', [undefined, embedding.dim], 'image.embedding');
+  expectTensor(
+    file,
+    'input',
+    signature.inputs,
+    input.name,
+    'float32',
+    [undefined, input.channels, input.size, input.size],
+    'image.input',
+  );
+  expectTensor(
+    file,
+    'output',
+    signature.outputs,
+    features.name,
+    'float32',
+    [undefined, features.dim],
+    'image.features',
+  );
+  if (embedding)
+    expectTensor(
+      file,
+      'output',
+      signature.outputs,
+      embedding.name,
+      'float32',
+      [undefined, embedding.dim],
+      'image.embedding',
+    );
   maps.forEach((m, i) => {
     // A strided convolution rounds up (padding), a patch embedding rounds down.
     const side = [Math.ceil(input.size / m.stride), Math.floor(input.size / m.stride)];
-    expectTensor(file, 'output', signature.outputs, m.name, 'float32', [undefined, m.channels, side, side], `image.feature_maps[${i}]`);
+    expectTensor(
+      file,
+      'output',
+      signature.outputs,
+      m.name,
+      'float32',
+      [undefined, m.channels, side, side],
+      `image.feature_maps[${i}]`,
+    );
   });
 }
 
@@ -94,6 +139,22 @@ export function checkTextEncoder(manifest: EncoderManifest, signature: OnnxSigna
   for (const name of ['input_ids', 'attention_mask']) {
     expectTensor(file, 'input', signature.inputs, name, 'int64', [undefined, text.max_length], 'text.max_length');
   }
-  expectTensor(file, 'output', signature.outputs, text.embedding.name, 'float32', [undefined, text.embedding.dim], 'text.embedding');
-  expectTensor(file, 'output', signature.outputs, text.token_features.name, 'float32', [undefined, text.max_length, text.token_features.dim], 'text.token_features');
+  expectTensor(
+    file,
+    'output',
+    signature.outputs,
+    text.embedding.name,
+    'float32',
+    [undefined, text.embedding.dim],
+    'text.embedding',
+  );
+  expectTensor(
+    file,
+    'output',
+    signature.outputs,
+    text.token_features.name,
+    'float32',
+    [undefined, text.max_length, text.token_features.dim],
+    'text.token_features',
+  );
 }

@@ -21,7 +21,10 @@ const store = new FileArtifactStore(temp.dir);
 const VOCAB = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'lung', '##s', 'clear'].join('\n') + '\n';
 const SPEC: EncoderSpec = {
   image: { architecture: 'resnet18', size: 32, width: 8 },
-  text: { architecture: 'bert', bert: { vocabSize: 8, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLength: 12, maxPositions: 16 } },
+  text: {
+    architecture: 'bert',
+    bert: { vocabSize: 8, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLength: 12, maxPositions: 16 },
+  },
   embeddingDim: 8,
   projection: 'mlp',
 };
@@ -36,12 +39,21 @@ async function run(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promis
 }
 
 const pixels = (batch: number, channels: number, size: number, fill = (i: number) => (i % 17) / 17) =>
-  new ort.Tensor('float32', Float32Array.from({ length: batch * channels * size * size }, (_, i) => fill(i)), [batch, channels, size, size]);
+  new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: batch * channels * size * size }, (_, i) => fill(i)),
+    [batch, channels, size, size],
+  );
 
 describe('encoder bundles', () => {
   let bundle: EncoderBundle;
   beforeAll(() => {
-    bundle = exportEncoderBundle(SPEC, { method: 'random', seed: 3, vocabTxt: VOCAB, lineage: { inputs: [{ uri: 'file:///x', sha256: 'ab' }] } });
+    bundle = exportEncoderBundle(SPEC, {
+      method: 'random',
+      seed: 3,
+      vocabTxt: VOCAB,
+      lineage: { inputs: [{ uri: 'file:///x', sha256: 'ab' }] },
+    });
   });
 
   it('exports random-init encoders that follow the layout, pass onnx.checker and run', async () => {
@@ -61,7 +73,13 @@ describe('encoder bundles', () => {
           { name: 'layer4', stride: 32, channels: 64 },
         ],
       },
-      text: { max_length: 12, lowercase: true, vocab: 'tokenizer/vocab.txt', embedding: { dim: 8 }, token_features: { dim: 16 } },
+      text: {
+        max_length: 12,
+        lowercase: true,
+        vocab: 'tokenizer/vocab.txt',
+        embedding: { dim: 8 },
+        token_features: { dim: 16 },
+      },
     });
     checkOnnxModel(bundle.imageEncoder, 'image_encoder');
     checkOnnxModel(bundle.textEncoder!, 'text_encoder');
@@ -79,7 +97,12 @@ describe('encoder bundles', () => {
 
   it('writes a bundle to the store and reads it back validated', async () => {
     const refs = await writeEncoderBundle(store, 'runs/r1/encoder', bundle);
-    expect(Object.keys(refs).sort()).toEqual(['encoder.json', 'image_encoder.onnx', 'text_encoder.onnx', 'tokenizer/vocab.txt']);
+    expect(Object.keys(refs).sort()).toEqual([
+      'encoder.json',
+      'image_encoder.onnx',
+      'text_encoder.onnx',
+      'tokenizer/vocab.txt',
+    ]);
     const read = await readEncoderBundle(store, 'runs/r1/encoder');
     expect(read.manifest).toEqual(bundle.manifest);
     expect(Buffer.compare(Buffer.from(read.imageEncoder), Buffer.from(bundle.imageEncoder))).toBe(0);
@@ -96,11 +119,17 @@ describe('encoder bundles', () => {
     const a = await run(fromWeights.imageEncoder, { pixel_values: pixels(1, 1, 32) });
     const b = await run(fromSeed.imageEncoder, { pixel_values: pixels(1, 1, 32) });
     const c = await run(bundle.imageEncoder, { pixel_values: pixels(1, 1, 32) });
-    expect(Array.from(a.image_embedding.data as Float32Array)).toEqual(Array.from(b.image_embedding.data as Float32Array));
-    expect(Array.from(a.image_embedding.data as Float32Array)).not.toEqual(Array.from(c.image_embedding.data as Float32Array));
+    expect(Array.from(a.image_embedding.data as Float32Array)).toEqual(
+      Array.from(b.image_embedding.data as Float32Array),
+    );
+    expect(Array.from(a.image_embedding.data as Float32Array)).not.toEqual(
+      Array.from(c.image_embedding.data as Float32Array),
+    );
     const missing = new Map(seeded);
     missing.delete('image_projection.0.weight');
-    expect(() => exportEncoderBundle(SPEC, { method: 'x', parameters: missing, vocabTxt: VOCAB })).toThrow(/image_projection.0.weight/);
+    expect(() => exportEncoderBundle(SPEC, { method: 'x', parameters: missing, vocabTxt: VOCAB })).toThrow(
+      /image_projection.0.weight/,
+    );
   });
 
   it('reads an image-only bundle exported from PyTorch (torchvision ResNet-18, dynamic batch)', async () => {
@@ -118,17 +147,29 @@ describe('encoder bundles', () => {
       edit(copy);
       return () => validateEncoderBundle(copy);
     };
-    expect(broken((b) => (b.manifest.image.features.dim = 512))).toThrow(/image_encoder.onnx output image_features is float32\[.*, 64\]: axis 1 should be 512 per image.features/);
-    expect(broken((b) => (b.manifest.image.input.size = 64))).toThrow(/input pixel_values .* axis 2 should be 64 per image.input/);
-    expect(broken((b) => (b.manifest.image.feature_maps[1].name = 'c2'))).toThrow(/has no output named c2 \(image.feature_maps\[1\]\)/);
+    expect(broken((b) => (b.manifest.image.features.dim = 512))).toThrow(
+      /image_encoder.onnx output image_features is float32\[.*, 64\]: axis 1 should be 512 per image.features/,
+    );
+    expect(broken((b) => (b.manifest.image.input.size = 64))).toThrow(
+      /input pixel_values .* axis 2 should be 64 per image.input/,
+    );
+    expect(broken((b) => (b.manifest.image.feature_maps[1].name = 'c2'))).toThrow(
+      /has no output named c2 \(image.feature_maps\[1\]\)/,
+    );
     expect(broken((b) => b.manifest.image.feature_maps.reverse())).toThrow(/fine to coarse/);
-    expect(broken((b) => (b.manifest.text!.max_length = 64))).toThrow(/text_encoder.onnx input input_ids .* per text.max_length/);
+    expect(broken((b) => (b.manifest.text!.max_length = 64))).toThrow(
+      /text_encoder.onnx input input_ids .* per text.max_length/,
+    );
     expect(broken((b) => (b.manifest.embedding_dim = 9))).toThrow(/image.embedding.dim is 8 but embedding_dim is 9/);
     expect(broken((b) => delete b.textEncoder)).toThrow(/has a text section but the bundle has no text_encoder.onnx/);
     expect(broken((b) => delete b.vocabTxt)).toThrow(/tokenizer\/vocab.txt is missing/);
     expect(broken((b) => ((b.manifest as { format: string }).format = 'v0'))).toThrow(/format is "v0"/);
-    expect(broken((b) => delete (b.manifest.image as Partial<EncoderBundle['manifest']['image']>).features)).toThrow(/image.features is missing/);
+    expect(broken((b) => delete (b.manifest.image as Partial<EncoderBundle['manifest']['image']>).features)).toThrow(
+      /image.features is missing/,
+    );
     expect(broken((b) => (b.textEncoder = b.imageEncoder))).toThrow(EncoderBundleError);
-    await expect(readEncoderBundle(store, 'nothing/here')).rejects.toThrow(/encoder.json is missing under nothing\/here/);
+    await expect(readEncoderBundle(store, 'nothing/here')).rejects.toThrow(
+      /encoder.json is missing under nothing\/here/,
+    );
   });
 });

@@ -4,7 +4,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileArtifactStore, type ArtifactStore } from '@medsyn/artifact-store';
-import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec, type ImageArchitecture } from '@medsyn/encoder-bundle';
+import {
+  exportEncoderBundle,
+  writeEncoderBundle,
+  type EncoderSpec,
+  type ImageArchitecture,
+} from '@medsyn/encoder-bundle';
 import { centerCropSquare, encodeGrayPng, grayImage, resize, type GrayImage } from '@medsyn/imaging';
 import type { ExecutionProvider } from '@medsyn/training';
 import { importDataset, loadImage, loadMask, readDatasetFile, type Dataset, type LabelledImage } from './datasets';
@@ -76,44 +81,108 @@ export const EVALUATION_LIMITS = {
 } as const;
 
 /** Checks a parsed config (YAML, JSON or a request) and fills defaults; errors name the field. */
-export function parseEvaluationConfig(value: unknown): Required<Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'>> & Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'> {
+export function parseEvaluationConfig(
+  value: unknown,
+): Required<Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'>> &
+  Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'> {
   const c = (value ?? {}) as Partial<EvaluationConfig>;
-  if (!Array.isArray(c.encoders) || c.encoders.length === 0) throw new EvaluationConfigError('encoders', 'at least one encoder is required');
-  if (c.encoders.length > EVALUATION_LIMITS.encoders) throw new EvaluationConfigError('encoders', `at most ${EVALUATION_LIMITS.encoders} encoders, got ${c.encoders.length}`);
+  if (!Array.isArray(c.encoders) || c.encoders.length === 0)
+    throw new EvaluationConfigError('encoders', 'at least one encoder is required');
+  if (c.encoders.length > EVALUATION_LIMITS.encoders)
+    throw new EvaluationConfigError(
+      'encoders',
+      `at most ${EVALUATION_LIMITS.encoders} encoders, got ${c.encoders.length}`,
+    );
   const names = new Set<string>();
   c.encoders.forEach((e, i) => {
-    if (!e || typeof e.name !== 'string' || !e.name) throw new EvaluationConfigError(`encoders[${i}].name`, 'is required');
-    if (!e.baseline === !e.bundle) throw new EvaluationConfigError(`encoders[${i}].bundle`, 'give exactly one of bundle (a bundle folder) and baseline (a random-init encoder)');
-    if (e.bundle !== undefined && typeof e.bundle !== 'string') throw new EvaluationConfigError(`encoders[${i}].bundle`, 'must be a folder path');
-    if (e.baseline && !(Number.isInteger(e.baseline.size) && e.baseline.size >= 16 && e.baseline.size <= EVALUATION_LIMITS.baseline_size)) throw new EvaluationConfigError(`encoders[${i}].baseline.size`, `must be an integer from 16 to ${EVALUATION_LIMITS.baseline_size}`);
-    if (e.baseline?.width !== undefined && !(Number.isInteger(e.baseline.width) && e.baseline.width >= 1 && e.baseline.width <= EVALUATION_LIMITS.baseline_width)) throw new EvaluationConfigError(`encoders[${i}].baseline.width`, `must be an integer from 1 to ${EVALUATION_LIMITS.baseline_width}`);
+    if (!e || typeof e.name !== 'string' || !e.name)
+      throw new EvaluationConfigError(`encoders[${i}].name`, 'is required');
+    if (!e.baseline === !e.bundle)
+      throw new EvaluationConfigError(
+        `encoders[${i}].bundle`,
+        'give exactly one of bundle (a bundle folder) and baseline (a random-init encoder)',
+      );
+    if (e.bundle !== undefined && typeof e.bundle !== 'string')
+      throw new EvaluationConfigError(`encoders[${i}].bundle`, 'must be a folder path');
+    if (
+      e.baseline &&
+      !(
+        Number.isInteger(e.baseline.size) &&
+        e.baseline.size >= 16 &&
+        e.baseline.size <= EVALUATION_LIMITS.baseline_size
+      )
+    )
+      throw new EvaluationConfigError(
+        `encoders[${i}].baseline.size`,
+        `must be an integer from 16 to ${EVALUATION_LIMITS.baseline_size}`,
+      );
+    if (
+      e.baseline?.width !== undefined &&
+      !(
+        Number.isInteger(e.baseline.width) &&
+        e.baseline.width >= 1 &&
+        e.baseline.width <= EVALUATION_LIMITS.baseline_width
+      )
+    )
+      throw new EvaluationConfigError(
+        `encoders[${i}].baseline.width`,
+        `must be an integer from 1 to ${EVALUATION_LIMITS.baseline_width}`,
+      );
     if (names.has(e.name)) throw new EvaluationConfigError(`encoders[${i}].name`, `"${e.name}" is used twice`);
     names.add(e.name);
   });
-  if (!c.dataset || typeof c.dataset.format !== 'string' || !c.dataset.format) throw new EvaluationConfigError('dataset.format', 'is required');
-  if (typeof c.dataset.root !== 'string' || !c.dataset.root) throw new EvaluationConfigError('dataset.root', 'is required');
-  if (!Array.isArray(c.tasks) || c.tasks.length === 0) throw new EvaluationConfigError('tasks', 'at least one task is required');
+  if (!c.dataset || typeof c.dataset.format !== 'string' || !c.dataset.format)
+    throw new EvaluationConfigError('dataset.format', 'is required');
+  if (typeof c.dataset.root !== 'string' || !c.dataset.root)
+    throw new EvaluationConfigError('dataset.root', 'is required');
+  if (!Array.isArray(c.tasks) || c.tasks.length === 0)
+    throw new EvaluationConfigError('tasks', 'at least one task is required');
   c.tasks.forEach((t, i) => {
-    if (!TASKS.includes(t)) throw new EvaluationConfigError(`tasks[${i}]`, `unknown task "${t}" (known: ${TASKS.join(', ')})`);
+    if (!TASKS.includes(t))
+      throw new EvaluationConfigError(`tasks[${i}]`, `unknown task "${t}" (known: ${TASKS.join(', ')})`);
   });
   const fractions = c.label_fractions ?? [0.01, 0.1, 1];
-  if (fractions.length > EVALUATION_LIMITS.label_fractions) throw new EvaluationConfigError('label_fractions', `at most ${EVALUATION_LIMITS.label_fractions} fractions, got ${fractions.length}`);
+  if (fractions.length > EVALUATION_LIMITS.label_fractions)
+    throw new EvaluationConfigError(
+      'label_fractions',
+      `at most ${EVALUATION_LIMITS.label_fractions} fractions, got ${fractions.length}`,
+    );
   fractions.forEach((f, i) => {
-    if (!(typeof f === 'number' && f > 0 && f <= 1)) throw new EvaluationConfigError(`label_fractions[${i}]`, 'must be in (0, 1]');
+    if (!(typeof f === 'number' && f > 0 && f <= 1))
+      throw new EvaluationConfigError(`label_fractions[${i}]`, 'must be in (0, 1]');
   });
   const seeds = c.seeds ?? [0, 1, 2];
   seeds.forEach((s, i) => {
-    if (!Number.isSafeInteger(s) || s < 0) throw new EvaluationConfigError(`seeds[${i}]`, 'must be an integer from 0 to 2^53 - 1');
+    if (!Number.isSafeInteger(s) || s < 0)
+      throw new EvaluationConfigError(`seeds[${i}]`, 'must be an integer from 0 to 2^53 - 1');
   });
-  if (seeds.length > EVALUATION_LIMITS.seeds) throw new EvaluationConfigError('seeds', `at most ${EVALUATION_LIMITS.seeds} seeds, got ${seeds.length}`);
+  if (seeds.length > EVALUATION_LIMITS.seeds)
+    throw new EvaluationConfigError('seeds', `at most ${EVALUATION_LIMITS.seeds} seeds, got ${seeds.length}`);
   if (seeds.length === 0) throw new EvaluationConfigError('seeds', 'at least one seed is required');
-  if (c.max_images !== undefined && !(Number.isInteger(c.max_images) && c.max_images >= 8 && c.max_images <= EVALUATION_LIMITS.max_images)) throw new EvaluationConfigError('max_images', `must be an integer from 8 to ${EVALUATION_LIMITS.max_images}`);
+  if (
+    c.max_images !== undefined &&
+    !(Number.isInteger(c.max_images) && c.max_images >= 8 && c.max_images <= EVALUATION_LIMITS.max_images)
+  )
+    throw new EvaluationConfigError('max_images', `must be an integer from 8 to ${EVALUATION_LIMITS.max_images}`);
   for (const [task, n] of Object.entries(c.epochs ?? {})) {
-    if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= EVALUATION_LIMITS.epochs)) throw new EvaluationConfigError(`epochs.${task}`, `must be an integer from 1 to ${EVALUATION_LIMITS.epochs}`);
+    if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= EVALUATION_LIMITS.epochs))
+      throw new EvaluationConfigError(`epochs.${task}`, `must be an integer from 1 to ${EVALUATION_LIMITS.epochs}`);
   }
-  if (c.report_samples !== undefined && !(Number.isInteger(c.report_samples) && c.report_samples >= 0 && c.report_samples <= EVALUATION_LIMITS.report_samples)) throw new EvaluationConfigError('report_samples', `must be an integer from 0 to ${EVALUATION_LIMITS.report_samples}`);
+  if (
+    c.report_samples !== undefined &&
+    !(
+      Number.isInteger(c.report_samples) &&
+      c.report_samples >= 0 &&
+      c.report_samples <= EVALUATION_LIMITS.report_samples
+    )
+  )
+    throw new EvaluationConfigError(
+      'report_samples',
+      `must be an integer from 0 to ${EVALUATION_LIMITS.report_samples}`,
+    );
   const provider = c.execution_provider ?? 'cpu';
-  if (!['cpu', 'cuda', 'webgpu'].includes(provider)) throw new EvaluationConfigError('execution_provider', `must be cpu, cuda or webgpu, got "${provider}"`);
+  if (!['cpu', 'cuda', 'webgpu'].includes(provider))
+    throw new EvaluationConfigError('execution_provider', `must be cpu, cuda or webgpu, got "${provider}"`);
   return {
     encoders: c.encoders,
     dataset: { format: c.dataset.format, root: c.dataset.root, options: c.dataset.options ?? {} },
@@ -167,11 +236,37 @@ export interface EvaluationResults {
   format: 'medsyn.evaluation-results/v1';
   created: string;
   config: ReturnType<typeof parseEvaluationConfig>;
-  dataset: { name: string; format: string; kind: string; classes: string[]; box_classes?: string[]; images: number; sha256: string };
-  encoders: { name: string; pretraining_data: string; method: string; architecture: string; input_size: number; digests: Record<string, string>; encode_seconds: number }[];
+  dataset: {
+    name: string;
+    format: string;
+    kind: string;
+    classes: string[];
+    box_classes?: string[];
+    images: number;
+    sha256: string;
+  };
+  encoders: {
+    name: string;
+    pretraining_data: string;
+    method: string;
+    architecture: string;
+    input_size: number;
+    digests: Record<string, string>;
+    encode_seconds: number;
+  }[];
   metrics: MetricSummary[];
   ratios: RatioSummary[];
-  runs: { encoder: string; task: TaskName; label_fraction: number; seed: number; train_images: number; best_epoch?: number; steps?: number; seconds: number; metrics: Record<string, number> }[];
+  runs: {
+    encoder: string;
+    task: TaskName;
+    label_fraction: number;
+    seed: number;
+    train_images: number;
+    best_epoch?: number;
+    steps?: number;
+    seconds: number;
+    metrics: Record<string, number>;
+  }[];
   /** Tasks an encoder cannot do (zero-shot without a text encoder), with the reason. */
   skipped: { encoder: string; task: TaskName; reason: string }[];
   /** Per task: sizes of the shared split; the ids are in splits.json next to this file. */
@@ -208,15 +303,27 @@ const hex = (data: string | Uint8Array) => createHash('sha256').update(data).dig
 function subsample(images: LabelledImage[], max: number | undefined, seed: number): LabelledImage[] {
   if (!max || images.length <= max) return images;
   // Deterministic by id hash, independent of order: the same ids for the same seed.
-  return [...images].sort((a, b) => hex(`${seed}:${a.id}`).localeCompare(hex(`${seed}:${b.id}`))).slice(0, max).sort((a, b) => images.indexOf(a) - images.indexOf(b));
+  return [...images]
+    .sort((a, b) => hex(`${seed}:${a.id}`).localeCompare(hex(`${seed}:${b.id}`)))
+    .slice(0, max)
+    .sort((a, b) => images.indexOf(a) - images.indexOf(b));
 }
 
 /** The images a task uses and their patient-grouped split: one place, so held-out sets agree. */
-function taskSplit(dataset: Dataset, task: TaskName, config: { max_images?: number; split_seed: number }): { images: LabelledImage[]; split: Split } {
+function taskSplit(
+  dataset: Dataset,
+  task: TaskName,
+  config: { max_images?: number; split_seed: number },
+): { images: LabelledImage[]; split: Split } {
   const images = subsample(eligible(dataset, task), config.max_images, config.split_seed);
-  if (images.length === 0) throw new EvaluationConfigError('tasks', `the ${dataset.name} dataset has no images for ${task} (no ${task === 'segmentation' ? 'masks' : task === 'detection' ? 'boxes' : 'labels'})`);
+  if (images.length === 0)
+    throw new EvaluationConfigError(
+      'tasks',
+      `the ${dataset.name} dataset has no images for ${task} (no ${task === 'segmentation' ? 'masks' : task === 'detection' ? 'boxes' : 'labels'})`,
+    );
   const split = splitByPatient(dataset, images, { seed: config.split_seed });
-  if (split.test.length === 0 || split.train.length === 0) throw new EvaluationConfigError('dataset', `too few images for a ${task} split (${images.length})`);
+  if (split.test.length === 0 || split.train.length === 0)
+    throw new EvaluationConfigError('dataset', `too few images for a ${task} split (${images.length})`);
   return { images, split };
 }
 
@@ -225,9 +332,13 @@ function taskSplit(dataset: Dataset, task: TaskName, config: { max_images?: numb
  * what a generator or a pre-training run must leave out so that the evaluation never tests on
  * an image, or a patient, it was trained on.
  */
-export function heldOutImageIds(dataset: Dataset, options: { tasks: TaskName[]; split_seed: number; max_images?: number }): Set<string> {
+export function heldOutImageIds(
+  dataset: Dataset,
+  options: { tasks: TaskName[]; split_seed: number; max_images?: number },
+): Set<string> {
   const patients = new Set<string>();
-  for (const task of options.tasks) for (const image of taskSplit(dataset, task, options).split.test) patients.add(image.patient ?? image.id);
+  for (const task of options.tasks)
+    for (const image of taskSplit(dataset, task, options).split.test) patients.add(image.patient ?? image.id);
   return new Set(dataset.images.filter((i) => patients.has(i.patient ?? i.id)).map((i) => i.id));
 }
 
@@ -249,8 +360,13 @@ function datasetDigest(images: LabelledImage[], root: string | undefined): strin
   const h = createHash('sha256');
   for (const image of [...images].sort((a, b) => a.id.localeCompare(b.id))) {
     const bytes = readDatasetFile(image.path, `image ${image.id}`, root);
-    const mask = image.mask?.kind === 'png' ? hex(readDatasetFile(image.mask.path, `mask of ${image.id}`, root)) : (image.mask?.runs ?? null);
-    h.update(JSON.stringify([image.id, hex(bytes), image.labels ?? image.classIndex ?? null, image.boxes ?? null, mask]));
+    const mask =
+      image.mask?.kind === 'png'
+        ? hex(readDatasetFile(image.mask.path, `mask of ${image.id}`, root))
+        : (image.mask?.runs ?? null);
+    h.update(
+      JSON.stringify([image.id, hex(bytes), image.labels ?? image.classIndex ?? null, image.boxes ?? null, mask]),
+    );
   }
   return h.digest('hex');
 }
@@ -265,7 +381,12 @@ function targetsOf(dataset: Dataset, images: LabelledImage[]): Float32Array {
   return out;
 }
 
-function classificationMetrics(dataset: Dataset, targets: Float32Array, scores: Float32Array, n: number): Record<string, number> {
+function classificationMetrics(
+  dataset: Dataset,
+  targets: Float32Array,
+  scores: Float32Array,
+  n: number,
+): Record<string, number> {
   const C = dataset.classNames.length;
   const auc = aurocPerClass(targets, scores, C);
   const metrics: Record<string, number> = { auroc_macro: auc.macro };
@@ -306,13 +427,26 @@ export async function runEvaluation(
     format: 'medsyn.evaluation-results/v1',
     created: new Date().toISOString(),
     config,
-    dataset: { name: dataset.name, format: config.dataset.format, kind: dataset.kind, classes: dataset.classNames, box_classes: dataset.boxClassNames, images: used.length, sha256: datasetDigest(used, dataset.root) },
+    dataset: {
+      name: dataset.name,
+      format: config.dataset.format,
+      kind: dataset.kind,
+      classes: dataset.classNames,
+      box_classes: dataset.boxClassNames,
+      images: used.length,
+      sha256: datasetDigest(used, dataset.root),
+    },
     encoders: [],
     metrics: [],
     ratios: [],
     runs: [],
     skipped: [],
-    splits: Object.fromEntries([...perTask].map(([task, t]) => [task, { train: t.split.train.length, validation: t.split.validation.length, test: t.split.test.length }])),
+    splits: Object.fromEntries(
+      [...perTask].map(([task, t]) => [
+        task,
+        { train: t.split.train.length, validation: t.split.validation.length, test: t.split.test.length },
+      ]),
+    ),
     roc: {},
     grids: sampleGrids(config.sample_grids ?? {}),
     samples: {},
@@ -321,12 +455,18 @@ export async function runEvaluation(
   const splits: Record<string, unknown> = { split_seed: config.split_seed };
   for (const [task, t] of perTask) {
     const fractions: Record<string, Record<string, string[]>> = {};
-    for (const f of config.label_fractions) fractions[String(f)] = Object.fromEntries(config.seeds.map((s) => [String(s), labelFraction(t.split.train, f, s).map((i) => i.id)]));
+    for (const f of config.label_fractions)
+      fractions[String(f)] = Object.fromEntries(
+        config.seeds.map((s) => [String(s), labelFraction(t.split.train, f, s).map((i) => i.id)]),
+      );
     splits[task] = { ...splitIds(t.split), label_fractions: fractions };
   }
 
   const trainingTasks = config.tasks.filter((t) => t !== 'zero_shot');
-  const totalRuns = config.encoders.length * (trainingTasks.length * config.label_fractions.length * config.seeds.length + (config.tasks.includes('zero_shot') ? 1 : 0));
+  const totalRuns =
+    config.encoders.length *
+    (trainingTasks.length * config.label_fractions.length * config.seeds.length +
+      (config.tasks.includes('zero_shot') ? 1 : 0));
   let doneRuns = 0;
   const progress = (phase: string) => options.onProgress?.({ phase, completed: doneRuns, total: totalRuns });
   const values = new Map<string, number[]>();
@@ -340,7 +480,10 @@ export async function runEvaluation(
 
   for (const spec of config.encoders) {
     options.signal?.throwIfAborted();
-    const encoder = await openEncoderBundle(spec.bundle ? bundleLocation(spec.bundle, options.store) : await baselineBundle(spec.baseline!), { executionProvider: config.execution_provider });
+    const encoder = await openEncoderBundle(
+      spec.bundle ? bundleLocation(spec.bundle, options.store) : await baselineBundle(spec.baseline!),
+      { executionProvider: config.execution_provider },
+    );
     try {
       const size = encoder.manifest.image.input.size;
       const needMaps = config.tasks.includes('segmentation') || config.tasks.includes('detection');
@@ -364,7 +507,15 @@ export async function runEvaluation(
         { withMaps: needMaps, batchSize: 16 },
       );
       const encodeSeconds = (Date.now() - t0) / 1000;
-      results.encoders.push({ name: spec.name, pretraining_data: spec.pretraining_data ?? 'unknown', method: encoder.manifest.method, architecture: encoder.manifest.image.architecture, input_size: size, digests: encoder.digests, encode_seconds: encodeSeconds });
+      results.encoders.push({
+        name: spec.name,
+        pretraining_data: spec.pretraining_data ?? 'unknown',
+        method: encoder.manifest.method,
+        architecture: encoder.manifest.image.architecture,
+        input_size: size,
+        digests: encoder.digests,
+        encode_seconds: encodeSeconds,
+      });
       log(`${spec.name}: encoded ${used.length} images in ${encodeSeconds.toFixed(1)} s`);
       const rowsOf = (list: LabelledImage[]) => list.map((i) => encoded.index.get(i.id)!);
       const featuresOf = (list: LabelledImage[]) => {
@@ -397,10 +548,21 @@ export async function runEvaluation(
             const r = encoded.index.get(image.id)!;
             emb.set(encoded.embeddings!.subarray(r * D, (r + 1) * D), k * D);
           });
-          const scores = await zeroShotScores(encoder, emb, split.test.length, dataset.classNames, { ...defaultPrompts(dataset.classNames), ...config.prompts });
+          const scores = await zeroShotScores(encoder, emb, split.test.length, dataset.classNames, {
+            ...defaultPrompts(dataset.classNames),
+            ...config.prompts,
+          });
           const metrics = classificationMetrics(dataset, targetsOf(dataset, split.test), scores, split.test.length);
           for (const seed of config.seeds) {
-            results.runs.push({ encoder: spec.name, task, label_fraction: 0, seed, train_images: 0, seconds: (Date.now() - t1) / 1000, metrics });
+            results.runs.push({
+              encoder: spec.name,
+              task,
+              label_fraction: 0,
+              seed,
+              train_images: 0,
+              seconds: (Date.now() - t1) / 1000,
+              metrics,
+            });
             record(spec.name, task, 0, metrics);
           }
           doneRuns++;
@@ -408,15 +570,37 @@ export async function runEvaluation(
           continue;
         }
         // Dense targets at the encoder's input size, computed once per encoder.
-        const masks = task === 'segmentation' ? new Map(perTask.get(task)!.images.map((image) => {
-          const { width, height } = original.get(image.id)!;
-          const small = resize(loadMask(image, width, height, dataset.root), size, size);
-          return [encoded.index.get(image.id)!, Uint8Array.from(small.data, (v) => (v >= 0.5 ? 1 : 0))] as const;
-        })) : undefined;
-        const boxes = task === 'detection' ? new Map(perTask.get(task)!.images.map((image) => {
-          const { width, height } = original.get(image.id)!;
-          return [encoded.index.get(image.id)!, image.boxes!.map((b) => ({ x: (b.x * size) / width, y: (b.y * size) / height, width: (b.width * size) / width, height: (b.height * size) / height, label: b.label }))] as const;
-        })) : undefined;
+        const masks =
+          task === 'segmentation'
+            ? new Map(
+                perTask.get(task)!.images.map((image) => {
+                  const { width, height } = original.get(image.id)!;
+                  const small = resize(loadMask(image, width, height, dataset.root), size, size);
+                  return [
+                    encoded.index.get(image.id)!,
+                    Uint8Array.from(small.data, (v) => (v >= 0.5 ? 1 : 0)),
+                  ] as const;
+                }),
+              )
+            : undefined;
+        const boxes =
+          task === 'detection'
+            ? new Map(
+                perTask.get(task)!.images.map((image) => {
+                  const { width, height } = original.get(image.id)!;
+                  return [
+                    encoded.index.get(image.id)!,
+                    image.boxes!.map((b) => ({
+                      x: (b.x * size) / width,
+                      y: (b.y * size) / height,
+                      width: (b.width * size) / width,
+                      height: (b.height * size) / height,
+                      label: b.label,
+                    })),
+                  ] as const;
+                }),
+              )
+            : undefined;
         for (const fraction of config.label_fractions) {
           for (const [seedIndex, seed] of config.seeds.entries()) {
             options.signal?.throwIfAborted();
@@ -428,9 +612,18 @@ export async function runEvaluation(
             let steps: number | undefined;
             const sample = fraction === largest && seedIndex === 0;
             if (task === 'classification') {
-              const set = (list: LabelledImage[]): ProbeSet => ({ features: featuresOf(list), targets: targetsOf(dataset, list), n: list.length });
+              const set = (list: LabelledImage[]): ProbeSet => ({
+                features: featuresOf(list),
+                targets: targetsOf(dataset, list),
+                n: list.length,
+              });
               const test = set(split.test);
-              const probe = await trainLinearProbe(set(train), set(split.validation), encoded.featureDim, { kind: dataset.kind, classes: dataset.classNames.length, epochs: config.epochs?.classification, executionProvider: config.execution_provider });
+              const probe = await trainLinearProbe(set(train), set(split.validation), encoded.featureDim, {
+                kind: dataset.kind,
+                classes: dataset.classNames.length,
+                epochs: config.epochs?.classification,
+                executionProvider: config.execution_provider,
+              });
               const scores = probeScores(probe, test.features, test.n);
               metrics = classificationMetrics(dataset, test.targets, scores, test.n);
               bestEpoch = probe.bestEpoch;
@@ -445,7 +638,12 @@ export async function runEvaluation(
               }
             } else {
               const rows = { train: rowsOf(train), validation: rowsOf(split.validation), test: rowsOf(split.test) };
-              const common = { ...options.denseHeads, seed, executionProvider: config.execution_provider, epochs: config.epochs?.[task] };
+              const common = {
+                ...options.denseHeads,
+                seed,
+                executionProvider: config.execution_provider,
+                epochs: config.epochs?.[task],
+              };
               if (task === 'segmentation') {
                 const dense = Array<Uint8Array>(used.length);
                 for (const [r, m] of masks!) dense[r] = m;
@@ -453,35 +651,60 @@ export async function runEvaluation(
                 metrics = { dice: result.dice };
                 ({ bestEpoch, steps } = result);
                 if (sample) {
-                  results.samples[spec.name]!.segmentation = split.test.slice(0, config.report_samples).map((image, k) => ({
-                    id: image.id,
-                    size,
-                    image: pngDataUri(size, resized.get(image.id)!.data),
-                    truthMask: pngDataUri(size, masks!.get(rows.test[k]!)!),
-                    predictedMask: pngDataUri(size, result.predictions[k]!),
-                  }));
+                  results.samples[spec.name]!.segmentation = split.test
+                    .slice(0, config.report_samples)
+                    .map((image, k) => ({
+                      id: image.id,
+                      size,
+                      image: pngDataUri(size, resized.get(image.id)!.data),
+                      truthMask: pngDataUri(size, masks!.get(rows.test[k]!)!),
+                      predictedMask: pngDataUri(size, result.predictions[k]!),
+                    }));
                 }
               } else {
                 const dense = Array<Box[]>(used.length);
                 for (const [r, b] of boxes!) dense[r] = b;
-                const result = await trainDetection(encoded.maps!, dense, dataset.boxClassNames?.length ?? 1, rows, common);
+                const result = await trainDetection(
+                  encoded.maps!,
+                  dense,
+                  dataset.boxClassNames?.length ?? 1,
+                  rows,
+                  common,
+                );
                 metrics = { map_40_75: result.map_40_75, map_50: result.map_50 };
                 ({ bestEpoch, steps } = result);
                 if (sample) {
-                  results.samples[spec.name]!.detection = split.test.slice(0, config.report_samples).map((image, k) => ({
-                    id: image.id,
-                    size,
-                    image: pngDataUri(size, resized.get(image.id)!.data),
-                    truthBoxes: dense[rows.test[k]!],
-                    predictedBoxes: result.detections[k]!.slice(0, 10),
-                  }));
+                  results.samples[spec.name]!.detection = split.test
+                    .slice(0, config.report_samples)
+                    .map((image, k) => ({
+                      id: image.id,
+                      size,
+                      image: pngDataUri(size, resized.get(image.id)!.data),
+                      truthBoxes: dense[rows.test[k]!],
+                      predictedBoxes: result.detections[k]!.slice(0, 10),
+                    }));
                 }
               }
             }
             const seconds = (Date.now() - t1) / 1000;
-            results.runs.push({ encoder: spec.name, task, label_fraction: fraction, seed, train_images: train.length, best_epoch: bestEpoch, steps, seconds, metrics });
+            results.runs.push({
+              encoder: spec.name,
+              task,
+              label_fraction: fraction,
+              seed,
+              train_images: train.length,
+              best_epoch: bestEpoch,
+              steps,
+              seconds,
+              metrics,
+            });
             record(spec.name, task, fraction, metrics);
-            log(`${spec.name} ${task} ${fraction * 100}% seed ${seed}: ${Object.entries(metrics).filter(([k]) => !k.includes('/')).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')} (${seconds.toFixed(1)} s)`);
+            log(
+              `${spec.name} ${task} ${fraction * 100}% seed ${seed}: ${Object.entries(metrics)
+                .filter(([k]) => !k.includes('/'))
+                .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+                .join(', ')} (${seconds.toFixed(1)} s)`,
+            );
             doneRuns++;
           }
         }
@@ -500,11 +723,28 @@ export async function runEvaluation(
   const methodOf = (name: string) => results.encoders.find((e) => e.name === name)?.method;
   const reals = config.encoders.filter((e) => e.pretraining_data === 'real');
   for (const synthetic of config.encoders.filter((e) => e.pretraining_data === 'synthetic')) {
-    const real = reals.find((e) => e.name === synthetic.name.replace('synthetic', 'real')) ?? reals.find((e) => methodOf(e.name) === methodOf(synthetic.name)) ?? reals[0];
+    const real =
+      reals.find((e) => e.name === synthetic.name.replace('synthetic', 'real')) ??
+      reals.find((e) => methodOf(e.name) === methodOf(synthetic.name)) ??
+      reals[0];
     if (!real) continue;
     for (const m of results.metrics.filter((x) => x.encoder === synthetic.name)) {
-      const r = results.metrics.find((x) => x.encoder === real.name && x.task === m.task && x.label_fraction === m.label_fraction && x.metric === m.metric);
-      if (r) results.ratios.push({ task: m.task, label_fraction: m.label_fraction, metric: m.metric, synthetic: synthetic.name, real: real.name, ratio: m.mean / r.mean });
+      const r = results.metrics.find(
+        (x) =>
+          x.encoder === real.name &&
+          x.task === m.task &&
+          x.label_fraction === m.label_fraction &&
+          x.metric === m.metric,
+      );
+      if (r)
+        results.ratios.push({
+          task: m.task,
+          label_fraction: m.label_fraction,
+          metric: m.metric,
+          synthetic: synthetic.name,
+          real: real.name,
+          ratio: m.mean / r.mean,
+        });
     }
   }
   results.seconds = (Date.now() - started) / 1000;
@@ -517,8 +757,15 @@ function sampleGrids(folders: Record<string, string>, count = 8): EvaluationResu
   const grids: EvaluationResults['grids'] = {};
   for (const [name, folder] of Object.entries(folders)) {
     if (!fs.existsSync(folder)) throw new EvaluationConfigError(`sample_grids.${name}`, `folder not found: ${folder}`);
-    const files = fs.readdirSync(folder).filter((f) => /\.(png|jpe?g|dcm)$/i.test(f)).sort().slice(0, count);
-    grids[name] = files.map((file) => ({ file, png: pngDataUri(96, centerCropSquare(loadImage({ id: file, path: path.join(folder, file) }), 96).data) }));
+    const files = fs
+      .readdirSync(folder)
+      .filter((f) => /\.(png|jpe?g|dcm)$/i.test(f))
+      .sort()
+      .slice(0, count);
+    grids[name] = files.map((file) => ({
+      file,
+      png: pngDataUri(96, centerCropSquare(loadImage({ id: file, path: path.join(folder, file) }), 96).data),
+    }));
   }
   return grids;
 }
@@ -534,9 +781,15 @@ function bundleLocation(bundle: string, store?: ArtifactStore): string | { store
 async function baselineBundle(baseline: BaselineEncoder): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medsyn-baseline-'));
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  const spec: EncoderSpec = { image: { architecture: baseline.architecture, size: baseline.size, width: baseline.width } };
+  const spec: EncoderSpec = {
+    image: { architecture: baseline.architecture, size: baseline.size, width: baseline.width },
+  };
   try {
-    await writeEncoderBundle(new FileArtifactStore(dir), 'bundle', exportEncoderBundle(spec, { method: 'random', seed: baseline.seed ?? 0 }));
+    await writeEncoderBundle(
+      new FileArtifactStore(dir),
+      'bundle',
+      exportEncoderBundle(spec, { method: 'random', seed: baseline.seed ?? 0 }),
+    );
   } catch (error) {
     throw new EvaluationConfigError('encoders.baseline', (error as Error).message);
   }
@@ -544,7 +797,11 @@ async function baselineBundle(baseline: BaselineEncoder): Promise<string> {
 }
 
 /** Writes results.json and splits.json (and the report, when given) into a folder. */
-export function writeEvaluationOutput(dir: string, output: EvaluationOutput, reportHtml?: string): Record<string, string> {
+export function writeEvaluationOutput(
+  dir: string,
+  output: EvaluationOutput,
+  reportHtml?: string,
+): Record<string, string> {
   fs.mkdirSync(dir, { recursive: true });
   const files: Record<string, string> = {
     'results.json': JSON.stringify(output.results, null, 1),

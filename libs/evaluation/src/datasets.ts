@@ -60,7 +60,8 @@ export function isInside(root: string, file: string): boolean {
  * check cannot slip another kind of file in.
  */
 export function readDatasetFile(file: string, what: string, root?: string): Buffer {
-  if (root !== undefined && !isInside(root, file)) throw new DatasetError(`${what} ${file} is outside the dataset folder ${root}`);
+  if (root !== undefined && !isInside(root, file))
+    throw new DatasetError(`${what} ${file} is outside the dataset folder ${root}`);
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -71,7 +72,8 @@ export function readDatasetFile(file: string, what: string, root?: string): Buff
   }
   try {
     if (!fs.fstatSync(fd).isFile()) throw new DatasetError(`${what} ${file} is not a regular file`);
-    if (root !== undefined && !isInside(fs.realpathSync(root), fs.realpathSync(file))) throw new DatasetError(`${what} ${file} is a link to outside the dataset folder ${root}`);
+    if (root !== undefined && !isInside(fs.realpathSync(root), fs.realpathSync(file)))
+      throw new DatasetError(`${what} ${file} is a link to outside the dataset folder ${root}`);
     return fs.readFileSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -96,15 +98,22 @@ function readText(file: string, what: string, root?: string): string {
 function readCsv(file: string, what: string, required: string[], root?: string): Record<string, string>[] {
   let rows: Record<string, string>[];
   try {
-    rows = parse(readText(file, what, root), { columns: true, skip_empty_lines: true, bom: true }) as Record<string, string>[];
+    rows = parse(readText(file, what, root), { columns: true, skip_empty_lines: true, bom: true }) as Record<
+      string,
+      string
+    >[];
   } catch (error) {
     if (error instanceof DatasetError) throw error;
     const line = (error as { lines?: number }).lines;
-    throw new DatasetError(`${what} ${file} is not valid CSV${line ? ` (line ${line})` : ''}: ${(error as { code?: string }).code ?? 'parse error'}`);
+    throw new DatasetError(
+      `${what} ${file} is not valid CSV${line ? ` (line ${line})` : ''}: ${(error as { code?: string }).code ?? 'parse error'}`,
+    );
   }
   const header = rows.length ? Object.keys(rows[0]!) : [];
   // The header is file content: say how many columns there are, never what they are called.
-  for (const column of required) if (rows.length && !header.includes(column)) throw new DatasetError(`${what} ${file} has no column "${column}" (line 1 has ${header.length} columns)`);
+  for (const column of required)
+    if (rows.length && !header.includes(column))
+      throw new DatasetError(`${what} ${file} has no column "${column}" (line 1 has ${header.length} columns)`);
   if (rows.length === 0) throw new DatasetError(`${what} ${file} has no rows`);
   return rows;
 }
@@ -120,7 +129,8 @@ function parseJson(text: string, file: string): unknown {
 
 function number(value: string | undefined, file: string, row: number, column: string): number {
   const v = Number(value);
-  if (value === undefined || value.trim() === '' || !Number.isFinite(v)) throw new DatasetError(`${file} row ${row}: column "${column}" is not a number`);
+  if (value === undefined || value.trim() === '' || !Number.isFinite(v))
+    throw new DatasetError(`${file} row ${row}: column "${column}" is not a number`);
   return v;
 }
 
@@ -132,11 +142,15 @@ export const CHEXPERT_COMPETITION = ['Atelectasis', 'Cardiomegaly', 'Consolidati
  * unmentioned = negative). Uncertain labels become 1 (U-Ones), 0 (U-Zeros), or drop the image
  * (ignore). `Path` is resolved against the root, also when it starts with the dataset folder name.
  */
-export function importChexpert(root: string, options: { csv?: string; classes?: string[]; uncertain?: UncertaintyPolicy; frontalOnly?: boolean } = {}): Dataset {
+export function importChexpert(
+  root: string,
+  options: { csv?: string; classes?: string[]; uncertain?: UncertaintyPolicy; frontalOnly?: boolean } = {},
+): Dataset {
   const file = path.join(root, options.csv ?? 'train.csv');
   const classes = options.classes ?? CHEXPERT_COMPETITION;
   const policy = options.uncertain ?? 'ones';
-  if (!['ones', 'zeros', 'ignore'].includes(policy)) throw new DatasetError(`uncertain policy must be ones, zeros or ignore, got "${policy}"`);
+  if (!['ones', 'zeros', 'ignore'].includes(policy))
+    throw new DatasetError(`uncertain policy must be ones, zeros or ignore, got "${policy}"`);
   const rows = readCsv(file, 'CheXpert labels', ['Path', ...classes], root);
   const images: LabelledImage[] = [];
   rows.forEach((row, i) => {
@@ -145,7 +159,8 @@ export function importChexpert(root: string, options: { csv?: string; classes?: 
     for (const name of classes) {
       const cell = (row[name] ?? '').trim();
       const v = cell === '' ? 0 : Number(cell);
-      if (![1, 0, -1].includes(v)) throw new DatasetError(`${file} row ${i + 2}: column "${name}" must be 1, 0, -1 or blank`);
+      if (![1, 0, -1].includes(v))
+        throw new DatasetError(`${file} row ${i + 2}: column "${name}" must be 1, 0, -1 or blank`);
       if (v === -1 && policy === 'ignore') return;
       labels.push(v === -1 ? (policy === 'ones' ? 1 : 0) : v);
     }
@@ -175,14 +190,32 @@ export function importRsna(root: string, options: { csv?: string; images?: strin
     if (!id) throw new DatasetError(`${file} row ${i + 2}: column "patientId" is empty`);
     const target = number(row.Target, file, i + 2, 'Target');
     if (target !== 0 && target !== 1) throw new DatasetError(`${file} row ${i + 2}: column "Target" must be 0 or 1`);
-    const image = byPatient.get(id) ?? { id, path: path.join(folder, `${id}.dcm`), patient: id, labels: [0], boxes: [] };
+    const image = byPatient.get(id) ?? {
+      id,
+      path: path.join(folder, `${id}.dcm`),
+      patient: id,
+      labels: [0],
+      boxes: [],
+    };
     byPatient.set(id, image);
     if (target === 1) {
       image.labels = [1];
-      image.boxes!.push({ x: number(row.x, file, i + 2, 'x'), y: number(row.y, file, i + 2, 'y'), width: number(row.width, file, i + 2, 'width'), height: number(row.height, file, i + 2, 'height'), label: 0 });
+      image.boxes!.push({
+        x: number(row.x, file, i + 2, 'x'),
+        y: number(row.y, file, i + 2, 'y'),
+        width: number(row.width, file, i + 2, 'width'),
+        height: number(row.height, file, i + 2, 'height'),
+        label: 0,
+      });
     }
   });
-  return { name: 'rsna', kind: 'multi-label', classNames: ['Pneumonia'], boxClassNames: ['Lung Opacity'], images: [...byPatient.values()] };
+  return {
+    name: 'rsna',
+    kind: 'multi-label',
+    classNames: ['Pneumonia'],
+    boxClassNames: ['Lung Opacity'],
+    images: [...byPatient.values()],
+  };
 }
 
 /**
@@ -206,9 +239,16 @@ export function importSiim(root: string, options: { csv?: string; images?: strin
     const id = row.ImageId!;
     if (!id) throw new DatasetError(`${file} row ${i + 2}: column "ImageId" is empty`);
     const rle = (row[rleColumn] ?? '').trim();
-    if (rle !== '-1' && !/^\d+( \d+)*$/.test(rle)) throw new DatasetError(`${file} row ${i + 2}: column "EncodedPixels" must be -1 or run-length pairs`);
-    if (rle !== '-1' && rle.split(' ').length % 2 !== 0) throw new DatasetError(`${file} row ${i + 2}: column "EncodedPixels" has an odd number of values`);
-    const image = byImage.get(id) ?? { id, path: files.get(id) ?? path.join(folder, `${id}.dcm`), labels: [0], mask: { kind: 'rle' as const, runs: [] } };
+    if (rle !== '-1' && !/^\d+( \d+)*$/.test(rle))
+      throw new DatasetError(`${file} row ${i + 2}: column "EncodedPixels" must be -1 or run-length pairs`);
+    if (rle !== '-1' && rle.split(' ').length % 2 !== 0)
+      throw new DatasetError(`${file} row ${i + 2}: column "EncodedPixels" has an odd number of values`);
+    const image = byImage.get(id) ?? {
+      id,
+      path: files.get(id) ?? path.join(folder, `${id}.dcm`),
+      labels: [0],
+      mask: { kind: 'rle' as const, runs: [] },
+    };
     byImage.set(id, image);
     if (rle !== '-1') {
       image.mask.runs.push(rle);
@@ -255,7 +295,10 @@ export function importCovidx(root: string, options: { classes?: string[] } = {})
       .forEach((line, i) => {
         if (!line.trim()) return;
         const fields = line.trim().split(/\s+/);
-        if (fields.length < 3) throw new DatasetError(`${file} line ${i + 1}: expected "patient filename class [source]", got ${fields.length} fields`);
+        if (fields.length < 3)
+          throw new DatasetError(
+            `${file} line ${i + 1}: expected "patient filename class [source]", got ${fields.length} fields`,
+          );
         const [patient, filename, className] = fields as [string, string, string];
         const id = `${split}/${filename}`;
         if (split === 'test') testIds.add(id);
@@ -275,17 +318,43 @@ export function importCovidx(root: string, options: { classes?: string[] } = {})
  * `label_columns` (comma-separated 0/1 columns, multi-label) or `label_column` (one class name
  * per row, multi-class).
  */
-export function importCsv(root: string, options: { csv?: string; images?: string; image_column?: string; label_columns?: string; label_column?: string; patient_column?: string }): Dataset {
+export function importCsv(
+  root: string,
+  options: {
+    csv?: string;
+    images?: string;
+    image_column?: string;
+    label_columns?: string;
+    label_column?: string;
+    patient_column?: string;
+  },
+): Dataset {
   const file = path.join(root, options.csv ?? 'labels.csv');
   const imageColumn = options.image_column ?? 'image';
   const folder = path.join(root, options.images ?? '.');
-  if (!options.label_columns === !options.label_column) throw new DatasetError('csv dataset needs exactly one of the options label_columns (multi-label) or label_column (multi-class)');
-  const multi = options.label_columns?.split(',').map((c) => c.trim()).filter(Boolean) ?? [];
-  const rows = readCsv(file, 'label CSV', [imageColumn, ...(options.label_column ? [options.label_column] : multi)], root);
+  if (!options.label_columns === !options.label_column)
+    throw new DatasetError(
+      'csv dataset needs exactly one of the options label_columns (multi-label) or label_column (multi-class)',
+    );
+  const multi =
+    options.label_columns
+      ?.split(',')
+      .map((c) => c.trim())
+      .filter(Boolean) ?? [];
+  const rows = readCsv(
+    file,
+    'label CSV',
+    [imageColumn, ...(options.label_column ? [options.label_column] : multi)],
+    root,
+  );
   const images: LabelledImage[] = rows.map((row, i) => {
     const name = row[imageColumn];
     if (!name) throw new DatasetError(`${file} row ${i + 2}: column "${imageColumn}" is empty`);
-    const image: LabelledImage = { id: name, path: path.join(folder, name), patient: options.patient_column ? row[options.patient_column] : undefined };
+    const image: LabelledImage = {
+      id: name,
+      path: path.join(folder, name),
+      patient: options.patient_column ? row[options.patient_column] : undefined,
+    };
     if (multi.length) {
       image.labels = multi.map((c) => {
         const v = number(row[c], file, i + 2, c);
@@ -337,14 +406,25 @@ export function importCovidCxr(root: string): Dataset {
   for (const row of rows) {
     if (row.view === 'L') continue;
     const finding = row.finding ?? '';
-    const image: LabelledImage = { id: row.filename!, path: path.join(root, 'images', row.filename!), patient: row.patientid };
-    if (finding !== 'todo' && finding !== '') image.labels = [finding.split(',').some((f) => f.trim() === 'COVID-19') ? 1 : 0];
+    const image: LabelledImage = {
+      id: row.filename!,
+      path: path.join(root, 'images', row.filename!),
+      patient: row.patientid,
+    };
+    if (finding !== 'todo' && finding !== '')
+      image.labels = [finding.split(',').some((f) => f.trim() === 'COVID-19') ? 1 : 0];
     if (row.lung_mask) image.mask = { kind: 'png', path: path.join(root, row.lung_mask) };
     const boxes = boxesByFile.get(row.filename!);
     if (boxes) image.boxes = boxes;
     images.push(image);
   }
-  return { name: 'covid_cxr', kind: 'multi-label', classNames: ['COVID-19'], boxClassNames: categories.map((c) => c.name), images };
+  return {
+    name: 'covid_cxr',
+    kind: 'multi-label',
+    classNames: ['COVID-19'],
+    boxClassNames: categories.map((c) => c.name),
+    images,
+  };
 }
 
 export type DatasetFormat = 'chexpert' | 'rsna' | 'siim' | 'covidx' | 'csv' | 'covid_cxr';
@@ -359,7 +439,12 @@ export function importDataset(format: string, root: string, options: Record<stri
 function importFormat(format: string, root: string, options: Record<string, string>): Dataset {
   switch (format) {
     case 'chexpert':
-      return importChexpert(root, { csv: options.csv, classes: options.classes?.split(',').map((c) => c.trim()), uncertain: options.uncertain as UncertaintyPolicy | undefined, frontalOnly: options.frontal_only === 'true' });
+      return importChexpert(root, {
+        csv: options.csv,
+        classes: options.classes?.split(',').map((c) => c.trim()),
+        uncertain: options.uncertain as UncertaintyPolicy | undefined,
+        frontalOnly: options.frontal_only === 'true',
+      });
     case 'rsna':
       return importRsna(root, options);
     case 'siim':
@@ -371,7 +456,9 @@ function importFormat(format: string, root: string, options: Record<string, stri
     case 'covid_cxr':
       return importCovidCxr(root);
     default:
-      throw new DatasetError(`unknown dataset format "${format}" (known: chexpert, rsna, siim, covidx, csv, covid_cxr)`);
+      throw new DatasetError(
+        `unknown dataset format "${format}" (known: chexpert, rsna, siim, covidx, csv, covid_cxr)`,
+      );
   }
 }
 
@@ -399,7 +486,8 @@ export function loadMask(image: LabelledImage, width: number, height: number, ro
     if (error instanceof DatasetError) throw error;
     throw new DatasetError(`mask of ${image.id} could not be decoded: ${(error as Error).message}`);
   }
-  if (mask.width !== width || mask.height !== height) throw new DatasetError(`mask of ${image.id} is ${mask.width}x${mask.height}, its image is ${width}x${height}`);
+  if (mask.width !== width || mask.height !== height)
+    throw new DatasetError(`mask of ${image.id} is ${mask.width}x${mask.height}, its image is ${width}x${height}`);
   for (let i = 0; i < mask.data.length; i++) mask.data[i] = mask.data[i]! >= 0.5 ? 1 : 0;
   return mask;
 }

@@ -1,7 +1,13 @@
 import * as ort from 'onnxruntime-node';
 import { detectionHead, modelBuilder, unetDecoder, type DecoderNorm } from '@medsyn/model-zoo';
 import type { GraphBuilder, Tensor, Value } from '@medsyn/onnx-graph';
-import { Trainer, buildTrainingStep, createSession, exportInferenceModel, type ExecutionProvider } from '@medsyn/training';
+import {
+  Trainer,
+  buildTrainingStep,
+  createSession,
+  exportInferenceModel,
+  type ExecutionProvider,
+} from '@medsyn/training';
 import { bceWithLogits } from './linear-probe';
 import { detectionMap, dice, iou, type Box, type ScoredBox } from './metrics';
 import { seededRandom, shuffled } from './splits';
@@ -48,7 +54,11 @@ export function mapStatistics(maps: FeatureMaps, rows: number[]): ChannelStatist
 }
 
 /** Rows of the cached maps for the given image rows, as a batch tensor per map, standardised with `statistics` (one per map). */
-function mapBatch(maps: FeatureMaps, rows: number[], statistics: ChannelStatistics[] | undefined): Record<string, ort.Tensor> {
+function mapBatch(
+  maps: FeatureMaps,
+  rows: number[],
+  statistics: ChannelStatistics[] | undefined,
+): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   maps.forEach((m, k) => {
     const plane = m.size * m.size;
@@ -71,7 +81,8 @@ function mapBatch(maps: FeatureMaps, rows: number[], statistics: ChannelStatisti
   return feeds;
 }
 
-const mapInput = (g: GraphBuilder, m: FeatureMaps[number]) => g.input(`map.${m.spec.name}`, 'float32', ['batch', m.spec.channels, m.size, m.size]);
+const mapInput = (g: GraphBuilder, m: FeatureMaps[number]) =>
+  g.input(`map.${m.spec.name}`, 'float32', ['batch', m.spec.channels, m.size, m.size]);
 
 export interface DenseTrainOptions {
   seed: number;
@@ -99,7 +110,8 @@ export function epochBatches(rows: number[], batchSize: number, minSteps: number
   const batches: number[][] = [];
   do {
     const order = shuffled(rows, rand);
-    for (let start = 0; start + batchSize <= order.length; start += batchSize) batches.push(order.slice(start, start + batchSize));
+    for (let start = 0; start + batchSize <= order.length; start += batchSize)
+      batches.push(order.slice(start, start + batchSize));
   } while (batches.length < minSteps);
   return batches;
 }
@@ -120,13 +132,17 @@ async function trainWithEarlyStopping(
     maxGradNorm: 5,
     build: (g) => ({ loss: build(g, true).loss! }),
   });
-  const trainer = await Trainer.create(step, { executionProvider: options.executionProvider ?? 'cpu', seed: options.seed });
+  const trainer = await Trainer.create(step, {
+    executionProvider: options.executionProvider ?? 'cpu',
+    seed: options.seed,
+  });
   const rand = seededRandom(options.seed + 17);
   const batchSize = Math.min(options.batchSize ?? 8, trainRows.length);
   let best = { score: -Infinity, epoch: 0, parameters: trainer.parameters() };
   try {
     for (let epoch = 1; epoch <= (options.epochs ?? 20); epoch++) {
-      for (const batch of epochBatches(trainRows, batchSize, options.minStepsPerEpoch ?? 8, rand)) await trainer.trainStep(feedsOf(batch), options.learningRate ?? 3e-3);
+      for (const batch of epochBatches(trainRows, batchSize, options.minStepsPerEpoch ?? 8, rand))
+        await trainer.trainStep(feedsOf(batch), options.learningRate ?? 3e-3);
       const parameters = trainer.parameters();
       const score = await validate(parameters);
       options.onEpoch?.(epoch, score);
@@ -140,7 +156,13 @@ async function trainWithEarlyStopping(
 }
 
 /** Runs an inference export of `build` over rows in batches and hands each batch's outputs over. */
-async function inferRows(model: Uint8Array, rows: number[], feedsOf: (rows: number[]) => Record<string, ort.Tensor>, each: (out: ort.InferenceSession.OnnxValueMapType, rows: number[]) => void, executionProvider?: ExecutionProvider): Promise<void> {
+async function inferRows(
+  model: Uint8Array,
+  rows: number[],
+  feedsOf: (rows: number[]) => Record<string, ort.Tensor>,
+  each: (out: ort.InferenceSession.OnnxValueMapType, rows: number[]) => void,
+  executionProvider?: ExecutionProvider,
+): Promise<void> {
   const session = await createSession(model, { executionProvider });
   try {
     for (let start = 0; start < rows.length; start += 16) {
@@ -178,16 +200,33 @@ export async function trainSegmentation(
   options: DenseTrainOptions,
 ): Promise<SegmentationResult> {
   for (const r of [...rows.train, ...rows.validation, ...rows.test]) {
-    if (!masks[r] || masks[r]!.length !== size * size) throw new RangeError(`segmentation: mask of row ${r} has ${masks[r]?.length ?? 0} pixels, expected ${size}x${size}`);
+    if (!masks[r] || masks[r]!.length !== size * size)
+      throw new RangeError(
+        `segmentation: mask of row ${r} has ${masks[r]?.length ?? 0} pixels, expected ${size}x${size}`,
+      );
   }
   // The decoder needs maps whose strides double from one to the next, finest first.
   const chain = maps.filter((m, i) => i === 0 || m.spec.stride === maps[i - 1]!.spec.stride * 2);
-  if (chain.length < 2) throw new RangeError('segmentation needs at least two feature maps with doubling strides in encoder.json');
+  if (chain.length < 2)
+    throw new RangeError('segmentation needs at least two feature maps with doubling strides in encoder.json');
   const encoderChannels = chain.map((m) => m.spec.channels);
-  const decoderChannels = encoderChannels.slice(0, -1).reverse().map((c) => Math.max(8, Math.min(64, c)));
+  const decoderChannels = encoderChannels
+    .slice(0, -1)
+    .reverse()
+    .map((c) => Math.max(8, Math.min(64, c)));
   const build = (g: GraphBuilder, training: boolean): { loss?: Value; outputs: Record<string, Value> } => {
     const b = modelBuilder(g, { seed: options.seed, training });
-    const logits = unetDecoder(b, chain.map((m) => mapInput(g, m)), { encoderChannels, decoderChannels, classes: 1, finalUpsample: chain[0]!.spec.stride, norm: options.decoderNorm ?? 'group' });
+    const logits = unetDecoder(
+      b,
+      chain.map((m) => mapInput(g, m)),
+      {
+        encoderChannels,
+        decoderChannels,
+        classes: 1,
+        finalUpsample: chain[0]!.spec.stride,
+        norm: options.decoderNorm ?? 'group',
+      },
+    );
     if (!training) return { outputs: { logits } };
     const o = b.o;
     const target = g.input('mask', 'float32', ['batch', 1, size, size]);
@@ -195,7 +234,10 @@ export async function trainSegmentation(
     // Soft Dice over the batch (Milletari et al. 2016): 1 - 2 sum(p t) / (sum p + sum t).
     const p = o.sigmoid(logits);
     const one = o.scalar('float32', 1);
-    const softDice = o.div(o.add(o.mul(o.scalar('float32', 2), o.reduceSum(o.mul(p, target), [], false)), one), o.add(o.add(o.reduceSum(p, [], false), o.reduceSum(target, [], false)), one));
+    const softDice = o.div(
+      o.add(o.mul(o.scalar('float32', 2), o.reduceSum(o.mul(p, target), [], false)), one),
+      o.add(o.add(o.reduceSum(p, [], false), o.reduceSum(target, [], false)), one),
+    );
     return { loss: o.add(bce, o.sub(one, softDice)), outputs: {} };
   };
   const statistics = options.standardise === false ? undefined : mapStatistics(chain, rows.train);
@@ -210,17 +252,41 @@ export async function trainSegmentation(
   };
   const predict = async (parameters: Map<string, Tensor>, which: number[]) => {
     const out: Uint8Array[] = [];
-    await inferRows(exportInferenceModel((g) => build(g, false).outputs, parameters), which, (b) => feedsOf(b, false), (result) => {
-      const logits = result.logits!.data as Float32Array;
-      for (let i = 0; i < logits.length / (size * size); i++) out.push(Uint8Array.from(logits.subarray(i * size * size, (i + 1) * size * size), (v) => (v > 0 ? 1 : 0)));
-    }, options.executionProvider);
+    await inferRows(
+      exportInferenceModel((g) => build(g, false).outputs, parameters),
+      which,
+      (b) => feedsOf(b, false),
+      (result) => {
+        const logits = result.logits!.data as Float32Array;
+        for (let i = 0; i < logits.length / (size * size); i++)
+          out.push(Uint8Array.from(logits.subarray(i * size * size, (i + 1) * size * size), (v) => (v > 0 ? 1 : 0)));
+      },
+      options.executionProvider,
+    );
     return out;
   };
-  const meanDiceOf = (predicted: Uint8Array[], which: number[]) => predicted.reduce((s, p, i) => s + dice(p, masks[which[i]!]!), 0) / predicted.length;
-  const trained = await trainWithEarlyStopping(build, rows.train, feedsOf, async (parameters) => meanDiceOf(await predict(parameters, rows.validation.length ? rows.validation : rows.train), rows.validation.length ? rows.validation : rows.train), options);
+  const meanDiceOf = (predicted: Uint8Array[], which: number[]) =>
+    predicted.reduce((s, p, i) => s + dice(p, masks[which[i]!]!), 0) / predicted.length;
+  const trained = await trainWithEarlyStopping(
+    build,
+    rows.train,
+    feedsOf,
+    async (parameters) =>
+      meanDiceOf(
+        await predict(parameters, rows.validation.length ? rows.validation : rows.train),
+        rows.validation.length ? rows.validation : rows.train,
+      ),
+    options,
+  );
   const predictions = await predict(trained.parameters, rows.test);
   const perImage = predictions.map((p, i) => dice(p, masks[rows.test[i]!]!));
-  return { dice: perImage.reduce((a, b) => a + b, 0) / perImage.length, perImage, predictions, bestEpoch: trained.bestEpoch, steps: trained.steps };
+  return {
+    dice: perImage.reduce((a, b) => a + b, 0) / perImage.length,
+    perImage,
+    predictions,
+    bestEpoch: trained.bestEpoch,
+    steps: trained.steps,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -252,7 +318,14 @@ export function fcosTargets(boxes: Box[], grid: number, stride: number, classes:
       const cy = (y + 0.5) * stride;
       let chosen: Box | undefined;
       for (const b of boxes) {
-        if (cx > b.x && cx < b.x + b.width && cy > b.y && cy < b.y + b.height && (!chosen || b.width * b.height < chosen.width * chosen.height)) chosen = b;
+        if (
+          cx > b.x &&
+          cx < b.x + b.width &&
+          cy > b.y &&
+          cy < b.y + b.height &&
+          (!chosen || b.width * b.height < chosen.width * chosen.height)
+        )
+          chosen = b;
       }
       if (!chosen) continue;
       const at = y * grid + x;
@@ -281,7 +354,15 @@ export function nonMaximumSuppression(boxes: ScoredBox[], threshold = 0.5, maxDe
 }
 
 /** Boxes from the head's outputs for one image: score = sqrt(sigmoid(class) * sigmoid(centerness)), then NMS. */
-export function decodeDetections(classLogits: Float32Array, distances: Float32Array, centerness: Float32Array, grid: number, stride: number, classes: number, scoreThreshold = 0.05): ScoredBox[] {
+export function decodeDetections(
+  classLogits: Float32Array,
+  distances: Float32Array,
+  centerness: Float32Array,
+  grid: number,
+  stride: number,
+  classes: number,
+  scoreThreshold = 0.05,
+): ScoredBox[] {
   const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
   const plane = grid * grid;
   const candidates: ScoredBox[] = [];
@@ -292,7 +373,12 @@ export function decodeDetections(classLogits: Float32Array, distances: Float32Ar
     for (let c = 0; c < classes; c++) {
       const score = Math.sqrt(sigmoid(classLogits[c * plane + at]!) * ctr);
       if (score < scoreThreshold) continue;
-      const [l, t, r, b] = [0, 1, 2, 3].map((k) => distances[k * plane + at]! * stride) as [number, number, number, number];
+      const [l, t, r, b] = [0, 1, 2, 3].map((k) => distances[k * plane + at]! * stride) as [
+        number,
+        number,
+        number,
+        number,
+      ];
       candidates.push({ x: cx - l, y: cy - t, width: l + r, height: t + b, label: c, score });
     }
   }
@@ -332,7 +418,8 @@ export async function trainDetection(
     const b = modelBuilder(g, { seed: options.seed, training });
     const o = b.o;
     const head = detectionHead(b, mapInput(g, map), { inChannels: map.spec.channels, channels, classes });
-    if (!training) return { outputs: { class_logits: head.classLogits, distances: head.boxes, centerness: head.centerness } };
+    if (!training)
+      return { outputs: { class_logits: head.classLogits, distances: head.boxes, centerness: head.centerness } };
     const cls = g.input('cls_target', 'float32', ['batch', classes, grid, grid]);
     const box = g.input('box_target', 'float32', ['batch', 4, grid, grid]);
     const positive = g.input('positive', 'float32', ['batch', 1, grid, grid]);
@@ -346,7 +433,10 @@ export async function trainDetection(
     const area = (l: Value, t: Value, r: Value, bt: Value) => o.mul(o.add(l, r), o.add(t, bt));
     const inter = o.mul(o.add(o.min(pl!, tl!), o.min(pr!, tr!)), o.add(o.min(pt!, tt!), o.min(pb!, tb!)));
     const union = o.sub(o.add(area(pl!, pt!, pr!, pb!), area(tl!, tt!, tr!, tb!)), inter);
-    const iouLoss = o.mul(o.sub(o.scalar('float32', 1), o.div(inter, o.add(union, o.scalar('float32', 1e-6)))), positive);
+    const iouLoss = o.mul(
+      o.sub(o.scalar('float32', 1), o.div(inter, o.add(union, o.scalar('float32', 1e-6)))),
+      positive,
+    );
     const boxLoss = o.div(o.reduceSum(iouLoss, all, false), count);
     const ctrLoss = o.div(o.reduceSum(o.mul(bceWithLogits(o, head.centerness, ctr), positive), all, false), count);
     return { loss: o.add(clsLoss, o.add(boxLoss, ctrLoss)), outputs: {} };
@@ -370,16 +460,51 @@ export async function trainDetection(
   const predict = async (parameters: Map<string, Tensor>, which: number[]) => {
     const out: ScoredBox[][] = [];
     const plane = grid * grid;
-    await inferRows(exportInferenceModel((g) => build(g, false).outputs, parameters), which, (b) => feedsOf(b, false), (result, batch) => {
-      const cl = result.class_logits!.data as Float32Array;
-      const di = result.distances!.data as Float32Array;
-      const ce = result.centerness!.data as Float32Array;
-      batch.forEach((_, i) => out.push(decodeDetections(cl.subarray(i * classes * plane, (i + 1) * classes * plane), di.subarray(i * 4 * plane, (i + 1) * 4 * plane), ce.subarray(i * plane, (i + 1) * plane), grid, stride, classes)));
-    }, options.executionProvider);
+    await inferRows(
+      exportInferenceModel((g) => build(g, false).outputs, parameters),
+      which,
+      (b) => feedsOf(b, false),
+      (result, batch) => {
+        const cl = result.class_logits!.data as Float32Array;
+        const di = result.distances!.data as Float32Array;
+        const ce = result.centerness!.data as Float32Array;
+        batch.forEach((_, i) =>
+          out.push(
+            decodeDetections(
+              cl.subarray(i * classes * plane, (i + 1) * classes * plane),
+              di.subarray(i * 4 * plane, (i + 1) * 4 * plane),
+              ce.subarray(i * plane, (i + 1) * plane),
+              grid,
+              stride,
+              classes,
+            ),
+          ),
+        );
+      },
+      options.executionProvider,
+    );
     return out;
   };
   const validationRows = rows.validation.length ? rows.validation : rows.train;
-  const trained = await trainWithEarlyStopping(build, rows.train, feedsOf, async (p) => score(await predict(p, validationRows), validationRows.map((r) => boxes[r]!)).map_40_75, options);
+  const trained = await trainWithEarlyStopping(
+    build,
+    rows.train,
+    feedsOf,
+    async (p) =>
+      score(
+        await predict(p, validationRows),
+        validationRows.map((r) => boxes[r]!),
+      ).map_40_75,
+    options,
+  );
   const detections = await predict(trained.parameters, rows.test);
-  return { ...score(detections, rows.test.map((r) => boxes[r]!)), detections, bestEpoch: trained.bestEpoch, steps: trained.steps };
+  return {
+    ...score(
+      detections,
+      rows.test.map((r) => boxes[r]!),
+    ),
+    detections,
+    bestEpoch: trained.bestEpoch,
+    steps: trained.steps,
+  };
 }

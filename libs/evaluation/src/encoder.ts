@@ -3,7 +3,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { FileArtifactStore, getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
-import { BUNDLE_FILES, EncoderBundleError, readEncoderBundle, type EncoderManifest, type FeatureMapInfo } from '@medsyn/encoder-bundle';
+import {
+  BUNDLE_FILES,
+  EncoderBundleError,
+  readEncoderBundle,
+  type EncoderManifest,
+  type FeatureMapInfo,
+} from '@medsyn/encoder-bundle';
 import { resize, normalizeInto, type GrayImage } from '@medsyn/imaging';
 
 export { EncoderBundleError, type EncoderManifest } from '@medsyn/encoder-bundle';
@@ -30,20 +36,32 @@ function sha256(bytes: Uint8Array | string): string {
  * Opens a bundle (docs/encoder-bundle.md) through @medsyn/encoder-bundle, which checks the ONNX
  * inputs and outputs against encoder.json: a local folder, or a prefix in an artifact store.
  */
-export async function openEncoderBundle(location: string | { store: ArtifactStore; prefix: string }, options: { executionProvider?: 'cpu' | 'cuda' | 'webgpu' } = {}): Promise<FrozenEncoder> {
+export async function openEncoderBundle(
+  location: string | { store: ArtifactStore; prefix: string },
+  options: { executionProvider?: 'cpu' | 'cuda' | 'webgpu' } = {},
+): Promise<FrozenEncoder> {
   let store: ArtifactStore;
   let prefix: string;
   if (typeof location === 'string') {
     const dir = path.resolve(location);
-    if (!fs.existsSync(path.join(dir, BUNDLE_FILES.manifest))) throw new EncoderBundleError(`not an encoder bundle: ${path.join(dir, BUNDLE_FILES.manifest)} not found`);
+    if (!fs.existsSync(path.join(dir, BUNDLE_FILES.manifest)))
+      throw new EncoderBundleError(`not an encoder bundle: ${path.join(dir, BUNDLE_FILES.manifest)} not found`);
     store = new FileArtifactStore(path.dirname(dir));
     prefix = path.basename(dir);
   } else ({ store, prefix } = location);
   const bundle = await readEncoderBundle(store, prefix);
-  const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, { executionProviders: [options.executionProvider ?? 'cpu'], graphOptimizationLevel: 'all' });
-  const digests: Record<string, string> = { [BUNDLE_FILES.manifest]: sha256(await getBuffer(store, `${prefix.replace(/\/+$/, '')}/${BUNDLE_FILES.manifest}`)), [BUNDLE_FILES.imageEncoder]: sha256(bundle.imageEncoder) };
+  const session = (bytes: Uint8Array) =>
+    ort.InferenceSession.create(bytes, {
+      executionProviders: [options.executionProvider ?? 'cpu'],
+      graphOptimizationLevel: 'all',
+    });
+  const digests: Record<string, string> = {
+    [BUNDLE_FILES.manifest]: sha256(await getBuffer(store, `${prefix.replace(/\/+$/, '')}/${BUNDLE_FILES.manifest}`)),
+    [BUNDLE_FILES.imageEncoder]: sha256(bundle.imageEncoder),
+  };
   if (bundle.textEncoder) digests[BUNDLE_FILES.textEncoder] = sha256(bundle.textEncoder);
-  if (bundle.vocabTxt !== undefined) digests[bundle.manifest.text?.vocab ?? BUNDLE_FILES.vocab] = sha256(bundle.vocabTxt);
+  if (bundle.vocabTxt !== undefined)
+    digests[bundle.manifest.text?.vocab ?? BUNDLE_FILES.vocab] = sha256(bundle.vocabTxt);
   const image = await session(bundle.imageEncoder);
   const text = bundle.textEncoder ? await session(bundle.textEncoder) : undefined;
   return {
@@ -101,7 +119,10 @@ export async function encodeImages(
   const maps = options.withMaps
     ? manifest.image.feature_maps.map((spec) => {
         const side = size / spec.stride;
-        if (!Number.isInteger(side)) throw new EncoderBundleError(`feature map "${spec.name}": input size ${size} is not a multiple of its stride ${spec.stride}`);
+        if (!Number.isInteger(side))
+          throw new EncoderBundleError(
+            `feature map "${spec.name}": input size ${size} is not a multiple of its stride ${spec.stride}`,
+          );
         return { spec, size: side, data: new Float32Array(n * spec.channels * side * side) };
       })
     : undefined;
@@ -110,17 +131,35 @@ export async function encodeImages(
     const count = Math.min(batchSize, n - start);
     const pixels = new Float32Array(count * plane);
     for (let b = 0; b < count; b++) encoderInput(images[start + b]!.load(), manifest, pixels, b * plane);
-    const fetches = [manifest.image.features.name, ...(D ? [manifest.image.embedding!.name] : []), ...(maps ? maps.map((m) => m.spec.name) : [])];
-    const out = await encoder.image.run({ [manifest.image.input.name]: new ort.Tensor('float32', pixels, [count, channels, size, size]) }, fetches);
+    const fetches = [
+      manifest.image.features.name,
+      ...(D ? [manifest.image.embedding!.name] : []),
+      ...(maps ? maps.map((m) => m.spec.name) : []),
+    ];
+    const out = await encoder.image.run(
+      { [manifest.image.input.name]: new ort.Tensor('float32', pixels, [count, channels, size, size]) },
+      fetches,
+    );
     const take = (name: string, dims: number[], target: Float32Array, per: number) => {
       const t = out[name]!;
-      if (t.dims.join(',') !== dims.join(',')) throw new EncoderBundleError(`image_encoder.onnx output "${name}" has shape [${t.dims.join(', ')}], encoder.json says [${dims.join(', ')}]`);
+      if (t.dims.join(',') !== dims.join(','))
+        throw new EncoderBundleError(
+          `image_encoder.onnx output "${name}" has shape [${t.dims.join(', ')}], encoder.json says [${dims.join(', ')}]`,
+        );
       target.set(t.data as Float32Array, start * per);
     };
     take(manifest.image.features.name, [count, F], features, F);
     if (D && embeddings) take(manifest.image.embedding!.name, [count, D], embeddings, D);
-    for (const m of maps ?? []) take(m.spec.name, [count, m.spec.channels, m.size, m.size], m.data, m.spec.channels * m.size * m.size);
+    for (const m of maps ?? [])
+      take(m.spec.name, [count, m.spec.channels, m.size, m.size], m.data, m.spec.channels * m.size * m.size);
     options.onProgress?.(start + count, n);
   }
-  return { features, featureDim: F, embeddings, embeddingDim: D, maps, index: new Map(images.map((im, i) => [im.id, i])) };
+  return {
+    features,
+    featureDim: F,
+    embeddings,
+    embeddingDim: D,
+    maps,
+    index: new Map(images.map((im, i) => [im.id, i])),
+  };
 }

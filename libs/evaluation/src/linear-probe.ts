@@ -4,7 +4,10 @@ import { createSession, type ExecutionProvider } from '@medsyn/training';
 
 /** Mean binary cross-entropy on logits, in the numerically stable form max(x,0) - x*y + log(1 + e^-|x|). */
 export function bceWithLogits(o: Ops, logits: Value, target: Value): Value {
-  const perEntry = o.add(o.sub(o.relu(logits), o.mul(logits, target)), o.log(o.add(o.scalar('float32', 1), o.exp(o.neg(o.abs(logits))))));
+  const perEntry = o.add(
+    o.sub(o.relu(logits), o.mul(logits, target)),
+    o.log(o.add(o.scalar('float32', 1), o.exp(o.neg(o.abs(logits))))),
+  );
   return perEntry;
 }
 
@@ -57,9 +60,16 @@ export interface LinearProbe {
   steps: number;
 }
 
-function standardise(features: Float32Array, n: number, dim: number, mean: Float32Array, std: Float32Array): Float32Array {
+function standardise(
+  features: Float32Array,
+  n: number,
+  dim: number,
+  mean: Float32Array,
+  std: Float32Array,
+): Float32Array {
   const out = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) for (let d = 0; d < dim; d++) out[i * dim + d] = (features[i * dim + d]! - mean[d]!) / std[d]!;
+  for (let i = 0; i < n; i++)
+    for (let d = 0; d < dim; d++) out[i * dim + d] = (features[i * dim + d]! - mean[d]!) / std[d]!;
   return out;
 }
 
@@ -74,7 +84,8 @@ export function probeScores(probe: LinearProbe, features: Float32Array, n: numbe
       for (let d = 0; d < dim; d++) z += probe.weight[c * dim + d]! * x[i * dim + d]!;
       scores[i * classes + c] = z;
     }
-    if (probe.kind === 'multi-label') for (let c = 0; c < classes; c++) scores[i * classes + c] = 1 / (1 + Math.exp(-scores[i * classes + c]!));
+    if (probe.kind === 'multi-label')
+      for (let c = 0; c < classes; c++) scores[i * classes + c] = 1 / (1 + Math.exp(-scores[i * classes + c]!));
     else {
       let max = -Infinity;
       for (let c = 0; c < classes; c++) max = Math.max(max, scores[i * classes + c]!);
@@ -87,12 +98,21 @@ export function probeScores(probe: LinearProbe, features: Float32Array, n: numbe
 }
 
 /** Mean loss of probabilities against targets: binary (multi-label) or categorical cross-entropy. */
-export function probeLoss(scores: Float32Array, targets: Float32Array, n: number, classes: number, kind: 'multi-label' | 'multi-class'): number {
+export function probeLoss(
+  scores: Float32Array,
+  targets: Float32Array,
+  n: number,
+  classes: number,
+  kind: 'multi-label' | 'multi-class',
+): number {
   const eps = 1e-7;
   let sum = 0;
   for (let i = 0; i < n * classes; i++) {
     const p = Math.min(1 - eps, Math.max(eps, scores[i]!));
-    sum += kind === 'multi-label' ? -(targets[i]! * Math.log(p) + (1 - targets[i]!) * Math.log(1 - p)) : -targets[i]! * Math.log(p);
+    sum +=
+      kind === 'multi-label'
+        ? -(targets[i]! * Math.log(p) + (1 - targets[i]!) * Math.log(1 - p))
+        : -targets[i]! * Math.log(p);
   }
   return kind === 'multi-label' ? sum / (n * classes) : sum / n;
 }
@@ -116,9 +136,17 @@ function objectiveGraph(dim: number, classes: number, kind: 'multi-label' | 'mul
   const target = g.input('target', 'float32', [classes, 'batch']);
   const theta = g.input('theta', 'float32', [classes, dim + 1]);
   const z = o.gemm(theta, design, undefined, { transB: true });
-  const crossEntropy = kind === 'multi-label' ? o.sub(o.softplus(z), o.mul(target, z)) : o.neg(o.mul(target, o.logSoftmax(z, 0)));
+  const crossEntropy =
+    kind === 'multi-label' ? o.sub(o.softplus(z), o.mul(target, z)) : o.neg(o.mul(target, o.logSoftmax(z, 0)));
   g.output(g.op('ReduceSum', [o.cast(crossEntropy, 'float64')], { keepdims: attr.int(0) }, { name: 'loss' }));
-  g.output(g.op('MatMul', [o.sub(kind === 'multi-label' ? o.sigmoid(z) : o.softmax(z, 0), target), design], {}, { name: 'gradient' }));
+  g.output(
+    g.op(
+      'MatMul',
+      [o.sub(kind === 'multi-label' ? o.sigmoid(z) : o.softmax(z, 0), target), design],
+      {},
+      { name: 'gradient' },
+    ),
+  );
   return encodeModel(g.toModelProto());
 }
 
@@ -155,7 +183,12 @@ function transpose(values: Float32Array, rows: number, columns: number): Float32
  */
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
-function cachedSession(shape: unknown[], graph: () => Uint8Array, executionProvider: ExecutionProvider, threads: number | undefined) {
+function cachedSession(
+  shape: unknown[],
+  graph: () => Uint8Array,
+  executionProvider: ExecutionProvider,
+  threads: number | undefined,
+) {
   const key = JSON.stringify([...shape, executionProvider, threads]);
   let entry = sessions.get(key);
   if (!entry) {
@@ -219,7 +252,10 @@ export async function minimizeLbfgs(
       alpha[j] = rho[j]! * dot(s[j]!, direction);
       axpy(-alpha[j]!, y[j]!, direction);
     }
-    const gamma = pairs > 0 ? 1 / (rho[newest]! * dot(y[newest]!, y[newest]!)) : 1 / Math.max(1, Math.sqrt(dot(gradient, gradient)));
+    const gamma =
+      pairs > 0
+        ? 1 / (rho[newest]! * dot(y[newest]!, y[newest]!))
+        : 1 / Math.max(1, Math.sqrt(dot(gradient, gradient)));
     for (let i = 0; i < size; i++) direction[i]! *= -gamma;
     for (let k = pairs - 1; k >= 0; k--) {
       const j = (newest - k + memory) % memory;
@@ -307,10 +343,18 @@ function largest(v: Float64Array): number {
  * its gradient computed by onnxruntime. The validation set's loss is reported (onEpoch) once, at
  * the end.
  */
-export async function trainLinearProbe(train: ProbeSet, validation: ProbeSet, dim: number, options: ProbeOptions): Promise<LinearProbe> {
+export async function trainLinearProbe(
+  train: ProbeSet,
+  validation: ProbeSet,
+  dim: number,
+  options: ProbeOptions,
+): Promise<LinearProbe> {
   const { classes, kind } = options;
   if (train.n === 0) throw new RangeError('linear probe: no training images');
-  if (train.features.length !== train.n * dim) throw new RangeError(`linear probe: ${train.features.length} feature values for ${train.n} images of dimension ${dim}`);
+  if (train.features.length !== train.n * dim)
+    throw new RangeError(
+      `linear probe: ${train.features.length} feature values for ${train.n} images of dimension ${dim}`,
+    );
   // A probe's runs are small matrix-vector products: one thread beats a pool's hand-offs until
   // the features are large (measured on 314 x 256 features with the earlier autodiff graph:
   // 0.6 ms a run on the default pool, 0.23 ms on one thread).
@@ -318,7 +362,12 @@ export async function trainLinearProbe(train: ProbeSet, validation: ProbeSet, di
   const executionProvider = options.executionProvider ?? 'cpu';
   const [designSession, objectiveSession] = await Promise.all([
     cachedSession(['design', dim], () => designGraph(dim), executionProvider, threads),
-    cachedSession(['objective', dim, classes, kind], () => objectiveGraph(dim, classes, kind), executionProvider, threads),
+    cachedSession(
+      ['objective', dim, classes, kind],
+      () => objectiveGraph(dim, classes, kind),
+      executionProvider,
+      threads,
+    ),
   ]);
   const standardised = await designSession.run({ features: new ort.Tensor('float32', train.features, [train.n, dim]) });
   const width = dim + 1;
@@ -346,7 +395,10 @@ export async function trainLinearProbe(train: ProbeSet, validation: ProbeSet, di
     }
     return value;
   };
-  const fit = await minimizeLbfgs(objective, new Float64Array(classes * width), { maxIterations: options.epochs ?? 1000, tolerance: options.tolerance ?? 1e-4 });
+  const fit = await minimizeLbfgs(objective, new Float64Array(classes * width), {
+    maxIterations: options.epochs ?? 1000,
+    tolerance: options.tolerance ?? 1e-4,
+  });
   const weight = new Float32Array(classes * dim);
   const bias = new Float32Array(classes);
   for (let c = 0; c < classes; c++) {
@@ -354,8 +406,22 @@ export async function trainLinearProbe(train: ProbeSet, validation: ProbeSet, di
     bias[c] = fit.x[c * width + dim]!;
   }
   const [mean, std] = [standardised.mean!.data, standardised.std!.data] as Float32Array[];
-  const probe: LinearProbe = { weight, bias, mean: mean!, std: std!, kind, classes, dim, bestEpoch: fit.iterations, epochsRun: fit.iterations, steps: fit.evaluations };
+  const probe: LinearProbe = {
+    weight,
+    bias,
+    mean: mean!,
+    std: std!,
+    kind,
+    classes,
+    dim,
+    bestEpoch: fit.iterations,
+    epochsRun: fit.iterations,
+    steps: fit.evaluations,
+  };
   const evalSet = validation.n > 0 ? validation : train;
-  options.onEpoch?.(fit.iterations, probeLoss(probeScores(probe, evalSet.features, evalSet.n), evalSet.targets, evalSet.n, classes, kind));
+  options.onEpoch?.(
+    fit.iterations,
+    probeLoss(probeScores(probe, evalSet.features, evalSet.n), evalSet.targets, evalSet.n, classes, kind),
+  );
   return probe;
 }

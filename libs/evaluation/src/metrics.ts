@@ -17,7 +17,7 @@ export function rocAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): nu
   const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
   let positives = 0;
   let rankSum = 0;
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && scores[order[j + 1]!] === scores[order[i]!]) j++;
     const averageRank = (i + j) / 2 + 1;
@@ -25,12 +25,16 @@ export function rocAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): nu
       if (labels[order[k]!] === 1) {
         positives++;
         rankSum += averageRank;
-      } else if (labels[order[k]!] !== 0) throw new MetricError(`rocAuc: labels must be 0 or 1, got ${labels[order[k]!]}`);
+      } else if (labels[order[k]!] !== 0)
+        throw new MetricError(`rocAuc: labels must be 0 or 1, got ${labels[order[k]!]}`);
     }
     i = j + 1;
   }
   const negatives = order.length - positives;
-  if (positives === 0 || negatives === 0) throw new MetricError(`rocAuc is undefined with only one class present (${positives} positive, ${negatives} negative)`);
+  if (positives === 0 || negatives === 0)
+    throw new MetricError(
+      `rocAuc is undefined with only one class present (${positives} positive, ${negatives} negative)`,
+    );
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
 
@@ -61,10 +65,15 @@ export function rocCurve(labels: ArrayLike<number>, scores: ArrayLike<number>): 
  * A class with only one label value in the set gets NaN and is left out of the macro mean
  * (scikit-learn would raise instead).
  */
-export function aurocPerClass(labels: ArrayLike<number>, scores: ArrayLike<number>, classes: number): { perClass: number[]; macro: number } {
+export function aurocPerClass(
+  labels: ArrayLike<number>,
+  scores: ArrayLike<number>,
+  classes: number,
+): { perClass: number[]; macro: number } {
   checkLengths(labels, scores, 'aurocPerClass');
   const n = labels.length / classes;
-  if (!Number.isInteger(n)) throw new MetricError(`aurocPerClass: ${labels.length} values are not a multiple of ${classes} classes`);
+  if (!Number.isInteger(n))
+    throw new MetricError(`aurocPerClass: ${labels.length} values are not a multiple of ${classes} classes`);
   const perClass: number[] = [];
   for (let c = 0; c < classes; c++) {
     const y = new Float64Array(n);
@@ -84,7 +93,8 @@ export function aurocPerClass(labels: ArrayLike<number>, scores: ArrayLike<numbe
 /** Fraction of rows whose highest score is the true class (multi-class, one-hot or index labels). */
 export function accuracy(trueClass: ArrayLike<number>, scores: ArrayLike<number>, classes: number): number {
   const n = trueClass.length;
-  if (scores.length !== n * classes) throw new MetricError(`accuracy: ${n} labels need ${n * classes} scores, got ${scores.length}`);
+  if (scores.length !== n * classes)
+    throw new MetricError(`accuracy: ${n} labels need ${n * classes} scores, got ${scores.length}`);
   if (n === 0) throw new MetricError('accuracy of an empty set');
   let correct = 0;
   for (let i = 0; i < n; i++) {
@@ -106,7 +116,8 @@ export function binaryAccuracy(labels: ArrayLike<number>, scores: ArrayLike<numb
 
 /** Dice = 2|A ∩ B| / (|A| + |B|) of two binary masks (nonzero = inside); 1 when both are empty. */
 export function dice(predicted: ArrayLike<number>, truth: ArrayLike<number>): number {
-  if (predicted.length !== truth.length) throw new MetricError(`dice: masks of ${predicted.length} and ${truth.length} pixels`);
+  if (predicted.length !== truth.length)
+    throw new MetricError(`dice: masks of ${predicted.length} and ${truth.length} pixels`);
   let both = 0;
   let sum = 0;
   for (let i = 0; i < truth.length; i++) {
@@ -120,7 +131,8 @@ export function dice(predicted: ArrayLike<number>, truth: ArrayLike<number>): nu
 
 /** Mean per-image Dice over a set of masks. */
 export function meanDice(predicted: ArrayLike<number>[], truth: ArrayLike<number>[]): number {
-  if (predicted.length !== truth.length || truth.length === 0) throw new MetricError(`meanDice: ${predicted.length} predicted and ${truth.length} true masks`);
+  if (predicted.length !== truth.length || truth.length === 0)
+    throw new MetricError(`meanDice: ${predicted.length} predicted and ${truth.length} true masks`);
   return predicted.reduce((sum, p, i) => sum + dice(p, truth[i]!), 0) / truth.length;
 }
 
@@ -157,11 +169,16 @@ export const MAP_IOU_THRESHOLDS = Array.from({ length: 8 }, (_, i) => Math.round
  * 0, 0.01, ..., 1. NaN when the class has no ground truth.
  */
 export function averagePrecision(detections: ScoredBox[][], truths: Box[][], label: number, threshold: number): number {
-  if (detections.length !== truths.length) throw new MetricError(`averagePrecision: detections for ${detections.length} images, ground truth for ${truths.length}`);
+  if (detections.length !== truths.length)
+    throw new MetricError(
+      `averagePrecision: detections for ${detections.length} images, ground truth for ${truths.length}`,
+    );
   const gts = truths.map((boxes) => boxes.filter((b) => b.label === label));
   const totalGt = gts.reduce((a, b) => a + b.length, 0);
   if (totalGt === 0) return NaN;
-  const all = detections.flatMap((boxes, image) => boxes.filter((b) => b.label === label).map((box) => ({ box, image })));
+  const all = detections.flatMap((boxes, image) =>
+    boxes.filter((b) => b.label === label).map((box) => ({ box, image })),
+  );
   // Stable sort by descending score (pycocotools uses a stable mergesort too).
   all.sort((a, b) => b.box.score - a.box.score);
   const matched = gts.map((boxes) => new Array<boolean>(boxes.length).fill(false));
@@ -201,16 +218,30 @@ export function averagePrecision(detections: ScoredBox[][], truths: Box[][], lab
 }
 
 /** mAP over classes that have ground truth, at one IoU threshold. */
-export function meanAveragePrecision(detections: ScoredBox[][], truths: Box[][], classes: number, threshold: number): number {
-  const aps = Array.from({ length: classes }, (_, c) => averagePrecision(detections, truths, c, threshold)).filter((v) => !Number.isNaN(v));
+export function meanAveragePrecision(
+  detections: ScoredBox[][],
+  truths: Box[][],
+  classes: number,
+  threshold: number,
+): number {
+  const aps = Array.from({ length: classes }, (_, c) => averagePrecision(detections, truths, c, threshold)).filter(
+    (v) => !Number.isNaN(v),
+  );
   if (aps.length === 0) throw new MetricError('mAP is undefined without ground-truth boxes');
   return aps.reduce((a, b) => a + b, 0) / aps.length;
 }
 
 /** The detection protocol's two numbers: mAP averaged over IoU 0.40:0.05:0.75, and mAP at IoU 0.5. */
-export function detectionMap(detections: ScoredBox[][], truths: Box[][], classes: number): { map_40_75: number; map_50: number } {
+export function detectionMap(
+  detections: ScoredBox[][],
+  truths: Box[][],
+  classes: number,
+): { map_40_75: number; map_50: number } {
   const perThreshold = MAP_IOU_THRESHOLDS.map((t) => meanAveragePrecision(detections, truths, classes, t));
-  return { map_40_75: perThreshold.reduce((a, b) => a + b, 0) / perThreshold.length, map_50: meanAveragePrecision(detections, truths, classes, 0.5) };
+  return {
+    map_40_75: perThreshold.reduce((a, b) => a + b, 0) / perThreshold.length,
+    map_50: meanAveragePrecision(detections, truths, classes, 0.5),
+  };
 }
 
 /** Mean and sample standard deviation (n - 1; 0 for a single value). */

@@ -31,14 +31,22 @@ export interface Split {
 
 /** Ids per split: what results.json records so a result can be reproduced exactly. */
 export function splitIds(split: Split): { train: string[]; validation: string[]; test: string[] } {
-  return { train: split.train.map((i) => i.id), validation: split.validation.map((i) => i.id), test: split.test.map((i) => i.id) };
+  return {
+    train: split.train.map((i) => i.id),
+    validation: split.validation.map((i) => i.id),
+    test: split.test.map((i) => i.id),
+  };
 }
 
 /**
  * Train / validation / test by patient (all images of a patient land in one split, so no patient
  * is both trained and tested on), seeded. A dataset with its own test list keeps it.
  */
-export function splitByPatient(dataset: Dataset, images: LabelledImage[], options: { seed: number; validation?: number; test?: number }): Split {
+export function splitByPatient(
+  dataset: Dataset,
+  images: LabelledImage[],
+  options: { seed: number; validation?: number; test?: number },
+): Split {
   const validationShare = options.validation ?? 0.15;
   const testShare = options.test ?? 0.25;
   const rand = seededRandom(options.seed);
@@ -84,7 +92,8 @@ export function labelFraction(train: LabelledImage[], fraction: number, seed: nu
   const chosen = new Set<LabelledImage>();
   for (const key of [...strata.keys()].sort()) {
     const members = strata.get(key)!;
-    for (const image of shuffled(members, rand).slice(0, Math.max(1, Math.round(fraction * members.length)))) chosen.add(image);
+    for (const image of shuffled(members, rand).slice(0, Math.max(1, Math.round(fraction * members.length))))
+      chosen.add(image);
   }
   // Keep the training order stable (the order of the split), whatever the strata.
   return train.filter((image) => chosen.has(image));

@@ -9,7 +9,9 @@ export interface PromptPair {
 }
 
 export function defaultPrompts(classNames: string[]): Record<string, PromptPair> {
-  return Object.fromEntries(classNames.map((c) => [c, { positive: c.toLowerCase(), negative: `no ${c.toLowerCase()}` }]));
+  return Object.fromEntries(
+    classNames.map((c) => [c, { positive: c.toLowerCase(), negative: `no ${c.toLowerCase()}` }]),
+  );
 }
 
 function normalise(rows: Float32Array, n: number, dim: number): Float32Array {
@@ -26,8 +28,12 @@ function normalise(rows: Float32Array, n: number, dim: number): Float32Array {
 /** Joint-space text embeddings of prompts, L2-normalised, [prompts.length, D]. */
 export async function embedTexts(encoder: FrozenEncoder, texts: string[]): Promise<Float32Array> {
   const { manifest } = encoder;
-  if (!encoder.text || !manifest.text || encoder.vocab === undefined) throw new EncoderBundleError(`zero-shot needs a text encoder: the bundle at ${encoder.location} has none`);
-  const tokenizer = WordPieceTokenizer.fromVocab(encoder.vocab, { maxLength: manifest.text.max_length, lowercase: manifest.text.lowercase });
+  if (!encoder.text || !manifest.text || encoder.vocab === undefined)
+    throw new EncoderBundleError(`zero-shot needs a text encoder: the bundle at ${encoder.location} has none`);
+  const tokenizer = WordPieceTokenizer.fromVocab(encoder.vocab, {
+    maxLength: manifest.text.max_length,
+    lowercase: manifest.text.lowercase,
+  });
   const batch = await tokenizer.encodeBatch(texts);
   const out = await encoder.text.run(
     {
@@ -38,7 +44,10 @@ export async function embedTexts(encoder: FrozenEncoder, texts: string[]): Promi
   );
   const dim = manifest.text.embedding.dim;
   const t = out[manifest.text.embedding.name]!;
-  if (t.dims.join(',') !== `${texts.length},${dim}`) throw new EncoderBundleError(`text_encoder.onnx output "${manifest.text.embedding.name}" has shape [${t.dims.join(', ')}], encoder.json says [${texts.length}, ${dim}]`);
+  if (t.dims.join(',') !== `${texts.length},${dim}`)
+    throw new EncoderBundleError(
+      `text_encoder.onnx output "${manifest.text.embedding.name}" has shape [${t.dims.join(', ')}], encoder.json says [${texts.length}, ${dim}]`,
+    );
   return normalise(t.data as Float32Array, texts.length, dim);
 }
 
@@ -47,10 +56,22 @@ export async function embedTexts(encoder: FrozenEncoder, texts: string[]): Promi
  * similarities to the positive and the negative prompt, i.e. p(positive). `imageEmbeddings` are
  * the encoder's joint-space image embeddings [n, D]. Returns [n, classes] row-major.
  */
-export async function zeroShotScores(encoder: FrozenEncoder, imageEmbeddings: Float32Array, n: number, classNames: string[], prompts: Record<string, PromptPair> = defaultPrompts(classNames)): Promise<Float32Array> {
+export async function zeroShotScores(
+  encoder: FrozenEncoder,
+  imageEmbeddings: Float32Array,
+  n: number,
+  classNames: string[],
+  prompts: Record<string, PromptPair> = defaultPrompts(classNames),
+): Promise<Float32Array> {
   const dim = encoder.manifest.image.embedding?.dim;
-  if (!dim) throw new EncoderBundleError(`zero-shot needs an image embedding (image.embedding in encoder.json): the bundle at ${encoder.location} has none`);
-  if (encoder.manifest.text && encoder.manifest.text.embedding.dim !== dim) throw new EncoderBundleError(`image embedding dim ${dim} and text embedding dim ${encoder.manifest.text.embedding.dim} differ`);
+  if (!dim)
+    throw new EncoderBundleError(
+      `zero-shot needs an image embedding (image.embedding in encoder.json): the bundle at ${encoder.location} has none`,
+    );
+  if (encoder.manifest.text && encoder.manifest.text.embedding.dim !== dim)
+    throw new EncoderBundleError(
+      `image embedding dim ${dim} and text embedding dim ${encoder.manifest.text.embedding.dim} differ`,
+    );
   const texts = classNames.flatMap((c) => {
     const pair = prompts[c];
     if (!pair) throw new RangeError(`zero-shot: no prompt pair for class "${c}"`);

@@ -27,7 +27,11 @@ describe('comparison runner', () => {
         { name: 'trained', bundle: trained, pretraining_data: 'real' },
         { name: 'random', bundle: random, pretraining_data: 'synthetic' },
       ],
-      dataset: { format: 'csv', root: data, options: { label_columns: 'positive', images: 'images', patient_column: 'patient' } },
+      dataset: {
+        format: 'csv',
+        root: data,
+        options: { label_columns: 'positive', images: 'images', patient_column: 'patient' },
+      },
       tasks: ['classification'],
       label_fractions: [0.5, 1],
       seeds: [0, 1],
@@ -37,10 +41,16 @@ describe('comparison runner', () => {
     const progress: string[] = [];
     const output = await runEvaluation(config, { onProgress: (p) => progress.push(`${p.completed}/${p.total}`) });
     const { results } = output;
-    const auroc = (encoder: string, fraction: number) => results.metrics.find((m) => m.encoder === encoder && m.label_fraction === fraction && m.metric === 'auroc_macro')!;
+    const auroc = (encoder: string, fraction: number) =>
+      results.metrics.find(
+        (m) => m.encoder === encoder && m.label_fraction === fraction && m.metric === 'auroc_macro',
+      )!;
     expect(auroc('trained', 1).per_seed).toHaveLength(2);
     expect(auroc('trained', 1).mean).toBeGreaterThan(auroc('random', 1).mean);
-    expect(results.ratios.find((r) => r.metric === 'auroc_macro' && r.label_fraction === 1)!.ratio).toBeCloseTo(auroc('random', 1).mean / auroc('trained', 1).mean, 12);
+    expect(results.ratios.find((r) => r.metric === 'auroc_macro' && r.label_fraction === 1)!.ratio).toBeCloseTo(
+      auroc('random', 1).mean / auroc('trained', 1).mean,
+      12,
+    );
     expect(progress.at(-1)).toBe('8/8');
     expect(results.encoders[0]!.digests['image_encoder.onnx']).toMatch(/^[0-9a-f]{64}$/);
     const again = await runEvaluation(config);
@@ -56,31 +66,49 @@ describe('comparison runner', () => {
     expect(splits.classification.label_fractions['0.5']['1'].length).toBeLessThan(splits.classification.train.length);
   });
 
-  itWithSharedData('segmentation and detection on covid-cxr lung masks and boxes, with samples in the report', async () => {
-    const { random } = await bundles;
-    const { results } = await runEvaluation({
-      encoders: [{ name: 'random', bundle: random, pretraining_data: 'random' }],
-      dataset: { format: 'covid_cxr', root: COVID_CXR },
-      tasks: ['segmentation', 'detection'],
-      label_fractions: [1],
-      seeds: [0],
-      max_images: 80,
-      epochs: { segmentation: 10, detection: 6 },
-      report_samples: 2,
-    });
-    const dice = results.metrics.find((m) => m.metric === 'dice')!;
-    expect(dice.mean).toBeGreaterThan(0.3);
-    expect(results.metrics.find((m) => m.metric === 'map_40_75')!.mean).toBeGreaterThanOrEqual(0);
-    expect(results.samples.random!.segmentation).toHaveLength(2);
-    expect(results.samples.random!.detection![0]!.truthBoxes!.length).toBe(2);
-    const html = renderReport(results);
-    expect(html.match(/data:image\/png;base64,/g)!.length).toBeGreaterThanOrEqual(6);
-  });
+  itWithSharedData(
+    'segmentation and detection on covid-cxr lung masks and boxes, with samples in the report',
+    async () => {
+      const { random } = await bundles;
+      const { results } = await runEvaluation({
+        encoders: [{ name: 'random', bundle: random, pretraining_data: 'random' }],
+        dataset: { format: 'covid_cxr', root: COVID_CXR },
+        tasks: ['segmentation', 'detection'],
+        label_fractions: [1],
+        seeds: [0],
+        max_images: 80,
+        epochs: { segmentation: 10, detection: 6 },
+        report_samples: 2,
+      });
+      const dice = results.metrics.find((m) => m.metric === 'dice')!;
+      expect(dice.mean).toBeGreaterThan(0.3);
+      expect(results.metrics.find((m) => m.metric === 'map_40_75')!.mean).toBeGreaterThanOrEqual(0);
+      expect(results.samples.random!.segmentation).toHaveLength(2);
+      expect(results.samples.random!.detection![0]!.truthBoxes!.length).toBe(2);
+      const html = renderReport(results);
+      expect(html.match(/data:image\/png;base64,/g)!.length).toBeGreaterThanOrEqual(6);
+    },
+  );
 
   it('bad inputs: config fields, an encoder whose output disagrees with encoder.json, empty label column', async () => {
-    expect(() => parseEvaluationConfig({ encoders: [], dataset: {}, tasks: [] })).toThrow(new EvaluationConfigError('encoders', 'at least one encoder is required'));
-    expect(() => parseEvaluationConfig({ encoders: [{ name: 'a', bundle: 'x' }], dataset: { format: 'csv', root: '.' }, tasks: ['captioning'] })).toThrow(/tasks\[0\]: unknown task "captioning"/);
-    expect(() => parseEvaluationConfig({ encoders: [{ name: 'a', bundle: 'x' }], dataset: { format: 'csv', root: '.' }, tasks: ['classification'], label_fractions: [2] })).toThrow(/label_fractions\[0\]/);
+    expect(() => parseEvaluationConfig({ encoders: [], dataset: {}, tasks: [] })).toThrow(
+      new EvaluationConfigError('encoders', 'at least one encoder is required'),
+    );
+    expect(() =>
+      parseEvaluationConfig({
+        encoders: [{ name: 'a', bundle: 'x' }],
+        dataset: { format: 'csv', root: '.' },
+        tasks: ['captioning'],
+      }),
+    ).toThrow(/tasks\[0\]: unknown task "captioning"/);
+    expect(() =>
+      parseEvaluationConfig({
+        encoders: [{ name: 'a', bundle: 'x' }],
+        dataset: { format: 'csv', root: '.' },
+        tasks: ['classification'],
+        label_fractions: [2],
+      }),
+    ).toThrow(/label_fractions\[0\]/);
     const { random } = await bundles;
     const broken = path.join(tmp.dir, 'broken');
     fs.cpSync(random, broken, { recursive: true });
@@ -90,7 +118,13 @@ describe('comparison runner', () => {
     await expect(openEncoderBundle(broken)).rejects.toThrow(/image_features/);
     const data = writeCsvDataset(path.join(tmp.dir, 'csv-empty'), 4, 1);
     fs.writeFileSync(path.join(data, 'labels.csv'), 'image,positive\nimg0.png,\n');
-    await expect(runEvaluation({ encoders: [{ name: 'r', bundle: random }], dataset: { format: 'csv', root: data, options: { label_columns: 'positive', images: 'images' } }, tasks: ['classification'] })).rejects.toThrow(/row 2: column "positive" is not a number/);
+    await expect(
+      runEvaluation({
+        encoders: [{ name: 'r', bundle: random }],
+        dataset: { format: 'csv', root: data, options: { label_columns: 'positive', images: 'images' } },
+        tasks: ['classification'],
+      }),
+    ).rejects.toThrow(/row 2: column "positive" is not a number/);
   });
 });
 
@@ -99,15 +133,37 @@ describe('zero-shot', () => {
   afterAll(() => tmp.remove());
 
   it('scores are p(positive prompt); swapping the prompts mirrors them and the AUROC', async () => {
-    const tokenizer = WordPieceTokenizer.train(['no pneumonia', 'pneumonia in the left lung', 'no effusion', 'small effusion'], { vocabSize: 60, maxLength: 12 });
+    const tokenizer = WordPieceTokenizer.train(
+      ['no pneumonia', 'pneumonia in the left lung', 'no effusion', 'small effusion'],
+      { vocabSize: 60, maxLength: 12 },
+    );
     const vocabTxt = tokenizer.vocabTxt();
-    const spec = { ...TINY, embeddingDim: 16, text: { architecture: 'bert' as const, bert: { vocabSize: vocabTxt.trim().split('\n').length, hidden: 16, layers: 1, heads: 2, intermediate: 32, maxLength: 12 } } };
+    const spec = {
+      ...TINY,
+      embeddingDim: 16,
+      text: {
+        architecture: 'bert' as const,
+        bert: {
+          vocabSize: vocabTxt.trim().split('\n').length,
+          hidden: 16,
+          layers: 1,
+          heads: 2,
+          intermediate: 32,
+          maxLength: 12,
+        },
+      },
+    };
     const encoder = await openEncoderBundle(await writeBundle(path.join(tmp.dir, 'clip'), { spec, vocabTxt, seed: 2 }));
     const data = separableImages(20, 4);
-    const encoded = await encodeImages(encoder, data.images.map((im, i) => ({ id: String(i), load: () => im })));
+    const encoded = await encodeImages(
+      encoder,
+      data.images.map((im, i) => ({ id: String(i), load: () => im })),
+    );
     const classes = ['Pneumonia'];
     const scores = await zeroShotScores(encoder, encoded.embeddings!, 20, classes);
-    const swapped = await zeroShotScores(encoder, encoded.embeddings!, 20, classes, { Pneumonia: { positive: 'no pneumonia', negative: 'pneumonia' } });
+    const swapped = await zeroShotScores(encoder, encoded.embeddings!, 20, classes, {
+      Pneumonia: { positive: 'no pneumonia', negative: 'pneumonia' },
+    });
     scores.forEach((s, i) => expect(s + swapped[i]!).toBeCloseTo(1, 6));
     // A random encoder's scores are close together, so float32 rounding can tie a pair on one
     // side and not on the other: the mirrored AUROCs agree to a tie's weight, not exactly.
@@ -119,14 +175,22 @@ describe('zero-shot', () => {
         { name: 'clip', bundle: path.join(tmp.dir, 'clip') },
         { name: 'baseline', baseline: { architecture: 'resnet18', size: 32, width: 4 } },
       ],
-      dataset: { format: 'csv', root: writeCsvDataset(path.join(tmp.dir, 'csv'), 24, 2), options: { label_columns: 'positive', images: 'images' } },
+      dataset: {
+        format: 'csv',
+        root: writeCsvDataset(path.join(tmp.dir, 'csv'), 24, 2),
+        options: { label_columns: 'positive', images: 'images' },
+      },
       tasks: ['zero_shot'],
       seeds: [0, 1],
     });
     expect(results.metrics.find((m) => m.encoder === 'clip' && m.metric === 'auroc_macro')!.per_seed).toHaveLength(2);
-    expect(results.skipped).toEqual([{ encoder: 'baseline', task: 'zero_shot', reason: 'encoder "baseline" has no text encoder' }]);
+    expect(results.skipped).toEqual([
+      { encoder: 'baseline', task: 'zero_shot', reason: 'encoder "baseline" has no text encoder' },
+    ]);
     const imageOnly = await openEncoderBundle(await writeBundle(path.join(tmp.dir, 'image-only')));
-    await expect(zeroShotScores(imageOnly, new Float32Array(32), 1, classes)).rejects.toThrow(/needs an image embedding/);
+    await expect(zeroShotScores(imageOnly, new Float32Array(32), 1, classes)).rejects.toThrow(
+      /needs an image embedding/,
+    );
     await imageOnly.release();
     expect(SIZE).toBe(32);
   });

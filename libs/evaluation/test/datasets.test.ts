@@ -3,7 +3,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { describeWithSharedData, itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
-import { DatasetError, decodeSiimRle, importChexpert, importCovidCxr, importCovidx, importCsv, importDataset, importRsna, importSiim, isAllowedDatasetRoot, loadImage, loadMask } from '../src/datasets';
+import {
+  DatasetError,
+  decodeSiimRle,
+  importChexpert,
+  importCovidCxr,
+  importCovidx,
+  importCsv,
+  importDataset,
+  importRsna,
+  importSiim,
+  isAllowedDatasetRoot,
+  loadImage,
+  loadMask,
+} from '../src/datasets';
 import { labelFraction, splitByPatient, stratum } from '../src/splits';
 
 const COVID_CXR = path.join(sharedDataDir, 'covid-cxr');
@@ -19,23 +32,41 @@ describe('dataset importers', () => {
 
   it('CheXpert: blank is negative, uncertain follows the policy, Path resolves under the root', () => {
     const root = path.join(tmp.dir, 'chexpert');
-    write(root, 'train.csv', 'Path,Sex,Age,Frontal/Lateral,AP/PA,Cardiomegaly,Edema\nCheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,F,68,Frontal,AP,1,-1\nCheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,M,50,Frontal,PA,,0\n');
+    write(
+      root,
+      'train.csv',
+      'Path,Sex,Age,Frontal/Lateral,AP/PA,Cardiomegaly,Edema\nCheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,F,68,Frontal,AP,1,-1\nCheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,M,50,Frontal,PA,,0\n',
+    );
     const ones = importChexpert(root, { classes: ['Cardiomegaly', 'Edema'], uncertain: 'ones' });
-    expect(ones.images.map((i) => i.labels)).toEqual([[1, 1], [0, 0]]);
+    expect(ones.images.map((i) => i.labels)).toEqual([
+      [1, 1],
+      [0, 0],
+    ]);
     expect(ones.images[0]!.patient).toBe('patient00001');
     expect(ones.images[0]!.path).toBe(path.join(root, 'train/patient00001/study1/view1_frontal.jpg'));
-    expect(importChexpert(root, { classes: ['Cardiomegaly', 'Edema'], uncertain: 'zeros' }).images[0]!.labels).toEqual([1, 0]);
+    expect(importChexpert(root, { classes: ['Cardiomegaly', 'Edema'], uncertain: 'zeros' }).images[0]!.labels).toEqual([
+      1, 0,
+    ]);
     expect(importChexpert(root, { classes: ['Cardiomegaly', 'Edema'], uncertain: 'ignore' }).images).toHaveLength(1);
     write(root, 'bad.csv', 'Path,Cardiomegaly\nx.jpg,2\n');
-    expect(() => importChexpert(root, { csv: 'bad.csv', classes: ['Cardiomegaly'] })).toThrow(/row 2: column "Cardiomegaly" must be 1, 0, -1 or blank/);
+    expect(() => importChexpert(root, { csv: 'bad.csv', classes: ['Cardiomegaly'] })).toThrow(
+      /row 2: column "Cardiomegaly" must be 1, 0, -1 or blank/,
+    );
     expect(() => importChexpert(root, { classes: ['Pneumonia'] })).toThrow(/no column "Pneumonia"/);
   });
 
   it('RSNA: one image per patient, boxes from Target 1 rows', () => {
     const root = path.join(tmp.dir, 'rsna');
-    write(root, 'stage_2_train_labels.csv', 'patientId,x,y,width,height,Target\na,,,,,0\nb,10,20,30,40,1\nb,100,120,50,60,1\n');
+    write(
+      root,
+      'stage_2_train_labels.csv',
+      'patientId,x,y,width,height,Target\na,,,,,0\nb,10,20,30,40,1\nb,100,120,50,60,1\n',
+    );
     const ds = importRsna(root);
-    expect(ds.images.map((i) => [i.id, i.labels, i.boxes?.length])).toEqual([['a', [0], 0], ['b', [1], 2]]);
+    expect(ds.images.map((i) => [i.id, i.labels, i.boxes?.length])).toEqual([
+      ['a', [0], 0],
+      ['b', [1], 2],
+    ]);
     expect(ds.images[1]!.boxes![1]).toEqual({ x: 100, y: 120, width: 50, height: 60, label: 0 });
     write(root, 'bad.csv', 'patientId,x,y,width,height,Target\nb,ten,20,30,40,1\n');
     expect(() => importRsna(root, { csv: 'bad.csv' })).toThrow(/row 2: column "x" is not a number/);
@@ -50,7 +81,10 @@ describe('dataset importers', () => {
     write(root, 'train-rle.csv', 'ImageId, EncodedPixels\n1.2.3, -1\n1.2.4, 1 2\n1.2.4, 5 1\n');
     write(root, 'dicom-images-train/s/t/1.2.4.dcm', '');
     const ds = importSiim(root);
-    expect(ds.images.map((i) => [i.id, i.labels])).toEqual([['1.2.3', [0]], ['1.2.4', [1]]]);
+    expect(ds.images.map((i) => [i.id, i.labels])).toEqual([
+      ['1.2.3', [0]],
+      ['1.2.4', [1]],
+    ]);
     expect(ds.images[1]!.path).toBe(path.join(root, 'dicom-images-train/s/t/1.2.4.dcm'));
     expect(Array.from(loadMask(ds.images[1]!, 4, 3).data).reduce((a, b) => a + b)).toBe(3);
     write(root, 'bad.csv', 'ImageId,EncodedPixels\n1.2.4,1 2 3\n');
@@ -73,11 +107,20 @@ describe('dataset importers', () => {
   it('generic CSV: multi-label columns or one class column, an empty label column is an error', () => {
     const root = path.join(tmp.dir, 'csv');
     write(root, 'labels.csv', 'image,a,b,finding\nx.png,1,0,cat\ny.png,0,1,dog\n');
-    expect(importCsv(root, { label_columns: 'a,b' }).images.map((i) => i.labels)).toEqual([[1, 0], [0, 1]]);
+    expect(importCsv(root, { label_columns: 'a,b' }).images.map((i) => i.labels)).toEqual([
+      [1, 0],
+      [0, 1],
+    ]);
     const multiClass = importCsv(root, { label_column: 'finding' });
-    expect([multiClass.kind, multiClass.classNames, multiClass.images.map((i) => i.classIndex)]).toEqual(['multi-class', ['cat', 'dog'], [0, 1]]);
+    expect([multiClass.kind, multiClass.classNames, multiClass.images.map((i) => i.classIndex)]).toEqual([
+      'multi-class',
+      ['cat', 'dog'],
+      [0, 1],
+    ]);
     write(root, 'empty.csv', 'image,finding\nx.png,\n');
-    expect(() => importCsv(root, { csv: 'empty.csv', label_column: 'finding' })).toThrow(/row 2: column "finding" is empty/);
+    expect(() => importCsv(root, { csv: 'empty.csv', label_column: 'finding' })).toThrow(
+      /row 2: column "finding" is empty/,
+    );
     expect(() => importCsv(root, { csv: 'missing.csv', label_column: 'finding' })).toThrow(/label CSV not found/);
     expect(() => importDataset('dicomdir', root)).toThrow(/unknown dataset format "dicomdir"/);
   });
@@ -86,7 +129,9 @@ describe('dataset importers', () => {
     const root = path.join(tmp.dir, 'masks');
     fs.mkdirSync(root, { recursive: true });
     fs.writeFileSync(path.join(root, 'm.png'), encodeGrayPng(grayImage(8, 8)));
-    expect(() => loadMask({ id: 'img-7', path: '', mask: { kind: 'png', path: path.join(root, 'm.png') } }, 16, 16)).toThrow(new DatasetError('mask of img-7 is 8x8, its image is 16x16'));
+    expect(() =>
+      loadMask({ id: 'img-7', path: '', mask: { kind: 'png', path: path.join(root, 'm.png') } }, 16, 16),
+    ).toThrow(new DatasetError('mask of img-7 is 8x8, its image is 16x16'));
   });
 
   itWithSharedData('covid-cxr: finding labels, lung masks and lung boxes from ../shared/data', () => {
@@ -169,14 +214,26 @@ describe('reading dataset files safely', () => {
     fs.rmSync(path.join(root, 'labels.csv'));
     execFileSync('mkfifo', [path.join(root, 'labels.csv')]);
     const started = Date.now();
-    refuses(() => importDataset('csv', root, { label_columns: 'positive' }), /label CSV .*labels\.csv is not a regular file/);
+    refuses(
+      () => importDataset('csv', root, { label_columns: 'positive' }),
+      /label CSV .*labels\.csv is not a regular file/,
+    );
     expect(Date.now() - started).toBeLessThan(1000);
     const linked = dataset('linked');
     fs.rmSync(path.join(linked, 'labels.csv'));
     fs.symlinkSync(path.join(tmp.dir, 'outside', 'group'), path.join(linked, 'labels.csv'));
-    refuses(() => importDataset('csv', linked, { label_columns: 'positive' }), /labels\.csv is a link to outside the dataset folder/);
-    refuses(() => importDataset('csv', linked, { label_columns: 'positive', csv: '../outside/group' }), /is outside the dataset folder/);
-    refuses(() => importDataset('csv', path.join(linked, 'labels.csv'), { label_columns: 'positive' }), /dataset root is not a folder/);
+    refuses(
+      () => importDataset('csv', linked, { label_columns: 'positive' }),
+      /labels\.csv is a link to outside the dataset folder/,
+    );
+    refuses(
+      () => importDataset('csv', linked, { label_columns: 'positive', csv: '../outside/group' }),
+      /is outside the dataset folder/,
+    );
+    refuses(
+      () => importDataset('csv', path.join(linked, 'labels.csv'), { label_columns: 'positive' }),
+      /dataset root is not a folder/,
+    );
   });
 
   it('refuses an image path that climbs out of the dataset folder, and a device', () => {
@@ -191,7 +248,10 @@ describe('reading dataset files safely', () => {
   it('never quotes the file: a missing column counts the header, bad JSON names only the file', () => {
     const root = dataset('quote');
     fs.copyFileSync(path.join(tmp.dir, 'outside', 'group'), path.join(root, 'labels.csv'));
-    refuses(() => importDataset('csv', root, { label_columns: 'positive' }), /labels\.csv has no column "image" \(line 1 has 1 columns\)$/);
+    refuses(
+      () => importDataset('csv', root, { label_columns: 'positive' }),
+      /labels\.csv has no column "image" \(line 1 has 1 columns\)$/,
+    );
     write(root, 'metadata.csv', 'patientid,finding,view,filename,lung_mask\np1,COVID-19,PA,a.png,\n');
     write(root, 'boxes.json', `{"images": [${secret}]}`);
     refuses(() => importDataset('covid_cxr', root), /boxes\.json is not valid JSON$/);

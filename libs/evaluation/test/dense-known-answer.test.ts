@@ -27,11 +27,12 @@ function noisySquares(count: number, seed: number) {
     const x0 = Math.floor(rand() * (SIZE - side));
     const y0 = Math.floor(rand() * (SIZE - side));
     const mask = new Uint8Array(SIZE * SIZE);
-    for (let y = 0; y < SIZE; y++) for (let x = 0; x < SIZE; x++) {
-      const inside = x >= x0 && x < x0 + side && y >= y0 && y < y0 + side;
-      mask[y * SIZE + x] = inside ? 1 : 0;
-      image.data[y * SIZE + x] = (inside ? 0.3 : 0) + 0.7 * rand();
-    }
+    for (let y = 0; y < SIZE; y++)
+      for (let x = 0; x < SIZE; x++) {
+        const inside = x >= x0 && x < x0 + side && y >= y0 && y < y0 + side;
+        mask[y * SIZE + x] = inside ? 1 : 0;
+        image.data[y * SIZE + x] = (inside ? 0.3 : 0) + 0.7 * rand();
+      }
     return { image, mask, boxes: [{ x: x0, y: y0, width: side, height: side, label: 0 }] };
   });
 }
@@ -48,7 +49,8 @@ function meanMaps(images: GrayImage[], like: FeatureMaps): FeatureMaps {
       for (let cell = 0; cell < plane; cell++) {
         const [cx, cy] = [cell % size, Math.floor(cell / size)];
         let sum = 0;
-        for (let y = cy * spec.stride; y < (cy + 1) * spec.stride; y++) for (let x = cx * spec.stride; x < (cx + 1) * spec.stride; x++) sum += image.data[y * SIZE + x]!;
+        for (let y = cy * spec.stride; y < (cy + 1) * spec.stride; y++)
+          for (let x = cx * spec.stride; x < (cx + 1) * spec.stride; x++) sum += image.data[y * SIZE + x]!;
         data[n * spec.channels * plane + cell] = sum / (spec.stride * spec.stride);
       }
     });
@@ -62,41 +64,73 @@ describe('dense heads against a known answer', () => {
   const data = noisySquares(TRAIN + 12 + 16, 5);
   const validation = Array.from({ length: 12 }, (_, i) => TRAIN + i);
   const test = Array.from({ length: 16 }, (_, i) => TRAIN + 12 + i);
-  const rowsAt = (fraction: number) => ({ train: Array.from({ length: Math.max(1, Math.round(fraction * TRAIN)) }, (_, i) => i), validation, test });
+  const rowsAt = (fraction: number) => ({
+    train: Array.from({ length: Math.max(1, Math.round(fraction * TRAIN)) }, (_, i) => i),
+    validation,
+    test,
+  });
   const encoders = (async () => {
-    const bundle = await writeBundle(path.join(tmp.dir, 'random'), { spec: { image: { architecture: 'resnet18', size: SIZE, width: 4 } }, seed: 3 });
+    const bundle = await writeBundle(path.join(tmp.dir, 'random'), {
+      spec: { image: { architecture: 'resnet18', size: SIZE, width: 4 } },
+      seed: 3,
+    });
     const encoder = await openEncoderBundle(bundle);
-    const random = (await encodeImages(encoder, data.map((d, i) => ({ id: String(i), load: () => d.image })), { withMaps: true })).maps!;
+    const random = (
+      await encodeImages(
+        encoder,
+        data.map((d, i) => ({ id: String(i), load: () => d.image })),
+        { withMaps: true },
+      )
+    ).maps!;
     await encoder.release();
-    return { random, knownGood: meanMaps(data.map((d) => d.image), random) };
+    return {
+      random,
+      knownGood: meanMaps(
+        data.map((d) => d.image),
+        random,
+      ),
+    };
   })();
   const options = { seed: 1, epochs: 10 };
 
-  it.each([0.01, 0.1, 1])('segmentation: the known-good encoder beats random init at %p of the labels', async (fraction) => {
-    const { random, knownGood } = await encoders;
-    const masks = data.map((d) => d.mask);
-    const good = await trainSegmentation(knownGood, masks, SIZE, rowsAt(fraction), options);
-    const baseline = await trainSegmentation(random, masks, SIZE, rowsAt(fraction), options);
-    console.log(`segmentation ${fraction * 100} %: Dice known-good ${good.dice.toFixed(3)}, random init ${baseline.dice.toFixed(3)}`);
-    expect(good.dice).toBeGreaterThan(0.8);
-    expect(good.dice).toBeGreaterThan(baseline.dice);
-  });
+  it.each([0.01, 0.1, 1])(
+    'segmentation: the known-good encoder beats random init at %p of the labels',
+    async (fraction) => {
+      const { random, knownGood } = await encoders;
+      const masks = data.map((d) => d.mask);
+      const good = await trainSegmentation(knownGood, masks, SIZE, rowsAt(fraction), options);
+      const baseline = await trainSegmentation(random, masks, SIZE, rowsAt(fraction), options);
+      console.log(
+        `segmentation ${fraction * 100} %: Dice known-good ${good.dice.toFixed(3)}, random init ${baseline.dice.toFixed(3)}`,
+      );
+      expect(good.dice).toBeGreaterThan(0.8);
+      expect(good.dice).toBeGreaterThan(baseline.dice);
+    },
+  );
 
-  it.each([0.01, 0.1, 1])('detection: the known-good encoder beats random init at %p of the labels', async (fraction) => {
-    const { random, knownGood } = await encoders;
-    const boxes = data.map((d) => d.boxes);
-    const good = await trainDetection(knownGood, boxes, 1, rowsAt(fraction), options);
-    const baseline = await trainDetection(random, boxes, 1, rowsAt(fraction), options);
-    console.log(`detection ${fraction * 100} %: mAP@[.40:.75] known-good ${good.map_40_75.toFixed(3)}, random init ${baseline.map_40_75.toFixed(3)}`);
-    expect(good.map_40_75).toBeGreaterThan(0.5);
-    expect(good.map_40_75).toBeGreaterThan(baseline.map_40_75);
-  });
+  it.each([0.01, 0.1, 1])(
+    'detection: the known-good encoder beats random init at %p of the labels',
+    async (fraction) => {
+      const { random, knownGood } = await encoders;
+      const boxes = data.map((d) => d.boxes);
+      const good = await trainDetection(knownGood, boxes, 1, rowsAt(fraction), options);
+      const baseline = await trainDetection(random, boxes, 1, rowsAt(fraction), options);
+      console.log(
+        `detection ${fraction * 100} %: mAP@[.40:.75] known-good ${good.map_40_75.toFixed(3)}, random init ${baseline.map_40_75.toFixed(3)}`,
+      );
+      expect(good.map_40_75).toBeGreaterThan(0.5);
+      expect(good.map_40_75).toBeGreaterThan(baseline.map_40_75);
+    },
+  );
 
-  it('a head does not depend on the scale and offset of the encoder\'s channels (maps are standardised)', async () => {
+  it("a head does not depend on the scale and offset of the encoder's channels (maps are standardised)", async () => {
     const { knownGood } = await encoders;
     const masks = data.map((d) => d.mask);
     const rescaled = knownGood.map((m) => ({ ...m, data: Float32Array.from(m.data, (v) => 1000 * v - 300) }));
-    const [a, b] = [await trainSegmentation(knownGood, masks, SIZE, rowsAt(0.01), options), await trainSegmentation(rescaled, masks, SIZE, rowsAt(0.01), options)];
+    const [a, b] = [
+      await trainSegmentation(knownGood, masks, SIZE, rowsAt(0.01), options),
+      await trainSegmentation(rescaled, masks, SIZE, rowsAt(0.01), options),
+    ];
     expect(Math.abs(a.dice - b.dice)).toBeLessThan(0.01);
   });
 });

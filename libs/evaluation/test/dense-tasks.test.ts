@@ -2,7 +2,13 @@ import * as path from 'node:path';
 import { resize } from '@medsyn/imaging';
 import { makeTempDir } from '@medsyn/testing';
 import { encodeImages, openEncoderBundle } from '../src/encoder';
-import { decodeDetections, fcosTargets, nonMaximumSuppression, trainDetection, trainSegmentation } from '../src/dense-tasks';
+import {
+  decodeDetections,
+  fcosTargets,
+  nonMaximumSuppression,
+  trainDetection,
+  trainSegmentation,
+} from '../src/dense-tasks';
 import { seededRandom } from '../src/splits';
 import { grayImage } from '@medsyn/imaging';
 import { SIZE, writeBundle } from './fixtures';
@@ -17,10 +23,11 @@ function squares(count: number, seed: number) {
     const x0 = Math.floor(rand() * (SIZE - side));
     const y0 = Math.floor(rand() * (SIZE - side));
     const mask = new Uint8Array(SIZE * SIZE);
-    for (let y = y0; y < y0 + side; y++) for (let x = x0; x < x0 + side; x++) {
-      image.data[y * SIZE + x] = 0.9;
-      mask[y * SIZE + x] = 1;
-    }
+    for (let y = y0; y < y0 + side; y++)
+      for (let x = x0; x < x0 + side; x++) {
+        image.data[y * SIZE + x] = 0.9;
+        mask[y * SIZE + x] = 1;
+      }
     return { image, mask, boxes: [{ x: x0, y: y0, width: side, height: side, label: 0 }] };
   });
 }
@@ -29,17 +36,32 @@ describe('dense tasks on a frozen encoder', () => {
   const tmp = makeTempDir('dense');
   afterAll(() => tmp.remove());
   const data = squares(48, 11);
-  const rows = { train: Array.from({ length: 32 }, (_, i) => i), validation: [32, 33, 34, 35, 36, 37, 38, 39], test: [40, 41, 42, 43, 44, 45, 46, 47] };
+  const rows = {
+    train: Array.from({ length: 32 }, (_, i) => i),
+    validation: [32, 33, 34, 35, 36, 37, 38, 39],
+    test: [40, 41, 42, 43, 44, 45, 46, 47],
+  };
   const encoded = (async () => {
     const encoder = await openEncoderBundle(await writeBundle(path.join(tmp.dir, 'random')));
-    const out = await encodeImages(encoder, data.map((d, i) => ({ id: String(i), load: () => resize(d.image, SIZE, SIZE) })), { withMaps: true });
+    const out = await encodeImages(
+      encoder,
+      data.map((d, i) => ({ id: String(i), load: () => resize(d.image, SIZE, SIZE) })),
+      { withMaps: true },
+    );
     await encoder.release();
     return out;
   })();
 
   it('the U-Net decoder segments squares from frozen random features (Dice > 0.6), reproducibly', async () => {
     const { maps } = await encoded;
-    const run = () => trainSegmentation(maps!, data.map((d) => d.mask), SIZE, rows, { seed: 1, epochs: 12, learningRate: 3e-3 });
+    const run = () =>
+      trainSegmentation(
+        maps!,
+        data.map((d) => d.mask),
+        SIZE,
+        rows,
+        { seed: 1, epochs: 12, learningRate: 3e-3 },
+      );
     const result = await run();
     console.log(`segmentation Dice ${result.dice.toFixed(3)} (best epoch ${result.bestEpoch})`);
     expect(result.dice).toBeGreaterThan(0.6);
@@ -48,8 +70,16 @@ describe('dense tasks on a frozen encoder', () => {
 
   it('the FCOS head finds squares (mAP@0.5 > 0.3)', async () => {
     const { maps } = await encoded;
-    const result = await trainDetection(maps!, data.map((d) => d.boxes), 1, rows, { seed: 1, epochs: 15, learningRate: 3e-3 });
-    console.log(`detection mAP@[.40:.75] ${result.map_40_75.toFixed(3)} mAP@0.5 ${result.map_50.toFixed(3)} (best epoch ${result.bestEpoch})`);
+    const result = await trainDetection(
+      maps!,
+      data.map((d) => d.boxes),
+      1,
+      rows,
+      { seed: 1, epochs: 15, learningRate: 3e-3 },
+    );
+    console.log(
+      `detection mAP@[.40:.75] ${result.map_40_75.toFixed(3)} mAP@0.5 ${result.map_50.toFixed(3)} (best epoch ${result.bestEpoch})`,
+    );
     expect(result.map_50).toBeGreaterThan(0.3);
   });
 
@@ -57,14 +87,22 @@ describe('dense tasks on a frozen encoder', () => {
     const box = { x: 4, y: 8, width: 16, height: 8, label: 0 };
     const t = fcosTargets([box], 4, 8, 1);
     // Centres at 4, 12, 20, 28: inside x in (4, 20) -> 12 only (4 is on the edge); y in (8, 16) -> 12.
-    expect(Array.from(t.positive).map((v, i) => (v ? i : -1)).filter((i) => i >= 0)).toEqual([5]);
+    expect(
+      Array.from(t.positive)
+        .map((v, i) => (v ? i : -1))
+        .filter((i) => i >= 0),
+    ).toEqual([5]);
     expect([0, 1, 2, 3].map((k) => t.box[k * 16 + 5])).toEqual([1, 0.5, 1, 0.5]);
     const logits = Float32Array.from(t.cls, (v) => (v ? 10 : -10));
     const ctr = new Float32Array(16).fill(10);
     const found = decodeDetections(logits, t.box, ctr, 4, 8, 1);
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ x: 4, y: 8, width: 16, height: 8, label: 0 });
-    const nms = nonMaximumSuppression([{ ...box, score: 0.9 }, { ...box, x: 5, score: 0.8 }, { ...box, x: 40, score: 0.7 }]);
+    const nms = nonMaximumSuppression([
+      { ...box, score: 0.9 },
+      { ...box, x: 5, score: 0.8 },
+      { ...box, x: 40, score: 0.7 },
+    ]);
     expect(nms.map((b) => b.score)).toEqual([0.9, 0.7]);
   });
 });

@@ -2,7 +2,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { FileArtifactStore } from '@medsyn/artifact-store';
-import { SCOPES, exportEncoderBundle, imageEncoder, imageInput, writeEncoderBundle, type EncoderSpec } from '@medsyn/encoder-bundle';
+import {
+  SCOPES,
+  exportEncoderBundle,
+  imageEncoder,
+  imageInput,
+  writeEncoderBundle,
+  type EncoderSpec,
+} from '@medsyn/encoder-bundle';
 import { encodeGrayPng, grayImage, normalizeInto, resize, type GrayImage } from '@medsyn/imaging';
 import { linear, modelBuilder } from '@medsyn/model-zoo';
 import type { Tensor } from '@medsyn/onnx-graph';
@@ -15,9 +22,23 @@ export const SIZE = 32;
 export const TINY: EncoderSpec = { image: { architecture: 'resnet18', size: SIZE, width: 4 } };
 
 /** Writes a bundle with the given weights (or a seeded random init) to `dir` through @medsyn/encoder-bundle. */
-export async function writeBundle(dir: string, options: { parameters?: Map<string, Tensor>; seed?: number; method?: string; spec?: EncoderSpec; vocabTxt?: string } = {}): Promise<string> {
+export async function writeBundle(
+  dir: string,
+  options: {
+    parameters?: Map<string, Tensor>;
+    seed?: number;
+    method?: string;
+    spec?: EncoderSpec;
+    vocabTxt?: string;
+  } = {},
+): Promise<string> {
   fs.mkdirSync(path.dirname(dir), { recursive: true });
-  const bundle = exportEncoderBundle(options.spec ?? TINY, { method: options.method ?? 'random', parameters: options.parameters, seed: options.seed ?? 0, vocabTxt: options.vocabTxt });
+  const bundle = exportEncoderBundle(options.spec ?? TINY, {
+    method: options.method ?? 'random',
+    parameters: options.parameters,
+    seed: options.seed ?? 0,
+    vocabTxt: options.vocabTxt,
+  });
   await writeEncoderBundle(new FileArtifactStore(path.dirname(dir)), path.basename(dir), bundle);
   return dir;
 }
@@ -36,7 +57,8 @@ export function separableImages(count: number, seed: number): { images: GrayImag
     for (let i = 0; i < image.data.length; i++) image.data[i] = 0.2 + 0.3 * rand();
     const cx = 12 + Math.floor(rand() * 24);
     const cy = 12 + Math.floor(rand() * 24);
-    for (let y = cy - 8; y < cy + 8; y++) for (let x = cx - 8; x < cx + 8; x++) image.data[y * 48 + x] = label && Math.abs(y - cy) < 3 ? 0.1 : 0.9;
+    for (let y = cy - 8; y < cy + 8; y++)
+      for (let x = cx - 8; x < cx + 8; x++) image.data[y * 48 + x] = label && Math.abs(y - cy) < 3 ? 0.1 : 0.9;
     images.push(image);
     labels.push(label);
   }
@@ -76,7 +98,10 @@ export async function writeTrainedBundle(dir: string, seed = 0, steps = 40): Pro
       normalizeInto(resize(im, SIZE, SIZE), x, i * SIZE * SIZE);
       y[i * 2 + labels[i]!] = 1;
     });
-    await trainer.trainStep({ pixel_values: new ort.Tensor('float32', x, [32, 1, SIZE, SIZE]), y: new ort.Tensor('float32', y, [32, 2]) }, 3e-3);
+    await trainer.trainStep(
+      { pixel_values: new ort.Tensor('float32', x, [32, 1, SIZE, SIZE]), y: new ort.Tensor('float32', y, [32, 2]) },
+      3e-3,
+    );
   }
   const parameters = new Map([...trainer.parameters()].filter(([name]) => name.startsWith(`${SCOPES.image}.`)));
   await trainer.release();

@@ -1,15 +1,29 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { accuracy, aurocPerClass, averagePrecision, detectionMap, dice, iou, MAP_IOU_THRESHOLDS, MetricError, rocAuc, type Box, type ScoredBox } from '../src/metrics';
+import {
+  accuracy,
+  aurocPerClass,
+  averagePrecision,
+  detectionMap,
+  dice,
+  iou,
+  MAP_IOU_THRESHOLDS,
+  MetricError,
+  rocAuc,
+  type Box,
+  type ScoredBox,
+} from '../src/metrics';
 
 // Fixed fixtures from a small LCG, so the references see exactly what the metrics see.
 function lcg(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
 function referenceValues(cases: unknown): { auroc: number[]; macro: number[]; dice: number[] } {
-  const out = execFileSync('/usr/bin/python3', [path.join(__dirname, 'python/metrics_reference.py')], { input: JSON.stringify(cases) });
+  const out = execFileSync('/usr/bin/python3', [path.join(__dirname, 'python/metrics_reference.py')], {
+    input: JSON.stringify(cases),
+  });
   return JSON.parse(out.toString());
 }
 
@@ -52,7 +66,9 @@ describe('metrics against independent references', () => {
   });
 
   it('macro AUROC over classes equals roc_auc_score(average="macro") to 1e-6', () => {
-    multilabel.forEach((c, i) => expect(Math.abs(aurocPerClass(c.labels, c.scores, c.classes).macro - reference.macro[i]!)).toBeLessThan(1e-6));
+    multilabel.forEach((c, i) =>
+      expect(Math.abs(aurocPerClass(c.labels, c.scores, c.classes).macro - reference.macro[i]!)).toBeLessThan(1e-6),
+    );
   });
 
   it('Dice equals a direct numpy computation to 1e-6', () => {

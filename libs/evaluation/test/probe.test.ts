@@ -9,7 +9,10 @@ import { separableImages, writeBundle, writeTrainedBundle } from './fixtures';
 async function probeAuroc(bundleDir: string): Promise<number> {
   const encoder = await openEncoderBundle(bundleDir);
   const data = separableImages(96, 5);
-  const encoded = await encodeImages(encoder, data.images.map((im, i) => ({ id: String(i), load: () => im })));
+  const encoded = await encodeImages(
+    encoder,
+    data.images.map((im, i) => ({ id: String(i), load: () => im })),
+  );
   await encoder.release();
   const dim = encoded.featureDim;
   const set = (from: number, to: number): ProbeSet => ({
@@ -40,12 +43,14 @@ describe('linear probe against scikit-learn', () => {
   // Features with a linear signal plus noise, from a small LCG; labels drawn from a logistic model so the optimum is finite.
   function problem(kind: 'multi-label' | 'multi-class', classes: number, n: number, dim: number, seed: number) {
     let s = seed >>> 0;
-    const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+    const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
     const x = Float32Array.from({ length: n * dim }, () => 3 * rand() + 2);
     const w = Array.from({ length: classes * dim }, () => rand() - 0.5);
     const y = new Float32Array(n * classes);
     for (let i = 0; i < n; i++) {
-      const z = Array.from({ length: classes }, (_, c) => w.slice(c * dim, (c + 1) * dim).reduce((a, v, d) => a + v * (x[i * dim + d]! - 3.5), 0));
+      const z = Array.from({ length: classes }, (_, c) =>
+        w.slice(c * dim, (c + 1) * dim).reduce((a, v, d) => a + v * (x[i * dim + d]! - 3.5), 0),
+      );
       if (kind === 'multi-label') z.forEach((v, c) => (y[i * classes + c] = rand() < 1 / (1 + Math.exp(-v)) ? 1 : 0));
       else {
         const noisy = z.map((v) => v + 2 * rand());
@@ -59,22 +64,52 @@ describe('linear probe against scikit-learn', () => {
     ['binary', 'multi-label', 1, 1],
     ['multi-label, 3 classes, C 0.1', 'multi-label', 3, 0.1],
     ['multinomial, 4 classes', 'multi-class', 4, 1],
-  ] as const)('%s: the same minimum, coefficients and probabilities as LogisticRegression', async (_name, kind, classes, C) => {
-    const dim = 12;
-    const train: ProbeSet = problem(kind, classes, 300, dim, 11);
-    const test: ProbeSet = problem(kind, classes, 100, dim, 12);
-    const probe = await trainLinearProbe(train, { features: new Float32Array(0), targets: new Float32Array(0), n: 0 }, dim, { kind, classes, C });
-    const request = { x: Array.from(train.features), y: Array.from(train.targets), test_x: Array.from(test.features), dim, classes, kind, C };
-    const reference = JSON.parse(execFileSync('/usr/bin/python3', [path.join(__dirname, 'python/logistic_reference.py')], { input: JSON.stringify(request) }).toString()) as { coef: number[][]; intercept: number[]; proba: number[][]; objective: number };
-    // The reference is fitted to a gradient of 1e-8: its objective is the minimum. Ours, with
-    // scikit-learn's default stopping tests on a float32 objective, reaches it to 1e-6.
-    const objective = probeLoss(probeScores(probe, train.features, train.n), train.targets, train.n, classes, kind) * train.n * (kind === 'multi-label' ? classes : 1) + probe.weight.reduce((sum, w) => sum + w * w, 0) / (2 * C);
-    expect(Math.abs(objective - reference.objective)).toBeLessThan(1e-6 * reference.objective);
-    const ours = probeScores(probe, test.features, test.n);
-    let worst = 0;
-    reference.proba.forEach((row, i) => row.forEach((p, c) => (worst = Math.max(worst, Math.abs(p - ours[i * classes + c]!)))));
-    expect(worst).toBeLessThan(2e-4);
-    reference.coef.forEach((row, c) => row.forEach((v, d) => expect(Math.abs(v - probe.weight[c * dim + d]!)).toBeLessThan(0.02 * Math.max(1, Math.abs(v)))));
-    expect(probe.epochsRun).toBeLessThan(1000);
-  });
+  ] as const)(
+    '%s: the same minimum, coefficients and probabilities as LogisticRegression',
+    async (_name, kind, classes, C) => {
+      const dim = 12;
+      const train: ProbeSet = problem(kind, classes, 300, dim, 11);
+      const test: ProbeSet = problem(kind, classes, 100, dim, 12);
+      const probe = await trainLinearProbe(
+        train,
+        { features: new Float32Array(0), targets: new Float32Array(0), n: 0 },
+        dim,
+        { kind, classes, C },
+      );
+      const request = {
+        x: Array.from(train.features),
+        y: Array.from(train.targets),
+        test_x: Array.from(test.features),
+        dim,
+        classes,
+        kind,
+        C,
+      };
+      const reference = JSON.parse(
+        execFileSync('/usr/bin/python3', [path.join(__dirname, 'python/logistic_reference.py')], {
+          input: JSON.stringify(request),
+        }).toString(),
+      ) as { coef: number[][]; intercept: number[]; proba: number[][]; objective: number };
+      // The reference is fitted to a gradient of 1e-8: its objective is the minimum. Ours, with
+      // scikit-learn's default stopping tests on a float32 objective, reaches it to 1e-6.
+      const objective =
+        probeLoss(probeScores(probe, train.features, train.n), train.targets, train.n, classes, kind) *
+          train.n *
+          (kind === 'multi-label' ? classes : 1) +
+        probe.weight.reduce((sum, w) => sum + w * w, 0) / (2 * C);
+      expect(Math.abs(objective - reference.objective)).toBeLessThan(1e-6 * reference.objective);
+      const ours = probeScores(probe, test.features, test.n);
+      let worst = 0;
+      reference.proba.forEach((row, i) =>
+        row.forEach((p, c) => (worst = Math.max(worst, Math.abs(p - ours[i * classes + c]!)))),
+      );
+      expect(worst).toBeLessThan(2e-4);
+      reference.coef.forEach((row, c) =>
+        row.forEach((v, d) =>
+          expect(Math.abs(v - probe.weight[c * dim + d]!)).toBeLessThan(0.02 * Math.max(1, Math.abs(v))),
+        ),
+      );
+      expect(probe.epochsRun).toBeLessThan(1000);
+    },
+  );
 });

@@ -23,7 +23,10 @@ export function modelCard(facts: ModelCardFacts): string {
   const licences = new Map<string, number>();
   for (const e of facts.examples) licences.set(e.source.licence, (licences.get(e.source.licence) ?? 0) + 1);
   const attributions = facts.examples
-    .map((e) => `- ${e.source.filename} (${e.source.licence})${e.source.doi ? ` doi:${e.source.doi}` : ''}${e.source.url ? ` ${e.source.url}` : ''}`)
+    .map(
+      (e) =>
+        `- ${e.source.filename} (${e.source.licence})${e.source.doi ? ` doi:${e.source.doi}` : ''}${e.source.url ? ` ${e.source.url}` : ''}`,
+    )
     .join('\n');
   return `# medsyn default generator
 
@@ -34,7 +37,10 @@ cannot be fetched. It is a demonstration model, not a clinical one.
 - **Architecture:** pixel-space denoising diffusion. CLIP-style text encoder (${config.text.layers} layers,
   width ${config.text.hidden}, the first ${config.text.mergeCount} merges of CLIP's real BPE vocabulary) and a
   conditional U-Net (diffusers UNet2DConditionModel layout; channels ${config.unet.blockChannels.join('/')},
-  cross-attention at the ${config.unet.crossAttention.map((c, i) => (c ? config.imageSize / 2 ** i : 0)).filter(Boolean).join(' and ')} px levels) denoise
+  cross-attention at the ${config.unet.crossAttention
+    .map((c, i) => (c ? config.imageSize / 2 ** i : 0))
+    .filter(Boolean)
+    .join(' and ')} px levels) denoise
   ${config.imageSize}x${config.imageSize} grayscale images; the vae_decoder is a fixed bilinear x${config.outputScale} upsampler, so
   images come out at ${out}x${out}. ${facts.parameterCount.toLocaleString('en-US')} parameters.
 - **Layout:** the Stable Diffusion ONNX export layout (model_index.json, text_encoder, unet,

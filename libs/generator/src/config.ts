@@ -26,14 +26,34 @@ export const GENERATOR_PRESETS = {
   default: {
     imageSize: 64,
     outputScale: 2,
-    unet: { inChannels: 1, outChannels: 1, blockChannels: [32, 64, 128, 128], crossAttention: [false, false, true, true], layersPerBlock: 1, crossAttentionDim: 128, heads: [2, 4, 4, 4], normGroups: 8, linearProjection: true },
+    unet: {
+      inChannels: 1,
+      outChannels: 1,
+      blockChannels: [32, 64, 128, 128],
+      crossAttention: [false, false, true, true],
+      layersPerBlock: 1,
+      crossAttentionDim: 128,
+      heads: [2, 4, 4, 4],
+      normGroups: 8,
+      linearProjection: true,
+    },
     text: { mergeCount: 6000, hidden: 128, layers: 2, heads: 4 },
   },
   /** For tests: a few seconds per hundred steps. */
   tiny: {
     imageSize: 16,
     outputScale: 2,
-    unet: { inChannels: 1, outChannels: 1, blockChannels: [16, 32], crossAttention: [false, true], layersPerBlock: 1, crossAttentionDim: 32, heads: [2, 2], normGroups: 4, linearProjection: true },
+    unet: {
+      inChannels: 1,
+      outChannels: 1,
+      blockChannels: [16, 32],
+      crossAttention: [false, true],
+      layersPerBlock: 1,
+      crossAttentionDim: 32,
+      heads: [2, 2],
+      normGroups: 4,
+      linearProjection: true,
+    },
     text: { mergeCount: 500, hidden: 32, layers: 1, heads: 2 },
   },
 } satisfies Record<string, GeneratorConfig>;
@@ -44,8 +64,16 @@ export class GeneratorConfigError extends Error {
 
 export function validateGeneratorConfig(config: GeneratorConfig): void {
   const levels = config.unet.blockChannels.length;
-  if (config.imageSize % 2 ** (levels - 1) !== 0) throw new GeneratorConfigError(`imageSize ${config.imageSize} must be divisible by 2^${levels - 1} (the U-Net's downsamplings)`);
-  if (config.unet.crossAttentionDim !== config.text.hidden) throw new GeneratorConfigError(`unet.crossAttentionDim (${config.unet.crossAttentionDim}) must equal text.hidden (${config.text.hidden})`);
-  if (config.unet.inChannels !== 1 || config.unet.outChannels !== 1) throw new GeneratorConfigError('unet.inChannels and unet.outChannels must be 1 (grayscale pixel space)');
-  if (![1, 2, 4].includes(config.outputScale)) throw new GeneratorConfigError(`outputScale must be 1, 2 or 4, got ${config.outputScale}`);
+  if (config.imageSize % 2 ** (levels - 1) !== 0)
+    throw new GeneratorConfigError(
+      `imageSize ${config.imageSize} must be divisible by 2^${levels - 1} (the U-Net's downsamplings)`,
+    );
+  if (config.unet.crossAttentionDim !== config.text.hidden)
+    throw new GeneratorConfigError(
+      `unet.crossAttentionDim (${config.unet.crossAttentionDim}) must equal text.hidden (${config.text.hidden})`,
+    );
+  if (config.unet.inChannels !== 1 || config.unet.outChannels !== 1)
+    throw new GeneratorConfigError('unet.inChannels and unet.outChannels must be 1 (grayscale pixel space)');
+  if (![1, 2, 4].includes(config.outputScale))
+    throw new GeneratorConfigError(`outputScale must be 1, 2 or 4, got ${config.outputScale}`);
 }

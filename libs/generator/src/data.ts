@@ -53,19 +53,31 @@ export function covidCxrReportText(row: Record<string, string>): string {
 export async function loadCovidCxrExamples(root: string, options: CovidCxrOptions): Promise<GeneratorExample[]> {
   const metadataFile = path.join(root, 'metadata.csv');
   if (!fs.existsSync(metadataFile)) throw new Error(`no metadata.csv in ${root}`);
-  const rows = parse(fs.readFileSync(metadataFile), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  const rows = parse(fs.readFileSync(metadataFile), { columns: true, skip_empty_lines: true }) as Record<
+    string,
+    string
+  >[];
   const licenceOk = options.licence ?? ((l: string) => PERMISSIVE_LICENCES.includes(l.trim()));
   const views = new Set(options.views ?? ['PA', 'AP', 'AP Supine']);
   const anonymizer = new Anonymizer();
   const examples: GeneratorExample[] = [];
   for (const row of rows) {
     const filename = row.filename ?? '';
-    if (!licenceOk(row.license ?? '') || !views.has(row.view ?? '') || (options.include && !options.include(filename))) continue;
-    const image = centerCropSquare(decodeImage(fs.readFileSync(path.join(root, row.folder || 'images', filename))), options.size);
+    if (!licenceOk(row.license ?? '') || !views.has(row.view ?? '') || (options.include && !options.include(filename)))
+      continue;
+    const image = centerCropSquare(
+      decodeImage(fs.readFileSync(path.join(root, row.folder || 'images', filename))),
+      options.size,
+    );
     const pixels = new Float32Array(image.data.length);
     for (let i = 0; i < pixels.length; i++) pixels[i] = image.data[i]! * 2 - 1;
     const prompt = (await anonymizer.anonymize({ id: filename, text: covidCxrReportText(row) })).prompt.text;
-    examples.push({ id: filename, pixels, prompt, source: { filename, licence: (row.license ?? '').trim(), url: row.url ?? '', doi: row.doi ?? '' } });
+    examples.push({
+      id: filename,
+      pixels,
+      prompt,
+      source: { filename, licence: (row.license ?? '').trim(), url: row.url ?? '', doi: row.doi ?? '' },
+    });
   }
   return examples;
 }

@@ -2,7 +2,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CLIP_MAX_LENGTH, writeClipTokenizerFiles } from '@medsyn/clip-tokenizer';
 import { ONNX_PIPELINE_MODEL_INDEX, SD21_SCHEDULER_CONFIG, toFloat16Bits } from '@medsyn/diffusion';
-import { GraphBuilder, decodeModel, encodeModel, fromTensorProto, numel, onnx, ops, toTensorProto, type Tensor } from '@medsyn/onnx-graph';
+import {
+  GraphBuilder,
+  decodeModel,
+  encodeModel,
+  fromTensorProto,
+  numel,
+  onnx,
+  ops,
+  toTensorProto,
+  type Tensor,
+} from '@medsyn/onnx-graph';
 import { exportInferenceModel } from '@medsyn/training';
 import type { GeneratorConfig } from './config';
 import { denoiser, textEncoder, vocabularySize } from './model';
@@ -39,8 +49,32 @@ export function storeWeightsAsFloat16(model: Uint8Array, minElements = 1024): Ui
     const tensor = fromTensorProto(initializer);
     if (tensor.dtype !== 'float32' || numel(tensor.dims) < minElements) return initializer;
     const stored = `${initializer.name}.float16`;
-    casts.push({ name: `${initializer.name}.cast`, opType: 'Cast', domain: '', input: [stored], output: [initializer.name!], attribute: [{ name: 'to', type: onnx.AttributeProto_AttributeType.INT, i: onnx.TensorProto_DataType.FLOAT, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] }] });
-    return toTensorProto(stored, { dtype: 'float16', dims: tensor.dims, data: toFloat16Bits(tensor.data as Float32Array) });
+    casts.push({
+      name: `${initializer.name}.cast`,
+      opType: 'Cast',
+      domain: '',
+      input: [stored],
+      output: [initializer.name!],
+      attribute: [
+        {
+          name: 'to',
+          type: onnx.AttributeProto_AttributeType.INT,
+          i: onnx.TensorProto_DataType.FLOAT,
+          floats: [],
+          ints: [],
+          strings: [],
+          tensors: [],
+          graphs: [],
+          sparseTensors: [],
+          typeProtos: [],
+        },
+      ],
+    });
+    return toTensorProto(stored, {
+      dtype: 'float16',
+      dims: tensor.dims,
+      data: toFloat16Bits(tensor.data as Float32Array),
+    });
   });
   graph.node = [...casts, ...graph.node];
   return encodeModel(proto);
@@ -52,12 +86,25 @@ export function storeWeightsAsFloat16(model: Uint8Array, minElements = 1024): Ui
  * unet, a parameter-free vae_decoder (bilinear upsampling, gray to RGB), tokenizer, PNDM
  * scheduler config with the training betas, model_index.json and the model card `card`.
  */
-export function exportGenerator(dir: string, config: GeneratorConfig, parameters: Map<string, Tensor>, card: string): void {
+export function exportGenerator(
+  dir: string,
+  config: GeneratorConfig,
+  parameters: Map<string, Tensor>,
+  card: string,
+): void {
   const s = config.imageSize;
   const hidden = config.text.hidden;
   writeBytes(
     path.join(dir, 'text_encoder', 'model.onnx'),
-    storeWeightsAsFloat16(exportInferenceModel((g) => ({ last_hidden_state: textEncoder(g, g.input('input_ids', 'int32', ['batch', CLIP_MAX_LENGTH]), config, false) }), parameters, { name: 'text_encoder' })),
+    storeWeightsAsFloat16(
+      exportInferenceModel(
+        (g) => ({
+          last_hidden_state: textEncoder(g, g.input('input_ids', 'int32', ['batch', CLIP_MAX_LENGTH]), config, false),
+        }),
+        parameters,
+        { name: 'text_encoder' },
+      ),
+    ),
   );
   writeJson(path.join(dir, 'text_encoder', 'config.json'), {
     architectures: ['CLIPTextModel'],
@@ -73,7 +120,14 @@ export function exportGenerator(dir: string, config: GeneratorConfig, parameters
     storeWeightsAsFloat16(
       exportInferenceModel(
         (g) => ({
-          out_sample: denoiser(g, g.input('sample', 'float32', ['batch', 1, s, s]), g.input('timestep', 'float32', ['batch']), g.input('encoder_hidden_states', 'float32', ['batch', 'sequence', hidden]), config, false),
+          out_sample: denoiser(
+            g,
+            g.input('sample', 'float32', ['batch', 1, s, s]),
+            g.input('timestep', 'float32', ['batch']),
+            g.input('encoder_hidden_states', 'float32', ['batch', 'sequence', hidden]),
+            config,
+            false,
+          ),
         }),
         parameters,
         { name: 'unet' },
@@ -96,7 +150,8 @@ export function exportGenerator(dir: string, config: GeneratorConfig, parameters
     block_out_channels: Array.from({ length: Math.log2(config.outputScale) + 1 }, () => 1),
     latent_channels: 1,
     scaling_factor: 1.0,
-    medsyn_note: 'parameter-free decoder: the model denoises pixels; this upsamples them bilinearly and repeats gray into RGB',
+    medsyn_note:
+      'parameter-free decoder: the model denoises pixels; this upsamples them bilinearly and repeats gray into RGB',
   });
 
   writeGeneratorTokenizer(path.join(dir, 'tokenizer'), config);

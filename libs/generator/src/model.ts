@@ -17,7 +17,15 @@ export function textEncoder(g: GraphBuilder, ids: Value, config: GeneratorConfig
 }
 
 /** Noise prediction of the conditional U-Net (diffusers' UNet2DConditionModel names). */
-export function denoiser(g: GraphBuilder, sample: Value, timestep: Value, context: Value, config: GeneratorConfig, training: boolean, seed = 1): Value {
+export function denoiser(
+  g: GraphBuilder,
+  sample: Value,
+  timestep: Value,
+  context: Value,
+  config: GeneratorConfig,
+  training: boolean,
+  seed = 1,
+): Value {
   return unet(modelBuilder(g, { seed, training }), sample, timestep, context, config.unet);
 }
 
@@ -26,7 +34,11 @@ export function denoiser(g: GraphBuilder, sample: Value, timestep: Value, contex
  * (Ho et al. 2020, eq. 14), mean squared error between the added and the predicted noise.
  * The batch (noisy images, timesteps, ids, noise) is drawn outside the graph by the trainer.
  */
-export function generatorTrainingStep(config: GeneratorConfig, batchSize: number, options: { weightDecay?: number; maxGradNorm?: number } = {}): TrainingStepGraph {
+export function generatorTrainingStep(
+  config: GeneratorConfig,
+  batchSize: number,
+  options: { weightDecay?: number; maxGradNorm?: number } = {},
+): TrainingStepGraph {
   const s = config.imageSize;
   return buildTrainingStep({
     optimizer: { kind: 'adamw', weightDecay: options.weightDecay ?? 0.01 },

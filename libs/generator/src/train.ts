@@ -33,7 +33,10 @@ export interface GeneratorTrainingResult {
   losses: number[];
 }
 
-export function learningRateAt(step: number, options: Pick<GeneratorTrainingOptions, 'steps' | 'learningRate' | 'warmupSteps'>): number {
+export function learningRateAt(
+  step: number,
+  options: Pick<GeneratorTrainingOptions, 'steps' | 'learningRate' | 'warmupSteps'>,
+): number {
   const warmup = options.warmupSteps ?? 0;
   if (step < warmup) return (options.learningRate * (step + 1)) / warmup;
   const progress = (step - warmup) / Math.max(1, options.steps - warmup);

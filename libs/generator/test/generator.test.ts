@@ -6,7 +6,16 @@ import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { checkOnnxModel, makeTempDir } from '@medsyn/testing';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel, ops, type Tensor } from '@medsyn/onnx-graph';
-import { GENERATOR_PRESETS, exportGenerator, loadCovidCxrExamples, modelCard, storeWeightsAsFloat16, trainGenerator, writeGeneratorTokenizer, type GeneratorExample } from '../src';
+import {
+  GENERATOR_PRESETS,
+  exportGenerator,
+  loadCovidCxrExamples,
+  modelCard,
+  storeWeightsAsFloat16,
+  trainGenerator,
+  writeGeneratorTokenizer,
+  type GeneratorExample,
+} from '../src';
 
 const config = GENERATOR_PRESETS.tiny;
 const temp = makeTempDir('generator');
@@ -22,10 +31,19 @@ function toyExample(id: number, prompt: string): GeneratorExample {
       pixels[y * s + x] = lung(s * 0.3) || lung(s * 0.7) ? -0.8 + 0.02 * id : 0.6;
     }
   }
-  return { id: `toy-${id}`, pixels, prompt, source: { filename: `toy-${id}.png`, licence: 'CC BY 4.0', url: '', doi: '' } };
+  return {
+    id: `toy-${id}`,
+    pixels,
+    prompt,
+    source: { filename: `toy-${id}.png`, licence: 'CC BY 4.0', url: '', doi: '' },
+  };
 }
 
-const examples = [toyExample(0, 'no acute cardiopulmonary process'), toyExample(1, 'bilateral patchy opacities'), toyExample(2, '')];
+const examples = [
+  toyExample(0, 'no acute cardiopulmonary process'),
+  toyExample(1, 'bilateral patchy opacities'),
+  toyExample(2, ''),
+];
 
 function tokenizer(): ClipTokenizer {
   const dir = path.join(temp.dir, 'tokenizer');
@@ -33,7 +51,15 @@ function tokenizer(): ClipTokenizer {
   return ClipTokenizer.fromDirectory(dir);
 }
 
-const options = () => ({ config, examples, tokenizer: tokenizer(), batchSize: 4, learningRate: 3e-3, warmupSteps: 5, seed: 7 });
+const options = () => ({
+  config,
+  examples,
+  tokenizer: tokenizer(),
+  batchSize: 4,
+  learningRate: 3e-3,
+  warmupSteps: 5,
+  seed: 7,
+});
 
 describe('the default generator', () => {
   it('learns the toy radiographs: the denoising loss falls well below its starting value', async () => {
@@ -45,7 +71,11 @@ describe('the default generator', () => {
   it('resumes from a checkpoint exactly where an uninterrupted run would be', async () => {
     const straight = await trainGenerator({ ...options(), steps: 4 });
     let saved: Awaited<ReturnType<import('@medsyn/training').Trainer['state']>> | undefined;
-    await trainGenerator({ ...options(), steps: 2, onStep: ({ step, trainer }) => void (step === 2 && (saved = trainer.state())) });
+    await trainGenerator({
+      ...options(),
+      steps: 2,
+      onStep: ({ step, trainer }) => void (step === 2 && (saved = trainer.state())),
+    });
     const resumed = await trainGenerator({ ...options(), steps: 4, resume: saved });
     expect(resumed.losses).toEqual(straight.losses.slice(2));
     for (const [name, t] of straight.parameters) expect(resumed.parameters.get(name)!.data).toEqual(t.data);
@@ -54,13 +84,28 @@ describe('the default generator', () => {
   it('exports the Stable Diffusion ONNX layout that the synthesizer loads and samples from', async () => {
     const { parameters, losses } = await trainGenerator({ ...options(), steps: 4 });
     const dir = path.join(temp.dir, 'export');
-    const card = modelCard({ config, examples, steps: 4, batchSize: 4, learningRate: 3e-3, seed: 7, unconditionalRate: 0.1, finalLoss: losses.at(-1)!, parameterCount: 1, trainingSeconds: 1, command: 'test' });
+    const card = modelCard({
+      config,
+      examples,
+      steps: 4,
+      batchSize: 4,
+      learningRate: 3e-3,
+      seed: 7,
+      unconditionalRate: 0.1,
+      finalLoss: losses.at(-1)!,
+      parameterCount: 1,
+      trainingSeconds: 1,
+      command: 'test',
+    });
     exportGenerator(dir, config, parameters, card);
-    for (const part of ['text_encoder', 'unet', 'vae_decoder']) checkOnnxModel(fs.readFileSync(path.join(dir, part, 'model.onnx')), part);
+    for (const part of ['text_encoder', 'unet', 'vae_decoder'])
+      checkOnnxModel(fs.readFileSync(path.join(dir, part, 'model.onnx')), part);
     expect(fs.readFileSync(path.join(dir, 'README.md'), 'utf8')).toMatch(/toy-1\.png \(CC BY 4\.0\)/);
 
     const pipeline = await DiffusionPipeline.load(dir);
-    const [image] = await pipeline.generate([{ prompt: 'no acute cardiopulmonary process', seed: 3n, numInferenceSteps: 4, guidanceScale: 2 }]);
+    const [image] = await pipeline.generate([
+      { prompt: 'no acute cardiopulmonary process', seed: 3n, numInferenceSteps: 4, guidanceScale: 2 },
+    ]);
     expect([image!.image.width, image!.image.height]).toEqual([32, 32]);
     expect(Array.from(image!.image.data).every((v) => Number.isFinite(v) && v >= 0 && v <= 1)).toBe(true);
   });
@@ -71,7 +116,10 @@ describe('storeWeightsAsFloat16', () => {
     const g = new GraphBuilder('matmul');
     const x = g.input('x', 'float32', [2, 64]);
     const o = ops(g);
-    g.output(o.add(o.matmul(x, g.parameter('w', randomTensor([64, 64], 1))), g.parameter('b', randomTensor([64], 2))), 'y');
+    g.output(
+      o.add(o.matmul(x, g.parameter('w', randomTensor([64, 64], 1))), g.parameter('b', randomTensor([64], 2))),
+      'y',
+    );
     const full = encodeModel(g.toModelProto());
     const half = storeWeightsAsFloat16(full);
     expect(half.length).toBeLessThan(0.6 * full.length);
@@ -79,7 +127,8 @@ describe('storeWeightsAsFloat16', () => {
     const input = randomTensor([2, 64], 3);
     const run = async (bytes: Uint8Array) => {
       const session = await ort.InferenceSession.create(bytes);
-      return (await session.run({ x: new ort.Tensor('float32', input.data as Float32Array, [2, 64]) })).y!.data as Float32Array;
+      return (await session.run({ x: new ort.Tensor('float32', input.data as Float32Array, [2, 64]) })).y!
+        .data as Float32Array;
     };
     const [a, b] = [await run(full), await run(half)];
     const scale = Math.max(...a.map(Math.abs));
@@ -90,7 +139,9 @@ describe('storeWeightsAsFloat16', () => {
 
 function randomTensor(dims: number[], seed: number): Tensor {
   let state = seed;
-  const data = new Float32Array(dims.reduce((p, d) => p * d, 1)).map(() => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1);
+  const data = new Float32Array(dims.reduce((p, d) => p * d, 1)).map(
+    () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1,
+  );
   return { dtype: 'float32', dims, data };
 }
 

@@ -35,7 +35,12 @@ export interface RandomResizedCropOptions {
  * random place, resized to size x size (antialiased bilinear). After 10 draws that do not fit,
  * the largest centred crop within the ratio range.
  */
-export function randomResizedCrop(image: GrayImage, size: number, random: Random, options: RandomResizedCropOptions = {}): GrayImage {
+export function randomResizedCrop(
+  image: GrayImage,
+  size: number,
+  random: Random,
+  options: RandomResizedCropOptions = {},
+): GrayImage {
   const [minScale, maxScale] = options.scale ?? [0.08, 1];
   const [minRatio, maxRatio] = options.ratio ?? [3 / 4, 4 / 3];
   const { width, height } = image;
@@ -52,7 +57,12 @@ export function randomResizedCrop(image: GrayImage, size: number, random: Random
     }
   }
   const ratio = width / height;
-  const [w, h] = ratio < minRatio ? [width, Math.round(width / minRatio)] : ratio > maxRatio ? [Math.round(height * maxRatio), height] : [width, height];
+  const [w, h] =
+    ratio < minRatio
+      ? [width, Math.round(width / minRatio)]
+      : ratio > maxRatio
+        ? [Math.round(height * maxRatio), height]
+        : [width, height];
   return resize(crop(image, Math.floor((width - w) / 2), Math.floor((height - h) / 2), w, h), size, size);
 }
 
@@ -107,7 +117,10 @@ function bilinear(data: Float32Array, width: number, height: number, x: number, 
   const fx = x - x0;
   const fy = y - y0;
   const at = (xi: number, yi: number) => (xi >= 0 && yi >= 0 && xi < width && yi < height ? data[yi * width + xi] : 0);
-  return (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) + (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
+  return (
+    (at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx) * (1 - fy) +
+    (at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx) * fy
+  );
 }
 
 export interface JitterOptions {
@@ -146,7 +159,12 @@ export interface AugmentOptions {
 }
 
 /** ConVIRT's image augmentations for radiographs: random resized crop, small affine, brightness / contrast jitter. */
-export function augmentRadiograph(image: GrayImage, size: number, random: Random, options: AugmentOptions = {}): GrayImage {
+export function augmentRadiograph(
+  image: GrayImage,
+  size: number,
+  random: Random,
+  options: AugmentOptions = {},
+): GrayImage {
   const cropped = randomResizedCrop(image, size, random, { scale: [0.6, 1], ...options.crop });
   return brightnessContrastJitter(randomAffine(cropped, random, options.affine), random, options.jitter);
 }

@@ -27,7 +27,9 @@ export function decodeDicom(bytes: Uint8Array, options: DicomDecodeOptions = {})
   const transferSyntax = dataSet.string('x00020010') ?? '1.2.840.10008.1.2';
   const bigEndian = transferSyntax === BIG_ENDIAN;
   if (!LITTLE_ENDIAN.has(transferSyntax) && !bigEndian) {
-    throw new ImageFormatError(`DICOM transfer syntax ${transferSyntax} is compressed; convert it to uncompressed first (e.g. dcmdjpeg)`);
+    throw new ImageFormatError(
+      `DICOM transfer syntax ${transferSyntax} is compressed; convert it to uncompressed first (e.g. dcmdjpeg)`,
+    );
   }
   const rows = dataSet.uint16('x00280010');
   const columns = dataSet.uint16('x00280011');
@@ -37,12 +39,18 @@ export function decodeDicom(bytes: Uint8Array, options: DicomDecodeOptions = {})
   const samples = dataSet.uint16('x00280002') ?? 1;
   const photometric = (dataSet.string('x00280004') ?? 'MONOCHROME2').trim();
   const pixelElement = dataSet.elements.x7fe00010;
-  if (!rows || !columns || !pixelElement) throw new ImageFormatError('DICOM file has no image (Rows, Columns or PixelData missing)');
-  checkDeclaredSize({ width: columns, height: rows, field: 'DICOM Rows/Columns' }, options.maxPixels ?? maxImagePixels());
-  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new ImageFormatError(`DICOM BitsAllocated ${bitsAllocated} is not supported (8 or 16)`);
+  if (!rows || !columns || !pixelElement)
+    throw new ImageFormatError('DICOM file has no image (Rows, Columns or PixelData missing)');
+  checkDeclaredSize(
+    { width: columns, height: rows, field: 'DICOM Rows/Columns' },
+    options.maxPixels ?? maxImagePixels(),
+  );
+  if (bitsAllocated !== 8 && bitsAllocated !== 16)
+    throw new ImageFormatError(`DICOM BitsAllocated ${bitsAllocated} is not supported (8 or 16)`);
   const count = rows * columns * samples;
   const bytesPer = bitsAllocated / 8;
-  if (pixelElement.length < count * bytesPer) throw new ImageFormatError(`DICOM PixelData is shorter than ${rows}x${columns}x${samples} pixels`);
+  if (pixelElement.length < count * bytesPer)
+    throw new ImageFormatError(`DICOM PixelData is shorter than ${rows}x${columns}x${samples} pixels`);
 
   const view = new DataView(bytes.buffer, bytes.byteOffset + pixelElement.dataOffset, count * bytesPer);
   const raw = new Float64Array(count);
@@ -94,7 +102,9 @@ function toLuminance(raw: Float64Array, samples: number, planar: boolean, pixels
   if (samples !== 3) throw new ImageFormatError(`DICOM SamplesPerPixel ${samples} is not supported (1 or 3)`);
   const out = new Float64Array(pixels);
   for (let i = 0; i < pixels; i++) {
-    out[i] = planar ? luminance(raw[i], raw[pixels + i], raw[2 * pixels + i]) : luminance(raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]);
+    out[i] = planar
+      ? luminance(raw[i], raw[pixels + i], raw[2 * pixels + i])
+      : luminance(raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]);
   }
   return out;
 }

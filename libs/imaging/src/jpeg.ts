@@ -12,7 +12,12 @@ export function decodeJpeg(bytes: Uint8Array, limits: DecodeLimits = {}): GrayIm
   checkPixelLimit(bytes, 'jpeg', limits.maxPixels ?? maxImagePixels());
   let raw;
   try {
-    raw = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_RESOLUTION_MP, maxMemoryUsageInMB: MAX_MEMORY_MB });
+    raw = jpeg.decode(bytes, {
+      useTArray: true,
+      formatAsRGBA: true,
+      maxResolutionInMP: MAX_RESOLUTION_MP,
+      maxMemoryUsageInMB: MAX_MEMORY_MB,
+    });
   } catch (error) {
     throw new ImageFormatError(`not a readable JPEG: ${(error as Error).message}`);
   }

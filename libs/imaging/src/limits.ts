@@ -18,7 +18,8 @@ export function maxImagePixels(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.MAX_IMAGE_PIXELS;
   if (raw === undefined || raw === '') return DEFAULT_MAX_IMAGE_PIXELS;
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new ImageFormatError(`MAX_IMAGE_PIXELS must be a positive integer, got "${raw}"`);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new ImageFormatError(`MAX_IMAGE_PIXELS must be a positive integer, got "${raw}"`);
   return value;
 }
 
@@ -58,7 +59,11 @@ function jpegSize(bytes: Uint8Array): DeclaredSize | undefined {
     }
     const length = (bytes[i + 2]! << 8) | bytes[i + 3]!;
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      return { height: (bytes[i + 5]! << 8) | bytes[i + 6]!, width: (bytes[i + 7]! << 8) | bytes[i + 8]!, field: 'JPEG SOF' };
+      return {
+        height: (bytes[i + 5]! << 8) | bytes[i + 6]!,
+        width: (bytes[i + 7]! << 8) | bytes[i + 8]!,
+        field: 'JPEG SOF',
+      };
     }
     if (marker === 0xda || length < 2) return undefined;
     i += 2 + length;
@@ -96,6 +101,8 @@ export function checkDeclaredSize(size: DeclaredSize, maxPixels: number): void {
   const pixels = size.width * size.height;
   if (pixels > maxPixels) {
     const mp = (n: number) => `${(n / 1e6).toFixed(1)} MP`;
-    throw new ImageTooLargeError(`${size.field} declares ${size.width}x${size.height} pixels (${mp(pixels)}), over the limit of ${mp(maxPixels)} (MAX_IMAGE_PIXELS); refused before decoding`);
+    throw new ImageTooLargeError(
+      `${size.field} declares ${size.width}x${size.height} pixels (${mp(pixels)}), over the limit of ${mp(maxPixels)} (MAX_IMAGE_PIXELS); refused before decoding`,
+    );
   }
 }

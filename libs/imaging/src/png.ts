@@ -19,9 +19,17 @@ export function encodeGrayPng(image: GrayImage, options: PngEncodeOptions = {}):
     pixels[i] = Math.round((v < 0 ? 0 : v > 1 ? 1 : v) * max);
   }
   for (const key of Object.keys(options.text ?? {})) {
-    if (!/^[\x20-\x7e]{1,79}$/.test(key)) throw new ImageFormatError(`PNG text keyword must be 1-79 printable ASCII characters: "${key}"`);
+    if (!/^[\x20-\x7e]{1,79}$/.test(key))
+      throw new ImageFormatError(`PNG text keyword must be 1-79 printable ASCII characters: "${key}"`);
   }
-  return encodePngRaw({ width: image.width, height: image.height, data: pixels, depth, channels: 1, text: options.text });
+  return encodePngRaw({
+    width: image.width,
+    height: image.height,
+    data: pixels,
+    depth,
+    channels: 1,
+    text: options.text,
+  });
 }
 
 /** The tEXt metadata of a PNG. */

@@ -11,7 +11,13 @@ export function resize(image: GrayImage, width: number, height: number): GrayIma
   return grayImage(width, height, out);
 }
 
-function resampleAxis(src: Float32Array, srcWidth: number, srcHeight: number, size: number, alongX: boolean): Float32Array {
+function resampleAxis(
+  src: Float32Array,
+  srcWidth: number,
+  srcHeight: number,
+  size: number,
+  alongX: boolean,
+): Float32Array {
   const inSize = alongX ? srcWidth : srcHeight;
   const lines = alongX ? srcHeight : srcWidth;
   const out = new Float32Array(alongX ? size * srcHeight : srcWidth * size);
@@ -43,7 +49,11 @@ function resampleAxis(src: Float32Array, srcWidth: number, srcHeight: number, si
 /** The largest centred square, then resized: the usual preprocessing for encoders. */
 export function centerCropSquare(image: GrayImage, size: number): GrayImage {
   const side = Math.min(image.width, image.height);
-  return resize(crop(image, Math.floor((image.width - side) / 2), Math.floor((image.height - side) / 2), side, side), size, size);
+  return resize(
+    crop(image, Math.floor((image.width - side) / 2), Math.floor((image.height - side) / 2), side, side),
+    size,
+    size,
+  );
 }
 
 /** A rectangle of the image (clamped reads outside it give 0). */
@@ -64,7 +74,14 @@ export function crop(image: GrayImage, left: number, top: number, width: number,
  * Encoder input: (value - mean) / std, repeated over `channels` planes (CHW), written into
  * `out` at `offset` so a batch tensor is filled without copies.
  */
-export function normalizeInto(image: GrayImage, out: Float32Array, offset: number, channels = 1, mean = 0.5, std = 0.5): void {
+export function normalizeInto(
+  image: GrayImage,
+  out: Float32Array,
+  offset: number,
+  channels = 1,
+  mean = 0.5,
+  std = 0.5,
+): void {
   const plane = image.width * image.height;
   for (let c = 0; c < channels; c++) {
     const base = offset + c * plane;

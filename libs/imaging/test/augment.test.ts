@@ -13,7 +13,11 @@ import {
 
 /** value = x / (width - 1): a horizontal ramp, so a crop's horizontal extent shows in its values. */
 function ramp(width: number, height: number): GrayImage {
-  return grayImage(width, height, Float32Array.from({ length: width * height }, (_, i) => (i % width) / (width - 1)));
+  return grayImage(
+    width,
+    height,
+    Float32Array.from({ length: width * height }, (_, i) => (i % width) / (width - 1)),
+  );
 }
 
 const range = (img: GrayImage) => [Math.min(...img.data), Math.max(...img.data)];

@@ -2,7 +2,16 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '@medsyn/testing';
-import { centerCropSquare, decodeImage, encodeGrayPng, grayImage, ImageFormatError, readPngText, resize, sniffImageFormat } from '../src';
+import {
+  centerCropSquare,
+  decodeImage,
+  encodeGrayPng,
+  grayImage,
+  ImageFormatError,
+  readPngText,
+  resize,
+  sniffImageFormat,
+} from '../src';
 
 const temp = makeTempDir('imaging');
 const dir = temp.dir;
@@ -51,7 +60,12 @@ describe('encodeGrayPng', () => {
     const image = grayImage(3, 2, Float32Array.from([0, 0.25, 0.5, 0.75, 1, 0.1]));
     const png = encodeGrayPng(image, { bitDepth: 16, text: { seed: '42', prompt_sha256: 'abc' } });
     const back = decodeImage(png);
-    expect(maxAbsDiff(back.data, [[0, 0.25, 0.5], [0.75, 1, 0.1]])).toBeLessThan(1 / 65535);
+    expect(
+      maxAbsDiff(back.data, [
+        [0, 0.25, 0.5],
+        [0.75, 1, 0.1],
+      ]),
+    ).toBeLessThan(1 / 65535);
     expect(readPngText(png)).toEqual({ seed: '42', prompt_sha256: 'abc' });
   });
 
@@ -59,16 +73,28 @@ describe('encodeGrayPng', () => {
     const image = grayImage(4, 1, Float32Array.from([0, 0.5, 1, 2]));
     const path = join(dir, 'ours.png');
     writeFileSync(path, encodeGrayPng(image));
-    const pillow = execFileSync('/usr/bin/python3', ['-c', `from PIL import Image; im = Image.open('${path}'); print(im.mode, list(im.getdata()))`]).toString().trim();
+    const pillow = execFileSync('/usr/bin/python3', [
+      '-c',
+      `from PIL import Image; im = Image.open('${path}'); print(im.mode, list(im.getdata()))`,
+    ])
+      .toString()
+      .trim();
     expect(pillow).toBe('L [0, 128, 255, 255]');
   });
 });
 
 describe('resize', () => {
   it('matches Pillow bilinear (antialiased) when shrinking and enlarging', () => {
-    const image = grayImage(40, 30, Float32Array.from({ length: 1200 }, (_, i) => ((i * 7919) % 1000) / 1000));
+    const image = grayImage(
+      40,
+      30,
+      Float32Array.from({ length: 1200 }, (_, i) => ((i * 7919) % 1000) / 1000),
+    );
     const raw = Buffer.from(image.data.buffer).toString('base64');
-    for (const [w, h] of [[10, 7], [64, 50]]) {
+    for (const [w, h] of [
+      [10, 7],
+      [64, 50],
+    ]) {
       const script = `import base64, json, numpy as np; from PIL import Image
 a = np.frombuffer(base64.b64decode('${raw}'), dtype=np.float32).reshape(30, 40)
 print(json.dumps(np.asarray(Image.fromarray(a, mode='F').resize((${w}, ${h}), Image.BILINEAR)).tolist()))`;

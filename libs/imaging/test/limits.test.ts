@@ -1,5 +1,15 @@
 import * as jpeg from 'jpeg-js';
-import { decodeDicom, decodeImage, DEFAULT_MAX_IMAGE_PIXELS, declaredImageSize, encodeGrayPng, grayImage, ImageTooLargeError, maxImagePixels, readPngText } from '../src';
+import {
+  decodeDicom,
+  decodeImage,
+  DEFAULT_MAX_IMAGE_PIXELS,
+  declaredImageSize,
+  encodeGrayPng,
+  grayImage,
+  ImageTooLargeError,
+  maxImagePixels,
+  readPngText,
+} from '../src';
 
 /** A valid 4x4 PNG whose IHDR is then rewritten to declare width x height (the pixel data stays 4x4). */
 function pngDeclaring(width: number, height: number): Uint8Array {
@@ -12,7 +22,9 @@ function pngDeclaring(width: number, height: number): Uint8Array {
 
 /** A valid 8x8 JPEG whose SOF0 is then rewritten to declare width x height. */
 function jpegDeclaring(width: number, height: number): Uint8Array {
-  const bytes = Uint8Array.from(jpeg.encode({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 4).fill(128) }, 90).data);
+  const bytes = Uint8Array.from(
+    jpeg.encode({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 4).fill(128) }, 90).data,
+  );
   for (let i = 2; i < bytes.length; i++) {
     if (bytes[i] === 0xff && bytes[i + 1] === 0xc0) {
       bytes.set([height >> 8, height & 255, width >> 8, width & 255], i + 5);
@@ -26,7 +38,16 @@ function jpegDeclaring(width: number, height: number): Uint8Array {
 function dicom(rows: number, columns: number, pixelBytes = rows * columns): Uint8Array {
   const parts: number[] = [...new Array(128).fill(0), ...Buffer.from('DICM')];
   const short = (group: number, element: number, vr: string, value: number[]) => {
-    parts.push(group & 255, group >> 8, element & 255, element >> 8, ...Buffer.from(vr), value.length & 255, value.length >> 8, ...value);
+    parts.push(
+      group & 255,
+      group >> 8,
+      element & 255,
+      element >> 8,
+      ...Buffer.from(vr),
+      value.length & 255,
+      value.length >> 8,
+      ...value,
+    );
   };
   const ts = [...Buffer.from('1.2.840.10008.1.2.1'), 0];
   short(0x0002, 0x0010, 'UI', ts);
@@ -40,8 +61,16 @@ function dicom(rows: number, columns: number, pixelBytes = rows * columns): Uint
 
 describe('the pixel limit', () => {
   it('reads the declared size from the PNG IHDR, the JPEG SOF and the DICOM Rows/Columns', () => {
-    expect(declaredImageSize(pngDeclaring(12000, 9000), 'png')).toEqual({ width: 12000, height: 9000, field: 'PNG IHDR' });
-    expect(declaredImageSize(jpegDeclaring(3000, 2000), 'jpeg')).toEqual({ width: 3000, height: 2000, field: 'JPEG SOF' });
+    expect(declaredImageSize(pngDeclaring(12000, 9000), 'png')).toEqual({
+      width: 12000,
+      height: 9000,
+      field: 'PNG IHDR',
+    });
+    expect(declaredImageSize(jpegDeclaring(3000, 2000), 'jpeg')).toEqual({
+      width: 3000,
+      height: 2000,
+      field: 'JPEG SOF',
+    });
     expect(declaredImageSize(dicom(6, 5), 'dicom')).toEqual({ width: 5, height: 6, field: 'DICOM Rows/Columns' });
   });
 
@@ -49,7 +78,9 @@ describe('the pixel limit', () => {
     const bomb = pngDeclaring(12000, 12000);
     expect(bomb.length).toBeLessThan(200);
     expect(() => decodeImage(bomb)).toThrow(ImageTooLargeError);
-    expect(() => decodeImage(bomb)).toThrow(/PNG IHDR declares 12000x12000 pixels \(144\.0 MP\), over the limit of 64\.0 MP/);
+    expect(() => decodeImage(bomb)).toThrow(
+      /PNG IHDR declares 12000x12000 pixels \(144\.0 MP\), over the limit of 64\.0 MP/,
+    );
     expect(() => readPngText(bomb)).toThrow(ImageTooLargeError);
   });
 

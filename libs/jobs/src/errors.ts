@@ -18,7 +18,11 @@ export class JobNotFoundError extends JobError {
 
 export class JobConflictError extends JobError {
   constructor(requestId: string) {
-    super(`request_id ${JSON.stringify(requestId)} was already used with different parameters`, 'ALREADY_EXISTS', 'request_id');
+    super(
+      `request_id ${JSON.stringify(requestId)} was already used with different parameters`,
+      'ALREADY_EXISTS',
+      'request_id',
+    );
   }
 }
 

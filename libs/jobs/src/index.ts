@@ -1,4 +1,11 @@
 export * from './types';
 export * from './errors';
-export { JobRegistry, canonicalDigest, validateOutputPrefix, RESERVED_PREFIX, type JobRegistryOptions, type StartJobRequest } from './registry';
+export {
+  JobRegistry,
+  canonicalDigest,
+  validateOutputPrefix,
+  RESERVED_PREFIX,
+  type JobRegistryOptions,
+  type StartJobRequest,
+} from './registry';
 export { verifyJobInputs, type JobInput } from './inputs';

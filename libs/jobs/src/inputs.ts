@@ -1,4 +1,10 @@
-import { ArtifactNotFoundError, DigestMismatchError, verifyArtifactRef, type ArtifactStore, type DigestClaim } from '@medsyn/artifact-store';
+import {
+  ArtifactNotFoundError,
+  DigestMismatchError,
+  verifyArtifactRef,
+  type ArtifactStore,
+  type DigestClaim,
+} from '@medsyn/artifact-store';
 import { JobFailure } from './errors';
 
 /** An input as its job was accepted: the request field that named it, its URI and claimed sha256, and the store key it resolved to. */
@@ -23,7 +29,8 @@ export async function verifyJobInputs<T extends JobInput>(
       await verify(input);
     } catch (error) {
       if (error instanceof DigestMismatchError) throw new JobFailure(error.message, 'FAILED_PRECONDITION', error.field);
-      if (error instanceof ArtifactNotFoundError) throw new JobFailure(`${input.field}: ${input.uri} is no longer there`, 'NOT_FOUND', input.field);
+      if (error instanceof ArtifactNotFoundError)
+        throw new JobFailure(`${input.field}: ${input.uri} is no longer there`, 'NOT_FOUND', input.field);
       throw error;
     }
   }

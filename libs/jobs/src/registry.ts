@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
 import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
 import { JobConflictError, JobError, JobFailure, JobNotFoundError } from './errors';
-import { TERMINAL_STATES, type JobContext, type JobProgress, type JobRecord, type JobRunner, type JobState } from './types';
+import {
+  TERMINAL_STATES,
+  type JobContext,
+  type JobProgress,
+  type JobRecord,
+  type JobRunner,
+  type JobState,
+} from './types';
 
 const JOB_STATES: JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
@@ -47,7 +54,10 @@ export function validateOutputPrefix(prefix: string): void {
         ? `must be at most ${MAX_PREFIX_LENGTH} characters`
         : /[\u0000-\u001f\u007f\\]/.test(prefix)
           ? 'must not contain control characters or "\\"'
-          : prefix.slice(0, -1).split('/').some((part) => part === '' || part === '.' || part === '..')
+          : prefix
+                .slice(0, -1)
+                .split('/')
+                .some((part) => part === '' || part === '.' || part === '..')
             ? 'must not contain "..", "." or empty segments'
             : prefix.startsWith(RESERVED_PREFIX)
               ? `must not be under "${RESERVED_PREFIX}" (reserved for job records)`
@@ -77,12 +87,27 @@ export function canonicalDigest(value: unknown): string {
     Array.isArray(v)
       ? v.map(canonical)
       : v && typeof v === 'object'
-        ? Object.fromEntries(Object.keys(v as object).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
+        ? Object.fromEntries(
+            Object.keys(v as object)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
         : v;
-  return createHash('sha256').update(JSON.stringify(canonical(value))).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(value)))
+    .digest('hex');
 }
 
-const emptyProgress = (): JobProgress => ({ completed: 0, total: 0, unit: '', ratePerSecond: 0, etaSeconds: 0, phase: '', metrics: {}, failed: 0 });
+const emptyProgress = (): JobProgress => ({
+  completed: 0,
+  total: 0,
+  unit: '',
+  ratePerSecond: 0,
+  etaSeconds: 0,
+  phase: '',
+  metrics: {},
+  failed: 0,
+});
 
 /**
  * A service's jobs. Start is idempotent by request id (the job id is derived from it, so a
@@ -112,9 +137,16 @@ export class JobRegistry {
   }
 
   async start(request: StartJobRequest): Promise<JobRecord> {
-    if (!request.requestId) throw new JobError('request_id is required (an idempotency key of your choice)', 'INVALID_ARGUMENT', 'request_id');
-    if (request.requestId.length > 256) throw new JobError('request_id is longer than 256 characters', 'INVALID_ARGUMENT', 'request_id');
-    if (!this.options.runners[request.kind]) throw new JobError(`unknown job kind ${JSON.stringify(request.kind)}`, 'INVALID_ARGUMENT', 'kind');
+    if (!request.requestId)
+      throw new JobError(
+        'request_id is required (an idempotency key of your choice)',
+        'INVALID_ARGUMENT',
+        'request_id',
+      );
+    if (request.requestId.length > 256)
+      throw new JobError('request_id is longer than 256 characters', 'INVALID_ARGUMENT', 'request_id');
+    if (!this.options.runners[request.kind])
+      throw new JobError(`unknown job kind ${JSON.stringify(request.kind)}`, 'INVALID_ARGUMENT', 'kind');
     if (this.closing) throw new JobError('service is shutting down', 'FAILED_PRECONDITION');
     if (request.outputPrefix !== undefined) validateOutputPrefix(request.outputPrefix);
     const jobId = this.jobIdFor(request.kind, request.requestId);
@@ -165,11 +197,14 @@ export class JobRegistry {
   list(pageSize = 50, pageToken = ''): { jobs: JobRecord[]; nextPageToken: string } {
     const size = Math.min(Math.max(pageSize || 50, 1), 1000);
     const decoded = /^offset:(\d+)$/.exec(Buffer.from(pageToken, 'base64url').toString());
-    if (pageToken && !decoded) throw new JobError('page_token is not one this service issued', 'INVALID_ARGUMENT', 'page_token');
+    if (pageToken && !decoded)
+      throw new JobError('page_token is not one this service issued', 'INVALID_ARGUMENT', 'page_token');
     const offset = decoded ? Number(decoded[1]) : 0;
     const all = [...this.jobs.values()]
       .map((j) => j.record)
-      .sort((a, b) => (a.createTime < b.createTime ? 1 : a.createTime > b.createTime ? -1 : a.jobId.localeCompare(b.jobId)));
+      .sort((a, b) =>
+        a.createTime < b.createTime ? 1 : a.createTime > b.createTime ? -1 : a.jobId.localeCompare(b.jobId),
+      );
     const page = all.slice(offset, offset + size).map((r) => this.snapshot(r));
     const next = offset + size < all.length ? Buffer.from(`offset:${offset + size}`).toString('base64url') : '';
     return { jobs: page, nextPageToken: next };
@@ -179,9 +214,12 @@ export class JobRegistry {
   counts(): Array<{ kind: string; state: JobState; count: number }> {
     const key = (kind: string, state: JobState) => `${kind}\u0000${state}`;
     const counts = new Map<string, number>();
-    for (const { record } of this.jobs.values()) counts.set(key(record.kind, record.state), (counts.get(key(record.kind, record.state)) ?? 0) + 1);
+    for (const { record } of this.jobs.values())
+      counts.set(key(record.kind, record.state), (counts.get(key(record.kind, record.state)) ?? 0) + 1);
     const kinds = new Set([...Object.keys(this.options.runners), ...[...this.jobs.values()].map((j) => j.record.kind)]);
-    return [...kinds].flatMap((kind) => JOB_STATES.map((state) => ({ kind, state, count: counts.get(key(kind, state)) ?? 0 })));
+    return [...kinds].flatMap((kind) =>
+      JOB_STATES.map((state) => ({ kind, state, count: counts.get(key(kind, state)) ?? 0 })),
+    );
   }
 
   /** The job now, then after every change, ending after its terminal state (or when signal aborts). */
@@ -238,7 +276,11 @@ export class JobRegistry {
     if (await this.options.store.putIfAbsent(key, JSON.stringify(claim), { mediaType: 'application/json' })) return;
     const owner = JSON.parse((await getBuffer(this.options.store, key)).toString('utf8')) as PrefixClaim;
     if (owner.jobId === jobId || owner.requestDigest === requestDigest) return;
-    throw new JobError(`output_prefix ${JSON.stringify(prefix)} belongs to job ${owner.jobId}, started with other parameters; choose another output_prefix`, 'FAILED_PRECONDITION', 'output_prefix');
+    throw new JobError(
+      `output_prefix ${JSON.stringify(prefix)} belongs to job ${owner.jobId}, started with other parameters; choose another output_prefix`,
+      'FAILED_PRECONDITION',
+      'output_prefix',
+    );
   }
 
   /** Waits for one of maxRunning slots; false when the job is cancelled or stopped while it waits. */
@@ -271,7 +313,10 @@ export class JobRegistry {
   private launch(live: LiveJob): void {
     const runner = this.options.runners[live.record.kind];
     if (!runner) {
-      live.running = this.finish(live, 'failed', { code: 'UNAVAILABLE', message: `no runner for job kind ${live.record.kind} in this version` });
+      live.running = this.finish(live, 'failed', {
+        code: 'UNAVAILABLE',
+        message: `no runner for job kind ${live.record.kind} in this version`,
+      });
       return;
     }
     const controller = new AbortController();
@@ -280,8 +325,16 @@ export class JobRegistry {
       jobId: live.record.jobId,
       spec: live.record.spec,
       signal: controller.signal,
-      report: (progress) => this.update(live, { progress: { ...live.record.progress, ...progress, metrics: { ...live.record.progress.metrics, ...progress.metrics } } }),
-      addOutput: (ref) => this.update(live, { outputs: [...live.record.outputs.filter((o) => o.uri !== ref.uri), ref] }),
+      report: (progress) =>
+        this.update(live, {
+          progress: {
+            ...live.record.progress,
+            ...progress,
+            metrics: { ...live.record.progress.metrics, ...progress.metrics },
+          },
+        }),
+      addOutput: (ref) =>
+        this.update(live, { outputs: [...live.record.outputs.filter((o) => o.uri !== ref.uri), ref] }),
     };
     live.running = (async () => {
       // Let start() return before the work begins.
@@ -319,7 +372,13 @@ export class JobRegistry {
     this.update(live, { state, endTime: now, ...(error ? { error } : {}) }, false);
     clearTimeout(live.persistTimer);
     await this.persist(live);
-    this.options.onEvent?.({ jobId: live.record.jobId, kind: live.record.kind, state, code: error?.code, message: error?.message });
+    this.options.onEvent?.({
+      jobId: live.record.jobId,
+      kind: live.record.kind,
+      state,
+      code: error?.code,
+      message: error?.message,
+    });
   }
 
   private update(live: LiveJob, change: Partial<JobRecord>, schedulePersist = true): void {
@@ -337,9 +396,17 @@ export class JobRegistry {
   private async persist(live: LiveJob): Promise<void> {
     live.lastPersist = Date.now();
     try {
-      await this.options.store.put(`${this.prefix()}${live.record.jobId}.json`, JSON.stringify(live.record), { mediaType: 'application/json' });
+      await this.options.store.put(`${this.prefix()}${live.record.jobId}.json`, JSON.stringify(live.record), {
+        mediaType: 'application/json',
+      });
     } catch (error) {
-      this.options.onEvent?.({ jobId: live.record.jobId, kind: live.record.kind, state: live.record.state, code: 'PERSIST_FAILED', message: (error as Error).message });
+      this.options.onEvent?.({
+        jobId: live.record.jobId,
+        kind: live.record.kind,
+        state: live.record.state,
+        code: 'PERSIST_FAILED',
+        message: (error as Error).message,
+      });
     }
   }
 
@@ -357,7 +424,8 @@ export class JobRegistry {
 }
 
 function failureDetail(error: unknown): NonNullable<JobRecord['error']> {
-  if (error instanceof JobFailure) return { code: error.code, message: error.message, field: error.field, recordId: error.recordId };
+  if (error instanceof JobFailure)
+    return { code: error.code, message: error.message, field: error.field, recordId: error.recordId };
   // Unexpected errors may carry data in their message: report the type only.
   return { code: 'INTERNAL', message: `job failed with an internal error (${(error as Error)?.name ?? 'unknown'})` };
 }

@@ -9,7 +9,11 @@ describe('JobRegistry.counts', () => {
   it('counts jobs by kind and state, every registered kind and state included', async () => {
     let release = () => {};
     const blocked = new Promise<void>((resolve) => (release = resolve));
-    const registry = new JobRegistry({ store: new FileArtifactStore(`${tmp.dir}/store`), service: 'test', runners: { wait: () => blocked, quick: async () => {} } });
+    const registry = new JobRegistry({
+      store: new FileArtifactStore(`${tmp.dir}/store`),
+      service: 'test',
+      runners: { wait: () => blocked, quick: async () => {} },
+    });
     const waiting = await registry.start({ requestId: 'a', kind: 'wait', spec: {} });
     const quick = await registry.start({ requestId: 'b', kind: 'quick', spec: {} });
     for await (const record of registry.watch(quick.jobId)) if ((record as JobRecord).state === 'succeeded') break;

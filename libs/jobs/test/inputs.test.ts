@@ -17,9 +17,17 @@ describe('verifyJobInputs', () => {
     const found = createHash('sha256').update('{"id":"2"}\n').digest('hex');
     const changed = await verifyJobInputs(store, [input]).catch((error: unknown) => error);
     expect(changed).toBeInstanceOf(JobFailure);
-    expect(changed).toMatchObject({ code: 'FAILED_PRECONDITION', field: input.field, message: `${input.field}: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${found})` });
+    expect(changed).toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      field: input.field,
+      message: `${input.field}: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${found})`,
+    });
 
     await store.delete('in/pairs.jsonl');
-    await expect(verifyJobInputs(store, [input])).rejects.toMatchObject({ code: 'NOT_FOUND', field: input.field, message: `${input.field}: ${ref.uri} is no longer there` });
+    await expect(verifyJobInputs(store, [input])).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      field: input.field,
+      message: `${input.field}: ${ref.uri} is no longer there`,
+    });
   });
 });

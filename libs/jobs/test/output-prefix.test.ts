@@ -38,7 +38,13 @@ describe('output prefixes', () => {
     ['jobs/', /reserved/],
     ['a\\b/', /control characters/],
   ])('refuses %j as INVALID_ARGUMENT naming output_prefix', (prefix, message) => {
-    expect(() => validateOutputPrefix(prefix)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'output_prefix', message: expect.stringMatching(message) }));
+    expect(() => validateOutputPrefix(prefix)).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_ARGUMENT',
+        field: 'output_prefix',
+        message: expect.stringMatching(message),
+      }),
+    );
   });
 
   it('accepts a relative prefix ending in "/"', () => {
@@ -48,7 +54,9 @@ describe('output prefixes', () => {
 
   it('refuses at start, before any job exists', async () => {
     const registry = new JobRegistry({ store: newStore(), service: 'test', runners: { run: gated().runner } });
-    await expect(registry.start({ requestId: 'a', kind: 'run', spec: {}, outputPrefix: 'jobs/test/' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'output_prefix' });
+    await expect(
+      registry.start({ requestId: 'a', kind: 'run', spec: {}, outputPrefix: 'jobs/test/' }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'output_prefix' });
     expect(registry.list().jobs).toHaveLength(0);
   });
 
@@ -57,18 +65,28 @@ describe('output prefixes', () => {
     const store = newStore();
     const registry = new JobRegistry({ store, service: 'test', runners: { run: runner } });
     const a = await registry.start({ requestId: 'a', kind: 'run', spec: { input: 1 }, outputPrefix: 'out/' });
-    await expect(registry.start({ requestId: 'b', kind: 'run', spec: { input: 2 }, outputPrefix: 'out/' })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', field: 'output_prefix' });
-    expect((await registry.start({ requestId: 'a', kind: 'run', spec: { input: 1 }, outputPrefix: 'out/' })).jobId).toBe(a.jobId);
+    await expect(
+      registry.start({ requestId: 'b', kind: 'run', spec: { input: 2 }, outputPrefix: 'out/' }),
+    ).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', field: 'output_prefix' });
+    expect(
+      (await registry.start({ requestId: 'a', kind: 'run', spec: { input: 1 }, outputPrefix: 'out/' })).jobId,
+    ).toBe(a.jobId);
     releaseAll();
     await until(registry, a.jobId, (r) => r.state === 'succeeded');
     // Still owned after the job ended, by another service on the same store, and after a restart.
     const other = new JobRegistry({ store, service: 'other', runners: { run: runner } });
-    await expect(other.start({ requestId: 'c', kind: 'run', spec: { input: 3 }, outputPrefix: 'out/' })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', field: 'output_prefix' });
+    await expect(
+      other.start({ requestId: 'c', kind: 'run', spec: { input: 3 }, outputPrefix: 'out/' }),
+    ).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', field: 'output_prefix' });
     await registry.close();
     const restarted = new JobRegistry({ store, service: 'test', runners: { run: runner } });
     await restarted.load();
-    expect((await restarted.start({ requestId: 'a', kind: 'run', spec: { input: 1 }, outputPrefix: 'out/' })).jobId).toBe(a.jobId);
-    await expect(restarted.start({ requestId: 'b', kind: 'run', spec: { input: 2 }, outputPrefix: 'out/' })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(
+      (await restarted.start({ requestId: 'a', kind: 'run', spec: { input: 1 }, outputPrefix: 'out/' })).jobId,
+    ).toBe(a.jobId);
+    await expect(
+      restarted.start({ requestId: 'b', kind: 'run', spec: { input: 2 }, outputPrefix: 'out/' }),
+    ).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
     // The claim itself is not loaded as a job.
     expect(restarted.list().jobs.map((j) => j.jobId)).toEqual([a.jobId]);
   });
@@ -89,7 +107,9 @@ describe('output prefixes', () => {
     const { runner, releaseAll } = gated();
     const root = `${tmp.dir}/store-${storeCount++}`;
     // Two processes: a registry and a store client each, sharing only the store's folder.
-    const [a, b] = ['a', 'b'].map(() => new JobRegistry({ store: new FileArtifactStore(root), service: 'test', runners: { run: runner } }));
+    const [a, b] = ['a', 'b'].map(
+      () => new JobRegistry({ store: new FileArtifactStore(root), service: 'test', runners: { run: runner } }),
+    );
     for (let round = 0; round < 50; round++) {
       const outputPrefix = `race/${round}/`;
       const results = await Promise.allSettled([
@@ -97,7 +117,9 @@ describe('output prefixes', () => {
         b!.start({ requestId: `b-${round}`, kind: 'run', spec: { replica: 'b' }, outputPrefix }),
       ]);
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
-      expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'FAILED_PRECONDITION', field: 'output_prefix' } });
+      expect(results.find((r) => r.status === 'rejected')).toMatchObject({
+        reason: { code: 'FAILED_PRECONDITION', field: 'output_prefix' },
+      });
     }
     expect(a!.list(1000).jobs.length + b!.list(1000).jobs.length).toBe(50);
     releaseAll();
@@ -109,7 +131,9 @@ describe('job concurrency limit', () => {
   it('runs at most maxRunning jobs; the others wait queued and start as slots free', async () => {
     const { runner, releaseAll } = gated();
     const registry = new JobRegistry({ store: newStore(), service: 'test', runners: { run: runner }, maxRunning: 2 });
-    const jobs = await Promise.all(['a', 'b', 'c'].map((id) => registry.start({ requestId: id, kind: 'run', spec: { id } })));
+    const jobs = await Promise.all(
+      ['a', 'b', 'c'].map((id) => registry.start({ requestId: id, kind: 'run', spec: { id } })),
+    );
     const states = () => jobs.map((j) => registry.get(j.jobId).state);
     while (states().filter((s) => s === 'running').length < 2) await sleep(5);
     await sleep(30);

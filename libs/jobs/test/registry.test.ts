@@ -1,7 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FileArtifactStore, getBuffer } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
-import { JobConflictError, JobFailure, JobNotFoundError, JobRegistry, type JobContext, type JobRecord, type JobRunner } from '../src';
+import {
+  JobConflictError,
+  JobFailure,
+  JobNotFoundError,
+  JobRegistry,
+  type JobContext,
+  type JobRecord,
+  type JobRunner,
+} from '../src';
 
 const tmp = makeTempDir('jobs');
 afterAll(() => tmp.remove());
@@ -38,14 +46,22 @@ describe('JobRegistry', () => {
   it('refuses a request id reused with different parameters', async () => {
     const registry = new JobRegistry({ store: newStore(), service: 'test', runners: { count: counting } });
     await registry.start({ requestId: 'req-1', kind: 'count', spec: { steps: 3 } });
-    await expect(registry.start({ requestId: 'req-1', kind: 'count', spec: { steps: 4 } })).rejects.toThrow(JobConflictError);
+    await expect(registry.start({ requestId: 'req-1', kind: 'count', spec: { steps: 4 } })).rejects.toThrow(
+      JobConflictError,
+    );
     await registry.close();
   });
 
   it('rejects a missing request id and unknown kinds, naming the field', async () => {
     const registry = new JobRegistry({ store: newStore(), service: 'test', runners: { count: counting } });
-    await expect(registry.start({ requestId: '', kind: 'count', spec: {} })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'request_id' });
-    await expect(registry.start({ requestId: 'x', kind: 'nope', spec: {} })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', field: 'kind' });
+    await expect(registry.start({ requestId: '', kind: 'count', spec: {} })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'request_id',
+    });
+    await expect(registry.start({ requestId: 'x', kind: 'nope', spec: {} })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'kind',
+    });
     expect(() => registry.get('missing')).toThrow(JobNotFoundError);
   });
 
@@ -57,7 +73,10 @@ describe('JobRegistry', () => {
     expect(seen[0]!.state).toBe('queued');
     expect(seen.map((r) => r.progress.completed)).toEqual(expect.arrayContaining([1, 2, 3, 4, 5]));
     const last = seen.at(-1)!;
-    expect(last).toMatchObject({ state: 'succeeded', progress: { completed: 5, total: 5, unit: 'steps', metrics: { loss: 0.2 } } });
+    expect(last).toMatchObject({
+      state: 'succeeded',
+      progress: { completed: 5, total: 5, unit: 'steps', metrics: { loss: 0.2 } },
+    });
     expect(last.endTime).toBeDefined();
     await registry.close();
   });
@@ -82,7 +101,7 @@ describe('JobRegistry', () => {
     await registry.close();
   });
 
-  it('reports failures with the runner\'s code and never an unexpected error\'s text', async () => {
+  it("reports failures with the runner's code and never an unexpected error's text", async () => {
     const registry = new JobRegistry({
       store: newStore(),
       service: 'test',
@@ -163,7 +182,13 @@ describe('JobRegistry', () => {
     const first = registry.list(2);
     const second = registry.list(2, first.nextPageToken);
     const third = registry.list(2, second.nextPageToken);
-    expect([...first.jobs, ...second.jobs, ...third.jobs].map((j) => j.requestId)).toEqual(['r4', 'r3', 'r2', 'r1', 'r0']);
+    expect([...first.jobs, ...second.jobs, ...third.jobs].map((j) => j.requestId)).toEqual([
+      'r4',
+      'r3',
+      'r2',
+      'r1',
+      'r0',
+    ]);
     expect(third.nextPageToken).toBe('');
     expect(() => registry.list(2, '%%%')).toThrow(/page_token/);
     await registry.close();

@@ -40,7 +40,11 @@ export interface BertOutputs {
 export function bert(b: ModelBuilder, inputIds: Value, attentionMask: Value, config: BertConfig): BertOutputs {
   const { g, o } = b;
   const d = config.hidden;
-  const positions = o.const('int64', [config.maxLength], Array.from({ length: config.maxLength }, (_, i) => i));
+  const positions = o.const(
+    'int64',
+    [config.maxLength],
+    Array.from({ length: config.maxLength }, (_, i) => i),
+  );
   const segments = o.const('int64', [config.maxLength], new Array(config.maxLength).fill(0));
   let h = g.scope('embeddings', () => {
     const words = embedding(b, 'word_embeddings', inputIds, config.vocabSize, d, 0.02);
@@ -49,7 +53,10 @@ export function bert(b: ModelBuilder, inputIds: Value, attentionMask: Value, con
     return dropout(b, layerNorm(b, 'LayerNorm', o.add(o.add(words, position), segment), d, 1e-12), config.dropout ?? 0);
   });
   // Padding gets -10000 before the softmax (the original BERT's additive mask), as [batch, 1, 1, tokens].
-  const mask = o.unsqueeze(o.mul(o.sub(o.scalar('float32', 1), o.cast(attentionMask, 'float32')), o.scalar('float32', -10000)), [1, 2]);
+  const mask = o.unsqueeze(
+    o.mul(o.sub(o.scalar('float32', 1), o.cast(attentionMask, 'float32')), o.scalar('float32', -10000)),
+    [1, 2],
+  );
   g.scope('encoder', () =>
     g.scope('layer', () => {
       for (let i = 0; i < config.layers; i++) h = g.scope(String(i), () => bertLayer(b, h, mask, config));
@@ -65,11 +72,29 @@ function bertLayer(b: ModelBuilder, x: Value, mask: Value, config: BertConfig): 
   const d = config.hidden;
   const attended = g.scope('attention', () => {
     const rate = config.dropout ?? 0;
-    const context = g.scope('self', () => attention(b, linear(b, 'query', x, d, d), linear(b, 'key', x, d, d), linear(b, 'value', x, d, d), config.heads, mask, rate));
-    return g.scope('output', () => layerNorm(b, 'LayerNorm', o.add(dropout(b, linear(b, 'dense', context, d, d), rate), x), d, 1e-12));
+    const context = g.scope('self', () =>
+      attention(
+        b,
+        linear(b, 'query', x, d, d),
+        linear(b, 'key', x, d, d),
+        linear(b, 'value', x, d, d),
+        config.heads,
+        mask,
+        rate,
+      ),
+    );
+    return g.scope('output', () =>
+      layerNorm(b, 'LayerNorm', o.add(dropout(b, linear(b, 'dense', context, d, d), rate), x), d, 1e-12),
+    );
   });
   const intermediate = g.scope('intermediate', () => o.gelu(linear(b, 'dense', attended, d, config.intermediate)));
-  return g.scope('output', () => layerNorm(b, 'LayerNorm', o.add(dropout(b, linear(b, 'dense', intermediate, config.intermediate, d), config.dropout ?? 0), attended), d, 1e-12));
+  return g.scope('output', () =>
+    layerNorm(
+      b,
+      'LayerNorm',
+      o.add(dropout(b, linear(b, 'dense', intermediate, config.intermediate, d), config.dropout ?? 0), attended),
+      d,
+      1e-12,
+    ),
+  );
 }
-
-

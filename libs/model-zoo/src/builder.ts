@@ -44,10 +44,18 @@ export function normal(b: ModelBuilder, dims: number[], std: number): Tensor {
   return { dtype: 'float32', dims, data };
 }
 
-const filled = (dims: number[], value: number) => tensor('float32', dims, new Array(dims.reduce((a, c) => a * c, 1)).fill(value));
+const filled = (dims: number[], value: number) =>
+  tensor('float32', dims, new Array(dims.reduce((a, c) => a * c, 1)).fill(value));
 
 /** torch.nn.Linear: weight [out, in] (PyTorch layout), y = x W^T + b; initialised like PyTorch (U(±1/√in)). */
-export function linear(b: ModelBuilder, name: string, x: Value, inFeatures: number, outFeatures: number, options: { bias?: boolean } = {}): Value {
+export function linear(
+  b: ModelBuilder,
+  name: string,
+  x: Value,
+  inFeatures: number,
+  outFeatures: number,
+  options: { bias?: boolean } = {},
+): Value {
   return b.g.scope(name, () => {
     const bound = 1 / Math.sqrt(inFeatures);
     const weight = b.g.parameter('weight', uniform(b, [outFeatures, inFeatures], bound));
@@ -67,7 +75,15 @@ export interface Conv2dOptions {
 }
 
 /** torch.nn.Conv2d with square kernels: weight [out, in / groups, k, k]. */
-export function conv2d(b: ModelBuilder, name: string, x: Value, inChannels: number, outChannels: number, kernel: number, options: Conv2dOptions = {}): Value {
+export function conv2d(
+  b: ModelBuilder,
+  name: string,
+  x: Value,
+  inChannels: number,
+  outChannels: number,
+  kernel: number,
+  options: Conv2dOptions = {},
+): Value {
   return b.g.scope(name, () => {
     const groups = options.groups ?? 1;
     const bound = 1 / Math.sqrt((inChannels / groups) * kernel * kernel);
@@ -84,7 +100,13 @@ export function conv2d(b: ModelBuilder, name: string, x: Value, inChannels: numb
  * torch.nn.BatchNorm2d: weight, bias, running_mean, running_var. torch's momentum m (weight of the
  * new batch) is ONNX's 1 - m (weight of the running value).
  */
-export function batchNorm2d(b: ModelBuilder, name: string, x: Value, channels: number, options: { eps?: number; momentum?: number } = {}): Value {
+export function batchNorm2d(
+  b: ModelBuilder,
+  name: string,
+  x: Value,
+  channels: number,
+  options: { eps?: number; momentum?: number } = {},
+): Value {
   return b.g.scope(name, () => {
     const weight = b.g.parameter('weight', filled([channels], 1));
     const bias = b.g.parameter('bias', filled([channels], 0));
@@ -112,7 +134,17 @@ export function dropout(b: ModelBuilder, x: Value, rate: number): Value {
 
 /** torch.nn.LayerNorm over the last dimension. */
 export function layerNorm(b: ModelBuilder, name: string, x: Value, dim: number, eps = 1e-5): Value {
-  return b.g.scope(name, () => b.o.layerNormalization(x, b.g.parameter('weight', filled([dim], 1)), b.g.parameter('bias', filled([dim], 0)), -1, eps)[0]);
+  return b.g.scope(
+    name,
+    () =>
+      b.o.layerNormalization(
+        x,
+        b.g.parameter('weight', filled([dim], 1)),
+        b.g.parameter('bias', filled([dim], 0)),
+        -1,
+        eps,
+      )[0],
+  );
 }
 
 /** torch.nn.Embedding: weight [count, dim] ~ N(0, std); a lookup of integer ids. */
@@ -125,15 +157,27 @@ export function embedding(b: ModelBuilder, name: string, ids: Value, count: numb
  * (Vaswani et al. 2017): softmax(q k^T / sqrt(headDim) + bias) v, heads merged back.
  * `bias` (broadcastable to [batch, heads, tokens, tokens]) carries padding masks.
  */
-export function attention(b: ModelBuilder, q: Value, k: Value, v: Value, heads: number, bias?: Value, dropoutRate = 0): Value {
+export function attention(
+  b: ModelBuilder,
+  q: Value,
+  k: Value,
+  v: Value,
+  heads: number,
+  bias?: Value,
+  dropoutRate = 0,
+): Value {
   const { o } = b;
   const [, tokens, width] = q.shape;
-  if (typeof width !== 'number' || width % heads !== 0) throw new Error(`attention width ${width} is not divisible by ${heads} heads`);
+  if (typeof width !== 'number' || width % heads !== 0)
+    throw new Error(`attention width ${width} is not divisible by ${heads} heads`);
   const headDim = width / heads;
   const heads4d = (t: Value) => o.reshape(t, [0, 0, heads, headDim]);
   const split = (t: Value) => o.transpose(heads4d(t), [0, 2, 1, 3]);
   // Keys go straight to [batch, heads, headDim, tokens].
-  let scores = o.mul(o.matmul(split(q), o.transpose(heads4d(k), [0, 2, 3, 1])), o.scalar('float32', 1 / Math.sqrt(headDim)));
+  let scores = o.mul(
+    o.matmul(split(q), o.transpose(heads4d(k), [0, 2, 3, 1])),
+    o.scalar('float32', 1 / Math.sqrt(headDim)),
+  );
   if (bias) scores = o.add(scores, bias);
   const mixed = o.matmul(dropout(b, o.softmax(scores, -1), dropoutRate), split(v));
   return o.reshape(o.transpose(mixed, [0, 2, 1, 3]), [0, typeof tokens === 'number' ? tokens : 0, width]);

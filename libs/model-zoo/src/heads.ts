@@ -26,11 +26,22 @@ export interface UNetDecoderConfig {
 const groupsOf = (channels: number) => [8, 4, 2, 1].find((n) => channels % n === 0)!;
 
 /** conv 3x3 -> norm -> ReLU, named `<name>.0` and `<name>.1` like nn.Sequential; the conv has a bias only without a norm. */
-function convNormRelu(b: ModelBuilder, name: string, x: Value, inChannels: number, outChannels: number, norm: DecoderNorm): Value {
+function convNormRelu(
+  b: ModelBuilder,
+  name: string,
+  x: Value,
+  inChannels: number,
+  outChannels: number,
+  norm: DecoderNorm,
+): Value {
   return b.g.scope(name, () => {
     const conv = conv2d(b, '0', x, inChannels, outChannels, 3, { padding: 1, bias: norm === 'none' });
     if (norm === 'none') return b.o.relu(conv);
-    return b.o.relu(norm === 'batch' ? batchNorm2d(b, '1', conv, outChannels) : groupNorm(b, '1', conv, outChannels, groupsOf(outChannels), 1e-5));
+    return b.o.relu(
+      norm === 'batch'
+        ? batchNorm2d(b, '1', conv, outChannels)
+        : groupNorm(b, '1', conv, outChannels, groupsOf(outChannels), 1e-5),
+    );
   });
 }
 
@@ -42,8 +53,10 @@ function convNormRelu(b: ModelBuilder, name: string, x: Value, inChannels: numbe
  */
 export function unetDecoder(b: ModelBuilder, stages: Value[], config: UNetDecoderConfig): Value {
   const { g, o } = b;
-  if (stages.length !== config.encoderChannels.length) throw new Error(`got ${stages.length} stages for ${config.encoderChannels.length} encoder channel counts`);
-  if (config.decoderChannels.length !== stages.length - 1) throw new Error(`decoderChannels needs ${stages.length - 1} entries (one per skip connection)`);
+  if (stages.length !== config.encoderChannels.length)
+    throw new Error(`got ${stages.length} stages for ${config.encoderChannels.length} encoder channel counts`);
+  if (config.decoderChannels.length !== stages.length - 1)
+    throw new Error(`decoderChannels needs ${stages.length - 1} entries (one per skip connection)`);
   let h = stages[stages.length - 1]!;
   let channels = config.encoderChannels[stages.length - 1]!;
   g.scope('decoder', () =>
@@ -53,7 +66,16 @@ export function unetDecoder(b: ModelBuilder, stages: Value[], config: UNetDecode
         const skipChannels = config.encoderChannels[skipIndex]!;
         const joined = o.concat([o.resize(h, [1, 1, 2, 2], 'nearest'), stages[skipIndex]!], 1);
         const norm = config.norm ?? 'batch';
-        h = g.scope(String(i), () => convNormRelu(b, 'conv2', convNormRelu(b, 'conv1', joined, channels + skipChannels, out, norm), out, out, norm));
+        h = g.scope(String(i), () =>
+          convNormRelu(
+            b,
+            'conv2',
+            convNormRelu(b, 'conv1', joined, channels + skipChannels, out, norm),
+            out,
+            out,
+            norm,
+          ),
+        );
         channels = out;
       });
     }),

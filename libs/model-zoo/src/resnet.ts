@@ -68,12 +68,16 @@ export function resnet(b: ModelBuilder, x: Value, config: ResNetConfig): ResNetO
 
 function shortcut(b: ModelBuilder, x: Value, inplanes: number, outplanes: number, stride: number): Value {
   if (stride === 1 && inplanes === outplanes) return x;
-  return b.g.scope('downsample', () => batchNorm2d(b, '1', conv2d(b, '0', x, inplanes, outplanes, 1, { stride, bias: false }), outplanes));
+  return b.g.scope('downsample', () =>
+    batchNorm2d(b, '1', conv2d(b, '0', x, inplanes, outplanes, 1, { stride, bias: false }), outplanes),
+  );
 }
 
 function basicBlock(b: ModelBuilder, x: Value, inplanes: number, planes: number, stride: number): Value {
   const { o } = b;
-  let h = o.relu(batchNorm2d(b, 'bn1', conv2d(b, 'conv1', x, inplanes, planes, 3, { stride, padding: 1, bias: false }), planes));
+  let h = o.relu(
+    batchNorm2d(b, 'bn1', conv2d(b, 'conv1', x, inplanes, planes, 3, { stride, padding: 1, bias: false }), planes),
+  );
   h = batchNorm2d(b, 'bn2', conv2d(b, 'conv2', h, planes, planes, 3, { padding: 1, bias: false }), planes);
   return o.relu(o.add(h, shortcut(b, x, inplanes, planes, stride)));
 }
@@ -81,7 +85,9 @@ function basicBlock(b: ModelBuilder, x: Value, inplanes: number, planes: number,
 function bottleneckBlock(b: ModelBuilder, x: Value, inplanes: number, planes: number, stride: number): Value {
   const { o } = b;
   let h = o.relu(batchNorm2d(b, 'bn1', conv2d(b, 'conv1', x, inplanes, planes, 1, { bias: false }), planes));
-  h = o.relu(batchNorm2d(b, 'bn2', conv2d(b, 'conv2', h, planes, planes, 3, { stride, padding: 1, bias: false }), planes));
+  h = o.relu(
+    batchNorm2d(b, 'bn2', conv2d(b, 'conv2', h, planes, planes, 3, { stride, padding: 1, bias: false }), planes),
+  );
   h = batchNorm2d(b, 'bn3', conv2d(b, 'conv3', h, planes, planes * 4, 1, { bias: false }), planes * 4);
   return o.relu(o.add(h, shortcut(b, x, inplanes, planes * 4, stride)));
 }

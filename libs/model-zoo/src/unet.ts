@@ -27,19 +27,53 @@ export interface UNetConfig {
 
 export const UNET_PRESETS = {
   /** Stable Diffusion 2.1-base (RoentGen-v2's architecture). */
-  sd21: { inChannels: 4, outChannels: 4, blockChannels: [320, 640, 1280, 1280], crossAttention: [true, true, true, false], layersPerBlock: 2, crossAttentionDim: 1024, heads: [5, 10, 20, 20], normGroups: 32, linearProjection: true },
+  sd21: {
+    inChannels: 4,
+    outChannels: 4,
+    blockChannels: [320, 640, 1280, 1280],
+    crossAttention: [true, true, true, false],
+    layersPerBlock: 2,
+    crossAttentionDim: 1024,
+    heads: [5, 10, 20, 20],
+    normGroups: 32,
+    linearProjection: true,
+  },
   /** A tiny configuration for CPU tests. */
-  tiny: { inChannels: 4, outChannels: 4, blockChannels: [32, 64], crossAttention: [true, false], layersPerBlock: 1, crossAttentionDim: 32, heads: [2, 2], normGroups: 8, linearProjection: true },
+  tiny: {
+    inChannels: 4,
+    outChannels: 4,
+    blockChannels: [32, 64],
+    crossAttention: [true, false],
+    layersPerBlock: 1,
+    crossAttentionDim: 32,
+    heads: [2, 2],
+    normGroups: 8,
+    linearProjection: true,
+  },
 } satisfies Record<string, UNetConfig>;
 
 /**
  * Noise prediction: sample [batch, inChannels, h, w] latents, timestep [batch] (float), and
  * encoderHiddenStates [batch, tokens, crossAttentionDim] -> [batch, outChannels, h, w].
  */
-export function unet(b: ModelBuilder, sample: Value, timestep: Value, encoderHiddenStates: Value, config: UNetConfig): Value {
+export function unet(
+  b: ModelBuilder,
+  sample: Value,
+  timestep: Value,
+  encoderHiddenStates: Value,
+  config: UNetConfig,
+): Value {
   const { g, o } = b;
   const c0 = config.blockChannels[0]!;
-  const temb = g.scope('time_embedding', () => linear(b, 'linear_2', silu(b, linear(b, 'linear_1', timestepEmbedding(b, timestep, c0), c0, 4 * c0)), 4 * c0, 4 * c0));
+  const temb = g.scope('time_embedding', () =>
+    linear(
+      b,
+      'linear_2',
+      silu(b, linear(b, 'linear_1', timestepEmbedding(b, timestep, c0), c0, 4 * c0)),
+      4 * c0,
+      4 * c0,
+    ),
+  );
   const tembDim = 4 * c0;
   let h = conv2d(b, 'conv_in', sample, config.inChannels, c0, 3, { padding: 1 });
   const skips: { value: Value; channels: number }[] = [{ value: h, channels: c0 }];
@@ -50,13 +84,20 @@ export function unet(b: ModelBuilder, sample: Value, timestep: Value, encoderHid
     config.blockChannels.forEach((out, i) => {
       g.scope(String(i), () => {
         for (let j = 0; j < config.layersPerBlock; j++) {
-          h = g.scope('resnets', () => g.scope(String(j), () => resnetBlock(b, h, channels, out, temb, tembDim, config.normGroups)));
+          h = g.scope('resnets', () =>
+            g.scope(String(j), () => resnetBlock(b, h, channels, out, temb, tembDim, config.normGroups)),
+          );
           channels = out;
-          if (config.crossAttention[i]) h = g.scope('attentions', () => g.scope(String(j), () => transformer(b, h, out, encoderHiddenStates, config, config.heads[i]!)));
+          if (config.crossAttention[i])
+            h = g.scope('attentions', () =>
+              g.scope(String(j), () => transformer(b, h, out, encoderHiddenStates, config, config.heads[i]!)),
+            );
           skips.push({ value: h, channels: out });
         }
         if (i < levels - 1) {
-          h = g.scope('downsamplers', () => g.scope('0', () => conv2d(b, 'conv', h, out, out, 3, { stride: 2, padding: 1 })));
+          h = g.scope('downsamplers', () =>
+            g.scope('0', () => conv2d(b, 'conv', h, out, out, 3, { stride: 2, padding: 1 })),
+          );
           skips.push({ value: h, channels: out });
         }
       });
@@ -65,9 +106,15 @@ export function unet(b: ModelBuilder, sample: Value, timestep: Value, encoderHid
 
   const deepest = config.blockChannels[levels - 1]!;
   g.scope('mid_block', () => {
-    h = g.scope('resnets', () => g.scope('0', () => resnetBlock(b, h, deepest, deepest, temb, tembDim, config.normGroups)));
-    h = g.scope('attentions', () => g.scope('0', () => transformer(b, h, deepest, encoderHiddenStates, config, config.heads[levels - 1]!)));
-    h = g.scope('resnets', () => g.scope('1', () => resnetBlock(b, h, deepest, deepest, temb, tembDim, config.normGroups)));
+    h = g.scope('resnets', () =>
+      g.scope('0', () => resnetBlock(b, h, deepest, deepest, temb, tembDim, config.normGroups)),
+    );
+    h = g.scope('attentions', () =>
+      g.scope('0', () => transformer(b, h, deepest, encoderHiddenStates, config, config.heads[levels - 1]!)),
+    );
+    h = g.scope('resnets', () =>
+      g.scope('1', () => resnetBlock(b, h, deepest, deepest, temb, tembDim, config.normGroups)),
+    );
   });
 
   g.scope('up_blocks', () => {
@@ -79,12 +126,21 @@ export function unet(b: ModelBuilder, sample: Value, timestep: Value, encoderHid
         for (let j = 0; j <= config.layersPerBlock; j++) {
           const skip = skips.pop()!;
           const input = o.concat([h, skip.value], 1);
-          h = g.scope('resnets', () => g.scope(String(j), () => resnetBlock(b, input, previous + skip.channels, out, temb, tembDim, config.normGroups)));
+          h = g.scope('resnets', () =>
+            g.scope(String(j), () =>
+              resnetBlock(b, input, previous + skip.channels, out, temb, tembDim, config.normGroups),
+            ),
+          );
           previous = out;
-          if (config.crossAttention[level]) h = g.scope('attentions', () => g.scope(String(j), () => transformer(b, h, out, encoderHiddenStates, config, config.heads[level]!)));
+          if (config.crossAttention[level])
+            h = g.scope('attentions', () =>
+              g.scope(String(j), () => transformer(b, h, out, encoderHiddenStates, config, config.heads[level]!)),
+            );
         }
         if (i < levels - 1) {
-          h = g.scope('upsamplers', () => g.scope('0', () => conv2d(b, 'conv', o.resize(h, [1, 1, 2, 2], 'nearest'), out, out, 3, { padding: 1 })));
+          h = g.scope('upsamplers', () =>
+            g.scope('0', () => conv2d(b, 'conv', o.resize(h, [1, 1, 2, 2], 'nearest'), out, out, 3, { padding: 1 })),
+          );
         }
       });
     });
@@ -99,14 +155,26 @@ export function silu(b: ModelBuilder, x: Value): Value {
 }
 
 /** torch.nn.GroupNorm on [n, c, h, w]: statistics per group of c / groups channels. */
-export function groupNorm(b: ModelBuilder, name: string, x: Value, channels: number, groups: number, eps: number): Value {
+export function groupNorm(
+  b: ModelBuilder,
+  name: string,
+  x: Value,
+  channels: number,
+  groups: number,
+  eps: number,
+): Value {
   const { g, o } = b;
   return g.scope(name, () => {
     const grouped = o.reshape(x, [0, groups, -1]);
     const mean = o.reduceMean(grouped, [2], true);
     const centered = o.sub(grouped, mean);
     const variance = o.reduceMean(o.mul(centered, centered), [2], true);
-    const normalised = o.reshape(o.div(centered, o.sqrt(o.add(variance, o.scalar('float32', eps)))), [0, channels, x.shape[2] as number, x.shape[3] as number]);
+    const normalised = o.reshape(o.div(centered, o.sqrt(o.add(variance, o.scalar('float32', eps)))), [
+      0,
+      channels,
+      x.shape[2] as number,
+      x.shape[3] as number,
+    ]);
     const weight = g.parameter('weight', tensor('float32', [channels], new Array(channels).fill(1)));
     const bias = g.parameter('bias', tensor('float32', [channels]));
     return o.add(o.mul(normalised, o.reshape(weight, [channels, 1, 1])), o.reshape(bias, [channels, 1, 1]));
@@ -120,28 +188,53 @@ export function groupNorm(b: ModelBuilder, name: string, x: Value, channels: num
 function timestepEmbedding(b: ModelBuilder, timestep: Value, dim: number): Value {
   const { o } = b;
   const half = dim / 2;
-  const frequencies = o.const('float32', [1, half], Array.from({ length: half }, (_, k) => Math.exp((-Math.log(10000) * k) / half)));
+  const frequencies = o.const(
+    'float32',
+    [1, half],
+    Array.from({ length: half }, (_, k) => Math.exp((-Math.log(10000) * k) / half)),
+  );
   const angles = o.mul(o.unsqueeze(o.cast(timestep, 'float32'), [1]), frequencies);
   return o.concat([b.g.op('Cos', [angles]), b.g.op('Sin', [angles])], 1);
 }
 
 /** diffusers' ResnetBlock2D: GroupNorm, SiLU, conv, + projected time embedding, GroupNorm, SiLU, conv, + shortcut. */
-function resnetBlock(b: ModelBuilder, x: Value, inChannels: number, outChannels: number, temb: Value, tembDim: number, groups: number): Value {
+function resnetBlock(
+  b: ModelBuilder,
+  x: Value,
+  inChannels: number,
+  outChannels: number,
+  temb: Value,
+  tembDim: number,
+  groups: number,
+): Value {
   const { o } = b;
-  let h = conv2d(b, 'conv1', silu(b, groupNorm(b, 'norm1', x, inChannels, groups, 1e-5)), inChannels, outChannels, 3, { padding: 1 });
+  let h = conv2d(b, 'conv1', silu(b, groupNorm(b, 'norm1', x, inChannels, groups, 1e-5)), inChannels, outChannels, 3, {
+    padding: 1,
+  });
   h = o.add(h, o.unsqueeze(linear(b, 'time_emb_proj', silu(b, temb), tembDim, outChannels), [2, 3]));
-  h = conv2d(b, 'conv2', silu(b, groupNorm(b, 'norm2', h, outChannels, groups, 1e-5)), outChannels, outChannels, 3, { padding: 1 });
+  h = conv2d(b, 'conv2', silu(b, groupNorm(b, 'norm2', h, outChannels, groups, 1e-5)), outChannels, outChannels, 3, {
+    padding: 1,
+  });
   const shortcut = inChannels === outChannels ? x : conv2d(b, 'conv_shortcut', x, inChannels, outChannels, 1);
   return o.add(shortcut, h);
 }
 
 /** diffusers' Transformer2DModel with one BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward). */
-function transformer(b: ModelBuilder, x: Value, channels: number, context: Value, config: UNetConfig, heads: number): Value {
+function transformer(
+  b: ModelBuilder,
+  x: Value,
+  channels: number,
+  context: Value,
+  config: UNetConfig,
+  heads: number,
+): Value {
   const { g, o } = b;
   const [, , height, width] = x.shape as [unknown, number, number, number];
   const normed = groupNorm(b, 'norm', x, channels, config.normGroups, 1e-6);
   const tokensOf = (v: Value) => o.transpose(o.reshape(v, [0, channels, height * width]), [0, 2, 1]);
-  let h = config.linearProjection ? linear(b, 'proj_in', tokensOf(normed), channels, channels) : tokensOf(conv2d(b, 'proj_in', normed, channels, channels, 1));
+  let h = config.linearProjection
+    ? linear(b, 'proj_in', tokensOf(normed), channels, channels)
+    : tokensOf(conv2d(b, 'proj_in', normed, channels, channels, 1));
   h = g.scope('transformer_blocks', () =>
     g.scope('0', () => {
       const attend = (name: string, query: Value, keys: Value, keyDim: number) =>

@@ -33,7 +33,8 @@ export interface VitOutputs {
 export function vit(b: ModelBuilder, x: Value, config: VitConfig): VitOutputs {
   const { g, o } = b;
   const grid = config.imageSize / config.patchSize;
-  if (!Number.isInteger(grid)) throw new Error(`image size ${config.imageSize} is not a multiple of the patch size ${config.patchSize}`);
+  if (!Number.isInteger(grid))
+    throw new Error(`image size ${config.imageSize} is not a multiple of the patch size ${config.patchSize}`);
   const tokens = grid * grid + 1;
   const d = config.hidden;
   let h = conv2d(b, 'conv_proj', x, config.inChannels ?? 3, d, config.patchSize, { stride: config.patchSize });
@@ -64,13 +65,22 @@ function encoderBlock(b: ModelBuilder, x: Value, config: VitConfig): Value {
     // nn.MultiheadAttention packs the query, key and value projections into in_proj_*.
     // Xavier-uniform over the packed [3d, d] matrix, as nn.MultiheadAttention initialises it.
     const weight = g.parameter('in_proj_weight', uniform(b, [3 * d, d], Math.sqrt(6 / (d + 3 * d))));
-    const inProj = o.add(o.matmul(normed, o.transpose(weight, [1, 0])), g.parameter('in_proj_bias', tensor('float32', [3 * d])));
+    const inProj = o.add(
+      o.matmul(normed, o.transpose(weight, [1, 0])),
+      g.parameter('in_proj_bias', tensor('float32', [3 * d])),
+    );
     const [q, k, v] = o.split(inProj, [d, d, d], 2) as [Value, Value, Value];
     return linear(b, 'out_proj', attention(b, q, k, v, config.heads, undefined, config.dropout ?? 0), d, d);
   });
   const y = o.add(x, dropout(b, attended, config.dropout ?? 0));
   const normed2 = layerNorm(b, 'ln_2', y, d, 1e-6);
   const rate = config.dropout ?? 0;
-  const mlp = g.scope('mlp', () => dropout(b, linear(b, '3', dropout(b, o.gelu(linear(b, '0', normed2, d, config.mlpDim)), rate), config.mlpDim, d), rate));
+  const mlp = g.scope('mlp', () =>
+    dropout(
+      b,
+      linear(b, '3', dropout(b, o.gelu(linear(b, '0', normed2, d, config.mlpDim)), rate), config.mlpDim, d),
+      rate,
+    ),
+  );
   return o.add(y, mlp);
 }

@@ -10,13 +10,18 @@ const SIZE = 32;
 function segmenter(g: GraphBuilder, x: Value, training: boolean): Value {
   const b = modelBuilder(g, { seed: 7, training });
   const { stem, stages } = resnet(b, x, { depth: 18, width: 8, inChannels: 1 });
-  return unetDecoder(b, [stem, ...stages], { encoderChannels: [8, 8, 16, 32, 64], decoderChannels: [32, 16, 8, 8], classes: 1, finalUpsample: 2 });
+  return unetDecoder(b, [stem, ...stages], {
+    encoderChannels: [8, 8, 16, 32, 64],
+    decoderChannels: [32, 16, 8, 8],
+    classes: 1,
+    finalUpsample: 2,
+  });
 }
 
 /** Images of noise with a bright square; the mask marks the square. */
 function squares(count: number, seed: number) {
   let s = seed;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   const images = new Float32Array(count * SIZE * SIZE);
   const masks = new Float32Array(count * SIZE * SIZE);
   for (let n = 0; n < count; n++) {
@@ -30,7 +35,10 @@ function squares(count: number, seed: number) {
       }
     }
   }
-  return { x: new ort.Tensor('float32', images, [count, 1, SIZE, SIZE]), mask: new ort.Tensor('float32', masks, [count, 1, SIZE, SIZE]) };
+  return {
+    x: new ort.Tensor('float32', images, [count, 1, SIZE, SIZE]),
+    mask: new ort.Tensor('float32', masks, [count, 1, SIZE, SIZE]),
+  };
 }
 
 describe('task heads', () => {
@@ -42,13 +50,23 @@ describe('task heads', () => {
         const logits = segmenter(g, g.input('x', 'float32', ['batch', 1, SIZE, SIZE]), true);
         const mask = g.input('mask', 'float32', ['batch', 1, SIZE, SIZE]);
         // Binary cross-entropy with logits: softplus(z) - z * y, in a stable form.
-        const loss = o.reduceMean(o.sub(o.add(o.relu(logits), o.log(o.add(o.scalar('float32', 1), o.exp(o.neg(o.abs(logits)))))), o.mul(logits, mask)), [], false);
+        const loss = o.reduceMean(
+          o.sub(
+            o.add(o.relu(logits), o.log(o.add(o.scalar('float32', 1), o.exp(o.neg(o.abs(logits)))))),
+            o.mul(logits, mask),
+          ),
+          [],
+          false,
+        );
         return { loss };
       },
     });
     const trainer = await Trainer.create(step);
     for (let i = 0; i < 100; i++) await trainer.trainStep(squares(8, i + 1), 1e-2);
-    const model = exportInferenceModel((g) => ({ logits: segmenter(g, g.input('x', 'float32', ['batch', 1, SIZE, SIZE]), false) }), trainer.parameters());
+    const model = exportInferenceModel(
+      (g) => ({ logits: segmenter(g, g.input('x', 'float32', ['batch', 1, SIZE, SIZE]), false) }),
+      trainer.parameters(),
+    );
     checkOnnxModel(model, 'segmenter');
     const session = await ort.InferenceSession.create(model);
     const test = squares(16, 999);
@@ -73,6 +91,14 @@ describe('task heads', () => {
     expect(out.classLogits.shape).toEqual(['batch', 2, 4, 4]);
     expect(out.boxes.shape).toEqual(['batch', 4, 4, 4]);
     expect(out.centerness.shape).toEqual(['batch', 1, 4, 4]);
-    expect([...g.parameters.keys()].filter((n) => n.startsWith('head.'))).toEqual(expect.arrayContaining(['head.cls_tower.0.weight', 'head.bbox_tower.2.weight', 'head.cls_logits.weight', 'head.bbox_pred.bias', 'head.centerness.weight']));
+    expect([...g.parameters.keys()].filter((n) => n.startsWith('head.'))).toEqual(
+      expect.arrayContaining([
+        'head.cls_tower.0.weight',
+        'head.bbox_tower.2.weight',
+        'head.cls_logits.weight',
+        'head.bbox_pred.bias',
+        'head.centerness.weight',
+      ]),
+    );
   });
 });

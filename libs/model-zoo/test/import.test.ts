@@ -14,14 +14,22 @@ describe('importing a model exported by torch.onnx.export', () => {
   let reference: ReturnType<typeof decodeSafetensors>;
 
   beforeAll(() => {
-    execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'zoo_reference.py'), 'export-resnet', tmp.dir], { stdio: 'pipe' });
+    execFileSync('/usr/bin/python3', [path.join(__dirname, 'python', 'zoo_reference.py'), 'export-resnet', tmp.dir], {
+      stdio: 'pipe',
+    });
     model = decodeModel(fs.readFileSync(path.join(tmp.dir, 'resnet18.onnx')));
     reference = decodeSafetensors(fs.readFileSync(path.join(tmp.dir, 'reference.safetensors')));
   }, 120000);
 
   const crossEntropy = (g: GraphBuilder, logits: Value) => {
     const o = ops(g);
-    return o.neg(o.reduceMean(o.reduceSum(o.mul(o.logSoftmax(logits, -1), g.input('y', 'float32', ['batch', 3])), [1], false), [0], false));
+    return o.neg(
+      o.reduceMean(
+        o.reduceSum(o.mul(o.logSoftmax(logits, -1), g.input('y', 'float32', ['batch', 3])), [1], false),
+        [0],
+        false,
+      ),
+    );
   };
   const toOrt = (t: Tensor) => new ort.Tensor('float32', t.data as Float32Array, t.dims);
 
@@ -31,12 +39,28 @@ describe('importing a model exported by torch.onnx.export', () => {
     const loss = crossEntropy(g, logits!);
     g.output(loss, 'loss');
     const trainable = [...g.parameters.values()].filter((p) => p.trainable);
-    expect(trainable.map((p) => p.value.name).sort()).toEqual([...reference.tensors.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice(5)).sort());
-    for (const [name, grad] of gradients(g, loss, trainable.map((p) => p.value))) g.output(grad, `grad.${name}`);
+    expect(trainable.map((p) => p.value.name).sort()).toEqual(
+      [...reference.tensors.keys()]
+        .filter((k) => k.startsWith('grad.'))
+        .map((k) => k.slice(5))
+        .sort(),
+    );
+    for (const [name, grad] of gradients(
+      g,
+      loss,
+      trainable.map((p) => p.value),
+    ))
+      g.output(grad, `grad.${name}`);
     const session = await ort.InferenceSession.create(encodeModel(g.toModelProto()));
-    const feeds = { x: toOrt(reference.tensors.get('x')!), y: toOrt(reference.tensors.get('y')!), ...Object.fromEntries([...g.parameters].map(([n, p]) => [n, toOrt(p.initial)])) };
+    const feeds = {
+      x: toOrt(reference.tensors.get('x')!),
+      y: toOrt(reference.tensors.get('y')!),
+      ...Object.fromEntries([...g.parameters].map(([n, p]) => [n, toOrt(p.initial)])),
+    };
     const out = await session.run(feeds);
-    expect(Math.abs(Number(out.loss!.data[0]) - Number(reference.metadata.loss))).toBeLessThan(1e-5 * Math.abs(Number(reference.metadata.loss)));
+    expect(Math.abs(Number(out.loss!.data[0]) - Number(reference.metadata.loss))).toBeLessThan(
+      1e-5 * Math.abs(Number(reference.metadata.loss)),
+    );
     const errors = trainable.map((p) => {
       const expected = reference.tensors.get(`grad.${p.value.name}`)!.data as Float32Array;
       const actual = out[`grad.${p.value.name}`]!.data as Float32Array;
@@ -53,7 +77,12 @@ describe('importing a model exported by torch.onnx.export', () => {
       freeze: (name) => !name.startsWith('fc.') && !name.startsWith('layer4.'),
       build: (g) => ({ loss: crossEntropy(g, importOnnx(g, model).logits!) }),
     });
-    expect([...step.parameters].filter(([, p]) => p.trainable).map(([n]) => n).every((n) => n.startsWith('fc.') || n.startsWith('layer4.'))).toBe(true);
+    expect(
+      [...step.parameters]
+        .filter(([, p]) => p.trainable)
+        .map(([n]) => n)
+        .every((n) => n.startsWith('fc.') || n.startsWith('layer4.')),
+    ).toBe(true);
     const trainer = await Trainer.create(step);
     const batch = { x: toOrt(reference.tensors.get('x')!), y: toOrt(reference.tensors.get('y')!) };
     const first = await trainer.trainStep(batch, 0.01);
@@ -61,7 +90,9 @@ describe('importing a model exported by torch.onnx.export', () => {
     for (let i = 0; i < 10; i++) last = await trainer.trainStep(batch, 0.01);
     expect(last.loss).toBeLessThan(first.loss / 2);
     const frozen = trainer.parameters().get('conv1.weight')!.data as Float32Array;
-    expect(Array.from(frozen.slice(0, 5))).toEqual(Array.from((step.parameters.get('conv1.weight')!.initial.data as Float32Array).slice(0, 5)));
+    expect(Array.from(frozen.slice(0, 5))).toEqual(
+      Array.from((step.parameters.get('conv1.weight')!.initial.data as Float32Array).slice(0, 5)),
+    );
     await trainer.release();
   });
 

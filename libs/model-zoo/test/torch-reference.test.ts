@@ -18,7 +18,10 @@ const CLASSES = 3;
 interface ZooCase {
   name: string;
   meta: Record<string, string>;
-  inputs: Record<string, { dtype: 'float32' | 'int64'; shape: number[]; sample: (rand: () => number, i: number) => number }>;
+  inputs: Record<
+    string,
+    { dtype: 'float32' | 'int64'; shape: number[]; sample: (rand: () => number, i: number) => number }
+  >;
   logits: (g: GraphBuilder, inputs: Record<string, Value>, training: boolean) => Value;
   lr: number;
   /** Regression target shape: the loss is then the mean squared error (diffusion), not cross-entropy. */
@@ -26,19 +29,30 @@ interface ZooCase {
 }
 
 let seed = 5;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
 
 const CASES: ZooCase[] = [
   {
     name: 'diffusion U-Net (tiny: 2 levels, cross-attention, 8x8 latents)',
-    meta: { model: 'unet', in_channels: '4', out_channels: '4', block_channels: '32,64', cross_attention: '1,0', heads: '2,2', layers_per_block: '1', norm_groups: '8', cross_attention_dim: '32' },
+    meta: {
+      model: 'unet',
+      in_channels: '4',
+      out_channels: '4',
+      block_channels: '32,64',
+      cross_attention: '1,0',
+      heads: '2,2',
+      layers_per_block: '1',
+      norm_groups: '8',
+      cross_attention_dim: '32',
+    },
     inputs: {
       sample: { dtype: 'float32', shape: [4, 8, 8], sample: (r) => r() * 2 - 1 },
       timestep: { dtype: 'float32', shape: [], sample: (r) => Math.floor(r() * 1000) },
       encoder_hidden_states: { dtype: 'float32', shape: [5, 32], sample: (r) => r() * 2 - 1 },
       target: { dtype: 'float32', shape: [4, 8, 8], sample: (r) => r() * 2 - 1 },
     },
-    logits: (g, { sample, timestep, encoder_hidden_states }, training) => unet(modelBuilder(g, { seed: 4, training }), sample!, timestep!, encoder_hidden_states!, UNET_PRESETS.tiny),
+    logits: (g, { sample, timestep, encoder_hidden_states }, training) =>
+      unet(modelBuilder(g, { seed: 4, training }), sample!, timestep!, encoder_hidden_states!, UNET_PRESETS.tiny),
     lr: 1e-4,
     target: [4, 8, 8],
   },
@@ -46,7 +60,8 @@ const CASES: ZooCase[] = [
     name: 'ResNet-18 (width 16, 64 px)',
     meta: { model: 'resnet', depth: '18', width: '16', in_channels: '3', classes: String(CLASSES) },
     inputs: { x: { dtype: 'float32', shape: [3, 64, 64], sample: (r) => r() * 2 - 1 } },
-    logits: (g, { x }, training) => resnet(modelBuilder(g, { seed: 1, training }), x!, { depth: 18, width: 16, classes: CLASSES }).logits!,
+    logits: (g, { x }, training) =>
+      resnet(modelBuilder(g, { seed: 1, training }), x!, { depth: 18, width: 16, classes: CLASSES }).logits!,
     // BatchNorm over 4 samples makes this trajectory chaotic: rounding differences grow ~3x per
     // step (measured: 1e-7 for the first steps, 1e-3 by step 9 at lr 1e-4), so a smaller step keeps
     // 20 steps comparable.
@@ -54,20 +69,60 @@ const CASES: ZooCase[] = [
   },
   {
     name: 'ViT (tiny: 2 layers, 32 px, 8 px patches)',
-    meta: { model: 'vit', image_size: '32', patch_size: '8', layers: '2', heads: '2', hidden: '32', mlp_dim: '64', classes: String(CLASSES) },
+    meta: {
+      model: 'vit',
+      image_size: '32',
+      patch_size: '8',
+      layers: '2',
+      heads: '2',
+      hidden: '32',
+      mlp_dim: '64',
+      classes: String(CLASSES),
+    },
     inputs: { x: { dtype: 'float32', shape: [3, 32, 32], sample: (r) => r() * 2 - 1 } },
-    logits: (g, { x }, training) => vit(modelBuilder(g, { seed: 2, training }), x!, { imageSize: 32, patchSize: 8, layers: 2, heads: 2, hidden: 32, mlpDim: 64, classes: CLASSES }).logits!,
+    logits: (g, { x }, training) =>
+      vit(modelBuilder(g, { seed: 2, training }), x!, {
+        imageSize: 32,
+        patchSize: 8,
+        layers: 2,
+        heads: 2,
+        hidden: 32,
+        mlpDim: 64,
+        classes: CLASSES,
+      }).logits!,
     lr: 1e-4,
   },
   {
     name: 'BERT (tiny: 2 layers, 16 tokens)',
-    meta: { model: 'bert', vocab: '100', hidden: '32', layers: '2', heads: '2', intermediate: '64', positions: '32', classes: String(CLASSES) },
+    meta: {
+      model: 'bert',
+      vocab: '100',
+      hidden: '32',
+      layers: '2',
+      heads: '2',
+      intermediate: '64',
+      positions: '32',
+      classes: String(CLASSES),
+    },
     inputs: {
       input_ids: { dtype: 'int64', shape: [16], sample: (r) => 1 + Math.floor(r() * 99) },
-      attention_mask: { dtype: 'int64', shape: [16], sample: (_, i) => ((i % 16) < 10 + (Math.floor(i / 16) % 5) ? 1 : 0) },
+      attention_mask: {
+        dtype: 'int64',
+        shape: [16],
+        sample: (_, i) => (i % 16 < 10 + (Math.floor(i / 16) % 5) ? 1 : 0),
+      },
     },
     logits: (g, { input_ids, attention_mask }, training) =>
-      bert(modelBuilder(g, { seed: 3, training }), input_ids!, attention_mask!, { vocabSize: 100, hidden: 32, layers: 2, heads: 2, intermediate: 64, maxLength: 16, maxPositions: 32, classes: CLASSES }).logits!,
+      bert(modelBuilder(g, { seed: 3, training }), input_ids!, attention_mask!, {
+        vocabSize: 100,
+        hidden: 32,
+        layers: 2,
+        heads: 2,
+        intermediate: 64,
+        maxLength: 16,
+        maxPositions: 32,
+        classes: CLASSES,
+      }).logits!,
     lr: 1e-4,
   },
 ];
@@ -88,7 +143,9 @@ function lossOf(g: GraphBuilder, c: ZooCase, training: boolean): Value {
 }
 
 function declareInputs(g: GraphBuilder, c: ZooCase): Record<string, Value> {
-  return Object.fromEntries(Object.entries(c.inputs).map(([name, spec]) => [name, g.input(name, spec.dtype, ['batch', ...spec.shape])]));
+  return Object.fromEntries(
+    Object.entries(c.inputs).map(([name, spec]) => [name, g.input(name, spec.dtype, ['batch', ...spec.shape])]),
+  );
 }
 
 /** max |a - b| / max |b|. */
@@ -105,7 +162,8 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** The largest gradient magnitude of any parameter in the reference's first step. */
 function gradientScale(reference: ReturnType<typeof decodeSafetensors>): number {
   let scale = 0;
-  for (const [name, t] of reference.tensors) if (name.startsWith('grad.')) for (const v of t.data as Float32Array) scale = Math.max(scale, Math.abs(v));
+  for (const [name, t] of reference.tensors)
+    if (name.startsWith('grad.')) for (const v of t.data as Float32Array) scale = Math.max(scale, Math.abs(v));
   return scale;
 }
 
@@ -121,11 +179,19 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
       const batch: Record<string, Tensor> = {};
       for (const [name, spec] of Object.entries(c.inputs)) {
         const n = BATCH * spec.shape.reduce((a, b) => a * b, 1);
-        batch[name] = tensor(spec.dtype, [BATCH, ...spec.shape], Array.from({ length: n }, (_, i) => spec.sample(rand, i)));
+        batch[name] = tensor(
+          spec.dtype,
+          [BATCH, ...spec.shape],
+          Array.from({ length: n }, (_, i) => spec.sample(rand, i)),
+        );
       }
       if (!c.target) {
         const labels = Array.from({ length: BATCH }, () => Math.floor(rand() * CLASSES));
-        batch.y = tensor('float32', [BATCH, CLASSES], labels.flatMap((l) => Array.from({ length: CLASSES }, (_, k) => (k === l ? 1 : 0))));
+        batch.y = tensor(
+          'float32',
+          [BATCH, CLASSES],
+          labels.flatMap((l) => Array.from({ length: CLASSES }, (_, k) => (k === l ? 1 : 0))),
+        );
       }
       batches.push(batch);
     }
@@ -137,9 +203,19 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
       }),
     );
     const caseTensors = new Map<string, Tensor>(trainer.parameters());
-    batches.forEach((batch, s) => Object.entries(batch).forEach(([name, t]) => caseTensors.set(`batch.${s}.${name}`, t)));
+    batches.forEach((batch, s) =>
+      Object.entries(batch).forEach(([name, t]) => caseTensors.set(`batch.${s}.${name}`, t)),
+    );
     const caseFile = path.join(tmp.dir, `${c.meta.model}.safetensors`);
-    fs.writeFileSync(caseFile, encodeSafetensors(caseTensors, { ...c.meta, steps: String(STEPS), lr: String(c.lr), optimizer: JSON.stringify(optimizer) }));
+    fs.writeFileSync(
+      caseFile,
+      encodeSafetensors(caseTensors, {
+        ...c.meta,
+        steps: String(STEPS),
+        lr: String(c.lr),
+        optimizer: JSON.stringify(optimizer),
+      }),
+    );
     execFileSync('/usr/bin/python3', [SCRIPT, 'train', caseFile, `${caseFile}.out`], { stdio: 'pipe' });
     reference = decodeSafetensors(fs.readFileSync(`${caseFile}.out`));
   }, 300000);
@@ -153,7 +229,10 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
     const trainable = [...g.parameters.values()].filter((p) => p.trainable).map((p) => p.value);
     for (const [name, grad] of gradients(g, loss, trainable)) g.output(grad, `grad.${name}`);
     const session = await ort.InferenceSession.create(encodeModel(g.toModelProto()));
-    const feeds = { ...Object.fromEntries(Object.entries(batches[0]!).map(([n, t]) => [n, toOrt(t)])), ...Object.fromEntries([...g.parameters].map(([n, p]) => [n, toOrt(p.initial)])) };
+    const feeds = {
+      ...Object.fromEntries(Object.entries(batches[0]!).map(([n, t]) => [n, toOrt(t)])),
+      ...Object.fromEntries([...g.parameters].map(([n, p]) => [n, toOrt(p.initial)])),
+    };
     const out = await session.run(feeds);
     const referenceLoss = (JSON.parse(reference.metadata.losses!) as number[])[0]!;
     expect(Math.abs(Number(out.loss!.data[0]) - referenceLoss) / Math.abs(referenceLoss)).toBeLessThan(1e-5);
@@ -163,7 +242,10 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
     const errors = trainable.map((p) => {
       const expected = reference.tensors.get(`grad.${p.name}`)!.data as Float32Array;
       const actual = out[`grad.${p.name}`]!.data as Float32Array;
-      const scale = Math.max(floor, expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+      const scale = Math.max(
+        floor,
+        expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0),
+      );
       return [p.name, actual.reduce((m, v, i) => Math.max(m, Math.abs(v - expected[i]!)), 0) / scale] as const;
     });
     expect(errors.filter(([, e]) => !(e <= 1e-4))).toEqual([]);
@@ -172,7 +254,10 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
 
   it(`follows PyTorch's AdamW trajectory over ${STEPS} steps`, async () => {
     const losses: number[] = [];
-    for (const batch of batches) losses.push((await trainer.trainStep(Object.fromEntries(Object.entries(batch).map(([n, t]) => [n, toOrt(t)])), c.lr)).loss);
+    for (const batch of batches)
+      losses.push(
+        (await trainer.trainStep(Object.fromEntries(Object.entries(batch).map(([n, t]) => [n, toOrt(t)])), c.lr)).loss,
+      );
     const referenceLosses = JSON.parse(reference.metadata.losses!) as number[];
     expect(relativeError(losses, referenceLosses)).toBeLessThan(1e-3);
     // Adam moves a parameter by about ±lr per step whatever its gradient's size, so where the
@@ -196,7 +281,11 @@ describe.each(CASES)('$name against PyTorch 1.13', (c) => {
 });
 
 describe('parameter names follow torchvision', () => {
-  const names = (model: string) => JSON.parse(execFileSync('/usr/bin/python3', [SCRIPT, 'names', model], { encoding: 'utf8' })) as Record<string, number[]>;
+  const names = (model: string) =>
+    JSON.parse(execFileSync('/usr/bin/python3', [SCRIPT, 'names', model], { encoding: 'utf8' })) as Record<
+      string,
+      number[]
+    >;
   const ours = (build: (g: GraphBuilder) => void) => {
     const g = new GraphBuilder('names');
     build(g);
@@ -207,10 +296,16 @@ describe('parameter names follow torchvision', () => {
     ['resnet18', 18],
     ['resnet50', 50],
   ] as const)('%s: same names and shapes as torchvision', (model, depth) => {
-    expect(ours((g) => resnet(modelBuilder(g), g.input('x', 'float32', [1, 3, 224, 224]), { depth, classes: 1000 }))).toEqual(names(model));
+    expect(
+      ours((g) => resnet(modelBuilder(g), g.input('x', 'float32', [1, 3, 224, 224]), { depth, classes: 1000 })),
+    ).toEqual(names(model));
   });
 
   it('vit_b_16: same names and shapes as torchvision', () => {
-    expect(ours((g) => vit(modelBuilder(g), g.input('x', 'float32', [1, 3, 224, 224]), { ...VIT_PRESETS.base16, classes: 1000 }))).toEqual(names('vit_b_16'));
+    expect(
+      ours((g) =>
+        vit(modelBuilder(g), g.input('x', 'float32', [1, 3, 224, 224]), { ...VIT_PRESETS.base16, classes: 1000 }),
+      ),
+    ).toEqual(names('vit_b_16'));
   });
 });

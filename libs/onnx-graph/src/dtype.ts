@@ -3,7 +3,8 @@ import { TensorProto_DataType as OnnxType } from './gen/onnx/onnx';
 /** Element types the builder knows, named as numpy / onnxruntime name them. */
 export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
 
-export type TypedArray = Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
+export type TypedArray =
+  Float32Array | Float64Array | Uint16Array | BigInt64Array | Int32Array | Int8Array | Uint8Array;
 
 interface DTypeInfo {
   onnx: OnnxType;

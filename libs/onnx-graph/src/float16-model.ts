@@ -1,4 +1,10 @@
-import { TensorProto_DataType as OnnxType, type ModelProto, type NodeProto, type TensorProto, type TypeProto } from './gen/onnx/onnx';
+import {
+  TensorProto_DataType as OnnxType,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type TypeProto,
+} from './gen/onnx/onnx';
 import { toFloat16Bits } from './float16';
 
 /** Largest finite float16; weights and constants beyond it are clamped, not turned into infinities. */
@@ -42,7 +48,8 @@ export function convertToFloat16(model: ModelProto, options: Float16Options = {}
       if (producer) stack.push(producer);
     }
   }
-  const needsFloat32 = (node: NodeProto, index: number) => kept.has(node) || (FLOAT32_INPUTS[node.opType ?? ''] ?? []).includes(index);
+  const needsFloat32 = (node: NodeProto, index: number) =>
+    kept.has(node) || (FLOAT32_INPUTS[node.opType ?? ''] ?? []).includes(index);
 
   // Which values are float32 in the source model: inputs, initialisers, node outputs by op.
   const isFloat = new Set<string>();
@@ -53,7 +60,8 @@ export function convertToFloat16(model: ModelProto, options: Float16Options = {}
   // An initialiser becomes float16 unless a float32 reader needs it as it is.
   const initializers = new Map(graph.initializer.map((t) => [t.name ?? '', t]));
   const keptInitializers = new Set<string>();
-  for (const node of graph.node) node.input.forEach((input, i) => initializers.has(input) && needsFloat32(node, i) && keptInitializers.add(input));
+  for (const node of graph.node)
+    node.input.forEach((input, i) => initializers.has(input) && needsFloat32(node, i) && keptInitializers.add(input));
   const float16Values = new Set<string>();
   for (const name of isFloat) {
     const producer = producers.get(name);
@@ -68,7 +76,27 @@ export function convertToFloat16(model: ModelProto, options: Float16Options = {}
     if (!name) {
       name = `${value}_as_${to === OnnxType.FLOAT16 ? 'float16' : 'float32'}`;
       castName.set(key, name);
-      casts.push({ name, opType: 'Cast', domain: '', input: [value], output: [name], attribute: [{ name: 'to', type: 2, i: to, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] }] });
+      casts.push({
+        name,
+        opType: 'Cast',
+        domain: '',
+        input: [value],
+        output: [name],
+        attribute: [
+          {
+            name: 'to',
+            type: 2,
+            i: to,
+            floats: [],
+            ints: [],
+            strings: [],
+            tensors: [],
+            graphs: [],
+            sparseTensors: [],
+            typeProtos: [],
+          },
+        ],
+      });
     }
     return name;
   };
@@ -135,15 +163,22 @@ function producesFloat(node: NodeProto, isFloat: Set<string>): boolean {
   if (op === 'Cast') return node.attribute.find((a) => a.name === 'to')?.i === OnnxType.FLOAT;
   if (['Shape', 'Size', 'Equal', 'Less', 'Greater', 'Not', 'ArgMax', 'ArgMin', 'NonZero'].includes(op)) return false;
   if (op === 'Where') return isFloat.has(node.input[1]!);
-  if (op === 'ConstantOfShape' || op === 'Constant') return node.attribute.some((a) => a.t?.dataType === OnnxType.FLOAT);
+  if (op === 'ConstantOfShape' || op === 'Constant')
+    return node.attribute.some((a) => a.t?.dataType === OnnxType.FLOAT);
   return node.input.some((i, k) => isFloat.has(i) && !(FLOAT32_INPUTS[op] ?? []).includes(k));
 }
 
 function halfTensor(t: TensorProto): TensorProto {
-  if (t.externalData.length) throw new Error(`convertToFloat16: tensor ${t.name} has external data; convert before externalising`);
+  if (t.externalData.length)
+    throw new Error(`convertToFloat16: tensor ${t.name} has external data; convert before externalising`);
   const raw = t.rawData && t.rawData.length ? t.rawData : undefined;
   const values = raw ? new Float32Array(Uint8Array.from(raw).buffer) : Float32Array.from(t.floatData);
   for (let i = 0; i < values.length; i++) values[i] = Math.max(-FLOAT16_MAX, Math.min(FLOAT16_MAX, values[i]!));
   const bits = toFloat16Bits(values);
-  return { ...t, dataType: OnnxType.FLOAT16, rawData: Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength), floatData: [] };
+  return {
+    ...t,
+    dataType: OnnxType.FLOAT16,
+    rawData: Buffer.from(bits.buffer, bits.byteOffset, bits.byteLength),
+    floatData: [],
+  };
 }

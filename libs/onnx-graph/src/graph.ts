@@ -1,4 +1,10 @@
-import { AttributeProto_AttributeType as AttrType, type AttributeProto, type ModelProto, type NodeProto, type ValueInfoProto } from './gen/onnx/onnx';
+import {
+  AttributeProto_AttributeType as AttrType,
+  type AttributeProto,
+  type ModelProto,
+  type NodeProto,
+  type ValueInfoProto,
+} from './gen/onnx/onnx';
 import { onnxTypeOf, type DType } from './dtype';
 import { inferShapes, ShapeError, type TypeAndShape } from './shapes';
 import { toTensorProto, type Tensor } from './tensor';
@@ -106,7 +112,9 @@ export class GraphBuilder {
   node(op: string, inputs: readonly (Value | undefined)[], attrs: Attrs = {}, options: NodeOptions = {}): Value[] {
     const outputCount = options.outputs ?? 1;
     const name = options.name ? this.scoped(options.name) : this.uniqueName(op);
-    for (const v of inputs) if (v && !this.values.has(v.name)) throw new Error(`${op} ${name}: input ${v.name} does not belong to this graph`);
+    for (const v of inputs)
+      if (v && !this.values.has(v.name))
+        throw new Error(`${op} ${name}: input ${v.name} does not belong to this graph`);
     let types: TypeAndShape[];
     try {
       types =
@@ -121,15 +129,26 @@ export class GraphBuilder {
         });
     } catch (error) {
       if (error instanceof ShapeError) {
-        throw new ShapeError(`node ${name}: ${error.message} (inputs ${inputs.map((v) => (v ? `${v.name}${formatShape(v.shape)}` : '-')).join(', ')})`);
+        throw new ShapeError(
+          `node ${name}: ${error.message} (inputs ${inputs.map((v) => (v ? `${v.name}${formatShape(v.shape)}` : '-')).join(', ')})`,
+        );
       }
       throw error;
     }
     if (types.length < outputCount) throw new ShapeError(`node ${name}: ${op} has at most ${types.length} outputs`);
     const outputs = types
       .slice(0, outputCount)
-      .map((t, i) => this.define(options.outputNames?.[i] ?? (outputCount === 1 ? name : `${name}:${i}`), t.dtype, t.shape));
-    const node: GraphNode = { op, name, inputs: inputs.map((v) => v?.name ?? ''), outputs: outputs.map((v) => v.name), attrs, domain: options.domain ?? '' };
+      .map((t, i) =>
+        this.define(options.outputNames?.[i] ?? (outputCount === 1 ? name : `${name}:${i}`), t.dtype, t.shape),
+      );
+    const node: GraphNode = {
+      op,
+      name,
+      inputs: inputs.map((v) => v?.name ?? ''),
+      outputs: outputs.map((v) => v.name),
+      attrs,
+      domain: options.domain ?? '',
+    };
     this.nodeNames.add(name);
     this.nodes.push(node);
     for (const o of node.outputs) this.producers.set(o, node);
@@ -143,7 +162,8 @@ export class GraphBuilder {
 
   /** Marks v as a graph output, under name when given. */
   output(v: Value, name?: string): Value {
-    if (name && name !== v.name && this.values.has(name)) throw new Error(`output name ${name} is already used in graph ${this.name}`);
+    if (name && name !== v.name && this.values.has(name))
+      throw new Error(`output name ${name} is already used in graph ${this.name}`);
     // Output names are global: build the renaming Identity outside any scope.
     const scopes = this.scopes.splice(0);
     try {
@@ -207,7 +227,9 @@ export class GraphBuilder {
       graph: {
         name: this.name,
         node: nodes.map(nodeProto),
-        initializer: [...this.initializers].map(([name, t]) => toTensorProto(name, t, { share: options.shareTensorData })),
+        initializer: [...this.initializers].map(([name, t]) =>
+          toTensorProto(name, t, { share: options.shareTensorData }),
+        ),
         sparseInitializer: [],
         input: this.inputs.map(valueInfo),
         output: this.outputs.map(valueInfo),
@@ -226,7 +248,14 @@ export class GraphBuilder {
     const renames = new Map<string, string>();
     for (const node of this.nodes) {
       const source = node.inputs[0];
-      if (node.op !== 'Identity' || !source || !outputs.has(node.outputs[0]!) || outputs.has(source) || renames.has(source)) continue;
+      if (
+        node.op !== 'Identity' ||
+        !source ||
+        !outputs.has(node.outputs[0]!) ||
+        outputs.has(source) ||
+        renames.has(source)
+      )
+        continue;
       if (!this.producers.has(source)) continue;
       renames.set(source, node.outputs[0]!);
     }
@@ -267,7 +296,16 @@ function valueInfo(v: Value): ValueInfoProto {
 }
 
 function attributeProto(name: string, a: Attr): AttributeProto {
-  const base: AttributeProto = { name, floats: [], ints: [], strings: [], tensors: [], graphs: [], sparseTensors: [], typeProtos: [] };
+  const base: AttributeProto = {
+    name,
+    floats: [],
+    ints: [],
+    strings: [],
+    tensors: [],
+    graphs: [],
+    sparseTensors: [],
+    typeProtos: [],
+  };
   switch (a.type) {
     case 'int':
       return { ...base, type: AttrType.INT, i: a.value };

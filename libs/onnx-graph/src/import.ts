@@ -1,4 +1,9 @@
-import { AttributeProto_AttributeType as AttrType, type AttributeProto, type ModelProto, type TypeProto } from './gen/onnx/onnx';
+import {
+  AttributeProto_AttributeType as AttrType,
+  type AttributeProto,
+  type ModelProto,
+  type TypeProto,
+} from './gen/onnx/onnx';
 import { dtypeOfOnnx, isFloat } from './dtype';
 import type { GraphBuilder } from './graph';
 import { fromTensorProto, type Tensor } from './tensor';
@@ -17,7 +22,8 @@ export interface ImportOptions {
 
 const RUNNING_STATISTICS = /(running_mean|running_var|num_batches_tracked)$/;
 
-const defaultTrainable = (name: string, value: Tensor) => isFloat(value.dtype) && value.dims.length > 0 && !RUNNING_STATISTICS.test(name) && !name.startsWith('onnx::');
+const defaultTrainable = (name: string, value: Tensor) =>
+  isFloat(value.dtype) && value.dims.length > 0 && !RUNNING_STATISTICS.test(name) && !name.startsWith('onnx::');
 
 /**
  * Rebuilds an ONNX model (e.g. torchvision's ResNet exported with torch.onnx.export, opset
@@ -32,7 +38,8 @@ const defaultTrainable = (name: string, value: Tensor) => isFloat(value.dtype) &
  */
 export function importOnnx(g: GraphBuilder, model: ModelProto, options: ImportOptions = {}): Record<string, Value> {
   const opset = model.opsetImport.find((o) => !o.domain)?.version ?? 0;
-  if (opset < 13 || opset > 17) throw new Error(`model uses opset ${opset}; import supports 13 to 17 (re-export with opset_version=17)`);
+  if (opset < 13 || opset > 17)
+    throw new Error(`model uses opset ${opset}; import supports 13 to 17 (re-export with opset_version=17)`);
   const graph = model.graph ?? fail('model has no graph');
   const trainable = options.trainable ?? defaultTrainable;
   const values = new Map<string, Value>();
@@ -53,7 +60,8 @@ export function importOnnx(g: GraphBuilder, model: ModelProto, options: ImportOp
   }
   for (const node of graph.node) {
     const where = `${node.opType} node ${node.name || node.output[0]}`;
-    if (node.domain && node.domain !== 'ai.onnx') throw new Error(`${where}: operators of domain ${node.domain} are not supported`);
+    if (node.domain && node.domain !== 'ai.onnx')
+      throw new Error(`${where}: operators of domain ${node.domain} are not supported`);
     const attrs: Attrs = Object.fromEntries(node.attribute.map((a) => [a.name!, toAttr(a, where)]));
     if (node.opType === 'Constant') {
       const t = attrs.value;
@@ -61,11 +69,19 @@ export function importOnnx(g: GraphBuilder, model: ModelProto, options: ImportOp
       values.set(node.output[0]!, g.constant(t.value, node.output[0]!.replace(/[^A-Za-z0-9_.]/g, '_')));
       continue;
     }
-    const inputs = node.input.map((name) => (name ? values.get(name) ?? fail(`${where}: input ${name} is not defined before it is used`) : undefined));
-    const outputs = g.node(node.opType ?? fail(`${where}: node without an operator type`), inputs, attrs, { outputs: node.output.length, outputNames: [...node.output], ...(node.name ? { name: node.name } : {}) });
+    const inputs = node.input.map((name) =>
+      name ? (values.get(name) ?? fail(`${where}: input ${name} is not defined before it is used`)) : undefined,
+    );
+    const outputs = g.node(node.opType ?? fail(`${where}: node without an operator type`), inputs, attrs, {
+      outputs: node.output.length,
+      outputNames: [...node.output],
+      ...(node.name ? { name: node.name } : {}),
+    });
     outputs.forEach((v, i) => values.set(node.output[i]!, v));
   }
-  return Object.fromEntries(graph.output.map((o) => [o.name!, values.get(o.name!) ?? fail(`output ${o.name} is never computed`)]));
+  return Object.fromEntries(
+    graph.output.map((o) => [o.name!, values.get(o.name!) ?? fail(`output ${o.name} is never computed`)]),
+  );
 }
 
 function typeOf(type: TypeProto | undefined, name: string): { dtype: ReturnType<typeof dtypeOfOnnx>; shape: Dim[] } {

@@ -104,7 +104,12 @@ export class Ops {
 
   // Linear algebra.
   matmul = (a: Value, b: Value) => this.g.op('MatMul', [a, b]);
-  gemm = (a: Value, b: Value, c?: Value, o: { alpha?: number; beta?: number; transA?: boolean; transB?: boolean } = {}) => {
+  gemm = (
+    a: Value,
+    b: Value,
+    c?: Value,
+    o: { alpha?: number; beta?: number; transA?: boolean; transB?: boolean } = {},
+  ) => {
     const attrs: Attrs = {};
     if (o.alpha !== undefined) attrs.alpha = attr.float(o.alpha);
     if (o.beta !== undefined) attrs.beta = attr.float(o.beta);
@@ -115,19 +120,31 @@ export class Ops {
 
   // Reductions over axes; [] means all axes. Opset 17: ReduceSum takes axes as an input, the
   // others as an attribute (omitted, not empty, for all axes: the checker rejects empty ints).
-  reduceSum = (x: Value, axes: number[], keepdims = true) => this.g.op('ReduceSum', [x, axes.length ? this.ints(axes) : undefined], { keepdims: attr.int(keepdims ? 1 : 0) });
+  reduceSum = (x: Value, axes: number[], keepdims = true) =>
+    this.g.op('ReduceSum', [x, axes.length ? this.ints(axes) : undefined], { keepdims: attr.int(keepdims ? 1 : 0) });
   private reduceWithAxesAttribute = (op: string, x: Value, axes: number[], keepdims: boolean) =>
     this.g.op(op, [x], { ...(axes.length ? { axes: attr.ints(axes) } : {}), keepdims: attr.int(keepdims ? 1 : 0) });
-  reduceMean = (x: Value, axes: number[], keepdims = true) => this.reduceWithAxesAttribute('ReduceMean', x, axes, keepdims);
-  reduceMax = (x: Value, axes: number[], keepdims = true) => this.reduceWithAxesAttribute('ReduceMax', x, axes, keepdims);
-  reduceSumSquare = (x: Value, axes: number[], keepdims = true) => this.reduceWithAxesAttribute('ReduceSumSquare', x, axes, keepdims);
-  argMax = (x: Value, axis: number, keepdims = false) => this.g.op('ArgMax', [x], { axis: attr.int(axis), keepdims: attr.int(keepdims ? 1 : 0) });
+  reduceMean = (x: Value, axes: number[], keepdims = true) =>
+    this.reduceWithAxesAttribute('ReduceMean', x, axes, keepdims);
+  reduceMax = (x: Value, axes: number[], keepdims = true) =>
+    this.reduceWithAxesAttribute('ReduceMax', x, axes, keepdims);
+  reduceSumSquare = (x: Value, axes: number[], keepdims = true) =>
+    this.reduceWithAxesAttribute('ReduceSumSquare', x, axes, keepdims);
+  argMax = (x: Value, axis: number, keepdims = false) =>
+    this.g.op('ArgMax', [x], { axis: attr.int(axis), keepdims: attr.int(keepdims ? 1 : 0) });
 
   // Shape manipulation.
   /** Reshape to a static target, or to a run-time shape value (then give the resulting shape). */
   reshape(x: Value, target: readonly number[] | Value, resultShape?: Shape): Value {
     if (Array.isArray(target)) return this.g.op('Reshape', [x, this.ints(target as number[])]);
-    return this.g.op('Reshape', [x, target as Value], {}, { outputTypes: [{ dtype: x.dtype, shape: resultShape ?? fail('reshape to a run-time shape needs resultShape') }] });
+    return this.g.op(
+      'Reshape',
+      [x, target as Value],
+      {},
+      {
+        outputTypes: [{ dtype: x.dtype, shape: resultShape ?? fail('reshape to a run-time shape needs resultShape') }],
+      },
+    );
   }
   flatten = (x: Value, axis = 1) => this.g.op('Flatten', [x], { axis: attr.int(axis) });
   transpose = (x: Value, perm: number[]) => this.g.op('Transpose', [x], { perm: attr.ints(perm) });
@@ -136,33 +153,62 @@ export class Ops {
   /** Broadcast to a static shape, or to a run-time shape value (then give the resulting shape). */
   expand(x: Value, target: readonly number[] | Value, resultShape?: Shape): Value {
     if (Array.isArray(target)) return this.g.op('Expand', [x, this.ints(target as number[])]);
-    return this.g.op('Expand', [x, target as Value], {}, { outputTypes: [{ dtype: x.dtype, shape: resultShape ?? fail('expand to a run-time shape needs resultShape') }] });
+    return this.g.op(
+      'Expand',
+      [x, target as Value],
+      {},
+      { outputTypes: [{ dtype: x.dtype, shape: resultShape ?? fail('expand to a run-time shape needs resultShape') }] },
+    );
   }
   concat = (xs: Value[], axis: number) => this.g.op('Concat', xs, { axis: attr.int(axis) });
-  split = (x: Value, sizes: number[], axis: number) => this.g.node('Split', [x, this.ints(sizes)], { axis: attr.int(axis) }, { outputs: sizes.length });
+  split = (x: Value, sizes: number[], axis: number) =>
+    this.g.node('Split', [x, this.ints(sizes)], { axis: attr.int(axis) }, { outputs: sizes.length });
   slice = (x: Value, starts: number[], ends: number[], axes?: number[], steps?: number[]) =>
-    this.g.op('Slice', [x, this.ints(starts), this.ints(ends), axes ? this.ints(axes) : undefined, steps ? this.ints(steps) : undefined]);
+    this.g.op('Slice', [
+      x,
+      this.ints(starts),
+      this.ints(ends),
+      axes ? this.ints(axes) : undefined,
+      steps ? this.ints(steps) : undefined,
+    ]);
   gather = (x: Value, indices: Value, axis = 0) => this.g.op('Gather', [x, indices], { axis: attr.int(axis) });
-  pad = (x: Value, pads: number[], mode: 'constant' | 'reflect' | 'edge' = 'constant') => this.g.op('Pad', [x, this.ints(pads)], mode === 'constant' ? {} : { mode: attr.string(mode) });
+  pad = (x: Value, pads: number[], mode: 'constant' | 'reflect' | 'edge' = 'constant') =>
+    this.g.op('Pad', [x, this.ints(pads)], mode === 'constant' ? {} : { mode: attr.string(mode) });
   shape = (x: Value) => this.g.op('Shape', [x]);
   /** A tensor of x's shape (known at run time) filled with value. */
   fillLike(x: Value, value: number): Value {
-    return this.g.op('ConstantOfShape', [this.shape(x)], { value: attr.tensor(tensor(x.dtype, [1], [value])) }, { outputTypes: [{ dtype: x.dtype, shape: x.shape }] });
+    return this.g.op(
+      'ConstantOfShape',
+      [this.shape(x)],
+      { value: attr.tensor(tensor(x.dtype, [1], [value])) },
+      { outputTypes: [{ dtype: x.dtype, shape: x.shape }] },
+    );
   }
   zerosLike = (x: Value) => this.fillLike(x, 0);
   scatterND = (data: Value, indices: Value, updates: Value, reduction?: 'add') =>
     this.g.op('ScatterND', [data, indices, updates], reduction ? { reduction: attr.string(reduction) } : {});
   scatterElements = (data: Value, indices: Value, updates: Value, axis = 0, reduction?: 'add') =>
-    this.g.op('ScatterElements', [data, indices, updates], { axis: attr.int(axis), ...(reduction ? { reduction: attr.string(reduction) } : {}) });
+    this.g.op('ScatterElements', [data, indices, updates], {
+      axis: attr.int(axis),
+      ...(reduction ? { reduction: attr.string(reduction) } : {}),
+    });
 
   // Neural-network operators.
-  conv = (x: Value, w: Value, b: Value | undefined, o: ConvOptions = {}) => this.g.op('Conv', [x, w, b], windowAttrs(o));
+  conv = (x: Value, w: Value, b: Value | undefined, o: ConvOptions = {}) =>
+    this.g.op('Conv', [x, w, b], windowAttrs(o));
   convTranspose = (x: Value, w: Value, b: Value | undefined, o: ConvOptions & { outputPadding?: number[] } = {}) =>
-    this.g.op('ConvTranspose', [x, w, b], { ...windowAttrs(o), ...(o.outputPadding ? { output_padding: attr.ints(o.outputPadding) } : {}) });
+    this.g.op('ConvTranspose', [x, w, b], {
+      ...windowAttrs(o),
+      ...(o.outputPadding ? { output_padding: attr.ints(o.outputPadding) } : {}),
+    });
   maxPool = (x: Value, o: PoolOptions) => this.g.op('MaxPool', [x], windowAttrs(o));
-  maxPoolWithIndices = (x: Value, o: PoolOptions) => this.g.node('MaxPool', [x], windowAttrs(o), { outputs: 2 }) as [Value, Value];
+  maxPoolWithIndices = (x: Value, o: PoolOptions) =>
+    this.g.node('MaxPool', [x], windowAttrs(o), { outputs: 2 }) as [Value, Value];
   averagePool = (x: Value, o: PoolOptions) =>
-    this.g.op('AveragePool', [x], { ...windowAttrs(o), ...(o.countIncludePad ? { count_include_pad: attr.int(1) } : {}) });
+    this.g.op('AveragePool', [x], {
+      ...windowAttrs(o),
+      ...(o.countIncludePad ? { count_include_pad: attr.int(1) } : {}),
+    });
   globalAveragePool = (x: Value) => this.g.op('GlobalAveragePool', [x]);
   softmax = (x: Value, axis = -1) => this.g.op('Softmax', [x], { axis: attr.int(axis) });
   logSoftmax = (x: Value, axis = -1) => this.g.op('LogSoftmax', [x], { axis: attr.int(axis) });
@@ -170,12 +216,34 @@ export class Ops {
    * LayerNormalization (opset 17) with its saved Mean and InvStdDev outputs. A missing bias is
    * given as zeros: onnxruntime 1.30's CPU kernel crashes (segfault) without one.
    */
-  layerNormalization(x: Value, scale: Value, bias: Value | undefined, axis = -1, epsilon = 1e-5): [Value, Value, Value] {
+  layerNormalization(
+    x: Value,
+    scale: Value,
+    bias: Value | undefined,
+    axis = -1,
+    epsilon = 1e-5,
+  ): [Value, Value, Value] {
     const b = bias ?? this.g.constant(tensor(scale.dtype, scale.shape as number[]), 'ln_zero_bias');
-    return this.g.node('LayerNormalization', [x, scale, b], { axis: attr.int(axis), epsilon: attr.float(epsilon) }, { outputs: 3 }) as [Value, Value, Value];
+    return this.g.node(
+      'LayerNormalization',
+      [x, scale, b],
+      { axis: attr.int(axis), epsilon: attr.float(epsilon) },
+      { outputs: 3 },
+    ) as [Value, Value, Value];
   }
-  batchNormalization = (x: Value, scale: Value, bias: Value, mean: Value, variance: Value, epsilon = 1e-5, momentum = 0.9) =>
-    this.g.op('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: attr.float(epsilon), momentum: attr.float(momentum) });
+  batchNormalization = (
+    x: Value,
+    scale: Value,
+    bias: Value,
+    mean: Value,
+    variance: Value,
+    epsilon = 1e-5,
+    momentum = 0.9,
+  ) =>
+    this.g.op('BatchNormalization', [x, scale, bias, mean, variance], {
+      epsilon: attr.float(epsilon),
+      momentum: attr.float(momentum),
+    });
 
   /**
    * BatchNormalization in training mode with PyTorch's semantics: normalises with the batch's
@@ -188,7 +256,15 @@ export class Ops {
    * 1.30's training-mode kernel blends the biased variance, and with an in-place consumer of its
    * output (a Relu) its input was measured corrupted for other readers.
    */
-  batchNormalizationTraining(x: Value, scale: Value, bias: Value, mean: Value, variance: Value, epsilon = 1e-5, momentum = 0.9): [Value, Value, Value] {
+  batchNormalizationTraining(
+    x: Value,
+    scale: Value,
+    bias: Value,
+    mean: Value,
+    variance: Value,
+    epsilon = 1e-5,
+    momentum = 0.9,
+  ): [Value, Value, Value] {
     const axes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
     const batchMean = this.reduceMean(x, axes, false);
     const centered = this.sub(x, this.reshape(batchMean, [1, -1, ...axes.slice(1).map(() => 1)]));
@@ -201,7 +277,8 @@ export class Ops {
       ? this.scalar(x.dtype, (x.shape as number[]).reduce((a, b) => a * b, 1) / (x.shape[1] as number))
       : this.div(this.cast(this.g.op('Size', [x]), x.dtype), this.cast(this.slice(this.shape(x), [1], [2]), x.dtype));
     const unbiased = this.mul(batchVariance, this.div(perChannel, this.sub(perChannel, this.scalar(x.dtype, 1))));
-    const blend = (old: Value, batch: Value) => this.add(this.mul(old, this.scalar(x.dtype, momentum)), this.mul(batch, this.scalar(x.dtype, 1 - momentum)));
+    const blend = (old: Value, batch: Value) =>
+      this.add(this.mul(old, this.scalar(x.dtype, momentum)), this.mul(batch, this.scalar(x.dtype, 1 - momentum)));
     return [y, blend(mean, batchMean), blend(variance, unbiased)];
   }
 
@@ -218,25 +295,47 @@ export class Ops {
     if (rate >= 1) throw new Error(`dropout rate must be below 1, got ${rate}`);
     const modulus = this.g.constant(tensor('int64', [], [2147483647]), 'minstd_modulus');
     const multiplier = this.g.constant(tensor('int64', [], [48271]), 'minstd_multiplier');
-    const count = x.shape.every((d) => typeof d === 'number') ? (x.shape as number[]).reduce((a, b) => a * b, 1) : undefined;
-    const size = count !== undefined ? this.g.constant(tensor('int64', [], [count]), 'dropout_count') : this.g.op('Size', [x]);
-    const index = this.g.op('Range', [this.g.constant(tensor('int64', [], [0]), 'zero_i64'), size, this.g.constant(tensor('int64', [], [1]), 'one_i64')], {}, { outputTypes: [{ dtype: 'int64', shape: [count ?? this.g.uniqueName('dropout_elements')] }] });
+    const count = x.shape.every((d) => typeof d === 'number')
+      ? (x.shape as number[]).reduce((a, b) => a * b, 1)
+      : undefined;
+    const size =
+      count !== undefined ? this.g.constant(tensor('int64', [], [count]), 'dropout_count') : this.g.op('Size', [x]);
+    const index = this.g.op(
+      'Range',
+      [
+        this.g.constant(tensor('int64', [], [0]), 'zero_i64'),
+        size,
+        this.g.constant(tensor('int64', [], [1]), 'one_i64'),
+      ],
+      {},
+      { outputTypes: [{ dtype: 'int64', shape: [count ?? this.g.uniqueName('dropout_elements')] }] },
+    );
     // Non-zero starting states per element; the seed and the site enter every non-linear round,
     // so each (seed, site) is a different function of the counter, not a shifted copy of one stream.
-    let state = this.add(this.g.op('Mod', [index, this.g.constant(tensor('int64', [], [2147483646]), 'minstd_range')]), this.g.constant(tensor('int64', [], [1]), 'one_i64'));
-    const increment = this.add(this.g.op('Mod', [seed, modulus]), this.g.constant(tensor('int64', [], [40503 + site * 7919]), 'mix_increment'));
+    let state = this.add(
+      this.g.op('Mod', [index, this.g.constant(tensor('int64', [], [2147483646]), 'minstd_range')]),
+      this.g.constant(tensor('int64', [], [1]), 'one_i64'),
+    );
+    const increment = this.add(
+      this.g.op('Mod', [seed, modulus]),
+      this.g.constant(tensor('int64', [], [40503 + site * 7919]), 'mix_increment'),
+    );
     for (let i = 0; i < 2; i++) state = this.g.op('Mod', [this.add(this.mul(state, state), increment), modulus]);
     state = this.g.op('Mod', [this.mul(state, multiplier), modulus]);
     const uniform = this.div(this.cast(state, x.dtype), this.scalar(x.dtype, 2147483647));
     const keep = this.cast(this.greater(uniform, this.scalar(x.dtype, rate)), x.dtype);
-    const mask = x.shape.every((d) => typeof d === 'number') ? this.reshape(keep, x.shape as number[]) : this.reshape(keep, this.shape(x), x.shape);
+    const mask = x.shape.every((d) => typeof d === 'number')
+      ? this.reshape(keep, x.shape as number[])
+      : this.reshape(keep, this.shape(x), x.shape);
     return this.mul(x, this.mul(mask, this.scalar(x.dtype, 1 / (1 - rate))));
   }
 
   resize = (x: Value, scales: number[], mode: 'nearest' | 'linear') =>
     this.g.op('Resize', [x, undefined, this.g.constant(tensor('float32', [scales.length], scales), 'scales')], {
       mode: attr.string(mode),
-      ...(mode === 'nearest' ? { nearest_mode: attr.string('floor'), coordinate_transformation_mode: attr.string('asymmetric') } : { coordinate_transformation_mode: attr.string('half_pixel') }),
+      ...(mode === 'nearest'
+        ? { nearest_mode: attr.string('floor'), coordinate_transformation_mode: attr.string('asymmetric') }
+        : { coordinate_transformation_mode: attr.string('half_pixel') }),
     });
 }
 

@@ -61,7 +61,8 @@ export function broadcastShapes(a: Shape, b: Shape, op = 'broadcast'): Dim[] {
     const y = b[b.length - rank + i] ?? 1;
     if (x === 1) out.push(y);
     else if (y === 1 || x === y) out.push(x);
-    else if (typeof x === 'number' && typeof y === 'number') throw new ShapeError(`${op}: shapes [${a}] and [${b}] do not broadcast`);
+    else if (typeof x === 'number' && typeof y === 'number')
+      throw new ShapeError(`${op}: shapes [${a}] and [${b}] do not broadcast`);
     else out.push(typeof x === 'number' ? x : y);
   }
   return out;
@@ -96,7 +97,8 @@ function matmulShape(ctx: ShapeContext, a: Shape, b: Shape): Dim[] {
   const b2 = b.length === 1 ? [b[0]!, 1] : b;
   const k1 = a2[a2.length - 1]!;
   const k2 = b2[b2.length - 2]!;
-  if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2) fail(ctx, `inner dimensions differ: [${a}] x [${b}]`);
+  if (typeof k1 === 'number' && typeof k2 === 'number' && k1 !== k2)
+    fail(ctx, `inner dimensions differ: [${a}] x [${b}]`);
   const batch = broadcastShapes(a2.slice(0, -2), b2.slice(0, -2), ctx.op);
   const out = [...batch, a2[a2.length - 2]!, b2[b2.length - 1]!];
   if (a.length === 1) out.splice(out.length - 2, 1);
@@ -105,7 +107,16 @@ function matmulShape(ctx: ShapeContext, a: Shape, b: Shape): Dim[] {
 }
 
 /** Output size of a sliding window (Conv, pools) along one axis. */
-function windowOut(ctx: ShapeContext, size: Dim, kernel: number, stride: number, padBegin: number, padEnd: number, dilation: number, ceil = false): Dim {
+function windowOut(
+  ctx: ShapeContext,
+  size: Dim,
+  kernel: number,
+  stride: number,
+  padBegin: number,
+  padEnd: number,
+  dilation: number,
+  ceil = false,
+): Dim {
   if (typeof size !== 'number') return ctx.unknown();
   const span = dilation * (kernel - 1) + 1;
   const n = (size + padBegin + padEnd - span) / stride;
@@ -129,17 +140,43 @@ function windowed(ctx: ShapeContext, x: Value, kernel: number[], channels: Dim):
   const dilations = intsAttr(ctx, 'dilations') ?? new Array(spatial).fill(1);
   const pads = spatialPads(ctx, spatial);
   const ceil = intAttr(ctx, 'ceil_mode', 0) === 1;
-  const out = kernel.map((k, i) => windowOut(ctx, x.shape[i + 2]!, k, strides[i]!, pads[i]!, pads[i + spatial]!, dilations[i]!, ceil));
+  const out = kernel.map((k, i) =>
+    windowOut(ctx, x.shape[i + 2]!, k, strides[i]!, pads[i]!, pads[i + spatial]!, dilations[i]!, ceil),
+  );
   return [x.shape[0]!, channels, ...out];
 }
 
 const RULES: Record<string, Rule> = {};
 const define = (ops: string[], rule: Rule) => ops.forEach((op) => (RULES[op] = rule));
 
-define(
-  ['Identity', 'Neg', 'Exp', 'Log', 'Abs', 'Tanh', 'Sigmoid', 'Relu', 'LeakyRelu', 'Elu', 'Erf', 'Sqrt', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Sign', 'Sin', 'Cos', 'Softplus', 'Softmax', 'LogSoftmax', 'Clip', 'CumSum', 'Trilu', 'HardSigmoid'],
-  same,
-);
+define([
+  'Identity',
+  'Neg',
+  'Exp',
+  'Log',
+  'Abs',
+  'Tanh',
+  'Sigmoid',
+  'Relu',
+  'LeakyRelu',
+  'Elu',
+  'Erf',
+  'Sqrt',
+  'Reciprocal',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
+  'Sin',
+  'Cos',
+  'Softplus',
+  'Softmax',
+  'LogSoftmax',
+  'Clip',
+  'CumSum',
+  'Trilu',
+  'HardSigmoid',
+], same);
 define(['Not'], (ctx) => [{ dtype: 'bool', shape: input(ctx, 0).shape }]);
 define(['IsNaN', 'IsInf'], (ctx) => [{ dtype: 'bool', shape: input(ctx, 0).shape }]);
 define(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Mod'], broadcast());
@@ -150,7 +187,9 @@ define(['Cast'], (ctx) => {
   if (!to || to.type !== 'int') fail(ctx, 'Cast needs the integer "to" attribute (an ONNX element type)');
   return [{ dtype: dtypeOfOnnx((to as { value: number }).value), shape: input(ctx, 0).shape }];
 });
-define(['MatMul'], (ctx) => [{ dtype: input(ctx, 0).dtype, shape: matmulShape(ctx, input(ctx, 0).shape, input(ctx, 1).shape) }]);
+define(['MatMul'], (ctx) => [
+  { dtype: input(ctx, 0).dtype, shape: matmulShape(ctx, input(ctx, 0).shape, input(ctx, 1).shape) },
+]);
 define(['Gemm'], (ctx) => {
   const [a, b] = [input(ctx, 0), input(ctx, 1)];
   if (a.shape.length !== 2 || b.shape.length !== 2) fail(ctx, 'Gemm inputs must be matrices');
@@ -158,8 +197,11 @@ define(['Gemm'], (ctx) => {
   const n = intAttr(ctx, 'transB', 0) ? b.shape[0]! : b.shape[1]!;
   return [{ dtype: a.dtype, shape: [m, n] }];
 });
-define(['ReduceSum'], (ctx) => reduce(ctx, ctx.inputs[1] ? constantInts(ctx, 1) ?? fail(ctx, 'axes must be a constant') : undefined));
-define(['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL2', 'ReduceLogSumExp', 'ReduceSumSquare'], (ctx) => reduce(ctx, intsAttr(ctx, 'axes')));
+define(['ReduceSum'], (ctx) =>
+  reduce(ctx, ctx.inputs[1] ? (constantInts(ctx, 1) ?? fail(ctx, 'axes must be a constant')) : undefined));
+define(['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL2', 'ReduceLogSumExp', 'ReduceSumSquare'], (
+  ctx,
+) => reduce(ctx, intsAttr(ctx, 'axes')));
 define(['ArgMax', 'ArgMin'], (ctx) => {
   const x = input(ctx, 0);
   const axis = normalizeAxis(ctx, intAttr(ctx, 'axis', 0), x.shape.length);
@@ -168,7 +210,9 @@ define(['ArgMax', 'ArgMin'], (ctx) => {
 });
 define(['Reshape'], (ctx) => {
   const x = input(ctx, 0);
-  const target = constantInts(ctx, 1) ?? fail(ctx, 'the target shape must be a constant (or give the node an explicit output shape)');
+  const target =
+    constantInts(ctx, 1) ??
+    fail(ctx, 'the target shape must be a constant (or give the node an explicit output shape)');
   const shape: Dim[] = target.map((d, i) => (d === 0 && intAttr(ctx, 'allowzero', 0) === 0 ? x.shape[i]! : d));
   const minus = shape.indexOf(-1);
   if (minus >= 0) {
@@ -188,7 +232,8 @@ define(['Flatten'], (ctx) => {
   const x = input(ctx, 0);
   const axis = intAttr(ctx, 'axis', 1);
   const a = axis < 0 ? axis + x.shape.length : axis;
-  const prod = (dims: Shape): Dim => (dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((p, d) => p * d, 1) : ctx.unknown());
+  const prod = (dims: Shape): Dim =>
+    dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((p, d) => p * d, 1) : ctx.unknown();
   return [{ dtype: x.dtype, shape: [prod(x.shape.slice(0, a)), prod(x.shape.slice(a))] }];
 });
 define(['Transpose'], (ctx) => {
@@ -199,7 +244,9 @@ define(['Transpose'], (ctx) => {
 });
 define(['Squeeze'], (ctx) => {
   const x = input(ctx, 0);
-  const axes = ctx.inputs[1] ? constantInts(ctx, 1) ?? fail(ctx, 'axes must be a constant') : x.shape.flatMap((d, i) => (d === 1 ? [i] : []));
+  const axes = ctx.inputs[1]
+    ? (constantInts(ctx, 1) ?? fail(ctx, 'axes must be a constant'))
+    : x.shape.flatMap((d, i) => (d === 1 ? [i] : []));
   const set = new Set(axes.map((a) => normalizeAxis(ctx, a, x.shape.length)));
   return [{ dtype: x.dtype, shape: x.shape.filter((_, i) => !set.has(i)) }];
 });
@@ -213,14 +260,18 @@ define(['Unsqueeze'], (ctx) => {
 });
 define(['Expand'], (ctx) => {
   const x = input(ctx, 0);
-  const target = constantInts(ctx, 1) ?? fail(ctx, 'the target shape must be a constant (or give the node an explicit output shape)');
+  const target =
+    constantInts(ctx, 1) ??
+    fail(ctx, 'the target shape must be a constant (or give the node an explicit output shape)');
   return [{ dtype: x.dtype, shape: broadcastShapes(x.shape, target, ctx.op) }];
 });
 define(['Concat'], (ctx) => {
   const parts = ctx.inputs.map((_, i) => input(ctx, i));
   const axis = normalizeAxis(ctx, intAttr(ctx, 'axis', 0), parts[0]!.shape.length);
   const sizes = parts.map((p) => p.shape[axis]!);
-  const total = sizes.every((d) => typeof d === 'number') ? (sizes as number[]).reduce((a, b) => a + b, 0) : ctx.unknown();
+  const total = sizes.every((d) => typeof d === 'number')
+    ? (sizes as number[]).reduce((a, b) => a + b, 0)
+    : ctx.unknown();
   return [{ dtype: parts[0]!.dtype, shape: parts[0]!.shape.map((d, i) => (i === axis ? total : d)) }];
 });
 define(['Split'], (ctx) => {
@@ -229,7 +280,8 @@ define(['Split'], (ctx) => {
   let sizes: Dim[] | undefined = ctx.inputs[1] ? constantInts(ctx, 1) : undefined;
   if (!sizes) {
     const size = x.shape[axis]!;
-    if (typeof size !== 'number' || size % ctx.outputCount !== 0) fail(ctx, `cannot split size ${size} into ${ctx.outputCount} equal parts`);
+    if (typeof size !== 'number' || size % ctx.outputCount !== 0)
+      fail(ctx, `cannot split size ${size} into ${ctx.outputCount} equal parts`);
     sizes = new Array(ctx.outputCount).fill((size as number) / ctx.outputCount);
   }
   return sizes.map((s) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === axis ? s : d)) }));
@@ -238,8 +290,8 @@ define(['Slice'], (ctx) => {
   const x = input(ctx, 0);
   const starts = constantInts(ctx, 1) ?? fail(ctx, 'starts must be a constant');
   const ends = constantInts(ctx, 2) ?? fail(ctx, 'ends must be a constant');
-  const axes = ctx.inputs[3] ? constantInts(ctx, 3) ?? fail(ctx, 'axes must be a constant') : starts.map((_, i) => i);
-  const steps = ctx.inputs[4] ? constantInts(ctx, 4) ?? fail(ctx, 'steps must be a constant') : starts.map(() => 1);
+  const axes = ctx.inputs[3] ? (constantInts(ctx, 3) ?? fail(ctx, 'axes must be a constant')) : starts.map((_, i) => i);
+  const steps = ctx.inputs[4] ? (constantInts(ctx, 4) ?? fail(ctx, 'steps must be a constant')) : starts.map(() => 1);
   const shape = [...x.shape];
   axes.forEach((a, j) => {
     const axis = normalizeAxis(ctx, a, x.shape.length);
@@ -260,7 +312,9 @@ define(['Slice'], (ctx) => {
 define(['Gather'], (ctx) => {
   const [data, indices] = [input(ctx, 0), input(ctx, 1)];
   const axis = normalizeAxis(ctx, intAttr(ctx, 'axis', 0), data.shape.length);
-  return [{ dtype: data.dtype, shape: [...data.shape.slice(0, axis), ...indices.shape, ...data.shape.slice(axis + 1)] }];
+  return [
+    { dtype: data.dtype, shape: [...data.shape.slice(0, axis), ...indices.shape, ...data.shape.slice(axis + 1)] },
+  ];
 });
 define(['GatherElements'], (ctx) => [{ dtype: input(ctx, 0).dtype, shape: input(ctx, 1).shape }]);
 define(['ScatterND', 'ScatterElements'], same);
@@ -268,7 +322,9 @@ define(['Pad'], (ctx) => {
   const x = input(ctx, 0);
   const pads = constantInts(ctx, 1) ?? fail(ctx, 'pads must be a constant');
   const rank = x.shape.length;
-  const axes = ctx.inputs[3] ? constantInts(ctx, 3) ?? fail(ctx, 'axes must be a constant') : x.shape.map((_, i) => i);
+  const axes = ctx.inputs[3]
+    ? (constantInts(ctx, 3) ?? fail(ctx, 'axes must be a constant'))
+    : x.shape.map((_, i) => i);
   const shape = [...x.shape];
   axes.forEach((a, j) => {
     const axis = normalizeAxis(ctx, a, rank);
@@ -279,7 +335,9 @@ define(['Pad'], (ctx) => {
 });
 define(['Conv'], (ctx) => {
   const [x, w] = [input(ctx, 0), input(ctx, 1)];
-  const kernel = (intsAttr(ctx, 'kernel_shape') ?? (w.shape.slice(2) as number[])).map((k) => (typeof k === 'number' ? k : fail(ctx, 'kernel size must be static')));
+  const kernel = (intsAttr(ctx, 'kernel_shape') ?? (w.shape.slice(2) as number[])).map((k) =>
+    typeof k === 'number' ? k : fail(ctx, 'kernel size must be static'),
+  );
   return [{ dtype: x.dtype, shape: windowed(ctx, x, kernel, w.shape[0]!) }];
 });
 define(['ConvTranspose'], (ctx) => {
@@ -305,12 +363,20 @@ define(['MaxPool'], (ctx) => {
   const x = input(ctx, 0);
   const kernel = intsAttr(ctx, 'kernel_shape') ?? fail(ctx, 'kernel_shape is required');
   const shape = windowed(ctx, x, kernel, x.shape[1]!);
-  const outputs: TypeAndShape[] = [{ dtype: x.dtype, shape }, { dtype: 'int64', shape }];
+  const outputs: TypeAndShape[] = [
+    { dtype: x.dtype, shape },
+    { dtype: 'int64', shape },
+  ];
   return outputs.slice(0, ctx.outputCount);
 });
 define(['AveragePool'], (ctx) => {
   const x = input(ctx, 0);
-  return [{ dtype: x.dtype, shape: windowed(ctx, x, intsAttr(ctx, 'kernel_shape') ?? fail(ctx, 'kernel_shape is required'), x.shape[1]!) }];
+  return [
+    {
+      dtype: x.dtype,
+      shape: windowed(ctx, x, intsAttr(ctx, 'kernel_shape') ?? fail(ctx, 'kernel_shape is required'), x.shape[1]!),
+    },
+  ];
 });
 define(['GlobalAveragePool', 'GlobalMaxPool'], (ctx) => {
   const x = input(ctx, 0);
@@ -329,7 +395,10 @@ define(['LayerNormalization'], (ctx) => {
 });
 define(['Dropout'], (ctx) => {
   const x = input(ctx, 0);
-  const outputs: TypeAndShape[] = [{ dtype: x.dtype, shape: x.shape }, { dtype: 'bool', shape: x.shape }];
+  const outputs: TypeAndShape[] = [
+    { dtype: x.dtype, shape: x.shape },
+    { dtype: 'bool', shape: x.shape },
+  ];
   return outputs.slice(0, ctx.outputCount);
 });
 define(['Resize'], (ctx) => {
@@ -339,24 +408,39 @@ define(['Resize'], (ctx) => {
   const scales = ctx.constant(2);
   if (!scales) fail(ctx, 'scales or sizes must be a constant');
   const factors = Array.from(scales!.data as Float32Array);
-  return [{ dtype: x.dtype, shape: x.shape.map((d, i) => (typeof d === 'number' ? Math.floor(d * factors[i]!) : factors[i] === 1 ? d : ctx.unknown())) }];
+  return [
+    {
+      dtype: x.dtype,
+      shape: x.shape.map((d, i) =>
+        typeof d === 'number' ? Math.floor(d * factors[i]!) : factors[i] === 1 ? d : ctx.unknown(),
+      ),
+    },
+  ];
 });
 define(['Shape'], (ctx) => [{ dtype: 'int64', shape: [input(ctx, 0).shape.length] }]);
 define(['Size'], () => [{ dtype: 'int64', shape: [] }]);
 define(['ConstantOfShape'], (ctx) => {
-  const dims = constantInts(ctx, 0) ?? fail(ctx, 'the shape must be a constant (or give the node an explicit output shape)');
+  const dims =
+    constantInts(ctx, 0) ?? fail(ctx, 'the shape must be a constant (or give the node an explicit output shape)');
   const value = ctx.attrs.value;
   return [{ dtype: value && value.type === 'tensor' ? value.value.dtype : 'float32', shape: dims }];
 });
 define(['Tile'], (ctx) => {
   const x = input(ctx, 0);
   const repeats = constantInts(ctx, 1) ?? fail(ctx, 'repeats must be a constant');
-  return [{ dtype: x.dtype, shape: x.shape.map((d, i) => (typeof d === 'number' ? d * repeats[i]! : repeats[i] === 1 ? d : ctx.unknown())) }];
+  return [
+    {
+      dtype: x.dtype,
+      shape: x.shape.map((d, i) => (typeof d === 'number' ? d * repeats[i]! : repeats[i] === 1 ? d : ctx.unknown())),
+    },
+  ];
 });
 define(['Range'], (ctx) => {
   const [start, limit, delta] = [ctx.constant(0), ctx.constant(1), ctx.constant(2)];
   const length =
-    start && limit && delta ? Math.max(0, Math.ceil((Number(limit.data[0]) - Number(start.data[0])) / Number(delta.data[0]))) : ctx.unknown();
+    start && limit && delta
+      ? Math.max(0, Math.ceil((Number(limit.data[0]) - Number(start.data[0])) / Number(delta.data[0])))
+      : ctx.unknown();
   return [{ dtype: input(ctx, 0).dtype, shape: [length] }];
 });
 define(['Constant'], (ctx) => {

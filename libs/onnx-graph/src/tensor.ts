@@ -14,7 +14,8 @@ export const numel = (dims: readonly number[]): number => dims.reduce((a, b) => 
 export function tensor(dtype: DType, dims: number[], values?: ArrayLike<number> | TypedArray): Tensor {
   const data = typedArrayOf(dtype, numel(dims));
   if (values) {
-    if (values.length !== data.length) throw new Error(`tensor of shape [${dims}] needs ${data.length} values, got ${values.length}`);
+    if (values.length !== data.length)
+      throw new Error(`tensor of shape [${dims}] needs ${data.length} values, got ${values.length}`);
     if (data instanceof BigInt64Array) for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i] as number);
     else data.set(values as ArrayLike<number>);
   }
@@ -51,15 +52,18 @@ export function fromTensorProto(proto: TensorProto): Tensor {
   const dtype = dtypeOfOnnx(proto.dataType ?? 0);
   const dims = proto.dims.map(Number);
   const out = typedArrayOf(dtype, numel(dims));
-  if (proto.externalData.length) throw new Error(`tensor ${proto.name}: external data is not supported; load the model with its data inlined`);
+  if (proto.externalData.length)
+    throw new Error(`tensor ${proto.name}: external data is not supported; load the model with its data inlined`);
   if (proto.rawData && proto.rawData.length) {
-    if (proto.rawData.length !== out.byteLength) throw new Error(`tensor ${proto.name}: ${proto.rawData.length} raw bytes for ${out.length} ${dtype} values`);
+    if (proto.rawData.length !== out.byteLength)
+      throw new Error(`tensor ${proto.name}: ${proto.rawData.length} raw bytes for ${out.length} ${dtype} values`);
     new Uint8Array(out.buffer).set(proto.rawData);
   } else if (out instanceof BigInt64Array) {
     proto.int64Data.forEach((v, i) => (out[i] = BigInt(v)));
   } else {
     const source = dtype === 'float32' ? proto.floatData : dtype === 'float64' ? proto.doubleData : proto.int32Data;
-    if (source.length && source.length !== out.length) throw new Error(`tensor ${proto.name}: ${source.length} values for shape [${dims}]`);
+    if (source.length && source.length !== out.length)
+      throw new Error(`tensor ${proto.name}: ${source.length} values for shape [${dims}]`);
     (out as Exclude<TypedArray, BigInt64Array>).set(source);
   }
   return { dtype, dims, data: out };

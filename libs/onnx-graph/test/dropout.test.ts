@@ -7,7 +7,10 @@ async function masks(seed: number, site: number, rate: number, n = 20000): Promi
   const x = g.input('x', 'float32', ['n']);
   g.output(o.dropout(x, rate, g.input('seed', 'int64', []), site), 'y');
   const session = await ort.InferenceSession.create(encodeModel(g.toModelProto()));
-  const out = await session.run({ x: new ort.Tensor('float32', new Float32Array(n).fill(1), [n]), seed: new ort.Tensor('int64', BigInt64Array.of(BigInt(seed)), []) });
+  const out = await session.run({
+    x: new ort.Tensor('float32', new Float32Array(n).fill(1), [n]),
+    seed: new ort.Tensor('int64', BigInt64Array.of(BigInt(seed)), []),
+  });
   await session.release();
   return out.y!.data as Float32Array;
 }
@@ -23,7 +26,7 @@ describe('seeded dropout', () => {
   it('draws the same mask for the same seed and site, other masks otherwise', async () => {
     const a = await masks(7, 1, 0.5);
     expect(Array.from(await masks(7, 1, 0.5))).toEqual(Array.from(a));
-    const agreement = (b: Float32Array) => b.filter((v, i) => (v > 0) === (a[i]! > 0)).length / a.length;
+    const agreement = (b: Float32Array) => b.filter((v, i) => v > 0 === a[i]! > 0).length / a.length;
     expect(agreement(await masks(8, 1, 0.5))).toBeLessThan(0.55);
     expect(agreement(await masks(7, 2, 0.5))).toBeLessThan(0.55);
   });
@@ -31,7 +34,7 @@ describe('seeded dropout', () => {
   it('shows no structure between neighbouring elements', async () => {
     const y = await masks(3, 0, 0.5);
     let same = 0;
-    for (let i = 1; i < y.length; i++) same += (y[i]! > 0) === (y[i - 1]! > 0) ? 1 : 0;
+    for (let i = 1; i < y.length; i++) same += y[i]! > 0 === y[i - 1]! > 0 ? 1 : 0;
     expect(Math.abs(same / (y.length - 1) - 0.5)).toBeLessThan(0.02);
   });
 });

@@ -29,14 +29,26 @@ const fraction = z.number().gt(0).lte(1);
 
 /** How the pipeline reaches a remote service: TLS (with a client certificate for mTLS) and a bearer token named by its variable. */
 const security = {
-  tls: z.object({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).strict().optional(),
+  tls: z
+    .object({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
+    .strict()
+    .optional(),
   /** The name of the environment variable holding the token; the token itself never goes in the config. */
-  token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of an environment variable holding the token (never the token itself)').optional(),
+  token_env: z
+    .string()
+    .regex(
+      /^[A-Za-z_][A-Za-z0-9_]*$/,
+      'must be the name of an environment variable holding the token (never the token itself)',
+    )
+    .optional(),
   /** Sends the token over plaintext to a non-loopback address (a private network you trust). */
   plaintext: z.boolean().optional(),
 };
 /** `host:port`, or `{ address: host:port, tls, token_env, plaintext }`. */
-const endpoint = z.preprocess((v) => (typeof v === 'string' ? { address: v } : v), z.object({ address, ...security }).strict());
+const endpoint = z.preprocess(
+  (v) => (typeof v === 'string' ? { address: v } : v),
+  z.object({ address, ...security }).strict(),
+);
 
 /** A remote service as the pipeline connects to it: local paths absolute, the token still only named. */
 export interface Endpoint {
@@ -50,7 +62,11 @@ const schema = z
     run: name,
     store: z.string().min(1).optional(),
     report: z.string().min(1).optional(),
-    services: z.object({ anonymizer: endpoint, synthesizer: endpoint, pretrainer: endpoint, evaluator: endpoint, ...security }).partial().strict().default({}),
+    services: z
+      .object({ anonymizer: endpoint, synthesizer: endpoint, pretrainer: endpoint, evaluator: endpoint, ...security })
+      .partial()
+      .strict()
+      .default({}),
     input: z
       .object({
         reports: z.string().min(1),
@@ -78,7 +94,10 @@ const schema = z
     pretrain: z
       .object({
         methods: z.array(z.enum(METHODS)).min(1),
-        data: z.array(z.enum(['real', 'synthetic'])).min(1).default(['real', 'synthetic']),
+        data: z
+          .array(z.enum(['real', 'synthetic']))
+          .min(1)
+          .default(['real', 'synthetic']),
         /** The pretrainer's PretrainingConfig (snake_case), less method and data. */
         config: z.record(z.string(), z.unknown()).default({}),
         /**
@@ -96,7 +115,13 @@ const schema = z
       .strict(),
     evaluate: z
       .object({
-        dataset: z.object({ format: z.string().min(1), root: z.string().min(1), options: z.record(z.string(), z.string()).optional() }).strict(),
+        dataset: z
+          .object({
+            format: z.string().min(1),
+            root: z.string().min(1),
+            options: z.record(z.string(), z.string()).optional(),
+          })
+          .strict(),
         tasks: z.array(z.enum(['classification', 'segmentation', 'detection', 'zero_shot'])).min(1),
         label_fractions: z.array(fraction).min(1).optional(),
         seeds: z.array(z.number().int().min(0)).min(1).optional(),
@@ -136,14 +161,22 @@ export interface ResolvedPipelineConfig extends Omit<PipelineConfig, 'services'>
   base: string;
 }
 
-const keyPath = (parts: readonly PropertyKey[]) => parts.reduce<string>((out, p) => (typeof p === 'number' ? `${out}[${p}]` : out ? `${out}.${String(p)}` : String(p)), '');
+const keyPath = (parts: readonly PropertyKey[]) =>
+  parts.reduce<string>(
+    (out, p) => (typeof p === 'number' ? `${out}[${p}]` : out ? `${out}.${String(p)}` : String(p)),
+    '',
+  );
 
 /**
  * Checks a pipeline config and fills defaults. Every mistake names its key; the pretraining and
  * evaluation blocks are checked by the very parsers the services use, so a bad value fails here,
  * before any stage runs, not an hour later in the pretrainer.
  */
-export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.ProcessEnv = process.env): ResolvedPipelineConfig {
+export function parsePipelineConfig(
+  raw: unknown,
+  base: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedPipelineConfig {
   const parsed = schema.safeParse(raw ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -155,32 +188,60 @@ export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.Proc
   }
   const config = parsed.data;
   const local = (p: string) => path.resolve(base, p);
-  const resolveUri = (p: string) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(p) ? (p.startsWith('file://') && !p.startsWith('file:///') ? pathToFileURL(local(p.slice('file://'.length))).href : p) : local(p));
-  const store = config.store ? resolveUri(config.store) : (env.MEDSYN_STORE ?? pathToFileURL(path.resolve('.medsyn')).href);
+  const resolveUri = (p: string) =>
+    /^[a-z][a-z0-9+.-]*:\/\//i.test(p)
+      ? p.startsWith('file://') && !p.startsWith('file:///')
+        ? pathToFileURL(local(p.slice('file://'.length))).href
+        : p
+      : local(p);
+  const store = config.store
+    ? resolveUri(config.store)
+    : (env.MEDSYN_STORE ?? pathToFileURL(path.resolve('.medsyn')).href);
   const checkPretrain = (method: Method) => {
     try {
       parsePretrainingConfig({ ...config.pretrain.config, method, data: { real_pairs: ['check'] } });
     } catch (error) {
-      if (error instanceof PretrainingConfigError) throw new PipelineConfigError(`pretrain.config.${error.field}`, error.message.replace(/^[^:]*: /, ''));
+      if (error instanceof PretrainingConfigError)
+        throw new PipelineConfigError(`pretrain.config.${error.field}`, error.message.replace(/^[^:]*: /, ''));
       throw error;
     }
   };
-  for (const key of ['method', 'data']) if (key in config.pretrain.config) throw new PipelineConfigError(`pretrain.config.${key}`, `is set by the pipeline (use pretrain.${key === 'method' ? 'methods' : 'data'})`);
+  for (const key of ['method', 'data'])
+    if (key in config.pretrain.config)
+      throw new PipelineConfigError(
+        `pretrain.config.${key}`,
+        `is set by the pipeline (use pretrain.${key === 'method' ? 'methods' : 'data'})`,
+      );
   config.pretrain.methods.forEach(checkPretrain);
   try {
     parseEvaluationConfig({ ...config.evaluate, encoders: [{ name: 'check', bundle: 'check' }], epochs: undefined });
   } catch (error) {
-    if (error instanceof EvaluationConfigError) throw new PipelineConfigError(`evaluate.${error.field}`, error.message.replace(/^[^:]*: /, ''));
+    if (error instanceof EvaluationConfigError)
+      throw new PipelineConfigError(`evaluate.${error.field}`, error.message.replace(/^[^:]*: /, ''));
     throw error;
   }
-  if (config.pretrain.data.includes('real') && !config.input.image_field) throw new PipelineConfigError('input.image_field', 'is required to pre-train on real pairs (pretrain.data has "real")');
+  if (config.pretrain.data.includes('real') && !config.input.image_field)
+    throw new PipelineConfigError(
+      'input.image_field',
+      'is required to pre-train on real pairs (pretrain.data has "real")',
+    );
   const reports = resolveUri(config.input.reports);
-  if (/\.csv$/i.test(reports) && config.pretrain.data.includes('real')) throw new PipelineConfigError('input.reports', 'real pairs need a JSONL reports file (a CSV serves synthetic-only runs: pretrain.data [synthetic])');
-  if (!reports.includes('://') && !fs.existsSync(reports)) throw new PipelineConfigError('input.reports', `file not found: ${reports}`);
+  if (/\.csv$/i.test(reports) && config.pretrain.data.includes('real'))
+    throw new PipelineConfigError(
+      'input.reports',
+      'real pairs need a JSONL reports file (a CSV serves synthetic-only runs: pretrain.data [synthetic])',
+    );
+  if (!reports.includes('://') && !fs.existsSync(reports))
+    throw new PipelineConfigError('input.reports', `file not found: ${reports}`);
   const model = resolveUri(config.synthesize.model);
-  if (!model.includes('://') && !fs.existsSync(path.join(model, 'model_index.json'))) throw new PipelineConfigError('synthesize.model', `no model_index.json in ${model} (a diffusion model in the ONNX export layout)`);
+  if (!model.includes('://') && !fs.existsSync(path.join(model, 'model_index.json')))
+    throw new PipelineConfigError(
+      'synthesize.model',
+      `no model_index.json in ${model} (a diffusion model in the ONNX export layout)`,
+    );
   const datasetRoot = local(config.evaluate.dataset.root);
-  if (!fs.existsSync(datasetRoot)) throw new PipelineConfigError('evaluate.dataset.root', `folder not found: ${datasetRoot}`);
+  if (!fs.existsSync(datasetRoot))
+    throw new PipelineConfigError('evaluate.dataset.root', `folder not found: ${datasetRoot}`);
   return {
     ...config,
     services: resolveEndpoints(config.services, local, env),
@@ -193,17 +254,23 @@ export function parsePipelineConfig(raw: unknown, base: string, env: NodeJS.Proc
   };
 }
 
-const isLoopbackHost = (host: string) => host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+const isLoopbackHost = (host: string) =>
+  host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 
 /** Whether a bearer token sent without TLS to `host:port` would cross a network in clear (loopback does not). */
-export const tokenGoesInClear = (address: string): boolean => !isLoopbackHost(address.slice(0, address.lastIndexOf(':')));
+export const tokenGoesInClear = (address: string): boolean =>
+  !isLoopbackHost(address.slice(0, address.lastIndexOf(':')));
 
 /**
  * Each remote service's endpoint with its security options (its own, else those of the `services:`
  * block), checked now: the files exist, the token variable is set, and a token does not cross a
  * network in clear unless `plaintext: true` says so.
  */
-function resolveEndpoints(services: PipelineConfig['services'], local: (p: string) => string, env: NodeJS.ProcessEnv): Partial<Record<ServiceName, Endpoint>> {
+function resolveEndpoints(
+  services: PipelineConfig['services'],
+  local: (p: string) => string,
+  env: NodeJS.ProcessEnv,
+): Partial<Record<ServiceName, Endpoint>> {
   const out: Partial<Record<ServiceName, Endpoint>> = {};
   for (const name of SERVICE_NAMES) {
     const given = services[name];
@@ -214,19 +281,34 @@ function resolveEndpoints(services: PipelineConfig['services'], local: (p: strin
     const plaintext = given.plaintext ?? services.plaintext;
     const where = (field: 'tls' | 'token_env') => (given[field] ? `services.${name}` : 'services');
     if (tls) {
-      if (Boolean(tls.cert) !== Boolean(tls.key)) throw new PipelineConfigError(`${where('tls')}.tls.${tls.cert ? 'key' : 'cert'}`, 'a client certificate needs both cert and key (mutual TLS)');
+      if (Boolean(tls.cert) !== Boolean(tls.key))
+        throw new PipelineConfigError(
+          `${where('tls')}.tls.${tls.cert ? 'key' : 'cert'}`,
+          'a client certificate needs both cert and key (mutual TLS)',
+        );
       for (const field of ['ca', 'cert', 'key'] as const) {
         const file = tls[field] && local(tls[field]);
-        if (file && !fs.existsSync(file)) throw new PipelineConfigError(`${where('tls')}.tls.${field}`, `file not found: ${file}`);
+        if (file && !fs.existsSync(file))
+          throw new PipelineConfigError(`${where('tls')}.tls.${field}`, `file not found: ${file}`);
       }
     }
     if (tokenEnv) {
-      if (!env[tokenEnv]) throw new PipelineConfigError(`${where('token_env')}.token_env`, `the environment variable ${tokenEnv} is not set`);
-      if (!tls && !plaintext && tokenGoesInClear(given.address)) throw new PipelineConfigError(`${where('token_env')}.token_env`, `the token would go to ${given.address} in clear; set tls (or plaintext: true on a network you trust)`);
+      if (!env[tokenEnv])
+        throw new PipelineConfigError(
+          `${where('token_env')}.token_env`,
+          `the environment variable ${tokenEnv} is not set`,
+        );
+      if (!tls && !plaintext && tokenGoesInClear(given.address))
+        throw new PipelineConfigError(
+          `${where('token_env')}.token_env`,
+          `the token would go to ${given.address} in clear; set tls (or plaintext: true on a network you trust)`,
+        );
     }
     out[name] = {
       address: given.address,
-      ...(tls && { tls: { ca: local(tls.ca), ...(tls.cert && { cert: local(tls.cert) }), ...(tls.key && { key: local(tls.key) }) } }),
+      ...(tls && {
+        tls: { ca: local(tls.ca), ...(tls.cert && { cert: local(tls.cert) }), ...(tls.key && { key: local(tls.key) }) },
+      }),
       ...(tokenEnv && { tokenEnv }),
     };
   }
@@ -242,6 +324,7 @@ export function readPipelineConfig(file: string, env: NodeJS.ProcessEnv = proces
   } catch (error) {
     throw new PipelineConfigError('', `${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new PipelineConfigError('', `${file} must be a mapping`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new PipelineConfigError('', `${file} must be a mapping`);
   return parsePipelineConfig(raw, path.dirname(path.resolve(file)), env);
 }

@@ -4,7 +4,10 @@ import * as path from 'node:path';
 import { fileSha256, localTreeDigest } from '@medsyn/artifact-store';
 
 /** sha256 of a string or bytes as they are, of anything else as its JSON. */
-export const sha256 = (value: unknown): string => createHash('sha256').update(typeof value === 'string' || value instanceof Uint8Array ? value : JSON.stringify(value)).digest('hex');
+export const sha256 = (value: unknown): string =>
+  createHash('sha256')
+    .update(typeof value === 'string' || value instanceof Uint8Array ? value : JSON.stringify(value))
+    .digest('hex');
 
 /** A stage's key: the sha256 of its inputs, which name the content (digests) of every file it reads. */
 export const stageKey = (inputs: unknown): string => sha256(inputs);
@@ -48,16 +51,27 @@ export function reportRecords(bytes: Buffer): Record<string, unknown>[] {
 }
 
 /** Each record's image as the real-pairs stage reads it: a local file resolved against the reports' folder. */
-export function localImages(records: readonly Record<string, unknown>[], reportsDir: string, idField: string, imageField: string): { id: string; file: string }[] {
+export function localImages(
+  records: readonly Record<string, unknown>[],
+  reportsDir: string,
+  idField: string,
+  imageField: string,
+): { id: string; file: string }[] {
   return records.flatMap((record) => {
     const image = record[imageField];
-    return typeof image === 'string' && image ? [{ id: String(record[idField] ?? ''), file: path.resolve(reportsDir, image) }] : [];
+    return typeof image === 'string' && image
+      ? [{ id: String(record[idField] ?? ''), file: path.resolve(reportsDir, image) }]
+      : [];
   });
 }
 
 /** sha256 over every image's id, path and content digest; a missing file counts as such (the stage then fails naming it). */
-export async function imagesDigest(hasher: ContentHasher, images: readonly { id: string; file: string }[]): Promise<string> {
+export async function imagesDigest(
+  hasher: ContentHasher,
+  images: readonly { id: string; file: string }[],
+): Promise<string> {
   const lines: string[] = [];
-  for (const { id, file } of images) lines.push(`${id}\t${file}\t${fs.existsSync(file) ? await hasher.file(file) : 'missing'}\n`);
+  for (const { id, file } of images)
+    lines.push(`${id}\t${file}\t${fs.existsSync(file) ? await hasher.file(file) : 'missing'}\n`);
   return sha256(lines.join(''));
 }

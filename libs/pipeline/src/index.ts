@@ -1,7 +1,29 @@
 export * from './config';
 export { runPipeline, pretrainingRuns, PipelineStageError, type PipelineEvent, type PipelineResult } from './run';
-export { startLocalServices, waitForJob, connect, channelSecurity, clientSecurity, unary, JobFailedError, type ClientSecurity, type Endpoints, type LocalServices } from './services';
+export {
+  startLocalServices,
+  waitForJob,
+  connect,
+  channelSecurity,
+  clientSecurity,
+  unary,
+  JobFailedError,
+  type ClientSecurity,
+  type Endpoints,
+  type LocalServices,
+} from './services';
 export { ContentHasher, stageKey } from './content';
-export { renderPipelineReport, pretrainingArms, incomparable, pooledMetrics, pooledRatios, groupOf, type GridPair, type PretrainingArm, type PooledMetric, type PooledRatio } from './report';
+export {
+  renderPipelineReport,
+  pretrainingArms,
+  incomparable,
+  pooledMetrics,
+  pooledRatios,
+  groupOf,
+  type GridPair,
+  type PretrainingArm,
+  type PooledMetric,
+  type PooledRatio,
+} from './report';
 export { checkResultsDoc, type ResultsFigure, type ResultsCheck } from './results-check';
 export { renderComparisonTables } from './tables';

@@ -71,7 +71,10 @@ export function pretrainingArms(stages: StageSummaries): PretrainingArm[] {
  */
 export function incomparable(arms: readonly PretrainingArm[], ...names: string[]): string | undefined {
   const failed = names.flatMap((n) => arms.filter((a) => a.name === n || a.group === n)).filter((a) => !a.learned);
-  const why = (a: PretrainingArm) => (Number.isNaN(a.retrievalTop1) ? `${a.name} has no held-out retrieval` : `${a.name} retrieval ${a.retrievalTop1.toFixed(3)} <= chance ${a.retrievalChance.toFixed(3)}`);
+  const why = (a: PretrainingArm) =>
+    Number.isNaN(a.retrievalTop1)
+      ? `${a.name} has no held-out retrieval`
+      : `${a.name} retrieval ${a.retrievalTop1.toFixed(3)} <= chance ${a.retrievalChance.toFixed(3)}`;
   return failed.length ? `${failed.map(why).join('; ')}: not compared` : undefined;
 }
 
@@ -121,8 +124,18 @@ export interface PooledRatio {
 export function pooledRatios(cells: readonly PooledMetric[]): PooledRatio[] {
   return cells.flatMap((s) => {
     const method = /^(\w+)-synthetic$/.exec(s.group)?.[1];
-    const r = method && cells.find((c) => c.group === `${method}-real` && c.task === s.task && c.label_fraction === s.label_fraction && c.metric === s.metric);
-    return r ? [{ method: method!, task: s.task, label_fraction: s.label_fraction, metric: s.metric, ratio: s.mean / r.mean }] : [];
+    const r =
+      method &&
+      cells.find(
+        (c) =>
+          c.group === `${method}-real` &&
+          c.task === s.task &&
+          c.label_fraction === s.label_fraction &&
+          c.metric === s.metric,
+      );
+    return r
+      ? [{ method: method!, task: s.task, label_fraction: s.label_fraction, metric: s.metric, ratio: s.mean / r.mean }]
+      : [];
   });
 }
 
@@ -133,7 +146,12 @@ const format = (v: number | string) => (typeof v === 'number' ? (Number.isIntege
  * reports side by side, then the evaluator's comparison of the encoders (real vs synthetic vs
  * random init). One self-contained HTML file.
  */
-export function renderPipelineReport(input: { config: ResolvedPipelineConfig; results: EvaluationResults; stages: StageSummaries; grid: GridPair[] }): string {
+export function renderPipelineReport(input: {
+  config: ResolvedPipelineConfig;
+  results: EvaluationResults;
+  stages: StageSummaries;
+  grid: GridPair[];
+}): string {
   const { config, results, stages, grid } = input;
   const unlearned = pretrainingArms(stages).filter((a) => !a.learned);
   const warning = unlearned.length

@@ -28,7 +28,8 @@ const NAMED = /^(\w+)\/(.+)\/(\d+(?:\.\d+)?) ?%\/([\w-]+?)(\/real)?$/;
 
 const decimals = (quoted: string) => quoted.split('.')[1]?.length ?? 0;
 /** The value written as the document wrote its figure: the same number of decimals. */
-const atPrecisionOf = (value: number, quoted: string) => (Number.isFinite(value) ? value.toFixed(decimals(quoted)) : String(value));
+const atPrecisionOf = (value: number, quoted: string) =>
+  Number.isFinite(value) ? value.toFixed(decimals(quoted)) : String(value);
 
 /** `$.a.b[0]["key with spaces"]` in a JSON value; undefined where the path leads nowhere. */
 function atPath(value: unknown, path: string): unknown {
@@ -63,14 +64,23 @@ function atPath(value: unknown, path: string): unknown {
  *
  * A figure matches when the value, written with the figure's number of decimals, reads the same.
  */
-export function checkResultsDoc(markdown: string, files: { results: Pick<EvaluationResults, 'metrics'>; state?: unknown }): ResultsCheck {
+export function checkResultsDoc(
+  markdown: string,
+  files: { results: Pick<EvaluationResults, 'metrics'>; state?: unknown },
+): ResultsCheck {
   const cells = pooledMetrics(files.results);
   const ratios = pooledRatios(cells);
   const lines = markdown.split('\n');
   const figures: ResultsFigure[] = [];
   const lineOf = (offset: number) => markdown.slice(0, offset).split('\n').length;
-  const pooled = (task: string, metric: string, percent: number, group: string): { mean: number; std?: number } | undefined => {
-    const at = (c: { task: string; metric: string; label_fraction: number }) => c.task === task && c.metric === metric && Math.abs(c.label_fraction * 100 - percent) < 1e-6;
+  const pooled = (
+    task: string,
+    metric: string,
+    percent: number,
+    group: string,
+  ): { mean: number; std?: number } | undefined => {
+    const at = (c: { task: string; metric: string; label_fraction: number }) =>
+      c.task === task && c.metric === metric && Math.abs(c.label_fraction * 100 - percent) < 1e-6;
     const ratio = /^(\w+)-synthetic \/ ?real$/.exec(group);
     if (ratio) {
       const r = ratios.find((x) => x.method === ratio[1] && at(x));
@@ -79,10 +89,18 @@ export function checkResultsDoc(markdown: string, files: { results: Pick<Evaluat
     const cell: PooledMetric | undefined = cells.find((c) => c.group === group && at(c));
     return cell && { mean: cell.mean, std: cell.std };
   };
-  const compare = (line: number, figure: string, quoted: { mean: string; std?: string }, value: { mean: number; std?: number } | undefined) => {
+  const compare = (
+    line: number,
+    figure: string,
+    quoted: { mean: string; std?: string },
+    value: { mean: number; std?: number } | undefined,
+  ) => {
     const text = quoted.std === undefined ? quoted.mean : `${quoted.mean} ± ${quoted.std}`;
     if (!value) return figures.push({ line, figure, quoted: text, expected: 'no such figure in the files', ok: false });
-    const expected = quoted.std === undefined ? atPrecisionOf(value.mean, quoted.mean) : `${atPrecisionOf(value.mean, quoted.mean)} ± ${value.std === undefined ? 'no spread' : atPrecisionOf(value.std, quoted.std)}`;
+    const expected =
+      quoted.std === undefined
+        ? atPrecisionOf(value.mean, quoted.mean)
+        : `${atPrecisionOf(value.mean, quoted.mean)} ± ${value.std === undefined ? 'no spread' : atPrecisionOf(value.std, quoted.std)}`;
     figures.push({ line, figure, quoted: text, expected, ok: expected === text });
   };
 
@@ -108,27 +126,72 @@ export function checkResultsDoc(markdown: string, files: { results: Pick<Evaluat
     }
     const named = NAMED.exec(name);
     if (file !== 'results' || !named) {
-      figures.push({ line, figure: name, quoted: quoted.mean, expected: 'a figure name <task>/<metric>/<N>%/<group>, a table marker or a $.path', ok: false });
+      figures.push({
+        line,
+        figure: name,
+        quoted: quoted.mean,
+        expected: 'a figure name <task>/<metric>/<N>%/<group>, a table marker or a $.path',
+        ok: false,
+      });
       continue;
     }
-    compare(line, name, quoted, pooled(named[1]!, named[2]!, Number(named[3]), named[5] ? `${named[4]!.replace(/-synthetic$/, '')}-synthetic / real` : named[4]!));
+    compare(
+      line,
+      name,
+      quoted,
+      pooled(
+        named[1]!,
+        named[2]!,
+        Number(named[3]),
+        named[5] ? `${named[4]!.replace(/-synthetic$/, '')}-synthetic / real` : named[4]!,
+      ),
+    );
   }
   return { figures, mismatches: figures.filter((f) => !f.ok) };
 }
 
-type Pooled = (task: string, metric: string, percent: number, group: string) => { mean: number; std?: number } | undefined;
-type Compare = (line: number, figure: string, quoted: { mean: string; std?: string }, value: { mean: number; std?: number } | undefined) => void;
+type Pooled = (
+  task: string,
+  metric: string,
+  percent: number,
+  group: string,
+) => { mean: number; std?: number } | undefined;
+type Compare = (
+  line: number,
+  figure: string,
+  quoted: { mean: string; std?: string },
+  value: { mean: number; std?: number } | undefined,
+) => void;
 
 /** The Markdown table after a `table` marker on line `markerLine` (1-based), cell by cell. */
-function checkTable(lines: string[], markerLine: number, task: string, metric: string, pooled: Pooled, compare: Compare, figures: ResultsFigure[]): void {
+function checkTable(
+  lines: string[],
+  markerLine: number,
+  task: string,
+  metric: string,
+  pooled: Pooled,
+  compare: Compare,
+  figures: ResultsFigure[],
+): void {
   let i = markerLine; // the line after the marker (0-based index = 1-based line)
   while (i < lines.length && !lines[i]!.trim().startsWith('|')) {
     if (lines[i]!.trim() !== '' && !lines[i]!.trim().startsWith('<!--')) break;
     i++;
   }
-  const row = (text: string) => text.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+  const row = (text: string) =>
+    text
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => c.trim());
   if (i >= lines.length || !lines[i]!.trim().startsWith('|')) {
-    figures.push({ line: markerLine, figure: `table ${task} ${metric}`, quoted: '(no table)', expected: 'a Markdown table right after the marker', ok: false });
+    figures.push({
+      line: markerLine,
+      figure: `table ${task} ${metric}`,
+      quoted: '(no table)',
+      expected: 'a Markdown table right after the marker',
+      ok: false,
+    });
     return;
   }
   const header = row(lines[i]!);
@@ -146,7 +209,12 @@ function checkTable(lines: string[], markerLine: number, task: string, metric: s
         figures.push({ line: r + 1, figure, quoted: cell, expected: 'a figure, "—" or "not compared"', ok: false });
         return;
       }
-      compare(r + 1, figure, { mean: quoted[1]!, ...(quoted[2] !== undefined ? { std: quoted[2] } : {}) }, pooled(task, metric, Number(percent[1]), column));
+      compare(
+        r + 1,
+        figure,
+        { mean: quoted[1]!, ...(quoted[2] !== undefined ? { std: quoted[2] } : {}) },
+        pooled(task, metric, Number(percent[1]), column),
+      );
     });
   }
 }

@@ -22,9 +22,12 @@ const REPO_ROOT = path.resolve(__dirname, '../../..');
 function serviceArgs(name: ServiceName): string[] {
   const source = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
   const built = path.join(REPO_ROOT, 'services', name, 'dist', 'main.js');
-  if (__filename.endsWith('.ts') && fs.existsSync(source)) return ['--conditions=medsyn-source', '--import', 'tsx', source];
+  if (__filename.endsWith('.ts') && fs.existsSync(source))
+    return ['--conditions=medsyn-source', '--import', 'tsx', source];
   if (fs.existsSync(built)) return [built];
-  throw new Error(`cannot start the ${name} locally: no ${built} (run \`npx nx build ${name}\`) and no sources; or give services.${name}: host:port in the config`);
+  throw new Error(
+    `cannot start the ${name} locally: no ${built} (run \`npx nx build ${name}\`) and no sources; or give services.${name}: host:port in the config`,
+  );
 }
 
 /**
@@ -33,7 +36,10 @@ function serviceArgs(name: ServiceName): string[] {
  * ends (MEDSYN_EXIT_WITH_PARENT), even if we are killed. Their logs (ids and counts, never report
  * text) go to `<logDir>/<service>.log`.
  */
-export async function startLocalServices(names: readonly ServiceName[], options: { store: string; logDir: string; env?: NodeJS.ProcessEnv }): Promise<LocalServices> {
+export async function startLocalServices(
+  names: readonly ServiceName[],
+  options: { store: string; logDir: string; env?: NodeJS.ProcessEnv },
+): Promise<LocalServices> {
   fs.mkdirSync(options.logDir, { recursive: true });
   const children: ChildProcess[] = [];
   const endpoints: Partial<Endpoints> = {};
@@ -73,7 +79,13 @@ export async function startLocalServices(names: readonly ServiceName[], options:
         });
         fs.closeSync(log);
         children.push(child);
-        const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`the local ${name} exited (${signal ?? `code ${code}`}) before it was ready; see ${logFile}`))));
+        const exited = new Promise<never>((_, reject) =>
+          child.once('exit', (code, signal) =>
+            reject(
+              new Error(`the local ${name} exited (${signal ?? `code ${code}`}) before it was ready; see ${logFile}`),
+            ),
+          ),
+        );
         exited.catch(() => {});
         const deadline = Date.now() + 120_000;
         for (;;) {
@@ -115,10 +127,17 @@ export interface ClientSecurity {
  * service-kit's bearerAuthInterceptor checks). grpc-js composes call credentials with TLS only,
  * so over plaintext the header is added by a client interceptor.
  */
-export function clientSecurity({ tls, token }: ClientSecurity): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
+export function clientSecurity({ tls, token }: ClientSecurity): {
+  credentials: grpc.ChannelCredentials;
+  options: grpc.ClientOptions;
+} {
   const authorization = `Bearer ${token}`;
   if (tls) {
-    const ssl = grpc.credentials.createSsl(fs.readFileSync(tls.ca), tls.key ? fs.readFileSync(tls.key) : null, tls.cert ? fs.readFileSync(tls.cert) : null);
+    const ssl = grpc.credentials.createSsl(
+      fs.readFileSync(tls.ca),
+      tls.key ? fs.readFileSync(tls.key) : null,
+      tls.cert ? fs.readFileSync(tls.cert) : null,
+    );
     if (!token) return { credentials: ssl, options: {} };
     const bearer = grpc.credentials.createFromMetadataGenerator((_, callback) => {
       const metadata = new grpc.Metadata();
@@ -139,14 +158,22 @@ export function clientSecurity({ tls, token }: ClientSecurity): { credentials: g
 }
 
 /** clientSecurity for a configured endpoint, its token read from the variable the endpoint names. */
-export function channelSecurity(endpoint: Endpoint, env: NodeJS.ProcessEnv = process.env): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
+export function channelSecurity(
+  endpoint: Endpoint,
+  env: NodeJS.ProcessEnv = process.env,
+): { credentials: grpc.ChannelCredentials; options: grpc.ClientOptions } {
   const token = endpoint.tokenEnv ? env[endpoint.tokenEnv] : undefined;
-  if (endpoint.tokenEnv && !token) throw new Error(`the environment variable ${endpoint.tokenEnv} (the token for ${endpoint.address}) is not set`);
+  if (endpoint.tokenEnv && !token)
+    throw new Error(`the environment variable ${endpoint.tokenEnv} (the token for ${endpoint.address}) is not set`);
   return clientSecurity({ tls: endpoint.tls, token });
 }
 
 /** A generated grpc-js client for endpoint, with its TLS and token (see channelSecurity). */
-export function connect<C extends grpc.Client>(Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C, endpoint: Endpoint, env: NodeJS.ProcessEnv = process.env): C {
+export function connect<C extends grpc.Client>(
+  Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C,
+  endpoint: Endpoint,
+  env: NodeJS.ProcessEnv = process.env,
+): C {
   const { credentials, options } = channelSecurity(endpoint, env);
   return new Client(endpoint.address, credentials, options);
 }
@@ -158,28 +185,39 @@ function readFrom(file: string, offset: number): string {
 /** Promise form of a unary call. */
 export function unary<Req, Res>(client: grpc.Client, method: string, request: Req): Promise<Res> {
   return new Promise((resolve, reject) => {
-    (client as unknown as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, res: Res) => void) => void>)[method]!.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
+    (client as unknown as Record<string, (r: Req, cb: (e: grpc.ServiceError | null, res: Res) => void) => void>)[
+      method
+    ]!.call(client, request, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }
 
 /** A job ended in FAILED or CANCELLED: its error detail, as the service reported it (no report text). */
 export class JobFailedError extends Error {
   override name = 'JobFailedError';
-  constructor(
-    readonly job: common.Job,
-  ) {
+  constructor(readonly job: common.Job) {
     const e = job.error;
-    super(`job ${job.jobId} ${job.state === common.JobState.JOB_STATE_CANCELLED ? 'was cancelled' : 'failed'}${e ? `: ${[e.code, e.field && `field ${e.field}`, e.recordId && `record ${e.recordId}`].filter(Boolean).join(', ')}: ${e.message}` : ''}`);
+    super(
+      `job ${job.jobId} ${job.state === common.JobState.JOB_STATE_CANCELLED ? 'was cancelled' : 'failed'}${e ? `: ${[e.code, e.field && `field ${e.field}`, e.recordId && `record ${e.recordId}`].filter(Boolean).join(', ')}: ${e.message}` : ''}`,
+    );
   }
 }
 
-const TERMINAL = new Set([common.JobState.JOB_STATE_SUCCEEDED, common.JobState.JOB_STATE_FAILED, common.JobState.JOB_STATE_CANCELLED]);
+const TERMINAL = new Set([
+  common.JobState.JOB_STATE_SUCCEEDED,
+  common.JobState.JOB_STATE_FAILED,
+  common.JobState.JOB_STATE_CANCELLED,
+]);
 
 /**
  * Follows a job through JobService.WatchJob until it ends, reporting progress. A dropped stream
  * (a service restarting) is re-watched for up to `retryMs`; the job itself lives in the store.
  */
-export async function waitForJob(endpoint: Endpoint, jobId: string, onProgress: (job: common.Job) => void, options: { retryMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<common.Job> {
+export async function waitForJob(
+  endpoint: Endpoint,
+  jobId: string,
+  onProgress: (job: common.Job) => void,
+  options: { retryMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<common.Job> {
   const client = connect(jobs.JobServiceClient, endpoint, options.env);
   const address = endpoint.address;
   const retryMs = options.retryMs ?? 120_000;
@@ -194,18 +232,22 @@ export async function waitForJob(endpoint: Endpoint, jobId: string, onProgress: 
           latest = response.job;
           if (latest) onProgress(latest);
         });
-        stream.on('error', (error: grpc.ServiceError) => (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED ? resolve(undefined) : reject(error)));
+        stream.on('error', (error: grpc.ServiceError) =>
+          error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED
+            ? resolve(undefined)
+            : reject(error),
+        );
         stream.on('end', () => resolve(latest && TERMINAL.has(latest.state) ? latest : undefined));
       });
       if (ended) {
         if (ended.state !== common.JobState.JOB_STATE_SUCCEEDED) throw new JobFailedError(ended);
         return ended;
       }
-      if (Date.now() - lastContact > retryMs) throw new Error(`lost contact with the service at ${address} while following job ${jobId}`);
+      if (Date.now() - lastContact > retryMs)
+        throw new Error(`lost contact with the service at ${address} while following job ${jobId}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
   } finally {
     client.close();
   }
 }
-

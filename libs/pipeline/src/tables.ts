@@ -10,7 +10,11 @@ const cell = (m?: { mean: number; std: number }) => (m ? `${m.mean.toFixed(3)} �
  * the digests. Each table carries the marker `npm run check:results` reads, so that
  * docs/results.md can quote it checked.
  */
-export function renderComparisonTables(results: EvaluationResults, stages: Record<string, { seconds: number; summary: Record<string, number | string> }>, options: { tasks: readonly TaskName[]; metrics: Record<string, string> }): string {
+export function renderComparisonTables(
+  results: EvaluationResults,
+  stages: Record<string, { seconds: number; summary: Record<string, number | string> }>,
+  options: { tasks: readonly TaskName[]; metrics: Record<string, string> },
+): string {
   const groups = [...new Set(results.encoders.map((e) => groupOf(e.name)))];
   const cells = pooledMetrics(results);
   const ratios = pooledRatios(cells);
@@ -20,7 +24,9 @@ export function renderComparisonTables(results: EvaluationResults, stages: Recor
   const lines: string[] = [];
   for (const task of options.tasks) {
     const metric = options.metrics[task]!;
-    const fractions = [...new Set(cells.filter((m) => m.task === task).map((m) => m.label_fraction))].sort((a, b) => a - b);
+    const fractions = [...new Set(cells.filter((m) => m.task === task).map((m) => m.label_fraction))].sort(
+      (a, b) => a - b,
+    );
     const methods = [...new Set(ratios.filter((r) => r.task === task).map((r) => r.method))];
     const pretrained = groups.find((g) => g !== 'random-init');
     lines.push(
@@ -31,13 +37,18 @@ export function renderComparisonTables(results: EvaluationResults, stages: Recor
     lines.push(`| labels | ${groups.join(' | ')} | ${methods.map((m) => `${m}-synthetic / real`).join(' | ')} |`);
     lines.push(`|---|${groups.map(() => '---').join('|')}|${methods.map(() => '---').join('|')}|`);
     for (const f of fractions) {
-      const get = (group: string) => cells.find((m) => m.group === group && m.task === task && m.label_fraction === f && m.metric === metric);
+      const get = (group: string) =>
+        cells.find((m) => m.group === group && m.task === task && m.label_fraction === f && m.metric === metric);
       // A ratio involving an arm any seed of which did not learn (retrieval at chance) is refused, not printed.
       const shown = methods.map((method) => {
-        const r = ratios.find((x) => x.method === method && x.task === task && x.label_fraction === f && x.metric === metric);
+        const r = ratios.find(
+          (x) => x.method === method && x.task === task && x.label_fraction === f && x.metric === metric,
+        );
         return r ? (incomparable(arms, `${method}-synthetic`, `${method}-real`) ?? r.ratio.toFixed(3)) : '—';
       });
-      lines.push(`| ${Math.round(f * 100)} % | ${groups.map((g) => cell(get(g))).join(' | ')} | ${shown.join(' | ')} |`);
+      lines.push(
+        `| ${Math.round(f * 100)} % | ${groups.map((g) => cell(get(g))).join(' | ')} | ${shown.join(' | ')} |`,
+      );
     }
     lines.push('');
   }
@@ -48,10 +59,28 @@ export function renderComparisonTables(results: EvaluationResults, stages: Recor
     '| arm | seed | top-1 | chance | held-out pairs | learned |',
     '|---|---|---|---|---|---|',
   );
-  for (const a of arms) lines.push(`| ${a.group} | ${a.seed ?? '—'} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.retrievalPairs ?? '—'} | ${a.learned ? 'yes' : '**no: not compared**'} |`);
+  for (const a of arms)
+    lines.push(
+      `| ${a.group} | ${a.seed ?? '—'} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.retrievalPairs ?? '—'} | ${a.learned ? 'yes' : '**no: not compared**'} |`,
+    );
   lines.push('', '### Stages', '', '| run | seconds | summary |', '|---|---|---|');
-  for (const [name, s] of Object.entries(stages)) lines.push(`| ${name} | ${s.seconds.toFixed(0)} | ${Object.entries(s.summary).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`).join(', ')} |`);
-  lines.push('', '### Digests', '', `- dataset (as evaluated): ${results.dataset.sha256} (${results.dataset.images} images)`);
-  for (const e of results.encoders) lines.push(`- ${e.name}: ${Object.entries(e.digests).map(([f, d]) => `${f} ${d.slice(0, 16)}…`).join(', ')}`);
+  for (const [name, s] of Object.entries(stages))
+    lines.push(
+      `| ${name} | ${s.seconds.toFixed(0)} | ${Object.entries(s.summary)
+        .map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`)
+        .join(', ')} |`,
+    );
+  lines.push(
+    '',
+    '### Digests',
+    '',
+    `- dataset (as evaluated): ${results.dataset.sha256} (${results.dataset.images} images)`,
+  );
+  for (const e of results.encoders)
+    lines.push(
+      `- ${e.name}: ${Object.entries(e.digests)
+        .map(([f, d]) => `${f} ${d.slice(0, 16)}…`)
+        .join(', ')}`,
+    );
   return lines.join('\n');
 }

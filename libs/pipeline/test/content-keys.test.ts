@@ -27,8 +27,17 @@ function editOneByte(file: string): void {
 
 describe('stage keys cover the content of what a stage reads', () => {
   it('changes the model digest when one byte of a .safetensors, .onnx or json file changes, and not otherwise', async () => {
-    for (const file of ['unet/diffusion_pytorch_model.safetensors', 'unet/model.onnx', 'scheduler/scheduler_config.json']) {
-      const dir = tree(`model-${path.basename(file)}`, { 'model_index.json': '{}', 'unet/diffusion_pytorch_model.safetensors': 'weights', 'unet/model.onnx': 'graph', 'scheduler/scheduler_config.json': '{"steps":3}' });
+    for (const file of [
+      'unet/diffusion_pytorch_model.safetensors',
+      'unet/model.onnx',
+      'scheduler/scheduler_config.json',
+    ]) {
+      const dir = tree(`model-${path.basename(file)}`, {
+        'model_index.json': '{}',
+        'unet/diffusion_pytorch_model.safetensors': 'weights',
+        'unet/model.onnx': 'graph',
+        'scheduler/scheduler_config.json': '{"steps":3}',
+      });
       const before = await new ContentHasher().tree(dir);
       expect(await new ContentHasher().tree(dir)).toBe(before);
       editOneByte(path.join(dir, file));
@@ -51,7 +60,9 @@ describe('stage keys cover the content of what a stage reads', () => {
 
   it('changes the real-images digest when one byte of one image changes, and keeps it for an unchanged tree', async () => {
     const dir = tree('reports', { 'img/1.png': 'one', 'img/2.png': 'two' });
-    const records = reportRecords(Buffer.from('{"id":"r1","image":"img/1.png"}\nnot json\n{"id":"r2","image":"img/2.png"}\n{"id":"r3"}\n'));
+    const records = reportRecords(
+      Buffer.from('{"id":"r1","image":"img/1.png"}\nnot json\n{"id":"r2","image":"img/2.png"}\n{"id":"r3"}\n'),
+    );
     const images = localImages(records, dir, 'id', 'image');
     expect(images.map((i) => i.id)).toEqual(['r1', 'r2']);
     const hasher = new ContentHasher();

@@ -27,11 +27,17 @@ describe('pre-training arms that did not learn are not compared', () => {
 
   it('refuses a ratio that involves an arm at or below chance, naming it', () => {
     const arms = pretrainingArms(stages);
-    expect(incomparable(arms, 'convirt-synthetic', 'convirt-real')).toBe('convirt-real retrieval 0.030 <= chance 0.043: not compared');
+    expect(incomparable(arms, 'convirt-synthetic', 'convirt-real')).toBe(
+      'convirt-real retrieval 0.030 <= chance 0.043: not compared',
+    );
     expect(incomparable(arms, 'mgca-synthetic', 'mgca-real')).toBeUndefined();
-    expect(incomparable(arms, 'gloria-synthetic', 'gloria-real')).toBe('gloria-real has no held-out retrieval: not compared');
+    expect(incomparable(arms, 'gloria-synthetic', 'gloria-real')).toBe(
+      'gloria-real has no held-out retrieval: not compared',
+    );
     // Exactly at chance did not learn either.
-    expect(pretrainingArms({ 'pretrain convirt-real': stage({ retrieval_top1: 0.05, retrieval_chance: 0.05 }) })[0]!.learned).toBe(false);
+    expect(
+      pretrainingArms({ 'pretrain convirt-real': stage({ retrieval_top1: 0.05, retrieval_chance: 0.05 }) })[0]!.learned,
+    ).toBe(false);
   });
 
   it('reads the seeds of an arm, and refuses a pooled comparison when any seed of either arm is at chance', () => {
@@ -42,15 +48,40 @@ describe('pre-training arms that did not learn are not compared', () => {
       'pretrain convirt-synthetic-seed1': stage({ retrieval_top1: 0.12, retrieval_chance: 0.03, retrieval_pairs: 33 }),
     };
     const arms = pretrainingArms(seeded);
-    expect(arms[1]).toMatchObject({ name: 'convirt-real-seed1', group: 'convirt-real', source: 'real', seed: 1, retrievalPairs: 33, learned: false });
-    expect(incomparable(arms, 'convirt-synthetic', 'convirt-real')).toBe('convirt-real-seed1 retrieval 0.030 <= chance 0.030: not compared');
+    expect(arms[1]).toMatchObject({
+      name: 'convirt-real-seed1',
+      group: 'convirt-real',
+      source: 'real',
+      seed: 1,
+      retrievalPairs: 33,
+      learned: false,
+    });
+    expect(incomparable(arms, 'convirt-synthetic', 'convirt-real')).toBe(
+      'convirt-real-seed1 retrieval 0.030 <= chance 0.030: not compared',
+    );
     expect(incomparable(arms, 'convirt-synthetic-seed0', 'convirt-real-seed0')).toBeUndefined();
   });
 });
 
 describe('tables pool pre-training seeds and downstream seeds together', () => {
-  const metric = (encoder: string, perSeed: number[]) => ({ encoder, task: 'classification' as const, label_fraction: 1, metric: 'auroc_macro', mean: 0, std: 0, per_seed: perSeed });
-  const results = { metrics: [metric('convirt-real-seed0', [0.6, 0.62]), metric('convirt-real-seed1', [0.7, 0.72]), metric('convirt-synthetic-seed0', [0.66, 0.66]), metric('convirt-synthetic-seed1', [0.66, 0.66]), metric('random-init', [0.5, 0.52])] };
+  const metric = (encoder: string, perSeed: number[]) => ({
+    encoder,
+    task: 'classification' as const,
+    label_fraction: 1,
+    metric: 'auroc_macro',
+    mean: 0,
+    std: 0,
+    per_seed: perSeed,
+  });
+  const results = {
+    metrics: [
+      metric('convirt-real-seed0', [0.6, 0.62]),
+      metric('convirt-real-seed1', [0.7, 0.72]),
+      metric('convirt-synthetic-seed0', [0.66, 0.66]),
+      metric('convirt-synthetic-seed1', [0.66, 0.66]),
+      metric('random-init', [0.5, 0.52]),
+    ],
+  };
 
   it('gives each arm one mean and sample std over all its runs, and says how many it pooled', () => {
     const cells = pooledMetrics(results);
@@ -63,6 +94,14 @@ describe('tables pool pre-training seeds and downstream seeds together', () => {
   });
 
   it('compares synthetic with real per method on the pooled means', () => {
-    expect(pooledRatios(pooledMetrics(results))).toEqual([{ method: 'convirt', task: 'classification', label_fraction: 1, metric: 'auroc_macro', ratio: expect.closeTo(1, 12) }]);
+    expect(pooledRatios(pooledMetrics(results))).toEqual([
+      {
+        method: 'convirt',
+        task: 'classification',
+        label_fraction: 1,
+        metric: 'auroc_macro',
+        ratio: expect.closeTo(1, 12),
+      },
+    ]);
   });
 });

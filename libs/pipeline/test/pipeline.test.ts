@@ -29,7 +29,12 @@ function writeInputs(dir: string, records: number, mutate?: (record: Record<stri
 }
 
 type Section = Record<string, unknown>;
-type TestConfig = Section & { input: Section; synthesize: Section; pretrain: Section & { config: Section }; evaluate: Section };
+type TestConfig = Section & {
+  input: Section;
+  synthesize: Section;
+  pretrain: Section & { config: Section };
+  evaluate: Section;
+};
 
 function baseConfig(): TestConfig {
   return {
@@ -49,7 +54,15 @@ function baseConfig(): TestConfig {
         checkpoint_every_steps: 1,
       },
     },
-    evaluate: { dataset: { format: 'covid_cxr', root: SAMPLE }, tasks: ['classification', 'segmentation'], label_fractions: [1], seeds: [0], max_images: 24, epochs: 2, report_samples: 1 },
+    evaluate: {
+      dataset: { format: 'covid_cxr', root: SAMPLE },
+      tasks: ['classification', 'segmentation'],
+      label_fractions: [1],
+      seeds: [0],
+      max_images: 24,
+      epochs: 2,
+      report_samples: 1,
+    },
     export: { licence: 'CC BY 4.0', shard_size: 5, deid_recall: 0.9984, deid_recall_source: 'npm run eval:anonymizer' },
   };
 }
@@ -62,7 +75,11 @@ function writeConfig(dir: string, config: Record<string, unknown>): string {
 
 /** `medsyn pipeline run`, the CLI process itself (from its sources), so that a kill reaches it. */
 function startCli(config: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [...tsxLoaderArgs(), path.join(repoRoot, 'cli', 'src', 'main.ts'), 'pipeline', 'run', config, '--no-progress'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [...tsxLoaderArgs(), path.join(repoRoot, 'cli', 'src', 'main.ts'), 'pipeline', 'run', config, '--no-progress'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -103,20 +120,42 @@ describe('pipeline config', () => {
     ['a bad pretraining value', (c: TestConfig) => (c.pretrain.config.batch_size = -2), 'pretrain.config.batch_size'],
     ['a bad evaluation value', (c: TestConfig) => (c.evaluate.label_fractions = [0]), 'evaluate.label_fractions[0]'],
     ['a missing reports file', (c: TestConfig) => (c.input.reports = 'nope.jsonl'), 'input.reports: file not found'],
-    ['a model folder without model_index.json', (c: TestConfig) => (c.synthesize.model = dir), 'synthesize.model: no model_index.json'],
-    ['a CSV reports file for real pairs', (c: TestConfig) => (c.input.reports = 'reports.csv'), 'input.reports: real pairs need a JSONL reports file'],
+    [
+      'a model folder without model_index.json',
+      (c: TestConfig) => (c.synthesize.model = dir),
+      'synthesize.model: no model_index.json',
+    ],
+    [
+      'a CSV reports file for real pairs',
+      (c: TestConfig) => (c.input.reports = 'reports.csv'),
+      'input.reports: real pairs need a JSONL reports file',
+    ],
     ['real pairs without an image field', (c: TestConfig) => delete c.input.image_field, 'input.image_field'],
-    ['the method set inside pretrain.config', (c: TestConfig) => (c.pretrain.config.method = 'gloria'), 'pretrain.config.method'],
-    ['a repeated pre-training seed', (c: TestConfig) => (c.pretrain.seeds = [0, 1, 0]), 'pretrain.seeds: must not repeat a seed'],
+    [
+      'the method set inside pretrain.config',
+      (c: TestConfig) => (c.pretrain.config.method = 'gloria'),
+      'pretrain.config.method',
+    ],
+    [
+      'a repeated pre-training seed',
+      (c: TestConfig) => (c.pretrain.seeds = [0, 1, 0]),
+      'pretrain.seeds: must not repeat a seed',
+    ],
   ])('rejects %s, naming the key', (_, mutate, message) => {
     expect(parse(mutate)).toThrow(PipelineConfigError);
     expect(parse(mutate)).toThrow(message);
   });
 
   it('pre-trains each arm once with pretrain.config.seed by default (named as before seeds), else once per listed seed', () => {
-    const runs = (mutate: (c: TestConfig) => void) => pretrainingRuns(parse(mutate)()).map((r) => `${r.name} ${r.seed}`);
+    const runs = (mutate: (c: TestConfig) => void) =>
+      pretrainingRuns(parse(mutate)()).map((r) => `${r.name} ${r.seed}`);
     expect(runs((c) => (c.pretrain.config.seed = 4))).toEqual(['convirt-real 4', 'convirt-synthetic 4']);
-    expect(runs((c) => (c.pretrain.seeds = [0, 2]))).toEqual(['convirt-real-seed0 0', 'convirt-real-seed2 2', 'convirt-synthetic-seed0 0', 'convirt-synthetic-seed2 2']);
+    expect(runs((c) => (c.pretrain.seeds = [0, 2]))).toEqual([
+      'convirt-real-seed0 0',
+      'convirt-real-seed2 2',
+      'convirt-synthetic-seed0 0',
+      'convirt-synthetic-seed2 2',
+    ]);
   });
 
   it('reports a bad config from the CLI with exit code 2 and the key, before starting anything', async () => {
@@ -139,13 +178,23 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     const config = writeConfig(dir, withSeeds);
     const first = startCli(config);
     // Kill it (SIGKILL: no cleanup of its own) once pre-training has started.
-    await waitFor(() => /pretrain convirt-real-seed0 \.\.\./.test(first.output()) || first.child.exitCode !== null, 'pre-training to start');
+    await waitFor(
+      () => /pretrain convirt-real-seed0 \.\.\./.test(first.output()) || first.child.exitCode !== null,
+      'pre-training to start',
+    );
     expect(first.output()).toMatch(/synthesize: done in/);
     first.child.kill('SIGKILL');
     await first.exited;
     // Its local services notice that their parent is gone and stop gracefully.
     const logs = path.join(dir, 'out', 'medsyn-logs-ci');
-    await waitFor(() => ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'].every((s) => /"msg":"stopped"/.test(fs.readFileSync(path.join(logs, `${s}.log`), 'utf8'))), 'the orphaned services to stop', 60_000);
+    await waitFor(
+      () =>
+        ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'].every((s) =>
+          /"msg":"stopped"/.test(fs.readFileSync(path.join(logs, `${s}.log`), 'utf8')),
+        ),
+      'the orphaned services to stop',
+      60_000,
+    );
 
     // Each job wrote under its stage key: pipeline/ci/<stage>/<key>/, one key per stage in this run.
     const jobFolder = (stage: string) => {
@@ -157,8 +206,17 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     const model = path.join(tmp.dir, 'tiny-model');
     const synthesizerJobs = path.join(dir, 'store', 'jobs', 'synthesizer');
     const [record] = fs.readdirSync(synthesizerJobs).filter((f) => f.endsWith('.json'));
-    const spec = (JSON.parse(fs.readFileSync(path.join(synthesizerJobs, record!), 'utf8')) as { spec: { model: { sha256: string } } }).spec;
-    expect(spec.model.sha256).toBe(await localTreeDigest(model, listLocalFiles(model).filter((f) => !f.endsWith('.safetensors'))));
+    const spec = (
+      JSON.parse(fs.readFileSync(path.join(synthesizerJobs, record!), 'utf8')) as {
+        spec: { model: { sha256: string } };
+      }
+    ).spec;
+    expect(spec.model.sha256).toBe(
+      await localTreeDigest(
+        model,
+        listLocalFiles(model).filter((f) => !f.endsWith('.safetensors')),
+      ),
+    );
     const images = path.join(jobFolder('synthesize'), 'images');
     const before = new Map(fs.readdirSync(images).map((f) => [f, fs.statSync(path.join(images, f)).mtimeMs]));
     expect(before.size).toBe(12);
@@ -166,7 +224,8 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     const second = startCli(config);
     expect(`exit ${await second.exited}\n${second.output()}`).toMatch(/^exit 0\n/);
     const output = second.output();
-    for (const stage of ['anonymize', 'real-pairs', 'synthesize']) expect(output).toContain(`${stage}: done in an earlier run`);
+    for (const stage of ['anonymize', 'real-pairs', 'synthesize'])
+      expect(output).toContain(`${stage}: done in an earlier run`);
     expect(output).toMatch(/pretrain convirt-synthetic-seed1: done in \d/);
     expect(output).toMatch(/evaluate: done in \d/);
     // Not one synthetic image was made again.
@@ -174,36 +233,76 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     // The evaluator was sent the tree digests of the dataset and of each bundle, and took the job: they matched.
     const evaluatorJobs = path.join(dir, 'store', 'jobs', 'evaluator');
     const [evaluation] = fs.readdirSync(evaluatorJobs).filter((f) => f.endsWith('.json'));
-    const { inputs } = (JSON.parse(fs.readFileSync(path.join(evaluatorJobs, evaluation!), 'utf8')) as { spec: { inputs: { field: string; uri: string; sha256: string }[] } }).spec;
-    expect(inputs.map((i) => i.field)).toEqual([0, 1, 2, 3].map((i) => `config.encoders[${i}].bundle`).concat('config.dataset'));
+    const { inputs } = (
+      JSON.parse(fs.readFileSync(path.join(evaluatorJobs, evaluation!), 'utf8')) as {
+        spec: { inputs: { field: string; uri: string; sha256: string }[] };
+      }
+    ).spec;
+    expect(inputs.map((i) => i.field)).toEqual(
+      [0, 1, 2, 3].map((i) => `config.encoders[${i}].bundle`).concat('config.dataset'),
+    );
     const store = new FileArtifactStore(path.join(dir, 'store'));
-    for (const bundle of inputs.slice(0, 4)) expect(bundle.sha256).toBe(await storedDigest(store, bundle.uri.replace(/\/+$/, ''), true));
+    for (const bundle of inputs.slice(0, 4))
+      expect(bundle.sha256).toBe(await storedDigest(store, bundle.uri.replace(/\/+$/, ''), true));
     expect(inputs[4]!.sha256).toBe(await localTreeDigest(SAMPLE));
     // Every arm and seed was sent the same held-out pairs (3 reports, their real images) and the same vocabulary, built once.
     const pretrainerJobs = path.join(dir, 'store', 'jobs', 'pretrainer');
     const sent = fs
       .readdirSync(pretrainerJobs)
       .filter((f) => f.endsWith('.json'))
-      .map((f) => (JSON.parse(fs.readFileSync(path.join(pretrainerJobs, f), 'utf8')) as { spec: { config: { seed: number; data: { retrievalPairs?: string }; textEncoder: { vocab?: string } } } }).spec.config);
+      .map(
+        (f) =>
+          (
+            JSON.parse(fs.readFileSync(path.join(pretrainerJobs, f), 'utf8')) as {
+              spec: { config: { seed: number; data: { retrievalPairs?: string }; textEncoder: { vocab?: string } } };
+            }
+          ).spec.config,
+      );
     const shared = jobFolder('pretrain-data');
-    expect(sent.map((c) => [c.data.retrievalPairs, c.textEncoder.vocab])).toEqual(sent.map(() => [store.uriOf(path.relative(path.join(dir, 'store'), path.join(shared, 'retrieval-pairs.jsonl'))), store.uriOf(path.relative(path.join(dir, 'store'), path.join(shared, 'vocab.txt')))]));
+    expect(sent.map((c) => [c.data.retrievalPairs, c.textEncoder.vocab])).toEqual(
+      sent.map(() => [
+        store.uriOf(path.relative(path.join(dir, 'store'), path.join(shared, 'retrieval-pairs.jsonl'))),
+        store.uriOf(path.relative(path.join(dir, 'store'), path.join(shared, 'vocab.txt'))),
+      ]),
+    );
     expect(sent.map((c) => c.seed).sort()).toEqual([0, 0, 1, 1]);
-    const heldOut = fs.readFileSync(path.join(shared, 'retrieval-pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { image: string });
+    const heldOut = fs
+      .readFileSync(path.join(shared, 'retrieval-pairs.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string });
     expect(heldOut).toHaveLength(3);
     for (const p of heldOut) expect(p.image).toContain('/real/images/');
-    const state = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'state.json'), 'utf8')) as { stages: Record<string, { summary: Record<string, number> }> };
-    expect(Object.keys(state.stages).filter((s) => s.startsWith('pretrain ')).map((s) => state.stages[s]!.summary.retrieval_pairs)).toEqual([3, 3, 3, 3]);
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'state.json'), 'utf8')) as {
+      stages: Record<string, { summary: Record<string, number> }>;
+    };
+    expect(
+      Object.keys(state.stages)
+        .filter((s) => s.startsWith('pretrain '))
+        .map((s) => state.stages[s]!.summary.retrieval_pairs),
+    ).toEqual([3, 3, 3, 3]);
 
     const html = fs.readFileSync(path.join(dir, 'out', 'report.html'), 'utf8');
     expect(html).toContain('medsyn pipeline: ci');
     expect(html).toContain('Real and synthetic images of the same reports');
     expect((html.match(/alt="synthetic"/g) ?? []).length).toBe(8);
-    const results = JSON.parse(fs.readFileSync(path.join(jobFolder('evaluate'), 'results.json'), 'utf8')) as { encoders: { name: string }[]; ratios: unknown[] };
-    expect(results.encoders.map((e) => e.name).sort()).toEqual(['convirt-real-seed0', 'convirt-real-seed1', 'convirt-synthetic-seed0', 'convirt-synthetic-seed1', 'random-init']);
+    const results = JSON.parse(fs.readFileSync(path.join(jobFolder('evaluate'), 'results.json'), 'utf8')) as {
+      encoders: { name: string }[];
+      ratios: unknown[];
+    };
+    expect(results.encoders.map((e) => e.name).sort()).toEqual([
+      'convirt-real-seed0',
+      'convirt-real-seed1',
+      'convirt-synthetic-seed0',
+      'convirt-synthetic-seed1',
+      'random-init',
+    ]);
     expect(results.ratios.length).toBeGreaterThan(0);
 
     // The shareable bundle: 12 synthetic pairs in shards of 5, with the card.
-    const card = JSON.parse(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'dataset', 'dataset.json'), 'utf8')) as { samples: number; shards: unknown[]; licence: string; deidentification: { mode: string; recall: number } };
+    const card = JSON.parse(
+      fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'dataset', 'dataset.json'), 'utf8'),
+    ) as { samples: number; shards: unknown[]; licence: string; deidentification: { mode: string; recall: number } };
     expect([card.samples, card.shards.length, card.licence]).toEqual([12, 3, 'CC BY 4.0']);
     expect(card.deidentification).toMatchObject({ mode: 'mask', recall: 0.9984 });
 

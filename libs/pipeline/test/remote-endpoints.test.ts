@@ -3,7 +3,15 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { jobs } from '@medsyn/proto';
 import { makeTempDir, makeTlsFixture, type TlsFixture } from '@medsyn/testing';
-import { PipelineConfigError, connect, parsePipelineConfig, startLocalServices, unary, type Endpoint, type LocalServices } from '../src';
+import {
+  PipelineConfigError,
+  connect,
+  parsePipelineConfig,
+  startLocalServices,
+  unary,
+  type Endpoint,
+  type LocalServices,
+} from '../src';
 
 const tmp = makeTempDir('pipeline-remote');
 afterAll(() => tmp.remove());
@@ -34,8 +42,21 @@ describe('the pipeline to a service that asks for a bearer token (and TLS)', () 
     tls = makeTlsFixture(path.join(tmp.dir, 'tls'));
     const store = `file://${path.join(tmp.dir, 'store')}`;
     [tokenOnly, mutualTls] = await Promise.all([
-      startLocalServices(['anonymizer'], { store, logDir: path.join(tmp.dir, 'logs-token'), env: { GRPC_AUTH_TOKEN: TOKEN } }),
-      startLocalServices(['anonymizer'], { store, logDir: path.join(tmp.dir, 'logs-tls'), env: { GRPC_AUTH_TOKEN: TOKEN, GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert } }),
+      startLocalServices(['anonymizer'], {
+        store,
+        logDir: path.join(tmp.dir, 'logs-token'),
+        env: { GRPC_AUTH_TOKEN: TOKEN },
+      }),
+      startLocalServices(['anonymizer'], {
+        store,
+        logDir: path.join(tmp.dir, 'logs-tls'),
+        env: {
+          GRPC_AUTH_TOKEN: TOKEN,
+          GRPC_TLS_CERT: tls.serverCert,
+          GRPC_TLS_KEY: tls.serverKey,
+          GRPC_TLS_CLIENT_CA: tls.caCert,
+        },
+      }),
     ]);
   }, 180_000);
   afterAll(async () => {
@@ -56,7 +77,9 @@ describe('the pipeline to a service that asks for a bearer token (and TLS)', () 
     const mtls = { ca: tls.caCert, cert: tls.clientCert, key: tls.clientKey };
     expect(await listJobs({ address, tls: mtls })).toBe(grpc.status.UNAUTHENTICATED);
     expect(await listJobs({ address, tokenEnv: 'MEDSYN_TEST_TOKEN' })).toBe(grpc.status.UNAVAILABLE);
-    expect(await listJobs({ address, tls: { ca: tls.caCert }, tokenEnv: 'MEDSYN_TEST_TOKEN' })).toBe(grpc.status.UNAVAILABLE);
+    expect(await listJobs({ address, tls: { ca: tls.caCert }, tokenEnv: 'MEDSYN_TEST_TOKEN' })).toBe(
+      grpc.status.UNAVAILABLE,
+    );
     expect(await listJobs({ address, tls: mtls, tokenEnv: 'MEDSYN_TEST_TOKEN' })).toBe(grpc.status.OK);
   });
 
@@ -69,13 +92,29 @@ describe('the pipeline to a service that asks for a bearer token (and TLS)', () 
     fs.copyFileSync(tls.caCert, path.join(dir, 'ca.crt'));
     const parse = (services: unknown) => () =>
       parsePipelineConfig(
-        { run: 'r', services, input: { reports: 'reports.jsonl' }, synthesize: { model: 'model' }, pretrain: { methods: ['convirt'], data: ['synthetic'] }, evaluate: { dataset: { format: 'covid_cxr', root: 'dataset' }, tasks: ['classification'] } },
+        {
+          run: 'r',
+          services,
+          input: { reports: 'reports.jsonl' },
+          synthesize: { model: 'model' },
+          pretrain: { methods: ['convirt'], data: ['synthetic'] },
+          evaluate: { dataset: { format: 'covid_cxr', root: 'dataset' }, tasks: ['classification'] },
+        },
         dir,
         env,
       );
-    const config = parse({ anonymizer: 'anon.example:50051', evaluator: { address: 'eval.example:50054', token_env: 'WRONG_TOKEN' }, tls: { ca: 'ca.crt' }, token_env: 'MEDSYN_TEST_TOKEN' })();
+    const config = parse({
+      anonymizer: 'anon.example:50051',
+      evaluator: { address: 'eval.example:50054', token_env: 'WRONG_TOKEN' },
+      tls: { ca: 'ca.crt' },
+      token_env: 'MEDSYN_TEST_TOKEN',
+    })();
     expect(config.services).toEqual({
-      anonymizer: { address: 'anon.example:50051', tls: { ca: path.join(dir, 'ca.crt') }, tokenEnv: 'MEDSYN_TEST_TOKEN' },
+      anonymizer: {
+        address: 'anon.example:50051',
+        tls: { ca: path.join(dir, 'ca.crt') },
+        tokenEnv: 'MEDSYN_TEST_TOKEN',
+      },
       evaluator: { address: 'eval.example:50054', tls: { ca: path.join(dir, 'ca.crt') }, tokenEnv: 'WRONG_TOKEN' },
     });
     expect(JSON.stringify(config)).not.toContain(TOKEN);
@@ -84,11 +123,26 @@ describe('the pipeline to a service that asks for a bearer token (and TLS)', () 
       expect(parse(services)).toThrow(message);
     };
     rejects({ anonymizer: 'anon.example:50051', token: TOKEN }, 'services.token: unknown key');
-    rejects({ anonymizer: 'anon.example:50051', token_env: 'UNSET_TOKEN', tls: { ca: 'ca.crt' } }, 'services.token_env: the environment variable UNSET_TOKEN is not set');
-    rejects({ anonymizer: { address: 'anon.example:50051', token_env: 'MEDSYN_TEST_TOKEN' } }, 'services.anonymizer.token_env: the token would go to anon.example:50051 in clear');
-    rejects({ anonymizer: { address: 'anon.example:50051', tls: { ca: 'ca.crt', cert: 'ca.crt' } } }, 'services.anonymizer.tls.key: a client certificate needs both cert and key');
-    rejects({ anonymizer: { address: 'anon.example:50051', tls: { ca: 'missing.crt' } } }, 'services.anonymizer.tls.ca: file not found');
+    rejects(
+      { anonymizer: 'anon.example:50051', token_env: 'UNSET_TOKEN', tls: { ca: 'ca.crt' } },
+      'services.token_env: the environment variable UNSET_TOKEN is not set',
+    );
+    rejects(
+      { anonymizer: { address: 'anon.example:50051', token_env: 'MEDSYN_TEST_TOKEN' } },
+      'services.anonymizer.token_env: the token would go to anon.example:50051 in clear',
+    );
+    rejects(
+      { anonymizer: { address: 'anon.example:50051', tls: { ca: 'ca.crt', cert: 'ca.crt' } } },
+      'services.anonymizer.tls.key: a client certificate needs both cert and key',
+    );
+    rejects(
+      { anonymizer: { address: 'anon.example:50051', tls: { ca: 'missing.crt' } } },
+      'services.anonymizer.tls.ca: file not found',
+    );
     rejects({ anonymizer: 'anon.example' }, 'services.anonymizer.address: must be host:port');
-    expect(parse({ anonymizer: { address: 'anon.example:50051', token_env: 'MEDSYN_TEST_TOKEN', plaintext: true } })().services.anonymizer).toEqual({ address: 'anon.example:50051', tokenEnv: 'MEDSYN_TEST_TOKEN' });
+    expect(
+      parse({ anonymizer: { address: 'anon.example:50051', token_env: 'MEDSYN_TEST_TOKEN', plaintext: true } })()
+        .services.anonymizer,
+    ).toEqual({ address: 'anon.example:50051', tokenEnv: 'MEDSYN_TEST_TOKEN' });
   });
 });

@@ -14,7 +14,11 @@ afterAll(() => tmp.remove());
 
 /** `npm run check:results` itself, on the given files. */
 function checkResults(...args: string[]) {
-  return spawnSync(process.execPath, [...tsxLoaderArgs(), path.join(repoRoot, 'scripts', 'check-results.ts'), ...args], { encoding: 'utf8', cwd: tmp.dir });
+  return spawnSync(
+    process.execPath,
+    [...tsxLoaderArgs(), path.join(repoRoot, 'scripts', 'check-results.ts'), ...args],
+    { encoding: 'utf8', cwd: tmp.dir },
+  );
 }
 
 describe('docs/results.md figures are checked against the run', () => {
@@ -26,8 +30,13 @@ describe('docs/results.md figures are checked against the run', () => {
   });
 
   it('passes the tables the replication prints, as they are', () => {
-    const tables = renderComparisonTables(files.results, files.state.stages, { tasks: ['segmentation'], metrics: { segmentation: 'dice' } });
-    expect(tables).toContain('mean ± std of 4 runs per pre-trained arm: 2 pre-training seeds x downstream seeds 0, 1; random-init 2 runs');
+    const tables = renderComparisonTables(files.results, files.state.stages, {
+      tasks: ['segmentation'],
+      metrics: { segmentation: 'dice' },
+    });
+    expect(tables).toContain(
+      'mean ± std of 4 runs per pre-trained arm: 2 pre-training seeds x downstream seeds 0, 1; random-init 2 runs',
+    );
     const check = checkResultsDoc(tables, files);
     expect(check.mismatches).toEqual([]);
     // 2 label fractions x (3 arms + 1 ratio).
@@ -35,7 +44,9 @@ describe('docs/results.md figures are checked against the run', () => {
   });
 
   it('fails on a changed figure, naming its line, the figure and what it should read', () => {
-    const wrong = doc.replace('| 1 % | 0.730 ± 0.026 | 0.740 ± 0.026 |', '| 1 % | 0.730 ± 0.026 | 0.741 ± 0.026 |').replace('-->527 images', '-->528 images');
+    const wrong = doc
+      .replace('| 1 % | 0.730 ± 0.026 | 0.740 ± 0.026 |', '| 1 % | 0.730 ± 0.026 | 0.741 ± 0.026 |')
+      .replace('-->527 images', '-->528 images');
     const { mismatches } = checkResultsDoc(wrong, files);
     expect(mismatches.map((m) => [m.line, m.figure, m.quoted, m.expected])).toEqual([
       [6, 'results.json $.dataset.images', '528', '527'],
@@ -50,8 +61,14 @@ describe('docs/results.md figures are checked against the run', () => {
   });
 
   it('fails on a figure the files do not have, and on a marker with no figure after it', () => {
-    const { mismatches } = checkResultsDoc('<!-- results.json: segmentation/dice/10%/convirt-real -->0.9 and <!-- results.json: $.dataset.images --> images', files);
-    expect(mismatches.map((m) => m.expected)).toEqual(['no such figure in the files', 'a figure right after the marker']);
+    const { mismatches } = checkResultsDoc(
+      '<!-- results.json: segmentation/dice/10%/convirt-real -->0.9 and <!-- results.json: $.dataset.images --> images',
+      files,
+    );
+    expect(mismatches.map((m) => m.expected)).toEqual([
+      'no such figure in the files',
+      'a figure right after the marker',
+    ]);
   });
 
   it('the command fails on a mismatch, passes a matching document, and skips with a note where there is no results.json', () => {

@@ -1,9 +1,19 @@
 import * as grpc from '@grpc/grpc-js';
-import { ArtifactNotFoundError, ArtifactStoreError, DigestMismatchError, InvalidKeyError, MalformedDigestError } from '@medsyn/artifact-store';
+import {
+  ArtifactNotFoundError,
+  ArtifactStoreError,
+  DigestMismatchError,
+  InvalidKeyError,
+  MalformedDigestError,
+} from '@medsyn/artifact-store';
 import { JobError } from '@medsyn/jobs';
 
 /** Anything with the cancellation surface of a grpc-js server call. */
-type ServerCall = { on(event: 'cancelled', listener: () => void): unknown; getDeadline(): grpc.Deadline; cancelled: boolean };
+type ServerCall = {
+  on(event: 'cancelled', listener: () => void): unknown;
+  getDeadline(): grpc.Deadline;
+  cancelled: boolean;
+};
 
 /**
  * How close to its deadline a cancel counts as the deadline: the client gives up at its deadline,
@@ -72,11 +82,15 @@ export function toServiceError(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof RpcError) return { code: error.code, details: error.message };
   if (error instanceof JobError) return { code: JOB_CODES[error.code], details: error.message };
   if (error instanceof ArtifactNotFoundError) return { code: grpc.status.NOT_FOUND, details: error.message };
-  if (error instanceof InvalidKeyError || error instanceof MalformedDigestError) return { code: grpc.status.INVALID_ARGUMENT, details: error.message };
+  if (error instanceof InvalidKeyError || error instanceof MalformedDigestError)
+    return { code: grpc.status.INVALID_ARGUMENT, details: error.message };
   // The request is fine; the store holds other bytes than it names, until someone puts them back.
   if (error instanceof DigestMismatchError) return { code: grpc.status.FAILED_PRECONDITION, details: error.message };
   if (error instanceof ArtifactStoreError) {
-    return { code: error.permanent ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE, details: error.message };
+    return {
+      code: error.permanent ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE,
+      details: error.message,
+    };
   }
   return { code: grpc.status.INTERNAL, details: 'internal error' };
 }

@@ -19,7 +19,11 @@ export interface ServiceDefaults {
   maxRunningJobs?: number;
 }
 
-const port = z.coerce.number({ error: 'must be a port number' }).int('must be an integer').min(0, 'must be from 0 to 65535').max(65535, 'must be from 0 to 65535');
+const port = z.coerce
+  .number({ error: 'must be a port number' })
+  .int('must be an integer')
+  .min(0, 'must be from 0 to 65535')
+  .max(65535, 'must be from 0 to 65535');
 const positiveInt = z.coerce.number().int('must be an integer').positive('must be positive');
 const optionalPath = z.string().min(1).optional();
 
@@ -83,7 +87,12 @@ export function isLoopback(host: string): boolean {
  * carries counts only (no PHI, no ids), so it follows the gRPC default but any explicit
  * METRICS_HOST is allowed (Prometheus scrapes it from another pod).
  */
-function listenHosts(v: { GRPC_HOST?: string; METRICS_HOST?: string }, secured: boolean, insecureListen: boolean, problems: string[]) {
+function listenHosts(
+  v: { GRPC_HOST?: string; METRICS_HOST?: string },
+  secured: boolean,
+  insecureListen: boolean,
+  problems: string[],
+) {
   const open = secured || insecureListen;
   const fallback = open ? '0.0.0.0' : '127.0.0.1';
   const grpcHost = v.GRPC_HOST ?? fallback;
@@ -96,7 +105,12 @@ function listenHosts(v: { GRPC_HOST?: string; METRICS_HOST?: string }, secured: 
 }
 
 /** Parses the TLS material at start, so a garbage file stops the service instead of failing every handshake. */
-function checkTls(cert: Buffer | undefined, key: Buffer | undefined, clientCa: Buffer | undefined, problems: string[]): void {
+function checkTls(
+  cert: Buffer | undefined,
+  key: Buffer | undefined,
+  clientCa: Buffer | undefined,
+  problems: string[],
+): void {
   let certificate: X509Certificate | undefined;
   if (cert) {
     try {
@@ -113,16 +127,20 @@ function checkTls(cert: Buffer | undefined, key: Buffer | undefined, clientCa: B
       problems.push('GRPC_TLS_KEY: not a PEM private key (or it is encrypted)');
     }
   }
-  if (certificate && privateKey && !certificate.checkPrivateKey(privateKey)) problems.push('GRPC_TLS_KEY: does not match the certificate in GRPC_TLS_CERT');
+  if (certificate && privateKey && !certificate.checkPrivateKey(privateKey))
+    problems.push('GRPC_TLS_KEY: does not match the certificate in GRPC_TLS_CERT');
   if (clientCa) {
-    const blocks = clientCa.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-    const bad = blocks.length === 0 || blocks.some((pem) => {
-      try {
-        return !new X509Certificate(pem);
-      } catch {
-        return true;
-      }
-    });
+    const blocks =
+      clientCa.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    const bad =
+      blocks.length === 0 ||
+      blocks.some((pem) => {
+        try {
+          return !new X509Certificate(pem);
+        } catch {
+          return true;
+        }
+      });
     if (bad) problems.push('GRPC_TLS_CLIENT_CA: not a bundle of PEM CA certificates');
   }
   if (certificate && privateKey && !problems.length) {
@@ -151,7 +169,12 @@ export function loadConfig<E extends z.ZodRawShape = Record<never, never>>(
       parsed.error.issues.map((issue) => {
         const name = String(issue.path[0]);
         const value = blankless[name];
-        const shown = value === undefined ? '' : SECRET_VARIABLES.has(name) ? ' (value hidden)' : ` (got ${JSON.stringify(value.slice(0, 200))})`;
+        const shown =
+          value === undefined
+            ? ''
+            : SECRET_VARIABLES.has(name)
+              ? ' (value hidden)'
+              : ` (got ${JSON.stringify(value.slice(0, 200))})`;
         return `${name}: ${issue.message}${shown}`;
       }),
     );
@@ -167,18 +190,27 @@ export function loadConfig<E extends z.ZodRawShape = Record<never, never>>(
       return undefined;
     }
   };
-  if (Boolean(v.GRPC_TLS_CERT) !== Boolean(v.GRPC_TLS_KEY)) problems.push('GRPC_TLS_CERT and GRPC_TLS_KEY must be set together');
-  if (v.GRPC_TLS_CLIENT_CA && !v.GRPC_TLS_CERT) problems.push('GRPC_TLS_CLIENT_CA (mutual TLS) needs GRPC_TLS_CERT and GRPC_TLS_KEY');
-  if (v.GRPC_AUTH_TOKEN && v.GRPC_AUTH_TOKEN_FILE) problems.push('set GRPC_AUTH_TOKEN or GRPC_AUTH_TOKEN_FILE, not both');
+  if (Boolean(v.GRPC_TLS_CERT) !== Boolean(v.GRPC_TLS_KEY))
+    problems.push('GRPC_TLS_CERT and GRPC_TLS_KEY must be set together');
+  if (v.GRPC_TLS_CLIENT_CA && !v.GRPC_TLS_CERT)
+    problems.push('GRPC_TLS_CLIENT_CA (mutual TLS) needs GRPC_TLS_CERT and GRPC_TLS_KEY');
+  if (v.GRPC_AUTH_TOKEN && v.GRPC_AUTH_TOKEN_FILE)
+    problems.push('set GRPC_AUTH_TOKEN or GRPC_AUTH_TOKEN_FILE, not both');
   const cert = read('GRPC_TLS_CERT', v.GRPC_TLS_CERT);
   const key = read('GRPC_TLS_KEY', v.GRPC_TLS_KEY);
   const clientCa = read('GRPC_TLS_CLIENT_CA', v.GRPC_TLS_CLIENT_CA);
   const tokenFromFile = read('GRPC_AUTH_TOKEN_FILE', v.GRPC_AUTH_TOKEN_FILE)?.toString('utf8').trim();
-  if (tokenFromFile !== undefined && tokenFromFile.length < 16) problems.push('GRPC_AUTH_TOKEN_FILE: token must be at least 16 characters');
+  if (tokenFromFile !== undefined && tokenFromFile.length < 16)
+    problems.push('GRPC_AUTH_TOKEN_FILE: token must be at least 16 characters');
   checkTls(cert, key, clientCa, problems);
   const authToken = v.GRPC_AUTH_TOKEN ?? tokenFromFile;
   const insecureListen = v.GRPC_INSECURE_LISTEN === 'true';
-  const { grpcHost, metricsHost } = listenHosts(v, Boolean(cert && key) || Boolean(authToken), insecureListen, problems);
+  const { grpcHost, metricsHost } = listenHosts(
+    v,
+    Boolean(cert && key) || Boolean(authToken),
+    insecureListen,
+    problems,
+  );
   if (problems.length) throw new ConfigError(problems);
 
   const service = Object.fromEntries(Object.keys(extra ?? {}).map((k) => [k, v[k]])) as z.infer<z.ZodObject<E>>;

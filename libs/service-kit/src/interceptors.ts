@@ -55,14 +55,20 @@ export function bearerAuthInterceptor(token: string): grpc.ServerInterceptor {
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
   return (descriptor, call) => {
-    if (OPEN_SERVICES.some((prefix) => descriptor.path.startsWith(prefix))) return new grpc.ServerInterceptingCall(call);
+    if (OPEN_SERVICES.some((prefix) => descriptor.path.startsWith(prefix)))
+      return new grpc.ServerInterceptingCall(call);
     return new grpc.ServerInterceptingCall(call, {
       start(next) {
         next(
           new grpc.ServerListenerBuilder()
             .withOnReceiveMetadata((metadata, nextMetadata) => {
               if (accepts(metadata.get('authorization')[0])) nextMetadata(metadata);
-              else call.sendStatus({ code: grpc.status.UNAUTHENTICATED, details: 'missing or invalid bearer token in the authorization metadata', metadata: new grpc.Metadata() });
+              else
+                call.sendStatus({
+                  code: grpc.status.UNAUTHENTICATED,
+                  details: 'missing or invalid bearer token in the authorization metadata',
+                  metadata: new grpc.Metadata(),
+                });
             })
             .build(),
         );

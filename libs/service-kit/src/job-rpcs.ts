@@ -21,7 +21,14 @@ export function toProtoJob(record: JobRecord): common.Job {
     createTime: new Date(record.createTime),
     updateTime: new Date(record.updateTime),
     endTime: record.endTime ? new Date(record.endTime) : undefined,
-    error: record.error ? { code: record.error.code, message: record.error.message, field: record.error.field ?? '', recordId: record.error.recordId ?? '' } : undefined,
+    error: record.error
+      ? {
+          code: record.error.code,
+          message: record.error.message,
+          field: record.error.field ?? '',
+          recordId: record.error.recordId ?? '',
+        }
+      : undefined,
     outputs: record.outputs,
   };
 }
@@ -38,7 +45,8 @@ export function jobService(registry: JobRegistry): jobsProto.JobServiceServer {
       callback(null, { jobs: page.jobs.map(toProtoJob), nextPageToken: page.nextPageToken });
     },
     watchJob: async (call) => {
-      for await (const record of registry.watch(call.request.jobId, callSignal(call))) call.write({ job: toProtoJob(record) });
+      for await (const record of registry.watch(call.request.jobId, callSignal(call)))
+        call.write({ job: toProtoJob(record) });
       call.end();
     },
     cancelJob: async (call, callback) => callback(null, { job: toProtoJob(await registry.cancel(call.request.jobId)) }),

@@ -13,5 +13,7 @@ import { descriptorSetPath } from '@medsyn/proto';
 export function addReflection(server: grpc.Server, services: string[]): void {
   const medsyn = protoLoader.loadFileDescriptorSetFromBuffer(fs.readFileSync(descriptorSetPath));
   const health = protoLoader.loadSync(healthProtoPath);
-  new ReflectionService({ ...medsyn, ...health }, { services: ['grpc.health.v1.Health', ...services] }).addToServer(server);
+  new ReflectionService({ ...medsyn, ...health }, { services: ['grpc.health.v1.Health', ...services] }).addToServer(
+    server,
+  );
 }

@@ -73,7 +73,10 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
 
   const metrics = createMetricsRegistry(spec.name);
   const rpcMetrics = new RpcMetrics(metrics);
-  const gpuSampler = new GpuSampler(metrics, { intervalMs: config.gpuSampleIntervalMs, onError: (message) => logger.warn(message) });
+  const gpuSampler = new GpuSampler(metrics, {
+    intervalMs: config.gpuSampleIntervalMs,
+    onError: (message) => logger.warn(message),
+  });
   gpuSampler.start();
 
   const jobs = new JobRegistry({
@@ -104,7 +107,10 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
     logger,
     metrics,
     addService(definition, implementation) {
-      server.addService(definition, guardImplementation(definition, implementation) as grpc.UntypedServiceImplementation);
+      server.addService(
+        definition,
+        guardImplementation(definition, implementation) as grpc.UntypedServiceImplementation,
+      );
       const firstPath = Object.values(definition)[0]!.path;
       serviceNames.push(firstPath.slice(1, firstPath.lastIndexOf('/')));
     },
@@ -117,11 +123,19 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
   addReflection(server, serviceNames);
 
   const credentials = config.tls
-    ? grpc.ServerCredentials.createSsl(config.tls.clientCa ?? null, [{ cert_chain: config.tls.cert, private_key: config.tls.key }], Boolean(config.tls.clientCa))
+    ? grpc.ServerCredentials.createSsl(
+        config.tls.clientCa ?? null,
+        [{ cert_chain: config.tls.cert, private_key: config.tls.key }],
+        Boolean(config.tls.clientCa),
+      )
     : grpc.ServerCredentials.createInsecure();
   const grpcPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${config.grpcHost}:${config.grpcPort}`, credentials, (error, port) =>
-      error ? reject(new ConfigError([`GRPC_PORT: cannot listen on ${config.grpcHost}:${config.grpcPort} (${error.message})`])) : resolve(port),
+      error
+        ? reject(
+            new ConfigError([`GRPC_PORT: cannot listen on ${config.grpcHost}:${config.grpcPort} (${error.message})`]),
+          )
+        : resolve(port),
     ),
   );
   let metricsServer: MetricsServer;
@@ -129,15 +143,31 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
     metricsServer = await startMetricsServer(metrics.registry, config.metricsPort, config.metricsHost);
   } catch (error) {
     server.forceShutdown();
-    throw new ConfigError([`METRICS_PORT: cannot listen on ${config.metricsHost}:${config.metricsPort} (${(error as Error).message})`]);
+    throw new ConfigError([
+      `METRICS_PORT: cannot listen on ${config.metricsHost}:${config.metricsPort} (${(error as Error).message})`,
+    ]);
   }
 
   await jobs.load();
   if (config.insecureListen && !config.tls && !config.authToken && !isLoopback(config.grpcHost)) {
-    logger.warn({ grpcHost: config.grpcHost }, 'GRPC_INSECURE_LISTEN=true: serving without TLS or a bearer token on a non-loopback address; anyone who can reach the port can send and read reports');
+    logger.warn(
+      { grpcHost: config.grpcHost },
+      'GRPC_INSECURE_LISTEN=true: serving without TLS or a bearer token on a non-loopback address; anyone who can reach the port can send and read reports',
+    );
   }
   for (const name of ['', ...serviceNames]) health.setStatus(name, 'SERVING');
-  logger.info({ grpcPort, metricsPort: metricsServer.port, grpcHost: config.grpcHost, tls: Boolean(config.tls), mutualTls: Boolean(config.tls?.clientCa), auth: Boolean(config.authToken), store: store.rootUri }, 'ready');
+  logger.info(
+    {
+      grpcPort,
+      metricsPort: metricsServer.port,
+      grpcHost: config.grpcHost,
+      tls: Boolean(config.tls),
+      mutualTls: Boolean(config.tls?.clientCa),
+      auth: Boolean(config.authToken),
+      store: store.rootUri,
+    },
+    'ready',
+  );
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
@@ -156,7 +186,13 @@ export async function startService<E extends z.ZodRawShape>(spec: ServiceSpec<E>
     })());
 
   const host = config.grpcHost === '0.0.0.0' || config.grpcHost === '::' ? '127.0.0.1' : config.grpcHost;
-  return { grpcPort, metricsPort: metricsServer.port, target: `${host}:${grpcPort}`, context: context as ServiceContext<unknown>, shutdown };
+  return {
+    grpcPort,
+    metricsPort: metricsServer.port,
+    target: `${host}:${grpcPort}`,
+    context: context as ServiceContext<unknown>,
+    shutdown,
+  };
 }
 
 /**

@@ -37,7 +37,12 @@ describe('configuration from the environment', () => {
   });
 
   it('names every bad variable with the value it got', () => {
-    const message = problems({ GRPC_PORT: 'abc', METRICS_PORT: '70000', LOG_LEVEL: 'loud', GRPC_MAX_MESSAGE_BYTES: '-1' });
+    const message = problems({
+      GRPC_PORT: 'abc',
+      METRICS_PORT: '70000',
+      LOG_LEVEL: 'loud',
+      GRPC_MAX_MESSAGE_BYTES: '-1',
+    });
     expect(message).toMatch(/GRPC_PORT: must be a port number \(got "abc"\)/);
     expect(message).toMatch(/METRICS_PORT: must be from 0 to 65535 \(got "70000"\)/);
     expect(message).toMatch(/LOG_LEVEL: .*\(got "loud"\)/);
@@ -69,7 +74,9 @@ describe('configuration from the environment', () => {
   it("validates a service's own variables with the kit's", () => {
     const extra = { GUIDANCE_SCALE: z.coerce.number().min(0, 'must be >= 0').default(3) };
     expect(loadConfig({}, defaults, extra).service.GUIDANCE_SCALE).toBe(3);
-    expect(() => loadConfig({ GUIDANCE_SCALE: '-1' }, defaults, extra)).toThrow(/GUIDANCE_SCALE: must be >= 0 \(got "-1"\)/);
+    expect(() => loadConfig({ GUIDANCE_SCALE: '-1' }, defaults, extra)).toThrow(
+      /GUIDANCE_SCALE: must be >= 0 \(got "-1"\)/,
+    );
   });
 });
 
@@ -85,25 +92,37 @@ describe('safe by default: where the services listen', () => {
   it('refuses a wider unprotected GRPC_HOST, naming the variables that would allow it', () => {
     const message = problems({ GRPC_HOST: '0.0.0.0' });
     expect(message).toMatch(/GRPC_HOST: "0\.0\.0\.0" is not a loopback address/);
-    for (const name of ['GRPC_TLS_CERT', 'GRPC_AUTH_TOKEN', 'GRPC_INSECURE_LISTEN=true']) expect(message).toContain(name);
+    for (const name of ['GRPC_TLS_CERT', 'GRPC_AUTH_TOKEN', 'GRPC_INSECURE_LISTEN=true'])
+      expect(message).toContain(name);
     expect(problems({ GRPC_HOST: '10.0.0.5' })).toMatch(/GRPC_HOST/);
   });
 
   it('listens on every interface by default once a token or TLS protects the port', () => {
     expect(loadConfig(token, defaults)).toMatchObject({ grpcHost: '0.0.0.0', metricsHost: '0.0.0.0' });
     const tls = makeTlsFixture(tmp.dir);
-    expect(loadConfig({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert }, defaults).grpcHost).toBe('0.0.0.0');
+    expect(
+      loadConfig(
+        { GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert },
+        defaults,
+      ).grpcHost,
+    ).toBe('0.0.0.0');
     expect(loadConfig({ ...token, GRPC_HOST: '10.0.0.5' }, defaults).grpcHost).toBe('10.0.0.5');
   });
 
   it('opens an unprotected port only with the explicit GRPC_INSECURE_LISTEN=true', () => {
-    expect(loadConfig({ GRPC_INSECURE_LISTEN: 'true' }, defaults)).toMatchObject({ grpcHost: '0.0.0.0', insecureListen: true });
+    expect(loadConfig({ GRPC_INSECURE_LISTEN: 'true' }, defaults)).toMatchObject({
+      grpcHost: '0.0.0.0',
+      insecureListen: true,
+    });
     expect(loadConfig({ GRPC_INSECURE_LISTEN: 'true', GRPC_HOST: '10.0.0.5' }, defaults).grpcHost).toBe('10.0.0.5');
     expect(problems({ GRPC_INSECURE_LISTEN: 'yes' })).toMatch(/GRPC_INSECURE_LISTEN: must be true or false/);
   });
 
   it('allows any explicit METRICS_HOST (counts only, no PHI) while gRPC stays on loopback', () => {
-    expect(loadConfig({ METRICS_HOST: '0.0.0.0' }, defaults)).toMatchObject({ grpcHost: '127.0.0.1', metricsHost: '0.0.0.0' });
+    expect(loadConfig({ METRICS_HOST: '0.0.0.0' }, defaults)).toMatchObject({
+      grpcHost: '127.0.0.1',
+      metricsHost: '0.0.0.0',
+    });
   });
 });
 
@@ -116,17 +135,30 @@ describe('TLS material is checked at start', () => {
 
   it('stops on a garbage GRPC_TLS_CLIENT_CA, naming it', () => {
     for (const file of [garbage, plain]) {
-      expect(problems({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: file })).toMatch(/GRPC_TLS_CLIENT_CA: not a bundle of PEM CA certificates/);
+      expect(
+        problems({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: file }),
+      ).toMatch(/GRPC_TLS_CLIENT_CA: not a bundle of PEM CA certificates/);
     }
   });
 
   it('stops on a garbage certificate or key, or a key of another certificate, naming it', () => {
-    expect(problems({ GRPC_TLS_CERT: garbage, GRPC_TLS_KEY: tls.serverKey })).toMatch(/GRPC_TLS_CERT: not a PEM certificate/);
-    expect(problems({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: plain })).toMatch(/GRPC_TLS_KEY: not a PEM private key/);
-    expect(problems({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.clientKey })).toMatch(/GRPC_TLS_KEY: does not match the certificate in GRPC_TLS_CERT/);
+    expect(problems({ GRPC_TLS_CERT: garbage, GRPC_TLS_KEY: tls.serverKey })).toMatch(
+      /GRPC_TLS_CERT: not a PEM certificate/,
+    );
+    expect(problems({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: plain })).toMatch(
+      /GRPC_TLS_KEY: not a PEM private key/,
+    );
+    expect(problems({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.clientKey })).toMatch(
+      /GRPC_TLS_KEY: does not match the certificate in GRPC_TLS_CERT/,
+    );
   });
 
   it('accepts a real certificate, key and client CA', () => {
-    expect(loadConfig({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert }, defaults).tls?.clientCa).toBeDefined();
+    expect(
+      loadConfig(
+        { GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert },
+        defaults,
+      ).tls?.clientCa,
+    ).toBeDefined();
   });
 });

@@ -42,7 +42,12 @@ function logSink() {
   return { lines, destination };
 }
 
-function unary<T>(client: Client, method: string, request: unknown, options: { deadlineMs?: number; metadata?: grpc.Metadata; onCall?: (call: grpc.ClientUnaryCall) => void } = {}): Promise<T> {
+function unary<T>(
+  client: Client,
+  method: string,
+  request: unknown,
+  options: { deadlineMs?: number; metadata?: grpc.Metadata; onCall?: (call: grpc.ClientUnaryCall) => void } = {},
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const call = client[method](
       request,
@@ -60,7 +65,9 @@ describe('a service started with the kit', () => {
   const logs = logSink();
 
   beforeAll(async () => {
-    service = await startService(testService(baseEnv({ GRPC_MAX_MESSAGE_BYTES: '4096' }), { logDestination: logs.destination }));
+    service = await startService(
+      testService(baseEnv({ GRPC_MAX_MESSAGE_BYTES: '4096' }), { logDestination: logs.destination }),
+    );
     client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
   });
   afterAll(async () => {
@@ -80,7 +87,9 @@ describe('a service started with the kit', () => {
 
   it('stops server-side work when the deadline passes', async () => {
     const ended = serverSide.nextSleepEnding();
-    await expect(unary(client, 'sleep', { ms: 5000 }, { deadlineMs: 500 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+    await expect(unary(client, 'sleep', { ms: 5000 }, { deadlineMs: 500 })).rejects.toMatchObject({
+      code: grpc.status.DEADLINE_EXCEEDED,
+    });
     // grpc-js answers DEADLINE_EXCEEDED when the deadline passes, then cancels the call's work.
     expect(await ended).toBe('aborted: deadline exceeded');
   });
@@ -93,7 +102,9 @@ describe('a service started with the kit', () => {
   });
 
   it('refuses messages above the configured size', async () => {
-    await expect(unary(client, 'echo', { text: 'x'.repeat(8000) })).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+    await expect(unary(client, 'echo', { text: 'x'.repeat(8000) })).rejects.toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+    });
     expect(await unary(client, 'echo', { text: 'fits' })).toEqual({ text: 'fits' });
   });
 
@@ -117,21 +128,35 @@ describe('a service started with the kit', () => {
       await unary(ownClient, 'echo', { text: 'fits' });
       // Each Sleep ends by deadline or cancel: the kit counts it before the handler's work stops.
       let ended = serverSide.nextSleepEnding();
-      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { deadlineMs: 500 })).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
+      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { deadlineMs: 500 })).rejects.toMatchObject({
+        code: grpc.status.DEADLINE_EXCEEDED,
+      });
       await ended;
       const started = serverSide.nextSleepStart();
       ended = serverSide.nextSleepEnding();
-      await expect(unary(ownClient, 'sleep', { ms: 5000 }, { onCall: (call) => void started.then(() => call.cancel()) })).rejects.toMatchObject({ code: grpc.status.CANCELLED });
+      await expect(
+        unary(ownClient, 'sleep', { ms: 5000 }, { onCall: (call) => void started.then(() => call.cancel()) }),
+      ).rejects.toMatchObject({ code: grpc.status.CANCELLED });
       await ended;
       expect(await healthCheck(own.target)).toBe('SERVING');
 
       const text = await (await fetch(`http://127.0.0.1:${own.metricsPort}/metrics`)).text();
-      expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Echo",code="OK"\} 1\n/);
-      expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="DEADLINE_EXCEEDED"\} 1\n/);
-      expect(text).toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="CANCELLED"\} 1\n/);
-      expect(text).not.toMatch(/medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="OK"\}/);
+      expect(text).toMatch(
+        /medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Echo",code="OK"\} 1\n/,
+      );
+      expect(text).toMatch(
+        /medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="DEADLINE_EXCEEDED"\} 1\n/,
+      );
+      expect(text).toMatch(
+        /medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="CANCELLED"\} 1\n/,
+      );
+      expect(text).not.toMatch(
+        /medsyn_kit_test_grpc_requests_total\{method="\/medsyn.test.v1.TestService\/Sleep",code="OK"\}/,
+      );
       expect(text).toMatch(/medsyn_kit_test_grpc_requests_in_flight\{method="\/medsyn.test.v1.TestService\/Sleep"\} 0/);
-      expect(text).toMatch(/medsyn_kit_test_grpc_request_duration_seconds_count\{method="\/grpc.health.v1.Health\/Check"\} [1-9]/);
+      expect(text).toMatch(
+        /medsyn_kit_test_grpc_request_duration_seconds_count\{method="\/grpc.health.v1.Health\/Check"\} [1-9]/,
+      );
       expect(promtoolCheckMetrics(text)).toBe('');
     } finally {
       ownClient.close();
@@ -146,7 +171,11 @@ describe('jobs over gRPC', () => {
   let jobsClient: Client;
 
   beforeAll(async () => {
-    service = await startService(testService(baseEnv({ MEDSYN_STORE: `file://${path.join(tmp.dir, 'jobs-store')}` }), { logDestination: logSink().destination }));
+    service = await startService(
+      testService(baseEnv({ MEDSYN_STORE: `file://${path.join(tmp.dir, 'jobs-store')}` }), {
+        logDestination: logSink().destination,
+      }),
+    );
     client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
     jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure()) as unknown as Client;
   });
@@ -167,17 +196,31 @@ describe('jobs over gRPC', () => {
   }
 
   it('streams a job from start to success, and finds it again by request id', async () => {
-    const started = await unary<{ jobId: string }>(client, 'startCount', { requestId: 'count-1', steps: 4, stepMs: 20 });
+    const started = await unary<{ jobId: string }>(client, 'startCount', {
+      requestId: 'count-1',
+      steps: 4,
+      stepMs: 20,
+    });
     const states = await watch(started.jobId);
     expect(states[0]!.jobId).toBe(started.jobId);
-    expect(states.at(-1)).toMatchObject({ state: common.JobState.JOB_STATE_SUCCEEDED, progress: { completed: 4, total: 4, unit: 'steps' }, requestId: 'count-1' });
-    expect((await unary<{ jobId: string }>(client, 'startCount', { requestId: 'count-1', steps: 4, stepMs: 20 })).jobId).toBe(started.jobId);
+    expect(states.at(-1)).toMatchObject({
+      state: common.JobState.JOB_STATE_SUCCEEDED,
+      progress: { completed: 4, total: 4, unit: 'steps' },
+      requestId: 'count-1',
+    });
+    expect(
+      (await unary<{ jobId: string }>(client, 'startCount', { requestId: 'count-1', steps: 4, stepMs: 20 })).jobId,
+    ).toBe(started.jobId);
     const listed = await unary<{ jobs: common.Job[] }>(jobsClient, 'listJobs', jobs.ListJobsRequest.fromPartial({}));
     expect(listed.jobs.map((j) => j.jobId)).toContain(started.jobId);
   });
 
   it('cancels a running job', async () => {
-    const started = await unary<{ jobId: string }>(client, 'startCount', { requestId: 'count-2', steps: 1000, stepMs: 20 });
+    const started = await unary<{ jobId: string }>(client, 'startCount', {
+      requestId: 'count-2',
+      steps: 1000,
+      stepMs: 20,
+    });
     const watching = watch(started.jobId);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const cancelled = await unary<{ job: common.Job }>(jobsClient, 'cancelJob', { jobId: started.jobId });
@@ -187,29 +230,39 @@ describe('jobs over gRPC', () => {
 
   it('answers a reused request id with other parameters with ALREADY_EXISTS', async () => {
     await unary(client, 'startCount', { requestId: 'count-3', steps: 1, stepMs: 1 });
-    await expect(unary(client, 'startCount', { requestId: 'count-3', steps: 2, stepMs: 1 })).rejects.toMatchObject({ code: grpc.status.ALREADY_EXISTS });
+    await expect(unary(client, 'startCount', { requestId: 'count-3', steps: 2, stepMs: 1 })).rejects.toMatchObject({
+      code: grpc.status.ALREADY_EXISTS,
+    });
   });
 });
 
 describe('graceful shutdown', () => {
   it('lets in-flight calls finish, refuses new ones, then stops', async () => {
-    const service = await startService(testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '10' }), { logDestination: logSink().destination }));
+    const service = await startService(
+      testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '10' }), { logDestination: logSink().destination }),
+    );
     const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
     const started = serverSide.nextSleepStart();
     const inFlight = unary(client, 'sleep', { ms: 600, ignoreAbort: true });
     await started;
     const stopped = service.shutdown();
-    await expect(unary(client, 'echo', { text: 'late' }, { deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    await expect(unary(client, 'echo', { text: 'late' }, { deadlineMs: 2000 })).rejects.toMatchObject({
+      code: grpc.status.UNAVAILABLE,
+    });
     expect(await inFlight).toEqual({ ending: 'completed' });
     await stopped;
     client.close();
   });
 
   it('cuts calls still running at the grace deadline', async () => {
-    const service = await startService(testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '0.3' }), { logDestination: logSink().destination }));
+    const service = await startService(
+      testService(baseEnv({ SHUTDOWN_GRACE_SECONDS: '0.3' }), { logDestination: logSink().destination }),
+    );
     const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
     const running = serverSide.nextSleepStart();
-    const inFlight = unary(client, 'sleep', { ms: 10000, ignoreAbort: true }).catch((error: grpc.ServiceError) => error);
+    const inFlight = unary(client, 'sleep', { ms: 10000, ignoreAbort: true }).catch(
+      (error: grpc.ServiceError) => error,
+    );
     await running;
     const started = Date.now();
     await service.shutdown();
@@ -225,7 +278,10 @@ describe('graceful shutdown', () => {
       env: baseEnv({ LOG_LEVEL: 'info', SHUTDOWN_GRACE_SECONDS: '10' }),
       readyWhen: /"grpcPort":(\d+)/,
     });
-    const client = new TestServiceClient(`127.0.0.1:${proc.readyMatch![1]}`, grpc.credentials.createInsecure()) as Client;
+    const client = new TestServiceClient(
+      `127.0.0.1:${proc.readyMatch![1]}`,
+      grpc.credentials.createInsecure(),
+    ) as Client;
     const inFlight = unary(client, 'sleep', { ms: 800, ignoreAbort: true });
     await new Promise((resolve) => setTimeout(resolve, 200));
     proc.child.kill('SIGTERM');
@@ -259,14 +315,21 @@ describe('bad configuration fails fast with a clear message', () => {
 
   it('an unreachable store', async () => {
     const started = Date.now();
-    const { code, output } = await exitOf({ MEDSYN_STORE: 's3://medsyn?endpoint=http://127.0.0.1:9', MEDSYN_S3_ACCESS_KEY: 'k', MEDSYN_S3_SECRET_KEY: 's' });
+    const { code, output } = await exitOf({
+      MEDSYN_STORE: 's3://medsyn?endpoint=http://127.0.0.1:9',
+      MEDSYN_S3_ACCESS_KEY: 'k',
+      MEDSYN_S3_SECRET_KEY: 's',
+    });
     expect(code).toBe(1);
     expect(output).toMatch(/MEDSYN_STORE: reach s3:\/\/medsyn at http:\/\/127\.0\.0\.1:9 failed .*ECONNREFUSED/);
     expect(Date.now() - started).toBeLessThan(15000);
   });
 
   it('an unreadable TLS file', async () => {
-    const { code, output } = await exitOf({ GRPC_TLS_CERT: path.join(tmp.dir, 'missing.crt'), GRPC_TLS_KEY: tls.serverKey });
+    const { code, output } = await exitOf({
+      GRPC_TLS_CERT: path.join(tmp.dir, 'missing.crt'),
+      GRPC_TLS_KEY: tls.serverKey,
+    });
     expect(code).toBe(1);
     expect(output).toMatch(/GRPC_TLS_CERT: cannot read .*missing\.crt \(ENOENT\)/);
   });
@@ -274,7 +337,11 @@ describe('bad configuration fails fast with a clear message', () => {
   it('a garbage GRPC_TLS_CLIENT_CA: exits 1 naming it instead of starting "ready" and refusing every client', async () => {
     const garbage = path.join(tmp.dir, 'garbage-ca.pem');
     fs.writeFileSync(garbage, 'not a certificate\n');
-    const { code, output } = await exitOf({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: garbage });
+    const { code, output } = await exitOf({
+      GRPC_TLS_CERT: tls.serverCert,
+      GRPC_TLS_KEY: tls.serverKey,
+      GRPC_TLS_CLIENT_CA: garbage,
+    });
     expect(code).toBe(1);
     expect(output).toMatch(/GRPC_TLS_CLIENT_CA: not a bundle of PEM CA certificates/);
     expect(output).not.toMatch(/"msg":"ready"/);
@@ -295,11 +362,20 @@ describe('transport security and authentication', () => {
   const read = (file: string) => fs.readFileSync(file);
 
   it('serves TLS to clients that trust its CA, and refuses plaintext', async () => {
-    const service = await startService(testService(baseEnv({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey }), { logDestination: logSink().destination }));
-    const secure = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createSsl(read(tls.caCert))) as Client;
+    const service = await startService(
+      testService(baseEnv({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey }), {
+        logDestination: logSink().destination,
+      }),
+    );
+    const secure = new TestServiceClient(
+      `localhost:${service.grpcPort}`,
+      grpc.credentials.createSsl(read(tls.caCert)),
+    ) as Client;
     const plain = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createInsecure()) as Client;
     expect(await unary(secure, 'echo', { text: 'over tls' })).toEqual({ text: 'over tls' });
-    await expect(unary(plain, 'echo', { text: 'plain' }, { deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    await expect(unary(plain, 'echo', { text: 'plain' }, { deadlineMs: 2000 })).rejects.toMatchObject({
+      code: grpc.status.UNAVAILABLE,
+    });
     secure.close();
     plain.close();
     await service.shutdown();
@@ -307,12 +383,23 @@ describe('transport security and authentication', () => {
 
   it('requires a client certificate signed by the client CA with mutual TLS', async () => {
     const service = await startService(
-      testService(baseEnv({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert }), { logDestination: logSink().destination }),
+      testService(
+        baseEnv({ GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey, GRPC_TLS_CLIENT_CA: tls.caCert }),
+        { logDestination: logSink().destination },
+      ),
     );
-    const withCert = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createSsl(read(tls.caCert), read(tls.clientKey), read(tls.clientCert))) as Client;
-    const withoutCert = new TestServiceClient(`localhost:${service.grpcPort}`, grpc.credentials.createSsl(read(tls.caCert))) as Client;
+    const withCert = new TestServiceClient(
+      `localhost:${service.grpcPort}`,
+      grpc.credentials.createSsl(read(tls.caCert), read(tls.clientKey), read(tls.clientCert)),
+    ) as Client;
+    const withoutCert = new TestServiceClient(
+      `localhost:${service.grpcPort}`,
+      grpc.credentials.createSsl(read(tls.caCert)),
+    ) as Client;
     expect(await unary(withCert, 'echo', { text: 'mutual' })).toEqual({ text: 'mutual' });
-    await expect(unary(withoutCert, 'echo', { text: 'anonymous' }, { deadlineMs: 2000 })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    await expect(unary(withoutCert, 'echo', { text: 'anonymous' }, { deadlineMs: 2000 })).rejects.toMatchObject({
+      code: grpc.status.UNAVAILABLE,
+    });
     withCert.close();
     withoutCert.close();
     await service.shutdown();
@@ -320,7 +407,9 @@ describe('transport security and authentication', () => {
 
   it('requires the bearer token on service RPCs but not on health checks', async () => {
     const token = 'a-long-enough-test-token';
-    const service = await startService(testService(baseEnv({ GRPC_AUTH_TOKEN: token }), { logDestination: logSink().destination }));
+    const service = await startService(
+      testService(baseEnv({ GRPC_AUTH_TOKEN: token }), { logDestination: logSink().destination }),
+    );
     const client = new TestServiceClient(service.target, grpc.credentials.createInsecure()) as Client;
     const bearer = (value: string) => {
       const metadata = new grpc.Metadata();
@@ -328,7 +417,9 @@ describe('transport security and authentication', () => {
       return metadata;
     };
     await expect(unary(client, 'echo', { text: 'x' })).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
-    await expect(unary(client, 'echo', { text: 'x' }, { metadata: bearer('Bearer wrong-token-wrong-token') })).rejects.toMatchObject({
+    await expect(
+      unary(client, 'echo', { text: 'x' }, { metadata: bearer('Bearer wrong-token-wrong-token') }),
+    ).rejects.toMatchObject({
       code: grpc.status.UNAUTHENTICATED,
     });
     expect(await unary(client, 'echo', { text: 'x' }, { metadata: bearer(`Bearer ${token}`) })).toEqual({ text: 'x' });
@@ -339,10 +430,17 @@ describe('transport security and authentication', () => {
 
   it('warns at start when GRPC_INSECURE_LISTEN=true opens an unprotected port beyond loopback', async () => {
     const logs = logSink();
-    const service = await startService(testService(baseEnv({ GRPC_HOST: '0.0.0.0', GRPC_INSECURE_LISTEN: 'true' }), { logDestination: logs.destination }));
+    const service = await startService(
+      testService(baseEnv({ GRPC_HOST: '0.0.0.0', GRPC_INSECURE_LISTEN: 'true' }), {
+        logDestination: logs.destination,
+      }),
+    );
     expect(await healthCheck(service.target)).toBe('SERVING');
     await service.shutdown();
     const warning = logs.lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 40);
-    expect(warning).toMatchObject({ grpcHost: '0.0.0.0', msg: expect.stringMatching(/GRPC_INSECURE_LISTEN=true: serving without TLS or a bearer token/) });
+    expect(warning).toMatchObject({
+      grpcHost: '0.0.0.0',
+      msg: expect.stringMatching(/GRPC_INSECURE_LISTEN=true: serving without TLS or a bearer token/),
+    });
   });
 });

@@ -60,9 +60,24 @@ export class GpuSampler {
     private readonly options: GpuSamplerOptions = {},
   ) {
     const labelNames = ['gpu', 'model'] as const;
-    this.utilization = new Gauge({ name: `${prefix}gpu_utilization_ratio`, help: 'GPU busy fraction over the last sample period (nvidia-smi utilization.gpu / 100).', labelNames, registers: [registry] });
-    this.memoryUsed = new Gauge({ name: `${prefix}gpu_memory_used_bytes`, help: 'GPU memory in use.', labelNames, registers: [registry] });
-    this.memoryTotal = new Gauge({ name: `${prefix}gpu_memory_total_bytes`, help: 'GPU memory in all.', labelNames, registers: [registry] });
+    this.utilization = new Gauge({
+      name: `${prefix}gpu_utilization_ratio`,
+      help: 'GPU busy fraction over the last sample period (nvidia-smi utilization.gpu / 100).',
+      labelNames,
+      registers: [registry],
+    });
+    this.memoryUsed = new Gauge({
+      name: `${prefix}gpu_memory_used_bytes`,
+      help: 'GPU memory in use.',
+      labelNames,
+      registers: [registry],
+    });
+    this.memoryTotal = new Gauge({
+      name: `${prefix}gpu_memory_total_bytes`,
+      help: 'GPU memory in all.',
+      labelNames,
+      registers: [registry],
+    });
   }
 
   /** Samples now and then every intervalMs until stop(). */
@@ -106,7 +121,9 @@ export class GpuSampler {
 
   private query(): Promise<string> {
     return new Promise((resolve, reject) => {
-      execFile(this.options.command ?? 'nvidia-smi', QUERY, { timeout: 10000 }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+      execFile(this.options.command ?? 'nvidia-smi', QUERY, { timeout: 10000 }, (error, stdout) =>
+        error ? reject(error) : resolve(stdout),
+      );
     });
   }
 }

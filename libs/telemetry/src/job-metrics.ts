@@ -13,7 +13,10 @@ export interface JobCount {
  * scrape. Queued and running jobs are its queue depth (dashboards) and tell when a GPU should be
  * busy (alert rules).
  */
-export function registerJobGauge({ prefix, registry }: MetricsRegistry, read: () => JobCount[]): Gauge<'kind' | 'state'> {
+export function registerJobGauge(
+  { prefix, registry }: MetricsRegistry,
+  read: () => JobCount[],
+): Gauge<'kind' | 'state'> {
   return new Gauge({
     name: `${prefix}jobs`,
     help: 'Jobs this service holds, by kind and state.',

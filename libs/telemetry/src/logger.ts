@@ -7,5 +7,8 @@ export type Logger = pino.Logger;
  * codes and durations only: request payloads (report text, prompts, images) never go to logs.
  */
 export function createLogger(service: string, level = 'info', destination?: pino.DestinationStream): Logger {
-  return pino({ base: { service }, level, timestamp: pino.stdTimeFunctions.isoTime }, destination ?? pino.destination(1));
+  return pino(
+    { base: { service }, level, timestamp: pino.stdTimeFunctions.isoTime },
+    destination ?? pino.destination(1),
+  );
 }

@@ -9,7 +9,8 @@ export interface MetricsRegistry {
 
 /** `medsyn_<service>_`, the prefix of every metric a service defines (Prometheus conventions). */
 export function metricPrefix(service: string): string {
-  if (!/^[a-z][a-z0-9_]*$/.test(service)) throw new Error(`service name ${JSON.stringify(service)} must be lower snake case`);
+  if (!/^[a-z][a-z0-9_]*$/.test(service))
+    throw new Error(`service name ${JSON.stringify(service)} must be lower snake case`);
   return `medsyn_${service}_`;
 }
 

@@ -6,31 +6,56 @@ import { protoPath as healthProtoPath } from 'grpc-health-check';
 type Ctor = new (target: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => grpc.Client;
 
 function loadService(file: string, name: string, includeDirs: string[] = []): Ctor {
-  const definition = protoLoader.loadSync(file, { keepCase: true, enums: String, longs: String, defaults: true, includeDirs });
+  const definition = protoLoader.loadSync(file, {
+    keepCase: true,
+    enums: String,
+    longs: String,
+    defaults: true,
+    includeDirs,
+  });
   const loaded = grpc.loadPackageDefinition(definition);
   return name.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], loaded) as Ctor;
 }
 
 /** Calls the standard grpc.health.v1.Health/Check; resolves with the status name. */
-export function healthCheck(target: string, service = '', credentials = grpc.credentials.createInsecure(), metadata = new grpc.Metadata()): Promise<string> {
+export function healthCheck(
+  target: string,
+  service = '',
+  credentials = grpc.credentials.createInsecure(),
+  metadata = new grpc.Metadata(),
+): Promise<string> {
   const Health = loadService(healthProtoPath, 'grpc.health.v1.Health');
   const client = new Health(target, credentials) as grpc.Client & Record<string, CallableFunction>;
   return new Promise((resolve, reject) => {
-    client.check({ service }, metadata, { deadline: Date.now() + 5000 }, (error: grpc.ServiceError | null, response: { status: string }) => {
-      client.close();
-      if (error) reject(error);
-      else resolve(response.status);
-    });
+    client.check(
+      { service },
+      metadata,
+      { deadline: Date.now() + 5000 },
+      (error: grpc.ServiceError | null, response: { status: string }) => {
+        client.close();
+        if (error) reject(error);
+        else resolve(response.status);
+      },
+    );
   });
 }
 
 /** Lists the services a server exposes through grpc.reflection.v1 ServerReflection. */
-export function reflectionListServices(target: string, credentials = grpc.credentials.createInsecure()): Promise<string[]> {
-  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');
+export function reflectionListServices(
+  target: string,
+  credentials = grpc.credentials.createInsecure(),
+): Promise<string[]> {
+  const protoFile = path.join(
+    path.dirname(require.resolve('@grpc/reflection/package.json')),
+    'build/proto/grpc/reflection/v1/reflection.proto',
+  );
   const Reflection = loadService(protoFile, 'grpc.reflection.v1.ServerReflection');
   const client = new Reflection(target, credentials) as grpc.Client & Record<string, CallableFunction>;
   return new Promise((resolve, reject) => {
-    const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 }) as grpc.ClientDuplexStream<unknown, { list_services_response?: { service: { name: string }[] }; error_response?: { error_message: string } }>;
+    const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 }) as grpc.ClientDuplexStream<
+      unknown,
+      { list_services_response?: { service: { name: string }[] }; error_response?: { error_message: string } }
+    >;
     call.on('data', (response) => {
       call.end();
       client.close();
@@ -43,12 +68,22 @@ export function reflectionListServices(target: string, credentials = grpc.creden
 }
 
 /** Asks reflection for the files that define a symbol (and its imports); resolves with how many came back. */
-export function reflectionFileContainingSymbol(target: string, symbol: string, credentials = grpc.credentials.createInsecure()): Promise<number> {
-  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');
+export function reflectionFileContainingSymbol(
+  target: string,
+  symbol: string,
+  credentials = grpc.credentials.createInsecure(),
+): Promise<number> {
+  const protoFile = path.join(
+    path.dirname(require.resolve('@grpc/reflection/package.json')),
+    'build/proto/grpc/reflection/v1/reflection.proto',
+  );
   const Reflection = loadService(protoFile, 'grpc.reflection.v1.ServerReflection');
   const client = new Reflection(target, credentials) as grpc.Client & Record<string, CallableFunction>;
   return new Promise((resolve, reject) => {
-    const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 }) as grpc.ClientDuplexStream<unknown, { file_descriptor_response?: { file_descriptor_proto: Buffer[] }; error_response?: { error_message: string } }>;
+    const call = client.ServerReflectionInfo({ deadline: Date.now() + 5000 }) as grpc.ClientDuplexStream<
+      unknown,
+      { file_descriptor_response?: { file_descriptor_proto: Buffer[] }; error_response?: { error_message: string } }
+    >;
     call.on('data', (response) => {
       call.end();
       client.close();

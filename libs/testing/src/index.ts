@@ -1,7 +1,14 @@
 export { startS3Server, type S3Server } from './s3-server';
 export { startProcess, type ManagedProcess, type StartProcessOptions } from './process';
 export { makeTempDir } from './temp';
-export { repoRoot, tsxLoaderArgs, sharedDataDir, hasSharedData, describeWithSharedData, itWithSharedData } from './paths';
+export {
+  repoRoot,
+  tsxLoaderArgs,
+  sharedDataDir,
+  hasSharedData,
+  describeWithSharedData,
+  itWithSharedData,
+} from './paths';
 export { healthCheck, reflectionListServices, reflectionFileContainingSymbol } from './grpc-clients';
 export { promtoolCheckMetrics } from './promtool';
 export { makeTlsFixture, type TlsFixture } from './tls';

@@ -7,7 +7,8 @@ import { common, jobs } from '@medsyn/proto';
  * that store resumes them with its real runners.
  */
 export function holdingJobs<S extends { jobRunners?: object }>(spec: S): S {
-  const hold = (ctx: { signal: AbortSignal }) => new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+  const hold = (ctx: { signal: AbortSignal }) =>
+    new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
   return { ...spec, jobRunners: Object.fromEntries(Object.keys(spec.jobRunners ?? {}).map((kind) => [kind, hold])) };
 }
 

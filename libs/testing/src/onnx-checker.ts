@@ -12,7 +12,9 @@ export function checkOnnxModel(model: Uint8Array, name = 'model'): void {
   const file = path.join(tmp.dir, `${name}.onnx`);
   fs.writeFileSync(file, model);
   try {
-    execFileSync('/usr/bin/python3', [path.join(__dirname, '..', 'python', 'check_model.py'), file], { encoding: 'utf8' });
+    execFileSync('/usr/bin/python3', [path.join(__dirname, '..', 'python', 'check_model.py'), file], {
+      encoding: 'utf8',
+    });
   } catch (error) {
     throw new Error(`onnx.checker refused ${name}: ${(error as { stdout?: string }).stdout ?? error}`);
   } finally {

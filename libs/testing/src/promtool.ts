@@ -7,6 +7,9 @@ import { spawnSync } from 'node:child_process';
  */
 export function promtoolCheckMetrics(exposition: string): string {
   const result = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
-  if (result.error) throw new Error(`promtool not runnable (${result.error.message}); install Debian's prometheus package (see .ci/run)`);
+  if (result.error)
+    throw new Error(
+      `promtool not runnable (${result.error.message}); install Debian's prometheus package (see .ci/run)`,
+    );
   return `${result.stdout}${result.stderr}`.trim() + (result.status === 0 ? '' : `\n(promtool exit ${result.status})`);
 }

@@ -17,7 +17,16 @@ export interface S3Server {
 export async function startS3Server(buckets: string[] = ['medsyn']): Promise<S3Server> {
   const data = makeTempDir('s3rver');
   const bin = path.join(path.dirname(require.resolve('s3rver/package.json')), 'bin', 's3rver.js');
-  const args = [bin, '-d', data.dir, '-a', '127.0.0.1', '-p', '0', ...buckets.flatMap((b) => ['--configure-bucket', b])];
+  const args = [
+    bin,
+    '-d',
+    data.dir,
+    '-a',
+    '127.0.0.1',
+    '-p',
+    '0',
+    ...buckets.flatMap((b) => ['--configure-bucket', b]),
+  ];
   const proc = await startProcess(process.execPath, { args, readyWhen: /listening on 127\.0\.0\.1:(\d+)/ });
   const endpoint = `http://127.0.0.1:${proc.readyMatch![1]}`;
   // s3rver accepts this fixed pair; real deployments read theirs from a Secret.

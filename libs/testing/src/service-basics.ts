@@ -5,10 +5,19 @@ import { makeTempDir } from './temp';
 
 /** Environment for a service under test: loopback, free ports, a fresh filesystem store, quiet logs. */
 export function testServiceEnv(storeDir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', MEDSYN_STORE: `file://${storeDir}`, LOG_LEVEL: 'silent', ...extra };
+  return {
+    GRPC_HOST: '127.0.0.1',
+    GRPC_PORT: '0',
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: '0',
+    MEDSYN_STORE: `file://${storeDir}`,
+    LOG_LEVEL: 'silent',
+    ...extra,
+  };
 }
 
-type UnaryClient = grpc.Client & Record<string, (request: unknown, callback: (error: grpc.ServiceError | null, response: unknown) => void) => unknown>;
+type UnaryClient = grpc.Client &
+  Record<string, (request: unknown, callback: (error: grpc.ServiceError | null, response: unknown) => void) => unknown>;
 
 /** Calls a unary method of a generated grpc-js client and resolves with its response. */
 export function callUnary<T = unknown>(client: grpc.Client, method: string, request: unknown): Promise<T> {
@@ -63,13 +72,21 @@ export function describeServiceBasics(basics: ServiceBasics): void {
     });
 
     it('describes its contract through reflection', async () => {
-      expect(await reflectionListServices(service.target)).toEqual(['grpc.health.v1.Health', basics.serviceName, 'medsyn.jobs.v1.JobService'].sort());
+      expect(await reflectionListServices(service.target)).toEqual(
+        ['grpc.health.v1.Health', basics.serviceName, 'medsyn.jobs.v1.JobService'].sort(),
+      );
     });
 
     it('serves its jobs through JobService, naming the job id it cannot find', async () => {
       expect(await healthCheck(service.target, 'medsyn.jobs.v1.JobService')).toBe('SERVING');
-      expect(await callUnary(jobsClient, 'listJobs', { pageSize: 10, pageToken: '' })).toEqual({ jobs: [], nextPageToken: '' });
-      await expect(callUnary(jobsClient, 'getJob', { jobId: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: 'job "nope" not found' });
+      expect(await callUnary(jobsClient, 'listJobs', { pageSize: 10, pageToken: '' })).toEqual({
+        jobs: [],
+        nextPageToken: '',
+      });
+      await expect(callUnary(jobsClient, 'getJob', { jobId: 'nope' })).rejects.toMatchObject({
+        code: grpc.status.NOT_FOUND,
+        details: 'job "nope" not found',
+      });
       await expect(callUnary(jobsClient, 'listJobs', { pageSize: 10, pageToken: 'garbage' })).rejects.toMatchObject({
         code: grpc.status.INVALID_ARGUMENT,
         details: expect.stringContaining('page_token'),
@@ -78,9 +95,15 @@ export function describeServiceBasics(basics: ServiceBasics): void {
 
     // jest refuses it.each over an empty table: a fully implemented service has nothing to list.
     if (basics.unimplemented.length > 0) {
-      it.each(basics.unimplemented)('answers %s with UNIMPLEMENTED until its issue lands', async (method, request, issue) => {
-        await expect(callUnary(client, method, request)).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED, details: expect.stringContaining(`issue #${issue}`) });
-      });
+      it.each(basics.unimplemented)(
+        'answers %s with UNIMPLEMENTED until its issue lands',
+        async (method, request, issue) => {
+          await expect(callUnary(client, method, request)).rejects.toMatchObject({
+            code: grpc.status.UNIMPLEMENTED,
+            details: expect.stringContaining(`issue #${issue}`),
+          });
+        },
+      );
     }
   });
 }

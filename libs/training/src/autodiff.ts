@@ -35,13 +35,15 @@ export function gradients(g: GraphBuilder, loss: Value, wrt: readonly Value[]): 
   const dependsOnWrt = new Set(wrt.map((v) => v.name));
   for (const node of g.nodes) {
     if (g.annotations.get(node.name)?.[STOP_GRADIENT]) continue;
-    if (node.inputs.some((i) => dependsOnWrt.has(i))) for (const out of node.outputs) if (isFloat(g.value(out).dtype)) dependsOnWrt.add(out);
+    if (node.inputs.some((i) => dependsOnWrt.has(i)))
+      for (const out of node.outputs) if (isFloat(g.value(out).dtype)) dependsOnWrt.add(out);
   }
   // Values the loss depends on.
   const feedsLoss = new Set([loss.name]);
   for (let i = nodeCount - 1; i >= 0; i--) {
     const node = g.nodes[i]!;
-    if (node.outputs.some((out) => feedsLoss.has(out))) for (const input of node.inputs) if (input) feedsLoss.add(input);
+    if (node.outputs.some((out) => feedsLoss.has(out)))
+      for (const input of node.inputs) if (input) feedsLoss.add(input);
   }
 
   const pending = new Map<string, Value[]>();
@@ -62,12 +64,26 @@ export function gradients(g: GraphBuilder, loss: Value, wrt: readonly Value[]): 
       if (dy.every((d) => d === undefined)) continue;
       const rule = GRADIENTS[node.op];
       if (!rule) {
-        throw new UnsupportedGradientError(`no gradient rule for ${node.op} (node ${node.name}); the loss depends on it through a trainable parameter`);
+        throw new UnsupportedGradientError(
+          `no gradient rule for ${node.op} (node ${node.name}); the loss depends on it through a trainable parameter`,
+        );
       }
       const inputs = node.inputs.map((name) => (name ? g.value(name) : undefined));
       const wanted = inputs.map((v) => v !== undefined && dependsOnWrt.has(v.name));
       // Named after the node they differentiate (grad.<node>.<op>), so profiles attribute backward time.
-      const grads = g.scope(node.name, () => rule(new GradContext(g, o, node, inputs, node.outputs.map((n) => g.value(n)), dy, wanted)));
+      const grads = g.scope(node.name, () =>
+        rule(
+          new GradContext(
+            g,
+            o,
+            node,
+            inputs,
+            node.outputs.map((n) => g.value(n)),
+            dy,
+            wanted,
+          ),
+        ),
+      );
       grads.forEach((grad, k) => {
         const input = inputs[k];
         if (!grad || !input || !wanted[k]) return;
@@ -78,7 +94,8 @@ export function gradients(g: GraphBuilder, loss: Value, wrt: readonly Value[]): 
 
   const result = new Map<string, Value>();
   g.scope('grad', () => {
-    for (const w of wrt) result.set(w.name, collected(w.name) ?? g.constant(tensor(w.dtype, w.shape as number[]), `zero_${w.name}`));
+    for (const w of wrt)
+      result.set(w.name, collected(w.name) ?? g.constant(tensor(w.dtype, w.shape as number[]), `zero_${w.name}`));
   });
   return result;
 }

@@ -16,7 +16,9 @@ export function exportInferenceModel(
     const trained = parameters.get(name);
     if (!trained) throw new Error(`no trained value for parameter ${name}`);
     if (trained.dtype !== p.initial.dtype || trained.dims.join(',') !== p.initial.dims.join(',')) {
-      throw new Error(`parameter ${name} is ${trained.dtype}[${trained.dims}], the model expects ${p.initial.dtype}[${p.initial.dims}]`);
+      throw new Error(
+        `parameter ${name} is ${trained.dtype}[${trained.dims}], the model expects ${p.initial.dtype}[${p.initial.dims}]`,
+      );
     }
     g.initializers.set(name, trained);
   }

@@ -66,13 +66,17 @@ export class GradContext {
 
   /** v broadcast to target's shape (static when known, else through Shape(target) at run time). */
   expandTo(v: Value, target: Value): Value {
-    return isStaticShape(target.shape) ? this.o.expand(v, target.shape as number[]) : this.o.expand(v, this.o.shape(target), target.shape);
+    return isStaticShape(target.shape)
+      ? this.o.expand(v, target.shape as number[])
+      : this.o.expand(v, this.o.shape(target), target.shape);
   }
 
   /** v reshaped to target's shape. */
   reshapeTo(v: Value, target: Value): Value {
     if (sameShape(v.shape, target.shape)) return v;
-    return isStaticShape(target.shape) ? this.o.reshape(v, target.shape as number[]) : this.o.reshape(v, this.o.shape(target), target.shape);
+    return isStaticShape(target.shape)
+      ? this.o.reshape(v, target.shape as number[])
+      : this.o.reshape(v, this.o.shape(target), target.shape);
   }
 
   /**
@@ -86,7 +90,12 @@ export class GradContext {
     const kept = target.shape.flatMap((d, i) => (d === 1 && grad.shape[i + lead] !== 1 ? [i + lead] : []));
     let out = grad;
     if (kept.length) out = this.o.reduceSum(out, kept, true);
-    if (lead > 0) out = this.o.reduceSum(out, Array.from({ length: lead }, (_, i) => i), false);
+    if (lead > 0)
+      out = this.o.reduceSum(
+        out,
+        Array.from({ length: lead }, (_, i) => i),
+        false,
+      );
     return out;
   }
 
@@ -95,4 +104,5 @@ export class GradContext {
   }
 }
 
-export const sameShape = (a: readonly unknown[], b: readonly unknown[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+export const sameShape = (a: readonly unknown[], b: readonly unknown[]): boolean =>
+  a.length === b.length && a.every((d, i) => d === b[i]);

@@ -1,6 +1,15 @@
 import type { Value } from '@medsyn/onnx-graph';
 import type { GradContext } from './grad-context';
-import { averagePoolGradient, batchNormGradient, convGradient, convTransposeGradient, dropoutGradient, layerNormGradient, maxPoolGradient, resizeGradient } from './nn-gradients';
+import {
+  averagePoolGradient,
+  batchNormGradient,
+  convGradient,
+  convTransposeGradient,
+  dropoutGradient,
+  layerNormGradient,
+  maxPoolGradient,
+  resizeGradient,
+} from './nn-gradients';
 
 /** A gradient rule: from the gradients of a node's outputs to those of its inputs (undefined: none). */
 export type GradientRule = (c: GradContext) => (Value | undefined)[];
@@ -13,7 +22,10 @@ export type GradientRule = (c: GradContext) => (Value | undefined)[];
 export const GRADIENTS: Record<string, GradientRule> = {
   Identity: (c) => [c.dy[0]],
   Add: (c) => [c.unbroadcast(c.dyOrZeros(), c.x(0)), c.unbroadcast(c.dyOrZeros(), c.x(1))],
-  Sub: (c) => [c.unbroadcast(c.dyOrZeros(), c.x(0)), c.needs(1) ? c.unbroadcast(c.o.neg(c.dyOrZeros()), c.x(1)) : undefined],
+  Sub: (c) => [
+    c.unbroadcast(c.dyOrZeros(), c.x(0)),
+    c.needs(1) ? c.unbroadcast(c.o.neg(c.dyOrZeros()), c.x(1)) : undefined,
+  ],
   Mul: (c) => [
     c.needs(0) ? c.unbroadcast(c.o.mul(c.dyOrZeros(), c.x(1)), c.x(0)) : undefined,
     c.needs(1) ? c.unbroadcast(c.o.mul(c.dyOrZeros(), c.x(0)), c.x(1)) : undefined,
@@ -26,7 +38,12 @@ export const GRADIENTS: Record<string, GradientRule> = {
   Neg: (c) => [c.o.neg(c.dyOrZeros())],
   // y = a^b: da = dy * b * a^(b-1), db = dy * y * ln(a).
   Pow: (c) => [
-    c.needs(0) ? c.unbroadcast(c.o.mul(c.dyOrZeros(), c.o.mul(c.x(1), c.o.pow(c.x(0), c.o.sub(c.x(1), c.scalar(1, c.x(1)))))), c.x(0)) : undefined,
+    c.needs(0)
+      ? c.unbroadcast(
+          c.o.mul(c.dyOrZeros(), c.o.mul(c.x(1), c.o.pow(c.x(0), c.o.sub(c.x(1), c.scalar(1, c.x(1)))))),
+          c.x(0),
+        )
+      : undefined,
     c.needs(1) ? c.unbroadcast(c.o.mul(c.dyOrZeros(), c.o.mul(c.y(), c.o.log(c.x(0)))), c.x(1)) : undefined,
   ],
   Sqrt: (c) => [c.o.div(c.o.mul(c.dyOrZeros(), c.scalar(0.5, c.y())), c.y())],
@@ -44,7 +61,12 @@ export const GRADIENTS: Record<string, GradientRule> = {
     return [c.o.where(c.o.greater(c.x(0), c.scalar(0, c.x(0))), dy, c.o.mul(dy, c.scalar(c.float('alpha', 0.01), dy)))];
   },
   // d erf(x)/dx = 2/sqrt(pi) * exp(-x^2).
-  Erf: (c) => [c.o.mul(c.dyOrZeros(), c.o.mul(c.scalar(2 / Math.sqrt(Math.PI), c.x(0)), c.o.exp(c.o.neg(c.o.mul(c.x(0), c.x(0))))))],
+  Erf: (c) => [
+    c.o.mul(
+      c.dyOrZeros(),
+      c.o.mul(c.scalar(2 / Math.sqrt(Math.PI), c.x(0)), c.o.exp(c.o.neg(c.o.mul(c.x(0), c.x(0))))),
+    ),
+  ],
   // Softmax: dx = y * (dy - sum(dy * y)) over the axis.
   Softmax: (c) => {
     const axis = c.int('axis', -1);
@@ -62,7 +84,11 @@ export const GRADIENTS: Record<string, GradientRule> = {
   Clip: (c) => [c.o.where(c.o.equal(c.y(), c.x(0)), c.dyOrZeros(), c.scalar(0, c.x(0)))],
   Where: (c) => {
     const zero = c.scalar(0, c.y());
-    return [undefined, c.needs(1) ? c.unbroadcast(c.o.where(c.x(0), c.dyOrZeros(), zero), c.x(1)) : undefined, c.needs(2) ? c.unbroadcast(c.o.where(c.x(0), zero, c.dyOrZeros()), c.x(2)) : undefined];
+    return [
+      undefined,
+      c.needs(1) ? c.unbroadcast(c.o.where(c.x(0), c.dyOrZeros(), zero), c.x(1)) : undefined,
+      c.needs(2) ? c.unbroadcast(c.o.where(c.x(0), zero, c.dyOrZeros()), c.x(2)) : undefined,
+    ];
   },
   Max: (c) => extremumGradient(c),
   Min: (c) => extremumGradient(c),
@@ -76,13 +102,22 @@ export const GRADIENTS: Record<string, GradientRule> = {
     const beta = c.float('beta', 1);
     const transA = c.int('transA', 0) === 1;
     const transB = c.int('transB', 0) === 1;
-    const da = !c.needs(0) ? undefined : transA ? c.o.gemm(b, dy, undefined, { alpha, transA: transB, transB: true }) : c.o.gemm(dy, b, undefined, { alpha, transB: !transB });
-    const db = !c.needs(1) ? undefined : transB ? c.o.gemm(dy, a, undefined, { alpha, transA: true, transB: transA }) : c.o.gemm(a, dy, undefined, { alpha, transA: !transA });
-    const dc = c.inputs[2] && c.needs(2) ? c.unbroadcast(beta === 1 ? dy : c.o.mul(dy, c.scalar(beta, dy)), c.x(2)) : undefined;
+    const da = !c.needs(0)
+      ? undefined
+      : transA
+        ? c.o.gemm(b, dy, undefined, { alpha, transA: transB, transB: true })
+        : c.o.gemm(dy, b, undefined, { alpha, transB: !transB });
+    const db = !c.needs(1)
+      ? undefined
+      : transB
+        ? c.o.gemm(dy, a, undefined, { alpha, transA: true, transB: transA })
+        : c.o.gemm(a, dy, undefined, { alpha, transA: !transA });
+    const dc =
+      c.inputs[2] && c.needs(2) ? c.unbroadcast(beta === 1 ? dy : c.o.mul(dy, c.scalar(beta, dy)), c.x(2)) : undefined;
     return [da, db, dc];
   },
   ReduceSum: (c) => {
-    const axes = c.inputs[1] ? c.constantInts(1) ?? c.fail('axes must be a constant') : undefined;
+    const axes = c.inputs[1] ? (c.constantInts(1) ?? c.fail('axes must be a constant')) : undefined;
     return [c.expandTo(keptDims(c, axes), c.x(0))];
   },
   ReduceMean: (c) => {
@@ -90,8 +125,15 @@ export const GRADIENTS: Record<string, GradientRule> = {
     const grad = c.expandTo(keptDims(c, c.ints('axes')), x);
     return [c.o.div(grad, elementsPerOutput(c, x, c.y()))];
   },
-  ReduceSumSquare: (c) => [c.o.mul(c.expandTo(keptDims(c, c.ints('axes')), c.x(0)), c.o.mul(c.x(0), c.scalar(2, c.x(0))))],
-  ReduceL2: (c) => [c.o.div(c.o.mul(c.expandTo(keptDims(c, c.ints('axes')), c.x(0)), c.x(0)), c.expandTo(keptDims(c, c.ints('axes'), c.y()), c.x(0)))],
+  ReduceSumSquare: (c) => [
+    c.o.mul(c.expandTo(keptDims(c, c.ints('axes')), c.x(0)), c.o.mul(c.x(0), c.scalar(2, c.x(0)))),
+  ],
+  ReduceL2: (c) => [
+    c.o.div(
+      c.o.mul(c.expandTo(keptDims(c, c.ints('axes')), c.x(0)), c.x(0)),
+      c.expandTo(keptDims(c, c.ints('axes'), c.y()), c.x(0)),
+    ),
+  ],
   // ReduceMax: the gradient goes to the maximal elements, shared equally among ties.
   ReduceMax: (c) => {
     const x = c.x(0);
@@ -118,7 +160,12 @@ export const GRADIENTS: Record<string, GradientRule> = {
     if (!sizes.every((s): s is number => typeof s === 'number')) c.fail('concatenated sizes must be static');
     return c.o.split(c.dyOrZeros(), sizes as number[], axis);
   },
-  Split: (c) => [c.o.concat(c.outputs.map((_, i) => c.dyOrZeros(i)), c.int('axis', 0))],
+  Split: (c) => [
+    c.o.concat(
+      c.outputs.map((_, i) => c.dyOrZeros(i)),
+      c.int('axis', 0),
+    ),
+  ],
   // Slice with unit steps: the gradient is the output gradient padded back to the input's size.
   Slice: (c) => {
     const x = c.x(0);
@@ -146,7 +193,9 @@ export const GRADIENTS: Record<string, GradientRule> = {
     if (c.inputs[3]) c.fail('Pad with an axes input is not supported');
     const rank = x.shape.length;
     const axes = x.shape.map((_, i) => i);
-    const ends = x.shape.map((d, i) => (typeof d === 'number' ? pads[i]! + d : c.fail('padded input needs a static shape')));
+    const ends = x.shape.map((d, i) =>
+      typeof d === 'number' ? pads[i]! + d : c.fail('padded input needs a static shape'),
+    );
     return [c.o.slice(c.dyOrZeros(), pads.slice(0, rank), ends, axes)];
   },
   // Gather (embedding lookup): scatter-add the output gradient back into the rows it read.
@@ -159,9 +208,23 @@ export const GRADIENTS: Record<string, GradientRule> = {
       const perm = [axis, ...data.shape.map((_, i) => i).filter((i) => i !== axis)];
       const dataT = c.o.transpose(data, perm);
       const ir = indices.shape.length;
-      const dyPerm = [...Array.from({ length: ir }, (_, i) => axis + i), ...Array.from({ length: axis }, (_, i) => i), ...Array.from({ length: data.shape.length - axis - 1 }, (_, i) => axis + ir + i)];
-      const scattered = c.o.scatterND(c.o.zerosLike(dataT), c.o.unsqueeze(indices, [-1]), c.o.transpose(dy, dyPerm), 'add');
-      return [c.o.transpose(scattered, perm.map((_, i) => perm.indexOf(i)))];
+      const dyPerm = [
+        ...Array.from({ length: ir }, (_, i) => axis + i),
+        ...Array.from({ length: axis }, (_, i) => i),
+        ...Array.from({ length: data.shape.length - axis - 1 }, (_, i) => axis + ir + i),
+      ];
+      const scattered = c.o.scatterND(
+        c.o.zerosLike(dataT),
+        c.o.unsqueeze(indices, [-1]),
+        c.o.transpose(dy, dyPerm),
+        'add',
+      );
+      return [
+        c.o.transpose(
+          scattered,
+          perm.map((_, i) => perm.indexOf(i)),
+        ),
+      ];
     }
     return [c.o.scatterND(c.o.zerosLike(data), c.o.unsqueeze(c.o.cast(indices, 'int64'), [-1]), dy, 'add'), undefined];
   },
@@ -187,12 +250,16 @@ function keptDims(c: GradContext, axes: number[] | undefined, v: Value = c.dyOrZ
   if (c.int('keepdims', 1) === 1) return v;
   const rank = c.x(0).shape.length;
   const all = axes && axes.length ? axes.map((a) => (a + rank) % rank) : c.x(0).shape.map((_, i) => i);
-  return c.o.unsqueeze(v, [...all].sort((a, b) => a - b));
+  return c.o.unsqueeze(
+    v,
+    [...all].sort((a, b) => a - b),
+  );
 }
 
 /** How many input elements feed each output element of a reduction, as a scalar of x's type. */
 function elementsPerOutput(c: GradContext, x: Value, y: Value): Value {
-  const count = (s: readonly (number | string)[]) => (s.every((d) => typeof d === 'number') ? (s as number[]).reduce((a, b) => a * b, 1) : undefined);
+  const count = (s: readonly (number | string)[]) =>
+    s.every((d) => typeof d === 'number') ? (s as number[]).reduce((a, b) => a * b, 1) : undefined;
   const [nx, ny] = [count(x.shape), count(y.shape)];
   if (nx !== undefined && ny !== undefined) return c.scalar(nx / ny, x);
   const size = (v: Value) => c.o.cast(c.g.op('Size', [v]), x.dtype);
@@ -204,7 +271,9 @@ function extremumGradient(c: GradContext): (Value | undefined)[] {
   const y = c.y();
   const masks = c.inputs.map((v) => c.o.cast(c.o.equal(v!, y), y.dtype));
   const ties = c.o.sum(...masks.map((m) => c.expandTo(m, y)));
-  return c.inputs.map((v, i) => (c.needs(i) ? c.unbroadcast(c.o.div(c.o.mul(c.dyOrZeros(), masks[i]!), ties), v!) : undefined));
+  return c.inputs.map((v, i) =>
+    c.needs(i) ? c.unbroadcast(c.o.div(c.o.mul(c.dyOrZeros(), masks[i]!), ties), v!) : undefined,
+  );
 }
 
 /** MatMul with numpy semantics: batched, broadcast, and vectors as rank-1 inputs. */
@@ -221,11 +290,11 @@ function matmulGradient(c: GradContext): (Value | undefined)[] {
     b = c.o.unsqueeze(b, [1]);
     dy = c.o.unsqueeze(dy, [-1]);
   }
-  const swap = (v: Value) => c.o.transpose(v, [...v.shape.map((_, i) => i).slice(0, -2), v.shape.length - 1, v.shape.length - 2]);
+  const swap = (v: Value) =>
+    c.o.transpose(v, [...v.shape.map((_, i) => i).slice(0, -2), v.shape.length - 1, v.shape.length - 2]);
   let da = c.needs(0) ? c.unbroadcast(c.o.matmul(dy, swap(b)), a) : undefined;
   let db = c.needs(1) ? c.unbroadcast(c.o.matmul(swap(a), dy), b) : undefined;
   if (da && vectorA) da = c.o.squeeze(da, [0]);
   if (db && vectorB) db = c.o.squeeze(db, [1]);
   return [da, db];
 }
-

@@ -13,7 +13,15 @@ export {
   type TrainingStepGraph,
   type TrainingObjective,
 } from './training-step';
-export { Trainer, createSession, ExecutionProviderError, type ExecutionProvider, type TrainerOptions, type StepResult, type TrainerState } from './trainer';
+export {
+  Trainer,
+  createSession,
+  ExecutionProviderError,
+  type ExecutionProvider,
+  type TrainerOptions,
+  type StepResult,
+  type TrainerState,
+} from './trainer';
 export { encodeSafetensors, decodeSafetensors } from './safetensors';
 export { exportInferenceModel } from './export';
 export { seededRandom } from './random';

@@ -11,8 +11,10 @@ export interface Window {
 }
 
 export function windowOf(c: GradContext, weightShape?: readonly (number | string)[]): Window {
-  const kernel = c.ints('kernel_shape') ?? (weightShape?.slice(2) as number[] | undefined) ?? c.fail('kernel size unknown');
-  if (kernel.length !== 2 || kernel.some((k) => typeof k !== 'number')) c.fail('only static 2-D windows are differentiable here');
+  const kernel =
+    c.ints('kernel_shape') ?? (weightShape?.slice(2) as number[] | undefined) ?? c.fail('kernel size unknown');
+  if (kernel.length !== 2 || kernel.some((k) => typeof k !== 'number'))
+    c.fail('only static 2-D windows are differentiable here');
   if (c.string('auto_pad', 'NOTSET') !== 'NOTSET') c.fail('auto_pad is not supported; use explicit pads');
   return {
     kernel,
@@ -45,7 +47,13 @@ export function convInputGradient(c: GradContext, dy: Value, w: Value, x: Value,
     xh - (win.strides[0]! * (yh - 1) + span(0) - win.pads[0]! - win.pads[2]!),
     xw - (win.strides[1]! * (yw - 1) + span(1) - win.pads[1]! - win.pads[3]!),
   ];
-  return c.o.convTranspose(dy, w, undefined, { strides: win.strides, pads: win.pads, dilations: win.dilations, group: win.group, outputPadding: outputPadding.some((p) => p) ? outputPadding : undefined });
+  return c.o.convTranspose(dy, w, undefined, {
+    strides: win.strides,
+    pads: win.pads,
+    dilations: win.dilations,
+    group: win.group,
+    outputPadding: outputPadding.some((p) => p) ? outputPadding : undefined,
+  });
 }
 
 /**
@@ -56,7 +64,13 @@ export function convInputGradient(c: GradContext, dy: Value, w: Value, x: Value,
  * stacks into columns [c * k, n * i * j] without moving the K-times larger columns again.
  * (im2col + MatMul was measured faster on onnxruntime CPU than the batch/channel-swapped Conv.)
  */
-export function convWeightGradient(c: GradContext, x: Value, dy: Value, weightShape: readonly number[], win: Window): Value {
+export function convWeightGradient(
+  c: GradContext,
+  x: Value,
+  dy: Value,
+  weightShape: readonly number[],
+  win: Window,
+): Value {
   // Few input channels per group (an RGB stem): per-tap products would be MatMuls a few columns
   // wide, and the strided per-row Slices of a large image dominate; the phase-flattened columns
   // make one wide MatMul (ResNet-18's stem: 3.5x faster, measured). Elsewhere the per-tap
@@ -70,7 +84,9 @@ export function convWeightGradient(c: GradContext, x: Value, dy: Value, weightSh
   const g = win.group;
   const channelMajor = c.o.transpose(x, [1, 0, 2, 3]);
   const hasPads = win.pads.some((p) => p !== 0);
-  const padded = hasPads ? c.o.pad(channelMajor, [0, 0, win.pads[0]!, win.pads[1]!, 0, 0, win.pads[2]!, win.pads[3]!]) : channelMajor;
+  const padded = hasPads
+    ? c.o.pad(channelMajor, [0, 0, win.pads[0]!, win.pads[1]!, 0, 0, win.pads[2]!, win.pads[3]!])
+    : channelMajor;
   const [xh, xw] = staticSpatial(c, padded);
   const taps: Value[] = [];
   for (let i = 0; i < kh; i++) {
@@ -79,8 +95,11 @@ export function convWeightGradient(c: GradContext, x: Value, dy: Value, weightSh
       const left = j * win.dilations[1]!;
       const bottom = top + win.strides[0]! * (yh - 1) + 1;
       const right = left + win.strides[1]! * (yw - 1) + 1;
-      const whole = top === 0 && left === 0 && bottom === xh && right === xw && win.strides[0] === 1 && win.strides[1] === 1;
-      const tap = whole ? padded : c.o.slice(padded, [top, left], [bottom, right], [2, 3], [win.strides[0]!, win.strides[1]!]);
+      const whole =
+        top === 0 && left === 0 && bottom === xh && right === xw && win.strides[0] === 1 && win.strides[1] === 1;
+      const tap = whole
+        ? padded
+        : c.o.slice(padded, [top, left], [bottom, right], [2, 3], [win.strides[0]!, win.strides[1]!]);
       taps.push(tap);
     }
   }
@@ -93,12 +112,21 @@ export function convWeightGradient(c: GradContext, x: Value, dy: Value, weightSh
   if (positions >= 2 * inPerGroup) {
     // Long inner dimension (early layers): one MatMul per tap and a small Concat of weight-sized
     // results beats stacking the K-times larger columns (measured per ResNet-18 layer shape).
-    const dw = c.o.concat(taps.map((tap) => c.o.unsqueeze(perTap(tap), [3])), 3);
+    const dw = c.o.concat(
+      taps.map((tap) => c.o.unsqueeze(perTap(tap), [3])),
+      3,
+    );
     return c.o.reshape(dw, [outChannels, inPerGroup, kh, kw]);
   }
   // Short inner dimension (deep layers): one large MatMul over stacked columns
   // [c, k, n, i, j] -> [g, (c/g) k, n i j].
-  const columns = c.o.reshape(c.o.concat(taps.map((tap) => c.o.unsqueeze(tap, [1])), 1), [g, inPerGroup * kh * kw, -1]);
+  const columns = c.o.reshape(
+    c.o.concat(
+      taps.map((tap) => c.o.unsqueeze(tap, [1])),
+      1,
+    ),
+    [g, inPerGroup * kh * kw, -1],
+  );
   const dw = c.o.matmul(grads, c.o.transpose(columns, [0, 2, 1]));
   return c.o.reshape(dw, [outChannels, inPerGroup, kh, kw]);
 }
@@ -114,7 +142,13 @@ export function convWeightGradient(c: GradContext, x: Value, dy: Value, weightSh
  * Hs*Ws / (yh*yw) - 1 to the MatMul's inner dimension: undefined (use the strided im2col) where
  * that exceeds a third.
  */
-function phaseColumnsWeightGradient(c: GradContext, x: Value, dy: Value, weightShape: readonly number[], win: Window): Value | undefined {
+function phaseColumnsWeightGradient(
+  c: GradContext,
+  x: Value,
+  dy: Value,
+  weightShape: readonly number[],
+  win: Window,
+): Value | undefined {
   const [outChannels, inPerGroup, kh, kw] = weightShape as [number, number, number, number];
   const [yh, yw] = staticSpatial(c, dy);
   const [xh, xw] = staticSpatial(c, x);
@@ -133,7 +167,12 @@ function phaseColumnsWeightGradient(c: GradContext, x: Value, dy: Value, weightS
   const g = win.group;
   const padded = o.pad(x, [0, 0, pTop, pLeft, 0, 0, hs * sh - xh - pTop, ws * sw - xw - pLeft]);
   // [n, c, hs, sh, ws, sw] -> [c, sh, sw, n, hs, ws]: channel-major, one block per phase.
-  const phases = o.reshape(o.transpose(o.reshape(padded, [batch, channels, hs, sh, ws, sw]), [1, 3, 5, 0, 2, 4]), [channels, sh, sw, batch * hs * ws]);
+  const phases = o.reshape(o.transpose(o.reshape(padded, [batch, channels, hs, sh, ws, sw]), [1, 3, 5, 0, 2, 4]), [
+    channels,
+    sh,
+    sw,
+    batch * hs * ws,
+  ]);
   const length = batch * hs * ws;
   const tail = reach[0] * ws + reach[1];
   const flat = tail ? o.pad(phases, [0, 0, 0, 0, 0, 0, 0, tail]) : phases;
@@ -147,7 +186,11 @@ function phaseColumnsWeightGradient(c: GradContext, x: Value, dy: Value, weightS
     }
   }
   // dy [n, o, yh, yw] -> zero-padded to the phase grid, [g, o/g, n hs ws].
-  const grads = o.reshape(o.transpose(o.pad(dy, [0, 0, 0, 0, 0, 0, hs - yh, ws - yw]), [1, 0, 2, 3]), [g, outChannels / g, length]);
+  const grads = o.reshape(o.transpose(o.pad(dy, [0, 0, 0, 0, 0, 0, hs - yh, ws - yw]), [1, 0, 2, 3]), [
+    g,
+    outChannels / g,
+    length,
+  ]);
   // Columns [c, k, 1, L] -> [g, (c/g) k, L].
   const columns = o.reshape(taps.length === 1 ? taps[0]! : o.concat(taps, 1), [g, inPerGroup * kh * kw, length]);
   return o.reshape(o.matmul(grads, o.transpose(columns, [0, 2, 1])), [outChannels, inPerGroup, kh, kw]);
@@ -186,7 +229,10 @@ function strideOneInputGradient(c: GradContext, dy: Value, w: Value, win: Window
   if (pads.some((p) => p < 0) || !dy.shape.slice(1).every((d) => typeof d === 'number')) return undefined;
   const g = win.group;
   // [out, in/g, kh, kw] -> [in, out/g, kh, kw]: per group, in and out channels exchanged.
-  const swapped = c.o.reshape(c.o.transpose(c.o.reshape(w, [g, outChannels / g, inPerGroup, kh, kw]), [0, 2, 1, 3, 4]), [g * inPerGroup, outChannels / g, kh, kw]);
+  const swapped = c.o.reshape(
+    c.o.transpose(c.o.reshape(w, [g, outChannels / g, inPerGroup, kh, kw]), [0, 2, 1, 3, 4]),
+    [g * inPerGroup, outChannels / g, kh, kw],
+  );
   const flip = (v: Value, h: number, wd: number) => c.o.slice(v, [-1, -1], [-h - 1, -wd - 1], [2, 3], [-1, -1]);
   const batch = typeof dy.shape[0] === 'number' ? dy.shape[0] : 16;
   const activations = batch * (dy.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
@@ -194,7 +240,11 @@ function strideOneInputGradient(c: GradContext, dy: Value, w: Value, win: Window
     return c.o.conv(dy, flip(swapped, kh, kw), undefined, { pads, dilations: win.dilations, group: g });
   }
   const [, , yh, yw] = dy.shape as number[];
-  const result = c.o.conv(flip(dy, yh!, yw!), swapped, undefined, { pads: [pads[2]!, pads[3]!, pads[0]!, pads[1]!], dilations: win.dilations, group: g });
+  const result = c.o.conv(flip(dy, yh!, yw!), swapped, undefined, {
+    pads: [pads[2]!, pads[3]!, pads[0]!, pads[1]!],
+    dilations: win.dilations,
+    group: g,
+  });
   const [, , rh, rw] = result.shape as number[];
   return flip(result, rh!, rw!);
 }
@@ -205,7 +255,9 @@ export function convTransposeGradient(c: GradContext): (Value | undefined)[] {
   const win = windowOf(c, w.shape);
   if (c.ints('output_shape')) c.fail('output_shape is not supported; use output_padding');
   return [
-    c.needs(0) ? c.o.conv(dy, w, undefined, { strides: win.strides, pads: win.pads, dilations: win.dilations, group: win.group }) : undefined,
+    c.needs(0)
+      ? c.o.conv(dy, w, undefined, { strides: win.strides, pads: win.pads, dilations: win.dilations, group: win.group })
+      : undefined,
     c.needs(1) ? convWeightGradient(c, dy, x, staticWeightShape(c, w), win) : undefined,
     c.inputs[2] && c.needs(2) ? c.o.reduceSum(dy, [0, 2, 3], false) : undefined,
   ];
@@ -217,9 +269,20 @@ export function maxPoolGradient(c: GradContext): (Value | undefined)[] {
   const win = windowOf(c);
   const indices =
     c.outputs[1] ??
-    c.o.maxPoolWithIndices(x, { kernel: win.kernel, strides: win.strides, pads: win.pads, ceilMode: c.int('ceil_mode', 0) === 1 })[1];
+    c.o.maxPoolWithIndices(x, {
+      kernel: win.kernel,
+      strides: win.strides,
+      pads: win.pads,
+      ceilMode: c.int('ceil_mode', 0) === 1,
+    })[1];
   if (c.int('storage_order', 0) !== 0) c.fail('only row-major storage_order is supported');
-  const flat = c.o.scatterElements(c.o.reshape(c.o.zerosLike(x), [-1]), c.o.reshape(indices, [-1]), c.o.reshape(c.dyOrZeros(), [-1]), 0, 'add');
+  const flat = c.o.scatterElements(
+    c.o.reshape(c.o.zerosLike(x), [-1]),
+    c.o.reshape(indices, [-1]),
+    c.o.reshape(c.dyOrZeros(), [-1]),
+    0,
+    'add',
+  );
   return [c.reshapeTo(flat, x)];
 }
 
@@ -231,7 +294,10 @@ export function averagePoolGradient(c: GradContext): (Value | undefined)[] {
   const channels = x.shape[1];
   if (typeof channels !== 'number') c.fail('the channel count must be static');
   const [kh, kw] = win.kernel as [number, number];
-  const ones = c.g.constant(tensor(x.dtype, [channels as number, 1, kh, kw], new Array((channels as number) * kh * kw).fill(1)), 'pool_ones');
+  const ones = c.g.constant(
+    tensor(x.dtype, [channels as number, 1, kh, kw], new Array((channels as number) * kh * kw).fill(1)),
+    'pool_ones',
+  );
   let dy = c.dyOrZeros();
   const padded = win.pads.some((p) => p !== 0);
   if (!padded || c.int('count_include_pad', 0) === 1) {
@@ -256,12 +322,20 @@ export function layerNormGradient(c: GradContext): (Value | undefined)[] {
   const eps = c.float('epsilon', 1e-5);
   const mean = c.outputs[1] ?? c.o.reduceMean(x, normAxes, true);
   const centered = c.o.sub(x, mean);
-  const invStd = c.outputs[2] ?? c.o.reciprocal(c.o.sqrt(c.o.add(c.o.reduceMean(c.o.mul(centered, centered), normAxes, true), c.scalar(eps, x))));
+  const invStd =
+    c.outputs[2] ??
+    c.o.reciprocal(c.o.sqrt(c.o.add(c.o.reduceMean(c.o.mul(centered, centered), normAxes, true), c.scalar(eps, x))));
   const xhat = c.o.mul(centered, invStd);
   const dy = c.dyOrZeros();
   const sumOverBatch = (v: Value) => (batchAxes.length ? c.o.reduceSum(v, batchAxes, false) : v);
   const dxhat = c.o.mul(dy, scale);
-  const dx = c.o.mul(invStd, c.o.sub(c.o.sub(dxhat, c.o.reduceMean(dxhat, normAxes, true)), c.o.mul(xhat, c.o.reduceMean(c.o.mul(dxhat, xhat), normAxes, true))));
+  const dx = c.o.mul(
+    invStd,
+    c.o.sub(
+      c.o.sub(dxhat, c.o.reduceMean(dxhat, normAxes, true)),
+      c.o.mul(xhat, c.o.reduceMean(c.o.mul(dxhat, xhat), normAxes, true)),
+    ),
+  );
   return [
     c.needs(0) ? dx : undefined,
     c.needs(1) ? c.reshapeTo(sumOverBatch(c.o.mul(dy, xhat)), scale) : undefined,
@@ -294,7 +368,10 @@ export function batchNormGradient(c: GradContext): (Value | undefined)[] {
   // d mean = -sum(dy * gain), d var = -1/2 sum(dy * scale * (x - mean)) * invStd^3.
   const dMean = c.needs(3) ? c.o.neg(c.o.reduceSum(c.o.mul(dy, gain), axes, false)) : undefined;
   const dVariance = c.needs(4)
-    ? c.o.mul(c.o.reduceSum(c.o.mul(c.o.mul(dy, perChannel(scale)), centered), axes, false), c.o.mul(c.scalar(-0.5, x), c.o.reshape(c.o.mul(invStd, c.o.mul(invStd, invStd)), [-1])))
+    ? c.o.mul(
+        c.o.reduceSum(c.o.mul(c.o.mul(dy, perChannel(scale)), centered), axes, false),
+        c.o.mul(c.scalar(-0.5, x), c.o.reshape(c.o.mul(invStd, c.o.mul(invStd, invStd)), [-1])),
+      )
     : undefined;
   return [
     c.needs(0) ? c.o.mul(dy, gain) : undefined,
@@ -325,8 +402,14 @@ function batchStatisticsGradient(c: GradContext, dy: Value, axes: number[]): (Va
   // a * xhat + b per channel, in one pass over x.
   const affine = (a: Value, b: Value) => o.batchNormalization(x, a, b, mean, variance, eps);
   const channels = scale.shape[0];
-  const ones = typeof channels === 'number' ? o.const(x.dtype, [channels], new Array(channels).fill(1)) : o.add(o.mul(scale, c.scalar(0, scale)), c.scalar(1, scale));
-  const zeros = typeof channels === 'number' ? o.const(x.dtype, [channels], new Array(channels).fill(0)) : o.mul(scale, c.scalar(0, scale));
+  const ones =
+    typeof channels === 'number'
+      ? o.const(x.dtype, [channels], new Array(channels).fill(1))
+      : o.add(o.mul(scale, c.scalar(0, scale)), c.scalar(1, scale));
+  const zeros =
+    typeof channels === 'number'
+      ? o.const(x.dtype, [channels], new Array(channels).fill(0))
+      : o.mul(scale, c.scalar(0, scale));
   const dScale = o.reduceSum(o.mul(dy, affine(ones, zeros)), axes, false);
   const dBias = o.reduceSum(dy, axes, false);
   if (!c.needs(0)) return [undefined, c.needs(1) ? dScale : undefined, c.needs(2) ? dBias : undefined];
@@ -343,7 +426,7 @@ function batchStatisticsGradient(c: GradContext, dy: Value, axes: number[]): (Va
 
 /** Dropout: the kept elements' gradient, scaled as the forward pass scaled them. */
 export function dropoutGradient(c: GradContext): (Value | undefined)[] {
-  const training = c.inputs[2] ? c.constantInts(2)?.[0] ?? c.fail('training_mode must be a constant') : 0;
+  const training = c.inputs[2] ? (c.constantInts(2)?.[0] ?? c.fail('training_mode must be a constant')) : 0;
   if (!training) return [c.dy[0]];
   const mask = c.outputs[1] ?? c.fail('a training-mode Dropout needs its mask output for the gradient');
   const ratio = c.inputs[1] ? Number(c.g.constantValue(c.x(1))?.data[0] ?? c.fail('ratio must be a constant')) : 0.5;
@@ -367,7 +450,8 @@ export function resizeGradient(c: GradContext): (Value | undefined)[] {
     return [c.o.reduceSum(blocks, [3, 5], false)];
   }
   if (mode === 'linear') {
-    if (c.string('coordinate_transformation_mode', 'half_pixel') !== 'half_pixel') c.fail('linear resize must use half_pixel coordinates');
+    if (c.string('coordinate_transformation_mode', 'half_pixel') !== 'half_pixel')
+      c.fail('linear resize must use half_pixel coordinates');
     const rowsT = c.g.constant(transpose(interpolationMatrix(x.dtype, yh, h)), 'resize_rows_t');
     const cols = c.g.constant(interpolationMatrix(x.dtype, yw, w), 'resize_cols');
     return [c.o.matmul(c.o.matmul(rowsT, dy), cols)];
@@ -395,5 +479,3 @@ function transpose(t: ReturnType<typeof interpolationMatrix>) {
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out[j * m + i] = Number(t.data[i * n + j]);
   return tensor(t.dtype, [n, m], out);
 }
-
-

@@ -63,7 +63,11 @@ function adamW(config: AdamWConfig): Optimizer {
       const c = (x: number) => o.scalar(dtype, x);
       const bc1 = o.sub(c(1), o.pow(c(beta1), step));
       const bc2 = o.sub(c(1), o.pow(c(beta2), step));
-      shared = { sqrtBc2: o.sqrt(bc2), stepSize: o.div(lr, bc1), decay: weightDecay ? o.sub(c(1), o.mul(lr, c(weightDecay))) : undefined };
+      shared = {
+        sqrtBc2: o.sqrt(bc2),
+        stepSize: o.div(lr, bc1),
+        decay: weightDecay ? o.sub(c(1), o.mul(lr, c(weightDecay))) : undefined,
+      };
       scalars.set(key, shared);
     }
     return shared;
@@ -91,7 +95,8 @@ function sgd(config: SgdConfig): Optimizer {
   const momentum = config.momentum ?? 0;
   const weightDecay = config.weightDecay ?? 0;
   return {
-    stateSlots: (name, shape, dtype) => (momentum ? [{ name: `sgd.momentum_buffer.${name}`, initial: tensor(dtype, [...shape]) }] : []),
+    stateSlots: (name, shape, dtype) =>
+      momentum ? [{ name: `sgd.momentum_buffer.${name}`, initial: tensor(dtype, [...shape]) }] : [],
     update({ o, parameter: p, gradient, state: [buffer], lr }) {
       const c = (x: number) => o.scalar(p.dtype, x);
       const grad = weightDecay ? o.add(gradient, o.mul(p, c(weightDecay))) : gradient;

@@ -7,7 +7,16 @@ import { typedArrayOf } from '@medsyn/onnx-graph';
  * { string: string } }, then the tensors' bytes, little-endian, row-major. Readable by PyTorch,
  * JAX and numpy tools; medsyn stores checkpoints and weights in it.
  */
-const CODES: Record<DType, string> = { float32: 'F32', float64: 'F64', float16: 'F16', int64: 'I64', int32: 'I32', int8: 'I8', uint8: 'U8', bool: 'BOOL' };
+const CODES: Record<DType, string> = {
+  float32: 'F32',
+  float64: 'F64',
+  float16: 'F16',
+  int64: 'I64',
+  int32: 'I32',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
+};
 const DTYPES = Object.fromEntries(Object.entries(CODES).map(([d, c]) => [c, d as DType])) as Record<string, DType>;
 
 export function encodeSafetensors(tensors: Map<string, Tensor>, metadata: Record<string, string> = {}): Buffer {
@@ -35,12 +44,18 @@ export function encodeSafetensors(tensors: Map<string, Tensor>, metadata: Record
   return out;
 }
 
-export function decodeSafetensors(bytes: Uint8Array): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+export function decodeSafetensors(bytes: Uint8Array): {
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, string>;
+} {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 8) throw new Error('not a safetensors file: shorter than its 8-byte header size');
   const headerSize = Number(buf.readBigUInt64LE(0));
   if (8 + headerSize > buf.length) throw new Error('not a safetensors file: header size beyond the end of the data');
-  const header = JSON.parse(buf.subarray(8, 8 + headerSize).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(buf.subarray(8, 8 + headerSize).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   const base = 8 + headerSize;
   const tensors = new Map<string, Tensor>();
   let metadata: Record<string, string> = {};
@@ -52,8 +67,12 @@ export function decodeSafetensors(bytes: Uint8Array): { tensors: Map<string, Ten
     const dtype = DTYPES[entry.dtype];
     if (!dtype) throw new Error(`tensor ${name}: unsupported safetensors dtype ${entry.dtype}`);
     const [begin, end] = entry.data_offsets;
-    const data: TypedArray = typedArrayOf(dtype, entry.shape.reduce((a, b) => a * b, 1));
-    if (end - begin !== data.byteLength || base + end > buf.length) throw new Error(`tensor ${name}: data offsets do not match its shape`);
+    const data: TypedArray = typedArrayOf(
+      dtype,
+      entry.shape.reduce((a, b) => a * b, 1),
+    );
+    if (end - begin !== data.byteLength || base + end > buf.length)
+      throw new Error(`tensor ${name}: data offsets do not match its shape`);
     new Uint8Array(data.buffer).set(buf.subarray(base + begin, base + end));
     tensors.set(name, { dtype, dims: entry.shape, data });
   }

@@ -1,6 +1,13 @@
 import * as ort from 'onnxruntime-node';
 import { RNG_SEED_INPUT, tensor as makeTensor, type DType, type Tensor, type TypedArray } from '@medsyn/onnx-graph';
-import { GRAD_NORM_OUTPUT, LEARNING_RATE_INPUT, LOSS_OUTPUT, STEP_INPUT, updatedName, type TrainingStepGraph } from './training-step';
+import {
+  GRAD_NORM_OUTPUT,
+  LEARNING_RATE_INPUT,
+  LOSS_OUTPUT,
+  STEP_INPUT,
+  updatedName,
+  type TrainingStepGraph,
+} from './training-step';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -33,7 +40,8 @@ export interface TrainerState {
   step: number;
 }
 
-const toOrt = (t: Tensor) => new ort.Tensor(t.dtype === 'float16' ? 'float16' : (t.dtype as 'float32'), t.data as Float32Array, t.dims);
+const toOrt = (t: Tensor) =>
+  new ort.Tensor(t.dtype === 'float16' ? 'float16' : (t.dtype as 'float32'), t.data as Float32Array, t.dims);
 const fromOrt = (t: ort.Tensor): Tensor => ({ dtype: t.type as DType, dims: [...t.dims], data: t.data as TypedArray });
 
 /** Sessions are created with exactly the requested provider, so a missing one fails loudly instead of falling back. */
@@ -41,7 +49,9 @@ export async function createSession(model: Uint8Array, options: TrainerOptions =
   const provider = options.executionProvider ?? 'cpu';
   const supported = ort.listSupportedBackends().map((b) => b.name);
   if (!supported.includes(provider)) {
-    throw new ExecutionProviderError(`execution provider "${provider}" is not in this onnxruntime-node build (it has: ${supported.join(', ')}); on GPU machines install with ONNXRUNTIME_NODE_INSTALL=cuda12`);
+    throw new ExecutionProviderError(
+      `execution provider "${provider}" is not in this onnxruntime-node build (it has: ${supported.join(', ')}); on GPU machines install with ONNXRUNTIME_NODE_INSTALL=cuda12`,
+    );
   }
   try {
     return await ort.InferenceSession.create(model, {
@@ -113,17 +123,25 @@ export class Trainer {
     let gradNorm = NaN;
     for (const [index, batch] of micro.entries()) {
       this.microBatch = index;
-      for (const input of this.graph.batchInputs) if (!batch[input.name]) throw new Error(`batch lacks input "${input.name}"`);
-      const out = await this.session.run(this.feeds(this.session, batch, learningRate), this.fetches(this.session, this.graph.updated));
+      for (const input of this.graph.batchInputs)
+        if (!batch[input.name]) throw new Error(`batch lacks input "${input.name}"`);
+      const out = await this.session.run(
+        this.feeds(this.session, batch, learningRate),
+        this.fetches(this.session, this.graph.updated),
+      );
       this.swap(this.graph.updated);
       loss += scalars(out, LOSS_OUTPUT) / micro.length;
       for (const m of this.graph.metrics) metrics[m]! += scalars(out, m) / micro.length;
       if (!this.applySession) gradNorm = scalars(out, GRAD_NORM_OUTPUT);
     }
     if (this.applySession && this.graph.accumulation) {
-      const out = await this.applySession.run(this.feeds(this.applySession, {}, learningRate), this.fetches(this.applySession, this.graph.accumulation.updated));
+      const out = await this.applySession.run(
+        this.feeds(this.applySession, {}, learningRate),
+        this.fetches(this.applySession, this.graph.accumulation.updated),
+      );
       this.swap(this.graph.accumulation.updated);
-      for (const name of this.graph.accumulation.accumulators.keys()) (this.values.get(name)!.data as Float32Array).fill(0);
+      for (const name of this.graph.accumulation.accumulators.keys())
+        (this.values.get(name)!.data as Float32Array).fill(0);
       gradNorm = scalars(out, GRAD_NORM_OUTPUT);
     }
     this.steps++;
@@ -146,7 +164,9 @@ export class Trainer {
       const t = state.tensors.get(name);
       if (!t) throw new Error(`checkpoint lacks ${name}`);
       if (t.dtype !== current.type || t.dims.join(',') !== current.dims.join(',')) {
-        throw new Error(`checkpoint ${name} is ${t.dtype}[${t.dims}], the model expects ${current.type}[${current.dims}]`);
+        throw new Error(
+          `checkpoint ${name} is ${t.dtype}[${t.dims}], the model expects ${current.type}[${current.dims}]`,
+        );
       }
     }
     this.values = new Map([...this.values.keys()].map((name) => [name, toOrt(copy(state.tensors.get(name)!))]));
@@ -169,7 +189,9 @@ export class Trainer {
    * state instead of a fresh copy per step that only the garbage collector would reclaim.
    */
   private fetches(session: ort.InferenceSession, updated: readonly string[]): ort.InferenceSession.FetchesType {
-    const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(session.outputNames.map((name) => [name, null]));
+    const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(
+      session.outputNames.map((name) => [name, null]),
+    );
     for (const name of updated) {
       if (this.inPlace(name)) {
         fetches[updatedName(name)] = this.values.get(name)!;
@@ -178,7 +200,11 @@ export class Trainer {
       let spare = this.spare.get(name);
       if (!spare) {
         const current = this.values.get(name)!;
-        spare = new ort.Tensor(current.type as 'float32', new (current.data.constructor as Float32ArrayConstructor)(current.size), current.dims);
+        spare = new ort.Tensor(
+          current.type as 'float32',
+          new (current.data.constructor as Float32ArrayConstructor)(current.size),
+          current.dims,
+        );
         this.spare.set(name, spare);
       }
       fetches[updatedName(name)] = spare;
@@ -208,12 +234,18 @@ export class Trainer {
   /** Feeds for exactly the session's inputs: batch, held tensors, learning rate and step. */
   private feeds(session: ort.InferenceSession, batch: Batch, learningRate: number): Batch {
     const dtype = this.graph.parameters.values().next().value!.initial.dtype;
-    const scalar = (v: number) => new ort.Tensor(dtype as 'float32', dtype === 'float64' ? Float64Array.of(v) : Float32Array.of(v), []);
+    const scalar = (v: number) =>
+      new ort.Tensor(dtype as 'float32', dtype === 'float64' ? Float64Array.of(v) : Float32Array.of(v), []);
     const feeds: Batch = {};
     for (const name of session.inputNames) {
       if (name === LEARNING_RATE_INPUT) feeds[name] = scalar(learningRate);
       else if (name === STEP_INPUT) feeds[name] = scalar(this.steps + 1);
-      else if (name === RNG_SEED_INPUT) feeds[name] = new ort.Tensor('int64', BigInt64Array.of(BigInt(stepSeed(this.seed, this.steps, this.microBatch))), []);
+      else if (name === RNG_SEED_INPUT)
+        feeds[name] = new ort.Tensor(
+          'int64',
+          BigInt64Array.of(BigInt(stepSeed(this.seed, this.steps, this.microBatch))),
+          [],
+        );
       else feeds[name] = batch[name] ?? this.values.get(name) ?? fail(`no value for graph input ${name}`);
     }
     return feeds;

@@ -1,4 +1,13 @@
-import { GraphBuilder, RNG_SEED_INPUT, encodeModel, ops, tensor, type DType, type Tensor, type Value } from '@medsyn/onnx-graph';
+import {
+  GraphBuilder,
+  RNG_SEED_INPUT,
+  encodeModel,
+  ops,
+  tensor,
+  type DType,
+  type Tensor,
+  type Value,
+} from '@medsyn/onnx-graph';
 import { gradients } from './autodiff';
 import { createOptimizer, type OptimizerConfig } from './optimizers';
 
@@ -67,13 +76,18 @@ export interface TrainingStepGraph {
  */
 export function buildTrainingStep(spec: TrainingStepSpec): TrainingStepGraph {
   const micro = spec.gradientAccumulation ?? 1;
-  if (!Number.isInteger(micro) || micro < 1) throw new Error(`gradientAccumulation must be a positive integer, got ${micro}`);
+  if (!Number.isInteger(micro) || micro < 1)
+    throw new Error(`gradientAccumulation must be a positive integer, got ${micro}`);
   const g = new GraphBuilder(micro > 1 ? 'accumulate_step' : 'training_step', { parametersAsInputs: true });
   const o = ops(g);
   const objective = spec.build(g);
   // The dropout seed is fed by the Trainer, not by the caller's batch.
-  const batchInputs = g.inputs.filter((v) => !g.parameters.has(v.name) && v.name !== RNG_SEED_INPUT).map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape }));
-  const trainable = [...g.parameters.values()].filter((p) => p.trainable && !spec.freeze?.(p.value.name)).map((p) => p.value);
+  const batchInputs = g.inputs
+    .filter((v) => !g.parameters.has(v.name) && v.name !== RNG_SEED_INPUT)
+    .map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape }));
+  const trainable = [...g.parameters.values()]
+    .filter((p) => p.trainable && !spec.freeze?.(p.value.name))
+    .map((p) => p.value);
   if (trainable.length === 0) throw new Error('nothing to train: every parameter is frozen');
 
   g.output(objective.loss, LOSS_OUTPUT);
@@ -84,12 +98,19 @@ export function buildTrainingStep(spec: TrainingStepSpec): TrainingStepGraph {
     g.output(next, updatedName(name));
     updated.push(name);
   }
-  const parameters = new Map([...g.parameters].map(([name, p]) => [name, { initial: p.initial, trainable: trainable.includes(p.value) }]));
+  const parameters = new Map(
+    [...g.parameters].map(([name, p]) => [name, { initial: p.initial, trainable: trainable.includes(p.value) }]),
+  );
   const result = { batchInputs, parameters, metrics: Object.keys(objective.metrics ?? {}) };
 
   if (micro === 1) {
     const optimizer = addOptimizer(g, trainable, grads, spec);
-    return { ...result, model: encodeModel(g.toModelProto()), optimizerState: optimizer.state, updated: [...updated, ...optimizer.updated] };
+    return {
+      ...result,
+      model: encodeModel(g.toModelProto()),
+      optimizerState: optimizer.state,
+      updated: [...updated, ...optimizer.updated],
+    };
   }
 
   const accumulators = new Map<string, Tensor>();
@@ -102,14 +123,24 @@ export function buildTrainingStep(spec: TrainingStepSpec): TrainingStepGraph {
   const apply = new GraphBuilder('apply_step');
   const applyOps = ops(apply);
   const applyParams = trainable.map((p) => apply.input(p.name, p.dtype, p.shape));
-  const meanGrads = new Map(trainable.map((p) => [p.name, applyOps.div(apply.input(accumulatorName(p.name), p.dtype, p.shape), applyOps.scalar(p.dtype, micro))]));
+  const meanGrads = new Map(
+    trainable.map((p) => [
+      p.name,
+      applyOps.div(apply.input(accumulatorName(p.name), p.dtype, p.shape), applyOps.scalar(p.dtype, micro)),
+    ]),
+  );
   const optimizer = addOptimizer(apply, applyParams, meanGrads, spec);
   return {
     ...result,
     model: encodeModel(g.toModelProto()),
     optimizerState: optimizer.state,
     updated,
-    accumulation: { microBatches: micro, accumulators, apply: encodeModel(apply.toModelProto()), updated: optimizer.updated },
+    accumulation: {
+      microBatches: micro,
+      accumulators,
+      apply: encodeModel(apply.toModelProto()),
+      updated: optimizer.updated,
+    },
   };
 }
 
@@ -137,13 +168,21 @@ function addOptimizer(g: GraphBuilder, trainable: Value[], grads: Map<string, Va
     const small = trainable.filter((p) => numel(p) <= SMALL_PARAMETER);
     const grouped = small.length > 1 && small.every((p) => p.dtype === dtype) ? small : [];
     const single = trainable.filter((p) => !grouped.includes(p));
-    const flat = (vs: Value[]) => o.concat(vs.map((v) => o.reshape(v, [-1])), 0);
+    const flat = (vs: Value[]) =>
+      o.concat(
+        vs.map((v) => o.reshape(v, [-1])),
+        0,
+      );
     const groupedGradient = grouped.length ? flat(grouped.map((p) => grads.get(p.name)!)) : undefined;
     // Global L2 norm over all gradients (torch.nn.utils.clip_grad_norm_): scale by min(1, max / (norm + 1e-6)).
-    const squares = [...single.map((p) => grads.get(p.name)!), ...(groupedGradient ? [groupedGradient] : [])].map((v) => o.reduceSumSquare(v, [], false));
+    const squares = [...single.map((p) => grads.get(p.name)!), ...(groupedGradient ? [groupedGradient] : [])].map((v) =>
+      o.reduceSumSquare(v, [], false),
+    );
     const norm = o.sqrt(squares.length > 1 ? o.sum(...squares) : squares[0]!);
     g.output(norm, GRAD_NORM_OUTPUT);
-    const scale = spec.maxGradNorm ? o.min(o.scalar(dtype, 1), o.div(o.scalar(dtype, spec.maxGradNorm), o.add(norm, o.scalar(dtype, 1e-6)))) : undefined;
+    const scale = spec.maxGradNorm
+      ? o.min(o.scalar(dtype, 1), o.div(o.scalar(dtype, spec.maxGradNorm), o.add(norm, o.scalar(dtype, 1e-6))))
+      : undefined;
     const optimizer = createOptimizer(spec.optimizer);
     const scaled = (gradient: Value) => (scale ? o.mul(gradient, scale) : gradient);
     const stateOf = (p: Value) =>
@@ -161,13 +200,22 @@ function addOptimizer(g: GraphBuilder, trainable: Value[], grads: Map<string, Va
     };
     for (const p of single) {
       const slots = stateOf(p);
-      const next = optimizer.update({ o, g, parameter: p, gradient: scaled(grads.get(p.name)!), state: slots.map((s) => s.value), lr, step });
+      const next = optimizer.update({
+        o,
+        g,
+        parameter: p,
+        gradient: scaled(grads.get(p.name)!),
+        state: slots.map((s) => s.value),
+        lr,
+        step,
+      });
       emit(p, next.parameter, slots, next.state);
     }
     if (groupedGradient) {
       const slots = grouped.map(stateOf);
       const sizes = grouped.map(numel);
-      const unflat = (v: Value) => o.split(v, sizes, 0).map((part, i) => o.reshape(part, grouped[i]!.shape as number[]));
+      const unflat = (v: Value) =>
+        o.split(v, sizes, 0).map((part, i) => o.reshape(part, grouped[i]!.shape as number[]));
       const next = optimizer.update({
         o,
         g,
@@ -179,7 +227,14 @@ function addOptimizer(g: GraphBuilder, trainable: Value[], grads: Map<string, Va
       });
       const parameters = unflat(next.parameter);
       const nextState = next.state.map(unflat);
-      grouped.forEach((p, i) => emit(p, parameters[i]!, slots[i]!, nextState.map((s) => s[i]!)));
+      grouped.forEach((p, i) =>
+        emit(
+          p,
+          parameters[i]!,
+          slots[i]!,
+          nextState.map((s) => s[i]!),
+        ),
+      );
     }
   });
   return { updated, state };

@@ -5,7 +5,11 @@ import { random } from './gradcheck';
 /** He-style uniform initialisation from a seeded generator. */
 export function init(rand: () => number, dims: number[], fanIn: number) {
   const bound = Math.sqrt(6 / fanIn);
-  return tensor('float32', dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * bound));
+  return tensor(
+    'float32',
+    dims,
+    Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (rand() * 2 - 1) * bound),
+  );
 }
 
 /** Mean cross-entropy of logits [batch, classes] against one-hot targets, and accuracy. */
@@ -40,16 +44,31 @@ export function smallCnn(g: GraphBuilder, x: Value, classes: number, training: b
     return y;
   });
   h = o.maxPool(o.relu(h), { kernel: [2, 2], strides: [2, 2] });
-  h = o.relu(o.conv(h, g.parameter('conv2.weight', init(rand, [16, 8, 3, 3], 72)), g.parameter('conv2.bias', tensor('float32', [16])), { pads: [1, 1, 1, 1] }));
+  h = o.relu(
+    o.conv(
+      h,
+      g.parameter('conv2.weight', init(rand, [16, 8, 3, 3], 72)),
+      g.parameter('conv2.bias', tensor('float32', [16])),
+      { pads: [1, 1, 1, 1] },
+    ),
+  );
   h = o.flatten(o.globalAveragePool(h), 1);
-  return o.gemm(h, g.parameter('fc.weight', init(rand, [classes, 16], 16)), g.parameter('fc.bias', tensor('float32', [classes])), { transB: true });
+  return o.gemm(
+    h,
+    g.parameter('fc.weight', init(rand, [classes, 16], 16)),
+    g.parameter('fc.bias', tensor('float32', [classes])),
+    { transB: true },
+  );
 }
 
 /**
  * A separable image task: 8x8 images of noise with a bright 3x3 square, in the left half for
  * class 0 and the right half for class 1.
  */
-export function squaresDataset(count: number, seed: number): { images: Float32Array; oneHot: Float32Array; labels: number[] } {
+export function squaresDataset(
+  count: number,
+  seed: number,
+): { images: Float32Array; oneHot: Float32Array; labels: number[] } {
   const rand = random(seed);
   const images = new Float32Array(count * 64);
   const oneHot = new Float32Array(count * 2);

@@ -53,10 +53,17 @@ export async function gradCheck(spec: GradCase): Promise<GradCheckResult> {
     const draws = Array.from({ length: n }, () => (spec.sample ? spec.sample(name, rand) : rand() * 2 - 1));
     values[name] = dtype === 'float64' ? Float64Array.from(draws) : Float32Array.from(draws);
   }
-  const feeds = () => Object.fromEntries(Object.entries(spec.inputs).map(([name, shape]) => [name, new ort.Tensor(dtype as 'float32', values[name]!, shape)]));
+  const feeds = () =>
+    Object.fromEntries(
+      Object.entries(spec.inputs).map(([name, shape]) => [
+        name,
+        new ort.Tensor(dtype as 'float32', values[name]!, shape),
+      ]),
+    );
   const out = await session.run(feeds());
   const analytic: Record<string, Float64Array> = {};
-  for (const name of Object.keys(spec.inputs)) analytic[name] = Float64Array.from(out[`d_${name}`]!.data as Float64Array);
+  for (const name of Object.keys(spec.inputs))
+    analytic[name] = Float64Array.from(out[`d_${name}`]!.data as Float64Array);
 
   const step = dtype === 'float64' ? 1e-4 : 2e-2;
   const lossAt = async (v: Float64Array | Float32Array, i: number, value: number) => {
@@ -66,7 +73,8 @@ export async function gradCheck(spec: GradCase): Promise<GradCheckResult> {
     v[i] = original;
     return result;
   };
-  const central = async (v: Float64Array | Float32Array, i: number, h: number) => ((await lossAt(v, i, v[i]! + h)) - (await lossAt(v, i, v[i]! - h))) / (2 * h);
+  const central = async (v: Float64Array | Float32Array, i: number, h: number) =>
+    ((await lossAt(v, i, v[i]! + h)) - (await lossAt(v, i, v[i]! - h))) / (2 * h);
   const numeric: Record<string, Float64Array> = {};
   let maxAbsError = 0;
   let maxRelError = 0;
@@ -75,7 +83,10 @@ export async function gradCheck(spec: GradCase): Promise<GradCheckResult> {
     numeric[name] = new Float64Array(v.length).fill(NaN);
     const stride = Math.max(1, Math.floor(v.length / MAX_ELEMENTS_CHECKED));
     for (let i = 0; i < v.length; i += stride) {
-      const fd = dtype === 'float64' ? await central(v, i, step) : (4 * (await central(v, i, step / 2)) - (await central(v, i, step))) / 3;
+      const fd =
+        dtype === 'float64'
+          ? await central(v, i, step)
+          : (4 * (await central(v, i, step / 2)) - (await central(v, i, step))) / 3;
       numeric[name]![i] = fd;
       const err = Math.abs(fd - analytic[name]![i]!);
       maxAbsError = Math.max(maxAbsError, err);

@@ -22,7 +22,13 @@ const CASES: Record<string, GradCase[]> = {
   Add: [{ inputs: { a: [2, 3, 4], b: [3, 1] }, build: (g, { a, b }) => ops(g).add(a!, b!) }],
   Sub: [{ inputs: { a: [4], b: [2, 3, 4] }, build: (g, { a, b }) => ops(g).sub(a!, b!) }],
   Mul: [{ inputs: { a: [2, 3], b: [2, 1] }, build: (g, { a, b }) => ops(g).mul(a!, b!) }],
-  Div: [{ inputs: { a: [2, 3], b: [3] }, build: (g, { a, b }) => ops(g).div(a!, b!), sample: (n, r) => (n === 'b' ? positive(n, r) : r() * 2 - 1) }],
+  Div: [
+    {
+      inputs: { a: [2, 3], b: [3] },
+      build: (g, { a, b }) => ops(g).div(a!, b!),
+      sample: (n, r) => (n === 'b' ? positive(n, r) : r() * 2 - 1),
+    },
+  ],
   Neg: [unary((o, x) => o.neg(x))],
   Pow: [{ inputs: { a: [2, 3], b: [2, 3] }, build: (g, { a, b }) => ops(g).pow(a!, b!), sample: positive }],
   Sqrt: [unary((o, x) => o.sqrt(x), { sample: positive })],
@@ -38,8 +44,17 @@ const CASES: Record<string, GradCase[]> = {
   Softmax: [unary((o, x) => o.softmax(x, 1)), unary((o, x) => o.softmax(x, 0))],
   LogSoftmax: [unary((o, x) => o.logSoftmax(x, -1))],
   Cast: [unary((o, x) => o.cast(o.cast(x, 'float64'), 'float32'), { dtype: 'float32' })],
-  Clip: [unary((o, x) => o.clip(x, o.scalar('float64', -0.5), o.scalar('float64', 0.5)), { sample: (_, r) => [-0.9, -0.3, 0.2, 0.8][Math.floor(r() * 4)]! + r() * 0.05 })],
-  Where: [{ inputs: { a: [2, 3], b: [3] }, build: (g, { a, b }) => ops(g).where(ops(g).const('bool', [2, 3], [1, 0, 1, 0, 0, 1]), a!, b!) }],
+  Clip: [
+    unary((o, x) => o.clip(x, o.scalar('float64', -0.5), o.scalar('float64', 0.5)), {
+      sample: (_, r) => [-0.9, -0.3, 0.2, 0.8][Math.floor(r() * 4)]! + r() * 0.05,
+    }),
+  ],
+  Where: [
+    {
+      inputs: { a: [2, 3], b: [3] },
+      build: (g, { a, b }) => ops(g).where(ops(g).const('bool', [2, 3], [1, 0, 1, 0, 0, 1]), a!, b!),
+    },
+  ],
   Max: [{ inputs: { a: [2, 3], b: [3] }, build: (g, { a, b }) => ops(g).max(a!, b!) }],
   Min: [{ inputs: { a: [2, 3], b: [2, 3] }, build: (g, { a, b }) => ops(g).min(a!, b!) }],
   Sum: [{ inputs: { a: [2, 3], b: [3], c: [2, 1] }, build: (g, { a, b, c }) => ops(g).sum(a!, b!, c!) }],
@@ -51,14 +66,20 @@ const CASES: Record<string, GradCase[]> = {
     { inputs: { a: [2, 3, 4], b: [4] }, build: (g, { a, b }) => ops(g).matmul(a!, b!) },
   ],
   Gemm: [
-    { inputs: { a: [3, 4], b: [4, 2], c: [2] }, build: (g, { a, b, c }) => ops(g).gemm(a!, b!, c!, { alpha: 0.5, beta: 2 }) },
-    { inputs: { a: [4, 3], b: [2, 4], c: [3, 2] }, build: (g, { a, b, c }) => ops(g).gemm(a!, b!, c!, { transA: true, transB: true }) },
+    {
+      inputs: { a: [3, 4], b: [4, 2], c: [2] },
+      build: (g, { a, b, c }) => ops(g).gemm(a!, b!, c!, { alpha: 0.5, beta: 2 }),
+    },
+    {
+      inputs: { a: [4, 3], b: [2, 4], c: [3, 2] },
+      build: (g, { a, b, c }) => ops(g).gemm(a!, b!, c!, { transA: true, transB: true }),
+    },
     { inputs: { a: [4, 3], b: [4, 2] }, build: (g, { a, b }) => ops(g).gemm(a!, b!, undefined, { transA: true }) },
   ],
   ReduceSum: [unary((o, x) => o.reduceSum(x, [1], false)), unary((o, x) => o.reduceSum(x, [0], true))],
   ReduceMean: [unary((o, x) => o.reduceMean(x, [0, 1], false)), unary((o, x) => o.reduceMean(x, [-1], true))],
   ReduceSumSquare: [unary((o, x) => o.reduceSumSquare(x, [1], false))],
-  ReduceL2: [unary((o, x) => (o.g.op('ReduceL2', [x], { axes: attr.ints([1]), keepdims: attr.int(0) })))],
+  ReduceL2: [unary((o, x) => o.g.op('ReduceL2', [x], { axes: attr.ints([1]), keepdims: attr.int(0) }))],
   ReduceMax: [unary((o, x) => o.reduceMax(x, [1], false))],
   Reshape: [unary((o, x) => o.reshape(x, [2, 6]))],
   Flatten: [{ inputs: { x: [2, 3, 2] }, build: (g, { x }) => ops(g).flatten(x!, 1) }],
@@ -67,11 +88,23 @@ const CASES: Record<string, GradCase[]> = {
   Transpose: [{ inputs: { x: [2, 3, 4] }, build: (g, { x }) => ops(g).transpose(x!, [2, 0, 1]) }],
   Expand: [{ inputs: { x: [3, 1] }, build: (g, { x }) => ops(g).expand(x!, [2, 3, 4]) }],
   Concat: [{ inputs: { a: [2, 3], b: [2, 1] }, build: (g, { a, b }) => ops(g).concat([a!, b!, a!], 1) }],
-  Split: [{ inputs: { x: [3, 5] }, build: (g, { x }) => { const o = ops(g); const [p, q] = o.split(x!, [2, 3], 1); return o.concat([o.mul(p!, p!), q!], 1); } }],
+  Split: [
+    {
+      inputs: { x: [3, 5] },
+      build: (g, { x }) => {
+        const o = ops(g);
+        const [p, q] = o.split(x!, [2, 3], 1);
+        return o.concat([o.mul(p!, p!), q!], 1);
+      },
+    },
+  ],
   Slice: [{ inputs: { x: [4, 5] }, build: (g, { x }) => ops(g).slice(x!, [1, -3], [3, 100], [0, 1]) }],
   Pad: [{ inputs: { x: [2, 3] }, build: (g, { x }) => ops(g).pad(x!, [1, 0, 0, 2]) }],
   Gather: [
-    { inputs: { x: [5, 3] }, build: (g, { x }) => ops(g).gather(x!, ops(g).const('int64', [2, 3], [0, 4, 0, 2, 2, 1]), 0) },
+    {
+      inputs: { x: [5, 3] },
+      build: (g, { x }) => ops(g).gather(x!, ops(g).const('int64', [2, 3], [0, 4, 0, 2, 2, 1]), 0),
+    },
     { inputs: { x: [2, 5, 3] }, build: (g, { x }) => ops(g).gather(x!, ops(g).const('int64', [4], [1, 1, 3, 0]), 1) },
   ],
   Conv: [
@@ -90,33 +123,94 @@ const CASES: Record<string, GradCase[]> = {
     conv({ x: [2, 3, 20, 17], w: [4, 3, 3, 2] }, { strides: [2, 1], pads: [1, 0, 2, 1] }),
   ],
   ConvTranspose: [
-    { inputs: { x: [2, 3, 3, 4], w: [3, 2, 3, 3], b: [2] }, build: (g, { x, w, b }) => ops(g).convTranspose(x!, w!, b!, { strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 0] }), dtype: 'float32' },
-    { inputs: { x: [1, 4, 3, 3], w: [4, 1, 2, 2] }, build: (g, { x, w }) => ops(g).convTranspose(x!, w!, undefined, { strides: [2, 2], group: 2 }), dtype: 'float32' },
+    {
+      inputs: { x: [2, 3, 3, 4], w: [3, 2, 3, 3], b: [2] },
+      build: (g, { x, w, b }) =>
+        ops(g).convTranspose(x!, w!, b!, { strides: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 0] }),
+      dtype: 'float32',
+    },
+    {
+      inputs: { x: [1, 4, 3, 3], w: [4, 1, 2, 2] },
+      build: (g, { x, w }) => ops(g).convTranspose(x!, w!, undefined, { strides: [2, 2], group: 2 }),
+      dtype: 'float32',
+    },
   ],
   MaxPool: [
-    { inputs: { x: [2, 2, 5, 5] }, build: (g, { x }) => ops(g).maxPool(x!, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), dtype: 'float32', sample: distinct() },
-    { inputs: { x: [1, 3, 4, 4] }, build: (g, { x }) => ops(g).maxPool(x!, { kernel: [2, 2], strides: [2, 2] }), dtype: 'float32', sample: distinct() },
+    {
+      inputs: { x: [2, 2, 5, 5] },
+      build: (g, { x }) => ops(g).maxPool(x!, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+      dtype: 'float32',
+      sample: distinct(),
+    },
+    {
+      inputs: { x: [1, 3, 4, 4] },
+      build: (g, { x }) => ops(g).maxPool(x!, { kernel: [2, 2], strides: [2, 2] }),
+      dtype: 'float32',
+      sample: distinct(),
+    },
   ],
   AveragePool: [
-    { inputs: { x: [2, 2, 5, 5] }, build: (g, { x }) => ops(g).averagePool(x!, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), dtype: 'float32' },
-    { inputs: { x: [1, 2, 5, 4] }, build: (g, { x }) => ops(g).averagePool(x!, { kernel: [3, 2], strides: [1, 2], pads: [1, 0, 1, 0], countIncludePad: true }), dtype: 'float32' },
-    { inputs: { x: [1, 2, 4, 4] }, build: (g, { x }) => ops(g).averagePool(x!, { kernel: [2, 2], strides: [2, 2] }), dtype: 'float32' },
+    {
+      inputs: { x: [2, 2, 5, 5] },
+      build: (g, { x }) => ops(g).averagePool(x!, { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+      dtype: 'float32',
+    },
+    {
+      inputs: { x: [1, 2, 5, 4] },
+      build: (g, { x }) =>
+        ops(g).averagePool(x!, { kernel: [3, 2], strides: [1, 2], pads: [1, 0, 1, 0], countIncludePad: true }),
+      dtype: 'float32',
+    },
+    {
+      inputs: { x: [1, 2, 4, 4] },
+      build: (g, { x }) => ops(g).averagePool(x!, { kernel: [2, 2], strides: [2, 2] }),
+      dtype: 'float32',
+    },
   ],
   LayerNormalization: [
-    { inputs: { x: [2, 3, 5], s: [5], b: [5] }, build: (g, { x, s, b }) => ops(g).layerNormalization(x!, s!, b!, -1)[0], dtype: 'float32' },
-    { inputs: { x: [2, 3, 4], s: [3, 4] }, build: (g, { x, s }) => ops(g).layerNormalization(x!, s!, undefined, 1)[0], dtype: 'float32' },
+    {
+      inputs: { x: [2, 3, 5], s: [5], b: [5] },
+      build: (g, { x, s, b }) => ops(g).layerNormalization(x!, s!, b!, -1)[0],
+      dtype: 'float32',
+    },
+    {
+      inputs: { x: [2, 3, 4], s: [3, 4] },
+      build: (g, { x, s }) => ops(g).layerNormalization(x!, s!, undefined, 1)[0],
+      dtype: 'float32',
+    },
   ],
   BatchNormalization: [
-    { inputs: { x: [4, 3, 2, 2], s: [3], b: [3] }, build: (g, { x, s, b }) => batchNorm(g, x!, s!, b!, true), dtype: 'float32' },
-    { inputs: { x: [2, 3, 2, 2], s: [3], b: [3] }, build: (g, { x, s, b }) => batchNorm(g, x!, s!, b!, false), dtype: 'float32' },
+    {
+      inputs: { x: [4, 3, 2, 2], s: [3], b: [3] },
+      build: (g, { x, s, b }) => batchNorm(g, x!, s!, b!, true),
+      dtype: 'float32',
+    },
+    {
+      inputs: { x: [2, 3, 2, 2], s: [3], b: [3] },
+      build: (g, { x, s, b }) => batchNorm(g, x!, s!, b!, false),
+      dtype: 'float32',
+    },
     // Training through batch statistics fed to an inference-mode node (ops.batchNormalizationTraining).
-    { inputs: { x: [4, 3, 2, 3], s: [3], b: [3] }, build: (g, { x, s, b }) => ops(g).batchNormalizationTraining(x!, s!, b!, ops(g).const('float32', [3], [0, 0, 0]), ops(g).const('float32', [3], [1, 1, 1]))[0], dtype: 'float32' },
+    {
+      inputs: { x: [4, 3, 2, 3], s: [3], b: [3] },
+      build: (g, { x, s, b }) =>
+        ops(g).batchNormalizationTraining(
+          x!,
+          s!,
+          b!,
+          ops(g).const('float32', [3], [0, 0, 0]),
+          ops(g).const('float32', [3], [1, 1, 1]),
+        )[0],
+      dtype: 'float32',
+    },
   ],
   Resize: [
     { inputs: { x: [1, 2, 3, 2] }, build: (g, { x }) => ops(g).resize(x!, [1, 1, 2, 3], 'nearest'), dtype: 'float32' },
     { inputs: { x: [2, 1, 3, 4] }, build: (g, { x }) => ops(g).resize(x!, [1, 1, 2, 2], 'linear'), dtype: 'float32' },
   ],
-  GlobalAveragePool: [{ inputs: { x: [2, 3, 4, 5] }, build: (g, { x }) => ops(g).globalAveragePool(x!), dtype: 'float32' }],
+  GlobalAveragePool: [
+    { inputs: { x: [2, 3, 4, 5] }, build: (g, { x }) => ops(g).globalAveragePool(x!), dtype: 'float32' },
+  ],
 };
 
 function conv(shapes: Record<string, number[]>, options: Parameters<ReturnType<typeof ops>['conv']>[3]): GradCase {
@@ -127,7 +221,12 @@ function batchNorm(g: GraphBuilder, x: Value, scale: Value, bias: Value, trainin
   const o = ops(g);
   const mean = o.const('float32', [3], [0.1, -0.2, 0.3]);
   const variance = o.const('float32', [3], [1.5, 0.5, 2]);
-  return g.node('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: attr.float(1e-5), momentum: attr.float(0.9), training_mode: attr.int(training ? 1 : 0) }, { outputs: training ? 3 : 1 })[0]!;
+  return g.node(
+    'BatchNormalization',
+    [x, scale, bias, mean, variance],
+    { epsilon: attr.float(1e-5), momentum: attr.float(0.9), training_mode: attr.int(training ? 1 : 0) },
+    { outputs: training ? 3 : 1 },
+  )[0]!;
 }
 
 describe('gradient rules against central finite differences', () => {

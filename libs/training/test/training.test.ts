@@ -1,6 +1,14 @@
 import * as ort from 'onnxruntime-node';
 import { checkOnnxModel } from '@medsyn/testing';
-import { ExecutionProviderError, Trainer, exportInferenceModel, buildTrainingStep, decodeSafetensors, encodeSafetensors, type TrainingStepSpec } from '../src';
+import {
+  ExecutionProviderError,
+  Trainer,
+  exportInferenceModel,
+  buildTrainingStep,
+  decodeSafetensors,
+  encodeSafetensors,
+  type TrainingStepSpec,
+} from '../src';
 import { ops, tensor } from '@medsyn/onnx-graph';
 import { batchOf, crossEntropy, smallCnn, squaresDataset } from './fixtures';
 
@@ -25,12 +33,16 @@ describe('training on onnxruntime', () => {
     const train = squaresDataset(640, 1);
     const losses: number[] = [];
     for (let epoch = 0; epoch < 4; epoch++) {
-      for (let b = 0; b < 640 / BATCH; b++) losses.push((await trainer.trainStep(batchOf(train, b * BATCH, BATCH), 0.01)).loss);
+      for (let b = 0; b < 640 / BATCH; b++)
+        losses.push((await trainer.trainStep(batchOf(train, b * BATCH, BATCH), 0.01)).loss);
     }
     expect(losses.at(-1)!).toBeLessThan(losses[0]! / 4);
 
     // Evaluate the exported inference model (BatchNorm on its running statistics).
-    const model = exportInferenceModel((g) => ({ logits: smallCnn(g, g.input('x', 'float32', ['batch', 1, 8, 8]), 2, false) }), trainer.parameters());
+    const model = exportInferenceModel(
+      (g) => ({ logits: smallCnn(g, g.input('x', 'float32', ['batch', 1, 8, 8]), 2, false) }),
+      trainer.parameters(),
+    );
     const session = await ort.InferenceSession.create(model);
     const test = squaresDataset(400, 99);
     const logits = (await session.run({ x: batchOf(test, 0, 400).x })).logits!.data as Float32Array;
@@ -59,7 +71,9 @@ describe('training on onnxruntime', () => {
 
     expect(second.step).toBe(10);
     for (const [name, t] of straight.state().tensors) {
-      expect(Buffer.from((second.state().tensors.get(name)!.data as Float32Array).buffer)).toEqual(Buffer.from((t.data as Float32Array).buffer));
+      expect(Buffer.from((second.state().tensors.get(name)!.data as Float32Array).buffer)).toEqual(
+        Buffer.from((t.data as Float32Array).buffer),
+      );
     }
     await Promise.all([straight.release(), first.release(), second.release()]);
   }, 60000);
@@ -67,7 +81,13 @@ describe('training on onnxruntime', () => {
   it('emits step graphs and exported models that the ONNX reference checker accepts', async () => {
     const trainer = await Trainer.create(buildTrainingStep(cnnStep({ kind: 'adamw' }, 1)));
     checkOnnxModel(trainer.graph.model, 'training_step');
-    checkOnnxModel(exportInferenceModel((g) => ({ logits: smallCnn(g, g.input('x', 'float32', ['batch', 1, 8, 8]), 2, false) }), trainer.parameters()), 'exported');
+    checkOnnxModel(
+      exportInferenceModel(
+        (g) => ({ logits: smallCnn(g, g.input('x', 'float32', ['batch', 1, 8, 8]), 2, false) }),
+        trainer.parameters(),
+      ),
+      'exported',
+    );
     await trainer.release();
   });
 
@@ -80,7 +100,9 @@ describe('training on onnxruntime', () => {
   });
 
   it.each(['cuda', 'webgpu'] as const)('says clearly when the %s provider is unavailable', async (provider) => {
-    await expect(Trainer.create(buildTrainingStep(cnnStep({ kind: 'adamw' })), { executionProvider: provider })).rejects.toThrow(ExecutionProviderError);
+    await expect(
+      Trainer.create(buildTrainingStep(cnnStep({ kind: 'adamw' })), { executionProvider: provider }),
+    ).rejects.toThrow(ExecutionProviderError);
   });
 });
 
@@ -93,7 +115,14 @@ describe('gradient accumulation', () => {
       build: (g) => {
         const o = ops(g);
         const x = g.input('x', 'float32', ['batch', 6]);
-        const w = g.parameter('fc.weight', tensor('float32', [2, 6], Array.from({ length: 12 }, (_, i) => Math.sin(i))));
+        const w = g.parameter(
+          'fc.weight',
+          tensor(
+            'float32',
+            [2, 6],
+            Array.from({ length: 12 }, (_, i) => Math.sin(i)),
+          ),
+        );
         const b = g.parameter('fc.bias', tensor('float32', [2], [0.1, -0.1]));
         return crossEntropy(g, o.gemm(o.tanh(x), w, b, { transB: true }), g.input('y', 'float32', ['batch', 2]));
       },
@@ -106,13 +135,23 @@ describe('gradient accumulation', () => {
 
   it('makes two micro-batches of 8 one optimizer step equal to a batch of 16', async () => {
     const data = squaresDataset(16, 3);
-    const x = new ort.Tensor('float32', Float32Array.from({ length: 96 }, (_, i) => Math.cos(i * 0.37)), [16, 6]);
+    const x = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 96 }, (_, i) => Math.cos(i * 0.37)),
+      [16, 6],
+    );
     const y = new ort.Tensor('float32', data.oneHot, [16, 2]);
     const whole = await Trainer.create(mlpStep(1));
     const accumulated = await Trainer.create(mlpStep(2));
     for (let step = 0; step < 3; step++) {
       const a = await whole.trainStep({ x, y }, 0.05);
-      const b = await accumulated.trainStep([{ x: slice(x, 0, 8), y: slice(y, 0, 8) }, { x: slice(x, 8, 16), y: slice(y, 8, 16) }], 0.05);
+      const b = await accumulated.trainStep(
+        [
+          { x: slice(x, 0, 8), y: slice(y, 0, 8) },
+          { x: slice(x, 8, 16), y: slice(y, 8, 16) },
+        ],
+        0.05,
+      );
       expect(b.loss).toBeCloseTo(a.loss, 5);
       expect(b.gradNorm).toBeCloseTo(a.gradNorm, 5);
     }

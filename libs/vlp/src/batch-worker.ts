@@ -20,7 +20,8 @@ interface WorkerSetup extends Omit<ImageBatchWorkerSetup, 'store'> {
   stop: Int32Array;
 }
 
-type ToWorker = { credit: true } | { close: true } | { read: number; bytes?: Uint8Array; missing?: string; error?: string };
+type ToWorker =
+  { credit: true } | { close: true } | { read: number; bytes?: Uint8Array; missing?: string; error?: string };
 type FromWorker = { batch: ImageBatch } | { failed: string } | { read: number; key: string };
 
 let live = 0;
@@ -64,7 +65,11 @@ export class ImageBatchWorker {
     const workerData = { medsynImageBatchWorker: data };
     // From the TypeScript sources (tests, tsx) the worker needs tsx's loader; built, it runs dist/batch-worker.js.
     this.worker = __filename.endsWith('.ts')
-      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`, { eval: true, workerData, execArgv: ['--conditions=medsyn-source'] })
+      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`, {
+          eval: true,
+          workerData,
+          execArgv: ['--conditions=medsyn-source'],
+        })
       : new Worker(__filename, { workerData });
     live++;
     this.worker.unref();
@@ -151,7 +156,10 @@ export class ImageBatchWorker {
     try {
       reply = { read: id, bytes: await getBuffer(store, key) };
     } catch (error) {
-      reply = error instanceof ArtifactNotFoundError ? { read: id, missing: key } : { read: id, error: (error as Error).message };
+      reply =
+        error instanceof ArtifactNotFoundError
+          ? { read: id, missing: key }
+          : { read: id, error: (error as Error).message };
     }
     if (!this.closing) this.worker.postMessage(reply);
   }
@@ -207,7 +215,10 @@ function serveImageBatches(setup: WorkerSetup): void {
       const waiting = pendingReads.get(message.read);
       pendingReads.delete(message.read);
       if (message.bytes) waiting?.resolve(message.bytes);
-      else waiting?.reject(message.missing !== undefined ? new ArtifactNotFoundError(message.missing) : new Error(message.error));
+      else
+        waiting?.reject(
+          message.missing !== undefined ? new ArtifactNotFoundError(message.missing) : new Error(message.error),
+        );
     }
   });
   void fill();

@@ -1,7 +1,15 @@
 // The image half of a training batch: epoch order, decoding and augmentation. Nothing here
 // imports onnxruntime, so the batch worker (batch-worker.ts) loads it without the native runtime.
 import { ArtifactNotFoundError } from '@medsyn/artifact-store';
-import { augmentRadiograph, centerCropSquare, decodeImage, normalizeInto, resize, seededRandom, type GrayImage } from '@medsyn/imaging';
+import {
+  augmentRadiograph,
+  centerCropSquare,
+  decodeImage,
+  normalizeInto,
+  resize,
+  seededRandom,
+  type GrayImage,
+} from '@medsyn/imaging';
 
 /** One image-report pair of a manifest line `{"image": uri-or-key, "report": text}`. */
 export interface PairRecord {
@@ -64,7 +72,10 @@ export function epochOrder(train: PairRecord[], syntheticRatio: number, seed: nu
   else {
     const size = Math.floor(Math.min(real.length / (1 - syntheticRatio), synthetic.length / syntheticRatio));
     const nSynthetic = Math.round(size * syntheticRatio);
-    pool = [...seededShuffle(real, seed, 1000 + epoch).slice(0, size - nSynthetic), ...seededShuffle(synthetic, seed, 2000 + epoch).slice(0, nSynthetic)];
+    pool = [
+      ...seededShuffle(real, seed, 1000 + epoch).slice(0, size - nSynthetic),
+      ...seededShuffle(synthetic, seed, 2000 + epoch).slice(0, nSynthetic),
+    ];
   }
   return seededShuffle(pool, seed, 3000 + epoch);
 }
@@ -154,7 +165,10 @@ export class ImageBatcher {
         cursor = 0;
         order = this.order(epoch);
         // Images known not to decode do not count: were they counted, a set of such images would be walked epoch after epoch forever.
-        if (order.filter((r) => !this.bad.has(r.imageKey)).length < batchSize) throw new Error(`fewer than batch_size (${batchSize}) pairs remain after skipping images that fail to decode`);
+        if (order.filter((r) => !this.bad.has(r.imageKey)).length < batchSize)
+          throw new Error(
+            `fewer than batch_size (${batchSize}) pairs remain after skipping images that fail to decode`,
+          );
       }
       const record = order[cursor];
       const at = cursor++;
@@ -168,7 +182,16 @@ export class ImageBatcher {
         continue;
       }
       const prepared = this.options.augment
-        ? augmentRadiograph(picture, image.size, seededRandom((this.options.seed * 2654435761 + epoch * 97 + at * 31337) >>> 0), { crop: { scale: [0.6, 1] }, affine: { degrees: 10, translate: 0.05 }, jitter: { brightness: 0.2, contrast: 0.2 } })
+        ? augmentRadiograph(
+            picture,
+            image.size,
+            seededRandom((this.options.seed * 2654435761 + epoch * 97 + at * 31337) >>> 0),
+            {
+              crop: { scale: [0.6, 1] },
+              affine: { degrees: 10, translate: 0.05 },
+              jitter: { brightness: 0.2, contrast: 0.2 },
+            },
+          )
         : centerCropSquare(picture, image.size);
       normalizeInto(prepared, pixels, records.length * plane, image.channels, image.mean, image.std);
       records.push(record.index);
@@ -189,7 +212,8 @@ export class ImageBatcher {
     // Keep at most twice the training size on the short side: crops and resizes need no more.
     const short = Math.min(image.width, image.height);
     const limit = 2 * this.options.image.size;
-    if (short > limit) image = resize(image, Math.round((image.width * limit) / short), Math.round((image.height * limit) / short));
+    if (short > limit)
+      image = resize(image, Math.round((image.width * limit) / short), Math.round((image.height * limit) / short));
     const bytes = image.data.byteLength;
     if (this.cachedBytes + bytes <= (this.options.cacheBytes ?? 256 << 20)) {
       this.cache.set(key, image);

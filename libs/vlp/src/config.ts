@@ -46,7 +46,15 @@ export interface PretrainingConfig {
   };
   batchSize: number;
   epochs: number;
-  optimizer: { name: 'adamw' | 'sgd'; learningRate: number; weightDecay: number; beta1: number; beta2: number; momentum: number; maxGradNorm: number };
+  optimizer: {
+    name: 'adamw' | 'sgd';
+    learningRate: number;
+    weightDecay: number;
+    beta1: number;
+    beta2: number;
+    momentum: number;
+    maxGradNorm: number;
+  };
   schedule: { warmupSteps: number; decay: 'cosine' | 'constant'; minLrRatio: number };
   seed: number;
   /** 0: once per epoch. */
@@ -78,10 +86,33 @@ const camel = (s: string) => s.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpp
 
 /** Known keys per section (camelCase), to refuse typos instead of silently ignoring them. */
 const SECTIONS: Record<string, string[]> = {
-  '': ['method', 'imageEncoder', 'textEncoder', 'data', 'batchSize', 'epochs', 'optimizer', 'schedule', 'seed', 'checkpointEverySteps', 'embeddingSize', 'temperature', 'methodOptions', 'gradientAccumulation', 'executionProvider'],
+  '': [
+    'method',
+    'imageEncoder',
+    'textEncoder',
+    'data',
+    'batchSize',
+    'epochs',
+    'optimizer',
+    'schedule',
+    'seed',
+    'checkpointEverySteps',
+    'embeddingSize',
+    'temperature',
+    'methodOptions',
+    'gradientAccumulation',
+    'executionProvider',
+  ],
   imageEncoder: ['architecture', 'imageSize', 'width', 'init'],
   textEncoder: ['layers', 'hiddenSize', 'heads', 'maxLength', 'vocab', 'vocabSize', 'init'],
-  data: ['realPairs', 'syntheticPairs', 'syntheticRatio', 'validationFraction', 'disableAugmentation', 'retrievalPairs'],
+  data: [
+    'realPairs',
+    'syntheticPairs',
+    'syntheticRatio',
+    'validationFraction',
+    'disableAugmentation',
+    'retrievalPairs',
+  ],
   optimizer: ['name', 'learningRate', 'weightDecay', 'beta1', 'beta2', 'momentum', 'maxGradNorm'],
   schedule: ['warmupSteps', 'decay', 'minLrRatio'],
 };
@@ -96,18 +127,27 @@ function section(value: unknown, path: string): Json {
   const out: Json = {};
   for (const [key, v] of Object.entries(value)) {
     const name = camel(key);
-    if (!known.includes(name)) throw new PretrainingConfigError(path ? `${path}.${snake(key)}` : snake(key), 'unknown setting');
+    if (!known.includes(name))
+      throw new PretrainingConfigError(path ? `${path}.${snake(key)}` : snake(key), 'unknown setting');
     out[name] = v;
   }
   return out;
 }
 
-function number(v: unknown, field: string, fallback: number, check: { integer?: boolean; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean } = {}): number {
+function number(
+  v: unknown,
+  field: string,
+  fallback: number,
+  check: { integer?: boolean; min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean } = {},
+): number {
   if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new PretrainingConfigError(field, `must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new PretrainingConfigError(field, `must be a number, got ${JSON.stringify(v)}`);
   if (check.integer && !Number.isInteger(v)) throw new PretrainingConfigError(field, `must be an integer, got ${v}`);
-  if (check.min !== undefined && (check.minExclusive ? v <= check.min : v < check.min)) throw new PretrainingConfigError(field, `must be ${check.minExclusive ? '>' : '>='} ${check.min}, got ${v}`);
-  if (check.max !== undefined && (check.maxExclusive ? v >= check.max : v > check.max)) throw new PretrainingConfigError(field, `must be ${check.maxExclusive ? '<' : '<='} ${check.max}, got ${v}`);
+  if (check.min !== undefined && (check.minExclusive ? v <= check.min : v < check.min))
+    throw new PretrainingConfigError(field, `must be ${check.minExclusive ? '>' : '>='} ${check.min}, got ${v}`);
+  if (check.max !== undefined && (check.maxExclusive ? v >= check.max : v > check.max))
+    throw new PretrainingConfigError(field, `must be ${check.maxExclusive ? '<' : '<='} ${check.max}, got ${v}`);
   return v;
 }
 
@@ -119,8 +159,11 @@ function text(v: unknown, field: string): string | undefined {
 
 function oneOf<T extends string>(v: unknown, field: string, allowed: readonly T[], fallback: T): T {
   if (v === undefined || v === null || v === '') return fallback;
-  const s = String(v).toLowerCase().replace(/^method_/, '');
-  if (!(allowed as readonly string[]).includes(s)) throw new PretrainingConfigError(field, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
+  const s = String(v)
+    .toLowerCase()
+    .replace(/^method_/, '');
+  if (!(allowed as readonly string[]).includes(s))
+    throw new PretrainingConfigError(field, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(v)}`);
   return s as T;
 }
 
@@ -130,7 +173,8 @@ function uris(v: unknown, field: string): string[] {
   return list.map((item, i) => {
     // An ArtifactRef ({ uri, sha256, ... }) or a plain URI / key.
     const uri = isObject(item) ? item.uri : item;
-    if (typeof uri !== 'string' || uri === '') throw new PretrainingConfigError(`${field}[${i}]`, 'must be a store URI or key');
+    if (typeof uri !== 'string' || uri === '')
+      throw new PretrainingConfigError(`${field}[${i}]`, 'must be a store URI or key');
     return uri;
   });
 }
@@ -166,36 +210,68 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
   const data = section(top.data, 'data');
   const optimizer = section(top.optimizer, 'optimizer');
   const schedule = section(top.schedule, 'schedule');
-  if (top.method === undefined || top.method === 'METHOD_UNSPECIFIED' || top.method === 0) throw new PretrainingConfigError('method', `is required (${METHODS.join(', ')})`);
-  const method = typeof top.method === 'number' ? (METHODS[top.method - 1] ?? oneOf(top.method, 'method', METHODS, 'convirt')) : oneOf(top.method, 'method', METHODS, 'convirt');
+  if (top.method === undefined || top.method === 'METHOD_UNSPECIFIED' || top.method === 0)
+    throw new PretrainingConfigError('method', `is required (${METHODS.join(', ')})`);
+  const method =
+    typeof top.method === 'number'
+      ? (METHODS[top.method - 1] ?? oneOf(top.method, 'method', METHODS, 'convirt'))
+      : oneOf(top.method, 'method', METHODS, 'convirt');
 
   const methodOptions: Record<string, number> = {};
   if (top.methodOptions !== undefined) {
-    if (!isObject(top.methodOptions)) throw new PretrainingConfigError('method_options', 'must be a mapping of names to numbers');
+    if (!isObject(top.methodOptions))
+      throw new PretrainingConfigError('method_options', 'must be a mapping of names to numbers');
     for (const [k, v] of Object.entries(top.methodOptions)) methodOptions[k] = number(v, `method_options.${k}`, 0);
   }
   const config: PretrainingConfig = {
     method,
     imageEncoder: {
-      architecture: oneOf(image.architecture, 'image_encoder.architecture', ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'vit_tiny', 'vit_small', 'vit_base_16'], 'resnet50'),
-      imageSize: number(image.imageSize, 'image_encoder.image_size', 224, { integer: true, min: 16, max: PRETRAINING_LIMITS.image_size }) || 224,
+      architecture: oneOf(
+        image.architecture,
+        'image_encoder.architecture',
+        ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'vit_tiny', 'vit_small', 'vit_base_16'],
+        'resnet50',
+      ),
+      imageSize:
+        number(image.imageSize, 'image_encoder.image_size', 224, {
+          integer: true,
+          min: 16,
+          max: PRETRAINING_LIMITS.image_size,
+        }) || 224,
       width: number(image.width, 'image_encoder.width', 0, { integer: true, min: 0, max: PRETRAINING_LIMITS.width }),
       init: ref(image.init, 'image_encoder.init'),
     },
     textEncoder: {
-      layers: number(textEnc.layers, 'text_encoder.layers', 4, { integer: true, min: 1, max: PRETRAINING_LIMITS.layers }),
-      hiddenSize: number(textEnc.hiddenSize, 'text_encoder.hidden_size', 256, { integer: true, min: 1, max: PRETRAINING_LIMITS.hidden_size }),
+      layers: number(textEnc.layers, 'text_encoder.layers', 4, {
+        integer: true,
+        min: 1,
+        max: PRETRAINING_LIMITS.layers,
+      }),
+      hiddenSize: number(textEnc.hiddenSize, 'text_encoder.hidden_size', 256, {
+        integer: true,
+        min: 1,
+        max: PRETRAINING_LIMITS.hidden_size,
+      }),
       heads: number(textEnc.heads, 'text_encoder.heads', 4, { integer: true, min: 1, max: PRETRAINING_LIMITS.heads }),
       maxLength: number(textEnc.maxLength, 'text_encoder.max_length', 128, { integer: true, min: 4, max: 512 }) || 128,
       vocab: ref(textEnc.vocab, 'text_encoder.vocab'),
-      vocabSize: number(textEnc.vocabSize, 'text_encoder.vocab_size', 8000, { integer: true, min: 16, max: PRETRAINING_LIMITS.vocab_size }) || 8000,
+      vocabSize:
+        number(textEnc.vocabSize, 'text_encoder.vocab_size', 8000, {
+          integer: true,
+          min: 16,
+          max: PRETRAINING_LIMITS.vocab_size,
+        }) || 8000,
       init: ref(textEnc.init, 'text_encoder.init'),
     },
     data: {
       realPairs: uris(data.realPairs, 'data.real_pairs'),
       syntheticPairs: uris(data.syntheticPairs, 'data.synthetic_pairs'),
       syntheticRatio: number(data.syntheticRatio, 'data.synthetic_ratio', 0.5, { min: 0, max: 1 }),
-      validationFraction: number(data.validationFraction, 'data.validation_fraction', 0.1, { min: 0, max: 0.5, maxExclusive: true }),
+      validationFraction: number(data.validationFraction, 'data.validation_fraction', 0.1, {
+        min: 0,
+        max: 0.5,
+        maxExclusive: true,
+      }),
       retrievalPairs: ref(data.retrievalPairs, 'data.retrieval_pairs'),
       augment: !data.disableAugmentation,
     },
@@ -212,22 +288,53 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
       maxGradNorm: number(optimizer.maxGradNorm, 'optimizer.max_grad_norm', 0, { min: 0 }),
     },
     schedule: {
-      warmupSteps: number(schedule.warmupSteps, 'schedule.warmup_steps', 0, { integer: true, min: 0, max: PRETRAINING_LIMITS.steps }),
+      warmupSteps: number(schedule.warmupSteps, 'schedule.warmup_steps', 0, {
+        integer: true,
+        min: 0,
+        max: PRETRAINING_LIMITS.steps,
+      }),
       decay: oneOf(schedule.decay, 'schedule.decay', ['cosine', 'constant'], 'cosine'),
       minLrRatio: number(schedule.minLrRatio, 'schedule.min_lr_ratio', 0, { min: 0, max: 1 }),
     },
     seed: number(top.seed, 'seed', 0, { integer: true, min: 0, max: Number.MAX_SAFE_INTEGER }),
-    checkpointEverySteps: number(top.checkpointEverySteps, 'checkpoint_every_steps', 0, { integer: true, min: 0, max: PRETRAINING_LIMITS.steps }),
-    embeddingSize: number(top.embeddingSize, 'embedding_size', 128, { integer: true, min: 1, max: PRETRAINING_LIMITS.embedding_size }) || 128,
+    checkpointEverySteps: number(top.checkpointEverySteps, 'checkpoint_every_steps', 0, {
+      integer: true,
+      min: 0,
+      max: PRETRAINING_LIMITS.steps,
+    }),
+    embeddingSize:
+      number(top.embeddingSize, 'embedding_size', 128, {
+        integer: true,
+        min: 1,
+        max: PRETRAINING_LIMITS.embedding_size,
+      }) || 128,
     temperature: number(top.temperature, 'temperature', 0, { min: 0 }),
     methodOptions,
-    gradientAccumulation: number(top.gradientAccumulation, 'gradient_accumulation', 1, { integer: true, min: 0, max: PRETRAINING_LIMITS.batch_size }) || 1,
+    gradientAccumulation:
+      number(top.gradientAccumulation, 'gradient_accumulation', 1, {
+        integer: true,
+        min: 0,
+        max: PRETRAINING_LIMITS.batch_size,
+      }) || 1,
     executionProvider: oneOf(top.executionProvider, 'execution_provider', ['cpu', 'cuda', 'webgpu'], 'cpu'),
   };
-  if (config.data.realPairs.length + config.data.syntheticPairs.length === 0) throw new PretrainingConfigError('data.real_pairs', 'no pair manifest given (data.real_pairs or data.synthetic_pairs)');
-  if (config.textEncoder.hiddenSize % config.textEncoder.heads !== 0) throw new PretrainingConfigError('text_encoder.hidden_size', `must be divisible by text_encoder.heads (${config.textEncoder.heads})`);
-  if (config.batchSize % config.gradientAccumulation !== 0) throw new PretrainingConfigError('gradient_accumulation', `must divide batch_size (${config.batchSize})`);
-  if (config.gradientAccumulation > 1) throw new PretrainingConfigError('gradient_accumulation', 'contrastive losses need the whole batch in one graph (in-batch negatives); only 1 is supported');
+  if (config.data.realPairs.length + config.data.syntheticPairs.length === 0)
+    throw new PretrainingConfigError(
+      'data.real_pairs',
+      'no pair manifest given (data.real_pairs or data.synthetic_pairs)',
+    );
+  if (config.textEncoder.hiddenSize % config.textEncoder.heads !== 0)
+    throw new PretrainingConfigError(
+      'text_encoder.hidden_size',
+      `must be divisible by text_encoder.heads (${config.textEncoder.heads})`,
+    );
+  if (config.batchSize % config.gradientAccumulation !== 0)
+    throw new PretrainingConfigError('gradient_accumulation', `must divide batch_size (${config.batchSize})`);
+  if (config.gradientAccumulation > 1)
+    throw new PretrainingConfigError(
+      'gradient_accumulation',
+      'contrastive losses need the whole batch in one graph (in-batch negatives); only 1 is supported',
+    );
   return config;
 }
 
@@ -236,13 +343,28 @@ export function encoderSpecOf(config: PretrainingConfig): EncoderSpec {
   const { imageEncoder: img, textEncoder: txt } = config;
   let image: ImageEncoderSpec;
   if (img.architecture.startsWith('vit_')) {
-    const preset = { vit_tiny: VIT_PRESETS.tiny, vit_small: VIT_PRESETS.small, vit_base_16: VIT_PRESETS.base16 }[img.architecture as 'vit_tiny']!;
+    const preset = { vit_tiny: VIT_PRESETS.tiny, vit_small: VIT_PRESETS.small, vit_base_16: VIT_PRESETS.base16 }[
+      img.architecture as 'vit_tiny'
+    ]!;
     const hidden = img.width || preset.hidden;
-    if (img.imageSize % preset.patchSize !== 0) throw new PretrainingConfigError('image_encoder.image_size', `must be a multiple of the ViT patch size ${preset.patchSize}`);
-    if (hidden % preset.heads !== 0) throw new PretrainingConfigError('image_encoder.width', `must be divisible by the ViT's ${preset.heads} heads`);
-    image = { architecture: 'vit', size: img.imageSize, vit: { patchSize: preset.patchSize, layers: preset.layers, heads: preset.heads, hidden, mlpDim: hidden * 4 } };
+    if (img.imageSize % preset.patchSize !== 0)
+      throw new PretrainingConfigError(
+        'image_encoder.image_size',
+        `must be a multiple of the ViT patch size ${preset.patchSize}`,
+      );
+    if (hidden % preset.heads !== 0)
+      throw new PretrainingConfigError('image_encoder.width', `must be divisible by the ViT's ${preset.heads} heads`);
+    image = {
+      architecture: 'vit',
+      size: img.imageSize,
+      vit: { patchSize: preset.patchSize, layers: preset.layers, heads: preset.heads, hidden, mlpDim: hidden * 4 },
+    };
   } else {
-    image = { architecture: img.architecture as ImageEncoderSpec['architecture'], size: img.imageSize, ...(img.width ? { width: img.width } : {}) };
+    image = {
+      architecture: img.architecture as ImageEncoderSpec['architecture'],
+      size: img.imageSize,
+      ...(img.width ? { width: img.width } : {}),
+    };
   }
   return {
     image,

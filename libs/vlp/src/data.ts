@@ -3,11 +3,26 @@ import * as ort from 'onnxruntime-node';
 import { InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import type { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { ImageBatchWorker } from './batch-worker';
-import { ImageBatcher, seededShuffle, type DataPosition, type ImageBatch, type ImageInputOptions, type PairRecord, type SkippedRecord } from './batches';
+import {
+  ImageBatcher,
+  seededShuffle,
+  type DataPosition,
+  type ImageBatch,
+  type ImageInputOptions,
+  type PairRecord,
+  type SkippedRecord,
+} from './batches';
 import { PretrainingConfigError } from './config';
 import { WORD_MASK_INPUT } from './model';
 
-export { epochOrder, seededShuffle, type DataPosition, type ImageInputOptions, type PairRecord, type SkippedRecord } from './batches';
+export {
+  epochOrder,
+  seededShuffle,
+  type DataPosition,
+  type ImageInputOptions,
+  type PairRecord,
+  type SkippedRecord,
+} from './batches';
 export { liveImageBatchWorkers } from './batch-worker';
 
 export interface LoadedPairs {
@@ -33,7 +48,10 @@ const TEXT_FIELDS = ['report', 'text', 'prompt'];
  * counted; a manifest that is missing or outside the store is a configuration error naming its
  * field.
  */
-export async function loadPairManifests(store: ArtifactStore, manifests: { real: string[]; synthetic: string[] }): Promise<LoadedPairs> {
+export async function loadPairManifests(
+  store: ArtifactStore,
+  manifests: { real: string[]; synthetic: string[] },
+): Promise<LoadedPairs> {
   return readManifests(store, [
     ['real', manifests.real, (i) => `data.real_pairs[${i}]`],
     ['synthetic', manifests.synthetic, (i) => `data.synthetic_pairs[${i}]`],
@@ -46,7 +64,10 @@ export async function loadRetrievalPairs(store: ArtifactStore, manifest: string,
   return { ...loaded, records: loaded.records.map((r) => ({ ...r, index: after + r.index })) };
 }
 
-async function readManifests(store: ArtifactStore, lists: (readonly ['real' | 'synthetic', string[], (i: number) => string])[]): Promise<LoadedPairs> {
+async function readManifests(
+  store: ArtifactStore,
+  lists: (readonly ['real' | 'synthetic', string[], (i: number) => string])[],
+): Promise<LoadedPairs> {
   const records: PairRecord[] = [];
   const skipped: SkippedRecord[] = [];
   const inputs: { uri: string; sha256: string }[] = [];
@@ -56,7 +77,8 @@ async function readManifests(store: ArtifactStore, lists: (readonly ['real' | 's
       try {
         key = keyOf(store, uri);
       } catch (error) {
-        if (error instanceof InvalidKeyError) throw new PretrainingConfigError(field(i), `${uri} is not in the artifact store (${store.rootUri})`);
+        if (error instanceof InvalidKeyError)
+          throw new PretrainingConfigError(field(i), `${uri} is not in the artifact store (${store.rootUri})`);
         throw error;
       }
       const ref = await store.stat(key);
@@ -69,21 +91,33 @@ async function readManifests(store: ArtifactStore, lists: (readonly ['real' | 's
           skip(line.error);
           continue;
         }
-        const image = IMAGE_FIELDS.map((f) => line.value[f]).find((v) => typeof v === 'string' && v !== '') as string | undefined;
-        const report = TEXT_FIELDS.map((f) => line.value[f]).find((v) => typeof v === 'string' && v.trim() !== '') as string | undefined;
+        const image = IMAGE_FIELDS.map((f) => line.value[f]).find((v) => typeof v === 'string' && v !== '') as
+          string | undefined;
+        const report = TEXT_FIELDS.map((f) => line.value[f]).find((v) => typeof v === 'string' && v.trim() !== '') as
+          string | undefined;
         if (!image) skip('no image reference');
         else if (!report) skip('no report text');
         else if (line.value.accepted === false) skip('image rejected by the quality gate');
         else {
           let imageKey: string;
           try {
-            imageKey = image.includes('://') ? store.keyOf(image) : posix.normalize(folder === '.' ? image : posix.join(folder, image));
+            imageKey = image.includes('://')
+              ? store.keyOf(image)
+              : posix.normalize(folder === '.' ? image : posix.join(folder, image));
           } catch {
             skip('image outside the artifact store');
             continue;
           }
           const id = line.value.id;
-          records.push({ index: records.length, source, imageKey, report, manifest: uri, lineNumber: line.lineNumber, ...(typeof id === 'string' && id ? { id } : {}) });
+          records.push({
+            index: records.length,
+            source,
+            imageKey,
+            report,
+            manifest: uri,
+            lineNumber: line.lineNumber,
+            ...(typeof id === 'string' && id ? { id } : {}),
+          });
         }
       }
     }
@@ -92,7 +126,11 @@ async function readManifests(store: ArtifactStore, lists: (readonly ['real' | 's
 }
 
 /** A seeded hold-out: the same records are validation in every run with this seed. */
-export function splitPairs(records: PairRecord[], fraction: number, seed: number): { train: PairRecord[]; validation: PairRecord[] } {
+export function splitPairs(
+  records: PairRecord[],
+  fraction: number,
+  seed: number,
+): { train: PairRecord[]; validation: PairRecord[] } {
   const shuffled = seededShuffle(records, seed, 1);
   const count = Math.floor(records.length * fraction);
   const held = new Set(shuffled.slice(0, count).map((r) => r.index));
@@ -119,7 +157,11 @@ export interface TokenizedReports {
 }
 
 /** Tokenises every record's report; a report with no word piece is skipped and counted. */
-export async function tokenizeRecords(tokenizer: WordPieceTokenizer, records: PairRecord[], skipped: SkippedRecord[]): Promise<{ kept: PairRecord[]; tokens: TokenizedReports }> {
+export async function tokenizeRecords(
+  tokenizer: WordPieceTokenizer,
+  records: PairRecord[],
+  skipped: SkippedRecord[],
+): Promise<{ kept: PairRecord[]; tokens: TokenizedReports }> {
   const tokens: TokenizedReports = { length: tokenizer.maxLength, ids: new Map(), mask: new Map() };
   const kept: PairRecord[] = [];
   const L = tokenizer.maxLength;
@@ -166,7 +208,6 @@ export interface BatchLoaderOptions {
   /** Decoded images kept in memory up to this many bytes (default 256 MiB). */
   cacheBytes?: number;
 }
-
 
 /**
  * Turns the training pairs into batches: the images from an ImageBatcher (epoch order from
@@ -288,7 +329,18 @@ export class WorkerPrefetcher implements BatchSource {
     depth = 2,
   ) {
     const { store, train, image, batchSize, syntheticRatio, seed, augment, cacheBytes } = loader.options;
-    this.worker = new ImageBatchWorker({ store, train, image, batchSize, syntheticRatio, seed, augment, ...(cacheBytes ? { cacheBytes } : {}), start, depth });
+    this.worker = new ImageBatchWorker({
+      store,
+      train,
+      image,
+      batchSize,
+      syntheticRatio,
+      seed,
+      augment,
+      ...(cacheBytes ? { cacheBytes } : {}),
+      start,
+      depth,
+    });
   }
 
   /** Batches filled by the worker and not yet taken (at most `depth`). */

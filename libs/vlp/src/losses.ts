@@ -18,11 +18,17 @@ export interface LossOutput {
 
 function batchOf(x: Value): number {
   const b = x.shape[0];
-  if (typeof b !== 'number') throw new Error(`the contrastive losses need a static batch size, ${x.name} has [${x.shape}]`);
+  if (typeof b !== 'number')
+    throw new Error(`the contrastive losses need a static batch size, ${x.name} has [${x.shape}]`);
   return b;
 }
 
-const eye = (o: Ops, n: number) => o.const('float32', [n, n], Array.from({ length: n * n }, (_, i) => (Math.floor(i / n) === i % n ? 1 : 0)));
+const eye = (o: Ops, n: number) =>
+  o.const(
+    'float32',
+    [n, n],
+    Array.from({ length: n * n }, (_, i) => (Math.floor(i / n) === i % n ? 1 : 0)),
+  );
 
 /** x / max(||x||_2, 1e-12) along the last axis (torch.nn.functional.normalize). */
 export function l2Normalize(o: Ops, x: Value): Value {
@@ -45,7 +51,17 @@ export function diagonalCrossEntropy(o: Ops, logits: Value, axis: 0 | 1): Value 
 export function retrievalTop1(o: Ops, similarities: Value): Value {
   const n = batchOf(similarities);
   const best = o.argMax(similarities, 1, false);
-  const hit = o.cast(o.equal(best, o.const('int64', [n], Array.from({ length: n }, (_, i) => i))), 'float32');
+  const hit = o.cast(
+    o.equal(
+      best,
+      o.const(
+        'int64',
+        [n],
+        Array.from({ length: n }, (_, i) => i),
+      ),
+    ),
+    'float32',
+  );
   return o.reduceMean(hit, [], false);
 }
 
@@ -73,8 +89,14 @@ export function convirtLoss(o: Ops, image: Value, text: Value, options: ConvirtO
   const logits = o.div(cosineMatrix(o, image, text), o.scalar('float32', temperature));
   const imageToText = diagonalCrossEntropy(o, logits, 1);
   const textToImage = diagonalCrossEntropy(o, logits, 0);
-  const loss = o.add(o.mul(imageToText, o.scalar('float32', lambda)), o.mul(textToImage, o.scalar('float32', 1 - lambda)));
-  return { loss, parts: { image_to_text: imageToText, text_to_image: textToImage, retrieval_top1: retrievalTop1(o, logits) } };
+  const loss = o.add(
+    o.mul(imageToText, o.scalar('float32', lambda)),
+    o.mul(textToImage, o.scalar('float32', 1 - lambda)),
+  );
+  return {
+    loss,
+    parts: { image_to_text: imageToText, text_to_image: textToImage, retrieval_top1: retrievalTop1(o, logits) },
+  };
 }
 
 export interface GloriaInputs {
@@ -190,7 +212,15 @@ export function sinkhornAssignments(o: Ops, scores: Value, epsilon: number, iter
  * keys, masked keys excluded), the normalised attended vectors are matched back to their queries
  * by cross-entropy over the report's queries (rows and columns), weighted per query.
  */
-function tokenAlignment(o: Ops, queries: Value, keys: Value, keyBias: Value | undefined, queryBias: Value | undefined, weights: Value, tau: number): Value {
+function tokenAlignment(
+  o: Ops,
+  queries: Value,
+  keys: Value,
+  keyBias: Value | undefined,
+  queryBias: Value | undefined,
+  weights: Value,
+  tau: number,
+): Value {
   const f = (v: number) => o.scalar('float32', v);
   let attended = o.matmul(queries, o.transpose(keys, [0, 2, 1])); // [B, Q, K]
   if (keyBias) attended = o.add(attended, keyBias);
@@ -242,7 +272,8 @@ export function mgcaLoss(o: Ops, x: MgcaInputs, options: MgcaOptions = {}): Loss
   const imageCodes = sinkhornAssignments(o, imageScores, eps, iterations);
   const textCodes = sinkhornAssignments(o, textScores, eps, iterations);
   const protoTau = f(options.prototypeTemperature ?? 0.2);
-  const crossEntropy = (codes: Value, scores: Value) => o.neg(o.reduceMean(o.reduceSum(o.mul(codes, o.logSoftmax(o.div(scores, protoTau), 1)), [1], false), [], false));
+  const crossEntropy = (codes: Value, scores: Value) =>
+    o.neg(o.reduceMean(o.reduceSum(o.mul(codes, o.logSoftmax(o.div(scores, protoTau), 1)), [1], false), [], false));
   const prototype = o.div(o.add(crossEntropy(imageCodes, textScores), crossEntropy(textCodes, imageScores)), f(2));
 
   const loss = o.sum(

@@ -11,7 +11,13 @@ export const WORD_MASK_INPUT = 'word_mask';
 /** method_options names (snake_case, as in configs) of each method, with the loss option each sets. */
 const METHOD_OPTIONS: Record<Method, Record<string, string>> = {
   convirt: { image_to_text_weight: 'imageToTextWeight' },
-  gloria: { temperature1: 'temperature1', temperature2: 'temperature2', temperature3: 'temperature3', global_weight: 'globalWeight', local_weight: 'localWeight' },
+  gloria: {
+    temperature1: 'temperature1',
+    temperature2: 'temperature2',
+    temperature3: 'temperature3',
+    global_weight: 'globalWeight',
+    local_weight: 'localWeight',
+  },
   mgca: {
     local_temperature: 'localTemperature',
     prototype_temperature: 'prototypeTemperature',
@@ -38,7 +44,11 @@ function lossOptions(options: VlpModelOptions): Record<string, number> {
   const known = METHOD_OPTIONS[options.method];
   const out: Record<string, number> = {};
   for (const [name, value] of Object.entries(options.methodOptions ?? {})) {
-    if (!(name in known)) throw new PretrainingConfigError(`method_options.${name}`, `is not an option of ${options.method} (it has: ${Object.keys(known).join(', ')})`);
+    if (!(name in known))
+      throw new PretrainingConfigError(
+        `method_options.${name}`,
+        `is not an option of ${options.method} (it has: ${Object.keys(known).join(', ')})`,
+      );
     if (known[name]) out[known[name]] = value;
   }
   if (options.temperature) {
@@ -66,13 +76,25 @@ export function vlpObjective(g: GraphBuilder, options: VlpModelOptions): Trainin
   const d = spec.embeddingDim!;
   const b = modelBuilder(g, { seed: options.seed, training: true });
   const { o } = b;
-  const pixels = g.input('pixel_values', 'float32', [batchSize, spec.image.channels ?? 1, spec.image.size, spec.image.size]);
+  const pixels = g.input('pixel_values', 'float32', [
+    batchSize,
+    spec.image.channels ?? 1,
+    spec.image.size,
+    spec.image.size,
+  ]);
   const { inputIds, attentionMask } = textInputsOf(g, batchSize, text.bert.maxLength);
   const wordMask = g.input(WORD_MASK_INPUT, 'float32', [batchSize, text.bert.maxLength]);
 
   const image = imageEncoder(b, pixels, spec.image);
   const report = textEncoder(b, inputIds, attentionMask, text);
-  const imageEmbedding = projectionHead(b, SCOPES.imageProjection, image.features, image.featureDim, d, spec.projection);
+  const imageEmbedding = projectionHead(
+    b,
+    SCOPES.imageProjection,
+    image.features,
+    image.featureDim,
+    d,
+    spec.projection,
+  );
   const textEmbedding = projectionHead(b, SCOPES.textProjection, report.pooled, report.hidden, d, spec.projection);
   const settings = lossOptions(options);
 
@@ -95,14 +117,22 @@ export function vlpObjective(g: GraphBuilder, options: VlpModelOptions): Trainin
   } else {
     const { regions, words } = locals();
     const count = options.methodOptions?.prototypes ?? 500;
-    if (!Number.isInteger(count) || count < 2) throw new PretrainingConfigError('method_options.prototypes', `must be an integer >= 2, got ${count}`);
+    if (!Number.isInteger(count) || count < 2)
+      throw new PretrainingConfigError('method_options.prototypes', `must be an integer >= 2, got ${count}`);
     const prototypes = g.scope('prototypes', () => g.parameter('weight', uniform(b, [count, d], 1 / Math.sqrt(d))));
-    out = mgcaLoss(o, { image: imageEmbedding, text: textEmbedding, patches: regions, words, wordMask, prototypes }, settings);
+    out = mgcaLoss(
+      o,
+      { image: imageEmbedding, text: textEmbedding, patches: regions, words, wordMask, prototypes },
+      settings,
+    );
   }
   return { loss: out.loss, metrics: out.parts };
 }
 
 function textInputsOf(g: GraphBuilder, batch: number, length: number): { inputIds: Value; attentionMask: Value } {
   // Static batch: the in-batch contrastive losses are built for exactly batchSize pairs.
-  return { inputIds: g.input('input_ids', 'int64', [batch, length]), attentionMask: g.input('attention_mask', 'int64', [batch, length]) };
+  return {
+    inputIds: g.input('input_ids', 'int64', [batch, length]),
+    attentionMask: g.input('attention_mask', 'int64', [batch, length]),
+  };
 }

@@ -1,13 +1,41 @@
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { getBuffer, putJsonl, readJsonl, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
-import { BUNDLE_FILES, SCOPES, exportEncoderBundle, writeEncoderBundle, type EncoderBundle, type EncoderSpec } from '@medsyn/encoder-bundle';
+import {
+  BUNDLE_FILES,
+  SCOPES,
+  exportEncoderBundle,
+  writeEncoderBundle,
+  type EncoderBundle,
+  type EncoderSpec,
+} from '@medsyn/encoder-bundle';
 import { centerCropSquare, decodeImage, normalizeInto } from '@medsyn/imaging';
 import { decodeModel, fromTensorProto, type Tensor } from '@medsyn/onnx-graph';
-import { Trainer, buildTrainingStep, decodeSafetensors, encodeSafetensors, type OptimizerConfig } from '@medsyn/training';
+import {
+  Trainer,
+  buildTrainingStep,
+  decodeSafetensors,
+  encodeSafetensors,
+  type OptimizerConfig,
+} from '@medsyn/training';
 import { WordPieceError, WordPieceTokenizer } from '@medsyn/wordpiece';
 import { PretrainingConfigError, configDigest, encoderSpecOf, type PretrainingConfig } from './config';
-import { PairBatchLoader, Prefetcher, WorkerPrefetcher, keyOf, loadPairManifests, loadRetrievalPairs, splitPairs, tokenizeRecords, withoutHeldOut, type LoadedPairs, type DataPosition, type PairRecord, type SkippedRecord, type TokenizedReports } from './data';
+import {
+  PairBatchLoader,
+  Prefetcher,
+  WorkerPrefetcher,
+  keyOf,
+  loadPairManifests,
+  loadRetrievalPairs,
+  splitPairs,
+  tokenizeRecords,
+  withoutHeldOut,
+  type LoadedPairs,
+  type DataPosition,
+  type PairRecord,
+  type SkippedRecord,
+  type TokenizedReports,
+} from './data';
 import { vlpObjective } from './model';
 import { learningRateAt } from './schedule';
 
@@ -147,22 +175,40 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     specialIds: [tokenizer.vocab.indexOf('[CLS]')],
   });
   const stepsPerEpoch = loader.stepsPerEpoch();
-  if (stepsPerEpoch === 0) throw new PretrainingConfigError('batch_size', `${config.batchSize} is more than the ${loader.order(0).length} training pairs of an epoch`);
+  if (stepsPerEpoch === 0)
+    throw new PretrainingConfigError(
+      'batch_size',
+      `${config.batchSize} is more than the ${loader.order(0).length} training pairs of an epoch`,
+    );
   const totalSteps = stepsPerEpoch * config.epochs;
 
   const step = buildTrainingStep({
     optimizer: optimizerOf(config),
     ...(config.optimizer.maxGradNorm > 0 ? { maxGradNorm: config.optimizer.maxGradNorm } : {}),
     build: (g) =>
-      vlpObjective(g, { method: config.method, spec, batchSize: config.batchSize, seed: config.seed, temperature: config.temperature, methodOptions: config.methodOptions }),
+      vlpObjective(g, {
+        method: config.method,
+        spec,
+        batchSize: config.batchSize,
+        seed: config.seed,
+        temperature: config.temperature,
+        methodOptions: config.methodOptions,
+      }),
   });
   const resume = await latestCheckpoint(store, prefix);
   let position: DataPosition = resume?.position ?? { epoch: 0, cursor: 0 };
   // Started before the session is created, so the worker's start-up and first batch overlap it.
-  const prefetch = options.dataWorker === false ? new Prefetcher(loader, position, PREFETCH_BATCHES) : new WorkerPrefetcher(loader, position, PREFETCH_BATCHES);
+  const prefetch =
+    options.dataWorker === false
+      ? new Prefetcher(loader, position, PREFETCH_BATCHES)
+      : new WorkerPrefetcher(loader, position, PREFETCH_BATCHES);
   let trainer: Trainer;
   try {
-    trainer = await Trainer.create(step, { executionProvider: config.executionProvider, seed: config.seed, ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}) });
+    trainer = await Trainer.create(step, {
+      executionProvider: config.executionProvider,
+      seed: config.seed,
+      ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
+    });
   } catch (error) {
     await prefetch.close();
     throw error;
@@ -199,7 +245,8 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
       const computeStart = performance.now();
       const result = await trainer.trainStep(batch.feeds, learningRate);
       const stepSeconds = (performance.now() - computeStart) / 1000;
-      if (!Number.isFinite(result.loss)) throw new Error(`loss became ${result.loss} at step ${trainer.step}; lower optimizer.learning_rate`);
+      if (!Number.isFinite(result.loss))
+        throw new Error(`loss became ${result.loss} at step ${trainer.step}; lower optimizer.learning_rate`);
       position = batch.next;
       samples += config.batchSize;
       stepsThisCall++;
@@ -231,7 +278,8 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
         dataWaitFraction: waited / elapsed,
         skippedRecords: skippedDuringTraining + loaded.skipped.length,
       });
-      if (options.abandonAfterSteps !== undefined && stepsThisCall >= options.abandonAfterSteps) throw new PretrainingAbandonedError(`abandoned after ${stepsThisCall} steps`);
+      if (options.abandonAfterSteps !== undefined && stepsThisCall >= options.abandonAfterSteps)
+        throw new PretrainingAbandonedError(`abandoned after ${stepsThisCall} steps`);
       const cancelled = options.signal?.aborted ?? false;
       if (trainer.step % checkpointEvery === 0 || trainer.step === totalSteps || cancelled) {
         lastCheckpoint = await saveCheckpoint(store, prefix, trainer, position, skippedDuringTraining, lastCheckpoint);
@@ -245,7 +293,9 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
       lastCheckpoint = await saveCheckpoint(store, prefix, trainer, position, skippedDuringTraining, lastCheckpoint);
     }
     const logRef = await putJsonl(store, join(prefix, RUN_FILES.log), log);
-    const configRef = (await store.stat(join(prefix, RUN_FILES.config))) ?? (await store.put(join(prefix, RUN_FILES.config), configJson, { mediaType: 'application/json' }));
+    const configRef =
+      (await store.stat(join(prefix, RUN_FILES.config))) ??
+      (await store.put(join(prefix, RUN_FILES.config), configJson, { mediaType: 'application/json' }));
 
     const codeVersion = options.codeVersion ?? 'unknown';
     const bundle = exportEncoderBundle(spec, {
@@ -256,7 +306,10 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     });
     const bundlePrefix = join(prefix, RUN_FILES.bundle);
     const bundleRefs = await writeEncoderBundle(store, bundlePrefix, bundle);
-    const retrieval = validation.kept.length >= 2 ? await heldOutRetrieval(store, bundle, spec, validation.kept, validation.tokens) : undefined;
+    const retrieval =
+      validation.kept.length >= 2
+        ? await heldOutRetrieval(store, bundle, spec, validation.kept, validation.tokens)
+        : undefined;
 
     const reasons: Record<string, number> = {};
     for (const s of skipped) {
@@ -299,7 +352,11 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
  * what shares a record id or an image with them; the manifest joins the lineage's inputs), else a
  * seeded validation_fraction of the pairs.
  */
-async function trainAndHeldOut(store: ArtifactStore, config: PretrainingConfig, loaded: LoadedPairs): Promise<{ train: PairRecord[]; validation: PairRecord[] }> {
+async function trainAndHeldOut(
+  store: ArtifactStore,
+  config: PretrainingConfig,
+  loaded: LoadedPairs,
+): Promise<{ train: PairRecord[]; validation: PairRecord[] }> {
   if (!config.data.retrievalPairs) return splitPairs(loaded.records, config.data.validationFraction, config.seed);
   const heldOut = await loadRetrievalPairs(store, config.data.retrievalPairs, loaded.records.length);
   loaded.inputs.push(...heldOut.inputs);
@@ -308,19 +365,28 @@ async function trainAndHeldOut(store: ArtifactStore, config: PretrainingConfig, 
 
 function optimizerOf(config: PretrainingConfig): OptimizerConfig {
   const o = config.optimizer;
-  return o.name === 'sgd' ? { kind: 'sgd', momentum: o.momentum, weightDecay: o.weightDecay } : { kind: 'adamw', beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay };
+  return o.name === 'sgd'
+    ? { kind: 'sgd', momentum: o.momentum, weightDecay: o.weightDecay }
+    : { kind: 'adamw', beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay };
 }
 
 /** The vocabulary: the configured vocab.txt, the one this run trained before (resume), or a new one trained on the training reports. */
-async function tokenizerFor(store: ArtifactStore, config: PretrainingConfig, prefix: string, train: PairRecord[]): Promise<WordPieceTokenizer> {
+async function tokenizerFor(
+  store: ArtifactStore,
+  config: PretrainingConfig,
+  prefix: string,
+  train: PairRecord[],
+): Promise<WordPieceTokenizer> {
   const options = { maxLength: config.textEncoder.maxLength };
   if (config.textEncoder.vocab) {
     const key = keyOf(store, config.textEncoder.vocab);
-    if (!(await store.stat(key))) throw new PretrainingConfigError('text_encoder.vocab', `${config.textEncoder.vocab} not found`);
+    if (!(await store.stat(key)))
+      throw new PretrainingConfigError('text_encoder.vocab', `${config.textEncoder.vocab} not found`);
     return WordPieceTokenizer.fromVocab((await getBuffer(store, key)).toString('utf8'), options);
   }
   const saved = join(prefix, RUN_FILES.vocab);
-  if (await store.stat(saved)) return WordPieceTokenizer.fromVocab((await getBuffer(store, saved)).toString('utf8'), options);
+  if (await store.stat(saved))
+    return WordPieceTokenizer.fromVocab((await getBuffer(store, saved)).toString('utf8'), options);
   let tokenizer: WordPieceTokenizer;
   try {
     tokenizer = WordPieceTokenizer.train(
@@ -359,7 +425,10 @@ async function applyInitialWeights(store: ArtifactStore, trainer: Trainer, confi
       const current = state.tensors.get(target);
       if (!current || !target.startsWith(`${scope}.`)) continue;
       if (current.dims.join(',') !== t.dims.join(',') || current.dtype !== t.dtype) {
-        throw new PretrainingConfigError(field, `${name} is ${t.dtype}[${t.dims}] but the model's ${target} is ${current.dtype}[${current.dims}]`);
+        throw new PretrainingConfigError(
+          field,
+          `${name} is ${t.dtype}[${t.dims}] but the model's ${target} is ${current.dtype}[${current.dims}]`,
+        );
       }
       state.tensors.set(target, t);
       matched++;
@@ -371,7 +440,8 @@ async function applyInitialWeights(store: ArtifactStore, trainer: Trainer, confi
 
 function readWeights(bytes: Buffer, field: string): Map<string, Tensor> {
   try {
-    if (bytes.length >= 8 && bytes.readBigUInt64LE(0) < BigInt(bytes.length) && bytes[8] === 0x7b) return decodeSafetensors(bytes).tensors;
+    if (bytes.length >= 8 && bytes.readBigUInt64LE(0) < BigInt(bytes.length) && bytes[8] === 0x7b)
+      return decodeSafetensors(bytes).tensors;
     const graph = decodeModel(bytes).graph;
     return new Map((graph?.initializer ?? []).map((t) => [t.name ?? '', fromTensorProto(t)]));
   } catch (error) {
@@ -386,12 +456,27 @@ async function latestCheckpoint(store: ArtifactStore, prefix: string): Promise<C
 }
 
 /** Writes the checkpoint, then the pointer to it (each atomic), then removes the previous one. */
-async function saveCheckpoint(store: ArtifactStore, prefix: string, trainer: Trainer, position: DataPosition, skippedRecords: number, previous?: Checkpoint): Promise<Checkpoint> {
+async function saveCheckpoint(
+  store: ArtifactStore,
+  prefix: string,
+  trainer: Trainer,
+  position: DataPosition,
+  skippedRecords: number,
+  previous?: Checkpoint,
+): Promise<Checkpoint> {
   const state = trainer.state();
   const key = join(prefix, `checkpoints/step-${String(state.step).padStart(8, '0')}.safetensors`);
-  await store.put(key, encodeSafetensors(state.tensors, { step: String(state.step), epoch: String(position.epoch), cursor: String(position.cursor) }), {
-    mediaType: 'application/octet-stream',
-  });
+  await store.put(
+    key,
+    encodeSafetensors(state.tensors, {
+      step: String(state.step),
+      epoch: String(position.epoch),
+      cursor: String(position.cursor),
+    }),
+    {
+      mediaType: 'application/octet-stream',
+    },
+  );
   const checkpoint: Checkpoint = { key, step: state.step, position, skippedRecords };
   await store.put(join(prefix, RUN_FILES.latest), JSON.stringify(checkpoint), { mediaType: 'application/json' });
   if (previous && previous.key !== key) await store.delete(previous.key);
@@ -410,7 +495,13 @@ async function readLog(store: ArtifactStore, key: string): Promise<LogEntry[]> {
  * evaluator runs): each image's nearest report by cosine similarity of the embeddings is a hit
  * when it is the image's report (or a word-for-word copy of it).
  */
-async function heldOutRetrieval(store: ArtifactStore, bundle: EncoderBundle, spec: EncoderSpec, pairs: PairRecord[], tokens: TokenizedReports): Promise<{ top1: number; chance: number; pairs: number }> {
+async function heldOutRetrieval(
+  store: ArtifactStore,
+  bundle: EncoderBundle,
+  spec: EncoderSpec,
+  pairs: PairRecord[],
+  tokens: TokenizedReports,
+): Promise<{ top1: number; chance: number; pairs: number }> {
   const imageSession = await ort.InferenceSession.create(bundle.imageEncoder);
   const textSession = await ort.InferenceSession.create(bundle.textEncoder!);
   try {
@@ -420,7 +511,14 @@ async function heldOutRetrieval(store: ArtifactStore, bundle: EncoderBundle, spe
     for (const record of pairs) {
       try {
         const pixels = new Float32Array(channels * size * size);
-        normalizeInto(centerCropSquare(decodeImage(await getBuffer(store, record.imageKey)), size), pixels, 0, channels, 0.5, 0.5);
+        normalizeInto(
+          centerCropSquare(decodeImage(await getBuffer(store, record.imageKey)), size),
+          pixels,
+          0,
+          channels,
+          0.5,
+          0.5,
+        );
         usable.push({ record, pixels });
       } catch {
         // Counted with the training skips' kind; the held-out set just shrinks.
@@ -432,11 +530,16 @@ async function heldOutRetrieval(store: ArtifactStore, bundle: EncoderBundle, spe
     const imageEmbeddings: Float32Array[] = [];
     const textEmbeddings: Float32Array[] = [];
     for (const { record, pixels } of usable) {
-      const img = await imageSession.run({ pixel_values: new ort.Tensor('float32', pixels, [1, channels, size, size]) });
+      const img = await imageSession.run({
+        pixel_values: new ort.Tensor('float32', pixels, [1, channels, size, size]),
+      });
       imageEmbeddings.push(normalized(img.image_embedding.data as Float32Array));
       const ids = BigInt64Array.from(tokens.ids.get(record.index)!, (v) => BigInt(v));
       const mask = BigInt64Array.from(tokens.mask.get(record.index)!, (v) => BigInt(v));
-      const txt = await textSession.run({ input_ids: new ort.Tensor('int64', ids, [1, L]), attention_mask: new ort.Tensor('int64', mask, [1, L]) });
+      const txt = await textSession.run({
+        input_ids: new ort.Tensor('int64', ids, [1, L]),
+        attention_mask: new ort.Tensor('int64', mask, [1, L]),
+      });
       textEmbeddings.push(normalized(txt.text_embedding.data as Float32Array));
     }
     // Identical reports cannot be told apart: retrieving any copy of an image's report is a hit,

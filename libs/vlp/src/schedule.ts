@@ -5,7 +5,12 @@ import type { PretrainingConfig } from './config';
  * `warmupSteps`, then cosine decay (Loshchilov & Hutter 2017, without restarts) from the peak to
  * `minLrRatio` x peak at the last step, or constant after warm-up.
  */
-export function learningRateAt(step: number, total: number, peak: number, schedule: PretrainingConfig['schedule']): number {
+export function learningRateAt(
+  step: number,
+  total: number,
+  peak: number,
+  schedule: PretrainingConfig['schedule'],
+): number {
   const warmup = Math.min(schedule.warmupSteps, total);
   if (step <= warmup) return (peak * step) / warmup;
   if (schedule.decay === 'constant') return peak;

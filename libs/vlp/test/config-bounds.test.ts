@@ -1,6 +1,10 @@
 import { parsePretrainingConfig, PretrainingConfigError, PRETRAINING_LIMITS } from '../src';
 
-const base = { method: 'convirt', data: { real_pairs: ['pairs.jsonl'] }, image_encoder: { architecture: 'resnet18', image_size: 64 } };
+const base = {
+  method: 'convirt',
+  data: { real_pairs: ['pairs.jsonl'] },
+  image_encoder: { architecture: 'resnet18', image_size: 64 },
+};
 
 describe('pre-training config upper bounds', () => {
   it.each([
@@ -20,7 +24,12 @@ describe('pre-training config upper bounds', () => {
   });
 
   it('accepts every bound itself', () => {
-    const config = parsePretrainingConfig({ ...base, batch_size: PRETRAINING_LIMITS.batch_size, epochs: PRETRAINING_LIMITS.epochs, image_encoder: { architecture: 'resnet18', image_size: PRETRAINING_LIMITS.image_size } });
+    const config = parsePretrainingConfig({
+      ...base,
+      batch_size: PRETRAINING_LIMITS.batch_size,
+      epochs: PRETRAINING_LIMITS.epochs,
+      image_encoder: { architecture: 'resnet18', image_size: PRETRAINING_LIMITS.image_size },
+    });
     expect(config).toMatchObject({ batchSize: 4096, epochs: 10_000, imageEncoder: { imageSize: 1024 } });
   });
 });

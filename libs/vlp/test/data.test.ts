@@ -21,20 +21,33 @@ const temp = makeTempDir('vlp-data');
 afterAll(() => temp.remove());
 const store = new FileArtifactStore(temp.dir);
 
-const record = (index: number, source: 'real' | 'synthetic'): PairRecord => ({ index, source, imageKey: `${index}.png`, report: 'r', manifest: 'm', lineNumber: index + 1 });
+const record = (index: number, source: 'real' | 'synthetic'): PairRecord => ({
+  index,
+  source,
+  imageKey: `${index}.png`,
+  report: 'r',
+  manifest: 'm',
+  lineNumber: index + 1,
+});
 
 describe('paired data', () => {
   beforeAll(() => store.check());
 
   it('reads real and synthesizer manifests; malformed, incomplete and rejected lines are skipped and counted', async () => {
     await store.put('real/a.png', encodeGrayPng(grayImage(4, 4)));
-    await store.put('real/pairs.jsonl', '{"image": "a.png", "report": "Clear."}\nnot json\n{"image": "a.png"}\n{"report": "No image."}\n');
+    await store.put(
+      'real/pairs.jsonl',
+      '{"image": "a.png", "report": "Clear."}\nnot json\n{"image": "a.png"}\n{"report": "No image."}\n',
+    );
     await putJsonl(store, 'synth/pairs.jsonl', [
       { image_uri: store.uriOf('synth/images/1.png'), prompt: 'Small effusion.', accepted: true },
       { image_uri: store.uriOf('synth/images/2.png'), prompt: 'Edema.', accepted: false },
       { image_uri: 'file:///elsewhere/3.png', prompt: 'Edema.' },
     ]);
-    const loaded = await loadPairManifests(store, { real: ['real/pairs.jsonl'], synthetic: [store.uriOf('synth/pairs.jsonl')] });
+    const loaded = await loadPairManifests(store, {
+      real: ['real/pairs.jsonl'],
+      synthetic: [store.uriOf('synth/pairs.jsonl')],
+    });
     expect(loaded.records.map((r) => [r.source, r.imageKey, r.report])).toEqual([
       ['real', 'real/a.png', 'Clear.'],
       ['synthetic', 'synth/images/1.png', 'Small effusion.'],
@@ -46,7 +59,10 @@ describe('paired data', () => {
       [2, 'image rejected by the quality gate'],
       [3, 'image outside the artifact store'],
     ]);
-    expect(loaded.inputs.map((i) => i.sha256)).toEqual([(await store.stat('real/pairs.jsonl'))!.sha256, (await store.stat('synth/pairs.jsonl'))!.sha256]);
+    expect(loaded.inputs.map((i) => i.sha256)).toEqual([
+      (await store.stat('real/pairs.jsonl'))!.sha256,
+      (await store.stat('synth/pairs.jsonl'))!.sha256,
+    ]);
   });
 
   it('orders each epoch by seed: every pair once, another order each epoch, and the real/synthetic ratio', () => {
@@ -75,7 +91,12 @@ describe('paired data', () => {
     for (let i = 0; i < 5; i++) batches.push(await first.next());
     // 9 good images of 10: three batches per epoch, then the next epoch.
     expect(batches.map((b) => b.next.epoch)).toEqual([0, 0, 0, 1, 1]);
-    expect(batches.slice(0, 3).flatMap((b) => b.records).sort((a, b) => a - b)).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    expect(
+      batches
+        .slice(0, 3)
+        .flatMap((b) => b.records)
+        .sort((a, b) => a - b),
+    ).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9]);
     expect(batches.flatMap((b) => b.skipped).map((s) => s.lineNumber)).toEqual([4]);
     expect(Array.from(batches[0].feeds.word_mask.data as Float32Array).slice(0, 6)).toEqual([0, 1, 1, 0, 0, 0]);
     // A fresh loader from batch 2's position gives batches 3 and 4, pixels included.
@@ -83,14 +104,28 @@ describe('paired data', () => {
     for (const expected of batches.slice(2)) {
       const got = await resumed.next();
       expect(got.records).toEqual(expected.records);
-      expect(Array.from(got.feeds.pixel_values.data as Float32Array)).toEqual(Array.from(expected.feeds.pixel_values.data as Float32Array));
+      expect(Array.from(got.feeds.pixel_values.data as Float32Array)).toEqual(
+        Array.from(expected.feeds.pixel_values.data as Float32Array),
+      );
     }
   });
 
   it('fails, rather than walk epoch after epoch, when too few of the training images decode', async () => {
     const train = Array.from({ length: 6 }, (_, i) => ({ ...record(i, 'real'), imageKey: `absent/${i}.png` }));
-    const loader = new PairBatchLoader({ store, train, tokens: { length: 4, ids: new Map(), mask: new Map() }, image: { size: 8, channels: 1, mean: 0.5, std: 0.5 }, batchSize: 4, syntheticRatio: 0.5, seed: 1, augment: false, specialIds: [] });
-    await expect(loader.load({ epoch: 0, cursor: 0 })).rejects.toThrow('fewer than batch_size (4) pairs remain after skipping images that fail to decode');
+    const loader = new PairBatchLoader({
+      store,
+      train,
+      tokens: { length: 4, ids: new Map(), mask: new Map() },
+      image: { size: 8, channels: 1, mean: 0.5, std: 0.5 },
+      batchSize: 4,
+      syntheticRatio: 0.5,
+      seed: 1,
+      augment: false,
+      specialIds: [],
+    });
+    await expect(loader.load({ epoch: 0, cursor: 0 })).rejects.toThrow(
+      'fewer than batch_size (4) pairs remain after skipping images that fail to decode',
+    );
   });
 
   it('a batch worker fills the same batches as the training thread, bit for bit, for the same seed', async () => {
@@ -105,7 +140,10 @@ describe('paired data', () => {
     }
     // A store other than a local folder is read by the training thread for the worker: same batches.
     const elsewhere = new Proxy(store, { getPrototypeOf: () => Object.prototype }) as ArtifactStore;
-    const proxied = await take(new WorkerPrefetcher(new PairBatchLoader({ ...loader().options, store: elsewhere }), { epoch: 0, cursor: 0 }), 7);
+    const proxied = await take(
+      new WorkerPrefetcher(new PairBatchLoader({ ...loader().options, store: elsewhere }), { epoch: 0, cursor: 0 }),
+      7,
+    );
     proxied.forEach((batch, i) => expect(bytesOf(batch)).toEqual(bytesOf(expected[i])));
     expect(liveImageBatchWorkers()).toBe(0);
   });
@@ -142,15 +180,39 @@ describe('paired data', () => {
 async function tenImagesOneBroken(folder: string): Promise<() => PairBatchLoader> {
   const lines = [];
   for (let i = 0; i < 10; i++) {
-    await store.put(`${folder}/${i}.png`, i === 3 ? Buffer.from('broken') : encodeGrayPng(grayImage(8, 8, new Float32Array(64).map((_, k) => ((i + k) % 10) / 10))));
+    await store.put(
+      `${folder}/${i}.png`,
+      i === 3
+        ? Buffer.from('broken')
+        : encodeGrayPng(
+            grayImage(
+              8,
+              8,
+              new Float32Array(64).map((_, k) => ((i + k) % 10) / 10),
+            ),
+          ),
+    );
     lines.push({ image: `${i}.png`, report: `finding ${i}` });
   }
   await putJsonl(store, `${folder}/pairs.jsonl`, lines);
   const { records } = await loadPairManifests(store, { real: [`${folder}/pairs.jsonl`], synthetic: [] });
-  const tokenizer = WordPieceTokenizer.train(records.map((r) => r.report), { vocabSize: 40, maxLength: 6 });
+  const tokenizer = WordPieceTokenizer.train(
+    records.map((r) => r.report),
+    { vocabSize: 40, maxLength: 6 },
+  );
   const { kept, tokens } = await tokenizeRecords(tokenizer, records, []);
   return () =>
-    new PairBatchLoader({ store, train: kept, tokens, image: { size: 8, channels: 1, mean: 0.5, std: 0.5 }, batchSize: 3, syntheticRatio: 0.5, seed: 1, augment: true, specialIds: [2, 3] });
+    new PairBatchLoader({
+      store,
+      train: kept,
+      tokens,
+      image: { size: 8, channels: 1, mean: 0.5, std: 0.5 },
+      batchSize: 3,
+      syntheticRatio: 0.5,
+      seed: 1,
+      augment: true,
+      specialIds: [2, 3],
+    });
 }
 
 async function take(source: BatchSource, count: number): Promise<LoadedBatch[]> {
@@ -168,7 +230,10 @@ function bytesOf(batch: LoadedBatch) {
   const feeds = Object.fromEntries(
     Object.entries(batch.feeds).map(([name, t]) => {
       const data = t.data as Float32Array;
-      return [name, { dims: t.dims, type: t.type, hex: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex') }];
+      return [
+        name,
+        { dims: t.dims, type: t.type, hex: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('hex') },
+      ];
     }),
   );
   return { records: batch.records, next: batch.next, skipped: batch.skipped, feeds };

@@ -11,7 +11,12 @@ const DENSITIES = ['faint', 'dense'];
  * (8 findings, all visible to a convolutional encoder whatever their position). Written under
  * `folder` as PNGs plus pairs.jsonl; returns the manifest key.
  */
-export async function writeOpacityPairs(store: ArtifactStore, folder: string, count: number, seed = 0): Promise<string> {
+export async function writeOpacityPairs(
+  store: ArtifactStore,
+  folder: string,
+  count: number,
+  seed = 0,
+): Promise<string> {
   const random = seededRandom(seed);
   const lines: { image: string; report: string }[] = [];
   for (let i = 0; i < count; i++) {
@@ -29,13 +34,17 @@ export async function writeOpacityPairs(store: ArtifactStore, folder: string, co
       const cy = 8 + random() * 16;
       for (let y = 0; y < size; y++) {
         for (let x = 0; x < size; x++) {
-          if ((x - cx) ** 2 + (y - cy) ** 2 <= radius * radius) image.data[y * size + x] = Math.min(1, image.data[y * size + x] + (dense ? 0.65 : 0.3));
+          if ((x - cx) ** 2 + (y - cy) ** 2 <= radius * radius)
+            image.data[y * size + x] = Math.min(1, image.data[y * size + x] + (dense ? 0.65 : 0.3));
         }
       }
     }
     const name = `images/${String(i).padStart(4, '0')}.png`;
     await store.put(`${folder}/${name}`, encodeGrayPng(image));
-    lines.push({ image: name, report: `${COUNTS[two]} ${SIZES[large]} ${DENSITIES[dense]} ${two ? 'opacities' : 'opacity'}. No effusion.` });
+    lines.push({
+      image: name,
+      report: `${COUNTS[two]} ${SIZES[large]} ${DENSITIES[dense]} ${two ? 'opacities' : 'opacity'}. No effusion.`,
+    });
   }
   const key = `${folder}/pairs.jsonl`;
   await putJsonl(store, key, lines);

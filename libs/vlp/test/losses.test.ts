@@ -20,16 +20,27 @@ function randn(seed: number) {
     return ((s >>> 0) + 0.5) / 4294967296;
   };
   return (dims: number[], scale = 1): Tensor =>
-    tensor('float32', dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => scale * Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next())));
+    tensor(
+      'float32',
+      dims,
+      Array.from(
+        { length: dims.reduce((a, b) => a * b, 1) },
+        () => scale * Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next()),
+      ),
+    );
 }
 
 /** Word masks with different report lengths: [CLS] w1..wn [SEP] [PAD]... as the pipeline makes them. */
 function wordMask(batch: number, length: number): Tensor {
   const lengths = Array.from({ length: batch }, (_, i) => 1 + ((i * 3) % (length - 2)));
-  return tensor('float32', [batch, length], Array.from({ length: batch * length }, (_, k) => {
-    const t = k % length;
-    return t >= 1 && t <= lengths[Math.floor(k / length)] ? 1 : 0;
-  }));
+  return tensor(
+    'float32',
+    [batch, length],
+    Array.from({ length: batch * length }, (_, k) => {
+      const t = k % length;
+      return t >= 1 && t <= lengths[Math.floor(k / length)] ? 1 : 0;
+    }),
+  );
 }
 
 interface Case {
@@ -40,7 +51,9 @@ interface Case {
   options?: Record<string, number>;
 }
 
-async function ours(c: Case): Promise<{ loss: number; parts: Record<string, number>; grads: Record<string, Float32Array> }> {
+async function ours(
+  c: Case,
+): Promise<{ loss: number; parts: Record<string, number>; grads: Record<string, Float32Array> }> {
   const g = new GraphBuilder('loss');
   const o = ops(g);
   const x = Object.fromEntries(Object.entries(c.inputs).map(([name, t]) => [name, g.parameter(name, t)]));
@@ -51,7 +64,9 @@ async function ours(c: Case): Promise<{ loss: number; parts: Record<string, numb
   const grads = gradients(g, out.loss, Object.values(x));
   for (const [name, v] of grads) g.output(v, `grad.${name}`);
   const session = await ort.InferenceSession.create(encodeModel(g.toModelProto()));
-  const feeds: Record<string, ort.Tensor> = c.mask ? { word_mask: new ort.Tensor('float32', c.mask.data as Float32Array, c.mask.dims) } : {};
+  const feeds: Record<string, ort.Tensor> = c.mask
+    ? { word_mask: new ort.Tensor('float32', c.mask.data as Float32Array, c.mask.dims) }
+    : {};
   const result = await session.run(feeds);
   await session.release();
   const parts: Record<string, number> = {};
@@ -66,13 +81,21 @@ async function ours(c: Case): Promise<{ loss: number; parts: Record<string, numb
 function reference(c: Case): { loss: number; parts: Record<string, number>; grads: Record<string, number[]> } {
   const file = join(temp.dir, `${c.method}.json`);
   const asJson = (t: Tensor) => ({ dims: t.dims, data: Array.from(t.data as Float32Array) });
-  writeFileSync(file, JSON.stringify({
-    method: c.method,
-    inputs: Object.fromEntries(Object.entries(c.inputs).map(([k, t]) => [k, asJson(t)])),
-    ...(c.mask ? { word_mask: asJson(c.mask) } : {}),
-    options: c.options ?? {},
-  }));
-  return JSON.parse(execFileSync('/usr/bin/python3', [join(__dirname, 'python', 'vlp_losses_reference.py'), file], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      method: c.method,
+      inputs: Object.fromEntries(Object.entries(c.inputs).map(([k, t]) => [k, asJson(t)])),
+      ...(c.mask ? { word_mask: asJson(c.mask) } : {}),
+      options: c.options ?? {},
+    }),
+  );
+  return JSON.parse(
+    execFileSync('/usr/bin/python3', [join(__dirname, 'python', 'vlp_losses_reference.py'), file], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    }),
+  );
 }
 
 /** max |a - b| / max(max |b|, 1e-3): relative to the tensor's scale. */
@@ -130,7 +153,8 @@ describe('pre-training losses match PyTorch references (loss, parts and input gr
       method: 'gloria',
       inputs: { image: r([B, D]), text: r([B, D]), regions: r([B, 4, D]), words: r([B, T, D]) },
       mask: wordMask(B, T),
-      build: (o, x, mask) => gloriaLoss(o, { image: x.image, text: x.text, regions: x.regions, words: x.words, wordMask: mask! }),
+      build: (o, x, mask) =>
+        gloriaLoss(o, { image: x.image, text: x.text, regions: x.regions, words: x.words, wordMask: mask! }),
     });
   });
 
@@ -140,7 +164,15 @@ describe('pre-training losses match PyTorch references (loss, parts and input gr
       method: 'mgca',
       inputs: { image: r([B, D]), text: r([B, D]), patches: r([B, 4, D]), words: r([B, T, D]), prototypes: r([5, D]) },
       mask: wordMask(B, T),
-      build: (o, x, mask) => mgcaLoss(o, { image: x.image, text: x.text, patches: x.patches, words: x.words, wordMask: mask!, prototypes: x.prototypes }),
+      build: (o, x, mask) =>
+        mgcaLoss(o, {
+          image: x.image,
+          text: x.text,
+          patches: x.patches,
+          words: x.words,
+          wordMask: mask!,
+          prototypes: x.prototypes,
+        }),
     });
   });
 });

@@ -39,7 +39,8 @@ function tinyConfig(overrides: Record<string, unknown>): PretrainingConfig {
 
 async function log(prefix: string): Promise<LogEntry[]> {
   const entries: LogEntry[] = [];
-  for await (const line of readJsonl<LogEntry>(store, `${prefix}/${RUN_FILES.log}`)) if (line.ok) entries.push(line.value);
+  for await (const line of readJsonl<LogEntry>(store, `${prefix}/${RUN_FILES.log}`))
+    if (line.ok) entries.push(line.value);
   return entries;
 }
 
@@ -65,7 +66,12 @@ describe('pre-training runs', () => {
       epochs: 8,
     });
     const progress: number[] = [];
-    const result = await runPretraining({ store, config, prefix: 'runs/learn', onProgress: (p) => progress.push(p.step) });
+    const result = await runPretraining({
+      store,
+      config,
+      prefix: 'runs/learn',
+      onProgress: (p) => progress.push(p.step),
+    });
     expect(progress).toEqual(Array.from({ length: 72 }, (_, i) => i + 1));
     const entries = await log('runs/learn');
     expect(entries).toHaveLength(72);
@@ -96,7 +102,9 @@ describe('pre-training runs', () => {
     });
     await runPretraining({ store, config, prefix: 'runs/whole' });
     // Killed after step 4 (of 2 epochs x 2): its last checkpoint is step 3, step 4 is lost and redone.
-    await expect(runPretraining({ store, config, prefix: 'runs/killed', abandonAfterSteps: 4 })).rejects.toThrow(PretrainingAbandonedError);
+    await expect(runPretraining({ store, config, prefix: 'runs/killed', abandonAfterSteps: 4 })).rejects.toThrow(
+      PretrainingAbandonedError,
+    );
     const latest = JSON.parse((await getBuffer(store, `runs/killed/${RUN_FILES.latest}`)).toString('utf8'));
     expect(latest.step).toBe(3);
     const resumed = await runPretraining({ store, config, prefix: 'runs/killed' });
@@ -108,11 +116,17 @@ describe('pre-training runs', () => {
     // Only the last checkpoint is kept.
     const checkpoints: string[] = [];
     for await (const o of store.list('runs/killed/checkpoints/')) checkpoints.push(o.key);
-    expect(checkpoints).toEqual(['runs/killed/checkpoints/latest.json', 'runs/killed/checkpoints/step-00000004.safetensors']);
+    expect(checkpoints).toEqual([
+      'runs/killed/checkpoints/latest.json',
+      'runs/killed/checkpoints/step-00000004.safetensors',
+    ]);
   });
 
   it('trains the same loss curve whether images are decoded on a worker thread or the training thread', async () => {
-    const config = tinyConfig({ text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey }, data: { real_pairs: [opacity], validation_fraction: 0 } });
+    const config = tinyConfig({
+      text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey },
+      data: { real_pairs: [opacity], validation_fraction: 0 },
+    });
     await runPretraining({ store, config, prefix: 'runs/on-worker' });
     await runPretraining({ store, config, prefix: 'runs/on-training-thread', dataWorker: false });
     const curve = async (prefix: string) => (await log(prefix)).map((e) => [e.loss, e.grad_norm, e.epoch]);
@@ -120,9 +134,21 @@ describe('pre-training runs', () => {
   });
 
   it('a cancelled or failed run leaves no batch worker running', async () => {
-    const config = tinyConfig({ text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey }, data: { real_pairs: [opacity], validation_fraction: 0 }, batch_size: 8 });
+    const config = tinyConfig({
+      text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey },
+      data: { real_pairs: [opacity], validation_fraction: 0 },
+      batch_size: 8,
+    });
     const cancel = new AbortController();
-    await expect(runPretraining({ store, config, prefix: 'runs/cancelled', signal: cancel.signal, onProgress: () => cancel.abort() })).rejects.toThrow(PretrainingCancelledError);
+    await expect(
+      runPretraining({
+        store,
+        config,
+        prefix: 'runs/cancelled',
+        signal: cancel.signal,
+        onProgress: () => cancel.abort(),
+      }),
+    ).rejects.toThrow(PretrainingCancelledError);
     expect(liveImageBatchWorkers()).toBe(0);
     await expect(
       runPretraining({
@@ -137,39 +163,66 @@ describe('pre-training runs', () => {
     expect(liveImageBatchWorkers()).toBe(0);
   });
 
-  itWithSharedData('trains GLoRIA and MGCA on covid-cxr X-rays with their clinical notes; bad records are skipped and counted', async () => {
-    const data = join(temp.dir, 'covid');
-    execFileSync('/usr/bin/python3', [join(__dirname, '..', 'scripts', 'covid_pairs.py'), join(sharedDataDir, 'covid-cxr'), data, '20']);
-    const lines: unknown[] = [];
-    for await (const line of readJsonl(store, 'covid/pairs.jsonl')) if (line.ok) lines.push(line.value);
-    await store.put('covid/images/broken.png', Buffer.from('not a png at all'));
-    const records = [...lines, { image: 'images/broken.png', report: 'Lungs are clear.' }, { image: 'images/x.png' }];
-    await putJsonl(store, 'covid/mixed.jsonl', records);
-    for (const method of ['gloria', 'mgca'] as const) {
-      const config = tinyConfig({
-        method,
-        text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 32, vocab_size: 300 },
-        image_encoder: { architecture: 'resnet18', image_size: 32, width: 8 },
-        data: { real_pairs: ['covid/mixed.jsonl'], validation_fraction: 0 },
-        batch_size: 8,
-        method_options: method === 'mgca' ? { prototypes: 16 } : {},
-      });
-      const parts: string[] = [];
-      const result = await runPretraining({ store, config, prefix: `runs/${method}`, onProgress: (p) => parts.push(...Object.keys(p.parts)) });
-      expect(result.steps).toBe(2);
-      expect(Number.isFinite(result.finalLoss)).toBe(true);
-      expect(new Set(parts)).toEqual(new Set(method === 'gloria' ? ['global', 'local', 'retrieval_top1'] : ['instance', 'token', 'prototype', 'retrieval_top1']));
-      expect(result.skippedReasons['no report text']).toBe(1);
-      expect((result.skippedReasons['image failed to decode'] ?? 0) + result.skippedRecords).toBeGreaterThanOrEqual(1);
-      expect((await readEncoderBundle(store, result.bundlePrefix)).manifest.method).toBe(method);
-    }
-  });
+  itWithSharedData(
+    'trains GLoRIA and MGCA on covid-cxr X-rays with their clinical notes; bad records are skipped and counted',
+    async () => {
+      const data = join(temp.dir, 'covid');
+      execFileSync('/usr/bin/python3', [
+        join(__dirname, '..', 'scripts', 'covid_pairs.py'),
+        join(sharedDataDir, 'covid-cxr'),
+        data,
+        '20',
+      ]);
+      const lines: unknown[] = [];
+      for await (const line of readJsonl(store, 'covid/pairs.jsonl')) if (line.ok) lines.push(line.value);
+      await store.put('covid/images/broken.png', Buffer.from('not a png at all'));
+      const records = [...lines, { image: 'images/broken.png', report: 'Lungs are clear.' }, { image: 'images/x.png' }];
+      await putJsonl(store, 'covid/mixed.jsonl', records);
+      for (const method of ['gloria', 'mgca'] as const) {
+        const config = tinyConfig({
+          method,
+          text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 32, vocab_size: 300 },
+          image_encoder: { architecture: 'resnet18', image_size: 32, width: 8 },
+          data: { real_pairs: ['covid/mixed.jsonl'], validation_fraction: 0 },
+          batch_size: 8,
+          method_options: method === 'mgca' ? { prototypes: 16 } : {},
+        });
+        const parts: string[] = [];
+        const result = await runPretraining({
+          store,
+          config,
+          prefix: `runs/${method}`,
+          onProgress: (p) => parts.push(...Object.keys(p.parts)),
+        });
+        expect(result.steps).toBe(2);
+        expect(Number.isFinite(result.finalLoss)).toBe(true);
+        expect(new Set(parts)).toEqual(
+          new Set(
+            method === 'gloria'
+              ? ['global', 'local', 'retrieval_top1']
+              : ['instance', 'token', 'prototype', 'retrieval_top1'],
+          ),
+        );
+        expect(result.skippedReasons['no report text']).toBe(1);
+        expect((result.skippedReasons['image failed to decode'] ?? 0) + result.skippedRecords).toBeGreaterThanOrEqual(
+          1,
+        );
+        expect((await readEncoderBundle(store, result.bundlePrefix)).manifest.method).toBe(method);
+      }
+    },
+  );
 
   it('the same small pre-training twice gives bit-identical weights (vocabulary trained each time)', async () => {
     const config = tinyConfig({ data: { real_pairs: [opacity], validation_fraction: 0.25 }, batch_size: 8 });
     const digests = async (prefix: string) => {
       const { refs, retrieval } = await runPretraining({ store, config, prefix });
-      return { image: refs.imageEncoder.sha256, text: refs.textEncoder.sha256, vocab: refs.tokenizer.sha256, checkpoint: refs.checkpoint.sha256, retrieval };
+      return {
+        image: refs.imageEncoder.sha256,
+        text: refs.textEncoder.sha256,
+        vocab: refs.tokenizer.sha256,
+        checkpoint: refs.checkpoint.sha256,
+        retrieval,
+      };
     };
     expect(await digests('runs/twice-a')).toEqual(await digests('runs/twice-b'));
   }, 300_000);
@@ -179,7 +232,13 @@ describe('pre-training runs', () => {
     const other = await writeOpacityPairs(store, 'opacity-other', 48, 7);
     const withIds = async (manifest: string, out: string, count = 48) => {
       const lines: Record<string, unknown>[] = [];
-      for await (const line of readJsonl<Record<string, unknown>>(store, manifest)) if (line.ok) lines.push({ id: `r${lines.length}`, ...line.value, image: store.uriOf(`${manifest.split('/')[0]}/${String(line.value.image)}`) });
+      for await (const line of readJsonl<Record<string, unknown>>(store, manifest))
+        if (line.ok)
+          lines.push({
+            id: `r${lines.length}`,
+            ...line.value,
+            image: store.uriOf(`${manifest.split('/')[0]}/${String(line.value.image)}`),
+          });
       await putJsonl(store, out, lines.slice(0, count));
       return out;
     };
@@ -187,16 +246,27 @@ describe('pre-training runs', () => {
     const synthetic = await withIds(other, 'shared/synthetic.jsonl');
     const heldOut = await withIds(opacity, 'shared/held-out.jsonl', 16);
     const run = (pairs: string, prefix: string) =>
-      runPretraining({ store, config: tinyConfig({ text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey }, data: { real_pairs: [pairs], retrieval_pairs: heldOut, validation_fraction: 0.25 } }), prefix });
+      runPretraining({
+        store,
+        config: tinyConfig({
+          text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey },
+          data: { real_pairs: [pairs], retrieval_pairs: heldOut, validation_fraction: 0.25 },
+        }),
+        prefix,
+      });
     const [a, b] = [await run(real, 'runs/held-real'), await run(synthetic, 'runs/held-synthetic')];
     // 32 training pairs each (16 reports left out by id): 2 batches of 16, not 3; both scored on the same 16 real images.
     expect([a.steps, b.steps]).toEqual([2, 2]);
     expect([a.retrieval!.pairs, b.retrieval!.pairs]).toEqual([16, 16]);
     expect(a.retrieval!.chance).toBe(b.retrieval!.chance);
     expect(a.lineage.inputs.map((i) => i.uri)).toContain((await store.stat(heldOut))!.uri);
-    await expect(runPretraining({ store, config: tinyConfig({ data: { real_pairs: [real], retrieval_pairs: 'shared/nowhere.jsonl' } }), prefix: 'runs/held-missing' })).rejects.toThrow(
-      new PretrainingConfigError('data.retrieval_pairs', 'manifest shared/nowhere.jsonl not found'),
-    );
+    await expect(
+      runPretraining({
+        store,
+        config: tinyConfig({ data: { real_pairs: [real], retrieval_pairs: 'shared/nowhere.jsonl' } }),
+        prefix: 'runs/held-missing',
+      }),
+    ).rejects.toThrow(new PretrainingConfigError('data.retrieval_pairs', 'manifest shared/nowhere.jsonl not found'));
   }, 300_000);
 
   it('refuses bad configurations with errors naming the field', async () => {
@@ -206,12 +276,20 @@ describe('pre-training runs', () => {
     expect(parse({ learning_rate: 1 })).toThrow(/^learning_rate: unknown setting/);
     expect(parse({ data: {} })).toThrow(/^data.real_pairs: no pair manifest given/);
     expect(parse({ image_encoder: { architecture: 'alexnet' } })).toThrow(/^image_encoder.architecture/);
-    expect(parse({ data: { real_pairs: [opacity], validation_fraction: 0.5 } })).toThrow(/^data.validation_fraction: must be < 0.5/);
+    expect(parse({ data: { real_pairs: [opacity], validation_fraction: 0.5 } })).toThrow(
+      /^data.validation_fraction: must be < 0.5/,
+    );
     const missing = tinyConfig({ data: { real_pairs: [opacity, 'nowhere/pairs.jsonl'] } });
-    await expect(runPretraining({ store, config: missing, prefix: 'runs/missing' })).rejects.toThrow(new PretrainingConfigError('data.real_pairs[1]', 'manifest nowhere/pairs.jsonl not found'));
+    await expect(runPretraining({ store, config: missing, prefix: 'runs/missing' })).rejects.toThrow(
+      new PretrainingConfigError('data.real_pairs[1]', 'manifest nowhere/pairs.jsonl not found'),
+    );
     const unknownOption = tinyConfig({ data: { real_pairs: [opacity] }, method_options: { prototypes: 8 } });
-    await expect(runPretraining({ store, config: unknownOption, prefix: 'runs/option' })).rejects.toThrow(/^method_options.prototypes: is not an option of convirt/);
+    await expect(runPretraining({ store, config: unknownOption, prefix: 'runs/option' })).rejects.toThrow(
+      /^method_options.prototypes: is not an option of convirt/,
+    );
     const tooBig = tinyConfig({ data: { real_pairs: [opacity] }, batch_size: 128 });
-    await expect(runPretraining({ store, config: tooBig, prefix: 'runs/big' })).rejects.toThrow(/^batch_size: 128 is more than the 87 training pairs/);
+    await expect(runPretraining({ store, config: tooBig, prefix: 'runs/big' })).rejects.toThrow(
+      /^batch_size: 128 is more than the 87 training pairs/,
+    );
   });
 });

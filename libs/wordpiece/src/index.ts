@@ -1,1 +1,8 @@
-export { WordPieceTokenizer, WordPieceError, SPECIAL_TOKENS, type WordPieceOptions, type TrainVocabularyOptions, type EncodedBatch } from './wordpiece';
+export {
+  WordPieceTokenizer,
+  WordPieceError,
+  SPECIAL_TOKENS,
+  type WordPieceOptions,
+  type TrainVocabularyOptions,
+  type EncodedBatch,
+} from './wordpiece';

@@ -18,7 +18,8 @@ interface Candidate {
 }
 const continues = (c: Candidate) => c.key.startsWith('##');
 /** Whether a is merged before b. */
-const before = (a: Candidate, b: Candidate) => a.count > b.count || (a.count === b.count && (continues(a) !== continues(b) ? continues(b) : a.key < b.key));
+const before = (a: Candidate, b: Candidate) =>
+  a.count > b.count || (a.count === b.count && (continues(a) !== continues(b) ? continues(b) : a.key < b.key));
 
 /** A binary heap of candidates; entries whose count went stale are skipped when popped. */
 class CandidateHeap {
@@ -27,7 +28,7 @@ class CandidateHeap {
   push(item: Candidate): void {
     const items = this.items;
     items.push(item);
-    for (let i = items.length - 1; i > 0; ) {
+    for (let i = items.length - 1; i > 0;) {
       const parent = (i - 1) >> 1;
       if (!before(items[i]!, items[parent]!)) break;
       [items[i], items[parent]] = [items[parent]!, items[i]!];
@@ -41,7 +42,7 @@ class CandidateHeap {
     const last = items.pop();
     if (items.length === 0 || last === undefined) return top;
     items[0] = last;
-    for (let i = 0; ; ) {
+    for (let i = 0; ;) {
       const left = 2 * i + 1;
       const right = left + 1;
       let first = i;

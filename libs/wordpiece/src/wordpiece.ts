@@ -44,7 +44,9 @@ export class WordPieceTokenizer {
 
   private constructor(vocab: string[], options: WordPieceOptions) {
     if (!Number.isInteger(options.maxLength) || options.maxLength < 2) {
-      throw new WordPieceError(`maxLength must be an integer >= 2 (room for [CLS] and [SEP]), got ${options.maxLength}`);
+      throw new WordPieceError(
+        `maxLength must be an integer >= 2 (room for [CLS] and [SEP]), got ${options.maxLength}`,
+      );
     }
     const ids: Record<string, number> = {};
     vocab.forEach((token, id) => {
@@ -57,8 +59,17 @@ export class WordPieceTokenizer {
     this.vocab = vocab;
     this.maxLength = options.maxLength;
     this.lowercase = options.lowercase ?? true;
-    const tokenizer = new Tokenizer(WordPiece.init(ids, { unkToken: '[UNK]', continuingSubwordPrefix: '##', maxInputCharsPerWord: 100 }));
-    tokenizer.setNormalizer(bertNormalizer({ cleanText: true, handleChineseChars: true, lowercase: this.lowercase, stripAccents: this.lowercase }));
+    const tokenizer = new Tokenizer(
+      WordPiece.init(ids, { unkToken: '[UNK]', continuingSubwordPrefix: '##', maxInputCharsPerWord: 100 }),
+    );
+    tokenizer.setNormalizer(
+      bertNormalizer({
+        cleanText: true,
+        handleChineseChars: true,
+        lowercase: this.lowercase,
+        stripAccents: this.lowercase,
+      }),
+    );
     tokenizer.setPreTokenizer(bertPreTokenizer());
     tokenizer.setPostProcessor(bertProcessing(['[SEP]', ids['[SEP]']], ['[CLS]', ids['[CLS]']]));
     tokenizer.setTruncation(this.maxLength);
@@ -84,20 +95,34 @@ export class WordPieceTokenizer {
    */
   static train(texts: Iterable<string>, options: TrainVocabularyOptions & WordPieceOptions): WordPieceTokenizer {
     const lowercase = options.lowercase ?? true;
-    const normalizer = bertNormalizer({ cleanText: true, handleChineseChars: true, lowercase, stripAccents: lowercase });
+    const normalizer = bertNormalizer({
+      cleanText: true,
+      handleChineseChars: true,
+      lowercase,
+      stripAccents: lowercase,
+    });
     const preTokenizer = bertPreTokenizer();
     const wordCounts = new Map<string, number>();
     for (const text of texts) {
-      for (const [word] of preTokenizer.preTokenizeString(normalizer.normalizeString(text))) wordCounts.set(word, (wordCounts.get(word) ?? 0) + 1);
+      for (const [word] of preTokenizer.preTokenizeString(normalizer.normalizeString(text)))
+        wordCounts.set(word, (wordCounts.get(word) ?? 0) + 1);
     }
-    const words = [...wordCounts].map(([word, count]) => ({ pieces: [...word].map((ch, i) => (i === 0 ? ch : `##${ch}`)), count }));
+    const words = [...wordCounts].map(([word, count]) => ({
+      pieces: [...word].map((ch, i) => (i === 0 ? ch : `##${ch}`)),
+      count,
+    }));
     const alphabet = [...new Set(words.flatMap((w) => w.pieces))].sort(compareCodeUnits);
     const room = options.vocabSize - SPECIAL_TOKENS.length;
     if (room < alphabet.length) {
-      throw new WordPieceError(`vocab_size ${options.vocabSize} is too small: the corpus has ${alphabet.length} single-character tokens plus ${SPECIAL_TOKENS.length} special tokens`);
+      throw new WordPieceError(
+        `vocab_size ${options.vocabSize} is too small: the corpus has ${alphabet.length} single-character tokens plus ${SPECIAL_TOKENS.length} special tokens`,
+      );
     }
     const merged = learnMerges(words, room - alphabet.length);
-    return new WordPieceTokenizer([...SPECIAL_TOKENS, ...alphabet, ...merged], { maxLength: options.maxLength, lowercase });
+    return new WordPieceTokenizer([...SPECIAL_TOKENS, ...alphabet, ...merged], {
+      maxLength: options.maxLength,
+      lowercase,
+    });
   }
 
   /** The vocabulary as a BERT `vocab.txt`. */

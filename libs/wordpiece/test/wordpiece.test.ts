@@ -23,10 +23,17 @@ const EDGE_CASES = [
   '   ',
 ];
 
-function reference(vocabPath: string, texts: string[], maxLength: number, lowercase: boolean): { ids: number[][]; masks: number[][] } {
+function reference(
+  vocabPath: string,
+  texts: string[],
+  maxLength: number,
+  lowercase: boolean,
+): { ids: number[][]; masks: number[][] } {
   const request = join(temp.dir, 'request.json');
   writeFileSync(request, JSON.stringify({ vocab: vocabPath, texts, max_length: maxLength, lowercase }));
-  return JSON.parse(execFileSync('/usr/bin/python3', [REFERENCE, 'encode', request], { encoding: 'utf8', maxBuffer: 64 << 20 }));
+  return JSON.parse(
+    execFileSync('/usr/bin/python3', [REFERENCE, 'encode', request], { encoding: 'utf8', maxBuffer: 64 << 20 }),
+  );
 }
 
 describeWithSharedData('WordPieceTokenizer', () => {
@@ -46,7 +53,11 @@ describeWithSharedData('WordPieceTokenizer', () => {
     writeFileSync(corpus, JSON.stringify(notes));
     // A vocabulary large enough that its last merges are among pairs seen once or twice: ties everywhere.
     const script = `const { WordPieceTokenizer } = require(${JSON.stringify(join(__dirname, '..', 'src'))}); const notes = require(${JSON.stringify(corpus)}); process.stdout.write(WordPieceTokenizer.train(notes, { vocabSize: 2500, maxLength: 64 }).vocabTxt());`;
-    const run = () => execFileSync(process.execPath, ['--conditions=medsyn-source', '--import', 'tsx', '-e', script], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const run = () =>
+      execFileSync(process.execPath, ['--conditions=medsyn-source', '--import', 'tsx', '-e', script], {
+        encoding: 'utf8',
+        maxBuffer: 64 << 20,
+      });
     const first = run();
     expect(first.split('\n').length).toBeGreaterThan(2000);
     expect(run()).toBe(first);
@@ -84,25 +95,65 @@ describeWithSharedData('WordPieceTokenizer', () => {
     const texts = ['The lungs are clear.', 'Émile, the lungs.', 'THE LUNGS'];
     const expected = reference(path, texts, 16, false);
     for (const [i, text] of texts.entries()) expect((await cased.encode(text)).inputIds).toEqual(expected.ids[i]);
-    expect(await cased.tokens('Émile, the lungs.')).toEqual(['[CLS]', 'É', '##mile', ',', 'the', 'lung', '##s', '.', '[SEP]']);
+    expect(await cased.tokens('Émile, the lungs.')).toEqual([
+      '[CLS]',
+      'É',
+      '##mile',
+      ',',
+      'the',
+      'lung',
+      '##s',
+      '.',
+      '[SEP]',
+    ]);
   });
 
   it('refuses vocabularies and options it cannot use, with clear errors', () => {
     expect(() => WordPieceTokenizer.fromVocab('', { maxLength: 8 })).toThrow(/empty/);
     expect(() => WordPieceTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n', { maxLength: 8 })).toThrow(/no \[SEP\]/);
-    expect(() => WordPieceTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n[SEP]\na\na\n', { maxLength: 8 })).toThrow(/line 6 repeats a token of line 5/);
-    expect(() => WordPieceTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n[SEP]\n', { maxLength: 1 })).toThrow(WordPieceError);
-    expect(() => WordPieceTokenizer.train(['abcdefghij'], { vocabSize: 8, maxLength: 8 })).toThrow(/vocab_size 8 is too small/);
+    expect(() => WordPieceTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n[SEP]\na\na\n', { maxLength: 8 })).toThrow(
+      /line 6 repeats a token of line 5/,
+    );
+    expect(() => WordPieceTokenizer.fromVocab('[PAD]\n[UNK]\n[CLS]\n[SEP]\n', { maxLength: 1 })).toThrow(
+      WordPieceError,
+    );
+    expect(() => WordPieceTokenizer.train(['abcdefghij'], { vocabSize: 8, maxLength: 8 })).toThrow(
+      /vocab_size 8 is too small/,
+    );
   });
 });
 
 describe('learnMerges', () => {
   it('merges the most frequent pair first, and among equals a word-start pair, then code-unit order', () => {
     expect(learnMerges([{ pieces: ['a', '##b', '##c'], count: 1 }], 10)).toEqual(['ab', 'abc']);
-    expect(learnMerges([{ pieces: ['c', '##d'], count: 1 }, { pieces: ['a', '##b'], count: 1 }], 10)).toEqual(['ab', 'cd']);
+    expect(
+      learnMerges(
+        [
+          { pieces: ['c', '##d'], count: 1 },
+          { pieces: ['a', '##b'], count: 1 },
+        ],
+        10,
+      ),
+    ).toEqual(['ab', 'cd']);
     // "##b ##c" occurs 3 times against 2 for "a ##b": frequency wins over position.
-    expect(learnMerges([{ pieces: ['a', '##b', '##c'], count: 2 }, { pieces: ['x', '##b', '##c'], count: 1 }], 1)).toEqual(['##bc']);
+    expect(
+      learnMerges(
+        [
+          { pieces: ['a', '##b', '##c'], count: 2 },
+          { pieces: ['x', '##b', '##c'], count: 1 },
+        ],
+        1,
+      ),
+    ).toEqual(['##bc']);
     // "aaa" once and "baa" three times: "##a ##a" (4) first, then "b ##aa" (3), then "a ##aa" (1).
-    expect(learnMerges([{ pieces: ['a', '##a', '##a'], count: 1 }, { pieces: ['b', '##a', '##a'], count: 3 }], 10)).toEqual(['##aa', 'baa', 'aaa']);
+    expect(
+      learnMerges(
+        [
+          { pieces: ['a', '##a', '##a'], count: 1 },
+          { pieces: ['b', '##a', '##a'], count: 3 },
+        ],
+        10,
+      ),
+    ).toEqual(['##aa', 'baa', 'aaa']);
   });
 });

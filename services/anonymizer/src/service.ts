@@ -22,7 +22,14 @@ import {
 } from '@medsyn/deid';
 import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { anonymizer as proto, common } from '@medsyn/proto';
-import { ConfigError, invalidArgument, RpcError, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
+import {
+  ConfigError,
+  invalidArgument,
+  RpcError,
+  toProtoJob,
+  type ServiceContext,
+  type ServiceSpec,
+} from '@medsyn/service-kit';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const ANONYMIZER_DEFAULTS = { grpcPort: 50051, metricsPort: 9461 };
@@ -35,7 +42,8 @@ type DatasetJobSpec = DatasetSpec & { inputs?: JobInput[] };
 /** Stream reports being anonymized at once: enough for the tagger's batches, bounded memory. */
 const STREAM_IN_FLIGHT = 256;
 /** Record ids are echoed in results, stream answers, errors and logs: opaque keys only (RECORD_ID_PATTERN of @medsyn/deid). */
-const RECORD_ID_RULE = 'must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (an opaque key, never PHI; the value is not shown)';
+const RECORD_ID_RULE =
+  'must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (an opaque key, never PHI; the value is not shown)';
 /**
  * Reports of at least this many UTF-8 bytes are anonymized on a worker thread: detecting PHI in a
  * long text takes seconds of CPU, which on the main thread would hold up health checks (an 8 MB
@@ -58,7 +66,12 @@ export const ANONYMIZER_CONFIG = {
    * the text in memory (a 31 MB report peaked at 1.12 GB; an 8 MB one, with its client in the same
    * process, at 0.85-1.1 GB), so the default stays well below the 1 GiB pod limit of deploy/k8s.
    */
-  ANONYMIZER_MAX_REPORT_BYTES: z.coerce.number().int('must be an integer').positive('must be positive').max(256 * 1024 * 1024, 'must be <= 268435456').default(4 * 1024 * 1024),
+  ANONYMIZER_MAX_REPORT_BYTES: z.coerce
+    .number()
+    .int('must be an integer')
+    .positive('must be positive')
+    .max(256 * 1024 * 1024, 'must be <= 268435456')
+    .default(4 * 1024 * 1024),
 };
 
 type Config = z.infer<z.ZodObject<typeof ANONYMIZER_CONFIG>>;
@@ -84,7 +97,8 @@ const FORMATS: Record<number, DatasetSpec['format'] | undefined> = {
 
 /** The surrogate secret from the environment or its file; a bad one stops the service, never showing it. */
 function surrogateSecret(config: Config): string | undefined {
-  if (config.ANONYMIZER_SURROGATE_SECRET && config.ANONYMIZER_SURROGATE_SECRET_FILE) throw new ConfigError(['set ANONYMIZER_SURROGATE_SECRET or ANONYMIZER_SURROGATE_SECRET_FILE, not both']);
+  if (config.ANONYMIZER_SURROGATE_SECRET && config.ANONYMIZER_SURROGATE_SECRET_FILE)
+    throw new ConfigError(['set ANONYMIZER_SURROGATE_SECRET or ANONYMIZER_SURROGATE_SECRET_FILE, not both']);
   let secret = config.ANONYMIZER_SURROGATE_SECRET;
   let name = 'ANONYMIZER_SURROGATE_SECRET';
   if (config.ANONYMIZER_SURROGATE_SECRET_FILE) {
@@ -92,17 +106,25 @@ function surrogateSecret(config: Config): string | undefined {
     try {
       secret = fs.readFileSync(config.ANONYMIZER_SURROGATE_SECRET_FILE, 'utf8').trim();
     } catch (error) {
-      throw new ConfigError([`${name}: cannot read ${config.ANONYMIZER_SURROGATE_SECRET_FILE} (${(error as NodeJS.ErrnoException).code ?? 'error'})`]);
+      throw new ConfigError([
+        `${name}: cannot read ${config.ANONYMIZER_SURROGATE_SECRET_FILE} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      ]);
     }
   }
-  if (secret !== undefined && Buffer.byteLength(secret) < 16) throw new ConfigError([`${name}: the secret must be at least 16 bytes (value hidden)`]);
+  if (secret !== undefined && Buffer.byteLength(secret) < 16)
+    throw new ConfigError([`${name}: the secret must be at least 16 bytes (value hidden)`]);
   return secret;
 }
 
 function modeOf(options: proto.AnonymizeOptions | undefined, field: string, anonymizer: Anonymizer): OutputMode {
   const mode = MODES[options?.mode ?? 0];
   if (!mode) throw invalidArgument(`${field}.mode`, `unknown output mode ${options?.mode}`);
-  if (mode === 'surrogate' && !anonymizer.hasSurrogates) throw new RpcError(grpc.status.FAILED_PRECONDITION, `${field}.mode: surrogate mode needs ANONYMIZER_SURROGATE_SECRET in the service configuration`, `${field}.mode`);
+  if (mode === 'surrogate' && !anonymizer.hasSurrogates)
+    throw new RpcError(
+      grpc.status.FAILED_PRECONDITION,
+      `${field}.mode: surrogate mode needs ANONYMIZER_SURROGATE_SECRET in the service configuration`,
+      `${field}.mode`,
+    );
   return mode;
 }
 
@@ -112,9 +134,21 @@ function toProtoReport(result: AnonymizedReport, inputText: string, omitSpans: b
   return {
     id: result.id,
     text: result.text,
-    spans: omitSpans ? [] : result.spans.map((s) => ({ start: toCodePoint(s.start), end: toCodePoint(s.end), label: LABELS[s.label], rule: s.rule })),
+    spans: omitSpans
+      ? []
+      : result.spans.map((s) => ({
+          start: toCodePoint(s.start),
+          end: toCodePoint(s.end),
+          label: LABELS[s.label],
+          rule: s.rule,
+        })),
     sections: result.sections,
-    prompt: { text: result.prompt.text, sourceSection: result.prompt.sourceSection, tokenCount: result.prompt.tokenCount, truncated: result.prompt.truncated },
+    prompt: {
+      text: result.prompt.text,
+      sourceSection: result.prompt.sourceSection,
+      tokenCount: result.prompt.tokenCount,
+      truncated: result.prompt.truncated,
+    },
   };
 }
 
@@ -125,7 +159,12 @@ interface WorkerSetup {
   taggerDir?: string;
   maxTextLength: number;
 }
-type WorkerReply = { seq: number; result?: AnonymizedReport; invalid?: { field: string; problem: string }; failed?: string };
+type WorkerReply = {
+  seq: number;
+  result?: AnonymizedReport;
+  invalid?: { field: string; problem: string };
+  failed?: string;
+};
 
 /**
  * One worker thread for long reports, started on first use and stopped after a minute idle. Long
@@ -156,7 +195,12 @@ class LongReportWorker {
     // the next one starts a new worker) instead of the pod being killed for memory.
     const resourceLimits = { maxOldGenerationSizeMb: 768 };
     const worker = __filename.endsWith('.ts')
-      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`, { eval: true, workerData: data, resourceLimits, execArgv: ['--conditions=medsyn-source'] })
+      ? new Worker(`require(${JSON.stringify(require.resolve('tsx/cjs'))}); require(${JSON.stringify(__filename)});`, {
+          eval: true,
+          workerData: data,
+          resourceLimits,
+          execArgv: ['--conditions=medsyn-source'],
+        })
       : new Worker(__filename, { workerData: data, resourceLimits });
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
@@ -188,13 +232,24 @@ class LongReportWorker {
 
 /** The worker thread's side: anonymizes what it is sent, answering errors by field only (never text). */
 function serveLongReports(setup: WorkerSetup): void {
-  const anonymizer = new Anonymizer({ surrogateSecret: setup.surrogateSecret, detector: createDetector(setup.detector, { taggerDir: setup.taggerDir }), maxTextLength: setup.maxTextLength });
+  const anonymizer = new Anonymizer({
+    surrogateSecret: setup.surrogateSecret,
+    detector: createDetector(setup.detector, { taggerDir: setup.taggerDir }),
+    maxTextLength: setup.maxTextLength,
+  });
   parentPort!.on('message', async ({ seq, report, mode }: { seq: number; report: ReportInput; mode: OutputMode }) => {
     try {
       parentPort!.postMessage({ seq, result: await anonymizer.anonymize(report, mode) } satisfies WorkerReply);
     } catch (error) {
-      const invalid = error instanceof InvalidReportError ? { field: error.field, problem: error.message.slice(error.field.length + 2) } : undefined;
-      parentPort!.postMessage({ seq, invalid, failed: invalid ? undefined : ((error as Error)?.name ?? 'error') } satisfies WorkerReply);
+      const invalid =
+        error instanceof InvalidReportError
+          ? { field: error.field, problem: error.message.slice(error.field.length + 2) }
+          : undefined;
+      parentPort!.postMessage({
+        seq,
+        invalid,
+        failed: invalid ? undefined : ((error as Error)?.name ?? 'error'),
+      } satisfies WorkerReply);
     }
   });
 }
@@ -219,18 +274,28 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
   };
 
   /** One report: the result, or an RpcError naming the field (never quoting the text). */
-  const anonymizeOne = async (report: proto.Report | undefined, options: proto.AnonymizeOptions | undefined): Promise<proto.AnonymizedReport> => {
+  const anonymizeOne = async (
+    report: proto.Report | undefined,
+    options: proto.AnonymizeOptions | undefined,
+  ): Promise<proto.AnonymizedReport> => {
     if (!report) throw invalidArgument('report', 'is required');
     if (report.id && !RECORD_ID_PATTERN.test(report.id)) throw invalidArgument('report.id', RECORD_ID_RULE);
     const bytes = Buffer.byteLength(report.text);
     if (bytes > maxReportBytes) {
       count('invalid');
-      throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `report.text: ${bytes} bytes is more than this service accepts (ANONYMIZER_MAX_REPORT_BYTES=${maxReportBytes}); split the report`, 'report.text');
+      throw new RpcError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `report.text: ${bytes} bytes is more than this service accepts (ANONYMIZER_MAX_REPORT_BYTES=${maxReportBytes}); split the report`,
+        'report.text',
+      );
     }
     const mode = modeOf(options, 'options', anonymizer!);
     try {
       const input = { id: report.id, text: report.text, patientKey: report.patientKey };
-      const result = bytes >= WORKER_MIN_BYTES ? await longReports!.anonymize(input, mode) : await anonymizer!.anonymize(input, mode);
+      const result =
+        bytes >= WORKER_MIN_BYTES
+          ? await longReports!.anonymize(input, mode)
+          : await anonymizer!.anonymize(input, mode);
       count('ok', result, bytes);
       return toProtoReport(result, report.text, options?.omitSpans ?? false);
     } catch (error) {
@@ -247,17 +312,28 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
     const ctx = ctxRef!;
     const stored = job.spec as DatasetJobSpec;
     const spec = { ...stored, outputPrefix: stored.outputPrefix || `anonymizer/${job.jobId}/` };
-    if (!(await ctx.store.stat(spec.inputKey))) throw new JobFailure('input: the manifest is not in the store', 'NOT_FOUND', 'input.uri');
+    if (!(await ctx.store.stat(spec.inputKey)))
+      throw new JobFailure('input: the manifest is not in the store', 'NOT_FOUND', 'input.uri');
     await verifyJobInputs(ctx.store, stored.inputs ?? []);
     job.report({ unit: 'reports', phase: 'anonymizing' });
     const result = await anonymizeDataset(ctx.store, spec, anonymizer!, {
       signal: job.signal,
-      onProgress: (p) => job.report({ completed: p.completed + p.failed, failed: p.failed, metrics: { anonymized: p.completed, parts: p.parts } }),
+      onProgress: (p) =>
+        job.report({
+          completed: p.completed + p.failed,
+          failed: p.failed,
+          metrics: { anonymized: p.completed, parts: p.parts },
+        }),
     });
     job.addOutput(result.anonymized);
     job.addOutput(result.prompts);
     job.addOutput(result.errors);
-    job.report({ phase: 'done', completed: result.completed + result.failed, total: result.completed + result.failed, failed: result.failed });
+    job.report({
+      phase: 'done',
+      completed: result.completed + result.failed,
+      total: result.completed + result.failed,
+      failed: result.failed,
+    });
   };
 
   return {
@@ -269,7 +345,9 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
     async register(ctx) {
       ctxRef = ctx;
       const secret = surrogateSecret(ctx.config.service);
-      const detector = createDetector(ctx.config.service.ANONYMIZER_DETECTOR, { taggerDir: ctx.config.service.ANONYMIZER_TAGGER_DIR });
+      const detector = createDetector(ctx.config.service.ANONYMIZER_DETECTOR, {
+        taggerDir: ctx.config.service.ANONYMIZER_TAGGER_DIR,
+      });
       // The first call loads the tagger: a missing or broken model stops the service at start.
       await detector.detect('');
       maxReportBytes = ctx.config.service.ANONYMIZER_MAX_REPORT_BYTES;
@@ -283,9 +361,23 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
       ctx.onShutdown(() => longReports?.stop());
       const { prefix, registry } = ctx.metrics;
       metrics = {
-        reports: new Counter({ name: `${prefix}reports_total`, help: 'Reports processed, by outcome (ok, invalid, failed).', labelNames: ['outcome'], registers: [registry] }),
-        spans: new Counter({ name: `${prefix}phi_spans_total`, help: 'Identifiers found, by label.', labelNames: ['label'], registers: [registry] }),
-        bytes: new Counter({ name: `${prefix}report_text_bytes_total`, help: 'UTF-8 bytes of report text processed.', registers: [registry] }),
+        reports: new Counter({
+          name: `${prefix}reports_total`,
+          help: 'Reports processed, by outcome (ok, invalid, failed).',
+          labelNames: ['outcome'],
+          registers: [registry],
+        }),
+        spans: new Counter({
+          name: `${prefix}phi_spans_total`,
+          help: 'Identifiers found, by label.',
+          labelNames: ['label'],
+          registers: [registry],
+        }),
+        bytes: new Counter({
+          name: `${prefix}report_text_bytes_total`,
+          help: 'UTF-8 bytes of report text processed.',
+          registers: [registry],
+        }),
       };
 
       const implementation: proto.AnonymizerServiceServer = {
@@ -338,14 +430,21 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
 
         startAnonymizeDataset: async (call, callback) => {
           const request = call.request;
-          if (!request.input?.uri) throw invalidArgument('input.uri', 'is required (the manifest in the artifact store)');
+          if (!request.input?.uri)
+            throw invalidArgument('input.uri', 'is required (the manifest in the artifact store)');
           const inputKey = ctx.store.keyOf(request.input.uri);
-          const format = request.format === proto.ManifestFormat.MANIFEST_FORMAT_UNSPECIFIED ? guessRecordFormat(`${request.input.mediaType} ${request.input.uri}`) : FORMATS[request.format];
+          const format =
+            request.format === proto.ManifestFormat.MANIFEST_FORMAT_UNSPECIFIED
+              ? guessRecordFormat(`${request.input.mediaType} ${request.input.uri}`)
+              : FORMATS[request.format];
           if (!format) throw invalidArgument('format', `unknown manifest format ${request.format}`);
           const mode = modeOf(request.options, 'options', anonymizer!);
-          if (request.outputPrefix && !request.outputPrefix.endsWith('/')) throw invalidArgument('output_prefix', 'must end with "/"');
-          if ((request.idField || 'id') === (request.textField || 'text')) throw invalidArgument('id_field', 'must not be the text field (ids are copied into every output)');
-          if (!(await ctx.store.stat(inputKey))) throw new RpcError(grpc.status.NOT_FOUND, 'input.uri: the manifest is not in the store', 'input.uri');
+          if (request.outputPrefix && !request.outputPrefix.endsWith('/'))
+            throw invalidArgument('output_prefix', 'must end with "/"');
+          if ((request.idField || 'id') === (request.textField || 'text'))
+            throw invalidArgument('id_field', 'must not be the text field (ids are copied into every output)');
+          if (!(await ctx.store.stat(inputKey)))
+            throw new RpcError(grpc.status.NOT_FOUND, 'input.uri: the manifest is not in the store', 'input.uri');
           await verifyArtifactRef(ctx.store, request.input, 'input', inputKey);
           const spec: DatasetJobSpec = {
             inputKey,
@@ -356,9 +455,16 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
             mode,
             omitSpans: request.options?.omitSpans ?? false,
             outputPrefix: request.outputPrefix,
-            ...(request.input.sha256 ? { inputs: [{ field: 'input', uri: request.input.uri, sha256: request.input.sha256, key: inputKey }] } : {}),
+            ...(request.input.sha256
+              ? { inputs: [{ field: 'input', uri: request.input.uri, sha256: request.input.sha256, key: inputKey }] }
+              : {}),
           };
-          const record = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec, outputPrefix: request.outputPrefix || undefined });
+          const record = await ctx.jobs.start({
+            requestId: request.requestId,
+            kind: DATASET_JOB,
+            spec,
+            outputPrefix: request.outputPrefix || undefined,
+          });
           callback(null, { job: toProtoJob(record) });
         },
       };

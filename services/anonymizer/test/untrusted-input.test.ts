@@ -29,10 +29,17 @@ describe('the anonymizer facing untrusted input', () => {
   const logs: string[] = [];
 
   beforeAll(async () => {
-    const env = testServiceEnv(tmp.dir, { ANONYMIZER_DETECTOR: 'rules', ANONYMIZER_MAX_REPORT_BYTES: String(MAX_REPORT_BYTES), LOG_LEVEL: 'debug' });
+    const env = testServiceEnv(tmp.dir, {
+      ANONYMIZER_DETECTOR: 'rules',
+      ANONYMIZER_MAX_REPORT_BYTES: String(MAX_REPORT_BYTES),
+      LOG_LEVEL: 'debug',
+    });
     const destination = { write: (line: string) => logs.push(line) };
     service = await startService({ ...anonymizerService(env), logDestination: destination as never });
-    client = new anonymizer.AnonymizerServiceClient(service.target, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
+    client = new anonymizer.AnonymizerServiceClient(service.target, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+    });
   });
   afterAll(async () => {
     client?.close();
@@ -41,11 +48,30 @@ describe('the anonymizer facing untrusted input', () => {
   });
 
   it('refuses a report id that is not an opaque key, naming report.id and never echoing it', async () => {
-    const error = await callUnary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: PHI_ID, text: REPORT } })).catch((e: grpc.ServiceError) => e);
-    expect(error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^report\.id: must be 1 to 128 characters/) });
+    const error = await callUnary(
+      client,
+      'anonymize',
+      anonymizer.AnonymizeRequest.fromPartial({ report: { id: PHI_ID, text: REPORT } }),
+    ).catch((e: grpc.ServiceError) => e);
+    expect(error).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^report\.id: must be 1 to 128 characters/),
+    });
     expect(JSON.stringify(error)).not.toContain('Smith');
-    await expect(callUnary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'x'.repeat(129), text: REPORT } }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
-    expect(await callUnary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'ok.1:a_b-c', text: REPORT } }))).toMatchObject({ result: { id: 'ok.1:a_b-c' } });
+    await expect(
+      callUnary(
+        client,
+        'anonymize',
+        anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'x'.repeat(129), text: REPORT } }),
+      ),
+    ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    expect(
+      await callUnary(
+        client,
+        'anonymize',
+        anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'ok.1:a_b-c', text: REPORT } }),
+      ),
+    ).toMatchObject({ result: { id: 'ok.1:a_b-c' } });
   });
 
   it('answers a streamed report with such an id without echoing the id', async () => {
@@ -66,9 +92,13 @@ describe('the anonymizer facing untrusted input', () => {
 
   it('refuses a report above ANONYMIZER_MAX_REPORT_BYTES with RESOURCE_EXHAUSTED naming report.text, and stays healthy', async () => {
     const text = 'a'.repeat(MAX_REPORT_BYTES + 1);
-    await expect(callUnary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'big', text } }))).rejects.toMatchObject({
+    await expect(
+      callUnary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'big', text } })),
+    ).rejects.toMatchObject({
       code: grpc.status.RESOURCE_EXHAUSTED,
-      details: expect.stringMatching(/^report\.text: 2097153 bytes is more than this service accepts \(ANONYMIZER_MAX_REPORT_BYTES=2097152\)/),
+      details: expect.stringMatching(
+        /^report\.text: 2097153 bytes is more than this service accepts \(ANONYMIZER_MAX_REPORT_BYTES=2097152\)/,
+      ),
     });
     expect(await healthCheck(service.target)).toBe('SERVING');
   });
@@ -76,7 +106,14 @@ describe('the anonymizer facing untrusted input', () => {
   it('anonymizes a long report on its worker thread exactly as on the main thread, answering health checks meanwhile', async () => {
     const text = REPORT.repeat(Math.floor((MAX_REPORT_BYTES - 1000) / REPORT.length));
     const order: string[] = [];
-    const long = callUnary<anonymizer.AnonymizeResponse>(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'long', text }, options: { mode: anonymizer.OutputMode.OUTPUT_MODE_TAG } })).then((r) => {
+    const long = callUnary<anonymizer.AnonymizeResponse>(
+      client,
+      'anonymize',
+      anonymizer.AnonymizeRequest.fromPartial({
+        report: { id: 'long', text },
+        options: { mode: anonymizer.OutputMode.OUTPUT_MODE_TAG },
+      }),
+    ).then((r) => {
       order.push('long');
       return r;
     });
@@ -94,7 +131,17 @@ describe('the anonymizer facing untrusted input', () => {
   it('refuses an id_field that is the text field, naming id_field', async () => {
     const input = await store.put('inputs/same-field.jsonl', JSON.stringify({ id: 'r1', text: REPORT }));
     for (const fields of [{ idField: 'text' }, { idField: 'report', textField: 'report' }]) {
-      await expect(callUnary(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: `same-${fields.idField}`, input, ...fields }))).rejects.toMatchObject({
+      await expect(
+        callUnary(
+          client,
+          'startAnonymizeDataset',
+          anonymizer.StartAnonymizeDatasetRequest.fromPartial({
+            requestId: `same-${fields.idField}`,
+            input,
+            ...fields,
+          }),
+        ),
+      ).rejects.toMatchObject({
         code: grpc.status.INVALID_ARGUMENT,
         details: expect.stringMatching(/^id_field: must not be the text field/),
       });
@@ -104,7 +151,13 @@ describe('the anonymizer facing untrusted input', () => {
   it('validates output_prefix at start: jobs/ is reserved, ".." and absolute prefixes are refused', async () => {
     const input = await store.put('inputs/ok.jsonl', JSON.stringify({ id: 'r1', text: REPORT }));
     for (const outputPrefix of ['jobs/anonymizer/', '../outside/', '/abs/', 'a/../../b/']) {
-      await expect(callUnary(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: `p-${outputPrefix}`, input, outputPrefix }))).rejects.toMatchObject({
+      await expect(
+        callUnary(
+          client,
+          'startAnonymizeDataset',
+          anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: `p-${outputPrefix}`, input, outputPrefix }),
+        ),
+      ).rejects.toMatchObject({
         code: grpc.status.INVALID_ARGUMENT,
         details: expect.stringContaining('output_prefix'),
       });
@@ -114,25 +167,49 @@ describe('the anonymizer facing untrusted input', () => {
   it('gives an output prefix to its first job: another input on it is refused, the same request re-attaches', async () => {
     const a = await store.put('inputs/a.jsonl', JSON.stringify({ id: 'a1', text: REPORT }));
     const b = await store.put('inputs/b.jsonl', JSON.stringify({ id: 'b1', text: REPORT }));
-    const request = anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'owner-a', input: a, outputPrefix: 'shared/run/' });
+    const request = anonymizer.StartAnonymizeDatasetRequest.fromPartial({
+      requestId: 'owner-a',
+      input: a,
+      outputPrefix: 'shared/run/',
+    });
     const { job } = await callUnary<anonymizer.StartAnonymizeDatasetResponse>(client, 'startAnonymizeDataset', request);
     expect((await watchToEnd(service.target, job!.jobId)).state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
-    await expect(callUnary(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'owner-b', input: b, outputPrefix: 'shared/run/' }))).rejects.toMatchObject({
+    await expect(
+      callUnary(
+        client,
+        'startAnonymizeDataset',
+        anonymizer.StartAnonymizeDatasetRequest.fromPartial({
+          requestId: 'owner-b',
+          input: b,
+          outputPrefix: 'shared/run/',
+        }),
+      ),
+    ).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
       details: expect.stringContaining('output_prefix'),
     });
-    expect((await callUnary<anonymizer.StartAnonymizeDatasetResponse>(client, 'startAnonymizeDataset', request)).job!.jobId).toBe(job!.jobId);
+    expect(
+      (await callUnary<anonymizer.StartAnonymizeDatasetResponse>(client, 'startAnonymizeDataset', request)).job!.jobId,
+    ).toBe(job!.jobId);
     expect((await getBuffer(store, 'shared/run/anonymized.jsonl')).toString()).toContain('"id":"a1"');
   });
 
   it('keeps a dataset record id holding PHI out of every output, errors.jsonl and the log', async () => {
-    const input = await store.put('inputs/phi-ids.jsonl', [JSON.stringify({ id: PHI_ID, text: REPORT }), JSON.stringify({ id: 'r2', text: REPORT })].join('\n'));
-    const { job } = await callUnary<anonymizer.StartAnonymizeDatasetResponse>(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'phi-ids', input, outputPrefix: 'phi-ids/' }));
+    const input = await store.put(
+      'inputs/phi-ids.jsonl',
+      [JSON.stringify({ id: PHI_ID, text: REPORT }), JSON.stringify({ id: 'r2', text: REPORT })].join('\n'),
+    );
+    const { job } = await callUnary<anonymizer.StartAnonymizeDatasetResponse>(
+      client,
+      'startAnonymizeDataset',
+      anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'phi-ids', input, outputPrefix: 'phi-ids/' }),
+    );
     const done = await watchToEnd(service.target, job!.jobId);
     expect(done).toMatchObject({ state: common.JobState.JOB_STATE_SUCCEEDED, progress: { completed: 2, failed: 1 } });
     const errors = (await getBuffer(store, 'phi-ids/errors.jsonl')).toString();
     expect(JSON.parse(errors)).toMatchObject({ line: 1, id: '', field: 'id' });
-    for await (const object of store.list('phi-ids/')) expect((await getBuffer(store, object.key)).toString()).not.toMatch(/Smith|555-123/);
+    for await (const object of store.list('phi-ids/'))
+      expect((await getBuffer(store, object.key)).toString()).not.toMatch(/Smith|555-123/);
     expect(logs.join('')).not.toMatch(/Smith|555-123/);
   });
 });

@@ -2,8 +2,25 @@ import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FileArtifactStore, claimedDigest, getBuffer, verifyArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
-import { DatasetError, EncoderBundleError, EvaluationConfigError, isAllowedDatasetRoot, parseEvaluationConfig, renderReport, runEvaluation, type EvaluationConfig, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
+import {
+  FileArtifactStore,
+  claimedDigest,
+  getBuffer,
+  verifyArtifactRef,
+  type ArtifactStore,
+} from '@medsyn/artifact-store';
+import {
+  DatasetError,
+  EncoderBundleError,
+  EvaluationConfigError,
+  isAllowedDatasetRoot,
+  parseEvaluationConfig,
+  renderReport,
+  runEvaluation,
+  type EvaluationConfig,
+  type EvaluationResults,
+  type TaskName,
+} from '@medsyn/evaluation';
 import { JobFailure, canonicalDigest, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';
@@ -21,7 +38,9 @@ const TASK_NAMES: Partial<Record<evaluator.Task, TaskName>> = {
   [evaluator.Task.TASK_DETECTION]: 'detection',
   [evaluator.Task.TASK_ZERO_SHOT]: 'zero_shot',
 };
-const TASK_ENUMS = Object.fromEntries(Object.entries(TASK_NAMES).map(([k, v]) => [v, Number(k) as evaluator.Task])) as Record<TaskName, evaluator.Task>;
+const TASK_ENUMS = Object.fromEntries(
+  Object.entries(TASK_NAMES).map(([k, v]) => [v, Number(k) as evaluator.Task]),
+) as Record<TaskName, evaluator.Task>;
 
 /** What a job persists: the domain config, where its outputs go, and the digests its inputs were accepted with. */
 interface EvaluationJobSpec {
@@ -39,7 +58,8 @@ export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): E
   const c = request.config;
   if (!c) throw invalidArgument('config', 'is required');
   if (!c.dataset) throw invalidArgument('config.dataset', 'is required');
-  if (!c.dataset.uri.startsWith('file://')) throw invalidArgument('config.dataset.uri', 'must be a file:// folder (datasets are read from local files)');
+  if (!c.dataset.uri.startsWith('file://'))
+    throw invalidArgument('config.dataset.uri', 'must be a file:// folder (datasets are read from local files)');
   let datasetRoot: string;
   try {
     datasetRoot = fileURLToPath(c.dataset.uri);
@@ -54,12 +74,23 @@ export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): E
   const config: EvaluationConfig = {
     encoders: c.encoders.map((e, i) => {
       const bundle = e.bundle || (e.imageEncoder?.uri ? e.imageEncoder.uri.replace(/\/[^/]*$/, '') : '');
-      if (!bundle && !e.baseline) throw invalidArgument(`config.encoders[${i}].bundle`, 'is required (or image_encoder inside a bundle, or baseline)');
+      if (!bundle && !e.baseline)
+        throw invalidArgument(
+          `config.encoders[${i}].bundle`,
+          'is required (or image_encoder inside a bundle, or baseline)',
+        );
       return {
         name: e.name,
         pretraining_data: e.pretrainingData || undefined,
         ...(e.baseline && !bundle
-          ? { baseline: { architecture: e.baseline.architecture as 'resnet18', size: e.baseline.size, width: e.baseline.width || undefined, seed: Number(e.baseline.seed) } }
+          ? {
+              baseline: {
+                architecture: e.baseline.architecture as 'resnet18',
+                size: e.baseline.size,
+                width: e.baseline.width || undefined,
+                seed: Number(e.baseline.seed),
+              },
+            }
           : { bundle }),
       };
     }),
@@ -73,11 +104,16 @@ export function toEvaluationConfig(request: evaluator.StartEvaluationRequest): E
     execution_provider: (c.executionProvider || 'cpu') as EvaluationConfig['execution_provider'],
     epochs: c.epochs ? { classification: c.epochs, segmentation: c.epochs, detection: c.epochs } : undefined,
   };
-  if (config.encoders.some((e) => e.baseline) && c.imageSize) throw invalidArgument('config.image_size', 'is set by each encoder bundle (baseline.size for baselines); leave it 0');
+  if (config.encoders.some((e) => e.baseline) && c.imageSize)
+    throw invalidArgument(
+      'config.image_size',
+      'is set by each encoder bundle (baseline.size for baselines); leave it 0',
+    );
   try {
     parseEvaluationConfig(JSON.parse(JSON.stringify(config)));
   } catch (error) {
-    if (error instanceof EvaluationConfigError) throw invalidArgument(`config.${error.field}`, error.message.slice(error.field.length + 2));
+    if (error instanceof EvaluationConfigError)
+      throw invalidArgument(`config.${error.field}`, error.message.slice(error.field.length + 2));
     throw error;
   }
   return JSON.parse(JSON.stringify(config)) as EvaluationConfig;
@@ -101,7 +137,11 @@ export function datasetRoots(env: NodeJS.ProcessEnv, store: ArtifactStore): stri
 /** PERMISSION_DENIED naming config.dataset.uri unless the dataset folder is under a configured root. */
 function checkDatasetRoot(config: EvaluationConfig, roots: readonly string[]): void {
   if (!isAllowedDatasetRoot(config.dataset.root, roots)) {
-    throw new RpcError(grpc.status.PERMISSION_DENIED, 'config.dataset.uri: is not under a dataset root this evaluator may read (EVALUATOR_DATASET_ROOTS)', 'config.dataset.uri');
+    throw new RpcError(
+      grpc.status.PERMISSION_DENIED,
+      'config.dataset.uri: is not under a dataset root this evaluator may read (EVALUATOR_DATASET_ROOTS)',
+      'config.dataset.uri',
+    );
   }
 }
 
@@ -113,7 +153,11 @@ function checkDatasetRoot(config: EvaluationConfig, roots: readonly string[]): v
 function claimedInputs(request: evaluator.EvaluationConfig, config: EvaluationConfig): ClaimedInput[] {
   const inputs: ClaimedInput[] = [];
   for (const [i, encoder] of request.encoders.entries()) {
-    for (const [name, ref] of [['image_encoder', encoder.imageEncoder], ['text_encoder', encoder.textEncoder], ['tokenizer', encoder.tokenizer]] as const) {
+    for (const [name, ref] of [
+      ['image_encoder', encoder.imageEncoder],
+      ['text_encoder', encoder.textEncoder],
+      ['tokenizer', encoder.tokenizer],
+    ] as const) {
       const field = `config.encoders[${i}].${name}`;
       if (ref?.sha256) inputs.push({ field, uriField: `${field}.uri`, uri: ref.uri, sha256: ref.sha256 });
     }
@@ -127,7 +171,12 @@ function claimedInputs(request: evaluator.EvaluationConfig, config: EvaluationCo
   }
   if (request.dataset?.sha256) {
     claimedDigest(request.dataset, 'config.dataset');
-    inputs.push({ field: 'config.dataset', uriField: 'config.dataset.uri', uri: request.dataset.uri, sha256: request.dataset.sha256 });
+    inputs.push({
+      field: 'config.dataset',
+      uriField: 'config.dataset.uri',
+      uri: request.dataset.uri,
+      sha256: request.dataset.sha256,
+    });
   }
   return inputs;
 }
@@ -138,7 +187,8 @@ function claimedInputs(request: evaluator.EvaluationConfig, config: EvaluationCo
  * mismatch names the digest found, which no request may learn of just any file on this host).
  */
 async function verifyInput(store: ArtifactStore, input: ClaimedInput, roots: readonly string[]): Promise<void> {
-  if (!input.uri.startsWith('file://') || input.uri.startsWith(`${store.rootUri}/`)) return verifyArtifactRef(store, input, input.field);
+  if (!input.uri.startsWith('file://') || input.uri.startsWith(`${store.rootUri}/`))
+    return verifyArtifactRef(store, input, input.field);
   let file: string;
   try {
     file = fileURLToPath(input.uri.replace(/\/+$/, ''));
@@ -146,7 +196,11 @@ async function verifyInput(store: ArtifactStore, input: ClaimedInput, roots: rea
     throw invalidArgument(input.uriField, 'must be a file:///absolute/path URL on this host');
   }
   if (!isAllowedDatasetRoot(file, roots)) {
-    throw new RpcError(grpc.status.PERMISSION_DENIED, `${input.uriField}: is not under a folder this evaluator may read (EVALUATOR_DATASET_ROOTS), so its sha256 cannot be checked`, input.uriField);
+    throw new RpcError(
+      grpc.status.PERMISSION_DENIED,
+      `${input.uriField}: is not under a folder this evaluator may read (EVALUATOR_DATASET_ROOTS), so its sha256 cannot be checked`,
+      input.uriField,
+    );
   }
   await verifyArtifactRef(new FileArtifactStore(path.dirname(file)), input, input.field, path.basename(file));
 }
@@ -155,7 +209,12 @@ async function verifyInput(store: ArtifactStore, input: ClaimedInput, roots: rea
 async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: readonly string[]): Promise<void> {
   const { config, outputPrefix, inputs } = ctx.spec as EvaluationJobSpec;
   // Checked again here: a job resumed after a restart runs under the roots configured now.
-  if (!isAllowedDatasetRoot(config.dataset.root, roots)) throw new JobFailure('is not under a dataset root this evaluator may read (EVALUATOR_DATASET_ROOTS)', 'PERMISSION_DENIED', 'config.dataset.uri');
+  if (!isAllowedDatasetRoot(config.dataset.root, roots))
+    throw new JobFailure(
+      'is not under a dataset root this evaluator may read (EVALUATOR_DATASET_ROOTS)',
+      'PERMISSION_DENIED',
+      'config.dataset.uri',
+    );
   // So are the digests: a job that waited in the queue, or resumes after a restart, reads its inputs as they are now.
   await verifyJobInputs(store, inputs ?? [], (input) => verifyInput(store, input, roots)).catch((error: unknown) => {
     throw error instanceof RpcError ? new JobFailure(error.message, grpc.status[error.code], error.field) : error;
@@ -166,25 +225,53 @@ async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: re
       signal: ctx.signal,
       onProgress: (p) => ctx.report({ completed: p.completed, total: p.total, unit: 'runs', phase: p.phase }),
     });
-    ctx.addOutput(await store.put(`${outputPrefix}results.json`, JSON.stringify(output.results, null, 1), { mediaType: 'application/json' }));
-    ctx.addOutput(await store.put(`${outputPrefix}splits.json`, JSON.stringify(output.splits), { mediaType: 'application/json' }));
-    ctx.addOutput(await store.put(`${outputPrefix}report.html`, renderReport(output.results), { mediaType: 'text/html' }));
+    ctx.addOutput(
+      await store.put(`${outputPrefix}results.json`, JSON.stringify(output.results, null, 1), {
+        mediaType: 'application/json',
+      }),
+    );
+    ctx.addOutput(
+      await store.put(`${outputPrefix}splits.json`, JSON.stringify(output.splits), { mediaType: 'application/json' }),
+    );
+    ctx.addOutput(
+      await store.put(`${outputPrefix}report.html`, renderReport(output.results), { mediaType: 'text/html' }),
+    );
   } catch (error) {
-    if (error instanceof EvaluationConfigError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', `config.${error.field}`);
+    if (error instanceof EvaluationConfigError)
+      throw new JobFailure(error.message, 'INVALID_ARGUMENT', `config.${error.field}`);
     if (error instanceof DatasetError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', 'config.dataset');
     if (error instanceof EncoderBundleError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', 'config.encoders');
     throw error;
   }
 }
 
-function toProtoResult(results: EvaluationResults, outputs: { uri: string; sha256: string; sizeBytes: number; mediaType: string }[], spec: EvaluationJobSpec): evaluator.GetEvaluationResultResponse {
+function toProtoResult(
+  results: EvaluationResults,
+  outputs: { uri: string; sha256: string; sizeBytes: number; mediaType: string }[],
+  spec: EvaluationJobSpec,
+): evaluator.GetEvaluationResultResponse {
   const byName = (name: string) => outputs.find((o) => o.uri.endsWith(`/${name}`));
   return {
-    metrics: results.metrics.map((m) => ({ encoder: m.encoder, task: TASK_ENUMS[m.task], labelFraction: m.label_fraction, metric: m.metric, mean: m.mean, std: m.std, perSeed: m.per_seed })),
+    metrics: results.metrics.map((m) => ({
+      encoder: m.encoder,
+      task: TASK_ENUMS[m.task],
+      labelFraction: m.label_fraction,
+      metric: m.metric,
+      mean: m.mean,
+      std: m.std,
+      perSeed: m.per_seed,
+    })),
     results: byName('results.json'),
     report: byName('report.html'),
     lineage: {
-      inputs: results.encoders.flatMap((e) => Object.entries(e.digests).map(([file, sha256]) => ({ uri: `${e.name}/${file}`, sha256, sizeBytes: 0, mediaType: '' }))),
+      inputs: results.encoders.flatMap((e) =>
+        Object.entries(e.digests).map(([file, sha256]) => ({
+          uri: `${e.name}/${file}`,
+          sha256,
+          sizeBytes: 0,
+          mediaType: '',
+        })),
+      ),
       configSha256: canonicalDigest(spec.config),
       codeVersion: CODE_VERSION,
     },
@@ -212,16 +299,25 @@ export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceS
           // A dataset folder can hold a whole CheXpert: it is hashed once, when the job runs (runEvaluationJob), not in this call.
           for (const input of inputs) if (input.field !== 'config.dataset') await verifyInput(kitStore, input, roots);
           const requestId = call.request.requestId;
-          const outputPrefix = (call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`).replace(/\/?$/, '/');
+          const outputPrefix = (
+            call.request.outputPrefix || `evaluator/${requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`
+          ).replace(/\/?$/, '/');
           const spec: EvaluationJobSpec = { config, outputPrefix, ...(inputs.length ? { inputs } : {}) };
           callback(null, { job: toProtoJob(await jobs.start({ requestId, kind: JOB_KIND, spec, outputPrefix })) });
         },
         getEvaluationResult: async (call, callback) => {
           if (!call.request.jobId) throw invalidArgument('job_id', 'is required');
           const record = jobs.get(call.request.jobId);
-          if (record.state !== 'succeeded') throw new RpcError(grpc.status.FAILED_PRECONDITION, `job ${record.jobId} is ${record.state}; results exist once it has succeeded`, 'job_id');
+          if (record.state !== 'succeeded')
+            throw new RpcError(
+              grpc.status.FAILED_PRECONDITION,
+              `job ${record.jobId} is ${record.state}; results exist once it has succeeded`,
+              'job_id',
+            );
           const spec = record.spec as EvaluationJobSpec;
-          const results = JSON.parse((await getBuffer(kitStore, `${spec.outputPrefix}results.json`)).toString('utf8')) as EvaluationResults;
+          const results = JSON.parse(
+            (await getBuffer(kitStore, `${spec.outputPrefix}results.json`)).toString('utf8'),
+          ) as EvaluationResults;
           callback(null, toProtoResult(results, record.outputs, spec));
         },
       };

@@ -6,7 +6,14 @@ import * as grpc from '@grpc/grpc-js';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { common, evaluator, jobs } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
-import { callUnary, describeServiceBasics, holdingJobs, makeTempDir, testServiceEnv, watchJobToEnd } from '@medsyn/testing';
+import {
+  callUnary,
+  describeServiceBasics,
+  holdingJobs,
+  makeTempDir,
+  testServiceEnv,
+  watchJobToEnd,
+} from '@medsyn/testing';
 import { FileArtifactStore, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
 import { datasetRoots, evaluatorService } from '../src/service';
 
@@ -22,7 +29,7 @@ function writeDataset(dir: string): string {
   fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
   const rows = ['image,positive'];
   let s = 7;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   for (let i = 0; i < 24; i++) {
     const label = i % 2;
     const image = grayImage(32, 32);
@@ -46,8 +53,18 @@ describe('evaluation jobs over gRPC', () => {
     evaluator.StartEvaluationRequest.fromPartial({
       requestId,
       config: {
-        encoders: [{ name: 'random', baseline: { architecture: 'resnet18', size: 32, width: 4, seed: 1 }, pretrainingData: 'random' }],
-        dataset: { format: 'csv', uri: pathToFileURL(dataset).href, options: { label_columns: 'positive', images: 'images' } },
+        encoders: [
+          {
+            name: 'random',
+            baseline: { architecture: 'resnet18', size: 32, width: 4, seed: 1 },
+            pretrainingData: 'random',
+          },
+        ],
+        dataset: {
+          format: 'csv',
+          uri: pathToFileURL(dataset).href,
+          options: { label_columns: 'positive', images: 'images' },
+        },
         tasks: [evaluator.Task.TASK_CLASSIFICATION],
         labelFractions: [1],
         seeds,
@@ -56,7 +73,9 @@ describe('evaluation jobs over gRPC', () => {
     });
 
   beforeAll(async () => {
-    service = await startService(evaluatorService(testServiceEnv(path.join(tmp.dir, 'store'), { EVALUATOR_DATASET_ROOTS: tmp.dir })));
+    service = await startService(
+      evaluatorService(testServiceEnv(path.join(tmp.dir, 'store'), { EVALUATOR_DATASET_ROOTS: tmp.dir })),
+    );
     client = new evaluator.EvaluatorServiceClient(service.target, grpc.credentials.createInsecure());
     jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure());
   });
@@ -80,9 +99,16 @@ describe('evaluation jobs over gRPC', () => {
   it('starts, watches and returns results; a second start with the same request id finds the same job', async () => {
     const started = await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', request('eval-1'));
     const states = await watch(started.job!.jobId);
-    expect(states.at(-1)).toMatchObject({ state: common.JobState.JOB_STATE_SUCCEEDED, progress: { completed: 1, total: 1, unit: 'runs' } });
-    expect((await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', request('eval-1'))).job!.jobId).toBe(started.job!.jobId);
-    const result = await callUnary<evaluator.GetEvaluationResultResponse>(client, 'getEvaluationResult', { jobId: started.job!.jobId });
+    expect(states.at(-1)).toMatchObject({
+      state: common.JobState.JOB_STATE_SUCCEEDED,
+      progress: { completed: 1, total: 1, unit: 'runs' },
+    });
+    expect(
+      (await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', request('eval-1'))).job!.jobId,
+    ).toBe(started.job!.jobId);
+    const result = await callUnary<evaluator.GetEvaluationResultResponse>(client, 'getEvaluationResult', {
+      jobId: started.job!.jobId,
+    });
     const auroc = result.metrics.find((m) => m.metric === 'auroc_macro')!;
     expect(auroc).toMatchObject({ encoder: 'random', task: evaluator.Task.TASK_CLASSIFICATION, labelFraction: 1 });
     expect(auroc.perSeed).toHaveLength(1);
@@ -94,26 +120,44 @@ describe('evaluation jobs over gRPC', () => {
 
   it('a reused request id with other parameters is ALREADY_EXISTS', async () => {
     await callUnary(client, 'startEvaluation', request('eval-2'));
-    await expect(callUnary(client, 'startEvaluation', request('eval-2', [0, 1]))).rejects.toMatchObject({ code: grpc.status.ALREADY_EXISTS });
+    await expect(callUnary(client, 'startEvaluation', request('eval-2', [0, 1]))).rejects.toMatchObject({
+      code: grpc.status.ALREADY_EXISTS,
+    });
   });
 
   it('bad requests are INVALID_ARGUMENT naming the field; unknown jobs NOT_FOUND', async () => {
     const noTasks = request('eval-3');
     noTasks.config!.tasks = [];
-    await expect(callUnary(client, 'startEvaluation', noTasks)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.tasks') });
+    await expect(callUnary(client, 'startEvaluation', noTasks)).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('config.tasks'),
+    });
     const s3 = request('eval-4');
     s3.config!.dataset!.uri = 's3://bucket/data';
-    await expect(callUnary(client, 'startEvaluation', s3)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.dataset.uri') });
+    await expect(callUnary(client, 'startEvaluation', s3)).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('config.dataset.uri'),
+    });
     const fraction = request('eval-5');
     fraction.config!.labelFractions = [1.5];
-    await expect(callUnary(client, 'startEvaluation', fraction)).rejects.toMatchObject({ details: expect.stringContaining('config.label_fractions[0]') });
+    await expect(callUnary(client, 'startEvaluation', fraction)).rejects.toMatchObject({
+      details: expect.stringContaining('config.label_fractions[0]'),
+    });
     const huge = request('eval-huge');
     huge.config!.maxImages = 1e9;
-    await expect(callUnary(client, 'startEvaluation', huge)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.max_images') });
+    await expect(callUnary(client, 'startEvaluation', huge)).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('config.max_images'),
+    });
     const epochs = request('eval-epochs');
     epochs.config!.epochs = 1e9;
-    await expect(callUnary(client, 'startEvaluation', epochs)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.epochs.classification') });
-    await expect(callUnary(client, 'getEvaluationResult', { jobId: 'nope' })).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await expect(callUnary(client, 'startEvaluation', epochs)).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('config.epochs.classification'),
+    });
+    await expect(callUnary(client, 'getEvaluationResult', { jobId: 'nope' })).rejects.toMatchObject({
+      code: grpc.status.NOT_FOUND,
+    });
   });
 
   it('checks the encoder files a request names against their sha256 before taking the job', async () => {
@@ -122,23 +166,36 @@ describe('evaluation jobs over gRPC', () => {
     const tokenizer = path.join(tmp.dir, 'tokenizer'); // a folder outside the store, under EVALUATOR_DATASET_ROOTS
     fs.mkdirSync(tokenizer, { recursive: true });
     fs.writeFileSync(path.join(tokenizer, 'vocab.txt'), '[PAD]\n[UNK]\n');
-    const tokenizerRef = { uri: `${pathToFileURL(tokenizer).href}/`, sha256: await localTreeDigest(tokenizer), sizeBytes: 0, mediaType: '' };
+    const tokenizerRef = {
+      uri: `${pathToFileURL(tokenizer).href}/`,
+      sha256: await localTreeDigest(tokenizer),
+      sizeBytes: 0,
+      mediaType: '',
+    };
     const other = '0'.repeat(64);
     const withEncoder = (requestId: string, encoder: Partial<evaluator.Encoder>) => {
       const r = request(requestId);
-      r.config!.encoders = [evaluator.Encoder.fromPartial({ name: 'b1', imageEncoder: onnx, tokenizer: tokenizerRef, ...encoder })];
+      r.config!.encoders = [
+        evaluator.Encoder.fromPartial({ name: 'b1', imageEncoder: onnx, tokenizer: tokenizerRef, ...encoder }),
+      ];
       return callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', r);
     };
     await expect(withEncoder('eval-digest-1', { imageEncoder: { ...onnx, sha256: other } })).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
       details: `config.encoders[0].image_encoder: sha256 mismatch for ${onnx.uri} (expected ${other}, found ${onnx.sha256})`,
     });
-    await expect(withEncoder('eval-digest-2', { tokenizer: { ...tokenizerRef, sha256: other } })).rejects.toMatchObject({
-      code: grpc.status.FAILED_PRECONDITION,
-      details: `config.encoders[0].tokenizer: sha256 mismatch for ${tokenizerRef.uri} (expected ${other}, found ${tokenizerRef.sha256})`,
-    });
+    await expect(withEncoder('eval-digest-2', { tokenizer: { ...tokenizerRef, sha256: other } })).rejects.toMatchObject(
+      {
+        code: grpc.status.FAILED_PRECONDITION,
+        details: `config.encoders[0].tokenizer: sha256 mismatch for ${tokenizerRef.uri} (expected ${other}, found ${tokenizerRef.sha256})`,
+      },
+    );
     // A file outside the roots and the store: no digest of it is computed, so none can leak.
-    await expect(withEncoder('eval-digest-3', { textEncoder: { uri: 'file:///etc/hostname', sha256: other, sizeBytes: 0, mediaType: '' } })).rejects.toMatchObject({
+    await expect(
+      withEncoder('eval-digest-3', {
+        textEncoder: { uri: 'file:///etc/hostname', sha256: other, sizeBytes: 0, mediaType: '' },
+      }),
+    ).rejects.toMatchObject({
       code: grpc.status.PERMISSION_DENIED,
       details: expect.stringMatching(/^config\.encoders\[0\]\.text_encoder\.uri: is not under/),
     });
@@ -163,16 +220,29 @@ describe('evaluation jobs over gRPC', () => {
     const wrongDataset = await withDigests('eval-tree-1', other, bundleDigest);
     expect((await watch(wrongDataset.job!.jobId)).at(-1)).toMatchObject({
       state: common.JobState.JOB_STATE_FAILED,
-      error: { code: 'FAILED_PRECONDITION', field: 'config.dataset', message: `config.dataset: sha256 mismatch for ${datasetUri} (expected ${other}, found ${datasetDigest})` },
+      error: {
+        code: 'FAILED_PRECONDITION',
+        field: 'config.dataset',
+        message: `config.dataset: sha256 mismatch for ${datasetUri} (expected ${other}, found ${datasetDigest})`,
+      },
     });
     await expect(withDigests('eval-tree-2', datasetDigest, other)).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
       details: `config.encoders[0].bundle: sha256 mismatch for bundles/b2 (expected ${other}, found ${bundleDigest})`,
     });
-    await expect(withDigests('eval-tree-3', 'ABC', '')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config\.dataset\.sha256: must be 64 lower-case hex/) });
-    await expect(withDigests('eval-tree-4', '', 'ABC')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/^config\.encoders\[0\]\.bundle_sha256: must be 64 lower-case hex/) });
+    await expect(withDigests('eval-tree-3', 'ABC', '')).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^config\.dataset\.sha256: must be 64 lower-case hex/),
+    });
+    await expect(withDigests('eval-tree-4', '', 'ABC')).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^config\.encoders\[0\]\.bundle_sha256: must be 64 lower-case hex/),
+    });
     // A bundle folder outside the store and the roots: no digest of it is computed, so none can leak.
-    await expect(withDigests('eval-tree-5', '', other, 'file:///etc')).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringMatching(/^config\.encoders\[0\]\.bundle: is not under/) });
+    await expect(withDigests('eval-tree-5', '', other, 'file:///etc')).rejects.toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: expect.stringMatching(/^config\.encoders\[0\]\.bundle: is not under/),
+    });
     const accepted = await withDigests('eval-tree-6', datasetDigest, bundleDigest);
     expect(accepted.job!.requestId).toBe('eval-tree-6');
     await watch(accepted.job!.jobId); // no real bundle: the job fails, after the checks passed
@@ -184,21 +254,40 @@ describe('evaluation jobs over gRPC', () => {
     const started = await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', missing);
     const last = (await watch(started.job!.jobId)).at(-1)!;
     expect(last.state).toBe(common.JobState.JOB_STATE_FAILED);
-    expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('dataset root not found') });
-    await expect(callUnary(client, 'getEvaluationResult', { jobId: started.job!.jobId })).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
+    expect(last.error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'config.dataset',
+      message: expect.stringContaining('dataset root not found'),
+    });
+    await expect(callUnary(client, 'getEvaluationResult', { jobId: started.job!.jobId })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+    });
   });
 
   it('refuses a dataset outside EVALUATOR_DATASET_ROOTS as PERMISSION_DENIED naming config.dataset.uri, quoting nothing', async () => {
-    for (const [i, uri] of ['file:///etc', pathToFileURL(`${tmp.dir}/../`).href, pathToFileURL(`${tmp.dir}-sibling`).href].entries()) {
+    for (const [i, uri] of [
+      'file:///etc',
+      pathToFileURL(`${tmp.dir}/../`).href,
+      pathToFileURL(`${tmp.dir}-sibling`).href,
+    ].entries()) {
       const outside = request(`eval-outside-${i}`);
       outside.config!.dataset!.uri = uri;
-      const error = await callUnary(client, 'startEvaluation', outside).then(() => undefined, (e: grpc.ServiceError) => e);
-      expect(error).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringContaining('config.dataset.uri') });
+      const error = await callUnary(client, 'startEvaluation', outside).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expect(error).toMatchObject({
+        code: grpc.status.PERMISSION_DENIED,
+        details: expect.stringContaining('config.dataset.uri'),
+      });
       expect(error!.details).not.toMatch(/root:x:0/);
     }
     const remote = request('eval-remote-host');
     remote.config!.dataset!.uri = 'file://otherhost/data';
-    await expect(callUnary(client, 'startEvaluation', remote)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.dataset.uri') });
+    await expect(callUnary(client, 'startEvaluation', remote)).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('config.dataset.uri'),
+    });
   });
 
   it('fails a job whose labels.csv is a FIFO at once, naming the file, while health checks keep answering', async () => {
@@ -209,10 +298,21 @@ describe('evaluation jobs over gRPC', () => {
     fifo.config!.dataset!.uri = pathToFileURL(dir).href;
     const started = await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', fifo);
     const last = (await watch(started.job!.jobId)).at(-1)!;
-    expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('labels.csv is not a regular file') });
+    expect(last.error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'config.dataset',
+      message: expect.stringContaining('labels.csv is not a regular file'),
+    });
     const health = new grpc.Client(service.target, grpc.credentials.createInsecure());
     const served = await new Promise((resolve, reject) =>
-      health.makeUnaryRequest('/grpc.health.v1.Health/Check', () => Buffer.alloc(0), (b: Buffer) => b, {}, { deadline: Date.now() + 1000 }, (e, r) => (e ? reject(e) : resolve(r))),
+      health.makeUnaryRequest(
+        '/grpc.health.v1.Health/Check',
+        () => Buffer.alloc(0),
+        (b: Buffer) => b,
+        {},
+        { deadline: Date.now() + 1000 },
+        (e, r) => (e ? reject(e) : resolve(r)),
+      ),
     );
     health.close();
     expect(served).toBeDefined();
@@ -227,7 +327,11 @@ describe('evaluation jobs over gRPC', () => {
     linked.config!.dataset!.uri = pathToFileURL(dir).href;
     const started = await callUnary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', linked);
     const last = (await watch(started.job!.jobId)).at(-1)!;
-    expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('is a link to outside the dataset folder') });
+    expect(last.error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'config.dataset',
+      message: expect.stringContaining('is a link to outside the dataset folder'),
+    });
     expect(last.error!.message).not.toContain('root:x:0');
   });
 });
@@ -246,7 +350,11 @@ describe('an evaluation job resumed after a restart', () => {
       'startEvaluation',
       evaluator.StartEvaluationRequest.fromPartial({
         requestId: 'eval-resumed',
-        config: { encoders: [{ name: 'random', baseline: { architecture: 'resnet18', size: 32, width: 4, seed: 1 } }], dataset: { format: 'csv', uri, sha256: digest, options: { label_columns: 'positive', images: 'images' } }, tasks: [evaluator.Task.TASK_CLASSIFICATION] },
+        config: {
+          encoders: [{ name: 'random', baseline: { architecture: 'resnet18', size: 32, width: 4, seed: 1 } }],
+          dataset: { format: 'csv', uri, sha256: digest, options: { label_columns: 'positive', images: 'images' } },
+          tasks: [evaluator.Task.TASK_CLASSIFICATION],
+        },
       }),
     );
     firstClient.close();
@@ -258,7 +366,11 @@ describe('an evaluation job resumed after a restart', () => {
       const last = (await watchJobToEnd(second.target, job!.jobId)).at(-1)!;
       expect(last).toMatchObject({
         state: common.JobState.JOB_STATE_FAILED,
-        error: { code: 'FAILED_PRECONDITION', field: 'config.dataset', message: `config.dataset: sha256 mismatch for ${uri} (expected ${digest}, found ${await localTreeDigest(dataset)})` },
+        error: {
+          code: 'FAILED_PRECONDITION',
+          field: 'config.dataset',
+          message: `config.dataset: sha256 mismatch for ${uri} (expected ${digest}, found ${await localTreeDigest(dataset)})`,
+        },
       });
     } finally {
       await second.shutdown();
@@ -272,6 +384,8 @@ describe('dataset roots', () => {
     const store = new FileArtifactStore('/srv/medsyn-store');
     expect(datasetRoots({ EVALUATOR_DATASET_ROOTS: '/data/a:/data/b/' }, store)).toEqual(['/data/a', '/data/b']);
     expect(datasetRoots({}, store)).toEqual([process.cwd(), '/srv/medsyn-store']);
-    expect(() => datasetRoots({ EVALUATOR_DATASET_ROOTS: '/data/a:data/b' }, store)).toThrow('EVALUATOR_DATASET_ROOTS: "data/b" is not an absolute path');
+    expect(() => datasetRoots({ EVALUATOR_DATASET_ROOTS: '/data/a:data/b' }, store)).toThrow(
+      'EVALUATOR_DATASET_ROOTS: "data/b" is not an absolute path',
+    );
   });
 });

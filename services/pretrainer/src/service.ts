@@ -49,12 +49,21 @@ function plain(value: unknown, key = ''): unknown {
 }
 
 /** The artifacts a request names, by field: the pair manifests (which must exist: training and held-out), initial weights and a vocabulary. */
-function inputRefs(config: pretrainer.PretrainingConfig): { field: string; ref: common.ArtifactRef; manifest: boolean }[] {
-  const optional = (field: string, ref: common.ArtifactRef | undefined) => (ref?.uri ? [{ field, ref, manifest: false }] : []);
+function inputRefs(
+  config: pretrainer.PretrainingConfig,
+): { field: string; ref: common.ArtifactRef; manifest: boolean }[] {
+  const optional = (field: string, ref: common.ArtifactRef | undefined) =>
+    ref?.uri ? [{ field, ref, manifest: false }] : [];
   return [
     ...(config.data?.realPairs ?? []).map((ref, i) => ({ field: `config.data.real_pairs[${i}]`, ref, manifest: true })),
-    ...(config.data?.syntheticPairs ?? []).map((ref, i) => ({ field: `config.data.synthetic_pairs[${i}]`, ref, manifest: true })),
-    ...(config.data?.retrievalPairs?.uri ? [{ field: 'config.data.retrieval_pairs', ref: config.data.retrievalPairs, manifest: true }] : []),
+    ...(config.data?.syntheticPairs ?? []).map((ref, i) => ({
+      field: `config.data.synthetic_pairs[${i}]`,
+      ref,
+      manifest: true,
+    })),
+    ...(config.data?.retrievalPairs?.uri
+      ? [{ field: 'config.data.retrieval_pairs', ref: config.data.retrievalPairs, manifest: true }]
+      : []),
     ...optional('config.image_encoder.init', config.imageEncoder?.init),
     ...optional('config.text_encoder.init', config.textEncoder?.init),
     ...optional('config.text_encoder.vocab', config.textEncoder?.vocab),
@@ -68,7 +77,8 @@ async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrain
   try {
     config = parsePretrainingConfig(plain(request.config));
   } catch (error) {
-    if (error instanceof PretrainingConfigError) throw invalidArgument(`config.${error.field}`, error.message.slice(error.field.length + 2));
+    if (error instanceof PretrainingConfigError)
+      throw invalidArgument(`config.${error.field}`, error.message.slice(error.field.length + 2));
     throw error;
   }
   // Missing manifests, and inputs that are not the bytes their sha256 names, fail the call, not a job minutes later.
@@ -88,7 +98,8 @@ async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrain
     if (ref.sha256) inputs.push({ field, uri: ref.uri, sha256: ref.sha256, key });
   }
   const prefix = (request.outputPrefix || `pretrainer/${request.requestId}`).replace(/\/+$/, '');
-  if (prefix.split('/').some((part) => part === '..' || part === '')) throw invalidArgument('output_prefix', 'must be a relative store prefix without ".." or empty segments');
+  if (prefix.split('/').some((part) => part === '..' || part === ''))
+    throw invalidArgument('output_prefix', 'must be a relative store prefix without ".." or empty segments');
   return { config, prefix, ...(inputs.length ? { inputs } : {}) };
 }
 
@@ -96,11 +107,37 @@ async function startSpec(store: ArtifactStore, request: pretrainer.StartPretrain
 function trainingMetrics(registry: Registry, prefix: string) {
   const labelNames = ['method'];
   return {
-    steps: new Counter({ name: `${prefix}training_steps_total`, help: 'Optimizer steps done.', labelNames, registers: [registry] }),
-    stepSeconds: new Histogram({ name: `${prefix}training_step_seconds`, help: 'Compute time of one training step.', labelNames, buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
-    samplesPerSecond: new Gauge({ name: `${prefix}training_samples_per_second`, help: 'Training throughput of the running job.', labelNames, registers: [registry] }),
-    loss: new Gauge({ name: `${prefix}training_loss`, help: 'Loss of the last step.', labelNames, registers: [registry] }),
-    dataWait: new Gauge({ name: `${prefix}training_data_wait_ratio`, help: 'Share of wall time the trainer waited for data.', labelNames, registers: [registry] }),
+    steps: new Counter({
+      name: `${prefix}training_steps_total`,
+      help: 'Optimizer steps done.',
+      labelNames,
+      registers: [registry],
+    }),
+    stepSeconds: new Histogram({
+      name: `${prefix}training_step_seconds`,
+      help: 'Compute time of one training step.',
+      labelNames,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    samplesPerSecond: new Gauge({
+      name: `${prefix}training_samples_per_second`,
+      help: 'Training throughput of the running job.',
+      labelNames,
+      registers: [registry],
+    }),
+    loss: new Gauge({
+      name: `${prefix}training_loss`,
+      help: 'Loss of the last step.',
+      labelNames,
+      registers: [registry],
+    }),
+    dataWait: new Gauge({
+      name: `${prefix}training_data_wait_ratio`,
+      help: 'Share of wall time the trainer waited for data.',
+      labelNames,
+      registers: [registry],
+    }),
   };
 }
 type TrainingMetrics = ReturnType<typeof trainingMetrics>;
@@ -147,23 +184,43 @@ function pretrainRunner(store: ArtifactStore, metrics?: TrainingMetrics) {
       });
     } catch (error) {
       if (error instanceof PretrainingCancelledError) return; // the registry records cancelled / shutdown
-      if (error instanceof PretrainingConfigError) throw new JobFailure(error.message, 'INVALID_ARGUMENT', `config.${error.field}`);
+      if (error instanceof PretrainingConfigError)
+        throw new JobFailure(error.message, 'INVALID_ARGUMENT', `config.${error.field}`);
       throw error;
     }
     for (const ref of Object.values(result.refs)) ctx.addOutput(ref);
-    ctx.report({ phase: 'done', metrics: { final_loss: result.finalLoss, ...(result.retrieval ? { retrieval_top1: result.retrieval.top1 } : {}) } });
+    ctx.report({
+      phase: 'done',
+      metrics: { final_loss: result.finalLoss, ...(result.retrieval ? { retrieval_top1: result.retrieval.top1 } : {}) },
+    });
   };
 }
 
-const toRef = (ref: ArtifactRef): common.ArtifactRef => ({ uri: ref.uri, sha256: ref.sha256, sizeBytes: ref.sizeBytes, mediaType: ref.mediaType });
+const toRef = (ref: ArtifactRef): common.ArtifactRef => ({
+  uri: ref.uri,
+  sha256: ref.sha256,
+  sizeBytes: ref.sizeBytes,
+  mediaType: ref.mediaType,
+});
 
-async function result(store: ArtifactStore, ctx: ServiceContext, jobId: string): Promise<pretrainer.GetPretrainingResultResponse> {
+async function result(
+  store: ArtifactStore,
+  ctx: ServiceContext,
+  jobId: string,
+): Promise<pretrainer.GetPretrainingResultResponse> {
   if (!jobId) throw invalidArgument('job_id', 'is required');
   const job = ctx.jobs.get(jobId);
   if (job.kind !== PRETRAIN_JOB) throw invalidArgument('job_id', `${jobId} is not a pre-training job`);
-  if (job.state !== 'succeeded') throw new RpcError(grpc.status.FAILED_PRECONDITION, `job ${jobId} is ${job.state}; results exist once it succeeded`, 'job_id');
+  if (job.state !== 'succeeded')
+    throw new RpcError(
+      grpc.status.FAILED_PRECONDITION,
+      `job ${jobId} is ${job.state}; results exist once it succeeded`,
+      'job_id',
+    );
   const { prefix } = job.spec as PretrainSpec;
-  const run = JSON.parse((await getBuffer(store, `${prefix}/${RUN_FILES.result}`)).toString('utf8')) as PretrainingResult;
+  const run = JSON.parse(
+    (await getBuffer(store, `${prefix}/${RUN_FILES.result}`)).toString('utf8'),
+  ) as PretrainingResult;
   return {
     imageEncoder: toRef(run.refs.imageEncoder),
     textEncoder: toRef(run.refs.textEncoder),
@@ -171,7 +228,16 @@ async function result(store: ArtifactStore, ctx: ServiceContext, jobId: string):
     config: toRef(run.refs.config),
     trainingLog: toRef(run.refs.trainingLog),
     checkpoint: toRef(run.refs.checkpoint),
-    lineage: { inputs: run.lineage.inputs.map((i) => ({ uri: i.uri, sha256: i.sha256, sizeBytes: 0, mediaType: 'application/x-ndjson' })), configSha256: run.lineage.configSha256, codeVersion: run.lineage.codeVersion },
+    lineage: {
+      inputs: run.lineage.inputs.map((i) => ({
+        uri: i.uri,
+        sha256: i.sha256,
+        sizeBytes: 0,
+        mediaType: 'application/x-ndjson',
+      })),
+      configSha256: run.lineage.configSha256,
+      codeVersion: run.lineage.codeVersion,
+    },
     encoderManifest: toRef(run.refs.encoderManifest),
     bundlePrefix: run.bundlePrefix,
     summary: {
@@ -202,12 +268,19 @@ export function pretrainerService(env: NodeJS.ProcessEnv = process.env): Service
       metrics = trainingMetrics(ctx.metrics.registry, ctx.metrics.prefix);
       const implementation: pretrainer.PretrainerServiceServer = {
         startPretraining: async (call, callback) => {
-          if (!call.request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
+          if (!call.request.requestId)
+            throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
           const spec = await startSpec(ctx.store, call.request);
-          const job = await ctx.jobs.start({ requestId: call.request.requestId, kind: PRETRAIN_JOB, spec, outputPrefix: `${spec.prefix}/` });
+          const job = await ctx.jobs.start({
+            requestId: call.request.requestId,
+            kind: PRETRAIN_JOB,
+            spec,
+            outputPrefix: `${spec.prefix}/`,
+          });
           callback(null, { job: toProtoJob(job) });
         },
-        getPretrainingResult: async (call, callback) => callback(null, await result(ctx.store, ctx, call.request.jobId)),
+        getPretrainingResult: async (call, callback) =>
+          callback(null, await result(ctx.store, ctx, call.request.jobId)),
       };
       ctx.addService(pretrainer.PretrainerServiceService, implementation);
     },

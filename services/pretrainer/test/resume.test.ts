@@ -9,7 +9,13 @@ import { callUnary, makeTempDir, repoRoot, startProcess, tsxLoaderArgs, type Man
 function startPretrainer(storeDir: string): Promise<ManagedProcess> {
   return startProcess(process.execPath, {
     args: [...tsxLoaderArgs(), path.join(repoRoot, 'services', 'pretrainer', 'src', 'main.ts')],
-    env: { GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', MEDSYN_STORE: `file://${storeDir}` },
+    env: {
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: '0',
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: '0',
+      MEDSYN_STORE: `file://${storeDir}`,
+    },
     readyWhen: /"grpcPort":(\d+)/,
     readyTimeoutMs: 60000,
   });
@@ -38,7 +44,10 @@ describe('a pretrain job whose process is killed', () => {
     await store.check();
     const lines = [];
     for (let i = 0; i < 24; i++) {
-      await store.put(`pairs/${i}.png`, encodeGrayPng(grayImage(32, 32, new Float32Array(32 * 32).fill(0.2 + 0.2 * (i % 4)))));
+      await store.put(
+        `pairs/${i}.png`,
+        encodeGrayPng(grayImage(32, 32, new Float32Array(32 * 32).fill(0.2 + 0.2 * (i % 4)))),
+      );
       lines.push({ image: `${i}.png`, report: ['Clear.', 'Haze.', 'Opacity.', 'White out.'][i % 4] });
     }
     await putJsonl(store, 'pairs/pairs.jsonl', lines);
@@ -56,14 +65,27 @@ describe('a pretrain job whose process is killed', () => {
     });
 
     proc = await startPretrainer(tmp.dir);
-    let client = new pretrainer.PretrainerServiceClient(`127.0.0.1:${proc.readyMatch![1]}`, grpc.credentials.createInsecure());
-    const start = await callUnary<pretrainer.StartPretrainingResponse>(client, 'startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId: 'crash', config }));
+    let client = new pretrainer.PretrainerServiceClient(
+      `127.0.0.1:${proc.readyMatch![1]}`,
+      grpc.credentials.createInsecure(),
+    );
+    const start = await callUnary<pretrainer.StartPretrainingResponse>(
+      client,
+      'startPretraining',
+      pretrainer.StartPretrainingRequest.fromPartial({ requestId: 'crash', config }),
+    );
     client.close();
     const jobId = start.job!.jobId;
     // Killed (no shutdown, no final checkpoint) once a checkpoint exists.
     const checkpointed = await until('a checkpoint', async () => {
       const stat = await store.stat('pretrainer/crash/checkpoints/latest.json');
-      return stat ? (JSON.parse((await getBuffer(store, 'pretrainer/crash/checkpoints/latest.json')).toString('utf8')) as { step: number }).step : undefined;
+      return stat
+        ? (
+            JSON.parse((await getBuffer(store, 'pretrainer/crash/checkpoints/latest.json')).toString('utf8')) as {
+              step: number;
+            }
+          ).step
+        : undefined;
     });
     proc.child.kill('SIGKILL');
     await proc.exited;
@@ -73,20 +95,33 @@ describe('a pretrain job whose process is killed', () => {
     const target = `127.0.0.1:${proc.readyMatch![1]}`;
     const jobsClient = new jobs.JobServiceClient(target, grpc.credentials.createInsecure());
     const done = await until('the job to end', async () => {
-      const { job } = await callUnary<jobs.GetJobResponse>(jobsClient, 'getJob', jobs.GetJobRequest.fromPartial({ jobId }));
-      return job!.state === common.JobState.JOB_STATE_SUCCEEDED || job!.state === common.JobState.JOB_STATE_FAILED ? job : undefined;
+      const { job } = await callUnary<jobs.GetJobResponse>(
+        jobsClient,
+        'getJob',
+        jobs.GetJobRequest.fromPartial({ jobId }),
+      );
+      return job!.state === common.JobState.JOB_STATE_SUCCEEDED || job!.state === common.JobState.JOB_STATE_FAILED
+        ? job
+        : undefined;
     });
     jobsClient.close();
     expect(done!.error?.message ?? '').toBe('');
     expect(done!.state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
     const steps: number[] = [];
-    for await (const line of readJsonl<{ step: number }>(store, 'pretrainer/crash/train_log.jsonl')) if (line.ok) steps.push(line.value.step);
+    for await (const line of readJsonl<{ step: number }>(store, 'pretrainer/crash/train_log.jsonl'))
+      if (line.ok) steps.push(line.value.step);
     expect(steps).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     // It continued from the checkpoint (one at least as late as the one seen before the kill), not from scratch.
-    const run = JSON.parse((await getBuffer(store, 'pretrainer/crash/result.json')).toString('utf8')) as { resumedFromStep: number };
+    const run = JSON.parse((await getBuffer(store, 'pretrainer/crash/result.json')).toString('utf8')) as {
+      resumedFromStep: number;
+    };
     expect(run.resumedFromStep).toBeGreaterThanOrEqual(checkpointed);
     client = new pretrainer.PretrainerServiceClient(target, grpc.credentials.createInsecure());
-    const result = await callUnary<pretrainer.GetPretrainingResultResponse>(client, 'getPretrainingResult', pretrainer.GetPretrainingResultRequest.fromPartial({ jobId }));
+    const result = await callUnary<pretrainer.GetPretrainingResultResponse>(
+      client,
+      'getPretrainingResult',
+      pretrainer.GetPretrainingResultRequest.fromPartial({ jobId }),
+    );
     client.close();
     expect(result.summary!.steps).toBe(40);
   });

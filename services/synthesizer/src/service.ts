@@ -44,7 +44,10 @@ export const SYNTHESIZER_CONFIG = {
   MODEL_URI: z.string().min(1).optional(),
   MODEL_CACHE_DIR: z.string().min(1).default(path.join(os.tmpdir(), 'medsyn-models')),
   /** The only store prefix a request's `model.uri` may name (MODEL_URI, the operator's, may be anywhere). */
-  MODELS_PREFIX: z.string().regex(/^([A-Za-z0-9._-]+\/)+$/, 'must be a store key prefix ending in "/"').default('models/'),
+  MODELS_PREFIX: z
+    .string()
+    .regex(/^([A-Za-z0-9._-]+\/)+$/, 'must be a store key prefix ending in "/"')
+    .default('models/'),
   /** Request-named models kept loaded (and on disk) at once; the least recently used idle one is evicted. */
   MODEL_CACHE_MAX_MODELS: z.coerce.number().int().min(1).max(64).default(2),
   /** Synthesize requests waiting across all streams; one more is answered RESOURCE_EXHAUSTED. */
@@ -70,18 +73,31 @@ const SCHEDULERS: Record<number, SchedulerKind | undefined> = {
   [synthesizer.Scheduler.SCHEDULER_EULER_ANCESTRAL]: 'euler_ancestral',
   [synthesizer.Scheduler.SCHEDULER_DPM_SOLVER_PP_2M]: 'dpm_solver_pp_2m',
 };
-const SCHEDULER_ENUM = Object.fromEntries(Object.entries(SCHEDULERS).map(([k, v]) => [v, Number(k)])) as Record<SchedulerKind, synthesizer.Scheduler>;
+const SCHEDULER_ENUM = Object.fromEntries(Object.entries(SCHEDULERS).map(([k, v]) => [v, Number(k)])) as Record<
+  SchedulerKind,
+  synthesizer.Scheduler
+>;
 
 /** Proto params -> domain request fields; `field` prefixes error field names. */
-function toParams(params: synthesizer.GenerationParams | undefined, field: string): Omit<SynthesisItem, 'prompt' | 'seed'> & { seed?: number } {
+function toParams(
+  params: synthesizer.GenerationParams | undefined,
+  field: string,
+): Omit<SynthesisItem, 'prompt' | 'seed'> & { seed?: number } {
   const p = params ?? synthesizer.GenerationParams.fromPartial({});
   const scheduler = p.scheduler === synthesizer.Scheduler.SCHEDULER_UNSPECIFIED ? undefined : SCHEDULERS[p.scheduler];
-  if (p.scheduler !== synthesizer.Scheduler.SCHEDULER_UNSPECIFIED && !scheduler) throw invalidArgument(`${field}.scheduler`, `unknown scheduler ${p.scheduler}`);
-  if (p.imageFormat !== 0 && p.imageFormat !== synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY8 && p.imageFormat !== synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY16) {
+  if (p.scheduler !== synthesizer.Scheduler.SCHEDULER_UNSPECIFIED && !scheduler)
+    throw invalidArgument(`${field}.scheduler`, `unknown scheduler ${p.scheduler}`);
+  if (
+    p.imageFormat !== 0 &&
+    p.imageFormat !== synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY8 &&
+    p.imageFormat !== synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY16
+  ) {
     throw invalidArgument(`${field}.image_format`, `unknown image format ${p.imageFormat}`);
   }
-  if (p.maxAttempts !== undefined && (p.maxAttempts < 1 || p.maxAttempts > 20)) throw invalidArgument(`${field}.max_attempts`, `must be 1 to 20, got ${p.maxAttempts}`);
-  if (p.seed !== undefined && (!Number.isSafeInteger(p.seed) || p.seed < 0)) throw invalidArgument(`${field}.seed`, 'must be an integer from 0 to 2^53 - 1');
+  if (p.maxAttempts !== undefined && (p.maxAttempts < 1 || p.maxAttempts > 20))
+    throw invalidArgument(`${field}.max_attempts`, `must be 1 to 20, got ${p.maxAttempts}`);
+  if (p.seed !== undefined && (!Number.isSafeInteger(p.seed) || p.seed < 0))
+    throw invalidArgument(`${field}.seed`, 'must be an integer from 0 to 2^53 - 1');
   return {
     negativePrompt: p.negativePrompt,
     guidanceScale: p.guidanceScale,
@@ -97,9 +113,15 @@ function toParams(params: synthesizer.GenerationParams | undefined, field: strin
 
 /** Domain errors -> gRPC errors naming the proto field. */
 function toRpcError(error: unknown, fieldPrefix: string): unknown {
-  if (error instanceof GenerationInputError) return invalidArgument(error.field === 'prompt' ? 'prompt' : `${fieldPrefix}.${error.field}`, error.message.slice(error.field.length + 2));
-  if (error instanceof DatasetInputError) return invalidArgument(error.field, error.message.slice(error.field.length + 2));
-  if (error instanceof ModelLoadError) return new RpcError(grpc.status.FAILED_PRECONDITION, `model: ${error.message}`, 'model');
+  if (error instanceof GenerationInputError)
+    return invalidArgument(
+      error.field === 'prompt' ? 'prompt' : `${fieldPrefix}.${error.field}`,
+      error.message.slice(error.field.length + 2),
+    );
+  if (error instanceof DatasetInputError)
+    return invalidArgument(error.field, error.message.slice(error.field.length + 2));
+  if (error instanceof ModelLoadError)
+    return new RpcError(grpc.status.FAILED_PRECONDITION, `model: ${error.message}`, 'model');
   if (error instanceof ExecutionProviderError) return new RpcError(grpc.status.FAILED_PRECONDITION, error.message);
   return error;
 }
@@ -110,7 +132,11 @@ interface ModelRef {
   sha256?: string;
 }
 
-const NO_MODEL = () => new RpcError(grpc.status.FAILED_PRECONDITION, 'no model configured: set MODEL_DIR (an export directory) or MODEL_URI (a store prefix) and restart');
+const NO_MODEL = () =>
+  new RpcError(
+    grpc.status.FAILED_PRECONDITION,
+    'no model configured: set MODEL_DIR (an export directory) or MODEL_URI (a store prefix) and restart',
+  );
 
 interface Pending {
   /** The Synthesize call that sent it: a cancelled call's requests leave the queue. */
@@ -132,10 +158,14 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   let defaultPrefix: string | undefined;
   const queue: Pending[] = [];
   let draining = false;
-  let metrics: { images: Counter<'outcome'>; rejections: Counter<'reason'>; steps: Counter; queueDepth: Gauge } | undefined;
+  let metrics:
+    { images: Counter<'outcome'>; rejections: Counter<'reason'>; steps: Counter; queueDepth: Gauge } | undefined;
 
   /** The model a request names (held until `release`), or the loaded one; only under MODELS_PREFIX. */
-  const pipelineFor = async (ref: { uri: string } | undefined, field: string): Promise<{ model: DiffusionPipeline; release: () => void }> => {
+  const pipelineFor = async (
+    ref: { uri: string } | undefined,
+    field: string,
+  ): Promise<{ model: DiffusionPipeline; release: () => void }> => {
     const loaded = () => {
       if (!pipeline) throw NO_MODEL();
       return { model: pipeline, release: () => undefined };
@@ -146,18 +176,27 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     try {
       prefix = storePrefixOf(ctx.store, ref.uri);
     } catch {
-      throw invalidArgument(`${field}.uri`, 'is not in this service\'s artifact store');
+      throw invalidArgument(`${field}.uri`, "is not in this service's artifact store");
     }
     if (prefix === defaultPrefix) return loaded();
     const allowed = ctx.config.service.MODELS_PREFIX;
     if (!prefix.startsWith(allowed) || prefix === allowed) {
-      throw new RpcError(grpc.status.PERMISSION_DENIED, `${field}.uri: models are read only from under the store prefix "${allowed}" (MODELS_PREFIX)`, `${field}.uri`);
+      throw new RpcError(
+        grpc.status.PERMISSION_DENIED,
+        `${field}.uri: models are read only from under the store prefix "${allowed}" (MODELS_PREFIX)`,
+        `${field}.uri`,
+      );
     }
     try {
       const { model, release } = await models!.acquire(prefix);
       return { model: model.pipeline, release };
     } catch (error) {
-      if (error instanceof ModelCacheFullError) throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `${field}.uri: ${error.message} (MODEL_CACHE_MAX_MODELS); retry when a job finishes`, `${field}.uri`);
+      if (error instanceof ModelCacheFullError)
+        throw new RpcError(
+          grpc.status.RESOURCE_EXHAUSTED,
+          `${field}.uri: ${error.message} (MODEL_CACHE_MAX_MODELS); retry when a job finishes`,
+          `${field}.uri`,
+        );
       throw error;
     }
   };
@@ -170,11 +209,15 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
       while (queue.length > 0) {
         const batch = queue.splice(0, ctxRef!.config.service.MAX_BATCH);
         metrics?.queueDepth.set(queue.length);
-        const results = await synthesize(pipeline!, batch.map((p) => p.item), {
-          gate,
-          maxBatch: batch.length,
-          onStep: (images) => metrics?.steps.inc(images),
-        }).catch((error: Error) => error);
+        const results = await synthesize(
+          pipeline!,
+          batch.map((p) => p.item),
+          {
+            gate,
+            maxBatch: batch.length,
+            onStep: (images) => metrics?.steps.inc(images),
+          },
+        ).catch((error: Error) => error);
         batch.forEach((p, i) => p.done(results instanceof Error ? results : results[i]!));
       }
     } finally {
@@ -188,7 +231,10 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   };
 
   /** The model a request names, checked against its digest; the caller releases it. */
-  const verifiedPipelineFor = async (ref: ModelRef | undefined, field: string): Promise<{ model: DiffusionPipeline; release: () => void }> => {
+  const verifiedPipelineFor = async (
+    ref: ModelRef | undefined,
+    field: string,
+  ): Promise<{ model: DiffusionPipeline; release: () => void }> => {
     const held = await pipelineFor(ref, field);
     try {
       // The digest of the files loaded, not of the store's copy: the model in memory is what generates.
@@ -204,7 +250,9 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     const spec = job.spec as DatasetSpec & { model?: ModelRef };
     // Checked again here: a job resumed after a restart, or after its model was evicted, loads it anew.
     const { model, release } = await verifiedPipelineFor(spec.model, 'model').catch((error: unknown) => {
-      throw error instanceof DigestMismatchError ? new JobFailure(error.message, 'FAILED_PRECONDITION', error.field) : error;
+      throw error instanceof DigestMismatchError
+        ? new JobFailure(error.message, 'FAILED_PRECONDITION', error.field)
+        : error;
     });
     try {
       await runShard(job, model, spec);
@@ -227,7 +275,12 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           unit: 'images',
           phase: 'generating',
           failed: p.rejected,
-          metrics: { accepted: p.accepted, rejected: p.rejected, invalid_prompts: p.invalid, ...Object.fromEntries(Object.entries(p.rejections).map(([k, v]) => [`rejections_${k}`, v])) },
+          metrics: {
+            accepted: p.accepted,
+            rejected: p.rejected,
+            invalid_prompts: p.invalid,
+            ...Object.fromEntries(Object.entries(p.rejections).map(([k, v]) => [`rejections_${k}`, v])),
+          },
         }),
     });
     job.addOutput(result.pairs);
@@ -257,16 +310,39 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
       });
       const { prefix, registry } = ctx.metrics;
       metrics = {
-        images: new Counter({ name: `${prefix}images_total`, help: 'Images finished, by quality-gate outcome.', labelNames: ['outcome'], registers: [registry] }),
-        rejections: new Counter({ name: `${prefix}quality_rejections_total`, help: 'Quality-gate rejections, by reason.', labelNames: ['reason'], registers: [registry] }),
-        steps: new Counter({ name: `${prefix}denoising_steps_total`, help: 'UNet evaluations times images in the batch.', registers: [registry] }),
-        queueDepth: new Gauge({ name: `${prefix}queue_depth`, help: 'Synthesize requests waiting for a batch.', registers: [registry] }),
+        images: new Counter({
+          name: `${prefix}images_total`,
+          help: 'Images finished, by quality-gate outcome.',
+          labelNames: ['outcome'],
+          registers: [registry],
+        }),
+        rejections: new Counter({
+          name: `${prefix}quality_rejections_total`,
+          help: 'Quality-gate rejections, by reason.',
+          labelNames: ['reason'],
+          registers: [registry],
+        }),
+        steps: new Counter({
+          name: `${prefix}denoising_steps_total`,
+          help: 'UNet evaluations times images in the batch.',
+          registers: [registry],
+        }),
+        queueDepth: new Gauge({
+          name: `${prefix}queue_depth`,
+          help: 'Synthesize requests waiting for a batch.',
+          registers: [registry],
+        }),
       };
       if (config.MODEL_DIR || config.MODEL_URI) {
         if (!config.MODEL_DIR) defaultPrefix = storePrefixOf(ctx.store, config.MODEL_URI!);
         const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, defaultPrefix!, config.MODEL_CACHE_DIR));
         pipeline = await loadPipeline(dir, config);
-        modelRef = { uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`, sha256: pipeline.info.digest, sizeBytes: 0, mediaType: 'application/vnd.medsyn.diffusion-pipeline' };
+        modelRef = {
+          uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`,
+          sha256: pipeline.info.digest,
+          sizeBytes: 0,
+          mediaType: 'application/vnd.medsyn.diffusion-pipeline',
+        };
       } else {
         // Starts (health, jobs) so a local `npm run up` works; generation RPCs say what is missing.
         ctx.logger.warn('no model configured: set MODEL_DIR or MODEL_URI; generation RPCs answer FAILED_PRECONDITION');
@@ -274,11 +350,31 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
       const checks: QualityCheck[] = [];
       if (config.QUALITY_IMAGE_STATISTICS === 'true') checks.push(imageStatisticsCheck());
       if (config.QUALITY_CLASSIFIER) {
-        if (!fs.existsSync(config.QUALITY_CLASSIFIER)) throw new ModelLoadError(`QUALITY_CLASSIFIER: ${config.QUALITY_CLASSIFIER} not found`);
-        checks.push(await classifierCheck({ modelPath: config.QUALITY_CLASSIFIER, labels: (config.QUALITY_CLASSIFIER_LABELS ?? '').split(',').map((l) => l.trim()).filter(Boolean), executionProvider: config.EXECUTION_PROVIDER }));
+        if (!fs.existsSync(config.QUALITY_CLASSIFIER))
+          throw new ModelLoadError(`QUALITY_CLASSIFIER: ${config.QUALITY_CLASSIFIER} not found`);
+        checks.push(
+          await classifierCheck({
+            modelPath: config.QUALITY_CLASSIFIER,
+            labels: (config.QUALITY_CLASSIFIER_LABELS ?? '')
+              .split(',')
+              .map((l) => l.trim())
+              .filter(Boolean),
+            executionProvider: config.EXECUTION_PROVIDER,
+          }),
+        );
       }
       gate = new QualityGate(checks);
-      if (pipeline) ctx.logger.info({ model: pipeline.info.digest, architecture: pipeline.info.architecture, unetDtype: pipeline.info.unetDtype, provider: pipeline.info.executionProvider, checks: checks.map((c) => c.name) }, 'model loaded');
+      if (pipeline)
+        ctx.logger.info(
+          {
+            model: pipeline.info.digest,
+            architecture: pipeline.info.architecture,
+            unetDtype: pipeline.info.unetDtype,
+            provider: pipeline.info.executionProvider,
+            checks: checks.map((c) => c.name),
+          },
+          'model loaded',
+        );
 
       const implementation: synthesizer.SynthesizerServiceServer = {
         getModelInfo: (_call, callback) => {
@@ -317,16 +413,37 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
             let item: SynthesisItem;
             try {
               const { seed, ...params } = toParams(request.params, 'params');
-              item = { ...params, prompt: request.prompt, labels: request.labels, seed: seed !== undefined ? BigInt(seed) : randomSeed() };
+              item = {
+                ...params,
+                prompt: request.prompt,
+                labels: request.labels,
+                seed: seed !== undefined ? BigInt(seed) : randomSeed(),
+              };
               pipeline!.resolve(item);
             } catch (error) {
               const e = toRpcError(error, 'params');
               const field = e instanceof RpcError ? (e.field ?? '') : '';
-              respond({ id, error: { code: 'INVALID_ARGUMENT', message: e instanceof RpcError ? e.message : 'invalid request', field, recordId: id } });
+              respond({
+                id,
+                error: {
+                  code: 'INVALID_ARGUMENT',
+                  message: e instanceof RpcError ? e.message : 'invalid request',
+                  field,
+                  recordId: id,
+                },
+              });
               return;
             }
             if (queue.length >= config.MAX_QUEUE_DEPTH) {
-              respond({ id, error: { code: 'RESOURCE_EXHAUSTED', message: `the queue holds ${queue.length} requests (MAX_QUEUE_DEPTH); send fewer at once or retry later`, field: '', recordId: id } });
+              respond({
+                id,
+                error: {
+                  code: 'RESOURCE_EXHAUSTED',
+                  message: `the queue holds ${queue.length} requests (MAX_QUEUE_DEPTH); send fewer at once or retry later`,
+                  field: '',
+                  recordId: id,
+                },
+              });
               return;
             }
             open++;
@@ -337,8 +454,17 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
                 open--;
                 if (result instanceof Error) {
                   const e = toRpcError(result, 'params');
-                  respond({ id, error: { code: e instanceof RpcError ? grpc.status[e.code] : 'INTERNAL', message: e instanceof RpcError ? e.message : 'generation failed', field: e instanceof RpcError ? (e.field ?? '') : '', recordId: id } });
-                  if (!(e instanceof RpcError)) ctx.logger.error({ recordId: id, err: { name: result.name } }, 'generation failed');
+                  respond({
+                    id,
+                    error: {
+                      code: e instanceof RpcError ? grpc.status[e.code] : 'INTERNAL',
+                      message: e instanceof RpcError ? e.message : 'generation failed',
+                      field: e instanceof RpcError ? (e.field ?? '') : '',
+                      recordId: id,
+                    },
+                  });
+                  if (!(e instanceof RpcError))
+                    ctx.logger.error({ recordId: id, err: { name: result.name } }, 'generation failed');
                 } else {
                   countImage(result.accepted, result.rejections);
                   respond({
@@ -369,22 +495,32 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
 
         startSynthesizeDataset: async (call, callback) => {
           const request = call.request;
-          if (!request.prompts?.uri) throw invalidArgument('prompts.uri', 'is required (the anonymizer\'s prompt manifest)');
+          if (!request.prompts?.uri)
+            throw invalidArgument('prompts.uri', "is required (the anonymizer's prompt manifest)");
           let promptsKey: string;
           try {
             promptsKey = ctx.store.keyOf(request.prompts.uri);
           } catch {
-            throw invalidArgument('prompts.uri', 'is not in this service\'s artifact store');
+            throw invalidArgument('prompts.uri', "is not in this service's artifact store");
           }
-          if (!(await ctx.store.stat(promptsKey))) throw new RpcError(grpc.status.NOT_FOUND, 'prompts.uri: no such object in the artifact store', 'prompts.uri');
+          if (!(await ctx.store.stat(promptsKey)))
+            throw new RpcError(
+              grpc.status.NOT_FOUND,
+              'prompts.uri: no such object in the artifact store',
+              'prompts.uri',
+            );
           const { seed, ...params } = toParams(request.params, 'params');
           const count = Math.max(1, request.shard?.count ?? 1);
           const index = request.shard?.index ?? 0;
-          if (index >= count) throw invalidArgument('shard.index', `must be below shard.count (${count}), got ${index}`);
+          if (index >= count)
+            throw invalidArgument('shard.index', `must be below shard.count (${count}), got ${index}`);
           const imagesPerPrompt = request.imagesPerPrompt || 1;
-          if (imagesPerPrompt > 100) throw invalidArgument('images_per_prompt', `must be at most 100, got ${imagesPerPrompt}`);
-          if (request.outputPrefix && !/^[A-Za-z0-9._\-/]+\/$/.test(request.outputPrefix)) throw invalidArgument('output_prefix', 'must be a store key prefix ending in "/"');
-          if (!request.requestId) throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
+          if (imagesPerPrompt > 100)
+            throw invalidArgument('images_per_prompt', `must be at most 100, got ${imagesPerPrompt}`);
+          if (request.outputPrefix && !/^[A-Za-z0-9._\-/]+\/$/.test(request.outputPrefix))
+            throw invalidArgument('output_prefix', 'must be a store key prefix ending in "/"');
+          if (!request.requestId)
+            throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
           await verifyArtifactRef(ctx.store, request.prompts, 'prompts', promptsKey);
           const { model, release } = await verifiedPipelineFor(request.model, 'model').catch((error: unknown) => {
             throw toRpcError(error, 'params');
@@ -402,10 +538,17 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
             shard: { index, count },
             imagesPerPrompt,
             params: { ...params, ...(seed !== undefined ? { seed: String(seed) } : {}) },
-            ...(request.model?.uri ? { model: { uri: request.model.uri, ...(request.model.sha256 && { sha256: request.model.sha256 }) } } : {}),
+            ...(request.model?.uri
+              ? { model: { uri: request.model.uri, ...(request.model.sha256 && { sha256: request.model.sha256 }) } }
+              : {}),
           };
           // JSON round trip: the spec is persisted and compared as plain JSON.
-          const job = await ctx.jobs.start({ requestId: request.requestId, kind: DATASET_JOB, spec: JSON.parse(JSON.stringify(spec)), outputPrefix: spec.outputPrefix });
+          const job = await ctx.jobs.start({
+            requestId: request.requestId,
+            kind: DATASET_JOB,
+            spec: JSON.parse(JSON.stringify(spec)),
+            outputPrefix: spec.outputPrefix,
+          });
           callback(null, { job: toProtoJob(job) });
         },
       };

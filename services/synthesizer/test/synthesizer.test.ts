@@ -6,7 +6,16 @@ import { buildTinyPipeline, type PairRecord } from '@medsyn/diffusion';
 import { decodePng, readPngText } from '@medsyn/imaging';
 import { common, jobs, synthesizer } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
-import { callUnary, describeServiceBasics, makeTempDir, promtoolCheckMetrics, startProcess, testServiceEnv, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
+import {
+  callUnary,
+  describeServiceBasics,
+  makeTempDir,
+  promtoolCheckMetrics,
+  startProcess,
+  testServiceEnv,
+  tsxLoaderArgs,
+  type ManagedProcess,
+} from '@medsyn/testing';
 import { synthesizerService } from '../src/service';
 
 // The tiny pipeline in the exact export layout (random weights, real CLIP vocabulary subset).
@@ -22,9 +31,13 @@ describeServiceBasics({
 });
 
 type Responses = synthesizer.SynthesizeResponse[];
-const dataset = (r: Partial<synthesizer.StartSynthesizeDatasetRequest>) => synthesizer.StartSynthesizeDatasetRequest.fromPartial(r);
+const dataset = (r: Partial<synthesizer.StartSynthesizeDatasetRequest>) =>
+  synthesizer.StartSynthesizeDatasetRequest.fromPartial(r);
 
-function stream(client: synthesizer.SynthesizerServiceClient, requests: Partial<synthesizer.SynthesizeRequest>[]): Promise<Responses> {
+function stream(
+  client: synthesizer.SynthesizerServiceClient,
+  requests: Partial<synthesizer.SynthesizeRequest>[],
+): Promise<Responses> {
   return new Promise((resolve, reject) => {
     const call = client.synthesize();
     const out: Responses = [];
@@ -40,7 +53,8 @@ describe('synthesizer over gRPC', () => {
   const tmp = makeTempDir('synthesizer');
   let service: RunningService;
   let client: synthesizer.SynthesizerServiceClient;
-  const params = (p: Partial<synthesizer.GenerationParams> = {}) => synthesizer.GenerationParams.fromPartial({ numInferenceSteps: 4, seed: 7, ...p });
+  const params = (p: Partial<synthesizer.GenerationParams> = {}) =>
+    synthesizer.GenerationParams.fromPartial({ numInferenceSteps: 4, seed: 7, ...p });
 
   beforeAll(async () => {
     service = await startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, MAX_BATCH: '4' })));
@@ -54,7 +68,18 @@ describe('synthesizer over gRPC', () => {
 
   it('describes the loaded model', async () => {
     const info = await callUnary<synthesizer.GetModelInfoResponse>(client, 'getModelInfo', {});
-    expect(info).toMatchObject({ unetDtype: 'float32', maxPromptTokens: 77, executionProvider: 'cpu', defaults: { guidanceScale: 3, numInferenceSteps: 75, height: 64, width: 64, scheduler: synthesizer.Scheduler.SCHEDULER_PNDM } });
+    expect(info).toMatchObject({
+      unetDtype: 'float32',
+      maxPromptTokens: 77,
+      executionProvider: 'cpu',
+      defaults: {
+        guidanceScale: 3,
+        numInferenceSteps: 75,
+        height: 64,
+        width: 64,
+        scheduler: synthesizer.Scheduler.SCHEDULER_PNDM,
+      },
+    });
     expect(info.model?.sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -65,13 +90,25 @@ describe('synthesizer over gRPC', () => {
       { id: 'empty', prompt: '', params: params() },
       { id: 'long', prompt: 'x'.repeat(10_000), params: params() },
       { id: 'zero-steps', prompt: 'Cardiomegaly.', params: params({ numInferenceSteps: 0 }) },
-      { id: 'b', prompt: 'No acute cardiopulmonary process.', params: params({ imageFormat: synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY16 }) },
+      {
+        id: 'b',
+        prompt: 'No acute cardiopulmonary process.',
+        params: params({ imageFormat: synthesizer.ImageFormat.IMAGE_FORMAT_PNG_GRAY16 }),
+      },
     ]);
     const byId = Object.fromEntries(responses.map((r) => [r.id, r]));
     expect(responses).toHaveLength(6);
-    expect(byId['bad-guidance']!.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'params.guidance_scale', recordId: 'bad-guidance' });
+    expect(byId['bad-guidance']!.error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'params.guidance_scale',
+      recordId: 'bad-guidance',
+    });
     expect(byId['empty']!.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'prompt' });
-    expect(byId['long']!.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'prompt', message: expect.stringContaining('10000 characters') });
+    expect(byId['long']!.error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'prompt',
+      message: expect.stringContaining('10000 characters'),
+    });
     expect(byId['zero-steps']!.error).toMatchObject({ field: 'params.num_inference_steps' });
     for (const id of ['a', 'b']) {
       const r = byId[id]!;
@@ -79,7 +116,11 @@ describe('synthesizer over gRPC', () => {
       expect(r.quality).toMatchObject({ accepted: true, attempts: 1 });
       expect(r.seed).toBe(7);
       expect(decodePng(r.image)).toMatchObject({ width: 64, height: 64 });
-      expect(readPngText(r.image)).toMatchObject({ 'medsyn:seed': '7', 'medsyn:steps': '4', 'medsyn:guidance_scale': '3' });
+      expect(readPngText(r.image)).toMatchObject({
+        'medsyn:seed': '7',
+        'medsyn:steps': '4',
+        'medsyn:guidance_scale': '3',
+      });
     }
     expect(byId['b']!.image[24]).toBe(16); // IHDR bit depth
   });
@@ -103,16 +144,43 @@ describe('synthesizer over gRPC', () => {
   });
 
   it('validates dataset requests naming the field', async () => {
-    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r1' }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('prompts.uri') });
+    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r1' }))).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('prompts.uri'),
+    });
     const store = new FileArtifactStore(tmp.dir);
     const prompts = await putJsonl(store, 'prompts/p.jsonl', [{ id: 'a', prompt: 'effusion' }]);
-    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r2', prompts, params: params({ numInferenceSteps: 0 }) }))).rejects.toMatchObject({
+    await expect(
+      callUnary(
+        client,
+        'startSynthesizeDataset',
+        dataset({ requestId: 'r2', prompts, params: params({ numInferenceSteps: 0 }) }),
+      ),
+    ).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       details: expect.stringContaining('params.num_inference_steps'),
     });
-    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r3', prompts, shard: { index: 2, count: 2 } }))).rejects.toMatchObject({ details: expect.stringContaining('shard.index') });
-    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r4', prompts: { ...prompts, uri: `${prompts.uri}.missing` } }))).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
-    await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r5', prompts, model: { uri: `${store.rootUri}/models/none/`, sha256: '', sizeBytes: 0, mediaType: '' } }))).rejects.toMatchObject({
+    await expect(
+      callUnary(client, 'startSynthesizeDataset', dataset({ requestId: 'r3', prompts, shard: { index: 2, count: 2 } })),
+    ).rejects.toMatchObject({ details: expect.stringContaining('shard.index') });
+    await expect(
+      callUnary(
+        client,
+        'startSynthesizeDataset',
+        dataset({ requestId: 'r4', prompts: { ...prompts, uri: `${prompts.uri}.missing` } }),
+      ),
+    ).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await expect(
+      callUnary(
+        client,
+        'startSynthesizeDataset',
+        dataset({
+          requestId: 'r5',
+          prompts,
+          model: { uri: `${store.rootUri}/models/none/`, sha256: '', sizeBytes: 0, mediaType: '' },
+        }),
+      ),
+    ).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
       details: expect.stringContaining('no model files'),
     });
@@ -122,16 +190,28 @@ describe('synthesizer over gRPC', () => {
     const broken = path.join(tmp.dir, 'broken-model');
     fs.cpSync(MODEL_DIR, broken, { recursive: true });
     fs.writeFileSync(path.join(broken, 'unet', 'model.onnx'), 'garbage');
-    await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR: broken })))).rejects.toThrow(/unet\/model.onnx could not be loaded/);
-    await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, EXECUTION_PROVIDER: 'cuda' })))).rejects.toThrow(/execution provider "cuda"/);
+    await expect(startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR: broken })))).rejects.toThrow(
+      /unet\/model.onnx could not be loaded/,
+    );
+    await expect(
+      startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, EXECUTION_PROVIDER: 'cuda' }))),
+    ).rejects.toThrow(/execution provider "cuda"/);
   });
 
   it('loads the model from the artifact store with MODEL_URI (as deploy/k8s configures it)', async () => {
     const store = new FileArtifactStore(tmp.dir);
     for (const f of fs.readdirSync(MODEL_DIR, { recursive: true }) as string[]) {
-      if (fs.statSync(path.join(MODEL_DIR, f)).isFile()) await store.put(`models/synthesizer/${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(MODEL_DIR, f)));
+      if (fs.statSync(path.join(MODEL_DIR, f)).isFile())
+        await store.put(`models/synthesizer/${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(MODEL_DIR, f)));
     }
-    const fromStore = await startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_URI: `${store.rootUri}/models/synthesizer/`, MODEL_CACHE_DIR: path.join(tmp.dir, 'cache') })));
+    const fromStore = await startService(
+      synthesizerService(
+        testServiceEnv(tmp.dir, {
+          MODEL_URI: `${store.rootUri}/models/synthesizer/`,
+          MODEL_CACHE_DIR: path.join(tmp.dir, 'cache'),
+        }),
+      ),
+    );
     const storeClient = new synthesizer.SynthesizerServiceClient(fromStore.target, grpc.credentials.createInsecure());
     try {
       const local = await callUnary<synthesizer.GetModelInfoResponse>(client, 'getModelInfo', {});
@@ -147,8 +227,13 @@ describe('synthesizer over gRPC', () => {
     const bare = await startService(synthesizerService(testServiceEnv(tmp.dir)));
     const bareClient = new synthesizer.SynthesizerServiceClient(bare.target, grpc.credentials.createInsecure());
     try {
-      await expect(callUnary(bareClient, 'getModelInfo', {})).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining('MODEL_DIR') });
-      await expect(stream(bareClient, [{ id: 'a', prompt: 'effusion' }])).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION });
+      await expect(callUnary(bareClient, 'getModelInfo', {})).rejects.toMatchObject({
+        code: grpc.status.FAILED_PRECONDITION,
+        details: expect.stringContaining('MODEL_DIR'),
+      });
+      await expect(stream(bareClient, [{ id: 'a', prompt: 'effusion' }])).rejects.toMatchObject({
+        code: grpc.status.FAILED_PRECONDITION,
+      });
     } finally {
       bareClient.close();
       await bare.shutdown();
@@ -168,7 +253,10 @@ describe('dataset job: shard, kill, resume', () => {
   const start = async () => {
     const p = await startProcess(process.execPath, {
       args: [...tsxLoaderArgs(), path.join(__dirname, '..', 'src', 'main.ts')],
-      env: { ...process.env, ...testServiceEnv(tmp.dir, { MODEL_DIR, MAX_BATCH: '1', LOG_LEVEL: 'info', INTRA_OP_THREADS: '1' }) },
+      env: {
+        ...process.env,
+        ...testServiceEnv(tmp.dir, { MODEL_DIR, MAX_BATCH: '1', LOG_LEVEL: 'info', INTRA_OP_THREADS: '1' }),
+      },
       readyWhen: /"grpcPort":(\d+)/,
       readyTimeoutMs: 60_000,
     });
@@ -179,12 +267,26 @@ describe('dataset job: shard, kill, resume', () => {
 
   it('produces every image of the shard exactly once after a kill and a restart', async () => {
     const ids = Array.from({ length: 10 }, (_, i) => `report-${i}`);
-    const prompts = await putJsonl(store, 'anonymizer/prompts.jsonl', ids.map((id, i) => ({ id, prompt: `Finding ${i}: small pleural effusion.` })));
-    const request = dataset({ requestId: 'dataset-1', prompts, params: synthesizer.GenerationParams.fromPartial({ numInferenceSteps: 8, seed: 3 }), shard: { index: 1, count: 2 }, outputPrefix: 'synthetic/run1/' });
+    const prompts = await putJsonl(
+      store,
+      'anonymizer/prompts.jsonl',
+      ids.map((id, i) => ({ id, prompt: `Finding ${i}: small pleural effusion.` })),
+    );
+    const request = dataset({
+      requestId: 'dataset-1',
+      prompts,
+      params: synthesizer.GenerationParams.fromPartial({ numInferenceSteps: 8, seed: 3 }),
+      shard: { index: 1, count: 2 },
+      outputPrefix: 'synthetic/run1/',
+    });
 
     const first = await start();
     let client = new synthesizer.SynthesizerServiceClient(first.target, grpc.credentials.createInsecure());
-    const started = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', request);
+    const started = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(
+      client,
+      'startSynthesizeDataset',
+      request,
+    );
     const jobId = started.job!.jobId;
     // Kill it (SIGKILL: no shutdown hook) once two of the five images are done.
     let jobsClient = new jobs.JobServiceClient(first.target, grpc.credentials.createInsecure());
@@ -209,7 +311,11 @@ describe('dataset job: shard, kill, resume', () => {
     client = new synthesizer.SynthesizerServiceClient(second.target, grpc.credentials.createInsecure());
     jobsClient = new jobs.JobServiceClient(second.target, grpc.credentials.createInsecure());
     // Starting again with the same request id finds the same (resumed) job.
-    const again = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', request);
+    const again = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(
+      client,
+      'startSynthesizeDataset',
+      request,
+    );
     expect(again.job!.jobId).toBe(jobId);
     let job: common.Job | undefined;
     for (let i = 0; i < 600; i++) {
@@ -223,7 +329,8 @@ describe('dataset job: shard, kill, resume', () => {
     expect(job!.progress).toMatchObject({ completed: 5, total: 5, unit: 'images' });
 
     const pairs: PairRecord[] = [];
-    for await (const line of readJsonl<PairRecord>(store, store.keyOf(job!.outputs[0]!.uri))) if (line.ok) pairs.push(line.value);
+    for await (const line of readJsonl<PairRecord>(store, store.keyOf(job!.outputs[0]!.uri)))
+      if (line.ok) pairs.push(line.value);
     // Shard 1 of 2 holds the odd records, each once, in manifest order.
     expect(pairs.map((p) => p.report_id)).toEqual(['report-1', 'report-3', 'report-5', 'report-7', 'report-9']);
     const images: string[] = [];
@@ -231,7 +338,9 @@ describe('dataset job: shard, kill, resume', () => {
     expect(images.sort()).toEqual(pairs.map((p) => `synthetic/run1/images/${p.report_id}.png`));
     expect(new Set(pairs.map((p) => p.seed)).size).toBe(5);
     // Images finished before the kill were kept, not generated again.
-    const recordTimes = pairs.map((p) => fs.statSync(path.join(tmp.dir, 'synthetic/run1/records', `${p.report_id}.json`)).mtimeMs);
+    const recordTimes = pairs.map(
+      (p) => fs.statSync(path.join(tmp.dir, 'synthetic/run1/records', `${p.report_id}.json`)).mtimeMs,
+    );
     expect(recordTimes.filter((t) => t < killedAt).length).toBeGreaterThanOrEqual(2);
     // Logs never carry prompts.
     for (const p of processes) expect(p.output()).not.toContain('pleural effusion');
@@ -250,10 +359,21 @@ describe('synthesizer bounds', () => {
   beforeAll(async () => {
     for (const prefix of ['models/a/', 'models/b/', 'jobs/planted/']) {
       for (const f of fs.readdirSync(MODEL_DIR, { recursive: true }) as string[]) {
-        if (fs.statSync(path.join(MODEL_DIR, f)).isFile()) await store.put(`${prefix}${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(MODEL_DIR, f)));
+        if (fs.statSync(path.join(MODEL_DIR, f)).isFile())
+          await store.put(`${prefix}${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(MODEL_DIR, f)));
       }
     }
-    service = await startService(synthesizerService(testServiceEnv(path.join(tmp.dir, 'store'), { MODEL_DIR, MAX_BATCH: '1', MAX_QUEUE_DEPTH: '6', MODEL_CACHE_MAX_MODELS: '1', MODEL_CACHE_DIR: cacheDir })));
+    service = await startService(
+      synthesizerService(
+        testServiceEnv(path.join(tmp.dir, 'store'), {
+          MODEL_DIR,
+          MAX_BATCH: '1',
+          MAX_QUEUE_DEPTH: '6',
+          MODEL_CACHE_MAX_MODELS: '1',
+          MODEL_CACHE_DIR: cacheDir,
+        }),
+      ),
+    );
     client = new synthesizer.SynthesizerServiceClient(service.target, grpc.credentials.createInsecure());
     jobsClient = new jobs.JobServiceClient(service.target, grpc.credentials.createInsecure());
   });
@@ -275,13 +395,22 @@ describe('synthesizer bounds', () => {
     });
   const imagesMade = async () => {
     const exposition = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
-    return [...exposition.matchAll(/^medsyn_synthesizer_images_total\{outcome="\w+"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    return [...exposition.matchAll(/^medsyn_synthesizer_images_total\{outcome="\w+"\} (\d+)/gm)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
   };
 
   it('reads request-named models only under MODELS_PREFIX, refusing others as PERMISSION_DENIED naming model.uri', async () => {
     const prompts = await putJsonl(store, 'prompts/p.jsonl', [{ id: 'a', prompt: 'effusion' }]);
     for (const prefix of ['jobs/planted/', 'prompts/', 'models/']) {
-      await expect(callUnary(client, 'startSynthesizeDataset', dataset({ requestId: `outside-${prefix}`, prompts, params: params(2), model: modelRef(prefix) }))).rejects.toMatchObject({
+      await expect(
+        callUnary(
+          client,
+          'startSynthesizeDataset',
+          dataset({ requestId: `outside-${prefix}`, prompts, params: params(2), model: modelRef(prefix) }),
+        ),
+      ).rejects.toMatchObject({
         code: grpc.status.PERMISSION_DENIED,
         details: expect.stringContaining('model.uri'),
       });
@@ -292,7 +421,11 @@ describe('synthesizer bounds', () => {
   it('keeps at most MODEL_CACHE_MAX_MODELS request-named models, evicting the idle one (and its files)', async () => {
     const prompts = await putJsonl(store, 'prompts/p.jsonl', [{ id: 'a', prompt: 'effusion' }]);
     for (const name of ['a', 'b']) {
-      const started = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', dataset({ requestId: `model-${name}`, prompts, params: params(2), model: modelRef(`models/${name}/`) }));
+      const started = await callUnary<synthesizer.StartSynthesizeDatasetResponse>(
+        client,
+        'startSynthesizeDataset',
+        dataset({ requestId: `model-${name}`, prompts, params: params(2), model: modelRef(`models/${name}/`) }),
+      );
       expect((await finished(started.job!.jobId)).state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
       expect(fs.readdirSync(cacheDir)).toHaveLength(1);
     }
@@ -303,7 +436,11 @@ describe('synthesizer bounds', () => {
     // models/a/ holds MODEL_DIR's files: the digest the pipeline computes of the local folder is the one to send.
     const model = { ...modelRef('models/a/'), sha256: await localTreeDigest(MODEL_DIR) };
     const start = (requestId: string, change: Partial<synthesizer.StartSynthesizeDatasetRequest>) =>
-      callUnary<synthesizer.StartSynthesizeDatasetResponse>(client, 'startSynthesizeDataset', dataset({ requestId, prompts, params: params(1), model, ...change }));
+      callUnary<synthesizer.StartSynthesizeDatasetResponse>(
+        client,
+        'startSynthesizeDataset',
+        dataset({ requestId, prompts, params: params(1), model, ...change }),
+      );
     const other = '0'.repeat(64);
     await expect(start('digest-prompts', { prompts: { ...prompts, sha256: other } })).rejects.toMatchObject({
       code: grpc.status.FAILED_PRECONDITION,
@@ -316,14 +453,22 @@ describe('synthesizer bounds', () => {
     // The loaded model (MODEL_DIR) is checked against the same digest, which GetModelInfo reports.
     const loaded = (await callUnary<synthesizer.GetModelInfoResponse>(client, 'getModelInfo', {})).model!;
     expect(loaded.sha256).toBe(model.sha256);
-    await expect(start('digest-loaded', { model: { ...loaded, sha256: other } })).rejects.toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: expect.stringContaining(`model: sha256 mismatch for ${loaded.uri}`) });
-    await expect(start('digest-malformed', { model: { ...model, sha256: model.sha256.toUpperCase() } })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('model.sha256') });
+    await expect(start('digest-loaded', { model: { ...loaded, sha256: other } })).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringContaining(`model: sha256 mismatch for ${loaded.uri}`),
+    });
+    await expect(
+      start('digest-malformed', { model: { ...model, sha256: model.sha256.toUpperCase() } }),
+    ).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('model.sha256') });
     const started = await start('digest-right', {});
     expect((await finished(started.job!.jobId)).state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
   });
 
   it('answers RESOURCE_EXHAUSTED for requests past MAX_QUEUE_DEPTH, and generates the rest', async () => {
-    const responses = await stream(client, Array.from({ length: 12 }, (_, i) => ({ id: `q${i}`, prompt: 'effusion', params: params(8) })));
+    const responses = await stream(
+      client,
+      Array.from({ length: 12 }, (_, i) => ({ id: `q${i}`, prompt: 'effusion', params: params(8) })),
+    );
     const exhausted = responses.filter((r) => r.error?.code === 'RESOURCE_EXHAUSTED');
     expect(responses).toHaveLength(12);
     expect(exhausted.length).toBeGreaterThanOrEqual(5);
@@ -331,12 +476,13 @@ describe('synthesizer bounds', () => {
     expect(responses.filter((r) => r.image.length > 0).length).toBe(12 - exhausted.length);
   });
 
-  it('drops a cancelled stream\'s queued requests instead of generating them', async () => {
+  it("drops a cancelled stream's queued requests instead of generating them", async () => {
     const before = await imagesMade();
     const call = client.synthesize();
     call.on('error', () => undefined);
     const first = new Promise<void>((resolve) => call.once('data', () => resolve()));
-    for (let i = 0; i < 6; i++) call.write(synthesizer.SynthesizeRequest.fromPartial({ id: `c${i}`, prompt: 'effusion', params: params(40) }));
+    for (let i = 0; i < 6; i++)
+      call.write(synthesizer.SynthesizeRequest.fromPartial({ id: `c${i}`, prompt: 'effusion', params: params(40) }));
     await first;
     call.cancel();
     // The queue is first in, first out: once a later request is answered, whatever was left of the cancelled stream has been dealt with.

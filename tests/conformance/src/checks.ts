@@ -32,14 +32,22 @@ type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
 
 /** A unary call through a generated client, with a deadline. */
 export function unary<T>(client: grpc.Client, method: string, request: unknown): Promise<T> {
-  const call = (client as unknown as Record<string, (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: Callback) => void>)[method]!;
+  const call = (
+    client as unknown as Record<string, (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: Callback) => void>
+  )[method]!;
   return new Promise((resolve, reject) =>
-    call.call(client, request, new grpc.Metadata(), { deadline: Date.now() + DEADLINE_MS }, (error, response) => (error ? reject(error) : resolve(response as T))),
+    call.call(client, request, new grpc.Metadata(), { deadline: Date.now() + DEADLINE_MS }, (error, response) =>
+      error ? reject(error) : resolve(response as T),
+    ),
   );
 }
 
 /** The status a call must end with: its code, and text its message must contain. */
-export async function rejectsWith(call: Promise<unknown>, code: grpc.status, detailsContain: string[] = []): Promise<grpc.ServiceError> {
+export async function rejectsWith(
+  call: Promise<unknown>,
+  code: grpc.status,
+  detailsContain: string[] = [],
+): Promise<grpc.ServiceError> {
   let error: grpc.ServiceError | undefined;
   try {
     await call;
@@ -47,8 +55,16 @@ export async function rejectsWith(call: Promise<unknown>, code: grpc.status, det
     error = e as grpc.ServiceError;
   }
   assert.ok(error, `expected ${grpc.status[code]}, the call succeeded`);
-  assert.equal(grpc.status[error.code], grpc.status[code], `expected ${grpc.status[code]}, got ${grpc.status[error.code]}: ${error.details}`);
-  for (const text of detailsContain) assert.ok(error.details.includes(text), `${grpc.status[code]} message ${JSON.stringify(error.details)} does not name ${JSON.stringify(text)}`);
+  assert.equal(
+    grpc.status[error.code],
+    grpc.status[code],
+    `expected ${grpc.status[code]}, got ${grpc.status[error.code]}: ${error.details}`,
+  );
+  for (const text of detailsContain)
+    assert.ok(
+      error.details.includes(text),
+      `${grpc.status[code]} message ${JSON.stringify(error.details)} does not name ${JSON.stringify(text)}`,
+    );
   return error;
 }
 
@@ -63,7 +79,11 @@ export function readStream<T>(stream: grpc.ClientReadableStream<T>): Promise<T[]
 }
 
 /** With a client of the given constructor for the duration of fn. */
-export async function withClient<C extends grpc.Client, T>(Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C, target: Target, fn: (client: C) => Promise<T>): Promise<T> {
+export async function withClient<C extends grpc.Client, T>(
+  Client: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => C,
+  target: Target,
+  fn: (client: C) => Promise<T>,
+): Promise<T> {
   const client = new Client(target.address, target.credentials, target.options);
   try {
     return await fn(client);
@@ -81,15 +101,24 @@ function sharedChecks(contract: ContractName): ConformanceCheck[] {
     {
       name: 'answers the standard health check, for the server, its contract and JobService',
       async run(target) {
-        for (const name of ['', service, 'medsyn.jobs.v1.JobService']) assert.equal(await healthCheck(target.address, name, target.credentials), 'SERVING', `health of ${JSON.stringify(name)}`);
+        for (const name of ['', service, 'medsyn.jobs.v1.JobService'])
+          assert.equal(
+            await healthCheck(target.address, name, target.credentials),
+            'SERVING',
+            `health of ${JSON.stringify(name)}`,
+          );
       },
     },
     {
       name: 'lists its contract, JobService and Health through server reflection, and describes them',
       async run(target) {
         const listed = await reflectionListServices(target.address, target.credentials);
-        for (const name of ['grpc.health.v1.Health', service, 'medsyn.jobs.v1.JobService']) assert.ok(listed.includes(name), `reflection lists ${listed.join(', ')}, not ${name}`);
-        assert.ok((await reflectionFileContainingSymbol(target.address, service, target.credentials)) > 0, `no file descriptor for ${service}`);
+        for (const name of ['grpc.health.v1.Health', service, 'medsyn.jobs.v1.JobService'])
+          assert.ok(listed.includes(name), `reflection lists ${listed.join(', ')}, not ${name}`);
+        assert.ok(
+          (await reflectionFileContainingSymbol(target.address, service, target.credentials)) > 0,
+          `no file descriptor for ${service}`,
+        );
       },
     },
     {
@@ -98,7 +127,11 @@ function sharedChecks(contract: ContractName): ConformanceCheck[] {
         await withClient(jobs.JobServiceClient, target, async (client) => {
           await rejectsWith(unary(client, 'getJob', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
           await rejectsWith(unary(client, 'cancelJob', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
-          await rejectsWith(readStream(client.watchJob({ jobId: MISSING_JOB }, { deadline: Date.now() + DEADLINE_MS })), grpc.status.NOT_FOUND, [MISSING_JOB]);
+          await rejectsWith(
+            readStream(client.watchJob({ jobId: MISSING_JOB }, { deadline: Date.now() + DEADLINE_MS })),
+            grpc.status.NOT_FOUND,
+            [MISSING_JOB],
+          );
         });
       },
     },
@@ -118,8 +151,13 @@ function sharedChecks(contract: ContractName): ConformanceCheck[] {
           }
           assert.equal(pageToken, '', 'ListJobs kept returning pages');
           assert.equal(new Set(all.map((j) => j.jobId)).size, all.length, 'a job appears on two pages');
-          for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.createTime! >= all[i]!.createTime!, 'jobs are not newest first');
-          for (const job of all.slice(0, 5)) assert.equal((await unary<jobs.GetJobResponse>(client, 'getJob', { jobId: job.jobId })).job!.jobId, job.jobId);
+          for (let i = 1; i < all.length; i++)
+            assert.ok(all[i - 1]!.createTime! >= all[i]!.createTime!, 'jobs are not newest first');
+          for (const job of all.slice(0, 5))
+            assert.equal(
+              (await unary<jobs.GetJobResponse>(client, 'getJob', { jobId: job.jobId })).job!.jobId,
+              job.jobId,
+            );
         });
       },
     },
@@ -127,7 +165,11 @@ function sharedChecks(contract: ContractName): ConformanceCheck[] {
       name: 'JobService: ListJobs answers INVALID_ARGUMENT naming page_token for a token it did not issue',
       async run(target) {
         await withClient(jobs.JobServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'listJobs', { pageSize: 10, pageToken: 'not-a-token-of-yours' }), grpc.status.INVALID_ARGUMENT, ['page_token']);
+          await rejectsWith(
+            unary(client, 'listJobs', { pageSize: 10, pageToken: 'not-a-token-of-yours' }),
+            grpc.status.INVALID_ARGUMENT,
+            ['page_token'],
+          );
         });
       },
     },
@@ -158,21 +200,44 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'Anonymize masks the identifiers of a (synthetic) report, keeps its clinical text, marks the spans and builds the prompt from IMPRESSION',
       async run(target) {
         await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
-          const { result } = await unary<anonymizer.AnonymizeResponse>(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'conformance-1', text: SYNTHETIC_REPORT }, options: { mode: anonymizer.OutputMode.OUTPUT_MODE_MASK } }));
+          const { result } = await unary<anonymizer.AnonymizeResponse>(
+            client,
+            'anonymize',
+            anonymizer.AnonymizeRequest.fromPartial({
+              report: { id: 'conformance-1', text: SYNTHETIC_REPORT },
+              options: { mode: anonymizer.OutputMode.OUTPUT_MODE_MASK },
+            }),
+          );
           assert.equal(result?.id, 'conformance-1');
           for (const [identifier, label] of SYNTHETIC_IDENTIFIERS) {
             assert.ok(!result!.text.includes(identifier), `${anonymizer.PhiLabel[label]} left in the text`);
             // Spans count Unicode code points.
             const at = [...SYNTHETIC_REPORT.slice(0, SYNTHETIC_REPORT.indexOf(identifier))].length;
-            assert.ok(result!.spans.some((s) => s.label === label && s.start <= at && s.end >= at + identifier.length), `no ${anonymizer.PhiLabel[label]} span covers it`);
+            assert.ok(
+              result!.spans.some((s) => s.label === label && s.start <= at && s.end >= at + identifier.length),
+              `no ${anonymizer.PhiLabel[label]} span covers it`,
+            );
           }
           assert.ok(result!.text.includes('___'), 'MASK mode writes identifiers as ___');
-          for (const clinical of ['No focal consolidation, pleural effusion or pneumothorax.', 'No acute cardiopulmonary process.']) assert.ok(result!.text.includes(clinical), `clinical text lost: ${clinical}`);
+          for (const clinical of [
+            'No focal consolidation, pleural effusion or pneumothorax.',
+            'No acute cardiopulmonary process.',
+          ])
+            assert.ok(result!.text.includes(clinical), `clinical text lost: ${clinical}`);
           const sections = result!.sections.map((section) => section.name);
-          assert.ok(sections.includes('FINDINGS') && sections.includes('IMPRESSION'), `sections ${sections.join(', ')}`);
+          assert.ok(
+            sections.includes('FINDINGS') && sections.includes('IMPRESSION'),
+            `sections ${sections.join(', ')}`,
+          );
           assert.equal(result!.prompt?.sourceSection, 'IMPRESSION');
-          assert.ok(result!.prompt!.text.includes('No acute cardiopulmonary process'), 'the prompt is not the impression');
-          assert.ok(result!.prompt!.tokenCount > 0 && result!.prompt!.tokenCount <= 77, `token_count ${result!.prompt!.tokenCount}`);
+          assert.ok(
+            result!.prompt!.text.includes('No acute cardiopulmonary process'),
+            'the prompt is not the impression',
+          );
+          assert.ok(
+            result!.prompt!.tokenCount > 0 && result!.prompt!.tokenCount <= 77,
+            `token_count ${result!.prompt!.tokenCount}`,
+          );
         });
       },
     },
@@ -180,8 +245,15 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'Anonymize answers INVALID_ARGUMENT naming report when it is missing, and options.mode for an unknown mode',
       async run(target) {
         await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({})), grpc.status.INVALID_ARGUMENT, ['report']);
-          const badMode = anonymizer.AnonymizeRequest.fromPartial({ report: { id: 'conformance-2', text: 'FINDINGS: Normal.' }, options: { mode: 99 as anonymizer.OutputMode } });
+          await rejectsWith(
+            unary(client, 'anonymize', anonymizer.AnonymizeRequest.fromPartial({})),
+            grpc.status.INVALID_ARGUMENT,
+            ['report'],
+          );
+          const badMode = anonymizer.AnonymizeRequest.fromPartial({
+            report: { id: 'conformance-2', text: 'FINDINGS: Normal.' },
+            options: { mode: 99 as anonymizer.OutputMode },
+          });
           await rejectsWith(unary(client, 'anonymize', badMode), grpc.status.INVALID_ARGUMENT, ['options.mode']);
         });
       },
@@ -191,15 +263,38 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       async run(target) {
         await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
           const call = client.anonymizeStream({ deadline: Date.now() + DEADLINE_MS });
-          const responses = readStream(call as unknown as grpc.ClientReadableStream<anonymizer.AnonymizeStreamResponse>);
+          const responses = readStream(
+            call as unknown as grpc.ClientReadableStream<anonymizer.AnonymizeStreamResponse>,
+          );
           const mask = { mode: anonymizer.OutputMode.OUTPUT_MODE_MASK };
-          call.write(anonymizer.AnonymizeStreamRequest.fromPartial({ report: { id: 's1', text: SYNTHETIC_REPORT }, options: mask }));
-          call.write(anonymizer.AnonymizeStreamRequest.fromPartial({ report: { id: 's2', text: 'FINDINGS: Normal.' }, options: { mode: 99 as anonymizer.OutputMode } }));
-          call.write(anonymizer.AnonymizeStreamRequest.fromPartial({ report: { id: 's3', text: 'IMPRESSION: Normal chest.' }, options: mask }));
+          call.write(
+            anonymizer.AnonymizeStreamRequest.fromPartial({
+              report: { id: 's1', text: SYNTHETIC_REPORT },
+              options: mask,
+            }),
+          );
+          call.write(
+            anonymizer.AnonymizeStreamRequest.fromPartial({
+              report: { id: 's2', text: 'FINDINGS: Normal.' },
+              options: { mode: 99 as anonymizer.OutputMode },
+            }),
+          );
+          call.write(
+            anonymizer.AnonymizeStreamRequest.fromPartial({
+              report: { id: 's3', text: 'IMPRESSION: Normal chest.' },
+              options: mask,
+            }),
+          );
           call.end();
           const all = await responses;
-          assert.deepEqual(all.map((r) => r.id), ['s1', 's2', 's3']);
-          assert.ok(all[0]!.result && !all[0]!.error && all[2]!.result && !all[2]!.error, 'good reports were not anonymized');
+          assert.deepEqual(
+            all.map((r) => r.id),
+            ['s1', 's2', 's3'],
+          );
+          assert.ok(
+            all[0]!.result && !all[0]!.error && all[2]!.result && !all[2]!.error,
+            'good reports were not anonymized',
+          );
           assert.equal(all[1]!.result, undefined);
           assert.equal(all[1]!.error?.code, 'INVALID_ARGUMENT');
           assert.equal(all[1]!.error?.field, 'options.mode');
@@ -210,7 +305,15 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'StartAnonymizeDataset answers INVALID_ARGUMENT naming input.uri without a manifest',
       async run(target) {
         await withClient(anonymizer.AnonymizerServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'startAnonymizeDataset', anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'conformance-no-input' })), grpc.status.INVALID_ARGUMENT, ['input.uri']);
+          await rejectsWith(
+            unary(
+              client,
+              'startAnonymizeDataset',
+              anonymizer.StartAnonymizeDatasetRequest.fromPartial({ requestId: 'conformance-no-input' }),
+            ),
+            grpc.status.INVALID_ARGUMENT,
+            ['input.uri'],
+          );
         });
       },
     },
@@ -224,9 +327,15 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
           assert.ok(info.architecture, 'architecture is empty');
           assert.ok(['float32', 'float16'].includes(info.unetDtype), `unet_dtype ${JSON.stringify(info.unetDtype)}`);
           assert.ok(info.maxPromptTokens > 0, 'max_prompt_tokens is 0');
-          assert.ok(['cpu', 'cuda', 'webgpu'].includes(info.executionProvider), `execution_provider ${JSON.stringify(info.executionProvider)}`);
+          assert.ok(
+            ['cpu', 'cuda', 'webgpu'].includes(info.executionProvider),
+            `execution_provider ${JSON.stringify(info.executionProvider)}`,
+          );
           const { numInferenceSteps = 0, height = 0, width = 0 } = info.defaults ?? {};
-          assert.ok(numInferenceSteps >= 1 && height > 0 && height % 8 === 0 && width > 0 && width % 8 === 0, `defaults ${JSON.stringify(info.defaults)}`);
+          assert.ok(
+            numInferenceSteps >= 1 && height > 0 && height % 8 === 0 && width > 0 && width % 8 === 0,
+            `defaults ${JSON.stringify(info.defaults)}`,
+          );
         });
       },
     },
@@ -238,8 +347,20 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
           const responses = readStream(call as unknown as grpc.ClientReadableStream<synthesizer.SynthesizeResponse>);
           // Small and few steps: cheap on any model; the gate may still reject such an image.
           const good = { numInferenceSteps: 2, height: 64, width: 64, seed: 7, maxAttempts: 1 };
-          call.write(synthesizer.SynthesizeRequest.fromPartial({ id: 'conformance-bad', prompt: 'Frontal chest radiograph.', params: { ...good, maxAttempts: 0 } }));
-          call.write(synthesizer.SynthesizeRequest.fromPartial({ id: 'conformance-good', prompt: 'Frontal chest radiograph, no acute findings.', params: good }));
+          call.write(
+            synthesizer.SynthesizeRequest.fromPartial({
+              id: 'conformance-bad',
+              prompt: 'Frontal chest radiograph.',
+              params: { ...good, maxAttempts: 0 },
+            }),
+          );
+          call.write(
+            synthesizer.SynthesizeRequest.fromPartial({
+              id: 'conformance-good',
+              prompt: 'Frontal chest radiograph, no acute findings.',
+              params: good,
+            }),
+          );
           call.end();
           const byId = new Map((await responses).map((r) => [r.id, r]));
           assert.deepEqual([...byId.keys()].sort(), ['conformance-bad', 'conformance-good']);
@@ -250,7 +371,11 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
           if (ok.error) {
             assert.equal(ok.quality?.accepted, false, `good request failed: ${JSON.stringify(ok.error)}`);
           } else {
-            assert.deepEqual([...ok.image.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'image is not a PNG');
+            assert.deepEqual(
+              [...ok.image.subarray(0, 8)],
+              [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+              'image is not a PNG',
+            );
             assert.equal(ok.quality?.accepted, true);
             assert.equal(ok.seed, 7, 'the seed asked for is not the seed returned');
           }
@@ -261,7 +386,15 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'StartSynthesizeDataset answers INVALID_ARGUMENT naming prompts.uri without a prompt manifest',
       async run(target) {
         await withClient(synthesizer.SynthesizerServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'startSynthesizeDataset', synthesizer.StartSynthesizeDatasetRequest.fromPartial({ requestId: 'conformance-no-prompts' })), grpc.status.INVALID_ARGUMENT, ['prompts.uri']);
+          await rejectsWith(
+            unary(
+              client,
+              'startSynthesizeDataset',
+              synthesizer.StartSynthesizeDatasetRequest.fromPartial({ requestId: 'conformance-no-prompts' }),
+            ),
+            grpc.status.INVALID_ARGUMENT,
+            ['prompts.uri'],
+          );
         });
       },
     },
@@ -271,7 +404,15 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'StartPretraining answers INVALID_ARGUMENT naming config when it is missing',
       async run(target) {
         await withClient(pretrainer.PretrainerServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId: 'conformance-no-config' })), grpc.status.INVALID_ARGUMENT, ['config']);
+          await rejectsWith(
+            unary(
+              client,
+              'startPretraining',
+              pretrainer.StartPretrainingRequest.fromPartial({ requestId: 'conformance-no-config' }),
+            ),
+            grpc.status.INVALID_ARGUMENT,
+            ['config'],
+          );
         });
       },
     },
@@ -279,14 +420,34 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'StartPretraining answers INVALID_ARGUMENT naming the config field at fault, and starts no job',
       async run(target) {
         await withClient(pretrainer.PretrainerServiceClient, target, async (client) => {
-          const config = { method: pretrainer.Method.METHOD_CONVIRT, batchSize: 4, data: { realPairs: [{ uri: 'conformance/absent/pairs.jsonl', sha256: '', sizeBytes: 0, mediaType: '' }] } };
-          const start = (requestId: string, overrides: object) => unary(client, 'startPretraining', pretrainer.StartPretrainingRequest.fromPartial({ requestId, config: { ...config, ...overrides } }));
-          await rejectsWith(start('conformance-batch', { batchSize: 1 }), grpc.status.INVALID_ARGUMENT, ['config.batch_size']);
-          await rejectsWith(start('conformance-architecture', { imageEncoder: { architecture: 'vgg16' } }), grpc.status.INVALID_ARGUMENT, ['config.image_encoder.architecture']);
-          await rejectsWith(start('conformance-manifest', {}), grpc.status.INVALID_ARGUMENT, ['config.data.real_pairs[0]']);
+          const config = {
+            method: pretrainer.Method.METHOD_CONVIRT,
+            batchSize: 4,
+            data: { realPairs: [{ uri: 'conformance/absent/pairs.jsonl', sha256: '', sizeBytes: 0, mediaType: '' }] },
+          };
+          const start = (requestId: string, overrides: object) =>
+            unary(
+              client,
+              'startPretraining',
+              pretrainer.StartPretrainingRequest.fromPartial({ requestId, config: { ...config, ...overrides } }),
+            );
+          await rejectsWith(start('conformance-batch', { batchSize: 1 }), grpc.status.INVALID_ARGUMENT, [
+            'config.batch_size',
+          ]);
+          await rejectsWith(
+            start('conformance-architecture', { imageEncoder: { architecture: 'vgg16' } }),
+            grpc.status.INVALID_ARGUMENT,
+            ['config.image_encoder.architecture'],
+          );
+          await rejectsWith(start('conformance-manifest', {}), grpc.status.INVALID_ARGUMENT, [
+            'config.data.real_pairs[0]',
+          ]);
         });
         await withClient(jobs.JobServiceClient, target, async (client) => {
-          const { jobs: listed } = await unary<jobs.ListJobsResponse>(client, 'listJobs', { pageSize: 1000, pageToken: '' });
+          const { jobs: listed } = await unary<jobs.ListJobsResponse>(client, 'listJobs', {
+            pageSize: 1000,
+            pageToken: '',
+          });
           assert.ok(!listed.some((j) => j.requestId.startsWith('conformance-')), 'a refused request left a job');
         });
       },
@@ -295,8 +456,12 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'GetPretrainingResult answers NOT_FOUND naming an unknown job id, INVALID_ARGUMENT naming job_id when it is empty',
       async run(target) {
         await withClient(pretrainer.PretrainerServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'getPretrainingResult', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
-          await rejectsWith(unary(client, 'getPretrainingResult', { jobId: '' }), grpc.status.INVALID_ARGUMENT, ['job_id']);
+          await rejectsWith(unary(client, 'getPretrainingResult', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [
+            MISSING_JOB,
+          ]);
+          await rejectsWith(unary(client, 'getPretrainingResult', { jobId: '' }), grpc.status.INVALID_ARGUMENT, [
+            'job_id',
+          ]);
         });
       },
     },
@@ -306,8 +471,19 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'StartEvaluation answers INVALID_ARGUMENT naming the config field at fault',
       async run(target) {
         await withClient(evaluator.EvaluatorServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'startEvaluation', evaluator.StartEvaluationRequest.fromPartial({ requestId: 'conformance-no-config' })), grpc.status.INVALID_ARGUMENT, ['config']);
-          const noDataset = evaluator.StartEvaluationRequest.fromPartial({ requestId: 'conformance-no-dataset', config: { tasks: [evaluator.Task.TASK_CLASSIFICATION] } });
+          await rejectsWith(
+            unary(
+              client,
+              'startEvaluation',
+              evaluator.StartEvaluationRequest.fromPartial({ requestId: 'conformance-no-config' }),
+            ),
+            grpc.status.INVALID_ARGUMENT,
+            ['config'],
+          );
+          const noDataset = evaluator.StartEvaluationRequest.fromPartial({
+            requestId: 'conformance-no-dataset',
+            config: { tasks: [evaluator.Task.TASK_CLASSIFICATION] },
+          });
           await rejectsWith(unary(client, 'startEvaluation', noDataset), grpc.status.INVALID_ARGUMENT, ['config.']);
         });
       },
@@ -316,8 +492,12 @@ const CONTRACT_CHECKS: Record<ContractName, ConformanceCheck[]> = {
       name: 'GetEvaluationResult answers NOT_FOUND naming an unknown job id, INVALID_ARGUMENT naming job_id when it is empty',
       async run(target) {
         await withClient(evaluator.EvaluatorServiceClient, target, async (client) => {
-          await rejectsWith(unary(client, 'getEvaluationResult', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [MISSING_JOB]);
-          await rejectsWith(unary(client, 'getEvaluationResult', { jobId: '' }), grpc.status.INVALID_ARGUMENT, ['job_id']);
+          await rejectsWith(unary(client, 'getEvaluationResult', { jobId: MISSING_JOB }), grpc.status.NOT_FOUND, [
+            MISSING_JOB,
+          ]);
+          await rejectsWith(unary(client, 'getEvaluationResult', { jobId: '' }), grpc.status.INVALID_ARGUMENT, [
+            'job_id',
+          ]);
         });
       },
     },

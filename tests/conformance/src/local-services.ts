@@ -22,10 +22,16 @@ export interface LocalServices {
  * one store (MEDSYN_STORE in env, e.g. s3rver's). Each gets what it needs to start: the
  * synthesizer a tiny diffusion model in the ONNX export layout (random weights).
  */
-export async function startLocalServices(names: readonly ContractName[], env: NodeJS.ProcessEnv): Promise<LocalServices> {
+export async function startLocalServices(
+  names: readonly ContractName[],
+  env: NodeJS.ProcessEnv,
+): Promise<LocalServices> {
   const tmp = makeTempDir('local-services');
   const own: Partial<Record<ContractName, NodeJS.ProcessEnv>> = {
-    synthesizer: { MODEL_DIR: buildTinyPipeline(path.join(tmp.dir, 'tiny-diffusion')), MODEL_CACHE_DIR: path.join(tmp.dir, 'model-cache') },
+    synthesizer: {
+      MODEL_DIR: buildTinyPipeline(path.join(tmp.dir, 'tiny-diffusion')),
+      MODEL_CACHE_DIR: path.join(tmp.dir, 'model-cache'),
+    },
   };
   const services = new Map<ContractName, LocalService>();
   const stop = async () => {
@@ -37,11 +43,24 @@ export async function startLocalServices(names: readonly ContractName[], env: No
       names.map(async (name) => {
         const proc = await startProcess(process.execPath, {
           args: [...tsxLoaderArgs(), path.join(repoRoot, 'services', name, 'src', 'main.ts')],
-          env: { GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', LOG_LEVEL: 'info', ...env, ...own[name] },
+          env: {
+            GRPC_HOST: '127.0.0.1',
+            GRPC_PORT: '0',
+            METRICS_HOST: '127.0.0.1',
+            METRICS_PORT: '0',
+            LOG_LEVEL: 'info',
+            ...env,
+            ...own[name],
+          },
           readyWhen: /"grpcPort":(\d+),"metricsPort":(\d+)/,
           readyTimeoutMs: 60000,
         });
-        services.set(name, { name, proc, target: `127.0.0.1:${proc.readyMatch![1]}`, metricsPort: Number(proc.readyMatch![2]) });
+        services.set(name, {
+          name,
+          proc,
+          target: `127.0.0.1:${proc.readyMatch![1]}`,
+          metricsPort: Number(proc.readyMatch![2]),
+        });
       }),
     );
   } catch (error) {

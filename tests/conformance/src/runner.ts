@@ -10,7 +10,11 @@ export interface CheckResult {
 }
 
 /** Runs every check of a contract against an address (plaintext unless security says otherwise), one after the other. */
-export async function runConformance(contract: ContractName, address: string, security: Omit<Target, 'address'> = { credentials: grpc.credentials.createInsecure() }): Promise<CheckResult[]> {
+export async function runConformance(
+  contract: ContractName,
+  address: string,
+  security: Omit<Target, 'address'> = { credentials: grpc.credentials.createInsecure() },
+): Promise<CheckResult[]> {
   const target: Target = { address, ...security };
   const results: CheckResult[] = [];
   for (const check of conformanceChecks(contract)) {
@@ -19,7 +23,12 @@ export async function runConformance(contract: ContractName, address: string, se
       await check.run(target);
       results.push({ name: check.name, passed: true, durationMs: Date.now() - start });
     } catch (error) {
-      results.push({ name: check.name, passed: false, error: (error as Error).message, durationMs: Date.now() - start });
+      results.push({
+        name: check.name,
+        passed: false,
+        error: (error as Error).message,
+        durationMs: Date.now() - start,
+      });
     }
   }
   return results;

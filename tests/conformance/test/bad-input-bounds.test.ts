@@ -17,7 +17,10 @@ let local: LocalServices;
 
 beforeAll(async () => {
   fs.mkdirSync(dataRoot, { recursive: true });
-  local = await startLocalServices(['evaluator', 'synthesizer', 'pretrainer'], { MEDSYN_STORE: `file://${storeDir}`, EVALUATOR_DATASET_ROOTS: dataRoot });
+  local = await startLocalServices(['evaluator', 'synthesizer', 'pretrainer'], {
+    MEDSYN_STORE: `file://${storeDir}`,
+    EVALUATOR_DATASET_ROOTS: dataRoot,
+  });
 }, 90000);
 afterAll(async () => {
   await local?.stop();
@@ -42,13 +45,38 @@ describe('the evaluator under hostile dataset names', () => {
   const request = (requestId: string, uri: string, change: Partial<evaluator.EvaluationConfig> = {}) =>
     evaluator.StartEvaluationRequest.fromPartial({
       requestId,
-      config: { encoders: [{ name: 'random', baseline: { architecture: 'resnet18', size: 32, width: 4, seed: 1 } }], dataset: { format: 'csv', uri, options: { label_columns: 'positive' } }, tasks: [evaluator.Task.TASK_CLASSIFICATION], labelFractions: [1], seeds: [0], epochs: 1, ...change },
+      config: {
+        encoders: [{ name: 'random', baseline: { architecture: 'resnet18', size: 32, width: 4, seed: 1 } }],
+        dataset: { format: 'csv', uri, options: { label_columns: 'positive' } },
+        tasks: [evaluator.Task.TASK_CLASSIFICATION],
+        labelFractions: [1],
+        seeds: [0],
+        epochs: 1,
+        ...change,
+      },
     });
 
   it('refuses file:///etc as PERMISSION_DENIED naming config.dataset.uri, quoting nothing, and stays healthy', async () => {
     const before = storeTop();
-    const error = await unary(client, 'startEvaluation', request('bad-etc', 'file:///etc', { dataset: { format: 'csv', uri: 'file:///etc', sha256: '', options: { csv: 'group', label_columns: 'positive' } } })).then(() => undefined, (e: grpc.ServiceError) => e);
-    expect(error).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringContaining('config.dataset.uri') });
+    const error = await unary(
+      client,
+      'startEvaluation',
+      request('bad-etc', 'file:///etc', {
+        dataset: {
+          format: 'csv',
+          uri: 'file:///etc',
+          sha256: '',
+          options: { csv: 'group', label_columns: 'positive' },
+        },
+      }),
+    ).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(error).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+      details: expect.stringContaining('config.dataset.uri'),
+    });
     expect(error!.details).not.toMatch(/root:/);
     await healthy(target('evaluator'));
     expect(storeTop()).toEqual(before);
@@ -58,7 +86,11 @@ describe('the evaluator under hostile dataset names', () => {
     const dir = path.join(dataRoot, 'fifo');
     fs.mkdirSync(dir, { recursive: true });
     execFileSync('mkfifo', [path.join(dir, 'labels.csv')]);
-    const started = await unary<evaluator.StartEvaluationResponse>(client, 'startEvaluation', request('bad-fifo', pathToFileURL(dir).href));
+    const started = await unary<evaluator.StartEvaluationResponse>(
+      client,
+      'startEvaluation',
+      request('bad-fifo', pathToFileURL(dir).href),
+    );
     await healthy(target('evaluator'));
     const last = await new Promise<common.Job>((resolve, reject) => {
       let job: common.Job | undefined;
@@ -68,12 +100,21 @@ describe('the evaluator under hostile dataset names', () => {
       call.on('error', reject);
     });
     expect(last.state).toBe(common.JobState.JOB_STATE_FAILED);
-    expect(last.error).toMatchObject({ code: 'INVALID_ARGUMENT', field: 'config.dataset', message: expect.stringContaining('labels.csv is not a regular file') });
+    expect(last.error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      field: 'config.dataset',
+      message: expect.stringContaining('labels.csv is not a regular file'),
+    });
     await healthy(target('evaluator'));
   });
 
   it('refuses sizes past its bounds as INVALID_ARGUMENT naming the field', async () => {
-    await expect(unary(client, 'startEvaluation', request('bad-max-images', pathToFileURL(dataRoot).href, { maxImages: 1e9 }))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining('config.max_images') });
+    await expect(
+      unary(client, 'startEvaluation', request('bad-max-images', pathToFileURL(dataRoot).href, { maxImages: 1e9 })),
+    ).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('config.max_images'),
+    });
     await healthy(target('evaluator'));
   });
 });
@@ -86,8 +127,16 @@ describe('the synthesizer under hostile model names', () => {
     const before = storeTop();
     try {
       for (const prefix of ['jobs/', 'jobs/synthesizer/', 'prompts/']) {
-        const request = synthesizer.StartSynthesizeDatasetRequest.fromPartial({ requestId: `bad-model-${prefix}`, prompts: { uri: pathToFileURL(path.join(storeDir, 'prompts', 'p.jsonl')).href }, params: { numInferenceSteps: 2 }, model: { uri: pathToFileURL(path.join(storeDir, prefix)).href } });
-        await expect(unary(client, 'startSynthesizeDataset', request)).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: expect.stringContaining('model.uri') });
+        const request = synthesizer.StartSynthesizeDatasetRequest.fromPartial({
+          requestId: `bad-model-${prefix}`,
+          prompts: { uri: pathToFileURL(path.join(storeDir, 'prompts', 'p.jsonl')).href },
+          params: { numInferenceSteps: 2 },
+          model: { uri: pathToFileURL(path.join(storeDir, prefix)).href },
+        });
+        await expect(unary(client, 'startSynthesizeDataset', request)).rejects.toMatchObject({
+          code: grpc.status.PERMISSION_DENIED,
+          details: expect.stringContaining('model.uri'),
+        });
       }
       await healthy(target('synthesizer'));
       expect(storeTop()).toEqual(before);
@@ -105,8 +154,18 @@ describe('the pretrainer under oversized configs', () => {
     const client = new pretrainer.PretrainerServiceClient(target('pretrainer'), grpc.credentials.createInsecure());
     const before = storeTop();
     try {
-      const config = pretrainer.PretrainingConfig.fromPartial({ method: pretrainer.Method.METHOD_CONVIRT, imageEncoder: { architecture: 'resnet18', imageSize: 32, width: 8 }, data: { realPairs: [{ uri: 'pairs/none.jsonl' }] }, batchSize: 4, epochs: 1, ...change });
-      await expect(unary(client, 'startPretraining', { requestId: `bad-${field}`, config })).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining(`config.${field}: must be <=`) });
+      const config = pretrainer.PretrainingConfig.fromPartial({
+        method: pretrainer.Method.METHOD_CONVIRT,
+        imageEncoder: { architecture: 'resnet18', imageSize: 32, width: 8 },
+        data: { realPairs: [{ uri: 'pairs/none.jsonl' }] },
+        batchSize: 4,
+        epochs: 1,
+        ...change,
+      });
+      await expect(unary(client, 'startPretraining', { requestId: `bad-${field}`, config })).rejects.toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: expect.stringContaining(`config.${field}: must be <=`),
+      });
       await healthy(target('pretrainer'));
       expect(storeTop()).toEqual(before);
     } finally {

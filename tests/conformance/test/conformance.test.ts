@@ -29,9 +29,15 @@ describe.each(NAMES)('our %s', (name) => {
 const cliWith =
   (env: NodeJS.ProcessEnv) =>
   (...args: string[]) =>
-    promisify(execFile)(process.execPath, [...tsxLoaderArgs(), path.join(__dirname, '..', 'src', 'cli.ts'), ...args], { timeout: 60000, env: { ...process.env, ...env } }).then(
+    promisify(execFile)(process.execPath, [...tsxLoaderArgs(), path.join(__dirname, '..', 'src', 'cli.ts'), ...args], {
+      timeout: 60000,
+      env: { ...process.env, ...env },
+    }).then(
       ({ stdout }) => ({ code: 0, stdout }),
-      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: `${error.stdout}${error.stderr}` }),
+      (error: { code: number; stdout: string; stderr: string }) => ({
+        code: error.code,
+        stdout: `${error.stdout}${error.stderr}`,
+      }),
     );
 
 describe('npm run conformance', () => {
@@ -39,7 +45,9 @@ describe('npm run conformance', () => {
 
   it('passes our evaluator at its address', async () => {
     const { code, stdout } = await cli('--service', 'evaluator', '--target', local.services.get('evaluator')!.target);
-    expect(stdout).toContain(`evaluator at ${local.services.get('evaluator')!.target}: ${conformanceChecks('evaluator').length} of ${conformanceChecks('evaluator').length} checks passed`);
+    expect(stdout).toContain(
+      `evaluator at ${local.services.get('evaluator')!.target}: ${conformanceChecks('evaluator').length} of ${conformanceChecks('evaluator').length} checks passed`,
+    );
     expect(code).toBe(0);
   });
 
@@ -52,8 +60,14 @@ describe('npm run conformance', () => {
   });
 
   it('refuses a missing target or unknown service before calling anything', async () => {
-    expect(await cli('--service', 'evaluator')).toMatchObject({ code: 2, stdout: expect.stringContaining('--target must be host:port') });
-    expect(await cli('--service', 'renderer', '--target', '127.0.0.1:1')).toMatchObject({ code: 2, stdout: expect.stringContaining('--service must be one of anonymizer, synthesizer, pretrainer, evaluator') });
+    expect(await cli('--service', 'evaluator')).toMatchObject({
+      code: 2,
+      stdout: expect.stringContaining('--target must be host:port'),
+    });
+    expect(await cli('--service', 'renderer', '--target', '127.0.0.1:1')).toMatchObject({
+      code: 2,
+      stdout: expect.stringContaining('--service must be one of anonymizer, synthesizer, pretrainer, evaluator'),
+    });
   });
 });
 
@@ -73,7 +87,12 @@ describe('npm run conformance against a service that asks for a bearer token (an
     const store = `file://${tmp.dir}/store`;
     [tokenOnly, withTls] = await Promise.all([
       startLocalServices(['evaluator'], { MEDSYN_STORE: store, GRPC_AUTH_TOKEN: TOKEN }),
-      startLocalServices(['evaluator'], { MEDSYN_STORE: store, GRPC_AUTH_TOKEN: TOKEN, GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey }),
+      startLocalServices(['evaluator'], {
+        MEDSYN_STORE: store,
+        GRPC_AUTH_TOKEN: TOKEN,
+        GRPC_TLS_CERT: tls.serverCert,
+        GRPC_TLS_KEY: tls.serverKey,
+      }),
     ]);
   }, 90000);
   afterAll(async () => {
@@ -88,19 +107,51 @@ describe('npm run conformance against a service that asks for a bearer token (an
   });
 
   it('passes with --token-file, or the token from GRPC_AUTH_TOKEN', async () => {
-    expect(await cliWith({})('--service', 'evaluator', '--target', address(tokenOnly), '--token-file', tokenFile)).toMatchObject({ code: 0, stdout: expect.stringContaining(all) });
-    expect(await cliWith({ GRPC_AUTH_TOKEN: TOKEN })('--service', 'evaluator', '--target', address(tokenOnly))).toMatchObject({ code: 0, stdout: expect.stringContaining(all) });
+    expect(
+      await cliWith({})('--service', 'evaluator', '--target', address(tokenOnly), '--token-file', tokenFile),
+    ).toMatchObject({ code: 0, stdout: expect.stringContaining(all) });
+    expect(
+      await cliWith({ GRPC_AUTH_TOKEN: TOKEN })('--service', 'evaluator', '--target', address(tokenOnly)),
+    ).toMatchObject({ code: 0, stdout: expect.stringContaining(all) });
   });
 
   it('speaks TLS with --tls-ca (the token from GRPC_AUTH_TOKEN_FILE), and fails without it', async () => {
     const cli = cliWith({ GRPC_AUTH_TOKEN_FILE: tokenFile });
-    expect(await cli('--service', 'evaluator', '--target', address(withTls), '--tls-ca', tls.caCert)).toMatchObject({ code: 0, stdout: expect.stringContaining(all) });
-    expect(await cli('--service', 'evaluator', '--target', address(withTls))).toMatchObject({ code: 1, stdout: expect.stringContaining('FAIL answers the standard health check') });
+    expect(await cli('--service', 'evaluator', '--target', address(withTls), '--tls-ca', tls.caCert)).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(all),
+    });
+    expect(await cli('--service', 'evaluator', '--target', address(withTls))).toMatchObject({
+      code: 1,
+      stdout: expect.stringContaining('FAIL answers the standard health check'),
+    });
   });
 
   it('refuses, before calling anything, to send a token in clear off this machine, or a client certificate without a CA', async () => {
-    expect(await cliWith({})('--service', 'evaluator', '--target', '10.0.3.7:50054', '--token-file', tokenFile)).toMatchObject({ code: 2, stdout: expect.stringContaining('the token would go to 10.0.3.7:50054 in clear') });
-    expect(await cliWith({})('--service', 'evaluator', '--target', '127.0.0.1:1', '--tls-cert', tls.clientCert, '--tls-key', tls.clientKey)).toMatchObject({ code: 2, stdout: expect.stringContaining('--tls-cert and --tls-key need --tls-ca') });
-    expect(await cliWith({})('--service', 'evaluator', '--target', '127.0.0.1:1', '--token-file', path.join(tmp.dir, 'absent'))).toMatchObject({ code: 2, stdout: expect.stringContaining('--token-file: cannot read') });
+    expect(
+      await cliWith({})('--service', 'evaluator', '--target', '10.0.3.7:50054', '--token-file', tokenFile),
+    ).toMatchObject({ code: 2, stdout: expect.stringContaining('the token would go to 10.0.3.7:50054 in clear') });
+    expect(
+      await cliWith({})(
+        '--service',
+        'evaluator',
+        '--target',
+        '127.0.0.1:1',
+        '--tls-cert',
+        tls.clientCert,
+        '--tls-key',
+        tls.clientKey,
+      ),
+    ).toMatchObject({ code: 2, stdout: expect.stringContaining('--tls-cert and --tls-key need --tls-ca') });
+    expect(
+      await cliWith({})(
+        '--service',
+        'evaluator',
+        '--target',
+        '127.0.0.1:1',
+        '--token-file',
+        path.join(tmp.dir, 'absent'),
+      ),
+    ).toMatchObject({ code: 2, stdout: expect.stringContaining('--token-file: cannot read') });
   });
 });

@@ -17,7 +17,14 @@ async function startTorchPretrainer(env: NodeJS.ProcessEnv) {
   const proc = await startProcess('/usr/bin/python3', {
     args: ['-m', 'medsyn_pretrainer_torch.main'],
     cwd: path.join(repoRoot, 'services', 'pretrainer-torch'),
-    env: { GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', MEDSYN_STORE: `file://${tmp.dir}/store`, ...env },
+    env: {
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: '0',
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: '0',
+      MEDSYN_STORE: `file://${tmp.dir}/store`,
+      ...env,
+    },
     readyWhen: /"grpcPort":(\d+),"metricsPort":(\d+)/,
     readyTimeoutMs: 60000,
   });
@@ -42,13 +49,23 @@ describe('the PyTorch pretrainer', () => {
     const tokenFile = path.join(tmp.dir, 'token');
     fs.writeFileSync(tokenFile, `${TOKEN}\n`);
     const cli = (...args: string[]) =>
-      promisify(execFile)(process.execPath, [...tsxLoaderArgs(), path.join(__dirname, '..', 'src', 'cli.ts'), ...args], { timeout: 60000 }).then(
+      promisify(execFile)(
+        process.execPath,
+        [...tsxLoaderArgs(), path.join(__dirname, '..', 'src', 'cli.ts'), ...args],
+        { timeout: 60000 },
+      ).then(
         ({ stdout }) => ({ code: 0, stdout }),
         (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
       );
     const all = conformanceChecks('pretrainer').length;
-    expect(await cli('--service', 'pretrainer', '--target', guarded.target, '--token-file', tokenFile)).toMatchObject({ code: 0, stdout: expect.stringContaining(`${all} of ${all} checks passed`) });
-    expect(await cli('--service', 'pretrainer', '--target', guarded.target)).toMatchObject({ code: 1, stdout: expect.stringContaining('UNAUTHENTICATED') });
+    expect(await cli('--service', 'pretrainer', '--target', guarded.target, '--token-file', tokenFile)).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`${all} of ${all} checks passed`),
+    });
+    expect(await cli('--service', 'pretrainer', '--target', guarded.target)).toMatchObject({
+      code: 1,
+      stdout: expect.stringContaining('UNAUTHENTICATED'),
+    });
   });
 
   it('drains and exits 0 on SIGTERM', async () => {

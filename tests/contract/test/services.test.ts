@@ -13,7 +13,13 @@ beforeAll(async () => {
     SERVICES.map(async (name) => {
       const proc = await startProcess(process.execPath, {
         args: [...tsxLoaderArgs(), path.join(repoRoot, 'services', name, 'src', 'main.ts')],
-        env: { GRPC_HOST: '127.0.0.1', GRPC_PORT: '0', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', MEDSYN_STORE: `file://${tmp.dir}/store` },
+        env: {
+          GRPC_HOST: '127.0.0.1',
+          GRPC_PORT: '0',
+          METRICS_HOST: '127.0.0.1',
+          METRICS_PORT: '0',
+          MEDSYN_STORE: `file://${tmp.dir}/store`,
+        },
         readyWhen: /"grpcPort":(\d+),"metricsPort":(\d+)/,
       });
       running.set(name, { proc, target: `127.0.0.1:${proc.readyMatch![1]}`, metricsPort: Number(proc.readyMatch![2]) });
@@ -30,7 +36,12 @@ describe('the four services as processes', () => {
   it('each answers the standard health check', async () => {
     for (const name of SERVICES) {
       expect(await healthCheck(running.get(name)!.target)).toBe('SERVING');
-      expect(await healthCheck(running.get(name)!.target, `medsyn.${name}.v1.${name[0]!.toUpperCase()}${name.slice(1)}Service`)).toBe('SERVING');
+      expect(
+        await healthCheck(
+          running.get(name)!.target,
+          `medsyn.${name}.v1.${name[0]!.toUpperCase()}${name.slice(1)}Service`,
+        ),
+      ).toBe('SERVING');
     }
   });
 
@@ -43,11 +54,24 @@ describe('the four services as processes', () => {
 
   it('speak to a Python client built from the .proto files alone', async () => {
     const healthProtoRoot = path.join(path.dirname(require.resolve('grpc-health-check/package.json')), 'proto');
-    const args = [path.join(__dirname, '..', 'python', 'contract_client.py'), path.join(repoRoot, 'proto'), healthProtoRoot, ...SERVICES.map((n) => `${n}=${running.get(n)!.target}`)];
+    const args = [
+      path.join(__dirname, '..', 'python', 'contract_client.py'),
+      path.join(repoRoot, 'proto'),
+      healthProtoRoot,
+      ...SERVICES.map((n) => `${n}=${running.get(n)!.target}`),
+    ];
     const { stdout } = await promisify(execFile)('/usr/bin/python3', args, { timeout: 60000 });
-    const results = stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const results = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     expect(results).toEqual(
-      SERVICES.map((name) => ({ service: `medsyn.${name}.v1.${name[0]!.toUpperCase()}${name.slice(1)}Service`, health: 'SERVING', jobs: 0, get_missing_job: 'NOT_FOUND: job "no-such-job" not found' })),
+      SERVICES.map((name) => ({
+        service: `medsyn.${name}.v1.${name[0]!.toUpperCase()}${name.slice(1)}Service`,
+        health: 'SERVING',
+        jobs: 0,
+        get_missing_job: 'NOT_FOUND: job "no-such-job" not found',
+      })),
     );
   });
 

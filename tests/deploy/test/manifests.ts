@@ -6,7 +6,13 @@ import { parseAllDocuments } from 'yaml';
 
 /** A rendered Kubernetes object, loosely typed: the tests read what they assert. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string> };
+export type K8sObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: any;
+  data?: Record<string, string>;
+};
 
 export const SERVICES = ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'] as const;
 export const k8sDir = path.join(repoRoot, 'deploy', 'k8s');
@@ -21,11 +27,22 @@ export function render(dir: string): K8sObject[] {
  * Renders a throw-away overlay, as a user would write one: `resources` and `components` are paths
  * under deploy/k8s (made relative, as kustomize requires), the rest is copied as it is.
  */
-export function renderOverlay({ resources = [], components = [], ...rest }: { resources?: string[]; components?: string[]; [key: string]: unknown }): K8sObject[] {
+export function renderOverlay({
+  resources = [],
+  components = [],
+  ...rest
+}: {
+  resources?: string[];
+  components?: string[];
+  [key: string]: unknown;
+}): K8sObject[] {
   const tmp = makeTempDir('overlay');
   try {
     const relative = (dirs: string[]) => dirs.map((dir) => path.relative(tmp.dir, path.join(k8sDir, dir)));
-    fs.writeFileSync(path.join(tmp.dir, 'kustomization.yaml'), JSON.stringify({ resources: relative(resources), components: relative(components), ...rest }));
+    fs.writeFileSync(
+      path.join(tmp.dir, 'kustomization.yaml'),
+      JSON.stringify({ resources: relative(resources), components: relative(components), ...rest }),
+    );
     return render(tmp.dir);
   } finally {
     tmp.remove();

@@ -15,7 +15,8 @@ function setting(name, fallback) {
 }
 
 function count(name, value, min) {
-  if (!/^\d+$/.test(value) || Number(value) < min) fail(2, `${name} must be an integer >= ${min} (got ${JSON.stringify(value)})`);
+  if (!/^\d+$/.test(value) || Number(value) < min)
+    fail(2, `${name} must be an integer >= ${min} (got ${JSON.stringify(value)})`);
   return Number(value);
 }
 
@@ -36,7 +37,9 @@ const request = synthesizer.StartSynthesizeDatasetRequest.fromPartial({
   imagesPerPrompt: count('IMAGES_PER_PROMPT', process.env.IMAGES_PER_PROMPT ?? '1', 1),
   outputPrefix: process.env.OUTPUT_PREFIX ?? '',
   // Unset: the synthesizer's own default (its NUM_INFERENCE_STEPS, else the model's).
-  params: process.env.NUM_INFERENCE_STEPS ? { numInferenceSteps: count('NUM_INFERENCE_STEPS', process.env.NUM_INFERENCE_STEPS, 1) } : undefined,
+  params: process.env.NUM_INFERENCE_STEPS
+    ? { numInferenceSteps: count('NUM_INFERENCE_STEPS', process.env.NUM_INFERENCE_STEPS, 1) }
+    : undefined,
 });
 
 const credentials = grpc.credentials.createInsecure();
@@ -56,7 +59,9 @@ synth.startSynthesizeDataset(request, { deadline: Date.now() + 60_000 }, (error,
   watch.on('data', ({ job }) => {
     const exitCode = ENDED.get(job.state);
     if (exitCode === undefined) return;
-    process.stdout.write(`${JSON.stringify({ msg: 'ended', jobId, state: common.JobState[job.state], error: job.error })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ msg: 'ended', jobId, state: common.JobState[job.state], error: job.error })}\n`,
+    );
     process.exit(exitCode);
   });
   watch.on('error', (e) => fail(1, `WatchJob: ${grpc.status[e.code]}: ${e.details}`));

@@ -1,4 +1,14 @@
-import { ENGLISH_WORDS, EPONYMS, FIRST_NAMES, LAST_NAMES, MEDICAL_TERMS, NOT_NAMES, US_STATES, WORLD_CITIES, WORLD_NAMES } from '../dictionaries';
+import {
+  ENGLISH_WORDS,
+  EPONYMS,
+  FIRST_NAMES,
+  LAST_NAMES,
+  MEDICAL_TERMS,
+  NOT_NAMES,
+  US_STATES,
+  WORLD_CITIES,
+  WORLD_NAMES,
+} from '../dictionaries';
 import { RuleDetector } from '../detector';
 import type { PhiSpan } from '../types';
 import type { Token } from './tokens';
@@ -18,10 +28,22 @@ export interface FeaturedText {
   ruleIds: Int32Array;
 }
 
-const STATE_WORDS = new Set(Object.entries(US_STATES).flatMap(([code, name]) => [code.toLowerCase(), name.toLowerCase()]));
+const STATE_WORDS = new Set(
+  Object.entries(US_STATES).flatMap(([code, name]) => [code.toLowerCase(), name.toLowerCase()]),
+);
 
 /** One bit per lexicon: which lists a word is in is most of what says "name" or "place" without context. */
-const LEXICONS: readonly ReadonlySet<string>[] = [FIRST_NAMES, LAST_NAMES, WORLD_NAMES, ENGLISH_WORDS, MEDICAL_TERMS, WORLD_CITIES, STATE_WORDS, EPONYMS, NOT_NAMES];
+const LEXICONS: readonly ReadonlySet<string>[] = [
+  FIRST_NAMES,
+  LAST_NAMES,
+  WORLD_NAMES,
+  ENGLISH_WORDS,
+  MEDICAL_TERMS,
+  WORLD_CITIES,
+  STATE_WORDS,
+  EPONYMS,
+  NOT_NAMES,
+];
 
 /** FNV-1a (32 bit), salted by the slot so that two slots' values rarely share a row. */
 function hash(slot: number, s: string): number {
@@ -55,7 +77,18 @@ function caseClass(word: string): string {
 function numberClass(word: string): string {
   if (!/^\p{N}+$/u.test(word)) return `len${Math.min(word.length, 7)}`;
   const n = Number(word);
-  const range = n === 0 ? 'zero' : n <= 12 ? 'month' : n <= 31 ? 'day' : n <= 99 ? 'small' : n >= 1900 && n <= 2099 && word.length === 4 ? 'year' : 'big';
+  const range =
+    n === 0
+      ? 'zero'
+      : n <= 12
+        ? 'month'
+        : n <= 31
+          ? 'day'
+          : n <= 99
+            ? 'small'
+            : n >= 1900 && n <= 2099 && word.length === 4
+              ? 'year'
+              : 'big';
   return `${range}:${Math.min(word.length, 8)}`;
 }
 
@@ -145,7 +178,10 @@ export class FeatureExtractor {
       out[o + 7] = this.id(7, before);
       out[o + 8] = this.id(8, after);
       // The line's first token: headings ("NEURO:") and list items start lines; names rarely do.
-      out[o + 9] = this.id(9, `${t === 0 || before.includes('\n') ? 'line-start' : 'inside'}:${before.endsWith(':') || before.endsWith(': ') ? 'colon' : ''}`);
+      out[o + 9] = this.id(
+        9,
+        `${t === 0 || before.includes('\n') ? 'line-start' : 'inside'}:${before.endsWith(':') || before.endsWith(': ') ? 'colon' : ''}`,
+      );
       out[o + 10] = doc.ruleIds[2 * t]!;
       out[o + 11] = doc.ruleIds[2 * t + 1]!;
     }

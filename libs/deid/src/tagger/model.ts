@@ -55,7 +55,10 @@ export function buildTagger(g: GraphBuilder, ids: Value, config: TaggerConfig, s
   let width = dim;
   config.layers.forEach(({ kernel, dilation }, i) => {
     const fanIn = width * kernel;
-    const w = g.parameter(`conv${i}.weight`, uniform([channels, width, 1, kernel], Math.sqrt(6 / fanIn), seed + 101 * (i + 1)));
+    const w = g.parameter(
+      `conv${i}.weight`,
+      uniform([channels, width, 1, kernel], Math.sqrt(6 / fanIn), seed + 101 * (i + 1)),
+    );
     const b = g.parameter(`conv${i}.bias`, tensor('float32', [channels]));
     const reach = (dilation * (kernel - 1)) / 2;
     const y = o.relu(o.conv(h, w, b, { pads: [0, reach, 0, reach], dilations: [1, dilation] }));

@@ -68,7 +68,10 @@ export class PhiTagger implements PhiDetector {
     readonly meta: TaggerMeta,
     options: PhiTaggerOptions,
   ) {
-    if (meta.featureVersion !== FEATURE_VERSION) throw new Error(`tagger model has features v${meta.featureVersion}, this code computes v${FEATURE_VERSION}: retrain it`);
+    if (meta.featureVersion !== FEATURE_VERSION)
+      throw new Error(
+        `tagger model has features v${meta.featureVersion}, this code computes v${FEATURE_VERSION}: retrain it`,
+      );
     this.features = new FeatureExtractor(meta.config.buckets);
     this.threshold = options.threshold ?? meta.threshold;
     this.thresholds = options.threshold === undefined ? (meta.thresholds ?? {}) : {};
@@ -80,7 +83,10 @@ export class PhiTagger implements PhiDetector {
 
   /** Loads model.onnx and tagger.json from dir (default: the model shipped with this package). */
   static async load(dir: string = DEFAULT_TAGGER_DIR, options: PhiTaggerOptions = {}): Promise<PhiTagger> {
-    const [model, meta] = await Promise.all([readFile(join(dir, 'model.onnx')), readFile(join(dir, 'tagger.json'), 'utf8')]);
+    const [model, meta] = await Promise.all([
+      readFile(join(dir, 'model.onnx')),
+      readFile(join(dir, 'tagger.json'), 'utf8'),
+    ]);
     return PhiTagger.create(model, JSON.parse(meta) as TaggerMeta, options);
   }
 
@@ -109,16 +115,22 @@ export class PhiTagger implements PhiDetector {
   }
 
   /** Log-probabilities [tokens, classes] of each text's tokens (the model's raw output, for training and tests). */
-  async logProbabilities(texts: readonly string[], ruleSpans: readonly (readonly PhiSpan[] | undefined)[] = []): Promise<{ tokens: Token[]; logProbs: Float32Array }[]> {
+  async logProbabilities(
+    texts: readonly string[],
+    ruleSpans: readonly (readonly PhiSpan[] | undefined)[] = [],
+  ): Promise<{ tokens: Token[]; logProbs: Float32Array }[]> {
     const docs = texts.map((text, i) => {
       const tokens = tokenize(text);
       return { ...this.features.prepare(text, tokens, ruleSpans[i]), tokens };
     });
-    const out = docs.map((d) => ({ tokens: d.tokens, logProbs: new Float32Array(d.tokens.length * TAGGER_CLASSES.length) }));
+    const out = docs.map((d) => ({
+      tokens: d.tokens,
+      logProbs: new Float32Array(d.tokens.length * TAGGER_CLASSES.length),
+    }));
     const windows: Window[] = [];
     docs.forEach((d, doc) => {
       const n = d.tokens.length;
-      for (let start = 0; start < n; ) {
+      for (let start = 0; start < n;) {
         const end = Math.min(n, start + this.window);
         windows.push({ doc, start, end });
         if (end === n) break;
@@ -127,7 +139,7 @@ export class PhiTagger implements PhiDetector {
     });
     windows.sort((a, b) => a.end - a.start - (b.end - b.start));
     const classes = TAGGER_CLASSES.length;
-    for (let i = 0; i < windows.length; ) {
+    for (let i = 0; i < windows.length;) {
       // Sorted by length, so each batch pads to its last (longest) window.
       let j = i + 1;
       while (j < windows.length && (j + 1 - i) * (windows[j]!.end - windows[j]!.start) <= this.batchTokens) j++;
@@ -135,14 +147,19 @@ export class PhiTagger implements PhiDetector {
       const length = Math.max(1, batch[batch.length - 1]!.end - batch[batch.length - 1]!.start);
       const ids = new Int32Array(batch.length * length * FEATURE_SLOTS);
       batch.forEach((w, b) => this.features.featurize(docs[w.doc]!, w.start, w.end, ids, b * length * FEATURE_SLOTS));
-      const result = await this.session.run({ ids: new ort.Tensor('int32', ids, [batch.length, length, FEATURE_SLOTS]) });
+      const result = await this.session.run({
+        ids: new ort.Tensor('int32', ids, [batch.length, length, FEATURE_SLOTS]),
+      });
       const logProbs = result.logprobs!.data as Float32Array;
       batch.forEach((w, b) => {
         const n = docs[w.doc]!.tokens.length;
         // Each window decides the tokens away from its cut edges; its neighbour decides the rest.
         const keepFrom = w.start === 0 ? 0 : w.start + this.context;
         const keepTo = w.end === n ? n : w.end - this.context;
-        out[w.doc]!.logProbs.set(logProbs.subarray((b * length + keepFrom - w.start) * classes, (b * length + keepTo - w.start) * classes), keepFrom * classes);
+        out[w.doc]!.logProbs.set(
+          logProbs.subarray((b * length + keepFrom - w.start) * classes, (b * length + keepTo - w.start) * classes),
+          keepFrom * classes,
+        );
       });
       i = j;
     }
@@ -162,7 +179,9 @@ export class PhiTagger implements PhiDetector {
         pending.map((p) => p.text),
         pending.map((p) => p.ruleSpans),
       );
-      pending.forEach((p, i) => p.resolve(decodeSpans(p.text, results[i]!.tokens, results[i]!.logProbs, this.threshold, this.thresholds)));
+      pending.forEach((p, i) =>
+        p.resolve(decodeSpans(p.text, results[i]!.tokens, results[i]!.logProbs, this.threshold, this.thresholds)),
+      );
     } catch (error) {
       for (const p of pending) p.reject(error);
     }
@@ -173,7 +192,12 @@ export class PhiTagger implements PhiDetector {
 const STATES = new Set(Object.entries(US_STATES).flatMap(([code, name]) => [code.toLowerCase(), name.toLowerCase()]));
 
 /** A word worth finding again: no English or medical word ("Will", "Mercy" found once must not take every "will"). */
-const repeatable = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) && !ENGLISH_WORDS.has(word) && !MEDICAL_TERMS.has(word) && !NOT_NAMES.has(word);
+const repeatable = (word: string) =>
+  word.length >= 2 &&
+  /^\p{L}+$/u.test(word) &&
+  !ENGLISH_WORDS.has(word) &&
+  !MEDICAL_TERMS.has(word) &&
+  !NOT_NAMES.has(word);
 
 /**
  * Tokens with P(O) < threshold (or their likeliest PHI class's own threshold) become PHI with
@@ -182,7 +206,14 @@ const repeatable = (word: string) => word.length >= 2 && /^\p{L}+$/u.test(word) 
  * medical word. Neighbours with the same class merge into one span when only a short separator
  * on the same line lies between them ("8/23", "St. Mary", "Harford Memorial").
  */
-export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Float32Array, threshold: number, thresholds: Thresholds = {}, repeats = true): PhiSpan[] {
+export function decodeSpans(
+  text: string,
+  tokens: readonly Token[],
+  logProbs: Float32Array,
+  threshold: number,
+  thresholds: Thresholds = {},
+  repeats = true,
+): PhiSpan[] {
   const classes = TAGGER_CLASSES.length;
   const logThresholds = TAGGER_CLASSES.map((c) => Math.log(thresholds[c as PhiLabel] ?? threshold));
   const loosest = Math.max(...logThresholds.slice(1));
@@ -193,7 +224,11 @@ export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Fl
     let best = 1;
     for (let k = 2; k < classes; k++) if (logProbs[row + k]! > logProbs[row + best]!) best = k;
     const label = TAGGER_CLASSES[best] as PhiLabel;
-    if (logProbs[row]! < logThresholds[best]! && !(label === 'LOCATION' && STATES.has(text.slice(tokens[t]!.start, tokens[t]!.end).toLowerCase()))) labels[t] = label;
+    if (
+      logProbs[row]! < logThresholds[best]! &&
+      !(label === 'LOCATION' && STATES.has(text.slice(tokens[t]!.start, tokens[t]!.end).toLowerCase()))
+    )
+      labels[t] = label;
   }
   const repeated = new Set<number>();
   if (repeats) {
@@ -218,7 +253,15 @@ export function decodeSpans(text: string, tokens: readonly Token[], logProbs: Fl
     if (!label) continue;
     const { start, end } = tokens[t]!;
     const last = spans[spans.length - 1];
-    if (last && last.label === label && start - last.end <= 3 && !/\n/.test(text.slice(last.end, start)) && t > 0 && tokens[t - 1]!.end === last.end) last.end = end;
+    if (
+      last &&
+      last.label === label &&
+      start - last.end <= 3 &&
+      !/\n/.test(text.slice(last.end, start)) &&
+      t > 0 &&
+      tokens[t - 1]!.end === last.end
+    )
+      last.end = end;
     else spans.push({ start, end, label, rule: repeated.has(t) ? 'tagger_repeated' : 'tagger' });
   }
   return spans;

@@ -20,7 +20,16 @@ import { readEncoderBundle } from '@medsyn/encoder-bundle';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { GraphBuilder, encodeModel, type Tensor } from '@medsyn/onnx-graph';
 import { encodeSafetensors } from '@medsyn/training';
-import { PretrainingConfigError, configDigest, encoderSpecOf, epochOrder, loadPairManifests, parsePretrainingConfig, splitPairs, vlpObjective } from '@medsyn/vlp';
+import {
+  PretrainingConfigError,
+  configDigest,
+  encoderSpecOf,
+  epochOrder,
+  loadPairManifests,
+  parsePretrainingConfig,
+  splitPairs,
+  vlpObjective,
+} from '@medsyn/vlp';
 
 interface LossCase {
   config: unknown;
@@ -35,7 +44,14 @@ async function vlpLoss(caseFile: string, paramsOut: string): Promise<unknown> {
   const spec = encoderSpecOf(config);
   spec.text!.bert.vocabSize = c.vocabSize;
   const g = new GraphBuilder('vlp');
-  const objective = vlpObjective(g, { method: config.method, spec, batchSize: config.batchSize, seed: config.seed, temperature: config.temperature, methodOptions: config.methodOptions });
+  const objective = vlpObjective(g, {
+    method: config.method,
+    spec,
+    batchSize: config.batchSize,
+    seed: config.seed,
+    temperature: config.temperature,
+    methodOptions: config.methodOptions,
+  });
   g.output(objective.loss, 'loss');
   for (const [name, value] of Object.entries(objective.metrics ?? {})) g.output(value, `part.${name}`);
   const parameters = new Map<string, Tensor>([...g.parameters].map(([name, p]) => [name, p.initial]));
@@ -45,11 +61,22 @@ async function vlpLoss(caseFile: string, paramsOut: string): Promise<unknown> {
   for (const input of g.inputs) {
     const t = c.batch[input.name];
     if (!t) throw new Error(`the case has no ${input.name}`);
-    feeds[input.name] = input.dtype === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims) : new ort.Tensor('float32', Float32Array.from(t.data), t.dims);
+    feeds[input.name] =
+      input.dtype === 'int64'
+        ? new ort.Tensor(
+            'int64',
+            BigInt64Array.from(t.data, (v) => BigInt(v)),
+            t.dims,
+          )
+        : new ort.Tensor('float32', Float32Array.from(t.data), t.dims);
   }
   const out = await session.run(feeds);
   await session.release();
-  const parts = Object.fromEntries(Object.keys(out).filter((k) => k.startsWith('part.')).map((k) => [k.slice(5), Number(out[k]!.data[0])]));
+  const parts = Object.fromEntries(
+    Object.keys(out)
+      .filter((k) => k.startsWith('part.'))
+      .map((k) => [k.slice(5), Number(out[k]!.data[0])]),
+  );
   return { loss: Number(out.loss!.data[0]), parts };
 }
 
@@ -70,14 +97,23 @@ const COMMANDS: Record<string, Command> = {
   pairs: async ([uri, manifest, fraction, seed]) => {
     const { records } = await loadPairManifests(openStore(uri!), { real: [manifest!], synthetic: [] });
     const { train, validation } = splitPairs(records, Number(fraction), Number(seed));
-    return { validation: validation.map((r) => r.index), epochs: [0, 1].map((e) => epochOrder(train, 0.5, Number(seed), e).map((r) => r.index)) };
+    return {
+      validation: validation.map((r) => r.index),
+      epochs: [0, 1].map((e) => epochOrder(train, 0.5, Number(seed), e).map((r) => r.index)),
+    };
   },
   'read-bundle': async ([uri, prefix, inputFile]) => {
     const bundle = await readEncoderBundle(openStore(uri!), prefix!);
     const input = JSON.parse(readFileSync(inputFile!, 'utf8')) as LossCase['batch'];
     const tensor = (name: string) => {
       const t = input[name]!;
-      return name === 'pixel_values' ? new ort.Tensor('float32', Float32Array.from(t.data), t.dims) : new ort.Tensor('int64', BigInt64Array.from(t.data, (v) => BigInt(v)), t.dims);
+      return name === 'pixel_values'
+        ? new ort.Tensor('float32', Float32Array.from(t.data), t.dims)
+        : new ort.Tensor(
+            'int64',
+            BigInt64Array.from(t.data, (v) => BigInt(v)),
+            t.dims,
+          );
     };
     const image = await ort.InferenceSession.create(bundle.imageEncoder);
     const text = await ort.InferenceSession.create(bundle.textEncoder!);
@@ -92,15 +128,23 @@ const COMMANDS: Record<string, Command> = {
   },
   tokenize: async ([vocab, maxLength, texts]) => {
     const tokenizer = WordPieceTokenizer.fromVocab(readFileSync(vocab!, 'utf8'), { maxLength: Number(maxLength) });
-    const encoded = await Promise.all((JSON.parse(readFileSync(texts!, 'utf8')) as string[]).map((t) => tokenizer.encode(t)));
+    const encoded = await Promise.all(
+      (JSON.parse(readFileSync(texts!, 'utf8')) as string[]).map((t) => tokenizer.encode(t)),
+    );
     return { ids: encoded.map((e) => e.inputIds), masks: encoded.map((e) => e.attentionMask) };
   },
   'train-vocab': async ([texts, vocabSize]) =>
-    WordPieceTokenizer.train(JSON.parse(readFileSync(texts!, 'utf8')) as string[], { vocabSize: Number(vocabSize), maxLength: 16 }).vocabTxt(),
+    WordPieceTokenizer.train(JSON.parse(readFileSync(texts!, 'utf8')) as string[], {
+      vocabSize: Number(vocabSize),
+      maxLength: 16,
+    }).vocabTxt(),
   'tiny-diffusion': async ([dir]) => buildTinyPipeline(dir!),
   'store-digest': async ([uri, key, folder]) => {
     const store = openStore(uri!);
-    return { sha256: (await store.stat(key!))?.sha256 ?? null, digest: await storedDigest(store, key!, folder === 'folder') };
+    return {
+      sha256: (await store.stat(key!))?.sha256 ?? null,
+      digest: await storedDigest(store, key!, folder === 'folder'),
+    };
   },
 };
 
