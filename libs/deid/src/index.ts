@@ -31,9 +31,9 @@ export {
 export {
   anonymizeDataset,
   manifestLine,
-  type DatasetSpec,
-  type DatasetProgress,
-  type DatasetResult,
+  type AnonymizeDatasetSpec,
+  type AnonymizeDatasetProgress,
+  type AnonymizeDatasetResult,
   type RecordError,
-} from './dataset';
+} from './anonymize-dataset';
 export { PhiTagger, DEFAULT_TAGGER_DIR, type PhiTaggerOptions } from './tagger';

@@ -14,7 +14,7 @@ import {
   InvalidReportError,
   utf16ToCodePoint,
   type AnonymizedReport,
-  type DatasetSpec,
+  type AnonymizeDatasetSpec,
   type DetectorKind,
   type ReportInput,
   type OutputMode,
@@ -37,7 +37,7 @@ export const ANONYMIZER_DEFAULTS = { grpcPort: 50051, metricsPort: 9461 };
 const DATASET_JOB = 'anonymize_dataset';
 
 /** What a dataset job persists: the lib's spec and the input's digest as accepted (checked again when the job runs). */
-type DatasetJobSpec = DatasetSpec & { inputs?: JobInput[] };
+type AnonymizeDatasetJobSpec = AnonymizeDatasetSpec & { inputs?: JobInput[] };
 
 /** Stream reports being anonymized at once: enough for the tagger's batches, bounded memory. */
 const STREAM_IN_FLIGHT = 256;
@@ -90,7 +90,7 @@ const LABELS: Record<PhiLabel, proto.PhiLabel> = {
   ID: proto.PhiLabel.PHI_LABEL_ID,
   LOCATION: proto.PhiLabel.PHI_LABEL_LOCATION,
 };
-const FORMATS: Record<number, DatasetSpec['format'] | undefined> = {
+const FORMATS: Record<number, AnonymizeDatasetSpec['format'] | undefined> = {
   [proto.ManifestFormat.MANIFEST_FORMAT_JSONL]: 'jsonl',
   [proto.ManifestFormat.MANIFEST_FORMAT_CSV]: 'csv',
 };
@@ -310,7 +310,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
 
   const runDataset = async (job: JobContext) => {
     const ctx = ctxRef!;
-    const stored = job.spec as DatasetJobSpec;
+    const stored = job.spec as AnonymizeDatasetJobSpec;
     const spec = { ...stored, outputPrefix: stored.outputPrefix || `anonymizer/${job.jobId}/` };
     if (!(await ctx.store.stat(spec.inputKey)))
       throw new JobFailure('input: the manifest is not in the store', 'NOT_FOUND', 'input.uri');
@@ -446,7 +446,7 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
           if (!(await ctx.store.stat(inputKey)))
             throw new RpcError(grpc.status.NOT_FOUND, 'input.uri: the manifest is not in the store', 'input.uri');
           await verifyArtifactRef(ctx.store, request.input, 'input', inputKey);
-          const spec: DatasetJobSpec = {
+          const spec: AnonymizeDatasetJobSpec = {
             inputKey,
             format,
             idField: request.idField || 'id',

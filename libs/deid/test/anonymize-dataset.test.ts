@@ -1,6 +1,6 @@
 import { FileArtifactStore, getBuffer } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
-import { Anonymizer, anonymizeDataset, createDetector, type DatasetSpec } from '../src';
+import { Anonymizer, anonymizeDataset, createDetector, type AnonymizeDatasetSpec } from '../src';
 
 const anonymizer = new Anonymizer({ surrogateSecret: 'dataset-test-secret-0123' });
 const lines = (buffer: Buffer) =>
@@ -25,7 +25,7 @@ describe('anonymizeDataset', () => {
   const manifest = [...records.slice(0, 3), '{broken', JSON.stringify({ id: 'no-text' }), ...records.slice(3)].join(
     '\n',
   );
-  const spec = (prefix: string): DatasetSpec => ({
+  const spec = (prefix: string): AnonymizeDatasetSpec => ({
     inputKey: 'in/reports.jsonl',
     format: 'jsonl',
     idField: 'id',
@@ -112,7 +112,7 @@ describe('record ids in a dataset', () => {
       { id: 'x'.repeat(128), text: 'IMPRESSION: Stable.' },
     ];
     await store.put('in/ids.jsonl', records.map((r) => JSON.stringify(r)).join('\n'));
-    const spec: DatasetSpec = {
+    const spec: AnonymizeDatasetSpec = {
       inputKey: 'in/ids.jsonl',
       format: 'jsonl',
       idField: 'id',

@@ -4,8 +4,8 @@ import { utf16ToCodePoint } from './offsets';
 import { RECORD_ID_PATTERN, RECORD_ID_RULE, readRecords, type RecordFormat, type RecordLine } from './records';
 import type { OutputMode } from './types';
 
-/** A dataset job's request, as persisted with the job so that a restart resumes it. */
-export interface DatasetSpec {
+/** An AnonymizeDataset job's request (a manifest of reports in, anonymized parts out), as persisted with the job so that a restart resumes it. */
+export interface AnonymizeDatasetSpec {
   /** Store key of the input manifest. */
   inputKey: string;
   format: RecordFormat;
@@ -21,13 +21,13 @@ export interface DatasetSpec {
   partSize?: number;
 }
 
-export interface DatasetProgress {
+export interface AnonymizeDatasetProgress {
   completed: number;
   failed: number;
   parts: number;
 }
 
-export interface DatasetResult extends DatasetProgress {
+export interface AnonymizeDatasetResult extends AnonymizeDatasetProgress {
   anonymized: ArtifactRef;
   prompts: ArtifactRef;
   errors: ArtifactRef;
@@ -83,18 +83,18 @@ export function manifestLine(result: AnonymizedReport, inputText: string, omitSp
  */
 export async function anonymizeDataset(
   store: ArtifactStore,
-  spec: DatasetSpec,
+  spec: AnonymizeDatasetSpec,
   anonymizer: Anonymizer,
-  options: { signal?: AbortSignal; onProgress?: (p: DatasetProgress) => void } = {},
-): Promise<DatasetResult> {
+  options: { signal?: AbortSignal; onProgress?: (p: AnonymizeDatasetProgress) => void } = {},
+): Promise<AnonymizeDatasetResult> {
   const partSize = spec.partSize ?? DEFAULT_PART_SIZE;
-  const done = new Map<number, DatasetProgress>();
+  const done = new Map<number, AnonymizeDatasetProgress>();
   for await (const object of store.list(`${spec.outputPrefix}parts/done-`)) {
     const index = Number(/done-(\d+)\.json$/.exec(object.key)?.[1]);
     if (Number.isInteger(index))
-      done.set(index, JSON.parse((await getBuffer(store, object.key)).toString('utf8')) as DatasetProgress);
+      done.set(index, JSON.parse((await getBuffer(store, object.key)).toString('utf8')) as AnonymizeDatasetProgress);
   }
-  const progress: DatasetProgress = { completed: 0, failed: 0, parts: 0 };
+  const progress: AnonymizeDatasetProgress = { completed: 0, failed: 0, parts: 0 };
   let part: RecordLine[] = [];
   let index = 0;
 
@@ -130,7 +130,7 @@ export async function anonymizeDataset(
 }
 
 async function anonymizeLine(
-  spec: DatasetSpec,
+  spec: AnonymizeDatasetSpec,
   anonymizer: Anonymizer,
   line: RecordLine,
 ): Promise<{ result: AnonymizedReport; text: string } | { error: RecordError }> {
@@ -180,11 +180,11 @@ async function anonymizeLine(
 
 async function writePart(
   store: ArtifactStore,
-  spec: DatasetSpec,
+  spec: AnonymizeDatasetSpec,
   anonymizer: Anonymizer,
   index: number,
   lines: RecordLine[],
-): Promise<DatasetProgress> {
+): Promise<AnonymizeDatasetProgress> {
   const anonymized: unknown[] = [];
   const prompts: unknown[] = [];
   const errors: RecordError[] = [];
