@@ -12,6 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { faker } from '@faker-js/faker';
 import type { PhiLabel } from '../src';
+import { MONTH_NAMES } from '../src/surrogates';
 import type { GoldRecord } from './gold-format';
 
 type Piece = string | { label: PhiLabel; value: string };
@@ -21,20 +22,6 @@ const pick = <T>(items: readonly T[]): T => faker.helpers.arrayElement(items);
 const chance = (p: number) => faker.number.float({ min: 0, max: 1 }) < p;
 const phi = (label: PhiLabel, value: string): Piece => ({ label, value });
 
-const MONTHS = [
-  'January',
-  'February',
-  'March',
-  'April',
-  'May',
-  'June',
-  'July',
-  'August',
-  'September',
-  'October',
-  'November',
-  'December',
-];
 const ordinal = (d: number) =>
   `${d}${d % 10 === 1 && d !== 11 ? 'st' : d % 10 === 2 && d !== 12 ? 'nd' : d % 10 === 3 && d !== 13 ? 'rd' : 'th'}`;
 const pad = (n: number) => String(n).padStart(2, '0');
@@ -97,7 +84,7 @@ const WORD_FIRST = [
 function date(): string {
   const d = faker.date.between({ from: '2015-01-01', to: '2025-12-31' });
   const [y, m, day] = [d.getFullYear(), d.getMonth() + 1, d.getDate()];
-  const month = MONTHS[m - 1]!;
+  const month = MONTH_NAMES[m - 1]!;
   return pick([
     `${m}/${day}/${y}`,
     `${pad(m)}/${pad(day)}/${y}`,
@@ -278,7 +265,7 @@ const IN_BODY: Sentence[] = [
   () => ['Since ', phi('DATE', date()), ', the effusion has decreased.'],
   () => [
     'The ',
-    phi('DATE', `${MONTHS[faker.number.int(11)]} ${ordinal(faker.number.int({ min: 1, max: 28 }))}`),
+    phi('DATE', `${MONTH_NAMES[faker.number.int(11)]} ${ordinal(faker.number.int({ min: 1, max: 28 }))}`),
     ' study showed a 10 mm nodule (accession ',
     phi('ID', faker.string.numeric(9)),
     ').',

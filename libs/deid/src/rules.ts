@@ -37,16 +37,37 @@ export interface Rule {
   retryInside?: boolean;
 }
 
+/** `(?:a|b|c)`: alternatives in order (in a regular expression the first that matches wins). */
+const anyOf = (...sources: string[]) => `(?:${sources.join('|')})`;
+/** `(?:a|b|c)` from words or short patterns written one after another, one space apart: long lists stay legible. */
+const words = (list: string) => anyOf(...list.trim().split(/\s+/));
+
 const MONTH =
   '(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sept?(?:ember)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)';
 const WEEKDAY = '(?:(?:Mon|Tues?|Wed(?:nes)?|Thu(?:rs)?|Fri|Sat(?:ur)?|Sun)(?:day)?\\.?,?\\s+)';
 const ORDINAL = '(?:st|nd|rd|th)';
 /** Words after an ordinal that make it anatomy or a count, not a day: "7th rib", "5th decade". */
-const NOT_A_DAY =
-  '(?:\\s*(?:and|or|-|to|through)\\s*\\d{1,2}(?:st|nd|rd|th)?)?\\s*(?:ribs?|posterior|anterior|lateral|intercostal|interspaces?|space|costal|costochondral|thoracic|cervical|lumbar|sacral|vertebra[el]?|vertebral|metacarpal|metatarsal|digit|finger|toe|ventricle|percentile|decade|generation|grade|degree|time|day|week|month|year|hour|dose|cycle|fraction|line|order|division|branch|segment|level)';
+const ANATOMY_OR_COUNT = words(`
+  ribs? posterior anterior lateral intercostal interspaces? space costal costochondral thoracic cervical lumbar
+  sacral vertebra[el]? vertebral metacarpal metatarsal digit finger toe ventricle percentile decade generation
+  grade degree time day week month year hour dose cycle fraction line order division branch segment level
+`);
+const NOT_A_DAY = `(?:\\s*(?:and|or|-|to|through)\\s*\\d{1,2}(?:st|nd|rd|th)?)?\\s*${ANATOMY_OR_COUNT}`;
 
 /** USPS street suffixes (Publication 28, appendix C1), full and abbreviated. */
-const STREET_SUFFIX = `(?:${'Alley Aly Annex Arcade Avenue Ave Bayou Beach Bend Bluffs? Boulevard Blvd Branch Bridge Brooks? Bypass Camp Canyon Cape Causeway Centers? Circles? Cir Cliffs? Club Commons? Corners? Course Courts? Ct Coves? Creek Crescent Crest Crossing Crossroads? Curve Dale Dam Divide Drives? Dr Estates? Expressway Expy Extensions? Falls? Ferry Fields? Flats? Fords? Forest Forges? Forks? Fort Freeway Fwy Gardens? Gateway Glens? Greens? Groves? Harbors? Haven Heights Hts Highway Hwy Hills? Hollow Inlet Islands? Isle Junctions? Keys? Knolls? Lakes? Land Landing Lane Ln Lights? Loaf Locks? Lodge Loop Mall Manors? Meadows? Mews Mills? Mission Motorway Mount Mountains? Neck Orchard Oval Overpass Parks? Parkways? Pkwy Pass Passage Path Pike Pines? Places? Pl Plains? Plaza Plz Points? Ports? Prairie Radial Ramp Ranch Rapids? Rest Ridges? River Roads? Rd Route Row Rue Run Shoals? Shores? Skyway Springs? Spurs? Squares? Sq Station Stravenue Streams? Streets? St Summit Terrace Ter Throughway Trace Track Trafficway Trail Trl Trailer Tunnel Turnpike Tpke Underpass Unions? Valleys? Viaduct Views? Villages? Ville Vista Walks? Wall Ways? Wells?'.split(' ').join('|')})`;
+const STREET_SUFFIX = words(`
+  Alley Aly Annex Arcade Avenue Ave Bayou Beach Bend Bluffs? Boulevard Blvd Branch Bridge Brooks? Bypass Camp
+  Canyon Cape Causeway Centers? Circles? Cir Cliffs? Club Commons? Corners? Course Courts? Ct Coves? Creek
+  Crescent Crest Crossing Crossroads? Curve Dale Dam Divide Drives? Dr Estates? Expressway Expy Extensions?
+  Falls? Ferry Fields? Flats? Fords? Forest Forges? Forks? Fort Freeway Fwy Gardens? Gateway Glens? Greens?
+  Groves? Harbors? Haven Heights Hts Highway Hwy Hills? Hollow Inlet Islands? Isle Junctions? Keys? Knolls?
+  Lakes? Land Landing Lane Ln Lights? Loaf Locks? Lodge Loop Mall Manors? Meadows? Mews Mills? Mission Motorway
+  Mount Mountains? Neck Orchard Oval Overpass Parks? Parkways? Pkwy Pass Passage Path Pike Pines? Places? Pl
+  Plains? Plaza Plz Points? Ports? Prairie Radial Ramp Ranch Rapids? Rest Ridges? River Roads? Rd Route Row Rue
+  Run Shoals? Shores? Skyway Springs? Spurs? Squares? Sq Station Stravenue Streams? Streets? St Summit Terrace
+  Ter Throughway Trace Track Trafficway Trail Trl Trailer Tunnel Turnpike Tpke Underpass Unions? Valleys?
+  Viaduct Views? Villages? Ville Vista Walks? Wall Ways? Wells?
+`);
 const STATE_ABBR = Object.keys(US_STATES).join('|');
 const STATE_NAME = Object.values(US_STATES).join('|');
 const MEASUREMENT_UNIT = /^\s*(?:mm|cm|m|km|ml|mL|cc|l|g|mg|mcg|kg|%|x|inch|inches|ft|degrees?|mmHg|hu|HU)\b/;
@@ -59,7 +80,7 @@ function anyCase(source: string): string {
 }
 
 function lower(words: string | string[]): Set<string> {
-  return new Set((typeof words === 'string' ? words.split(/\s+/) : words).map((w) => w.toLowerCase()));
+  return new Set((typeof words === 'string' ? words.trim().split(/\s+/) : words).map((w) => w.toLowerCase()));
 }
 
 const m = (source: string, flags = 'g') => new RegExp(source, flags);
@@ -117,15 +138,30 @@ const CREDENTIALS = '(?:MD|M\\.D\\.|RN|NP|PA-C|PhD|RRT|CRNA|DNP|LICSW|MSW|rrt|rn
 const CREDENTIAL_WORD = /^(?:md|rn|np|rrt|crna|dnp|phd|licsw|msw|pa|pt|ot|rt|do|ho|iv)$/i;
 /** Who is named next to a patient in nursing notes: relatives, friends, carers and staff roles. */
 const PERSON_CUE = anyCase(
-  '(?:son|daughter|dtr|wife|husband|spouse|mother|father|mom|dad|brother|sister|sis|bro|girlfriend|boyfriend|significant\\s+other|partner|fianc[eé]e?|friend|caregiver|niece|nephew|aunt|uncle|cousin|grand(?:son|daughter|mother|father|child)|(?:son|daughter|mother|father|brother|sister)-in-law|neighbou?r|proxy|hcp|guardian|nurse|resident|intern|attending|fellow|ho|np|md)s?',
+  `${words(`
+  son daughter dtr wife husband spouse mother father mom dad brother sister sis bro girlfriend boyfriend
+  significant\\s+other partner fianc[eé]e? friend caregiver niece nephew aunt uncle cousin
+  grand(?:son|daughter|mother|father|child) (?:son|daughter|mother|father|brother|sister)-in-law neighbou?r
+  proxy hcp guardian nurse resident intern attending fellow ho np md
+`)}s?`,
 );
 /** Who a nurse talked to or was told by: the name follows. */
 const TALK_CUE = anyCase(
-  '(?:discussed\\s+with|d/w|spoke\\s+(?:with|to)|talked\\s+(?:with|to)|met\\s+with|seen\\s+by|paged|signed\\s+by|dictated\\s+by|per|called)',
+  words(`
+  discussed\\s+with d/w spoke\\s+(?:with|to) talked\\s+(?:with|to) met\\s+with seen\\s+by paged signed\\s+by
+  dictated\\s+by per called
+`),
 );
 /** Nouns that make a capitalised word an eponym: "Kerley B lines", "Fisher grade 3", "Hunt and Hess", "Glenn procedure". */
-const EPONYM_NOUN =
-  /^[\s-]*(?:(?:and|&)\s+[A-Z][a-z]+\s+)?(?:[A-Z]\s+)?(?:lines?|fracture|sign|tube|catheter|hernia|disease|lymphoma|syndrome|malformation|classification|type|lesion|nodes?|view|projection|position|maneuver|drain|stent|filter|valve|device|pouch|procedure|operation|anomaly|deformity|diverticulum|ring|grade|score|scale|stage|staging|criteria|shunt|circulation|anastomosis|repair|fundoplication|test|sheath|port|reflex|phenomenon|law|equation|formula)\b/i;
+const EPONYM_NOUN = m(
+  `^[\\s-]*(?:(?:and|&)\\s+[A-Z][a-z]+\\s+)?(?:[A-Z]\\s+)?${words(`
+    lines? fracture sign tube catheter hernia disease lymphoma syndrome malformation classification type lesion
+    nodes? view projection position maneuver drain stent filter valve device pouch procedure operation anomaly
+    deformity diverticulum ring grade score scale stage staging criteria shunt circulation anastomosis repair
+    fundoplication test sheath port reflex phenomenon law equation formula
+  `)}\\b`,
+  'i',
+);
 
 const key = (w: string) =>
   w
@@ -133,9 +169,10 @@ const key = (w: string) =>
     .replace(/['’]s$/, '')
     .replace(/[.]+$/, '');
 const isCaps = (w: string) => /^[A-Z'’-]+$/.test(w) && /[A-Z]{2}/.test(w);
-const MONTH_WORDS = lower(
-  'jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september october november december monday tuesday wednesday thursday friday saturday sunday',
-);
+const MONTH_WORDS = lower(`
+  jan feb mar apr jun jul aug sep sept oct nov dec january february march april may june july august september
+  october november december monday tuesday wednesday thursday friday saturday sunday
+`);
 /** A word that never starts a name in a note: function words, headings, ward abbreviations, months. */
 const stopWord = (w: string) =>
   CREDENTIAL_WORD.test(w) ||
@@ -269,23 +306,42 @@ function initialSurname(last: string): boolean {
 // ------------------------------------------------------------------ places
 /** Words that name a care institution after its name: "Harbor Hospital", "Frederick Memorial", "St Mary hospital". */
 const INSTITUTION_TYPE = anyCase(
-  '(?:Hospital|Hosp\\.?|Medical\\s+Cent(?:er|re)|Health\\s+(?:System|Center|Centre|Care)|Healthcare|Clinic|Infirmary|Memorial|Nursing\\s+(?:Home|Facility)|Rehab(?:ilitation)?\\s+(?:Cent(?:er|re)|Hospital|Facility)|Hospice|Family\\s+Practice|Practice|University|College|Cancer\\s+Cent(?:er|re)|Heart\\s+Institute|Institute|Medical\\s+Group)',
+  words(`
+  Hospital Hosp\\.? Medical\\s+Cent(?:er|re) Health\\s+(?:System|Center|Centre|Care) Healthcare Clinic Infirmary
+  Memorial Nursing\\s+(?:Home|Facility) Rehab(?:ilitation)?\\s+(?:Cent(?:er|re)|Hospital|Facility) Hospice
+  Family\\s+Practice Practice University College Cancer\\s+Cent(?:er|re) Heart\\s+Institute Institute
+  Medical\\s+Group
+`),
+);
+/** Words of a ward's or a unit's name that say what it is, not which one. */
+const WARD_WORD = m(
+  `^${words(`
+    ward wing pavilion tower building bldg room rm bed intensive coronary neonatal surgical medical step down
+    observation psychiatric oncology dialysis recovery maternity labor delivery burn isolation private single
+    double general acute long short stay day night
+  `)}$`,
+  'i',
 );
 /** Leading words that alone do not name an institution ("Outside Hospital", "Community Hospital", "the VA Hospital"). */
-const GENERIC_PLACE = lower(
-  'the a an outside our this that local community general regional county state city university medical health care emergency children childrens women womens veterans va new old main north south east west central hospital clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation rehab cancer heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior previous patient his her their st saint mount mt hosp home practice institute college facility',
+const GENERIC_PLACE = lower(`
+  the a an outside our this that local community general regional county state city university medical health
+  care emergency children childrens women womens veterans va new old main north south east west central hospital
+  clinic center centre radiology imaging and of for at in from to with by nursing rehabilitation rehab cancer
+  heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior
+  previous patient his her their st saint mount mt hosp home practice institute college facility
+`);
+/** A word of an institution's type, no part of its name. */
+const INSTITUTION_WORD = m(
+  `^${words(`
+    Hospital Hosp Medical Center Centre Health Memorial Clinic Practice Nursing Home Facility Rehab
+    Rehabilitation Institute University College System Care Healthcare Infirmary Hospice Group
+  `)}$`,
+  'i',
 );
 /** An institution name: at least one word that is neither generic nor clinical ("Interventional Radiology" is not one). */
 function institutionName(value: string): boolean {
   const tokens = value.split(/[\s.,]+/).filter(Boolean);
-  const head = tokens
-    .slice(0, -1)
-    .filter(
-      (w) =>
-        !/^(?:Hospital|Hosp|Medical|Center|Centre|Health|Memorial|Clinic|Practice|Nursing|Home|Facility|Rehab|Rehabilitation|Institute|University|College|System|Care|Healthcare|Infirmary|Hospice|Group)$/i.test(
-          w,
-        ),
-    );
+  const head = tokens.slice(0, -1).filter((w) => !INSTITUTION_WORD.test(w));
   // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"); capitalised it may be ("Harbor Hospital").
   const part = (w: string) =>
     GENERIC_PLACE.has(w.toLowerCase()) ||
@@ -388,20 +444,30 @@ const ID_CUE = `(?:${[
 const PHONE_SEPARATOR = '(?:\\s*[./-]\\s*|\\s)';
 const PHONE_US = `(?:\\+?1[\\s.-]?)?(?:\\(\\d{3}\\)\\s?|\\d{3}${PHONE_SEPARATOR})\\d{3}${PHONE_SEPARATOR}\\d{4}\\b`;
 /** Words that put a number next to them as a phone or pager number. */
-const PHONE_CUE =
-  '(?:phone|ph|tel|telephone|fax|facsimile|pager|pgr|pg|beeper|beep|cell(?:ular)?|mobile|cellphone|call(?:ed)?(?:\\s+(?:me|him|her|them|us))?\\s+(?:at|on)|contact(?:ed)?\\s+(?:at|on)|(?:be\\s+)?reach(?:ed)?\\s+(?:me\\s+)?(?:at|on)|number(?:\\s+is)?)';
+const PHONE_CUE = words(`
+  phone ph tel telephone fax facsimile pager pgr pg beeper beep cell(?:ular)? mobile cellphone
+  call(?:ed)?(?:\\s+(?:me|him|her|them|us))?\\s+(?:at|on) contact(?:ed)?\\s+(?:at|on)
+  (?:be\\s+)?reach(?:ed)?\\s+(?:me\\s+)?(?:at|on) number(?:\\s+is)?
+`);
 /** Words before a town or an institution in a note: transfers, homes. */
-const PLACE_CUE =
-  '(?:transferred\\s+(?:here\\s+)?(?:from|to)|transfer\\s+(?:from|to)|lives\\s+in|living\\s+in|resides\\s+in|resident\\s+of|moved\\s+(?:here\\s+)?from|home\\s+in|town\\s+of|city\\s+of|returned\\s+from|visiting\\s+from)';
+const PLACE_CUE = words(`
+  transferred\\s+(?:here\\s+)?(?:from|to) transfer\\s+(?:from|to) lives\\s+in living\\s+in resides\\s+in
+  resident\\s+of moved\\s+(?:here\\s+)?from home\\s+in town\\s+of city\\s+of returned\\s+from visiting\\s+from
+`);
 /** Words before a year of the patient's history, up to two words before it ("s/p CABG 1957", "since 2006", "diagnosed in 1983"). */
 const YEAR_CUE =
   "in|since|s/p|status\\s+post|dx'?d?|diagnosed|hx\\s+of|history\\s+of|year|yr|summer|winter|spring|fall|autumn|until|circa|born";
 /** Moving a patient or a relative somewhere, or being there: the place follows ("transferred to GH", "son lives in Pikesville"). */
-const MOVEMENT_CUE =
-  "(?:trans?fer(?:r?ed)?|tranfer(?:r?ed)?|tx'?d?)\\s+(?:back\\s+)?(?:to|from)|admitted\\s+(?:to|from)|went\\s+to|presented\\s+(?:to|at)|taken\\s+to|brought\\s+to|(?:med-?)?flighted\\s+to|sent\\s+(?:to|from)|discharged\\s+(?:to|from)|rec(?:ie|ei)ved\\s+from|returned\\s+(?:to|from)|lives?\\s+(?:in|at)|living\\s+in|works?\\s+(?:at|for)|f/u\\s+w/|(?:fly|flying)\\s+(?:in\\s+)?from";
+const MOVEMENT_CUE = words(`
+  (?:trans?fer(?:r?ed)?|tranfer(?:r?ed)?|tx'?d?)\\s+(?:back\\s+)?(?:to|from) admitted\\s+(?:to|from) went\\s+to
+  presented\\s+(?:to|at) taken\\s+to brought\\s+to (?:med-?)?flighted\\s+to sent\\s+(?:to|from)
+  discharged\\s+(?:to|from) rec(?:ie|ei)ved\\s+from returned\\s+(?:to|from) lives?\\s+(?:in|at) living\\s+in
+  works?\\s+(?:at|for) f/u\\s+w/ (?:fly|flying)\\s+(?:in\\s+)?from
+`);
 /** Words that start no name: a candidate beginning with one is another phrase ("spoke to MD", "updated by RN"). */
-const NOT_NAME_START =
-  '(?![Bb]y\\b|BY\\b|[Tt]o\\b|TO\\b|[Ww]ith\\b|WITH\\b|[Aa]nd\\b|AND\\b|[Tt]he\\b|THE\\b|[Oo]f\\b|OF\\b|[Pp]er\\b|PER\\b|[Ff]rom\\b|FROM\\b|[Ff]or\\b|FOR\\b|[Aa]t\\b|AT\\b|[Oo]n\\b|ON\\b|[Ii]n\\b|IN\\b)';
+/** A word as written at the start of a phrase, in lower case or in capitals: "by" gives `[Bb]y\\b|BY\\b`. */
+const capitalisedOrCapitals = (w: string) => `[${w[0]!.toUpperCase()}${w[0]}]${w.slice(1)}\\b|${w.toUpperCase()}\\b`;
+const NOT_NAME_START = `(?!${'by to with and the of per from for at on in'.split(' ').map(capitalisedOrCapitals).join('|')})`;
 
 /** Every rule, in the order ties are broken (earlier wins when two rules find the same span). */
 export const RULES: readonly Rule[] = [
@@ -898,22 +964,13 @@ export const RULES: readonly Rule[] = [
     pattern:
       /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g,
     accept: (v) =>
-      /\d/.test(v) ||
-      v
-        .split(/\s+/)
-        .some(
-          (w) =>
-            !GENERIC_PLACE.has(w.toLowerCase()) &&
-            !/^(?:ward|wing|pavilion|tower|building|bldg|room|rm|bed|intensive|coronary|neonatal|surgical|medical|step|down|observation|psychiatric|oncology|dialysis|recovery|maternity|labor|delivery|burn|isolation|private|single|double|general|acute|long|short|stay|day|night)$/i.test(
-              w,
-            ),
-        ),
+      /\d/.test(v) || v.split(/\s+/).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !WARD_WORD.test(w)),
   },
   {
     name: 'place_after_movement',
     label: 'LOCATION',
     pattern: m(
-      `\\b(?:${anyCase(MOVEMENT_CUE)})[ \\t]+(?:${anyCase('the')}[ \\t]+)?(?<phi>[A-Za-z][A-Za-z'’]*[A-Za-z])\\b(?!-)`,
+      `\\b${anyCase(MOVEMENT_CUE)}[ \\t]+(?:${anyCase('the')}[ \\t]+)?(?<phi>[A-Za-z][A-Za-z'’]*[A-Za-z])\\b(?!-)`,
       'gd',
     ),
     group: 'phi',

