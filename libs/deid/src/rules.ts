@@ -149,7 +149,7 @@ const PERSON_CUE = anyCase(
 const TALK_CUE = anyCase(
   words(`
   discussed\\s+with d/w spoke\\s+(?:with|to) talked\\s+(?:with|to) met\\s+with seen\\s+by paged signed\\s+by
-  dictated\\s+by per called
+  dictated\\s+by per called reach(?:ed)? contact(?:ed)?
 `),
 );
 /** Nouns that make a capitalised word an eponym: "Kerley B lines", "Fisher grade 3", "Hunt and Hess", "Glenn procedure". */
@@ -301,6 +301,19 @@ function initialSurname(last: string): boolean {
   if (k.length < 2 || stopWord(last) || CLINICAL_UNITS.has(last.toUpperCase()) || EPONYMS_NOT_NAMES.has(k))
     return false;
   return LAST_NAMES.has(k) || (!ENGLISH_WORDS.has(k) && !MEDICAL_TERMS.has(k));
+}
+
+/** Who a nurse talked to: capitalised, starting with a census name, no clinical word ("spoke with Ann Fisher"). */
+function talkedToName(value: string, match: RegExpExecArray, text: string): boolean {
+  return (
+    /^[A-Z][a-z]/.test(value) &&
+    value
+      .split(/\s+/)
+      .filter((t) => !w1IsInitial(t))
+      .every((t) => censusName(key(t)) || (!clinicalWord(key(t)) && !MEDICAL_TERMS.has(key(t)))) &&
+    censusName(key(value.split(/\s+/)[0]!)) &&
+    nameSequence(value, match, text)
+  );
 }
 
 // ------------------------------------------------------------------ places
@@ -461,8 +474,8 @@ const YEAR_CUE =
 const MOVEMENT_CUE = words(`
   (?:trans?fer(?:r?ed)?|tranfer(?:r?ed)?|tx'?d?)\\s+(?:back\\s+)?(?:to|from) admitted\\s+(?:to|from) went\\s+to
   presented\\s+(?:to|at) taken\\s+to brought\\s+to (?:med-?)?flighted\\s+to sent\\s+(?:to|from)
-  discharged\\s+(?:to|from) rec(?:ie|ei)ved\\s+from returned\\s+(?:to|from) lives?\\s+(?:in|at) living\\s+in
-  works?\\s+(?:at|for) f/u\\s+w/ (?:fly|flying)\\s+(?:in\\s+)?from
+  discharged\\s+(?:to|from) rec(?:ie|ei)ved\\s+from returned\\s+(?:to|from) lives?\\s+(?:alone\\s+)?(?:in|at) living\\s+in
+  works?\\s+(?:at|for) f/u\\s+w/ (?:fly|flying)\\s+(?:in\\s+)?from c/o\\s+to
 `);
 /** Words that start no name: a candidate beginning with one is another phrase ("spoke to MD", "updated by RN"). */
 /** A word as written at the start of a phrase, in lower case or in capitals: "by" gives `[Bb]y\\b|BY\\b`. */
@@ -775,6 +788,19 @@ export const RULES: readonly Rule[] = [
     group: 'phi',
     accept: (v, mt, text) => nameSequence(v, mt, text, false),
   },
+  // A name with the person's relation or role after it in brackets ("URSLA MORETTI (DAUGHTER)", "Will Cole (resident)"):
+  // a cue as strong as a title, so in capitals a word no lexicon knows counts too.
+  {
+    name: 'name_before_relation',
+    label: 'NAME',
+    pattern: m(
+      `(?<phi>${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)[ \\t]*\\([ \\t]*${PERSON_CUE}[ \\t]*\\)`,
+      'gd',
+    ),
+    group: 'phi',
+    requires: '(',
+    accept: (v, mt, text) => nameSequence(v, mt, text),
+  },
   // "discussed with Ann Fisher", "spoke with Dr. ...": only census names, a weaker cue than a title.
   {
     name: 'name_after_talk',
@@ -784,14 +810,15 @@ export const RULES: readonly Rule[] = [
       'gd',
     ),
     group: 'phi',
-    accept: (v, mt, text) =>
-      /^[A-Z][a-z]/.test(v) &&
-      v
-        .split(/\s+/)
-        .filter((t) => !w1IsInitial(t))
-        .every((t) => censusName(key(t)) || (!clinicalWord(key(t)) && !MEDICAL_TERMS.has(key(t)))) &&
-      censusName(key(v.split(/\s+/)[0]!)) &&
-      nameSequence(v, mt, text),
+    accept: talkedToName,
+  },
+  // ...and the given name alone when the word after it is none ("unable to reach Gloria until noon").
+  {
+    name: 'name_after_talk',
+    label: 'NAME',
+    pattern: m(`\\b${TALK_CUE}\\b[ \\t]*:?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'),
+    group: 'phi',
+    accept: talkedToName,
   },
   // A labelled name field: "Patient: SMITH, JOHN", "Name: Jane Doe".
   {
@@ -956,6 +983,15 @@ export const RULES: readonly Rule[] = [
     pattern: /\b(?:from|in|near|lives\s+in|resides\s+in)\s+(?<phi>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?)\b/dg,
     group: 'phi',
     accept: (v, mt, text) => unknownPlace(v, mt, text),
+  },
+  // A campus or a veterans' hospital named by the place before it ("mackerer campus", "BALTIMORE VA"); "main campus" is no name.
+  {
+    name: 'campus_or_va',
+    label: 'LOCATION',
+    pattern: m(`\\b(?<phi>[A-Za-z][A-Za-z'’-]+)[ \\t]+(?:${anyCase('campus')}|VA|VAMC)\\b`, 'gd'),
+    group: 'phi',
+    requires: /campus|VA/i,
+    accept: (v) => !stopWord(v) && !GENERIC_PLACE.has(v.toLowerCase()) && !clinicalWord(key(v)),
   },
   {
     name: 'ward',

@@ -48,6 +48,12 @@ describe('RuleDetector', () => {
     ['Cultures sent x2 3/14, afebrile since.', 'DATE', '3/14'],
     ['transferred from university of vermont hospital', 'LOCATION', 'university of vermont'],
     ['SEEN AT U OF VT MED CENTER IN MAY.', 'LOCATION', 'U OF VT MED CENTER'],
+    ['FAMILY MEETING: MARTA KOWALCZYK (NIECE) SPEAKS FOR PT.', 'NAME', 'MARTA KOWALCZYK'],
+    ['plan reviewed with Tom Reilly (resident) at rounds.', 'NAME', 'Tom Reilly'],
+    ['left message, unable to reach Gloria until evening.', 'NAME', 'Gloria'],
+    ['awaiting bed on brennick campus, remains in micu.', 'LOCATION', 'brennick'],
+    ['FOLLOWED AT TOWSON VA FOR COPD.', 'LOCATION', 'TOWSON'],
+    ['stable, c/o to farrowdale when bed ready.', 'LOCATION', 'farrowdale'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
@@ -64,6 +70,7 @@ describe('RuleDetector', () => {
     'Heart size is normal. May represent atelectasis. Clear lungs.',
     'Jackson-Pratt drain and Sengstaken-Blakemore tube in place.',
     'GIVEN 10 U OF REGULAR INSULIN FOR BS 300.',
+    'Transferred to the main campus; seen at VA clinic. Tolerating PO (per RN).',
   ])('leaves clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });
