@@ -105,6 +105,9 @@ const SETTING_BEFORE =
 const PAIN_BEFORE = /\b(?:pain|cp|discomfort|rat(?:ing|ed|es)|scale|h\/?a|headache)\b[^.\n]{0,20}$|#\s*$/i;
 const NOT_DATE_AFTER =
   /^(?:\s*(?:%|n\.?s\b|ns\b|amps?\b|strength|st\b|way\b|up\b|of\b|doses?\b|hrs?\b|hours?\b|bottles?\b|bl\b|blood|u\b|units?\b|liters?\b|l\b|peep|psv?\b|nph\b|cp\b|pain|[-/]?\s*\.\d|,?\s*\d{2,3}\s*%)|\s*[/x]\d)/i;
+/** Words before a number that make it a time of day or a count ("at 2000", "@ 1930", "x 2000"), not a year. */
+const TIME_CUE_BEFORE =
+  /(?:\b(?:at|around|about|by|until|till|from|to|x|w\/?|after|before|since|q|approx(?:imately)?)|[@~=>])\s*$/i;
 /** Words before a date that name it as one, for shapes that are usually fractions ("on 3/4", "since 1/2"). */
 const DATE_CUE_BEFORE =
   /\b(?:on|since|from|until|till|thru|through|dated?|d\/c'?d?|s\/p|admit(?:ted)?|adm|last|due|f\/u|of)\s*$|^\s*$|\n[ \t]*$/i;
@@ -571,6 +574,18 @@ export const RULES: readonly Rule[] = [
     ),
     group: 'phi',
   },
+  // A year with no cue ("old CVA 2008", "knows it is 2019"), unless it reads as a time of day or an amount: after "at",
+  // "@", "~", "x", on the quarter hour ("given at 2000", "1930"), or before a unit ("2000cc").
+  {
+    name: 'date_year_alone',
+    label: 'DATE',
+    requires: DIGIT,
+    pattern: /(?<![\w/.:@~-])(?:19[3-9]\d|20[0-3]\d)(?![\w/:-])/g,
+    accept: (v, mt, text) =>
+      !/(?:00|15|30|45)$/.test(v) &&
+      !TIME_CUE_BEFORE.test(before(mt, text, 12)) &&
+      !followedBy(mt, text, /^\s*(?:cc|ml|mg|mcg|units?\b|u\b|k?cal\b|gm?\b|%|hrs?\b)/i),
+  },
   {
     name: 'date_month_year2',
     label: 'DATE',
@@ -819,6 +834,18 @@ export const RULES: readonly Rule[] = [
     pattern: m(`\\b${TALK_CUE}\\b[ \\t]*:?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'),
     group: 'phi',
     accept: talkedToName,
+  },
+  // The subject of a note's opening sentence: "Jane Roe is a 70 yo woman ..." (the age keeps it from "this is a").
+  {
+    name: 'name_before_age',
+    label: 'NAME',
+    pattern: m(
+      `(?<![A-Za-z0-9'’.-])(?<phi>${NAME_TOKEN}(?:[ \\t]+${NAME_TOKEN})?)[ \\t]+(?:is|was)[ \\t]+an?[ \\t]+\\d{1,3}[ \\t]*-?[ \\t]*(?:y\\.?o|yr|year)`,
+      'gdi',
+    ),
+    group: 'phi',
+    requires: DIGIT,
+    accept: (v, mt, text) => nameSequence(v, mt, text),
   },
   // A labelled name field: "Patient: SMITH, JOHN", "Name: Jane Doe".
   {

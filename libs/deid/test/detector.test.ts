@@ -54,6 +54,8 @@ describe('RuleDetector', () => {
     ['awaiting bed on brennick campus, remains in micu.', 'LOCATION', 'brennick'],
     ['FOLLOWED AT TOWSON VA FOR COPD.', 'LOCATION', 'TOWSON'],
     ['stable, c/o to farrowdale when bed ready.', 'LOCATION', 'farrowdale'],
+    ['nadia ferreira is a 68 yo woman admitted with sob.', 'NAME', 'nadia ferreira'],
+    ['Hx: old MI 2011, stent placed.', 'DATE', '2011'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
@@ -71,6 +73,7 @@ describe('RuleDetector', () => {
     'Jackson-Pratt drain and Sengstaken-Blakemore tube in place.',
     'GIVEN 10 U OF REGULAR INSULIN FOR BS 300.',
     'Transferred to the main campus; seen at VA clinic. Tolerating PO (per RN).',
+    'This is a 70 yo man. Pt is a 55 year old. Heparin given at 2010, ~2020 and @ 1950; 2000cc out; labs at 1930.',
   ])('leaves clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });
