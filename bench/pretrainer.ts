@@ -1,7 +1,7 @@
 // npm run bench:pretrainer — pre-training throughput of ConVIRT, GLoRIA and MGCA on medsyn's
 // engine (onnxruntime-node, CPU, 2 threads) against PyTorch 1.13 eager (Debian) on the same
 // encoders (ResNet-18 at 128 px, 4-layer BERT), projections, loss, AdamW step and batch (32), both
-// measured in this run; and the share of wall time our trainer waits on the data pipeline (real
+// measured in this run; and the share of wall time our trainer waits on data loading (real
 // covid-cxr PNGs read, decoded and augmented on a worker thread while the previous step computes;
 // `--data-on-training-thread` does it on the training thread between steps instead, as before #17).
 // Last line: RESULT {json}.
@@ -89,7 +89,7 @@ async function main(): Promise<void> {
       const row = {
         method,
         oursSamplesPerSecond: round(ours),
-        // Data wait included: a pipeline that only moved its cost into the step would show here.
+        // Data wait included: a loader that only moved its cost into the step would show here.
         oursWallSamplesPerSecond: round((measured.length * BATCH) / (compute + wait)),
         pytorchSamplesPerSecond: round(peer.samplesPerSecond),
         ratio: round(ours / peer.samplesPerSecond),

@@ -1,7 +1,7 @@
-// npm run bench:synthesizer -- --full [--ep cpu|cuda] [--steps N] — a random-weight pipeline with
+// npm run bench:synthesizer -- --full [--ep cpu|cuda] [--steps N] — a random-weight model with
 // RoentGen-v2's exact architecture (SD 2.1-base: 865M-parameter UNet, 340M text encoder, full VAE
 // decoder, 512 px), float32 and float16 (the same weights converted), loaded by the service's
-// loader (DiffusionPipeline) and timed: UNet steps/s for a classifier-free-guidance batch of 2, VAE
+// loader (TextToImageModel) and timed: UNet steps/s for a classifier-free-guidance batch of 2, VAE
 // decode, one image end to end, peak RSS, GPU memory and utilisation (nvidia-smi) under --ep cuda,
 // and how far the float16 image is from the float32 one. The model is built once into
 // BENCH_CACHE_DIR (default $TMPDIR/medsyn-roentgen-size-v1, about 7.5 GB). Each variant runs in
@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { DiffusionPipeline, type ExecutionProvider } from '@medsyn/diffusion';
+import { TextToImageModel, type ExecutionProvider } from '@medsyn/diffusion';
 import { GraphBuilder, encodeModel } from '@medsyn/onnx-graph';
 import { parseNvidiaSmiCsv, type GpuReading } from '@medsyn/telemetry';
 import { watchLoad } from './machine';
@@ -81,7 +81,7 @@ function nodeScript(script: string, args: string[]): string[] {
   return ['--conditions=medsyn-source', '--import', 'tsx', script, ...args];
 }
 
-/** The float32 and float16 pipelines, built once (in a child process) and reused. */
+/** The float32 and float16 models, built once (in a child process) and reused. */
 function cachedModels(): {
   dirs: Record<Dtype, string>;
   build: { parameters: Record<string, number>; build_seconds: number; peak_rss_bytes: number };
@@ -91,8 +91,8 @@ function cachedModels(): {
   const marker = path.join(root, 'build.json');
   if (!fs.existsSync(marker)) {
     fs.rmSync(root, { recursive: true, force: true });
-    console.log(`building the RoentGen-size pipelines into ${root} (once; a few minutes)`);
-    const script = path.join(__dirname, '..', 'libs', 'diffusion', 'scripts', 'build-roentgen-size-pipeline.ts');
+    console.log(`building the RoentGen-size models into ${root} (once; a few minutes)`);
+    const script = path.join(__dirname, '..', 'libs', 'diffusion', 'scripts', 'build-roentgen-size-model.ts');
     const out = execFileSync(
       process.execPath,
       nodeScript(script, ['--float32', dirs.float32, '--float16', dirs.float16]),
@@ -150,7 +150,7 @@ export async function measureVariant(argv: string[]): Promise<void> {
   const loadStart = process.hrtime.bigint();
   // Without the CPU arena: with it, every session keeps its activation peak allocated (peak RSS 9.2 / 11.3 GiB
   // for float32 / float16 in one run here, 7.0 / 7.7 GiB without).
-  const pipeline = await DiffusionPipeline.load(dir, {
+  const model = await TextToImageModel.load(dir, {
     executionProvider: args.ep,
     intraOpThreads: args.threads,
     memoryArena: false,
@@ -159,14 +159,14 @@ export async function measureVariant(argv: string[]): Promise<void> {
   const request = { prompt: PROMPT, seed: SEED, numInferenceSteps: args.steps, guidanceScale: 3 };
   // On a GPU the first run also picks kernels (cuDNN) and allocates: warm up first. On the CPU a
   // warm-up image would double a run of many minutes; the first evaluation is left out instead.
-  if (args.ep === 'cuda') await pipeline.generate([request]);
+  if (args.ep === 'cuda') await model.generate([request]);
   const marks: bigint[] = [];
   const start = process.hrtime.bigint();
   const { result: images, gpu } = await sampleGpu(args.ep, () =>
-    pipeline.generate([request], () => marks.push(process.hrtime.bigint())),
+    model.generate([request], () => marks.push(process.hrtime.bigint())),
   );
   const end = process.hrtime.bigint();
-  await pipeline.close();
+  await model.close();
   const first = marks[0]!;
   const last = marks[marks.length - 1]!;
   const unetSeconds = Number(last - first) / 1e9 / (marks.length - 1);
@@ -174,7 +174,7 @@ export async function measureVariant(argv: string[]): Promise<void> {
   fs.writeFileSync(`${out}.f32`, Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength));
   const result: VariantResult & Record<string, unknown> = {
     dir,
-    unet_dtype: pipeline.info.unetDtype,
+    unet_dtype: model.info.unetDtype,
     load_seconds: round(loadSeconds, 1),
     unet_evaluations: marks.length,
     unet_steps_per_second: round(1 / unetSeconds, 4),

@@ -1,5 +1,5 @@
 // npm run bench:synthesizer — denoising steps/s and images/s of medsyn's synthesizer
-// (onnxruntime-node, CPU) for the tiny test pipeline and a mid-size UNet (SD 2.x topology scaled
+// (onnxruntime-node, CPU) for the tiny test model and a mid-size UNet (SD 2.x topology scaled
 // down, 32x32 latents, cross-attention width 1024), side by side in the same run with PyTorch 1.13
 // eager (Debian) running the same UNet loaded from the same ONNX file's weights. A "denoising
 // step" is one UNet evaluation of a classifier-free-guidance batch (2 x images). Last line:
@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { buildTinyPipeline, DiffusionPipeline } from '@medsyn/diffusion';
+import { buildTinyModel, TextToImageModel } from '@medsyn/diffusion';
 import { UNET_PRESETS, type UNetConfig } from '@medsyn/model-zoo';
 import { watchLoad } from './machine';
 import { measureVariant, runFullBench } from './synthesizer-full';
@@ -146,18 +146,18 @@ async function measure(c: Case, dir: string) {
   };
 
   // End to end: text encoder, every denoising step with guidance, VAE decode, for `batch` images.
-  const pipeline = await DiffusionPipeline.load(dir, { intraOpThreads: THREADS });
+  const model = await TextToImageModel.load(dir, { intraOpThreads: THREADS });
   const request = (seed: number) => ({
     prompt: 'Small left pleural effusion.',
     seed: BigInt(seed),
     numInferenceSteps: c.imageSteps,
     guidanceScale: 3,
   });
-  await pipeline.generate([request(0)]);
+  await model.generate([request(0)]);
   const e2eStart = process.hrtime.bigint();
-  await pipeline.generate(Array.from({ length: c.batch }, (_, i) => request(i + 1)));
+  await model.generate(Array.from({ length: c.batch }, (_, i) => request(i + 1)));
   const e2eSeconds = Number(process.hrtime.bigint() - e2eStart) / 1e9;
-  await pipeline.close();
+  await model.close();
 
   return {
     name: c.name,
@@ -183,7 +183,7 @@ async function main() {
   const results = [];
   try {
     for (const c of CASES) {
-      const dir = buildTinyPipeline(path.join(root, c.name), { unet: c.unet, latentSize: c.latent, textLayers: 2 });
+      const dir = buildTinyModel(path.join(root, c.name), { unet: c.unet, latentSize: c.latent, textLayers: 2 });
       const r = await measure(c, dir);
       results.push(r);
       console.log(

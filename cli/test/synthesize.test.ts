@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { buildTinyPipeline } from '@medsyn/diffusion';
+import { buildTinyModel } from '@medsyn/diffusion';
 import { decodePng } from '@medsyn/imaging';
 import { makeTempDir } from '@medsyn/testing';
 import { main } from '../src/main';
@@ -10,7 +10,7 @@ describe('medsyn synthesize', () => {
   afterAll(() => tmp.remove());
 
   it('generates one PNG per prompt and a pair manifest, and a rerun resumes', async () => {
-    const model = buildTinyPipeline(path.join(tmp.dir, 'model'));
+    const model = buildTinyModel(path.join(tmp.dir, 'model'));
     const prompts = path.join(tmp.dir, 'prompts.txt');
     fs.writeFileSync(prompts, 'Small left pleural effusion.\nNo acute cardiopulmonary process.\n');
     const out = path.join(tmp.dir, 'out');

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
-import { PERMISSIVE_LICENCES, covidCxrReportText } from '@medsyn/generator';
+import { PERMISSIVE_LICENCES, covidCxrReportText } from '@medsyn/generator-training';
 import { decodeImage, encodeGrayPng, resize, type GrayImage } from '@medsyn/imaging';
 
 const LONG_SIDE = 160;
@@ -131,7 +131,7 @@ June 2020 snapshot described in \`../shared/data/README.md\`), chosen because ea
 - **metadata.csv and reports.jsonl**: columns of the collection's \`metadata.csv\` (released upstream
   under CC BY-NC-SA 4.0, so these two files keep that licence: attribution, non-commercial,
   share-alike). A report is \`<view> chest radiograph, <finding>. <clinical notes>\`
-  (\`covidCxrReportText\` in \`libs/generator\`); the collection has no radiology reports.
+  (\`covidCxrReportText\` in \`libs/generator-training\`); the collection has no radiology reports.
 
 Built by \`node --conditions=medsyn-source --import tsx examples/demo/build-sample.ts\`.
 Demonstration data only, not for clinical use.

@@ -4,7 +4,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
 import {
-  DiffusionPipeline,
+  TextToImageModel,
   imageStatisticsCheck,
   QualityGate,
   runDatasetShard,
@@ -100,7 +100,7 @@ export const registerSynthesize: RegisterCommand = (program: Command) => {
       const out = path.resolve(options.out);
       const store = new FileArtifactStore(out);
       await putJsonl(store, 'prompts.jsonl', readPrompts(options.prompts));
-      const pipeline = await DiffusionPipeline.load(path.resolve(options.model), {
+      const model = await TextToImageModel.load(path.resolve(options.model), {
         executionProvider: options.executionProvider as 'cpu',
       });
       const gate = options.qualityGate ? new QualityGate([imageStatisticsCheck()]) : undefined;
@@ -119,7 +119,7 @@ export const registerSynthesize: RegisterCommand = (program: Command) => {
       try {
         const result = await runDatasetShard(
           store,
-          pipeline,
+          model,
           {
             promptsKey: 'prompts.jsonl',
             outputPrefix: '',
@@ -163,7 +163,7 @@ export const registerSynthesize: RegisterCommand = (program: Command) => {
         process.stdout.write(`pairs: ${result.pairs.uri}\n`);
       } finally {
         bar?.stop();
-        await pipeline.close();
+        await model.close();
       }
     });
 };

@@ -12,7 +12,7 @@ import {
   trainGenerator,
   writeGeneratorTokenizer,
   type GeneratorConfig,
-} from '@medsyn/generator';
+} from '@medsyn/generator-training';
 import { decodeSafetensors, encodeSafetensors } from '@medsyn/training';
 import type { RegisterCommand } from './index';
 

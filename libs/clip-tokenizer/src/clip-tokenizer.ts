@@ -112,7 +112,7 @@ function tokenContent(token: string | { content: string } | undefined): string |
 }
 
 /**
- * CLIP BPE tokenizer as Stable Diffusion pipelines use it: `padding="max_length"`,
+ * CLIP BPE tokenizer as Stable Diffusion models use it: `padding="max_length"`,
  * `truncation=True`, `max_length=77`. Tokenisation itself is `@huggingface/tokenizers`.
  */
 export class ClipTokenizer {
@@ -228,7 +228,7 @@ export function encode(text: string): ClipEncoding {
 /**
  * Writes a `tokenizer/` directory the way transformers' `CLIPTokenizer.save_pretrained` lays it
  * out (vocab.json, merges.txt, special_tokens_map.json, tokenizer_config.json). `mergeCount`
- * below CLIP's 48,894 gives a small real-CLIP vocabulary for test pipelines.
+ * below CLIP's 48,894 gives a small real-CLIP vocabulary for test models.
  */
 export function writeClipTokenizerFiles(
   dir: string,

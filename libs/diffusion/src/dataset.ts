@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { getBuffer, putJsonl, readJsonl, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
-import type { DiffusionPipeline, GenerationRequest } from './pipeline';
+import type { TextToImageModel, GenerationRequest } from './text-to-image';
 import type { QualityGate } from './quality';
 import { synthesize, type SynthesisItem } from './synthesize';
 
@@ -79,7 +79,7 @@ export function itemSeed(reportId: string, k: number, base?: string): bigint {
  */
 export async function runDatasetShard(
   store: ArtifactStore,
-  pipeline: DiffusionPipeline,
+  pipeline: TextToImageModel,
   spec: DatasetSpec,
   options: {
     gate?: QualityGate;

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import type { ArtifactStore } from '@medsyn/artifact-store';
-import { ModelLoadError } from './pipeline';
+import { ModelLoadError } from './text-to-image';
 
 /**
  * Copies a model stored under `prefix` in the artifact store (the export layout, one object per

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { encodeGrayPng } from '@medsyn/imaging';
-import type { DiffusionPipeline, GeneratedImage, GenerationRequest } from './pipeline';
+import type { TextToImageModel, GeneratedImage, GenerationRequest } from './text-to-image';
 import type { QualityGate, QualityItem } from './quality';
 
 export interface SynthesisItem extends GenerationRequest, QualityItem {
@@ -39,7 +39,7 @@ export const sha256Hex = (text: string) => createHash('sha256').update(text, 'ut
 
 /** The PNG tEXt provenance: digests, never the prompt itself (it comes from a patient's report). */
 export function provenanceText(
-  pipeline: DiffusionPipeline,
+  model: TextToImageModel,
   item: SynthesisItem,
   generated: GeneratedImage,
   seed: bigint,
@@ -49,7 +49,7 @@ export function provenanceText(
     'medsyn:prompt_sha256': sha256Hex(item.prompt),
     ...(item.negativePrompt ? { 'medsyn:negative_prompt_sha256': sha256Hex(item.negativePrompt) } : {}),
     'medsyn:seed': seed.toString(),
-    'medsyn:model_sha256': pipeline.info.digest,
+    'medsyn:model_sha256': model.info.digest,
     'medsyn:scheduler': generated.params.scheduler,
     'medsyn:steps': String(generated.params.numInferenceSteps),
     'medsyn:guidance_scale': String(generated.params.guidanceScale),
@@ -63,7 +63,7 @@ export function provenanceText(
  * images, so a resumed job regenerates exactly what it lost.
  */
 export async function synthesize(
-  pipeline: DiffusionPipeline,
+  model: TextToImageModel,
   items: SynthesisItem[],
   options: SynthesisOptions = {},
 ): Promise<SynthesisResult[]> {
@@ -71,7 +71,7 @@ export async function synthesize(
   const results: SynthesisResult[] = new Array(items.length);
   const state = items.map(() => ({ attempts: 0, rejections: {} as Record<string, number> }));
   // Validate everything before any work, so one bad item fails fast with its field.
-  const resolved = items.map((item) => pipeline.resolve(item));
+  const resolved = items.map((item) => model.resolve(item));
   let pending = items.map((_, i) => i);
   while (pending.length > 0) {
     if (options.signal?.aborted) throw options.signal.reason ?? new Error('aborted');
@@ -90,7 +90,7 @@ export async function synthesize(
           ...items[i]!,
           seed: (items[i]!.seed + BigInt(state[i]!.attempts)) & U64,
         }));
-        const generated = await pipeline.generate(requests, () => options.onStep?.(batch.length));
+        const generated = await model.generate(requests, () => options.onStep?.(batch.length));
         for (let k = 0; k < batch.length; k++) {
           const i = batch[k]!;
           const s = state[i]!;
@@ -105,7 +105,7 @@ export async function synthesize(
           const seed = requests[k]!.seed;
           const png = encodeGrayPng(generated[k]!.image, {
             bitDepth: items[i]!.bitDepth ?? options.bitDepth ?? 8,
-            text: provenanceText(pipeline, items[i]!, generated[k]!, seed),
+            text: provenanceText(model, items[i]!, generated[k]!, seed),
           });
           results[i] = {
             png,

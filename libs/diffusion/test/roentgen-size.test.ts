@@ -3,25 +3,25 @@ import * as path from 'node:path';
 import { makeTempDir } from '@medsyn/testing';
 import { decodeModel, onnx } from '@medsyn/onnx-graph';
 import {
-  buildSdPipelines,
-  DiffusionPipeline,
+  buildSdModels,
+  TextToImageModel,
   ROENTGEN_V2_ARCHITECTURE,
   TINY_SD2_ARCHITECTURE,
-  type SdPipelineSummary,
+  type SdModelSummary,
 } from '../src';
 
 const { TensorProto_DataLocation: DataLocation, TensorProto_DataType: DataType } = onnx;
 
 // The builder of the RoentGen-size benchmark model (bench/synthesizer-full.ts), at toy width:
 // the same code writes the external weights files and converts to float16.
-describe('buildSdPipelines (RoentGen-v2 architecture, random weights)', () => {
+describe('buildSdModels (RoentGen-v2 architecture, random weights)', () => {
   const tmp = makeTempDir('roentgen-size');
   const dirs = { float32: path.join(tmp.dir, 'float32'), float16: path.join(tmp.dir, 'float16') };
-  let summary: SdPipelineSummary;
+  let summary: SdModelSummary;
   const images: Record<string, Float32Array> = {};
 
   beforeAll(async () => {
-    summary = buildSdPipelines(
+    summary = buildSdModels(
       [
         { dir: dirs.float32, dtype: 'float32' },
         { dir: dirs.float16, dtype: 'float16' },
@@ -29,19 +29,19 @@ describe('buildSdPipelines (RoentGen-v2 architecture, random weights)', () => {
       { architecture: TINY_SD2_ARCHITECTURE },
     );
     for (const [dtype, dir] of Object.entries(dirs)) {
-      const pipeline = await DiffusionPipeline.load(dir, { intraOpThreads: 1 });
+      const model = await TextToImageModel.load(dir, { intraOpThreads: 1 });
       try {
-        expect(pipeline.info).toMatchObject({
+        expect(model.info).toMatchObject({
           unetDtype: dtype,
           vaeScaleFactor: 8,
           defaults: { height: 64, width: 64, scheduler: 'pndm' },
         });
-        const [generated] = await pipeline.generate([
+        const [generated] = await model.generate([
           { prompt: 'Small left pleural effusion.', seed: 7n, numInferenceSteps: 3 },
         ]);
         images[dtype] = generated!.image.data as Float32Array;
       } finally {
-        await pipeline.close();
+        await model.close();
       }
     }
   });
@@ -101,7 +101,7 @@ describe('buildSdPipelines (RoentGen-v2 architecture, random weights)', () => {
     expect(ROENTGEN_V2_ARCHITECTURE.text).toEqual({ hidden: 1024, layers: 23, heads: 16, mergeCount: 48894 });
   });
 
-  it('loads both copies through DiffusionPipeline and the float16 image stays within a grey level of the float32 one', () => {
+  it('loads both copies through TextToImageModel and the float16 image stays within a grey level of the float32 one', () => {
     const [a, b] = [images.float32!, images.float16!];
     let max = 0;
     let sum = 0;

@@ -8,7 +8,7 @@ import {
   type SchedulerConfig,
   type SchedulerKind,
 } from '../src';
-import { SD21_SCHEDULER_CONFIG } from '../src/tiny-pipeline';
+import { SD21_SCHEDULER_CONFIG } from '../src/tiny-model';
 
 // The reference (test/python/schedulers_reference.py) is a float64 numpy transcription of the
 // diffusers update rules, written separately from the TypeScript; both run the same fake model

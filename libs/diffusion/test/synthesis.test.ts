@@ -5,9 +5,9 @@ import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
 import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
 import { makeTempDir } from '@medsyn/testing';
 import {
-  buildTinyPipeline,
+  buildTinyModel,
   classifierCheck,
-  DiffusionPipeline,
+  TextToImageModel,
   fetchModelDirectory,
   storePrefixOf,
   imageStatisticsCheck,
@@ -77,12 +77,12 @@ describe('quality gate', () => {
 
 describe('synthesis with the gate and dataset shards', () => {
   const tmp = makeTempDir('synthesis');
-  let pipeline: DiffusionPipeline;
+  let model: TextToImageModel;
   beforeAll(async () => {
-    pipeline = await DiffusionPipeline.load(buildTinyPipeline(path.join(tmp.dir, 'model')));
+    model = await TextToImageModel.load(buildTinyModel(path.join(tmp.dir, 'model')));
   });
   afterAll(async () => {
-    await pipeline?.close();
+    await model?.close();
     tmp.remove();
   });
 
@@ -95,8 +95,8 @@ describe('synthesis with the gate and dataset shards', () => {
     for (const f of files)
       await store.put(`models/tiny/${f.split(path.sep).join('/')}`, fs.readFileSync(path.join(source, f)));
     const dir = await fetchModelDirectory(store, 'models/tiny', path.join(tmp.dir, 'cache'));
-    const fetched = await DiffusionPipeline.load(dir);
-    expect(fetched.info.digest).toBe(pipeline.info.digest);
+    const fetched = await TextToImageModel.load(dir);
+    expect(fetched.info.digest).toBe(model.info.digest);
     await fetched.close();
     const before = fs.statSync(path.join(dir, 'unet', 'model.onnx')).mtimeMs;
     expect(
@@ -117,7 +117,7 @@ describe('synthesis with the gate and dataset shards', () => {
     let seen = 0;
     const once: QualityCheck = { name: 'once', check: async () => (seen++ === 0 ? ['first_try'] : []) };
     const [result] = await synthesize(
-      pipeline,
+      model,
       [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 2, maxAttempts: 3 }],
       { gate: new QualityGate([once]), bitDepth: 16 },
     );
@@ -126,7 +126,7 @@ describe('synthesis with the gate and dataset shards', () => {
     expect(text).toMatchObject({
       'medsyn:seed': '11',
       'medsyn:prompt_sha256': sha256Hex('cardiomegaly'),
-      'medsyn:model_sha256': pipeline.info.digest,
+      'medsyn:model_sha256': model.info.digest,
       'medsyn:steps': '2',
       'medsyn:scheduler': 'pndm',
     });
@@ -135,7 +135,7 @@ describe('synthesis with the gate and dataset shards', () => {
 
     const never: QualityCheck = { name: 'never', check: async () => ['always_bad'] };
     const [rejected] = await synthesize(
-      pipeline,
+      model,
       [{ prompt: 'cardiomegaly', seed: 10n, numInferenceSteps: 1, maxAttempts: 2 }],
       { gate: new QualityGate([never]) },
     );
@@ -162,17 +162,17 @@ describe('synthesis with the gate and dataset shards', () => {
     const controller = new AbortController();
     let images = 0;
     await expect(
-      runDatasetShard(store, pipeline, spec(0), {
+      runDatasetShard(store, model, spec(0), {
         maxBatch: 1,
         signal: controller.signal,
         onImage: () => ++images === 2 && controller.abort(new Error('killed')),
       }),
     ).rejects.toThrow('killed');
     images = 0;
-    const resumed = await runDatasetShard(store, pipeline, spec(0), { maxBatch: 1, onImage: () => images++ });
+    const resumed = await runDatasetShard(store, model, spec(0), { maxBatch: 1, onImage: () => images++ });
     expect(images).toBe(2); // only the two missing ones
     expect(resumed).toMatchObject({ total: 4, completed: 4, accepted: 4, invalid: 2 });
-    const other = await runDatasetShard(store, pipeline, spec(1), {});
+    const other = await runDatasetShard(store, model, spec(1), {});
     expect(other).toMatchObject({ total: 3, completed: 3 });
 
     const lines: PairRecord[] = [];
@@ -183,7 +183,7 @@ describe('synthesis with the gate and dataset shards', () => {
     // Resumed images are the images an uninterrupted run makes: seeds derive from the report id.
     const store2 = new FileArtifactStore(path.join(tmp.dir, 'store2'));
     await putJsonl(store2, 'prompts.jsonl', prompts);
-    const fresh = await runDatasetShard(store2, pipeline, spec(0), {});
+    const fresh = await runDatasetShard(store2, model, spec(0), {});
     const again: PairRecord[] = [];
     for await (const line of readJsonl<PairRecord>(store2, store2.keyOf(fresh.pairs.uri)))
       if (line.ok) again.push(line.value);

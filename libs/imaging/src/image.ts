@@ -1,7 +1,7 @@
 /**
  * A grayscale radiograph in memory: row-major intensities in [0, 1] (0 = black).
  * Every decoder produces this and every encoder and transform consumes it, so the
- * pipeline never cares which file format an image came from.
+ * code past the decoder never cares which file format an image came from.
  */
 export interface GrayImage {
   width: number;

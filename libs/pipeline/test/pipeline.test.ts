@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { FileArtifactStore, listLocalFiles, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
-import { buildTinyPipeline } from '@medsyn/diffusion';
+import { buildTinyModel } from '@medsyn/diffusion';
 import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
 import { PipelineConfigError, parsePipelineConfig, pretrainingRuns } from '../src';
 
@@ -95,7 +95,7 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 240_0
 }
 
 beforeAll(() => {
-  buildTinyPipeline(path.join(tmp.dir, 'tiny-model'));
+  buildTinyModel(path.join(tmp.dir, 'tiny-model'));
 });
 
 describe('pipeline config', () => {

@@ -30,7 +30,7 @@ function randn(seed: number) {
     );
 }
 
-/** Word masks with different report lengths: [CLS] w1..wn [SEP] [PAD]... as the pipeline makes them. */
+/** Word masks with different report lengths: [CLS] w1..wn [SEP] [PAD]... as training batches carry them. */
 function wordMask(batch: number, length: number): Tensor {
   const lengths = Array.from({ length: batch }, (_, i) => 1 + ((i * 3) % (length - 2)));
   return tensor(

@@ -25,7 +25,7 @@ VIT = {"architecture": "vit_tiny", "image_size": 32, "width": 24}
 
 
 def batch(seed, size):
-    """A batch as the data pipeline makes them: reports of different lengths, [CLS] w.. [SEP] [PAD]..."""
+    """A batch as data loading makes them: reports of different lengths, [CLS] w.. [SEP] [PAD]..."""
     g = torch.Generator().manual_seed(seed)
     lengths = [3, 7, 12, 5][:BATCH]
     mask = torch.tensor([[1 if t < n else 0 for t in range(LENGTH)] for n in lengths])

@@ -8,7 +8,7 @@ import { DigestMismatchError, expectDigest, verifyArtifactRef } from '@medsyn/ar
 import {
   classifierCheck,
   DatasetInputError,
-  DiffusionPipeline,
+  TextToImageModel,
   ExecutionProviderError,
   fetchModelDirectory,
   GenerationInputError,
@@ -150,11 +150,11 @@ interface Pending {
  * One model per process; Synthesize streams from every client share one batch queue.
  */
 export function synthesizerService(env: NodeJS.ProcessEnv = process.env): ServiceSpec<typeof SYNTHESIZER_CONFIG> {
-  let pipeline: DiffusionPipeline | undefined;
+  let loadedModel: TextToImageModel | undefined;
   let gate: QualityGate | undefined;
   let ctxRef: ServiceContext<Config> | undefined;
   let modelRef: synthesizer.GetModelInfoResponse['model'];
-  let models: ModelCache<{ pipeline: DiffusionPipeline; dir: string }> | undefined;
+  let models: ModelCache<{ model: TextToImageModel; dir: string }> | undefined;
   let defaultPrefix: string | undefined;
   const queue: Pending[] = [];
   let draining = false;
@@ -162,13 +162,13 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     { images: Counter<'outcome'>; rejections: Counter<'reason'>; steps: Counter; queueDepth: Gauge } | undefined;
 
   /** The model a request names (held until `release`), or the loaded one; only under MODELS_PREFIX. */
-  const pipelineFor = async (
+  const modelFor = async (
     ref: { uri: string } | undefined,
     field: string,
-  ): Promise<{ model: DiffusionPipeline; release: () => void }> => {
+  ): Promise<{ model: TextToImageModel; release: () => void }> => {
     const loaded = () => {
-      if (!pipeline) throw NO_MODEL();
-      return { model: pipeline, release: () => undefined };
+      if (!loadedModel) throw NO_MODEL();
+      return { model: loadedModel, release: () => undefined };
     };
     if (!ref || !ref.uri || ref.uri === modelRef?.uri) return loaded();
     const ctx = ctxRef!;
@@ -188,8 +188,8 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
       );
     }
     try {
-      const { model, release } = await models!.acquire(prefix);
-      return { model: model.pipeline, release };
+      const { model: cached, release } = await models!.acquire(prefix);
+      return { model: cached.model, release };
     } catch (error) {
       if (error instanceof ModelCacheFullError)
         throw new RpcError(
@@ -210,7 +210,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         const batch = queue.splice(0, ctxRef!.config.service.MAX_BATCH);
         metrics?.queueDepth.set(queue.length);
         const results = await synthesize(
-          pipeline!,
+          loadedModel!,
           batch.map((p) => p.item),
           {
             gate,
@@ -231,11 +231,11 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   };
 
   /** The model a request names, checked against its digest; the caller releases it. */
-  const verifiedPipelineFor = async (
+  const verifiedModelFor = async (
     ref: ModelRef | undefined,
     field: string,
-  ): Promise<{ model: DiffusionPipeline; release: () => void }> => {
-    const held = await pipelineFor(ref, field);
+  ): Promise<{ model: TextToImageModel; release: () => void }> => {
+    const held = await modelFor(ref, field);
     try {
       // The digest of the files loaded, not of the store's copy: the model in memory is what generates.
       if (ref) expectDigest({ uri: ref.uri, sha256: ref.sha256 ?? '' }, field, held.model.info.digest);
@@ -249,7 +249,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   const runDataset = async (job: JobContext) => {
     const spec = job.spec as DatasetSpec & { model?: ModelRef };
     // Checked again here: a job resumed after a restart, or after its model was evicted, loads it anew.
-    const { model, release } = await verifiedPipelineFor(spec.model, 'model').catch((error: unknown) => {
+    const { model, release } = await verifiedModelFor(spec.model, 'model').catch((error: unknown) => {
       throw error instanceof DigestMismatchError
         ? new JobFailure(error.message, 'FAILED_PRECONDITION', error.field)
         : error;
@@ -261,7 +261,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     }
   };
 
-  const runShard = async (job: JobContext, model: DiffusionPipeline, spec: DatasetSpec) => {
+  const runShard = async (job: JobContext, model: TextToImageModel, spec: DatasetSpec) => {
     const ctx = ctxRef!;
     const result = await runDatasetShard(ctx.store, model, spec, {
       gate,
@@ -300,9 +300,9 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         maxModels: config.MODEL_CACHE_MAX_MODELS,
         load: async (prefix) => {
           const dir = await fetchModelDirectory(ctx.store, prefix, config.MODEL_CACHE_DIR);
-          return { pipeline: await loadPipeline(dir, config), dir };
+          return { model: await loadModel(dir, config), dir };
         },
-        evict: async (prefix, { pipeline: evicted, dir }) => {
+        evict: async (prefix, { model: evicted, dir }) => {
           ctx.logger.info({ prefix }, 'evicting a model from the cache');
           await evicted.close();
           fs.rmSync(dir, { recursive: true, force: true });
@@ -336,10 +336,10 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
       if (config.MODEL_DIR || config.MODEL_URI) {
         if (!config.MODEL_DIR) defaultPrefix = storePrefixOf(ctx.store, config.MODEL_URI!);
         const dir = config.MODEL_DIR ?? (await fetchModelDirectory(ctx.store, defaultPrefix!, config.MODEL_CACHE_DIR));
-        pipeline = await loadPipeline(dir, config);
+        loadedModel = await loadModel(dir, config);
         modelRef = {
           uri: config.MODEL_URI ?? `file://${path.resolve(dir)}`,
-          sha256: pipeline.info.digest,
+          sha256: loadedModel.info.digest,
           sizeBytes: 0,
           mediaType: 'application/vnd.medsyn.diffusion-pipeline',
         };
@@ -364,13 +364,13 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         );
       }
       gate = new QualityGate(checks);
-      if (pipeline)
+      if (loadedModel)
         ctx.logger.info(
           {
-            model: pipeline.info.digest,
-            architecture: pipeline.info.architecture,
-            unetDtype: pipeline.info.unetDtype,
-            provider: pipeline.info.executionProvider,
+            model: loadedModel.info.digest,
+            architecture: loadedModel.info.architecture,
+            unetDtype: loadedModel.info.unetDtype,
+            provider: loadedModel.info.executionProvider,
             checks: checks.map((c) => c.name),
           },
           'model loaded',
@@ -378,8 +378,8 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
 
       const implementation: synthesizer.SynthesizerServiceServer = {
         getModelInfo: (_call, callback) => {
-          if (!pipeline) throw NO_MODEL();
-          const info = pipeline.info;
+          if (!loadedModel) throw NO_MODEL();
+          const info = loadedModel.info;
           callback(null, {
             model: modelRef,
             architecture: info.architecture,
@@ -398,7 +398,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
         },
 
         synthesize: (call) => {
-          if (!pipeline) {
+          if (!loadedModel) {
             call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: NO_MODEL().message });
             return;
           }
@@ -419,7 +419,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
                 labels: request.labels,
                 seed: seed !== undefined ? BigInt(seed) : randomSeed(),
               };
-              pipeline!.resolve(item);
+              loadedModel!.resolve(item);
             } catch (error) {
               const e = toRpcError(error, 'params');
               const field = e instanceof RpcError ? (e.field ?? '') : '';
@@ -522,7 +522,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           if (!request.requestId)
             throw invalidArgument('request_id', 'is required (an idempotency key of your choice)');
           await verifyArtifactRef(ctx.store, request.prompts, 'prompts', promptsKey);
-          const { model, release } = await verifiedPipelineFor(request.model, 'model').catch((error: unknown) => {
+          const { model, release } = await verifiedModelFor(request.model, 'model').catch((error: unknown) => {
             throw toRpcError(error, 'params');
           });
           try {
@@ -557,8 +557,8 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   };
 }
 
-async function loadPipeline(dir: string, config: Config): Promise<DiffusionPipeline> {
-  return DiffusionPipeline.load(dir, {
+async function loadModel(dir: string, config: Config): Promise<TextToImageModel> {
+  return TextToImageModel.load(dir, {
     executionProvider: config.EXECUTION_PROVIDER,
     intraOpThreads: config.INTRA_OP_THREADS || undefined,
     defaults: {

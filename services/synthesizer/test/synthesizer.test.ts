@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FileArtifactStore, localTreeDigest, putJsonl, readJsonl } from '@medsyn/artifact-store';
-import { buildTinyPipeline, type PairRecord } from '@medsyn/diffusion';
+import { buildTinyModel, type PairRecord } from '@medsyn/diffusion';
 import { decodePng, readPngText } from '@medsyn/imaging';
 import { common, jobs, synthesizer } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
@@ -18,9 +18,9 @@ import {
 } from '@medsyn/testing';
 import { synthesizerService } from '../src/service';
 
-// The tiny pipeline in the exact export layout (random weights, real CLIP vocabulary subset).
+// The tiny model in the exact export layout (random weights, real CLIP vocabulary subset).
 const fixture = makeTempDir('synthesizer-model');
-const MODEL_DIR = buildTinyPipeline(path.join(fixture.dir, 'tiny'));
+const MODEL_DIR = buildTinyModel(path.join(fixture.dir, 'tiny'));
 afterAll(() => fixture.remove());
 
 describeServiceBasics({
@@ -433,7 +433,7 @@ describe('synthesizer bounds', () => {
 
   it('takes a dataset job only when its prompts and model are the bytes their sha256 names (a model folder by its treeDigest)', async () => {
     const prompts = await putJsonl(store, 'prompts/digest.jsonl', [{ id: 'a', prompt: 'effusion' }]);
-    // models/a/ holds MODEL_DIR's files: the digest the pipeline computes of the local folder is the one to send.
+    // models/a/ holds MODEL_DIR's files: the treeDigest of the local folder is the one to send.
     const model = { ...modelRef('models/a/'), sha256: await localTreeDigest(MODEL_DIR) };
     const start = (requestId: string, change: Partial<synthesizer.StartSynthesizeDatasetRequest>) =>
       callUnary<synthesizer.StartSynthesizeDatasetResponse>(

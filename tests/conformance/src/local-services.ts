@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { buildTinyPipeline } from '@medsyn/diffusion';
+import { buildTinyModel } from '@medsyn/diffusion';
 import { makeTempDir, repoRoot, startProcess, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
 import type { ContractName } from './checks';
 
@@ -29,7 +29,7 @@ export async function startLocalServices(
   const tmp = makeTempDir('local-services');
   const own: Partial<Record<ContractName, NodeJS.ProcessEnv>> = {
     synthesizer: {
-      MODEL_DIR: buildTinyPipeline(path.join(tmp.dir, 'tiny-diffusion')),
+      MODEL_DIR: buildTinyModel(path.join(tmp.dir, 'tiny-diffusion')),
       MODEL_CACHE_DIR: path.join(tmp.dir, 'model-cache'),
     },
   };

@@ -5,11 +5,11 @@ import { makeTempDir, repoRoot } from '@medsyn/testing';
 import { parseAllDocuments } from 'yaml';
 
 /** A rendered Kubernetes object, loosely typed: the tests read what they assert. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type K8sObject = {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   spec?: any;
   data?: Record<string, string>;
 };

@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { openStore, storedDigest } from '@medsyn/artifact-store';
-import { buildTinyPipeline } from '@medsyn/diffusion';
+import { buildTinyModel } from '@medsyn/diffusion';
 import { readEncoderBundle } from '@medsyn/encoder-bundle';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { GraphBuilder, encodeModel, type Tensor } from '@medsyn/onnx-graph';
@@ -138,7 +138,7 @@ const COMMANDS: Record<string, Command> = {
       vocabSize: Number(vocabSize),
       maxLength: 16,
     }).vocabTxt(),
-  'tiny-diffusion': async ([dir]) => buildTinyPipeline(dir!),
+  'tiny-diffusion': async ([dir]) => buildTinyModel(dir!),
   'store-digest': async ([uri, key, folder]) => {
     const store = openStore(uri!);
     return {

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkOnnxModel, makeTempDir } from '@medsyn/testing';
 import {
-  buildTinyPipeline,
-  DiffusionPipeline,
+  buildTinyModel,
+  TextToImageModel,
   ExecutionProviderError,
   GenerationInputError,
   ModelLoadError,
@@ -15,16 +15,16 @@ import {
 const PROMPT = 'Small left pleural effusion. No pneumothorax.';
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
-describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
+describe('TextToImageModel on a tiny export-layout model', () => {
   const tmp = makeTempDir('diffusion');
-  let fp32: DiffusionPipeline;
-  let fp16: DiffusionPipeline;
+  let fp32: TextToImageModel;
+  let fp16: TextToImageModel;
 
   beforeAll(async () => {
-    fp32 = await DiffusionPipeline.load(buildTinyPipeline(path.join(tmp.dir, 'fp32')));
+    fp32 = await TextToImageModel.load(buildTinyModel(path.join(tmp.dir, 'fp32')));
     // fp16 I/O, int64 token ids and an int64 [1] timestep, as optimum exports them.
-    fp16 = await DiffusionPipeline.load(
-      buildTinyPipeline(path.join(tmp.dir, 'fp16'), { dtype: 'float16', idsDtype: 'int64', timestep: 'int64-one' }),
+    fp16 = await TextToImageModel.load(
+      buildTinyModel(path.join(tmp.dir, 'fp16'), { dtype: 'float16', idsDtype: 'int64', timestep: 'int64-one' }),
     );
   });
   afterAll(async () => {
@@ -144,7 +144,7 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
       'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.save_model(m, sys.argv[1], save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=1024)';
     execFileSync('/usr/bin/python3', ['-c', script, unet]);
     expect(fs.statSync(path.join(dir, 'unet', 'model.onnx_data')).size).toBeGreaterThan(fs.statSync(unet).size);
-    const external = await DiffusionPipeline.load(dir);
+    const external = await TextToImageModel.load(dir);
     const request = { prompt: PROMPT, seed: 8n, numInferenceSteps: 3 };
     const [a] = await external.generate([request]);
     const [b] = await fp32.generate([request]);
@@ -160,15 +160,15 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
     };
     const noUnet = copy('no-unet');
     fs.rmSync(path.join(noUnet, 'unet', 'model.onnx'));
-    await expect(DiffusionPipeline.load(noUnet)).rejects.toThrow(/unet\/model.onnx not found/);
+    await expect(TextToImageModel.load(noUnet)).rejects.toThrow(/unet\/model.onnx not found/);
 
     const corrupt = copy('corrupt');
     fs.writeFileSync(path.join(corrupt, 'vae_decoder', 'model.onnx'), Buffer.from('this is not protobuf'));
-    await expect(DiffusionPipeline.load(corrupt)).rejects.toThrow(/vae_decoder\/model.onnx could not be loaded/);
+    await expect(TextToImageModel.load(corrupt)).rejects.toThrow(/vae_decoder\/model.onnx could not be loaded/);
 
     const noIndex = copy('no-index');
     fs.rmSync(path.join(noIndex, 'model_index.json'));
-    await expect(DiffusionPipeline.load(noIndex)).rejects.toThrow(ModelLoadError);
+    await expect(TextToImageModel.load(noIndex)).rejects.toThrow(ModelLoadError);
 
     const otherScheduler = copy('other-scheduler');
     const schedulerFile = path.join(otherScheduler, 'scheduler', 'scheduler_config.json');
@@ -176,7 +176,7 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
       schedulerFile,
       JSON.stringify({ ...JSON.parse(fs.readFileSync(schedulerFile, 'utf8')), _class_name: 'LMSDiscreteScheduler' }),
     );
-    await expect(DiffusionPipeline.load(otherScheduler)).rejects.toThrow(
+    await expect(TextToImageModel.load(otherScheduler)).rejects.toThrow(
       new ModelLoadError(
         'scheduler_config.json _class_name "LMSDiscreteScheduler" is not supported (supported: PNDMScheduler, DDIMScheduler, EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler)',
       ),
@@ -184,13 +184,13 @@ describe('DiffusionPipeline on a tiny export-layout pipeline', () => {
 
     const noTokenizer = copy('no-tokenizer');
     fs.rmSync(path.join(noTokenizer, 'tokenizer', 'merges.txt'));
-    await expect(DiffusionPipeline.load(noTokenizer)).rejects.toThrow(/tokenizer/);
+    await expect(TextToImageModel.load(noTokenizer)).rejects.toThrow(/tokenizer/);
 
-    await expect(DiffusionPipeline.load(path.join(tmp.dir, 'nowhere'))).rejects.toThrow(/does not exist/);
+    await expect(TextToImageModel.load(path.join(tmp.dir, 'nowhere'))).rejects.toThrow(/does not exist/);
   });
 
   it('refuses an execution provider this onnxruntime build lacks', async () => {
-    await expect(DiffusionPipeline.load(path.join(tmp.dir, 'fp32'), { executionProvider: 'cuda' })).rejects.toThrow(
+    await expect(TextToImageModel.load(path.join(tmp.dir, 'fp32'), { executionProvider: 'cuda' })).rejects.toThrow(
       ExecutionProviderError,
     );
   });

@@ -4,14 +4,14 @@ import { GraphBuilder, convertToFloat16, numel, saveModel } from '@medsyn/onnx-g
 import { modelBuilder, unet, UNET_PRESETS, type ModelBuilder, type UNetConfig } from '@medsyn/model-zoo';
 import {
   clipTextEncoder,
-  ONNX_PIPELINE_MODEL_INDEX,
+  SD_ONNX_MODEL_INDEX,
   SD21_SCHEDULER_CONFIG,
   vaeDecoder,
   writeJson,
   type VaeDecoderConfig,
-} from './tiny-pipeline';
+} from './tiny-model';
 
-/** The shapes of a Stable Diffusion pipeline: text encoder, UNet, VAE decoder and latent size. */
+/** The shapes of a Stable Diffusion model: text encoder, UNet, VAE decoder and latent size. */
 export interface SdArchitecture {
   text: {
     hidden: number;
@@ -53,7 +53,7 @@ export const TINY_SD2_ARCHITECTURE: SdArchitecture = {
   latentSize: 8,
 };
 
-export interface SdPipelineTarget {
+export interface SdModelTarget {
   dir: string;
   /**
    * float32, or float16 as optimum-cli --fp16 exports: float16 weights, inputs and outputs, the
@@ -63,7 +63,7 @@ export interface SdPipelineTarget {
   dtype: 'float32' | 'float16';
 }
 
-export interface SdPipelineBuildOptions {
+export interface SdModelBuildOptions {
   architecture?: SdArchitecture;
   seed?: number;
   /** Initialisers of at least this many bytes go to `model.onnx_data` (default 1024, as onnx). */
@@ -71,12 +71,12 @@ export interface SdPipelineBuildOptions {
 }
 
 /** Parameters (weights, not constants) of each component. */
-export interface SdPipelineSummary {
+export interface SdModelSummary {
   parameters: { text_encoder: number; unet: number; vae_decoder: number };
 }
 
 /**
- * Writes a random-weight pipeline of the given architecture (default: RoentGen-v2's) in the
+ * Writes a random-weight model of the given architecture (default: RoentGen-v2's) in the
  * optimum ONNX layout, every model's weights in `model.onnx_data` next to it, to each target
  * (one weight generation serves a float32 and a float16 copy: the same weights, converted).
  * Weights follow the zoo's PyTorch-default initialisation (uniform, 1/sqrt(fan-in)) and std 0.02
@@ -84,7 +84,7 @@ export interface SdPipelineSummary {
  * written one at a time to bound memory (peak RSS 5 GiB for both copies: the float32 UNet and its
  * float16 conversion).
  */
-export function buildSdPipelines(targets: SdPipelineTarget[], options: SdPipelineBuildOptions = {}): SdPipelineSummary {
+export function buildSdModels(targets: SdModelTarget[], options: SdModelBuildOptions = {}): SdModelSummary {
   const arch = options.architecture ?? ROENTGEN_V2_ARCHITECTURE;
   const seed = options.seed ?? 1;
   const { hidden } = arch.text;
@@ -102,7 +102,7 @@ export function buildSdPipelines(targets: SdPipelineTarget[], options: SdPipelin
     const g = new GraphBuilder(component);
     const b = modelBuilder(g, { seed: componentSeed });
     build(b);
-    const proto = g.toModelProto({ producer: 'medsyn roentgen-size-pipeline', shareTensorData: true });
+    const proto = g.toModelProto({ producer: 'medsyn roentgen-size-model', shareTensorData: true });
     for (const t of targets) {
       saveModel(path.join(t.dir, component, 'model.onnx'), t.dtype === 'float16' ? convertToFloat16(proto) : proto, {
         location: 'model.onnx_data',
@@ -160,17 +160,17 @@ export function buildSdPipelines(targets: SdPipelineTarget[], options: SdPipelin
     });
     writeJson(path.join(t.dir, 'scheduler', 'scheduler_config.json'), SD21_SCHEDULER_CONFIG);
     writeJson(path.join(t.dir, 'model_index.json'), {
-      ...ONNX_PIPELINE_MODEL_INDEX,
+      ...SD_ONNX_MODEL_INDEX,
       medsyn: { architecture: 'roentgen-v2-size (random weights)' },
     });
   }
   return { parameters };
 }
 
-/** One pipeline: `buildSdPipelines` with a single target. */
-export function buildRoentgenSizePipeline(
+/** One model: `buildSdModels` with a single target. */
+export function buildRoentgenSizeModel(
   dir: string,
-  options: SdPipelineBuildOptions & { dtype?: 'float32' | 'float16' } = {},
-): SdPipelineSummary {
-  return buildSdPipelines([{ dir, dtype: options.dtype ?? 'float32' }], options);
+  options: SdModelBuildOptions & { dtype?: 'float32' | 'float16' } = {},
+): SdModelSummary {
+  return buildSdModels([{ dir, dtype: options.dtype ?? 'float32' }], options);
 }

@@ -102,7 +102,7 @@ export interface GeneratedImage {
   params: Required<Omit<GenerationRequest, 'prompt' | 'negativePrompt' | 'seed'>>;
 }
 
-export interface PipelineOptions {
+export interface ModelLoadOptions {
   executionProvider?: ExecutionProvider;
   intraOpThreads?: number;
   /**
@@ -140,7 +140,11 @@ function readJsonFile<T>(file: string, required: boolean): T | undefined {
   }
 }
 
-async function createSession(file: string, component: string, options: PipelineOptions): Promise<ort.InferenceSession> {
+async function createSession(
+  file: string,
+  component: string,
+  options: ModelLoadOptions,
+): Promise<ort.InferenceSession> {
   const provider = options.executionProvider ?? 'cpu';
   const supported = ort.listSupportedBackends().map((b) => b.name);
   if (!supported.includes(provider)) {
@@ -212,12 +216,15 @@ function intTensor(type: string, values: number[], dims: readonly number[]): ort
 }
 
 /**
- * A Stable Diffusion 1.x / 2.x pipeline in the ONNX export layout (diffusers / optimum):
- * model_index.json, text_encoder/, unet/, vae_decoder/, tokenizer/, scheduler/. Input names,
- * element types and shapes are read from each model, so fp32 and fp16 exports, int32 or int64
- * token ids and any timestep dtype and shape work unchanged.
+ * A loaded text-to-image latent diffusion model: CLIP text encoder, UNet, VAE decoder and
+ * scheduler of a Stable Diffusion 1.x / 2.x ONNX export (diffusers / optimum layout):
+ * model_index.json, text_encoder/, unet/, vae_decoder/, tokenizer/, scheduler/. It is what
+ * diffusers calls a pipeline (OnnxStableDiffusionPipeline); medsyn keeps that word for the
+ * end-to-end run of the four services (@medsyn/pipeline). Input names, element types and shapes
+ * are read from each model, so fp32 and fp16 exports, int32 or int64 token ids and any timestep
+ * dtype and shape work unchanged.
  */
-export class DiffusionPipeline {
+export class TextToImageModel {
   private constructor(
     readonly info: ModelInfo,
     readonly tokenizer: ClipTokenizer,
@@ -227,7 +234,7 @@ export class DiffusionPipeline {
     private readonly vaeDecoder: ort.InferenceSession,
   ) {}
 
-  static async load(dir: string, options: PipelineOptions = {}): Promise<DiffusionPipeline> {
+  static async load(dir: string, options: ModelLoadOptions = {}): Promise<TextToImageModel> {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
       throw new ModelLoadError(`model directory ${dir} does not exist`);
     const modelIndex = readJsonFile<Record<string, unknown>>(path.join(dir, 'model_index.json'), true)!;
@@ -298,7 +305,7 @@ export class DiffusionPipeline {
     };
     // Fail at load, not at the first request, when the scheduler config is unusable.
     asModelLoadError(() => createScheduler(defaults.scheduler, schedulerConfig, defaults.numInferenceSteps));
-    return new DiffusionPipeline(info, tokenizer, schedulerConfig, textEncoder, unet, vaeDecoder);
+    return new TextToImageModel(info, tokenizer, schedulerConfig, textEncoder, unet, vaeDecoder);
   }
 
   /** Fills defaults and validates one request; throws GenerationInputError naming the field. */

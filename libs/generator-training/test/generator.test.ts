@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ClipTokenizer } from '@medsyn/clip-tokenizer';
-import { DiffusionPipeline } from '@medsyn/diffusion';
+import { TextToImageModel } from '@medsyn/diffusion';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { checkOnnxModel, makeTempDir } from '@medsyn/testing';
 import * as ort from 'onnxruntime-node';
@@ -102,8 +102,8 @@ describe('the default generator', () => {
       checkOnnxModel(fs.readFileSync(path.join(dir, part, 'model.onnx')), part);
     expect(fs.readFileSync(path.join(dir, 'README.md'), 'utf8')).toMatch(/toy-1\.png \(CC BY 4\.0\)/);
 
-    const pipeline = await DiffusionPipeline.load(dir);
-    const [image] = await pipeline.generate([
+    const model = await TextToImageModel.load(dir);
+    const [image] = await model.generate([
       { prompt: 'no acute cardiopulmonary process', seed: 3n, numInferenceSteps: 4, guidanceScale: 2 },
     ]);
     expect([image!.image.width, image!.image.height]).toEqual([32, 32]);

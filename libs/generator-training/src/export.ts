@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CLIP_MAX_LENGTH, writeClipTokenizerFiles } from '@medsyn/clip-tokenizer';
-import { ONNX_PIPELINE_MODEL_INDEX, SD21_SCHEDULER_CONFIG, toFloat16Bits } from '@medsyn/diffusion';
+import { SD_ONNX_MODEL_INDEX, SD21_SCHEDULER_CONFIG, toFloat16Bits } from '@medsyn/diffusion';
 import {
   GraphBuilder,
   decodeModel,
@@ -156,7 +156,7 @@ export function exportGenerator(
 
   writeGeneratorTokenizer(path.join(dir, 'tokenizer'), config);
   writeJson(path.join(dir, 'scheduler', 'scheduler_config.json'), SD21_SCHEDULER_CONFIG);
-  writeJson(path.join(dir, 'model_index.json'), ONNX_PIPELINE_MODEL_INDEX);
+  writeJson(path.join(dir, 'model_index.json'), SD_ONNX_MODEL_INDEX);
   fs.writeFileSync(path.join(dir, 'README.md'), card);
 }
 

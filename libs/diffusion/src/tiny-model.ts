@@ -19,12 +19,12 @@ import {
 } from '@medsyn/model-zoo';
 
 /**
- * A small Stable Diffusion pipeline with random weights in exactly the ONNX export layout
+ * A small Stable Diffusion model with random weights in exactly the ONNX export layout
  * (diffusers' convert_stable_diffusion_checkpoint_to_onnx.py / optimum-cli): the same file names,
  * input and output names, dtypes and shape rules as a real export, built with our graph builder
  * and model zoo under diffusers / transformers parameter names. For tests and benchmarks.
  */
-export interface TinyPipelineOptions {
+export interface TinyModelOptions {
   /** float16 exports take and return half-precision tensors (the models compute in float32 inside). */
   dtype?: 'float32' | 'float16';
   /** Token ids: int32 (diffusers' converter) or int64 (optimum). */
@@ -45,7 +45,7 @@ export interface TinyPipelineOptions {
 }
 
 /** model_index.json of diffusers' OnnxStableDiffusionPipeline (text-to-image only: no VAE encoder, no safety checker). */
-export const ONNX_PIPELINE_MODEL_INDEX = {
+export const SD_ONNX_MODEL_INDEX = {
   _class_name: 'OnnxStableDiffusionPipeline',
   _diffusers_version: '0.27.0',
   feature_extractor: [null, null],
@@ -82,7 +82,7 @@ export const writeJson = (file: string, value: unknown) => {
 
 function writeModel(file: string, g: GraphBuilder): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, encodeModel(g.toModelProto({ producer: 'medsyn tiny-pipeline' })));
+  fs.writeFileSync(file, encodeModel(g.toModelProto({ producer: 'medsyn tiny-model' })));
 }
 
 /** A float input in the export's dtype, as float32 inside the graph. */
@@ -179,7 +179,7 @@ export interface VaeDecoderConfig {
   midBlockAttention: boolean;
 }
 
-/** The tiny pipeline's VAE: one resnet per level and no mid-block attention. */
+/** The tiny model's VAE: one resnet per level and no mid-block attention. */
 const TINY_VAE = { groups: 4, resnetsPerUpBlock: 1, midBlockAttention: false };
 
 /** diffusers' Attention as the VAE's mid block uses it: GroupNorm, one head over all channels, residual. */
@@ -232,8 +232,8 @@ export function vaeDecoder(b: ModelBuilder, z: Value, config: VaeDecoderConfig):
   });
 }
 
-/** Writes the pipeline to `dir` (created); returns the directory. */
-export function buildTinyPipeline(dir: string, options: TinyPipelineOptions = {}): string {
+/** Writes the model to `dir` (created); returns the directory. */
+export function buildTinyModel(dir: string, options: TinyModelOptions = {}): string {
   const dtype: DType = options.dtype ?? 'float32';
   const unetConfig = options.unet ?? UNET_PRESETS.tiny;
   const latent = options.latentSize ?? 8;
@@ -299,6 +299,6 @@ export function buildTinyPipeline(dir: string, options: TinyPipelineOptions = {}
     ...SD21_SCHEDULER_CONFIG,
     prediction_type: options.predictionType ?? 'epsilon',
   });
-  writeJson(path.join(dir, 'model_index.json'), ONNX_PIPELINE_MODEL_INDEX);
+  writeJson(path.join(dir, 'model_index.json'), SD_ONNX_MODEL_INDEX);
   return dir;
 }
