@@ -6,5 +6,5 @@ export * from './tiny-pipeline';
 export * from './roentgen-size-pipeline';
 export * from './quality';
 export * from './synthesize';
-export * from './dataset';
+export * from './synthesize-shard';
 export * from './model-store';
