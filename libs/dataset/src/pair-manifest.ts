@@ -46,7 +46,7 @@ export function parsePairLine(
   if (!report) return { ok: false, reason: 'no report text' };
   const id = firstString(value, ['id', ...OLDER_SPELLINGS.id], (s) => s === '');
   const { image_sha256, labels, seed, accepted, attempts, rejections, prompt_truncated } = value;
-  const isRecord = (v: unknown): v is Record<string, never> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
   return {
     ok: true,
     line: {
@@ -54,11 +54,11 @@ export function parsePairLine(
       image,
       report,
       ...(typeof image_sha256 === 'string' ? { image_sha256 } : {}),
-      ...(isRecord(labels) ? { labels } : {}),
+      ...(isObject(labels) ? { labels: labels as Record<string, unknown> } : {}),
       ...(typeof seed === 'string' || typeof seed === 'number' ? { seed: String(seed) } : {}),
       ...(typeof accepted === 'boolean' ? { accepted } : {}),
       ...(typeof attempts === 'number' ? { attempts } : {}),
-      ...(isRecord(rejections) ? { rejections } : {}),
+      ...(isObject(rejections) ? { rejections: rejections as Record<string, number> } : {}),
       ...(typeof prompt_truncated === 'boolean' ? { prompt_truncated } : {}),
     },
   };
