@@ -56,10 +56,10 @@ async function main() {
           600,
         );
       lines.push({
-        image_uri: ref.uri,
+        id,
+        image: ref.uri,
+        report: `No acute disease (${id}).`,
         image_sha256: ref.sha256,
-        report_id: id,
-        prompt: `No acute disease (${id}).`,
         seed: String(i),
         accepted: true,
         attempts: 1,

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileArtifactStore, getBuffer, putJsonl } from '@medsyn/artifact-store';
+import type { PairLine } from '@medsyn/dataset';
 import { encodeGrayPng } from '@medsyn/imaging';
 import { makeTempDir } from '@medsyn/testing';
 import { loadPairManifests } from '@medsyn/vlp';
@@ -32,16 +33,16 @@ describe('medsyn dataset', () => {
     const storeDir = path.join(tmp.dir, 'store');
     const store = new FileArtifactStore(storeDir);
     const images: Buffer[] = [];
-    const lines: unknown[] = [];
+    const lines: PairLine[] = [];
     for (const [i, id] of ['a1', 'a2', 'a3'].entries()) {
       const png = Buffer.from(encodeGrayPng({ width: 4, height: 4, data: new Float32Array(16).fill(i / 3) }));
       const ref = await store.put(`images/${id}.png`, png);
       images.push(png);
       lines.push({
-        image_uri: ref.uri,
+        id,
+        image: ref.uri,
+        report: `Prompt ${id}.`,
         image_sha256: ref.sha256,
-        report_id: id,
-        prompt: `Prompt ${id}.`,
         seed: String(i),
         accepted: true,
         attempts: 1,

@@ -43,7 +43,7 @@ describe('medsyn synthesize', () => {
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l));
-      expect(pairs.map((p) => p.report_id)).toEqual(['prompt-000000', 'prompt-000001']);
+      expect(pairs.map((p) => p.id)).toEqual(['prompt-000000', 'prompt-000001']);
       const before = fs.statSync(path.join(out, 'images', images[0]!)).mtimeMs;
       expect(await main(args)).toBe(0);
       expect(fs.statSync(path.join(out, 'images', images[0]!)).mtimeMs).toBe(before); // skipped, not regenerated

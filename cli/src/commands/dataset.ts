@@ -81,7 +81,7 @@ export const registerDataset: RegisterCommand = (program: Command) => {
     )
     .option(
       '--reports <key>',
-      "the anonymizer's anonymized.jsonl: each .txt gets the full anonymized report (joined by report_id) instead of the prompt",
+      "the anonymizer's anonymized.jsonl: each .txt gets the full anonymized report (joined by the pairs' id) instead of the prompt",
     )
     .requiredOption(
       '--out <dir-or-uri>',

@@ -3,14 +3,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { ArtifactNotFoundError, DigestMismatchError, MalformedDigestError } from './errors';
 import { streamSha256 } from './hashing';
-import type { ArtifactStore } from './types';
-
-/** What a reference says it points at; ArtifactRef and common.v1.ArtifactRef both fit. */
-export interface DigestClaim {
-  uri: string;
-  /** Lower-case hex sha256, or empty: a bare URI, nothing to check. */
-  sha256: string;
-}
+import { keyOf } from './keys';
+import type { ArtifactStore, DigestClaim } from './types';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -113,6 +107,6 @@ export async function verifyArtifactRef(
 ): Promise<void> {
   if (claimedDigest(ref, field) === undefined) return;
   const trimmed = ref.uri.replace(/\/+$/, '');
-  const location = key ?? (trimmed.includes('://') ? store.keyOf(trimmed) : trimmed.replace(/^\/+/, ''));
+  const location = key ?? keyOf(store, trimmed);
   expectDigest(ref, field, await storedDigest(store, location, ref.uri.endsWith('/')));
 }

@@ -3,7 +3,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { syncDirectories, syncFiles } from './durability';
-import { sidecarOf, writeNewFileUnsynced } from './file-writes';
+import { sidecarOf, writeNewFileUnsynced, type Digest } from './file-writes';
 import type { ArtifactBatch, ArtifactRef, ObjectBody, PutOptions } from './types';
 
 /** Where a filesystem store keeps what: the batch writes the same files as its put. */
@@ -11,7 +11,7 @@ export interface FileLayout {
   root: string;
   pathOf(key: string): string;
   sidecarPath(key: string): string;
-  refOf(key: string, digest: { sha256: string; sizeBytes: number }, options: PutOptions): ArtifactRef;
+  refOf(key: string, digest: Digest, options: PutOptions): ArtifactRef;
 }
 
 /** A put written under `.tmp/`, object and sidecar, waiting for the commit. */

@@ -6,7 +6,7 @@ import { pathToFileURL, fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
 import { FileStoreBatch } from './file-batch';
-import { sidecarOf, writeNewFile, type Sidecar } from './file-writes';
+import { sidecarOf, writeNewFile, type Digest, type Sidecar } from './file-writes';
 import { streamSha256 } from './hashing';
 import { guessMediaType, validateKey } from './keys';
 import type { ArtifactBatch, ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
@@ -169,7 +169,7 @@ export class FileArtifactStore implements ArtifactStore {
     }
   }
 
-  private refOf(key: string, digest: { sha256: string; sizeBytes: number }, options: PutOptions): ArtifactRef {
+  private refOf(key: string, digest: Digest, options: PutOptions): ArtifactRef {
     return { uri: this.uriOf(key), ...digest, mediaType: options.mediaType ?? guessMediaType(key) };
   }
 

@@ -18,6 +18,7 @@ export const sidecarOf = (ref: ArtifactRef): Sidecar => ({
   mediaType: ref.mediaType,
 });
 
+/** What hashing an object while writing it gives: its sha256 and size. */
 export interface Digest {
   sha256: string;
   sizeBytes: number;

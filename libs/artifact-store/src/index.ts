@@ -1,6 +1,6 @@
 export * from './types';
 export * from './errors';
-export { validateKey, guessMediaType } from './keys';
+export { validateKey, guessMediaType, keyOf } from './keys';
 export { FileArtifactStore } from './file-store';
 export { S3ArtifactStore, DEFAULT_PART_SIZE_BYTES, type S3StoreOptions } from './s3-store';
 export { openStore, DEFAULT_STORE_URI } from './open-store';
@@ -13,7 +13,6 @@ export {
   claimedDigest,
   expectDigest,
   verifyArtifactRef,
-  type DigestClaim,
 } from './digests';
 export { putJsonl, readJsonl, getBuffer, type ManifestLine } from './manifest';
 export { withRetry, isTransient, type RetryPolicy } from './retry';

@@ -1,4 +1,5 @@
 import { InvalidKeyError } from './errors';
+import type { ArtifactStore } from './types';
 
 /** Prefixes the stores use for their own bookkeeping (partial uploads, per-object metadata). */
 export const RESERVED_PREFIXES = ['.tmp/', '.meta/'] as const;
@@ -18,6 +19,11 @@ export function validateKey(key: string): string {
   }
   if (RESERVED_PREFIXES.some((p) => key.startsWith(p))) throw new InvalidKeyError(key, 'reserved prefix');
   return key;
+}
+
+/** A store key from a store URI (InvalidKeyError for a URI outside the store), or a key as given. */
+export function keyOf(store: ArtifactStore, uriOrKey: string): string {
+  return uriOrKey.includes('://') ? store.keyOf(uriOrKey) : uriOrKey.replace(/^\/+/, '');
 }
 
 /** Media type from a key's extension, for objects put without one. */

@@ -1,9 +1,17 @@
 import type { Readable } from 'node:stream';
 
-/** A content-addressed object: where it is, what it is, and its sha256. Mirrors common.v1.ArtifactRef. */
-export interface ArtifactRef {
+/**
+ * Where an artifact is and the sha256 its bytes should have: what a request's reference claims and
+ * what a lineage records of its inputs. ArtifactRef and common.v1.ArtifactRef both fit.
+ */
+export interface DigestClaim {
   uri: string;
+  /** Lower-case hex sha256, or empty: a bare URI, nothing to check. */
   sha256: string;
+}
+
+/** A content-addressed object: where it is, what it is, and its sha256. Mirrors common.v1.ArtifactRef. */
+export interface ArtifactRef extends DigestClaim {
   sizeBytes: number;
   mediaType: string;
 }

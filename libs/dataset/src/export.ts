@@ -5,10 +5,12 @@ import {
   ArtifactNotFoundError,
   InvalidKeyError,
   getBuffer,
+  keyOf,
   readJsonl,
+  type ArtifactRef,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
-import { keyOf, loadPairManifests, type PairRecord } from '@medsyn/vlp';
+import { findPngText, sniffImageFormat } from '@medsyn/imaging';
 import {
   DATASET_FORMAT,
   UNSPECIFIED,
@@ -19,14 +21,15 @@ import {
   type ShardEntry,
 } from './card';
 import { DatasetExportError } from './errors';
+import { readPairLines, readPairManifests, type PairLine, type PairRecord } from './pair-manifest';
 import { tarChunks, type TarFile } from './tar';
 
 export interface ExportDatasetOptions {
   /** Where the pair manifests, their images and the reports are. */
   store: ArtifactStore;
-  /** Pair manifests (keys or store URIs): the synthesizer's `pairs-shard-*.jsonl` or `{"image", "report"}` lines. */
+  /** Pair manifests (keys or store URIs): the synthesizer's `pairs-shard-*.jsonl` or any other pair manifest. */
   pairs: string[];
-  /** The anonymizer's `anonymized.jsonl` (key or URI): joined by `report_id` so each `.txt` is the full anonymized report. */
+  /** The anonymizer's `anonymized.jsonl` (key or URI): joined by the pairs' `id` so each `.txt` is the full anonymized report. */
   reports?: string;
   /** Where the bundle goes (a local folder is a FileArtifactStore). */
   out: ArtifactStore;
@@ -66,7 +69,7 @@ export interface SampleMetadata {
 interface Sample {
   key: string;
   record: PairRecord;
-  line: Record<string, unknown>;
+  line: PairLine;
 }
 
 export const DEFAULT_SHARD_SIZE = 1000;
@@ -88,37 +91,15 @@ export function sampleKey(imageKey: string, used: Set<string>): string {
   return key;
 }
 
-/** The image's extension from its bytes; only the formats the generators write travel in a bundle. */
+/** The image's extension in a bundle from its bytes; only the formats the generators write travel in a bundle. */
 export function imageExtension(bytes: Uint8Array): 'png' | 'jpg' | undefined {
-  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
-  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpg';
-  return undefined;
-}
-
-/**
- * A tEXt value of a PNG, found by walking its chunks (length, type, data, CRC; PNG spec 5.3)
- * without inflating the pixels: a full decode costs milliseconds per image only to read a digest.
- */
-export function pngText(png: Uint8Array, keyword: string): string | undefined {
-  const bytes = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
-  for (let offset = 8; offset + 12 <= bytes.length;) {
-    const length = bytes.readUInt32BE(offset);
-    const type = bytes.toString('latin1', offset + 4, offset + 8);
-    const data = offset + 8;
-    if (type === 'IEND' || data + length > bytes.length) return undefined;
-    if (type === 'tEXt') {
-      const separator = bytes.indexOf(0, data);
-      if (separator > data && separator < data + length && bytes.toString('latin1', data, separator) === keyword)
-        return bytes.toString('latin1', separator + 1, data + length);
-    }
-    offset = data + length + 4;
-  }
-  return undefined;
+  const format = sniffImageFormat(bytes);
+  return format === 'png' ? 'png' : format === 'jpeg' ? 'jpg' : undefined;
 }
 
 /** The `medsyn:model_sha256` the synthesizer writes into each PNG's tEXt, if any. */
 function pngModelDigest(png: Buffer): string | undefined {
-  const digest = pngText(png, 'medsyn:model_sha256');
+  const digest = findPngText(png, 'medsyn:model_sha256');
   return digest && /^[0-9a-f]{64}$/.test(digest) ? digest : undefined;
 }
 
@@ -166,9 +147,6 @@ interface Report {
   labels?: Record<string, unknown>;
 }
 
-const reportIdOf = (sample: Sample) =>
-  typeof sample.line.report_id === 'string' && sample.line.report_id ? sample.line.report_id : undefined;
-
 /**
  * One sample's tar members (`<key>.png|jpg`, `.txt`, `.json`), its image checked against the
  * manifest's `image_sha256` and the generator digest; undefined when the image is not in the store.
@@ -190,7 +168,7 @@ async function prepareSample(
   }
   const what = `${record.manifest} line ${record.lineNumber}: image ${record.imageKey}`;
   const digest = sha256(image);
-  if (typeof line.image_sha256 === 'string' && line.image_sha256 !== digest)
+  if (line.image_sha256 !== undefined && line.image_sha256 !== digest)
     throw new DatasetExportError('pairs', `${what} does not match its image_sha256`);
   const ext = imageExtension(image);
   if (!ext) throw new DatasetExportError('pairs', `${what} is neither PNG nor JPEG`);
@@ -202,19 +180,18 @@ async function prepareSample(
       `${what} was made by model ${modelDigest}, not ${generator.sha256}`,
     );
   const generatorSha256 = modelDigest ?? generator.sha256;
-  const labels = (line.labels && typeof line.labels === 'object' ? line.labels : report?.labels) as
-    Record<string, unknown> | undefined;
+  const labels = line.labels ?? report?.labels;
   const metadata: SampleMetadata = {
     key,
-    id: reportIdOf(sample) ?? key,
+    id: record.id ?? key,
     image: `${key}.${ext}`,
     image_sha256: digest,
     text_source: report ? 'anonymized_report' : 'prompt',
-    ...(typeof line.prompt === 'string' ? { prompt: line.prompt } : {}),
-    ...(typeof line.seed === 'string' || typeof line.seed === 'number' ? { seed: String(line.seed) } : {}),
+    // A synthesizer's line (it has a seed) carries the prompt its image was made from.
+    ...(line.seed !== undefined ? { prompt: line.report, seed: line.seed } : {}),
     generator: { name: generator.name, ...(generatorSha256 ? { sha256: generatorSha256 } : {}) },
     ...(labels ? { labels } : {}),
-    ...(typeof line.prompt_truncated === 'boolean' ? { prompt_truncated: line.prompt_truncated } : {}),
+    ...(line.prompt_truncated !== undefined ? { prompt_truncated: line.prompt_truncated } : {}),
   };
   return {
     members: [
@@ -250,19 +227,18 @@ async function writeShard(
   out: ArtifactStore,
   key: string,
   members: AsyncIterable<[string, Buffer]>,
-): Promise<{ sha256: string; sizeBytes: number }> {
+): Promise<ArtifactRef> {
   async function* files(): AsyncIterable<TarFile> {
     for await (const [name, body] of members) yield { name, body, mtime: ENTRY_MTIME };
   }
-  const ref = await out.put(key, Readable.from(tarChunks(files())), { mediaType: 'application/x-tar' });
-  return { sha256: ref.sha256, sizeBytes: ref.sizeBytes };
+  return out.put(key, Readable.from(tarChunks(files())), { mediaType: 'application/x-tar' });
 }
 
 /**
  * Exports synthetic image-report pairs as a shareable bundle: WebDataset tar shards
  * (`shard-000000.tar`, ...; each sample `<key>.png`, `<key>.txt`, `<key>.json`) with a dataset
- * card, `dataset.json` and `README.md`. The pairs are read by the pretrainer's own manifest reader
- * (`loadPairManifests`), so the same lines are kept and skipped; an image whose bytes do not
+ * card, `dataset.json` and `README.md`. The pairs are read as the pretrainer reads them
+ * (`readPairManifests`), so the same lines are kept and skipped; an image whose bytes do not
  * match the manifest's `image_sha256` fails the export. Re-exporting the same inputs gives
  * byte-identical shards; shards of an earlier, larger export under the prefix are removed.
  */
@@ -290,7 +266,9 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   // An earlier card goes first: a bundle without a card is unfinished, never a stale card over new shards.
   await out.delete(cardKey);
 
-  const loaded = await loadPairManifests(store, { real: [], synthetic: manifestKeys });
+  const loaded = await readPairManifests(store, [
+    { source: 'synthetic', manifests: manifestKeys, field: (i) => `pairs[${i}]` },
+  ]);
   const skipped: Record<string, number> = {};
   for (const s of loaded.skipped) skipped[s.reason] = (skipped[s.reason] ?? 0) + 1;
   if (loaded.records.length === 0)
@@ -303,23 +281,22 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
       })`,
     );
 
-  // The manifests' own lines, for the fields the pretrainer does not read (report_id, seed, ...).
-  const lines = new Map<string, Record<string, unknown>>();
+  // The manifests' own lines, for the fields the pretrainer does not read (image_sha256, seed, ...).
+  const lines = new Map<string, PairLine>();
   for (const key of manifestKeys) {
-    for await (const line of readJsonl<Record<string, unknown>>(store, key))
-      if (line.ok) lines.set(`${key}\n${line.lineNumber}`, line.value);
+    for await (const read of readPairLines(store, key)) if (read.ok) lines.set(`${key}\n${read.lineNumber}`, read.line);
   }
   const used = new Set<string>();
   const samples: Sample[] = loaded.records.map((record) => ({
     key: sampleKey(record.imageKey, used),
     record,
-    line: lines.get(`${record.manifest}\n${record.lineNumber}`) ?? {},
+    line: lines.get(`${record.manifest}\n${record.lineNumber}`)!,
   }));
   lines.clear();
   const reports = reportsKey
-    ? await loadReports(store, reportsKey.key, new Set(samples.map(reportIdOf).filter((id): id is string => !!id)))
+    ? await loadReports(store, reportsKey.key, new Set(samples.flatMap((s) => (s.record.id ? [s.record.id] : []))))
     : new Map<string, Report>();
-  const reportOf = (sample: Sample) => reports.get(reportIdOf(sample) ?? '');
+  const reportOf = (sample: Sample) => reports.get(sample.record.id ?? '');
 
   // The synthesizer stamps each PNG with its model's digest: it names the generator when the caller does not.
   const modelDigests = new Set<string>();

@@ -12,6 +12,7 @@ import {
 import { DATASET_FORMAT, type DatasetCard, type ShardEntry } from './card';
 import { DatasetBundleError } from './errors';
 import { imageExtension } from './export';
+import type { PairLine } from './pair-manifest';
 import { readTar } from './tar';
 
 export interface ImportDatasetOptions {
@@ -52,12 +53,6 @@ export interface ImportDatasetResult {
 const SAMPLE_KEY = /^[A-Za-z0-9_-]{1,200}$/;
 const CONCURRENT_WRITES = 8;
 
-/** A line of the imported pair manifest. */
-interface Pair {
-  image: string;
-  report: string;
-  id: string;
-}
 const SHA256 = /^[0-9a-f]{64}$/;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -254,16 +249,16 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
   let imported = 0;
   const seen = new Set<string>();
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  const written = async ({ put, pair }: { put: Promise<unknown>; pair: Pair }) => {
+  const written = async ({ put, pair }: { put: Promise<unknown>; pair: PairLine }) => {
     await put;
     imported++;
     options.onProgress?.({ samples: imported, total });
     return pair;
   };
-  async function* pairs(): AsyncIterable<Pair> {
+  async function* pairs(): AsyncIterable<PairLine> {
     // Images are written a few at a time, and each shard's are made durable together when it ends
     // (one sync, not one per image): the manifest that names them is published after the last.
-    const writing: { put: Promise<unknown>; pair: Pair }[] = [];
+    const writing: { put: Promise<unknown>; pair: PairLine }[] = [];
     for (const shard of card.shards) {
       const batch = store.batch();
       try {

@@ -13,7 +13,6 @@ export {
   DEFAULT_SHARD_SIZE,
   exportDataset,
   imageExtension,
-  pngText,
   sampleKey,
   type ExportDatasetOptions,
   type ExportDatasetResult,
@@ -27,3 +26,16 @@ export {
   type ImportDatasetResult,
   type MemberSizeLimits,
 } from './import';
+export {
+  PairManifestError,
+  parsePairLine,
+  readPairLines,
+  readPairManifests,
+  type LoadedPairs,
+  type PairLine,
+  type PairManifestList,
+  type PairRecord,
+  type PairSource,
+  type ReadPairLine,
+  type SkippedRecord,
+} from './pair-manifest';

@@ -1,5 +1,6 @@
 import { putJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import { encodeGrayPng } from '@medsyn/imaging';
+import type { PairLine } from '../src';
 
 /** A small gradient image that differs per index, so a swapped image is caught. */
 export function tinyPng(index: number, modelSha256?: string): Buffer {
@@ -17,7 +18,7 @@ export const PROMPT = (id: string) => `No acute disease (${id}).`;
 
 /**
  * What the synthesizer and the anonymizer leave in a store: `images/<id>.png`, a pair manifest
- * with its fields (image_uri, image_sha256, report_id, prompt, seed, ...), the anonymizer's
+ * with its fields (id, image, report, image_sha256, seed, ...), the anonymizer's
  * `anonymized.jsonl` for all reports but the last, and a generic `{"image", "report"}` manifest.
  */
 export async function writeSynthesizerOutput(
@@ -26,16 +27,16 @@ export async function writeSynthesizerOutput(
   modelSha256?: (i: number) => string,
 ): Promise<{ pairs: string; generic: string; reports: string; images: Map<string, Buffer> }> {
   const images = new Map<string, Buffer>();
-  const lines: unknown[] = [];
+  const lines: PairLine[] = [];
   for (const [i, id] of ids.entries()) {
     const png = tinyPng(i, modelSha256?.(i));
     const ref = await store.put(`synth/images/${id}.png`, png);
     images.set(id, png);
     lines.push({
-      image_uri: ref.uri,
+      id,
+      image: ref.uri,
+      report: PROMPT(id),
       image_sha256: ref.sha256,
-      report_id: id,
-      prompt: PROMPT(id),
       seed: String(1000 + i),
       accepted: true,
       attempts: 1,

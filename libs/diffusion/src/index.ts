@@ -6,5 +6,5 @@ export * from './tiny-model';
 export * from './roentgen-size-model';
 export * from './quality';
 export * from './synthesize';
-export * from './dataset';
+export * from './synthesize-shard';
 export * from './model-store';

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artifact-store';
+import type { PairLine } from '@medsyn/dataset';
 import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
 import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
 import { makeTempDir } from '@medsyn/testing';
@@ -15,7 +16,6 @@ import {
   runDatasetShard,
   sha256Hex,
   synthesize,
-  type PairRecord,
   type QualityCheck,
 } from '../src';
 
@@ -175,19 +175,19 @@ describe('synthesis with the gate and dataset shards', () => {
     const other = await runDatasetShard(store, model, spec(1), {});
     expect(other).toMatchObject({ total: 3, completed: 3 });
 
-    const lines: PairRecord[] = [];
+    const lines: PairLine[] = [];
     for (const key of ['out/pairs-shard-00000-of-00002.jsonl', 'out/pairs-shard-00001-of-00002.jsonl']) {
-      for await (const line of readJsonl<PairRecord>(store, key)) if (line.ok) lines.push(line.value);
+      for await (const line of readJsonl<PairLine>(store, key)) if (line.ok) lines.push(line.value);
     }
-    expect(lines.map((l) => l.report_id).sort()).toEqual(prompts.map((p) => p.id));
+    expect(lines.map((l) => l.id).sort()).toEqual(prompts.map((p) => p.id));
     // Resumed images are the images an uninterrupted run makes: seeds derive from the report id.
     const store2 = new FileArtifactStore(path.join(tmp.dir, 'store2'));
     await putJsonl(store2, 'prompts.jsonl', prompts);
     const fresh = await runDatasetShard(store2, model, spec(0), {});
-    const again: PairRecord[] = [];
-    for await (const line of readJsonl<PairRecord>(store2, store2.keyOf(fresh.pairs.uri)))
+    const again: PairLine[] = [];
+    for await (const line of readJsonl<PairLine>(store2, store2.keyOf(fresh.pairs.uri)))
       if (line.ok) again.push(line.value);
-    const first = lines.filter((l) => ['r0', 'r2', 'r4', 'r6'].includes(l.report_id));
+    const first = lines.filter((l) => ['r0', 'r2', 'r4', 'r6'].includes(l.id!));
     expect(again.map((l) => l.image_sha256)).toEqual(first.map((l) => l.image_sha256));
     expect((await getBuffer(store, 'out/images/r3.png')).length).toBeGreaterThan(100);
   });

@@ -1,3 +1,5 @@
+import type { DigestClaim } from '@medsyn/artifact-store';
+
 /** `encoder.json` as docs/encoder-bundle.md specifies it (snake_case, as written on disk). */
 export const BUNDLE_FORMAT = 'medsyn.encoder-bundle/v1';
 
@@ -41,7 +43,7 @@ export interface EncoderManifest {
     token_features: NamedDim;
   };
   lineage?: {
-    inputs: { uri: string; sha256: string }[];
+    inputs: DigestClaim[];
     config_sha256?: string;
     code_version?: string;
   };

@@ -38,6 +38,27 @@ export function readPngText(bytes: Uint8Array, limits: DecodeLimits = {}): Recor
   return decodePngRaw(bytes).text ?? {};
 }
 
+/**
+ * One tEXt value of a PNG, found by walking its chunks (length, type, data, CRC; PNG spec 5.3)
+ * without inflating the pixels: a full decode costs milliseconds per image only to read a digest.
+ */
+export function findPngText(png: Uint8Array, keyword: string): string | undefined {
+  const bytes = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  for (let offset = 8; offset + 12 <= bytes.length;) {
+    const length = bytes.readUInt32BE(offset);
+    const type = bytes.toString('latin1', offset + 4, offset + 8);
+    const data = offset + 8;
+    if (type === 'IEND' || data + length > bytes.length) return undefined;
+    if (type === 'tEXt') {
+      const separator = bytes.indexOf(0, data);
+      if (separator > data && separator < data + length && bytes.toString('latin1', data, separator) === keyword)
+        return bytes.toString('latin1', separator + 1, data + length);
+    }
+    offset = data + length + 4;
+  }
+  return undefined;
+}
+
 /** Decodes any PNG (gray, gray+alpha, RGB, RGBA, palette; 1-16 bits) to luminance. */
 export function decodePng(bytes: Uint8Array, limits: DecodeLimits = {}): GrayImage {
   checkPixelLimit(bytes, 'png', limits.maxPixels ?? maxImagePixels());

@@ -6,6 +6,7 @@ import {
   centerCropSquare,
   decodeImage,
   encodeGrayPng,
+  findPngText,
   grayImage,
   ImageFormatError,
   readPngText,
@@ -67,6 +68,16 @@ describe('encodeGrayPng', () => {
       ]),
     ).toBeLessThan(1 / 65535);
     expect(readPngText(png)).toEqual({ seed: '42', prompt_sha256: 'abc' });
+  });
+
+  it('finds one text value without decoding, as the PNG decoder reads it', () => {
+    const png = encodeGrayPng(grayImage(4, 4), {
+      text: { Software: 'medsyn', 'medsyn:model_sha256': 'd'.repeat(64), 'medsyn:seed': '42' },
+    });
+    for (const [keyword, value] of Object.entries(readPngText(png))) expect(findPngText(png, keyword)).toBe(value);
+    expect(findPngText(png, 'medsyn:model_sha256')).toBe('d'.repeat(64));
+    expect(findPngText(png, 'medsyn:prompt')).toBeUndefined();
+    expect(findPngText(png.subarray(0, 40), 'medsyn:seed')).toBeUndefined(); // truncated: no read past the end
   });
 
   it('writes 8-bit PNGs that Pillow reads back identically', () => {

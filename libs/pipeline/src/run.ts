@@ -11,7 +11,7 @@ import {
   storedDigest,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
-import { exportDataset } from '@medsyn/dataset';
+import { exportDataset, readPairLines } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation';
 import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
 import { parsePretrainingConfig, seededShuffle } from '@medsyn/vlp';
@@ -377,14 +377,12 @@ export async function runPipeline(
         // The synthetic pairs carry the same anonymized texts as the real ones: only the images differ.
         const lines: unknown[] = [];
         let rejected = 0;
-        for await (const line of readJsonl<{ image_uri: string; report_id: string; accepted?: boolean }>(
-          store,
-          synthesizerPairs,
-        )) {
-          if (!line.ok) continue;
-          const text = texts.get(line.value.report_id);
-          if (line.value.accepted === false) rejected++;
-          else if (text) lines.push({ id: line.value.report_id, image: line.value.image_uri, report: text });
+        for await (const pair of readPairLines(store, synthesizerPairs)) {
+          if (!pair.ok) continue;
+          const { id, image, accepted } = pair.line;
+          const text = texts.get(id ?? '');
+          if (accepted === false) rejected++;
+          else if (text) lines.push({ id, image, report: text });
         }
         if (lines.length === 0) throw new PipelineStageError('synthesize', 'the synthesizer accepted no image');
         await putJsonl(store, `${prefix}synthetic/pairs.jsonl`, lines);

@@ -1,6 +1,7 @@
 // The image half of a training batch: epoch order, decoding and augmentation. Nothing here
 // imports onnxruntime, so the batch worker (batch-worker.ts) loads it without the native runtime.
 import { ArtifactNotFoundError } from '@medsyn/artifact-store';
+import type { PairRecord, SkippedRecord } from '@medsyn/dataset';
 import {
   augmentRadiograph,
   centerCropSquare,
@@ -10,27 +11,6 @@ import {
   seededRandom,
   type GrayImage,
 } from '@medsyn/imaging';
-
-/** One image-report pair of a manifest line `{"image": uri-or-key, "report": text}`. */
-export interface PairRecord {
-  /** Position in the run's list of pairs (stable: manifests in config order, lines in file order). */
-  index: number;
-  source: 'real' | 'synthetic';
-  imageKey: string;
-  report: string;
-  /** Where it came from, for counting skipped records without naming their content. */
-  manifest: string;
-  lineNumber: number;
-  /** The manifest line's record `id`, where it has one (pairs of the same report share it). */
-  id?: string;
-}
-
-/** A record left out, and why; never the record's content (reports are PHI-adjacent). */
-export interface SkippedRecord {
-  manifest: string;
-  lineNumber: number;
-  reason: string;
-}
 
 export interface ImageInputOptions {
   size: number;

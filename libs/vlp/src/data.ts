@@ -1,128 +1,52 @@
-import { posix } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
-import type { WordPieceTokenizer } from '@medsyn/wordpiece';
-import { ImageBatchWorker } from './batch-worker';
+import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
 import {
-  ImageBatcher,
-  seededShuffle,
-  type DataPosition,
-  type ImageBatch,
-  type ImageInputOptions,
+  PairManifestError,
+  readPairManifests,
+  type LoadedPairs,
+  type PairManifestList,
   type PairRecord,
   type SkippedRecord,
-} from './batches';
+} from '@medsyn/dataset';
+import type { WordPieceTokenizer } from '@medsyn/wordpiece';
+import { ImageBatchWorker } from './batch-worker';
+import { ImageBatcher, seededShuffle, type DataPosition, type ImageBatch, type ImageInputOptions } from './batches';
 import { PretrainingConfigError } from './config';
 import { WORD_MASK_INPUT } from './model';
 
-export {
-  epochOrder,
-  seededShuffle,
-  type DataPosition,
-  type ImageInputOptions,
-  type PairRecord,
-  type SkippedRecord,
-} from './batches';
+export { epochOrder, seededShuffle, type DataPosition, type ImageInputOptions } from './batches';
 export { liveImageBatchWorkers } from './batch-worker';
 
-export interface LoadedPairs {
-  records: PairRecord[];
-  skipped: SkippedRecord[];
-  /** The manifests' URIs and sha256 (lineage). */
-  inputs: { uri: string; sha256: string }[];
-}
-
-/** A store key from a store URI, or a key as given. */
-export function keyOf(store: ArtifactStore, uriOrKey: string): string {
-  return uriOrKey.includes('://') ? store.keyOf(uriOrKey) : uriOrKey.replace(/^\/+/, '');
-}
-
-const IMAGE_FIELDS = ['image', 'image_uri', 'image_key', 'path'];
-const TEXT_FIELDS = ['report', 'text', 'prompt'];
-
 /**
- * Reads the pair manifests (JSONL). Image references (`image`, `image_uri`) are store URIs, or
- * keys relative to the manifest's folder; the text is `report` (or `text`, `prompt`: the
- * synthesizer's manifests carry the prompt). Malformed lines, lines without an image or a
- * report, and images the synthesizer's quality gate rejected (`accepted: false`) are skipped and
- * counted; a manifest that is missing or outside the store is a configuration error naming its
- * field.
+ * Reads the pair manifests of data.real_pairs and data.synthetic_pairs (the format and what is
+ * skipped: `readPairManifests` of @medsyn/dataset); a manifest that is missing or outside the
+ * store is a configuration error naming its field.
  */
-export async function loadPairManifests(
+export function loadPairManifests(
   store: ArtifactStore,
   manifests: { real: string[]; synthetic: string[] },
 ): Promise<LoadedPairs> {
   return readManifests(store, [
-    ['real', manifests.real, (i) => `data.real_pairs[${i}]`],
-    ['synthetic', manifests.synthetic, (i) => `data.synthetic_pairs[${i}]`],
+    { source: 'real', manifests: manifests.real, field: (i) => `data.real_pairs[${i}]` },
+    { source: 'synthetic', manifests: manifests.synthetic, field: (i) => `data.synthetic_pairs[${i}]` },
   ]);
 }
 
 /** The held-out pairs of data.retrieval_pairs (read as real pairs), numbered after the `after` training records. */
 export async function loadRetrievalPairs(store: ArtifactStore, manifest: string, after: number): Promise<LoadedPairs> {
-  const loaded = await readManifests(store, [['real', [manifest], () => 'data.retrieval_pairs']]);
+  const loaded = await readManifests(store, [
+    { source: 'real', manifests: [manifest], field: () => 'data.retrieval_pairs' },
+  ]);
   return { ...loaded, records: loaded.records.map((r) => ({ ...r, index: after + r.index })) };
 }
 
-async function readManifests(
-  store: ArtifactStore,
-  lists: (readonly ['real' | 'synthetic', string[], (i: number) => string])[],
-): Promise<LoadedPairs> {
-  const records: PairRecord[] = [];
-  const skipped: SkippedRecord[] = [];
-  const inputs: { uri: string; sha256: string }[] = [];
-  for (const [source, list, field] of lists) {
-    for (const [i, uri] of list.entries()) {
-      let key: string;
-      try {
-        key = keyOf(store, uri);
-      } catch (error) {
-        if (error instanceof InvalidKeyError)
-          throw new PretrainingConfigError(field(i), `${uri} is not in the artifact store (${store.rootUri})`);
-        throw error;
-      }
-      const ref = await store.stat(key);
-      if (!ref) throw new PretrainingConfigError(field(i), `manifest ${uri} not found`);
-      inputs.push({ uri: ref.uri, sha256: ref.sha256 });
-      const folder = posix.dirname(key);
-      for await (const line of readJsonl<Record<string, unknown>>(store, key)) {
-        const skip = (reason: string) => skipped.push({ manifest: uri, lineNumber: line.lineNumber, reason });
-        if (!line.ok) {
-          skip(line.error);
-          continue;
-        }
-        const image = IMAGE_FIELDS.map((f) => line.value[f]).find((v) => typeof v === 'string' && v !== '') as
-          string | undefined;
-        const report = TEXT_FIELDS.map((f) => line.value[f]).find((v) => typeof v === 'string' && v.trim() !== '') as
-          string | undefined;
-        if (!image) skip('no image reference');
-        else if (!report) skip('no report text');
-        else if (line.value.accepted === false) skip('image rejected by the quality gate');
-        else {
-          let imageKey: string;
-          try {
-            imageKey = image.includes('://')
-              ? store.keyOf(image)
-              : posix.normalize(folder === '.' ? image : posix.join(folder, image));
-          } catch {
-            skip('image outside the artifact store');
-            continue;
-          }
-          const id = line.value.id;
-          records.push({
-            index: records.length,
-            source,
-            imageKey,
-            report,
-            manifest: uri,
-            lineNumber: line.lineNumber,
-            ...(typeof id === 'string' && id ? { id } : {}),
-          });
-        }
-      }
-    }
+async function readManifests(store: ArtifactStore, lists: PairManifestList[]): Promise<LoadedPairs> {
+  try {
+    return await readPairManifests(store, lists);
+  } catch (error) {
+    if (error instanceof PairManifestError) throw new PretrainingConfigError(error.field, error.problem);
+    throw error;
   }
-  return { records, skipped, inputs };
 }
 
 /** A seeded hold-out: the same records are validation in every run with this seed. */

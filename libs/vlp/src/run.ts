@@ -1,6 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
-import { getBuffer, putJsonl, readJsonl, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
+import {
+  getBuffer,
+  keyOf,
+  putJsonl,
+  readJsonl,
+  type ArtifactRef,
+  type ArtifactStore,
+  type DigestClaim,
+} from '@medsyn/artifact-store';
+import type { LoadedPairs, PairRecord, SkippedRecord } from '@medsyn/dataset';
 import {
   BUNDLE_FILES,
   SCOPES,
@@ -24,16 +33,12 @@ import {
   PairBatchLoader,
   Prefetcher,
   WorkerPrefetcher,
-  keyOf,
   loadPairManifests,
   loadRetrievalPairs,
   splitPairs,
   tokenizeRecords,
   withoutHeldOut,
-  type LoadedPairs,
   type DataPosition,
-  type PairRecord,
-  type SkippedRecord,
   type TokenizedReports,
 } from './data';
 import { vlpObjective } from './model';
@@ -90,7 +95,7 @@ export interface PretrainingResult {
     trainingLog: ArtifactRef;
     checkpoint: ArtifactRef;
   };
-  lineage: { inputs: { uri: string; sha256: string }[]; configSha256: string; codeVersion: string };
+  lineage: { inputs: DigestClaim[]; configSha256: string; codeVersion: string };
   steps: number;
   finalLoss: number;
   /** Held-out image->text top-1 retrieval (and its chance level), when there is a validation set. */

@@ -1,4 +1,5 @@
 import { FileArtifactStore, putJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import type { PairRecord } from '@medsyn/dataset';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { makeTempDir } from '@medsyn/testing';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
@@ -14,7 +15,6 @@ import {
   tokenizeRecords,
   type BatchSource,
   type LoadedBatch,
-  type PairRecord,
 } from '../src';
 
 const temp = makeTempDir('vlp-data');
@@ -32,38 +32,6 @@ const record = (index: number, source: 'real' | 'synthetic'): PairRecord => ({
 
 describe('paired data', () => {
   beforeAll(() => store.check());
-
-  it('reads real and synthesizer manifests; malformed, incomplete and rejected lines are skipped and counted', async () => {
-    await store.put('real/a.png', encodeGrayPng(grayImage(4, 4)));
-    await store.put(
-      'real/pairs.jsonl',
-      '{"image": "a.png", "report": "Clear."}\nnot json\n{"image": "a.png"}\n{"report": "No image."}\n',
-    );
-    await putJsonl(store, 'synth/pairs.jsonl', [
-      { image_uri: store.uriOf('synth/images/1.png'), prompt: 'Small effusion.', accepted: true },
-      { image_uri: store.uriOf('synth/images/2.png'), prompt: 'Edema.', accepted: false },
-      { image_uri: 'file:///elsewhere/3.png', prompt: 'Edema.' },
-    ]);
-    const loaded = await loadPairManifests(store, {
-      real: ['real/pairs.jsonl'],
-      synthetic: [store.uriOf('synth/pairs.jsonl')],
-    });
-    expect(loaded.records.map((r) => [r.source, r.imageKey, r.report])).toEqual([
-      ['real', 'real/a.png', 'Clear.'],
-      ['synthetic', 'synth/images/1.png', 'Small effusion.'],
-    ]);
-    expect(loaded.skipped.map((s) => [s.lineNumber, s.reason])).toEqual([
-      [2, 'invalid JSON'],
-      [3, 'no report text'],
-      [4, 'no image reference'],
-      [2, 'image rejected by the quality gate'],
-      [3, 'image outside the artifact store'],
-    ]);
-    expect(loaded.inputs.map((i) => i.sha256)).toEqual([
-      (await store.stat('real/pairs.jsonl'))!.sha256,
-      (await store.stat('synth/pairs.jsonl'))!.sha256,
-    ]);
-  });
 
   it('orders each epoch by seed: every pair once, another order each epoch, and the real/synthetic ratio', () => {
     const pairs = Array.from({ length: 30 }, (_, i) => record(i, i < 10 ? 'real' : 'synthetic'));

@@ -7,6 +7,7 @@ import {
   claimedDigest,
   getBuffer,
   verifyArtifactRef,
+  type ArtifactRef,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
 import {
@@ -247,7 +248,7 @@ async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: re
 
 function toProtoResult(
   results: EvaluationResults,
-  outputs: { uri: string; sha256: string; sizeBytes: number; mediaType: string }[],
+  outputs: ArtifactRef[],
   spec: EvaluationJobSpec,
 ): evaluator.GetEvaluationResultResponse {
   const byName = (name: string) => outputs.find((o) => o.uri.endsWith(`/${name}`));

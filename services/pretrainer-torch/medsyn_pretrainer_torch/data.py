@@ -17,7 +17,10 @@ from .config import ConfigError
 from .store import ArtifactNotFound, InvalidKey, key_of, read_jsonl
 
 M32 = 0xFFFFFFFF
-IMAGE_FIELDS = ("image", "image_uri", "image_key", "path")
+# The pair manifest of libs/dataset/src/pair-manifest.ts: the field each writer writes first, then the
+# older spellings still read (the synthesizer wrote image_uri, report_id and prompt before #19).
+IMAGE_FIELDS = ("image", "image_uri")
+ID_FIELDS = ("id", "report_id")
 TEXT_FIELDS = ("report", "text", "prompt")
 
 
@@ -103,8 +106,9 @@ def _read_manifests(store, lists):
                         continue
                     record = {"index": len(records), "source": source, "imageKey": image_key, "report": report,
                               "manifest": uri, "lineNumber": line_number}
-                    if isinstance(value.get("id"), str) and value["id"]:
-                        record["id"] = value["id"]
+                    record_id = next((value[f] for f in ID_FIELDS if isinstance(value.get(f), str) and value[f]), None)
+                    if record_id:
+                        record["id"] = record_id
                     records.append(record)
     return records, skipped, inputs
 

@@ -1,12 +1,11 @@
 import { common, pretrainer } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
 import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
-import { getBuffer, verifyArtifactRef, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
+import { getBuffer, keyOf, verifyArtifactRef, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
 import {
   PretrainingCancelledError,
   PretrainingConfigError,
   RUN_FILES,
-  keyOf,
   parsePretrainingConfig,
   runPretraining,
   type PretrainingConfig,

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FileArtifactStore, localTreeDigest, putJsonl, readJsonl } from '@medsyn/artifact-store';
-import { buildTinyModel, type PairRecord } from '@medsyn/diffusion';
+import type { PairLine } from '@medsyn/dataset';
+import { buildTinyModel } from '@medsyn/diffusion';
 import { decodePng, readPngText } from '@medsyn/imaging';
 import { common, jobs, synthesizer } from '@medsyn/proto';
 import { startService, type RunningService } from '@medsyn/service-kit';
@@ -328,18 +329,18 @@ describe('dataset job: shard, kill, resume', () => {
     expect(job!.state).toBe(common.JobState.JOB_STATE_SUCCEEDED);
     expect(job!.progress).toMatchObject({ completed: 5, total: 5, unit: 'images' });
 
-    const pairs: PairRecord[] = [];
-    for await (const line of readJsonl<PairRecord>(store, store.keyOf(job!.outputs[0]!.uri)))
+    const pairs: PairLine[] = [];
+    for await (const line of readJsonl<PairLine>(store, store.keyOf(job!.outputs[0]!.uri)))
       if (line.ok) pairs.push(line.value);
     // Shard 1 of 2 holds the odd records, each once, in manifest order.
-    expect(pairs.map((p) => p.report_id)).toEqual(['report-1', 'report-3', 'report-5', 'report-7', 'report-9']);
+    expect(pairs.map((p) => p.id)).toEqual(['report-1', 'report-3', 'report-5', 'report-7', 'report-9']);
     const images: string[] = [];
     for await (const o of store.list('synthetic/run1/images/')) images.push(o.key);
-    expect(images.sort()).toEqual(pairs.map((p) => `synthetic/run1/images/${p.report_id}.png`));
+    expect(images.sort()).toEqual(pairs.map((p) => `synthetic/run1/images/${p.id}.png`));
     expect(new Set(pairs.map((p) => p.seed)).size).toBe(5);
     // Images finished before the kill were kept, not generated again.
     const recordTimes = pairs.map(
-      (p) => fs.statSync(path.join(tmp.dir, 'synthetic/run1/records', `${p.report_id}.json`)).mtimeMs,
+      (p) => fs.statSync(path.join(tmp.dir, 'synthetic/run1/records', `${p.id}.json`)).mtimeMs,
     );
     expect(recordTimes.filter((t) => t < killedAt).length).toBeGreaterThanOrEqual(2);
     // Logs never carry prompts.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { getBuffer, putJsonl, readJsonl, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
+import { parsePairLine, type PairLine } from '@medsyn/dataset';
 import type { TextToImageModel, GenerationRequest } from './text-to-image';
 import type { QualityGate } from './quality';
 import { synthesize, type SynthesisItem } from './synthesize';
@@ -20,20 +21,6 @@ export interface DatasetSpec {
   shard: { index: number; count: number };
   imagesPerPrompt: number;
   params: Omit<GenerationRequest, 'prompt' | 'seed'> & { seed?: string; maxAttempts?: number; bitDepth?: 8 | 16 };
-}
-
-/** A line of the pair manifest (and of the per-image record that makes a job resumable). */
-export interface PairRecord {
-  image_uri: string;
-  image_sha256: string;
-  report_id: string;
-  prompt: string;
-  /** Decimal, an unsigned 64-bit integer. */
-  seed: string;
-  accepted: boolean;
-  attempts: number;
-  rejections: Record<string, number>;
-  prompt_truncated: boolean;
 }
 
 export interface DatasetProgress {
@@ -79,7 +66,7 @@ export function itemSeed(reportId: string, k: number, base?: string): bigint {
  */
 export async function runDatasetShard(
   store: ArtifactStore,
-  pipeline: TextToImageModel,
+  model: TextToImageModel,
   spec: DatasetSpec,
   options: {
     gate?: QualityGate;
@@ -123,18 +110,22 @@ export async function runDatasetShard(
   const recordKey = (unit: string) => `${spec.outputPrefix}records/${unit}.json`;
   const done = new Set<string>();
   for await (const object of store.list(`${spec.outputPrefix}records/`)) done.add(object.key);
-  const finished: PairRecord[] = new Array(units.length);
-  const count_ = (record: PairRecord) => {
+  // The per-image records are pair manifest lines: the shard's manifest is the accepted ones.
+  const finished: PairLine[] = new Array(units.length);
+  const count_ = (record: PairLine) => {
     progress.completed++;
     if (record.accepted) progress.accepted++;
     else progress.rejected++;
-    for (const [reason, n] of Object.entries(record.rejections))
+    for (const [reason, n] of Object.entries(record.rejections ?? {}))
       progress.rejections[reason] = (progress.rejections[reason] ?? 0) + n;
   };
   for (let u = 0; u < units.length; u++) {
     if (!done.has(recordKey(units[u]!.key))) continue;
-    finished[u] = JSON.parse((await getBuffer(store, recordKey(units[u]!.key))).toString('utf8')) as PairRecord;
-    count_(finished[u]!);
+    // Parsed, not taken as written: a record of a job begun before #19 has the older field names.
+    const parsed = parsePairLine(JSON.parse((await getBuffer(store, recordKey(units[u]!.key))).toString('utf8')));
+    if (!parsed.ok) continue;
+    finished[u] = parsed.line;
+    count_(parsed.line);
   }
   options.onProgress?.({ ...progress });
 
@@ -152,7 +143,7 @@ export async function runDatasetShard(
         seed: itemSeed(record.id, k, spec.params.seed),
       };
     });
-    await synthesize(pipeline, items, {
+    await synthesize(model, items, {
       gate: options.gate,
       maxBatch: options.maxBatch,
       signal: options.signal,
@@ -161,11 +152,11 @@ export async function runDatasetShard(
         const image = await store.put(`${spec.outputPrefix}images/${unit.key}.png`, result.png, {
           mediaType: 'image/png',
         });
-        const pair: PairRecord = {
-          image_uri: image.uri,
+        const pair: PairLine = {
+          id: unit.record.id,
+          image: image.uri,
+          report: unit.record.prompt,
           image_sha256: image.sha256,
-          report_id: unit.record.id,
-          prompt: unit.record.prompt,
           seed: result.seed.toString(),
           accepted: result.accepted,
           attempts: result.attempts,
