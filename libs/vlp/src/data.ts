@@ -1,28 +1,21 @@
 import { posix } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { PretrainingConfigError } from '@medsyn/config';
 import { InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
 import type { WordPieceTokenizer } from '@medsyn/wordpiece';
+import { seededShuffle } from '@medsyn/imaging';
 import { ImageBatchWorker } from './batch-worker';
 import {
   ImageBatcher,
-  seededShuffle,
   type DataPosition,
   type ImageBatch,
   type ImageInputOptions,
   type PairRecord,
   type SkippedRecord,
 } from './batches';
-import { PretrainingConfigError } from './config';
 import { WORD_MASK_INPUT } from './model';
 
-export {
-  epochOrder,
-  seededShuffle,
-  type DataPosition,
-  type ImageInputOptions,
-  type PairRecord,
-  type SkippedRecord,
-} from './batches';
+export { epochOrder, type DataPosition, type ImageInputOptions, type PairRecord, type SkippedRecord } from './batches';
 export { liveImageBatchWorkers } from './batch-worker';
 
 export interface LoadedPairs {
