@@ -1,26 +1,26 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FileArtifactStore, type ArtifactStore } from '@medsyn/artifact-store';
-import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec } from '@medsyn/encoder-bundle';
-import { centerCropSquare, encodeGrayPng, grayImage, resize, type GrayImage } from '@medsyn/imaging';
-import { EvaluationConfigError, parseEvaluationConfig, type BaselineEncoder, type TaskName } from '@medsyn/config';
-import { meanStd, type Box, type EvaluationResults } from '@medsyn/evaluation-report';
 import {
-  importDataset,
-  loadImage,
-  loadMask,
-  readDatasetFile,
-  type DownstreamDataset,
-  type LabelledImage,
-} from './downstream-datasets';
+  EvaluationConfigError,
+  parseEvaluationConfig,
+  type BaselineEncoder,
+  type EvaluationConfig,
+  type TaskName,
+} from '@medsyn/config';
+import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec } from '@medsyn/encoder-bundle';
+import { meanStd, type Box, type EvaluationResults, type ReportSample } from '@medsyn/evaluation-report';
+import { resize, type GrayImage } from '@medsyn/imaging';
 import { trainDetection, trainSegmentation, type DenseTrainOptions } from './dense-tasks';
-import { encodeImages, openEncoderBundle, type EncodedImages } from './encoder';
+import { importDataset, loadImage, loadMask, type DownstreamDataset, type LabelledImage } from './downstream-datasets';
+import { encodeImages, openEncoderBundle, type EncodedImages, type FrozenEncoder } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
 import { accuracy, aurocPerClass, binaryAccuracy, rocCurve } from './metrics';
-import { labelFraction, splitByPatient, splitIds, type Split } from './splits';
+import { pngDataUri, sampleGrids } from './report-images';
+import { labelFraction, splitIds, type Split } from './splits';
+import { datasetDigest, targetsOf, taskSplit } from './task-images';
 import { defaultPrompts, zeroShotScores } from './zero-shot';
 
 export interface EvaluationProgress {
@@ -35,110 +35,56 @@ export interface EvaluationOutput {
   splits: unknown;
 }
 
-/** A square gray image (values in [0, 1]) as an 8-bit PNG data URI, for self-contained reports. */
-export function pngDataUri(size: number, values: ArrayLike<number>): string {
-  const png = encodeGrayPng(grayImage(size, size, Float32Array.from(values)));
-  return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
+export interface EvaluationOptions {
+  onProgress?: (p: EvaluationProgress) => void;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  /** Where bundle prefixes that are not local folders are read from. */
+  store?: ArtifactStore;
+  /** The dense heads' variant, for ablations (bench/dense-heads.ts); the defaults are the protocol. */
+  denseHeads?: Pick<DenseTrainOptions, 'standardise' | 'decoderNorm' | 'minStepsPerEpoch'>;
 }
 
-const hex = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
+type ParsedConfig = ReturnType<typeof parseEvaluationConfig>;
+type TrainedTask = Exclude<TaskName, 'zero_shot'>;
 
-function subsample(images: LabelledImage[], max: number | undefined, seed: number): LabelledImage[] {
-  if (!max || images.length <= max) return images;
-  // Deterministic by id hash, independent of order: the same ids for the same seed.
-  return [...images]
-    .sort((a, b) => hex(`${seed}:${a.id}`).localeCompare(hex(`${seed}:${b.id}`)))
-    .slice(0, max)
-    .sort((a, b) => images.indexOf(a) - images.indexOf(b));
+/** The dataset as the run evaluates it: each task's images and split, and every image some task uses. */
+interface TaskImages {
+  dataset: DownstreamDataset;
+  perTask: Map<TaskName, { images: LabelledImage[]; split: Split }>;
+  used: LabelledImage[];
 }
 
-/** The images a task uses and their patient-grouped split: one place, so held-out sets agree. */
-function taskSplit(
-  dataset: DownstreamDataset,
-  task: TaskName,
-  config: { max_images?: number; split_seed: number },
-): { images: LabelledImage[]; split: Split } {
-  const images = subsample(eligible(dataset, task), config.max_images, config.split_seed);
-  if (images.length === 0)
-    throw new EvaluationConfigError(
-      'tasks',
-      `the ${dataset.name} dataset has no images for ${task} (no ${task === 'segmentation' ? 'masks' : task === 'detection' ? 'boxes' : 'labels'})`,
-    );
-  const split = splitByPatient(dataset, images, { seed: config.split_seed });
-  if (split.test.length === 0 || split.train.length === 0)
-    throw new EvaluationConfigError('dataset', `too few images for a ${task} split (${images.length})`);
-  return { images, split };
+/** One encoder opened, with its outputs for every used image (computed once, reused by every task, fraction and seed). */
+interface EncodedDataset {
+  name: string;
+  encoder: FrozenEncoder;
+  encoded: EncodedImages;
+  /** The encoder's square input size. */
+  size: number;
+  /** Each image resized to the input size (the report's samples), and its original size (masks and boxes). */
+  resized: Map<string, GrayImage>;
+  original: Map<string, { width: number; height: number }>;
 }
 
-/**
- * Ids of every image of a patient that some task tests on (for this split seed and image cap):
- * what a generator or a pre-training run must leave out so that the evaluation never tests on
- * an image, or a patient, it was trained on.
- */
-export function heldOutImageIds(
-  dataset: DownstreamDataset,
-  options: { tasks: TaskName[]; split_seed: number; max_images?: number },
-): Set<string> {
-  const patients = new Set<string>();
-  for (const task of options.tasks)
-    for (const image of taskSplit(dataset, task, options).split.test) patients.add(image.patient ?? image.id);
-  return new Set(dataset.images.filter((i) => patients.has(i.patient ?? i.id)).map((i) => i.id));
+/** One training run of a task's head: the split, the label fraction's training images, the seed. */
+interface HeadInput {
+  split: Split;
+  train: LabelledImage[];
+  seed: number;
+  /** The results to draw the report's samples into (the largest fraction's first seed), else undefined. */
+  report?: EvaluationResults;
 }
 
-/** Images each task can use: labels for classification and zero-shot, masks, boxes. */
-function eligible(dataset: DownstreamDataset, task: TaskName): LabelledImage[] {
-  switch (task) {
-    case 'classification':
-    case 'zero_shot':
-      return dataset.images.filter((i) => i.labels !== undefined || (i.classIndex !== undefined && i.classIndex >= 0));
-    case 'segmentation':
-      return dataset.images.filter((i) => i.mask);
-    case 'detection':
-      return dataset.images.filter((i) => i.boxes && i.boxes.length > 0);
-  }
-}
+/** Segmentation masks or detection boxes at the encoder's input size, by encoded row. */
+type DenseTargets =
+  { task: 'segmentation'; masks: Uint8Array[] } | { task: 'detection'; boxes: Box[][]; classes: number };
 
-/** Digest of the dataset as evaluated: each image's id, file sha256 and annotations. */
-function datasetDigest(images: LabelledImage[], root: string | undefined): string {
-  const h = createHash('sha256');
-  for (const image of [...images].sort((a, b) => a.id.localeCompare(b.id))) {
-    const bytes = readDatasetFile(image.path, `image ${image.id}`, root);
-    const mask =
-      image.mask?.kind === 'png'
-        ? hex(readDatasetFile(image.mask.path, `mask of ${image.id}`, root))
-        : (image.mask?.runs ?? null);
-    h.update(
-      JSON.stringify([image.id, hex(bytes), image.labels ?? image.classIndex ?? null, image.boxes ?? null, mask]),
-    );
-  }
-  return h.digest('hex');
-}
-
-function targetsOf(dataset: DownstreamDataset, images: LabelledImage[]): Float32Array {
-  const C = dataset.classNames.length;
-  const out = new Float32Array(images.length * C);
-  images.forEach((image, i) => {
-    if (dataset.kind === 'multi-class') out[i * C + image.classIndex!] = 1;
-    else out.set(image.labels!, i * C);
-  });
-  return out;
-}
-
-function classificationMetrics(
-  dataset: DownstreamDataset,
-  targets: Float32Array,
-  scores: Float32Array,
-  n: number,
-): Record<string, number> {
-  const C = dataset.classNames.length;
-  const auc = aurocPerClass(targets, scores, C);
-  const metrics: Record<string, number> = { auroc_macro: auc.macro };
-  dataset.classNames.forEach((name, c) => (metrics[`auroc/${name}`] = auc.perClass[c]!));
-  if (dataset.kind === 'multi-class') {
-    const truth = Array.from({ length: n }, (_, i) => targets.subarray(i * C, (i + 1) * C).indexOf(1));
-    metrics.accuracy = accuracy(truth, scores, C);
-  } else metrics.accuracy = binaryAccuracy(targets, scores);
-  return metrics;
+/** What one training run (one task, label fraction and seed) measured. */
+interface HeadRun {
+  metrics: Record<string, number>;
+  bestEpoch?: number;
+  steps?: number;
 }
 
 /**
@@ -147,26 +93,43 @@ function classificationMetrics(
  * label fractions and head initialisation follow the run's seed. Returns results.json's content
  * and the split ids (splits.json).
  */
-export async function runEvaluation(
-  rawConfig: unknown,
-  options: {
-    onProgress?: (p: EvaluationProgress) => void;
-    signal?: AbortSignal;
-    log?: (line: string) => void;
-    /** Where bundle prefixes that are not local folders are read from. */
-    store?: ArtifactStore;
-    /** The dense heads' variant, for ablations (bench/dense-heads.ts); the defaults are the protocol. */
-    denseHeads?: Pick<DenseTrainOptions, 'standardise' | 'decoderNorm' | 'minStepsPerEpoch'>;
-  } = {},
-): Promise<EvaluationOutput> {
+export async function runEvaluation(rawConfig: unknown, options: EvaluationOptions = {}): Promise<EvaluationOutput> {
   const config = parseEvaluationConfig(rawConfig);
   const started = Date.now();
-  const log = options.log ?? (() => {});
+  const images = readTaskImages(config);
+  const results = emptyResults(config, images);
+  const splits = splitsFile(config, images);
+  const tally = new RunTally(config, options);
+  for (const spec of config.encoders) {
+    options.signal?.throwIfAborted();
+    const encoded = await encodeDataset(spec, config, images, options, results, tally);
+    try {
+      for (const task of config.tasks)
+        if (task === 'zero_shot') await zeroShot(encoded, config, images, results, tally);
+        else await trainedHeads(encoded, task, config, images, options, results, tally);
+    } finally {
+      await encoded.encoder.release();
+    }
+  }
+  results.metrics.push(...tally.summaries());
+  results.ratios.push(...syntheticRealRatios(config, results));
+  results.seconds = (Date.now() - started) / 1000;
+  tally.progress('done');
+  return { results, splits };
+}
+
+/** The dataset, and each task's images and patient-grouped split. */
+function readTaskImages(config: ParsedConfig): TaskImages {
   const dataset = importDataset(config.dataset.format, config.dataset.root, config.dataset.options);
   const perTask = new Map<TaskName, { images: LabelledImage[]; split: Split }>();
   for (const task of config.tasks) perTask.set(task, taskSplit(dataset, task, config));
   const used = [...new Map([...perTask.values()].flatMap((t) => t.images.map((i) => [i.id, i] as const))).values()];
-  const results: EvaluationResults = {
+  return { dataset, perTask, used };
+}
+
+/** results.json before any run: the config, the dataset as evaluated (with its digest), the splits' sizes. */
+function emptyResults(config: ParsedConfig, { dataset, perTask, used }: TaskImages): EvaluationResults {
+  return {
     format: 'medsyn.evaluation-results/v1',
     created: new Date().toISOString(),
     config,
@@ -195,6 +158,10 @@ export async function runEvaluation(
     samples: {},
     seconds: 0,
   };
+}
+
+/** splits.json: each task's split ids, and the training ids of each label fraction and seed. */
+function splitsFile(config: ParsedConfig, { perTask }: TaskImages): Record<string, unknown> {
   const splits: Record<string, unknown> = { split_seed: config.split_seed };
   for (const [task, t] of perTask) {
     const fractions: Record<string, Record<string, string[]>> = {};
@@ -204,265 +171,303 @@ export async function runEvaluation(
       );
     splits[task] = { ...splitIds(t.split), label_fractions: fractions };
   }
+  return splits;
+}
 
-  const trainingTasks = config.tasks.filter((t) => t !== 'zero_shot');
-  const totalRuns =
-    config.encoders.length *
-    (trainingTasks.length * config.label_fractions.length * config.seeds.length +
-      (config.tasks.includes('zero_shot') ? 1 : 0));
-  let doneRuns = 0;
-  const progress = (phase: string) => options.onProgress?.({ phase, completed: doneRuns, total: totalRuns });
-  const values = new Map<string, number[]>();
-  const record = (encoder: string, task: TaskName, fraction: number, metrics: Record<string, number>) => {
-    for (const [metric, v] of Object.entries(metrics)) {
-      const key = JSON.stringify([encoder, task, fraction, metric]);
-      values.set(key, [...(values.get(key) ?? []), v]);
-    }
-  };
-  const largest = Math.max(...config.label_fractions);
-
-  for (const spec of config.encoders) {
-    options.signal?.throwIfAborted();
-    const encoder = await openEncoderBundle(
-      spec.bundle ? bundleLocation(spec.bundle, options.store) : await baselineBundle(spec.baseline!),
-      { executionProvider: config.execution_provider },
+/** Opens an encoder (a bundle, or a random-init baseline) and runs it once over every used image. */
+async function encodeDataset(
+  spec: EvaluationConfig['encoders'][number],
+  config: ParsedConfig,
+  { dataset, used }: TaskImages,
+  options: EvaluationOptions,
+  results: EvaluationResults,
+  tally: RunTally,
+): Promise<EncodedDataset> {
+  const encoder = await openEncoderBundle(
+    spec.bundle ? bundleLocation(spec.bundle, options.store) : await baselineBundle(spec.baseline!),
+    { executionProvider: config.execution_provider },
+  );
+  try {
+    const size = encoder.manifest.image.input.size;
+    const needMaps = config.tasks.includes('segmentation') || config.tasks.includes('detection');
+    tally.progress(`${spec.name}: encoding ${used.length} images`);
+    const t0 = Date.now();
+    // Decoded, resized images are cached for the report and masks; the encoder runs once per image.
+    const resized = new Map<string, GrayImage>();
+    const original = new Map<string, { width: number; height: number }>();
+    const encoded = await encodeImages(
+      encoder,
+      used.map((image) => ({
+        id: image.id,
+        load: () => {
+          const full = loadImage(image, dataset.root);
+          original.set(image.id, { width: full.width, height: full.height });
+          const small = resize(full, size, size);
+          resized.set(image.id, small);
+          return small;
+        },
+      })),
+      { withMaps: needMaps, batchSize: 16 },
     );
-    try {
-      const size = encoder.manifest.image.input.size;
-      const needMaps = config.tasks.includes('segmentation') || config.tasks.includes('detection');
-      progress(`${spec.name}: encoding ${used.length} images`);
-      const t0 = Date.now();
-      // Decoded, resized images are cached for the report and masks; the encoder runs once per image.
-      const resized = new Map<string, GrayImage>();
-      const original = new Map<string, { width: number; height: number }>();
-      const encoded: EncodedImages = await encodeImages(
-        encoder,
-        used.map((image) => ({
-          id: image.id,
-          load: () => {
-            const full = loadImage(image, dataset.root);
-            original.set(image.id, { width: full.width, height: full.height });
-            const small = resize(full, size, size);
-            resized.set(image.id, small);
-            return small;
-          },
-        })),
-        { withMaps: needMaps, batchSize: 16 },
-      );
-      const encodeSeconds = (Date.now() - t0) / 1000;
-      results.encoders.push({
-        name: spec.name,
-        pretraining_data: spec.pretraining_data ?? 'unknown',
-        method: encoder.manifest.method,
-        architecture: encoder.manifest.image.architecture,
-        input_size: size,
-        digests: encoder.digests,
-        encode_seconds: encodeSeconds,
-      });
-      log(`${spec.name}: encoded ${used.length} images in ${encodeSeconds.toFixed(1)} s`);
-      const rowsOf = (list: LabelledImage[]) => list.map((i) => encoded.index.get(i.id)!);
-      const featuresOf = (list: LabelledImage[]) => {
-        const F = encoded.featureDim;
-        const out = new Float32Array(list.length * F);
-        list.forEach((image, k) => {
-          const r = encoded.index.get(image.id)!;
-          out.set(encoded.features.subarray(r * F, (r + 1) * F), k * F);
-        });
-        return out;
-      };
-      results.samples[spec.name] = {};
+    const encodeSeconds = (Date.now() - t0) / 1000;
+    results.encoders.push({
+      name: spec.name,
+      pretraining_data: spec.pretraining_data ?? 'unknown',
+      method: encoder.manifest.method,
+      architecture: encoder.manifest.image.architecture,
+      input_size: size,
+      digests: encoder.digests,
+      encode_seconds: encodeSeconds,
+    });
+    tally.log(`${spec.name}: encoded ${used.length} images in ${encodeSeconds.toFixed(1)} s`);
+    results.samples[spec.name] = {};
+    return { name: spec.name, encoder, encoded, size, resized, original };
+  } catch (error) {
+    await encoder.release();
+    throw error;
+  }
+}
 
-      for (const task of config.tasks) {
-        const { split } = perTask.get(task)!;
-        if (task === 'zero_shot') {
-          progress(`${spec.name}: zero-shot`);
-          const t1 = Date.now();
-          if (!encoded.embeddings || !encoder.text) {
-            // An image-only encoder (a baseline, an ImageNet export) has no zero-shot row; the others still do.
-            const reason = `encoder "${spec.name}" has no ${encoder.text ? 'image embedding' : 'text encoder'}`;
-            results.skipped.push({ encoder: spec.name, task, reason });
-            log(`${spec.name}: zero-shot skipped (${reason})`);
-            doneRuns++;
-            continue;
-          }
-          const D = encoded.embeddingDim!;
-          const emb = new Float32Array(split.test.length * D);
-          split.test.forEach((image, k) => {
-            const r = encoded.index.get(image.id)!;
-            emb.set(encoded.embeddings!.subarray(r * D, (r + 1) * D), k * D);
-          });
-          const scores = await zeroShotScores(encoder, emb, split.test.length, dataset.classNames, {
-            ...defaultPrompts(dataset.classNames),
-            ...config.prompts,
-          });
-          const metrics = classificationMetrics(dataset, targetsOf(dataset, split.test), scores, split.test.length);
-          for (const seed of config.seeds) {
-            results.runs.push({
-              encoder: spec.name,
-              task,
-              label_fraction: 0,
-              seed,
-              train_images: 0,
-              seconds: (Date.now() - t1) / 1000,
-              metrics,
-            });
-            record(spec.name, task, 0, metrics);
-          }
-          doneRuns++;
-          progress(`${spec.name}: zero-shot done`);
-          continue;
-        }
-        // Dense targets at the encoder's input size, computed once per encoder.
-        const masks =
-          task === 'segmentation'
-            ? new Map(
-                perTask.get(task)!.images.map((image) => {
-                  const { width, height } = original.get(image.id)!;
-                  const small = resize(loadMask(image, width, height, dataset.root), size, size);
-                  return [
-                    encoded.index.get(image.id)!,
-                    Uint8Array.from(small.data, (v) => (v >= 0.5 ? 1 : 0)),
-                  ] as const;
-                }),
-              )
-            : undefined;
-        const boxes =
-          task === 'detection'
-            ? new Map(
-                perTask.get(task)!.images.map((image) => {
-                  const { width, height } = original.get(image.id)!;
-                  return [
-                    encoded.index.get(image.id)!,
-                    image.boxes!.map((b) => ({
-                      x: (b.x * size) / width,
-                      y: (b.y * size) / height,
-                      width: (b.width * size) / width,
-                      height: (b.height * size) / height,
-                      label: b.label,
-                    })),
-                  ] as const;
-                }),
-              )
-            : undefined;
-        for (const fraction of config.label_fractions) {
-          for (const [seedIndex, seed] of config.seeds.entries()) {
-            options.signal?.throwIfAborted();
-            progress(`${spec.name}: ${task} ${fraction * 100}% seed ${seed}`);
-            const t1 = Date.now();
-            const train = labelFraction(split.train, fraction, seed);
-            let metrics: Record<string, number>;
-            let bestEpoch: number | undefined;
-            let steps: number | undefined;
-            const sample = fraction === largest && seedIndex === 0;
-            if (task === 'classification') {
-              const set = (list: LabelledImage[]): ProbeSet => ({
-                features: featuresOf(list),
-                targets: targetsOf(dataset, list),
-                n: list.length,
-              });
-              const test = set(split.test);
-              const probe = await trainLinearProbe(set(train), set(split.validation), encoded.featureDim, {
-                kind: dataset.kind,
-                classes: dataset.classNames.length,
-                epochs: config.epochs?.classification,
-                executionProvider: config.execution_provider,
-              });
-              const scores = probeScores(probe, test.features, test.n);
-              metrics = classificationMetrics(dataset, test.targets, scores, test.n);
-              bestEpoch = probe.bestEpoch;
-              steps = probe.steps;
-              if (sample) {
-                results.roc[spec.name] = dataset.classNames.map((className, c) => {
-                  const C = dataset.classNames.length;
-                  const y = Array.from({ length: test.n }, (_, i) => test.targets[i * C + c]!);
-                  const s = Array.from({ length: test.n }, (_, i) => scores[i * C + c]!);
-                  return { className, ...rocCurve(y, s), auroc: metrics[`auroc/${className}`]! };
-                });
-              }
-            } else {
-              const rows = { train: rowsOf(train), validation: rowsOf(split.validation), test: rowsOf(split.test) };
-              const common = {
-                ...options.denseHeads,
-                seed,
-                executionProvider: config.execution_provider,
-                epochs: config.epochs?.[task],
-              };
-              if (task === 'segmentation') {
-                const dense = Array<Uint8Array>(used.length);
-                for (const [r, m] of masks!) dense[r] = m;
-                const result = await trainSegmentation(encoded.maps!, dense, size, rows, common);
-                metrics = { dice: result.dice };
-                ({ bestEpoch, steps } = result);
-                if (sample) {
-                  results.samples[spec.name]!.segmentation = split.test
-                    .slice(0, config.report_samples)
-                    .map((image, k) => ({
-                      id: image.id,
-                      size,
-                      image: pngDataUri(size, resized.get(image.id)!.data),
-                      truthMask: pngDataUri(size, masks!.get(rows.test[k]!)!),
-                      predictedMask: pngDataUri(size, result.predictions[k]!),
-                    }));
-                }
-              } else {
-                const dense = Array<Box[]>(used.length);
-                for (const [r, b] of boxes!) dense[r] = b;
-                const result = await trainDetection(
-                  encoded.maps!,
-                  dense,
-                  dataset.boxClassNames?.length ?? 1,
-                  rows,
-                  common,
-                );
-                metrics = { map_40_75: result.map_40_75, map_50: result.map_50 };
-                ({ bestEpoch, steps } = result);
-                if (sample) {
-                  results.samples[spec.name]!.detection = split.test
-                    .slice(0, config.report_samples)
-                    .map((image, k) => ({
-                      id: image.id,
-                      size,
-                      image: pngDataUri(size, resized.get(image.id)!.data),
-                      truthBoxes: dense[rows.test[k]!],
-                      predictedBoxes: result.detections[k]!.slice(0, 10),
-                    }));
-                }
-              }
-            }
-            const seconds = (Date.now() - t1) / 1000;
-            results.runs.push({
-              encoder: spec.name,
-              task,
-              label_fraction: fraction,
-              seed,
-              train_images: train.length,
-              best_epoch: bestEpoch,
-              steps,
-              seconds,
-              metrics,
-            });
-            record(spec.name, task, fraction, metrics);
-            log(
-              `${spec.name} ${task} ${fraction * 100}% seed ${seed}: ${Object.entries(metrics)
-                .filter(([k]) => !k.includes('/'))
-                .map(([k, v]) => `${k} ${v.toFixed(4)}`)
-                .join(', ')} (${seconds.toFixed(1)} s)`,
-            );
-            doneRuns++;
-          }
-        }
-      }
-    } finally {
-      await encoder.release();
+/** Zero-shot classification of the test images by prompt pairs: no training, so every seed gets the same values. */
+async function zeroShot(
+  { name, encoder, encoded }: EncodedDataset,
+  config: ParsedConfig,
+  { dataset, perTask }: TaskImages,
+  results: EvaluationResults,
+  tally: RunTally,
+): Promise<void> {
+  const task = 'zero_shot';
+  const { split } = perTask.get(task)!;
+  tally.progress(`${name}: zero-shot`);
+  const t1 = Date.now();
+  if (!encoded.embeddings || !encoder.text) {
+    // An image-only encoder (a baseline, an ImageNet export) has no zero-shot row; the others still do.
+    const reason = `encoder "${name}" has no ${encoder.text ? 'image embedding' : 'text encoder'}`;
+    results.skipped.push({ encoder: name, task, reason });
+    tally.log(`${name}: zero-shot skipped (${reason})`);
+    tally.runDone();
+    return;
+  }
+  const D = encoded.embeddingDim!;
+  const emb = new Float32Array(split.test.length * D);
+  split.test.forEach((image, k) => {
+    const r = encoded.index.get(image.id)!;
+    emb.set(encoded.embeddings!.subarray(r * D, (r + 1) * D), k * D);
+  });
+  const scores = await zeroShotScores(encoder, emb, split.test.length, dataset.classNames, {
+    ...defaultPrompts(dataset.classNames),
+    ...config.prompts,
+  });
+  const metrics = classificationMetrics(dataset, targetsOf(dataset, split.test), scores, split.test.length);
+  for (const seed of config.seeds) {
+    results.runs.push({
+      encoder: name,
+      task,
+      label_fraction: 0,
+      seed,
+      train_images: 0,
+      seconds: (Date.now() - t1) / 1000,
+      metrics,
+    });
+    tally.record(name, task, 0, metrics);
+  }
+  tally.runDone();
+  tally.progress(`${name}: zero-shot done`);
+}
+
+/**
+ * A task with a trained head, once per label fraction and seed. The largest fraction's first seed
+ * also gives the report its ROC curves and its segmentation and detection samples.
+ */
+async function trainedHeads(
+  enc: EncodedDataset,
+  task: TrainedTask,
+  config: ParsedConfig,
+  images: TaskImages,
+  options: EvaluationOptions,
+  results: EvaluationResults,
+  tally: RunTally,
+): Promise<void> {
+  const { split } = images.perTask.get(task)!;
+  const dense = task === 'classification' ? undefined : denseTargets(enc, task, images);
+  const largest = Math.max(...config.label_fractions);
+  for (const fraction of config.label_fractions) {
+    for (const [seedIndex, seed] of config.seeds.entries()) {
+      options.signal?.throwIfAborted();
+      tally.progress(`${enc.name}: ${task} ${fraction * 100}% seed ${seed}`);
+      const t1 = Date.now();
+      const train = labelFraction(split.train, fraction, seed);
+      const head = { split, train, seed, report: fraction === largest && seedIndex === 0 ? results : undefined };
+      const run = dense
+        ? await denseRun(enc, dense, head, config, options)
+        : await classificationRun(enc, images.dataset, head, config);
+      const seconds = (Date.now() - t1) / 1000;
+      results.runs.push({
+        encoder: enc.name,
+        task,
+        label_fraction: fraction,
+        seed,
+        train_images: train.length,
+        best_epoch: run.bestEpoch,
+        steps: run.steps,
+        seconds,
+        metrics: run.metrics,
+      });
+      tally.record(enc.name, task, fraction, run.metrics);
+      tally.log(
+        `${enc.name} ${task} ${fraction * 100}% seed ${seed}: ${Object.entries(run.metrics)
+          .filter(([k]) => !k.includes('/'))
+          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+          .join(', ')} (${seconds.toFixed(1)} s)`,
+      );
+      tally.runDone();
     }
   }
+}
 
-  for (const [key, perSeed] of values) {
-    const [encoder, task, fraction, metric] = JSON.parse(key) as [string, TaskName, number, string];
-    results.metrics.push({ encoder, task, label_fraction: fraction, metric, ...meanStd(perSeed), per_seed: perSeed });
+/** A linear probe on the pooled features; `report` (the sampled run) also gets its ROC curves. */
+async function classificationRun(
+  { name, encoded }: EncodedDataset,
+  dataset: DownstreamDataset,
+  { split, train, report }: HeadInput,
+  config: ParsedConfig,
+): Promise<HeadRun> {
+  const set = (list: LabelledImage[]): ProbeSet => ({
+    features: featuresOf(encoded, list),
+    targets: targetsOf(dataset, list),
+    n: list.length,
+  });
+  const test = set(split.test);
+  const probe = await trainLinearProbe(set(train), set(split.validation), encoded.featureDim, {
+    kind: dataset.kind,
+    classes: dataset.classNames.length,
+    epochs: config.epochs?.classification,
+    executionProvider: config.execution_provider,
+  });
+  const scores = probeScores(probe, test.features, test.n);
+  const metrics = classificationMetrics(dataset, test.targets, scores, test.n);
+  if (report) {
+    const C = dataset.classNames.length;
+    report.roc[name] = dataset.classNames.map((className, c) => {
+      const y = Array.from({ length: test.n }, (_, i) => test.targets[i * C + c]!);
+      const s = Array.from({ length: test.n }, (_, i) => scores[i * C + c]!);
+      return { className, ...rocCurve(y, s), auroc: metrics[`auroc/${className}`]! };
+    });
   }
-  // synthetic/real per method: each synthetic encoder against the real one pre-trained the same way
-  // (the same name with "real" for "synthetic", as a pipeline names its seeds' arms; else the same method).
+  return { metrics, bestEpoch: probe.bestEpoch, steps: probe.steps };
+}
+
+/** Segmentation masks or detection boxes at the encoder's input size, by encoded row (computed once per encoder). */
+function denseTargets(
+  { encoded, size, original }: EncodedDataset,
+  task: 'segmentation' | 'detection',
+  { dataset, perTask, used }: TaskImages,
+): DenseTargets {
+  const images = perTask.get(task)!.images;
+  if (task === 'segmentation') {
+    const masks = Array<Uint8Array>(used.length);
+    for (const image of images) {
+      const { width, height } = original.get(image.id)!;
+      const small = resize(loadMask(image, width, height, dataset.root), size, size);
+      masks[encoded.index.get(image.id)!] = Uint8Array.from(small.data, (v) => (v >= 0.5 ? 1 : 0));
+    }
+    return { task, masks };
+  }
+  const boxes = Array<Box[]>(used.length);
+  for (const image of images) {
+    const { width, height } = original.get(image.id)!;
+    boxes[encoded.index.get(image.id)!] = image.boxes!.map((b) => ({
+      x: (b.x * size) / width,
+      y: (b.y * size) / height,
+      width: (b.width * size) / width,
+      height: (b.height * size) / height,
+      label: b.label,
+    }));
+  }
+  return { task, boxes, classes: dataset.boxClassNames?.length ?? 1 };
+}
+
+/** A U-Net decoder (segmentation) or an FCOS head (detection) on the feature maps; `report` also gets test samples. */
+async function denseRun(
+  enc: EncodedDataset,
+  targets: DenseTargets,
+  { split, train, seed, report }: HeadInput,
+  config: ParsedConfig,
+  options: EvaluationOptions,
+): Promise<HeadRun> {
+  const { encoded, size } = enc;
+  const rowsOf = (list: LabelledImage[]) => list.map((i) => encoded.index.get(i.id)!);
+  const rows = { train: rowsOf(train), validation: rowsOf(split.validation), test: rowsOf(split.test) };
+  const common = {
+    ...options.denseHeads,
+    seed,
+    executionProvider: config.execution_provider,
+    epochs: config.epochs?.[targets.task],
+  };
+  const samples = (extra: (k: number) => Partial<ReportSample>): ReportSample[] =>
+    split.test.slice(0, config.report_samples).map((image, k) => ({
+      id: image.id,
+      size,
+      image: pngDataUri(size, enc.resized.get(image.id)!.data),
+      ...extra(k),
+    }));
+  if (targets.task === 'segmentation') {
+    const { masks } = targets;
+    const result = await trainSegmentation(encoded.maps!, masks, size, rows, common);
+    if (report)
+      report.samples[enc.name]!.segmentation = samples((k) => ({
+        truthMask: pngDataUri(size, masks[rows.test[k]!]!),
+        predictedMask: pngDataUri(size, result.predictions[k]!),
+      }));
+    return { metrics: { dice: result.dice }, bestEpoch: result.bestEpoch, steps: result.steps };
+  }
+  const { boxes } = targets;
+  const result = await trainDetection(encoded.maps!, boxes, targets.classes, rows, common);
+  if (report)
+    report.samples[enc.name]!.detection = samples((k) => ({
+      truthBoxes: boxes[rows.test[k]!],
+      predictedBoxes: result.detections[k]!.slice(0, 10),
+    }));
+  return {
+    metrics: { map_40_75: result.map_40_75, map_50: result.map_50 },
+    bestEpoch: result.bestEpoch,
+    steps: result.steps,
+  };
+}
+
+function featuresOf(encoded: EncodedImages, list: LabelledImage[]): Float32Array {
+  const F = encoded.featureDim;
+  const out = new Float32Array(list.length * F);
+  list.forEach((image, k) => {
+    const r = encoded.index.get(image.id)!;
+    out.set(encoded.features.subarray(r * F, (r + 1) * F), k * F);
+  });
+  return out;
+}
+
+function classificationMetrics(
+  dataset: DownstreamDataset,
+  targets: Float32Array,
+  scores: Float32Array,
+  n: number,
+): Record<string, number> {
+  const C = dataset.classNames.length;
+  const auc = aurocPerClass(targets, scores, C);
+  const metrics: Record<string, number> = { auroc_macro: auc.macro };
+  dataset.classNames.forEach((name, c) => (metrics[`auroc/${name}`] = auc.perClass[c]!));
+  if (dataset.kind === 'multi-class') {
+    const truth = Array.from({ length: n }, (_, i) => targets.subarray(i * C, (i + 1) * C).indexOf(1));
+    metrics.accuracy = accuracy(truth, scores, C);
+  } else metrics.accuracy = binaryAccuracy(targets, scores);
+  return metrics;
+}
+
+/**
+ * synthetic/real per method: each synthetic encoder against the real one pre-trained the same way
+ * (the same name with "real" for "synthetic", as a pipeline names its seeds' arms; else the same method).
+ */
+function syntheticRealRatios(config: ParsedConfig, results: EvaluationResults): EvaluationResults['ratios'] {
+  const ratios: EvaluationResults['ratios'] = [];
   const methodOf = (name: string) => results.encoders.find((e) => e.name === name)?.method;
   const reals = config.encoders.filter((e) => e.pretraining_data === 'real');
   for (const synthetic of config.encoders.filter((e) => e.pretraining_data === 'synthetic')) {
@@ -480,7 +485,7 @@ export async function runEvaluation(
           x.metric === m.metric,
       );
       if (r)
-        results.ratios.push({
+        ratios.push({
           task: m.task,
           label_fraction: m.label_fraction,
           metric: m.metric,
@@ -490,27 +495,50 @@ export async function runEvaluation(
         });
     }
   }
-  results.seconds = (Date.now() - started) / 1000;
-  progress('done');
-  return { results, splits };
+  return ratios;
 }
 
-/** The first images (by name) of each sample-grid folder, centre-cropped to 96 px. */
-function sampleGrids(folders: Record<string, string>, count = 8): EvaluationResults['grids'] {
-  const grids: EvaluationResults['grids'] = {};
-  for (const [name, folder] of Object.entries(folders)) {
-    if (!fs.existsSync(folder)) throw new EvaluationConfigError(`sample_grids.${name}`, `folder not found: ${folder}`);
-    const files = fs
-      .readdirSync(folder)
-      .filter((f) => /\.(png|jpe?g|dcm)$/i.test(f))
-      .sort()
-      .slice(0, count);
-    grids[name] = files.map((file) => ({
-      file,
-      png: pngDataUri(96, centerCropSquare(loadImage({ id: file, path: path.join(folder, file) }), 96).data),
-    }));
+/** The run's progress (runs done of all) and each metric's values over seeds, for the summaries. */
+class RunTally {
+  private done = 0;
+  private readonly total: number;
+  private readonly values = new Map<string, number[]>();
+  readonly log: (line: string) => void;
+
+  constructor(
+    config: ParsedConfig,
+    private readonly options: EvaluationOptions,
+  ) {
+    const trainingTasks = config.tasks.filter((t) => t !== 'zero_shot');
+    this.total =
+      config.encoders.length *
+      (trainingTasks.length * config.label_fractions.length * config.seeds.length +
+        (config.tasks.includes('zero_shot') ? 1 : 0));
+    this.log = options.log ?? (() => {});
   }
-  return grids;
+
+  progress(phase: string): void {
+    this.options.onProgress?.({ phase, completed: this.done, total: this.total });
+  }
+
+  runDone(): void {
+    this.done++;
+  }
+
+  record(encoder: string, task: TaskName, fraction: number, metrics: Record<string, number>): void {
+    for (const [metric, v] of Object.entries(metrics)) {
+      const key = JSON.stringify([encoder, task, fraction, metric]);
+      this.values.set(key, [...(this.values.get(key) ?? []), v]);
+    }
+  }
+
+  /** Mean ± sample std of each metric over seeds, per encoder, task and label fraction. */
+  summaries(): EvaluationResults['metrics'] {
+    return [...this.values].map(([key, perSeed]) => {
+      const [encoder, task, fraction, metric] = JSON.parse(key) as [string, TaskName, number, string];
+      return { encoder, task, label_fraction: fraction, metric, ...meanStd(perSeed), per_seed: perSeed };
+    });
+  }
 }
 
 /** A bundle given as a local folder (or file:// URI), else a prefix in the store. */

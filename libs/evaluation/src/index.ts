@@ -6,3 +6,5 @@ export * from './linear-probe';
 export * from './dense-tasks';
 export * from './zero-shot';
 export * from './evaluation-run';
+export { heldOutImageIds } from './task-images';
+export { pngDataUri } from './report-images';

@@ -1,5 +1,5 @@
 export * from './config';
-export { runPipeline, pretrainingRuns, stageNames, type PipelineResult } from './run';
+export { runPipeline, pretrainingRuns, type PipelineResult } from './run';
 export { PipelineStageError, type PipelineEvent, type StageRecord } from './pipeline-run';
 export {
   startLocalServices,
