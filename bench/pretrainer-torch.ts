@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { FileArtifactStore, readJsonl } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
-import { parsePretrainingConfig, runPretraining, type LogEntry } from '@medsyn/vlp';
+import { parsePretrainingConfig } from '@medsyn/config';
+import { runPretraining, type LogEntry } from '@medsyn/vlp';
 import { watchLoad } from './machine';
 
 const root = path.join(__dirname, '..');

@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { FileArtifactStore, readJsonl } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
-import { parsePretrainingConfig, runPretraining, type LogEntry, type Method } from '@medsyn/vlp';
+import { parsePretrainingConfig, type Method } from '@medsyn/config';
+import { runPretraining, type LogEntry } from '@medsyn/vlp';
 import { watchLoad } from './machine';
 
 const THREADS = 2;

@@ -12,7 +12,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { heldOutImageIds, importDataset, type TaskName } from '@medsyn/evaluation';
+import { type TaskName } from '@medsyn/config';
+import { heldOutImageIds, importDataset } from '@medsyn/evaluation';
 import { covidCxrReportText } from '@medsyn/generator-training';
 import { parsePipelineConfig, renderComparisonTables, runPipeline } from '@medsyn/pipeline';
 import { repoRoot, sharedDataDir } from '@medsyn/testing';

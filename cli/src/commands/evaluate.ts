@@ -3,13 +3,9 @@ import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import {
-  renderReport,
-  runEvaluation,
-  writeEvaluationOutput,
-  type EvaluationConfig,
-  type MetricSummary,
-} from '@medsyn/evaluation';
+import { type EvaluationConfig } from '@medsyn/config';
+import { renderReport, type MetricSummary } from '@medsyn/evaluation-report';
+import { runEvaluation, writeEvaluationOutput } from '@medsyn/evaluation';
 import type { RegisterCommand } from './index';
 
 /** Reads a YAML or JSON config; bundle and dataset paths are relative to the config file. */

@@ -5,13 +5,8 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { openStore } from '@medsyn/artifact-store';
-import {
-  PretrainingCancelledError,
-  parsePretrainingConfig,
-  runPretraining,
-  type PretrainingConfig,
-  type PretrainingProgress,
-} from '@medsyn/vlp';
+import { parsePretrainingConfig, type PretrainingConfig } from '@medsyn/config';
+import { PretrainingCancelledError, runPretraining, type PretrainingProgress } from '@medsyn/vlp';
 import type { RegisterCommand } from './index';
 
 /** What `medsyn pretrain` reads: a PretrainingConfig in the proto's snake_case names, plus where to work. */

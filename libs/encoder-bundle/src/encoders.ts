@@ -9,10 +9,11 @@ import {
   type BertConfig,
   type ModelBuilder,
 } from '@medsyn/model-zoo';
+import type { ImageArchitecture } from '@medsyn/config';
 import { exportInferenceModel } from '@medsyn/training';
 import { BUNDLE_FILES, BUNDLE_FORMAT, EncoderBundleError, type EncoderManifest, type FeatureMapInfo } from './manifest';
 
-export type ImageArchitecture = 'resnet18' | 'resnet34' | 'resnet50' | 'resnet101' | 'vit';
+export type { ImageArchitecture };
 
 export interface ImageEncoderSpec {
   architecture: ImageArchitecture;

@@ -9,7 +9,8 @@ import {
   type ExecutionProvider,
 } from '@medsyn/training';
 import { bceWithLogits } from './linear-probe';
-import { detectionMap, dice, iou, type Box, type ScoredBox } from './metrics';
+import type { Box, ScoredBox } from '@medsyn/evaluation-report';
+import { detectionMap, dice, iou } from './metrics';
 import { seededRandom, shuffled } from './splits';
 import type { EncodedImages, FeatureMapSpec } from './encoder';
 

@@ -1,9 +1,10 @@
 export * from './metrics';
-export * from './datasets';
+export * from './downstream-datasets';
 export * from './splits';
 export * from './encoder';
 export * from './linear-probe';
 export * from './dense-tasks';
 export * from './zero-shot';
-export * from './comparison';
-export * from './report';
+export * from './evaluation-run';
+export { heldOutImageIds } from './task-images';
+export { pngDataUri } from './report-images';

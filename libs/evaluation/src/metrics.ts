@@ -1,3 +1,5 @@
+import type { Box, ScoredBox } from '@medsyn/evaluation-report';
+
 /** A metric was asked of inputs it is undefined for (one class only, mismatched lengths...). */
 export class MetricError extends Error {
   override name = 'MetricError';
@@ -136,20 +138,6 @@ export function meanDice(predicted: ArrayLike<number>[], truth: ArrayLike<number
   return predicted.reduce((sum, p, i) => sum + dice(p, truth[i]!), 0) / truth.length;
 }
 
-/** An axis-aligned box in pixels, COCO's [x, y, width, height] convention. */
-export interface Box {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  /** Class index (0-based). */
-  label: number;
-}
-
-export interface ScoredBox extends Box {
-  score: number;
-}
-
 /** Intersection over union of two boxes (continuous coordinates, as pycocotools). */
 export function iou(a: Box, b: Box): number {
   const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
@@ -242,13 +230,4 @@ export function detectionMap(
     map_40_75: perThreshold.reduce((a, b) => a + b, 0) / perThreshold.length,
     map_50: meanAveragePrecision(detections, truths, classes, 0.5),
   };
-}
-
-/** Mean and sample standard deviation (n - 1; 0 for a single value). */
-export function meanStd(values: number[]): { mean: number; std: number } {
-  if (values.length === 0) return { mean: NaN, std: NaN };
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  if (values.length === 1) return { mean, std: 0 };
-  const variance = values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1);
-  return { mean, std: Math.sqrt(variance) };
 }

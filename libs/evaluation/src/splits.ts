@@ -1,4 +1,4 @@
-import type { Dataset, LabelledImage } from './datasets';
+import type { DownstreamDataset, LabelledImage } from './downstream-datasets';
 
 /**
  * xorshift32 (Marsaglia 2003): seeded, shifts and xors only (Math.imul is ~50x slower inside
@@ -43,7 +43,7 @@ export function splitIds(split: Split): { train: string[]; validation: string[];
  * is both trained and tested on), seeded. A dataset with its own test list keeps it.
  */
 export function splitByPatient(
-  dataset: Dataset,
+  dataset: DownstreamDataset,
   images: LabelledImage[],
   options: { seed: number; validation?: number; test?: number },
 ): Split {

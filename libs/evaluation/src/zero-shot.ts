@@ -1,12 +1,7 @@
 import * as ort from 'onnxruntime-node';
+import type { PromptPair } from '@medsyn/config';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { EncoderBundleError, type FrozenEncoder } from './encoder';
-
-/** A class's prompt pair (CheXzero, Tiu et al. 2022: "<finding>" vs "no <finding>"). */
-export interface PromptPair {
-  positive: string;
-  negative: string;
-}
 
 export function defaultPrompts(classNames: string[]): Record<string, PromptPair> {
   return Object.fromEntries(

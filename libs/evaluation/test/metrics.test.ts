@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
+import type { Box, ScoredBox } from '@medsyn/evaluation-report';
 import {
   accuracy,
   aurocPerClass,
@@ -10,8 +11,6 @@ import {
   MAP_IOU_THRESHOLDS,
   MetricError,
   rocAuc,
-  type Box,
-  type ScoredBox,
 } from '../src/metrics';
 
 // Fixed fixtures from a small LCG, so the references see exactly what the metrics see.

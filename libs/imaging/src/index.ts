@@ -6,3 +6,4 @@ export * from './decode';
 export * from './limits';
 export * from './resize';
 export * from './augment';
+export * from './seeded-shuffle';

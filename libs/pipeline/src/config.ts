@@ -3,14 +3,17 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { EvaluationConfigError, parseEvaluationConfig } from '@medsyn/evaluation';
-import { PretrainingConfigError, parsePretrainingConfig } from '@medsyn/vlp';
+import {
+  EvaluationConfigError,
+  METHODS,
+  PretrainingConfigError,
+  parseEvaluationConfig,
+  parsePretrainingConfigWithoutPairs,
+  type Method,
+} from '@medsyn/config';
 
 export const SERVICE_NAMES = ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
-export const METHODS = ['convirt', 'gloria', 'mgca'] as const;
-export type Method = (typeof METHODS)[number];
-export type PairSource = 'real' | 'synthetic';
 
 /** A config mistake, named by its key path (`pretrain.methods[1]`), before anything starts. */
 export class PipelineConfigError extends Error {
@@ -199,7 +202,7 @@ export function parsePipelineConfig(
     : (env.MEDSYN_STORE ?? pathToFileURL(path.resolve('.medsyn')).href);
   const checkPretrain = (method: Method) => {
     try {
-      parsePretrainingConfig({ ...config.pretrain.config, method, data: { real_pairs: ['check'] } });
+      parsePretrainingConfigWithoutPairs({ ...config.pretrain.config, method });
     } catch (error) {
       if (error instanceof PretrainingConfigError)
         throw new PipelineConfigError(`pretrain.config.${error.field}`, error.message.replace(/^[^:]*: /, ''));

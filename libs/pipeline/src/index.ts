@@ -1,5 +1,6 @@
 export * from './config';
-export { runPipeline, pretrainingRuns, PipelineStageError, type PipelineEvent, type PipelineResult } from './run';
+export { runPipeline, pretrainingRuns, type PipelineResult } from './run';
+export { PipelineStageError, type PipelineEvent, type StageRecord } from './pipeline-run';
 export {
   startLocalServices,
   waitForJob,

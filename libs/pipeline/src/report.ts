@@ -1,4 +1,5 @@
-import { escapeHtml, meanStd, renderReport, type EvaluationResults, type TaskName } from '@medsyn/evaluation';
+import { type TaskName } from '@medsyn/config';
+import { escapeHtml, meanStd, renderReport, type EvaluationResults } from '@medsyn/evaluation-report';
 import { centerCropSquare, decodeImage, encodeGrayPng } from '@medsyn/imaging';
 import type { ResolvedPipelineConfig } from './config';
 

@@ -1,4 +1,4 @@
-import type { EvaluationResults } from '@medsyn/evaluation';
+import type { EvaluationResults } from '@medsyn/evaluation-report';
 import { pooledMetrics, pooledRatios, type PooledMetric } from './report';
 
 /** One marked figure of a results document, and what the run's files say it should read. */

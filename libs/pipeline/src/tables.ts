@@ -1,4 +1,5 @@
-import type { EvaluationResults, TaskName } from '@medsyn/evaluation';
+import type { TaskName } from '@medsyn/config';
+import type { EvaluationResults } from '@medsyn/evaluation-report';
 import { groupOf, incomparable, pooledMetrics, pooledRatios, pretrainingArms } from './report';
 
 const cell = (m?: { mean: number; std: number }) => (m ? `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}` : '—');

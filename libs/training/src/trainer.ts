@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import type { ExecutionProvider } from '@medsyn/config';
 import { RNG_SEED_INPUT, tensor as makeTensor, type DType, type Tensor, type TypedArray } from '@medsyn/onnx-graph';
 import {
   GRAD_NORM_OUTPUT,
@@ -9,7 +10,7 @@ import {
   type TrainingStepGraph,
 } from './training-step';
 
-export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
+export type { ExecutionProvider };
 
 /** The requested execution provider is not available in this onnxruntime build or on this machine. */
 export class ExecutionProviderError extends Error {}

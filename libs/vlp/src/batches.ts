@@ -9,6 +9,7 @@ import {
   normalizeInto,
   resize,
   seededRandom,
+  seededShuffle,
   type GrayImage,
 } from '@medsyn/imaging';
 
@@ -24,17 +25,6 @@ export interface DataPosition {
   epoch: number;
   /** Index into the epoch's order of the next record to read. */
   cursor: number;
-}
-
-/** Fisher-Yates with a seeded generator: the same (seed, salt) gives the same order. */
-export function seededShuffle<T>(items: readonly T[], seed: number, salt: number): T[] {
-  const random = seededRandom((seed * 1000003 + salt * 7919 + 17) >>> 0);
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
 }
 
 /**

@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import { PretrainingConfigError } from '@medsyn/config';
 import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
 import {
   PairManifestError,
@@ -9,12 +10,12 @@ import {
   type SkippedRecord,
 } from '@medsyn/dataset';
 import type { WordPieceTokenizer } from '@medsyn/wordpiece';
+import { seededShuffle } from '@medsyn/imaging';
 import { ImageBatchWorker } from './batch-worker';
-import { ImageBatcher, seededShuffle, type DataPosition, type ImageBatch, type ImageInputOptions } from './batches';
-import { PretrainingConfigError } from './config';
+import { ImageBatcher, type DataPosition, type ImageBatch, type ImageInputOptions } from './batches';
 import { WORD_MASK_INPUT } from './model';
 
-export { epochOrder, seededShuffle, type DataPosition, type ImageInputOptions } from './batches';
+export { epochOrder, type DataPosition, type ImageInputOptions } from './batches';
 export { liveImageBatchWorkers } from './batch-worker';
 
 /**

@@ -1,5 +1,5 @@
 export * from './losses';
-export * from './config';
+export * from './encoder-spec';
 export * from './schedule';
 export { vlpObjective, WORD_MASK_INPUT, type VlpModelOptions } from './model';
 export * from './data';

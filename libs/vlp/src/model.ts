@@ -2,7 +2,7 @@ import type { GraphBuilder, Value } from '@medsyn/onnx-graph';
 import { linear, modelBuilder, uniform } from '@medsyn/model-zoo';
 import { SCOPES, imageEncoder, projectionHead, textEncoder, type EncoderSpec } from '@medsyn/encoder-bundle';
 import type { TrainingObjective } from '@medsyn/training';
-import { PretrainingConfigError, type Method } from './config';
+import { PretrainingConfigError, type Method } from '@medsyn/config';
 import { convirtLoss, gloriaLoss, mgcaLoss, type LossOutput } from './losses';
 
 /** Batch inputs of a pre-training step besides the encoders' (pixel_values, input_ids, attention_mask). */

@@ -28,7 +28,8 @@ import {
   type OptimizerConfig,
 } from '@medsyn/training';
 import { WordPieceError, WordPieceTokenizer } from '@medsyn/wordpiece';
-import { PretrainingConfigError, configDigest, encoderSpecOf, type PretrainingConfig } from './config';
+import { PretrainingConfigError, configDigest, type PretrainingConfig } from '@medsyn/config';
+import { encoderSpecOf } from './encoder-spec';
 import {
   PairBatchLoader,
   Prefetcher,

@@ -1,4 +1,4 @@
-import type { PretrainingConfig } from './config';
+import type { PretrainingConfig } from '@medsyn/config';
 
 /**
  * Learning rate of 1-based step `step` of `total`: linear warm-up from 0 to the peak over

@@ -4,16 +4,14 @@ import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artif
 import { readEncoderBundle } from '@medsyn/encoder-bundle';
 import { itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
+import { PretrainingConfigError, parsePretrainingConfig, type PretrainingConfig } from '@medsyn/config';
 import {
   PretrainingAbandonedError,
   PretrainingCancelledError,
-  PretrainingConfigError,
   RUN_FILES,
   liveImageBatchWorkers,
-  parsePretrainingConfig,
   runPretraining,
   type LogEntry,
-  type PretrainingConfig,
 } from '../src';
 import { writeOpacityPairs } from './fixtures';
 

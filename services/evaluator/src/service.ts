@@ -10,18 +10,9 @@ import {
   type ArtifactRef,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
-import {
-  DatasetError,
-  EncoderBundleError,
-  EvaluationConfigError,
-  isAllowedDatasetRoot,
-  parseEvaluationConfig,
-  renderReport,
-  runEvaluation,
-  type EvaluationConfig,
-  type EvaluationResults,
-  type TaskName,
-} from '@medsyn/evaluation';
+import { EvaluationConfigError, parseEvaluationConfig, type EvaluationConfig, type TaskName } from '@medsyn/config';
+import { renderReport, type EvaluationResults } from '@medsyn/evaluation-report';
+import { DatasetError, EncoderBundleError, isAllowedDatasetRoot, runEvaluation } from '@medsyn/evaluation';
 import { JobFailure, canonicalDigest, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';

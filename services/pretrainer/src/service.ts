@@ -2,15 +2,8 @@ import { common, pretrainer } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceContext, type ServiceSpec } from '@medsyn/service-kit';
 import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { getBuffer, keyOf, verifyArtifactRef, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
-import {
-  PretrainingCancelledError,
-  PretrainingConfigError,
-  RUN_FILES,
-  parsePretrainingConfig,
-  runPretraining,
-  type PretrainingConfig,
-  type PretrainingResult,
-} from '@medsyn/vlp';
+import { PretrainingConfigError, parsePretrainingConfig, type PretrainingConfig } from '@medsyn/config';
+import { PretrainingCancelledError, RUN_FILES, runPretraining, type PretrainingResult } from '@medsyn/vlp';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 

@@ -20,16 +20,8 @@ import { readEncoderBundle } from '@medsyn/encoder-bundle';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { GraphBuilder, encodeModel, type Tensor } from '@medsyn/onnx-graph';
 import { encodeSafetensors } from '@medsyn/training';
-import {
-  PretrainingConfigError,
-  configDigest,
-  encoderSpecOf,
-  epochOrder,
-  loadPairManifests,
-  parsePretrainingConfig,
-  splitPairs,
-  vlpObjective,
-} from '@medsyn/vlp';
+import { PretrainingConfigError, configDigest, parsePretrainingConfig } from '@medsyn/config';
+import { encoderSpecOf, epochOrder, loadPairManifests, splitPairs, vlpObjective } from '@medsyn/vlp';
 
 interface LossCase {
   config: unknown;

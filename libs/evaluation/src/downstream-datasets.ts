@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { decodeImage, grayImage, type GrayImage } from '@medsyn/imaging';
-import type { Box } from './metrics';
+import type { Box } from '@medsyn/evaluation-report';
 
 /**
  * A dataset file is missing or malformed. Messages name the file, row and column, never cell
@@ -31,7 +31,8 @@ export interface LabelledImage {
   mask?: MaskSource;
 }
 
-export interface Dataset {
+/** A downstream dataset the encoders are evaluated on: labelled images with masks and boxes where it has them. */
+export interface DownstreamDataset {
   name: string;
   /** multi-label: independent 0/1 per class (sigmoid); multi-class: one class per image (softmax). */
   kind: 'multi-label' | 'multi-class';
@@ -145,7 +146,7 @@ export const CHEXPERT_COMPETITION = ['Atelectasis', 'Cardiomegaly', 'Consolidati
 export function importChexpert(
   root: string,
   options: { csv?: string; classes?: string[]; uncertain?: UncertaintyPolicy; frontalOnly?: boolean } = {},
-): Dataset {
+): DownstreamDataset {
   const file = path.join(root, options.csv ?? 'train.csv');
   const classes = options.classes ?? CHEXPERT_COMPETITION;
   const policy = options.uncertain ?? 'ones';
@@ -180,7 +181,7 @@ export function importChexpert(
  * one row per box (Target 0 rows have no box); images `stage_2_train_images/<patientId>.dcm`.
  * Classification label: pneumonia (Target); boxes: class 0 = opacity.
  */
-export function importRsna(root: string, options: { csv?: string; images?: string } = {}): Dataset {
+export function importRsna(root: string, options: { csv?: string; images?: string } = {}): DownstreamDataset {
   const file = path.join(root, options.csv ?? 'stage_2_train_labels.csv');
   const rows = readCsv(file, 'RSNA labels', ['patientId', 'x', 'y', 'width', 'height', 'Target'], root);
   const folder = path.join(root, options.images ?? 'stage_2_train_images');
@@ -223,7 +224,7 @@ export function importRsna(root: string, options: { csv?: string; images?: strin
  * several regions, "-1" for none; DICOMs anywhere under `images` (the Kaggle layout nests them
  * by study and series), found by file name `<ImageId>.dcm`.
  */
-export function importSiim(root: string, options: { csv?: string; images?: string } = {}): Dataset {
+export function importSiim(root: string, options: { csv?: string; images?: string } = {}): DownstreamDataset {
   const file = path.join(root, options.csv ?? 'train-rle.csv');
   const rows = readCsv(file, 'SIIM run-length masks', ['ImageId'], root);
   // The Kaggle file's header has a leading space: " EncodedPixels".
@@ -285,7 +286,7 @@ export function decodeSiimRle(runs: string[], width: number, height: number): Ui
  * COVIDx: `train.txt` / `test.txt`, space-separated (patient id, filename, class, source), images
  * in `train/` and `test/`. Multi-class; the dataset's test list is kept as its test split.
  */
-export function importCovidx(root: string, options: { classes?: string[] } = {}): Dataset {
+export function importCovidx(root: string, options: { classes?: string[] } = {}): DownstreamDataset {
   const entries: { image: LabelledImage; className: string }[] = [];
   const testIds = new Set<string>();
   for (const split of ['train', 'test']) {
@@ -328,7 +329,7 @@ export function importCsv(
     label_column?: string;
     patient_column?: string;
   },
-): Dataset {
+): DownstreamDataset {
   const file = path.join(root, options.csv ?? 'labels.csv');
   const imageColumn = options.image_column ?? 'image';
   const folder = path.join(root, options.images ?? '.');
@@ -381,7 +382,7 @@ export function importCsv(
  * vs other findings; the upstream "todo" rows are unlabelled and left out), V7 lung masks
  * (`lung_mask` column) and COCO lung boxes (`boxes.json`, right and left lung).
  */
-export function importCovidCxr(root: string): Dataset {
+export function importCovidCxr(root: string): DownstreamDataset {
   const file = path.join(root, 'metadata.csv');
   const rows = readCsv(file, 'covid-cxr metadata', ['patientid', 'finding', 'view', 'filename', 'lung_mask'], root);
   const boxesFile = path.join(root, 'boxes.json');
@@ -430,13 +431,13 @@ export function importCovidCxr(root: string): Dataset {
 export type DatasetFormat = 'chexpert' | 'rsna' | 'siim' | 'covidx' | 'csv' | 'covid_cxr';
 
 /** The importer for a format name (the proto's Dataset.format), with its string options. */
-export function importDataset(format: string, root: string, options: Record<string, string> = {}): Dataset {
+export function importDataset(format: string, root: string, options: Record<string, string> = {}): DownstreamDataset {
   if (!fs.existsSync(root)) throw new DatasetError(`dataset root not found: ${root}`);
   if (!fs.statSync(root).isDirectory()) throw new DatasetError(`dataset root is not a folder: ${root}`);
   return { ...importFormat(format, root, options), root };
 }
 
-function importFormat(format: string, root: string, options: Record<string, string>): Dataset {
+function importFormat(format: string, root: string, options: Record<string, string>): DownstreamDataset {
   switch (format) {
     case 'chexpert':
       return importChexpert(root, {

@@ -1,4 +1,4 @@
-import type { EvaluationResults, MetricSummary, ReportSample } from './comparison';
+import type { EvaluationResults, MetricSummary, ReportSample } from './results';
 
 const escape = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);

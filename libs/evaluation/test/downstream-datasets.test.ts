@@ -16,7 +16,7 @@ import {
   isAllowedDatasetRoot,
   loadImage,
   loadMask,
-} from '../src/datasets';
+} from '../src/downstream-datasets';
 import { labelFraction, splitByPatient, stratum } from '../src/splits';
 
 const COVID_CXR = path.join(sharedDataDir, 'covid-cxr');

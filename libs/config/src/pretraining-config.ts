@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { VIT_PRESETS } from '@medsyn/model-zoo';
-import type { EncoderSpec, ImageEncoderSpec } from '@medsyn/encoder-bundle';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from './execution-provider';
 
 /**
  * A pre-training job's configuration. Field names are the camelCase of
@@ -64,7 +63,7 @@ export interface PretrainingConfig {
   temperature: number;
   methodOptions: Record<string, number>;
   gradientAccumulation: number;
-  executionProvider: 'cpu' | 'cuda' | 'webgpu';
+  executionProvider: ExecutionProvider;
 }
 
 export const METHODS = ['convirt', 'gloria', 'mgca'] as const;
@@ -204,6 +203,25 @@ export const PRETRAINING_LIMITS = {
  * objects), fills defaults and checks every field; throws PretrainingConfigError naming the field.
  */
 export function parsePretrainingConfig(value: unknown): PretrainingConfig {
+  const config = readFields(value);
+  if (config.data.realPairs.length + config.data.syntheticPairs.length === 0)
+    throw new PretrainingConfigError(
+      'data.real_pairs',
+      'no pair manifest given (data.real_pairs or data.synthetic_pairs)',
+    );
+  return checkCombinations(config);
+}
+
+/**
+ * Every check of parsePretrainingConfig but that pair manifests are given: for a config whose
+ * pairs do not exist yet (a pipeline's `pretrain.config`, before its pairs are made).
+ */
+export function parsePretrainingConfigWithoutPairs(value: unknown): PretrainingConfig {
+  return checkCombinations(readFields(value));
+}
+
+/** Each field read, defaulted and checked on its own. */
+function readFields(value: unknown): PretrainingConfig {
   const top = section(value, '');
   const image = section(top.imageEncoder, 'image_encoder');
   const textEnc = section(top.textEncoder, 'text_encoder');
@@ -316,13 +334,13 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
         min: 0,
         max: PRETRAINING_LIMITS.batch_size,
       }) || 1,
-    executionProvider: oneOf(top.executionProvider, 'execution_provider', ['cpu', 'cuda', 'webgpu'], 'cpu'),
+    executionProvider: oneOf(top.executionProvider, 'execution_provider', EXECUTION_PROVIDERS, 'cpu'),
   };
-  if (config.data.realPairs.length + config.data.syntheticPairs.length === 0)
-    throw new PretrainingConfigError(
-      'data.real_pairs',
-      'no pair manifest given (data.real_pairs or data.synthetic_pairs)',
-    );
+  return config;
+}
+
+/** The checks that involve several fields. */
+function checkCombinations(config: PretrainingConfig): PretrainingConfig {
   if (config.textEncoder.hiddenSize % config.textEncoder.heads !== 0)
     throw new PretrainingConfigError(
       'text_encoder.hidden_size',
@@ -336,54 +354,6 @@ export function parsePretrainingConfig(value: unknown): PretrainingConfig {
       'contrastive losses need the whole batch in one graph (in-batch negatives); only 1 is supported',
     );
   return config;
-}
-
-/** The image and text encoders a configuration describes (as @medsyn/encoder-bundle builds them). */
-export function encoderSpecOf(config: PretrainingConfig): EncoderSpec {
-  const { imageEncoder: img, textEncoder: txt } = config;
-  let image: ImageEncoderSpec;
-  if (img.architecture.startsWith('vit_')) {
-    const preset = { vit_tiny: VIT_PRESETS.tiny, vit_small: VIT_PRESETS.small, vit_base_16: VIT_PRESETS.base16 }[
-      img.architecture as 'vit_tiny'
-    ]!;
-    const hidden = img.width || preset.hidden;
-    if (img.imageSize % preset.patchSize !== 0)
-      throw new PretrainingConfigError(
-        'image_encoder.image_size',
-        `must be a multiple of the ViT patch size ${preset.patchSize}`,
-      );
-    if (hidden % preset.heads !== 0)
-      throw new PretrainingConfigError('image_encoder.width', `must be divisible by the ViT's ${preset.heads} heads`);
-    image = {
-      architecture: 'vit',
-      size: img.imageSize,
-      vit: { patchSize: preset.patchSize, layers: preset.layers, heads: preset.heads, hidden, mlpDim: hidden * 4 },
-    };
-  } else {
-    image = {
-      architecture: img.architecture as ImageEncoderSpec['architecture'],
-      size: img.imageSize,
-      ...(img.width ? { width: img.width } : {}),
-    };
-  }
-  return {
-    image,
-    text: {
-      architecture: 'bert',
-      bert: {
-        vocabSize: 0, // set from the tokenizer's vocabulary when the job starts
-        hidden: txt.hiddenSize,
-        layers: txt.layers,
-        heads: txt.heads,
-        intermediate: txt.hiddenSize * 4,
-        maxLength: txt.maxLength,
-        maxPositions: Math.max(512, txt.maxLength),
-      },
-    },
-    embeddingDim: config.embeddingSize,
-    // ConVIRT projects through a one-hidden-layer MLP (Zhang et al. 2020, sec. 2.2); GLoRIA and MGCA linearly.
-    projection: config.method === 'convirt' ? 'mlp' : 'linear',
-  };
 }
 
 /** The canonical JSON of a configuration and its sha256 (the lineage's config digest). */

@@ -2,10 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { itWithSharedData, makeTempDir, sharedDataDir } from '@medsyn/testing';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
-import { EvaluationConfigError, parseEvaluationConfig, runEvaluation, writeEvaluationOutput } from '../src/comparison';
+import { EvaluationConfigError, parseEvaluationConfig } from '@medsyn/config';
+import { renderReport } from '@medsyn/evaluation-report';
+import { runEvaluation, writeEvaluationOutput } from '../src/evaluation-run';
 import { encodeImages, openEncoderBundle } from '../src/encoder';
 import { rocAuc } from '../src/metrics';
-import { renderReport } from '../src/report';
 import { zeroShotScores } from '../src/zero-shot';
 import { SIZE, TINY, separableImages, writeBundle, writeCsvDataset, writeTrainedBundle } from './fixtures';
 

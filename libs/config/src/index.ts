@@ -1,0 +1,4 @@
+export * from './execution-provider';
+export * from './image-architecture';
+export * from './pretraining-config';
+export * from './evaluation-config';
