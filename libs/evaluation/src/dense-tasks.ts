@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { detectionHead, modelBuilder, unetDecoder, type DecoderNorm } from '@medsyn/model-zoo';
 import type { GraphBuilder, Tensor, Value } from '@medsyn/onnx-graph';
+import { seededRandom, shuffled } from '@medsyn/random';
 import {
   Trainer,
   buildTrainingStep,
@@ -10,7 +11,6 @@ import {
 } from '@medsyn/training';
 import { bceWithLogits } from './linear-probe';
 import { detectionMap, dice, iou, type Box, type ScoredBox } from './metrics';
-import { seededRandom, shuffled } from './splits';
 import type { EncodedImages, FeatureMapSpec } from './encoder';
 
 /** Feature maps of one set of images, as the encoder cache holds them. */

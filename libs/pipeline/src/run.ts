@@ -14,7 +14,8 @@ import {
 import { exportDataset } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation';
 import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
-import { parsePretrainingConfig, seededShuffle } from '@medsyn/vlp';
+import { seededShuffle } from '@medsyn/random';
+import { parsePretrainingConfig } from '@medsyn/vlp';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { ContentHasher, imagesDigest, localImages, reportRecords, sha256, stageKey } from './content';
 import { SERVICE_NAMES, type Method, type PairSource, type ResolvedPipelineConfig, type ServiceName } from './config';

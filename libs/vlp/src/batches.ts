@@ -7,9 +7,9 @@ import {
   decodeImage,
   normalizeInto,
   resize,
-  seededRandom,
   type GrayImage,
 } from '@medsyn/imaging';
+import { seededRandom, seededShuffle } from '@medsyn/random';
 
 /** One image-report pair of a manifest line `{"image": uri-or-key, "report": text}`. */
 export interface PairRecord {
@@ -44,17 +44,6 @@ export interface DataPosition {
   epoch: number;
   /** Index into the epoch's order of the next record to read. */
   cursor: number;
-}
-
-/** Fisher-Yates with a seeded generator: the same (seed, salt) gives the same order. */
-export function seededShuffle<T>(items: readonly T[], seed: number, salt: number): T[] {
-  const random = seededRandom((seed * 1000003 + salt * 7919 + 17) >>> 0);
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
 }
 
 /**

@@ -1,11 +1,11 @@
 import { posix } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { InvalidKeyError, getBuffer, readJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { seededShuffle } from '@medsyn/random';
 import type { WordPieceTokenizer } from '@medsyn/wordpiece';
 import { ImageBatchWorker } from './batch-worker';
 import {
   ImageBatcher,
-  seededShuffle,
   type DataPosition,
   type ImageBatch,
   type ImageInputOptions,
@@ -15,14 +15,7 @@ import {
 import { PretrainingConfigError } from './config';
 import { WORD_MASK_INPUT } from './model';
 
-export {
-  epochOrder,
-  seededShuffle,
-  type DataPosition,
-  type ImageInputOptions,
-  type PairRecord,
-  type SkippedRecord,
-} from './batches';
+export { epochOrder, type DataPosition, type ImageInputOptions, type PairRecord, type SkippedRecord } from './batches';
 export { liveImageBatchWorkers } from './batch-worker';
 
 export interface LoadedPairs {
