@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -6,6 +5,7 @@ import {
   InvalidKeyError,
   getBuffer,
   readJsonl,
+  sha256Hex,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
 import { keyOf, loadPairManifests, type PairRecord } from '@medsyn/vlp';
@@ -122,8 +122,6 @@ function pngModelDigest(png: Buffer): string | undefined {
   return digest && /^[0-9a-f]{64}$/.test(digest) ? digest : undefined;
 }
 
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
 function normalizePrefix(prefix: string | undefined, field: string): string {
   const p = (prefix ?? '').replace(/^\/+/, '');
   if (p !== '' && !p.endsWith('/')) throw new DatasetExportError(field, 'must be empty or end in "/"');
@@ -189,7 +187,7 @@ async function prepareSample(
     throw error;
   }
   const what = `${record.manifest} line ${record.lineNumber}: image ${record.imageKey}`;
-  const digest = sha256(image);
+  const digest = sha256Hex(image);
   if (typeof line.image_sha256 === 'string' && line.image_sha256 !== digest)
     throw new DatasetExportError('pairs', `${what} does not match its image_sha256`);
   const ext = imageExtension(image);

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artifact-store';
+import { FileArtifactStore, getBuffer, putJsonl, readJsonl, sha256Hex } from '@medsyn/artifact-store';
 import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
 import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
 import { makeTempDir } from '@medsyn/testing';
@@ -13,7 +13,6 @@ import {
   imageStatisticsCheck,
   QualityGate,
   runDatasetShard,
-  sha256Hex,
   synthesize,
   type PairRecord,
   type QualityCheck,

@@ -8,6 +8,8 @@ import {
   openStore,
   putJsonl,
   readJsonl,
+  // The bytes digest; named sha256 here until run.ts is free to rename its three calls (#19).
+  sha256Hex as sha256,
   storedDigest,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
@@ -17,7 +19,7 @@ import { anonymizer, common, evaluator, pretrainer, synthesizer } from '@medsyn/
 import { seededShuffle } from '@medsyn/random';
 import { parsePretrainingConfig } from '@medsyn/vlp';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
-import { ContentHasher, imagesDigest, localImages, reportRecords, sha256, stageKey } from './content';
+import { ContentHasher, imagesDigest, localImages, reportRecords, stageKey } from './content';
 import { SERVICE_NAMES, type Method, type PairSource, type ResolvedPipelineConfig, type ServiceName } from './config';
 import { renderPipelineReport, type GridPair } from './report';
 import { JobFailedError, connect, startLocalServices, unary, waitForJob, type Endpoints } from './services';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '@medsyn/artifact-store';
 import { VIT_PRESETS } from '@medsyn/model-zoo';
 import type { EncoderSpec, ImageEncoderSpec } from '@medsyn/encoder-bundle';
 
@@ -389,5 +389,5 @@ export function encoderSpecOf(config: PretrainingConfig): EncoderSpec {
 /** The canonical JSON of a configuration and its sha256 (the lineage's config digest). */
 export function configDigest(config: PretrainingConfig): { json: string; sha256: string } {
   const json = JSON.stringify(config, null, 2);
-  return { json, sha256: createHash('sha256').update(json).digest('hex') };
+  return { json, sha256: sha256Hex(json) };
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   FileArtifactStore,
+  canonicalDigest,
   claimedDigest,
   getBuffer,
   verifyArtifactRef,
@@ -21,7 +22,7 @@ import {
   type EvaluationResults,
   type TaskName,
 } from '@medsyn/evaluation';
-import { JobFailure, canonicalDigest, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
+import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';
 
