@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { FileArtifactStore, getBuffer, putJsonl, readJsonl, sha256Hex } from '@medsyn/artifact-store';
 import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
 import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
+import { seededRandom } from '@medsyn/random';
 import { makeTempDir } from '@medsyn/testing';
 import {
   buildTinyPipeline,
@@ -31,14 +32,11 @@ describe('quality gate', () => {
 
   it('rejects blank, saturated and noise-like images and passes a smooth one', async () => {
     const check = imageStatisticsCheck();
-    let state = 12345;
+    const random = seededRandom(12345);
     const noise = grayImage(
       64,
       64,
-      Float32Array.from(
-        { length: 64 * 64 },
-        () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) * 0.6 + 0.2,
-      ),
+      Float32Array.from({ length: 64 * 64 }, () => random() * 0.6 + 0.2),
     );
     expect(await check.check(smooth(64), {})).toEqual([]);
     expect(await check.check(grayImage(64, 64, new Float32Array(64 * 64).fill(0.5)), {})).toEqual(['blank']);
