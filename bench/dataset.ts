@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
 import { exportDataset, importDataset } from '@medsyn/dataset';
-import { encodeGrayPng, seededRandom } from '@medsyn/imaging';
+import { encodeGrayPng } from '@medsyn/imaging';
+import { seededRandom } from '@medsyn/random';
 import { watchLoad } from './machine';
 
 const SAMPLES = Number(process.env.BENCH_DATASET_SAMPLES ?? 1000);

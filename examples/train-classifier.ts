@@ -3,6 +3,7 @@
 import * as ort from 'onnxruntime-node';
 import { getBuffer, openStore } from '@medsyn/artifact-store';
 import { ops, tensor, type GraphBuilder, type Value } from '@medsyn/onnx-graph';
+import { seededRandom, type Random } from '@medsyn/random';
 import {
   Trainer,
   buildTrainingStep,
@@ -15,12 +16,11 @@ import {
 function classifier(g: GraphBuilder, x: Value): Value {
   const o = ops(g);
   const seeded = (dims: number[], fanIn: number) => {
-    let s = dims.length * 7919 + fanIn;
-    const next = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+    const random = seededRandom(dims.length * 7919 + fanIn);
     return tensor(
       'float32',
       dims,
-      Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => next() * Math.sqrt(6 / fanIn)),
+      Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (random() * 2 - 1) * Math.sqrt(6 / fanIn)),
     );
   };
   let h = o.relu(
@@ -41,9 +41,7 @@ function classifier(g: GraphBuilder, x: Value): Value {
 }
 
 // Synthetic data: a bright square in the left (class 0) or right (class 1) half of 8x8 noise.
-function batch(size: number, seed: number) {
-  let s = seed;
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+function batch(size: number, rand: Random) {
   const x = new Float32Array(size * 64);
   const y = new Float32Array(size * 2);
   for (let n = 0; n < size; n++) {
@@ -72,10 +70,11 @@ async function main() {
   });
   const trainer = await Trainer.create(step, { executionProvider: 'cpu' });
   const steps = 60;
+  const training = seededRandom(1);
   for (let i = 0; i < steps; i++) {
     // Any schedule: the learning rate is an input of each step (here warm-up then cosine).
     const lr = 0.01 * Math.min(1, (i + 1) / 5) * 0.5 * (1 + Math.cos((Math.PI * i) / steps));
-    const { loss, gradNorm } = await trainer.trainStep(batch(32, i + 1), lr);
+    const { loss, gradNorm } = await trainer.trainStep(batch(32, training), lr);
     if (i % 10 === 0 || i === steps - 1)
       console.log(`step ${i + 1}: loss ${loss.toFixed(4)}, grad norm ${gradNorm.toFixed(3)}`);
   }
@@ -99,7 +98,7 @@ async function main() {
   );
   await store.put('examples/classifier/model.onnx', model);
   const session = await ort.InferenceSession.create(model);
-  const test = batch(200, 424242);
+  const test = batch(200, seededRandom(424242));
   const logits = (await session.run({ x: test.x })).logits!.data as Float32Array;
   const labels = test.y.data as Float32Array;
   let correct = 0;

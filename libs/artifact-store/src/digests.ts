@@ -1,8 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
 import { ArtifactNotFoundError, DigestMismatchError, MalformedDigestError } from './errors';
-import { streamSha256 } from './hashing';
+import { sha256Hex, streamSha256 } from './hashing';
 import { keyOf } from './keys';
 import type { ArtifactStore, DigestClaim } from './types';
 
@@ -22,7 +21,22 @@ const byCodePoint = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf
  */
 export function treeDigest(files: Iterable<{ path: string; sha256: string }>): string {
   const lines = [...files].sort((a, b) => byCodePoint(a.path, b.path)).map((f) => `${f.path}\t${f.sha256}\n`);
-  return createHash('sha256').update(lines.join('')).digest('hex');
+  return sha256Hex(lines.join(''));
+}
+
+/** sha256 of a value's JSON with object keys sorted: equal for equal requests. */
+export function canonicalDigest(value: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.keys(v as object)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return sha256Hex(JSON.stringify(canonical(value)));
 }
 
 /** Every regular file under dir, as `/`-separated relative paths in code-point order. */

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Sha256Meter, toReadable } from './hashing';
+import { Sha256Meter, sha256Hex, toReadable } from './hashing';
 import type { ArtifactRef, ObjectBody } from './types';
 
 /** What the filesystem store keeps under `.meta/<key>.json` for each object. */
@@ -28,7 +27,7 @@ const isBytes = (body: ObjectBody): body is string | Uint8Array =>
   typeof body === 'string' || body instanceof Uint8Array;
 const bytesOf = (body: string | Uint8Array) => (typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
 const digestOf = (bytes: Uint8Array): Digest => ({
-  sha256: createHash('sha256').update(bytes).digest('hex'),
+  sha256: sha256Hex(bytes),
   sizeBytes: bytes.byteLength,
 });
 

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import * as Minio from 'minio';
 import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
-import { isReplayable, streamSha256, toReadable } from './hashing';
+import { isReplayable, sha256Hex, streamSha256, toReadable } from './hashing';
 import { guessMediaType, validateKey } from './keys';
 import { DEFAULT_RETRY, describe, isTransient, withRetry, type RetryPolicy } from './retry';
 import type { ArtifactBatch, ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
@@ -101,7 +101,7 @@ export class S3ArtifactStore implements ArtifactStore {
     if (await this.stat(key)) return false;
     const bytes =
       typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const sha256 = sha256Hex(bytes);
     const headers = { 'Content-Type': options.mediaType ?? guessMediaType(key), sha256, 'If-None-Match': '*' };
     try {
       await withRetry(

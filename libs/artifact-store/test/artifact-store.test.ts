@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -19,13 +18,13 @@ import {
   putJsonl,
   readJsonl,
   localTreeDigest,
+  sha256Hex,
   storedDigest,
   treeDigest,
   verifyArtifactRef,
   type ArtifactStore,
 } from '../src';
 
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const MiB = 1024 * 1024;
 
 async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
@@ -114,7 +113,7 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     const ref = await store.put('reports/a.txt', body);
     expect(ref).toEqual({
       uri: store.uriOf('reports/a.txt'),
-      sha256: sha256(body),
+      sha256: sha256Hex(body),
       sizeBytes: Buffer.byteLength(body),
       mediaType: 'text/plain',
     });
@@ -168,26 +167,26 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
       bodies.map((b, i) => store.put(`race/many/${String(i).padStart(2, '0')}.bin`, Readable.from([b]))),
     );
     for (const [i, body] of bodies.entries()) {
-      expect(refs[i]!.sha256).toBe(sha256(body));
-      expect(sha256(await getBuffer(store, `race/many/${String(i).padStart(2, '0')}.bin`))).toBe(sha256(body));
+      expect(refs[i]!.sha256).toBe(sha256Hex(body));
+      expect(sha256Hex(await getBuffer(store, `race/many/${String(i).padStart(2, '0')}.bin`))).toBe(sha256Hex(body));
     }
   });
 
   (atomicOverwrite ? it : it.skip)('publishes one whole version when writers and readers race on one key', async () => {
     const versions = Array.from({ length: 6 }, (_, i) => Buffer.alloc(2 * MiB + i, 65 + i));
-    const digests = versions.map((v) => sha256(v));
+    const digests = versions.map((v) => sha256Hex(v));
     await store.put('race/object.bin', versions[0]!);
     let reading = true;
     const seen: string[] = [];
     const reader = (async () => {
-      while (reading) seen.push(sha256(await getBuffer(store, 'race/object.bin')));
+      while (reading) seen.push(sha256Hex(await getBuffer(store, 'race/object.bin')));
     })();
     await Promise.all(versions.map((v) => store.put('race/object.bin', Readable.from([v]))));
     reading = false;
     await reader;
     expect(seen.length).toBeGreaterThan(0);
     for (const digest of seen) expect(digests).toContain(digest);
-    const final = sha256(await getBuffer(store, 'race/object.bin'));
+    const final = sha256Hex(await getBuffer(store, 'race/object.bin'));
     expect(digests).toContain(final);
     expect((await store.stat('race/object.bin'))!.sha256).toBe(final);
   });
@@ -197,7 +196,7 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     expect(await store.putIfAbsent('claims/one.json', '{"owner":"b"}')).toBe(false);
     expect((await getBuffer(store, 'claims/one.json')).toString()).toBe('{"owner":"a"}');
     expect(await store.stat('claims/one.json')).toMatchObject({
-      sha256: sha256('{"owner":"a"}'),
+      sha256: sha256Hex('{"owner":"a"}'),
       mediaType: 'application/json',
     });
     await expect(store.putIfAbsent('../claims/x.json', 'x')).rejects.toThrow(InvalidKeyError);
@@ -212,7 +211,7 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
       expect(won.filter(Boolean)).toHaveLength(1);
       const winner = bodies[won.indexOf(true)]!;
       expect((await getBuffer(store, key)).toString()).toBe(winner);
-      expect((await other.stat(key))!.sha256).toBe(sha256(winner));
+      expect((await other.stat(key))!.sha256).toBe(sha256Hex(winner));
     }
   });
 
@@ -255,11 +254,11 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     for (const [i, body] of bodies.entries()) {
       expect(refs[i]).toMatchObject({
         uri: store.uriOf(`batched/${i}.bin`),
-        sha256: sha256(body),
+        sha256: sha256Hex(body),
         sizeBytes: body.length,
       });
       expect(await store.getBytes(`batched/${i}.bin`)).toEqual(body);
-      expect((await store.stat(`batched/${i}.bin`))!.sha256).toBe(sha256(body));
+      expect((await store.stat(`batched/${i}.bin`))!.sha256).toBe(sha256Hex(body));
     }
     expect(await store.stat('batched/broken.bin')).toBeUndefined();
     await expect(batch.put('batched/late.bin', 'x')).rejects.toThrow('already committed');
@@ -277,7 +276,7 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     const ref = await store.put('verify/pairs.jsonl', '{"id":"1"}\n');
     await verifyArtifactRef(store, ref, 'input');
     await verifyArtifactRef(store, { uri: ref.uri, sha256: '' }, 'input'); // a bare URI claims nothing
-    const wrong = { uri: ref.uri, sha256: sha256('other bytes') };
+    const wrong = { uri: ref.uri, sha256: sha256Hex('other bytes') };
     await expect(verifyArtifactRef(store, wrong, 'dataset.input')).rejects.toThrow(DigestMismatchError);
     await expect(verifyArtifactRef(store, wrong, 'dataset.input')).rejects.toThrow(
       `dataset.input: sha256 mismatch for ${ref.uri} (expected ${wrong.sha256}, found ${ref.sha256})`,
@@ -315,9 +314,17 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
   });
 });
 
+describe('sha256Hex', () => {
+  it('is the lower-case hex sha256 of bytes, and of a string as UTF-8', () => {
+    // FIPS 180-2, appendix B.1.
+    expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(sha256Hex(Buffer.from('é\u{1F600}', 'utf8'))).toBe(sha256Hex('é\u{1F600}'));
+  });
+});
+
 describe('folder digests', () => {
   it('are sha256 over "<relative path>\\t<sha256>\\n" lines in code-point order', () => {
-    const [a, b] = [sha256('a'), sha256('b')];
+    const [a, b] = [sha256Hex('a'), sha256Hex('b')];
     // Code-point order: "B" before "a" (localeCompare puts it after), "a-b" before "a/c" ("-" < "/").
     const lines = `B\t${a}\na\t${b}\na-b\t${b}\na/c\t${a}\n`;
     expect(
@@ -327,14 +334,14 @@ describe('folder digests', () => {
         { path: 'B', sha256: a },
         { path: 'a', sha256: b },
       ]),
-    ).toBe(sha256(lines));
+    ).toBe(sha256Hex(lines));
     // U+FF01 before U+1F600, though UTF-16 (JavaScript's "<") has the emoji's surrogates first.
     expect(
       treeDigest([
         { path: '\u{1F600}', sha256: a },
         { path: '\uFF01', sha256: b },
       ]),
-    ).toBe(sha256(`\uFF01\t${b}\n\u{1F600}\t${a}\n`));
+    ).toBe(sha256Hex(`\uFF01\t${b}\n\u{1F600}\t${a}\n`));
   });
 });
 
@@ -345,9 +352,9 @@ describe('the filesystem store', () => {
     const file = path.join(tmp.dir, 'rewritten', 'models', 'w.bin');
     fs.writeFileSync(file, 'weights-v2'); // same size: the sidecar still matches it
     expect((await store.stat('models/w.bin'))!.sha256).toBe(ref.sha256);
-    expect(await store.sha256Of('models/w.bin')).toBe(sha256('weights-v2'));
+    expect(await store.sha256Of('models/w.bin')).toBe(sha256Hex('weights-v2'));
     await expect(verifyArtifactRef(store, ref, 'init')).rejects.toThrow(
-      `init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256('weights-v2')})`,
+      `init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256Hex('weights-v2')})`,
     );
   });
 });
@@ -365,7 +372,7 @@ describe('a batch on the filesystem store', () => {
     await batch.put('images/b.png', 'new');
     expect(await listKeys(store)).toEqual(['images/a.png']);
     expect((await store.getBytes('images/a.png')).toString()).toBe('version 1');
-    expect((await store.stat('images/a.png'))!.sha256).toBe(sha256('version 1'));
+    expect((await store.stat('images/a.png'))!.sha256).toBe(sha256Hex('version 1'));
     await batch.abort();
     expect(await listKeys(store)).toEqual(['images/a.png']);
     expect((await store.getBytes('images/a.png')).toString()).toBe('version 1');
@@ -386,7 +393,7 @@ describe('a batch on the filesystem store', () => {
     await Promise.all([batch.put('k/x.txt', slow), batch.put('k/x.txt', 'second')]);
     await batch.commit();
     expect((await store.getBytes('k/x.txt')).toString()).toBe('second');
-    expect(await store.stat('k/x.txt')).toMatchObject({ sha256: sha256('second'), sizeBytes: 6 });
+    expect(await store.stat('k/x.txt')).toMatchObject({ sha256: sha256Hex('second'), sizeBytes: 6 });
     expect(tmpFiles(root)).toEqual([]);
   });
 
@@ -453,7 +460,7 @@ describe('the S3 store', () => {
       });
       expect(await store.putIfAbsent('claims/x.json', '{"owner":"b"}')).toBe(false);
       expect(puts).toHaveLength(1);
-      expect(puts[0]).toMatchObject({ 'if-none-match': '*', 'x-amz-meta-sha256': sha256('{"owner":"b"}') });
+      expect(puts[0]).toMatchObject({ 'if-none-match': '*', 'x-amz-meta-sha256': sha256Hex('{"owner":"b"}') });
     } finally {
       server.close();
     }

@@ -356,8 +356,11 @@ function checkCombinations(config: PretrainingConfig): PretrainingConfig {
   return config;
 }
 
-/** The canonical JSON of a configuration and its sha256 (the lineage's config digest). */
+/**
+ * The canonical JSON of a configuration and its sha256 (the lineage's config digest). node:crypto directly, not
+ * artifact-store's sha256Hex: this library imports nothing, so that every tool can check a config cheaply.
+ */
 export function configDigest(config: PretrainingConfig): { json: string; sha256: string } {
   const json = JSON.stringify(config, null, 2);
-  return { json, sha256: createHash('sha256').update(json).digest('hex') };
+  return { json, sha256: createHash('sha256').update(json, 'utf8').digest('hex') };
 }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -8,6 +7,7 @@ import {
   keyOf,
   readJsonl,
   type ArtifactRef,
+  sha256Hex,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
 import { findPngText, sniffImageFormat } from '@medsyn/imaging';
@@ -103,8 +103,6 @@ function pngModelDigest(png: Buffer): string | undefined {
   return digest && /^[0-9a-f]{64}$/.test(digest) ? digest : undefined;
 }
 
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
 function normalizePrefix(prefix: string | undefined, field: string): string {
   const p = (prefix ?? '').replace(/^\/+/, '');
   if (p !== '' && !p.endsWith('/')) throw new DatasetExportError(field, 'must be empty or end in "/"');
@@ -167,7 +165,7 @@ async function prepareSample(
     throw error;
   }
   const what = `${record.manifest} line ${record.lineNumber}: image ${record.imageKey}`;
-  const digest = sha256(image);
+  const digest = sha256Hex(image);
   if (line.image_sha256 !== undefined && line.image_sha256 !== digest)
     throw new DatasetExportError('pairs', `${what} does not match its image_sha256`);
   const ext = imageExtension(image);

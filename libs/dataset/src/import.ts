@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { TextDecoder } from 'node:util';
 import {
   ArtifactNotFoundError,
@@ -6,6 +5,8 @@ import {
   InvalidKeyError,
   getBuffer,
   putJsonl,
+  sha256Hex,
+  streamSha256,
   validateKey,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
@@ -54,7 +55,6 @@ const SAMPLE_KEY = /^[A-Za-z0-9_-]{1,200}$/;
 const CONCURRENT_WRITES = 8;
 
 const SHA256 = /^[0-9a-f]{64}$/;
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 function normalizePrefix(prefix: string | undefined, field: string): string {
   const p = (prefix ?? '').replace(/^\/+/, '');
@@ -99,14 +99,13 @@ export async function readDatasetCard(bundle: ArtifactStore, bundlePrefix = ''):
 
 /** Streams a shard once to hash it: nothing is written unless every shard is the one the card lists. */
 async function checkShardDigest(bundle: ArtifactStore, key: string, shard: ShardEntry): Promise<void> {
-  const hash = createHash('sha256');
+  let digest: string;
   try {
-    for await (const chunk of await bundle.get(key)) hash.update(chunk as Buffer);
+    digest = (await streamSha256(await bundle.get(key))).sha256;
   } catch (error) {
     if (error instanceof ArtifactNotFoundError) throw new DatasetBundleError(shard.key, 'missing from the bundle');
     throw error;
   }
-  const digest = hash.digest('hex');
   if (digest !== shard.sha256)
     throw new DatasetBundleError(
       shard.key,
@@ -206,7 +205,7 @@ function checkSample(
   } catch {
     throw new DatasetBundleError(where, '.json is not valid JSON');
   }
-  if (sha256(image) !== metadata?.image_sha256)
+  if (sha256Hex(image) !== metadata?.image_sha256)
     throw new DatasetBundleError(where, 'image sha256 does not match its .json: the image was changed or damaged');
   if (imageExtension(image) !== ext)
     throw new DatasetBundleError(where, `.${ext} member is not a ${ext.toUpperCase()} image`);
@@ -231,7 +230,7 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
   const { bundle, store } = options;
   const bundlePrefix = normalizePrefix(options.bundlePrefix, 'bundlePrefix');
   const card = await readDatasetCard(bundle, bundlePrefix);
-  const digest = sha256(Buffer.from(card.shards.map((s) => s.sha256).join('\n'))).slice(0, 12);
+  const digest = sha256Hex(Buffer.from(card.shards.map((s) => s.sha256).join('\n'))).slice(0, 12);
   const name =
     typeof card.name === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(card.name) ? card.name : 'dataset';
   const prefix = normalizePrefix(options.prefix ?? `datasets/${name}-${digest}/`, 'prefix');

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,6 +7,7 @@ import {
   getBuffer,
   openStore,
   putJsonl,
+  sha256Hex,
   type ArtifactBatch,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
@@ -195,7 +195,7 @@ describe('dataset export and import', () => {
     const repacked = Buffer.concat(chunks);
     fs.writeFileSync(file, repacked);
     const card = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as DatasetCard;
-    card.shards[0]!.sha256 = createHash('sha256').update(repacked).digest('hex');
+    card.shards[0]!.sha256 = sha256Hex(repacked);
     card.shards[0]!.size_bytes = repacked.length;
     fs.writeFileSync(path.join(dir, 'dataset.json'), JSON.stringify(card));
     await expectImportFails(dir, /^shard-000000\.tar sample r_002: image sha256 does not match its \.json/);
@@ -208,7 +208,7 @@ describe('dataset export and import', () => {
     fs.writeFileSync(file, bytes);
     const card = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as DatasetCard;
     const entry = card.shards.find((s) => s.key === shard)!;
-    entry.sha256 = createHash('sha256').update(bytes).digest('hex');
+    entry.sha256 = sha256Hex(bytes);
     entry.size_bytes = bytes.length;
     fs.writeFileSync(path.join(dir, 'dataset.json'), JSON.stringify(card));
   }

@@ -4,7 +4,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ops, type GraphBuilder } from '@medsyn/onnx-graph';
-import { Trainer, buildTrainingStep, exportInferenceModel, seededRandom } from '@medsyn/training';
+import { seededRandom } from '@medsyn/random';
+import { Trainer, buildTrainingStep, exportInferenceModel } from '@medsyn/training';
 import { FEATURE_SLOTS, FEATURE_VERSION, FeatureExtractor } from '../src/tagger/features';
 import { TAGGER_CLASSES, buildTagger, type TaggerConfig } from '../src/tagger/model';
 import type { TaggerMeta } from '../src/tagger/phi-tagger';

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
-import type { ArtifactStore } from '@medsyn/artifact-store';
+import { sha256Hex, type ArtifactStore } from '@medsyn/artifact-store';
 import { ModelLoadError } from './text-to-image';
 
 /**
@@ -12,10 +11,7 @@ import { ModelLoadError } from './text-to-image';
  */
 export async function fetchModelDirectory(store: ArtifactStore, prefix: string, cacheDir: string): Promise<string> {
   const base = prefix.endsWith('/') ? prefix : `${prefix}/`;
-  const target = path.join(
-    cacheDir,
-    createHash('sha256').update(`${store.rootUri}\n${base}`).digest('hex').slice(0, 16),
-  );
+  const target = path.join(cacheDir, sha256Hex(`${store.rootUri}\n${base}`).slice(0, 16));
   let files = 0;
   for await (const object of store.list(base)) {
     const relative = object.key.slice(base.length);

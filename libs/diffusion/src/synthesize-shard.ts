@@ -1,5 +1,11 @@
-import { createHash } from 'node:crypto';
-import { getBuffer, putJsonl, readJsonl, type ArtifactRef, type ArtifactStore } from '@medsyn/artifact-store';
+import {
+  getBuffer,
+  putJsonl,
+  readJsonl,
+  sha256Hex,
+  type ArtifactRef,
+  type ArtifactStore,
+} from '@medsyn/artifact-store';
 import { parsePairLine, type PairLine } from '@medsyn/dataset';
 import type { TextToImageModel, GenerationRequest } from './text-to-image';
 import type { QualityGate } from './quality';
@@ -51,10 +57,8 @@ const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** The seed of image k of a report: from the report id (and the request's seed), so every replica and every retry agrees. */
 export function itemSeed(reportId: string, k: number, base?: string): bigint {
-  const digest = createHash('sha256')
-    .update(`${base ?? ''}:${reportId}:${k}`)
-    .digest();
-  return digest.readBigUInt64BE(0);
+  // The digest's first 8 bytes, big-endian.
+  return BigInt(`0x${sha256Hex(`${base ?? ''}:${reportId}:${k}`).slice(0, 16)}`);
 }
 
 /**

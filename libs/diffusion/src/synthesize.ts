@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '@medsyn/artifact-store';
 import { encodeGrayPng } from '@medsyn/imaging';
 import type { TextToImageModel, GeneratedImage, GenerationRequest } from './text-to-image';
 import type { QualityGate, QualityItem } from './quality';
@@ -35,7 +35,6 @@ export interface SynthesisOptions {
 }
 
 const U64 = (1n << 64n) - 1n;
-export const sha256Hex = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 /** The PNG tEXt provenance: digests, never the prompt itself (it comes from a patient's report). */
 export function provenanceText(

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artifact-store';
+import { FileArtifactStore, getBuffer, putJsonl, readJsonl, sha256Hex } from '@medsyn/artifact-store';
 import type { PairLine } from '@medsyn/dataset';
 import { grayImage, readPngText, decodePng } from '@medsyn/imaging';
 import { GraphBuilder, encodeModel, ops } from '@medsyn/onnx-graph';
+import { seededRandom } from '@medsyn/random';
 import { makeTempDir } from '@medsyn/testing';
 import {
   buildTinyModel,
@@ -14,7 +15,6 @@ import {
   imageStatisticsCheck,
   QualityGate,
   runDatasetShard,
-  sha256Hex,
   synthesize,
   type QualityCheck,
 } from '../src';
@@ -32,14 +32,11 @@ describe('quality gate', () => {
 
   it('rejects blank, saturated and noise-like images and passes a smooth one', async () => {
     const check = imageStatisticsCheck();
-    let state = 12345;
+    const random = seededRandom(12345);
     const noise = grayImage(
       64,
       64,
-      Float32Array.from(
-        { length: 64 * 64 },
-        () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) * 0.6 + 0.2,
-      ),
+      Float32Array.from({ length: 64 * 64 }, () => random() * 0.6 + 0.2),
     );
     expect(await check.check(smooth(64), {})).toEqual([]);
     expect(await check.check(grayImage(64, 64, new Float32Array(64 * 64).fill(0.5)), {})).toEqual(['blank']);

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { detectionHead, modelBuilder, unetDecoder, type DecoderNorm } from '@medsyn/model-zoo';
 import type { GraphBuilder, Tensor, Value } from '@medsyn/onnx-graph';
+import { seededRandom, shuffled } from '@medsyn/random';
 import {
   Trainer,
   buildTrainingStep,
@@ -11,7 +12,6 @@ import {
 import { bceWithLogits } from './linear-probe';
 import type { Box, ScoredBox } from '@medsyn/evaluation-report';
 import { detectionMap, dice, iou } from './metrics';
-import { seededRandom, shuffled } from './splits';
 import type { EncodedImages, FeatureMapSpec } from './encoder';
 
 /** Feature maps of one set of images, as the encoder cache holds them. */

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { FileArtifactStore, getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
+import { FileArtifactStore, getBuffer, sha256Hex, type ArtifactStore } from '@medsyn/artifact-store';
 import {
   BUNDLE_FILES,
   EncoderBundleError,
@@ -26,10 +25,6 @@ export interface FrozenEncoder {
   /** sha256 of each file of the bundle. */
   digests: Record<string, string>;
   release(): Promise<void>;
-}
-
-function sha256(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /**
@@ -56,12 +51,14 @@ export async function openEncoderBundle(
       graphOptimizationLevel: 'all',
     });
   const digests: Record<string, string> = {
-    [BUNDLE_FILES.manifest]: sha256(await getBuffer(store, `${prefix.replace(/\/+$/, '')}/${BUNDLE_FILES.manifest}`)),
-    [BUNDLE_FILES.imageEncoder]: sha256(bundle.imageEncoder),
+    [BUNDLE_FILES.manifest]: sha256Hex(
+      await getBuffer(store, `${prefix.replace(/\/+$/, '')}/${BUNDLE_FILES.manifest}`),
+    ),
+    [BUNDLE_FILES.imageEncoder]: sha256Hex(bundle.imageEncoder),
   };
-  if (bundle.textEncoder) digests[BUNDLE_FILES.textEncoder] = sha256(bundle.textEncoder);
+  if (bundle.textEncoder) digests[BUNDLE_FILES.textEncoder] = sha256Hex(bundle.textEncoder);
   if (bundle.vocabTxt !== undefined)
-    digests[bundle.manifest.text?.vocab ?? BUNDLE_FILES.vocab] = sha256(bundle.vocabTxt);
+    digests[bundle.manifest.text?.vocab ?? BUNDLE_FILES.vocab] = sha256Hex(bundle.vocabTxt);
   const image = await session(bundle.imageEncoder);
   const text = bundle.textEncoder ? await session(bundle.textEncoder) : undefined;
   return {

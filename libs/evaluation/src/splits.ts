@@ -1,27 +1,5 @@
+import { seededRandom, shuffled } from '@medsyn/random';
 import type { DownstreamDataset, LabelledImage } from './downstream-datasets';
-
-/**
- * xorshift32 (Marsaglia 2003): seeded, shifts and xors only (Math.imul is ~50x slower inside
- * jest's vm contexts). Same seed, same sequence on every platform.
- */
-export function seededRandom(seed: number): () => number {
-  let state = ((seed >>> 0) ^ 0x9e3779b9) >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4294967296;
-  };
-}
-
-export function shuffled<T>(items: readonly T[], rand: () => number): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 export interface Split {
   train: LabelledImage[];

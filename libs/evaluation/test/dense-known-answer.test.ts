@@ -3,7 +3,7 @@ import { grayImage, type GrayImage } from '@medsyn/imaging';
 import { makeTempDir } from '@medsyn/testing';
 import { encodeImages, openEncoderBundle } from '../src/encoder';
 import { trainDetection, trainSegmentation, type FeatureMaps } from '../src/dense-tasks';
-import { seededRandom } from '../src/splits';
+import { seededRandom } from '@medsyn/random';
 import { writeBundle } from './fixtures';
 
 // A known answer for the dense heads. Each image is pixel noise, U[0, 0.7) outside a square and

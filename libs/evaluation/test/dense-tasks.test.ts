@@ -9,7 +9,7 @@ import {
   trainDetection,
   trainSegmentation,
 } from '../src/dense-tasks';
-import { seededRandom } from '../src/splits';
+import { seededRandom } from '@medsyn/random';
 import { grayImage } from '@medsyn/imaging';
 import { SIZE, writeBundle } from './fixtures';
 

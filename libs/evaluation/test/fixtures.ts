@@ -15,7 +15,7 @@ import { linear, modelBuilder } from '@medsyn/model-zoo';
 import type { Tensor } from '@medsyn/onnx-graph';
 import { Trainer, buildTrainingStep } from '@medsyn/training';
 import { softmaxCrossEntropy } from '../src/linear-probe';
-import { seededRandom } from '../src/splits';
+import { seededRandom } from '@medsyn/random';
 
 export const SIZE = 32;
 /** A tiny ResNet-18 (width 4) at 32 px: encodes a few dozen images in well under a second. */

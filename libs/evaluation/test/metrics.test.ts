@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import type { Box, ScoredBox } from '@medsyn/evaluation-report';
+import { seededRandom } from '@medsyn/random';
 import {
   accuracy,
   aurocPerClass,
@@ -13,12 +14,6 @@ import {
   rocAuc,
 } from '../src/metrics';
 
-// Fixed fixtures from a small LCG, so the references see exactly what the metrics see.
-function lcg(seed: number) {
-  let s = seed >>> 0;
-  return () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
-}
-
 function referenceValues(cases: unknown): { auroc: number[]; macro: number[]; dice: number[] } {
   const out = execFileSync('/usr/bin/python3', [path.join(__dirname, 'python/metrics_reference.py')], {
     input: JSON.stringify(cases),
@@ -27,7 +22,8 @@ function referenceValues(cases: unknown): { auroc: number[]; macro: number[]; di
 }
 
 describe('metrics against independent references', () => {
-  const rand = lcg(7);
+  // Fixed fixtures, so the references see exactly what the metrics see.
+  const rand = seededRandom(7);
   // Scores with many ties (quantised) and without, balanced and rare positives.
   const auroc = [
     { labels: [0, 0, 1, 1], scores: [0.1, 0.4, 0.35, 0.8] },

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
+import { seededRandom } from '@medsyn/random';
 import { makeTempDir } from '@medsyn/testing';
 import { encodeImages, openEncoderBundle } from '../src/encoder';
 import { rocAuc } from '../src/metrics';
@@ -40,10 +41,9 @@ describe('linear probe on a frozen encoder', () => {
 });
 
 describe('linear probe against scikit-learn', () => {
-  // Features with a linear signal plus noise, from a small LCG; labels drawn from a logistic model so the optimum is finite.
+  // Features with a linear signal plus noise; labels drawn from a logistic model so the optimum is finite.
   function problem(kind: 'multi-label' | 'multi-class', classes: number, n: number, dim: number, seed: number) {
-    let s = seed >>> 0;
-    const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
+    const rand = seededRandom(seed);
     const x = Float32Array.from({ length: n * dim }, () => 3 * rand() + 2);
     const w = Array.from({ length: classes * dim }, () => rand() - 0.5);
     const y = new Float32Array(n * classes);

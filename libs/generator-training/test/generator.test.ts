@@ -6,6 +6,7 @@ import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { checkOnnxModel, makeTempDir } from '@medsyn/testing';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel, ops, type Tensor } from '@medsyn/onnx-graph';
+import { seededRandom } from '@medsyn/random';
 import {
   GENERATOR_PRESETS,
   exportGenerator,
@@ -138,10 +139,8 @@ describe('storeWeightsAsFloat16', () => {
 });
 
 function randomTensor(dims: number[], seed: number): Tensor {
-  let state = seed;
-  const data = new Float32Array(dims.reduce((p, d) => p * d, 1)).map(
-    () => ((state = (state * 16807) % 2147483647) / 2147483647) * 2 - 1,
-  );
+  const random = seededRandom(seed);
+  const data = new Float32Array(dims.reduce((p, d) => p * d, 1)).map(() => random() * 2 - 1);
   return { dtype: 'float32', dims, data };
 }
 

@@ -1,25 +1,6 @@
+import type { Random } from '@medsyn/random';
 import { grayImage, type GrayImage } from './image';
 import { crop, resize } from './resize';
-
-/** A source of uniform numbers in [0, 1); augmentations take one so a seed fixes every draw. */
-export type Random = () => number;
-
-/**
- * A seeded generator (xorshift32, Marsaglia 2003): shifts and xors only, because Math.imul is
- * ~50x slower inside jest's vm contexts. Good enough for augmentation draws, not for cryptography.
- */
-export function seededRandom(seed: number): Random {
-  let state = (seed ^ 0x9e3779b9) >>> 0 || 1;
-  // A few rounds so that nearby seeds start far apart.
-  const next = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < 8; i++) next();
-  return next;
-}
 
 const uniform = (random: Random, low: number, high: number) => low + (high - low) * random();
 

@@ -6,4 +6,3 @@ export * from './decode';
 export * from './limits';
 export * from './resize';
 export * from './augment';
-export * from './seeded-shuffle';

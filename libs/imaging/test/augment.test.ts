@@ -1,3 +1,4 @@
+import { seededRandom } from '@medsyn/random';
 import {
   adjustBrightnessContrast,
   affine,
@@ -7,7 +8,6 @@ import {
   randomAffine,
   randomResizedCrop,
   resize,
-  seededRandom,
   type GrayImage,
 } from '../src';
 

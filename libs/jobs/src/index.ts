@@ -2,7 +2,6 @@ export * from './types';
 export * from './errors';
 export {
   JobRegistry,
-  canonicalDigest,
   validateOutputPrefix,
   RESERVED_PREFIX,
   type JobRegistryOptions,

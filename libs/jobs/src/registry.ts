@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import { EventEmitter, on } from 'node:events';
-import { getBuffer, type ArtifactStore } from '@medsyn/artifact-store';
+import { canonicalDigest, getBuffer, sha256Hex, type ArtifactStore } from '@medsyn/artifact-store';
 import { JobConflictError, JobError, JobFailure, JobNotFoundError } from './errors';
 import {
   TERMINAL_STATES,
@@ -79,23 +78,6 @@ interface LiveJob {
   lastPersist: number;
   persistTimer?: NodeJS.Timeout;
   running?: Promise<void>;
-}
-
-/** sha256 of a value's JSON with object keys sorted: equal for equal requests. */
-export function canonicalDigest(value: unknown): string {
-  const canonical = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(canonical)
-      : v && typeof v === 'object'
-        ? Object.fromEntries(
-            Object.keys(v as object)
-              .sort()
-              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
-          )
-        : v;
-  return createHash('sha256')
-    .update(JSON.stringify(canonical(value)))
-    .digest('hex');
 }
 
 const emptyProgress = (): JobProgress => ({
@@ -271,7 +253,7 @@ export class JobRegistry {
    * in this process or in another replica on the same store, one writes it and the other reads it.
    */
   private async claimOutputPrefix(prefix: string, jobId: string, requestDigest: string): Promise<void> {
-    const key = `${RESERVED_PREFIX}owners/${createHash('sha256').update(prefix).digest('hex')}.json`;
+    const key = `${RESERVED_PREFIX}owners/${sha256Hex(prefix)}.json`;
     const claim: PrefixClaim = { prefix, service: this.options.service, jobId, requestDigest };
     if (await this.options.store.putIfAbsent(key, JSON.stringify(claim), { mediaType: 'application/json' })) return;
     const owner = JSON.parse((await getBuffer(this.options.store, key)).toString('utf8')) as PrefixClaim;
@@ -411,7 +393,7 @@ export class JobRegistry {
   }
 
   private jobIdFor(kind: string, requestId: string): string {
-    return `${kind.replace(/_/g, '-')}-${createHash('sha256').update(`${this.options.service}\0${kind}\0${requestId}`).digest('hex').slice(0, 20)}`;
+    return `${kind.replace(/_/g, '-')}-${sha256Hex(`${this.options.service}\0${kind}\0${requestId}`).slice(0, 20)}`;
   }
 
   private prefix(): string {

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { FileArtifactStore } from '@medsyn/artifact-store';
+import { FileArtifactStore, sha256Hex } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
 import { JobFailure, verifyJobInputs } from '../src';
 
@@ -14,7 +13,7 @@ describe('verifyJobInputs', () => {
     await verifyJobInputs(store, [input]);
 
     await store.put('in/pairs.jsonl', '{"id":"2"}\n');
-    const found = createHash('sha256').update('{"id":"2"}\n').digest('hex');
+    const found = sha256Hex('{"id":"2"}\n');
     const changed = await verifyJobInputs(store, [input]).catch((error: unknown) => error);
     expect(changed).toBeInstanceOf(JobFailure);
     expect(changed).toMatchObject({

@@ -1,11 +1,12 @@
 import { RNG_SEED_INPUT, ops, tensor, type GraphBuilder, type Ops, type Tensor, type Value } from '@medsyn/onnx-graph';
+import { seededRandom, standardNormal, type Random } from '@medsyn/random';
 
 /** What every model builder works with: the graph, its op helpers, seeded initialisation and the mode. */
 export interface ModelBuilder {
   g: GraphBuilder;
   o: Ops;
   /** Uniform [0, 1) numbers from a seeded generator, for reproducible initial weights. */
-  rand: () => number;
+  rand: Random;
   /** Training mode: BatchNorm uses batch statistics and updates its running statistics; dropout is active. */
   training: boolean;
   /** Dropout layers built so far (each draws its own random stream). */
@@ -13,16 +14,7 @@ export interface ModelBuilder {
 }
 
 export function modelBuilder(g: GraphBuilder, options: { seed?: number; training?: boolean } = {}): ModelBuilder {
-  // xorshift32 (Marsaglia 2003): shifts and xors only, fast everywhere (Math.imul is ~50x slower
-  // inside jest's vm contexts), and good enough for weight initialisation. The state must not be 0.
-  let state = ((options.seed ?? 0) ^ 0x9e3779b9) >>> 0 || 1;
-  const rand = () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4294967296;
-  };
-  return { g, o: ops(g), rand, training: options.training ?? false, dropoutSites: 0 };
+  return { g, o: ops(g), rand: seededRandom(options.seed ?? 0), training: options.training ?? false, dropoutSites: 0 };
 }
 
 /** U(-bound, bound) of the given shape. */
@@ -37,7 +29,7 @@ export function normal(b: ModelBuilder, dims: number[], std: number): Tensor {
   const data = new Float32Array(dims.reduce((a, c) => a * c, 1));
   for (let i = 0; i < data.length; i++) {
     let z: number;
-    do z = Math.sqrt(-2 * Math.log(1 - b.rand())) * Math.cos(2 * Math.PI * b.rand());
+    do z = standardNormal(b.rand);
     while (Math.abs(z) > 2);
     data[i] = z * std;
   }

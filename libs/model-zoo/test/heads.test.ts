@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, ops, type Value } from '@medsyn/onnx-graph';
+import { seededRandom, type Random } from '@medsyn/random';
 import { checkOnnxModel } from '@medsyn/testing';
 import { Trainer, buildTrainingStep, exportInferenceModel } from '@medsyn/training';
 import { detectionHead, modelBuilder, resnet, unetDecoder } from '../src';
@@ -19,9 +20,7 @@ function segmenter(g: GraphBuilder, x: Value, training: boolean): Value {
 }
 
 /** Images of noise with a bright square; the mask marks the square. */
-function squares(count: number, seed: number) {
-  let s = seed;
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+function squares(count: number, rand: Random) {
   const images = new Float32Array(count * SIZE * SIZE);
   const masks = new Float32Array(count * SIZE * SIZE);
   for (let n = 0; n < count; n++) {
@@ -62,14 +61,15 @@ describe('task heads', () => {
       },
     });
     const trainer = await Trainer.create(step);
-    for (let i = 0; i < 100; i++) await trainer.trainStep(squares(8, i + 1), 1e-2);
+    const training = seededRandom(1);
+    for (let i = 0; i < 100; i++) await trainer.trainStep(squares(8, training), 1e-2);
     const model = exportInferenceModel(
       (g) => ({ logits: segmenter(g, g.input('x', 'float32', ['batch', 1, SIZE, SIZE]), false) }),
       trainer.parameters(),
     );
     checkOnnxModel(model, 'segmenter');
     const session = await ort.InferenceSession.create(model);
-    const test = squares(16, 999);
+    const test = squares(16, seededRandom(999));
     const logits = (await session.run({ x: test.x })).logits!.data as Float32Array;
     const truth = test.mask.data as Float32Array;
     let overlap = 0;

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel, ops, tensor, type Tensor, type Value } from '@medsyn/onnx-graph';
+import { seededRandom } from '@medsyn/random';
 import { makeTempDir } from '@medsyn/testing';
 import { Trainer, buildTrainingStep, decodeSafetensors, encodeSafetensors, gradients } from '@medsyn/training';
 import { bert, modelBuilder, resnet, unet, UNET_PRESETS, vit, VIT_PRESETS } from '../src';
@@ -28,8 +29,7 @@ interface ZooCase {
   target?: number[];
 }
 
-let seed = 5;
-const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+const rand = seededRandom(5);
 
 const CASES: ZooCase[] = [
   {

@@ -1,16 +1,9 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileSha256, localTreeDigest } from '@medsyn/artifact-store';
+import { fileSha256, localTreeDigest, sha256Hex } from '@medsyn/artifact-store';
 
-/** sha256 of a string or bytes as they are, of anything else as its JSON. */
-export const sha256 = (value: unknown): string =>
-  createHash('sha256')
-    .update(typeof value === 'string' || value instanceof Uint8Array ? value : JSON.stringify(value))
-    .digest('hex');
-
-/** A stage's key: the sha256 of its inputs, which name the content (digests) of every file it reads. */
-export const stageKey = (inputs: unknown): string => sha256(inputs);
+/** A stage's key: the sha256 of its inputs' JSON, which name the content (digests) of every file it reads. */
+export const stageKey = (inputs: unknown): string => sha256Hex(JSON.stringify(inputs));
 
 /**
  * Digests of local files and folders, streamed (a model's weights never sit in memory whole).
@@ -73,5 +66,5 @@ export async function imagesDigest(
   const lines: string[] = [];
   for (const { id, file } of images)
     lines.push(`${id}\t${file}\t${fs.existsSync(file) ? await hasher.file(file) : 'missing'}\n`);
-  return sha256(lines.join(''));
+  return sha256Hex(lines.join(''));
 }

@@ -8,17 +8,18 @@ import {
   listLocalFiles,
   putJsonl,
   readJsonl,
+  sha256Hex,
   storedDigest,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
 import { parsePretrainingConfigWithoutPairs, type Method } from '@medsyn/config';
 import { exportDataset, readPairLines, type PairLine, type PairSource } from '@medsyn/dataset';
 import type { EvaluationResults } from '@medsyn/evaluation-report';
-import { seededShuffle } from '@medsyn/imaging';
+import { seededShuffle } from '@medsyn/random';
 import { anonymizer, evaluator, pretrainer, synthesizer } from '@medsyn/proto';
 import { WordPieceTokenizer } from '@medsyn/wordpiece';
 import type { ResolvedPipelineConfig } from './config';
-import { imagesDigest, localImages, reportRecords, sha256, type ContentHasher } from './content';
+import { imagesDigest, localImages, reportRecords, type ContentHasher } from './content';
 import { PipelineStageError, type PipelineRun, type StageRecord } from './pipeline-run';
 import { renderPipelineReport, type GridPair } from './report';
 import { unary } from './services';
@@ -80,7 +81,7 @@ export async function anonymize(run: PipelineRun, reportsBytes: Buffer): Promise
   const csv = /\.csv$/i.test(config.input.reports);
   return run.stage(
     'anonymize',
-    { reports: sha256(reportsBytes), input: { ...config.input, reports: undefined }, anonymize: config.anonymize },
+    { reports: sha256Hex(reportsBytes), input: { ...config.input, reports: undefined }, anonymize: config.anonymize },
     async (requestId) => {
       const inputKey = `${run.prefix}input/reports.${csv ? 'csv' : 'jsonl'}`;
       const input = await store.put(inputKey, reportsBytes, { mediaType: csv ? 'text/csv' : 'application/x-ndjson' });
@@ -133,7 +134,7 @@ export async function realPairs(
     : await storeImagesDigest(store, records, config.input.reports, config.input.id_field, imageField);
   return run.stage(
     'real-pairs',
-    { anonymized: anonymized.key, reports: sha256(reportsBytes), image_field: imageField, images },
+    { anonymized: anonymized.key, reports: sha256Hex(reportsBytes), image_field: imageField, images },
     async () => {
       const lines: RunPair[] = [];
       for (const record of records) {
@@ -572,7 +573,7 @@ async function storeImagesDigest(
     }
     lines.push(`${String(record[idField] ?? '')}\t${uri}\t${digest}\n`);
   }
-  return sha256(lines.join(''));
+  return sha256Hex(lines.join(''));
 }
 
 /** The first `count` reports with both a real and a synthetic image, for the side-by-side grid. */

@@ -24,4 +24,3 @@ export {
 } from './trainer';
 export { encodeSafetensors, decodeSafetensors } from './safetensors';
 export { exportInferenceModel } from './export';
-export { seededRandom } from './random';

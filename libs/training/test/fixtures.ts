@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { ops, tensor, type GraphBuilder, type Value } from '@medsyn/onnx-graph';
-import { random } from './gradcheck';
+import { seededRandom } from '@medsyn/random';
 
 /** He-style uniform initialisation from a seeded generator. */
 export function init(rand: () => number, dims: number[], fanIn: number) {
@@ -28,7 +28,7 @@ export function crossEntropy(g: GraphBuilder, logits: Value, oneHot: Value): { l
  */
 export function smallCnn(g: GraphBuilder, x: Value, classes: number, training: boolean, seed = 1): Value {
   const o = ops(g);
-  const rand = random(seed);
+  const rand = seededRandom(seed);
   const conv1 = g.parameter('conv1.weight', init(rand, [8, 1, 3, 3], 9));
   let h = o.conv(x, conv1, undefined, { pads: [1, 1, 1, 1] });
   h = g.scope('bn1', () => {
@@ -69,7 +69,7 @@ export function squaresDataset(
   count: number,
   seed: number,
 ): { images: Float32Array; oneHot: Float32Array; labels: number[] } {
-  const rand = random(seed);
+  const rand = seededRandom(seed);
   const images = new Float32Array(count * 64);
   const oneHot = new Float32Array(count * 2);
   const labels: number[] = [];

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel, ops, tensor, type Tensor, type Value } from '@medsyn/onnx-graph';
+import { seededRandom } from '@medsyn/random';
 import { makeTempDir } from '@medsyn/testing';
 import {
   Trainer,
@@ -14,7 +15,6 @@ import {
   type SgdConfig,
 } from '../src';
 import { crossEntropy, init, smallCnn } from './fixtures';
-import { random } from './gradcheck';
 
 const tmp = makeTempDir('torch-reference');
 afterAll(() => tmp.remove());
@@ -34,7 +34,7 @@ interface Case {
 
 function mlp(g: GraphBuilder, x: Value): Value {
   const o = ops(g);
-  const rand = random(3);
+  const rand = seededRandom(3);
   const h = g.scope('fc1', () =>
     o.gemm(x, g.parameter('weight', init(rand, [32, 12], 12)), g.parameter('bias', init(rand, [32], 12)), {
       transB: true,
@@ -108,7 +108,7 @@ describe.each(CASES)('$model with $optimizer.kind against PyTorch 1.13', (c) => 
     });
 
   beforeAll(async () => {
-    const rand = random(11);
+    const rand = seededRandom(11);
     for (let s = 0; s < STEPS; s++) {
       const size = BATCH * c.inputShape.reduce((a, b) => a * b, 1);
       const labels = Array.from({ length: BATCH }, () => Math.floor(rand() * c.classes));

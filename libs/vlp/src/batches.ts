@@ -8,10 +8,9 @@ import {
   decodeImage,
   normalizeInto,
   resize,
-  seededRandom,
-  seededShuffle,
   type GrayImage,
 } from '@medsyn/imaging';
+import { seededRandom, seededShuffle } from '@medsyn/random';
 
 export interface ImageInputOptions {
   size: number;

@@ -10,7 +10,7 @@ import {
   type SkippedRecord,
 } from '@medsyn/dataset';
 import type { WordPieceTokenizer } from '@medsyn/wordpiece';
-import { seededShuffle } from '@medsyn/imaging';
+import { seededShuffle } from '@medsyn/random';
 import { ImageBatchWorker } from './batch-worker';
 import { ImageBatcher, type DataPosition, type ImageBatch, type ImageInputOptions } from './batches';
 import { WORD_MASK_INPUT } from './model';

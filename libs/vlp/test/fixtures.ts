@@ -1,5 +1,6 @@
-import { encodeGrayPng, grayImage, seededRandom } from '@medsyn/imaging';
 import { putJsonl, type ArtifactStore } from '@medsyn/artifact-store';
+import { encodeGrayPng, grayImage } from '@medsyn/imaging';
+import { seededRandom } from '@medsyn/random';
 
 const COUNTS = ['A single', 'Two'];
 const SIZES = ['small', 'large'];

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, encodeModel, ops, tensor, type Tensor, type Value } from '@medsyn/onnx-graph';
+import { seededRandom, standardNormal } from '@medsyn/random';
 import { gradients } from '@medsyn/training';
 import { makeTempDir } from '@medsyn/testing';
 import { convirtLoss, gloriaLoss, mgcaLoss, type LossOutput } from '../src';
@@ -10,23 +11,14 @@ import { convirtLoss, gloriaLoss, mgcaLoss, type LossOutput } from '../src';
 const temp = makeTempDir('vlp-losses');
 afterAll(() => temp.remove());
 
-/** Seeded N(0, 1) tensors (xorshift + Box-Muller), so the fixtures are the same every run. */
+/** Seeded N(0, 1) tensors, so the fixtures are the same every run. */
 function randn(seed: number) {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) + 0.5) / 4294967296;
-  };
+  const random = seededRandom(seed);
   return (dims: number[], scale = 1): Tensor =>
     tensor(
       'float32',
       dims,
-      Array.from(
-        { length: dims.reduce((a, b) => a * b, 1) },
-        () => scale * Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next()),
-      ),
+      Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => scale * standardNormal(random)),
     );
 }
 

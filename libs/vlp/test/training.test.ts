@@ -62,6 +62,9 @@ describe('pre-training runs', () => {
       data: { real_pairs: [opacity], validation_fraction: 0.25, disable_augmentation: true },
       batch_size: 8,
       epochs: 8,
+      // The loss sits at ln 8 until ConVIRT leaves that plateau, after a number of steps that depends
+      // on the data order: within these 72 steps for seeds 2, 3 and 4 of libs/random, later for 1 and 5.
+      seed: 2,
     });
     const progress: number[] = [];
     const result = await runPretraining({

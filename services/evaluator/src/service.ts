@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   FileArtifactStore,
+  canonicalDigest,
   claimedDigest,
   getBuffer,
   verifyArtifactRef,
@@ -13,7 +14,7 @@ import {
 import { EvaluationConfigError, parseEvaluationConfig, type EvaluationConfig, type TaskName } from '@medsyn/config';
 import { renderReport, type EvaluationResults } from '@medsyn/evaluation-report';
 import { DatasetError, EncoderBundleError, isAllowedDatasetRoot, runEvaluation } from '@medsyn/evaluation';
-import { JobFailure, canonicalDigest, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
+import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';
 

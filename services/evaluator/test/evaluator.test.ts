@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { common, evaluator, jobs } from '@medsyn/proto';
+import { seededRandom } from '@medsyn/random';
 import { startService, type RunningService } from '@medsyn/service-kit';
 import {
   callUnary,
@@ -28,8 +29,7 @@ describeServiceBasics({
 function writeDataset(dir: string): string {
   fs.mkdirSync(path.join(dir, 'images'), { recursive: true });
   const rows = ['image,positive'];
-  let s = 7;
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const rand = seededRandom(7);
   for (let i = 0; i < 24; i++) {
     const label = i % 2;
     const image = grayImage(32, 32);

@@ -1,5 +1,5 @@
 """Image-report pairs as libs/vlp/src/data.ts reads them: the same manifests and skips, the same
-seeded hold-out split and epoch order (libs/imaging's xorshift generator, bit for bit), so both
+seeded hold-out split and epoch order (libs/random's xorshift generator, bit for bit), so both
 implementations train on the same pairs in the same order for a seed. Images decode with Pillow
 (PNG, JPEG) and pydicom (DICOM); the augmentation draws the same kinds of transforms
 (random resized crop 0.6-1, +-10 degrees, +-5 % shift, brightness / contrast +-0.2) from its
@@ -25,7 +25,7 @@ TEXT_FIELDS = ("report", "text", "prompt")
 
 
 def seeded_random(seed):
-    """libs/imaging seededRandom: xorshift32 (Marsaglia 2003) after 8 warm-up draws; uniform [0, 1)."""
+    """libs/random seededRandom: xorshift32 (Marsaglia 2003); uniform [0, 1)."""
     state = ((seed & M32) ^ 0x9E3779B9) or 1
 
     def next_value():
@@ -35,13 +35,11 @@ def seeded_random(seed):
         state = (state ^ (state << 5)) & M32
         return state / 4294967296
 
-    for _ in range(8):
-        next_value()
     return next_value
 
 
 def seeded_shuffle(items, seed, salt):
-    """Fisher-Yates drawing from seeded_random((seed * 1000003 + salt * 7919 + 17) mod 2^32), as libs/vlp."""
+    """Fisher-Yates drawing from seeded_random((seed * 1000003 + salt * 7919 + 17) mod 2^32), as libs/random seededShuffle."""
     random = seeded_random((seed * 1000003 + salt * 7919 + 17) % 2**32)
     out = list(items)
     for i in range(len(out) - 1, 0, -1):
