@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { serviceNodeArgs, startServiceProcesses } from '@medsyn/local-services';
 import { common, jobs } from '@medsyn/proto';
 import type { Endpoint, ServiceName } from './config';
 
@@ -10,100 +10,55 @@ import type { Endpoint, ServiceName } from './config';
 export type Endpoints = Record<ServiceName, Endpoint>;
 
 export interface LocalServices {
-  /** Loopback endpoints; they take no TLS, and a token only where options.env gave them one. */
+  /** Loopback endpoints; TLS and a token only where options gave them. */
   endpoints: Partial<Endpoints>;
   /** Stops them gracefully (SIGTERM: running jobs persist and resume at the next start). */
   stop(): Promise<void>;
 }
 
-const REPO_ROOT = path.resolve(__dirname, '../../..');
-
-/** How to start a service: from TypeScript sources in a checkout run through tsx, else its build. */
-function serviceArgs(name: ServiceName): string[] {
-  const source = path.join(REPO_ROOT, 'services', name, 'src', 'main.ts');
-  const built = path.join(REPO_ROOT, 'services', name, 'dist', 'main.js');
-  if (__filename.endsWith('.ts') && fs.existsSync(source))
-    return ['--conditions=medsyn-source', '--import', 'tsx', source];
-  if (fs.existsSync(built)) return [built];
-  throw new Error(
-    `cannot start the ${name} locally: no ${built} (run \`npx nx build ${name}\`) and no sources; or give services.${name}: host:port in the config`,
-  );
-}
-
 /**
- * Starts the named services as child processes on free loopback ports, all on one artifact store.
- * They live as long as this process: their stdin is a pipe from us, and they shut down when it
- * ends (MEDSYN_EXIT_WITH_PARENT), even if we are killed. Their logs (ids and counts, never report
- * text) go to `<logDir>/<service>.log`.
+ * Starts the named services as child processes on free loopback ports, all on one artifact store,
+ * from their TypeScript sources when we run from ours (a checkout), else from their builds. They
+ * live no longer than this process (see startServiceProcess). Their logs (ids and counts, never
+ * report text) go to `<logDir>/<service>.log`.
  */
 export async function startLocalServices(
   names: readonly ServiceName[],
-  options: { store: string; logDir: string; env?: NodeJS.ProcessEnv },
+  options: {
+    store: string;
+    logDir: string;
+    env?: NodeJS.ProcessEnv;
+    /** The client side of the TLS that options.env turns on (tests): its CA, a client certificate for mutual TLS. */
+    tls?: ClientSecurity['tls'];
+  },
 ): Promise<LocalServices> {
   fs.mkdirSync(options.logDir, { recursive: true });
-  const children: ChildProcess[] = [];
-  const endpoints: Partial<Endpoints> = {};
-  const stop = async () => {
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+  const from = __filename.endsWith('.ts') ? 'source' : 'dist';
+  const { credentials } = clientSecurity({ tls: options.tls });
+  const services = await startServiceProcesses(
+    names.map((name) => ({
+      name,
+      nodeArgs: serviceNodeArgs(name, from),
+      env: {
+        ...withoutServerSecurity(process.env),
+        ...options.env,
+        MEDSYN_STORE: options.store,
+        GRPC_HOST: '127.0.0.1',
+        METRICS_HOST: '127.0.0.1',
+        MODEL_CACHE_DIR: options.env?.MODEL_CACHE_DIR ?? path.join(os.tmpdir(), 'medsyn-model-cache'),
+      },
+      logFile: path.join(options.logDir, `${name}.log`),
+      credentials,
+    })),
+  );
+  return {
+    endpoints: Object.fromEntries(
+      services.map((s) => [s.name, { address: s.target, ...(options.tls && { tls: options.tls }) }]),
+    ),
+    stop: async () => {
+      await Promise.all(services.map((s) => s.stop()));
+    },
   };
-  try {
-    await Promise.all(
-      names.map(async (name) => {
-        const logFile = path.join(options.logDir, `${name}.log`);
-        // The service writes its log straight to the file (not through us), so it keeps logging,
-        // and stops cleanly, after we are gone; we read its `ready` line from there.
-        const from = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
-        const log = fs.openSync(logFile, 'a');
-        const child = spawn(process.execPath, serviceArgs(name), {
-          env: {
-            ...withoutServerSecurity(process.env),
-            ...options.env,
-            MEDSYN_STORE: options.store,
-            GRPC_HOST: '127.0.0.1',
-            GRPC_PORT: '0',
-            METRICS_HOST: '127.0.0.1',
-            METRICS_PORT: '0',
-            MEDSYN_EXIT_WITH_PARENT: '1',
-            MODEL_CACHE_DIR: options.env?.MODEL_CACHE_DIR ?? path.join(os.tmpdir(), 'medsyn-model-cache'),
-          },
-          stdio: ['pipe', log, log],
-        });
-        fs.closeSync(log);
-        children.push(child);
-        const exited = new Promise<never>((_, reject) =>
-          child.once('exit', (code, signal) =>
-            reject(
-              new Error(`the local ${name} exited (${signal ?? `code ${code}`}) before it was ready; see ${logFile}`),
-            ),
-          ),
-        );
-        exited.catch(() => {});
-        const deadline = Date.now() + 120_000;
-        for (;;) {
-          const ready = /"grpcPort":(\d+)[^\n]*"msg":"ready"/.exec(readFrom(logFile, from));
-          if (ready) {
-            endpoints[name] = { address: `127.0.0.1:${ready[1]}` };
-            break;
-          }
-          if (Date.now() > deadline) throw new Error(`the local ${name} was not ready within 120 s; see ${logFile}`);
-          await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
-        }
-      }),
-    );
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { endpoints, stop };
 }
 
 /**
@@ -176,10 +131,6 @@ export function connect<C extends grpc.Client>(
 ): C {
   const { credentials, options } = channelSecurity(endpoint, env);
   return new Client(endpoint.address, credentials, options);
-}
-
-function readFrom(file: string, offset: number): string {
-  return fs.readFileSync(file).subarray(offset).toString('utf8');
 }
 
 /** Promise form of a unary call. */

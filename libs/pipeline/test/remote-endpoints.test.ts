@@ -56,6 +56,7 @@ describe('the pipeline to a service that asks for a bearer token (and TLS)', () 
           GRPC_TLS_KEY: tls.serverKey,
           GRPC_TLS_CLIENT_CA: tls.caCert,
         },
+        tls: { ca: tls.caCert, cert: tls.clientCert, key: tls.clientKey },
       }),
     ]);
   }, 180_000);

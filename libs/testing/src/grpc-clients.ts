@@ -1,7 +1,6 @@
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 
 type Ctor = new (target: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => grpc.Client;
 
@@ -15,29 +14,6 @@ function loadService(file: string, name: string, includeDirs: string[] = []): Ct
   });
   const loaded = grpc.loadPackageDefinition(definition);
   return name.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], loaded) as Ctor;
-}
-
-/** Calls the standard grpc.health.v1.Health/Check; resolves with the status name. */
-export function healthCheck(
-  target: string,
-  service = '',
-  credentials = grpc.credentials.createInsecure(),
-  metadata = new grpc.Metadata(),
-): Promise<string> {
-  const Health = loadService(healthProtoPath, 'grpc.health.v1.Health');
-  const client = new Health(target, credentials) as grpc.Client & Record<string, CallableFunction>;
-  return new Promise((resolve, reject) => {
-    client.check(
-      { service },
-      metadata,
-      { deadline: Date.now() + 5000 },
-      (error: grpc.ServiceError | null, response: { status: string }) => {
-        client.close();
-        if (error) reject(error);
-        else resolve(response.status);
-      },
-    );
-  });
 }
 
 /** Lists the services a server exposes through grpc.reflection.v1 ServerReflection. */

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { jobs } from '@medsyn/proto';
-import { healthCheck, reflectionListServices } from './grpc-clients';
+import { healthCheck } from '@medsyn/local-services';
+import { reflectionListServices } from './grpc-clients';
 import { makeTempDir } from './temp';
 
 /** Environment for a service under test: loopback, free ports, a fresh filesystem store, quiet logs. */

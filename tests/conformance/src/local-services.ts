@@ -1,15 +1,15 @@
 import * as path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
 import { buildTinyModel } from '@medsyn/diffusion';
-import { makeTempDir, repoRoot, startProcess, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
+import { serviceNodeArgs, startServiceProcesses, type ServiceProcess } from '@medsyn/local-services';
+import { makeTempDir } from '@medsyn/testing';
 import type { ContractName } from './checks';
 
-/** One of our services running as its own process on loopback. */
-export interface LocalService {
+/** One of our services running as its own process on loopback, its output kept for assertions. */
+export interface LocalService extends ServiceProcess {
   name: ContractName;
-  proc: ManagedProcess;
-  /** host:port of its gRPC server. */
-  target: string;
-  metricsPort: number;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
 }
 
 export interface LocalServices {
@@ -20,11 +20,13 @@ export interface LocalServices {
 /**
  * Starts our implementations, each from its sources as a process on free loopback ports, all on
  * one store (MEDSYN_STORE in env, e.g. s3rver's). Each gets what it needs to start: the
- * synthesizer a tiny diffusion model in the ONNX export layout (random weights).
+ * synthesizer a tiny diffusion model in the ONNX export layout (random weights). `credentials`
+ * reach their health service where env turns TLS on.
  */
 export async function startLocalServices(
   names: readonly ContractName[],
   env: NodeJS.ProcessEnv,
+  credentials?: grpc.ChannelCredentials,
 ): Promise<LocalServices> {
   const tmp = makeTempDir('local-services');
   const own: Partial<Record<ContractName, NodeJS.ProcessEnv>> = {
@@ -33,39 +35,39 @@ export async function startLocalServices(
       MODEL_CACHE_DIR: path.join(tmp.dir, 'model-cache'),
     },
   };
-  const services = new Map<ContractName, LocalService>();
-  const stop = async () => {
-    await Promise.all([...services.values()].map(({ proc }) => proc.stop()));
-    tmp.remove();
-  };
+  const outputs = new Map(names.map((name) => [name, [] as string[]]));
   try {
-    await Promise.all(
-      names.map(async (name) => {
-        const proc = await startProcess(process.execPath, {
-          args: [...tsxLoaderArgs(), path.join(repoRoot, 'services', name, 'src', 'main.ts')],
-          env: {
-            GRPC_HOST: '127.0.0.1',
-            GRPC_PORT: '0',
-            METRICS_HOST: '127.0.0.1',
-            METRICS_PORT: '0',
-            LOG_LEVEL: 'info',
-            ...env,
-            ...own[name],
-          },
-          readyWhen: /"grpcPort":(\d+),"metricsPort":(\d+)/,
-          readyTimeoutMs: 60000,
-        });
-        services.set(name, {
-          name,
-          proc,
-          target: `127.0.0.1:${proc.readyMatch![1]}`,
-          metricsPort: Number(proc.readyMatch![2]),
-        });
+    const started = await startServiceProcesses(
+      names.map((name) => ({
+        name,
+        nodeArgs: serviceNodeArgs(name, 'source'),
+        env: {
+          ...process.env,
+          GRPC_HOST: '127.0.0.1',
+          METRICS_HOST: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          ...env,
+          ...own[name],
+        },
+        onLine: (line) => outputs.get(name)!.push(line),
+        credentials,
+      })),
+    );
+    const services = new Map(
+      started.map((service) => {
+        const name = service.name as ContractName;
+        return [name, { ...service, name, output: () => outputs.get(name)!.join('\n') }];
       }),
     );
+    return {
+      services,
+      stop: async () => {
+        await Promise.all(started.map((service) => service.stop()));
+        tmp.remove();
+      },
+    };
   } catch (error) {
-    await stop();
+    tmp.remove();
     throw error;
   }
-  return { services, stop };
 }

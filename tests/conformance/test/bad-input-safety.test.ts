@@ -287,7 +287,7 @@ describe('the anonymizer under hostile reports', () => {
     client = new anonymizer.AnonymizerServiceClient(target('anonymizer'), grpc.credentials.createInsecure(), options);
   });
   afterAll(() => client.close());
-  const log = () => local.services.get('anonymizer')!.proc.output();
+  const log = () => local.services.get('anonymizer')!.output();
 
   it('refuses a report id holding a name and phone number as INVALID_ARGUMENT naming report.id, echoing it nowhere', async () => {
     const error = await unary(

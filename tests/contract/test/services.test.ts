@@ -1,53 +1,37 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { healthCheck, makeTempDir, repoRoot, startProcess, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
+import { startLocalServices, type LocalServices } from '@medsyn/conformance';
+import { healthCheck, makeTempDir, repoRoot } from '@medsyn/testing';
 
 const SERVICES = ['anonymizer', 'synthesizer', 'pretrainer', 'evaluator'] as const;
 const tmp = makeTempDir('contract');
-const running = new Map<string, { proc: ManagedProcess; target: string; metricsPort: number }>();
+let local: LocalServices;
+const running = (name: (typeof SERVICES)[number]) => local.services.get(name)!;
 
 /** Each service as its own process, from its sources, on free loopback ports, sharing one store. */
 beforeAll(async () => {
-  await Promise.all(
-    SERVICES.map(async (name) => {
-      const proc = await startProcess(process.execPath, {
-        args: [...tsxLoaderArgs(), path.join(repoRoot, 'services', name, 'src', 'main.ts')],
-        env: {
-          GRPC_HOST: '127.0.0.1',
-          GRPC_PORT: '0',
-          METRICS_HOST: '127.0.0.1',
-          METRICS_PORT: '0',
-          MEDSYN_STORE: `file://${tmp.dir}/store`,
-        },
-        readyWhen: /"grpcPort":(\d+),"metricsPort":(\d+)/,
-      });
-      running.set(name, { proc, target: `127.0.0.1:${proc.readyMatch![1]}`, metricsPort: Number(proc.readyMatch![2]) });
-    }),
-  );
-}, 60000);
+  local = await startLocalServices(SERVICES, { MEDSYN_STORE: `file://${tmp.dir}/store` });
+}, 120000);
 
 afterAll(async () => {
-  await Promise.all([...running.values()].map(({ proc }) => proc.stop()));
+  await local?.stop();
   tmp.remove();
 });
 
 describe('the four services as processes', () => {
   it('each answers the standard health check', async () => {
     for (const name of SERVICES) {
-      expect(await healthCheck(running.get(name)!.target)).toBe('SERVING');
+      expect(await healthCheck(running(name).target)).toBe('SERVING');
       expect(
-        await healthCheck(
-          running.get(name)!.target,
-          `medsyn.${name}.v1.${name[0]!.toUpperCase()}${name.slice(1)}Service`,
-        ),
+        await healthCheck(running(name).target, `medsyn.${name}.v1.${name[0]!.toUpperCase()}${name.slice(1)}Service`),
       ).toBe('SERVING');
     }
   });
 
   it('each serves /metrics on its own port', async () => {
     for (const name of SERVICES) {
-      const text = await (await fetch(`http://127.0.0.1:${running.get(name)!.metricsPort}/metrics`)).text();
+      const text = await (await fetch(`http://127.0.0.1:${running(name).metricsPort}/metrics`)).text();
       expect(text).toContain(`medsyn_${name}_grpc_requests_total{method="/grpc.health.v1.Health/Check",code="OK"}`);
     }
   });
@@ -58,7 +42,7 @@ describe('the four services as processes', () => {
       path.join(__dirname, '..', 'python', 'contract_client.py'),
       path.join(repoRoot, 'proto'),
       healthProtoRoot,
-      ...SERVICES.map((n) => `${n}=${running.get(n)!.target}`),
+      ...SERVICES.map((n) => `${n}=${running(n).target}`),
     ];
     const { stdout } = await promisify(execFile)('/usr/bin/python3', args, { timeout: 60000 });
     const results = stdout
@@ -77,10 +61,10 @@ describe('the four services as processes', () => {
 
   it('each drains and exits 0 on SIGTERM', async () => {
     for (const name of SERVICES) {
-      const { proc } = running.get(name)!;
-      proc.child.kill('SIGTERM');
-      expect(await proc.exited).toBe(0);
-      expect(proc.output()).toContain('"msg":"stopped"');
+      const service = running(name);
+      service.child.kill('SIGTERM');
+      expect(await service.exited).toBe(0);
+      expect(service.output()).toContain('"msg":"stopped"');
     }
   });
 });

@@ -1,6 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -9,6 +8,7 @@ import { openStore, putJsonl } from '@medsyn/artifact-store';
 import { startLocalServices, type LocalServices } from '@medsyn/conformance';
 import {
   callUnary,
+  freePort,
   healthCheck,
   makeTempDir,
   repoRoot,
@@ -37,16 +37,6 @@ let s3: S3Server;
 let storeUri: string;
 let prometheus: ManagedProcess;
 let prometheusUrl: string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 /** The overlay's scrape config, its Kubernetes pod discovery replaced by the pods as rendered. */
 function prometheusConfig(): string {
