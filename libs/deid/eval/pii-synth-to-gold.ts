@@ -16,12 +16,12 @@
  *   node --conditions=medsyn-source --import tsx libs/deid/eval/pii-synth-to-gold.ts \
  *     ../shared/data/pii-synth/synth_dataset_v2.json tmp/gold-pii-synth.jsonl --split-seed 1
  */
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { PhiLabel } from '../src';
 import { COUNTRY_NAMES, US_STATES } from '../src/dictionaries';
 import type { GoldRecord } from './gold-format';
+import { sha256Hex } from '@medsyn/artifact-store';
 
 const LABELS: Record<string, PhiLabel | undefined> = {
   PERSON: 'NAME',
@@ -113,8 +113,7 @@ function convert(sample: PresidioSample, id: string): GoldRecord {
 }
 
 /** Which half a sentence is in: fixed by (seed, id). */
-export const inTuningHalf = (seed: number, id: string) =>
-  createHash('sha256').update(`${seed}:${id}`).digest()[0]! < 128;
+export const inTuningHalf = (seed: number, id: string) => parseInt(sha256Hex(`${seed}:${id}`).slice(0, 2), 16) < 128;
 
 function main(): void {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'split-seed': { type: 'string' } } });

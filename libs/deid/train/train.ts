@@ -4,7 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { ops, type GraphBuilder } from '@medsyn/onnx-graph';
-import { seededRandom } from '@medsyn/random';
+import { seededRandom, shuffled } from '@medsyn/random';
 import { Trainer, buildTrainingStep, exportInferenceModel } from '@medsyn/training';
 import { FEATURE_SLOTS, FEATURE_VERSION, FeatureExtractor } from '../src/tagger/features';
 import { TAGGER_CLASSES, buildTagger, type TaggerConfig } from '../src/tagger/model';
@@ -97,14 +97,6 @@ function windows(docs: Encoded[], size: number, rand: () => number): { doc: Enco
   return out;
 }
 
-function shuffle<T>(items: T[], rand: () => number): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [items[i], items[j]] = [items[j]!, items[i]!];
-  }
-  return items;
-}
-
 export function taggerInference(config: TaggerConfig) {
   return (g: GraphBuilder) => ({
     logprobs: buildTagger(g, g.input('ids', 'int32', ['batch', 'tokens', FEATURE_SLOTS]), config),
@@ -133,13 +125,14 @@ export async function trainTagger(options: TrainOptions): Promise<TrainedTagger>
   const trainer = await Trainer.create(step, { executionProvider: 'cpu', intraOpThreads: options.threads ?? 2, seed });
 
   const epochBatches = (epoch: number) => {
-    const r = seededRandom(seed * 1000 + epoch);
+    // Seeds far apart for consecutive epochs: nearby seeds give related first draws.
+    const r = seededRandom((seed * 1000003 + epoch * 7919) >>> 0);
     const examples = options.notes.map((note) => withRandomCase(withSurrogates(note, r, options.keepOriginal ?? 0), r));
-    const negatives = shuffle([...options.negatives], r).slice(0, options.negativesPerEpoch);
+    const negatives = shuffled(options.negatives, r).slice(0, options.negativesPerEpoch);
     const encoded = [...examples, ...negatives].map((e) =>
       encode(features, e, phiWeight, r, options.wordDropout ?? 0.15),
     );
-    return shuffle(windows(encoded, size, r), r);
+    return shuffled(windows(encoded, size, r), r);
   };
   const stepsPerEpoch = Math.ceil(epochBatches(0).length / batchSize);
   const totalSteps = stepsPerEpoch * options.epochs;

@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { FileArtifactStore, listLocalFiles, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
-import { buildTinyModel } from '@medsyn/diffusion';
 import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
 import { PipelineConfigError, parsePipelineConfig, pretrainingRuns } from '../src';
 
@@ -94,8 +93,11 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 240_0
   }
 }
 
+// The synthesizer's tiny model comes from diffusion's build script, run as a process: the pipeline (a gRPC client)
+// does not import the compute libraries, not even in its tests.
 beforeAll(() => {
-  buildTinyModel(path.join(tmp.dir, 'tiny-model'));
+  const script = path.join(repoRoot, 'libs', 'diffusion', 'scripts', 'build-tiny-model.ts');
+  execFileSync(process.execPath, [...tsxLoaderArgs(), script, path.join(tmp.dir, 'tiny-model')], { stdio: 'pipe' });
 });
 
 describe('pipeline config', () => {

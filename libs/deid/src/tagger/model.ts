@@ -1,5 +1,6 @@
 import { ops, tensor, type GraphBuilder, type Value } from '@medsyn/onnx-graph';
 import { FEATURE_SLOTS } from './features';
+import { seededRandom } from '@medsyn/random';
 
 /** Classes the tagger predicts; index 0 is "not PHI". */
 export const TAGGER_CLASSES = ['O', 'NAME', 'LOCATION', 'DATE', 'CONTACT', 'ID'] as const;
@@ -28,15 +29,10 @@ export const DEFAULT_TAGGER_CONFIG: TaggerConfig = {
   ],
 };
 
-/** Deterministic uniform(-limit, limit) initial values (LCG), so a seed fixes the whole run. */
+/** Deterministic uniform(-limit, limit) initial values, so a seed fixes the whole run. */
 function uniform(dims: number[], limit: number, seed: number) {
-  let s = seed >>> 0 || 1;
-  const n = dims.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    values[i] = (s / 4294967296 - 0.5) * 2 * limit;
-  }
+  const random = seededRandom(seed);
+  const values = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (random() - 0.5) * 2 * limit);
   return tensor('float32', dims, values);
 }
 
