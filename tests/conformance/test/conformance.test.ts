@@ -87,12 +87,11 @@ describe('npm run conformance against a service that asks for a bearer token (an
     const store = `file://${tmp.dir}/store`;
     [tokenOnly, withTls] = await Promise.all([
       startLocalServices(['evaluator'], { MEDSYN_STORE: store, GRPC_AUTH_TOKEN: TOKEN }),
-      startLocalServices(['evaluator'], {
-        MEDSYN_STORE: store,
-        GRPC_AUTH_TOKEN: TOKEN,
-        GRPC_TLS_CERT: tls.serverCert,
-        GRPC_TLS_KEY: tls.serverKey,
-      }),
+      startLocalServices(
+        ['evaluator'],
+        { MEDSYN_STORE: store, GRPC_AUTH_TOKEN: TOKEN, GRPC_TLS_CERT: tls.serverCert, GRPC_TLS_KEY: tls.serverKey },
+        grpc.credentials.createSsl(fs.readFileSync(tls.caCert)),
+      ),
     ]);
   }, 90000);
   afterAll(async () => {
