@@ -7,7 +7,7 @@ import {
   TextToImageModel,
   imageStatisticsCheck,
   QualityGate,
-  runDatasetShard,
+  synthesizeDatasetShard,
   SCHEDULER_KINDS,
   type SchedulerKind,
 } from '@medsyn/diffusion';
@@ -117,7 +117,7 @@ export const registerSynthesize: RegisterCommand = (program: Command) => {
       const startedAt = Date.now();
       let started = false;
       try {
-        const result = await runDatasetShard(
+        const result = await synthesizeDatasetShard(
           store,
           model,
           {

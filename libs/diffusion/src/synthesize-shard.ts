@@ -19,7 +19,7 @@ export interface PromptRecord {
   labels?: Record<string, string>;
 }
 
-export interface DatasetSpec {
+export interface SynthesizeDatasetSpec {
   /** Store key of the prompt manifest (JSONL). */
   promptsKey: string;
   /** Store prefix of images, records and pair manifests, ending in "/". */
@@ -29,7 +29,7 @@ export interface DatasetSpec {
   params: Omit<GenerationRequest, 'prompt' | 'seed'> & { seed?: string; maxAttempts?: number; bitDepth?: 8 | 16 };
 }
 
-export interface DatasetProgress {
+export interface SynthesizeDatasetProgress {
   completed: number;
   total: number;
   accepted: number;
@@ -39,17 +39,17 @@ export interface DatasetProgress {
   rejections: Record<string, number>;
 }
 
-export interface DatasetResult extends DatasetProgress {
+export interface SynthesizeDatasetResult extends SynthesizeDatasetProgress {
   pairs: ArtifactRef;
 }
 
-export class DatasetInputError extends Error {
+export class SynthesizeDatasetInputError extends Error {
   constructor(
     readonly field: string,
     message: string,
   ) {
     super(`${field}: ${message}`);
-    this.name = 'DatasetInputError';
+    this.name = 'SynthesizeDatasetInputError';
   }
 }
 
@@ -68,26 +68,34 @@ export function itemSeed(reportId: string, k: number, base?: string): bigint {
  * image is regenerated from its deterministic seed, so the shard ends with every image exactly
  * once. The pair manifest of the shard lists the accepted images in manifest order.
  */
-export async function runDatasetShard(
+export async function synthesizeDatasetShard(
   store: ArtifactStore,
   model: TextToImageModel,
-  spec: DatasetSpec,
+  spec: SynthesizeDatasetSpec,
   options: {
     gate?: QualityGate;
     maxBatch?: number;
     signal?: AbortSignal;
-    onProgress?: (p: DatasetProgress) => void;
+    onProgress?: (p: SynthesizeDatasetProgress) => void;
     onImage?: (accepted: boolean, rejections: Record<string, number>) => void;
   } = {},
-): Promise<DatasetResult> {
+): Promise<SynthesizeDatasetResult> {
   const { index, count } = spec.shard;
-  if (!Number.isInteger(count) || count < 1) throw new DatasetInputError('shard.count', `must be >= 1, got ${count}`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new SynthesizeDatasetInputError('shard.count', `must be >= 1, got ${count}`);
   if (!Number.isInteger(index) || index < 0 || index >= count)
-    throw new DatasetInputError('shard.index', `must be in [0, ${count}), got ${index}`);
+    throw new SynthesizeDatasetInputError('shard.index', `must be in [0, ${count}), got ${index}`);
   if (!Number.isInteger(spec.imagesPerPrompt) || spec.imagesPerPrompt < 1 || spec.imagesPerPrompt > 100)
-    throw new DatasetInputError('images_per_prompt', `must be 1 to 100, got ${spec.imagesPerPrompt}`);
+    throw new SynthesizeDatasetInputError('images_per_prompt', `must be 1 to 100, got ${spec.imagesPerPrompt}`);
 
-  const progress: DatasetProgress = { completed: 0, total: 0, accepted: 0, rejected: 0, invalid: 0, rejections: {} };
+  const progress: SynthesizeDatasetProgress = {
+    completed: 0,
+    total: 0,
+    accepted: 0,
+    rejected: 0,
+    invalid: 0,
+    rejections: {},
+  };
   const units: { key: string; record: PromptRecord; k: number }[] = [];
   const seen = new Set<string>();
   let ordinal = 0;

@@ -14,7 +14,7 @@ import {
   storePrefixOf,
   imageStatisticsCheck,
   QualityGate,
-  runDatasetShard,
+  synthesizeDatasetShard,
   synthesize,
   type QualityCheck,
 } from '../src';
@@ -159,17 +159,17 @@ describe('synthesis with the gate and dataset shards', () => {
     const controller = new AbortController();
     let images = 0;
     await expect(
-      runDatasetShard(store, model, spec(0), {
+      synthesizeDatasetShard(store, model, spec(0), {
         maxBatch: 1,
         signal: controller.signal,
         onImage: () => ++images === 2 && controller.abort(new Error('killed')),
       }),
     ).rejects.toThrow('killed');
     images = 0;
-    const resumed = await runDatasetShard(store, model, spec(0), { maxBatch: 1, onImage: () => images++ });
+    const resumed = await synthesizeDatasetShard(store, model, spec(0), { maxBatch: 1, onImage: () => images++ });
     expect(images).toBe(2); // only the two missing ones
     expect(resumed).toMatchObject({ total: 4, completed: 4, accepted: 4, invalid: 2 });
-    const other = await runDatasetShard(store, model, spec(1), {});
+    const other = await synthesizeDatasetShard(store, model, spec(1), {});
     expect(other).toMatchObject({ total: 3, completed: 3 });
 
     const lines: PairLine[] = [];
@@ -180,7 +180,7 @@ describe('synthesis with the gate and dataset shards', () => {
     // Resumed images are the images an uninterrupted run makes: seeds derive from the report id.
     const store2 = new FileArtifactStore(path.join(tmp.dir, 'store2'));
     await putJsonl(store2, 'prompts.jsonl', prompts);
-    const fresh = await runDatasetShard(store2, model, spec(0), {});
+    const fresh = await synthesizeDatasetShard(store2, model, spec(0), {});
     const again: PairLine[] = [];
     for await (const line of readJsonl<PairLine>(store2, store2.keyOf(fresh.pairs.uri)))
       if (line.ok) again.push(line.value);

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DigestMismatchError, expectDigest, verifyArtifactRef } from '@medsyn/artifact-store';
 import {
   classifierCheck,
-  DatasetInputError,
+  SynthesizeDatasetInputError,
   TextToImageModel,
   ExecutionProviderError,
   fetchModelDirectory,
@@ -18,10 +18,10 @@ import {
   ModelLoadError,
   QualityGate,
   randomSeed,
-  runDatasetShard,
+  synthesizeDatasetShard,
   storePrefixOf,
   synthesize,
-  type DatasetSpec,
+  type SynthesizeDatasetSpec,
   type QualityCheck,
   type SchedulerKind,
   type SynthesisItem,
@@ -118,7 +118,7 @@ function toRpcError(error: unknown, fieldPrefix: string): unknown {
       error.field === 'prompt' ? 'prompt' : `${fieldPrefix}.${error.field}`,
       error.message.slice(error.field.length + 2),
     );
-  if (error instanceof DatasetInputError)
+  if (error instanceof SynthesizeDatasetInputError)
     return invalidArgument(error.field, error.message.slice(error.field.length + 2));
   if (error instanceof ModelLoadError)
     return new RpcError(grpc.status.FAILED_PRECONDITION, `model: ${error.message}`, 'model');
@@ -247,7 +247,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
   };
 
   const runDataset = async (job: JobContext) => {
-    const spec = job.spec as DatasetSpec & { model?: ModelRef };
+    const spec = job.spec as SynthesizeDatasetSpec & { model?: ModelRef };
     // Checked again here: a job resumed after a restart, or after its model was evicted, loads it anew.
     const { model, release } = await verifiedModelFor(spec.model, 'model').catch((error: unknown) => {
       throw error instanceof DigestMismatchError
@@ -261,9 +261,9 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
     }
   };
 
-  const runShard = async (job: JobContext, model: TextToImageModel, spec: DatasetSpec) => {
+  const runShard = async (job: JobContext, model: TextToImageModel, spec: SynthesizeDatasetSpec) => {
     const ctx = ctxRef!;
-    const result = await runDatasetShard(ctx.store, model, spec, {
+    const result = await synthesizeDatasetShard(ctx.store, model, spec, {
       gate,
       maxBatch: ctx.config.service.MAX_BATCH,
       signal: job.signal,
@@ -532,7 +532,7 @@ export function synthesizerService(env: NodeJS.ProcessEnv = process.env): Servic
           } finally {
             release();
           }
-          const spec: DatasetSpec & { model?: ModelRef } = {
+          const spec: SynthesizeDatasetSpec & { model?: ModelRef } = {
             promptsKey,
             outputPrefix: request.outputPrefix || `synthesizer/${request.requestId.replace(/[^A-Za-z0-9._-]/g, '_')}/`,
             shard: { index, count },
