@@ -4,6 +4,7 @@ import { CLIP_MAX_LENGTH, writeClipTokenizerFiles } from '@medsyn/clip-tokenizer
 import { SD_ONNX_MODEL_INDEX, SD21_SCHEDULER_CONFIG, toFloat16Bits } from '@medsyn/diffusion';
 import {
   GraphBuilder,
+  castNodeProto,
   decodeModel,
   encodeModel,
   fromTensorProto,
@@ -49,27 +50,7 @@ export function storeWeightsAsFloat16(model: Uint8Array, minElements = 1024): Ui
     const tensor = fromTensorProto(initializer);
     if (tensor.dtype !== 'float32' || numel(tensor.dims) < minElements) return initializer;
     const stored = `${initializer.name}.float16`;
-    casts.push({
-      name: `${initializer.name}.cast`,
-      opType: 'Cast',
-      domain: '',
-      input: [stored],
-      output: [initializer.name!],
-      attribute: [
-        {
-          name: 'to',
-          type: onnx.AttributeProto_AttributeType.INT,
-          i: onnx.TensorProto_DataType.FLOAT,
-          floats: [],
-          ints: [],
-          strings: [],
-          tensors: [],
-          graphs: [],
-          sparseTensors: [],
-          typeProtos: [],
-        },
-      ],
-    });
+    casts.push(castNodeProto(`${initializer.name}.cast`, stored, initializer.name!, onnx.TensorProto_DataType.FLOAT));
     return toTensorProto(stored, {
       dtype: 'float16',
       dims: tensor.dims,

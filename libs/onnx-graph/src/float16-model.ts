@@ -6,6 +6,7 @@ import {
   type TypeProto,
 } from './gen/onnx/onnx';
 import { toFloat16Bits } from './float16';
+import { castNodeProto } from './graph';
 
 /** Largest finite float16; weights and constants beyond it are clamped, not turned into infinities. */
 const FLOAT16_MAX = 65504;
@@ -76,27 +77,7 @@ export function convertToFloat16(model: ModelProto, options: Float16Options = {}
     if (!name) {
       name = `${value}_as_${to === OnnxType.FLOAT16 ? 'float16' : 'float32'}`;
       castName.set(key, name);
-      casts.push({
-        name,
-        opType: 'Cast',
-        domain: '',
-        input: [value],
-        output: [name],
-        attribute: [
-          {
-            name: 'to',
-            type: 2,
-            i: to,
-            floats: [],
-            ints: [],
-            strings: [],
-            tensors: [],
-            graphs: [],
-            sparseTensors: [],
-            typeProtos: [],
-          },
-        ],
-      });
+      casts.push(castNodeProto(name, value, name, to));
     }
     return name;
   };

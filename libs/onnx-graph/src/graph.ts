@@ -295,6 +295,18 @@ function valueInfo(v: Value): ValueInfoProto {
   };
 }
 
+/** A Cast node as a NodeProto, for passes that edit a decoded model (float16 storage and conversion). */
+export function castNodeProto(name: string, input: string, output: string, to: number): NodeProto {
+  return {
+    name,
+    opType: 'Cast',
+    domain: '',
+    input: [input],
+    output: [output],
+    attribute: [attributeProto('to', { type: 'int', value: to })],
+  };
+}
+
 function attributeProto(name: string, a: Attr): AttributeProto {
   const base: AttributeProto = {
     name,

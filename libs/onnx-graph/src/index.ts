@@ -1,7 +1,15 @@
 export * from './dtype';
 export * from './tensor';
 export * from './value';
-export { GraphBuilder, OPSET, IR_VERSION, type NodeOptions, type Parameter, type GraphOptions } from './graph';
+export {
+  GraphBuilder,
+  OPSET,
+  IR_VERSION,
+  castNodeProto,
+  type NodeOptions,
+  type Parameter,
+  type GraphOptions,
+} from './graph';
 export { inferShapes, broadcastShapes, supportedOps, ShapeError, type ShapeContext, type TypeAndShape } from './shapes';
 export { Ops, ops, RNG_SEED_INPUT, type ConvOptions, type PoolOptions } from './ops';
 export { encodeModel, decodeModel } from './serialize';
