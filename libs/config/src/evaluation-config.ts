@@ -67,21 +67,30 @@ export const EVALUATION_LIMITS = {
   report_samples: 64,
 } as const;
 
+/** An evaluation config checked, with its defaults filled in. */
+export type ParsedEvaluationConfig = Required<
+  Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'>
+> &
+  Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'>;
+
 /** Checks a parsed config (YAML, JSON or a request) and fills defaults; errors name the field. */
-export function parseEvaluationConfig(
-  value: unknown,
-): Required<Omit<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'>> &
-  Pick<EvaluationConfig, 'prompts' | 'epochs' | 'max_images' | 'sample_grids'> {
+export function parseEvaluationConfig(value: unknown): ParsedEvaluationConfig {
   const c = (value ?? {}) as Partial<EvaluationConfig>;
-  if (!Array.isArray(c.encoders) || c.encoders.length === 0)
+  const encoders = checkEncoders(c.encoders);
+  return { encoders, ...parseEvaluationConfigWithoutEncoders(c) };
+}
+
+/** The encoders to evaluate: at least one, each a bundle or a random-init baseline, names unique. */
+function checkEncoders(encoders: EvaluationConfig['encoders'] | undefined): EvaluationConfig['encoders'] {
+  if (!Array.isArray(encoders) || encoders.length === 0)
     throw new EvaluationConfigError('encoders', 'at least one encoder is required');
-  if (c.encoders.length > EVALUATION_LIMITS.encoders)
+  if (encoders.length > EVALUATION_LIMITS.encoders)
     throw new EvaluationConfigError(
       'encoders',
-      `at most ${EVALUATION_LIMITS.encoders} encoders, got ${c.encoders.length}`,
+      `at most ${EVALUATION_LIMITS.encoders} encoders, got ${encoders.length}`,
     );
   const names = new Set<string>();
-  c.encoders.forEach((e, i) => {
+  encoders.forEach((e, i) => {
     if (!e || typeof e.name !== 'string' || !e.name)
       throw new EvaluationConfigError(`encoders[${i}].name`, 'is required');
     if (!e.baseline === !e.bundle)
@@ -118,6 +127,15 @@ export function parseEvaluationConfig(
     if (names.has(e.name)) throw new EvaluationConfigError(`encoders[${i}].name`, `"${e.name}" is used twice`);
     names.add(e.name);
   });
+  return encoders;
+}
+
+/**
+ * Every check of parseEvaluationConfig but the encoders': for a config whose encoders do not exist yet (a
+ * pipeline's `evaluate` section, before its pre-training arms have made them).
+ */
+export function parseEvaluationConfigWithoutEncoders(value: unknown): Omit<ParsedEvaluationConfig, 'encoders'> {
+  const c = (value ?? {}) as Partial<EvaluationConfig>;
   if (!c.dataset || typeof c.dataset.format !== 'string' || !c.dataset.format)
     throw new EvaluationConfigError('dataset.format', 'is required');
   if (typeof c.dataset.root !== 'string' || !c.dataset.root)
@@ -171,7 +189,6 @@ export function parseEvaluationConfig(
   if (!EXECUTION_PROVIDERS.includes(provider))
     throw new EvaluationConfigError('execution_provider', `must be cpu, cuda or webgpu, got "${provider}"`);
   return {
-    encoders: c.encoders,
     dataset: { format: c.dataset.format, root: c.dataset.root, options: c.dataset.options ?? {} },
     tasks: c.tasks,
     label_fractions: fractions,

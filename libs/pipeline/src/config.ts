@@ -7,7 +7,7 @@ import {
   EvaluationConfigError,
   METHODS,
   PretrainingConfigError,
-  parseEvaluationConfig,
+  parseEvaluationConfigWithoutEncoders,
   parsePretrainingConfigWithoutPairs,
   type Method,
 } from '@medsyn/config';
@@ -217,7 +217,7 @@ export function parsePipelineConfig(
       );
   config.pretrain.methods.forEach(checkPretrain);
   try {
-    parseEvaluationConfig({ ...config.evaluate, encoders: [{ name: 'check', bundle: 'check' }], epochs: undefined });
+    parseEvaluationConfigWithoutEncoders({ ...config.evaluate, epochs: undefined });
   } catch (error) {
     if (error instanceof EvaluationConfigError)
       throw new PipelineConfigError(`evaluate.${error.field}`, error.message.replace(/^[^:]*: /, ''));
