@@ -288,8 +288,10 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
         throw new PretrainingAbandonedError(`abandoned after ${stepsThisCall} steps`);
       const cancelled = options.signal?.aborted ?? false;
       if (trainer.step % checkpointEvery === 0 || trainer.step === totalSteps || cancelled) {
-        lastCheckpoint = await saveCheckpoint(store, prefix, trainer, position, skippedDuringTraining, lastCheckpoint);
+        // The log first: killed between the two writes, the run resumes from the checkpoint before
+        // and trims the log to it; the other way round, the steps since that one would be lost.
         await putJsonl(store, join(prefix, RUN_FILES.log), log);
+        lastCheckpoint = await saveCheckpoint(store, prefix, trainer, position, skippedDuringTraining, lastCheckpoint);
       }
       if (cancelled) throw new PretrainingCancelledError(`cancelled at step ${trainer.step}; a checkpoint was written`);
     }

@@ -123,6 +123,27 @@ describe('pre-training runs', () => {
     ]);
   });
 
+  it('resumes a run killed while it writes a checkpoint with every step logged once', async () => {
+    const config = tinyConfig({
+      text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey },
+      data: { real_pairs: [opacity], validation_fraction: 0 },
+      checkpoint_every_steps: 1,
+      batch_size: 32,
+    });
+    /** Dies as a process SIGKILLed mid-checkpoint would: at the first checkpoint, when the run writes its log. */
+    class KilledAtTheLog extends FileArtifactStore {
+      override put(...args: Parameters<FileArtifactStore['put']>) {
+        if (args[0].endsWith(RUN_FILES.log)) return Promise.reject(new Error('killed'));
+        return super.put(...args);
+      }
+    }
+    await expect(
+      runPretraining({ store: new KilledAtTheLog(temp.dir), config, prefix: 'runs/killed-at-the-log' }),
+    ).rejects.toThrow('killed');
+    await runPretraining({ store, config, prefix: 'runs/killed-at-the-log' });
+    expect((await log('runs/killed-at-the-log')).map((e) => e.step)).toEqual([1, 2, 3]);
+  });
+
   it('trains the same loss curve whether images are decoded on a worker thread or the training thread', async () => {
     const config = tinyConfig({
       text_encoder: { layers: 1, hidden_size: 32, heads: 2, max_length: 16, vocab: vocabKey },
