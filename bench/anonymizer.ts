@@ -13,8 +13,9 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { countTokens } from '@medsyn/clip-tokenizer';
 import { Anonymizer, createDetector, DEFAULT_TAGGER_DIR, type PhiDetector } from '@medsyn/deid';
+import { serviceNodeArgs, startServiceProcess } from '@medsyn/local-services';
 import { anonymizer as proto } from '@medsyn/proto';
-import { makeTempDir, repoRoot, startProcess, tsxLoaderArgs } from '@medsyn/testing';
+import { makeTempDir, repoRoot } from '@medsyn/testing';
 import { readGold } from '../libs/deid/eval/gold-format';
 import { evaluate, overRedaction, readIuReports, type Evaluation } from '../libs/deid/eval/scoring';
 import { watchLoad } from './machine';
@@ -87,23 +88,18 @@ async function interleaved(
 
 async function streamThroughput(texts: string[], count: number): Promise<number> {
   const tmp = makeTempDir('bench-anonymizer');
-  const service = await startProcess(process.execPath, {
-    args: [...tsxLoaderArgs(), path.join(repoRoot, 'services/anonymizer/src/main.ts')],
+  const service = await startServiceProcess({
+    name: 'anonymizer',
+    args: serviceNodeArgs('anonymizer', 'source'),
     env: {
+      ...process.env,
       GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: '0',
       METRICS_HOST: '127.0.0.1',
-      METRICS_PORT: '0',
       MEDSYN_STORE: `file://${tmp.dir}`,
       LOG_LEVEL: 'info',
     },
-    readyWhen: /"grpcPort":(\d+)/,
-    readyTimeoutMs: 60000,
   });
-  const client = new proto.AnonymizerServiceClient(
-    `127.0.0.1:${service.readyMatch![1]}`,
-    grpc.credentials.createInsecure(),
-  );
+  const client = new proto.AnonymizerServiceClient(service.target, grpc.credentials.createInsecure());
   try {
     const run = async (n: number) => {
       const call = client.anonymizeStream();

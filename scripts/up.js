@@ -46,7 +46,7 @@ process.on('SIGTERM', () => stop(0));
 startServiceProcesses(
   Object.entries(PORTS).map(([name, ports]) => ({
     name,
-    nodeArgs: serviceNodeArgs(name, 'dist'),
+    args: serviceNodeArgs(name, 'dist'),
     env: { ...process.env, MEDSYN_STORE: store },
     grpcPort: ports.grpc,
     metricsPort: ports.metrics,

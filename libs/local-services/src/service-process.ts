@@ -41,8 +41,12 @@ export function freePort(): Promise<number> {
 export interface ServiceProcessOptions {
   /** Names it in errors: "the anonymizer exited ...". */
   name: string;
-  /** What node runs: serviceNodeArgs(name, from) for a medsyn service. */
-  nodeArgs: string[];
+  /** The program it runs (default: this node, as for a medsyn service; e.g. python3 for another implementation). */
+  command?: string;
+  /** Its arguments: serviceNodeArgs(name, from) for a medsyn service. */
+  args: string[];
+  /** Its working folder (default: ours). */
+  cwd?: string;
   /** Its whole environment; GRPC_PORT and METRICS_PORT are set from the ports below. */
   env: NodeJS.ProcessEnv;
   /** Default: a free port. */
@@ -73,6 +77,8 @@ export interface ServiceProcess {
   readonly exited: Promise<number | string>;
   /** SIGTERM (it drains and exits 0), then SIGKILL after graceMs; resolves with how it ended. */
   stop(graceMs?: number): Promise<number | string>;
+  /** SIGKILL at once, as a crashed pod dies (no drain, no shutdown hook); resolves with how it ended. */
+  kill(): Promise<number | string>;
 }
 
 /**
@@ -95,7 +101,8 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const metricsPort = options.metricsPort ?? (await freePort());
   const log = options.logFile ? fs.openSync(options.logFile, 'a') : 'pipe';
   const logStart = options.logFile ? fs.fstatSync(log as number).size : 0;
-  const child = spawn(process.execPath, options.nodeArgs, {
+  const child = spawn(options.command ?? process.execPath, options.args, {
+    cwd: options.cwd,
     env: {
       ...options.env,
       GRPC_PORT: String(grpcPort),
@@ -142,6 +149,10 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       }
       return exited;
     },
+    kill() {
+      if (ended === undefined) child.kill('SIGKILL');
+      return exited;
+    },
   };
 
   const timeoutMs = options.readyTimeoutMs ?? 120_000;
@@ -156,8 +167,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
           ? `the ${options.name} was not SERVING within ${timeoutMs / 1000} s`
           : undefined;
     if (failure) {
-      child.kill('SIGKILL');
-      await exited;
+      await service.kill();
       const output = tail();
       throw new Error(
         `${failure}${options.logFile ? ` (log: ${options.logFile})` : ''}${output ? `:\n${output}` : ''}`,

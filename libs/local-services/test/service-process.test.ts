@@ -19,7 +19,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 function standIn(env: NodeJS.ProcessEnv = {}, pids: number[] = []): ServiceProcessOptions {
   return {
     name: 'stand-in',
-    nodeArgs: [...tsxLoaderArgs(), fixture],
+    args: [...tsxLoaderArgs(), fixture],
     env: { ...process.env, ...env },
     onLine: (line) => /^pid (\d+)$/.test(line) && pids.push(Number(line.slice(4))),
   };
@@ -51,7 +51,7 @@ describe('startServiceProcess', () => {
   it('names the service and quotes the tail of its output when it exits before it is ready', async () => {
     const exitEarly = "console.error('loading'); console.error('MODEL_DIR: no model.json'); process.exit(3)";
     await expect(
-      startServiceProcess({ name: 'synthesizer', nodeArgs: ['-e', exitEarly], env: process.env }),
+      startServiceProcess({ name: 'synthesizer', args: ['-e', exitEarly], env: process.env }),
     ).rejects.toThrow(/^the synthesizer exited \(code 3\) before it was ready:\nloading\nMODEL_DIR: no model\.json$/);
   });
 
@@ -61,7 +61,7 @@ describe('startServiceProcess', () => {
     await expect(
       startServiceProcess({
         name: 'evaluator',
-        nodeArgs: ['-e', "console.error('GRPC_PORT: cannot listen'); process.exit(1)"],
+        args: ['-e', "console.error('GRPC_PORT: cannot listen'); process.exit(1)"],
         env: process.env,
         logFile,
       }),
@@ -83,6 +83,25 @@ describe('startServiceProcess', () => {
     const polite = await startServiceProcess(standIn());
     expect(await polite.stop(500)).toBe(0);
   });
+
+  it('kills at once with SIGKILL, as a crashed pod dies, where SIGTERM would have let it exit 0', async () => {
+    const pids: number[] = [];
+    const service = await startServiceProcess(standIn({}, pids));
+    expect(await service.kill()).toBe('SIGKILL');
+    expect(alive(pids[0]!)).toBe(false);
+  });
+
+  it('runs another program than node, in the folder it is given', async () => {
+    await expect(
+      startServiceProcess({
+        name: 'torch pretrainer',
+        command: '/bin/sh',
+        args: ['-c', 'pwd; exit 4'],
+        cwd: tmp,
+        env: process.env,
+      }),
+    ).rejects.toThrow(`the torch pretrainer exited (code 4) before it was ready:\n${fs.realpathSync(tmp)}`);
+  });
 });
 
 describe('startServiceProcesses', () => {
@@ -91,7 +110,7 @@ describe('startServiceProcesses', () => {
     await expect(
       startServiceProcesses([
         standIn({}, pids),
-        { name: 'anonymizer', nodeArgs: ['-e', 'process.exit(2)'], env: process.env },
+        { name: 'anonymizer', args: ['-e', 'process.exit(2)'], env: process.env },
       ]),
     ).rejects.toThrow(/^the anonymizer exited \(code 2\) before it was ready$/);
     expect(pids).toHaveLength(1);
@@ -104,7 +123,7 @@ describe('a real service (the anonymizer, rules only, from its sources)', () => 
   beforeAll(async () => {
     service = await startServiceProcess({
       name: 'anonymizer',
-      nodeArgs: serviceNodeArgs('anonymizer', 'source'),
+      args: serviceNodeArgs('anonymizer', 'source'),
       env: {
         ...process.env,
         GRPC_HOST: '127.0.0.1',

@@ -38,7 +38,7 @@ export async function startLocalServices(
   const services = await startServiceProcesses(
     names.map((name) => ({
       name,
-      nodeArgs: serviceNodeArgs(name, from),
+      args: serviceNodeArgs(name, from),
       env: {
         ...withoutServerSecurity(process.env),
         ...options.env,

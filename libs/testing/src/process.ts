@@ -23,7 +23,11 @@ export interface ManagedProcess {
   stop(graceMs?: number): Promise<number | string>;
 }
 
-/** Starts command and waits for it to be ready; rejects with its output if it exits first. */
+/**
+ * Starts command and waits for it to be ready; rejects with its output if it exits first. For a
+ * program that is not a service, or a test of a process's own output and exit code: a service
+ * starts through @medsyn/local-services, ready when its health check says SERVING.
+ */
 export async function startProcess(command: string, options: StartProcessOptions = {}): Promise<ManagedProcess> {
   const child = spawn(command, options.args ?? [], {
     cwd: options.cwd,

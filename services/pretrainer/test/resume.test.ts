@@ -1,23 +1,17 @@
-import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { FileArtifactStore, getBuffer, putJsonl, readJsonl } from '@medsyn/artifact-store';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
+import { serviceNodeArgs, startServiceProcess, type ServiceProcess } from '@medsyn/local-services';
 import { common, jobs, pretrainer } from '@medsyn/proto';
-import { callUnary, makeTempDir, repoRoot, startProcess, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
+import { callUnary, makeTempDir } from '@medsyn/testing';
 
 /** The service as its own process, so that it can be killed like a crashed pod. */
-function startPretrainer(storeDir: string): Promise<ManagedProcess> {
-  return startProcess(process.execPath, {
-    args: [...tsxLoaderArgs(), path.join(repoRoot, 'services', 'pretrainer', 'src', 'main.ts')],
-    env: {
-      GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: '0',
-      METRICS_HOST: '127.0.0.1',
-      METRICS_PORT: '0',
-      MEDSYN_STORE: `file://${storeDir}`,
-    },
-    readyWhen: /"grpcPort":(\d+)/,
-    readyTimeoutMs: 60000,
+function startPretrainer(storeDir: string): Promise<ServiceProcess> {
+  return startServiceProcess({
+    name: 'pretrainer',
+    args: serviceNodeArgs('pretrainer', 'source'),
+    env: { ...process.env, GRPC_HOST: '127.0.0.1', METRICS_HOST: '127.0.0.1', MEDSYN_STORE: `file://${storeDir}` },
+    readyTimeoutMs: 60_000,
   });
 }
 
@@ -34,7 +28,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 describe('a pretrain job whose process is killed', () => {
   const tmp = makeTempDir('pretrainer-resume');
   const store = new FileArtifactStore(tmp.dir);
-  let proc: ManagedProcess | undefined;
+  let proc: ServiceProcess | undefined;
   afterAll(async () => {
     await proc?.stop();
     tmp.remove();
@@ -65,10 +59,7 @@ describe('a pretrain job whose process is killed', () => {
     });
 
     proc = await startPretrainer(tmp.dir);
-    let client = new pretrainer.PretrainerServiceClient(
-      `127.0.0.1:${proc.readyMatch![1]}`,
-      grpc.credentials.createInsecure(),
-    );
+    let client = new pretrainer.PretrainerServiceClient(proc.target, grpc.credentials.createInsecure());
     const start = await callUnary<pretrainer.StartPretrainingResponse>(
       client,
       'startPretraining',
@@ -87,12 +78,11 @@ describe('a pretrain job whose process is killed', () => {
           ).step
         : undefined;
     });
-    proc.child.kill('SIGKILL');
-    await proc.exited;
+    await proc.kill();
     expect(checkpointed).toBeLessThan(40);
 
     proc = await startPretrainer(tmp.dir);
-    const target = `127.0.0.1:${proc.readyMatch![1]}`;
+    const target = proc.target;
     const jobsClient = new jobs.JobServiceClient(target, grpc.credentials.createInsecure());
     const done = await until('the job to end', async () => {
       const { job } = await callUnary<jobs.GetJobResponse>(

@@ -40,7 +40,7 @@ export async function startLocalServices(
     const started = await startServiceProcesses(
       names.map((name) => ({
         name,
-        nodeArgs: serviceNodeArgs(name, 'source'),
+        args: serviceNodeArgs(name, 'source'),
         env: {
           ...process.env,
           GRPC_HOST: '127.0.0.1',

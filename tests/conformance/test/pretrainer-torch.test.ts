@@ -3,40 +3,46 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { makeTempDir, repoRoot, startProcess, tsxLoaderArgs, type ManagedProcess } from '@medsyn/testing';
+import { startServiceProcess, type ServiceProcess } from '@medsyn/local-services';
+import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
 import { conformanceChecks } from '../src';
 
 // The swap the contracts promise: the PyTorch implementation of the pretrainer contract
 // (services/pretrainer-torch, Python) passes the same checks as ours, alone and behind a token.
 const tmp = makeTempDir('conformance-torch');
 const TOKEN = 'conformance-torch-token-0123456789';
-let plain: { proc: ManagedProcess; target: string };
-let guarded: { proc: ManagedProcess; target: string };
+let plain: ServiceProcess;
+let guarded: ServiceProcess;
+/** What the plain one logs, to see it stop. */
+const plainLog: string[] = [];
 
-async function startTorchPretrainer(env: NodeJS.ProcessEnv) {
-  const proc = await startProcess('/usr/bin/python3', {
+function startTorchPretrainer(env: NodeJS.ProcessEnv, onLine?: (line: string) => void): Promise<ServiceProcess> {
+  return startServiceProcess({
+    name: 'PyTorch pretrainer',
+    command: '/usr/bin/python3',
     args: ['-m', 'medsyn_pretrainer_torch.main'],
     cwd: path.join(repoRoot, 'services', 'pretrainer-torch'),
     env: {
+      ...process.env,
       GRPC_HOST: '127.0.0.1',
-      GRPC_PORT: '0',
       METRICS_HOST: '127.0.0.1',
-      METRICS_PORT: '0',
       MEDSYN_STORE: `file://${tmp.dir}/store`,
       ...env,
     },
-    readyWhen: /"grpcPort":(\d+),"metricsPort":(\d+)/,
-    readyTimeoutMs: 60000,
+    onLine,
+    readyTimeoutMs: 60_000,
   });
-  return { proc, target: `127.0.0.1:${proc.readyMatch![1]}` };
 }
 
 beforeAll(async () => {
-  [plain, guarded] = await Promise.all([startTorchPretrainer({}), startTorchPretrainer({ GRPC_AUTH_TOKEN: TOKEN })]);
+  [plain, guarded] = await Promise.all([
+    startTorchPretrainer({}, (line) => plainLog.push(line)),
+    startTorchPretrainer({ GRPC_AUTH_TOKEN: TOKEN }),
+  ]);
 }, 90000);
 
 afterAll(async () => {
-  await Promise.all([plain?.proc.stop(), guarded?.proc.stop()]);
+  await Promise.all([plain?.stop(), guarded?.stop()]);
   tmp.remove();
 });
 
@@ -69,8 +75,7 @@ describe('the PyTorch pretrainer', () => {
   });
 
   it('drains and exits 0 on SIGTERM', async () => {
-    plain.proc.child.kill('SIGTERM');
-    expect(await plain.proc.exited).toBe(0);
-    expect(plain.proc.output()).toContain('"msg":"stopped"');
+    expect(await plain.stop()).toBe(0);
+    expect(plainLog.join('\n')).toContain('"msg":"stopped"');
   });
 });
