@@ -47,7 +47,13 @@ export function buildTagger(g: GraphBuilder, ids: Value, config: TaggerConfig, s
   const { buckets, dim, channels } = config;
   const table = g.parameter('embedding.weight', uniform([buckets, dim], 0.1, seed));
   const embedded = o.reduceSum(o.gather(table, o.cast(ids, 'int64')), [2], false); // [B, T, D]
-  let h = o.unsqueeze(o.transpose(embedded, [0, 2, 1]), [2]); // [B, D, 1, T]
+  // Padding (every feature id 0) must read as the convolutions' own zero padding, so that a text's spans do not
+  // depend on what it is batched with: padded positions are zeroed after the embedding and after every layer.
+  const real = o.unsqueeze(
+    o.cast(o.greater(o.reduceSum(o.cast(ids, 'float32'), [2], false), o.scalar('float32', 0)), 'float32'),
+    [1, 2],
+  );
+  let h = o.mul(o.unsqueeze(o.transpose(embedded, [0, 2, 1]), [2]), real); // [B, D, 1, T]
   let width = dim;
   config.layers.forEach(({ kernel, dilation }, i) => {
     const fanIn = width * kernel;
@@ -58,7 +64,7 @@ export function buildTagger(g: GraphBuilder, ids: Value, config: TaggerConfig, s
     const b = g.parameter(`conv${i}.bias`, tensor('float32', [channels]));
     const reach = (dilation * (kernel - 1)) / 2;
     const y = o.relu(o.conv(h, w, b, { pads: [0, reach, 0, reach], dilations: [1, dilation] }));
-    h = width === channels ? o.add(h, y) : y;
+    h = o.mul(width === channels ? o.add(h, y) : y, real);
     width = channels;
   });
   const classes = TAGGER_CLASSES.length;
