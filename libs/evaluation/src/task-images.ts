@@ -1,17 +1,16 @@
 // Which images each task uses, their patient-grouped split, and the digest of what was evaluated:
 // one place, so the evaluation and anything that must leave its test patients out agree.
 import { createHash } from 'node:crypto';
+import { sha256Hex } from '@medsyn/artifact-store';
 import { EvaluationConfigError, type TaskName } from '@medsyn/config';
 import { readDatasetFile, type DownstreamDataset, type LabelledImage } from './downstream-datasets';
 import { splitByPatient, type Split } from './splits';
-
-const hex = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 function subsample(images: LabelledImage[], max: number | undefined, seed: number): LabelledImage[] {
   if (!max || images.length <= max) return images;
   // Deterministic by id hash, independent of order: the same ids for the same seed.
   return [...images]
-    .sort((a, b) => hex(`${seed}:${a.id}`).localeCompare(hex(`${seed}:${b.id}`)))
+    .sort((a, b) => sha256Hex(`${seed}:${a.id}`).localeCompare(sha256Hex(`${seed}:${b.id}`)))
     .slice(0, max)
     .sort((a, b) => images.indexOf(a) - images.indexOf(b));
 }
@@ -69,10 +68,10 @@ export function datasetDigest(images: LabelledImage[], root: string | undefined)
     const bytes = readDatasetFile(image.path, `image ${image.id}`, root);
     const mask =
       image.mask?.kind === 'png'
-        ? hex(readDatasetFile(image.mask.path, `mask of ${image.id}`, root))
+        ? sha256Hex(readDatasetFile(image.mask.path, `mask of ${image.id}`, root))
         : (image.mask?.runs ?? null);
     h.update(
-      JSON.stringify([image.id, hex(bytes), image.labels ?? image.classIndex ?? null, image.boxes ?? null, mask]),
+      JSON.stringify([image.id, sha256Hex(bytes), image.labels ?? image.classIndex ?? null, image.boxes ?? null, mask]),
     );
   }
   return h.digest('hex');
