@@ -15,7 +15,7 @@ const IU_REPORTS = path.join(sharedDataDir, 'iu-xray/indiana_reports.csv');
  * loader, feature change or rule regression does not.
  */
 const FLOORS = {
-  rules: { recall: 0.87, precision: 0.93 },
+  rules: { recall: 0.89, precision: 0.93 },
   combined: { recall: 0.96, precision: 0.9 },
 };
 
