@@ -133,12 +133,14 @@ const TITLE = '(?:Dr|Drs|Doctor|Mr|Mrs|Ms|Miss|Mx|Prof|Professor|Rabbi|Rev|Rever
  */
 const TITLE_WORD = m(`^${TITLE}\\.?$`, 'i');
 const TITLE_ANY_CASE = `(?:${anyCase('(?:Dr|Drs|Doctor|Mr|Mrs|Miss|Prof|Rabbi|Rev|Reverend|Pastor|Chaplain)')}|Ms|MS\\.|ms\\.)`;
+/** Between a title and the name: a dot with or without a space ("Dr. Smith", "DR.SMITH"), else a space ("Dr' Smith"). */
+const AFTER_TITLE = "(?:\\.[ \\t]*|['’]?[ \\t]+)";
 /** A name token in any case: "Smith", "SMITH", "smith", "O'Connell", "Retterer-moore". */
 const NAME_LETTER = 'A-Za-zÀ-ÖØ-öø-ÿ';
 const NAME_TOKEN = `[${NAME_LETTER}][${NAME_LETTER}'’]*(?:-[${NAME_LETTER}][${NAME_LETTER}'’]*)?[${NAME_LETTER}]`;
 const INITIAL = '[A-Za-z]\\.?';
-const CREDENTIALS = '(?:MD|M\\.D\\.|RN|NP|PA-C|PhD|RRT|CRNA|DNP|LICSW|MSW|rrt|rn|md|np)';
-const CREDENTIAL_WORD = /^(?:md|rn|np|rrt|crna|dnp|phd|licsw|msw|pa|pt|ot|rt|do|ho|iv)$/i;
+const CREDENTIALS = '(?:MD|M\\.D\\.|RN|NP|PA-C|PhD|RRT|CRNA|DNP|LICSW|MSW|BSN|MSN|LPN|rrt|rn|md|np|bsn|msn|lpn)';
+const CREDENTIAL_WORD = /^(?:md|rn|np|rrt|crna|dnp|phd|licsw|msw|bsn|msn|lpn|pa|pt|ot|rt|do|ho|iv)$/i;
 /** Who is named next to a patient in nursing notes: relatives, friends, carers and staff roles. */
 const PERSON_CUE = anyCase(
   `${words(`
@@ -359,8 +361,11 @@ function institutionName(value: string): boolean {
   const tokens = value.split(/[\s.,]+/).filter(Boolean);
   const head = tokens.slice(0, -1).filter((w) => !INSTITUTION_WORD.test(w));
   // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"); capitalised it may be ("Harbor Hospital").
-  const part = (w: string) =>
+  // After "St" or "Mount" a census given name is one in any case ("ST JOSEPH HOSPITAL", "ST MARY HOSPITAL").
+  const afterSaint = (i: number) => i > 0 && /^(?:st|saint|mt|mount)$/i.test(head[i - 1]!);
+  const part = (w: string, i: number) =>
     GENERIC_PLACE.has(w.toLowerCase()) ||
+    (afterSaint(i) && FIRST_NAMES.has(key(w))) ||
     (!stopWord(w) &&
       (/^[A-Z][a-z]/.test(w)
         ? !clinicalWord(key(w)) || !MEDICAL_TERMS.has(key(w))
@@ -749,7 +754,7 @@ export const RULES: readonly Rule[] = [
     name: 'name_after_title',
     label: 'NAME',
     pattern: m(
-      `\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`,
+      `\\b${TITLE_ANY_CASE}${AFTER_TITLE}(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NAME_TOKEN})?)`,
       'gd',
     ),
     group: 'phi',
@@ -758,7 +763,7 @@ export const RULES: readonly Rule[] = [
   {
     name: 'name_after_title',
     label: 'NAME',
-    pattern: m(`\\b${TITLE_ANY_CASE}(?:\\.|['’])?[ \\t]+(?:${INITIAL}[ \\t]+)?(?<phi>${NAME_TOKEN})`, 'gd'),
+    pattern: m(`\\b${TITLE_ANY_CASE}${AFTER_TITLE}(?:${INITIAL}[ \\t]+)?(?<phi>${NAME_TOKEN})`, 'gd'),
     group: 'phi',
     accept: (v, mt, text) => nameSequence(v, mt, text),
   },
@@ -766,10 +771,7 @@ export const RULES: readonly Rule[] = [
   {
     name: 'name_after_title',
     label: 'NAME',
-    pattern: m(
-      `\\b${TITLE_ANY_CASE}s?(?:\\.|['’])?[ \\t]+${NAME_TOKEN}[ \\t]+(?:and|&)[ \\t]+(?<phi>${NAME_TOKEN})`,
-      'gd',
-    ),
+    pattern: m(`\\b${TITLE_ANY_CASE}s?${AFTER_TITLE}${NAME_TOKEN}[ \\t]+(?:and|&)[ \\t]+(?<phi>${NAME_TOKEN})`, 'gd'),
     group: 'phi',
     accept: (v, mt, text) => nameSequence(v, mt, text),
   },

@@ -56,6 +56,9 @@ describe('RuleDetector', () => {
     ['stable, c/o to farrowdale when bed ready.', 'LOCATION', 'farrowdale'],
     ['nadia ferreira is a 68 yo woman admitted with sob.', 'NAME', 'nadia ferreira'],
     ['Hx: old MI 2011, stent placed.', 'DATE', '2011'],
+    ['BOLUS GIVEN PER DR.HALVORSEN, RATE CONTROLLED.', 'NAME', 'HALVORSEN'],
+    ['pt resting comfortably.\n\nmarta k. oyelaran bsn/rn\n', 'NAME', 'marta k. oyelaran'],
+    ['ADMITTED FROM ST JOSEPH HOSPITAL LAST WEEK.', 'LOCATION', 'ST JOSEPH HOSPITAL'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
