@@ -497,7 +497,7 @@ export const RULES: readonly Rule[] = [
   {
     name: 'date_month_name_day',
     label: 'DATE',
-    requires: DIGIT,
+    requires: m(`\\b${MONTH}\\.?\\s+\\d`, 'i'),
     pattern: m(
       `\\b${WEEKDAY}?${MONTH}\\.?\\s+\\d{1,2}${ORDINAL}?(?:,?\\s+(?:\\d{4}|'\\d{2}))?\\b(?!\\s*(?:mm|cm|mg|ml|%))`,
       'gi',
@@ -780,6 +780,7 @@ export const RULES: readonly Rule[] = [
     name: 'name_with_credentials',
     label: 'NAME',
     retryInside: true,
+    requires: m(`[ \\t]${CREDENTIALS}\\b`, ''),
     pattern: m(
       `(?<![A-Za-z0-9'’-])${NOT_NAME_START}(?<phi>(?:${INITIAL}[ \\t]+)?${NAME_TOKEN}(?:[ \\t]+(?:${INITIAL}[ \\t]+)?${NOT_NAME_START}${NAME_TOKEN}){0,2}),?[ \\t]+${CREDENTIALS}\\b`,
       'gd',
@@ -815,7 +816,7 @@ export const RULES: readonly Rule[] = [
       'gd',
     ),
     group: 'phi',
-    requires: '(',
+    requires: m(`\\([ \\t]*${PERSON_CUE}[ \\t]*\\)`, ''),
     accept: (v, mt, text) => nameSequence(v, mt, text),
   },
   // "discussed with Ann Fisher", "spoke with Dr. ...": only census names, a weaker cue than a title.
@@ -846,7 +847,7 @@ export const RULES: readonly Rule[] = [
       'gdi',
     ),
     group: 'phi',
-    requires: DIGIT,
+    requires: /\b(?:is|was)[ \t]+an?[ \t]+\d{1,3}[ \t]*-?[ \t]*(?:y\.?o|yr|year)/i,
     accept: (v, mt, text) => nameSequence(v, mt, text),
   },
   // A labelled name field: "Patient: SMITH, JOHN", "Name: Jane Doe".
