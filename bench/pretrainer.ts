@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { FileArtifactStore, readJsonl } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
-import { parsePretrainingConfig, type Method } from '@medsyn/config';
+import { METHODS, parsePretrainingConfig } from '@medsyn/config';
 import { runPretraining, type LogEntry } from '@medsyn/vlp';
 import { watchLoad } from './machine';
 
@@ -18,7 +18,6 @@ const BATCH = 32;
 const SIZE = 128;
 const MAX_LENGTH = 128;
 const STEPS = 5; // measured steps per objective, after the first (warm-up) step
-const METHODS: Method[] = ['convirt', 'gloria', 'mgca'];
 const DATA_WORKER = !process.argv.includes('--data-on-training-thread');
 const root = path.join(__dirname, '..');
 

@@ -13,8 +13,9 @@ import {
   type SchedulerConfig,
   type SchedulerKind,
 } from './schedulers';
+import type { ExecutionProvider } from '@medsyn/config';
 
-export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
+export type { ExecutionProvider };
 
 /** A problem with the model directory: a missing or corrupt file, an unexpected model signature. */
 export class ModelLoadError extends Error {
