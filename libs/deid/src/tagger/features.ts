@@ -95,6 +95,8 @@ function numberClass(word: string): string {
 /** What separates two tokens, with spaces and line breaks reduced to one kind each. */
 function separator(text: string, from: number, to: number): string {
   const gap = text.slice(from, to);
+  // Most gaps are one character (a space, a newline, a comma): no regular expression for those.
+  if (gap.length <= 1) return gap === '\n' || !/\s/.test(gap) ? gap : ' ';
   const squeezed = gap.replace(/\s+/g, (ws) => (ws.includes('\n') ? '\n' : ' '));
   return squeezed.length > 4 ? squeezed.slice(0, 2) + squeezed.slice(-2) : squeezed;
 }
