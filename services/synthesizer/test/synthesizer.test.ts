@@ -191,6 +191,16 @@ describe('synthesizer over gRPC', () => {
     ).rejects.toThrow(/execution provider "cuda"/);
   });
 
+  it('takes CPU_MEMORY_ARENA=false for big models on CPU, and refuses a value that is neither true nor false, naming it', async () => {
+    const lean = await startService(
+      synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, CPU_MEMORY_ARENA: 'false' })),
+    );
+    await lean.shutdown();
+    await expect(
+      startService(synthesizerService(testServiceEnv(tmp.dir, { MODEL_DIR, CPU_MEMORY_ARENA: 'maybe' }))),
+    ).rejects.toThrow(/CPU_MEMORY_ARENA/);
+  });
+
   it('loads the model from the artifact store with MODEL_URI (as deploy/k8s configures it)', async () => {
     const store = new FileArtifactStore(tmp.dir);
     for (const f of fs.readdirSync(MODEL_DIR, { recursive: true }) as string[]) {
