@@ -74,6 +74,12 @@ function progressDisplay(tty: boolean): { onEvent: (e: PipelineEvent) => void; s
           `[${position}] ${e.stage}: ${e.skipped ? 'done in an earlier run' : `done in ${duration(e.seconds)}`}${Object.keys(e.summary).length ? ` (${summaryText(e.summary)})` : ''}\n`,
         );
         break;
+      case 'stage-verified':
+        stopBar();
+        process.stderr.write(
+          `[${position}] ${e.stage}: done again in ${duration(e.seconds)} to verify: ${e.identical ? 'identical digests' : `NOT reproduced (${e.mismatched.join(', ')} differ)`}\n`,
+        );
+        break;
     }
   };
   return { onEvent, stop: stopBar };
@@ -90,7 +96,11 @@ export const registerPipeline: RegisterCommand = (program: Command) => {
     )
     .argument('<config>', 'YAML pipeline config (see docs/pipeline.md)')
     .option('--no-progress', 'log lines instead of a progress bar')
-    .action(async (file: string, options: { progress: boolean }) => {
+    .option(
+      '--verify <stages...>',
+      'do these finished stages again and compare their output digests ("pretrain": every arm); exit 1 if any differs',
+    )
+    .action(async (file: string, options: { progress: boolean; verify?: string[] }) => {
       let config;
       try {
         config = readPipelineConfig(file);
@@ -112,8 +122,14 @@ export const registerPipeline: RegisterCommand = (program: Command) => {
       process.once('SIGINT', interrupt);
       try {
         const started = Date.now();
-        const result = await runPipeline(config, { onEvent: display.onEvent });
+        const result = await runPipeline(config, { onEvent: display.onEvent, verify: options.verify });
         display.stop();
+        const differ = result.verifications.filter((v) => !v.identical);
+        if (options.verify)
+          process.stdout.write(
+            `verified: ${result.verifications.length - differ.length} of ${result.verifications.length} stages done again gave identical digests${differ.length ? `; not reproduced: ${differ.map((v) => v.stage).join(', ')}` : ''}\n`,
+          );
+        if (differ.length) process.exitCode = 1;
         for (const r of result.results.ratios.filter((x) => !x.metric.includes('/')))
           process.stdout.write(
             `${r.synthetic} / ${r.real}\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`,

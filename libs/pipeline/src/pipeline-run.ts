@@ -19,6 +19,7 @@ export type PipelineEvent =
       ratePerSecond: number;
     }
   | { type: 'stage-done'; stage: string; seconds: number; skipped: boolean; summary: Record<string, number | string> }
+  | { type: 'stage-verified'; stage: string; seconds: number; identical: boolean; mismatched: string[] }
   | { type: 'services'; local: ServiceName[]; remote: ServiceName[] };
 
 /** A stage failed: names the stage (and the record, where the service said which). */
@@ -39,6 +40,13 @@ export interface StageRecord {
   outputs: Record<string, string>;
   summary: Record<string, number | string>;
   seconds: number;
+}
+
+/** A finished stage done again to check that it reproduces: the digests it recorded against the new ones. */
+export interface StageVerification {
+  stage: string;
+  identical: boolean;
+  digests: { output: string; recorded: string; recomputed: string }[];
 }
 
 /** What a stage's work returns; the run adds the key and the time. */
@@ -70,6 +78,8 @@ export class PipelineRun {
   readonly hasher = new ContentHasher();
   private readonly clients = new Map<ServiceName, grpc.Client>();
   private stageIndex = 0;
+  /** The verifications done so far (stages named by `verify` that state.json already held). */
+  readonly verifications: StageVerification[] = [];
 
   constructor(
     readonly config: ResolvedPipelineConfig,
@@ -79,26 +89,25 @@ export class PipelineRun {
     readonly emit: (event: PipelineEvent) => void,
     /** How many stages the run has, for the display's "[3/9]". */
     private readonly stageCount: number,
+    /** Stages to do again when state.json holds them, comparing their output digests (see verifies). */
+    private readonly verify: readonly string[] = [],
   ) {
     this.prefix = `pipeline/${config.run}/`;
   }
 
-  /** Runs a stage unless state.json holds it with the same key. */
+  /** Runs a stage unless state.json holds it with the same key (then, if it is to be verified, does it again to compare). */
   async stage(name: string, inputs: unknown, work: (requestId: string) => Promise<StageResult>): Promise<StageRecord> {
     const key = stageKey(inputs);
     const done = this.state.stages[name];
     this.emitStageStart(name, done?.key === key);
+    const requestId = `${this.config.run}-${name.replace(/\s+/g, '-')}-${key.slice(0, 16)}`;
     if (done?.key === key) {
-      this.emit({ type: 'stage-done', stage: name, seconds: done.seconds, skipped: true, summary: done.summary });
+      if (verifies(this.verify, name)) await this.verifyStage(name, done, work, requestId);
+      else this.emit({ type: 'stage-done', stage: name, seconds: done.seconds, skipped: true, summary: done.summary });
       return done;
     }
     const started = Date.now();
-    let result: StageResult;
-    try {
-      result = await work(`${this.config.run}-${name.replace(/\s+/g, '-')}-${key.slice(0, 16)}`);
-    } catch (error) {
-      throw error instanceof PipelineStageError ? error : new PipelineStageError(name, describe(error));
-    }
+    const result = await runWork(name, work, requestId);
     const record: StageRecord = { key, ...result, seconds: (Date.now() - started) / 1000 };
     this.state.stages[name] = record;
     await this.store.put(stateKeyOf(this.config), JSON.stringify(this.state, null, 1), {
@@ -106,6 +115,38 @@ export class PipelineRun {
     });
     this.emit({ type: 'stage-done', stage: name, seconds: record.seconds, skipped: false, summary: record.summary });
     return record;
+  }
+
+  /**
+   * Does a finished stage again under its own request id and output folder (the recorded outputs,
+   * which later stages read, stay as they are) and compares every digest it records.
+   */
+  private async verifyStage(
+    name: string,
+    done: StageRecord,
+    work: (requestId: string) => Promise<StageResult>,
+    requestId: string,
+  ): Promise<void> {
+    const outputs = Object.keys(done.outputs).filter((o) => o.endsWith('sha256'));
+    if (!outputs.length)
+      throw new PipelineStageError(name, 'records no digest of its outputs, so it cannot be verified');
+    const started = Date.now();
+    // jobPrefix takes the last 16 characters: a folder of its own.
+    const again = await runWork(name, work, `${requestId}-verify-${stageKey([done.key, 'verify']).slice(0, 16)}`);
+    const digests = outputs.map((output) => ({
+      output,
+      recorded: done.outputs[output]!,
+      recomputed: again.outputs[output] ?? '',
+    }));
+    const verification = { stage: name, identical: digests.every((d) => d.recorded === d.recomputed), digests };
+    this.verifications.push(verification);
+    this.emit({
+      type: 'stage-verified',
+      stage: name,
+      seconds: (Date.now() - started) / 1000,
+      identical: verification.identical,
+      mismatched: digests.filter((d) => d.recorded !== d.recomputed).map((d) => d.output),
+    });
   }
 
   /** Announces a stage that state.json does not record (the report, written on every run). */
@@ -155,6 +196,23 @@ export class PipelineRun {
 
   closeClients(): void {
     for (const c of this.clients.values()) c.close();
+  }
+}
+
+/** Whether a `verify` entry names the stage: the whole name, or its first word ("pretrain" is every arm). */
+export function verifies(verify: readonly string[], stage: string): boolean {
+  return verify.some((v) => stage === v || stage.startsWith(`${v} `));
+}
+
+async function runWork(
+  name: string,
+  work: (requestId: string) => Promise<StageResult>,
+  requestId: string,
+): Promise<StageResult> {
+  try {
+    return await work(requestId);
+  } catch (error) {
+    throw error instanceof PipelineStageError ? error : new PipelineStageError(name, describe(error));
   }
 }
 

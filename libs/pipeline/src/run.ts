@@ -4,7 +4,14 @@ import type { Method } from '@medsyn/config';
 import type { EvaluationResults } from '@medsyn/evaluation-report';
 import type { PairSource } from '@medsyn/dataset';
 import { SERVICE_NAMES, type ResolvedPipelineConfig } from './config';
-import { PipelineRun, readPipelineState, type PipelineEvent, type StageRecord } from './pipeline-run';
+import {
+  PipelineRun,
+  readPipelineState,
+  verifies,
+  type PipelineEvent,
+  type StageRecord,
+  type StageVerification,
+} from './pipeline-run';
 import { startLocalServices, type Endpoints } from './services';
 import {
   anonymize,
@@ -27,6 +34,8 @@ export interface PipelineResult {
   prefix: string;
   stages: Record<string, StageRecord>;
   results: EvaluationResults;
+  /** The stages `verify` named that were done again, and whether each reproduced its digests. */
+  verifications: StageVerification[];
 }
 
 /**
@@ -69,12 +78,27 @@ export function stageNames(config: ResolvedPipelineConfig): string[] {
  * Resumable: state.json in the store records each finished stage with a key over its inputs, and
  * every job is started with a request id derived from that key, so a rerun skips finished stages
  * and re-attaches to (or lets the service resume) the one that was running.
+ *
+ * `verify` names stages ("pretrain": every arm) to do again when state.json holds them, each under
+ * a request id and output folder of its own, comparing the output digests they recorded (pre-training
+ * is bit-reproducible: `verify: ['pretrain']` checks it on a whole run). Later stages still read the
+ * recorded outputs.
  */
 export async function runPipeline(
   config: ResolvedPipelineConfig,
-  options: { onEvent?: (event: PipelineEvent) => void; logDir?: string; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    onEvent?: (event: PipelineEvent) => void;
+    logDir?: string;
+    env?: NodeJS.ProcessEnv;
+    verify?: string[];
+  } = {},
 ): Promise<PipelineResult> {
   const emit = options.onEvent ?? (() => {});
+  const names = stageNames(config);
+  const verify = options.verify ?? [];
+  for (const v of verify)
+    if (!names.some((n) => verifies([v], n)))
+      throw new Error(`verify: no stage ${v} in this run (stages: ${names.join(', ')})`);
   const store = openStore(config.store);
   await store.check();
   const state = await readPipelineState(store, config);
@@ -92,7 +116,7 @@ export async function runPipeline(
       })
     : undefined;
   const endpoints = { ...local?.endpoints, ...config.services } as Endpoints;
-  const run = new PipelineRun(config, store, state, endpoints, emit, stageNames(config).length);
+  const run = new PipelineRun(config, store, state, endpoints, emit, names.length, verify);
 
   try {
     const reports = await readReports(run);
@@ -107,7 +131,13 @@ export async function runPipeline(
     const evaluated = await evaluate(run, encoders);
     if (config.export) await exportSynthetic(run, anonymized, pairs.synthetic);
     const results = await writeReport(run, evaluated, pairs);
-    return { report: config.report, prefix: run.prefix, stages: state.stages, results };
+    return {
+      report: config.report,
+      prefix: run.prefix,
+      stages: state.stages,
+      results,
+      verifications: run.verifications,
+    };
   } finally {
     run.closeClients();
     await local?.stop();

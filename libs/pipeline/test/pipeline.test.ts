@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { stringify } from 'yaml';
 import { FileArtifactStore, listLocalFiles, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
 import { makeTempDir, repoRoot, tsxLoaderArgs } from '@medsyn/testing';
-import { PipelineConfigError, parsePipelineConfig, pretrainingRuns } from '../src';
+import { PipelineConfigError, parsePipelineConfig, pretrainingRuns, runPipeline } from '../src';
 
 // A dozen records of the bundled demo sample (CC BY images, in the repository), tiny models.
 const SAMPLE = path.join(repoRoot, 'examples', 'demo', 'sample');
@@ -73,10 +73,21 @@ function writeConfig(dir: string, config: Record<string, unknown>): string {
 }
 
 /** `medsyn pipeline run`, the CLI process itself (from its sources), so that a kill reaches it. */
-function startCli(config: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+function startCli(
+  config: string,
+  ...extra: string[]
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   const child = spawn(
     process.execPath,
-    [...tsxLoaderArgs(), path.join(repoRoot, 'cli', 'src', 'main.ts'), 'pipeline', 'run', config, '--no-progress'],
+    [
+      ...tsxLoaderArgs(),
+      path.join(repoRoot, 'cli', 'src', 'main.ts'),
+      'pipeline',
+      'run',
+      config,
+      '--no-progress',
+      ...extra,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -158,6 +169,14 @@ describe('pipeline config', () => {
       'convirt-synthetic-seed0 0',
       'convirt-synthetic-seed2 2',
     ]);
+  });
+
+  it('refuses a stage to verify that the run does not have, naming its stages, before starting anything', async () => {
+    const config = parse(() => {})();
+    await expect(runPipeline(config, { verify: ['pretrain-convirt'] })).rejects.toThrow(
+      'verify: no stage pretrain-convirt in this run (stages: anonymize, real-pairs, synthesize, pretrain-data, pretrain convirt-real, pretrain convirt-synthetic, evaluate',
+    );
+    expect(fs.existsSync(path.join(dir, 'store'))).toBe(false);
   });
 
   it('reports a bad config from the CLI with exit code 2 and the key, before starting anything', async () => {
@@ -308,11 +327,19 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
     expect([card.samples, card.shards.length, card.licence]).toEqual([12, 3, 'CC BY 4.0']);
     expect(card.deidentification).toMatchObject({ mode: 'mask', recall: 0.9984 });
 
-    // A third run has nothing left to do.
-    const third = startCli(config);
+    // A third run has nothing left to do but what --verify asks: every arm pre-trained again, bit for bit the same.
+    const bundles = () => fs.readdirSync(path.join(dir, 'store', 'pipeline', 'ci', 'pretrain', 'convirt-real-seed0'));
+    const third = startCli(config, '--verify', 'pretrain');
     expect(`exit ${await third.exited}\n${third.output()}`).toMatch(/^exit 0\n/);
     expect(third.output()).toContain('evaluate: done in an earlier run');
     expect(third.output()).toContain('export: done in an earlier run');
+    expect(third.output().match(/pretrain \S+: done again in \S+ to verify: identical digests/g)).toHaveLength(4);
+    expect(third.output()).toContain('verified: 4 of 4 stages done again gave identical digests');
+    // The recomputed bundle went to a folder of its own; the recorded one, which the evaluation read, is untouched.
+    expect(bundles()).toHaveLength(2);
+    expect(fs.readFileSync(path.join(dir, 'store', 'pipeline', 'ci', 'state.json'), 'utf8')).toBe(
+      JSON.stringify(state, null, 1),
+    );
   });
 
   it('fails with a message naming the stage and the record when an input image is missing', async () => {
