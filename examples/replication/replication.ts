@@ -1,4 +1,4 @@
-// npm run experiment:replication
+// npm run experiment:replication [-- --verify pretrain]
 // The paper's experiment at small scale, on ../shared/data/covid-cxr (or MEDSYN_SHARED_DATA):
 // encoders pre-trained on real image/report pairs vs on synthetic images generated from the same
 // anonymized reports, for ConVIRT, GLoRIA and MGCA, each pre-trained with three seeds, then
@@ -9,8 +9,11 @@
 // Clean by construction: the evaluator's test patients (every task, split_seed 0) are left out of
 // the generator's training (checked below from its model card), of the pre-training pairs and of
 // the synthetic prompts. Writes .medsyn/replication/{report.html,tables.md} and prints the tables.
+// Rerun with `--verify pretrain` after a run: every arm is pre-trained again and its bundle digest
+// compared with the recorded one (exit 1 if any differs); nothing else is redone.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse/sync';
 import { type TaskName } from '@medsyn/config';
 import { heldOutImageIds, importDataset } from '@medsyn/evaluation';
@@ -18,6 +21,7 @@ import { covidCxrReportText } from '@medsyn/generator-training';
 import { parsePipelineConfig, renderComparisonTables, runPipeline } from '@medsyn/pipeline';
 import { repoRoot, sharedDataDir } from '@medsyn/testing';
 
+const { values: args } = parseArgs({ options: { verify: { type: 'string', multiple: true } } });
 const SPLIT_SEED = 0;
 const PRETRAINING_SEEDS = [0, 1, 2];
 const DOWNSTREAM_SEEDS = [0, 1, 2];
@@ -90,13 +94,13 @@ const config = parsePipelineConfig(
     pretrain: {
       methods: ['convirt', 'gloria', 'mgca'],
       data: ['real', 'synthetic'],
-      validation_fraction: 0.1,
+      validation_fraction: 0.2,
       seeds: PRETRAINING_SEEDS,
       config: {
         image_encoder: { architecture: 'resnet18', image_size: 64, width: 16 },
         text_encoder: { layers: 2, hidden_size: 64, heads: 4, max_length: 64, vocab_size: 1000 },
         batch_size: 16,
-        epochs: 8,
+        epochs: 24,
         embedding_size: 64,
         optimizer: { name: 'adamw', learning_rate: 0.001, weight_decay: 0.0001 },
         schedule: { warmup_steps: 10, decay: 'cosine' },
@@ -119,10 +123,15 @@ const config = parsePipelineConfig(
 let lastLine = 0;
 const started = Date.now();
 runPipeline(config, {
+  verify: args.verify,
   onEvent: (e) => {
     if (e.type === 'stage-done')
       process.stderr.write(
         `${e.stage}: ${e.skipped ? 'done in an earlier run' : `${e.seconds.toFixed(0)} s`} ${JSON.stringify(e.summary)}\n`,
+      );
+    else if (e.type === 'stage-verified')
+      process.stderr.write(
+        `${e.stage}: done again in ${e.seconds.toFixed(0)} s: ${e.identical ? 'identical digests' : `NOT reproduced (${e.mismatched.join(', ')})`}\n`,
       );
     else if (e.type === 'progress' && Date.now() - lastLine > 30000) {
       lastLine = Date.now();
@@ -134,6 +143,14 @@ runPipeline(config, {
     const tables = renderComparisonTables(result.results, result.stages, { tasks: TASKS, metrics: MAIN_METRIC });
     // The generator as uploaded: models/<folder>-<first 12 hex of its files' digest>/.
     const text = `${tables}\nGenerator: ${result.stages.synthesize?.outputs.model}\nReport: ${result.report} (${((Date.now() - started) / 60000).toFixed(1)} min)\n`;
+    const differ = result.verifications.filter((v) => !v.identical);
+    if (args.verify) {
+      const line = `Verified: ${result.verifications.length - differ.length} of ${result.verifications.length} stages done again gave identical digests${differ.length ? `; not reproduced: ${differ.map((v) => v.stage).join(', ')}` : ''}\n`;
+      fs.writeFileSync(path.join(out, 'verification.txt'), line);
+      process.stdout.write(line);
+      if (differ.length) process.exitCode = 1;
+      return;
+    }
     fs.writeFileSync(path.join(out, 'tables.md'), text);
     process.stdout.write(text);
   })
