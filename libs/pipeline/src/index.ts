@@ -18,6 +18,7 @@ export {
   renderPipelineReport,
   pretrainingArms,
   incomparable,
+  binomialTail,
   pooledMetrics,
   pooledRatios,
   groupOf,

@@ -36,6 +36,28 @@ export interface PretrainingArm {
   retrievalPairs?: number;
   /** top-1 > chance; false also when there was no held-out set to tell (NaN). */
   learned: boolean;
+  /**
+   * How often chance alone retrieves at least as many pairs: the one-sided binomial tail at
+   * `retrievalPairs` trials and `retrievalChance` per trial (NaN without a held-out count).
+   */
+  retrievalPValue: number;
+}
+
+/** P(X >= k) for X ~ Binomial(n, p), summed in log space so that large n does not underflow. */
+export function binomialTail(k: number, n: number, p: number): number {
+  if (k <= 0) return 1;
+  if (k > n) return 0;
+  if (p <= 0) return 0;
+  if (p >= 1) return 1;
+  let logTerm = 0; // log C(n, k) p^k (1 - p)^(n - k), built up from i = 0
+  for (let i = 0; i < k; i++) logTerm += Math.log((n - i) / (i + 1));
+  logTerm += k * Math.log(p) + (n - k) * Math.log1p(-p);
+  let tail = 0;
+  for (let i = k; i <= n; i++) {
+    tail += Math.exp(logTerm);
+    logTerm += Math.log((n - i) / (i + 1)) + Math.log(p) - Math.log1p(-p);
+  }
+  return Math.min(1, tail);
 }
 
 /** The pipeline's pre-training runs from its stage summaries (stages named `pretrain <method>-<source>[-seed<k>]`). */
@@ -48,6 +70,7 @@ export function pretrainingArms(stages: StageSummaries): PretrainingArm[] {
     const top1 = number(summary.retrieval_top1);
     const chance = number(summary.retrieval_chance);
     const group = `${match[1]}-${match[2]}`;
+    const pairs = summary.retrieval_pairs === undefined ? NaN : Number(summary.retrieval_pairs);
     return [
       {
         name: match[3] === undefined ? group : `${group}-seed${match[3]}`,
@@ -59,6 +82,9 @@ export function pretrainingArms(stages: StageSummaries): PretrainingArm[] {
         retrievalChance: chance,
         ...(summary.retrieval_pairs !== undefined ? { retrievalPairs: Number(summary.retrieval_pairs) } : {}),
         learned: top1 > chance,
+        retrievalPValue: Number.isFinite(pairs * top1 * chance)
+          ? binomialTail(Math.round(top1 * pairs), pairs, chance)
+          : NaN,
       },
     ];
   });

@@ -2,6 +2,7 @@ import type { TaskName } from '@medsyn/config';
 import type { EvaluationResults } from '@medsyn/evaluation-report';
 import { groupOf, incomparable, pooledMetrics, pooledRatios, pretrainingArms } from './report';
 
+const formatP = (p: number) => (p < 0.001 ? '< 0.001' : p.toFixed(3));
 const cell = (m?: { mean: number; std: number }) => (m ? `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}` : '—');
 
 /**
@@ -55,14 +56,14 @@ export function renderComparisonTables(
   }
   const pairs = [...new Set(arms.map((a) => a.retrievalPairs))];
   lines.push(
-    `### Pre-training: did each arm learn? (image-to-text retrieval on the same ${pairs.join(' / ')} held-out real images for every arm, against chance)`,
+    `### Pre-training: did each arm learn? (image-to-text retrieval on the same ${pairs.join(' / ')} held-out real images for every arm, against chance; p: how often chance alone retrieves as many, one-sided binomial)`,
     '',
-    '| arm | seed | top-1 | chance | held-out pairs | learned |',
-    '|---|---|---|---|---|---|',
+    '| arm | seed | top-1 | chance | held-out pairs | p | learned |',
+    '|---|---|---|---|---|---|---|',
   );
   for (const a of arms)
     lines.push(
-      `| ${a.group} | ${a.seed ?? '—'} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.retrievalPairs ?? '—'} | ${a.learned ? 'yes' : '**no: not compared**'} |`,
+      `| ${a.group} | ${a.seed ?? '—'} | ${a.retrievalTop1.toFixed(3)} | ${a.retrievalChance.toFixed(3)} | ${a.retrievalPairs ?? '—'} | ${Number.isNaN(a.retrievalPValue) ? '—' : formatP(a.retrievalPValue)} | ${a.learned ? 'yes' : '**no: not compared**'} |`,
     );
   lines.push('', '### Stages', '', '| run | seconds | summary |', '|---|---|---|');
   for (const [name, s] of Object.entries(stages))

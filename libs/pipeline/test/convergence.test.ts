@@ -1,4 +1,4 @@
-import { incomparable, pooledMetrics, pooledRatios, pretrainingArms } from '../src';
+import { binomialTail, incomparable, pooledMetrics, pooledRatios, pretrainingArms } from '../src';
 
 const stage = (summary: Record<string, number | string>) => ({ seconds: 1, summary });
 
@@ -23,6 +23,22 @@ describe('pre-training arms that did not learn are not compared', () => {
       ['gloria-real', false],
     ]);
     expect(arms[0]).toMatchObject({ method: 'convirt', source: 'real', retrievalTop1: 0.03, retrievalChance: 0.043 });
+  });
+
+  it('says how often chance alone retrieves as many pairs (one-sided binomial tail, checked against scipy.stats.binom.sf)', () => {
+    // /usr/bin/python3 -c "from scipy.stats import binom; print(binom.sf(k - 1, n, p))"
+    expect(binomialTail(3, 66, 0.0202)).toBeCloseTo(0.14898714769322424, 12);
+    expect(binomialTail(6, 66, 0.0202)).toBeCloseTo(0.002191043654071324, 12);
+    expect(binomialTail(1, 10, 0.5)).toBeCloseTo(0.9990234375, 12);
+    expect(binomialTail(40, 5000, 0.005) / 0.003365174504168054).toBeCloseTo(1, 9);
+    expect(binomialTail(66, 66, 0.0202) / 1.422952435990896e-112).toBeCloseTo(1, 9);
+    expect([binomialTail(0, 66, 0.02), binomialTail(67, 66, 0.02)]).toEqual([1, 0]);
+    const [seeded] = pretrainingArms({
+      'pretrain convirt-real-seed0': stage({ retrieval_top1: 6 / 66, retrieval_chance: 0.0202, retrieval_pairs: 66 }),
+    });
+    expect(seeded!.retrievalPValue).toBeCloseTo(0.002191043654071324, 12);
+    // Without a held-out count there is no test.
+    expect(pretrainingArms(stages)[1]!.retrievalPValue).toBeNaN();
   });
 
   it('refuses a ratio that involves an arm at or below chance, naming it', () => {
