@@ -52,7 +52,8 @@ describe('PhiTagger (the shipped model)', () => {
   });
 
   it('decides every token of a text longer than its window, with offsets into the whole text', async () => {
-    const small = await PhiTagger.load(DEFAULT_TAGGER_DIR, { window: 40, context: 8 });
+    // Windows of 40 tokens that decide 8 each (the context defaults to the model's receptive radius, 16).
+    const small = await PhiTagger.load(DEFAULT_TAGGER_DIR, { window: 40 });
     try {
       const sentence = 'Pt stable overnight, HR 80s, BP 120/70, plan to transfer to floor. ';
       const text = `${sentence.repeat(20)}Seen by Dr. Kowalczyk on 8/23. ${sentence.repeat(20)}`;
@@ -60,9 +61,20 @@ describe('PhiTagger (the shipped model)', () => {
       expect(covers(text, windowed, 'Kowalczyk')).toBe(true);
       expect(windowed).toEqual(whole);
       for (const s of windowed) expect(text.slice(s.start, s.end)).toMatch(/^[\p{L}\p{N}]/u);
+      // Not only the spans: every token's output is the one the uncut text gives it.
+      const [cut] = await small.logProbabilities([text]);
+      const [uncut] = await tagger.logProbabilities([text]);
+      expect(cut!.tokens.length).toBeGreaterThan(400);
+      expect(cut!.logProbs).toEqual(uncut!.logProbs);
     } finally {
       await small.release();
     }
+  });
+
+  it("refuses a context shorter than the model's receptive radius (cutting would change outputs)", async () => {
+    await expect(PhiTagger.load(DEFAULT_TAGGER_DIR, { window: 40, context: 8 })).rejects.toThrow(
+      "context 8 is shorter than the model's receptive radius (16 tokens)",
+    );
   });
 
   it('ships a model file of at most 30 MB', () => {
@@ -83,6 +95,24 @@ describe('tagger features and decoding', () => {
     const slot = (ids: Int32Array, t: number, k: number) => ids[t * FEATURE_SLOTS + k];
     expect(slot(withRules, surname, 10)).not.toBe(slot(without, surname, 10));
     expect(slot(withRules, 0, 10)).toBe(slot(without, 0, 10));
+  });
+
+  it('gives a range of tokens the features they have in the whole text (separators and line starts included)', () => {
+    const features = new FeatureExtractor(1 << 12);
+    const text = 'NEURO: alert,  oriented x3.\nPlan:\n  transfer to 4 North\t(Dr. Kowalczyk) 8/23';
+    const doc = features.prepare(text, tokenize(text));
+    const n = doc.tokens.length;
+    const whole = new Int32Array(n * FEATURE_SLOTS);
+    features.featurize(doc, 0, n, whole);
+    for (const [from, to] of [
+      [1, 4],
+      [5, n],
+      [n - 1, n],
+    ] as const) {
+      const part = new Int32Array((to - from) * FEATURE_SLOTS);
+      features.featurize(doc, from, to, part);
+      expect(part).toEqual(whole.subarray(from * FEATURE_SLOTS, to * FEATURE_SLOTS));
+    }
   });
 
   it('decodes with a threshold per class', () => {

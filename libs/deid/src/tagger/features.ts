@@ -106,7 +106,12 @@ export class FeatureExtractor {
   private readonly cache = new Map<string, Int32Array>();
   private readonly rules = new RuleDetector();
 
-  constructor(readonly buckets: number) {}
+  /** Slot 9's four values: inside or at a line's start, after a colon or not. */
+  private readonly lineIds: readonly number[];
+
+  constructor(readonly buckets: number) {
+    this.lineIds = ['inside:', 'inside:colon', 'line-start:', 'line-start:colon'].map((v) => this.id(9, v));
+  }
 
   private id(slot: number, value: string): number {
     return 1 + (hash(slot, value) % (this.buckets - 1));
@@ -171,21 +176,24 @@ export class FeatureExtractor {
   /** Feature ids of tokens[from, to), FEATURE_SLOTS per token, written into out at offset. */
   featurize(doc: FeaturedText, from: number, to: number, out: Int32Array, offset = 0): void {
     const { text, tokens } = doc;
+    // The gap after one token is the gap before the next: each is read and hashed once.
+    let before = from > 0 ? separator(text, tokens[from - 1]!.end, tokens[from]!.start) : '';
     for (let t = from; t < to; t++) {
       const { start, end } = tokens[t]!;
       const o = offset + (t - from) * FEATURE_SLOTS;
-      out.set(this.wordIds(text.slice(start, end)), o);
-      const before = separator(text, t > 0 ? tokens[t - 1]!.end : Math.max(0, start - 4), start);
+      if (t === 0) before = separator(text, Math.max(0, start - 4), start);
       const after = separator(text, end, t + 1 < tokens.length ? tokens[t + 1]!.start : Math.min(text.length, end + 4));
+      out.set(this.wordIds(text.slice(start, end)), o);
       out[o + 7] = this.id(7, before);
       out[o + 8] = this.id(8, after);
       // The line's first token: headings ("NEURO:") and list items start lines; names rarely do.
-      out[o + 9] = this.id(
-        9,
-        `${t === 0 || before.includes('\n') ? 'line-start' : 'inside'}:${before.endsWith(':') || before.endsWith(': ') ? 'colon' : ''}`,
-      );
+      out[o + 9] =
+        this.lineIds[
+          (t === 0 || before.includes('\n') ? 2 : 0) + (before.endsWith(':') || before.endsWith(': ') ? 1 : 0)
+        ]!;
       out[o + 10] = doc.ruleIds[2 * t]!;
       out[o + 11] = doc.ruleIds[2 * t + 1]!;
+      before = after;
     }
   }
 }

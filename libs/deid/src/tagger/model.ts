@@ -29,6 +29,15 @@ export const DEFAULT_TAGGER_CONFIG: TaggerConfig = {
   ],
 };
 
+/**
+ * How many tokens on each side a token's output depends on (the convolutions' reach added up: 16
+ * for the default). A token at least this far from a window's cut edge gets the output the uncut
+ * text would give it.
+ */
+export function receptiveRadius(config: TaggerConfig): number {
+  return config.layers.reduce((sum, { kernel, dilation }) => sum + (dilation * (kernel - 1)) / 2, 0);
+}
+
 /** Deterministic uniform(-limit, limit) initial values, so a seed fixes the whole run. */
 function uniform(dims: number[], limit: number, seed: number) {
   const random = seededRandom(seed);

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { ENGLISH_WORDS, MEDICAL_TERMS, NOT_NAMES, US_STATES } from '../dictionaries';
 import type { PhiDetector, PhiLabel, PhiSpan } from '../types';
 import { FEATURE_SLOTS, FEATURE_VERSION, FeatureExtractor } from './features';
-import { TAGGER_CLASSES, type TaggerConfig } from './model';
+import { TAGGER_CLASSES, receptiveRadius, type TaggerConfig } from './model';
 import { tokenize, type Token } from './tokens';
 
 /** What `tagger.json` next to `model.onnx` says about the model. */
@@ -25,7 +25,11 @@ export interface PhiTaggerOptions {
   threads?: number;
   /** Overrides the model's own decision threshold on P(O) (all classes: the per-class ones are then ignored). */
   threshold?: number;
-  /** Tokens per window a long text is cut into (default 256), and the context each window sees past the tokens it decides (default 32). */
+  /**
+   * Tokens per window a long text is cut into (default 256), and the context each window sees past
+   * the tokens it decides (default and least: the model's receptive radius, 16 for the shipped
+   * model, so that cutting never changes an output).
+   */
   window?: number;
   context?: number;
   /** Most tokens (padding included) of one onnxruntime run (default 16384). */
@@ -76,8 +80,11 @@ export class PhiTagger implements PhiDetector {
     this.threshold = options.threshold ?? meta.threshold;
     this.thresholds = options.threshold === undefined ? (meta.thresholds ?? {}) : {};
     this.window = options.window ?? 256;
-    this.context = options.context ?? 32;
+    const radius = receptiveRadius(meta.config);
+    this.context = options.context ?? radius;
     this.batchTokens = options.batchTokens ?? 16384;
+    if (this.context < radius)
+      throw new Error(`context ${this.context} is shorter than the model's receptive radius (${radius} tokens)`);
     if (this.window <= 2 * this.context) throw new Error('window must be longer than twice the context');
   }
 
@@ -127,6 +134,12 @@ export class PhiTagger implements PhiDetector {
       tokens: d.tokens,
       logProbs: new Float32Array(d.tokens.length * TAGGER_CLASSES.length),
     }));
+    // Each text is featurized once, and its windows (which overlap) copy their rows.
+    const features = docs.map((d) => {
+      const ids = new Int32Array(d.tokens.length * FEATURE_SLOTS);
+      this.features.featurize(d, 0, d.tokens.length, ids);
+      return ids;
+    });
     const windows: Window[] = [];
     docs.forEach((d, doc) => {
       const n = d.tokens.length;
@@ -146,7 +159,9 @@ export class PhiTagger implements PhiDetector {
       const batch = windows.slice(i, j);
       const length = Math.max(1, batch[batch.length - 1]!.end - batch[batch.length - 1]!.start);
       const ids = new Int32Array(batch.length * length * FEATURE_SLOTS);
-      batch.forEach((w, b) => this.features.featurize(docs[w.doc]!, w.start, w.end, ids, b * length * FEATURE_SLOTS));
+      batch.forEach((w, b) =>
+        ids.set(features[w.doc]!.subarray(w.start * FEATURE_SLOTS, w.end * FEATURE_SLOTS), b * length * FEATURE_SLOTS),
+      );
       const result = await this.session.run({
         ids: new ort.Tensor('int32', ids, [batch.length, length, FEATURE_SLOTS]),
       });
