@@ -1,6 +1,13 @@
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { PipelineConfigError, readPipelineConfig, runPipeline, type PipelineEvent } from '@medsyn/pipeline';
+import {
+  PipelineConfigError,
+  incomparable,
+  pretrainingArms,
+  readPipelineConfig,
+  runPipeline,
+  type PipelineEvent,
+} from '@medsyn/pipeline';
 import type { RegisterCommand } from './index';
 
 const duration = (seconds: number) =>
@@ -130,9 +137,11 @@ export const registerPipeline: RegisterCommand = (program: Command) => {
             `verified: ${result.verifications.length - differ.length} of ${result.verifications.length} stages done again gave identical digests${differ.length ? `; not reproduced: ${differ.map((v) => v.stage).join(', ')}` : ''}\n`,
           );
         if (differ.length) process.exitCode = 1;
+        // A ratio involving an arm whose held-out retrieval ended at or below chance measures an encoder that did not learn.
+        const arms = pretrainingArms(result.stages);
         for (const r of result.results.ratios.filter((x) => !x.metric.includes('/')))
           process.stdout.write(
-            `${r.synthetic} / ${r.real}\t${r.task}\t${r.label_fraction}\t${r.metric}\t${r.ratio.toFixed(3)}\n`,
+            `${r.synthetic} / ${r.real}\t${r.task}\t${r.label_fraction}\t${r.metric}\t${incomparable(arms, r.synthetic, r.real) ?? r.ratio.toFixed(3)}\n`,
           );
         process.stdout.write(
           `report: ${result.report} (pipeline ${duration((Date.now() - started) / 1000)}; artifacts under ${config.store.replace(/\/$/, '')}/${result.prefix})\n`,

@@ -302,6 +302,16 @@ describe('medsyn pipeline run (real gRPC services, tiny models, a dozen records)
         .filter((s) => s.startsWith('pretrain '))
         .map((s) => state.stages[s]!.summary.retrieval_pairs),
     ).toEqual([3, 3, 3, 3]);
+    // The printed synthetic / real ratios: a number only where both arms learned (held-out retrieval above chance).
+    const learned = (arm: string) => {
+      const { retrieval_top1: top1, retrieval_chance: chance } = state.stages[`pretrain ${arm}`]!.summary;
+      return top1! > chance!;
+    };
+    const ratioLines = [...output.matchAll(/^(\S+) \/ (\S+)\t\w+\t[\d.]+\t\S+\t(.*)$/gm)];
+    expect(ratioLines.length).toBeGreaterThan(0);
+    for (const [, synthetic, real, shown] of ratioLines)
+      if (learned(synthetic!) && learned(real!)) expect(shown).toMatch(/^\d+\.\d{3}$/);
+      else expect(shown).toMatch(/retrieval [\d.]+ <= chance [\d.]+: not compared$/);
 
     const html = fs.readFileSync(path.join(dir, 'out', 'report.html'), 'utf8');
     expect(html).toContain('medsyn pipeline: ci');
