@@ -18,7 +18,7 @@ import { parse } from 'csv-parse/sync';
 import { type TaskName } from '@medsyn/config';
 import { heldOutImageIds, importDataset } from '@medsyn/evaluation';
 import { covidCxrReportText } from '@medsyn/generator-training';
-import { parsePipelineConfig, renderComparisonTables, runPipeline } from '@medsyn/pipeline';
+import { parsePipelineConfig, renderComparisonTables, runPipeline, verificationSummary } from '@medsyn/pipeline';
 import { repoRoot, sharedDataDir } from '@medsyn/testing';
 
 const { values: args } = parseArgs({ options: { verify: { type: 'string', multiple: true } } });
@@ -143,12 +143,11 @@ runPipeline(config, {
     const tables = renderComparisonTables(result.results, result.stages, { tasks: TASKS, metrics: MAIN_METRIC });
     // The generator as uploaded: models/<folder>-<first 12 hex of its files' digest>/.
     const text = `${tables}\nGenerator: ${result.stages.synthesize?.outputs.model}\nReport: ${result.report} (${((Date.now() - started) / 60000).toFixed(1)} min)\n`;
-    const differ = result.verifications.filter((v) => !v.identical);
     if (args.verify) {
-      const line = `Verified: ${result.verifications.length - differ.length} of ${result.verifications.length} stages done again gave identical digests${differ.length ? `; not reproduced: ${differ.map((v) => v.stage).join(', ')}` : ''}\n`;
+      const line = `Verified: ${verificationSummary(result.verifications)}\n`;
       fs.writeFileSync(path.join(out, 'verification.txt'), line);
       process.stdout.write(line);
-      if (differ.length) process.exitCode = 1;
+      if (result.verifications.some((v) => !v.identical)) process.exitCode = 1;
       return;
     }
     fs.writeFileSync(path.join(out, 'tables.md'), text);

@@ -6,6 +6,7 @@ import {
   pretrainingArms,
   readPipelineConfig,
   runPipeline,
+  verificationSummary,
   type PipelineEvent,
 } from '@medsyn/pipeline';
 import type { RegisterCommand } from './index';
@@ -131,12 +132,8 @@ export const registerPipeline: RegisterCommand = (program: Command) => {
         const started = Date.now();
         const result = await runPipeline(config, { onEvent: display.onEvent, verify: options.verify });
         display.stop();
-        const differ = result.verifications.filter((v) => !v.identical);
-        if (options.verify)
-          process.stdout.write(
-            `verified: ${result.verifications.length - differ.length} of ${result.verifications.length} stages done again gave identical digests${differ.length ? `; not reproduced: ${differ.map((v) => v.stage).join(', ')}` : ''}\n`,
-          );
-        if (differ.length) process.exitCode = 1;
+        if (options.verify) process.stdout.write(`verified: ${verificationSummary(result.verifications)}\n`);
+        if (result.verifications.some((v) => !v.identical)) process.exitCode = 1;
         // A ratio involving an arm whose held-out retrieval ended at or below chance measures an encoder that did not learn.
         const arms = pretrainingArms(result.stages);
         for (const r of result.results.ratios.filter((x) => !x.metric.includes('/')))

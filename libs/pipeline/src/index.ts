@@ -1,6 +1,12 @@
 export * from './config';
 export { runPipeline, pretrainingRuns, type PipelineResult } from './run';
-export { PipelineStageError, type PipelineEvent, type StageRecord, type StageVerification } from './pipeline-run';
+export {
+  PipelineStageError,
+  verificationSummary,
+  type PipelineEvent,
+  type StageRecord,
+  type StageVerification,
+} from './pipeline-run';
 export {
   startLocalServices,
   waitForJob,

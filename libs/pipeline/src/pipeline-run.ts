@@ -49,6 +49,12 @@ export interface StageVerification {
   digests: { output: string; recorded: string; recomputed: string }[];
 }
 
+/** One line for a run's verifications: how many reproduced, and which did not. */
+export function verificationSummary(verifications: readonly StageVerification[]): string {
+  const differ = verifications.filter((v) => !v.identical);
+  return `${verifications.length - differ.length} of ${verifications.length} stages done again gave identical digests${differ.length ? `; not reproduced: ${differ.map((v) => v.stage).join(', ')}` : ''}`;
+}
+
 /** What a stage's work returns; the run adds the key and the time. */
 export type StageResult = Omit<StageRecord, 'key' | 'seconds'>;
 

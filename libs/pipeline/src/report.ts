@@ -80,7 +80,7 @@ export function pretrainingArms(stages: StageSummaries): PretrainingArm[] {
         ...(match[3] !== undefined ? { seed: Number(match[3]) } : {}),
         retrievalTop1: top1,
         retrievalChance: chance,
-        ...(summary.retrieval_pairs !== undefined ? { retrievalPairs: Number(summary.retrieval_pairs) } : {}),
+        ...(Number.isNaN(pairs) ? {} : { retrievalPairs: pairs }),
         learned: top1 > chance,
         retrievalPValue: Number.isFinite(pairs * top1 * chance)
           ? binomialTail(Math.round(top1 * pairs), pairs, chance)
