@@ -407,7 +407,8 @@ function institutionName(value: string, match?: RegExpExecArray, text?: string):
   const head = tokens.slice(0, -1).filter((w) => !INSTITUTION_WORD.test(w));
   // In capitals an English word is no name part ("WOMAN TRANSFERRED FROM ... HOSPITAL"), unless the name follows "at",
   // "from", "to" or "in" ("AT UNION MEMORIAL"); capitalised it may be ("Harbor Hospital").
-  const afterPlaceWord = match !== undefined && text !== undefined && /\b(?:at|from|to|in)\s+$/i.test(before(match, text, 6));
+  const afterPlaceWord =
+    match !== undefined && text !== undefined && /\b(?:at|from|to|in)\s+$/i.test(before(match, text, 6));
   // After "St" or "Mount" a census given name is one in any case ("ST JOSEPH HOSPITAL", "ST MARY HOSPITAL").
   const afterSaint = (i: number) => i > 0 && /^(?:st|saint|mt|mount)$/i.test(head[i - 1]!);
   const part = (w: string, i: number) =>
