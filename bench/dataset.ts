@@ -2,7 +2,8 @@
 // 256 px 8-bit PNGs with 600-character reports, against the same work done with Python's tarfile
 // (bench/python/dataset_peer.py, Debian /usr/bin/python3: what webdataset's writer and readers use
 // underneath) on the same files, measured in this run. Samples: BENCH_DATASET_SAMPLES (default
-// 1000), shards of 250. Median of 3 runs each. Last line: RESULT {json}.
+// 1000), shards of 250. Runs: BENCH_DATASET_RUNS (default 5), ours and the peer alternating; medians.
+// Last line: RESULT {json}.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,7 +17,7 @@ import { watchLoad } from './machine';
 const SAMPLES = Number(process.env.BENCH_DATASET_SAMPLES ?? 1000);
 const SHARD_SIZE = 250;
 const SIZE = 256;
-const RUNS = 3;
+const RUNS = Number(process.env.BENCH_DATASET_RUNS ?? 5);
 
 /** A smooth field with noise: compresses like a radiograph (neither flat nor random). */
 function radiographLike(index: number): Buffer {
@@ -77,8 +78,10 @@ async function main() {
       `${SAMPLES} samples, ${(imageBytes / SAMPLES / 1024).toFixed(1)} KiB per PNG (${SIZE} px, 8-bit), shards of ${SHARD_SIZE}`,
     );
 
+    // Ours and the peer alternate (ABAB...), so that both see the same moments of this shared machine.
     const exports: number[] = [];
     const imports: number[] = [];
+    const peers: { export_seconds: number; import_seconds: number; samples: number }[] = [];
     let bundleBytes = 0;
     for (let run = 0; run < RUNS; run++) {
       const bundle = new FileArtifactStore(path.join(tmp, `bundle-${run}`));
@@ -97,18 +100,18 @@ async function main() {
       const imported = await importDataset({ bundle, store: new FileArtifactStore(path.join(tmp, `import-${run}`)) });
       imports.push((performance.now() - t1) / 1000);
       if (imported.samples !== SAMPLES) throw new Error(`imported ${imported.samples} of ${SAMPLES}`);
-    }
-    const peers = [...Array(RUNS)].map(() => {
       fs.rmSync(path.join(tmp, 'peer-bundle'), { recursive: true, force: true });
       fs.rmSync(path.join(tmp, 'peer-import'), { recursive: true, force: true });
-      return JSON.parse(
-        execFileSync('/usr/bin/python3', [
-          path.join(__dirname, 'python', 'dataset_peer.py'),
-          tmp,
-          String(SHARD_SIZE),
-        ]).toString(),
-      ) as { export_seconds: number; import_seconds: number; samples: number };
-    });
+      peers.push(
+        JSON.parse(
+          execFileSync('/usr/bin/python3', [
+            path.join(__dirname, 'python', 'dataset_peer.py'),
+            tmp,
+            String(SHARD_SIZE),
+          ]).toString(),
+        ),
+      );
+    }
     const ours = { export: median(exports), import: median(imports) };
     const peer = {
       export: median(peers.map((p) => p.export_seconds)),

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { syncDirectories, syncFiles } from './durability';
 import { sidecarOf, writeNewFileUnsynced, type Digest } from './file-writes';
-import type { ArtifactBatch, ArtifactRef, ObjectBody, PutOptions } from './types';
+import type { ArtifactBatch, ArtifactRef, BatchOptions, ObjectBody, PutOptions } from './types';
 
 /** Where a filesystem store keeps what: the batch writes the same files as its put. */
 export interface FileLayout {
@@ -20,7 +20,8 @@ interface StagedPut {
   /** Order of the put() call: of two puts of one key, the later one is published. */
   order: number;
   tmp: string;
-  sidecarTmp: string;
+  /** Absent when the batch records no digests. */
+  sidecarTmp?: string;
 }
 
 /** Renames done between two turns of the event loop while a batch is published. */
@@ -38,7 +39,10 @@ export class FileStoreBatch implements ArtifactBatch {
   private calls = 0;
   private open = true;
 
-  constructor(private readonly layout: FileLayout) {
+  constructor(
+    private readonly options: BatchOptions,
+    private readonly layout: FileLayout,
+  ) {
     mkdirSync(path.join(layout.root, '.tmp'), { recursive: true });
   }
 
@@ -68,7 +72,7 @@ export class FileStoreBatch implements ArtifactBatch {
     try {
       await syncFiles(
         this.layout.root,
-        puts.flatMap((s) => [s.tmp, s.sidecarTmp]),
+        puts.flatMap((s) => (s.sidecarTmp ? [s.tmp, s.sidecarTmp] : [s.tmp])),
       );
     } catch (error) {
       removeTemporary(puts);
@@ -86,11 +90,17 @@ export class FileStoreBatch implements ArtifactBatch {
     for (const [i, put] of puts.entries()) {
       const sidecar = this.layout.sidecarPath(put.key);
       const target = this.layout.pathOf(put.key);
-      makeFolder(path.dirname(sidecar));
-      renameSync(put.sidecarTmp, sidecar);
+      if (put.sidecarTmp) {
+        makeFolder(path.dirname(sidecar));
+        renameSync(put.sidecarTmp, sidecar);
+        folders.add(path.dirname(sidecar));
+      } else {
+        // An earlier object's sidecar must not vouch for the new bytes (its size may match).
+        rmSync(sidecar, { force: true });
+      }
       makeFolder(path.dirname(target));
       renameSync(put.tmp, target);
-      folders.add(path.dirname(sidecar)).add(path.dirname(target));
+      folders.add(path.dirname(target));
       if ((i + 1) % RENAMES_PER_TURN === 0) await nextTurn();
     }
     await syncDirectories(folders);
@@ -106,13 +116,16 @@ export class FileStoreBatch implements ArtifactBatch {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  /** The object and its sidecar as temporary files, neither synced yet. */
+  /** The object and its sidecar (unless the batch records no digests) as temporary files, neither synced yet. */
   private async stage(key: string, body: ObjectBody, options: PutOptions, order: number): Promise<ArtifactRef> {
-    const put: StagedPut = { key, order, tmp: path.join(this.layout.root, '.tmp', randomUUID()), sidecarTmp: '' };
-    put.sidecarTmp = `${put.tmp}.json`;
+    const tmp = path.join(this.layout.root, '.tmp', randomUUID());
+    const put: StagedPut = { key, order, tmp };
     try {
       const ref = this.layout.refOf(key, await writeNewFileUnsynced(put.tmp, body), options);
-      writeFileSync(put.sidecarTmp, JSON.stringify(sidecarOf(ref)), { flag: 'wx' });
+      if (this.options.recordDigests !== false) {
+        put.sidecarTmp = `${tmp}.json`;
+        writeFileSync(put.sidecarTmp, JSON.stringify(sidecarOf(ref)), { flag: 'wx' });
+      }
       this.staged.push(put);
       return ref;
     } catch (error) {
@@ -125,6 +138,6 @@ export class FileStoreBatch implements ArtifactBatch {
 function removeTemporary(puts: readonly StagedPut[]): void {
   for (const put of puts) {
     rmSync(put.tmp, { force: true });
-    rmSync(put.sidecarTmp, { force: true });
+    if (put.sidecarTmp) rmSync(put.sidecarTmp, { force: true });
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync, readFileSync, type Dirent } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
@@ -9,7 +9,18 @@ import { FileStoreBatch } from './file-batch';
 import { sidecarOf, writeNewFile, type Digest, type Sidecar } from './file-writes';
 import { streamSha256 } from './hashing';
 import { guessMediaType, validateKey } from './keys';
-import type { ArtifactBatch, ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
+import type {
+  ArtifactBatch,
+  ArtifactRef,
+  ArtifactStore,
+  BatchOptions,
+  ObjectBody,
+  ObjectInfo,
+  PutOptions,
+} from './types';
+
+/** Files up to this size are read with blocking calls (about 0.1 ms for 1 MiB from the page cache). */
+const BLOCKING_READ_MAX_BYTES = 1 << 20;
 
 /**
  * The embedded default: objects are files under root. A put streams into `.tmp/`, is fsynced,
@@ -89,13 +100,26 @@ export class FileArtifactStore implements ArtifactStore {
   }
 
   async getBytes(key: string): Promise<Buffer> {
-    return fsp.readFile(this.pathOf(key)).catch((error: NodeJS.ErrnoException) => {
-      throw error.code === 'ENOENT' || error.code === 'EISDIR' ? new ArtifactNotFoundError(key) : error;
-    });
+    const file = this.pathOf(key);
+    try {
+      // A small file (an image, a manifest) is read with blocking calls: through the thread pool, open, stat, read
+      // and close are each a round trip, which doubled the time of reading a dataset's images (measured). A large one
+      // (weights, a shard) is read without blocking the event loop for long.
+      const fd = openSync(file, 'r');
+      try {
+        if (fstatSync(fd).size <= BLOCKING_READ_MAX_BYTES) return readFileSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return await fsp.readFile(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw code === 'ENOENT' || code === 'EISDIR' ? new ArtifactNotFoundError(key) : error;
+    }
   }
 
-  batch(): ArtifactBatch {
-    return new FileStoreBatch({
+  batch(options: BatchOptions = {}): ArtifactBatch {
+    return new FileStoreBatch(options, {
       root: this.root,
       pathOf: (key) => this.pathOf(key),
       sidecarPath: (key) => this.sidecarPath(key),

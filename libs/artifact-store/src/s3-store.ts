@@ -5,7 +5,15 @@ import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from '.
 import { isReplayable, sha256Hex, streamSha256, toReadable } from './hashing';
 import { guessMediaType, validateKey } from './keys';
 import { DEFAULT_RETRY, describe, isTransient, withRetry, type RetryPolicy } from './retry';
-import type { ArtifactBatch, ArtifactRef, ArtifactStore, ObjectBody, ObjectInfo, PutOptions } from './types';
+import type {
+  ArtifactBatch,
+  ArtifactRef,
+  ArtifactStore,
+  BatchOptions,
+  ObjectBody,
+  ObjectInfo,
+  PutOptions,
+} from './types';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -132,7 +140,8 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   /** S3 makes an object durable before it answers its PUT: a batch's puts are plain puts, published as they complete. */
-  batch(): ArtifactBatch {
+  /** S3 keeps each object's digest in its metadata: no option changes what a batch writes. */
+  batch(_options?: BatchOptions): ArtifactBatch {
     const inFlight = new Set<Promise<unknown>>();
     let open = true;
     return {

@@ -63,7 +63,7 @@ export interface ArtifactStore {
   /** Every object whose key starts with prefix (S3 and the filesystem store list in key byte order). */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Puts whose durability is paid once for all of them, at commit (see ArtifactBatch). */
-  batch(): ArtifactBatch;
+  batch(options?: BatchOptions): ArtifactBatch;
   /** Removes the object; absent objects are not an error. */
   delete(key: string): Promise<void>;
   /** The URI an ArtifactRef carries for key. */
@@ -72,6 +72,16 @@ export interface ArtifactStore {
   keyOf(uri: string): string;
   /** Releases connections and timers. */
   close(): Promise<void>;
+}
+
+export interface BatchOptions {
+  /**
+   * false: the filesystem store writes no digest sidecar next to each object (half the files of a bulk write, and half
+   * its time: measured on a dataset import); stat() hashes such an object on first use and records its digest then,
+   * its media type guessed from the key. For many objects that are read rather than stat'ed (a dataset's images,
+   * already checked against their digests). S3 keeps the digest in the object's metadata either way. Default true.
+   */
+  recordDigests?: boolean;
 }
 
 /**

@@ -265,6 +265,19 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     expect((await collect(store.list(''))).some((o) => o.key.includes('.tmp'))).toBe(false);
   });
 
+  it('gives the digest of the new bytes after a batch that records no digests, over an object of the same size', async () => {
+    await store.put('nodigest/a.bin', Buffer.alloc(2000, 1));
+    const batch = store.batch({ recordDigests: false });
+    const body = Buffer.alloc(2000, 2);
+    const ref = await batch.put('nodigest/a.bin', body);
+    await batch.put('nodigest/b.png', Buffer.alloc(10, 3));
+    await batch.commit();
+    expect(ref.sha256).toBe(sha256Hex(body));
+    expect(await store.getBytes('nodigest/a.bin')).toEqual(body);
+    expect((await store.stat('nodigest/a.bin'))!.sha256).toBe(sha256Hex(body));
+    expect(await store.stat('nodigest/b.png')).toMatchObject({ sha256: sha256Hex(Buffer.alloc(10, 3)), sizeBytes: 10 });
+  });
+
   it('deletes objects, and deleting a missing one is not an error', async () => {
     await store.put('gone/x.txt', 'x');
     await store.delete('gone/x.txt');

@@ -257,9 +257,11 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
   async function* pairs(): AsyncIterable<PairLine> {
     // Images are written a few at a time, and each shard's are made durable together when it ends
     // (one sync, not one per image): the manifest that names them is published after the last.
+    // Their digests, checked against the card here, are not recorded per image (one file per image,
+    // not two): a store that keeps them hashes an image the first time it is stat'ed.
     const writing: { put: Promise<unknown>; pair: PairLine }[] = [];
     for (const shard of card.shards) {
-      const batch = store.batch();
+      const batch = store.batch({ recordDigests: false });
       try {
         let count = 0;
         for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key, limits)) {
