@@ -1,27 +1,10 @@
 import { createHash } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { ObjectBody } from './types';
 
 /** Lower-case hex sha256 of bytes, or of a string's UTF-8 bytes: the digest every artifact, stage key and provenance field uses. */
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** Passes bytes through unchanged while counting them and hashing them with sha256. */
-export class Sha256Meter extends Transform {
-  private readonly hash = createHash('sha256');
-  sizeBytes = 0;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.sizeBytes += chunk.length;
-    callback(null, chunk);
-  }
-
-  /** Hex digest; call once the stream has ended. */
-  digest(): string {
-    return this.hash.digest('hex');
-  }
 }
 
 /** sha256 and size of a byte stream, read to its end (never held in memory whole). */
