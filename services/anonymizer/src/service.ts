@@ -414,7 +414,8 @@ export function anonymizerService(env: NodeJS.ProcessEnv = process.env): Service
               const message = await response;
               inFlight--;
               if (call.cancelled) return;
-              if (!call.write(message)) {
+              // One 'drain' listener at a time: answers finished while the client is full only queue.
+              if (!call.write(message) && !clientFull) {
                 clientFull = true;
                 call.once('drain', () => {
                   clientFull = false;
