@@ -5,12 +5,12 @@ import {
   EPONYMS_NOT_NAMES,
   FIRST_NAMES,
   LAST_NAMES,
+  MAJOR_CITIES,
   MEDICAL_TERMS,
   NATIONALITIES,
   NOT_LOCATIONS,
   NOT_NAMES,
   US_STATES,
-  MAJOR_CITIES,
   WORLD_CITIES,
   WORLD_NAMES,
 } from './dictionaries';
@@ -255,8 +255,8 @@ function secondNameAfterTitle(value: string): boolean {
 
 /**
  * A name before a credential ("KOZICKI, RRT", "Ann Fisher RN"), a cue weaker than a title: the word before "RN" is
- * often a verb or a role ("LASIX GIVEN, RN", "Ostomy RN", "by day rn"). A word of the lexicons (or of two letters) counts only as a given
- * name, or as a census surname after a given name or an initial.
+ * often a verb or a role ("LASIX GIVEN, RN", "Ostomy RN", "by day rn"). A word of the lexicons (or of two letters)
+ * counts only as a given name, or as a census surname after a given name or an initial.
  */
 function credentialName(value: string, match: RegExpExecArray, text: string): boolean {
   const tokens = value.split(/[\s,]+/);
