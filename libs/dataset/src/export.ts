@@ -300,31 +300,51 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   const modelDigests = new Set<string>();
   let imagesWithoutDigest = 0;
   const text = { anonymized_report: 0, prompt: 0 };
-  const shards: ShardEntry[] = [];
+  // A shard's put finishes (fsync, rename) while the next shard is read and written: each shard
+  // starts once the previous one's members are all consumed, so samples stay in order.
+  const writing: Promise<ShardEntry>[] = [];
+  let failure: { error: unknown } | undefined;
   let exported = 0;
   for (let start = 0; start < samples.length; start += shardSize) {
-    const key = `shard-${String(shards.length).padStart(6, '0')}.tar`;
+    const key = `shard-${String(writing.length).padStart(6, '0')}.tar`;
     let count = 0;
+    let consumed!: () => void;
+    const allConsumed = new Promise<void>((resolve) => (consumed = resolve));
     async function* members(): AsyncIterable<[string, Buffer]> {
-      const prepare = (sample: Sample) =>
-        prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
-      for await (const prepared of inOrder(samples.slice(start, start + shardSize), prepare, CONCURRENT_READS)) {
-        if (!prepared) {
-          skipped['image not found'] = (skipped['image not found'] ?? 0) + 1;
-          continue;
+      try {
+        const prepare = (sample: Sample) =>
+          prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
+        for await (const prepared of inOrder(samples.slice(start, start + shardSize), prepare, CONCURRENT_READS)) {
+          if (!prepared) {
+            skipped['image not found'] = (skipped['image not found'] ?? 0) + 1;
+            continue;
+          }
+          if (prepared.modelDigest) modelDigests.add(prepared.modelDigest);
+          else imagesWithoutDigest++;
+          text[prepared.textSource]++;
+          yield* prepared.members;
+          count++;
+          exported++;
+          options.onProgress?.({ samples: exported, total: samples.length });
         }
-        if (prepared.modelDigest) modelDigests.add(prepared.modelDigest);
-        else imagesWithoutDigest++;
-        text[prepared.textSource]++;
-        yield* prepared.members;
-        count++;
-        exported++;
-        options.onProgress?.({ samples: exported, total: samples.length });
+      } finally {
+        consumed();
       }
     }
-    const ref = await writeShard(out, `${outPrefix}${key}`, members());
-    shards.push({ key, sha256: ref.sha256, samples: count, size_bytes: ref.sizeBytes });
+    const entry = writeShard(out, `${outPrefix}${key}`, members()).then((ref): ShardEntry => ({
+      key,
+      sha256: ref.sha256,
+      samples: count,
+      size_bytes: ref.sizeBytes,
+    }));
+    entry.catch((error: unknown) => (failure ??= { error })); // thrown below, once no put is in flight
+    writing.push(entry);
+    await Promise.race([allConsumed, entry.catch(() => undefined)]);
+    if (failure) break;
   }
+  await Promise.allSettled(writing);
+  if (failure) throw failure.error;
+  const shards = await Promise.all(writing);
 
   if (!facts.generator.sha256 && modelDigests.size > 1) {
     throw new DatasetExportError(

@@ -302,6 +302,18 @@ describe('dataset export and import', () => {
     );
   });
 
+  it('fails an export whose bad image is in a later shard, after the earlier shards were written, and writes no card', async () => {
+    const store = new FileArtifactStore(path.join(tmp.dir, 'bad-later-source'));
+    const { pairs } = await writeSynthesizerOutput(store, ['a', 'b', 'c']);
+    await store.put('synth/images/b.png', Buffer.from(fixture.images.get('r.001')!));
+    const outDir = path.join(tmp.dir, 'bad-later-out');
+    await expect(
+      exportDataset({ store, pairs: [pairs], out: new FileArtifactStore(outDir), shardSize: 1, card: CARD }),
+    ).rejects.toThrow(/line 2: image synth\/images\/b\.png does not match its image_sha256/);
+    expect(fs.existsSync(path.join(outDir, 'dataset.json'))).toBe(false);
+    expect(fs.existsSync(path.join(outDir, 'shard-000000.tar'))).toBe(true);
+  });
+
   it('takes the generator digest from the PNGs the synthesizer stamped, and refuses images of another model', async () => {
     const stamped = new FileArtifactStore(path.join(tmp.dir, 'stamped'));
     const model = 'b'.repeat(64);
