@@ -260,30 +260,44 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
     // Their digests, checked against the card here, are not recorded per image (one file per image,
     // not two): a store that keeps them hashes an image the first time it is stat'ed.
     const writing: { put: Promise<unknown>; pair: PairLine }[] = [];
-    for (const shard of card.shards) {
-      const batch = store.batch({ recordDigests: false });
-      try {
-        let count = 0;
-        for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key, limits)) {
-          const sample = checkSample(shard.key, members, seen, utf8);
-          const imageKey = `images/${sample.key}.${sample.ext}`;
-          const put = batch.put(`${prefix}${imageKey}`, sample.image, {
-            mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg',
-          });
-          put.catch(() => undefined); // awaited below, in order; this keeps a failure from going unhandled meanwhile
-          writing.push({ put, pair: { image: imageKey, report: sample.report, id: sample.id } });
-          if (writing.length >= CONCURRENT_WRITES) yield await written(writing.shift()!);
-          count++;
+    // A shard's commit (the sync, then the renames) runs while the next shard is read and staged;
+    // the manifest is published after the last commit.
+    let committing: Promise<void> | undefined;
+    try {
+      for (const shard of card.shards) {
+        const batch = store.batch({ recordDigests: false });
+        let handedOver = false;
+        try {
+          let count = 0;
+          for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key, limits)) {
+            const sample = checkSample(shard.key, members, seen, utf8);
+            const imageKey = `images/${sample.key}.${sample.ext}`;
+            const put = batch.put(`${prefix}${imageKey}`, sample.image, {
+              mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg',
+            });
+            put.catch(() => undefined); // awaited below, in order; this keeps a failure from going unhandled meanwhile
+            writing.push({ put, pair: { image: imageKey, report: sample.report, id: sample.id } });
+            if (writing.length >= CONCURRENT_WRITES) yield await written(writing.shift()!);
+            count++;
+          }
+          if (count !== shard.samples)
+            throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
+          while (writing.length) yield await written(writing.shift()!);
+          await committing; // the previous shard's: its failure stops the import here
+          committing = batch.commit();
+          committing.catch(() => undefined); // awaited at the next shard or below
+          handedOver = true;
+        } finally {
+          // After a failure (or the manifest's upload giving up): what this shard staged is dropped.
+          if (!handedOver) {
+            await Promise.allSettled(writing.splice(0).map((w) => w.put));
+            await batch.abort();
+          }
         }
-        if (count !== shard.samples)
-          throw new DatasetBundleError(shard.key, `holds ${count} samples, dataset.json says ${shard.samples}`);
-        while (writing.length) yield await written(writing.shift()!);
-        await batch.commit();
-      } finally {
-        // After a failure (or the manifest's upload giving up): what this shard staged is dropped; after its commit, nothing is left to drop.
-        await Promise.allSettled(writing.splice(0).map((w) => w.put));
-        await batch.abort();
       }
+      await committing;
+    } finally {
+      await committing?.catch(() => undefined); // no commit is left running behind a failure
     }
   }
 

@@ -364,6 +364,32 @@ describe('dataset export and import', () => {
     expect(keys.filter((k) => k.includes('/images/')).length).toBeGreaterThan(0);
   });
 
+  it('reports a shard commit that fails while the next shard is staged, and leaves no manifest and nothing staged', async () => {
+    const root = path.join(tmp.dir, 'failing-commit');
+    const target = new FileArtifactStore(root);
+    let batches = 0;
+    const failing: ArtifactStore = Object.assign(Object.create(target) as ArtifactStore, {
+      batch: () => {
+        const batch = target.batch();
+        if (++batches !== 1) return batch;
+        return Object.assign(Object.create(batch) as ArtifactBatch, {
+          commit: async () => {
+            await batch.abort();
+            throw new Error('sync failed');
+          },
+        });
+      },
+    });
+    await expect(importDataset({ bundle: new FileArtifactStore(bundleDir), store: failing })).rejects.toThrow(
+      'sync failed',
+    );
+    expect(batches).toBe(2);
+    const keys: string[] = [];
+    for await (const object of target.list('')) keys.push(object.key);
+    expect(keys.filter((k) => k.endsWith('pairs.jsonl') || k.includes('/images/'))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, '.tmp'))).toEqual([]);
+  });
+
   describe('through S3', () => {
     let s3: S3Server;
     let store: ArtifactStore;
