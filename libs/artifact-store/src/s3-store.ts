@@ -139,8 +139,10 @@ export class S3ArtifactStore implements ArtifactStore {
     return Buffer.concat(chunks);
   }
 
-  /** S3 makes an object durable before it answers its PUT: a batch's puts are plain puts, published as they complete. */
-  /** S3 keeps each object's digest in its metadata: no option changes what a batch writes. */
+  /**
+   * S3 makes an object durable before it answers its PUT: a batch's puts are plain puts, published as they complete.
+   * Each object's digest is in its metadata, so no option changes what a batch writes.
+   */
   batch(_options?: BatchOptions): ArtifactBatch {
     const inFlight = new Set<Promise<unknown>>();
     let open = true;
