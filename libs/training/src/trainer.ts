@@ -73,6 +73,18 @@ export async function createSession(model: Uint8Array, options: TrainerOptions =
 
 type Batch = Record<string, ort.Tensor>;
 
+/** What a trainer keeps of its TrainingStepGraph: names and the model, no tensors. */
+interface StepLayout {
+  model: Uint8Array;
+  batchInputs: TrainingStepGraph['batchInputs'];
+  updated: readonly string[];
+  metrics: readonly string[];
+  dtype: DType;
+  parameterNames: readonly string[];
+  optimizerState: ReadonlySet<string>;
+  accumulation?: { microBatches: number; updated: readonly string[]; accumulators: readonly string[] };
+}
+
 /**
  * Runs a training-step graph on onnxruntime, keeping parameters, buffers, optimizer state (and
  * gradient accumulators) as onnxruntime tensors between steps: each run feeds them with the
@@ -82,7 +94,8 @@ export class Trainer {
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly applySession: ort.InferenceSession | undefined,
-    readonly graph: TrainingStepGraph,
+    /** The graph's bookkeeping, without its initial values (which the trainer must not keep alive). */
+    private readonly layout: StepLayout,
     private values: Map<string, ort.Tensor>,
     private steps: number,
     private readonly seed: number,
@@ -91,6 +104,12 @@ export class Trainer {
   /** Buffers the next step writes its updated tensors into (see fetches()). */
   private spare = new Map<string, ort.Tensor>();
 
+  /**
+   * Names whose current value is still the graph's own initial tensor: read, never written, and not
+   * recycled as a spare, so the graph stays reusable and its buffers are freed once the caller drops it.
+   */
+  private borrowed = new Set<string>();
+
   /** Which micro-batch of the current step runs (for dropout seeds). */
   private microBatch = 0;
 
@@ -98,11 +117,36 @@ export class Trainer {
     const session = await createSession(graph.model, options);
     const applySession = graph.accumulation ? await createSession(graph.accumulation.apply, options) : undefined;
     const values = new Map<string, ort.Tensor>();
-    // Copies: the step writes into these buffers, and the graph's initial values must stay intact.
-    for (const [name, p] of graph.parameters) values.set(name, toOrt(copy(p.initial)));
+    // Parameters are borrowed: the first step writes their update into fresh buffers (ResNet-18: one
+    // copy of the parameters less at peak). Optimizer state and accumulators are written in place: copies.
+    for (const [name, p] of graph.parameters) values.set(name, toOrt(p.initial));
     for (const [name, t] of graph.optimizerState) values.set(name, toOrt(copy(t)));
     for (const [name, t] of graph.accumulation?.accumulators ?? []) values.set(name, toOrt(copy(t)));
-    return new Trainer(session, applySession, graph, values, 0, options.seed ?? 0);
+    const { model, batchInputs, updated, metrics, accumulation } = graph;
+    const layout: StepLayout = {
+      model,
+      batchInputs,
+      updated,
+      metrics,
+      dtype: graph.parameters.values().next().value!.initial.dtype,
+      parameterNames: [...graph.parameters.keys()],
+      optimizerState: new Set(graph.optimizerState.keys()),
+      ...(accumulation && {
+        accumulation: {
+          microBatches: accumulation.microBatches,
+          updated: accumulation.updated,
+          accumulators: [...accumulation.accumulators.keys()],
+        },
+      }),
+    };
+    const trainer = new Trainer(session, applySession, layout, values, 0, options.seed ?? 0);
+    for (const name of graph.parameters.keys()) trainer.borrowed.add(name);
+    return trainer;
+  }
+
+  /** The serialised step graph this trainer runs. */
+  get model(): Uint8Array {
+    return this.layout.model;
   }
 
   /** Optimizer steps done so far. */
@@ -116,33 +160,32 @@ export class Trainer {
    */
   async trainStep(batches: Batch | Batch[], learningRate: number): Promise<StepResult> {
     const micro = Array.isArray(batches) ? batches : [batches];
-    const expected = this.graph.accumulation?.microBatches ?? 1;
+    const expected = this.layout.accumulation?.microBatches ?? 1;
     if (micro.length !== expected) throw new Error(`this step takes ${expected} micro-batch(es), got ${micro.length}`);
     const scalars = (out: ort.InferenceSession.OnnxValueMapType, name: string) => Number(out[name]!.data[0]);
     let loss = 0;
-    const metrics: Record<string, number> = Object.fromEntries(this.graph.metrics.map((m) => [m, 0]));
+    const metrics: Record<string, number> = Object.fromEntries(this.layout.metrics.map((m) => [m, 0]));
     let gradNorm = NaN;
     for (const [index, batch] of micro.entries()) {
       this.microBatch = index;
-      for (const input of this.graph.batchInputs)
+      for (const input of this.layout.batchInputs)
         if (!batch[input.name]) throw new Error(`batch lacks input "${input.name}"`);
       const out = await this.session.run(
         this.feeds(this.session, batch, learningRate),
-        this.fetches(this.session, this.graph.updated),
+        this.fetches(this.session, this.layout.updated),
       );
-      this.swap(this.graph.updated);
+      this.swap(this.layout.updated);
       loss += scalars(out, LOSS_OUTPUT) / micro.length;
-      for (const m of this.graph.metrics) metrics[m]! += scalars(out, m) / micro.length;
+      for (const m of this.layout.metrics) metrics[m]! += scalars(out, m) / micro.length;
       if (!this.applySession) gradNorm = scalars(out, GRAD_NORM_OUTPUT);
     }
-    if (this.applySession && this.graph.accumulation) {
+    if (this.applySession && this.layout.accumulation) {
       const out = await this.applySession.run(
         this.feeds(this.applySession, {}, learningRate),
-        this.fetches(this.applySession, this.graph.accumulation.updated),
+        this.fetches(this.applySession, this.layout.accumulation.updated),
       );
-      this.swap(this.graph.accumulation.updated);
-      for (const name of this.graph.accumulation.accumulators.keys())
-        (this.values.get(name)!.data as Float32Array).fill(0);
+      this.swap(this.layout.accumulation.updated);
+      for (const name of this.layout.accumulation.accumulators) (this.values.get(name)!.data as Float32Array).fill(0);
       gradNorm = scalars(out, GRAD_NORM_OUTPUT);
     }
     this.steps++;
@@ -151,7 +194,7 @@ export class Trainer {
 
   /** Current parameters and buffers (copies). */
   parameters(): Map<string, Tensor> {
-    return new Map([...this.graph.parameters.keys()].map((name) => [name, copy(fromOrt(this.values.get(name)!))]));
+    return new Map([...this.layout.parameterNames].map((name) => [name, copy(fromOrt(this.values.get(name)!))]));
   }
 
   /** A snapshot for checkpoints: every tensor the step reads and updates, and the step count. */
@@ -171,6 +214,7 @@ export class Trainer {
       }
     }
     this.values = new Map([...this.values.keys()].map((name) => [name, toOrt(copy(state.tensors.get(name)!))]));
+    this.borrowed.clear();
     this.steps = state.step;
   }
 
@@ -220,21 +264,22 @@ export class Trainer {
    * buffers are read by several nodes and keep their spare buffers.
    */
   private inPlace(name: string): boolean {
-    return this.graph.optimizerState.has(name);
+    return this.layout.optimizerState.has(name);
   }
 
   private swap(updated: readonly string[]): void {
     for (const name of updated) {
       if (this.inPlace(name)) continue;
       const next = this.spare.get(name)!;
-      this.spare.set(name, this.values.get(name)!);
+      if (this.borrowed.delete(name)) this.spare.delete(name);
+      else this.spare.set(name, this.values.get(name)!);
       this.values.set(name, next);
     }
   }
 
   /** Feeds for exactly the session's inputs: batch, held tensors, learning rate and step. */
   private feeds(session: ort.InferenceSession, batch: Batch, learningRate: number): Batch {
-    const dtype = this.graph.parameters.values().next().value!.initial.dtype;
+    const dtype = this.layout.dtype;
     const scalar = (v: number) =>
       new ort.Tensor(dtype as 'float32', dtype === 'float64' ? Float64Array.of(v) : Float32Array.of(v), []);
     const feeds: Batch = {};

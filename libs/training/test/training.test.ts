@@ -57,8 +57,11 @@ describe('training on onnxruntime', () => {
   it('continues bit-identically from a safetensors checkpoint', async () => {
     const graph = buildTrainingStep(cnnStep({ kind: 'sgd', momentum: 0.9, weightDecay: 1e-4 }, 1.0));
     const data = squaresDataset(10 * BATCH, 5);
+    const initial = [...graph.parameters].map(([name, p]) => [name, Buffer.from(p.initial.data.slice().buffer)]);
     const straight = await Trainer.create(graph, { intraOpThreads: 1 });
     for (let b = 0; b < 10; b++) await straight.trainStep(batchOf(data, b * BATCH, BATCH), 0.05);
+    // The trainer borrows the graph's initial parameters: read, never written.
+    expect([...graph.parameters].map(([name, p]) => [name, Buffer.from(p.initial.data.buffer)])).toEqual(initial);
 
     const first = await Trainer.create(graph, { intraOpThreads: 1 });
     for (let b = 0; b < 5; b++) await first.trainStep(batchOf(data, b * BATCH, BATCH), 0.05);
@@ -80,7 +83,7 @@ describe('training on onnxruntime', () => {
 
   it('emits step graphs and exported models that the ONNX reference checker accepts', async () => {
     const trainer = await Trainer.create(buildTrainingStep(cnnStep({ kind: 'adamw' }, 1)));
-    checkOnnxModel(trainer.graph.model, 'training_step');
+    checkOnnxModel(trainer.model, 'training_step');
     checkOnnxModel(
       exportInferenceModel(
         (g) => ({ logits: smallCnn(g, g.input('x', 'float32', ['batch', 1, 8, 8]), 2, false) }),

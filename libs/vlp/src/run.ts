@@ -188,19 +188,21 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
     );
   const totalSteps = stepsPerEpoch * config.epochs;
 
-  const step = buildTrainingStep({
-    optimizer: optimizerOf(config),
-    ...(config.optimizer.maxGradNorm > 0 ? { maxGradNorm: config.optimizer.maxGradNorm } : {}),
-    build: (g) =>
-      vlpObjective(g, {
-        method: config.method,
-        spec,
-        batchSize: config.batchSize,
-        seed: config.seed,
-        temperature: config.temperature,
-        methodOptions: config.methodOptions,
-      }),
-  });
+  // Built where it is used, so that its initial parameters are garbage once the trainer's first step replaced them.
+  const buildStep = () =>
+    buildTrainingStep({
+      optimizer: optimizerOf(config),
+      ...(config.optimizer.maxGradNorm > 0 ? { maxGradNorm: config.optimizer.maxGradNorm } : {}),
+      build: (g) =>
+        vlpObjective(g, {
+          method: config.method,
+          spec,
+          batchSize: config.batchSize,
+          seed: config.seed,
+          temperature: config.temperature,
+          methodOptions: config.methodOptions,
+        }),
+    });
   const resume = await latestCheckpoint(store, prefix);
   let position: DataPosition = resume?.position ?? { epoch: 0, cursor: 0 };
   // Started before the session is created, so the worker's start-up and first batch overlap it.
@@ -210,7 +212,7 @@ export async function runPretraining(options: RunPretrainingOptions): Promise<Pr
       : new WorkerPrefetcher(loader, position, PREFETCH_BATCHES);
   let trainer: Trainer;
   try {
-    trainer = await Trainer.create(step, {
+    trainer = await Trainer.create(buildStep(), {
       executionProvider: config.executionProvider,
       seed: config.seed,
       ...(options.intraOpThreads ? { intraOpThreads: options.intraOpThreads } : {}),
