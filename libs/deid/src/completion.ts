@@ -58,10 +58,14 @@ const PLACE_NAME_GENERICS = new Set(
   ),
 );
 
+/** Words that say an institution's type after its name ("Mercy Hospital"); the gold leaves them outside. */
+const INSTITUTION_TYPE_WORDS = new Set('hospital hosp medical clinic center centre infirmary rehab nursing'.split(' '));
+
 /**
  * Completes what the detectors found: names and places, whose other half carries no context of
  * its own and is as identifying. A place takes the gazetteer generic right after it, in its case
- * ("MILFORD [MILL]").
+ * ("MILFORD [MILL]"), and any one word between it and an institution's type word, which can only
+ * be part of the name ("[sacred] heart hosp" -> "[sacred heart] hosp").
  */
 export function completeSpans(text: string, spans: readonly PhiSpan[]): PhiSpan[] {
   // Most reports have no name or place: they need no second tokenisation.
@@ -78,12 +82,19 @@ function completePlaces(text: string, spans: PhiSpan[], tokens: readonly Token[]
     const next = tokens[last + 1]!;
     const word = text.slice(next.start, next.end);
     const previous = text.slice(tokens[last]!.start, tokens[last]!.end);
+    const after = tokens[last + 2];
+    const spaced = (a: { end: number }, b: { start: number }) => /^[ \t]{1,2}$/.test(text.slice(a.end, b.start));
     if (
-      /^[ \t]{1,2}$/.test(text.slice(span.end, next.start)) &&
-      PLACE_NAME_GENERICS.has(word.toLowerCase()) &&
-      caseShape(word) === caseShape(previous)
+      !spaced(span, next) ||
+      caseShape(word) !== caseShape(previous) ||
+      INSTITUTION_TYPE_WORDS.has(word.toLowerCase())
     )
-      span.end = next.end;
+      continue;
+    const beforeType =
+      after !== undefined &&
+      spaced(next, after) &&
+      INSTITUTION_TYPE_WORDS.has(text.slice(after.start, after.end).toLowerCase());
+    if (PLACE_NAME_GENERICS.has(word.toLowerCase()) || (beforeType && /^\p{L}+$/u.test(word))) span.end = next.end;
   }
   return spans;
 }

@@ -361,7 +361,7 @@ function talkedToName(value: string, match: RegExpExecArray, text: string): bool
 const INSTITUTION_TYPE = anyCase(
   words(`
   Hospital Hosp\\.? Medical\\s+Cent(?:er|re) Health\\s+(?:System|Center|Centre|Care) Healthcare Clinic Infirmary
-  Memorial Nursing\\s+(?:Home|Facility) Rehab(?:ilitation)?\\s+(?:Cent(?:er|re)|Hospital|Facility) Hospice
+  Memorial Nursing\\s+(?:Home|Facility) Rehab(?:ilitation)?(?:\\s+(?:Cent(?:er|re)|Hospital|Facility))? Hospice
   Family\\s+Practice Practice University College Cancer\\s+Cent(?:er|re) Heart\\s+Institute Institute
   Medical\\s+Group
 `),
@@ -393,6 +393,8 @@ const GENERIC_PLACE = lower(`
   heart cardiac surgical surgery pediatric trauma family primary urgent memorial department same another prior
   previous patient his her their st saint mount mt hosp home practice institute college facility
 `);
+/** Words that end an institution's name where they stand: "AT [BALTIMORE] REHAB OR [KESSLER] REHAB". */
+const NOT_IN_INSTITUTION_NAME = `(?!${anyCase(words('or at to in from per near with by'))}\\b)`;
 /** A word of an institution's type, no part of its name. */
 const INSTITUTION_WORD = m(
   `^${words(`
@@ -420,6 +422,10 @@ function institutionName(value: string, match?: RegExpExecArray, text?: string):
         : (afterPlaceWord || !ENGLISH_WORDS.has(key(w))) && !clinicalWord(key(w))));
   // "Memorial Hospital" is a name by itself.
   if (head.length === 0) return tokens.length === 2 && /^memorial$/i.test(tokens[0]!);
+  // Bare "rehab" follows clinical words as often ("cont rehab", "PT- rehab"): there the name must be a census name or a city.
+  const known = (w: string) => censusName(key(w)) || WORLD_CITIES.has(w.toLowerCase());
+  if (/^rehab$/i.test(tokens.at(-1)!) && !head.every((w) => GENERIC_PLACE.has(w.toLowerCase()) || known(w)))
+    return false;
   return (
     !/^(?:of|and|the)$/i.test(head[0]!) &&
     !head.some((w) => /^(?:from|to|at|in|per|near|with|by)$/i.test(w)) &&
@@ -434,13 +440,23 @@ function institutionName(value: string, match?: RegExpExecArray, text?: string):
     )
   );
 }
+/** A city of 200,000 people or more that is no word, acronym or eponym, even where a medical lexicon lists it ("baltimore", after its eponyms). */
+function majorCity(value: string): boolean {
+  const k = key(value);
+  return (
+    MAJOR_CITIES.has(k) &&
+    k.length >= 4 &&
+    !ENGLISH_WORDS.has(k) &&
+    !EPONYMS_NOT_NAMES.has(k) &&
+    !NOT_LOCATIONS.has(k) &&
+    !stopWord(value)
+  );
+}
+
 /** A capitalised word after "from", "in", "lives in" that no lexicon knows, or a major city: a town ("from Pikesville", "in Baltimore"). */
 function unknownPlace(value: string, match: RegExpExecArray, text: string): boolean {
   if (NOT_LOCATIONS.has(value.toLowerCase()) || followedBy(match, text, EPONYM_NOUN)) return false;
-  // A major city is one even where a medical lexicon lists it ("baltimore", after its eponyms), if it is no word, acronym or eponym.
-  const k = key(value);
-  if (MAJOR_CITIES.has(k) && k.length >= 4 && !ENGLISH_WORDS.has(k) && !EPONYMS_NOT_NAMES.has(k) && !stopWord(value))
-    return true;
+  if (majorCity(value)) return true;
   return value.split(/[\s-]+/).every((w) => {
     const k = key(w);
     return (
@@ -1051,7 +1067,7 @@ export const RULES: readonly Rule[] = [
     label: 'LOCATION',
     requires: m(`\\b${INSTITUTION_TYPE}`, ''),
     pattern: m(
-      `(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?|ST\\.?)\\s+)?(?:\\b(?:[A-Z][A-Za-z'’&-]*|[A-Z]{2,})\\s+(?:(?:of|and|&|the)\\s+)?){1,4}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)(?![A-Za-z])`,
+      `(?<phi>(?:\\b(?:St\\.?|Saint|Mount|Mt\\.?|ST\\.?)\\s+)?(?:\\b${NOT_IN_INSTITUTION_NAME}(?:[A-Z][A-Za-z'’&-]*|[A-Z]{2,})\\s+(?:(?:of|and|&|the)\\s+)?){1,4}${INSTITUTION_TYPE}(?:\\s+(?:of|at)\\s+(?:[A-Z][A-Za-z'’-]+\\s?){1,3})?)(?![A-Za-z])`,
       'gd',
     ),
     group: 'phi',
@@ -1085,6 +1101,15 @@ export const RULES: readonly Rule[] = [
     group: 'phi',
     accept: (v, mt, text) => unknownPlace(v, mt, text),
   },
+  // In capitals or lower case only a major city is told from a word: "SON FROM MIAMI", "lives in baltimore".
+  ...['(?<phi>[a-z]+[ \\t][a-z]+|[A-Z]+[ \\t][A-Z]+)', '(?<phi>[a-z]+|[A-Z]+)'].map((city): Rule => ({
+    name: 'major_city_any_case',
+    label: 'LOCATION',
+    pattern: m(`\\b${anyCase('(?:from|in|near)')}[ \\t]+${city}\\b`, 'gd'),
+    group: 'phi',
+    accept: (v, mt, text) => majorCity(v) && !followedBy(mt, text, EPONYM_NOUN),
+    retryInside: true, // "IN FROM SEATTLE": the refused "IN FROM" must not swallow the cue
+  })),
   // A campus or a veterans' hospital named by the place before it ("mackerer campus", "BALTIMORE VA"); "main campus" is no name.
   {
     name: 'campus_or_va',

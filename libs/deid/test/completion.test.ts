@@ -39,4 +39,13 @@ describe('completeSpans', () => {
     expect(complete('sent to Harbor Hospital', [['LOCATION', 'Harbor']])).toEqual(['Harbor']);
     expect(complete('sent to Union memorial', [['LOCATION', 'Union']])).toEqual(['Union']);
   });
+
+  it('takes the one word between a place found and an institution type word', () => {
+    expect(complete('came from holy spirit hosp today', [['LOCATION', 'holy']])).toEqual(['holy spirit']);
+    expect(complete('TO ST LUKE MEDICAL CENTER', [['LOCATION', 'ST']])).toEqual(['ST LUKE']);
+    // Not two words, not across a case change, and the type word itself stays out.
+    expect(complete('from Avon heart and lung hospital', [['LOCATION', 'Avon']])).toEqual(['Avon']);
+    expect(complete('from Avon HEART hospital', [['LOCATION', 'Avon']])).toEqual(['Avon']);
+    expect(complete('from Avon hospital clinic', [['LOCATION', 'Avon']])).toEqual(['Avon']);
+  });
 });

@@ -148,6 +148,15 @@ describe('RuleDetector', () => {
     ['Brought to Memorial Hospital by ambulance.', 'LOCATION', 'Memorial'],
     ["last drink in june 19' per wife", 'DATE', "june 19'"],
     ['Reach the family at 617555-0142.', 'ID', '617555-0142'],
+    // A bare "rehab" after a census name or a city names one.
+    ['ACCEPTED AT LANGSTON REHAB FOR MONDAY.', 'LOCATION', 'LANGSTON'],
+    ['hopes to go to Denver rehab next week', 'LOCATION', 'Denver'],
+    // A preposition ends an institution's name: both are found.
+    ['SCREENED AT DENVER REHAB OR LANGSTON REHAB.', 'LOCATION', 'DENVER'],
+    ['SCREENED AT DENVER REHAB OR LANGSTON REHAB.', 'LOCATION', 'LANGSTON'],
+    // A major city after "from", "in", "near" in capitals or lower case.
+    ['SON FLEW IN FROM SEATTLE LAST NIGHT.', 'LOCATION', 'SEATTLE'],
+    ['daughter (from seattle) called', 'LOCATION', 'seattle'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
@@ -168,6 +177,7 @@ describe('RuleDetector', () => {
     'LASIX GIVEN, RN TO RECHECK K. Wound RN saw the site; Ostomy RN changed the pouch; day rn to follow.',
     'PLAN TO BE SET DURING ROUNDS SO RN CAN CALL. DRIP OFF MD AWARE. WILL KEEP NP INFORMED.',
     'CT DRAINING MIN SEROSANG. U/O MIN.',
+    'Cont rehab. CONT CARDIAC REHAB WITH PT- REHAB SCREEN. TO ACUTE REHAB; Pulmonary Rehab consult.',
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });
