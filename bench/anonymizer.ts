@@ -18,7 +18,7 @@ import { anonymizer as proto } from '@medsyn/proto';
 import { makeTempDir, repoRoot } from '@medsyn/testing';
 import { readGold } from '../libs/deid/eval/gold-format';
 import { evaluate, overRedaction, readIuReports, type Evaluation } from '../libs/deid/eval/scoring';
-import { watchLoad } from './machine';
+import { median, watchLoad } from './machine';
 
 const DATA = process.env.MEDSYN_SHARED_DATA ?? path.resolve(repoRoot, '../shared/data');
 const DEV = path.join(DATA, 'physionet-deid-dev/gold.jsonl');
@@ -73,7 +73,6 @@ async function interleaved(
   const passes: Record<string, Rate[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
   for (let r = 0; r < rounds; r++)
     for (const [name, run] of Object.entries(runs)) passes[name]!.push(await timedPass(texts, run));
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return Object.fromEntries(
     Object.entries(passes).map(([name, rates]) => [
       name,

@@ -12,7 +12,7 @@ import { FileArtifactStore, putJsonl } from '@medsyn/artifact-store';
 import { exportDataset, importDataset } from '@medsyn/dataset';
 import { encodeGrayPng } from '@medsyn/imaging';
 import { seededRandom } from '@medsyn/random';
-import { watchLoad } from './machine';
+import { median, watchLoad } from './machine';
 
 const SAMPLES = Number(process.env.BENCH_DATASET_SAMPLES ?? 1000);
 const SHARD_SIZE = 250;
@@ -33,8 +33,6 @@ function radiographLike(index: number): Buffer {
   }
   return Buffer.from(encodeGrayPng({ width: SIZE, height: SIZE, data }));
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main() {
   // Both sides are single-threaded (Node's main thread, Python's tarfile).

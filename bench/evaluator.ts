@@ -23,7 +23,7 @@ import {
   trainLinearProbe,
   type LabelledImage,
 } from '@medsyn/evaluation';
-import { watchLoad } from './machine';
+import { median, watchLoad } from './machine';
 
 const DATA = path.resolve(__dirname, '../../shared/data/covid-cxr');
 // CPU size: ResNet-18 at width 32 on 64 px inputs (the paper's 224 px / width 64 is ~25x the work).
@@ -133,7 +133,6 @@ async function main() {
       ) as typeof peer;
       peerFits.push(peer.fit_seconds);
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const ours = median(fits);
     const sklearn = median(peerFits);
     console.log(

@@ -17,7 +17,7 @@ import { FileArtifactStore, readJsonl } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
 import { parsePretrainingConfig } from '@medsyn/config';
 import { runPretraining, type LogEntry } from '@medsyn/vlp';
-import { watchLoad } from './machine';
+import { median, watchLoad } from './machine';
 
 const root = path.join(__dirname, '..');
 const service = path.join(root, 'services', 'pretrainer-torch');
@@ -142,11 +142,6 @@ function torchRun(
   });
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const round = (v: number, digits = 3) => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /** The two loss curves as an SVG line chart (no plotting library on the test machines). */

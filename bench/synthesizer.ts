@@ -3,7 +3,7 @@
 // down, 32x32 latents, cross-attention width 1024), side by side in the same run with PyTorch 1.13
 // eager (Debian) running the same UNet loaded from the same ONNX file's weights. A "denoising
 // step" is one UNet evaluation of a classifier-free-guidance batch (2 x images). Last line:
-// RESULT {json}. With --full: RoentGen-v2's full architecture at 512 px (bench/synthesizer-full.ts).
+// RESULT {json}. Ours and PyTorch alternate, BENCH_REPEATS rounds (default 3); medians. With --full: RoentGen-v2's full architecture at 512 px (bench/synthesizer-full.ts).
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,10 +11,11 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildTinyModel, TextToImageModel } from '@medsyn/diffusion';
 import { UNET_PRESETS, type UNetConfig } from '@medsyn/model-zoo';
-import { watchLoad } from './machine';
+import { median, watchLoad } from './machine';
 import { measureVariant, runFullBench } from './synthesizer-full';
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
 interface Case {
   name: string;
@@ -34,7 +35,7 @@ const CASES: Case[] = [
     unet: UNET_PRESETS.tiny,
     latent: 8,
     batch: 1,
-    unetSteps: 40,
+    unetSteps: 200,
     imageSteps: 20,
     target: 1.2,
   },
@@ -55,7 +56,7 @@ const CASES: Case[] = [
     },
     latent: 32,
     batch: 1,
-    unetSteps: 6,
+    unetSteps: 12,
     imageSteps: 4,
     target: 1.2,
   },
@@ -95,21 +96,8 @@ function parameterCount(file: string): number {
   return Number(out.trim());
 }
 
-async function measure(c: Case, dir: string) {
-  const unetFile = path.join(dir, 'unet', 'model.onnx');
-  const session = await ort.InferenceSession.create(unetFile, {
-    intraOpNumThreads: THREADS,
-    graphOptimizationLevel: 'all',
-  });
-  const feeds = unetFeeds(c);
-  for (let i = 0; i < 2; i++) await session.run(feeds);
-  let out: Float32Array = new Float32Array();
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < c.unetSteps; i++) out = (await session.run(feeds)).out_sample!.data as Float32Array;
-  const oursSteps = c.unetSteps / (Number(process.hrtime.bigint() - start) / 1e9);
-  await session.release();
-  const checksum = out.reduce((a, v) => a + v, 0);
-
+/** PyTorch's UNet evaluations per second on the same ONNX file's weights and the same inputs, in its own process. */
+function peerSteps(c: Case, unetFile: string): { stepsPerSecond: number; checksum: number } {
   const u = c.unet;
   const meta = {
     model: 'unet',
@@ -122,28 +110,49 @@ async function measure(c: Case, dir: string) {
     norm_groups: String(u.normGroups),
     cross_attention_dim: String(u.crossAttentionDim),
   };
-  const peerOut = execFileSync(
-    '/usr/bin/python3',
-    [
-      path.join(__dirname, 'python', 'synthesizer_peer.py'),
-      JSON.stringify({
-        onnx: unetFile,
-        meta,
-        batch: c.batch,
-        latent: c.latent,
-        tokens: 77,
-        steps: c.unetSteps,
-        warmup: 2,
-        threads: THREADS,
-      }),
-    ],
-    { encoding: 'utf8' },
-  );
-  const peer = JSON.parse(peerOut.trim().split('\n').pop()!) as {
-    stepsPerSecond: number;
-    checksum: number;
-    maxAbs: number;
+  const config = {
+    onnx: unetFile,
+    meta,
+    batch: c.batch,
+    latent: c.latent,
+    tokens: 77,
+    steps: c.unetSteps,
+    warmup: 2,
+    threads: THREADS,
   };
+  const out = execFileSync(
+    '/usr/bin/python3',
+    [path.join(__dirname, 'python', 'synthesizer_peer.py'), JSON.stringify(config)],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+async function measure(c: Case, dir: string) {
+  const unetFile = path.join(dir, 'unet', 'model.onnx');
+  const session = await ort.InferenceSession.create(unetFile, {
+    intraOpNumThreads: THREADS,
+    graphOptimizationLevel: 'all',
+  });
+  const feeds = unetFeeds(c);
+  for (let i = 0; i < 2; i++) await session.run(feeds);
+  let out: Float32Array = new Float32Array();
+  // Ours and the peer alternate, REPEATS rounds of `unetSteps` evaluations each; medians and per-round ratios.
+  const ours: number[] = [];
+  const torch: number[] = [];
+  let torchChecksum = NaN;
+  for (let round = 0; round < REPEATS; round++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < c.unetSteps; i++) out = (await session.run(feeds)).out_sample!.data as Float32Array;
+    ours.push(c.unetSteps / (Number(process.hrtime.bigint() - start) / 1e9));
+    const peer = peerSteps(c, unetFile);
+    torch.push(peer.stepsPerSecond);
+    torchChecksum = peer.checksum;
+  }
+  await session.release();
+  const checksum = out.reduce((a, v) => a + v, 0);
 
   // End to end: text encoder, every denoising step with guidance, VAE decode, for `batch` images.
   const model = await TextToImageModel.load(dir, { intraOpThreads: THREADS });
@@ -164,13 +173,15 @@ async function measure(c: Case, dir: string) {
     unetParameters: parameterCount(unetFile),
     latent: c.latent,
     imagesPerBatch: c.batch,
-    oursStepsPerSecond: oursSteps,
-    torchStepsPerSecond: peer.stepsPerSecond,
-    ratio: oursSteps / peer.stepsPerSecond,
+    repeats: REPEATS,
+    oursStepsPerSecond: median(ours),
+    torchStepsPerSecond: median(torch),
+    ratio: median(ours) / median(torch),
+    pairRatios: ours.map((o, i) => Math.round((o / torch[i]!) * 1000) / 1000),
     target: c.target,
     // Same weights, same inputs: the outputs must agree (sums over the whole output tensor).
     checksumOurs: checksum,
-    checksumTorch: peer.checksum,
+    checksumTorch: torchChecksum,
     oursImagesPerSecond: c.batch / e2eSeconds,
     oursEndToEndSecondsPerImage: e2eSeconds / c.batch,
     endToEndSteps: c.imageSteps,
@@ -187,7 +198,7 @@ async function main() {
       const r = await measure(c, dir);
       results.push(r);
       console.log(
-        `${r.name}: UNet ${(r.unetParameters / 1e6).toFixed(1)}M params, CFG batch ${2 * r.imagesPerBatch}: ours ${r.oursStepsPerSecond.toFixed(2)} steps/s, PyTorch ${r.torchStepsPerSecond.toFixed(2)} steps/s, ratio ${r.ratio.toFixed(2)} (target ${r.target}); ` +
+        `${r.name}: UNet ${(r.unetParameters / 1e6).toFixed(1)}M params, CFG batch ${2 * r.imagesPerBatch}: ours ${r.oursStepsPerSecond.toFixed(2)} steps/s, PyTorch ${r.torchStepsPerSecond.toFixed(2)} steps/s, ratio ${r.ratio.toFixed(2)} (medians of ${r.repeats} alternating rounds; rounds ${r.pairRatios.join(', ')}; target ${r.target}); ` +
           `output sums ${r.checksumOurs.toFixed(3)} vs ${r.checksumTorch.toFixed(3)}; end to end ${r.oursImagesPerSecond.toFixed(3)} images/s at ${r.endToEndSteps} steps`,
       );
     }

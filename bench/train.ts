@@ -18,7 +18,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphBuilder, ops, type Value } from '@medsyn/onnx-graph';
 import { bert, modelBuilder, resnet, vit } from '@medsyn/model-zoo';
 import { Trainer, buildTrainingStep } from '@medsyn/training';
-import { watchLoad } from './machine';
+import { median, watchLoad } from './machine';
 import { profileTable, summariseProfile } from './ort-profile';
 
 interface BenchModel {
@@ -263,11 +263,6 @@ function peer(m: BenchModel, threads: number): Record<string, number> {
   );
   return JSON.parse(out.trim().split('\n').pop()!);
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
