@@ -1,6 +1,8 @@
 // npm run bench:train — training throughput and peak memory of medsyn's engine (onnxruntime-node,
 // CPU, 2 threads) against PyTorch 1.13 eager (Debian) on the same models, batches and AdamW step,
 // both measured in this run; plus achieved GFLOP/s against onnxruntime's own MatMul ceiling.
+// `--peer-python PATH` (or BENCH_PEER_PYTHON) runs the peer under another interpreter, e.g. a
+// current PyTorch; the RESULT names the peer's torch version.
 // Each side runs in its own process so that peak RSS is its own; ours and PyTorch alternate
 // (ABAB, --repeats pairs per model) and the medians are compared. Last line: RESULT {json}.
 //
@@ -254,13 +256,17 @@ function child(args: string[], from = path.join(__dirname, '..')): Record<string
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
-function peer(m: BenchModel, threads: number): Record<string, number> {
+/**
+ * The interpreter the PyTorch peer runs in: Debian's python3 (PyTorch 1.13) by default; a newer
+ * PyTorch through `--peer-python` or BENCH_PEER_PYTHON (e.g. a venv with a current torch wheel).
+ */
+const PEER_PYTHON = option('peer-python') ?? process.env.BENCH_PEER_PYTHON ?? '/usr/bin/python3';
+
+function peer(m: BenchModel, threads: number): { stepsPerSecond: number; peakRssMiB: number; torch: string } {
   const config = { ...m.peer, batch: m.batch, steps: m.steps, warmup: 2, threads };
-  const out = execFileSync(
-    '/usr/bin/python3',
-    [path.join(__dirname, 'python', 'train_peer.py'), JSON.stringify(config)],
-    { encoding: 'utf8' },
-  );
+  const out = execFileSync(PEER_PYTHON, [path.join(__dirname, 'python', 'train_peer.py'), JSON.stringify(config)], {
+    encoding: 'utf8',
+  });
   return JSON.parse(out.trim().split('\n').pop()!);
 }
 
@@ -294,7 +300,7 @@ async function main() {
     console.log(`onnxruntime MatMul 1024x1024 ceiling: ${ceiling.toFixed(1)} GFLOP/s (${t} threads)`);
     for (const m of MODELS.filter((m) => !only || only.some((name) => m.name.startsWith(name)))) {
       const oursRuns: Record<string, number>[] = [];
-      const torchRuns: Record<string, number>[] = [];
+      const torchRuns: ReturnType<typeof peer>[] = [];
       const baselineRuns: Record<string, number>[] = [];
       for (let r = 0; r < repeats; r++) {
         oursRuns.push(child(['--ours', m.name, '--threads', String(t)]));
@@ -307,8 +313,8 @@ async function main() {
         trainingFlops: oursRuns[0]!.trainingFlops!,
       };
       const torch = {
-        stepsPerSecond: median(torchRuns.map((x) => x.stepsPerSecond!)),
-        peakRssMiB: median(torchRuns.map((x) => x.peakRssMiB!)),
+        stepsPerSecond: median(torchRuns.map((x) => x.stepsPerSecond)),
+        peakRssMiB: median(torchRuns.map((x) => x.peakRssMiB)),
       };
       const result = {
         model: m.name,
@@ -318,8 +324,9 @@ async function main() {
         torch_steps_per_s: round(torch.stepsPerSecond),
         throughput_ratio: round(ours.stepsPerSecond / torch.stepsPerSecond),
         // Ratio of each ABAB pair: its spread shows how far the machine's drift moves the ratio.
-        pair_ratios: oursRuns.map((x, i) => round(x.stepsPerSecond! / torchRuns[i]!.stepsPerSecond!)),
+        pair_ratios: oursRuns.map((x, i) => round(x.stepsPerSecond! / torchRuns[i]!.stepsPerSecond)),
         target_ratio: m.target,
+        torch_version: torchRuns[0]!.torch,
         ours_peak_rss_mib: Math.round(ours.peakRssMiB),
         torch_peak_rss_mib: Math.round(torch.peakRssMiB),
         memory_ratio: round(ours.peakRssMiB / torch.peakRssMiB),

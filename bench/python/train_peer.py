@@ -42,7 +42,7 @@ def main():
     for _ in range(config["steps"]):
         step()
     elapsed = time.perf_counter() - start
-    print(json.dumps({"stepsPerSecond": config["steps"] / elapsed, "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(json.dumps({"stepsPerSecond": config["steps"] / elapsed, "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":
