@@ -79,7 +79,13 @@ async function main() {
     // Ours and the peer alternate (ABAB...), so that both see the same moments of this shared machine.
     const exports: number[] = [];
     const imports: number[] = [];
-    const peers: { export_seconds: number; import_seconds: number; samples: number }[] = [];
+    const peers: {
+      export_seconds: number;
+      import_seconds: number;
+      export_sync_seconds: number;
+      import_sync_seconds: number;
+      samples: number;
+    }[] = [];
     let bundleBytes = 0;
     for (let run = 0; run < RUNS; run++) {
       const bundle = new FileArtifactStore(path.join(tmp, `bundle-${run}`));
@@ -114,6 +120,9 @@ async function main() {
     const peer = {
       export: median(peers.map((p) => p.export_seconds)),
       import: median(peers.map((p) => p.import_seconds)),
+      // Made durable (os.sync() after the phase), as ours is: what tarfile's speed costs when it must last.
+      durableExport: median(peers.map((p) => p.export_seconds + p.export_sync_seconds)),
+      durableImport: median(peers.map((p) => p.import_seconds + p.import_sync_seconds)),
     };
     const mb = bundleBytes / 1e6;
     console.log(
@@ -121,6 +130,9 @@ async function main() {
     );
     console.log(
       `import: medsyn ${ours.import.toFixed(2)} s (${(SAMPLES / ours.import).toFixed(0)} samples/s, ${(mb / ours.import).toFixed(1)} MB/s), Python tarfile ${peer.import.toFixed(2)} s -> ${(peer.import / ours.import).toFixed(2)}x the peer's speed`,
+    );
+    console.log(
+      `durable peer (tarfile, then os.sync()): export ${peer.durableExport.toFixed(2)} s -> ${(peer.durableExport / ours.export).toFixed(2)}x, import ${peer.durableImport.toFixed(2)} s -> ${(peer.durableImport / ours.import).toFixed(2)}x`,
     );
     console.log(
       `RESULT ${JSON.stringify({
@@ -132,6 +144,10 @@ async function main() {
         peer_import_seconds: +peer.import.toFixed(3),
         export_speed_vs_peer: +(peer.export / ours.export).toFixed(2),
         import_speed_vs_peer: +(peer.import / ours.import).toFixed(2),
+        peer_durable_export_seconds: +peer.durableExport.toFixed(3),
+        peer_durable_import_seconds: +peer.durableImport.toFixed(3),
+        export_speed_vs_durable_peer: +(peer.durableExport / ours.export).toFixed(2),
+        import_speed_vs_durable_peer: +(peer.durableImport / ours.import).toFixed(2),
         ...load.report(),
       })}`,
     );
