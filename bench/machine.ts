@@ -3,7 +3,9 @@
  * while the load average exceeds the threads the benchmark uses is not to be quoted, and every
  * RESULT says whether its run was quotable.
  */
+import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 export interface LoadReport {
   /** 1-minute load average: highest and mean of the samples taken during the run. */
@@ -47,4 +49,15 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * Runs a peer script of bench/python/ with its JSON config as the one argument and returns the
+ * JSON of its last output line. Debian's python3 (PyTorch 1.13) unless another interpreter is given.
+ */
+export function runPythonPeer<T>(script: string, config: unknown, python = '/usr/bin/python3'): T {
+  const out = execFileSync(python, [path.join(__dirname, 'python', script), JSON.stringify(config)], {
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').pop()!) as T;
 }

@@ -11,7 +11,7 @@ import { FileArtifactStore, readJsonl } from '@medsyn/artifact-store';
 import { makeTempDir } from '@medsyn/testing';
 import { METHODS, parsePretrainingConfig } from '@medsyn/config';
 import { runPretraining, type LogEntry } from '@medsyn/vlp';
-import { median, watchLoad } from './machine';
+import { median, runPythonPeer, watchLoad } from './machine';
 
 const THREADS = 2;
 const BATCH = 32;
@@ -126,14 +126,7 @@ function peerSamplesPerSecond(method: string): number {
     warmup: 1,
     steps: STEPS,
   };
-  const out = execFileSync(
-    '/usr/bin/python3',
-    [path.join(__dirname, 'python', 'pretrainer_peer.py'), JSON.stringify(config)],
-    {
-      encoding: 'utf8',
-    },
-  );
-  return (JSON.parse(out) as { samplesPerSecond: number }).samplesPerSecond;
+  return runPythonPeer<{ samplesPerSecond: number }>('pretrainer_peer.py', config).samplesPerSecond;
 }
 
 const round = (v: number) => Math.round(v * 1000) / 1000;

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { buildTinyModel, TextToImageModel } from '@medsyn/diffusion';
 import { UNET_PRESETS, type UNetConfig } from '@medsyn/model-zoo';
-import { median, watchLoad } from './machine';
+import { median, runPythonPeer, watchLoad } from './machine';
 import { measureVariant, runFullBench } from './synthesizer-full';
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -120,14 +120,7 @@ function peerSteps(c: Case, unetFile: string): { stepsPerSecond: number; checksu
     warmup: 2,
     threads: THREADS,
   };
-  const out = execFileSync(
-    '/usr/bin/python3',
-    [path.join(__dirname, 'python', 'synthesizer_peer.py'), JSON.stringify(config)],
-    {
-      encoding: 'utf8',
-    },
-  );
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return runPythonPeer('synthesizer_peer.py', config);
 }
 
 async function measure(c: Case, dir: string) {

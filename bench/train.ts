@@ -20,7 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphBuilder, ops, type Value } from '@medsyn/onnx-graph';
 import { bert, modelBuilder, resnet, vit } from '@medsyn/model-zoo';
 import { Trainer, buildTrainingStep } from '@medsyn/training';
-import { median, watchLoad } from './machine';
+import { median, runPythonPeer, watchLoad } from './machine';
 import { profileTable, summariseProfile } from './ort-profile';
 
 interface BenchModel {
@@ -264,10 +264,7 @@ const PEER_PYTHON = option('peer-python') ?? process.env.BENCH_PEER_PYTHON ?? '/
 
 function peer(m: BenchModel, threads: number): { stepsPerSecond: number; peakRssMiB: number; torch: string } {
   const config = { ...m.peer, batch: m.batch, steps: m.steps, warmup: 2, threads };
-  const out = execFileSync(PEER_PYTHON, [path.join(__dirname, 'python', 'train_peer.py'), JSON.stringify(config)], {
-    encoding: 'utf8',
-  });
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return runPythonPeer('train_peer.py', config, PEER_PYTHON);
 }
 
 function option(name: string): string | undefined {
