@@ -194,7 +194,7 @@ export class Trainer {
 
   /** Current parameters and buffers (copies). */
   parameters(): Map<string, Tensor> {
-    return new Map([...this.layout.parameterNames].map((name) => [name, copy(fromOrt(this.values.get(name)!))]));
+    return new Map(this.layout.parameterNames.map((name) => [name, copy(fromOrt(this.values.get(name)!))]));
   }
 
   /** A snapshot for checkpoints: every tensor the step reads and updates, and the step count. */
