@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArtifactNotFoundError, DigestMismatchError, MalformedDigestError } from './errors';
-import { sha256Hex, streamSha256 } from './hashing';
+import { fileDigest, sha256Hex } from './hashing';
 import { keyOf } from './keys';
-import type { ArtifactStore, DigestClaim } from './types';
+import type { ArtifactStore, DigestClaim, PutOptions } from './types';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -53,9 +53,9 @@ export function listLocalFiles(dir: string): string[] {
   return files.sort(byCodePoint);
 }
 
-/** sha256 of a local file's bytes, streamed. */
+/** sha256 of a local file's bytes, read a piece at a time. */
 export async function fileSha256(file: string): Promise<string> {
-  return (await streamSha256(fs.createReadStream(file))).sha256;
+  return (await fileDigest(file)).sha256;
 }
 
 /** treeDigest of a local folder: of all its files, or of `files` (relative paths) in it; `digestOf` may cache. */
@@ -104,6 +104,12 @@ export function claimedDigest(ref: DigestClaim, field: string, digestField?: str
 export function expectDigest(ref: DigestClaim, field: string, found: string): void {
   const expected = claimedDigest(ref, field);
   if (expected !== undefined && found !== expected) throw new DigestMismatchError(field, ref.uri, expected, found);
+}
+
+/** Throws DigestMismatchError, naming the key, when a put's bytes hash to `found` and its options name other ones. */
+export function expectPutDigest(key: string, uri: string, options: PutOptions, found: string): void {
+  if (options.sha256 !== undefined && found !== options.sha256)
+    throw new DigestMismatchError(key, uri, options.sha256, found);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { syncDirectories, syncFiles } from './durability';
@@ -87,6 +87,12 @@ export class FileStoreBatch implements ArtifactBatch {
       for (let d = dir; first && d.length >= first.length; d = path.dirname(d)) folders.add(path.dirname(d));
       made.add(dir);
     };
+    // Where no sidecar folder is, no earlier sidecar is to remove: one check per folder, not an rm per object.
+    const sidecarFolders = new Map<string, boolean>();
+    const hasSidecarFolder = (dir: string) => {
+      if (!sidecarFolders.has(dir)) sidecarFolders.set(dir, existsSync(dir));
+      return sidecarFolders.get(dir)!;
+    };
     for (const [i, put] of puts.entries()) {
       const sidecar = this.layout.sidecarPath(put.key);
       const target = this.layout.pathOf(put.key);
@@ -94,7 +100,7 @@ export class FileStoreBatch implements ArtifactBatch {
         makeFolder(path.dirname(sidecar));
         renameSync(put.sidecarTmp, sidecar);
         folders.add(path.dirname(sidecar));
-      } else {
+      } else if (hasSidecarFolder(path.dirname(sidecar))) {
         // An earlier object's sidecar must not vouch for the new bytes (its size may match).
         rmSync(sidecar, { force: true });
       }

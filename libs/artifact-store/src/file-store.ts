@@ -4,10 +4,11 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
+import { expectPutDigest } from './digests';
 import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
 import { FileStoreBatch } from './file-batch';
 import { sidecarOf, writeNewFile, type Digest, type Sidecar } from './file-writes';
-import { streamSha256 } from './hashing';
+import { fileDigest } from './hashing';
 import { guessMediaType, validateKey } from './keys';
 import type {
   ArtifactBatch,
@@ -21,6 +22,8 @@ import type {
 
 /** Files up to this size are read with blocking calls (about 0.1 ms for 1 MiB from the page cache). */
 const BLOCKING_READ_MAX_BYTES = 1 << 20;
+/** A read stream's chunk: 1 MiB, not Node's 64 KiB, so a 12 MB dataset shard is read in 12 round trips through the thread pool, not 200. */
+const STREAM_CHUNK_BYTES = 1 << 20;
 
 /**
  * The embedded default: objects are files under root. A put streams into `.tmp/`, is fsynced,
@@ -96,7 +99,7 @@ export class FileArtifactStore implements ArtifactStore {
       await handle.close();
       throw new ArtifactNotFoundError(key);
     }
-    return createReadStream('', { fd: handle });
+    return createReadStream('', { fd: handle, highWaterMark: STREAM_CHUNK_BYTES });
   }
 
   async getBytes(key: string): Promise<Buffer> {
@@ -134,7 +137,7 @@ export class FileArtifactStore implements ArtifactStore {
     const sidecar = await this.readSidecar(key);
     if (sidecar && sidecar.sizeBytes === stats.size) return { uri: this.uriOf(key), ...sidecar };
     // Written by another tool (or a stale sidecar): hash it now and remember.
-    const { sha256, sizeBytes } = await streamSha256(createReadStream(file));
+    const { sha256, sizeBytes } = await fileDigest(file);
     const ref = { uri: this.uriOf(key), sha256, sizeBytes, mediaType: sidecar?.mediaType ?? guessMediaType(key) };
     await this.writeSidecar(key, ref);
     return ref;
@@ -145,7 +148,12 @@ export class FileArtifactStore implements ArtifactStore {
    * the store's back, and a sidecar whose size still matches would then vouch for the old bytes.
    */
   async sha256Of(key: string): Promise<string> {
-    return (await streamSha256(await this.get(key))).sha256;
+    try {
+      return (await fileDigest(this.pathOf(key))).sha256;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw code === 'ENOENT' || code === 'EISDIR' ? new ArtifactNotFoundError(key) : error;
+    }
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -193,8 +201,11 @@ export class FileArtifactStore implements ArtifactStore {
     }
   }
 
+  /** The reference of bytes written for key; every put (batch puts too) checks `options.sha256` here, before publishing. */
   private refOf(key: string, digest: Digest, options: PutOptions): ArtifactRef {
-    return { uri: this.uriOf(key), ...digest, mediaType: options.mediaType ?? guessMediaType(key) };
+    const uri = this.uriOf(key);
+    expectPutDigest(key, uri, options, digest.sha256);
+    return { uri, ...digest, mediaType: options.mediaType ?? guessMediaType(key) };
   }
 
   private pathOf(key: string): string {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ObjectBody } from './types';
 
@@ -16,6 +17,26 @@ export async function streamSha256(bytes: AsyncIterable<Uint8Array>): Promise<{ 
     sizeBytes += chunk.length;
   }
   return { sha256: hash.digest('hex'), sizeBytes };
+}
+
+/** Files are hashed in pieces of up to this size, read into one buffer: no allocation per piece. */
+const FILE_PIECE_BYTES = 1 << 20;
+
+/** sha256 and size of a local file's bytes (ENOENT or EISDIR as fs reports them). */
+export async function fileDigest(file: string): Promise<{ sha256: string; sizeBytes: number }> {
+  const handle = await fsp.open(file, 'r');
+  try {
+    const hash = createHash('sha256');
+    const piece = Buffer.allocUnsafe(Math.min(FILE_PIECE_BYTES, Math.max((await handle.stat()).size, 4096)));
+    let sizeBytes = 0;
+    for (let read; (read = (await handle.read(piece, 0, piece.length, null)).bytesRead) > 0;) {
+      hash.update(piece.subarray(0, read));
+      sizeBytes += read;
+    }
+    return { sha256: hash.digest('hex'), sizeBytes };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Any accepted body as a byte stream (strings as UTF-8). */

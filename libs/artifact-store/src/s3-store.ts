@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import * as Minio from 'minio';
+import { expectPutDigest } from './digests';
 import { ArtifactNotFoundError, InvalidKeyError, StoreUnavailableError } from './errors';
 import { isReplayable, sha256Hex, streamSha256, toReadable } from './hashing';
 import { guessMediaType, validateKey } from './keys';
@@ -83,8 +84,7 @@ export class S3ArtifactStore implements ArtifactStore {
 
   async put(key: string, body: ObjectBody, options: PutOptions = {}): Promise<ArtifactRef> {
     validateKey(key);
-    const mediaType = options.mediaType ?? guessMediaType(key);
-    const upload = () => this.uploadAndPublish(key, body, mediaType);
+    const upload = () => this.uploadAndPublish(key, body, options);
     if (isReplayable(body)) return withRetry(`put ${key}`, upload, this.retry);
     try {
       return await upload();
@@ -110,6 +110,7 @@ export class S3ArtifactStore implements ArtifactStore {
     const bytes =
       typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     const sha256 = sha256Hex(bytes);
+    expectPutDigest(key, this.uriOf(key), options, sha256);
     const headers = { 'Content-Type': options.mediaType ?? guessMediaType(key), sha256, 'If-None-Match': '*' };
     try {
       await withRetry(
@@ -232,9 +233,10 @@ export class S3ArtifactStore implements ArtifactStore {
     return this.options.prefix + validateKey(key);
   }
 
-  private async uploadAndPublish(key: string, body: ObjectBody, mediaType: string): Promise<ArtifactRef> {
+  private async uploadAndPublish(key: string, body: ObjectBody, options: PutOptions): Promise<ArtifactRef> {
     const { bucket, partSizeBytes } = this.options;
     const objectName = this.objectName(key);
+    const mediaType = options.mediaType ?? guessMediaType(key);
     const hash = createHash('sha256');
     const parts = partsOf(toReadable(body), partSizeBytes)[Symbol.asyncIterator]();
     let part = await parts.next();
@@ -242,6 +244,7 @@ export class S3ArtifactStore implements ArtifactStore {
       // Small object (one short part): its sha256 is known before the upload, so one PUT publishes it.
       const bytes = part.done ? Buffer.alloc(0) : part.value;
       const sha256 = hash.update(bytes).digest('hex');
+      expectPutDigest(key, this.uriOf(key), options, sha256);
       await this.client.putObject(bucket, objectName, bytes, bytes.length, { 'Content-Type': mediaType, sha256 });
       return { uri: this.uriOf(key), sha256, sizeBytes: bytes.length, mediaType };
     }
@@ -265,9 +268,10 @@ export class S3ArtifactStore implements ArtifactStore {
         etags.push({ part: partNumber, etag });
       };
       for (; !part.done; part = await parts.next()) await uploadPart(part.value);
+      const sha256 = hash.digest('hex');
+      expectPutDigest(key, this.uriOf(key), options, sha256); // the finally below aborts the upload
       await this.client.completeMultipartUpload(bucket, tmpName, uploadId, etags);
       completed = true;
-      const sha256 = hash.digest('hex');
       await this.client.copyObject(
         new Minio.CopySourceOptions({ Bucket: bucket, Object: tmpName }),
         new Minio.CopyDestinationOptions({

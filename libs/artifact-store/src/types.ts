@@ -30,6 +30,11 @@ export type ObjectBody = Readable | AsyncIterable<Uint8Array> | Uint8Array | str
 export interface PutOptions {
   /** IANA media type; default guessed from the key's extension. */
   mediaType?: string;
+  /**
+   * The sha256 the bytes must have. The put hashes them anyway, so the same pass checks them: on a
+   * mismatch it fails with DigestMismatchError and publishes nothing (a batch put too).
+   */
+  sha256?: string;
 }
 
 /**

@@ -245,6 +245,47 @@ describe.each(backends)('artifact store on %s', (_name, { storeUri, storeEnv, at
     ]);
   });
 
+  it('reads JSON lines ended by CRLF or a lone CR, and a CRLF split between two chunks of the stream', async () => {
+    await store.put('manifests/crlf.jsonl', '{"id":"a"}\r\n{"id":"b"}\r{"id":"c"}\n\r\n{"id":"d"}');
+    expect(await collect(readJsonl(store, 'manifests/crlf.jsonl'))).toEqual([
+      { lineNumber: 1, ok: true, value: { id: 'a' } },
+      { lineNumber: 2, ok: true, value: { id: 'b' } },
+      { lineNumber: 3, ok: true, value: { id: 'c' } },
+      { lineNumber: 5, ok: true, value: { id: 'd' } },
+    ]);
+    // The filesystem store reads in 1 MiB chunks: the first line's "\r" ends one, its "\n" starts the next.
+    const first = `{"pad":"${'x'.repeat(MiB - 11)}"}`;
+    await store.put('manifests/split.jsonl', `${first}\r\n{"id":"e"}\r\n`);
+    const lines = await collect(readJsonl<{ id?: string }>(store, 'manifests/split.jsonl'));
+    expect(lines.map((l) => [l.lineNumber, l.ok])).toEqual([
+      [1, true],
+      [2, true],
+    ]);
+    expect(lines[1]).toEqual({ lineNumber: 2, ok: true, value: { id: 'e' } });
+  });
+
+  it('checks a put against the sha256 it is given: a mismatch names the key and publishes nothing, in a batch too', async () => {
+    const body = Buffer.from('the expected bytes');
+    expect((await store.put('checked/a.bin', body, { sha256: sha256Hex(body) })).sha256).toBe(sha256Hex(body));
+    await store.put('checked/b.bin', 'version 1');
+    for (const attempt of [body, Readable.from([body])]) {
+      const error = await store.put('checked/b.bin', attempt, { sha256: sha256Hex('other bytes') }).catch((e) => e);
+      expect(error).toBeInstanceOf(DigestMismatchError);
+      expect(error.message).toMatch(/^checked\/b\.bin: sha256 mismatch/);
+    }
+    expect((await getBuffer(store, 'checked/b.bin')).toString()).toBe('version 1');
+
+    const batch = store.batch({ recordDigests: false });
+    await expect(batch.put('checked/c.bin', body, { sha256: sha256Hex('other bytes') })).rejects.toThrow(
+      DigestMismatchError,
+    );
+    await batch.put('checked/d.bin', body, { sha256: sha256Hex(body) });
+    await batch.commit();
+    expect(await store.stat('checked/c.bin')).toBeUndefined();
+    expect(await store.getBytes('checked/d.bin')).toEqual(body);
+    expect((await collect(store.list(''))).some((o) => o.key.includes('.tmp'))).toBe(false);
+  });
+
   it('publishes every object of a batch, with its sha256, once the batch is committed; a failed put takes nothing else down', async () => {
     const batch = store.batch();
     const bodies = Array.from({ length: 5 }, (_, i) => Buffer.alloc(1000 + i, 48 + i));

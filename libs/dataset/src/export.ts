@@ -21,7 +21,7 @@ import {
   type ShardEntry,
 } from './card';
 import { DatasetExportError } from './errors';
-import { readPairLines, readPairManifests, type PairLine, type PairRecord } from './pair-manifest';
+import { readPairManifests, type PairLine, type PairRecord } from './pair-manifest';
 import { tarChunks, type TarFile } from './tar';
 
 export interface ExportDatasetOptions {
@@ -264,9 +264,12 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
   // An earlier card goes first: a bundle without a card is unfinished, never a stale card over new shards.
   await out.delete(cardKey);
 
-  const loaded = await readPairManifests(store, [
-    { source: 'synthetic', manifests: manifestKeys, field: (i) => `pairs[${i}]` },
-  ]);
+  // The lines are kept with their records, for the fields the pretrainer does not read (image_sha256, seed, ...).
+  const loaded = await readPairManifests(
+    store,
+    [{ source: 'synthetic', manifests: manifestKeys, field: (i) => `pairs[${i}]` }],
+    { keepLines: true },
+  );
   const skipped: Record<string, number> = {};
   for (const s of loaded.skipped) skipped[s.reason] = (skipped[s.reason] ?? 0) + 1;
   if (loaded.records.length === 0)
@@ -279,18 +282,12 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
       })`,
     );
 
-  // The manifests' own lines, for the fields the pretrainer does not read (image_sha256, seed, ...).
-  const lines = new Map<string, PairLine>();
-  for (const key of manifestKeys) {
-    for await (const read of readPairLines(store, key)) if (read.ok) lines.set(`${key}\n${read.lineNumber}`, read.line);
-  }
   const used = new Set<string>();
   const samples: Sample[] = loaded.records.map((record) => ({
     key: sampleKey(record.imageKey, used),
     record,
-    line: lines.get(`${record.manifest}\n${record.lineNumber}`)!,
+    line: record.line!,
   }));
-  lines.clear();
   const reports = reportsKey
     ? await loadReports(store, reportsKey.key, new Set(samples.flatMap((s) => (s.record.id ? [s.record.id] : []))))
     : new Map<string, Report>();

@@ -2,12 +2,13 @@ import { TextDecoder } from 'node:util';
 import {
   ArtifactNotFoundError,
   ArtifactStoreError,
+  DigestMismatchError,
   InvalidKeyError,
   getBuffer,
   putJsonl,
   sha256Hex,
-  streamSha256,
   validateKey,
+  type ArtifactBatch,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
 import { DATASET_FORMAT, type DatasetCard, type ShardEntry } from './card';
@@ -97,11 +98,14 @@ export async function readDatasetCard(bundle: ArtifactStore, bundlePrefix = ''):
   return card;
 }
 
-/** Streams a shard once to hash it: nothing is written unless every shard is the one the card lists. */
+/**
+ * A shard's digest as its store knows it now (a filesystem store reads the bytes; S3 keeps the one
+ * recorded at upload): nothing is written unless every shard is the one the card lists.
+ */
 async function checkShardDigest(bundle: ArtifactStore, key: string, shard: ShardEntry): Promise<void> {
   let digest: string;
   try {
-    digest = (await streamSha256(await bundle.get(key))).sha256;
+    digest = await bundle.sha256Of(key);
   } catch (error) {
     if (error instanceof ArtifactNotFoundError) throw new DatasetBundleError(shard.key, 'missing from the bundle');
     throw error;
@@ -182,13 +186,22 @@ async function* readSamples(
   }
 }
 
-/** One sample's members checked: an image whose sha256 is the one its `.json` states, a UTF-8 report. */
-function checkSample(
-  shardKey: string,
-  sample: Members,
-  seen: Set<string>,
-  utf8: TextDecoder,
-): { key: string; ext: string; image: Buffer; report: string; id: string } {
+/** A sample as checked: its image (and the sha256 its `.json` states), report and id. */
+interface CheckedSample {
+  key: string;
+  ext: string;
+  image: Buffer;
+  imageSha256: string;
+  report: string;
+  id: string;
+}
+
+/**
+ * One sample's members checked: an image of the format its name says and a sha256 for it in its
+ * `.json` (the store checks the bytes against it as it writes them: one pass over each image), a
+ * UTF-8 report.
+ */
+function checkSample(shardKey: string, sample: Members, seen: Set<string>, utf8: TextDecoder): CheckedSample {
   const where = `${shardKey} sample ${sample.key}`;
   if (seen.has(sample.key)) throw new DatasetBundleError(where, 'appears twice in the bundle');
   seen.add(sample.key);
@@ -205,8 +218,9 @@ function checkSample(
   } catch {
     throw new DatasetBundleError(where, '.json is not valid JSON');
   }
-  if (sha256Hex(image) !== metadata?.image_sha256)
-    throw new DatasetBundleError(where, 'image sha256 does not match its .json: the image was changed or damaged');
+  const imageSha256 = metadata?.image_sha256;
+  if (typeof imageSha256 !== 'string' || !SHA256.test(imageSha256))
+    throw new DatasetBundleError(where, '.json has no image_sha256 (64 lower-case hex digits)');
   if (imageExtension(image) !== ext)
     throw new DatasetBundleError(where, `.${ext} member is not a ${ext.toUpperCase()} image`);
   let report: string;
@@ -216,14 +230,37 @@ function checkSample(
     throw new DatasetBundleError(where, '.txt is not UTF-8');
   }
   if (report.trim() === '') throw new DatasetBundleError(where, '.txt is empty');
-  return { key: sample.key, ext, image, report, id: typeof metadata.id === 'string' ? metadata.id : sample.key };
+  return {
+    key: sample.key,
+    ext,
+    image,
+    imageSha256,
+    report,
+    id: typeof metadata?.id === 'string' ? metadata.id : sample.key,
+  };
+}
+
+/** Stages a checked sample's image in the batch; an image whose bytes are not the ones its `.json` names fails, naming it. */
+function stageImage(batch: ArtifactBatch, key: string, shardKey: string, sample: CheckedSample): Promise<unknown> {
+  return batch
+    .put(key, sample.image, {
+      mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg',
+      sha256: sample.imageSha256,
+    })
+    .catch((error: unknown) => {
+      if (!(error instanceof DigestMismatchError)) throw error;
+      throw new DatasetBundleError(
+        `${shardKey} sample ${sample.key}`,
+        'image sha256 does not match its .json: the image was changed or damaged',
+      );
+    });
 }
 
 /**
  * Imports a dataset bundle into the store: checks `dataset.json`'s format, every shard's sha256
- * (before anything is written) and every image's sha256 against its `<key>.json`, then writes
- * `images/<key>.<ext>`, a copy of the card and the pretrainer's pair manifest `pairs.jsonl`
- * (`{"image", "report", "id"}`, images relative to it), last. Errors name the shard and sample,
+ * (before anything is written) and every image's sha256 against its `<key>.json` (as it is
+ * staged, before it is published), then writes `images/<key>.<ext>`, a copy of the card and the
+ * pretrainer's pair manifest `pairs.jsonl` (`{"image", "report", "id"}`, images relative to it), last. Errors name the shard and sample,
  * never a report's text. Importing the same bundle again rewrites the same objects.
  */
 export async function importDataset(options: ImportDatasetOptions): Promise<ImportDatasetResult> {
@@ -257,8 +294,8 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
   async function* pairs(): AsyncIterable<PairLine> {
     // Images are written a few at a time, and each shard's are made durable together when it ends
     // (one sync, not one per image): the manifest that names them is published after the last.
-    // Their digests, checked against the card here, are not recorded per image (one file per image,
-    // not two): a store that keeps them hashes an image the first time it is stat'ed.
+    // Their digests, checked against their `.json` as they are written, are not recorded per image
+    // (one file per image, not two): a store that keeps them hashes an image the first time it is stat'ed.
     const writing: { put: Promise<unknown>; pair: PairLine }[] = [];
     // A shard's commit (the sync, then the renames) runs while the next shard is read and staged;
     // the manifest is published after the last commit.
@@ -272,9 +309,7 @@ export async function importDataset(options: ImportDatasetOptions): Promise<Impo
           for await (const members of readSamples(bundle, `${bundlePrefix}${shard.key}`, shard.key, limits)) {
             const sample = checkSample(shard.key, members, seen, utf8);
             const imageKey = `images/${sample.key}.${sample.ext}`;
-            const put = batch.put(`${prefix}${imageKey}`, sample.image, {
-              mediaType: sample.ext === 'png' ? 'image/png' : 'image/jpeg',
-            });
+            const put = stageImage(batch, `${prefix}${imageKey}`, shard.key, sample);
             put.catch(() => undefined); // awaited below, in order; this keeps a failure from going unhandled meanwhile
             writing.push({ put, pair: { image: imageKey, report: sample.report, id: sample.id } });
             if (writing.length >= CONCURRENT_WRITES) yield await written(writing.shift()!);

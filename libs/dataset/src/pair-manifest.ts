@@ -88,6 +88,8 @@ export interface PairRecord {
   lineNumber: number;
   /** The line's report id, where it has one (pairs of the same report share it). */
   id?: string;
+  /** The line itself, when readPairManifests is asked to keep it (a dataset export copies its other fields). */
+  line?: PairLine;
 }
 
 /** A record left out, and why; never the record's content (reports are PHI-adjacent). */
@@ -129,7 +131,11 @@ export interface PairManifestList {
  * rejected (`accepted: false`) and images outside the store are skipped and counted; a manifest
  * that is missing or outside the store is a PairManifestError naming its field.
  */
-export async function readPairManifests(store: ArtifactStore, lists: PairManifestList[]): Promise<LoadedPairs> {
+export async function readPairManifests(
+  store: ArtifactStore,
+  lists: PairManifestList[],
+  options: { keepLines?: boolean } = {},
+): Promise<LoadedPairs> {
   const records: PairRecord[] = [];
   const skipped: SkippedRecord[] = [];
   const inputs: DigestClaim[] = [];
@@ -175,6 +181,7 @@ export async function readPairManifests(store: ArtifactStore, lists: PairManifes
           manifest: uri,
           lineNumber: read.lineNumber,
           ...(line.id ? { id: line.id } : {}),
+          ...(options.keepLines ? { line } : {}),
         });
       }
     }

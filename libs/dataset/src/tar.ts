@@ -24,20 +24,26 @@ const octal = (value: number, digits: number) => {
   return `${text.length > digits ? '7'.repeat(digits) : text.padStart(digits, '0')} `;
 };
 
-/** A 512-byte ustar header (ustar magic, version "00"), as tar-stream's headers.encode writes it. */
-function ustarHeader(name: string, typeflag: string, size: number, mtime: number): Buffer {
+/** What every header of ours holds: mode 0644, owner 0:0, ustar magic and version "00", devices 0:0. */
+const HEADER_TEMPLATE = (() => {
   const header = Buffer.alloc(BLOCK);
-  header.write(name, 0, 100, 'utf8');
   header.write(octal(0o644, 6), 100, 'latin1');
   header.write(octal(0, 6), 108, 'latin1'); // uid
   header.write(octal(0, 6), 116, 'latin1'); // gid
+  header.write('ustar\u000000', 257, 'latin1');
+  header.write(octal(0, 6), 329, 'latin1'); // devmajor
+  header.write(octal(0, 6), 337, 'latin1'); // devminor
+  return header;
+})();
+
+/** A 512-byte ustar header, as tar-stream's headers.encode writes it: the template with the member's fields. */
+function ustarHeader(name: string, typeflag: string, size: number, mtime: number): Buffer {
+  const header = Buffer.from(HEADER_TEMPLATE);
+  header.write(name, 0, 100, 'utf8');
   if (size.toString(8).length > 11) writeBase256(header, 124, size);
   else header.write(octal(size, 11), 124, 'latin1');
   header.write(octal(mtime, 11), 136, 'latin1');
   header.write(typeflag, 156, 'latin1');
-  header.write('ustar\u000000', 257, 'latin1');
-  header.write(octal(0, 6), 329, 'latin1'); // devmajor
-  header.write(octal(0, 6), 337, 'latin1'); // devminor
   header.write(octal(checksum(header), 6), 148, 'latin1');
   return header;
 }

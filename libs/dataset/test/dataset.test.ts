@@ -173,32 +173,47 @@ describe('dataset export and import', () => {
     expect(images).toEqual([]);
   });
 
-  it('refuses an image that does not match its sha256, naming the shard and the sample', async () => {
-    const dir = copyBundle('tampered-image');
-    // Repack shard 0 with one image changed, and give the card the new shard digest: only the per-image check can tell.
-    const file = path.join(dir, 'shard-000000.tar');
-    const members: { name: string; body: Buffer }[] = [];
+  /** Repacks a shard with its members changed by `edit`, and gives the card the new shard digest: only the per-sample checks can tell. */
+  async function repackShard(dir: string, shard: string, edit: (members: Map<string, Buffer>) => void): Promise<void> {
+    const members = new Map<string, Buffer>();
     const extract = tar.extract();
-    fs.createReadStream(file).pipe(extract as unknown as NodeJS.WritableStream);
+    fs.createReadStream(path.join(dir, shard)).pipe(extract as unknown as NodeJS.WritableStream);
     for await (const entry of extract) {
       const chunks: Buffer[] = [];
       for await (const chunk of entry) chunks.push(chunk as Buffer);
-      members.push({ name: entry.header.name, body: Buffer.concat(chunks) });
+      members.set(entry.header.name, Buffer.concat(chunks));
     }
-    const image = members.find((m) => m.name === 'r_002.png')!;
-    image.body[image.body.length - 1] ^= 0xff;
+    edit(members);
     const pack = tar.pack();
-    for (const m of members) pack.entry({ name: m.name }, m.body);
+    for (const [name, body] of members) pack.entry({ name }, body);
     pack.finalize();
     const chunks: Buffer[] = [];
     for await (const chunk of pack) chunks.push(chunk as Buffer);
-    const repacked = Buffer.concat(chunks);
-    fs.writeFileSync(file, repacked);
-    const card = JSON.parse(fs.readFileSync(path.join(dir, 'dataset.json'), 'utf8')) as DatasetCard;
-    card.shards[0]!.sha256 = sha256Hex(repacked);
-    card.shards[0]!.size_bytes = repacked.length;
-    fs.writeFileSync(path.join(dir, 'dataset.json'), JSON.stringify(card));
+    rewriteShard(dir, shard, () => Buffer.concat(chunks));
+  }
+
+  it('refuses an image that does not match its sha256, naming the shard and the sample, and publishes nothing of its shard', async () => {
+    const dir = copyBundle('tampered-image');
+    await repackShard(dir, 'shard-000000.tar', (members) => {
+      const image = members.get('r_002.png')!;
+      image[image.length - 1] ^= 0xff;
+    });
     await expectImportFails(dir, /^shard-000000\.tar sample r_002: image sha256 does not match its \.json/);
+    // The store checks each image as it stages it: the shard's batch is dropped, its staged files with it.
+    const root = path.join(tmp.dir, 'tampered-image-target');
+    const keys: string[] = [];
+    for await (const object of new FileArtifactStore(root).list('')) keys.push(object.key);
+    expect(keys.filter((k) => k.includes('/images/'))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, '.tmp'))).toEqual([]);
+  });
+
+  it('refuses a sample whose .json states no image sha256, naming the shard and the sample', async () => {
+    const dir = copyBundle('no-image-digest');
+    await repackShard(dir, 'shard-000001.tar', (members) => {
+      const metadata = JSON.parse(members.get('r_003.json')!.toString('utf8')) as Record<string, unknown>;
+      members.set('r_003.json', Buffer.from(JSON.stringify({ ...metadata, image_sha256: '' })));
+    });
+    await expectImportFails(dir, /^shard-000001\.tar sample r_003: \.json has no image_sha256/);
   });
 
   /** Rewrites a shard (its bytes through `edit`) and gives the card its new digest, so only the member checks can tell. */
