@@ -839,6 +839,15 @@ export const RULES: readonly Rule[] = [
     group: 'phi',
     accept: (v, mt, text) => nameSequence(v, mt, text),
   },
+  // "DR.GATEMAN", "Dr.Sawtelle": a title joined to the word by its dot is always followed by a name, English word or not.
+  {
+    name: 'name_after_title_dot',
+    label: 'NAME',
+    requires: /\.[A-Za-z]/,
+    pattern: m(`\\b${anyCase('(?:Dr|Drs|Mr|Mrs|Ms|Prof|Rev)')}\\.(?<phi>${NAME_TOKEN})`, 'gd'),
+    group: 'phi',
+    accept: (v) => v.length > 2 && !stopWord(v) && !VERBS_AFTER_TITLE.has(key(v)) && !EPONYMS_NOT_NAMES.has(key(v)),
+  },
   // "Dr. Rakusin and Toolis aware": the second name after "and" shares the title.
   {
     name: 'name_after_title',
@@ -1075,6 +1084,16 @@ export const RULES: readonly Rule[] = [
     retryInside: true,
     kindAtEnd: INSTITUTION_KIND_AT_END,
   },
+  // Hospitals named for a devotion ("went to HOLY CROSS", "from sacred heart hosp"): the name alone, in any case.
+  {
+    name: 'institution_devotional_name',
+    label: 'LOCATION',
+    requires: /holy|samaritan|sacred|lady/i,
+    pattern: m(
+      `\\b${anyCase('(?:holy[ \\t]+(?:cross|family|name|redeemer)|good[ \\t]+samaritan|sacred[ \\t]+heart|our[ \\t]+lady[ \\t]+of[ \\t]+(?:the[ \\t]+)?[A-Za-z]+)')}\\b`,
+      'g',
+    ),
+  },
   {
     name: 'institution_of',
     label: 'LOCATION',
@@ -1127,6 +1146,18 @@ export const RULES: readonly Rule[] = [
       /\b(?:Ward|Wing|Pavilion|Tower|Building|Bldg\.?)\s+[A-Z0-9][A-Za-z0-9-]*\b|\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?\s+(?:Ward|Wing|Pavilion|Tower|Building)\b/g,
     accept: (v) =>
       /\d/.test(v) || v.split(/\s+/).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !WARD_WORD.test(w)),
+  },
+  // "at seymour black's house": a home named by its owner is a place.
+  {
+    name: 'place_home_of',
+    label: 'LOCATION',
+    requires: /['’]s\s+(?:house|home|apartment|place)/i,
+    pattern: m(
+      `\\b${anyCase('at')}[ \\t]+(?<phi>${NAME_TOKEN}(?:[ \\t]+${NAME_TOKEN})?)['’][sS][ \\t]+${anyCase('(?:house|home|apartment|place)')}\\b`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v) => v.split(/[ \t]+/).every((w) => !neverNamePart(w) && nameAfterCue(w, true)),
   },
   {
     name: 'place_after_movement',

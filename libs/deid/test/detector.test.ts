@@ -157,6 +157,12 @@ describe('RuleDetector', () => {
     // A major city after "from", "in", "near" in capitals or lower case.
     ['SON FLEW IN FROM SEATTLE LAST NIGHT.', 'LOCATION', 'SEATTLE'],
     ['daughter (from seattle) called', 'LOCATION', 'seattle'],
+    // A title joined to the word by its dot: a name even where the word is English too.
+    ['500CC LR PER DR.GATEMAN. LOPRESSOR GIVEN.', 'NAME', 'GATEMAN'],
+    // A home named by its owner, and hospitals named for a devotion, in any case.
+    ['says he is "at seymour black\'s house."', 'LOCATION', 'seymour black'],
+    ['WENT TO HOLY CROSS WITH FEVER.', 'LOCATION', 'HOLY CROSS'],
+    ['transferred from sacred heart hosp today', 'LOCATION', 'sacred heart'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
@@ -178,6 +184,7 @@ describe('RuleDetector', () => {
     'PLAN TO BE SET DURING ROUNDS SO RN CAN CALL. DRIP OFF MD AWARE. WILL KEEP NP INFORMED.',
     'CT DRAINING MIN SEROSANG. U/O MIN.',
     'Cont rehab. CONT CARDIAC REHAB WITH PT- REHAB SCREEN. TO ACUTE REHAB; Pulmonary Rehab consult.',
+    "DR.AWARE OF LABS. Stays at her daughter's house or at a friend's place.",
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });

@@ -15,7 +15,7 @@ const IU_REPORTS = path.join(sharedDataDir, 'iu-xray/indiana_reports.csv');
  * loader, feature change or rule regression does not.
  */
 const FLOORS = {
-  rules: { recall: 0.92, precision: 0.96 },
+  rules: { recall: 0.93, precision: 0.96 },
   combined: { recall: 0.97, precision: 0.92 },
 };
 
