@@ -25,6 +25,9 @@ const BLOCKING_READ_MAX_BYTES = 1 << 20;
 /** A read stream's chunk: 1 MiB, not Node's 64 KiB, so a 12 MB dataset shard is read in 12 round trips through the thread pool, not 200. */
 const STREAM_CHUNK_BYTES = 1 << 20;
 
+/** A key that its URI spells as it is: no character a file URI encodes, no "." or ".." segment to resolve. */
+const PLAIN_KEY = /^[A-Za-z0-9_-]+(?:[./][A-Za-z0-9_-]+)*$/;
+
 /**
  * The embedded default: objects are files under root. A put streams into `.tmp/`, is fsynced,
  * then renamed (putIfAbsent: hard-linked) into place, so readers never see a partial file. sha256 and media type live in a
@@ -177,6 +180,9 @@ export class FileArtifactStore implements ArtifactStore {
 
   keyOf(uri: string): string {
     if (!uri.startsWith(`${this.rootUri}/`)) throw new InvalidKeyError(uri, `not inside this store (${this.rootUri})`);
+    // What uriOf writes for a plain key (a manifest's image URIs): the key itself, nothing to decode or resolve.
+    const rest = uri.slice(this.rootUri.length + 1);
+    if (PLAIN_KEY.test(rest)) return validateKey(rest);
     return validateKey(path.relative(this.root, fileURLToPath(uri)).split(path.sep).join('/'));
   }
 

@@ -411,6 +411,17 @@ describe('the filesystem store', () => {
       `init: sha256 mismatch for ${ref.uri} (expected ${ref.sha256}, found ${sha256Hex('weights-v2')})`,
     );
   });
+
+  it('gives the key of every URI it writes, and decodes, resolves or refuses other URIs inside it as before', () => {
+    const store = openStore(`file://${path.join(tmp.dir, 'keys')}`);
+    for (const key of ['a/b.png', 'synth/images/r_000001.png', 'x-1.tar.gz', 'a b/ü%.png', 'a/.hidden', '..x/y'])
+      expect(store.keyOf(store.uriOf(key))).toBe(key);
+    expect(store.keyOf(`${store.rootUri}/a/../b.png`)).toBe('b.png');
+    expect(store.keyOf(`${store.rootUri}/a/./b.png`)).toBe('a/b.png');
+    expect(() => store.keyOf(`${store.rootUri}/a/../../b.png`)).toThrow(InvalidKeyError);
+    expect(() => store.keyOf(`${store.rootUri}/.tmp/x`)).toThrow(InvalidKeyError);
+    expect(() => store.keyOf(`${store.rootUri}x/a.png`)).toThrow(InvalidKeyError);
+  });
 });
 
 describe('a batch on the filesystem store', () => {

@@ -1,12 +1,10 @@
 import { posix } from 'node:path';
-import { Readable } from 'node:stream';
 import {
   ArtifactNotFoundError,
   InvalidKeyError,
   getBuffer,
   keyOf,
   readJsonl,
-  type ArtifactRef,
   sha256Hex,
   type ArtifactStore,
 } from '@medsyn/artifact-store';
@@ -22,7 +20,7 @@ import {
 } from './card';
 import { DatasetExportError } from './errors';
 import { readPairManifests, type PairLine, type PairRecord } from './pair-manifest';
-import { tarChunks, type TarFile } from './tar';
+import { TarPacker } from './tar';
 
 export interface ExportDatasetOptions {
   /** Where the pair manifests, their images and the reports are. */
@@ -145,6 +143,13 @@ interface Report {
   labels?: Record<string, unknown>;
 }
 
+/** A sample ready for its shard: its members and what the card counts of it. */
+interface PreparedSample {
+  members: [string, Buffer][];
+  modelDigest?: string;
+  textSource: SampleMetadata['text_source'];
+}
+
 /**
  * One sample's tar members (`<key>.png|jpg`, `.txt`, `.json`), its image checked against the
  * manifest's `image_sha256` and the generator digest; undefined when the image is not in the store.
@@ -153,9 +158,7 @@ async function prepareSample(
   store: ArtifactStore,
   sample: Sample,
   context: { generator: CardFacts['generator']; report?: Report },
-): Promise<
-  { members: [string, Buffer][]; modelDigest?: string; textSource: SampleMetadata['text_source'] } | undefined
-> {
+): Promise<PreparedSample | undefined> {
   const { record, line, key } = sample;
   let image: Buffer;
   try {
@@ -218,18 +221,6 @@ async function* inOrder<T, R>(items: T[], fn: (item: T) => Promise<R>, depth: nu
   } finally {
     await Promise.allSettled(pending);
   }
-}
-
-/** Writes one tar shard through the store as its members are made: at most one sample and one 1 MiB chunk are in memory. */
-async function writeShard(
-  out: ArtifactStore,
-  key: string,
-  members: AsyncIterable<[string, Buffer]>,
-): Promise<ArtifactRef> {
-  async function* files(): AsyncIterable<TarFile> {
-    for await (const [name, body] of members) yield { name, body, mtime: ENTRY_MTIME };
-  }
-  return out.put(key, Readable.from(tarChunks(files())), { mediaType: 'application/x-tar' });
 }
 
 /**
@@ -307,28 +298,33 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Expo
     let count = 0;
     let consumed!: () => void;
     const allConsumed = new Promise<void>((resolve) => (consumed = resolve));
-    async function* members(): AsyncIterable<[string, Buffer]> {
+    const prepare = (sample: Sample) =>
+      prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
+    // What the shard's put writes, made as it is written: up to CONCURRENT_READS images read ahead,
+    // their bytes handed to the store uncopied (TarPacker), the samples counted as they go in.
+    async function* shardBytes(): AsyncIterable<Buffer> {
       try {
-        const prepare = (sample: Sample) =>
-          prepareSample(store, sample, { generator: facts.generator, report: reportOf(sample) });
-        for await (const prepared of inOrder(samples.slice(start, start + shardSize), prepare, CONCURRENT_READS)) {
-          if (!prepared) {
+        const packer = new TarPacker();
+        for await (const sample of inOrder(samples.slice(start, start + shardSize), prepare, CONCURRENT_READS)) {
+          if (!sample) {
             skipped['image not found'] = (skipped['image not found'] ?? 0) + 1;
             continue;
           }
-          if (prepared.modelDigest) modelDigests.add(prepared.modelDigest);
+          if (sample.modelDigest) modelDigests.add(sample.modelDigest);
           else imagesWithoutDigest++;
-          text[prepared.textSource]++;
-          yield* prepared.members;
+          text[sample.textSource]++;
+          for (const [name, body] of sample.members) yield* packer.add({ name, body, mtime: ENTRY_MTIME });
           count++;
           exported++;
           options.onProgress?.({ samples: exported, total: samples.length });
         }
+        yield* packer.end();
       } finally {
         consumed();
       }
     }
-    const entry = writeShard(out, `${outPrefix}${key}`, members()).then((ref): ShardEntry => ({
+    const put = out.put(`${outPrefix}${key}`, shardBytes(), { mediaType: 'application/x-tar' });
+    const entry = put.then((ref): ShardEntry => ({
       key,
       sha256: ref.sha256,
       samples: count,

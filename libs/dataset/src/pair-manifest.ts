@@ -32,36 +32,43 @@ export interface PairLine {
  * `prompt`, and the pretrainer documented `text` for the report.
  */
 const OLDER_SPELLINGS = { image: ['image_uri'], id: ['report_id'], report: ['text', 'prompt'] } as const;
+/** The fields each value is read from, today's spelling first. */
+const SPELLINGS = {
+  image: ['image', ...OLDER_SPELLINGS.image],
+  id: ['id', ...OLDER_SPELLINGS.id],
+  report: ['report', ...OLDER_SPELLINGS.report],
+} as const;
 
-const firstString = (value: Record<string, unknown>, fields: readonly string[], blank: (s: string) => boolean) =>
-  fields.map((f) => value[f]).find((v): v is string => typeof v === 'string' && !blank(v));
+function firstString(value: Record<string, unknown>, fields: readonly string[], blank: (s: string) => boolean) {
+  for (const field of fields) {
+    const v = value[field];
+    if (typeof v === 'string' && !blank(v)) return v;
+  }
+  return undefined;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A manifest line's JSON value as a PairLine, or why it is none (never the line's content). */
 export function parsePairLine(
   value: Record<string, unknown>,
 ): { ok: true; line: PairLine } | { ok: false; reason: string } {
-  const image = firstString(value, ['image', ...OLDER_SPELLINGS.image], (s) => s === '');
+  const image = firstString(value, SPELLINGS.image, (s) => s === '');
   if (!image) return { ok: false, reason: 'no image reference' };
-  const report = firstString(value, ['report', ...OLDER_SPELLINGS.report], (s) => s.trim() === '');
+  const report = firstString(value, SPELLINGS.report, (s) => s.trim() === '');
   if (!report) return { ok: false, reason: 'no report text' };
-  const id = firstString(value, ['id', ...OLDER_SPELLINGS.id], (s) => s === '');
+  const id = firstString(value, SPELLINGS.id, (s) => s === '');
   const { image_sha256, labels, seed, accepted, attempts, rejections, prompt_truncated } = value;
-  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
-  return {
-    ok: true,
-    line: {
-      ...(id ? { id } : {}),
-      image,
-      report,
-      ...(typeof image_sha256 === 'string' ? { image_sha256 } : {}),
-      ...(isObject(labels) ? { labels: labels as Record<string, unknown> } : {}),
-      ...(typeof seed === 'string' || typeof seed === 'number' ? { seed: String(seed) } : {}),
-      ...(typeof accepted === 'boolean' ? { accepted } : {}),
-      ...(typeof attempts === 'number' ? { attempts } : {}),
-      ...(isObject(rejections) ? { rejections: rejections as Record<string, number> } : {}),
-      ...(typeof prompt_truncated === 'boolean' ? { prompt_truncated } : {}),
-    },
-  };
+  // Fields set one by one (not spread): a manifest of 1,000 lines is read in every export and training run.
+  const line: PairLine = id ? { id, image, report } : { image, report };
+  if (typeof image_sha256 === 'string') line.image_sha256 = image_sha256;
+  if (isObject(labels)) line.labels = labels;
+  if (typeof seed === 'string' || typeof seed === 'number') line.seed = String(seed);
+  if (typeof accepted === 'boolean') line.accepted = accepted;
+  if (typeof attempts === 'number') line.attempts = attempts;
+  if (isObject(rejections)) line.rejections = rejections as Record<string, number>;
+  if (typeof prompt_truncated === 'boolean') line.prompt_truncated = prompt_truncated;
+  return { ok: true, line };
 }
 
 /** One line of a pair manifest as read: a PairLine, or why it is none. */

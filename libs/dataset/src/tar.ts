@@ -7,8 +7,13 @@
 
 const BLOCK = 512;
 const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
-/** Members are packed into chunks of this size before they are written out. */
-const CHUNK_BYTES = 1024 * 1024;
+/**
+ * A member body this large is written from its own buffer: copying it costs more than the store's
+ * handling of one more buffer (the file store writes up to 1 MiB of them with one writev).
+ */
+const PASS_THROUGH_BYTES = 16 * 1024;
+/** Headers and small bodies are gathered into buffers of at most about this size. */
+const GATHERED_MAX_BYTES = 1024 * 1024;
 
 /** A regular file of a shard: its name and bytes (mode 0644, owner 0:0, no user or group names). */
 export interface TarFile {
@@ -88,28 +93,50 @@ function headerBlocks(file: TarFile): Buffer[] {
 const padding = (size: number) => END_OF_ARCHIVE.subarray(0, (BLOCK - (size % BLOCK)) % BLOCK);
 
 /**
- * A tar archive of `files`, as chunks of about 1 MiB (a larger member is passed through whole):
- * one write per chunk, and at most a chunk and the member being added in memory.
+ * Packs tar members into the buffers a put writes out, copying only what is small: a body of
+ * PASS_THROUGH_BYTES or more (an image) is handed on as it is, and the headers, padding and small
+ * bodies between two such bodies are gathered into one buffer. So an image's bytes are never copied
+ * on their way to the store, and no 1 MiB chunk is allocated per MiB written.
  */
-export async function* tarChunks(files: AsyncIterable<TarFile>): AsyncIterable<Buffer> {
-  let chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-  let filled = 0;
-  const flush = () => {
-    const full = chunk.subarray(0, filled);
-    chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    filled = 0;
-    return full;
-  };
-  for await (const file of files) {
-    for (const part of [...headerBlocks(file), file.body, padding(file.body.byteLength)]) {
-      if (filled + part.byteLength > CHUNK_BYTES && filled > 0) yield flush();
-      if (part.byteLength > CHUNK_BYTES) yield part;
-      else filled += part.copy(chunk, filled);
+export class TarPacker {
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
+
+  /** The bytes ready to write once `file` is added, in order (maybe none yet). */
+  add(file: TarFile): Buffer[] {
+    const ready: Buffer[] = [];
+    for (const block of headerBlocks(file)) this.gather(block, ready);
+    if (file.body.byteLength >= PASS_THROUGH_BYTES) {
+      this.flush(ready);
+      ready.push(file.body);
+    } else {
+      this.gather(file.body, ready);
     }
+    this.gather(padding(file.body.byteLength), ready);
+    return ready;
   }
-  if (filled + END_OF_ARCHIVE.byteLength > CHUNK_BYTES) yield flush();
-  filled += END_OF_ARCHIVE.copy(chunk, filled);
-  yield flush();
+
+  /** The last bytes of the archive: what is gathered and the end-of-archive blocks. */
+  end(): Buffer[] {
+    const ready: Buffer[] = [];
+    this.gather(END_OF_ARCHIVE, ready);
+    this.flush(ready);
+    return ready;
+  }
+
+  private gather(piece: Buffer, ready: Buffer[]): void {
+    if (piece.byteLength === 0) return;
+    this.gathered.push(piece);
+    this.gatheredBytes += piece.byteLength;
+    if (this.gatheredBytes >= GATHERED_MAX_BYTES) this.flush(ready);
+  }
+
+  private flush(ready: Buffer[]): void {
+    if (this.gatheredBytes === 0) return;
+    ready.push(this.gathered.length === 1 ? this.gathered[0]! : Buffer.concat(this.gathered, this.gatheredBytes));
+    this.gathered = [];
+    this.gatheredBytes = 0;
+  }
 }
 
 /** A tar member as the reader sees it: a regular file's name and declared size. */

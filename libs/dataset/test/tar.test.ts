@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { makeTempDir } from '@medsyn/testing';
-import { readTar, tarChunks, type TarFile } from '../src/tar';
+import { TarPacker, readTar, type TarFile } from '../src/tar';
 
 async function concat(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -12,8 +12,11 @@ async function concat(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-async function* each<T>(items: T[]): AsyncIterable<T> {
-  yield* items;
+/** The archive TarPacker writes for files, and the buffers it hands over on the way. */
+function pack(files: TarFile[]): { archive: Buffer; buffers: Buffer[] } {
+  const packer = new TarPacker();
+  const buffers = [...files.flatMap((file) => packer.add(file)), ...packer.end()];
+  return { archive: Buffer.concat(buffers), buffers };
 }
 
 /** What tar-stream's pack writes for the same entries: the format the bundles had before. */
@@ -39,7 +42,7 @@ const FILES: TarFile[] = [
   { name: 'r_001.json', body: Buffer.alloc(0), mtime: 0 },
   // Over 100 bytes: a pax path record, as tar-stream writes it.
   { name: `${'k'.repeat(120)}.png`, body: Buffer.alloc(512, 2), mtime: 0 },
-  // Spans the 1 MiB chunks.
+  // Larger than a gathered buffer (1 MiB).
   { name: 'big.png', body: Buffer.alloc(2.5 * 1024 * 1024, 3), mtime: 1234567 },
 ];
 
@@ -48,11 +51,28 @@ describe('shard tar', () => {
   afterAll(() => tmp.remove());
 
   it('writes the bytes tar-stream wrote for the same entries, long names included', async () => {
-    expect((await concat(tarChunks(each(FILES)))).equals(await tarStreamPack(FILES))).toBe(true);
+    expect(pack(FILES).archive.equals(await tarStreamPack(FILES))).toBe(true);
+  });
+
+  it('hands over each large body as its own buffer, uncopied, and gathers what lies between two of them', () => {
+    const { buffers } = pack(FILES);
+    const large = FILES.filter((f) => f.body.byteLength >= 16 * 1024).map((f) => f.body);
+    expect(buffers.filter((b) => large.includes(b))).toEqual(large);
+    // r_001.png's padding to big.png's header: one buffer; then big.png; then its padding and the end blocks.
+    expect(buffers).toHaveLength(5);
+    // Many small members: gathered into buffers of about 1 MiB, never one for the whole archive.
+    const small = Array.from({ length: 3000 }, (_, i) => ({
+      name: `s${i}.txt`,
+      body: Buffer.alloc(1000, i),
+      mtime: 0,
+    }));
+    const packed = pack(small);
+    expect(Math.max(...packed.buffers.map((b) => b.byteLength))).toBeLessThanOrEqual(1024 * 1024 + 1536);
+    expect(packed.buffers.length).toBeGreaterThan(3);
   });
 
   it('reads back what it writes, in chunks of any size, skipping the members not selected unread', async () => {
-    const archive = await concat(tarChunks(each(FILES)));
+    const { archive } = pack(FILES);
     for (const size of [100, 511, 4096, 65536]) {
       const pieces = Array.from({ length: Math.ceil(archive.length / size) }, (_, i) =>
         archive.subarray(i * size, (i + 1) * size),
@@ -86,7 +106,7 @@ with tarfile.open(sys.argv[1], 'w', format=getattr(tarfile, sys.argv[2])) as tar
         read.push(`${member.name}:${member.body.toString()}`);
       expect(read).toEqual([`a.png:${'x'.repeat(700)}`, `${'L'.repeat(150)}.txt:ünïcode`]);
     }
-    const archive = await concat(tarChunks(each(FILES.slice(0, 2))));
+    const { archive } = pack(FILES.slice(0, 2));
     const consume = async (bytes: Buffer) => {
       for await (const _ of readTar(Readable.from([bytes]), () => true)) void _;
     };
