@@ -1147,6 +1147,26 @@ export const RULES: readonly Rule[] = [
     accept: (v) =>
       /\d/.test(v) || v.split(/\s+/).some((w) => !GENERIC_PLACE.has(w.toLowerCase()) && !WARD_WORD.test(w)),
   },
+  // "lives alone in white amrsh,", "lives in glen burnie.": a town of two words where someone lives, in any case, when one
+  // of them is no word or a town of the world lists ("assisted living", "nursing home", "an apartment" stay).
+  {
+    name: 'place_where_one_lives',
+    label: 'LOCATION',
+    requires: /\b(?:lives?|living|resides?)\s/i,
+    pattern: m(
+      `\\b${anyCase('(?:lives?|living|resides?)')}[ \\t]+(?:${anyCase('alone')}[ \\t]+)?${anyCase('in')}[ \\t]+(?<phi>[A-Za-z][A-Za-z'’-]+[ \\t]+[A-Za-z][A-Za-z'’-]+)(?=[ \\t]*(?:[,.;:()]|$))`,
+      'gdm',
+    ),
+    group: 'phi',
+    accept: (v) => {
+      const words = v.split(/[ \t]+/);
+      const known = (w: string) => ENGLISH_WORDS.has(key(w)) || MEDICAL_TERMS.has(key(w));
+      return (
+        words.every((w) => !neverNamePart(w) && !CLINICAL_UNITS.has(w.toUpperCase())) &&
+        words.some((w) => !known(w) || (WORLD_CITIES.has(key(w)) && !MEDICAL_TERMS.has(key(w))))
+      );
+    },
+  },
   // "at seymour black's house": a home named by its owner is a place.
   {
     name: 'place_home_of',

@@ -163,6 +163,9 @@ describe('RuleDetector', () => {
     ['says he is "at seymour black\'s house."', 'LOCATION', 'seymour black'],
     ['WENT TO HOLY CROSS WITH FEVER.', 'LOCATION', 'HOLY CROSS'],
     ['transferred from sacred heart hosp today', 'LOCATION', 'sacred heart'],
+    // A town of two words where someone lives, when one of them is no word or a town.
+    ['social: lives alone in white amrsh, daughter close by', 'LOCATION', 'white amrsh'],
+    ['son lives in glen burnie.', 'LOCATION', 'glen burnie'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
@@ -185,6 +188,7 @@ describe('RuleDetector', () => {
     'CT DRAINING MIN SEROSANG. U/O MIN.',
     'Cont rehab. CONT CARDIAC REHAB WITH PT- REHAB SCREEN. TO ACUTE REHAB; Pulmonary Rehab consult.',
     "DR.AWARE OF LABS. Stays at her daughter's house or at a friend's place.",
+    'Lives in assisted living. Lives alone in an apartment; lives in nursing home, lives in group home.',
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });
