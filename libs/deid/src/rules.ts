@@ -1167,6 +1167,24 @@ export const RULES: readonly Rule[] = [
       );
     },
   },
+  // "he works for vista health": an employer named by a word and what kind of organisation it is.
+  {
+    name: 'place_employer',
+    label: 'LOCATION',
+    requires: /\bworks?\s+(?:at|for)\s/i,
+    pattern: m(
+      `\\b${anyCase('works?')}[ \\t]+${anyCase('(?:at|for)')}[ \\t]+(?<phi>(?:[A-Za-z][A-Za-z'’-]+[ \\t]+){1,2}${anyCase('(?:health|healthcare|bank|labs?|systems|corp|corporation|inc|company|insurance|motors|airlines)')})\\b`,
+      'gd',
+    ),
+    group: 'phi',
+    accept: (v) => {
+      const name = v.split(/[ \t]+/).slice(0, -1);
+      return (
+        name.every((w) => !neverNamePart(w) && !MEDICAL_TERMS.has(key(w))) &&
+        name.some((w) => !GENERIC_PLACE.has(w.toLowerCase()))
+      );
+    },
+  },
   // "at seymour black's house": a home named by its owner is a place.
   {
     name: 'place_home_of',

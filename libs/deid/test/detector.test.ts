@@ -166,6 +166,8 @@ describe('RuleDetector', () => {
     // A town of two words where someone lives, when one of them is no word or a town.
     ['social: lives alone in white amrsh, daughter close by', 'LOCATION', 'white amrsh'],
     ['son lives in glen burnie.', 'LOCATION', 'glen burnie'],
+    // An employer named by a word and its kind.
+    ['family in. he works for vista health.', 'LOCATION', 'vista health'],
   ])('finds %j as %s', (text, label, value) => {
     expect(found(text)).toContainEqual([label, value]);
   });
@@ -189,6 +191,7 @@ describe('RuleDetector', () => {
     'Cont rehab. CONT CARDIAC REHAB WITH PT- REHAB SCREEN. TO ACUTE REHAB; Pulmonary Rehab consult.',
     "DR.AWARE OF LABS. Stays at her daughter's house or at a friend's place.",
     'Lives in assisted living. Lives alone in an apartment; lives in nursing home, lives in group home.',
+    'Works at a bank; works for the state; works for home health; works for the phone company.',
   ])('leaves nursing-note clinical text alone: %s', (text) => {
     expect(found(text)).toEqual([]);
   });
