@@ -1167,7 +1167,7 @@ export const RULES: readonly Rule[] = [
       );
     },
   },
-  // "he works for vista health": an employer named by a word and what kind of organisation it is.
+  // "he works for vista health": an employer named by one or two words and what kind of organisation it is.
   {
     name: 'place_employer',
     label: 'LOCATION',
