@@ -20,6 +20,11 @@ export interface TrainerOptions {
   executionProvider?: ExecutionProvider;
   /** Threads for one operator (default: onnxruntime's choice, all cores). */
   intraOpThreads?: number;
+  /**
+   * Let idle intra-op threads spin for the next operator instead of sleeping (default off: they
+   * take the cores JavaScript, the batch worker and the GC need between steps; docs/training.md).
+   */
+  intraOpSpinning?: boolean;
   /** onnxruntime's CPU memory arena (default on: off, steps are slower and peak memory is no lower). */
   memoryArena?: boolean;
   /** Seed of dropout's random streams: step s of a run draws from hash(seed, s), so a resumed run draws what an uninterrupted one would. */
@@ -62,6 +67,10 @@ export async function createSession(model: Uint8Array, options: TrainerOptions =
       // With the arena, the pattern planner's one big block (from the second run on) sits next to
       // the arena's chunks from the first run: peak memory ~1.3x higher for no measurable speed.
       enableMemPattern: false,
+      // With spinning threads real runs took 1.2-1.9x as long (the demo's pre-training and the
+      // evaluator's segmentation heads); the training benches, which do nothing between steps,
+      // ran within 8 % either way.
+      extra: { session: { 'intra_op.allow_spinning': options.intraOpSpinning ? '1' : '0' } },
       ...(options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: options.profileFilePrefix } : {}),
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
     });
