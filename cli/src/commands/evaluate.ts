@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { type EvaluationConfig } from '@medsyn/config';
 import { renderReport, type MetricSummary } from '@medsyn/evaluation-report';
@@ -25,6 +25,12 @@ export function readEvaluationConfig(file: string): EvaluationConfig & { output?
   return config;
 }
 
+function parsePositiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1');
+  return n;
+}
+
 const cell = (m: MetricSummary) => `${m.mean.toFixed(3)} ± ${m.std.toFixed(3)}`;
 
 export const registerEvaluate: RegisterCommand = (program: Command) => {
@@ -35,8 +41,13 @@ export const registerEvaluate: RegisterCommand = (program: Command) => {
     )
     .requiredOption('--config <file>', 'YAML or JSON evaluation config (see docs/evaluator.md)')
     .option('--out <dir>', "output folder (default: the config's output, else ./evaluation)")
+    .option(
+      '--parallel-runs <n>',
+      'segmentation and detection runs trained at once on CPU, each in a worker thread (default: one per core)',
+      parsePositiveInteger,
+    )
     .option('--no-progress', 'no progress bar (log lines instead)')
-    .action(async (options: { config: string; out?: string; progress: boolean }) => {
+    .action(async (options: { config: string; out?: string; parallelRuns?: number; progress: boolean }) => {
       const config = readEvaluationConfig(options.config);
       const out = path.resolve(options.out ?? config.output ?? 'evaluation');
       delete config.output;
@@ -56,6 +67,7 @@ export const registerEvaluate: RegisterCommand = (program: Command) => {
           bar.update(p.completed, { phase: p.phase });
         },
         log: bar ? undefined : (line) => process.stderr.write(`${line}\n`),
+        parallelRuns: options.parallelRuns,
       });
       bar?.stop();
       const files = writeEvaluationOutput(out, output, renderReport(output.results));

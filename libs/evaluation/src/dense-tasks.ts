@@ -98,6 +98,8 @@ export interface DenseTrainOptions {
   /** The U-Net decoder's normalisation (default `group`; docs/evaluator.md says why). */
   decoderNorm?: DecoderNorm;
   executionProvider?: ExecutionProvider;
+  /** onnxruntime's threads per operator (default: its own choice, all cores). */
+  intraOpThreads?: number;
   onEpoch?: (epoch: number, validationScore: number) => void;
 }
 
@@ -135,6 +137,7 @@ async function trainWithEarlyStopping(
   });
   const trainer = await Trainer.create(step, {
     executionProvider: options.executionProvider ?? 'cpu',
+    intraOpThreads: options.intraOpThreads,
     seed: options.seed,
   });
   const rand = seededRandom(options.seed + 17);
@@ -162,9 +165,9 @@ async function inferRows(
   rows: number[],
   feedsOf: (rows: number[]) => Record<string, ort.Tensor>,
   each: (out: ort.InferenceSession.OnnxValueMapType, rows: number[]) => void,
-  executionProvider?: ExecutionProvider,
+  { executionProvider, intraOpThreads }: DenseTrainOptions,
 ): Promise<void> {
-  const session = await createSession(model, { executionProvider });
+  const session = await createSession(model, { executionProvider, intraOpThreads });
   try {
     for (let start = 0; start < rows.length; start += 16) {
       const batch = rows.slice(start, start + 16);
@@ -262,7 +265,7 @@ export async function trainSegmentation(
         for (let i = 0; i < logits.length / (size * size); i++)
           out.push(Uint8Array.from(logits.subarray(i * size * size, (i + 1) * size * size), (v) => (v > 0 ? 1 : 0)));
       },
-      options.executionProvider,
+      options,
     );
     return out;
   };
@@ -482,7 +485,7 @@ export async function trainDetection(
           ),
         );
       },
-      options.executionProvider,
+      options,
     );
     return out;
   };

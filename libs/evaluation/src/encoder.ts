@@ -120,7 +120,9 @@ export async function encodeImages(
           throw new EncoderBundleError(
             `feature map "${spec.name}": input size ${size} is not a multiple of its stride ${spec.stride}`,
           );
-        return { spec, size: side, data: new Float32Array(n * spec.channels * side * side) };
+        // Shared memory: the dense heads' worker threads read the cache without a copy.
+        const floats = n * spec.channels * side * side;
+        return { spec, size: side, data: new Float32Array(new SharedArrayBuffer(floats * 4)) };
       })
     : undefined;
   const plane = channels * size * size;

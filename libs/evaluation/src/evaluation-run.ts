@@ -13,7 +13,8 @@ import {
 import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec } from '@medsyn/encoder-bundle';
 import { meanStd, type Box, type EvaluationResults, type ReportSample } from '@medsyn/evaluation-report';
 import { resize, type GrayImage } from '@medsyn/imaging';
-import { trainDetection, trainSegmentation, type DenseTrainOptions } from './dense-tasks';
+import type { DenseTrainOptions } from './dense-tasks';
+import { DenseHeadWorkers, runDenseJob, type DenseJob, type DenseJobDone } from './dense-workers';
 import { importDataset, loadImage, loadMask, type DownstreamDataset, type LabelledImage } from './downstream-datasets';
 import { encodeImages, openEncoderBundle, type EncodedImages, type FrozenEncoder } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
@@ -43,6 +44,12 @@ export interface EvaluationOptions {
   store?: ArtifactStore;
   /** The dense heads' variant, for ablations (bench/dense-heads.ts); the defaults are the protocol. */
   denseHeads?: Pick<DenseTrainOptions, 'standardise' | 'decoderNorm' | 'minStepsPerEpoch'>;
+  /**
+   * Segmentation and detection runs (label fractions x seeds) trained at once on CPU, each in a
+   * worker thread with its share of the cores (default: one per core; 1 trains them one by one
+   * on this thread with onnxruntime's default threads, as other execution providers always do).
+   */
+  parallelRuns?: number;
 }
 
 type ParsedConfig = ReturnType<typeof parseEvaluationConfig>;
@@ -100,16 +107,21 @@ export async function runEvaluation(rawConfig: unknown, options: EvaluationOptio
   const results = emptyResults(config, images);
   const splits = splitsFile(config, images);
   const tally = new RunTally(config, options);
-  for (const spec of config.encoders) {
-    options.signal?.throwIfAborted();
-    const encoded = await encodeDataset(spec, config, images, options, results, tally);
-    try {
-      for (const task of config.tasks)
-        if (task === 'zero_shot') await zeroShot(encoded, config, images, results, tally);
-        else await trainedHeads(encoded, task, config, images, options, results, tally);
-    } finally {
-      await encoded.encoder.release();
+  const dense = denseRunner(config, options);
+  try {
+    for (const spec of config.encoders) {
+      options.signal?.throwIfAborted();
+      const encoded = await encodeDataset(spec, config, images, options, results, tally);
+      try {
+        for (const task of config.tasks)
+          if (task === 'zero_shot') await zeroShot(encoded, config, images, results, tally);
+          else await trainedHeads(encoded, task, config, images, options, results, tally, dense);
+      } finally {
+        await encoded.encoder.release();
+      }
     }
+  } finally {
+    await dense.close();
   }
   results.metrics.push(...tally.summaries());
   results.ratios.push(...syntheticRealRatios(config, results));
@@ -287,41 +299,53 @@ async function trainedHeads(
   options: EvaluationOptions,
   results: EvaluationResults,
   tally: RunTally,
+  denseRunner: DenseRunner,
 ): Promise<void> {
   const { split } = images.perTask.get(task)!;
   const dense = task === 'classification' ? undefined : denseTargets(enc, task, images);
   const largest = Math.max(...config.label_fractions);
-  for (const fraction of config.label_fractions) {
-    for (const [seedIndex, seed] of config.seeds.entries()) {
-      options.signal?.throwIfAborted();
-      tally.progress(`${enc.name}: ${task} ${fraction * 100}% seed ${seed}`);
-      const t1 = Date.now();
-      const train = labelFraction(split.train, fraction, seed);
-      const head = { split, train, seed, report: fraction === largest && seedIndex === 0 ? results : undefined };
-      const run = dense
-        ? await denseRun(enc, dense, head, config, options)
-        : await classificationRun(enc, images.dataset, head, config);
-      const seconds = (Date.now() - t1) / 1000;
-      results.runs.push({
-        encoder: enc.name,
-        task,
-        label_fraction: fraction,
-        seed,
-        train_images: train.length,
-        best_epoch: run.bestEpoch,
-        steps: run.steps,
-        seconds,
-        metrics: run.metrics,
-      });
-      tally.record(enc.name, task, fraction, run.metrics);
-      tally.log(
-        `${enc.name} ${task} ${fraction * 100}% seed ${seed}: ${Object.entries(run.metrics)
-          .filter(([k]) => !k.includes('/'))
-          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
-          .join(', ')} (${seconds.toFixed(1)} s)`,
-      );
-      tally.runDone();
-    }
+  const heads = config.label_fractions.flatMap((fraction) =>
+    config.seeds.map((seed, seedIndex): HeadInput & { fraction: number } => ({
+      fraction,
+      split,
+      train: labelFraction(split.train, fraction, seed),
+      seed,
+      report: fraction === largest && seedIndex === 0 ? results : undefined,
+    })),
+  );
+  const runOf = async (head: HeadInput): Promise<HeadRun & { seconds: number }> => {
+    if (dense) return denseRun(enc, dense, head, config, options, denseRunner);
+    const started = Date.now();
+    return { ...(await classificationRun(enc, images.dataset, head, config)), seconds: (Date.now() - started) / 1000 };
+  };
+  // Dense runs all start now (the runner queues them for its workers); a probe takes milliseconds
+  // and runs when its turn comes. Results are recorded in the config's order either way.
+  const started = dense ? heads.map(runOf) : [];
+  for (const p of started) p.catch(() => {}); // a failure is thrown below, in order
+  for (const [i, head] of heads.entries()) {
+    options.signal?.throwIfAborted();
+    const { fraction, seed, train } = head;
+    tally.progress(`${enc.name}: ${task} ${fraction * 100}% seed ${seed}`);
+    const run = await (started[i] ?? runOf(head));
+    results.runs.push({
+      encoder: enc.name,
+      task,
+      label_fraction: fraction,
+      seed,
+      train_images: train.length,
+      best_epoch: run.bestEpoch,
+      steps: run.steps,
+      seconds: run.seconds,
+      metrics: run.metrics,
+    });
+    tally.record(enc.name, task, fraction, run.metrics);
+    tally.log(
+      `${enc.name} ${task} ${fraction * 100}% seed ${seed}: ${Object.entries(run.metrics)
+        .filter(([k]) => !k.includes('/'))
+        .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+        .join(', ')} (${run.seconds.toFixed(1)} s)`,
+    );
+    tally.runDone();
   }
 }
 
@@ -365,11 +389,16 @@ function denseTargets(
 ): DenseTargets {
   const images = perTask.get(task)!.images;
   if (task === 'segmentation') {
+    // One shared block (the dense heads' worker threads read it without a copy), a view per row.
+    const block = new Uint8Array(new SharedArrayBuffer(used.length * size * size));
     const masks = Array<Uint8Array>(used.length);
     for (const image of images) {
       const { width, height } = original.get(image.id)!;
       const small = resize(loadMask(image, width, height, dataset.root), size, size);
-      masks[encoded.index.get(image.id)!] = Uint8Array.from(small.data, (v) => (v >= 0.5 ? 1 : 0));
+      const row = encoded.index.get(image.id)!;
+      const mask = block.subarray(row * size * size, (row + 1) * size * size);
+      small.data.forEach((v, i) => (mask[i] = v >= 0.5 ? 1 : 0));
+      masks[row] = mask;
     }
     return { task, masks };
   }
@@ -394,7 +423,8 @@ async function denseRun(
   { split, train, seed, report }: HeadInput,
   config: ParsedConfig,
   options: EvaluationOptions,
-): Promise<HeadRun> {
+  runner: DenseRunner,
+): Promise<HeadRun & { seconds: number }> {
   const { encoded, size } = enc;
   const rowsOf = (list: LabelledImage[]) => list.map((i) => encoded.index.get(i.id)!);
   const rows = { train: rowsOf(train), validation: rowsOf(split.validation), test: rowsOf(split.test) };
@@ -411,18 +441,19 @@ async function denseRun(
       image: pngDataUri(size, enc.resized.get(image.id)!.data),
       ...extra(k),
     }));
+  const maps = encoded.maps!;
   if (targets.task === 'segmentation') {
     const { masks } = targets;
-    const result = await trainSegmentation(encoded.maps!, masks, size, rows, common);
+    const { result, seconds } = await runner.run({ task: 'segmentation', maps, masks, size, rows, options: common });
     if (report)
       report.samples[enc.name]!.segmentation = samples((k) => ({
         truthMask: pngDataUri(size, masks[rows.test[k]!]!),
         predictedMask: pngDataUri(size, result.predictions[k]!),
       }));
-    return { metrics: { dice: result.dice }, bestEpoch: result.bestEpoch, steps: result.steps };
+    return { metrics: { dice: result.dice }, bestEpoch: result.bestEpoch, steps: result.steps, seconds };
   }
-  const { boxes } = targets;
-  const result = await trainDetection(encoded.maps!, boxes, targets.classes, rows, common);
+  const { boxes, classes } = targets;
+  const { result, seconds } = await runner.run({ task: 'detection', maps, boxes, classes, rows, options: common });
   if (report)
     report.samples[enc.name]!.detection = samples((k) => ({
       truthBoxes: boxes[rows.test[k]!],
@@ -432,6 +463,27 @@ async function denseRun(
     metrics: { map_40_75: result.map_40_75, map_50: result.map_50 },
     bestEpoch: result.bestEpoch,
     steps: result.steps,
+    seconds,
+  };
+}
+
+/** Where dense heads train: one by one on this thread, or in worker threads (EvaluationOptions.parallelRuns). */
+interface DenseRunner {
+  run<J extends DenseJob>(job: J): Promise<DenseJobDone<J>>;
+  close(): Promise<void>;
+}
+
+function denseRunner(config: ParsedConfig, options: EvaluationOptions): DenseRunner {
+  const cores = os.availableParallelism();
+  const workers = Math.min(options.parallelRuns ?? cores, config.label_fractions.length * config.seeds.length);
+  const hasDense = config.tasks.some((t) => t === 'segmentation' || t === 'detection');
+  if ((config.execution_provider ?? 'cpu') !== 'cpu' || workers < 2 || !hasDense)
+    return { run: (job) => runDenseJob(job), close: async () => {} };
+  const pool = new DenseHeadWorkers(workers);
+  const intraOpThreads = Math.max(1, Math.floor(cores / workers));
+  return {
+    run: (job) => pool.run({ ...job, options: { ...job.options, intraOpThreads } }),
+    close: () => pool.close(),
   };
 }
 

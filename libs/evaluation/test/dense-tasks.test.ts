@@ -9,6 +9,7 @@ import {
   trainDetection,
   trainSegmentation,
 } from '../src/dense-tasks';
+import { DenseHeadWorkers, runDenseJob, type DenseJob } from '../src/dense-workers';
 import { seededRandom } from '@medsyn/random';
 import { grayImage } from '@medsyn/imaging';
 import { SIZE, writeBundle } from './fixtures';
@@ -82,6 +83,32 @@ describe('dense tasks on a frozen encoder', () => {
     );
     expect(result.map_50).toBeGreaterThan(0.3);
   });
+
+  it('worker threads train the same heads as this thread, two at a time', async () => {
+    const { maps } = await encoded;
+    const options = { seed: 2, epochs: 3, intraOpThreads: 1 };
+    const jobs: DenseJob[] = [
+      { task: 'segmentation', maps: maps!, masks: data.map((d) => d.mask), size: SIZE, rows, options },
+      { task: 'detection', maps: maps!, boxes: data.map((d) => d.boxes), classes: 1, rows, options },
+    ];
+    const here = [];
+    for (const job of jobs) here.push((await runDenseJob(job)).result);
+    const workers = new DenseHeadWorkers(2);
+    try {
+      const there = (await Promise.all(jobs.map((job) => workers.run(job)))).map((done) => done.result);
+      expect(there).toEqual(here);
+      // A job that fails comes back as its error, and the worker takes the next one.
+      const bad = { ...jobs[0]!, masks: [new Uint8Array(3)] } as DenseJob;
+      await expect(workers.run(bad)).rejects.toMatchObject({
+        name: 'RangeError',
+        message: `segmentation: mask of row 0 has 3 pixels, expected ${SIZE}x${SIZE}`,
+      });
+      expect((await workers.run(jobs[1]!)).result).toEqual(here[1]);
+    } finally {
+      await workers.close();
+    }
+    await expect(workers.run(jobs[0]!)).rejects.toThrow('closed');
+  }, 60000);
 
   it('FCOS targets, decoding and NMS invert each other on a hand case', () => {
     const box = { x: 4, y: 8, width: 16, height: 8, label: 0 };

@@ -17,9 +17,21 @@ import { DatasetError, EncoderBundleError, isAllowedDatasetRoot, runEvaluation }
 import { JobFailure, verifyJobInputs, type JobContext, type JobInput } from '@medsyn/jobs';
 import { evaluator } from '@medsyn/proto';
 import { RpcError, invalidArgument, toProtoJob, type ServiceSpec } from '@medsyn/service-kit';
+import { z } from 'zod';
 
 /** Ports a local setup uses when GRPC_PORT / METRICS_PORT are not set. */
 export const EVALUATOR_DEFAULTS = { grpcPort: 50054, metricsPort: 9464 };
+
+/** Evaluator settings beyond the kit's (docs/configuration.md). */
+export const EVALUATOR_CONFIG = {
+  /** Segmentation and detection runs a job trains at once on CPU, each in a worker thread (default: one per core). */
+  EVALUATOR_PARALLEL_RUNS: z.coerce
+    .number()
+    .int('must be an integer')
+    .min(1, 'must be >= 1')
+    .max(256, 'must be <= 256')
+    .optional(),
+};
 
 const JOB_KIND = 'evaluation';
 // Read at start; the file sits one level above both src/ and dist/.
@@ -199,7 +211,12 @@ async function verifyInput(store: ArtifactStore, input: ClaimedInput, roots: rea
 }
 
 /** Runs one evaluation job: the comparison, then results.json, splits.json and report.html into the store. */
-async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: readonly string[]): Promise<void> {
+async function runEvaluationJob(
+  ctx: JobContext,
+  store: ArtifactStore,
+  roots: readonly string[],
+  parallelRuns: number | undefined,
+): Promise<void> {
   const { config, outputPrefix, inputs } = ctx.spec as EvaluationJobSpec;
   // Checked again here: a job resumed after a restart runs under the roots configured now.
   if (!isAllowedDatasetRoot(config.dataset.root, roots))
@@ -216,6 +233,7 @@ async function runEvaluationJob(ctx: JobContext, store: ArtifactStore, roots: re
     const output = await runEvaluation(config, {
       store,
       signal: ctx.signal,
+      parallelRuns,
       onProgress: (p) => ctx.report({ completed: p.completed, total: p.total, unit: 'runs', phase: p.phase }),
     });
     ctx.addOutput(
@@ -272,17 +290,20 @@ function toProtoResult(
 }
 
 /** The evaluator: frozen-encoder classification, segmentation, detection and zero-shot. */
-export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceSpec {
+export function evaluatorService(env: NodeJS.ProcessEnv = process.env): ServiceSpec<typeof EVALUATOR_CONFIG> {
   // The runner needs the store, which the kit opens before register() and before resuming jobs.
   let store: ArtifactStore | undefined;
   let roots: string[] = [];
+  let parallelRuns: number | undefined;
   return {
     name: 'evaluator',
     defaults: EVALUATOR_DEFAULTS,
     env,
-    jobRunners: { [JOB_KIND]: (ctx) => runEvaluationJob(ctx, store!, roots) },
-    register({ addService, jobs, store: kitStore }) {
+    extraConfig: EVALUATOR_CONFIG,
+    jobRunners: { [JOB_KIND]: (ctx) => runEvaluationJob(ctx, store!, roots, parallelRuns) },
+    register({ addService, jobs, store: kitStore, config }) {
       store = kitStore;
+      parallelRuns = config.service.EVALUATOR_PARALLEL_RUNS;
       roots = datasetRoots(env, kitStore);
       const implementation: evaluator.EvaluatorServiceServer = {
         startEvaluation: async (call, callback) => {

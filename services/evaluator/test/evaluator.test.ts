@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { encodeGrayPng, grayImage } from '@medsyn/imaging';
 import { common, evaluator, jobs } from '@medsyn/proto';
 import { seededRandom } from '@medsyn/random';
-import { startService, type RunningService } from '@medsyn/service-kit';
+import { loadConfig, startService, type RunningService } from '@medsyn/service-kit';
 import {
   callUnary,
   describeServiceBasics,
@@ -16,7 +16,7 @@ import {
   watchJobToEnd,
 } from '@medsyn/testing';
 import { FileArtifactStore, localTreeDigest, storedDigest } from '@medsyn/artifact-store';
-import { datasetRoots, evaluatorService } from '../src/service';
+import { EVALUATOR_CONFIG, datasetRoots, evaluatorService } from '../src/service';
 
 describeServiceBasics({
   start: (env) => startService(evaluatorService(env)),
@@ -386,6 +386,19 @@ describe('dataset roots', () => {
     expect(datasetRoots({}, store)).toEqual([process.cwd(), '/srv/medsyn-store']);
     expect(() => datasetRoots({ EVALUATOR_DATASET_ROOTS: '/data/a:data/b' }, store)).toThrow(
       'EVALUATOR_DATASET_ROOTS: "data/b" is not an absolute path',
+    );
+  });
+});
+
+describe('parallel runs', () => {
+  it('EVALUATOR_PARALLEL_RUNS is a positive integer, unset by default (one worker per core)', () => {
+    const defaults = { grpcPort: 0, metricsPort: 0 };
+    expect(loadConfig({}, defaults, EVALUATOR_CONFIG).service.EVALUATOR_PARALLEL_RUNS).toBeUndefined();
+    expect(
+      loadConfig({ EVALUATOR_PARALLEL_RUNS: '3' }, defaults, EVALUATOR_CONFIG).service.EVALUATOR_PARALLEL_RUNS,
+    ).toBe(3);
+    expect(() => loadConfig({ EVALUATOR_PARALLEL_RUNS: '0' }, defaults, EVALUATOR_CONFIG)).toThrow(
+      /EVALUATOR_PARALLEL_RUNS.*must be >= 1/,
     );
   });
 });
