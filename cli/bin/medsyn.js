@@ -22,5 +22,5 @@ if (existsSync(source) && tsx && !process.env.MEDSYN_CLI_DIST) {
   process.on('SIGINT', () => {});
   child.on('exit', (code, signal) => process.exit(code ?? 128 + (constants.signals[signal] ?? 1)));
 } else {
-  require('../dist/main.js');
+  require('../dist/main.js').runCli();
 }

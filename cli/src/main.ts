@@ -32,9 +32,12 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   }
 }
 
-if (require.main === module) {
+/** Runs the CLI on this process's arguments and sets its exit code (bin/medsyn.js calls this from dist/). */
+export function runCli(): void {
   main().then((code) => {
     // A command may have set its own exit code (e.g. 2 for an invalid config) and returned normally.
     if (code !== 0 || process.exitCode === undefined) process.exitCode = code;
   });
 }
+
+if (require.main === module) runCli();
