@@ -14,7 +14,7 @@ import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec } from '@meds
 import { meanStd, type Box, type EvaluationResults, type ReportSample } from '@medsyn/evaluation-report';
 import { resize, type GrayImage } from '@medsyn/imaging';
 import type { DenseTrainOptions } from './dense-tasks';
-import { DenseHeadWorkers, runDenseJob, type DenseJob, type DenseJobDone } from './dense-workers';
+import { DenseHeadWorkers, cpuBudget, runDenseJob, type DenseJob, type DenseJobDone } from './dense-workers';
 import { importDataset, loadImage, loadMask, type DownstreamDataset, type LabelledImage } from './downstream-datasets';
 import { encodeImages, openEncoderBundle, type EncodedImages, type FrozenEncoder } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
@@ -474,7 +474,7 @@ interface DenseRunner {
 }
 
 function denseRunner(config: ParsedConfig, options: EvaluationOptions): DenseRunner {
-  const cores = os.availableParallelism();
+  const cores = cpuBudget();
   const workers = Math.min(options.parallelRuns ?? cores, config.label_fractions.length * config.seeds.length);
   const hasDense = config.tasks.some((t) => t === 'segmentation' || t === 'detection');
   if ((config.execution_provider ?? 'cpu') !== 'cpu' || workers < 2 || !hasDense)
