@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { Box } from '@medsyn/evaluation-report';
 import {
@@ -119,35 +117,6 @@ export class DenseHeadWorkers {
       worker.postMessage({ id: this.nextId++, job } satisfies ToWorker);
     }
   }
-}
-
-/**
- * CPUs this process may use: the machine's, capped by the container's cgroup CPU quota (a
- * Kubernetes CPU limit), which os.availableParallelism() ignores in Node 20: an evaluator pod
- * limited to 2 CPUs on a 64-core node must start 2 workers, not 64. `read` is for tests.
- */
-export function cpuBudget(read: (file: string) => string = (file) => fs.readFileSync(file, 'utf8')): number {
-  const cores = os.availableParallelism();
-  const quota = cgroupCpuQuota(read);
-  return quota === undefined ? cores : Math.max(1, Math.min(cores, Math.ceil(quota)));
-}
-
-/** CPUs per period the cgroup may use (cgroup v2 cpu.max, else v1's CFS quota); undefined when unlimited or unknown. */
-function cgroupCpuQuota(read: (file: string) => string): number | undefined {
-  const attempt = (file: string) => {
-    try {
-      return read(file).trim();
-    } catch {
-      return undefined;
-    }
-  };
-  // v2: "max 100000" (no limit) or "<quota> <period>"; v1: quota -1 for no limit.
-  const [quota, period] = attempt('/sys/fs/cgroup/cpu.max')?.split(' ') ?? [
-    attempt('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'),
-    attempt('/sys/fs/cgroup/cpu/cpu.cfs_period_us'),
-  ];
-  const [q, p] = [Number(quota), Number(period)];
-  return q > 0 && p > 0 ? q / p : undefined;
 }
 
 /** The worker's side: runs each job it is given and answers with its result or error message. */

@@ -14,7 +14,8 @@ import { exportEncoderBundle, writeEncoderBundle, type EncoderSpec } from '@meds
 import { meanStd, type Box, type EvaluationResults, type ReportSample } from '@medsyn/evaluation-report';
 import { resize, type GrayImage } from '@medsyn/imaging';
 import type { DenseTrainOptions } from './dense-tasks';
-import { DenseHeadWorkers, cpuBudget, runDenseJob, type DenseJob, type DenseJobDone } from './dense-workers';
+import { cpuBudget } from '@medsyn/training';
+import { DenseHeadWorkers, runDenseJob, type DenseJob, type DenseJobDone } from './dense-workers';
 import { importDataset, loadImage, loadMask, type DownstreamDataset, type LabelledImage } from './downstream-datasets';
 import { encodeImages, openEncoderBundle, type EncodedImages, type FrozenEncoder } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';

@@ -9,8 +9,7 @@ import {
   trainDetection,
   trainSegmentation,
 } from '../src/dense-tasks';
-import * as os from 'node:os';
-import { DenseHeadWorkers, cpuBudget, runDenseJob, type DenseJob } from '../src/dense-workers';
+import { DenseHeadWorkers, runDenseJob, type DenseJob } from '../src/dense-workers';
 import { seededRandom } from '@medsyn/random';
 import { grayImage } from '@medsyn/imaging';
 import { SIZE, writeBundle } from './fixtures';
@@ -132,30 +131,5 @@ describe('dense tasks on a frozen encoder', () => {
       { ...box, x: 40, score: 0.7 },
     ]);
     expect(nms.map((b) => b.score)).toEqual([0.9, 0.7]);
-  });
-});
-
-describe('the CPU budget of dense head workers', () => {
-  const cores = os.availableParallelism();
-  const files = (contents: Record<string, string>) => (file: string) => {
-    if (!(file in contents)) throw new Error(`ENOENT: ${file}`);
-    return contents[file]!;
-  };
-  it('is capped by a cgroup CPU quota (v2 cpu.max, v1 CFS), rounded up, and is the machine where there is none', () => {
-    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': '100000 100000\n' }))).toBe(1);
-    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': '50000 100000\n' }))).toBe(1);
-    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': `${cores * 100000 + 1} 100000` }))).toBe(cores);
-    expect(cpuBudget(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' }))).toBe(cores);
-    expect(
-      cpuBudget(
-        files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '100000', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }),
-      ),
-    ).toBe(1);
-    expect(
-      cpuBudget(
-        files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }),
-      ),
-    ).toBe(cores);
-    expect(cpuBudget(files({}))).toBe(cores);
   });
 });

@@ -24,3 +24,4 @@ export {
 } from './trainer';
 export { encodeSafetensors, decodeSafetensors } from './safetensors';
 export { exportInferenceModel } from './export';
+export { cpuBudget, cpuQuotaLimit } from './cpu-budget';

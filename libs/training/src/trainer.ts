@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import { cpuQuotaLimit } from './cpu-budget';
 import type { ExecutionProvider } from '@medsyn/config';
 import { RNG_SEED_INPUT, tensor as makeTensor, type DType, type Tensor, type TypedArray } from '@medsyn/onnx-graph';
 import {
@@ -18,7 +19,7 @@ export class ExecutionProviderError extends Error {}
 export interface TrainerOptions {
   /** Where the step graph runs (default cpu). */
   executionProvider?: ExecutionProvider;
-  /** Threads for one operator (default: onnxruntime's choice, all cores). */
+  /** Threads for one operator (default: onnxruntime's choice, all cores, or the container's CPU limit where lower). */
   intraOpThreads?: number;
   /**
    * Let idle intra-op threads spin for the next operator instead of sleeping (default off: they
@@ -59,6 +60,8 @@ export async function createSession(model: Uint8Array, options: TrainerOptions =
       `execution provider "${provider}" is not in this onnxruntime-node build (it has: ${supported.join(', ')}); on GPU machines install with ONNXRUNTIME_NODE_INSTALL=cuda12`,
     );
   }
+  // onnxruntime sizes its pool by the machine's cores, blind to a container's CPU limit.
+  const threads = options.intraOpThreads ?? cpuQuotaLimit();
   try {
     return await ort.InferenceSession.create(model, {
       executionProviders: [provider],
@@ -72,7 +75,7 @@ export async function createSession(model: Uint8Array, options: TrainerOptions =
       // ran within 8 % either way.
       extra: { session: { 'intra_op.allow_spinning': options.intraOpSpinning ? '1' : '0' } },
       ...(options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: options.profileFilePrefix } : {}),
-      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      ...(threads ? { intraOpNumThreads: threads } : {}),
     });
   } catch (error) {
     if (provider === 'cpu') throw error;
