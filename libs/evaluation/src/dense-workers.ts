@@ -36,22 +36,23 @@ export async function runDenseJob<J extends DenseJob>(job: J): Promise<DenseJobD
   return { result: result as DenseJobResult<J>, seconds: Math.round(performance.now() - started) / 1000 };
 }
 
-type ToWorker = { id: number; job: DenseJob };
-type FromWorker = { id: number; done?: DenseJobDone<DenseJob>; error?: string; errorName?: string };
+type ToWorker = { job: DenseJob };
+type FromWorker = { done?: DenseJobDone<DenseJob>; error?: string; errorName?: string };
 
 /**
  * Worker threads that train dense heads, one job each at a time, queued in the order given.
  * onnxruntime-node's session.run holds its thread for the whole run, and a small head keeps two
- * intra-op threads no busier than one (docs/evaluator.md, Speed): so independent runs (label
- * fractions, seeds) go to one worker per core, each with `options.intraOpThreads` of its own.
+ * intra-op threads no busier than one (docs/evaluator.md, "Dense runs in parallel"): so
+ * independent runs (label fractions, seeds) go to one worker per core, each with
+ * `options.intraOpThreads` of its own. A worker that dies fails its job and every job after it.
  */
 export class DenseHeadWorkers {
   private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
   private readonly queue: { job: DenseJob; settle: (reply: FromWorker) => void }[] = [];
   private readonly running = new Map<Worker, (reply: FromWorker) => void>();
-  private nextId = 0;
-  private closed = false;
+  /** Why the pool takes no more work: closed, or a worker died. */
+  private stopped?: string;
 
   constructor(readonly size: number) {
     for (let i = 0; i < size; i++) this.all.push(this.start());
@@ -59,7 +60,7 @@ export class DenseHeadWorkers {
   }
 
   run<J extends DenseJob>(job: J): Promise<DenseJobDone<J>> {
-    if (this.closed) return Promise.reject(new Error('the dense head workers are closed'));
+    if (this.stopped) return Promise.reject(new Error(this.stopped));
     return new Promise((resolve, reject) => {
       this.queue.push({
         job,
@@ -74,10 +75,13 @@ export class DenseHeadWorkers {
 
   /** Stops every worker; queued and running jobs are rejected. */
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const { settle } of this.queue.splice(0)) settle({ id: -1, error: 'the dense head workers were closed' });
+    this.stop('the dense head workers are closed');
     await Promise.all(this.all.map((w) => w.terminate()));
+  }
+
+  private stop(reason: string): void {
+    this.stopped ??= reason;
+    for (const { settle } of this.queue.splice(0)) settle({ error: this.stopped });
   }
 
   private start(): Worker {
@@ -102,19 +106,20 @@ export class DenseHeadWorkers {
     worker.once('exit', (code) => {
       const settle = this.running.get(worker);
       this.running.delete(worker);
-      settle?.({ id: -1, error: `a dense head worker stopped (exit ${code})` });
+      this.stop(`a dense head worker stopped (exit ${code})`);
+      settle?.({ error: this.stopped });
     });
     return worker;
   }
 
   private dispatch(): void {
-    while (!this.closed && this.idle.length && this.queue.length) {
+    while (!this.stopped && this.idle.length && this.queue.length) {
       const worker = this.idle.shift()!;
       const { job, settle } = this.queue.shift()!;
       this.running.set(worker, settle);
       // A busy worker keeps the process alive; an idle one does not.
       worker.ref();
-      worker.postMessage({ id: this.nextId++, job } satisfies ToWorker);
+      worker.postMessage({ job } satisfies ToWorker);
     }
   }
 }
@@ -122,10 +127,10 @@ export class DenseHeadWorkers {
 /** The worker's side: runs each job it is given and answers with its result or error message. */
 function serveDenseJobs(): void {
   const port = parentPort!;
-  port.on('message', ({ id, job }: ToWorker) => {
+  port.on('message', ({ job }: ToWorker) => {
     runDenseJob(job).then(
-      (done) => port.postMessage({ id, done } satisfies FromWorker),
-      (error: Error) => port.postMessage({ id, error: error.message, errorName: error.name } satisfies FromWorker),
+      (done) => port.postMessage({ done } satisfies FromWorker),
+      (error: Error) => port.postMessage({ error: error.message, errorName: error.name } satisfies FromWorker),
     );
   });
 }

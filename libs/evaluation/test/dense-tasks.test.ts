@@ -110,6 +110,27 @@ describe('dense tasks on a frozen encoder', () => {
     await expect(workers.run(jobs[0]!)).rejects.toThrow('closed');
   }, 60000);
 
+  it('a worker that dies fails its job and the queued ones instead of leaving them waiting', async () => {
+    const { maps } = await encoded;
+    const job: DenseJob = {
+      task: 'detection',
+      maps: maps!,
+      boxes: data.map((d) => d.boxes),
+      classes: 1,
+      rows,
+      options: { seed: 2, epochs: 3, intraOpThreads: 1 },
+    };
+    const workers = new DenseHeadWorkers(1);
+    const running = workers.run(job);
+    const queued = workers.run(job);
+    // What an out-of-memory kill or a native crash does to the thread.
+    await (workers as unknown as { all: { terminate(): Promise<number> }[] }).all[0]!.terminate();
+    await expect(running).rejects.toThrow(/a dense head worker stopped \(exit \d+\)/);
+    await expect(queued).rejects.toThrow(/a dense head worker stopped/);
+    await expect(workers.run(job)).rejects.toThrow(/a dense head worker stopped/);
+    await workers.close();
+  }, 30000);
+
   it('FCOS targets, decoding and NMS invert each other on a hand case', () => {
     const box = { x: 4, y: 8, width: 16, height: 8, label: 0 };
     const t = fcosTargets([box], 4, 8, 1);
