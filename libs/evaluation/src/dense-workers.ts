@@ -36,6 +36,20 @@ export async function runDenseJob<J extends DenseJob>(job: J): Promise<DenseJobD
   return { result: result as DenseJobResult<J>, seconds: Math.round(performance.now() - started) / 1000 };
 }
 
+/**
+ * `fn` with its calls run one at a time, in call order: a call starts when the previous one has
+ * settled. What the calling thread does with dense runs when there are no workers (one session
+ * at a time, as on a GPU, and each run's seconds its own).
+ */
+export function oneAtATime<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  let last: Promise<unknown> = Promise.resolve();
+  return (...args) => {
+    const next = last.then(() => fn(...args));
+    last = next.catch(() => undefined);
+    return next;
+  };
+}
+
 type ToWorker = { job: DenseJob };
 type FromWorker = { done?: DenseJobDone<DenseJob>; error?: string; errorName?: string };
 

@@ -15,7 +15,7 @@ import { meanStd, type Box, type EvaluationResults, type ReportSample } from '@m
 import { resize, type GrayImage } from '@medsyn/imaging';
 import type { DenseTrainOptions } from './dense-tasks';
 import { cpuBudget } from '@medsyn/training';
-import { DenseHeadWorkers, runDenseJob, type DenseJob, type DenseJobDone } from './dense-workers';
+import { DenseHeadWorkers, oneAtATime, runDenseJob, type DenseJob, type DenseJobDone } from './dense-workers';
 import { importDataset, loadImage, loadMask, type DownstreamDataset, type LabelledImage } from './downstream-datasets';
 import { encodeImages, openEncoderBundle, type EncodedImages, type FrozenEncoder } from './encoder';
 import { probeScores, trainLinearProbe, type ProbeSet } from './linear-probe';
@@ -479,7 +479,7 @@ function denseRunner(config: ParsedConfig, options: EvaluationOptions): DenseRun
   const workers = Math.min(options.parallelRuns ?? cores, config.label_fractions.length * config.seeds.length);
   const hasDense = config.tasks.some((t) => t === 'segmentation' || t === 'detection');
   if ((config.execution_provider ?? 'cpu') !== 'cpu' || workers < 2 || !hasDense)
-    return { run: (job) => runDenseJob(job), close: async () => {} };
+    return { run: oneAtATime(runDenseJob), close: async () => {} };
   const pool = new DenseHeadWorkers(workers);
   const intraOpThreads = Math.max(1, Math.floor(cores / workers));
   return {

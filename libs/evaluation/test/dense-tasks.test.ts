@@ -9,7 +9,7 @@ import {
   trainDetection,
   trainSegmentation,
 } from '../src/dense-tasks';
-import { DenseHeadWorkers, runDenseJob, type DenseJob } from '../src/dense-workers';
+import { DenseHeadWorkers, oneAtATime, runDenseJob, type DenseJob } from '../src/dense-workers';
 import { seededRandom } from '@medsyn/random';
 import { grayImage } from '@medsyn/imaging';
 import { SIZE, writeBundle } from './fixtures';
@@ -152,5 +152,21 @@ describe('dense tasks on a frozen encoder', () => {
       { ...box, x: 40, score: 0.7 },
     ]);
     expect(nms.map((b) => b.score)).toEqual([0.9, 0.7]);
+  });
+});
+
+describe('dense runs on the calling thread', () => {
+  it('run one at a time: a call starts when the previous one has settled, a failed one included', async () => {
+    const events: string[] = [];
+    const run = oneAtATime(async (name: string, fail: boolean) => {
+      events.push(`start ${name}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      events.push(`end ${name}`);
+      if (fail) throw new Error(name);
+      return name;
+    });
+    const settled = await Promise.allSettled([run('a', false), run('b', true), run('c', false)]);
+    expect(events).toEqual(['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
   });
 });
