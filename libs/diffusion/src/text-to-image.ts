@@ -14,6 +14,7 @@ import {
   type SchedulerKind,
 } from './schedulers';
 import type { ExecutionProvider } from '@medsyn/config';
+import { cpuQuotaLimit } from '@medsyn/training';
 
 export type { ExecutionProvider };
 
@@ -105,6 +106,7 @@ export interface GeneratedImage {
 
 export interface ModelLoadOptions {
   executionProvider?: ExecutionProvider;
+  /** Threads per operator (default: onnxruntime's, the machine's cores, or the container's CPU limit where lower). */
   intraOpThreads?: number;
   /**
    * onnxruntime's CPU memory arena (default on). Off, each run's activations go back to the
@@ -154,13 +156,15 @@ async function createSession(
     );
   }
   if (!fs.existsSync(file)) throw new ModelLoadError(`${component}/model.onnx not found in the model directory`);
+  // onnxruntime sizes its pool by the machine's cores, blind to a container's CPU limit.
+  const threads = options.intraOpThreads ?? cpuQuotaLimit();
   try {
     // A path (not bytes) so that exports over 2 GB with external weight files load too.
     return await ort.InferenceSession.create(file, {
       executionProviders: [provider],
       graphOptimizationLevel: 'all',
       enableCpuMemArena: options.memoryArena ?? true,
-      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      ...(threads ? { intraOpNumThreads: threads } : {}),
     });
   } catch (error) {
     const message = (error as Error).message;
