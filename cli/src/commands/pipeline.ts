@@ -11,10 +11,12 @@ import {
 } from '@medsyn/pipeline';
 import type { RegisterCommand } from './index';
 
-const duration = (seconds: number) =>
-  seconds >= 90
-    ? `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`
-    : `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
+/** 4.2s, 42s, 1m32s (rounded to the second first, so 119.6 s reads 2m00s, not 1m60s). */
+export function duration(seconds: number): string {
+  if (seconds < 90) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, '0')}s`;
+}
 const summaryText = (summary: Record<string, number | string>) =>
   Object.entries(summary)
     .map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(3) : v}`)
